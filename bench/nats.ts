@@ -1,0 +1,347 @@
+// The `nats` bench suite: the same message-server scenarios against the Go nats-server and
+// shoal's server, each scenario on a freshly started server, with load generators in forked
+// processes (nats-load.ts) so the client side is not what gets measured. Scenarios: pub-only
+// throughput, pub→sub and 1→4 fan-out delivery rates, request/reply latency, and resident memory
+// idle, with 1,000 idle clients and during the pub→sub runs.
+import type {
+  IdleReady,
+  Job,
+  PubResult,
+  RequesterResult,
+  SubConnResult,
+  SubResult,
+} from "./nats-load.js";
+import { Worker } from "./procs.js";
+import type { Row, Suite, SuiteContext, SuiteResult, Unit } from "./report.js";
+import { cpuSnapshot, otherLoad, residentBytes, sampleRss } from "./procfs.js";
+import {
+  goServer,
+  shoalServer,
+  startServer,
+  stopAll,
+  type RunningServer,
+  type ServerSpec,
+} from "./servers.js";
+
+const LOAD = new URL("./nats-load.js", import.meta.url);
+
+/** Share of the machine's CPU used by other processes above which a result is flagged. */
+const BUSY = 0.1;
+
+interface Params {
+  durationMs: number;
+  /** Upper bound on messages per publisher, whichever of time and count comes first. */
+  maxMsgs: number;
+  writeBytes: number;
+  idleConns: number;
+  rrWarmup: number;
+  rrCount: number;
+}
+
+type Metrics = Record<string, number>;
+
+interface Scenario {
+  name: string;
+  /** The rows this scenario fills (so a failure marks exactly those). */
+  rows: string[];
+  run(server: RunningServer, p: Params, note: (s: string) => void): Promise<Metrics>;
+}
+
+const ROWS: Array<Omit<Row, "values">> = [
+  { id: "version", label: "server version", unit: "text", better: null },
+  { id: "pub-16", label: "pub only, 16 B", unit: "msgs/s", better: "higher" },
+  { id: "pub-1024", label: "pub only, 1 KiB", unit: "msgs/s", better: "higher" },
+  { id: "pubsub-16", label: "pub→sub, 16 B", unit: "msgs/s", better: "higher" },
+  { id: "pubsub-1024", label: "pub→sub, 1 KiB", unit: "msgs/s", better: "higher" },
+  {
+    id: "fanout4-16",
+    label: "fan-out 1→4, 16 B, total delivered",
+    unit: "msgs/s",
+    better: "higher",
+  },
+  { id: "rr-p50", label: "request/reply p50", unit: "us", better: "lower" },
+  { id: "rr-p99", label: "request/reply p99", unit: "us", better: "lower" },
+  { id: "rss-idle", label: "RSS, no clients", unit: "bytes", better: "lower" },
+  { id: "rss-1000", label: "RSS, 1,000 idle clients", unit: "bytes", better: "lower" },
+  { id: "rss-pubsub-16", label: "RSS peak during pub→sub 16 B", unit: "bytes", better: "lower" },
+  { id: "rss-pubsub-1024", label: "RSS peak during pub→sub 1 KiB", unit: "bytes", better: "lower" },
+];
+
+/** Forks a load generator, gives it its job and waits until it is connected. */
+async function worker(job: Job, name: string): Promise<Worker> {
+  const w = new Worker(LOAD, name);
+  w.send({ cmd: "start", job });
+  await w.next("ready", 20_000);
+  return w;
+}
+
+function publisher(server: RunningServer, p: Params, subject: string, size: number) {
+  return worker(
+    {
+      role: "pub",
+      port: server.port,
+      subject,
+      size,
+      durationMs: p.durationMs,
+      maxMsgs: p.maxMsgs,
+      writeBytes: p.writeBytes,
+    },
+    "publisher",
+  );
+}
+
+/** Time to wait for a publisher's result: its run plus generous slack for a slow server. */
+const resultTimeout = (p: Params) => p.durationMs + 30_000;
+
+function pubOnly(size: number): Scenario {
+  return {
+    name: `pub only ${size} B`,
+    rows: [`pub-${size}`],
+    async run(server, p) {
+      const pub = await publisher(server, p, "bench.pub", size);
+      pub.send({ cmd: "go" });
+      const r = await pub.next<PubResult>("result", resultTimeout(p));
+      return { [`pub-${size}`]: r.sent / ((r.endNs - r.startNs) / 1e9) };
+    },
+  };
+}
+
+/**
+ * One publisher, `subs` subscriber connections spread over `procs` processes. The rate is the
+ * number of messages all subscribers received over the time from the first to the last of them.
+ */
+function pubSub(
+  size: number,
+  subs: number,
+  procs: number,
+  rowId: string,
+  rssRow?: string,
+): Scenario {
+  return {
+    name: subs === 1 ? `pub→sub ${size} B` : `fan-out 1→${subs} ${size} B`,
+    rows: rssRow ? [rowId, rssRow] : [rowId],
+    async run(server, p, note) {
+      const subject = "bench.fan";
+      const perProc = Array.from({ length: procs }, (_, k) =>
+        Math.floor(subs / procs + (k < subs % procs ? 1 : 0)),
+      );
+      const subWorkers = await Promise.all(
+        perProc.map((conns, k) =>
+          worker(
+            { role: "sub", port: server.port, subject, conns, idleMs: 1000, maxWaitMs: 20_000 },
+            `subscriber-${k}`,
+          ),
+        ),
+      );
+      const pub = await publisher(server, p, subject, size);
+      const rss = sampleRss(server.pid, 50);
+      pub.send({ cmd: "go" });
+      const sent = (await pub.next<PubResult>("result", resultTimeout(p))).sent;
+      for (const w of subWorkers) w.send({ cmd: "finish", expected: sent });
+      const results = await Promise.all(subWorkers.map((w) => w.next<SubResult>("result", 30_000)));
+      const peak = rss.stop();
+      const conns: SubConnResult[] = results.flatMap((r) => r.conns);
+      const delivered = conns.reduce((s, c) => s + c.count, 0);
+      const first = Math.min(...conns.map((c) => c.firstNs));
+      const last = Math.max(...conns.map((c) => c.lastNs));
+      if (delivered === 0 || last <= first) throw new Error("subscribers received nothing");
+      const expected = sent * subs;
+      if (delivered < expected) {
+        const errors = [...new Set(conns.map((c) => c.error).filter((e) => e !== null))];
+        note(
+          `delivered ${delivered} of ${expected} messages (${((100 * delivered) / expected).toFixed(1)}%)` +
+            (errors.length ? `; subscriber: ${errors.join(", ")}` : ""),
+        );
+      }
+      const out: Metrics = { [rowId]: delivered / ((last - first) / 1e9) };
+      if (rssRow) out[rssRow] = peak;
+      return out;
+    },
+  };
+}
+
+const requestReply: Scenario = {
+  name: "request/reply",
+  rows: ["rr-p50", "rr-p99"],
+  async run(server, p) {
+    const subject = "bench.req";
+    await worker({ role: "responder", port: server.port, subject, size: 16 }, "responder");
+    const req = await worker(
+      {
+        role: "requester",
+        port: server.port,
+        subject,
+        size: 16,
+        warmup: p.rrWarmup,
+        count: p.rrCount,
+      },
+      "requester",
+    );
+    req.send({ cmd: "go" });
+    const { latenciesUs: l } = await req.next<RequesterResult>("result", 60_000);
+    const pct = (q: number) => l[Math.min(l.length - 1, Math.floor(q * l.length))];
+    return { "rr-p50": pct(0.5), "rr-p99": pct(0.99) };
+  },
+};
+
+const memory: Scenario = {
+  name: "memory",
+  rows: ["rss-idle", "rss-1000"],
+  async run(server, p, note) {
+    const idle = residentBytes(server.pid);
+    const w = new Worker(LOAD, "idle clients");
+    w.send({
+      cmd: "start",
+      job: { role: "idle", port: server.port, conns: p.idleConns, batch: 50 },
+    });
+    const r = await w.next<IdleReady>("ready", 60_000);
+    if (r.connected !== p.idleConns) note(`only ${r.connected} idle clients connected`);
+    return { "rss-idle": idle, "rss-1000": residentBytes(server.pid) };
+  },
+};
+
+const SCENARIOS: Scenario[] = [
+  pubOnly(16),
+  pubOnly(1024),
+  pubSub(16, 1, 1, "pubsub-16", "rss-pubsub-16"),
+  pubSub(1024, 1, 1, "pubsub-1024", "rss-pubsub-1024"),
+  pubSub(16, 4, 4, "fanout4-16"),
+  requestReply,
+  memory,
+];
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: gave up after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+function selectServers(ctx: SuiteContext): ServerSpec[] {
+  const o = ctx.options;
+  const all = [
+    goServer(typeof o["go-server"] === "string" ? o["go-server"] : undefined),
+    shoalServer(typeof o["shoal-cmd"] === "string" ? o["shoal-cmd"].split(/\s+/) : undefined),
+  ];
+  const wanted = typeof o.servers === "string" ? o.servers.split(",") : ["go", "shoal"];
+  for (const id of wanted) {
+    if (!all.some((s) => s.id === id)) throw new Error(`unknown server "${id}" (go, shoal)`);
+  }
+  return all.filter((s) => wanted.includes(s.id));
+}
+
+async function run(ctx: SuiteContext): Promise<SuiteResult> {
+  const specs = selectServers(ctx);
+  const p: Params = {
+    durationMs: ctx.durationMs,
+    maxMsgs: 100_000_000,
+    writeBytes: 256 * 1024,
+    idleConns: 1000,
+    rrWarmup: 1000,
+    rrCount: 5000,
+  };
+  const rows: Row[] = ROWS.map((r) => ({ ...r, values: {} }));
+  const row = (id: string) => rows.find((r) => r.id === id) as Row;
+  const notes: string[] = [];
+  const available: ServerSpec[] = [];
+  let disturbed = false;
+
+  const idle = cpuSnapshot();
+  await new Promise((r) => setTimeout(r, 1000));
+  const before = otherLoad(idle, cpuSnapshot());
+  if (before > BUSY) {
+    const msg = `other processes are using ${(100 * before).toFixed(0)}% of the CPUs; numbers will be low`;
+    ctx.log(`nats: warning: ${msg}`);
+    notes.push(`before the run, ${msg}`);
+  }
+
+  // A server that cannot start once is reported and left out, rather than failing every row.
+  for (const spec of specs) {
+    try {
+      const server = await startServer(spec);
+      row("version").values[spec.id] = server.version;
+      available.push(spec);
+      ctx.log(`nats: ${spec.label} ${server.version} starts (${spec.command(0)[0]})`);
+    } catch (err) {
+      row("version").values[spec.id] = "failed to start";
+      for (const r of rows) if (r.id !== "version") r.values[spec.id] = "not run";
+      notes.push(`${errorText(err)}`);
+      ctx.log(`nats: ${errorText(err)}`);
+    } finally {
+      await stopAll();
+    }
+  }
+
+  for (const sc of SCENARIOS) {
+    for (const spec of available) {
+      const note = (s: string) => notes.push(`${sc.name} on ${spec.label}: ${s}`);
+      let metrics: Metrics | null = null;
+      let busy = 0;
+      try {
+        const server = await startServer(spec);
+        const before = cpuSnapshot();
+        metrics = await withTimeout(sc.run(server, p, note), p.durationMs + 90_000, sc.name);
+        busy = otherLoad(before, cpuSnapshot());
+        for (const [id, v] of Object.entries(metrics)) row(id).values[spec.id] = v;
+        if (busy > BUSY) {
+          note(`other processes used ${(100 * busy).toFixed(0)}% of the CPUs meanwhile`);
+          for (const id of sc.rows) (row(id).marks ??= {})[spec.id] = "*";
+          disturbed = true;
+        }
+      } catch (err) {
+        note(errorText(err));
+        for (const id of sc.rows) row(id).values[spec.id] ??= "failed";
+      } finally {
+        await stopAll();
+      }
+      const shown = metrics
+        ? Object.entries(metrics)
+            .map(([id, v]) => `${id}=${fmt(v, row(id).unit)}`)
+            .join(" ")
+        : "failed";
+      const load = busy > BUSY ? ` (other load ${(100 * busy).toFixed(0)}%)` : "";
+      ctx.log(`nats: ${sc.name.padEnd(22)} ${spec.label.padEnd(15)} ${shown}${load}`);
+    }
+  }
+
+  if (disturbed) {
+    notes.push(
+      `* other processes used more than ${100 * BUSY}% of the CPUs during that measurement`,
+    );
+  }
+  return {
+    suite: "nats",
+    title: "nats: message server, Go nats-server vs shoal",
+    columns: specs.map((s) => ({ id: s.id, label: s.id === "go" ? "Go" : s.label })),
+    rows,
+    notes,
+    params: {
+      ...p,
+      servers: Object.fromEntries(specs.map((s) => [s.id, s.command(0).slice(0, -4).join(" ")])),
+    },
+  };
+}
+
+function fmt(v: number, unit: Unit): string {
+  if (unit === "msgs/s") return `${(v / 1e6).toFixed(2)}M/s`;
+  if (unit === "us") return `${v.toFixed(0)}µs`;
+  if (unit === "bytes") return `${(v / 1048576).toFixed(1)}MiB`;
+  return String(v);
+}
+
+export const natsSuite: Suite = {
+  name: "nats",
+  description: "message server: throughput, fan-out, request/reply latency, memory (Go vs shoal)",
+  options: {
+    servers: { type: "string", description: "comma-separated servers to bench (default go,shoal)" },
+    "go-server": { type: "string", description: "path of the Go nats-server binary" },
+    "shoal-cmd": {
+      type: "string",
+      description: 'command that starts shoal\'s server (default "node bin/shoal.js nats-server")',
+    },
+  },
+  run,
+};

@@ -1,0 +1,100 @@
+// Entry point of `npm run bench`: picks the suites named on the command line (default `nats`),
+// runs them one after another, prints each one's table and optionally writes all results, with a
+// description of the machine, as JSON. To add a suite, write it in its own file (exporting a
+// `Suite`, see report.ts) and list it in SUITES below.
+//
+//   npm run bench                       # the nats suite
+//   npm run bench -- nats --json out.json --duration 3 --servers go
+import { writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { natsSuite } from "./nats.js";
+import { installExitHooks } from "./procs.js";
+import { formatTable, machineInfo, type Suite, type SuiteResult } from "./report.js";
+
+const SUITES: Suite[] = [natsSuite];
+
+const COMMON = {
+  json: { type: "string", description: "also write the results as JSON to this file" },
+  duration: { type: "string", description: "seconds per timed scenario (default 3)" },
+  help: { type: "boolean", description: "show this help" },
+} as const;
+
+function usage(): string {
+  const lines = ["usage: npm run bench -- [suite...] [options]", "", "suites:"];
+  for (const s of SUITES) lines.push(`  ${s.name.padEnd(14)} ${s.description}`);
+  lines.push("", "options:");
+  const all = { ...COMMON, ...Object.assign({}, ...SUITES.map((s) => s.options)) };
+  for (const [name, o] of Object.entries(all) as Array<[string, { description: string }]>) {
+    lines.push(`  --${name.padEnd(12)} ${o.description}`);
+  }
+  return lines.join("\n");
+}
+
+async function main(argv: string[]): Promise<number> {
+  const options: Record<string, { type: "string" | "boolean" }> = {};
+  for (const [name, o] of Object.entries(COMMON)) options[name] = { type: o.type };
+  for (const s of SUITES) {
+    for (const [name, o] of Object.entries(s.options)) options[name] = { type: o.type };
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    console.error(`bench: ${err instanceof Error ? err.message : String(err)}\n\n${usage()}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    console.log(usage());
+    return 0;
+  }
+  const names = positionals.length > 0 ? positionals : ["nats"];
+  const chosen: Suite[] = [];
+  for (const name of names) {
+    const suite = SUITES.find((s) => s.name === name);
+    if (!suite) {
+      console.error(`bench: unknown suite "${name}"\n\n${usage()}`);
+      return 2;
+    }
+    chosen.push(suite);
+  }
+  const seconds = values.duration === undefined ? 3 : Number(values.duration);
+  if (!(seconds > 0 && seconds <= 600)) {
+    console.error(`bench: --duration must be a number of seconds in (0, 600]`);
+    return 2;
+  }
+
+  installExitHooks();
+  const machine = machineInfo();
+  console.error(
+    `bench: ${machine.nproc} CPUs (${machine.cpuModel}), node ${machine.node}, ${machine.os}`,
+  );
+  const results: SuiteResult[] = [];
+  const started = Date.now();
+  for (const suite of chosen) {
+    const result = await suite.run({
+      durationMs: seconds * 1000,
+      options: values,
+      log: (line) => console.error(line),
+    });
+    results.push(result);
+    console.log(`\n${formatTable(result)}\n`);
+  }
+  console.error(`bench: done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  if (typeof values.json === "string") {
+    const doc = { date: new Date().toISOString(), machine, suites: results };
+    writeFileSync(values.json, `${JSON.stringify(doc, null, 2)}\n`);
+    console.error(`bench: wrote ${values.json}`);
+  }
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  // Exit explicitly: nothing a suite forgot to close may keep the bench alive (the exit hook
+  // kills any process still running).
+  (code) => process.exit(code),
+  (err) => {
+    console.error(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exit(1);
+  },
+);

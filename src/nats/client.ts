@@ -1,0 +1,480 @@
+// One client connection: reads the protocol through the parser, applies CONNECT, SUB, UNSUB,
+// PUB and HPUB, delivers MSG/HMSG to its subscriptions, and enforces the per-client limits
+// (max payload, auth and permissions, max subscriptions, slow consumer, stale connection).
+// Outbound bytes are queued and flushed by the server once per read (see Server.flushPending).
+
+import type { Socket } from "node:net";
+import { Parser, Op, splitArgs, parseSize, type OpCode, type ParserSink } from "./parser.js";
+import {
+  CloseReason,
+  ErrText,
+  ProtocolError,
+  pubViolation,
+  subViolation,
+  type CloseReasonText,
+} from "./errors.js";
+import { Outbound } from "./outbound.js";
+import { Subscription, type MsgTarget } from "./subscription.js";
+import { isValidLiteralSubject, isValidSubject, isValidQueueName } from "./subject.js";
+import { authenticate, type CompiledPermissions } from "./auth.js";
+import type { Server } from "./server.js";
+
+/** What the client said in CONNECT; fields it leaves out keep nats-server's defaults. */
+export interface ConnectOptions {
+  verbose: boolean;
+  pedantic: boolean;
+  echo: boolean;
+  headers: boolean;
+  no_responders: boolean;
+  name: string;
+  lang: string;
+  version: string;
+  protocol: number;
+  user?: string;
+  pass?: string;
+  auth_token?: string;
+  tls_required?: boolean;
+}
+
+const NO_RESPONDERS_HDR = "NATS/1.0 503\r\n\r\n";
+
+export class Client implements ParserSink, MsgTarget {
+  readonly kind = "Client";
+  readonly parser: Parser;
+  readonly out = new Outbound();
+  readonly subs = new Map<string, Subscription>();
+  readonly start = new Date();
+  readonly host: string;
+  readonly port: number;
+  /** `127.0.0.1:54321 - cid:5` — the prefix of this connection's log lines. */
+  readonly tag: string;
+  opts: ConnectOptions = {
+    verbose: true,
+    pedantic: true,
+    echo: true,
+    headers: false,
+    no_responders: false,
+    name: "",
+    lang: "",
+    version: "",
+    protocol: 0,
+  };
+  user = "";
+  perms: CompiledPermissions | null = null;
+  connectReceived = false;
+  closed = false;
+  closeReason: CloseReasonText | "" = "";
+  stopTime: Date | null = null;
+  lastActivity = new Date();
+  rtt = 0;
+  private pingSentAt = 0;
+  inMsgs = 0;
+  inBytes = 0;
+  outMsgs = 0;
+  outBytes = 0;
+  pingsOut = 0;
+  /** Queued in the server's pending-flush list. */
+  flushQueued = false;
+  /** When a write last found the socket's buffer full (0 = not blocked). */
+  blockedSince = 0;
+  private authTimer: NodeJS.Timeout | null = null;
+  // The message being received: set by the PUB/HPUB control line, used by its payload.
+  private pubSubject = "";
+  private pubReply = "";
+  private pubHdr = -1;
+  private readonly args = new Int32Array(8);
+
+  constructor(
+    readonly server: Server,
+    readonly cid: number,
+    readonly socket: Socket,
+  ) {
+    this.host = socket.remoteAddress?.replace(/^::ffff:/, "") ?? "";
+    this.port = socket.remotePort ?? 0;
+    this.tag = `${this.host}:${this.port} - cid:${cid}`;
+    this.parser = new Parser(this, { maxControlLine: server.opts.maxControlLine });
+    if (server.authRequired) {
+      this.authTimer = setTimeout(() => {
+        this.sendErr(ErrText.AuthTimeout);
+        this.close(CloseReason.AuthTimeout);
+      }, server.opts.authTimeoutMs);
+      this.authTimer.unref();
+    }
+  }
+
+  /** Bytes read from the socket. */
+  onData(chunk: Buffer): void {
+    if (this.closed) return;
+    this.lastActivity = new Date();
+    try {
+      this.parser.parse(chunk);
+    } catch (err) {
+      if (err instanceof ProtocolError) {
+        this.server.log.debug(`${this.tag} - ${err.message}`);
+        if (err.errText !== null) this.sendErr(err.errText);
+        this.close(
+          err.errText === ErrText.MaxControlLine ? CloseReason.MaxControlLine : err.reason,
+        );
+      } else {
+        this.server.log.error(`${this.tag} - ${(err as Error).stack ?? String(err)}`);
+        this.close(CloseReason.ProtocolViolation);
+      }
+    }
+  }
+
+  // ---- ParserSink -------------------------------------------------------------------------
+
+  control(op: OpCode, arg: Buffer): number {
+    if (this.closed) return -1;
+    if (!this.connectReceived && this.server.authRequired && op !== Op.CONNECT) {
+      this.authViolation();
+      throw new ProtocolError(null, "operation before CONNECT", CloseReason.AuthViolation);
+    }
+    const trace = this.server.log.traceEnabled;
+    switch (op) {
+      case Op.PUB:
+        if (trace) this.traceIn("PUB", arg);
+        return this.processPub(arg, false);
+      case Op.HPUB:
+        if (trace) this.traceIn("HPUB", arg);
+        return this.processPub(arg, true);
+      case Op.PING:
+        if (trace) this.traceIn("PING", null);
+        this.sendProto("PONG\r\n");
+        return -1;
+      case Op.PONG:
+        if (trace) this.traceIn("PONG", null);
+        this.pingsOut = 0;
+        if (this.pingSentAt > 0) {
+          this.rtt = performance.now() - this.pingSentAt;
+          this.pingSentAt = 0;
+        }
+        return -1;
+      case Op.SUB:
+        if (trace) this.traceIn("SUB", arg);
+        this.processSub(arg);
+        return -1;
+      case Op.UNSUB:
+        if (trace) this.traceIn("UNSUB", arg);
+        this.processUnsub(arg);
+        return -1;
+      case Op.CONNECT:
+        if (trace) this.traceIn("CONNECT", arg);
+        this.processConnect(arg);
+        return -1;
+      case Op.INFO:
+      case Op.OK:
+        return -1;
+      case Op.ERR:
+        throw new ProtocolError(
+          null,
+          `client sent -ERR ${arg.toString()}`,
+          CloseReason.ClientClosed,
+        );
+      default:
+        throw new ProtocolError(ErrText.UnknownOp, "unexpected operation");
+    }
+  }
+
+  payload(data: Buffer): void {
+    if (this.closed) return;
+    if (this.server.log.traceEnabled) {
+      this.server.log.trace(
+        `${this.tag} - <<- MSG_PAYLOAD: [${JSON.stringify(data.toString("latin1"))}]`,
+      );
+    }
+    this.inMsgs++;
+    this.inBytes += data.length;
+    this.server.inMsgs++;
+    this.server.inBytes += data.length;
+    const subject = this.pubSubject;
+    if (this.perms !== null && !this.perms.canPublish(subject)) {
+      this.sendErr(pubViolation(subject));
+      this.server.log.error(
+        `${this.tag} - Publish Violation - User "${this.user}", Subject "${subject}"`,
+      );
+      return;
+    }
+    if (this.opts.verbose) this.sendProto("+OK\r\n");
+    const reply = this.pubReply;
+    const delivered = this.server.route(this, subject, reply, this.pubHdr, data);
+    if (delivered === 0 && reply !== "" && this.opts.no_responders && this.opts.headers) {
+      this.sendNoResponders(reply);
+    }
+  }
+
+  // ---- protocol operations ------------------------------------------------------------------
+
+  private processConnect(arg: Buffer): void {
+    let parsed: Partial<ConnectOptions>;
+    try {
+      parsed = JSON.parse(arg.toString("utf8")) as Partial<ConnectOptions>;
+      if (typeof parsed !== "object" || parsed === null) throw new Error("not an object");
+    } catch (err) {
+      throw new ProtocolError(null, `invalid CONNECT: ${(err as Error).message}`);
+    }
+    this.opts = { ...this.opts, ...parsed };
+    this.connectReceived = true;
+    if (this.authTimer) {
+      clearTimeout(this.authTimer);
+      this.authTimer = null;
+    }
+    const auth = authenticate(this.server.opts, parsed);
+    if (auth === null) {
+      this.authViolation();
+      throw new ProtocolError(null, "authentication failed", CloseReason.AuthViolation);
+    }
+    this.user = auth.user;
+    this.perms = auth.permissions;
+    if (this.opts.verbose) this.sendProto("+OK\r\n");
+  }
+
+  private authViolation(): void {
+    this.server.log.error(`${this.tag} - authentication error`);
+    this.sendErr(ErrText.AuthViolation);
+  }
+
+  /** PUB subject [reply] size / HPUB subject [reply] hdr_size total_size */
+  private processPub(arg: Buffer, headers: boolean): number {
+    const a = this.args;
+    const n = splitArgs(arg, a);
+    let size: number;
+    let hdr = -1;
+    let replyIdx = -1;
+    if (headers) {
+      if (!this.opts.headers) throw new ProtocolError(null, "HPUB without headers support");
+      if (n !== 3 && n !== 4) throw new ProtocolError(null, "processHeaderPub Parse Error");
+      hdr = parseSize(arg, a[2 * (n - 2)]!, a[2 * (n - 2) + 1]!);
+      size = parseSize(arg, a[2 * (n - 1)]!, a[2 * (n - 1) + 1]!);
+      if (n === 4) replyIdx = 1;
+      if (hdr < 0 || size < 0 || hdr > size) {
+        throw new ProtocolError(null, `processHeaderPub Bad or Missing Size: '${arg.toString()}'`);
+      }
+    } else {
+      if (n !== 2 && n !== 3)
+        throw new ProtocolError(null, `processPub Parse Error: '${arg.toString()}'`);
+      size = parseSize(arg, a[2 * (n - 1)]!, a[2 * (n - 1) + 1]!);
+      if (n === 3) replyIdx = 1;
+      if (size < 0)
+        throw new ProtocolError(null, `processPub Bad or Missing Size: '${arg.toString()}'`);
+    }
+    if (size > this.server.opts.maxPayload) {
+      this.server.log.error(
+        `${this.tag} - Maximum Payload Violation: ${size} > ${this.server.opts.maxPayload}`,
+      );
+      throw new ProtocolError(ErrText.MaxPayload, "max payload exceeded", CloseReason.MaxPayload);
+    }
+    this.pubSubject = this.server.subjectString(arg, a[0]!, a[1]!);
+    this.pubReply = replyIdx > 0 ? arg.toString("latin1", a[2]!, a[3]!) : "";
+    this.pubHdr = hdr;
+    if (this.opts.pedantic && !isValidLiteralSubject(this.pubSubject)) {
+      this.sendErr(ErrText.InvalidPublishSubject);
+    }
+    return size;
+  }
+
+  /** SUB subject [queue] sid */
+  private processSub(arg: Buffer): void {
+    const a = this.args;
+    const n = splitArgs(arg, a);
+    if (n !== 2 && n !== 3)
+      throw new ProtocolError(null, `processSub Parse Error: '${arg.toString()}'`);
+    const subject = arg.toString("latin1", a[0]!, a[1]!);
+    const queue = n === 3 ? arg.toString("latin1", a[2]!, a[3]!) : null;
+    const sid = arg.toString("latin1", a[2 * (n - 1)]!, a[2 * (n - 1) + 1]!);
+    if (!isValidSubject(subject) || (queue !== null && !isValidQueueName(queue))) {
+      this.sendErr(ErrText.InvalidSubject);
+      return;
+    }
+    if (this.perms !== null && !this.perms.canSubscribe(subject)) {
+      this.sendErr(subViolation(subject, queue));
+      this.server.log.error(
+        `${this.tag} - Subscription Violation - User "${this.user}", Subject "${subject}", SID ${sid}`,
+      );
+      return;
+    }
+    const max = this.server.opts.maxSubscriptions;
+    if (max > 0 && this.subs.size >= max) {
+      this.sendErr(ErrText.MaxSubscriptions);
+      this.server.log.error(`${this.tag} - Maximum Subscriptions Exceeded (max=${max})`);
+      return;
+    }
+    if (!this.subs.has(sid)) {
+      const sub = new Subscription(subject, queue, sid, this);
+      this.subs.set(sid, sub);
+      this.server.addSubscription(sub);
+    }
+    if (this.opts.verbose) this.sendProto("+OK\r\n");
+  }
+
+  /** UNSUB sid [max] */
+  private processUnsub(arg: Buffer): void {
+    const a = this.args;
+    const n = splitArgs(arg, a);
+    if (n !== 1 && n !== 2)
+      throw new ProtocolError(null, `processUnsub Parse Error: '${arg.toString()}'`);
+    const sid = arg.toString("latin1", a[0]!, a[1]!);
+    const max = n === 2 ? parseSize(arg, a[2]!, a[3]!) : -1;
+    const sub = this.subs.get(sid);
+    if (sub !== undefined) {
+      if (max > 0 && max > sub.delivered) sub.max = max;
+      else this.unsubscribe(sub);
+    }
+    if (this.opts.verbose) this.sendProto("+OK\r\n");
+  }
+
+  unsubscribe(sub: Subscription): void {
+    if (sub.closed) return;
+    sub.closed = true;
+    this.subs.delete(sub.sid);
+    this.server.removeSubscription(sub);
+  }
+
+  // ---- delivery -----------------------------------------------------------------------------
+
+  /** Queues MSG (or HMSG) for one subscription; the hot path of every message. */
+  deliver(
+    sub: Subscription,
+    subject: string,
+    reply: string,
+    hdrLen: number,
+    payload: Buffer,
+  ): void {
+    if (this.closed || sub.closed) return;
+    if (sub.max > 0 && sub.delivered >= sub.max) return;
+    if (this.perms !== null && !this.perms.canDeliver(subject)) return;
+    let body = payload;
+    let withHeaders = hdrLen >= 0;
+    if (withHeaders && !this.opts.headers) {
+      // nats-server strips headers for clients that did not ask for them.
+      body = payload.subarray(hdrLen);
+      withHeaders = false;
+    }
+    const out = this.out;
+    const sid = sub.sid;
+    const headerRoom = 24 + subject.length + sid.length + reply.length + 24;
+    const buf = out.reserve(headerRoom + body.length + 2);
+    let p = out.at;
+    if (withHeaders) {
+      p += buf.write("HMSG ", p, "latin1");
+    } else {
+      p += buf.write("MSG ", p, "latin1");
+    }
+    p += buf.write(subject, p, "latin1");
+    buf[p++] = 32;
+    p += buf.write(sid, p, "latin1");
+    buf[p++] = 32;
+    if (reply !== "") {
+      p += buf.write(reply, p, "latin1");
+      buf[p++] = 32;
+    }
+    if (withHeaders) {
+      p += buf.write(String(hdrLen), p, "latin1");
+      buf[p++] = 32;
+    }
+    p += buf.write(String(body.length), p, "latin1");
+    buf[p++] = 13;
+    buf[p++] = 10;
+    if (this.server.log.traceEnabled) {
+      this.server.log.trace(`${this.tag} - ->> [${buf.toString("latin1", out.at, p - 2)}]`);
+    }
+    p += body.copy(buf, p);
+    buf[p++] = 13;
+    buf[p++] = 10;
+    out.advance(p - out.at);
+    sub.delivered++;
+    this.outMsgs++;
+    this.outBytes += body.length;
+    this.server.outMsgs++;
+    this.server.outBytes += body.length;
+    this.server.queueFlush(this);
+    if (sub.max > 0 && sub.delivered >= sub.max) this.unsubscribe(sub);
+  }
+
+  private sendNoResponders(reply: string): void {
+    for (const sub of this.subs.values()) {
+      if (sub.queue === null && this.server.subjectMatches(reply, sub.subject)) {
+        const hdr = Buffer.from(NO_RESPONDERS_HDR, "latin1");
+        this.deliver(sub, reply, "", hdr.length, hdr);
+        return;
+      }
+    }
+  }
+
+  // ---- output -------------------------------------------------------------------------------
+
+  sendProto(s: string): void {
+    if (this.closed) return;
+    if (this.server.log.traceEnabled)
+      this.server.log.trace(`${this.tag} - ->> [${s.slice(0, -2)}]`);
+    this.out.appendString(s);
+    this.server.queueFlush(this);
+  }
+
+  sendErr(text: string): void {
+    this.sendProto(`-ERR '${text}'\r\n`);
+  }
+
+  sendPing(): void {
+    this.pingsOut++;
+    this.pingSentAt = performance.now();
+    this.sendProto("PING\r\n");
+    this.flush();
+  }
+
+  /** Hands queued bytes to the socket and watches for slow consumers. */
+  flush(): void {
+    this.flushQueued = false;
+    if (this.closed) return;
+    const ok = this.out.flush(this.socket);
+    if (!ok) {
+      if (this.blockedSince === 0) this.blockedSince = Date.now();
+      if (this.socket.writableLength > this.server.opts.maxPending) {
+        this.server.log.info(
+          `${this.tag} - Slow Consumer Detected: MaxPending of ${this.server.opts.maxPending} Exceeded`,
+        );
+        this.server.slowConsumers++;
+        this.close(CloseReason.SlowConsumerPendingBytes);
+      }
+    } else {
+      this.blockedSince = 0;
+    }
+  }
+
+  onDrain(): void {
+    this.blockedSince = 0;
+  }
+
+  private traceIn(op: string, arg: Buffer | null): void {
+    const text = arg === null ? op : `${op} ${arg.toString("latin1")}`;
+    this.server.log.trace(`${this.tag} - <<- [${text}]`);
+  }
+
+  /** Closes the connection, drops its interest, and tells the server. Idempotent. */
+  close(reason: CloseReasonText): void {
+    if (this.closed) return;
+    if (reason !== CloseReason.SlowConsumerPendingBytes) {
+      // Let what is queued (e.g. a final -ERR) go out before the FIN.
+      this.out.flush(this.socket);
+    }
+    this.closed = true;
+    this.closeReason = reason;
+    this.stopTime = new Date();
+    if (this.authTimer) clearTimeout(this.authTimer);
+    for (const sub of this.subs.values()) {
+      sub.closed = true;
+      this.server.removeSubscription(sub);
+    }
+    if (
+      reason === CloseReason.SlowConsumerPendingBytes ||
+      reason === CloseReason.SlowConsumerWriteDeadline
+    ) {
+      this.socket.destroy();
+    } else {
+      this.socket.end();
+      // Don't wait forever for a peer that will not read our FIN.
+      setTimeout(() => this.socket.destroy(), 2000).unref();
+    }
+    this.server.clientClosed(this, reason);
+  }
+}

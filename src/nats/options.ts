@@ -1,0 +1,501 @@
+// Options of the message server: typed, with nats-server's defaults, built from a parsed
+// configuration file (conf.ts) and command-line flags (flags.ts), validated once and frozen.
+
+import { OptionsError } from "./errors.js";
+import {
+  parseConfigFile,
+  parseDuration,
+  parseSize,
+  type ConfObject,
+  type ConfValue,
+} from "./conf.js";
+
+export interface SubjectPermission {
+  allow: string[];
+  deny: string[];
+}
+
+export interface Permissions {
+  publish?: SubjectPermission;
+  subscribe?: SubjectPermission;
+}
+
+export interface User {
+  user: string;
+  password: string;
+  permissions?: Permissions;
+}
+
+export interface ClusterOptions {
+  name: string;
+  host: string;
+  port: number;
+  /** Explicit routes (nats://host:port URLs) to solicit. */
+  routes: string[];
+  /** Address advertised to other servers instead of the listen address. */
+  advertise: string;
+  /** Do not tell clients about other servers (connect_urls). */
+  noAdvertise: boolean;
+  /** For implicit (gossiped) routes: connect attempts before giving up; 0 means nats-server's default. */
+  connectRetries: number;
+  username: string;
+  password: string;
+  authTimeoutMs: number;
+  /** Delay between reconnect attempts to a lost route. */
+  connectBackoffMs: number;
+}
+
+export interface Options {
+  serverName: string;
+  host: string;
+  /** Client port; -1 picks a random free port (as does 0). */
+  port: number;
+  clientAdvertise: string;
+  httpHost: string;
+  /** Monitoring port; 0 turns monitoring off, -1 picks a random port. */
+  httpPort: number;
+  debug: boolean;
+  trace: boolean;
+  logtime: boolean;
+  logFile: string;
+  pidFile: string;
+  configFile: string;
+  maxPayload: number;
+  maxControlLine: number;
+  maxPending: number;
+  maxConnections: number;
+  /** 0 = unlimited. */
+  maxSubscriptions: number;
+  pingIntervalMs: number;
+  pingMax: number;
+  writeDeadlineMs: number;
+  authTimeoutMs: number;
+  lameDuckDurationMs: number;
+  lameDuckGracePeriodMs: number;
+  username: string;
+  password: string;
+  authToken: string;
+  users: User[];
+  noAuthUser: string;
+  cluster: ClusterOptions | null;
+}
+
+export function defaultClusterOptions(): ClusterOptions {
+  return {
+    name: "",
+    host: "0.0.0.0",
+    port: 6222,
+    routes: [],
+    advertise: "",
+    noAdvertise: false,
+    connectRetries: 0,
+    username: "",
+    password: "",
+    authTimeoutMs: 2000,
+    connectBackoffMs: 1000,
+  };
+}
+
+export function defaultOptions(): Options {
+  return {
+    serverName: "",
+    host: "0.0.0.0",
+    port: 4222,
+    clientAdvertise: "",
+    httpHost: "0.0.0.0",
+    httpPort: 0,
+    debug: false,
+    trace: false,
+    logtime: true,
+    logFile: "",
+    pidFile: "",
+    configFile: "",
+    maxPayload: 1024 * 1024,
+    maxControlLine: 4096,
+    maxPending: 64 * 1024 * 1024,
+    maxConnections: 64 * 1024,
+    maxSubscriptions: 0,
+    pingIntervalMs: 2 * 60 * 1000,
+    pingMax: 2,
+    writeDeadlineMs: 10_000,
+    authTimeoutMs: 2000,
+    lameDuckDurationMs: 2 * 60 * 1000,
+    lameDuckGracePeriodMs: 10_000,
+    username: "",
+    password: "",
+    authToken: "",
+    users: [],
+    noAuthUser: "",
+    cluster: null,
+  };
+}
+
+/** Warnings collected while reading a config (nats-server prints them and starts anyway). */
+export type Warn = (msg: string) => void;
+
+function str(v: ConfValue, key: string): string {
+  if (typeof v === "string") return v;
+  if (typeof v === "number" || typeof v === "boolean") return String(v);
+  throw new OptionsError(`config: "${key}" must be a string`);
+}
+
+function num(v: ConfValue, key: string): number {
+  if (typeof v === "number" && Number.isFinite(v)) return v;
+  if (typeof v === "string" && /^-?\d+$/.test(v)) return Number(v);
+  throw new OptionsError(`config: "${key}" must be a number, got ${JSON.stringify(v)}`);
+}
+
+function bool(v: ConfValue, key: string): boolean {
+  if (typeof v === "boolean") return v;
+  throw new OptionsError(`config: "${key}" must be true or false, got ${JSON.stringify(v)}`);
+}
+
+function obj(v: ConfValue, key: string): ConfObject {
+  if (typeof v === "object" && v !== null && !Array.isArray(v)) return v;
+  throw new OptionsError(`config: "${key}" must be a block { ... }`);
+}
+
+function strList(v: ConfValue, key: string): string[] {
+  if (Array.isArray(v)) return v.map((x) => str(x, key));
+  if (typeof v === "string")
+    return v
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean);
+  throw new OptionsError(`config: "${key}" must be a list of strings`);
+}
+
+/** A duration in ms; plain numbers are seconds (nats-server warns about them). */
+function duration(v: ConfValue, key: string, warn: Warn): number {
+  if (typeof v === "number") {
+    warn(`${key} should be converted to a duration`);
+    return v * 1000;
+  }
+  try {
+    return parseDuration(v, key);
+  } catch (err) {
+    throw new OptionsError(`config: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** "host:port", ":port", "port" or a nats://host:port URL into its parts. */
+export function splitHostPort(s: string, defaultHost: string): { host: string; port: number } {
+  let rest = s.replace(/^[a-z]+:\/\//i, "");
+  const at = rest.lastIndexOf("@");
+  if (at >= 0) rest = rest.slice(at + 1);
+  rest = rest.replace(/\/$/, "");
+  if (/^-?\d+$/.test(rest)) return { host: defaultHost, port: Number(rest) };
+  const colon = rest.lastIndexOf(":");
+  if (colon < 0) return { host: rest, port: -2 };
+  const host = rest.slice(0, colon).replace(/^\[|\]$/g, "") || defaultHost;
+  const port = Number(rest.slice(colon + 1));
+  if (!Number.isInteger(port)) throw new OptionsError(`invalid port in "${s}"`);
+  return { host, port };
+}
+
+function permission(v: ConfValue, key: string): SubjectPermission {
+  if (typeof v === "string" || Array.isArray(v)) return { allow: strList(v, key), deny: [] };
+  const o = obj(v, key);
+  const p: SubjectPermission = { allow: [], deny: [] };
+  for (const [k, val] of Object.entries(o)) {
+    const lk = k.toLowerCase();
+    if (lk === "allow") p.allow = strList(val, `${key}.allow`);
+    else if (lk === "deny") p.deny = strList(val, `${key}.deny`);
+    else throw new OptionsError(`config: unknown field "${k}" in ${key}`);
+  }
+  return p;
+}
+
+function permissions(v: ConfValue, key: string): Permissions {
+  const o = obj(v, key);
+  const p: Permissions = {};
+  for (const [k, val] of Object.entries(o)) {
+    const lk = k.toLowerCase();
+    if (lk === "publish" || lk === "pub") p.publish = permission(val, `${key}.publish`);
+    else if (lk === "subscribe" || lk === "sub") p.subscribe = permission(val, `${key}.subscribe`);
+    else if (lk === "allow_responses")
+      continue; // accepted, not enforced yet
+    else throw new OptionsError(`config: unknown field "${k}" in ${key}`);
+  }
+  return p;
+}
+
+interface AuthBlock {
+  username: string;
+  password: string;
+  token: string;
+  users: User[];
+  timeoutMs: number | null;
+}
+
+function authorization(v: ConfValue, key: string, warn: Warn): AuthBlock {
+  const o = obj(v, key);
+  const a: AuthBlock = { username: "", password: "", token: "", users: [], timeoutMs: null };
+  let defaultPerms: Permissions | undefined;
+  for (const [k, val] of Object.entries(o)) {
+    switch (k.toLowerCase()) {
+      case "user":
+      case "username":
+        a.username = str(val, `${key}.user`);
+        break;
+      case "pass":
+      case "password":
+        a.password = str(val, `${key}.password`);
+        break;
+      case "token":
+        a.token = str(val, `${key}.token`);
+        break;
+      case "timeout":
+        a.timeoutMs = typeof val === "number" ? val * 1000 : duration(val, `${key}.timeout`, warn);
+        break;
+      case "permissions":
+      case "default_permissions":
+        defaultPerms = permissions(val, `${key}.permissions`);
+        break;
+      case "users": {
+        if (!Array.isArray(val)) throw new OptionsError(`config: ${key}.users must be a list`);
+        a.users = val.map((u, i) => {
+          const uo = obj(u, `${key}.users[${i}]`);
+          const user: User = { user: "", password: "" };
+          for (const [uk, uv] of Object.entries(uo)) {
+            const luk = uk.toLowerCase();
+            if (luk === "user" || luk === "username") user.user = str(uv, "user");
+            else if (luk === "pass" || luk === "password") user.password = str(uv, "password");
+            else if (luk === "permissions") user.permissions = permissions(uv, "permissions");
+            else if (luk === "account") continue;
+            else throw new OptionsError(`config: unknown field "${uk}" in ${key}.users[${i}]`);
+          }
+          if (!user.user) throw new OptionsError(`config: ${key}.users[${i}] has no user`);
+          return user;
+        });
+        break;
+      }
+      default:
+        throw new OptionsError(`config: unknown field "${k}" in ${key}`);
+    }
+  }
+  if (defaultPerms) for (const u of a.users) u.permissions ??= defaultPerms;
+  return a;
+}
+
+function clusterBlock(v: ConfValue, warn: Warn): ClusterOptions {
+  const o = obj(v, "cluster");
+  const c = defaultClusterOptions();
+  for (const [k, val] of Object.entries(o)) {
+    switch (k.toLowerCase()) {
+      case "name":
+        c.name = str(val, "cluster.name");
+        break;
+      case "listen": {
+        const hp = splitHostPort(str(val, "cluster.listen"), c.host);
+        c.host = hp.host;
+        if (hp.port !== -2) c.port = hp.port;
+        break;
+      }
+      case "host":
+      case "net":
+        c.host = str(val, "cluster.host");
+        break;
+      case "port":
+        c.port = num(val, "cluster.port");
+        break;
+      case "routes":
+        c.routes = strList(val, "cluster.routes");
+        break;
+      case "advertise":
+      case "cluster_advertise":
+        c.advertise = str(val, "cluster.advertise");
+        break;
+      case "no_advertise":
+        c.noAdvertise = bool(val, "cluster.no_advertise");
+        break;
+      case "connect_retries":
+        c.connectRetries = num(val, "cluster.connect_retries");
+        break;
+      case "authorization": {
+        const a = authorization(val, "cluster.authorization", warn);
+        c.username = a.username;
+        c.password = a.password;
+        if (a.timeoutMs !== null) c.authTimeoutMs = a.timeoutMs;
+        break;
+      }
+      case "pool_size":
+      case "compression":
+      case "tls":
+        warn(`cluster.${k} is not supported and is ignored`);
+        break;
+      default:
+        throw new OptionsError(`config: unknown field "${k}" in cluster`);
+    }
+  }
+  return c;
+}
+
+/** Applies a parsed configuration file to options (nats-server's processConfigFileLine). */
+export function applyConfig(opts: Options, conf: ConfObject, warn: Warn): void {
+  for (const [key, v] of Object.entries(conf)) {
+    // `PORT = 4222` used later as `$PORT` is a variable, not a setting.
+    if (isUsedVariable(conf, key)) continue;
+    switch (key.toLowerCase()) {
+      case "listen": {
+        const hp = splitHostPort(str(v, key), opts.host);
+        opts.host = hp.host;
+        if (hp.port !== -2) opts.port = hp.port;
+        break;
+      }
+      case "host":
+      case "net":
+        opts.host = str(v, key);
+        break;
+      case "port":
+        opts.port = num(v, key);
+        break;
+      case "server_name":
+        opts.serverName = str(v, key);
+        break;
+      case "client_advertise":
+        opts.clientAdvertise = str(v, key);
+        break;
+      case "http":
+      case "monitor": {
+        const hp = splitHostPort(str(v, key), opts.httpHost);
+        opts.httpHost = hp.host;
+        if (hp.port !== -2) opts.httpPort = hp.port;
+        break;
+      }
+      case "http_port":
+      case "monitor_port":
+        opts.httpPort = num(v, key);
+        break;
+      case "debug":
+        opts.debug = bool(v, key);
+        break;
+      case "trace":
+        opts.trace = bool(v, key);
+        break;
+      case "logtime":
+        opts.logtime = bool(v, key);
+        break;
+      case "log_file":
+      case "logfile":
+        opts.logFile = str(v, key);
+        break;
+      case "pid_file":
+      case "pidfile":
+        opts.pidFile = str(v, key);
+        break;
+      case "max_payload":
+        opts.maxPayload = sizeOf(v, key);
+        break;
+      case "max_control_line":
+        opts.maxControlLine = sizeOf(v, key);
+        break;
+      case "max_pending":
+        opts.maxPending = sizeOf(v, key);
+        break;
+      case "max_connections":
+      case "max_conn":
+        opts.maxConnections = num(v, key);
+        break;
+      case "max_subscriptions":
+      case "max_subs":
+        opts.maxSubscriptions = num(v, key);
+        break;
+      case "ping_interval":
+        opts.pingIntervalMs = duration(v, key, warn);
+        break;
+      case "ping_max":
+        opts.pingMax = num(v, key);
+        break;
+      case "write_deadline":
+        opts.writeDeadlineMs = duration(v, key, warn);
+        break;
+      case "lame_duck_duration":
+        opts.lameDuckDurationMs = duration(v, key, warn);
+        break;
+      case "lame_duck_grace_period":
+        opts.lameDuckGracePeriodMs = duration(v, key, warn);
+        break;
+      case "authorization": {
+        const a = authorization(v, key, warn);
+        opts.username = a.username;
+        opts.password = a.password;
+        opts.authToken = a.token;
+        opts.users = a.users;
+        if (a.timeoutMs !== null) opts.authTimeoutMs = a.timeoutMs;
+        break;
+      }
+      case "no_auth_user":
+        opts.noAuthUser = str(v, key);
+        break;
+      case "cluster":
+        opts.cluster = clusterBlock(v, warn);
+        break;
+      case "jetstream":
+      case "accounts":
+      case "leafnodes":
+      case "gateway":
+      case "websocket":
+      case "mqtt":
+      case "tls":
+      case "system_account":
+        warn(`"${key}" is not supported by shoal and is ignored`);
+        break;
+      default:
+        throw new OptionsError(`config: unknown field "${key}"`);
+    }
+  }
+}
+
+function sizeOf(v: ConfValue, key: string): number {
+  try {
+    return parseSize(v, key);
+  } catch (err) {
+    throw new OptionsError(`config: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Reads a configuration file into options (errors carry file:line:col from the parser). */
+export function loadConfigFile(opts: Options, file: string, warn: Warn): void {
+  let conf: ConfObject;
+  try {
+    conf = parseConfigFile(file);
+  } catch (err) {
+    throw new OptionsError((err as Error).message, { cause: err });
+  }
+  opts.configFile = file;
+  applyConfig(opts, conf, warn);
+}
+
+/** Checks the options hang together; returns them frozen. */
+export function validateOptions(opts: Options): Readonly<Options> {
+  const port = (n: number, what: string) => {
+    if (!Number.isInteger(n) || n < -1 || n > 65535) {
+      throw new OptionsError(`invalid ${what} ${n}: must be 0..65535, or -1 for a random port`);
+    }
+  };
+  port(opts.port, "port");
+  port(opts.httpPort, "http port");
+  if (opts.cluster) port(opts.cluster.port, "cluster port");
+  if (opts.maxPayload <= 0) throw new OptionsError("max_payload must be positive");
+  if (opts.maxPayload > 64 * 1024 * 1024) {
+    throw new OptionsError("max_payload cannot exceed 64MB (nats-server's limit)");
+  }
+  if (opts.maxPending > 0 && opts.maxPayload > opts.maxPending) {
+    throw new OptionsError(
+      `max_payload (${opts.maxPayload}) cannot be higher than max_pending (${opts.maxPending})`,
+    );
+  }
+  if (opts.maxControlLine <= 0) throw new OptionsError("max_control_line must be positive");
+  if (opts.users.length > 0 && (opts.username || opts.authToken)) {
+    throw new OptionsError("can not have a single user/pass or token and a users array");
+  }
+  if (opts.username && opts.authToken) {
+    throw new OptionsError("can not have a token and a user/pass");
+  }
+  if (opts.noAuthUser && !opts.users.some((u) => u.user === opts.noAuthUser)) {
+    throw new OptionsError(`no_auth_user: "${opts.noAuthUser}" not present as user`);
+  }
+  if (opts.cluster) Object.freeze(opts.cluster);
+  return Object.freeze(opts);
+}

@@ -1,0 +1,75 @@
+// A connection's outbound byte queue. Protocol frames are appended into a buffer we own;
+// `flush` hands the filled part to the socket as one write and keeps appending behind it in the
+// same buffer, so a busy connection allocates one buffer per many messages, and an idle one
+// holds none. Buffers grow with the traffic (up to 64 KiB a piece).
+
+import type { Socket } from "node:net";
+
+const MIN_CHUNK = 512;
+const MAX_CHUNK = 64 * 1024;
+
+export class Outbound {
+  private buf: Buffer | null = null;
+  private start = 0;
+  private pos = 0;
+  private nextSize = MIN_CHUNK;
+  /** Bytes appended but not yet handed to the socket. */
+  get queued(): number {
+    return this.pos - this.start;
+  }
+
+  /** Makes room for n more bytes and returns the buffer to write into at `this.at`. */
+  reserve(n: number): Buffer {
+    const buf = this.buf;
+    if (buf !== null && buf.length - this.pos >= n) return buf;
+    const size = Math.max(n + (this.pos - this.start), this.nextSize);
+    this.nextSize = Math.min(MAX_CHUNK, this.nextSize * 2);
+    const fresh = Buffer.allocUnsafe(size);
+    if (buf !== null && this.pos > this.start) buf.copy(fresh, 0, this.start, this.pos);
+    this.pos -= this.start;
+    this.start = 0;
+    this.buf = fresh;
+    return fresh;
+  }
+
+  get at(): number {
+    return this.pos;
+  }
+
+  advance(n: number): void {
+    this.pos += n;
+  }
+
+  /** Appends a latin1/ASCII string (protocol text). */
+  appendString(s: string): void {
+    const buf = this.reserve(s.length);
+    this.pos += buf.write(s, this.pos, "latin1");
+  }
+
+  appendBytes(b: Buffer): void {
+    const buf = this.reserve(b.length);
+    b.copy(buf, this.pos);
+    this.pos += b.length;
+  }
+
+  /** Writes what is queued to the socket; returns the socket's backpressure signal. */
+  flush(socket: Socket): boolean {
+    if (this.pos === this.start) return true;
+    const chunk = this.buf!.subarray(this.start, this.pos);
+    this.start = this.pos;
+    if (this.buf!.length - this.pos < MIN_CHUNK) {
+      this.buf = null;
+      this.start = this.pos = 0;
+    }
+    return socket.write(chunk);
+  }
+
+  /** Lets go of the buffer after a flush when nothing more is expected soon (idle connections). */
+  release(): void {
+    if (this.pos === this.start) {
+      this.buf = null;
+      this.start = this.pos = 0;
+      this.nextSize = MIN_CHUNK;
+    }
+  }
+}

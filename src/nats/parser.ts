@@ -1,0 +1,533 @@
+// The NATS protocol parser: a byte-level state machine over whatever chunks the socket hands us.
+//
+// It recognises operation names one byte at a time (case-insensitive, as nats-server does),
+// collects the argument line as a slice of the read buffer (copied into a scratch buffer only
+// when a read splits it), and skips over payloads by length. It never writes to a socket: it
+// hands control lines and payloads to a ParserSink and throws a ProtocolError when the stream
+// is malformed; the connection decides what to send and whether to close.
+
+import { ProtocolError, ErrText } from "./errors.js";
+
+/** Operations the parser can hand to its sink. */
+export const Op = {
+  CONNECT: 1,
+  INFO: 2,
+  PUB: 3,
+  HPUB: 4,
+  SUB: 5,
+  UNSUB: 6,
+  PING: 7,
+  PONG: 8,
+  OK: 9,
+  ERR: 10,
+  MSG: 11,
+  HMSG: 12,
+  RS_PLUS: 13,
+  RS_MINUS: 14,
+  RMSG: 15,
+} as const;
+export type OpCode = (typeof Op)[keyof typeof Op];
+
+export interface ParserSink {
+  /**
+   * A complete control line. `arg` is the text after the operation name with the trailing
+   * CR/LF removed (empty for PING, PONG, +OK); it is only valid during the call.
+   * Returns the number of payload bytes that follow (for PUB, HPUB, MSG, HMSG, RMSG) or -1.
+   */
+  control(op: OpCode, arg: Buffer): number;
+  /** The payload announced by the last control line, without its trailing CRLF. Valid during the call. */
+  payload(data: Buffer): void;
+}
+
+// Parser states (nats-server's names, flattened: one ARG state serves every operation with arguments).
+const S = {
+  START: 0,
+  // operation names, one state per byte read so far
+  P: 1,
+  PU: 2,
+  PUB: 3,
+  PI: 4,
+  PIN: 5,
+  PING: 6,
+  PO: 7,
+  PON: 8,
+  PONG: 9,
+  S: 10,
+  SU: 11,
+  SUB: 12,
+  U: 13,
+  UN: 14,
+  UNS: 15,
+  UNSU: 16,
+  UNSUB: 17,
+  C: 18,
+  CO: 19,
+  CON: 20,
+  CONN: 21,
+  CONNE: 22,
+  CONNEC: 23,
+  CONNECT: 24,
+  H: 25,
+  HP: 26,
+  HPU: 27,
+  HPUB: 28,
+  HM: 29,
+  HMS: 30,
+  HMSG: 31,
+  M: 32,
+  MS: 33,
+  MSG: 34,
+  I: 35,
+  IN: 36,
+  INF: 37,
+  INFO: 38,
+  PLUS: 39,
+  PLUS_O: 40,
+  PLUS_OK: 41,
+  MINUS: 42,
+  MINUS_E: 43,
+  MINUS_ER: 44,
+  MINUS_ERR: 45,
+  R: 46,
+  RS: 47,
+  RS_PM: 48,
+  RM: 49,
+  RMS: 50,
+  RMSG: 51,
+  // after the operation name
+  SPC: 60, // skipping blanks before the arguments
+  ARG: 61, // reading the argument line up to LF
+  PAYLOAD: 62,
+  END_R: 63,
+  END_N: 64,
+} as const;
+
+const CR = 13;
+const LF = 10;
+const SPACE = 32;
+const TAB = 9;
+
+export interface ParserOptions {
+  /** Longest argument line accepted (nats-server's max_control_line, default 4096). */
+  maxControlLine: number;
+  /** Accept the server-to-server operations (RS+, RS-, RMSG) and MSG/HMSG. */
+  route?: boolean;
+}
+
+export class Parser {
+  private state: number = S.START;
+  private op: OpCode = Op.PING;
+  private argStart = 0;
+  /** Holds an argument line split across reads. */
+  private argBuf: Buffer | null = null;
+  private argLen = 0;
+  /** Payload bytes still expected, and the holder used when a payload is split across reads. */
+  private need = 0;
+  private msgBuf: Buffer | null = null;
+  private msgLen = 0;
+  private readonly maxControlLine: number;
+  private readonly route: boolean;
+
+  constructor(
+    private readonly sink: ParserSink,
+    opts: ParserOptions,
+  ) {
+    this.maxControlLine = opts.maxControlLine;
+    this.route = opts.route ?? false;
+  }
+
+  /** Feed one chunk. Throws ProtocolError on a malformed stream; the parser is then unusable. */
+  parse(buf: Buffer): void {
+    const len = buf.length;
+    let i = 0;
+    for (; i < len; i++) {
+      const b = buf[i]!;
+      switch (this.state) {
+        case S.START:
+          this.start(b);
+          break;
+        case S.P:
+          switch (upper(b)) {
+            case 85: // U
+              this.op = Op.PUB;
+              this.state = S.PU;
+              break;
+            case 73: // I
+              this.op = Op.PING;
+              this.state = S.PI;
+              break;
+            case 79: // O
+              this.op = Op.PONG;
+              this.state = S.PO;
+              break;
+            default:
+              fail();
+          }
+          break;
+        case S.PU:
+          this.state = upper(b) === 66 /* B */ ? S.PUB : fail();
+          break;
+        case S.CONNECT:
+        case S.INFO:
+          // nats-server needs no blank after CONNECT and INFO: what follows is the JSON argument.
+          this.state = S.SPC;
+          if (b !== SPACE && b !== TAB) i--;
+          break;
+        case S.PUB:
+        case S.SUB:
+        case S.UNSUB:
+        case S.HPUB:
+        case S.HMSG:
+        case S.MSG:
+        case S.MINUS_ERR:
+        case S.RS_PM:
+        case S.RMSG:
+          if (b !== SPACE && b !== TAB) fail();
+          this.state = S.SPC;
+          break;
+        case S.PI:
+          this.state = upper(b) === 78 /* N */ ? S.PIN : fail();
+          break;
+        case S.PIN:
+          this.state = upper(b) === 71 /* G */ ? S.PING : fail();
+          break;
+        case S.PO:
+          this.state = upper(b) === 78 ? S.PON : fail();
+          break;
+        case S.PON:
+          this.state = upper(b) === 71 ? S.PONG : fail();
+          break;
+        case S.PING:
+        case S.PONG:
+        case S.PLUS_OK:
+          // nats-server ignores anything after PING, PONG and +OK up to the line feed.
+          if (b === LF) {
+            this.state = S.START;
+            this.sink.control(this.op, EMPTY);
+          }
+          break;
+        case S.S:
+          this.state = upper(b) === 85 ? S.SU : fail();
+          break;
+        case S.SU:
+          this.state = upper(b) === 66 ? S.SUB : fail();
+          break;
+        case S.U:
+          this.state = upper(b) === 78 ? S.UN : fail();
+          break;
+        case S.UN:
+          this.state = upper(b) === 83 ? S.UNS : fail();
+          break;
+        case S.UNS:
+          this.state = upper(b) === 85 ? S.UNSU : fail();
+          break;
+        case S.UNSU:
+          this.state = upper(b) === 66 ? S.UNSUB : fail();
+          break;
+        case S.C:
+          this.state = upper(b) === 79 ? S.CO : fail();
+          break;
+        case S.CO:
+          this.state = upper(b) === 78 ? S.CON : fail();
+          break;
+        case S.CON:
+          this.state = upper(b) === 78 ? S.CONN : fail();
+          break;
+        case S.CONN:
+          this.state = upper(b) === 69 ? S.CONNE : fail();
+          break;
+        case S.CONNE:
+          this.state = upper(b) === 67 ? S.CONNEC : fail();
+          break;
+        case S.CONNEC:
+          this.state = upper(b) === 84 ? S.CONNECT : fail();
+          break;
+        case S.H:
+          if (upper(b) === 80 /* P */) {
+            this.op = Op.HPUB;
+            this.state = S.HP;
+          } else if (upper(b) === 77 /* M */ && this.route) {
+            this.op = Op.HMSG;
+            this.state = S.HM;
+          } else fail();
+          break;
+        case S.HP:
+          this.state = upper(b) === 85 ? S.HPU : fail();
+          break;
+        case S.HPU:
+          this.state = upper(b) === 66 ? S.HPUB : fail();
+          break;
+        case S.HM:
+          this.state = upper(b) === 83 ? S.HMS : fail();
+          break;
+        case S.HMS:
+          this.state = upper(b) === 71 ? S.HMSG : fail();
+          break;
+        case S.M:
+          this.state = upper(b) === 83 ? S.MS : fail();
+          break;
+        case S.MS:
+          this.state = upper(b) === 71 ? S.MSG : fail();
+          break;
+        case S.I:
+          this.state = upper(b) === 78 ? S.IN : fail();
+          break;
+        case S.IN:
+          this.state = upper(b) === 70 ? S.INF : fail();
+          break;
+        case S.INF:
+          this.state = upper(b) === 79 ? S.INFO : fail();
+          break;
+        case S.PLUS:
+          this.state = upper(b) === 79 ? S.PLUS_O : fail();
+          break;
+        case S.PLUS_O:
+          this.state = upper(b) === 75 ? S.PLUS_OK : fail();
+          break;
+        case S.MINUS:
+          this.state = upper(b) === 69 ? S.MINUS_E : fail();
+          break;
+        case S.MINUS_E:
+          this.state = upper(b) === 82 ? S.MINUS_ER : fail();
+          break;
+        case S.MINUS_ER:
+          this.state = upper(b) === 82 ? S.MINUS_ERR : fail();
+          break;
+        case S.R:
+          if (upper(b) === 83 /* S */) {
+            this.state = S.RS;
+          } else if (upper(b) === 77 /* M */) {
+            this.op = Op.RMSG;
+            this.state = S.RM;
+          } else fail();
+          break;
+        case S.RS:
+          if (b === 43 /* + */) this.op = Op.RS_PLUS;
+          else if (b === 45 /* - */) this.op = Op.RS_MINUS;
+          else fail();
+          this.state = S.RS_PM;
+          break;
+        case S.RM:
+          this.state = upper(b) === 83 ? S.RMS : fail();
+          break;
+        case S.RMS:
+          this.state = upper(b) === 71 ? S.RMSG : fail();
+          break;
+        case S.SPC:
+          if (b !== SPACE && b !== TAB) {
+            this.state = S.ARG;
+            this.argStart = i;
+            i--; // read this byte again in ARG
+          }
+          break;
+        case S.ARG: {
+          // Jump straight to the line feed instead of stepping byte by byte.
+          const lf = buf.indexOf(LF, i);
+          if (lf < 0) {
+            i = len - 1;
+            break;
+          }
+          i = lf;
+          this.endOfLine(buf, lf);
+          break;
+        }
+        case S.PAYLOAD: {
+          const avail = len - i;
+          if (this.msgBuf === null && avail >= this.need) {
+            // The whole payload is in this read: hand out a view, no copy.
+            const end = i + this.need;
+            if (end < len && buf[end] === CR && end + 1 < len && buf[end + 1] === LF) {
+              this.state = S.START;
+              this.sink.payload(buf.subarray(i, end));
+              i = end + 1;
+            } else {
+              this.startSplitPayload(buf, i, this.need);
+              i = end - 1;
+              this.state = S.END_R;
+            }
+            break;
+          }
+          if (this.msgBuf === null) this.msgBuf = Buffer.allocUnsafe(this.need);
+          const take = Math.min(avail, this.need - this.msgLen);
+          buf.copy(this.msgBuf, this.msgLen, i, i + take);
+          this.msgLen += take;
+          i += take - 1;
+          if (this.msgLen === this.need) this.state = S.END_R;
+          break;
+        }
+        case S.END_R:
+          if (b !== CR) fail();
+          this.state = S.END_N;
+          break;
+        case S.END_N: {
+          if (b !== LF) fail();
+          const data = this.msgBuf ?? EMPTY;
+          this.msgBuf = null;
+          this.msgLen = 0;
+          this.state = S.START;
+          this.sink.payload(data);
+          break;
+        }
+        default:
+          fail();
+      }
+    }
+    if (this.state === S.ARG) this.holdSplitArg(buf, len);
+  }
+
+  private start(b: number): void {
+    switch (upper(b)) {
+      case 80: // P
+        this.state = S.P;
+        break;
+      case 83: // S
+        this.op = Op.SUB;
+        this.state = S.S;
+        break;
+      case 85: // U
+        this.op = Op.UNSUB;
+        this.state = S.U;
+        break;
+      case 67: // C
+        this.op = Op.CONNECT;
+        this.state = S.C;
+        break;
+      case 72: // H
+        this.state = S.H;
+        break;
+      case 77: // M
+        if (!this.route) fail();
+        this.op = Op.MSG;
+        this.state = S.M;
+        break;
+      case 73: // I
+        this.op = Op.INFO;
+        this.state = S.I;
+        break;
+      case 43: // +
+        this.op = Op.OK;
+        this.state = S.PLUS;
+        break;
+      case 45: // -
+        this.op = Op.ERR;
+        this.state = S.MINUS;
+        break;
+      case 82: // R
+        if (!this.route) fail();
+        this.state = S.R;
+        break;
+      default:
+        fail();
+    }
+  }
+
+  private endOfLine(buf: Buffer, lf: number): void {
+    let arg: Buffer;
+    if (this.argBuf !== null) {
+      this.appendArg(buf, 0, lf);
+      arg = this.argBuf.subarray(0, this.argLen);
+      this.argBuf = null;
+      this.argLen = 0;
+    } else {
+      arg = buf.subarray(this.argStart, lf);
+    }
+    if (arg.length > 0 && arg[arg.length - 1] === CR) arg = arg.subarray(0, arg.length - 1);
+    if (arg.length > this.maxControlLine) {
+      throw new ProtocolError(ErrText.MaxControlLine, "max control line exceeded");
+    }
+    this.state = S.START;
+    const size = this.sink.control(this.op, arg);
+    if (size >= 0) {
+      this.need = size;
+      this.msgLen = 0;
+      this.state = S.PAYLOAD;
+      if (size === 0) this.state = S.END_R;
+    }
+  }
+
+  private holdSplitArg(buf: Buffer, len: number): void {
+    if (this.argBuf === null) {
+      this.argBuf = Buffer.allocUnsafe(Math.min(this.maxControlLine + 2, 4096 + 2));
+      this.argLen = 0;
+      this.appendArg(buf, this.argStart, len);
+    } else {
+      this.appendArg(buf, 0, len);
+    }
+    this.argStart = 0;
+  }
+
+  private appendArg(buf: Buffer, from: number, to: number): void {
+    const n = to - from;
+    // An argument line may carry its CR; allow it, nothing more, past the limit.
+    if (this.argLen + n > this.maxControlLine + 1) {
+      throw new ProtocolError(ErrText.MaxControlLine, "max control line exceeded");
+    }
+    const cap = this.argBuf!.length;
+    if (this.argLen + n > cap) {
+      const grown = Buffer.allocUnsafe(Math.max(cap * 2, this.argLen + n));
+      this.argBuf!.copy(grown, 0, 0, this.argLen);
+      this.argBuf = grown;
+    }
+    buf.copy(this.argBuf!, this.argLen, from, to);
+    this.argLen += n;
+  }
+
+  private startSplitPayload(buf: Buffer, from: number, n: number): void {
+    this.msgBuf = Buffer.allocUnsafe(n);
+    buf.copy(this.msgBuf, 0, from, from + n);
+    this.msgLen = n;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function upper(b: number): number {
+  return b >= 97 && b <= 122 ? b - 32 : b;
+}
+
+function fail(): never {
+  throw new ProtocolError(ErrText.UnknownOp, "parser error");
+}
+
+/**
+ * Splits an argument line on blanks into `out` as [start, end) offset pairs, without allocating.
+ * Returns the number of arguments found, or -1 if there are more than out.length / 2.
+ */
+export function splitArgs(arg: Buffer, out: Int32Array): number {
+  let n = 0;
+  let start = -1;
+  const max = out.length >> 1;
+  for (let i = 0; i < arg.length; i++) {
+    const b = arg[i];
+    if (b === SPACE || b === TAB) {
+      if (start >= 0) {
+        if (n === max) return -1;
+        out[2 * n] = start;
+        out[2 * n + 1] = i;
+        n++;
+        start = -1;
+      }
+    } else if (start < 0) {
+      start = i;
+    }
+  }
+  if (start >= 0) {
+    if (n === max) return -1;
+    out[2 * n] = start;
+    out[2 * n + 1] = arg.length;
+    n++;
+  }
+  return n;
+}
+
+/** Parses a non-negative decimal size; -1 when the bytes are not all digits (nats-server's parseSize). */
+export function parseSize(buf: Buffer, start: number, end: number): number {
+  if (end <= start || end - start > 12) return -1;
+  let n = 0;
+  for (let i = start; i < end; i++) {
+    const d = buf[i]! - 48;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}

@@ -1,0 +1,366 @@
+// The message server: accepts client connections, owns the subject index, routes each
+// published message to the matching subscriptions (one member per queue group), and runs the
+// server-wide timers (pings, write deadlines), lame duck mode and shutdown.
+
+import { createServer, type Server as NetServer, type Socket } from "node:net";
+import { randomBytes, randomInt } from "node:crypto";
+import { writeFileSync, rmSync } from "node:fs";
+import { Client } from "./client.js";
+import { Sublist } from "./sublist.js";
+import { subjectMatchesPattern } from "./subject.js";
+import type { Subscription } from "./subscription.js";
+import type { Options } from "./options.js";
+import type { Logger } from "./log.js";
+import { authRequired } from "./auth.js";
+import { CloseReason, ErrText, type CloseReasonText } from "./errors.js";
+import { Monitor } from "./monitor.js";
+
+/** The nats-server protocol level shoal speaks; clients use it to enable features. */
+export const NATS_VERSION = "2.9.10";
+export const SHOAL_VERSION = "0.1.0";
+
+const BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+/** A server id shaped like nats-server's (an nkey public key: 'N' and 55 base32 characters). */
+export function newServerId(): string {
+  const bytes = randomBytes(55);
+  let id = "N";
+  for (const b of bytes) id += BASE32[b & 31];
+  return id;
+}
+
+/** How many closed connections /connz?state=closed remembers (nats-server keeps 10,000). */
+const CLOSED_RING = 10_000;
+
+export interface ClosedClient {
+  client: Client;
+  reason: CloseReasonText;
+}
+
+export class Server {
+  readonly id = newServerId();
+  readonly name: string;
+  readonly sublist = new Sublist<Subscription>({ cache: true });
+  readonly clients = new Map<number, Client>();
+  readonly closed: ClosedClient[] = [];
+  readonly authRequired: boolean;
+  readonly start = new Date();
+  readonly monitor: Monitor | null;
+  configLoadTime = new Date();
+  inMsgs = 0;
+  inBytes = 0;
+  outMsgs = 0;
+  outBytes = 0;
+  slowConsumers = 0;
+  totalConnections = 0;
+  lameDuck = false;
+  private nextCid = 1;
+  private listener: NetServer | null = null;
+  private pending: Client[] = [];
+  private flushScheduled = false;
+  private timers: NodeJS.Timeout[] = [];
+  private shuttingDown = false;
+  private lastSubjectBuf = Buffer.alloc(256);
+  private lastSubjectLen = -1;
+  private lastSubject = "";
+  private readyResolve!: () => void;
+  /** Resolves once shutdown has completed. */
+  readonly done: Promise<void>;
+  private doneResolve!: () => void;
+  /** The client port actually bound (differs from opts.port when it was -1 or 0). */
+  port = 0;
+
+  constructor(
+    readonly opts: Readonly<Options>,
+    readonly log: Logger,
+  ) {
+    this.name = opts.serverName || this.id;
+    this.authRequired = authRequired(opts);
+    this.monitor = opts.httpPort !== 0 ? new Monitor(this) : null;
+    this.done = new Promise((r) => (this.doneResolve = r));
+  }
+
+  /** Binds the listeners and logs like nats-server; resolves when the server is ready. */
+  async startServer(): Promise<void> {
+    const log = this.log;
+    log.info(`Starting nats-server`);
+    log.info(`  Version:  ${NATS_VERSION} (shoal ${SHOAL_VERSION})`);
+    log.info(`  Git:      [not set]`);
+    log.info(`  Name:     ${this.name}`);
+    log.info(`  ID:       ${this.id}`);
+    if (this.opts.configFile) log.info(`Using configuration file: ${this.opts.configFile}`);
+    if (this.opts.pidFile) writeFileSync(this.opts.pidFile, String(process.pid));
+    if (this.monitor) await this.monitor.listen();
+    const ready = new Promise<void>((r) => (this.readyResolve = r));
+    const listener = createServer({ noDelay: true }, (s) => this.accept(s));
+    this.listener = listener;
+    await new Promise<void>((resolve, reject) => {
+      listener.once("error", reject);
+      const port = this.opts.port < 0 ? 0 : this.opts.port;
+      listener.listen({ host: this.opts.host, port, exclusive: true }, () => {
+        listener.off("error", reject);
+        resolve();
+      });
+    });
+    const addr = listener.address();
+    this.port = typeof addr === "object" && addr !== null ? addr.port : this.opts.port;
+    log.info(`Listening for client connections on ${hostPort(this.opts.host, this.port)}`);
+    if (this.authRequired) {
+      log.debug(
+        this.opts.users.length > 0 ? "Using multi-user authentication" : "Using authentication",
+      );
+    }
+    this.startTimers();
+    log.info("Server is ready");
+    this.readyResolve();
+    await ready;
+  }
+
+  private startTimers(): void {
+    const ping = setInterval(() => this.pingClients(), this.opts.pingIntervalMs);
+    const deadline = setInterval(
+      () => this.checkWriteDeadlines(),
+      Math.max(50, Math.min(1000, this.opts.writeDeadlineMs / 2)),
+    );
+    ping.unref();
+    deadline.unref();
+    this.timers.push(ping, deadline);
+  }
+
+  private accept(socket: Socket): void {
+    if (this.shuttingDown || this.lameDuck) {
+      socket.destroy();
+      return;
+    }
+    const cid = this.nextCid++;
+    const c = new Client(this, cid, socket);
+    this.totalConnections++;
+    socket.on("data", (chunk: Buffer) => {
+      c.onData(chunk);
+      this.flushPending();
+    });
+    socket.on("drain", () => c.onDrain());
+    socket.on("error", (err) => {
+      this.log.debug(`${c.tag} - Client connection error: ${err.message}`);
+      c.close(CloseReason.ReadError);
+    });
+    socket.on("close", () => c.close(CloseReason.ClientClosed));
+    if (this.clients.size >= this.opts.maxConnections) {
+      this.log.error(`${c.tag} - Maximum connections exceeded (max=${this.opts.maxConnections})`);
+      c.sendProto(this.infoLine(c));
+      c.sendErr(ErrText.MaxConnections);
+      c.close(CloseReason.MaxConnections);
+      return;
+    }
+    this.clients.set(cid, c);
+    this.log.debug(`${c.tag} - Client connection created`);
+    c.sendProto(this.infoLine(c));
+    c.flush();
+  }
+
+  /** The INFO line sent to a client when it connects (and later when the cluster changes). */
+  infoLine(c: Client): string {
+    const info: Record<string, unknown> = {
+      server_id: this.id,
+      server_name: this.name,
+      version: NATS_VERSION,
+      proto: 1,
+      host: this.opts.host,
+      port: this.port,
+      headers: true,
+      max_payload: this.opts.maxPayload,
+      client_id: c.cid,
+      client_ip: c.host,
+    };
+    if (this.authRequired) info["auth_required"] = true;
+    if (this.lameDuck) info["ldm"] = true;
+    return `INFO ${JSON.stringify(info)} \r\n`;
+  }
+
+  /** Decodes a subject from a read buffer, reusing the previous string when the bytes repeat. */
+  subjectString(buf: Buffer, start: number, end: number): string {
+    const n = end - start;
+    if (n === this.lastSubjectLen && buf.compare(this.lastSubjectBuf, 0, n, start, end) === 0) {
+      return this.lastSubject;
+    }
+    const s = buf.toString("latin1", start, end);
+    if (n <= this.lastSubjectBuf.length) {
+      buf.copy(this.lastSubjectBuf, 0, start, end);
+      this.lastSubjectLen = n;
+      this.lastSubject = s;
+    }
+    return s;
+  }
+
+  clusterName(): string {
+    return this.opts.cluster?.name ?? "";
+  }
+
+  clusterPort(): number {
+    return this.opts.cluster?.port ?? 0;
+  }
+
+  /** Routes come with clustering; a single server has none. */
+  numRoutes(): number {
+    return 0;
+  }
+
+  routeInfos(_withSubs: boolean): Record<string, unknown>[] {
+    return [];
+  }
+
+  subjectMatches(subject: string, pattern: string): boolean {
+    return subjectMatchesPattern(subject, pattern);
+  }
+
+  addSubscription(sub: Subscription): void {
+    this.sublist.insert(sub);
+  }
+
+  removeSubscription(sub: Subscription): void {
+    this.sublist.remove(sub);
+  }
+
+  /**
+   * Delivers a published message to every matching subscription and to one member of each
+   * matching queue group. Returns how many deliveries were queued.
+   */
+  route(from: Client, subject: string, reply: string, hdr: number, payload: Buffer): number {
+    const r = this.sublist.match(subject);
+    const echo = from.opts.echo;
+    let n = 0;
+    const psubs = r.psubs;
+    for (let i = 0; i < psubs.length; i++) {
+      const sub = psubs[i]!;
+      if (!echo && sub.conn === from) continue;
+      sub.conn.deliver(sub, subject, reply, hdr, payload);
+      n++;
+    }
+    const qsubs = r.qsubs;
+    for (let i = 0; i < qsubs.length; i++) {
+      const group = qsubs[i]!;
+      const len = group.length;
+      if (len === 0) continue;
+      // Start at a random member; skip ourselves when echo is off.
+      const startAt = len === 1 ? 0 : randomInt(len);
+      for (let j = 0; j < len; j++) {
+        const sub = group[(startAt + j) % len]!;
+        if (sub.closed || (!echo && sub.conn === from)) continue;
+        sub.conn.deliver(sub, subject, reply, hdr, payload);
+        n++;
+        break;
+      }
+    }
+    return n;
+  }
+
+  /** Remembers a client with output to flush at the end of the current read. */
+  queueFlush(c: Client): void {
+    if (c.flushQueued) return;
+    c.flushQueued = true;
+    this.pending.push(c);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flushPending());
+    }
+  }
+
+  flushPending(): void {
+    this.flushScheduled = false;
+    const list = this.pending;
+    if (list.length === 0) return;
+    this.pending = [];
+    for (let i = 0; i < list.length; i++) list[i]!.flush();
+  }
+
+  clientClosed(c: Client, reason: CloseReasonText): void {
+    if (!this.clients.delete(c.cid)) return;
+    this.closed.push({ client: c, reason });
+    if (this.closed.length > CLOSED_RING) this.closed.shift();
+    this.log.debug(`${c.tag} - Client connection closed: ${reason}`);
+  }
+
+  private pingClients(): void {
+    for (const c of this.clients.values()) {
+      if (c.pingsOut + 1 > this.opts.pingMax) {
+        this.log.debug(`${c.tag} - Stale Client Connection - Closing`);
+        c.sendErr(ErrText.StaleConnection);
+        c.close(CloseReason.StaleConnection);
+        continue;
+      }
+      c.sendPing();
+    }
+  }
+
+  private checkWriteDeadlines(): void {
+    const now = Date.now();
+    for (const c of this.clients.values()) {
+      if (c.blockedSince > 0 && now - c.blockedSince > this.opts.writeDeadlineMs) {
+        this.log.info(
+          `${c.tag} - Slow Consumer Detected: WriteDeadline of ${this.opts.writeDeadlineMs / 1000}s exceeded`,
+        );
+        this.slowConsumers++;
+        c.close(CloseReason.SlowConsumerWriteDeadline);
+      }
+    }
+  }
+
+  /**
+   * Lame duck mode: stop accepting, tell clients (INFO with ldm) so they move to other servers,
+   * then close the remaining clients spread over lame_duck_duration, and shut down.
+   */
+  async enterLameDuckMode(): Promise<void> {
+    if (this.lameDuck || this.shuttingDown) return;
+    this.lameDuck = true;
+    this.log.info("Entering lame duck mode, stop accepting new clients");
+    await this.closeListener();
+    for (const c of this.clients.values()) {
+      c.sendProto(this.infoLine(c));
+    }
+    this.flushPending();
+    const total = this.opts.lameDuckDurationMs;
+    const grace = Math.min(this.opts.lameDuckGracePeriodMs, total);
+    await sleep(grace);
+    const clients = [...this.clients.values()];
+    if (clients.length > 0) {
+      const spread = Math.max(0, total - grace);
+      this.log.info(`Closing existing clients over ${Math.round(spread / 1000)}s`);
+      const step = spread / clients.length;
+      for (const c of clients) {
+        if (this.shuttingDown) break;
+        c.close(CloseReason.LameDuck);
+        if (step >= 1) await sleep(step);
+      }
+    }
+    await this.shutdown();
+  }
+
+  private async closeListener(): Promise<void> {
+    const l = this.listener;
+    this.listener = null;
+    if (l) await new Promise<void>((r) => l.close(() => r()));
+  }
+
+  /** Closes every connection and listener. Idempotent. */
+  async shutdown(): Promise<void> {
+    if (this.shuttingDown) return this.done;
+    this.shuttingDown = true;
+    this.log.info("Initiating Shutdown...");
+    for (const t of this.timers) clearInterval(t);
+    const closing = this.closeListener();
+    for (const c of [...this.clients.values()]) c.close(CloseReason.ServerShutdown);
+    await closing;
+    if (this.monitor) await this.monitor.close();
+    if (this.opts.pidFile) rmSync(this.opts.pidFile, { force: true });
+    this.log.info("Server Exiting..");
+    this.doneResolve();
+  }
+}
+
+export function hostPort(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,22 @@
+// A subscription as the subject index stores it: a client's SUB, or (later) a route's interest.
+// `conn` receives the messages; `max` and `delivered` implement UNSUB with a maximum.
+
+export interface MsgTarget {
+  /** Queue one message for delivery to this subscription (flushed by the server later). */
+  deliver(sub: Subscription, subject: string, reply: string, hdrLen: number, payload: Buffer): void;
+}
+
+export class Subscription {
+  /** Messages delivered so far. */
+  delivered = 0;
+  /** Auto-unsubscribe after this many messages (0 = never). */
+  max = 0;
+  closed = false;
+
+  constructor(
+    readonly subject: string,
+    readonly queue: string | null,
+    readonly sid: string,
+    readonly conn: MsgTarget,
+  ) {}
+}
