@@ -3,6 +3,7 @@
 
 import { OptionsError } from "./errors.js";
 import {
+  isUsedVariable,
   parseConfigFile,
   parseDuration,
   parseSize,
