@@ -38,6 +38,65 @@ export interface ConnectOptions {
 
 const NO_RESPONDERS_HDR = "NATS/1.0 503\r\n\r\n";
 
+/** The JSON type of each CONNECT field shoal reads, by lower-case name (nats-server's ClientOpts). */
+const CONNECT_FIELDS: Record<string, ["boolean" | "string" | "integer", string]> = {
+  verbose: ["boolean", "verbose"],
+  pedantic: ["boolean", "pedantic"],
+  echo: ["boolean", "echo"],
+  headers: ["boolean", "headers"],
+  no_responders: ["boolean", "no_responders"],
+  tls_required: ["boolean", "tls_required"],
+  new_account: ["boolean", "new_account"],
+  name: ["string", "name"],
+  lang: ["string", "lang"],
+  version: ["string", "version"],
+  user: ["string", "user"],
+  pass: ["string", "pass"],
+  auth_token: ["string", "auth_token"],
+  nkey: ["string", "nkey"],
+  jwt: ["string", "jwt"],
+  sig: ["string", "sig"],
+  account: ["string", "account"],
+  protocol: ["integer", "protocol"],
+};
+
+/** Parses a JSON object (or null, which is no fields) like Go's json.Unmarshal into a struct. */
+function decodeJsonObject(arg: Buffer, op: string): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(arg.toString("utf8"));
+  } catch (err) {
+    throw new ProtocolError(null, `invalid ${op}: ${(err as Error).message}`);
+  }
+  if (v === null) return {};
+  if (typeof v !== "object" || Array.isArray(v)) {
+    throw new ProtocolError(null, `invalid ${op}: not a JSON object`);
+  }
+  return v as Record<string, unknown>;
+}
+
+/**
+ * Decodes CONNECT as nats-server does: field names match case-insensitively, a null value leaves
+ * the field as it was, unknown fields are ignored, and a value of the wrong type is an error
+ * (the connection is closed without -ERR).
+ */
+function decodeConnect(arg: Buffer): { opts: Partial<ConnectOptions>; account: boolean } {
+  const raw = decodeJsonObject(arg, "CONNECT");
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(raw)) {
+    const field = CONNECT_FIELDS[key.toLowerCase()];
+    if (field === undefined || value === null) continue;
+    const [type, name] = field;
+    const ok = type === "integer" ? Number.isSafeInteger(value) : typeof value === type;
+    if (!ok) throw new ProtocolError(null, `invalid CONNECT: bad type for "${key}"`);
+    out[name] = value;
+  }
+  const account = out["new_account"] === true || (out["account"] ?? "") !== "";
+  delete out["new_account"];
+  delete out["account"];
+  return { opts: out as Partial<ConnectOptions>, account };
+}
+
 export class Client implements ParserSink, MsgTarget {
   readonly kind = "Client";
   readonly parser: Parser;
@@ -93,6 +152,7 @@ export class Client implements ParserSink, MsgTarget {
     this.port = socket.remotePort ?? 0;
     this.tag = `${this.host}:${this.port} - cid:${cid}`;
     this.parser = new Parser(this, { maxControlLine: server.opts.maxControlLine });
+    this.parser.requireConnect = server.authRequired;
     if (server.authRequired) {
       this.authTimer = setTimeout(() => {
         this.sendErr(ErrText.AuthTimeout);
@@ -163,6 +223,9 @@ export class Client implements ParserSink, MsgTarget {
         this.processConnect(arg);
         return -1;
       case Op.INFO:
+        // nats-server decodes a client's INFO (and ignores it); bad JSON closes the connection.
+        decodeJsonObject(arg, "INFO");
+        return -1;
       case Op.OK:
         return -1;
       case Op.ERR:
@@ -206,26 +269,36 @@ export class Client implements ParserSink, MsgTarget {
   // ---- protocol operations ------------------------------------------------------------------
 
   private processConnect(arg: Buffer): void {
-    let parsed: Partial<ConnectOptions>;
-    try {
-      parsed = JSON.parse(arg.toString("utf8")) as Partial<ConnectOptions>;
-      if (typeof parsed !== "object" || parsed === null) throw new Error("not an object");
-    } catch (err) {
-      throw new ProtocolError(null, `invalid CONNECT: ${(err as Error).message}`);
-    }
-    this.opts = { ...this.opts, ...parsed };
-    this.connectReceived = true;
     if (this.authTimer) {
       clearTimeout(this.authTimer);
       this.authTimer = null;
     }
-    const auth = authenticate(this.server.opts, parsed);
-    if (auth === null) {
+    const parsed = decodeConnect(arg);
+    this.opts = { ...this.opts, ...parsed.opts };
+    this.connectReceived = true;
+    this.parser.requireConnect = false;
+    const auth = authenticate(this.server.opts, parsed.opts);
+    // Naming an account in CONNECT is refused too (nats-server's dynamic accounts are gone).
+    if (auth === null || parsed.account) {
       this.authViolation();
       throw new ProtocolError(null, "authentication failed", CloseReason.AuthViolation);
     }
     this.user = auth.user;
     this.perms = auth.permissions;
+    if (this.opts.protocol < 0 || this.opts.protocol > 1) {
+      throw new ProtocolError(
+        ErrText.BadClientProtocol,
+        `bad client protocol ${this.opts.protocol}`,
+        CloseReason.BadClientProtocol,
+      );
+    }
+    if (this.opts.no_responders && !this.opts.headers) {
+      throw new ProtocolError(
+        ErrText.NoRespondersRequiresHeaders,
+        "no_responders without headers",
+        CloseReason.NoRespondersRequiresHeaders,
+      );
+    }
     if (this.opts.verbose) this.sendProto("+OK\r\n");
   }
 
@@ -266,7 +339,8 @@ export class Client implements ParserSink, MsgTarget {
     }
     this.pubSubject = this.server.subjectString(arg, a[0]!, a[1]!);
     this.pubReply = replyIdx > 0 ? arg.toString("latin1", a[2]!, a[3]!) : "";
-    this.pubHdr = hdr;
+    // A zero-length header block is no header: nats-server delivers such a message as MSG.
+    this.pubHdr = hdr > 0 ? hdr : -1;
     if (this.opts.pedantic && !isValidLiteralSubject(this.pubSubject)) {
       this.sendErr(ErrText.InvalidPublishSubject);
     }
@@ -276,16 +350,14 @@ export class Client implements ParserSink, MsgTarget {
   /** SUB subject [queue] sid */
   private processSub(arg: Buffer): void {
     const a = this.args;
-    const n = splitArgs(arg, a);
+    const n = splitArgs(arg, a, true);
     if (n !== 2 && n !== 3)
       throw new ProtocolError(null, `processSub Parse Error: '${arg.toString()}'`);
     const subject = arg.toString("latin1", a[0]!, a[1]!);
     const queue = n === 3 ? arg.toString("latin1", a[2]!, a[3]!) : null;
     const sid = arg.toString("latin1", a[2 * (n - 1)]!, a[2 * (n - 1) + 1]!);
-    if (!isValidSubject(subject) || (queue !== null && !isValidQueueName(queue))) {
-      this.sendErr(ErrText.InvalidSubject);
-      return;
-    }
+    // nats-server's order: permissions, the subscription limit, then the subject itself (checked
+    // only when the sid is new).
     if (this.perms !== null && !this.perms.canSubscribe(subject)) {
       this.sendErr(subViolation(subject, queue));
       this.server.log.error(
@@ -300,6 +372,10 @@ export class Client implements ParserSink, MsgTarget {
       return;
     }
     if (!this.subs.has(sid)) {
+      if (!isValidSubject(subject) || (queue !== null && !isValidQueueName(queue))) {
+        this.sendErr(ErrText.InvalidSubject);
+        return;
+      }
       const sub = new Subscription(subject, queue, sid, this);
       this.subs.set(sid, sub);
       this.server.addSubscription(sub);
@@ -310,7 +386,7 @@ export class Client implements ParserSink, MsgTarget {
   /** UNSUB sid [max] */
   private processUnsub(arg: Buffer): void {
     const a = this.args;
-    const n = splitArgs(arg, a);
+    const n = splitArgs(arg, a, true);
     if (n !== 1 && n !== 2)
       throw new ProtocolError(null, `processUnsub Parse Error: '${arg.toString()}'`);
     const sid = arg.toString("latin1", a[0]!, a[1]!);

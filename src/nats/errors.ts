@@ -17,6 +17,8 @@ export const ErrText = {
   MaxSubscriptions: "maximum subscriptions exceeded",
   SecureRequired: "Secure Connection - TLS Required",
   NoHeaders: "Headers Not Supported",
+  BadClientProtocol: "invalid client protocol",
+  NoRespondersRequiresHeaders: "no responders requires headers support",
 } as const;
 
 export function pubViolation(subject: string): string {
@@ -39,6 +41,8 @@ export const CloseReason = {
   MaxPayload: "Maximum Message Payload Exceeded",
   MaxControlLine: "Maximum Control Line Exceeded",
   MaxConnections: "Maximum Connections Exceeded",
+  BadClientProtocol: "Bad Client Protocol Version",
+  NoRespondersRequiresHeaders: "No Responders Requires Headers",
   SlowConsumerPendingBytes: "Slow Consumer (Pending Bytes)",
   SlowConsumerWriteDeadline: "Slow Consumer (Write Deadline)",
   StaleConnection: "Stale Connection",

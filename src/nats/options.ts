@@ -181,7 +181,7 @@ function duration(v: ConfValue, key: string, warn: Warn): number {
 
 /** "host:port", ":port", "port" or a nats://host:port URL into its parts. */
 export function splitHostPort(s: string, defaultHost: string): { host: string; port: number } {
-  let rest = s.replace(/^[a-z]+:\/\//i, "");
+  let rest = s.replace(/^[a-z][a-z0-9+.-]*:\/\//i, "");
   const at = rest.lastIndexOf("@");
   if (at >= 0) rest = rest.slice(at + 1);
   rest = rest.replace(/\/$/, "");

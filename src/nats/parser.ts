@@ -6,7 +6,7 @@
 // hands control lines and payloads to a ParserSink and throws a ProtocolError when the stream
 // is malformed; the connection decides what to send and whether to close.
 
-import { ProtocolError, ErrText } from "./errors.js";
+import { ProtocolError, ErrText, CloseReason } from "./errors.js";
 
 /** Operations the parser can hand to its sink. */
 export const Op = {
@@ -102,6 +102,9 @@ const S = {
   END_N: 64,
 } as const;
 
+/** The state after release(): every byte is refused (the switch's default case). */
+const RELEASED = -1;
+
 const CR = 13;
 const LF = 10;
 const SPACE = 32;
@@ -127,6 +130,11 @@ export class Parser {
   private msgLen = 0;
   private readonly maxControlLine: number;
   private readonly route: boolean;
+  /**
+   * Set while the server awaits the CONNECT of a client that must authenticate: like
+   * nats-server, any operation not starting with 'C' is then an Authorization Violation.
+   */
+  requireConnect = false;
 
   constructor(
     private readonly sink: ParserSink,
@@ -375,7 +383,27 @@ export class Parser {
     if (this.state === S.ARG) this.holdSplitArg(buf, len);
   }
 
+  /**
+   * Drops a held partial control line or payload (up to max_payload bytes). Call it when the
+   * connection closes, so a closed connection kept for monitoring does not pin them; the
+   * parser refuses any further input.
+   */
+  release(): void {
+    this.argBuf = null;
+    this.argLen = 0;
+    this.msgBuf = null;
+    this.msgLen = 0;
+    this.state = RELEASED;
+  }
+
   private start(b: number): void {
+    if (this.requireConnect && upper(b) !== 67 /* C */) {
+      throw new ProtocolError(
+        ErrText.AuthViolation,
+        "operation before CONNECT",
+        CloseReason.AuthViolation,
+      );
+    }
     switch (upper(b)) {
       case 80: // P
         this.state = S.P;
@@ -431,7 +459,11 @@ export class Parser {
     } else {
       arg = buf.subarray(this.argStart, lf);
     }
-    if (arg.length > 0 && arg[arg.length - 1] === CR) arg = arg.subarray(0, arg.length - 1);
+    // nats-server drops the line's last byte when it saw a CR anywhere in it (normally the CR
+    // before the LF; "SUB foo 1\rx\n" loses the x).
+    if (arg.length > 0 && (arg[arg.length - 1] === CR || arg.includes(CR))) {
+      arg = arg.subarray(0, arg.length - 1);
+    }
     if (arg.length > this.maxControlLine) {
       throw new ProtocolError(ErrText.MaxControlLine, "max control line exceeded");
     }
@@ -492,14 +524,15 @@ function fail(): never {
 /**
  * Splits an argument line on blanks into `out` as [start, end) offset pairs, without allocating.
  * Returns the number of arguments found, or -1 if there are more than out.length / 2.
+ * With `crIsBlank`, CR separates arguments too (nats-server's SUB and UNSUB do that; PUB not).
  */
-export function splitArgs(arg: Buffer, out: Int32Array): number {
+export function splitArgs(arg: Buffer, out: Int32Array, crIsBlank = false): number {
   let n = 0;
   let start = -1;
   const max = out.length >> 1;
   for (let i = 0; i < arg.length; i++) {
     const b = arg[i];
-    if (b === SPACE || b === TAB) {
+    if (b === SPACE || b === TAB || (crIsBlank && b === CR)) {
       if (start >= 0) {
         if (n === max) return -1;
         out[2 * n] = start;
@@ -520,9 +553,12 @@ export function splitArgs(arg: Buffer, out: Int32Array): number {
   return n;
 }
 
-/** Parses a non-negative decimal size; -1 when the bytes are not all digits (nats-server's parseSize). */
+/**
+ * Parses a non-negative decimal size; -1 when the bytes are not all digits or more than nine
+ * of them (nats-server's parseSize: 999,999,999 at most).
+ */
 export function parseSize(buf: Buffer, start: number, end: number): number {
-  if (end <= start || end - start > 12) return -1;
+  if (end <= start || end - start > 9) return -1;
   let n = 0;
   for (let i = start; i < end; i++) {
     const d = buf[i]! - 48;

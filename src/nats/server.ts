@@ -14,6 +14,8 @@ import type { Logger } from "./log.js";
 import { authRequired } from "./auth.js";
 import { CloseReason, ErrText, type CloseReasonText } from "./errors.js";
 import { Monitor } from "./monitor.js";
+import { Cluster, clientUrlsFor } from "./cluster.js";
+import type { Route } from "./route.js";
 
 /** The nats-server protocol level shoal speaks; clients use it to enable features. */
 export const NATS_VERSION = "2.9.10";
@@ -46,6 +48,7 @@ export class Server {
   readonly authRequired: boolean;
   readonly start = new Date();
   readonly monitor: Monitor | null;
+  readonly cluster: Cluster | null;
   configLoadTime = new Date();
   inMsgs = 0;
   inBytes = 0;
@@ -56,7 +59,9 @@ export class Server {
   lameDuck = false;
   private nextCid = 1;
   private listener: NetServer | null = null;
-  private pending: Client[] = [];
+  private pending: Array<Client | Route> = [];
+  private routeEpoch = 0;
+  private readonly routeTargets: Route[] = [];
   private flushScheduled = false;
   private timers: NodeJS.Timeout[] = [];
   private shuttingDown = false;
@@ -77,6 +82,7 @@ export class Server {
     this.name = opts.serverName || this.id;
     this.authRequired = authRequired(opts);
     this.monitor = opts.httpPort !== 0 ? new Monitor(this) : null;
+    this.cluster = opts.cluster ? new Cluster(this, opts.cluster, log) : null;
     this.done = new Promise((r) => (this.doneResolve = r));
   }
 
@@ -86,6 +92,7 @@ export class Server {
     log.info(`Starting nats-server`);
     log.info(`  Version:  ${NATS_VERSION} (shoal ${SHOAL_VERSION})`);
     log.info(`  Git:      [not set]`);
+    if (this.cluster) log.info(`  Cluster:  ${this.cluster.name}`);
     log.info(`  Name:     ${this.name}`);
     log.info(`  ID:       ${this.id}`);
     if (this.opts.configFile) log.info(`Using configuration file: ${this.opts.configFile}`);
@@ -112,6 +119,7 @@ export class Server {
     }
     this.startTimers();
     log.info("Server is ready");
+    if (this.cluster) await this.cluster.start();
     this.readyResolve();
     await ready;
   }
@@ -173,6 +181,10 @@ export class Server {
       client_ip: c.host,
     };
     if (this.authRequired) info["auth_required"] = true;
+    if (this.cluster) {
+      info["cluster"] = this.cluster.name;
+      if (!this.cluster.opts.noAdvertise) info["connect_urls"] = this.cluster.connectUrls();
+    }
     if (this.lameDuck) info["ldm"] = true;
     return `INFO ${JSON.stringify(info)} \r\n`;
   }
@@ -193,20 +205,35 @@ export class Server {
   }
 
   clusterName(): string {
-    return this.opts.cluster?.name ?? "";
+    return this.cluster?.name ?? "";
   }
 
   clusterPort(): number {
-    return this.opts.cluster?.port ?? 0;
+    return this.cluster?.port ?? 0;
   }
 
-  /** Routes come with clustering; a single server has none. */
   numRoutes(): number {
-    return 0;
+    return this.cluster?.numRoutes() ?? 0;
   }
 
-  routeInfos(_withSubs: boolean): Record<string, unknown>[] {
-    return [];
+  routeInfos(withSubs: boolean): Record<string, unknown>[] {
+    return this.cluster?.routeInfos(withSubs) ?? [];
+  }
+
+  /** The addresses clients can reach this server on (advertised to the cluster). */
+  ownClientUrls(): string[] {
+    return clientUrlsFor(this.opts.host, this.port, this.opts.clientAdvertise);
+  }
+
+  /** The cluster's set of client URLs changed: tell clients that understand async INFO. */
+  clientUrlsChanged(): void {
+    for (const c of this.clients.values()) {
+      if (c.opts.protocol >= 1 && c.connectReceived) c.sendProto(this.infoLine(c));
+    }
+  }
+
+  routesChanged(): void {
+    this.log.debug(`Cluster has ${this.numRoutes()} route(s)`);
   }
 
   subjectMatches(subject: string, pattern: string): boolean {
@@ -215,25 +242,51 @@ export class Server {
 
   addSubscription(sub: Subscription): void {
     this.sublist.insert(sub);
+    this.cluster?.localInterest(sub, 1);
   }
 
   removeSubscription(sub: Subscription): void {
-    this.sublist.remove(sub);
+    if (this.sublist.remove(sub)) this.cluster?.localInterest(sub, -1);
   }
 
   /**
-   * Delivers a published message to every matching subscription and to one member of each
-   * matching queue group. Returns how many deliveries were queued.
+   * Delivers a message to every matching local subscription and to one member of each matching
+   * queue group (a local member when there is one), and forwards it once to each route with
+   * interest, naming the queue groups that route should serve. A message that came from a route
+   * goes to local clients only (the one-hop rule), and to queue groups only if the route named
+   * them. Returns how many deliveries were made.
    */
-  route(from: Client, subject: string, reply: string, hdr: number, payload: Buffer): number {
+  route(
+    from: Client | Route,
+    subject: string,
+    reply: string,
+    hdr: number,
+    payload: Buffer,
+    queues: readonly string[] | null = null,
+  ): number {
     const r = this.sublist.match(subject);
-    const echo = from.opts.echo;
+    const fromRoute = from.kind === "Route";
+    const noEcho = !fromRoute && !from.opts.echo;
+    const epoch = ++this.routeEpoch;
+    const targets = this.routeTargets;
+    targets.length = 0;
     let n = 0;
     const psubs = r.psubs;
     for (let i = 0; i < psubs.length; i++) {
       const sub = psubs[i]!;
-      if (!echo && sub.conn === from) continue;
-      sub.conn.deliver(sub, subject, reply, hdr, payload);
+      const conn = sub.conn;
+      if (conn.kind === "Route") {
+        if (fromRoute) continue;
+        const route = conn as Route;
+        if (route.markEpoch !== epoch) {
+          route.markEpoch = epoch;
+          route.scratchQueues.length = 0;
+          targets.push(route);
+        }
+        continue;
+      }
+      if (noEcho && conn === from) continue;
+      conn.deliver(sub, subject, reply, hdr, payload);
       n++;
     }
     const qsubs = r.qsubs;
@@ -241,21 +294,43 @@ export class Server {
       const group = qsubs[i]!;
       const len = group.length;
       if (len === 0) continue;
-      // Start at a random member; skip ourselves when echo is off.
+      if (fromRoute && (queues === null || !queues.includes(group[0]!.queue!))) continue;
+      // Start at a random member; prefer a local one, fall back to a route.
       const startAt = len === 1 ? 0 : randomInt(len);
+      let fallback: Route | null = null;
+      let done = false;
       for (let j = 0; j < len; j++) {
         const sub = group[(startAt + j) % len]!;
-        if (sub.closed || (!echo && sub.conn === from)) continue;
+        if (sub.closed) continue;
+        if (sub.conn.kind === "Route") {
+          if (!fromRoute && fallback === null) fallback = sub.conn as Route;
+          continue;
+        }
+        if (noEcho && sub.conn === from) continue;
         sub.conn.deliver(sub, subject, reply, hdr, payload);
         n++;
+        done = true;
         break;
       }
+      if (!done && fallback !== null) {
+        if (fallback.markEpoch !== epoch) {
+          fallback.markEpoch = epoch;
+          fallback.scratchQueues.length = 0;
+          targets.push(fallback);
+        }
+        fallback.scratchQueues.push(group[0]!.queue!);
+      }
+    }
+    for (let i = 0; i < targets.length; i++) {
+      const route = targets[i]!;
+      route.sendMsg(subject, reply, hdr, payload, route.scratchQueues);
+      n++;
     }
     return n;
   }
 
   /** Remembers a client with output to flush at the end of the current read. */
-  queueFlush(c: Client): void {
+  queueFlush(c: Client | Route): void {
     if (c.flushQueued) return;
     c.flushQueued = true;
     this.pending.push(c);
@@ -313,7 +388,8 @@ export class Server {
     if (this.lameDuck || this.shuttingDown) return;
     this.lameDuck = true;
     this.log.info("Entering lame duck mode, stop accepting new clients");
-    await this.closeListener();
+    // Stop accepting now; net.Server's close callback only fires once every client has gone.
+    void this.closeListener();
     for (const c of this.clients.values()) {
       c.sendProto(this.infoLine(c));
     }
@@ -350,6 +426,7 @@ export class Server {
     const closing = this.closeListener();
     for (const c of [...this.clients.values()]) c.close(CloseReason.ServerShutdown);
     await closing;
+    if (this.cluster) await this.cluster.stop();
     if (this.monitor) await this.monitor.close();
     if (this.opts.pidFile) rmSync(this.opts.pidFile, { force: true });
     this.log.info("Server Exiting..");

@@ -2,6 +2,7 @@
 // `conn` receives the messages; `max` and `delivered` implement UNSUB with a maximum.
 
 export interface MsgTarget {
+  readonly kind: "Client" | "Route";
   /** Queue one message for delivery to this subscription (flushed by the server later). */
   deliver(sub: Subscription, subject: string, reply: string, hdrLen: number, payload: Buffer): void;
 }

@@ -1,0 +1,360 @@
+// One route: a server-to-server connection speaking nats-server 2.9's route protocol.
+//
+//   solicitor → CONNECT {...,"name":<server id>,"cluster":...}  then INFO {...}
+//   acceptor  → INFO {..., "nonce", "cluster", "connect_urls"} as soon as it accepts
+//   both      → RS+ $G subject [queue weight] / RS- $G subject [queue]   (interest)
+//              RMSG $G subject [reply | + reply queues... | | queues...] size   (messages)
+//              HMSG $G subject [...] hdr_size total_size                          (with headers)
+//              INFO {..., "ip": "nats-route://host:port/"}  (gossip of a new member)
+//
+// Only the global account ($G) is routed; other accounts (nats-server's $SYS) are accepted
+// and ignored. The route stores the remote's interest as subscriptions in the server's index.
+
+import type { Socket } from "node:net";
+import { Parser, Op, splitArgs, parseSize, type OpCode, type ParserSink } from "./parser.js";
+import { CloseReason, ErrText, ProtocolError, type CloseReasonText } from "./errors.js";
+import { Outbound } from "./outbound.js";
+import { Subscription, type MsgTarget } from "./subscription.js";
+import type { Cluster } from "./cluster.js";
+
+export const GLOBAL_ACCOUNT = "$G";
+
+/** The fields of a route INFO we act on. */
+export interface RouteInfo {
+  server_id: string;
+  server_name?: string;
+  version?: string;
+  host?: string;
+  port?: number;
+  cluster?: string;
+  cluster_dynamic?: boolean;
+  connect_urls?: string[];
+  /** Set in gossip: the route URL of a member to connect to. */
+  ip?: string;
+  auth_required?: boolean;
+  ldm?: boolean;
+  headers?: boolean;
+  max_payload?: number;
+}
+
+export class Route implements ParserSink, MsgTarget {
+  readonly kind = "Route";
+  readonly parser: Parser;
+  readonly out = new Outbound();
+  readonly start = new Date();
+  lastActivity = new Date();
+  readonly host: string;
+  readonly port: number;
+  tag: string;
+  /** The remote's INFO once received. */
+  remote: RouteInfo | null = null;
+  /** Remote interest by "subject" or "subject queue". */
+  readonly remoteSubs = new Map<string, Subscription & { weight: number }>();
+  /** The URL this route was dialled on (solicited routes). */
+  url = "";
+  closed = false;
+  connectReceived = false;
+  registered = false;
+  inMsgs = 0;
+  outMsgs = 0;
+  inBytes = 0;
+  outBytes = 0;
+  pingsOut = 0;
+  rtt = 0;
+  private pingSentAt = 0;
+  flushQueued = false;
+  /** Scratch used by Server.route while it builds one RMSG: see Server.route. */
+  markEpoch = -1;
+  readonly scratchQueues: string[] = [];
+  // The message being received.
+  private msgSubject = "";
+  private msgReply = "";
+  private msgHdr = -1;
+  private msgAccount = "";
+  private msgQueues: string[] | null = null;
+  private readonly args = new Int32Array(64);
+
+  constructor(
+    readonly cluster: Cluster,
+    readonly rid: number,
+    readonly socket: Socket,
+    /** We dialled it (vs accepted it). */
+    readonly didSolicit: boolean,
+    /** It is one of the routes from our configuration (vs learned by gossip or accepted). */
+    readonly isConfigured: boolean,
+  ) {
+    this.host = socket.remoteAddress?.replace(/^::ffff:/, "") ?? "";
+    this.port = socket.remotePort ?? 0;
+    this.tag = `${this.host}:${this.port} - rid:${rid}`;
+    this.parser = new Parser(this, { maxControlLine: 64 * 1024, route: true });
+  }
+
+  get remoteId(): string {
+    return this.remote?.server_id ?? "";
+  }
+
+  onData(chunk: Buffer): void {
+    if (this.closed) return;
+    this.lastActivity = new Date();
+    try {
+      this.parser.parse(chunk);
+    } catch (err) {
+      if (err instanceof ProtocolError) {
+        this.cluster.log.error(`${this.tag} - Route protocol error: ${err.message}`);
+        if (err.errText !== null) this.sendProto(`-ERR '${err.errText}'\r\n`);
+        this.close(err.reason);
+      } else {
+        this.cluster.log.error(`${this.tag} - ${(err as Error).stack ?? String(err)}`);
+        this.close(CloseReason.ProtocolViolation);
+      }
+    }
+  }
+
+  control(op: OpCode, arg: Buffer): number {
+    if (this.closed) return -1;
+    const log = this.cluster.log;
+    if (log.traceEnabled && op !== Op.RMSG && op !== Op.HMSG) {
+      log.trace(
+        `${this.tag} - <<- [${opName(op)}${arg.length ? " " + arg.toString("latin1") : ""}]`,
+      );
+    }
+    switch (op) {
+      case Op.CONNECT:
+        this.cluster.processRouteConnect(this, arg);
+        return -1;
+      case Op.INFO: {
+        let info: RouteInfo;
+        try {
+          info = JSON.parse(arg.toString("utf8")) as RouteInfo;
+        } catch (err) {
+          throw new ProtocolError(null, `invalid route INFO: ${(err as Error).message}`);
+        }
+        this.cluster.processRouteInfo(this, info);
+        return -1;
+      }
+      case Op.PING:
+        this.sendProto("PONG\r\n");
+        return -1;
+      case Op.PONG:
+        this.pingsOut = 0;
+        if (this.pingSentAt > 0) {
+          this.rtt = performance.now() - this.pingSentAt;
+          this.pingSentAt = 0;
+        }
+        return -1;
+      case Op.OK:
+        return -1;
+      case Op.ERR:
+        log.error(`${this.tag} - Router error: ${arg.toString()}`);
+        this.cluster.routeError(this, arg.toString());
+        this.close(CloseReason.ProtocolViolation);
+        return -1;
+      case Op.RS_PLUS:
+        this.requireRegistered();
+        this.processSubPlus(arg);
+        return -1;
+      case Op.RS_MINUS:
+        this.requireRegistered();
+        this.processSubMinus(arg);
+        return -1;
+      case Op.RMSG:
+        this.requireRegistered();
+        return this.processMsgArgs(arg, false);
+      case Op.HMSG:
+        this.requireRegistered();
+        return this.processMsgArgs(arg, true);
+      default:
+        throw new ProtocolError(ErrText.UnknownOp, `unexpected ${opName(op)} on a route`);
+    }
+  }
+
+  private requireRegistered(): void {
+    if (!this.registered) throw new ProtocolError(null, "route traffic before INFO");
+  }
+
+  /** RMSG $G subject [reply | + reply q... | | q...] size; HMSG adds hdr_size before size. */
+  private processMsgArgs(arg: Buffer, headers: boolean): number {
+    const a = this.args;
+    const n = splitArgs(arg, a);
+    const minArgs = headers ? 4 : 3;
+    if (n < minArgs)
+      throw new ProtocolError(null, `processRoutedMsgArgs Parse Error: '${arg.toString()}'`);
+    const tok = (i: number) => arg.toString("latin1", a[2 * i]!, a[2 * i + 1]!);
+    const size = parseSize(arg, a[2 * (n - 1)]!, a[2 * (n - 1) + 1]!);
+    const hdr = headers ? parseSize(arg, a[2 * (n - 2)]!, a[2 * (n - 2) + 1]!) : -1;
+    if (size < 0 || (headers && (hdr < 0 || hdr > size))) {
+      throw new ProtocolError(
+        null,
+        `processRoutedMsgArgs Bad or Missing Size: '${arg.toString()}'`,
+      );
+    }
+    this.msgAccount = tok(0);
+    this.msgSubject = this.cluster.server.subjectString(arg, a[2]!, a[3]!);
+    this.msgHdr = hdr;
+    this.msgReply = "";
+    this.msgQueues = null;
+    const restEnd = n - (headers ? 2 : 1);
+    if (restEnd > 2) {
+      const first = tok(2);
+      if (first === "+" || first === "|") {
+        let i = 3;
+        if (first === "+") this.msgReply = tok(i++);
+        const qs: string[] = [];
+        for (; i < restEnd; i++) qs.push(tok(i));
+        this.msgQueues = qs;
+      } else if (restEnd === 3) {
+        this.msgReply = first;
+      } else {
+        throw new ProtocolError(null, `processRoutedMsgArgs Parse Error: '${arg.toString()}'`);
+      }
+    }
+    return size;
+  }
+
+  payload(data: Buffer): void {
+    if (this.closed) return;
+    this.inMsgs++;
+    this.inBytes += data.length;
+    const log = this.cluster.log;
+    if (log.traceEnabled) {
+      log.trace(
+        `${this.tag} - <<- [RMSG ${this.msgAccount} ${this.msgSubject} ${this.msgReply} ${data.length}]`,
+      );
+    }
+    if (this.msgAccount !== GLOBAL_ACCOUNT) return;
+    this.cluster.server.route(
+      this,
+      this.msgSubject,
+      this.msgReply,
+      this.msgHdr,
+      data,
+      this.msgQueues,
+    );
+  }
+
+  /** RS+ $G subject [queue weight] */
+  private processSubPlus(arg: Buffer): void {
+    const a = this.args;
+    const n = splitArgs(arg, a);
+    if (n < 2 || n > 4)
+      throw new ProtocolError(null, `processRemoteSub Parse Error: '${arg.toString()}'`);
+    const account = arg.toString("latin1", a[0]!, a[1]!);
+    if (account !== GLOBAL_ACCOUNT) return;
+    const subject = arg.toString("latin1", a[2]!, a[3]!);
+    const queue = n >= 3 ? arg.toString("latin1", a[4]!, a[5]!) : null;
+    const weight = n === 4 ? Math.max(1, parseSize(arg, a[6]!, a[7]!)) : 1;
+    const key = queue === null ? subject : `${subject} ${queue}`;
+    const existing = this.remoteSubs.get(key);
+    if (existing) {
+      existing.weight = weight;
+      return;
+    }
+    const sub = Object.assign(new Subscription(subject, queue, key, this), { weight });
+    try {
+      this.cluster.server.sublist.insert(sub);
+    } catch {
+      this.cluster.log.debug(
+        `${this.tag} - ignoring remote interest in invalid subject "${subject}"`,
+      );
+      return;
+    }
+    this.remoteSubs.set(key, sub);
+  }
+
+  /** RS- $G subject [queue] */
+  private processSubMinus(arg: Buffer): void {
+    const a = this.args;
+    const n = splitArgs(arg, a);
+    if (n < 2 || n > 3)
+      throw new ProtocolError(null, `processRemoteUnsub Parse Error: '${arg.toString()}'`);
+    if (arg.toString("latin1", a[0]!, a[1]!) !== GLOBAL_ACCOUNT) return;
+    const subject = arg.toString("latin1", a[2]!, a[3]!);
+    const key = n === 3 ? `${subject} ${arg.toString("latin1", a[4]!, a[5]!)}` : subject;
+    const sub = this.remoteSubs.get(key);
+    if (!sub) return;
+    this.remoteSubs.delete(key);
+    sub.closed = true;
+    this.cluster.server.sublist.remove(sub);
+  }
+
+  /** Routes receive messages through sendMsg (one per message per route), never per subscription. */
+  deliver(): void {
+    throw new Error("Route.deliver is not used: Server.route aggregates per route");
+  }
+
+  /** Queues one RMSG/HMSG carrying the queue groups this route should serve. */
+  sendMsg(
+    subject: string,
+    reply: string,
+    hdr: number,
+    payload: Buffer,
+    queues: readonly string[],
+  ): void {
+    if (this.closed) return;
+    let line = hdr >= 0 ? "HMSG $G " : "RMSG $G ";
+    line += subject;
+    if (queues.length > 0) {
+      line += reply !== "" ? ` + ${reply}` : " |";
+      for (let i = 0; i < queues.length; i++) line += " " + queues[i];
+    } else if (reply !== "") {
+      line += " " + reply;
+    }
+    if (hdr >= 0) line += ` ${hdr}`;
+    line += ` ${payload.length}\r\n`;
+    const out = this.out;
+    const buf = out.reserve(line.length + payload.length + 2);
+    let p = out.at;
+    p += buf.write(line, p, "latin1");
+    p += payload.copy(buf, p);
+    buf[p++] = 13;
+    buf[p++] = 10;
+    out.advance(p - out.at);
+    this.outMsgs++;
+    this.outBytes += payload.length;
+    if (this.cluster.log.traceEnabled)
+      this.cluster.log.trace(`${this.tag} - ->> [${line.slice(0, -2)}]`);
+    this.cluster.server.queueFlush(this);
+  }
+
+  sendProto(s: string): void {
+    if (this.closed) return;
+    if (this.cluster.log.traceEnabled)
+      this.cluster.log.trace(`${this.tag} - ->> [${s.slice(0, -2)}]`);
+    this.out.appendString(s);
+    this.cluster.server.queueFlush(this);
+  }
+
+  sendPing(): void {
+    this.pingsOut++;
+    this.pingSentAt = performance.now();
+    this.sendProto("PING\r\n");
+  }
+
+  flush(): void {
+    this.flushQueued = false;
+    if (this.closed) return;
+    this.out.flush(this.socket);
+  }
+
+  close(reason: CloseReasonText): void {
+    if (this.closed) return;
+    this.out.flush(this.socket);
+    this.closed = true;
+    for (const sub of this.remoteSubs.values()) {
+      sub.closed = true;
+      this.cluster.server.sublist.remove(sub);
+    }
+    this.remoteSubs.clear();
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 2000).unref();
+    this.cluster.routeClosed(this, reason);
+  }
+}
+
+function opName(op: OpCode): string {
+  for (const [k, v] of Object.entries(Op)) {
+    if (v === op)
+      return k === "RS_PLUS" ? "RS+" : k === "RS_MINUS" ? "RS-" : k === "OK" ? "+OK" : k;
+  }
+  return String(op);
+}

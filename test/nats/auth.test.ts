@@ -1,0 +1,270 @@
+// Authentication and authorization of shoal's message server as the official `nats` client sees
+// them: user/password, token, a users list with publish/subscribe permissions (deny wins over
+// allow), and the same users configured in a config file for `shoal nats-server -c`.
+
+import { test, describe, type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  connect,
+  StringCodec,
+  ErrorCode,
+  type ConnectionOptions,
+  type NatsConnection,
+  type NatsError,
+  type Status,
+} from "nats";
+import type { Server } from "../../src/nats/server.js";
+import type { Options, User } from "../../src/nats/options.js";
+import { checkFor, runServer, startServer } from "../helpers/servers.js";
+
+const sc = StringCodec();
+
+const cleanups = new WeakMap<TestContext, Array<() => unknown>>();
+
+/** Runs fn when the test ends, last registered first (clients close before their server). */
+function defer(t: TestContext, fn: () => unknown): void {
+  let stack = cleanups.get(t);
+  if (stack === undefined) {
+    const s: Array<() => unknown> = [];
+    cleanups.set(t, s);
+    t.after(async () => {
+      let failure: unknown = null;
+      for (let f = s.pop(); f !== undefined; f = s.pop()) {
+        try {
+          await f();
+        } catch (err) {
+          failure ??= err;
+        }
+      }
+      if (failure !== null) throw failure;
+    });
+    stack = s;
+  }
+  stack.push(fn);
+}
+
+async function server(t: TestContext, overrides: Partial<Options> = {}): Promise<Server> {
+  const s = await startServer(overrides);
+  defer(t, () => s.shutdown());
+  return s;
+}
+
+async function client(
+  t: TestContext,
+  port: number,
+  opts: Partial<ConnectionOptions> = {},
+): Promise<NatsConnection> {
+  const nc = await connect({ servers: `127.0.0.1:${port}`, reconnect: false, ...opts });
+  defer(t, () => nc.close());
+  return nc;
+}
+
+function isAuthViolation(err: NatsError): boolean {
+  return err.code === ErrorCode.AuthorizationViolation;
+}
+
+/** Records the async errors a connection reports through its status iterator. */
+function watchErrors(nc: NatsConnection): Status[] {
+  const errors: Status[] = [];
+  void (async () => {
+    for await (const s of nc.status()) if (s.type === "error") errors.push(s);
+  })();
+  return errors;
+}
+
+const USERS: User[] = [
+  { user: "admin", password: "admin-pw" },
+  {
+    user: "limited",
+    password: "limited-pw",
+    permissions: {
+      publish: { allow: ["allowed.>", "req.>"], deny: ["allowed.secret"] },
+      subscribe: { allow: [">"], deny: ["secret.>"] },
+    },
+  },
+];
+
+describe("authentication", () => {
+  test("user and password", async (t) => {
+    const s = await server(t, { username: "alice", password: "s3cret" });
+    const nc = await client(t, s.port, { user: "alice", pass: "s3cret" });
+    assert.equal(nc.info?.auth_required, true);
+    await nc.flush();
+    await assert.rejects(
+      connect({ servers: `127.0.0.1:${s.port}`, user: "alice", pass: "wrong", reconnect: false }),
+      isAuthViolation,
+    );
+    await assert.rejects(
+      connect({ servers: `127.0.0.1:${s.port}`, reconnect: false }),
+      isAuthViolation,
+    );
+    await checkFor(2000, () => s.clients.size === 1);
+    assert.ok(s.closed.some((c) => c.reason === "Authorization Violation"));
+  });
+
+  test("token", async (t) => {
+    const s = await server(t, { authToken: "tok-123" });
+    const nc = await client(t, s.port, { token: "tok-123" });
+    await nc.flush();
+    await assert.rejects(
+      connect({ servers: `127.0.0.1:${s.port}`, token: "tok-999", reconnect: false }),
+      isAuthViolation,
+    );
+  });
+
+  test("users list: right and wrong passwords", async (t) => {
+    const s = await server(t, { users: USERS });
+    const nc = await client(t, s.port, { user: "limited", pass: "limited-pw" });
+    await nc.flush();
+    await assert.rejects(
+      connect({ servers: `127.0.0.1:${s.port}`, user: "limited", pass: "admin-pw" }),
+      isAuthViolation,
+    );
+    await assert.rejects(
+      connect({ servers: `127.0.0.1:${s.port}`, user: "nobody", pass: "x" }),
+      isAuthViolation,
+    );
+  });
+});
+
+describe("permissions", () => {
+  test("publish allowed and denied (deny overrides allow)", async (t) => {
+    const s = await server(t, { users: USERS });
+    const admin = await client(t, s.port, { user: "admin", pass: "admin-pw" });
+    const got: string[] = [];
+    admin.subscribe(">", { callback: (_e, m) => got.push(m.subject) });
+    await admin.flush();
+    const nc = await client(t, s.port, { user: "limited", pass: "limited-pw" });
+    const errors = watchErrors(nc);
+
+    nc.publish("allowed.one", sc.encode("ok"));
+    nc.publish("other.subject", sc.encode("denied: not allowed"));
+    nc.publish("allowed.secret", sc.encode("denied: deny wins"));
+    nc.publish("allowed.two", sc.encode("ok"));
+    await nc.flush();
+    await checkFor(2000, () => got.length >= 2 && errors.length >= 2);
+    await admin.flush();
+    assert.deepEqual(got, ["allowed.one", "allowed.two"]);
+    assert.deepEqual(
+      errors.map((e) => [e.data, e.permissionContext?.operation, e.permissionContext?.subject]),
+      [
+        [ErrorCode.PermissionsViolation, "publish", "other.subject"],
+        [ErrorCode.PermissionsViolation, "publish", "allowed.secret"],
+      ],
+    );
+    // A permissions violation does not close the connection.
+    assert.equal(nc.isClosed(), false);
+    nc.publish("allowed.three", sc.encode("ok"));
+    await checkFor(2000, () => got.length === 3);
+  });
+
+  test("subscribe denied, and deny filters deliveries to a wildcard subscription", async (t) => {
+    const s = await server(t, { users: USERS });
+    const nc = await client(t, s.port, { user: "limited", pass: "limited-pw" });
+    const errors = watchErrors(nc);
+    const denied = nc.subscribe("secret.plans");
+    const failure = (async () => {
+      try {
+        for await (const _m of denied) return null;
+      } catch (err) {
+        return err as NatsError;
+      }
+      return null;
+    })();
+    const wide: string[] = [];
+    nc.subscribe(">", { callback: (_e, m) => wide.push(m.subject) });
+    await nc.flush();
+    const err = await failure;
+    assert.ok(err, "the denied subscription reports an error");
+    assert.equal(err.code, ErrorCode.PermissionsViolation);
+    assert.match(err.message, /Permissions Violation for Subscription to "secret.plans"/);
+    await checkFor(2000, () => errors.length === 1);
+    assert.equal(errors[0]?.permissionContext?.operation, "subscription");
+    // Only the allowed subscription exists on the server.
+    assert.deepEqual(
+      s.sublist.all().map((x) => x.subject),
+      [">"],
+    );
+
+    const admin = await client(t, s.port, { user: "admin", pass: "admin-pw" });
+    admin.publish("secret.plans", sc.encode("hidden"));
+    admin.publish("public.news", sc.encode("visible"));
+    await admin.flush();
+    await checkFor(2000, () => wide.length >= 1);
+    await nc.flush();
+    assert.deepEqual(wide, ["public.news"]);
+  });
+
+  test("request/reply within permissions", async (t) => {
+    const s = await server(t, { users: USERS });
+    const admin = await client(t, s.port, { user: "admin", pass: "admin-pw" });
+    admin.subscribe("req.time", { callback: (_e, m) => m.respond(sc.encode("now")) });
+    await admin.flush();
+    const nc = await client(t, s.port, { user: "limited", pass: "limited-pw" });
+    const r = await nc.request("req.time", undefined, { timeout: 2000 });
+    assert.equal(sc.decode(r.data), "now");
+  });
+});
+
+describe("authorization from a config file", () => {
+  test("users with permissions via shoal nats-server -c", async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "shoal-auth-"));
+    defer(t, () => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, "auth.conf");
+    writeFileSync(
+      file,
+      `# users for the auth test
+authorization {
+  users = [
+    { user: admin, password: "admin-pw" }
+    {
+      user: "svc"
+      password: "svc-pw"
+      permissions: {
+        publish: { allow: ["svc.>"], deny: ["svc.admin"] }
+        subscribe: "inbox.>"
+      }
+    }
+  ]
+}
+`,
+    );
+    const srv = await runServer(["-c", file, "-p", "-1"]);
+    defer(t, () => srv.stop("SIGKILL"));
+
+    const admin = await client(t, srv.port, { user: "admin", pass: "admin-pw" });
+    const got: string[] = [];
+    admin.subscribe("svc.>", { callback: (_e, m) => got.push(m.subject) });
+    await admin.flush();
+
+    await assert.rejects(
+      connect({ servers: `127.0.0.1:${srv.port}`, user: "svc", pass: "nope", reconnect: false }),
+      isAuthViolation,
+    );
+    const nc = await client(t, srv.port, { user: "svc", pass: "svc-pw" });
+    const errors = watchErrors(nc);
+    nc.publish("svc.admin", sc.encode("denied"));
+    nc.publish("svc.work", sc.encode("allowed"));
+    const sub = nc.subscribe("other.thing");
+    const subErr = (async () => {
+      try {
+        for await (const _m of sub) return null;
+      } catch (err) {
+        return err as NatsError;
+      }
+      return null;
+    })();
+    await nc.flush();
+    await checkFor(2000, () => got.length >= 1 && errors.length >= 2);
+    await admin.flush();
+    assert.deepEqual(got, ["svc.work"]);
+    assert.equal((await subErr)?.code, ErrorCode.PermissionsViolation);
+    assert.deepEqual(errors.map((e) => e.permissionContext?.subject).sort(), [
+      "other.thing",
+      "svc.admin",
+    ]);
+  });
+});

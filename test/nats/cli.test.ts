@@ -1,0 +1,198 @@
+// The `shoal` command and `shoal nats-server` as a process: help and version output, flag and
+// config errors (exit codes and messages), config testing with -t, nats-server's log format,
+// protocol tracing with -DV, signals (SIGTERM, --signal ldm), and the PID file.
+
+import { test, describe, type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { checkFor, RawConn, runServer, SHOAL_BIN, type RunningServer } from "../helpers/servers.js";
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `node bin/shoal.js ...args` to completion. */
+function shoal(...args: string[]): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [SHOAL_BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    p.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => p.kill("SIGKILL"), 10_000);
+    p.once("error", reject);
+    p.once("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function tempDir(t: TestContext): string {
+  const dir = mkdtempSync(join(tmpdir(), "shoal-cli-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function server(t: TestContext, args: string[] = []): Promise<RunningServer> {
+  const srv = await runServer(args);
+  t.after(() => srv.stop("SIGKILL"));
+  return srv;
+}
+
+describe("shoal command line", () => {
+  test("shoal --help", async () => {
+    const r = await shoal("--help");
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /^Usage: shoal COMMAND/);
+    assert.match(r.stdout, /nats-server/);
+    assert.equal(r.stderr, "");
+  });
+
+  test("shoal nats-server --help and --version", async () => {
+    const [help, short, version] = await Promise.all([
+      shoal("nats-server", "--help"),
+      shoal("nats-server", "-h"),
+      shoal("nats-server", "--version"),
+    ]);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /^Usage: shoal nats-server \[options\]/);
+    assert.match(help.stdout, /-p, --port <port>/);
+    assert.match(help.stdout, /--signal/);
+    assert.equal(short.stdout, help.stdout);
+    assert.equal(version.code, 0);
+    assert.match(version.stdout, /^nats-server: v\d+\.\d+\.\d+/);
+  });
+
+  test("flag errors exit non-zero and name the problem", async () => {
+    const [bogus, port, missing, routes, cmd] = await Promise.all([
+      shoal("nats-server", "--bogus"),
+      shoal("nats-server", "-p", "notanumber"),
+      shoal("nats-server", "-p"),
+      shoal("nats-server", "-routes", "nats://127.0.0.1:7244"),
+      shoal("no-such-command"),
+    ]);
+    assert.notEqual(bogus.code, 0);
+    assert.match(bogus.stderr, /flag provided but not defined: -bogus/);
+    assert.notEqual(port.code, 0);
+    assert.match(port.stderr, /"notanumber"/);
+    assert.notEqual(missing.code, 0);
+    assert.match(missing.stderr, /flag needs an argument: -p/);
+    assert.notEqual(routes.code, 0);
+    assert.match(routes.stderr, /solicited routes require cluster capabilities/);
+    assert.notEqual(cmd.code, 0);
+    assert.match(cmd.stderr, /unknown command "no-such-command"/);
+  });
+
+  test("config errors name file:line:col; -t tests a config", async (t) => {
+    const dir = tempDir(t);
+    const bad = join(dir, "bad.conf");
+    writeFileSync(bad, `port: 4222\nauthorization {\n  user: "alice\n}\n`);
+    const unknown = join(dir, "unknown.conf");
+    writeFileSync(unknown, `port: 4222\nno_such_setting: 1\n`);
+    const good = join(dir, "good.conf");
+    writeFileSync(good, `listen: 127.0.0.1:4222\nmax_payload: 2MB\nping_interval: "1m"\n`);
+    const [r, u, ok] = await Promise.all([
+      shoal("nats-server", "-c", bad),
+      shoal("nats-server", "-t", "-c", unknown),
+      shoal("nats-server", "-t", "-c", good),
+    ]);
+    assert.notEqual(r.code, 0);
+    assert.ok(r.stderr.includes(`${bad}:3:9:`), r.stderr);
+    assert.notEqual(u.code, 0);
+    assert.match(u.stderr, /no_such_setting/);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /configuration file .*good\.conf test is successful/);
+  });
+});
+
+describe("shoal nats-server process", () => {
+  test("startup log lines in nats-server's format", async (t) => {
+    const srv = await server(t);
+    const pid = srv.proc.pid!;
+    const lines = srv.output().trimEnd().split("\n");
+    const stamp = String.raw`\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}\.\d{6}`;
+    const re = (level: string, msg: string) =>
+      new RegExp(`^\\[${pid}\\] ${stamp} \\[${level}\\] ${msg}$`);
+    for (const l of lines) assert.match(l, re("(INF|WRN|DBG)", ".*"));
+    assert.match(lines[0]!, re("INF", "Starting nats-server"));
+    assert.ok(lines.some((l) => re("INF", `  Version:  \\d+\\.\\d+\\.\\d+.*`).test(l)));
+    assert.ok(
+      lines.some((l) =>
+        re("INF", `Listening for client connections on 127\\.0\\.0\\.1:${srv.port}`).test(l),
+      ),
+    );
+    assert.match(lines.at(-1)!, re("INF", "Server is ready"));
+    // The time stamp is now (local time).
+    const m = new RegExp(stamp).exec(lines[0]!)!;
+    const [date, time] = m[0].split(" ") as [string, string];
+    const logged = new Date(`${date.replaceAll("/", "-")}T${time.slice(0, 12)}`);
+    assert.ok(Math.abs(Date.now() - logged.getTime()) < 60_000);
+  });
+
+  test("-DV traces the protocol", async (t) => {
+    const srv = await server(t, ["-DV"]);
+    const c = await RawConn.connect(srv.port);
+    t.after(() => c.close());
+    await c.waitFor(/^INFO /);
+    c.send(`CONNECT {"verbose":false,"name":"tracer"}\r\nPING\r\n`);
+    await c.waitFor(/PONG\r\n/);
+    const out = await checkFor(3000, () => {
+      const o = srv.output();
+      return /\[TRC\] .* - cid:\d+ - ->> \[PONG\]/.test(o) ? o : "";
+    });
+    assert.match(out, /\[DBG\] 127\.0\.0\.1:\d+ - cid:\d+ - Client connection created/);
+    assert.match(
+      out,
+      /\[TRC\] 127\.0\.0\.1:\d+ - cid:\d+ - <<- \[CONNECT \{"verbose":false,"name":"tracer"\}\]/,
+    );
+    assert.match(out, /\[TRC\] 127\.0\.0\.1:\d+ - cid:\d+ - <<- \[PING\]/);
+    // Without -DV there is no trace.
+    const quiet = await server(t);
+    const q = await RawConn.connect(quiet.port);
+    t.after(() => q.close());
+    q.send("CONNECT {}\r\nPING\r\n");
+    await q.waitFor(/PONG\r\n/);
+    assert.doesNotMatch(quiet.output(), /\[(TRC|DBG)\]/);
+  });
+
+  test("SIGTERM exits 0; the PID file is written and removed", async (t) => {
+    const dir = tempDir(t);
+    const pidFile = join(dir, "shoal.pid");
+    const srv = await server(t, ["-P", pidFile]);
+    assert.equal(readFileSync(pidFile, "utf8").trim(), String(srv.proc.pid));
+    assert.equal(await srv.stop("SIGTERM"), 0);
+    assert.match(srv.output(), /\[INF\] Trapped "terminated" signal/);
+    assert.match(srv.output(), /\[INF\] Server Exiting\.\.\n$/);
+    assert.equal(existsSync(pidFile), false, "PID file removed on exit");
+  });
+
+  test("--signal ldm=PIDFILE puts the server in lame duck mode", async (t) => {
+    const dir = tempDir(t);
+    const pidFile = join(dir, "shoal.pid");
+    const conf = join(dir, "ldm.conf");
+    writeFileSync(conf, `lame_duck_duration: "500ms"\nlame_duck_grace_period: "100ms"\n`);
+    const srv = await server(t, ["-c", conf, "-p", "-1", "-P", pidFile]);
+    const c = await RawConn.connect(srv.port);
+    t.after(() => c.close());
+    c.send("CONNECT {}\r\nPING\r\n");
+    await c.waitFor(/PONG\r\n/);
+    const exited = new Promise<number | null>((r) => srv.proc.once("exit", (code) => r(code)));
+
+    const r = await shoal("nats-server", "--signal", `ldm=${pidFile}`);
+    assert.equal(r.code, 0, r.stderr);
+    await c.waitFor(/INFO \{[^\r]*"ldm":true/);
+    assert.equal(await exited, 0);
+    assert.match(srv.output(), /\[INF\] Entering lame duck mode, stop accepting new clients/);
+    assert.match(srv.output(), /\[INF\] Server Exiting\.\./);
+    assert.equal(existsSync(pidFile), false);
+
+    const none = await shoal("nats-server", "--signal", `ldm=${pidFile}`);
+    assert.notEqual(none.code, 0, "no PID file to signal");
+  });
+});

@@ -1,0 +1,209 @@
+// Limits of shoal's message server, checked at the protocol level with raw sockets where the
+// `nats` client would hide what happens: maximum connections and subscriptions, slow consumers
+// (bounded memory), stale connections, the authentication timeout, and lame duck mode.
+
+import { test, describe, type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect, type NatsConnection } from "nats";
+import type { Server } from "../../src/nats/server.js";
+import type { Options } from "../../src/nats/options.js";
+import { connz } from "../../src/nats/monitor.js";
+import { checkFor, RawConn, runServer, startServer } from "../helpers/servers.js";
+
+const CRLF = Buffer.from("\r\n");
+
+/** A process's peak resident set size in bytes (Linux's VmHWM). */
+function peakRss(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  assert.ok(m, "VmHWM in /proc/PID/status");
+  return Number(m[1]) * 1024;
+}
+
+/** Waits until the server closes a raw connection; returns everything it sent. */
+function closedText(c: RawConn, ms = 3000): Promise<string> {
+  return c.waitFor(/(?!)/, ms, true);
+}
+
+const cleanups = new WeakMap<TestContext, Array<() => unknown>>();
+
+/** Runs fn when the test ends, last registered first (clients close before their server). */
+function defer(t: TestContext, fn: () => unknown): void {
+  let stack = cleanups.get(t);
+  if (stack === undefined) {
+    const s: Array<() => unknown> = [];
+    cleanups.set(t, s);
+    t.after(async () => {
+      let failure: unknown = null;
+      for (let f = s.pop(); f !== undefined; f = s.pop()) {
+        try {
+          await f();
+        } catch (err) {
+          failure ??= err;
+        }
+      }
+      if (failure !== null) throw failure;
+    });
+    stack = s;
+  }
+  stack.push(fn);
+}
+
+async function server(t: TestContext, overrides: Partial<Options> = {}): Promise<Server> {
+  const s = await startServer(overrides);
+  defer(t, () => s.shutdown());
+  return s;
+}
+
+/** A raw connection that has read INFO and sent CONNECT (and seen the PONG of a PING). */
+async function raw(t: TestContext, port: number, connectJson = `{"verbose":false}`) {
+  const c = await RawConn.connect(port);
+  defer(t, () => c.close());
+  await c.waitFor(/^INFO .*\r\n/);
+  c.send(`CONNECT ${connectJson}\r\nPING\r\n`);
+  await c.waitFor(/PONG\r\n/);
+  return c;
+}
+
+function closedReasons(s: Server): string[] {
+  const list = connz(s, { state: "closed" })["connections"] as Array<{ reason: string }>;
+  return list.map((c) => c.reason);
+}
+
+describe("limits", () => {
+  test("max_connections exceeded", async (t) => {
+    const s = await server(t, { maxConnections: 2 });
+    await raw(t, s.port);
+    await raw(t, s.port);
+    const third = await RawConn.connect(s.port);
+    defer(t, () => third.close());
+    const text = await closedText(third);
+    assert.match(text, /^INFO \{.*\} \r\n-ERR 'maximum connections exceeded'\r\n$/);
+    assert.equal(s.clients.size, 2);
+    // The official client fails to connect too, naming the error.
+    await assert.rejects(
+      connect({ servers: `127.0.0.1:${s.port}`, reconnect: false }),
+      /maximum connections exceeded/,
+    );
+  });
+
+  test("max_subscriptions exceeded", async (t) => {
+    const s = await server(t, { maxSubscriptions: 2 });
+    const c = await raw(t, s.port);
+    c.data = "";
+    c.send("SUB a 1\r\nSUB b 2\r\nSUB c 3\r\nPING\r\n");
+    const text = await c.waitFor(/PONG\r\n/);
+    assert.equal(text, "-ERR 'maximum subscriptions exceeded'\r\nPONG\r\n");
+    assert.equal(s.sublist.count(), 2);
+    // The connection stays usable.
+    c.data = "";
+    c.send("PUB a 2\r\nhi\r\nPING\r\n");
+    assert.equal(await c.waitFor(/PONG\r\n/), "MSG a 1 2\r\nhi\r\nPONG\r\n");
+  });
+
+  test("slow consumer is disconnected and memory stays bounded", async (t) => {
+    // A separate server process, so its peak RSS is its own (not the test's publisher's).
+    const dir = mkdtempSync(join(tmpdir(), "shoal-limits-"));
+    defer(t, () => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, "slow.conf");
+    writeFileSync(file, `max_pending: 1MB\nmax_payload: 64KB\nwrite_deadline: "60s"\n`);
+    const srv = await runServer(["-c", file, "-p", "-1", "-m", "-1"]);
+    defer(t, () => srv.stop("SIGKILL"));
+    const pid = srv.proc.pid!;
+
+    const slow = await raw(t, srv.port);
+    slow.send("SUB flood 1\r\nPING\r\n");
+    await slow.waitFor(/PONG\r\nPONG\r\n/);
+    slow.socket.pause(); // never read again
+
+    const pub = await raw(t, srv.port);
+    const payload = Buffer.alloc(64 * 1024, "x");
+    const frame = Buffer.concat([Buffer.from(`PUB flood ${payload.length}\r\n`), payload, CRLF]);
+    const peakBefore = peakRss(pid);
+    const count = 2048; // 128 MiB: far more than max_pending and the kernel's buffers together
+    for (let i = 0; i < count; i++) {
+      if (!pub.socket.write(frame)) await new Promise((r) => pub.socket.once("drain", r));
+    }
+    pub.send("PING\r\n");
+    await pub.waitFor(/PONG\r\nPONG\r\n/, 20_000);
+    const grown = peakRss(pid) - peakBefore;
+
+    const varz = (await (await fetch(`http://127.0.0.1:${srv.httpPort}/varz`)).json()) as Record<
+      string,
+      number
+    >;
+    const closed = (await (
+      await fetch(`http://127.0.0.1:${srv.httpPort}/connz?state=closed`)
+    ).json()) as { connections: Array<{ reason: string }> };
+    assert.equal(varz["slow_consumers"], 1);
+    assert.equal(varz["connections"], 1, "only the publisher is left");
+    assert.equal(varz["in_msgs"], count);
+    assert.deepEqual(
+      closed.connections.map((c) => c.reason),
+      ["Slow Consumer (Pending Bytes)"],
+    );
+    // The server gave up on the subscriber instead of queueing the flood for it.
+    assert.ok(
+      varz["out_bytes"]! < (count * payload.length) / 4,
+      `delivered ${varz["out_bytes"]} bytes before cutting off the slow consumer`,
+    );
+    assert.ok(grown < 64 * 1024 * 1024, `peak RSS grew by ${(grown / 1048576).toFixed(1)} MiB`);
+  });
+
+  test("stale connection: a client that never answers PING is closed", async (t) => {
+    const s = await server(t, { pingIntervalMs: 100, pingMax: 2 });
+    const c = await raw(t, s.port);
+    // A real client answers the pings and stays.
+    const nc: NatsConnection = await connect({ servers: `127.0.0.1:${s.port}`, reconnect: false });
+    defer(t, () => nc.close());
+    const text = await closedText(c);
+    // Closed after pingMax (2) unanswered PINGs.
+    assert.match(text, /\r\nPONG\r\nPING\r\nPING\r\n-ERR 'Stale Connection'\r\n$/);
+    assert.deepEqual(closedReasons(s), ["Stale Connection"]);
+    await nc.flush();
+    assert.equal(nc.isClosed(), false);
+    assert.equal(s.clients.size, 1);
+  });
+
+  test("authentication timeout", async (t) => {
+    const s = await server(t, { username: "u", password: "p", authTimeoutMs: 200 });
+    const started = Date.now();
+    const c = await RawConn.connect(s.port);
+    defer(t, () => c.close());
+    const text = await closedText(c);
+    assert.ok(Date.now() - started >= 150, "waited for the auth timeout");
+    assert.match(text, /"auth_required":true/);
+    assert.match(text, /-ERR 'Authentication Timeout'\r\n$/);
+    assert.deepEqual(closedReasons(s), ["Authentication Timeout"]);
+    // Authenticating in time is fine.
+    const ok = await raw(t, s.port, `{"verbose":false,"user":"u","pass":"p"}`);
+    await new Promise((r) => setTimeout(r, 300));
+    ok.send("PING\r\n");
+    await ok.waitFor(/PONG\r\nPONG\r\n/);
+    assert.equal(ok.closed, false);
+  });
+
+  test("lame duck mode", async (t) => {
+    const s = await server(t, { lameDuckDurationMs: 400, lameDuckGracePeriodMs: 100 });
+    const a = await raw(t, s.port);
+    const b = await raw(t, s.port);
+    const nc = await connect({ servers: `127.0.0.1:${s.port}`, reconnect: false });
+    defer(t, () => nc.close());
+    const ldmEvent = (async () => {
+      for await (const st of nc.status()) if (st.type === "ldm") return true;
+      return false;
+    })();
+    const entering = s.enterLameDuckMode();
+    await a.waitFor(/INFO \{[^\r]*"ldm":true[^\r]*\} \r\n/);
+    await b.waitFor(/INFO \{[^\r]*"ldm":true[^\r]*\} \r\n/);
+    assert.equal(await ldmEvent, true, "nats.js reports the ldm status");
+    await assert.rejects(RawConn.connect(s.port), /ECONNREFUSED/);
+    await Promise.all([closedText(a), closedText(b), nc.closed()]);
+    await entering;
+    await s.done;
+    assert.equal(s.clients.size, 0);
+    await checkFor(1000, () => closedReasons(s).filter((r) => r === "Lame Duck Mode").length >= 3);
+  });
+});

@@ -1,0 +1,227 @@
+// The HTTP monitoring endpoints of shoal's message server (/varz, /connz, /subsz, /routez,
+// /healthz) fetched over HTTP while `nats` clients connect, subscribe and publish: the fields
+// nats-server's tools read, paging and sorting, closed connections, and counters that move.
+
+import { test, describe, type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { connect, StringCodec, type NatsConnection } from "nats";
+import type { Server } from "../../src/nats/server.js";
+import { checkFor, startServer } from "../helpers/servers.js";
+
+const sc = StringCodec();
+
+type Json = Record<string, unknown>;
+
+interface ConnInfo {
+  cid: number;
+  name?: string;
+  lang?: string;
+  in_msgs: number;
+  out_msgs: number;
+  in_bytes: number;
+  subscriptions: number;
+  subscriptions_list?: string[];
+  subscriptions_list_detail?: Array<{
+    subject: string;
+    sid: string;
+    msgs: number;
+    qgroup?: string;
+  }>;
+  reason?: string;
+  stop?: string;
+}
+
+interface Connz {
+  server_id: string;
+  num_connections: number;
+  total: number;
+  offset: number;
+  limit: number;
+  connections: ConnInfo[];
+}
+
+const cleanups = new WeakMap<TestContext, Array<() => unknown>>();
+
+/** Runs fn when the test ends, last registered first (clients close before their server). */
+function defer(t: TestContext, fn: () => unknown): void {
+  let stack = cleanups.get(t);
+  if (stack === undefined) {
+    const s: Array<() => unknown> = [];
+    cleanups.set(t, s);
+    t.after(async () => {
+      let failure: unknown = null;
+      for (let f = s.pop(); f !== undefined; f = s.pop()) {
+        try {
+          await f();
+        } catch (err) {
+          failure ??= err;
+        }
+      }
+      if (failure !== null) throw failure;
+    });
+    stack = s;
+  }
+  stack.push(fn);
+}
+
+async function server(t: TestContext): Promise<Server> {
+  const s = await startServer({ httpPort: -1 });
+  defer(t, () => s.shutdown());
+  return s;
+}
+
+async function client(t: TestContext, s: Server, name: string): Promise<NatsConnection> {
+  const nc = await connect({ servers: `127.0.0.1:${s.port}`, name, reconnect: false });
+  defer(t, () => nc.close());
+  return nc;
+}
+
+async function get<T = Json>(s: Server, path: string, status = 200): Promise<T> {
+  const res = await fetch(`http://127.0.0.1:${s.monitor!.port}${path}`);
+  assert.equal(res.status, status, `${path} -> ${res.status}`);
+  assert.match(res.headers.get("content-type") ?? "", /application\/json/);
+  return (await res.json()) as T;
+}
+
+describe("monitoring endpoints", () => {
+  test("/varz fields and counters that move with traffic", async (t) => {
+    const s = await server(t);
+    const v0 = await get(s, "/varz");
+    assert.equal(v0["server_id"], s.id);
+    assert.equal(typeof v0["version"], "string");
+    assert.match(v0["version"] as string, /^\d+\.\d+\.\d+/);
+    assert.equal(v0["port"], s.port);
+    assert.equal(v0["http_port"], s.monitor!.port);
+    assert.equal(v0["max_payload"], 1024 * 1024);
+    assert.equal(v0["connections"], 0);
+    assert.equal(v0["in_msgs"], 0);
+    assert.equal(v0["out_msgs"], 0);
+    assert.equal(v0["subscriptions"], 0);
+    assert.ok((v0["mem"] as number) > 0, "mem is the RSS in bytes");
+    assert.equal(typeof v0["uptime"], "string");
+    assert.ok(!Number.isNaN(Date.parse(v0["start"] as string)));
+
+    const a = await client(t, s, "a");
+    const b = await client(t, s, "b");
+    b.subscribe("v.>");
+    b.subscribe("v.one");
+    await b.flush();
+    for (let i = 0; i < 4; i++) a.publish("v.one", sc.encode("12345"));
+    await a.flush();
+    await checkFor(2000, () => s.outMsgs === 8);
+    const v1 = await get(s, "/varz");
+    assert.equal(v1["connections"], 2);
+    assert.equal(v1["total_connections"], 2);
+    assert.equal(v1["subscriptions"], 2);
+    assert.equal(v1["in_msgs"], 4);
+    assert.equal(v1["in_bytes"], 20);
+    assert.equal(v1["out_msgs"], 8);
+    assert.equal(v1["out_bytes"], 40);
+    assert.equal(v1["slow_consumers"], 0);
+    assert.deepEqual(v1["http_req_stats"], { "/varz": 1 });
+  });
+
+  test("/connz: subs, subs=detail, sort, limit/offset, closed connections", async (t) => {
+    const s = await server(t);
+    const c1 = await client(t, s, "c1");
+    const c2 = await client(t, s, "c2");
+    const c3 = await client(t, s, "c3");
+    c1.subscribe("one");
+    c1.subscribe("two", { queue: "q" });
+    c3.subscribe("one");
+    await Promise.all([c1.flush(), c3.flush()]);
+    for (let i = 0; i < 3; i++) c1.publish("one", sc.encode("x"));
+    for (let i = 0; i < 7; i++) c2.publish("one", sc.encode("y"));
+    await Promise.all([c1.flush(), c2.flush(), c3.flush()]);
+    await checkFor(2000, () => s.outMsgs === 20);
+
+    const all = await get<Connz>(s, "/connz");
+    assert.equal(all.server_id, s.id);
+    assert.equal(all.num_connections, 3);
+    assert.equal(all.total, 3);
+    assert.deepEqual(
+      all.connections.map((c) => [c.name, c.lang, c.subscriptions, c.in_msgs, c.out_msgs]),
+      [
+        ["c1", "nats.js", 2, 3, 10],
+        ["c2", "nats.js", 0, 7, 0],
+        ["c3", "nats.js", 1, 0, 10],
+      ],
+    );
+    assert.equal(all.connections[0]!.subscriptions_list, undefined);
+
+    const subs = await get<Connz>(s, "/connz?subs=1");
+    assert.deepEqual(subs.connections[0]!.subscriptions_list!.sort(), ["one", "two"]);
+    assert.deepEqual(subs.connections[1]!.subscriptions_list, []);
+
+    const detail = await get<Connz>(s, "/connz?subs=detail");
+    const d = detail.connections[0]!.subscriptions_list_detail!;
+    assert.deepEqual(d.map((x) => [x.subject, x.qgroup, x.msgs]).sort(), [
+      ["one", undefined, 10],
+      ["two", "q", 0],
+    ]);
+    assert.ok(d.every((x) => typeof x.sid === "string" && x.sid !== ""));
+
+    const byFrom = await get<Connz>(s, "/connz?sort=msgs_from");
+    assert.deepEqual(
+      byFrom.connections.map((c) => c.name),
+      ["c2", "c1", "c3"],
+    );
+
+    const page = await get<Connz>(s, "/connz?sort=msgs_from&limit=1&offset=1");
+    assert.equal(page.num_connections, 1);
+    assert.equal(page.total, 3);
+    assert.equal(page.offset, 1);
+    assert.equal(page.limit, 1);
+    assert.equal(page.connections[0]!.name, "c1");
+
+    const bad = await get<Json>(s, "/connz?sort=bogus", 400);
+    assert.match(String(bad["error"]), /bogus/);
+
+    await c2.close();
+    await checkFor(2000, () => s.clients.size === 2);
+    const closed = await get<Connz>(s, "/connz?state=closed");
+    assert.equal(closed.num_connections, 1);
+    assert.equal(closed.connections[0]!.name, "c2");
+    assert.equal(closed.connections[0]!.reason, "Client Closed");
+    assert.ok(!Number.isNaN(Date.parse(closed.connections[0]!.stop!)));
+    assert.equal((await get<Connz>(s, "/connz")).total, 2);
+    assert.equal((await get<Connz>(s, "/connz?state=any")).total, 3);
+  });
+
+  test("/subsz, /routez, /healthz", async (t) => {
+    const s = await server(t);
+    const nc = await client(t, s, "subs");
+    nc.subscribe("a.b");
+    nc.subscribe("a.*", { queue: "workers" });
+    nc.subscribe("c.>");
+    await nc.flush();
+
+    const subsz = await get(s, "/subsz");
+    assert.equal(subsz["server_id"], s.id);
+    assert.equal(subsz["num_subscriptions"], 3);
+    assert.equal(subsz["subscriptions_list"], undefined);
+    const list = await get<{ total: number; subscriptions_list: Array<Json> }>(s, "/subsz?subs=1");
+    assert.equal(list.total, 3);
+    assert.deepEqual(list.subscriptions_list.map((x) => [x["subject"], x["qgroup"]]).sort(), [
+      ["a.*", "workers"],
+      ["a.b", undefined],
+      ["c.>", undefined],
+    ]);
+    const tested = await get<{ total: number }>(s, "/subsz?subs=1&test=a.x");
+    assert.equal(tested.total, 1);
+
+    nc.publish("a.b", sc.encode("m"));
+    await nc.flush();
+    const after = await get(s, "/subsz");
+    assert.ok((after["num_matches"] as number) >= 1);
+
+    const routez = await get(s, "/routez");
+    assert.equal(routez["num_routes"], 0);
+    assert.deepEqual(routez["routes"], []);
+
+    assert.deepEqual(await get(s, "/healthz"), { status: "ok" });
+    const missing = await fetch(`http://127.0.0.1:${s.monitor!.port}/nope`);
+    assert.equal(missing.status, 404);
+    await missing.arrayBuffer();
+  });
+});
