@@ -551,6 +551,9 @@ export class Client implements ParserSink, MsgTarget {
       // Don't wait forever for a peer that will not read our FIN.
       setTimeout(() => this.socket.destroy(), 2000).unref();
     }
+    // Closed clients stay listed in /connz?state=closed: let go of their buffers now.
+    this.parser.release();
+    this.out.release(true);
     this.server.clientClosed(this, reason);
   }
 }

@@ -64,9 +64,9 @@ export class Outbound {
     return socket.write(chunk);
   }
 
-  /** Lets go of the buffer after a flush when nothing more is expected soon (idle connections). */
-  release(): void {
-    if (this.pos === this.start) {
+  /** Lets go of the buffer once flushed (or unconditionally with `discard`, for a closed connection). */
+  release(discard = false): void {
+    if (discard || this.pos === this.start) {
       this.buf = null;
       this.start = this.pos = 0;
       this.nextSize = MIN_CHUNK;

@@ -1161,10 +1161,12 @@ function commonInfo(a: ConnTranscript[], b: ConnTranscript[]): void {
 
 /** Shows control characters in a protocol line. */
 function visible(line: string): string {
-  return line.replace(
-    /[\x00-\x1f\x7f]/g,
-    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
-  );
+  let out = "";
+  for (const ch of line) {
+    const code = ch.charCodeAt(0);
+    out += code < 0x20 || code === 0x7f ? `\\x${code.toString(16).padStart(2, "0")}` : ch;
+  }
+  return out;
 }
 
 function show(t: ConnTranscript[]): string {
