@@ -126,6 +126,12 @@ function controlHandler(socket: net.Socket, name: string, onPong?: () => void) {
   };
 }
 
+/** An error or close on a connection that must stay up ends the worker with that message. */
+function dieOnClose(socket: net.Socket, what: string): void {
+  socket.on("error", (err) => die(`${what} (${err.message})`));
+  socket.on("close", () => die(what));
+}
+
 function frame(head: string, size: number): Buffer {
   return Buffer.from(`${head} ${size}\r\n${"x".repeat(size)}\r\n`, "latin1");
 }
@@ -135,7 +141,7 @@ async function runPub(job: PubJob): Promise<void> {
   let pong: (() => void) | null = null;
   const scanner = new MsgScanner(controlHandler(socket, "pub", () => pong?.()));
   socket.on("data", (c: Buffer) => scanner.push(c));
-  socket.on("close", () => die("pub: connection closed by server"));
+  dieOnClose(socket, "pub: connection closed by server");
   scanner.push(rest);
 
   const one = frame(`PUB ${job.subject}`, job.size);
@@ -243,7 +249,7 @@ async function runResponder(job: ResponderJob): Promise<void> {
     socket.write(`PUB ${tokens[3]} ${job.size}\r\n${payload}`);
   });
   socket.on("data", (c: Buffer) => scanner.push(c));
-  socket.on("close", () => die("responder: connection closed by server"));
+  dieOnClose(socket, "responder: connection closed by server");
   scanner.push(rest);
   send({ type: "ready" });
 }
@@ -267,7 +273,7 @@ async function runRequester(job: RequesterJob): Promise<void> {
     } else finished?.();
   });
   socket.on("data", (c: Buffer) => scanner.push(c));
-  socket.on("close", () => die("requester: connection closed by server"));
+  dieOnClose(socket, "requester: connection closed by server");
   scanner.push(rest);
   send({ type: "ready" });
   await nextCommand("go");
@@ -293,7 +299,7 @@ async function runIdle(job: IdleJob): Promise<void> {
     for (const { socket, rest } of batch) {
       const scanner = new MsgScanner(controlHandler(socket, "idle"));
       socket.on("data", (c: Buffer) => scanner.push(c));
-      socket.on("close", () => die("idle: a connection was closed by the server"));
+      dieOnClose(socket, "idle: a connection was closed by the server");
       scanner.push(rest);
       sockets.push(socket);
     }

@@ -23,6 +23,7 @@ interface ConfiguredRoute {
   url: string;
   /** The server id found behind this URL once connected (to know when it is covered). */
   remoteId: string | null;
+  /** A dial is in flight: from the TCP connect until the route registers or closes. */
   connecting: boolean;
   attempts: number;
   /** The URL leads back to ourselves: never dial it again. */
@@ -45,6 +46,20 @@ export function clientUrlsFor(host: string, port: number, advertise: string): st
     }
   }
   return urls.length > 0 ? urls : [hostPort("127.0.0.1", port)];
+}
+
+/** A predicate: does a route URL name the same host:port as `url`? */
+function sameAddress(url: string): (other: string) => boolean {
+  const key = (u: string) => {
+    try {
+      const hp = splitHostPort(u, "127.0.0.1");
+      return hostPort(hp.host, hp.port);
+    } catch {
+      return u;
+    }
+  };
+  const k = key(url);
+  return (other) => key(other) === k;
 }
 
 export class Cluster {
@@ -127,6 +142,15 @@ export class Cluster {
     this.conns.add(r);
     const s = r.socket;
     s.setNoDelay(true);
+    // A peer that never completes the handshake (no INFO) is dropped, as nats-server does.
+    const handshake = setTimeout(() => {
+      if (r.registered || r.closed) return;
+      this.log.error(`${r.tag} - Route handshake not completed in time, closing`);
+      r.sendProto(`-ERR '${ErrText.AuthTimeout}'\r\n`);
+      r.close(CloseReason.AuthTimeout);
+    }, this.opts.authTimeoutMs);
+    handshake.unref();
+    s.once("close", () => clearTimeout(handshake));
     s.on("data", (chunk: Buffer) => {
       r.onData(chunk);
       this.server.flushPending();
@@ -184,8 +208,9 @@ export class Cluster {
     socket.once("error", onError);
     socket.once("connect", () => {
       socket.off("error", onError);
+      // A configured route stays "connecting" through its handshake (until it registers or
+      // closes), so that the tick does not stack a new dial every period on a slow peer.
       if (configured) {
-        configured.connecting = false;
         configured.attempts = 0;
       } else {
         this.dialling.delete(url);
@@ -309,9 +334,12 @@ export class Cluster {
       return;
     }
     if (!this.clusterNameAgrees(r, info.cluster, !!info.cluster_dynamic)) return;
-    if (r.didSolicit) {
+    if (r.isConfigured) {
       const c = this.configured.get(r.url);
-      if (c) c.remoteId = id;
+      if (c) {
+        c.remoteId = id;
+        c.connecting = false;
+      }
     }
     const existing = this.routes.get(id);
     if (existing) {
@@ -378,12 +406,22 @@ export class Cluster {
     if (id === this.server.id || this.routes.has(id)) return;
     const url = info.ip!;
     if (this.dialling.has(url)) return;
-    for (const c of this.configured.values()) if (c.connecting || c.remoteId === id) return;
+    // Skip only what covers this member: a configured route known to lead to it, or one being
+    // dialled on the same address. (Another configured dial in flight, maybe to a peer that
+    // never answers, must not swallow the gossip: it is sent once.)
+    const where = sameAddress(url);
+    for (const c of this.configured.values()) {
+      if (c.remoteId === id || (c.connecting && where(c.url))) return;
+    }
     this.dial(url, null);
   }
 
   routeClosed(r: Route, reason: CloseReasonText): void {
     this.conns.delete(r);
+    if (r.isConfigured) {
+      const c = this.configured.get(r.url);
+      if (c) c.connecting = false;
+    }
     const wasRegistered = this.routes.get(r.remoteId) === r;
     if (wasRegistered) {
       this.routes.delete(r.remoteId);
@@ -394,6 +432,25 @@ export class Cluster {
       this.log.info(`${r.tag} - Router connection closed: ${reason}`);
     }
     // Configured routes are re-dialled by the tick, after a backoff: never in a tight loop.
+    // A route we dialled because of gossip is dialled again like nats-server does (with
+    // connectRetries more tries), else a dropped connection between two live members would
+    // leave the mesh partial for good.
+    const url = r.url;
+    if (
+      wasRegistered &&
+      r.didSolicit &&
+      !r.isConfigured &&
+      url !== "" &&
+      reason !== CloseReason.ServerShutdown &&
+      reason !== CloseReason.ClusterNameConflict &&
+      !this.stopped
+    ) {
+      const id = r.remoteId;
+      setTimeout(() => {
+        if (this.stopped || this.routes.has(id) || this.dialling.has(url)) return;
+        this.dial(url, null);
+      }, this.opts.connectBackoffMs).unref();
+    }
   }
 
   /** A member refused us; if it was over the cluster name and ours is generated, take theirs. */

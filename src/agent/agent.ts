@@ -1,0 +1,309 @@
+// The agent: runs the tasks the manager assigned to this node through a driver, and reports
+// what it observes. It is level-triggered: every assignment set it receives is the full set for
+// the node; whatever runs here and is not wanted is stopped, whatever is wanted and not running
+// is started. Handles are persisted so that a restarted agent adopts the tasks still running
+// instead of starting them twice.
+
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { join } from "node:path";
+import { createServer } from "node:net";
+import type { Driver, Handle, ExitStatus } from "./drivers/driver.js";
+import { expandTemplate } from "./template.js";
+import { isTerminal, type Task, type TaskState } from "../manager/types.js";
+
+export interface TaskReport {
+  taskId: string;
+  state: TaskState;
+  message: string;
+  err?: string;
+  exitCode?: number | null;
+  pid?: number | null;
+  hostPorts?: Record<string, number>;
+}
+
+export interface AgentLogger {
+  info(msg: string): void;
+  warn(msg: string): void;
+  error(msg: string): void;
+  debug(msg: string): void;
+}
+
+export interface AgentOptions {
+  nodeId: string;
+  hostname: string;
+  dataDir: string;
+  /** The NATS URL applications get (the node's message server). */
+  natsUrl: string;
+  logMaxBytes: number;
+  report: (reports: TaskReport[]) => void;
+}
+
+interface Local {
+  task: Task;
+  handle: Handle | null;
+  stopping: boolean;
+  /** Set once the process has exited and the exit was reported. */
+  done: boolean;
+  hostPorts: Record<string, number>;
+}
+
+/** A free TCP port on this host, picked by the OS. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "0.0.0.0", () => {
+      const addr = s.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export class Agent {
+  private readonly local = new Map<string, Local>();
+  private readonly tasksDir: string;
+  private stopped = false;
+
+  constructor(
+    readonly driver: Driver,
+    readonly log: AgentLogger,
+    readonly opts: AgentOptions,
+  ) {
+    this.tasksDir = join(opts.dataDir, "tasks");
+    mkdirSync(this.tasksDir, { recursive: true });
+  }
+
+  taskDir(taskId: string): string {
+    return join(this.tasksDir, taskId);
+  }
+
+  /** Re-adopts tasks left running by a previous agent (after a crash or kill -9). */
+  async recover(): Promise<void> {
+    for (const id of readdirSync(this.tasksDir)) {
+      const file = join(this.tasksDir, id, "handle.json");
+      if (!existsSync(file)) continue;
+      let saved: { handle: Handle; task: Task; hostPorts: Record<string, number> };
+      try {
+        saved = JSON.parse(readFileSync(file, "utf8")) as typeof saved;
+      } catch {
+        continue;
+      }
+      const h = await this.driver.recover(saved.handle);
+      if (h === null) {
+        rmSync(file, { force: true });
+        this.opts.report([
+          {
+            taskId: id,
+            state: "failed",
+            message: "exited while the agent was down",
+            err: "task process exited while the agent was down",
+          },
+        ]);
+        continue;
+      }
+      this.log.info(
+        `adopted task ${saved.task.serviceName}.${saved.task.slot} (${id}) pid ${h.pid}`,
+      );
+      const l: Local = {
+        task: saved.task,
+        handle: h,
+        stopping: false,
+        done: false,
+        hostPorts: saved.hostPorts,
+      };
+      this.local.set(id, l);
+      this.watchExit(l, h);
+      this.opts.report([
+        { taskId: id, state: "running", message: "adopted", pid: h.pid, hostPorts: l.hostPorts },
+      ]);
+    }
+  }
+
+  /** The full set of tasks assigned to this node. */
+  assign(tasks: Task[]): void {
+    if (this.stopped) return;
+    const wanted = new Map<string, Task>();
+    for (const t of tasks) if (t.nodeId === this.opts.nodeId) wanted.set(t.id, t);
+    // Stop what runs here and is no longer wanted.
+    for (const [id, l] of this.local) {
+      const t = wanted.get(id);
+      if (!t || t.desiredState === "shutdown" || t.desiredState === "remove") {
+        if (!l.stopping && !l.done) void this.stopTask(l, t ?? l.task);
+      } else {
+        l.task = t;
+      }
+    }
+    // Start what is wanted and not running.
+    for (const t of wanted.values()) {
+      if (this.local.has(t.id) || isTerminal(t.status.state)) continue;
+      if (t.desiredState !== "running") continue;
+      if (t.status.state === "running") {
+        // The manager believes it runs here but we have no such process: it is gone.
+        this.opts.report([
+          { taskId: t.id, state: "failed", message: "lost", err: "task process not found on node" },
+        ]);
+        continue;
+      }
+      void this.startTask(t);
+    }
+  }
+
+  private async startTask(t: Task): Promise<void> {
+    const l: Local = { task: t, handle: null, stopping: false, done: false, hostPorts: {} };
+    this.local.set(t.id, l);
+    const dir = this.taskDir(t.id);
+    mkdirSync(dir, { recursive: true });
+    this.opts.report([{ taskId: t.id, state: "preparing", message: "preparing" }]);
+    try {
+      const spec = t.spec;
+      for (const p of spec.ports) l.hostPorts[String(p.target)] = await freePort();
+      const ctx = {
+        Task: { ID: t.id, Slot: String(t.slot), Name: `${t.serviceName}.${t.slot}` },
+        Service: { ID: t.serviceId, Name: t.serviceName },
+        Node: { ID: this.opts.nodeId, Hostname: this.opts.hostname },
+      };
+      const env: Record<string, string> = {};
+      for (const k of ["PATH", "HOME", "LANG", "TZ", "NODE_PATH"]) {
+        const v = process.env[k];
+        if (v !== undefined) env[k] = v;
+      }
+      for (const [k, v] of Object.entries(spec.env)) env[k] = expandTemplate(v, ctx);
+      env["SHOAL_TASK_ID"] = t.id;
+      env["SHOAL_TASK_SLOT"] = String(t.slot);
+      env["SHOAL_TASK_NAME"] = `${t.serviceName}.${t.slot}`;
+      env["SHOAL_SERVICE_NAME"] = t.serviceName;
+      env["SHOAL_SERVICE_ID"] = t.serviceId;
+      env["SHOAL_NODE_ID"] = this.opts.nodeId;
+      env["SHOAL_NODE_HOSTNAME"] = this.opts.hostname;
+      env["NATS_URL"] = this.opts.natsUrl;
+      const ports = Object.entries(l.hostPorts);
+      for (const [target, host] of ports) env[`SHOAL_PORT_${target}`] = String(host);
+      if (ports.length > 0) env["PORT"] = String(ports[0]![1]);
+      this.opts.report([
+        { taskId: t.id, state: "starting", message: "starting", hostPorts: l.hostPorts },
+      ]);
+      const handle = await this.driver.start({
+        taskId: t.id,
+        serviceName: t.serviceName,
+        slot: t.slot,
+        nodeId: this.opts.nodeId,
+        nodeHostname: this.opts.hostname,
+        command: spec.command.map((a) => expandTemplate(a, ctx)),
+        env,
+        workdir: spec.workdir,
+        taskDir: dir,
+        limits: spec.limits,
+        stopSignal: spec.stopSignal,
+        logMaxBytes: this.opts.logMaxBytes,
+      });
+      l.handle = handle;
+      writeFileSync(
+        join(dir, "handle.json"),
+        JSON.stringify({ handle, task: t, hostPorts: l.hostPorts }),
+      );
+      this.opts.report([
+        {
+          taskId: t.id,
+          state: "running",
+          message: "started",
+          pid: handle.pid,
+          hostPorts: l.hostPorts,
+        },
+      ]);
+      this.watchExit(l, handle);
+      // It may have been unassigned while starting.
+      if (l.stopping) void this.stopTask(l, l.task);
+    } catch (err) {
+      l.done = true;
+      this.local.delete(t.id);
+      const msg = (err as Error).message;
+      this.log.warn(`task ${t.serviceName}.${t.slot} (${t.id}) failed to start: ${msg}`);
+      this.opts.report([{ taskId: t.id, state: "failed", message: "starting failed", err: msg }]);
+    }
+  }
+
+  private watchExit(l: Local, h: Handle): void {
+    void this.driver.wait(h).then(
+      (status) => this.exited(l, h, status),
+      (err: Error) => this.exited(l, h, { exitCode: null, signal: null, error: err.message }),
+    );
+  }
+
+  private async exited(l: Local, h: Handle, status: ExitStatus): Promise<void> {
+    if (l.done) return;
+    l.done = true;
+    const id = l.task.id;
+    rmSync(join(this.taskDir(id), "handle.json"), { force: true });
+    await this.driver.destroy(h).catch(() => {});
+    this.local.delete(id);
+    if (this.stopped) return;
+    const code = status.exitCode ?? (status.signal ? 128 + signalNumber(status.signal) : null);
+    let state: TaskState;
+    let err = "";
+    if (l.stopping) {
+      state = "shutdown";
+    } else if (status.error) {
+      state = "failed";
+      err = status.error;
+    } else if (code === 0) {
+      state = "complete";
+    } else {
+      state = "failed";
+      err = `task: non-zero exit (${code ?? "unknown"})`;
+    }
+    this.opts.report([
+      {
+        taskId: id,
+        state,
+        message: state === "complete" ? "finished" : state,
+        err,
+        exitCode: code,
+      },
+    ]);
+  }
+
+  private async stopTask(l: Local, t: Task): Promise<void> {
+    l.stopping = true;
+    if (!l.handle) return; // startTask stops it once started
+    try {
+      await this.driver.stop(l.handle, t.spec.stopGracePeriodMs, t.spec.stopSignal);
+    } catch (err) {
+      this.log.error(`stopping task ${t.id}: ${(err as Error).message}`);
+    }
+  }
+
+  /** Tasks this agent runs now (for heartbeats). */
+  running(): Array<{ taskId: string; pid: number | null }> {
+    return [...this.local.values()]
+      .filter((l) => !l.done)
+      .map((l) => ({ taskId: l.task.id, pid: l.handle?.pid ?? null }));
+  }
+
+  /** Stops watching; tasks keep running (a restarted agent adopts them) unless `stopTasks`. */
+  async stop(stopTasks: boolean): Promise<void> {
+    if (stopTasks) {
+      await Promise.all(
+        [...this.local.values()].map((l) =>
+          l.handle
+            ? this.driver.stop(l.handle, l.task.spec.stopGracePeriodMs, l.task.spec.stopSignal)
+            : undefined,
+        ),
+      );
+    }
+    this.stopped = true;
+  }
+}
+
+const SIGNALS: Record<string, number> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGQUIT: 3,
+  SIGKILL: 9,
+  SIGSEGV: 11,
+  SIGTERM: 15,
+};
+
+function signalNumber(sig: string): number {
+  return SIGNALS[sig] ?? 0;
+}

@@ -1,0 +1,135 @@
+// The task driver contract: what the agent needs from anything that can run a task (a local
+// process, a container). A driver starts a task from a RunSpec and hands back a Handle — a small
+// JSON-serialisable record the agent persists, so that an agent restarted after a crash can
+// re-adopt the task with recover() instead of starting it twice. Every driver passes the same
+// conformance suite (test/agent/conformance.ts); optional abilities belong in separate
+// interfaces checked with type guards, not in this one.
+
+import { constants } from "node:os";
+
+export interface RunSpec {
+  taskId: string;
+  serviceName: string;
+  slot: number;
+  nodeId: string;
+  nodeHostname: string;
+  /** argv; command[0] is resolved on the PATH of `env` (or relative to workdir if it has a "/"). */
+  command: string[];
+  /** The full environment of the task; nothing of the agent's own environment leaks in. */
+  env: Record<string, string>;
+  /** "" = the task's own directory (taskDir); a relative path is taken relative to taskDir. */
+  workdir: string;
+  /** A directory owned by this task: logs (stdout.log, stderr.log) and driver state. */
+  taskDir: string;
+  /** 0 = no limit. Any non-zero limit the driver cannot enforce makes start() reject. */
+  limits: { cpus: number; memoryBytes: number };
+  /** "SIGTERM", "TERM" or "15"; stop() uses it unless given another. */
+  stopSignal: string;
+  /** Cap per log file; 0 = no cap. */
+  logMaxBytes: number;
+}
+
+export interface Handle {
+  taskId: string;
+  /** The task's main process (for the process driver: its process group leader). */
+  pid: number;
+  /** ms since epoch. */
+  startedAt: number;
+  /** Driver-specific fields needed to re-adopt the task; all JSON-serialisable. */
+  [key: string]: unknown;
+}
+
+/**
+ * How a task ended. Exactly one of the three is set: an exit code, the signal that killed it
+ * (node's convention: then exitCode is null; the agent shows 128 + signal number), or an error
+ * when the task could not run or its end could not be observed.
+ */
+export interface ExitStatus {
+  exitCode: number | null;
+  signal: string | null;
+  /** OS error when the process could not start, e.g. `exec: "nope": executable file not found in $PATH`. */
+  error: string | null;
+}
+
+export interface TaskStats {
+  running: boolean;
+  pid: number;
+  rssBytes?: number;
+  cpuSeconds?: number;
+}
+
+export interface Driver {
+  readonly name: string;
+  /** Starts the task; rejects with DriverError (code, OS message) when it cannot start. */
+  start(spec: RunSpec): Promise<Handle>;
+  /** Resolves when the task exits (works for adopted handles too). Never rejects. */
+  wait(h: Handle): Promise<ExitStatus>;
+  /** Sends signal (default: the spec's stop signal), then SIGKILL after timeoutMs; resolves when gone. */
+  stop(h: Handle, timeoutMs: number, signal?: string): Promise<void>;
+  /** Frees what start made (cgroup, timers); kills the task first if it still runs. Logs stay. */
+  destroy(h: Handle): Promise<void>;
+  inspect(h: Handle): Promise<TaskStats>;
+  /** Re-adopts a task still running from a persisted Handle; null if it is gone or was replaced. */
+  recover(h: Handle): Promise<Handle | null>;
+}
+
+/** Error codes a driver rejects with. */
+export const DriverErrorCode = {
+  /** The spec has no command. */
+  NoCommand: "ERR_NO_COMMAND",
+  /** command[0] was not found on PATH, or the path does not exist. */
+  CommandNotFound: "ERR_COMMAND_NOT_FOUND",
+  /** command[0] exists but is not an executable file. */
+  PermissionDenied: "ERR_PERMISSION_DENIED",
+  /** The working directory does not exist or is not a directory. */
+  BadWorkdir: "ERR_WORKDIR",
+  /** Limits were asked for and this driver/host cannot enforce them. */
+  LimitsUnsupported: "ERR_LIMITS_UNSUPPORTED",
+  /** Creating or joining the task's cgroup failed. */
+  Cgroup: "ERR_CGROUP",
+  /** Unknown signal name. */
+  BadSignal: "ERR_BAD_SIGNAL",
+  /** The OS refused to spawn the process (EAGAIN, ENOMEM, ...). */
+  Spawn: "ERR_SPAWN",
+  /** The log files could not be opened. */
+  Logs: "ERR_LOGS",
+} as const;
+export type DriverErrorCode = (typeof DriverErrorCode)[keyof typeof DriverErrorCode];
+
+export class DriverError extends Error {
+  override name = "DriverError";
+  readonly code: DriverErrorCode;
+
+  constructor(code: DriverErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/**
+ * Normalises a signal given as "SIGTERM", "TERM", "sigterm" or "15" to its name ("SIGTERM").
+ * Throws DriverError ERR_BAD_SIGNAL for anything this OS does not know.
+ */
+export function normalizeSignal(sig: string): NodeJS.Signals {
+  const s = sig.trim().toUpperCase();
+  const table = constants.signals as Record<string, number>;
+  if (/^\d+$/.test(s)) {
+    const n = Number(s);
+    for (const [name, num] of Object.entries(table)) {
+      if (num === n) return name as NodeJS.Signals;
+    }
+  } else {
+    const name = s.startsWith("SIG") ? s : `SIG${s}`;
+    if (table[name] !== undefined) return name as NodeJS.Signals;
+  }
+  throw new DriverError(DriverErrorCode.BadSignal, `invalid signal: ${sig}`);
+}
+
+/** The signal name for a number, or null (for example for real-time signals). */
+export function signalName(n: number): NodeJS.Signals | null {
+  for (const [name, num] of Object.entries(constants.signals as Record<string, number>)) {
+    // SIGIOT and SIGABRT, SIGPOLL and SIGIO share numbers: prefer the first listed (the POSIX one).
+    if (num === n) return name as NodeJS.Signals;
+  }
+  return null;
+}

@@ -1,0 +1,632 @@
+// The `process` driver: runs a task as a plain OS process group on this node.
+//
+// A task is started through a tiny `/bin/sh` wrapper, detached in its own session and process
+// group (pgid = the wrapper's pid = Handle.pid), so it survives a `kill -9` of the agent and a
+// restarted agent can re-adopt it. The wrapper:
+//   1. traps every catchable terminating signal (remembering one that arrives early);
+//   2. waits for a "go" line on its stdin — the driver first moves its pid into the task's
+//      cgroup, so the command never runs a moment without its limits;
+//   3. runs the command in the foreground with stdin from /dev/null and the task's own stdout
+//      and stderr (O_APPEND descriptors on taskDir/stdout.log and stderr.log — logs do not pass
+//      through the agent, so the task keeps logging while the agent is down);
+//   4. writes the command's status ($?) to taskDir/exit_code and exits with it.
+// That file is how a restarted agent learns the real exit status of a task that was not its
+// child. Signals are not forwarded: stop() signals the whole process group, so the command gets
+// the stop signal directly (once), while the wrapper's trap merely keeps it alive to record the
+// status. A status above 128 is read back as "killed by signal status-128" (the shell's
+// convention), so a task killed by SIGKILL reports signal SIGKILL, whether or not the agent was
+// its parent. Only a SIGKILL of the wrapper itself leaves no file; that is reported as SIGKILL.
+// The shell's own messages ("Terminated") go to /dev/null; dash may set PWD, so the wrapper
+// unsets it unless the task's environment had it.
+//
+// A task is its process group: when the wrapper ends, whatever is left in the group is killed
+// (like a container whose init died), so a later cgroup removal does not block on stragglers.
+//
+// Before spawning, the driver checks the working directory and looks command[0] up on the task's
+// PATH itself, to fail with Docker-like messages (`exec: "nope": executable file not found in
+// $PATH`) instead of a task that starts and exits 127.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import {
+  accessSync,
+  closeSync,
+  constants as fsConstants,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+} from "node:fs";
+import { delimiter, isAbsolute, join, resolve } from "node:path";
+import {
+  DriverError,
+  DriverErrorCode,
+  normalizeSignal,
+  signalName,
+  type Driver,
+  type ExitStatus,
+  type Handle,
+  type RunSpec,
+  type TaskStats,
+} from "./driver.js";
+import {
+  createTaskCgroup,
+  detectCgroups,
+  hasLimits,
+  joinTaskCgroup,
+  removeTaskCgroup,
+  unsupportedReason,
+  type CgroupLayout,
+  type TaskCgroup,
+} from "./cgroups.js";
+import { capTaskLogs, logPath } from "./logs.js";
+
+export interface ProcessDriverOptions {
+  /** The POSIX shell that runs the wrapper. */
+  shell: string;
+  /** How often running tasks' logs are checked against their cap, ms. */
+  logCheckIntervalMs: number;
+  /** How often an adopted task (not our child) is checked for exit, ms. */
+  pollIntervalMs: number;
+  /** Groups are made at `<mount>/<cgroupParent>/<taskId>`. */
+  cgroupParent: string;
+  /** Where the cgroup mounts are read from. */
+  mountsFile: string;
+  /** Who we are, for the limits check (tests override them). */
+  platform: string;
+  uid: number;
+}
+
+export function defaultProcessDriverOptions(): ProcessDriverOptions {
+  return {
+    shell: "/bin/sh",
+    logCheckIntervalMs: 1000,
+    pollIntervalMs: 200,
+    cgroupParent: "shoal",
+    mountsFile: "/proc/self/mounts",
+    platform: process.platform,
+    uid: process.getuid?.() ?? -1,
+  };
+}
+
+/** The exit status file the wrapper writes in the task directory. */
+export const EXIT_CODE_FILE = "exit_code";
+
+/** The PATH a task gets when its environment has none (Docker's default). */
+export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+const TRAPPED = "HUP INT QUIT ABRT USR1 USR2 PIPE ALRM TERM XCPU XFSZ VTALRM PROF SYS TRAP";
+
+// $1 exit status file, $2 "1" to keep PWD, then the command (argv, command[0] resolved).
+const WRAPPER = [
+  "f=$1; keep=$2; shift 2; got=",
+  `for s in ${TRAPPED}; do trap "got=\\$s" "$s"; done`,
+  "IFS= read -r go",
+  'if [ "$go" != go ] || [ -n "$got" ]; then',
+  '  if [ -n "$got" ]; then trap - "$got"; kill -s "$got" $$; fi',
+  "  exit 125",
+  "fi",
+  "exec 0</dev/null 3>&2 2>/dev/null",
+  '[ "$keep" = 1 ] || unset PWD',
+  '"$@" 2>&3 3>&-',
+  "rc=$?",
+  'echo "$rc" > "$f"',
+  'exit "$rc"',
+].join("\n");
+
+/** What the process driver keeps in a Handle. */
+export interface ProcessHandle extends Handle {
+  driver: "process";
+  /** Start time of the pid in clock ticks since boot (/proc/PID/stat field 22); null off Linux. */
+  startTicks: number | null;
+  taskDir: string;
+  logMaxBytes: number;
+  stopSignal: string;
+  cgroup: TaskCgroup | null;
+}
+
+interface Run {
+  h: ProcessHandle;
+  /** Our child, or null for a task adopted from an earlier agent. */
+  child: ChildProcess | null;
+  exited: Promise<ExitStatus>;
+  status: ExitStatus | null;
+  logTimer: NodeJS.Timeout | null;
+  pollTimer: NodeJS.Timeout | null;
+  /** Set when stop() escalated to SIGKILL (for adopted tasks whose wrapper left no status). */
+  killed: boolean;
+}
+
+interface ProcStat {
+  state: string;
+  pgrp: number;
+  /** utime + stime + cutime + cstime, clock ticks. */
+  cpuTicks: number;
+  startTicks: number;
+}
+
+/** USER_HZ: the unit of /proc/PID/stat times; 100 on every Linux architecture node runs on. */
+const CLOCK_TICKS = 100;
+
+function procStat(pid: number): ProcStat | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return null;
+  }
+  // Field 2 (comm) may hold spaces and parentheses: fields 3.. follow the last ")".
+  const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  const n = (i: number): number => Number(f[i - 3]);
+  return {
+    state: f[0] ?? "",
+    pgrp: n(5),
+    cpuTicks: n(14) + n(15) + n(16) + n(17),
+    startTicks: n(22),
+  };
+}
+
+function rssBytes(pid: number): number {
+  try {
+    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+const onLinux = process.platform === "linux";
+
+/** Whether the handle's process is still the one we started (not exited, not a reused pid). */
+function isAlive(h: ProcessHandle): boolean {
+  if (onLinux) {
+    const st = procStat(h.pid);
+    if (st === null || st.state === "Z" || st.state === "X") return false;
+    return h.startTicks === null || st.startTicks === h.startTicks;
+  }
+  try {
+    process.kill(h.pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Reads a status above 128 as "killed by signal status-128", as the shell reports it. */
+export function statusFromCode(rc: number): ExitStatus {
+  if (rc > 128) {
+    const sig = signalName(rc - 128);
+    if (sig !== null) return { exitCode: null, signal: sig, error: null };
+  }
+  return { exitCode: rc, signal: null, error: null };
+}
+
+function readExitFile(taskDir: string): ExitStatus | null {
+  try {
+    const text = readFileSync(join(taskDir, EXIT_CODE_FILE), "utf8").trim();
+    if (!/^\d+$/.test(text)) return null;
+    return statusFromCode(Number(text));
+  } catch {
+    return null;
+  }
+}
+
+function killGroup(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, sig);
+  } catch {
+    // The group is gone.
+  }
+}
+
+/**
+ * Kills what is left of a task's process group after its leader (the wrapper) ended. On Linux the
+ * group's members are found in /proc first: a pid is never reused while it names a live group,
+ * so if the leader's pid shows up as a process again it was reused and is left alone. Elsewhere
+ * only our own child's group is signalled (its exit was just reaped; no reuse window to speak of).
+ */
+function killStragglers(pgid: number, startTicks: number | null, ownChild: boolean): void {
+  if (!onLinux) {
+    if (ownChild) killGroup(pgid, "SIGKILL");
+    return;
+  }
+  let members = 0;
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    const st = procStat(pid);
+    if (st === null || st.pgrp !== pgid) continue;
+    if (pid === pgid) {
+      // Our own leader, dead but not yet reaped (adopted tasks are reaped by init)?
+      if (st.state === "Z" && st.startTicks === startTicks) continue;
+      return; // reused by someone else's group leader
+    }
+    members++;
+  }
+  if (members > 0) killGroup(pgid, "SIGKILL");
+}
+
+function isExecutableFile(p: string): boolean {
+  try {
+    if (!statSync(p).isFile()) return false;
+    accessSync(p, fsConstants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Resolves command[0] as exec would: a name with a "/" relative to the working directory,
+ * anything else on PATH. Throws DriverError with Docker's wording when there is nothing to run.
+ */
+export function resolveCommand(cmd: string, path: string, workdir: string): string {
+  if (cmd.includes("/")) {
+    const p = resolve(workdir, cmd);
+    let isFile: boolean;
+    try {
+      isFile = statSync(p).isFile();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const why = code === "ENOTDIR" ? "not a directory" : "no such file or directory";
+      throw new DriverError(
+        DriverErrorCode.CommandNotFound,
+        `exec: ${JSON.stringify(cmd)}: stat ${cmd}: ${why}`,
+        { cause: err },
+      );
+    }
+    if (!isFile || !isExecutableFile(p)) {
+      throw new DriverError(
+        DriverErrorCode.PermissionDenied,
+        `exec: ${JSON.stringify(cmd)}: permission denied`,
+      );
+    }
+    return p;
+  }
+  if (cmd !== "") {
+    for (const dir of path.split(delimiter)) {
+      const p = resolve(workdir, dir === "" ? "." : dir, cmd);
+      if (isExecutableFile(p)) return p;
+    }
+  }
+  throw new DriverError(
+    DriverErrorCode.CommandNotFound,
+    `exec: ${JSON.stringify(cmd)}: executable file not found in $PATH`,
+  );
+}
+
+function checkWorkdir(dir: string): void {
+  let why: string | null = null;
+  try {
+    if (!statSync(dir).isDirectory()) why = "not a directory";
+  } catch (err) {
+    why =
+      (err as NodeJS.ErrnoException).code === "EACCES"
+        ? "permission denied"
+        : "no such file or directory";
+  }
+  if (why !== null) {
+    throw new DriverError(
+      DriverErrorCode.BadWorkdir,
+      `chdir to cwd (${JSON.stringify(dir)}) failed: ${why}`,
+    );
+  }
+}
+
+/** Validates a handle read back from JSON. */
+function asProcessHandle(h: Handle): ProcessHandle | null {
+  const x = h as Partial<ProcessHandle>;
+  if (
+    typeof x.taskId !== "string" ||
+    typeof x.pid !== "number" ||
+    !Number.isInteger(x.pid) ||
+    x.pid <= 1 ||
+    typeof x.taskDir !== "string"
+  ) {
+    return null;
+  }
+  const cg = x.cgroup as TaskCgroup | null | undefined;
+  return {
+    driver: "process",
+    taskId: x.taskId,
+    pid: x.pid,
+    startedAt: typeof x.startedAt === "number" ? x.startedAt : 0,
+    startTicks: typeof x.startTicks === "number" ? x.startTicks : null,
+    taskDir: x.taskDir,
+    logMaxBytes: typeof x.logMaxBytes === "number" ? x.logMaxBytes : 0,
+    stopSignal: typeof x.stopSignal === "string" ? x.stopSignal : "SIGTERM",
+    cgroup:
+      cg && Array.isArray(cg.dirs) && cg.dirs.every((d) => typeof d === "string")
+        ? { dirs: [...cg.dirs] }
+        : null,
+  };
+}
+
+/** Whether `p` settles within ms (the timer is cleared either way). */
+async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
+  try {
+    return await Promise.race([p.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export class ProcessDriver implements Driver {
+  readonly name = "process";
+  readonly opts: Readonly<ProcessDriverOptions>;
+  private readonly runs = new Map<string, Run>();
+  private layout: CgroupLayout | null = null;
+
+  constructor(opts: Partial<ProcessDriverOptions> = {}) {
+    this.opts = Object.freeze({ ...defaultProcessDriverOptions(), ...opts });
+  }
+
+  private cgroupLayout(): CgroupLayout {
+    this.layout ??= detectCgroups(this.opts.mountsFile);
+    return this.layout;
+  }
+
+  async start(spec: RunSpec): Promise<Handle> {
+    const stopSignal = normalizeSignal(spec.stopSignal || "SIGTERM");
+    if (spec.command.length === 0) {
+      throw new DriverError(DriverErrorCode.NoCommand, "no command specified");
+    }
+    if (hasLimits(spec.limits)) {
+      const why = unsupportedReason(
+        spec.limits,
+        this.cgroupLayout(),
+        this.opts.platform,
+        this.opts.uid,
+      );
+      if (why !== null) throw new DriverError(DriverErrorCode.LimitsUnsupported, why);
+    }
+    mkdirSync(spec.taskDir, { recursive: true });
+    const workdir = spec.workdir === "" ? spec.taskDir : resolve(spec.taskDir, spec.workdir);
+    checkWorkdir(workdir);
+    const file = resolveCommand(spec.command[0]!, spec.env["PATH"] ?? DEFAULT_PATH, workdir);
+    rmSync(join(spec.taskDir, EXIT_CODE_FILE), { force: true });
+
+    let cgroup: TaskCgroup | null = null;
+    if (hasLimits(spec.limits)) {
+      cgroup = createTaskCgroup(
+        this.cgroupLayout(),
+        this.opts.cgroupParent,
+        spec.taskId,
+        spec.limits,
+      );
+    }
+    let child: ChildProcess;
+    try {
+      child = await this.spawnWrapper(spec, workdir, file);
+    } catch (err) {
+      if (cgroup) await removeTaskCgroup(cgroup);
+      throw err;
+    }
+    const pid = child.pid!;
+    const h: ProcessHandle = {
+      driver: "process",
+      taskId: spec.taskId,
+      pid,
+      startedAt: Date.now(),
+      startTicks: onLinux ? (procStat(pid)?.startTicks ?? null) : null,
+      taskDir: spec.taskDir,
+      logMaxBytes: spec.logMaxBytes,
+      stopSignal,
+      cgroup,
+    };
+    const run = this.track(h, child);
+    try {
+      if (cgroup) joinTaskCgroup(cgroup, pid);
+    } catch (err) {
+      killGroup(pid, "SIGKILL");
+      await run.exited;
+      await this.destroy(h);
+      throw err;
+    }
+    child.stdin!.on("error", () => {});
+    child.stdin!.end("go\n");
+    return h;
+  }
+
+  /** Spawns the wrapper, which waits for "go" on stdin; resolves once the OS started it. */
+  private spawnWrapper(spec: RunSpec, workdir: string, file: string): Promise<ChildProcess> {
+    let out: number;
+    let err: number;
+    try {
+      out = openSync(logPath(spec.taskDir, "stdout"), "a");
+    } catch (e) {
+      throw new DriverError(DriverErrorCode.Logs, `cannot open log: ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+    try {
+      err = openSync(logPath(spec.taskDir, "stderr"), "a");
+    } catch (e) {
+      closeSync(out);
+      throw new DriverError(DriverErrorCode.Logs, `cannot open log: ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+    const keepPwd = Object.hasOwn(spec.env, "PWD") ? "1" : "0";
+    const args = ["-c", WRAPPER, "shoal-task", join(spec.taskDir, EXIT_CODE_FILE), keepPwd];
+    args.push(file, ...spec.command.slice(1));
+    return new Promise<ChildProcess>((resolveSpawn, reject) => {
+      let child: ChildProcess;
+      try {
+        child = spawn(this.opts.shell, args, {
+          cwd: workdir,
+          env: spec.env,
+          detached: true,
+          stdio: ["pipe", out, err],
+        });
+      } catch (e) {
+        reject(new DriverError(DriverErrorCode.Spawn, (e as Error).message, { cause: e }));
+        return;
+      } finally {
+        // The child has its own copies of the descriptors.
+        closeSync(out);
+        closeSync(err);
+      }
+      child.once("spawn", () => resolveSpawn(child));
+      child.once("error", (e) => {
+        reject(new DriverError(DriverErrorCode.Spawn, e.message, { cause: e }));
+      });
+    });
+  }
+
+  private key(h: Handle): string {
+    return `${h.taskId}/${h.pid}`;
+  }
+
+  /** Starts watching a task: our child's exit event, or polling /proc for an adopted one. */
+  private track(h: ProcessHandle, child: ChildProcess | null): Run {
+    let settle!: (s: ExitStatus) => void;
+    const run: Run = {
+      h,
+      child,
+      exited: new Promise<ExitStatus>((r) => (settle = r)),
+      status: null,
+      logTimer: null,
+      pollTimer: null,
+      killed: false,
+    };
+    this.runs.set(this.key(h), run);
+    const finish = (status: ExitStatus): void => {
+      if (run.status !== null) return;
+      this.clearTimers(run);
+      // The task is its process group: leftovers go with it.
+      killStragglers(h.pid, h.startTicks, child !== null);
+      capTaskLogs(h.taskDir, h.logMaxBytes);
+      run.status = status;
+      settle(status);
+    };
+    if (child !== null) {
+      child.once("exit", (code, sig) => {
+        if (sig !== null) finish({ exitCode: null, signal: sig, error: null });
+        else finish(statusFromCode(code ?? 0));
+      });
+    } else if (!isAlive(h)) {
+      finish(
+        readExitFile(h.taskDir) ?? {
+          exitCode: null,
+          signal: null,
+          error: "task process exited while the agent was down",
+        },
+      );
+      return run;
+    } else {
+      run.pollTimer = setInterval(() => {
+        if (isAlive(h)) return;
+        // No status file: the wrapper itself was killed, which only SIGKILL can do.
+        finish(readExitFile(h.taskDir) ?? { exitCode: null, signal: "SIGKILL", error: null });
+      }, this.opts.pollIntervalMs);
+    }
+    if (h.logMaxBytes > 0) {
+      run.logTimer = setInterval(
+        () => capTaskLogs(h.taskDir, h.logMaxBytes),
+        this.opts.logCheckIntervalMs,
+      );
+      run.logTimer.unref();
+    }
+    return run;
+  }
+
+  private clearTimers(run: Run): void {
+    if (run.logTimer) clearInterval(run.logTimer);
+    if (run.pollTimer) clearInterval(run.pollTimer);
+    run.logTimer = null;
+    run.pollTimer = null;
+  }
+
+  /** The run for a handle; a handle this driver has not seen is watched from now on. */
+  private runFor(h: Handle): Run | null {
+    const known = this.runs.get(this.key(h));
+    if (known) return known;
+    const ph = asProcessHandle(h);
+    return ph ? this.track(ph, null) : null;
+  }
+
+  wait(h: Handle): Promise<ExitStatus> {
+    const run = this.runFor(h);
+    if (run === null) {
+      return Promise.resolve({ exitCode: null, signal: null, error: "invalid task handle" });
+    }
+    return run.exited;
+  }
+
+  async stop(h: Handle, timeoutMs: number, signal?: string): Promise<void> {
+    const run = this.runFor(h);
+    if (run === null || run.status !== null) return;
+    const sig = normalizeSignal(signal ?? run.h.stopSignal);
+    // Never signal a pid that is no longer ours.
+    if (run.child === null && !isAlive(run.h)) {
+      await run.exited;
+      return;
+    }
+    killGroup(run.h.pid, sig);
+    if (sig === "SIGKILL") run.killed = true;
+    if (await settlesWithin(run.exited, Math.max(0, timeoutMs))) return;
+    if (run.status === null && (run.child !== null || isAlive(run.h))) {
+      run.killed = true;
+      killGroup(run.h.pid, "SIGKILL");
+    }
+    await run.exited;
+  }
+
+  async destroy(h: Handle): Promise<void> {
+    const run = this.runs.get(this.key(h));
+    const ph = run?.h ?? asProcessHandle(h);
+    if (ph === null) return;
+    if (run && run.status === null) {
+      if (run.child !== null || isAlive(ph)) killGroup(ph.pid, "SIGKILL");
+      await run.exited;
+    } else if (!run && isAlive(ph)) {
+      killGroup(ph.pid, "SIGKILL");
+    }
+    if (run) this.clearTimers(run);
+    this.runs.delete(this.key(h));
+    capTaskLogs(ph.taskDir, ph.logMaxBytes);
+    if (ph.cgroup) await removeTaskCgroup(ph.cgroup);
+  }
+
+  async inspect(h: Handle): Promise<TaskStats> {
+    const run = this.runs.get(this.key(h));
+    const ph = run?.h ?? asProcessHandle(h);
+    if (ph === null) return { running: false, pid: h.pid };
+    const running = (run === undefined || run.status === null) && isAlive(ph);
+    if (!running || !onLinux) return { running, pid: ph.pid };
+    // Everything in the task's process group.
+    let rss = 0;
+    let ticks = 0;
+    for (const name of readdirSync("/proc")) {
+      if (!/^\d+$/.test(name)) continue;
+      const pid = Number(name);
+      const st = procStat(pid);
+      if (st === null || st.pgrp !== ph.pid) continue;
+      ticks += st.cpuTicks;
+      rss += rssBytes(pid);
+    }
+    return { running, pid: ph.pid, rssBytes: rss, cpuSeconds: ticks / CLOCK_TICKS };
+  }
+
+  async recover(h: Handle): Promise<Handle | null> {
+    const ph = asProcessHandle(h);
+    if (ph === null) return null;
+    const known = this.runs.get(this.key(ph));
+    if (known) return known.status === null ? known.h : null;
+    if (!isAlive(ph)) {
+      if (ph.cgroup) await removeTaskCgroup(ph.cgroup);
+      return null;
+    }
+    this.track(ph, null);
+    return ph;
+  }
+}
+
+/** Whether a handle came from the process driver. */
+export function isProcessHandle(h: Handle): h is ProcessHandle {
+  return h["driver"] === "process" && isAbsolute(String(h["taskDir"] ?? ""));
+}

@@ -1,0 +1,320 @@
+// `shoal daemon`: the composition root. One process per machine runs the embedded message
+// server (the control bus), the store and manager (on managers), the agent with its drivers, the
+// routing mesh for published ports, and the HTTP API the CLI talks to.
+
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { mkdirSync, writeFileSync, rmSync, readFileSync, existsSync } from "node:fs";
+import { createServer as createNetServer } from "node:net";
+import { Server as NatsServer } from "../nats/server.js";
+import { defaultOptions, validateOptions } from "../nats/options.js";
+import { ServerLogger, type Logger } from "../nats/log.js";
+import { openEmbeddedStore } from "../store/embedded.js";
+import type { Store } from "../store/store.js";
+import { Manager, defaultManagerOptions } from "../manager/manager.js";
+import { Api } from "../manager/api.js";
+import { ManagerError } from "../manager/errors.js";
+import { makeToken, newId, newSecret } from "../manager/ids.js";
+import { isTerminal, type Node, type ServiceSpec, type Task } from "../manager/types.js";
+import { Agent } from "../agent/agent.js";
+import { ProcessDriver } from "../agent/drivers/process.js";
+import { readLogs } from "../agent/drivers/logs.js";
+import { RoutingMesh, type Backend } from "../net/mesh.js";
+import { SHOAL_VERSION } from "../nats/server.js";
+
+export interface DaemonOptions {
+  dataDir: string;
+  /** Address the join listener binds (Swarm's --listen-addr, default 0.0.0.0:2377). */
+  listenAddr: string;
+  /** Address other nodes reach this one on. */
+  advertiseAddr: string;
+  /** Client port of the embedded message server (-1 = random). */
+  natsPort: number;
+  /** Also serve the API on TCP host:port ("" = unix socket only). */
+  apiTcp: string;
+  /** Bind address of published ports. */
+  publishHost: string;
+  log: Logger;
+}
+
+interface ClusterMeta {
+  secret: string;
+  workerSecret: string;
+  managerSecret: string;
+  createdAt: number;
+}
+
+export function defaultDataDir(): string {
+  return process.env["SHOAL_DATA_DIR"] || join(process.env["HOME"] || "/root", ".shoal");
+}
+
+export function socketPath(dataDir: string): string {
+  return join(dataDir, "shoal.sock");
+}
+
+function hostOf(addr: string): string {
+  const i = addr.lastIndexOf(":");
+  return i > 0 ? addr.slice(0, i) : addr;
+}
+
+export class Daemon {
+  store!: Store;
+  manager!: Manager;
+  agent!: Agent;
+  nats!: NatsServer;
+  api!: Api;
+  mesh!: RoutingMesh;
+  nodeId = "";
+  private timers: NodeJS.Timeout[] = [];
+  private unwatch: (() => void) | null = null;
+  private stopping = false;
+  readonly done: Promise<void>;
+  private resolveDone!: () => void;
+
+  constructor(readonly opts: DaemonOptions) {
+    this.done = new Promise((r) => (this.resolveDone = r));
+  }
+
+  async start(): Promise<void> {
+    const { dataDir, log } = this.opts;
+    mkdirSync(dataDir, { recursive: true });
+    this.store = await openEmbeddedStore(join(dataDir, "store"));
+    const idFile = join(dataDir, "node-id");
+    this.nodeId = existsSync(idFile) ? readFileSync(idFile, "utf8").trim() : newId();
+    writeFileSync(idFile, this.nodeId);
+    const now = Date.now();
+    await this.store.update((tx) => {
+      if (!tx.getMeta<ClusterMeta>("cluster")) {
+        tx.putMeta("cluster", {
+          secret: newSecret(),
+          workerSecret: newSecret(),
+          managerSecret: newSecret(),
+          createdAt: now,
+        });
+      }
+      const cur = tx.getNode(this.nodeId);
+      const node: Node = {
+        id: this.nodeId,
+        hostname: hostname(),
+        role: "manager",
+        availability: cur?.availability ?? "active",
+        status: "ready",
+        addr: hostOf(this.opts.advertiseAddr),
+        labels: cur?.labels ?? {},
+        resources: { nanoCpus: 0, memoryBytes: 0 },
+        engineVersion: SHOAL_VERSION,
+        lastSeen: now,
+        createdAt: cur?.createdAt ?? now,
+        updatedAt: now,
+      };
+      tx.putNode(node);
+    });
+
+    const natsOpts = validateOptions({
+      ...defaultOptions(),
+      host: "127.0.0.1",
+      port: this.opts.natsPort,
+      serverName: `shoal-${this.nodeId.slice(0, 12)}`,
+    });
+    this.nats = new NatsServer(natsOpts, log.debugEnabled ? log : quiet(log));
+    await this.nats.startServer();
+
+    this.manager = new Manager(this.store, log, defaultManagerOptions());
+    this.agent = new Agent(new ProcessDriver(), log, {
+      nodeId: this.nodeId,
+      hostname: hostname(),
+      dataDir: join(dataDir, "agent"),
+      natsUrl: `nats://127.0.0.1:${this.nats.port}`,
+      logMaxBytes: 10 * 1024 * 1024,
+      report: (reports) =>
+        void this.manager
+          .reportStatus(this.nodeId, reports)
+          .catch((e: Error) => log.error(e.message)),
+    });
+    await this.agent.recover();
+    this.mesh = new RoutingMesh(log, this.opts.publishHost);
+
+    // The local dispatcher: the agent gets this node's full assignment set on every change.
+    const dispatch = () => {
+      const { tasks, services } = this.store.view((tx) => ({
+        tasks: tx.listTasks({ nodeId: this.nodeId }),
+        services: tx.listServices(),
+      }));
+      this.agent.assign(tasks.filter((t) => !isTerminal(t.status.state)));
+      void this.syncMesh(services.length > 0);
+    };
+    this.unwatch = this.store.watch(dispatch);
+    const hb = setInterval(() => {
+      void this.manager.heartbeat(this.nodeId).catch(() => {});
+      dispatch();
+    }, 1000);
+    hb.unref();
+    this.timers.push(hb);
+    this.manager.start();
+    dispatch();
+
+    this.api = new Api(this.manager, {
+      info: () => this.info(),
+      joinToken: (role, rotate) => this.joinToken(role, rotate),
+      logs: (task, o, write) => this.taskLogs(task, o, write),
+      checkPortsFree: (spec, id) => this.checkPortsFree(spec, id),
+      leave: async (force) => {
+        if (!force) {
+          throw new ManagerError(
+            "ERR_INVALID",
+            "You are attempting to leave the swarm on a node that is participating as a manager. Use `--force` to ignore this message.",
+          );
+        }
+        setImmediate(() => void this.stop(true));
+      },
+    });
+    await this.api.listenUnix(socketPath(dataDir));
+    if (this.opts.apiTcp) {
+      const [h, p] = [hostOf(this.opts.apiTcp), Number(this.opts.apiTcp.split(":").pop())];
+      const port = await this.api.listenTcp(h, p);
+      log.info(`API listening on tcp://${h}:${port}`);
+    }
+    writeFileSync(join(dataDir, "daemon.pid"), String(process.pid));
+    log.info(
+      `shoal daemon ${SHOAL_VERSION} ready: node ${this.nodeId}, API unix://${socketPath(dataDir)}, NATS nats://127.0.0.1:${this.nats.port}`,
+    );
+  }
+
+  private info(): Record<string, unknown> {
+    return this.store.view((tx) => {
+      const tasks = tx.listTasks();
+      return {
+        nodeId: this.nodeId,
+        version: SHOAL_VERSION,
+        dataDir: this.opts.dataDir,
+        natsUrl: `nats://127.0.0.1:${this.nats.port}`,
+        managers: tx.listNodes().filter((n) => n.role === "manager").length,
+        nodes: tx.listNodes().length,
+        services: tx.listServices().length,
+        tasks: tasks.length,
+        running: tasks.filter((t) => t.status.state === "running").length,
+        pid: process.pid,
+      };
+    });
+  }
+
+  private async joinToken(role: "worker" | "manager", rotate: boolean): Promise<string> {
+    const meta = await this.store.update((tx) => {
+      const m = tx.getMeta<ClusterMeta>("cluster")!;
+      if (!rotate) return m;
+      const next = { ...m, [role === "worker" ? "workerSecret" : "managerSecret"]: newSecret() };
+      tx.putMeta("cluster", next);
+      return next;
+    });
+    return makeToken(meta.secret, role === "worker" ? meta.workerSecret : meta.managerSecret);
+  }
+
+  private async taskLogs(
+    task: Task,
+    o: { tail: number; follow: boolean; signal: AbortSignal },
+    write: (l: string) => void,
+  ): Promise<void> {
+    if (task.nodeId !== this.nodeId) return;
+    const prefix = `${task.serviceName}.${task.slot}.${task.id.slice(0, 12)}@${hostname()}    | `;
+    for await (const line of readLogs(this.agent.taskDir(task.id), {
+      tail: o.tail >= 0 ? o.tail : undefined,
+      follow: o.follow && !isTerminal(task.status.state),
+      signal: o.signal,
+    })) {
+      write(prefix + line);
+    }
+  }
+
+  private async checkPortsFree(spec: ServiceSpec, serviceId: string): Promise<void> {
+    const ours = this.store.view((tx) => {
+      const s = serviceId ? tx.getService(serviceId) : undefined;
+      return new Set(s?.spec.ports.map((p) => p.published) ?? []);
+    });
+    for (const p of spec.ports) {
+      if (ours.has(p.published)) continue;
+      const taken = this.store.view((tx) =>
+        tx.listServices().some((s) => s.spec.ports.some((o) => o.published === p.published)),
+      );
+      if (taken) continue; // the manager reports which service holds it
+      await new Promise<void>((resolve, reject) => {
+        const s = createNetServer();
+        s.once("error", (err: NodeJS.ErrnoException) =>
+          reject(
+            new ManagerError(
+              "ERR_PORT_IN_USE",
+              `published port ${p.published} is already in use on this node (${err.code ?? err.message})`,
+            ),
+          ),
+        );
+        s.listen({ host: this.opts.publishHost, port: p.published }, () =>
+          s.close(() => resolve()),
+        );
+      });
+    }
+  }
+
+  private async syncMesh(any: boolean): Promise<void> {
+    if (!any && !this.meshOpen) return;
+    const { services, tasks } = this.store.view((tx) => ({
+      services: tx.listServices(),
+      tasks: tx.listTasks(),
+    }));
+    const nodes = new Map(this.store.view((tx) => tx.listNodes()).map((n) => [n.id, n]));
+    const map = new Map<number, Backend[]>();
+    for (const s of services) {
+      for (const p of s.spec.ports) {
+        if (p.mode !== "ingress" || p.protocol !== "tcp") continue;
+        const list: Backend[] = [];
+        for (const t of tasks) {
+          if (t.serviceId !== s.id || t.status.state !== "running" || t.desiredState !== "running")
+            continue;
+          const hp = t.hostPorts[String(p.target)];
+          if (!hp) continue;
+          const host =
+            t.nodeId === this.nodeId ? "127.0.0.1" : (nodes.get(t.nodeId)?.addr ?? "127.0.0.1");
+          list.push({ host, port: hp });
+        }
+        map.set(p.published, list);
+      }
+    }
+    this.meshOpen = map.size > 0;
+    await this.mesh.sync(map);
+  }
+  private meshOpen = false;
+
+  /** Stops the daemon; `stopTasks` also stops every task (leave), otherwise they are adopted next start. */
+  async stop(stopTasks: boolean): Promise<void> {
+    if (this.stopping) return this.done;
+    this.stopping = true;
+    for (const t of this.timers) clearInterval(t);
+    this.unwatch?.();
+    await this.manager?.stop();
+    await this.agent?.stop(stopTasks);
+    await this.api?.close();
+    await this.mesh?.close();
+    await this.nats?.shutdown();
+    await this.store?.close();
+    rmSync(join(this.opts.dataDir, "daemon.pid"), { force: true });
+    rmSync(socketPath(this.opts.dataDir), { force: true });
+    if (stopTasks) rmSync(join(this.opts.dataDir, "node-id"), { force: true });
+    this.opts.log.info("shoal daemon stopped");
+    this.resolveDone();
+  }
+}
+
+/** The embedded message server logs only warnings and errors unless the daemon debugs. */
+function quiet(log: Logger): Logger {
+  return {
+    ...log,
+    debugEnabled: false,
+    traceEnabled: false,
+    info() {},
+    debug() {},
+    trace() {},
+    warn: (m) => log.warn(m),
+    error: (m) => log.error(m),
+    fatal: (m) => log.fatal(m),
+  };
+}
+
+export { ServerLogger };

@@ -1,0 +1,236 @@
+// `shoal init|daemon|up|leave|info`, `shoal swarm join-token`, `shoal node ls`: starting and
+// stopping the daemon on this machine and looking at the cluster.
+
+import { spawn } from "node:child_process";
+import { openSync, existsSync, readFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { call } from "./api-client.js";
+import { parseArgs, flag, has, UsageError } from "./args.js";
+import { table, capitalize } from "./format.js";
+import { Daemon, defaultDataDir } from "./daemon.js";
+import { ServerLogger } from "../nats/log.js";
+import type { Node } from "../manager/types.js";
+
+const DAEMON_FLAGS = [
+  { name: "data-dir", value: true },
+  { name: "listen-addr", value: true },
+  { name: "advertise-addr", value: true },
+  { name: "nats-port", value: true },
+  { name: "api-addr", value: true },
+  { name: "publish-addr", value: true },
+  { name: "debug", short: "D" },
+];
+
+function daemonOptionsFrom(argv: string[]) {
+  const p = parseArgs(argv, DAEMON_FLAGS);
+  if (p.args.length > 0) throw new UsageError(`unexpected argument "${p.args[0]}"`);
+  const dataDir = flag(p, "data-dir") ?? defaultDataDir();
+  const listenAddr = flag(p, "listen-addr") ?? "0.0.0.0:2377";
+  const advertiseAddr =
+    flag(p, "advertise-addr") ??
+    (listenAddr.startsWith("0.0.0.0") ? `127.0.0.1:${listenAddr.split(":")[1]}` : listenAddr);
+  const natsPortText = flag(p, "nats-port") ?? "4222";
+  if (!/^-?\d+$/.test(natsPortText)) throw new UsageError(`invalid --nats-port "${natsPortText}"`);
+  return {
+    dataDir,
+    listenAddr,
+    advertiseAddr,
+    natsPort: Number(natsPortText),
+    apiTcp: flag(p, "api-addr") ?? "",
+    publishHost: flag(p, "publish-addr") ?? "0.0.0.0",
+    debug: has(p, "debug"),
+  };
+}
+
+/** `shoal daemon`: runs in the foreground until SIGINT/SIGTERM. */
+export async function daemonCommand(argv: string[], banner = false): Promise<number> {
+  const o = daemonOptionsFrom(argv);
+  mkdirSync(o.dataDir, { recursive: true });
+  const log = new ServerLogger({ debug: o.debug });
+  const d = new Daemon({ ...o, log });
+  await d.start();
+  if (banner) {
+    process.stdout.write(
+      `shoal is up.\n` +
+        `  node:        ${d.nodeId}\n` +
+        `  API:         unix://${join(o.dataDir, "shoal.sock")} (shoal CLI: SHOAL_DATA_DIR=${o.dataDir})\n` +
+        `  NATS:        nats://127.0.0.1:${d.nats.port}\n` +
+        `  data:        ${o.dataDir}\n` +
+        `Try: shoal service create --name hello --replicas 2 -- node -e "setInterval(()=>console.log('hi'),1000)"\n` +
+        `Ctrl-C stops the daemon (tasks keep running and are adopted at the next start).\n`,
+    );
+  }
+  const stop = () => void d.stop(false);
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  await d.done;
+  return 0;
+}
+
+async function waitForDaemon(dataDir: string, pid: number, logFile: string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  process.env["SHOAL_DATA_DIR"] = dataDir;
+  for (;;) {
+    try {
+      await call("GET", "/v1/info");
+      return;
+    } catch {
+      // not up yet
+    }
+    try {
+      process.kill(pid, 0);
+    } catch {
+      const tail = existsSync(logFile)
+        ? readFileSync(logFile, "utf8").split("\n").slice(-10).join("\n")
+        : "";
+      throw new Error(`the shoal daemon exited during startup; last log lines:\n${tail}`);
+    }
+    if (Date.now() > deadline)
+      throw new Error(`the shoal daemon did not answer within 15s; see ${logFile}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** `shoal init`: starts the daemon detached (pid and log in the data dir) and prints join commands. */
+async function init(argv: string[]): Promise<number> {
+  const o = daemonOptionsFrom(argv);
+  mkdirSync(o.dataDir, { recursive: true });
+  process.env["SHOAL_DATA_DIR"] = o.dataDir;
+  try {
+    await call("GET", "/v1/info");
+    throw new UsageError(
+      'This node is already part of a swarm. Use "shoal leave" to leave this swarm and join another one.',
+    );
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+  }
+  const logFile = join(o.dataDir, "daemon.log");
+  const out = openSync(logFile, "a");
+  const bin = fileURLToPath(new URL("../../../bin/shoal.js", import.meta.url));
+  const child = spawn(process.execPath, [bin, "daemon", ...argv], {
+    detached: true,
+    stdio: ["ignore", out, out],
+    env: { ...process.env, SHOAL_DATA_DIR: o.dataDir },
+  });
+  child.unref();
+  await waitForDaemon(o.dataDir, child.pid!, logFile);
+  const info = await call<{ nodeId: string }>("GET", "/v1/info");
+  const { token } = await call<{ token: string }>("GET", "/v1/swarm/join-token/worker");
+  process.stdout.write(
+    `Swarm initialized: current node (${info.nodeId}) is now a manager.\n\n` +
+      `To add a worker to this swarm, run the following command:\n\n` +
+      `    shoal join --token ${token} ${o.advertiseAddr}\n\n` +
+      `To add a manager to this swarm, run 'shoal swarm join-token manager' and follow the instructions.\n`,
+  );
+  return 0;
+}
+
+async function leave(argv: string[]): Promise<number> {
+  const p = parseArgs(argv, [{ name: "force", short: "f" }]);
+  const info = await call<{ pid: number }>("GET", "/v1/info");
+  await call("POST", `/v1/swarm/leave${has(p, "force") ? "?force=1" : ""}`);
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      process.kill(info.pid, 0);
+    } catch {
+      break;
+    }
+    if (Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  process.stdout.write("Node left the swarm.\n");
+  return 0;
+}
+
+async function joinToken(argv: string[]): Promise<number> {
+  const p = parseArgs(argv, [{ name: "quiet", short: "q" }, { name: "rotate" }]);
+  const role = p.args[0];
+  if (role !== "worker" && role !== "manager")
+    throw new UsageError('"shoal swarm join-token" requires exactly 1 argument: worker or manager');
+  const { token } = await call<{ token: string }>(
+    "GET",
+    `/v1/swarm/join-token/${role}${has(p, "rotate") ? "?rotate=1" : ""}`,
+  );
+  if (has(p, "quiet")) {
+    process.stdout.write(token + "\n");
+    return 0;
+  }
+  if (has(p, "rotate")) process.stdout.write(`Successfully rotated ${role} join token.\n\n`);
+  const nodes = await call<Node[]>("GET", "/v1/nodes");
+  const self = nodes.find((n) => n.role === "manager");
+  process.stdout.write(
+    `To add a ${role} to this swarm, run the following command:\n\n    shoal join --token ${token} ${self?.addr ?? "127.0.0.1"}:2377\n\n`,
+  );
+  return 0;
+}
+
+async function nodeLs(): Promise<number> {
+  const info = await call<{ nodeId: string }>("GET", "/v1/info");
+  const nodes = await call<Node[]>("GET", "/v1/nodes");
+  const rows = nodes.map((n) => [
+    n.id + (n.id === info.nodeId ? " *" : ""),
+    n.hostname,
+    capitalize(n.status),
+    capitalize(n.availability),
+    n.role === "manager" ? (n.id === info.nodeId ? "Leader" : "Reachable") : "",
+    n.engineVersion,
+  ]);
+  process.stdout.write(
+    table(["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS", "ENGINE VERSION"], rows),
+  );
+  return 0;
+}
+
+async function infoCommand(): Promise<number> {
+  const info = await call<Record<string, unknown>>("GET", "/v1/info");
+  const lines = [
+    `Server Version: ${info["version"]}`,
+    `Swarm: active`,
+    ` NodeID: ${info["nodeId"]}`,
+    ` Is Manager: true`,
+    ` Managers: ${info["managers"]}`,
+    ` Nodes: ${info["nodes"]}`,
+    `Services: ${info["services"]}`,
+    `Tasks: ${info["tasks"]} (running: ${info["running"]})`,
+    `NATS URL: ${info["natsUrl"]}`,
+    `Data Dir: ${info["dataDir"]}`,
+    `Daemon PID: ${info["pid"]}`,
+  ];
+  process.stdout.write(lines.join("\n") + "\n");
+  return 0;
+}
+
+export async function swarmCommand(cmd: string, argv: string[]): Promise<number> {
+  switch (cmd) {
+    case "init":
+      return init(argv);
+    case "daemon":
+      return daemonCommand(argv);
+    case "up":
+      return daemonCommand(argv, true);
+    case "leave":
+      return leave(argv);
+    case "info":
+      return infoCommand();
+    case "join":
+      throw new UsageError(
+        "joining other machines is not supported yet: this shoal runs a single-node swarm (shoal init)",
+      );
+    case "swarm": {
+      const [sub, ...rest] = argv;
+      if (sub === "join-token") return joinToken(rest);
+      if (sub === "init") return init(rest);
+      if (sub === "leave") return leave(rest);
+      throw new UsageError(`unknown command "shoal swarm ${sub ?? ""}": init, join-token, leave`);
+    }
+    case "node": {
+      const [sub] = argv;
+      if (sub === "ls" || sub === "list") return nodeLs();
+      throw new UsageError(`unknown command "shoal node ${sub ?? ""}": ls`);
+    }
+    default:
+      throw new UsageError(`unknown command "${cmd}"`);
+  }
+}

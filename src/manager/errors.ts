@@ -1,0 +1,37 @@
+// Errors of the manager layer. The API maps codes to HTTP statuses; the CLI prints the message.
+
+export type ManagerErrorCode =
+  | "ERR_NOT_FOUND"
+  | "ERR_NAME_IN_USE"
+  | "ERR_PORT_IN_USE"
+  | "ERR_INVALID"
+  | "ERR_UNSUPPORTED"
+  | "ERR_TOKEN";
+
+export class ManagerError extends Error {
+  constructor(
+    readonly code: ManagerErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "ManagerError";
+  }
+}
+
+export function httpStatusOf(code: string): number {
+  switch (code) {
+    case "ERR_NOT_FOUND":
+      return 404;
+    case "ERR_NAME_IN_USE":
+    case "ERR_PORT_IN_USE":
+      return 409;
+    case "ERR_TOKEN":
+      return 403;
+    case "ERR_INVALID":
+    case "ERR_UNSUPPORTED":
+      return 400;
+    default:
+      return 500;
+  }
+}

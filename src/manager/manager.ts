@@ -1,0 +1,375 @@
+// The manager: owns the desired state in the store and drives it toward what is observed.
+// Store events only mark the manager dirty; `tick()` (debounced, and on a timer for restart
+// delays and heartbeats) runs the pure reconciler and scheduler over one consistent view and
+// writes their actions back in one batch. Agents report task status through `reportStatus`.
+
+import type { Store, WriteTx } from "../store/store.js";
+import { reconcile, applyActions, type Action } from "./orchestrator/reconcile.js";
+import { schedule } from "./scheduler/index.js";
+import { newId } from "./ids.js";
+import {
+  isTerminal,
+  stateIndex,
+  type Node,
+  type Service,
+  type ServiceSpec,
+  type Task,
+  type TaskState,
+  type TaskStatus,
+} from "./types.js";
+import { validateSpec } from "./validate.js";
+import { ManagerError } from "./errors.js";
+
+export interface ManagerLogger {
+  info(msg: string): void;
+  warn(msg: string): void;
+  error(msg: string): void;
+  debug(msg: string): void;
+}
+
+export interface ManagerOptions {
+  /** How often the reconciler runs even without changes (restart delays, heartbeats). */
+  tickMs: number;
+  /** A node missing heartbeats this long is marked down. */
+  nodeDownAfterMs: number;
+  historyLimit: number;
+}
+
+export function defaultManagerOptions(): ManagerOptions {
+  return { tickMs: 250, nodeDownAfterMs: 3000, historyLimit: 5 };
+}
+
+/** A status report from an agent about one task. */
+export interface StatusReport {
+  taskId: string;
+  state: TaskState;
+  message: string;
+  err?: string;
+  exitCode?: number | null;
+  pid?: number | null;
+  hostPorts?: Record<string, number>;
+}
+
+export class Manager {
+  private dirty = true;
+  private running = false;
+  private again = false;
+  private timer: NodeJS.Timeout | null = null;
+  private unwatch: (() => void) | null = null;
+  private stopped = false;
+
+  constructor(
+    readonly store: Store,
+    readonly log: ManagerLogger,
+    readonly opts: ManagerOptions = defaultManagerOptions(),
+  ) {}
+
+  start(): void {
+    this.unwatch = this.store.watch(() => this.markDirty());
+    this.timer = setInterval(() => {
+      this.dirty = true;
+      void this.tick();
+    }, this.opts.tickMs);
+    this.timer.unref();
+    void this.tick();
+  }
+
+  markDirty(): void {
+    this.dirty = true;
+    setImmediate(() => void this.tick());
+  }
+
+  /** One reconcile + schedule pass; passes never overlap. */
+  async tick(): Promise<void> {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    if (!this.dirty) return;
+    this.running = true;
+    this.dirty = false;
+    try {
+      await this.pass(Date.now());
+    } catch (err) {
+      this.log.error(`orchestrator pass failed: ${(err as Error).stack ?? String(err)}`);
+    } finally {
+      this.running = false;
+      if (this.again) {
+        this.again = false;
+        this.dirty = true;
+        setImmediate(() => void this.tick());
+      }
+    }
+  }
+
+  private async pass(now: number): Promise<void> {
+    const input = this.store.view((tx) => ({
+      services: tx.listServices(),
+      tasks: tx.listTasks(),
+      nodes: tx.listNodes(),
+    }));
+    // Nodes that stopped sending heartbeats are down (level-triggered: decided every pass).
+    const downNodes = input.nodes.filter(
+      (n) => n.status === "ready" && now - n.lastSeen > this.opts.nodeDownAfterMs,
+    );
+    if (downNodes.length > 0) {
+      await this.store.update((tx) => {
+        for (const n of downNodes) {
+          const cur = tx.getNode(n.id);
+          if (cur && cur.status === "ready" && now - cur.lastSeen > this.opts.nodeDownAfterMs) {
+            this.log.warn(`node ${cur.hostname} (${cur.id}) missed heartbeats: marked down`);
+            tx.putNode({ ...cur, status: "down", updatedAt: now });
+          }
+        }
+      });
+      return this.markDirty();
+    }
+    const actions = reconcile(
+      { ...input, now },
+      { historyLimit: this.opts.historyLimit, newTaskId: newId },
+    );
+    // Schedule against the state as it will be once the actions apply (a task shut down in this
+    // pass must not be assigned in the same batch).
+    const after = applyActions(input, actions, now);
+    const waiting = (t: Task) =>
+      (t.status.state === "new" || t.status.state === "pending") &&
+      (t.desiredState === "running" || t.desiredState === "ready");
+    const pending = after.filter(waiting);
+    const placed =
+      pending.length > 0
+        ? schedule(
+            pending,
+            input.nodes,
+            after.filter((t) => !isTerminal(t.status.state) && !waiting(t)),
+          )
+        : null;
+    if (
+      actions.length === 0 &&
+      (!placed ||
+        (placed.assignments.length === 0 && !this.hasNewReasons(input.tasks, placed.unschedulable)))
+    ) {
+      return;
+    }
+    await this.store.update((tx) => {
+      for (const a of actions) this.apply(tx, a, now);
+      if (placed) {
+        for (const { taskId, nodeId } of placed.assignments) {
+          const t = tx.getTask(taskId);
+          if (!t || !waiting(t) || (t.nodeId !== "" && t.nodeId !== nodeId)) continue;
+          tx.putTask({
+            ...t,
+            nodeId,
+            status: {
+              ...t.status,
+              state: "assigned",
+              timestamp: now,
+              message: "assigned",
+              err: "",
+            },
+            updatedAt: now,
+          });
+        }
+        for (const { taskId, reason } of placed.unschedulable) {
+          const t = tx.getTask(taskId);
+          if (!t || !waiting(t)) continue;
+          if (t.status.state === "pending" && t.status.err === reason) continue;
+          tx.putTask({
+            ...t,
+            status: {
+              ...t.status,
+              state: "pending",
+              timestamp: now,
+              message: "pending task scheduling",
+              err: reason,
+            },
+            updatedAt: now,
+          });
+        }
+      }
+    });
+  }
+
+  private hasNewReasons(
+    tasks: Task[],
+    unschedulable: Array<{ taskId: string; reason: string }>,
+  ): boolean {
+    const byId = new Map(tasks.map((t) => [t.id, t]));
+    return unschedulable.some((u) => {
+      const t = byId.get(u.taskId);
+      return !t || t.status.state !== "pending" || t.status.err !== u.reason;
+    });
+  }
+
+  private apply(tx: WriteTx, a: Action, now: number): void {
+    switch (a.type) {
+      case "create":
+        tx.putTask({ ...a.task, createdAt: now, updatedAt: now });
+        return;
+      case "setDesired": {
+        const t = tx.getTask(a.taskId);
+        if (t && t.desiredState !== a.desired)
+          tx.putTask({ ...t, desiredState: a.desired, updatedAt: now });
+        return;
+      }
+      case "setStatus": {
+        const t = tx.getTask(a.taskId);
+        if (!t) return;
+        tx.putTask({
+          ...t,
+          status: {
+            ...t.status,
+            state: a.state,
+            message: a.message,
+            err: a.err ?? t.status.err,
+            timestamp: now,
+          },
+          updatedAt: now,
+        });
+        return;
+      }
+      case "delete":
+        tx.deleteTask(a.taskId);
+        return;
+    }
+  }
+
+  // ---- agent reports ----------------------------------------------------------------------
+
+  /** Applies task status reports from a node's agent; states only move forward. */
+  async reportStatus(nodeId: string, reports: StatusReport[]): Promise<void> {
+    if (reports.length === 0) return;
+    const now = Date.now();
+    await this.store.update((tx) => {
+      for (const r of reports) {
+        const t = tx.getTask(r.taskId);
+        if (!t || t.nodeId !== nodeId) continue;
+        if (stateIndex(r.state) < stateIndex(t.status.state) && !isTerminal(r.state)) continue;
+        if (isTerminal(t.status.state) && t.status.state !== "orphaned") continue;
+        if (r.state === t.status.state && r.pid === t.status.pid) continue;
+        const status: TaskStatus = {
+          ...t.status,
+          state: r.state,
+          message: r.message,
+          err: r.err ?? "",
+          timestamp: r.state === t.status.state ? t.status.timestamp : now,
+          exitCode: r.exitCode ?? t.status.exitCode,
+          pid: r.pid ?? t.status.pid,
+        };
+        tx.putTask({ ...t, status, hostPorts: r.hostPorts ?? t.hostPorts, updatedAt: now });
+      }
+    });
+  }
+
+  /** Records a heartbeat: the node is ready again if it was down. */
+  async heartbeat(nodeId: string, now = Date.now()): Promise<void> {
+    await this.store.update((tx) => {
+      const n = tx.getNode(nodeId);
+      if (!n) return;
+      tx.putNode({
+        ...n,
+        lastSeen: now,
+        status: "ready",
+        updatedAt: n.status === "ready" ? n.updatedAt : now,
+      });
+    });
+  }
+
+  // ---- the API's operations ---------------------------------------------------------------
+
+  async createService(spec: ServiceSpec): Promise<Service> {
+    validateSpec(spec);
+    const now = Date.now();
+    return this.store.update((tx) => {
+      if (tx.getServiceByName(spec.name)) {
+        throw new ManagerError("ERR_NAME_IN_USE", `service name "${spec.name}" is already in use`);
+      }
+      this.checkPublishedPorts(tx.listServices(), spec, "");
+      const s: Service = {
+        id: newId(),
+        spec,
+        version: 1,
+        previousSpec: null,
+        createdAt: now,
+        updatedAt: now,
+      };
+      tx.putService(s);
+      return s;
+    });
+  }
+
+  async updateService(ref: string, change: (spec: ServiceSpec) => ServiceSpec): Promise<Service> {
+    const now = Date.now();
+    return this.store.update((tx) => {
+      const cur = this.findService(tx, ref);
+      const next = change(structuredClone(cur.spec));
+      validateSpec(next);
+      if (next.name !== cur.spec.name)
+        throw new ManagerError("ERR_INVALID", "a service cannot be renamed");
+      this.checkPublishedPorts(tx.listServices(), next, cur.id);
+      if (JSON.stringify(next) === JSON.stringify(cur.spec)) return cur;
+      // Only a change that affects tasks bumps the version (scaling does not replace tasks).
+      const strip = (s: ServiceSpec) =>
+        JSON.stringify({ ...s, mode: "replicated" in s.mode ? "replicated" : "global" });
+      const version = strip(next) === strip(cur.spec) ? cur.version : cur.version + 1;
+      const s: Service = { ...cur, spec: next, version, previousSpec: cur.spec, updatedAt: now };
+      tx.putService(s);
+      return s;
+    });
+  }
+
+  async removeService(ref: string): Promise<Service> {
+    return this.store.update((tx) => {
+      const cur = this.findService(tx, ref);
+      tx.deleteService(cur.id);
+      return cur;
+    });
+  }
+
+  findService(
+    tx: {
+      getService(id: string): Service | undefined;
+      getServiceByName(n: string): Service | undefined;
+      listServices(): Service[];
+    },
+    ref: string,
+  ): Service {
+    const s =
+      tx.getService(ref) ??
+      tx.getServiceByName(ref) ??
+      (ref.length >= 3 ? uniquePrefix(tx.listServices(), ref) : undefined);
+    if (!s) throw new ManagerError("ERR_NOT_FOUND", `service ${ref} not found`);
+    return s;
+  }
+
+  private checkPublishedPorts(services: Service[], spec: ServiceSpec, selfId: string): void {
+    for (const p of spec.ports) {
+      for (const other of services) {
+        if (other.id === selfId) continue;
+        if (
+          other.spec.ports.some((o) => o.published === p.published && o.protocol === p.protocol)
+        ) {
+          throw new ManagerError(
+            "ERR_PORT_IN_USE",
+            `port '${p.published}' is already in use by service '${other.spec.name}' (${other.id})`,
+          );
+        }
+      }
+    }
+  }
+
+  async registerNode(node: Node): Promise<void> {
+    await this.store.update((tx) => tx.putNode(node));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.unwatch?.();
+  }
+}
+
+function uniquePrefix(services: Service[], ref: string): Service | undefined {
+  const found = services.filter((s) => s.id.startsWith(ref));
+  return found.length === 1 ? found[0] : undefined;
+}

@@ -1,0 +1,34 @@
+// Errors of the state store. Every failure the store reports is a StoreError with a stable
+// `code` (callers branch on the code, people read the message) and, when it wraps an I/O error,
+// the original as `cause`.
+
+export type StoreErrorCode =
+  /** putService with a name another service already has. */
+  | "ERR_NAME_IN_USE"
+  /** A value that cannot be stored: no id, not JSON, a service without a spec name. */
+  | "ERR_INVALID"
+  /** An update function returned a promise; batches must be synchronous. */
+  | "ERR_ASYNC_TX"
+  /** A transaction object used after its function returned. */
+  | "ERR_TX_CLOSED"
+  /** The store was closed. */
+  | "ERR_CLOSED"
+  /** Another live process holds the store directory's LOCK. */
+  | "ERR_LOCKED"
+  /** The snapshot or the write-ahead log is damaged somewhere other than its torn tail. */
+  | "ERR_CORRUPT"
+  /** Writing or syncing the log failed; the batch was not committed. */
+  | "ERR_IO"
+  /** An earlier I/O failure left the disk state unknown; the store refuses further writes. */
+  | "ERR_FAILED";
+
+export class StoreError extends Error {
+  constructor(
+    readonly code: StoreErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "StoreError";
+  }
+}

@@ -1,0 +1,354 @@
+// The store's in-memory state and its transactions. `State` is the committed state: one Map per
+// kind plus the indexes (service name → id, serviceId → task ids, nodeId → task ids). A `Layer`
+// is a copy-on-write overlay of pending changes over another source; an update's batch writes
+// into a Layer over the group's Layer over the State, so reads inside the batch see its own
+// writes and the earlier batches of its group, and a batch that throws is simply dropped. `Tx`
+// is the ReadTx/WriteTx handed to `view` and `update` functions: it validates and freezes what
+// is put and records the batch's operations, which become its log record and its events.
+
+import type { Node, Service, Task } from "../manager/types.js";
+import type { Kind, StoreEvent, WriteTx } from "./store.js";
+import { StoreError } from "./errors.js";
+
+export const KINDS: readonly Kind[] = ["node", "service", "task", "meta"];
+
+/** One write of a batch. `json` is the value's JSON text (new writes only; replay has none). */
+export interface Op {
+  action: "put" | "delete";
+  kind: Kind;
+  id: string;
+  /** The frozen value for a put, null for a delete. */
+  value: unknown;
+  json?: string;
+}
+
+export type TaskField = "serviceId" | "nodeId";
+
+/** What a transaction reads from: the committed state or an overlay over it. */
+export interface Source {
+  /** The stored value, or undefined when absent (stored values are never undefined). */
+  get(kind: Kind, id: string): unknown;
+  /** Ids of one kind, in a stable order. */
+  ids(kind: Kind): Iterable<string>;
+  /** Ids of the tasks whose `field` equals `key`. */
+  taskIdsBy(field: TaskField, key: string): Iterable<string>;
+  serviceIdByName(name: string): string | undefined;
+}
+
+const NONE: ReadonlySet<string> = new Set();
+
+function kindMaps<V>(): Record<Kind, Map<string, V>> {
+  return { node: new Map(), service: new Map(), task: new Map(), meta: new Map() };
+}
+
+/** The committed state with its indexes. Only the store's commit loop (and recovery) applies to it. */
+export class State implements Source {
+  private readonly maps = kindMaps<unknown>();
+  private readonly byName = new Map<string, string>();
+  private readonly byService = new Map<string, Set<string>>();
+  private readonly byNode = new Map<string, Set<string>>();
+
+  get(kind: Kind, id: string): unknown {
+    return this.maps[kind].get(id);
+  }
+
+  ids(kind: Kind): Iterable<string> {
+    return this.maps[kind].keys();
+  }
+
+  values(kind: Kind): IterableIterator<unknown> {
+    return this.maps[kind].values();
+  }
+
+  entries(kind: Kind): IterableIterator<[string, unknown]> {
+    return this.maps[kind].entries();
+  }
+
+  size(kind: Kind): number {
+    return this.maps[kind].size;
+  }
+
+  taskIdsBy(field: TaskField, key: string): Iterable<string> {
+    return (field === "serviceId" ? this.byService : this.byNode).get(key) ?? NONE;
+  }
+
+  serviceIdByName(name: string): string | undefined {
+    return this.byName.get(name);
+  }
+
+  apply(op: Op): void {
+    const map = this.maps[op.kind];
+    const old = map.get(op.id);
+    if (op.kind === "service") {
+      const prev = old as Service | undefined;
+      if (prev && this.byName.get(prev.spec.name) === op.id) this.byName.delete(prev.spec.name);
+      if (op.action === "put") this.byName.set((op.value as Service).spec.name, op.id);
+    } else if (op.kind === "task") {
+      const prev = old as Task | undefined;
+      const next = op.action === "put" ? (op.value as Task) : undefined;
+      reindex(this.byService, op.id, prev?.serviceId, next?.serviceId);
+      reindex(this.byNode, op.id, prev?.nodeId, next?.nodeId);
+    }
+    if (op.action === "put") map.set(op.id, op.value);
+    else map.delete(op.id);
+  }
+}
+
+function reindex(
+  index: Map<string, Set<string>>,
+  id: string,
+  from: string | undefined,
+  to: string | undefined,
+): void {
+  if (from === to) return;
+  if (from !== undefined) {
+    const set = index.get(from);
+    set?.delete(id);
+    if (set && set.size === 0) index.delete(from);
+  }
+  if (to !== undefined) {
+    let set = index.get(to);
+    if (!set) index.set(to, (set = new Set()));
+    set.add(id);
+  }
+}
+
+const DELETED: unique symbol = Symbol("deleted");
+
+/** Pending changes over a base source; the base must not change while the layer is in use. */
+export class Layer implements Source {
+  private readonly changes = kindMaps<unknown>();
+
+  constructor(private readonly base: Source) {}
+
+  get(kind: Kind, id: string): unknown {
+    const c = this.changes[kind];
+    if (!c.has(id)) return this.base.get(kind, id);
+    const v = c.get(id);
+    return v === DELETED ? undefined : v;
+  }
+
+  *ids(kind: Kind): Iterable<string> {
+    const c = this.changes[kind];
+    for (const id of this.base.ids(kind)) if (c.get(id) !== DELETED) yield id;
+    for (const [id, v] of c) if (v !== DELETED && this.base.get(kind, id) === undefined) yield id;
+  }
+
+  *taskIdsBy(field: TaskField, key: string): Iterable<string> {
+    const c = this.changes.task;
+    for (const id of this.base.taskIdsBy(field, key)) {
+      if (!c.has(id)) yield id;
+      else {
+        const v = c.get(id);
+        if (v !== DELETED && (v as Task)[field] === key) yield id;
+      }
+    }
+    for (const [id, v] of c) {
+      if (v === DELETED || (v as Task)[field] !== key) continue;
+      const old = this.base.get("task", id) as Task | undefined;
+      if (old === undefined || old[field] !== key) yield id; // not yielded by the base above
+    }
+  }
+
+  serviceIdByName(name: string): string | undefined {
+    const c = this.changes.service;
+    for (const [id, v] of c) if (v !== DELETED && (v as Service).spec.name === name) return id;
+    const id = this.base.serviceIdByName(name);
+    // A changed service with this name was found above; a changed one here was renamed or deleted.
+    return id === undefined || c.has(id) ? undefined : id;
+  }
+
+  apply(op: Op): void {
+    this.changes[op.kind].set(op.id, op.action === "put" ? op.value : DELETED);
+  }
+}
+
+/** Recursively freezes a JSON value (fresh from JSON.parse, so it has no cycles). */
+export function deepFreeze<T>(v: T): T {
+  if (typeof v === "object" && v !== null && !Object.isFrozen(v)) {
+    for (const x of Object.values(v)) deepFreeze(x);
+    Object.freeze(v);
+  }
+  return v;
+}
+
+/** The events of a batch's operations, in order. */
+export function eventsOf(ops: readonly Op[]): StoreEvent[] {
+  return ops.map((op) => ({
+    kind: op.kind,
+    action: op.action,
+    id: op.id,
+    value: op.action === "put" ? op.value : null,
+  }));
+}
+
+/**
+ * A transaction over a source. Read-only when `layer` is null; otherwise writes go to `layer`
+ * (which reads through to the source) and are recorded in `ops`. Unusable after `close()`.
+ */
+export class Tx implements WriteTx {
+  readonly ops: Op[] = [];
+  private open = true;
+
+  constructor(
+    private readonly src: Source,
+    private readonly layer: Layer | null,
+  ) {}
+
+  close(): void {
+    this.open = false;
+  }
+
+  // ---- reads ------------------------------------------------------------------------------
+
+  getNode(id: string): Node | undefined {
+    return this.get("node", id) as Node | undefined;
+  }
+
+  listNodes(): Node[] {
+    return this.list<Node>("node");
+  }
+
+  getService(id: string): Service | undefined {
+    return this.get("service", id) as Service | undefined;
+  }
+
+  getServiceByName(name: string): Service | undefined {
+    this.check();
+    const id = this.src.serviceIdByName(name);
+    return id === undefined ? undefined : (this.src.get("service", id) as Service | undefined);
+  }
+
+  listServices(): Service[] {
+    return this.list<Service>("service");
+  }
+
+  getTask(id: string): Task | undefined {
+    return this.get("task", id) as Task | undefined;
+  }
+
+  listTasks(filter?: { serviceId?: string; nodeId?: string }): Task[] {
+    this.check();
+    const serviceId = filter?.serviceId;
+    const nodeId = filter?.nodeId;
+    if (serviceId === undefined && nodeId === undefined) return this.list<Task>("task");
+    const out: Task[] = [];
+    const ids =
+      serviceId !== undefined
+        ? this.src.taskIdsBy("serviceId", serviceId)
+        : this.src.taskIdsBy("nodeId", nodeId!);
+    for (const id of ids) {
+      const t = this.src.get("task", id) as Task;
+      if (serviceId !== undefined && nodeId !== undefined && t.nodeId !== nodeId) continue;
+      out.push(t);
+    }
+    return out;
+  }
+
+  getMeta<T = unknown>(key: string): T | undefined {
+    return this.get("meta", key) as T | undefined;
+  }
+
+  private get(kind: Kind, id: string): unknown {
+    this.check();
+    return this.src.get(kind, id);
+  }
+
+  private list<T>(kind: Kind): T[] {
+    this.check();
+    const out: T[] = [];
+    for (const id of this.src.ids(kind)) out.push(this.src.get(kind, id) as T);
+    return out;
+  }
+
+  // ---- writes -----------------------------------------------------------------------------
+
+  putNode(n: Node): void {
+    this.put("node", n?.id, n);
+  }
+
+  deleteNode(id: string): void {
+    this.delete("node", id);
+  }
+
+  putService(s: Service): void {
+    const name: unknown = s?.spec?.name;
+    if (typeof name !== "string" || name === "") {
+      throw new StoreError("ERR_INVALID", "cannot store a service without a spec name");
+    }
+    this.writable();
+    const other = this.getServiceByName(name);
+    if (other && other.id !== s.id) {
+      throw new StoreError(
+        "ERR_NAME_IN_USE",
+        `service name "${name}" is already in use by service ${other.id}`,
+      );
+    }
+    this.put("service", s.id, s);
+  }
+
+  deleteService(id: string): void {
+    this.delete("service", id);
+  }
+
+  putTask(t: Task): void {
+    if (typeof t?.serviceId !== "string" || typeof t.nodeId !== "string") {
+      throw new StoreError(
+        "ERR_INVALID",
+        "cannot store a task without string serviceId and nodeId",
+      );
+    }
+    this.put("task", t.id, t);
+  }
+
+  deleteTask(id: string): void {
+    this.delete("task", id);
+  }
+
+  putMeta(key: string, value: unknown): void {
+    this.put("meta", key, value);
+  }
+
+  deleteMeta(key: string): void {
+    this.delete("meta", key);
+  }
+
+  private put(kind: Kind, id: unknown, value: unknown): void {
+    const layer = this.writable();
+    if (typeof id !== "string" || id === "") {
+      throw new StoreError("ERR_INVALID", `cannot store a ${kind} without a string id`);
+    }
+    let json: string | undefined;
+    try {
+      json = JSON.stringify(value);
+    } catch (err) {
+      throw new StoreError("ERR_INVALID", `${kind} ${id} is not JSON: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    if (json === undefined) throw new StoreError("ERR_INVALID", `${kind} ${id} is not JSON`);
+    const op: Op = { action: "put", kind, id, value: deepFreeze(JSON.parse(json)), json };
+    layer.apply(op);
+    this.ops.push(op);
+  }
+
+  private delete(kind: Kind, id: string): void {
+    const layer = this.writable();
+    if (layer.get(kind, id) === undefined) return; // deleting nothing is not an event
+    const op: Op = { action: "delete", kind, id, value: null };
+    layer.apply(op);
+    this.ops.push(op);
+  }
+
+  private writable(): Layer {
+    this.check();
+    if (!this.layer) throw new StoreError("ERR_INVALID", "cannot write in a view (read-only tx)");
+    return this.layer;
+  }
+
+  private check(): void {
+    if (!this.open) {
+      throw new StoreError("ERR_TX_CLOSED", "transaction used after its function returned");
+    }
+  }
+}

@@ -1,0 +1,252 @@
+// Integration tests of the orchestrator on one machine: a real `shoal daemon`, driven by the
+// real CLI, running real task processes.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { request } from "node:http";
+import { startDaemon, checkFor, HTTP_TASK, type TestDaemon } from "../helpers/daemon.js";
+import type { Task } from "../../src/manager/types.js";
+
+async function apiTasks(d: TestDaemon, service: string): Promise<Task[]> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        socketPath: `${d.dataDir}/shoal.sock`,
+        path: `/v1/tasks?service=${service}`,
+        method: "GET",
+      },
+      (res) => {
+        let body = "";
+        res.on("data", (c: Buffer) => (body += c.toString()));
+        res.on("end", () => resolve(JSON.parse(body) as Task[]));
+      },
+    );
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+function running(ts: Task[]): Task[] {
+  return ts.filter((t) => t.status.state === "running" && t.desiredState === "running");
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function httpGet(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: "127.0.0.1", port, path: "/", agent: false }, (res) => {
+      let body = "";
+      res.on("data", (c: Buffer) => (body += c.toString()));
+      res.on("end", () => resolve(body));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const a = s.address();
+      const port = typeof a === "object" && a ? a.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+test("replicated HTTP service: create 3, publish, scale to 10 and 2, kill -9 a task, update env", async (t) => {
+  const d = await startDaemon();
+  t.after(() => d.cleanup());
+  const published = await freePort();
+  const created = await d.cli(
+    "service",
+    "create",
+    "--name",
+    "web",
+    "--replicas",
+    "3",
+    "--restart-delay",
+    "0s",
+    "-p",
+    `${published}:8000`,
+    "--",
+    ...HTTP_TASK,
+  );
+  assert.equal(created.code, 0, created.stderr + created.stdout);
+  assert.match(created.stdout, /overall progress: 3 out of 3 tasks/);
+  assert.match(created.stdout, /verify: Service web converged/);
+  let ts = await apiTasks(d, "web");
+  assert.equal(running(ts).length, 3);
+  assert.deepEqual(
+    running(ts)
+      .map((x) => x.slot)
+      .sort(),
+    [1, 2, 3],
+  );
+
+  // The routing mesh balances new connections across the tasks.
+  const seen = new Set<string>();
+  for (let i = 0; i < 9; i++) seen.add((await httpGet(published)).split(" ")[0]!);
+  assert.deepEqual([...seen].sort(), ["1", "2", "3"]);
+
+  const ls = await d.cli("service", "ls");
+  assert.match(ls.stdout, /^ID\s+NAME\s+MODE\s+REPLICAS\s+IMAGE\/COMMAND\s+PORTS/);
+  assert.match(ls.stdout, new RegExp(`web\\s+replicated\\s+3/3\\s+.*\\*:${published}->8000/tcp`));
+
+  assert.equal((await d.cli("service", "scale", "web=10")).code, 0);
+  ts = await apiTasks(d, "web");
+  assert.equal(running(ts).length, 10);
+  assert.equal((await d.cli("service", "scale", "web=2")).code, 0);
+  await checkFor(
+    20_000,
+    async () => (await apiTasks(d, "web")).filter((x) => x.status.state === "running").length === 2,
+  );
+  ts = await apiTasks(d, "web");
+  // Swarm deletes scaled-down tasks outright.
+  assert.deepEqual(ts.map((x) => x.slot).sort(), [1, 2]);
+
+  // kill -9 one task process: a replacement takes its slot.
+  const victim = running(ts).find((x) => x.slot === 1)!;
+  process.kill(victim.status.pid!, "SIGKILL");
+  await checkFor(15_000, async () => {
+    const now = await apiTasks(d, "web");
+    return (
+      running(now).some((x) => x.slot === 1 && x.id !== victim.id) && running(now).length === 2
+    );
+  });
+  const afterKill = await apiTasks(d, "web");
+  const old = afterKill.find((x) => x.id === victim.id)!;
+  assert.equal(old.status.state, "failed");
+  assert.equal(old.status.err, "task: non-zero exit (137)");
+  const ps = await d.cli("service", "ps", "web");
+  assert.match(ps.stdout, /\\_ web\.1/);
+  assert.match(ps.stdout, /"task: non-zero exit \(137\)"/);
+
+  // Updating an env var replaces every task.
+  const before = new Set(running(afterKill).map((x) => x.id));
+  const upd = await d.cli("service", "update", "--env-add", "GREETING=hi", "web");
+  assert.equal(upd.code, 0, upd.stderr);
+  await checkFor(20_000, async () => {
+    const now = running(await apiTasks(d, "web"));
+    return (
+      now.length === 2 && now.every((x) => !before.has(x.id) && x.spec.env["GREETING"] === "hi")
+    );
+  });
+});
+
+test("on-failure with max attempts 3: the first run and 3 restarts, then it stops", async (t) => {
+  const d = await startDaemon();
+  t.after(() => d.cleanup());
+  const r = await d.cli(
+    "service",
+    "create",
+    "-d",
+    "--name",
+    "crash",
+    "--restart-condition",
+    "on-failure",
+    "--restart-max-attempts",
+    "3",
+    "--restart-delay",
+    "0s",
+    "--",
+    "sh",
+    "-c",
+    "exit 1",
+  );
+  assert.equal(r.code, 0, r.stderr);
+  await checkFor(
+    20_000,
+    async () =>
+      (await apiTasks(d, "crash")).filter((x) => x.status.state === "failed").length === 4,
+  );
+  // Give the orchestrator a moment in which it must not start a fifth task.
+  await new Promise((res) => setTimeout(res, 1500));
+  const ts = await apiTasks(d, "crash");
+  assert.equal(ts.length, 4);
+  assert.ok(
+    ts.every((x) => x.status.state === "failed" && x.status.err === "task: non-zero exit (1)"),
+  );
+  const ls = await d.cli("service", "ls");
+  assert.match(ls.stdout, /crash\s+replicated\s+0\/1/);
+});
+
+test("a command that does not exist fails with the OS error and keeps being retried", async (t) => {
+  const d = await startDaemon();
+  t.after(() => d.cleanup());
+  const r = await d.cli(
+    "service",
+    "create",
+    "-d",
+    "--name",
+    "nope",
+    "--restart-delay",
+    "0s",
+    "--",
+    "no-such-command-xyz",
+  );
+  assert.equal(r.code, 0, r.stderr);
+  await checkFor(
+    15_000,
+    async () => (await apiTasks(d, "nope")).filter((x) => x.status.state === "failed").length >= 2,
+  );
+  const failed = (await apiTasks(d, "nope")).find((x) => x.status.state === "failed")!;
+  assert.match(failed.status.err, /no-such-command-xyz/);
+});
+
+test("bad input is refused and changes nothing", async (t) => {
+  const d = await startDaemon();
+  t.after(() => d.cleanup());
+  const bogus = await d.cli("service", "create", "--bogus", "x", "--", "sleep", "1");
+  assert.notEqual(bogus.code, 0);
+  assert.match(bogus.stderr, /unknown flag: --bogus/);
+  const reps = await d.cli("service", "create", "--replicas", "three", "--", "sleep", "1");
+  assert.notEqual(reps.code, 0);
+  assert.match(reps.stderr, /invalid argument "three" for "--replicas"/);
+  assert.equal(
+    (await d.cli("service", "create", "-d", "--name", "a", "--", "sleep", "100")).code,
+    0,
+  );
+  const dup = await d.cli("service", "create", "-d", "--name", "a", "--", "sleep", "100");
+  assert.notEqual(dup.code, 0);
+  assert.match(dup.stderr, /already in use/);
+  const missing = await d.cli("service", "scale", "nosuch=2");
+  assert.notEqual(missing.code, 0);
+  assert.match(missing.stderr, /service nosuch not found/);
+  const ls = await d.cli("service", "ls", "-q");
+  assert.equal(ls.stdout.trim().split("\n").length, 1);
+});
+
+test("kill -9 of the daemon: restart loses nothing and duplicates nothing", async (t) => {
+  const d = await startDaemon();
+  t.after(() => d.cleanup());
+  assert.equal(
+    (await d.cli("service", "create", "--name", "sleepy", "--replicas", "3", "--", "sleep", "1000"))
+      .code,
+    0,
+  );
+  const before = running(await apiTasks(d, "sleepy"));
+  assert.equal(before.length, 3);
+  await d.kill9();
+  // The task processes survive the daemon.
+  assert.ok(before.every((x) => pidAlive(x.status.pid!)));
+  await d.restart();
+  await checkFor(10_000, async () => running(await apiTasks(d, "sleepy")).length === 3);
+  await new Promise((res) => setTimeout(res, 1500));
+  const after = running(await apiTasks(d, "sleepy"));
+  assert.equal(after.length, 3);
+  // The same tasks and processes: adopted, not replaced, not duplicated.
+  assert.deepEqual(after.map((x) => x.id).sort(), before.map((x) => x.id).sort());
+  assert.deepEqual(after.map((x) => x.status.pid).sort(), before.map((x) => x.status.pid).sort());
+  const all = await apiTasks(d, "sleepy");
+  assert.equal(all.length, 3);
+});

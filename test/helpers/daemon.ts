@@ -1,0 +1,142 @@
+// Test helpers for the orchestrator: run a real `shoal daemon` in a temporary data dir with a
+// random NATS port, drive it with the real CLI, and clean up (daemon, tasks, files) afterwards.
+
+import { spawn, execFile, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, readFileSync, existsSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { SHOAL_BIN, checkFor } from "./servers.js";
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface TestDaemon {
+  dataDir: string;
+  proc: ChildProcess;
+  /** Runs `shoal ARGS` against this daemon. */
+  cli(...args: string[]): Promise<CliResult>;
+  /** The daemon's log so far. */
+  log(): string;
+  /** kill -9 the daemon (tasks keep running). */
+  kill9(): Promise<void>;
+  /** Starts the daemon again on the same data dir. */
+  restart(): Promise<void>;
+  /** Stops the daemon and every task, removes the data dir. */
+  cleanup(): Promise<void>;
+}
+
+export function runCli(dataDir: string, args: string[], timeoutMs = 60_000): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [SHOAL_BIN, ...args],
+      { env: { ...process.env, SHOAL_DATA_DIR: dataDir, SHOAL_HOST: "" }, timeout: timeoutMs },
+      (err, stdout, stderr) => {
+        const code = err
+          ? typeof (err as { code?: unknown }).code === "number"
+            ? (err as { code: number }).code
+            : 1
+          : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+export async function startDaemon(): Promise<TestDaemon> {
+  const dataDir = mkdtempSync(join(tmpdir(), "shoal-test-"));
+  let out = "";
+  let proc: ChildProcess;
+  const launch = async () => {
+    proc = spawn(
+      process.execPath,
+      [
+        SHOAL_BIN,
+        "daemon",
+        "--data-dir",
+        dataDir,
+        "--nats-port",
+        "-1",
+        "--publish-addr",
+        "127.0.0.1",
+      ],
+      { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, SHOAL_DATA_DIR: dataDir } },
+    );
+    proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    proc.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+    await checkFor(15_000, () => /shoal daemon .* ready/.test(out), 50);
+  };
+  await launch();
+  const d: TestDaemon = {
+    dataDir,
+    get proc() {
+      return proc;
+    },
+    cli: (...args) => runCli(dataDir, args),
+    log: () => out,
+    async kill9() {
+      const exited = new Promise((r) => proc.once("exit", r));
+      proc.kill("SIGKILL");
+      await exited;
+    },
+    async restart() {
+      out = "";
+      await launch();
+    },
+    async cleanup() {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        await runCli(dataDir, ["leave", "--force"], 30_000);
+        await checkFor(30_000, () => proc.exitCode !== null || proc.signalCode !== null, 50).catch(
+          () => proc.kill("SIGKILL"),
+        );
+      }
+      killTaskProcesses(dataDir);
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  return d;
+}
+
+/** Kills whatever task processes a (possibly killed) daemon left in its data dir. */
+export function killTaskProcesses(dataDir: string): void {
+  const tasksDir = join(dataDir, "agent", "tasks");
+  if (!existsSync(tasksDir)) return;
+  for (const pid of pidsUnder(tasksDir)) {
+    try {
+      process.kill(-pid, "SIGKILL");
+    } catch {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone
+      }
+    }
+  }
+}
+
+function pidsUnder(tasksDir: string): number[] {
+  const out: number[] = [];
+  for (const id of readdirSync(tasksDir)) {
+    const f = join(tasksDir, id, "handle.json");
+    if (!existsSync(f)) continue;
+    try {
+      const h = JSON.parse(readFileSync(f, "utf8")) as { handle?: { pid?: number } };
+      if (h.handle?.pid) out.push(h.handle.pid);
+    } catch {
+      // a torn file: nothing to kill
+    }
+  }
+  return out;
+}
+
+/** A tiny HTTP server for tasks: answers its slot number on $PORT. */
+export const HTTP_TASK = [
+  "node",
+  "-e",
+  "require('http').createServer((q,s)=>s.end(process.env.SHOAL_TASK_SLOT+' '+process.pid)).listen(+process.env.PORT,'127.0.0.1')",
+];
+
+export { checkFor };
