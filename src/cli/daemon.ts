@@ -221,7 +221,7 @@ export class Daemon {
       follow: o.follow && !isTerminal(task.status.state),
       signal: o.signal,
     })) {
-      write(prefix + line);
+      write(prefix + line.line);
     }
   }
 

@@ -250,3 +250,31 @@ test("kill -9 of the daemon: restart loses nothing and duplicates nothing", asyn
   const all = await apiTasks(d, "sleepy");
   assert.equal(all.length, 3);
 });
+
+test("service logs: lines of every task with their task prefix, --tail", async (t) => {
+  const d = await startDaemon();
+  t.after(() => d.cleanup());
+  const r = await d.cli(
+    "service",
+    "create",
+    "--name",
+    "talker",
+    "--replicas",
+    "2",
+    "--",
+    "sh",
+    "-c",
+    'echo "hello from $SHOAL_TASK_SLOT"; echo "second $SHOAL_TASK_SLOT"; sleep 1000',
+  );
+  assert.equal(r.code, 0, r.stderr);
+  await checkFor(10_000, async () => {
+    const out = (await d.cli("service", "logs", "talker")).stdout;
+    return /second 1/.test(out) && /second 2/.test(out);
+  });
+  const logs = (await d.cli("service", "logs", "talker")).stdout;
+  assert.match(logs, /^talker\.1\.[0-9a-z]{12}@\S+\s+\| hello from 1$/m);
+  assert.match(logs, /^talker\.2\.[0-9a-z]{12}@\S+\s+\| hello from 2$/m);
+  const tail = (await d.cli("service", "logs", "--tail", "1", "talker")).stdout.trim().split("\n");
+  assert.equal(tail.length, 2);
+  assert.ok(tail.every((l) => /\| second [12]$/.test(l)));
+});

@@ -229,7 +229,8 @@ export function createTaskCgroup(
         enableV2Controllers(mount, ctrls);
         enableV2Controllers(join(mount, parent), ctrls);
       }
-      mkdirSync(dir);
+      // An existing group (a start retried after a crash) is reused; its limits are rewritten.
+      mkdirSync(dir, { recursive: true });
       cg.dirs.push(dir);
     }
     for (const s of settings) {

@@ -2,13 +2,17 @@
 //
 // A task is started through a tiny `/bin/sh` wrapper, detached in its own session and process
 // group (pgid = the wrapper's pid = Handle.pid), so it survives a `kill -9` of the agent and a
-// restarted agent can re-adopt it. The wrapper:
+// restarted agent can re-adopt it. The wrapper's descriptors: 0 = /dev/null, 1 = taskDir/
+// stdout.log, 2 = /dev/null (the shell's own messages, like "Terminated", go nowhere),
+// 3 = taskDir/stderr.log, 4 = a control socket to the driver. The logs are O_APPEND descriptors
+// the task writes directly (nothing passes through the agent, so the task keeps logging while
+// the agent is down). The wrapper:
 //   1. traps every catchable terminating signal (remembering one that arrives early);
-//   2. waits for a "go" line on its stdin — the driver first moves its pid into the task's
+//   2. waits for "go" on the control socket — the driver first moves the wrapper into the task's
 //      cgroup, so the command never runs a moment without its limits;
-//   3. runs the command in the foreground with stdin from /dev/null and the task's own stdout
-//      and stderr (O_APPEND descriptors on taskDir/stdout.log and stderr.log — logs do not pass
-//      through the agent, so the task keeps logging while the agent is down);
+//   3. forks a subshell that says "started" on the socket and execs the command with stdin
+//      /dev/null, stdout and stderr the logs, and default signal dispositions; start() resolves
+//      only after "started", so a stop() that follows start() always reaches the command;
 //   4. writes the command's status ($?) to taskDir/exit_code and exits with it.
 // That file is how a restarted agent learns the real exit status of a task that was not its
 // child. Signals are not forwarded: stop() signals the whole process group, so the command gets
@@ -16,8 +20,7 @@
 // status. A status above 128 is read back as "killed by signal status-128" (the shell's
 // convention), so a task killed by SIGKILL reports signal SIGKILL, whether or not the agent was
 // its parent. Only a SIGKILL of the wrapper itself leaves no file; that is reported as SIGKILL.
-// The shell's own messages ("Terminated") go to /dev/null; dash may set PWD, so the wrapper
-// unsets it unless the task's environment had it.
+// dash sets PWD, so the wrapper unsets it unless the task's environment had it.
 //
 // A task is its process group: when the wrapper ends, whatever is left in the group is killed
 // (like a container whose init died), so a later cgroup removal does not block on stragglers.
@@ -39,6 +42,7 @@ import {
   statSync,
 } from "node:fs";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
+import type { Duplex } from "node:stream";
 import {
   DriverError,
   DriverErrorCode,
@@ -65,6 +69,8 @@ import { capTaskLogs, logPath } from "./logs.js";
 export interface ProcessDriverOptions {
   /** The POSIX shell that runs the wrapper. */
   shell: string;
+  /** How long the wrapper may take to fork the command before start() gives up, ms. */
+  startTimeoutMs: number;
   /** How often running tasks' logs are checked against their cap, ms. */
   logCheckIntervalMs: number;
   /** How often an adopted task (not our child) is checked for exit, ms. */
@@ -81,6 +87,7 @@ export interface ProcessDriverOptions {
 export function defaultProcessDriverOptions(): ProcessDriverOptions {
   return {
     shell: "/bin/sh",
+    startTimeoutMs: 10_000,
     logCheckIntervalMs: 1000,
     pollIntervalMs: 200,
     cgroupParent: "shoal",
@@ -101,15 +108,14 @@ const TRAPPED = "HUP INT QUIT ABRT USR1 USR2 PIPE ALRM TERM XCPU XFSZ VTALRM PRO
 // $1 exit status file, $2 "1" to keep PWD, then the command (argv, command[0] resolved).
 const WRAPPER = [
   "f=$1; keep=$2; shift 2; got=",
-  `for s in ${TRAPPED}; do trap "got=\\$s" "$s"; done`,
-  "IFS= read -r go",
+  `for s in ${TRAPPED}; do trap "got=$s" "$s"; done`,
+  "IFS= read -r go <&4",
   'if [ "$go" != go ] || [ -n "$got" ]; then',
   '  if [ -n "$got" ]; then trap - "$got"; kill -s "$got" $$; fi',
   "  exit 125",
   "fi",
-  "exec 0</dev/null 3>&2 2>/dev/null",
   '[ "$keep" = 1 ] || unset PWD',
-  '"$@" 2>&3 3>&-',
+  '( echo started >&4; exec "$@" 2>&3 3>&- 4>&- )',
   "rc=$?",
   'echo "$rc" > "$f"',
   'exit "$rc"',
@@ -343,6 +349,35 @@ function asProcessHandle(h: Handle): ProcessHandle | null {
   };
 }
 
+/**
+ * Tells the wrapper to run the command and waits until it has forked it (the "started" line) or
+ * the wrapper ended. Then closes our end of the control socket.
+ */
+function goAhead(
+  child: ChildProcess,
+  exited: Promise<ExitStatus>,
+  timeoutMs: number,
+): Promise<boolean> {
+  const ctl = child.stdio[4] as Duplex;
+  return new Promise<boolean>((done) => {
+    let buf = "";
+    const finish = (ok: boolean): void => {
+      clearTimeout(timer);
+      ctl.destroy();
+      done(ok);
+    };
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    ctl.on("error", () => finish(true));
+    ctl.on("close", () => finish(true));
+    ctl.on("data", (b: Buffer) => {
+      buf += b.toString();
+      if (buf.includes("started\n")) finish(true);
+    });
+    void exited.then(() => finish(true));
+    ctl.write("go\n");
+  });
+}
+
 /** Whether `p` settles within ms (the timer is cleared either way). */
 async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
@@ -426,12 +461,19 @@ export class ProcessDriver implements Driver {
       await this.destroy(h);
       throw err;
     }
-    child.stdin!.on("error", () => {});
-    child.stdin!.end("go\n");
+    if (!(await goAhead(child, run.exited, this.opts.startTimeoutMs))) {
+      killGroup(pid, "SIGKILL");
+      await run.exited;
+      await this.destroy(h);
+      throw new DriverError(
+        DriverErrorCode.Spawn,
+        `the task wrapper (${this.opts.shell}) did not start within ${this.opts.startTimeoutMs} ms`,
+      );
+    }
     return h;
   }
 
-  /** Spawns the wrapper, which waits for "go" on stdin; resolves once the OS started it. */
+  /** Spawns the wrapper, which waits for "go" on fd 4; resolves once the OS started it. */
   private spawnWrapper(spec: RunSpec, workdir: string, file: string): Promise<ChildProcess> {
     let out: number;
     let err: number;
@@ -460,7 +502,7 @@ export class ProcessDriver implements Driver {
           cwd: workdir,
           env: spec.env,
           detached: true,
-          stdio: ["pipe", out, err],
+          stdio: ["ignore", out, "ignore", err, "pipe"],
         });
       } catch (e) {
         reject(new DriverError(DriverErrorCode.Spawn, (e as Error).message, { cause: e }));

@@ -1,0 +1,115 @@
+// Small helpers for the agent and driver tests: temporary task directories, a per-test cleanup
+// stack, polling for a condition, reading a task's log files, and a RunSpec with test defaults.
+
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { TestContext } from "node:test";
+import type { RunSpec } from "../../src/agent/drivers/driver.js";
+
+const stacks = new WeakMap<TestContext, Array<() => unknown>>();
+
+/** Runs fn when the test ends, pass or fail, last registered first; every cleanup runs. */
+export function defer(t: TestContext, fn: () => unknown): void {
+  let stack = stacks.get(t);
+  if (stack === undefined) {
+    const s: Array<() => unknown> = [];
+    stacks.set(t, s);
+    t.after(async () => {
+      let failure: unknown = null;
+      for (let f = s.pop(); f !== undefined; f = s.pop()) {
+        try {
+          await f();
+        } catch (err) {
+          failure ??= err;
+        }
+      }
+      if (failure !== null) throw failure;
+    });
+    stack = s;
+  }
+  stack.push(fn);
+}
+
+/** A fresh directory, removed when the test ends. */
+export function tempDir(t: TestContext, prefix = "shoal-agent-"): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  defer(t, () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Polls fn until it returns something truthy (or stops throwing), or fails after ms. */
+export async function checkFor<T>(ms: number, fn: () => T | Promise<T>, every = 20): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: unknown = new Error("condition not met");
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+      last = new Error("condition not met");
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw last;
+    await new Promise((r) => setTimeout(r, every));
+  }
+}
+
+/** A log file's text, "" when it does not exist yet. */
+export function readLog(taskDir: string, stream: "stdout" | "stderr" = "stdout"): string {
+  try {
+    return readFileSync(join(taskDir, `${stream}.log`), "utf8");
+  } catch {
+    return "";
+  }
+}
+
+/** Waits until the task printed `line` on stdout (programs print "ready" once set up). */
+export function waitForLine(taskDir: string, line: string, ms = 5000): Promise<boolean> {
+  return checkFor(ms, () => readLog(taskDir).split("\n").includes(line));
+}
+
+let seq = 0;
+
+/** A unique task id for a test. */
+export function taskId(): string {
+  seq++;
+  return `t${process.pid}x${seq}x${Math.random().toString(36).slice(2, 8)}`;
+}
+
+export function runSpec(taskDir: string, command: string[], over: Partial<RunSpec> = {}): RunSpec {
+  return {
+    taskId: taskId(),
+    serviceName: "web",
+    slot: 1,
+    nodeId: "node1",
+    nodeHostname: "host1",
+    command,
+    env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin" },
+    workdir: "",
+    taskDir,
+    limits: { cpus: 0, memoryBytes: 0 },
+    stopSignal: "SIGTERM",
+    logMaxBytes: 0,
+    ...over,
+  };
+}
+
+/** Whether the pid exists (and is not a zombie). */
+export function pidAlive(pid: number): boolean {
+  if (process.platform === "linux") {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const state = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0];
+      return state !== "Z" && state !== "X";
+    } catch {
+      return false;
+    }
+  }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
