@@ -41,6 +41,8 @@ export interface SuiteOption {
 export interface SuiteContext {
   /** Time budget for one timed scenario, in milliseconds. */
   durationMs: number;
+  /** How many times to run each scenario; the suite keeps the best value of each row. */
+  repeat: number;
   /** Parsed command-line options (the suite's own and the common ones). */
   options: Record<string, string | boolean | undefined>;
   /** Progress output (stderr), kept out of the result table. */

@@ -4,7 +4,7 @@
 // `Suite`, see report.ts) and list it in SUITES below.
 //
 //   npm run bench                       # the nats suite
-//   npm run bench -- nats --json out.json --duration 3 --servers go
+//   npm run bench -- nats --json out.json --duration 3 --repeat 2 --servers go
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { natsSuite } from "./nats.js";
@@ -16,6 +16,7 @@ const SUITES: Suite[] = [natsSuite];
 const COMMON = {
   json: { type: "string", description: "also write the results as JSON to this file" },
   duration: { type: "string", description: "seconds per timed scenario (default 3)" },
+  repeat: { type: "string", description: "run each scenario N times, keep the best (default 1)" },
   help: { type: "boolean", description: "show this help" },
 } as const;
 
@@ -64,6 +65,12 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
 
+  const repeat = values.repeat === undefined ? 1 : Number(values.repeat);
+  if (!(Number.isInteger(repeat) && repeat >= 1 && repeat <= 20)) {
+    console.error(`bench: --repeat must be an integer from 1 to 20`);
+    return 2;
+  }
+
   installExitHooks();
   const machine = machineInfo();
   console.error(
@@ -74,6 +81,7 @@ async function main(argv: string[]): Promise<number> {
   for (const suite of chosen) {
     const result = await suite.run({
       durationMs: seconds * 1000,
+      repeat,
       options: values,
       log: (line) => console.error(line),
     });

@@ -31,12 +31,13 @@ export class ServerStartError extends Error {
   readonly code = "SERVER_START";
 }
 
-/** The Go nats-server: `--go-server`, else $NATS_SERVER, else /usr/bin/nats-server or PATH. */
+/** The Go nats-server: `--go-server`, else $NATS_SERVER, else /usr/bin, /usr/sbin or PATH. */
 export function goServer(bin?: string): ServerSpec {
   const path =
     bin ??
     process.env.NATS_SERVER ??
-    (existsSync("/usr/bin/nats-server") ? "/usr/bin/nats-server" : "nats-server");
+    ["/usr/bin/nats-server", "/usr/sbin/nats-server"].find((p) => existsSync(p)) ??
+    "nats-server";
   return {
     id: "go",
     label: "Go nats-server",

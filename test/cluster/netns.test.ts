@@ -262,7 +262,7 @@ describe("netns test bed", { skip: skipNetns }, () => {
     assert.equal(code, 1, "the throwing test failed");
     assert.match(stdout, /boom/);
     assert.match(stdout, /CLEAN/);
-    const m = / BED (\S+) (\d+)/.exec(stdout);
+    const m = /^BED (\S+) (\d+)$/m.exec(stdout);
     assert.ok(m, stdout);
     assert.deepEqual(leftoversOf(m[1]!), []);
     assert.equal(pidAlive(Number(m[2])), false);

@@ -485,7 +485,7 @@ class NetnsBed implements TestBed {
   readonly mode = "netns" as const;
   hosts: NetnsHost[] = [];
   bridgeAddr = "";
-  /** Everything created so far, undone last-first. */
+  /** Everything created so far (recorded once it exists, never before), undone last-first. */
   private readonly resources: Resource[] = [];
   private cleaning: Promise<void> | null = null;
   private done = false;
@@ -600,8 +600,8 @@ async function createNetnsBed(specs: HostSpec[], prefix: string): Promise<NetnsB
     const net = await reserveSubnet(bed, counter);
     const bridge = `${id}b`;
     bed.bridgeAddr = `${net}.1`;
-    bed.created({ kind: "link", name: bridge });
     await ip(["link", "add", bridge, "type", "bridge"]);
+    bed.created({ kind: "link", name: bridge });
     await ip(["addr", "add", `${bed.bridgeAddr}/24`, "dev", bridge]);
     await ip(["link", "set", bridge, "up"]);
     if (await forwardRuleNeeded()) {
@@ -612,10 +612,10 @@ async function createNetnsBed(specs: HostSpec[], prefix: string): Promise<NetnsB
       const ns = `${id}n${i + 1}`;
       const veth = `${id}v${i + 1}`;
       const addr = `${net}.${HOST_BASE + i + 1}`;
-      bed.created({ kind: "netns", name: ns });
       await ip(["netns", "add", ns]);
-      bed.created({ kind: "link", name: veth });
+      bed.created({ kind: "netns", name: ns });
       await ip(["link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns]);
+      bed.created({ kind: "link", name: veth });
       await ip(["link", "set", veth, "master", bridge, "up"]);
       await ip(["-n", ns, "link", "set", "lo", "up"]);
       await ip(["-n", ns, "addr", "add", `${addr}/24`, "dev", "eth0"]);
