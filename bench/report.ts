@@ -3,7 +3,7 @@
 // notes under it, and the same data as JSON together with a description of the machine.
 import os from "node:os";
 
-export type Unit = "msgs/s" | "us" | "bytes" | "text";
+export type Unit = "msgs/s" | "us" | "s" | "bytes" | "text";
 
 export interface Row {
   id: string;
@@ -67,7 +67,13 @@ export function machineInfo(): Record<string, unknown> {
   };
 }
 
-const UNIT_LABEL: Record<Unit, string> = { "msgs/s": "msgs/s", us: "µs", bytes: "MiB", text: "" };
+const UNIT_LABEL: Record<Unit, string> = {
+  "msgs/s": "msgs/s",
+  us: "µs",
+  s: "s",
+  bytes: "MiB",
+  text: "",
+};
 
 export function formatValue(v: number | string | undefined, unit: Unit): string {
   if (v === undefined) return "—";
@@ -79,6 +85,8 @@ export function formatValue(v: number | string | undefined, unit: Unit): string 
       return v.toFixed(0);
     case "us":
       return v < 10 ? v.toFixed(1) : v.toFixed(0);
+    case "s":
+      return v.toFixed(2);
     case "bytes":
       return (v / 1048576).toFixed(1);
     case "text":

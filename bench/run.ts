@@ -8,10 +8,11 @@
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { natsSuite } from "./nats.js";
+import { orchestratorSuite } from "./orchestrator.js";
 import { installExitHooks } from "./procs.js";
 import { formatTable, machineInfo, type Suite, type SuiteResult } from "./report.js";
 
-const SUITES: Suite[] = [natsSuite];
+const SUITES: Suite[] = [natsSuite, orchestratorSuite];
 
 const COMMON = {
   json: { type: "string", description: "also write the results as JSON to this file" },

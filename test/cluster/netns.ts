@@ -36,7 +36,7 @@ const MAX_IFNAME = 15;
 /** Host i (1-based) gets address .(HOST_BASE + i). */
 const HOST_BASE = 10;
 const CMD_TIMEOUT_MS = 10_000;
-const KILL_WAIT_MS = 3_000;
+const WAIT_MS = 3_000;
 
 export interface HostSpec {
   name: string;
@@ -188,7 +188,7 @@ function parsePids(out: string | null): number[] {
 
 /** kill -9 everything in a namespace until `ip netns pids` lists nothing (processes may fork). */
 async function killNamespace(ns: string): Promise<void> {
-  const deadline = Date.now() + KILL_WAIT_MS;
+  const deadline = Date.now() + WAIT_MS;
   for (;;) {
     const pids = parsePids(await ip(["netns", "pids", ns]).catch(() => null));
     if (pids.length === 0) return;
@@ -201,7 +201,7 @@ async function killNamespace(ns: string): Promise<void> {
 }
 
 function killNamespaceSync(ns: string): void {
-  const deadline = Date.now() + KILL_WAIT_MS;
+  const deadline = Date.now() + WAIT_MS;
   for (;;) {
     const pids = parsePids(runSync("ip", ["netns", "pids", ns]));
     if (pids.length === 0 || Date.now() > deadline) return;
@@ -211,7 +211,7 @@ function killNamespaceSync(ns: string): void {
 }
 
 /** Resolves once the child has exited and been reaped, or after timeoutMs. */
-function exited(child: ChildProcess, timeoutMs = KILL_WAIT_MS): Promise<void> {
+function exited(child: ChildProcess, timeoutMs = WAIT_MS): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) {
     return Promise.resolve();
   }
@@ -457,7 +457,7 @@ class NetnsHost implements Host {
     await ip(["-n", this.ns, "link", "set", "eth0", "up"]);
     // Taking the link down removed the default route; the connected route comes back by itself.
     await ip(["-n", this.ns, "route", "replace", "default", "via", this.gateway]);
-    const deadline = Date.now() + KILL_WAIT_MS;
+    const deadline = Date.now() + WAIT_MS;
     for (;;) {
       const inside = JSON.parse(await ip(["-n", this.ns, "-j", "link", "show", "eth0"])) as Array<{
         operstate?: string;
