@@ -14,6 +14,7 @@ import {
   type CloseReasonText,
 } from "./errors.js";
 import { Outbound } from "./outbound.js";
+import { copyBytes, writeAscii, writeUint } from "./bytes.js";
 import { Subscription, type MsgTarget } from "./subscription.js";
 import { isValidLiteralSubject, isValidSubject, isValidQueueName } from "./subject.js";
 import { authenticate, type CompiledPermissions } from "./auth.js";
@@ -429,32 +430,34 @@ export class Client implements ParserSink, MsgTarget {
     const out = this.out;
     const sid = sub.sid;
     const headerRoom = 24 + subject.length + sid.length + reply.length + 24;
-    const buf = out.reserve(headerRoom + body.length + 2);
-    let p = out.at;
-    if (withHeaders) {
-      p += buf.write("HMSG ", p, "latin1");
-    } else {
-      p += buf.write("MSG ", p, "latin1");
-    }
-    p += buf.write(subject, p, "latin1");
+    const bodyLen = body.length;
+    const buf = out.reserve(headerRoom + bodyLen + 2);
+    const start = out.at;
+    let p = start;
+    if (withHeaders) buf[p++] = 72; // H
+    buf[p++] = 77; // M
+    buf[p++] = 83; // S
+    buf[p++] = 71; // G
     buf[p++] = 32;
-    p += buf.write(sid, p, "latin1");
+    p = writeAscii(buf, p, subject);
+    buf[p++] = 32;
+    p = writeAscii(buf, p, sid);
     buf[p++] = 32;
     if (reply !== "") {
-      p += buf.write(reply, p, "latin1");
+      p = writeAscii(buf, p, reply);
       buf[p++] = 32;
     }
     if (withHeaders) {
-      p += buf.write(String(hdrLen), p, "latin1");
+      p = writeUint(buf, p, hdrLen);
       buf[p++] = 32;
     }
-    p += buf.write(String(body.length), p, "latin1");
+    p = writeUint(buf, p, bodyLen);
     buf[p++] = 13;
     buf[p++] = 10;
     if (this.server.log.traceEnabled) {
-      this.server.log.trace(`${this.tag} - ->> [${buf.toString("latin1", out.at, p - 2)}]`);
+      this.server.log.trace(`${this.tag} - ->> [${buf.toString("latin1", start, p - 2)}]`);
     }
-    p += body.copy(buf, p);
+    p = copyBytes(body, 0, bodyLen, buf, p);
     buf[p++] = 13;
     buf[p++] = 10;
     out.advance(p - out.at);

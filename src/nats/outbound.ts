@@ -1,7 +1,8 @@
 // A connection's outbound byte queue. Protocol frames are appended into a buffer we own;
-// `flush` hands the filled part to the socket as one write and keeps appending behind it in the
-// same buffer, so a busy connection allocates one buffer per many messages, and an idle one
-// holds none. Buffers grow with the traffic (up to 64 KiB a piece).
+// `flush` hands the filled part to the socket and keeps appending behind it in the same buffer.
+// A full buffer is queued as it is (never copied) and a new one started, so a busy connection
+// allocates one buffer per many messages, and an idle one holds none. Buffers grow with the
+// traffic (up to 64 KiB a piece).
 
 import type { Socket } from "node:net";
 
@@ -13,21 +14,27 @@ export class Outbound {
   private start = 0;
   private pos = 0;
   private nextSize = MIN_CHUNK;
+  /** Filled pieces of earlier buffers, not yet handed to the socket (never copied again). */
+  private full: Buffer[] = [];
+  private fullBytes = 0;
   /** Bytes appended but not yet handed to the socket. */
   get queued(): number {
-    return this.pos - this.start;
+    return this.fullBytes + this.pos - this.start;
   }
 
   /** Makes room for n more bytes and returns the buffer to write into at `this.at`. */
   reserve(n: number): Buffer {
     const buf = this.buf;
     if (buf !== null && buf.length - this.pos >= n) return buf;
-    const size = Math.max(n + (this.pos - this.start), this.nextSize);
+    if (buf !== null && this.pos > this.start) {
+      const piece = buf.subarray(this.start, this.pos);
+      this.full.push(piece);
+      this.fullBytes += piece.length;
+    }
+    const size = Math.max(n, this.nextSize);
     this.nextSize = Math.min(MAX_CHUNK, this.nextSize * 2);
     const fresh = Buffer.allocUnsafe(size);
-    if (buf !== null && this.pos > this.start) buf.copy(fresh, 0, this.start, this.pos);
-    this.pos -= this.start;
-    this.start = 0;
+    this.pos = this.start = 0;
     this.buf = fresh;
     return fresh;
   }
@@ -54,19 +61,38 @@ export class Outbound {
 
   /** Writes what is queued to the socket; returns the socket's backpressure signal. */
   flush(socket: Socket): boolean {
-    if (this.pos === this.start) return true;
+    let ok = true;
+    if (this.full.length > 0) {
+      // One writev for all the pieces.
+      socket.cork();
+      for (const piece of this.full) ok = socket.write(piece);
+      this.full = [];
+      this.fullBytes = 0;
+      if (this.pos === this.start) {
+        socket.uncork();
+        return ok;
+      }
+      const chunk = this.buf!.subarray(this.start, this.pos);
+      this.start = this.pos;
+      ok = socket.write(chunk) && ok;
+      socket.uncork();
+      return ok;
+    }
+    if (this.pos === this.start) return ok;
     const chunk = this.buf!.subarray(this.start, this.pos);
     this.start = this.pos;
     if (this.buf!.length - this.pos < MIN_CHUNK) {
       this.buf = null;
       this.start = this.pos = 0;
     }
-    return socket.write(chunk);
+    return socket.write(chunk) && ok;
   }
 
   /** Lets go of the buffer once flushed (or unconditionally with `discard`, for a closed connection). */
   release(discard = false): void {
-    if (discard || this.pos === this.start) {
+    if (discard || this.queued === 0) {
+      this.full = [];
+      this.fullBytes = 0;
       this.buf = null;
       this.start = this.pos = 0;
       this.nextSize = MIN_CHUNK;

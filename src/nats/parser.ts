@@ -329,8 +329,16 @@ export class Parser {
           }
           break;
         case S.ARG: {
-          // Jump straight to the line feed instead of stepping byte by byte.
-          const lf = buf.indexOf(LF, i);
+          // Find the line feed: a short scan covers most lines without a native call.
+          let lf = -1;
+          const near = i + 64 < len ? i + 64 : len;
+          for (let j = i; j < near; j++) {
+            if (buf[j] === LF) {
+              lf = j;
+              break;
+            }
+          }
+          if (lf < 0 && near < len) lf = buf.indexOf(LF, near);
           if (lf < 0) {
             i = len - 1;
             break;

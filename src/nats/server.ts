@@ -14,6 +14,7 @@ import type { Logger } from "./log.js";
 import { authRequired } from "./auth.js";
 import { CloseReason, ErrText, type CloseReasonText } from "./errors.js";
 import { Monitor } from "./monitor.js";
+import { bytesEqual } from "./bytes.js";
 import { Cluster, clientUrlsFor } from "./cluster.js";
 import type { Route } from "./route.js";
 
@@ -192,7 +193,7 @@ export class Server {
   /** Decodes a subject from a read buffer, reusing the previous string when the bytes repeat. */
   subjectString(buf: Buffer, start: number, end: number): string {
     const n = end - start;
-    if (n === this.lastSubjectLen && buf.compare(this.lastSubjectBuf, 0, n, start, end) === 0) {
+    if (n === this.lastSubjectLen && bytesEqual(buf, start, end, this.lastSubjectBuf)) {
       return this.lastSubject;
     }
     const s = buf.toString("latin1", start, end);
