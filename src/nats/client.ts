@@ -195,10 +195,10 @@ export class Client implements ParserSink, MsgTarget {
     switch (op) {
       case Op.PUB:
         if (trace) this.traceIn("PUB", arg);
-        return this.processPub(arg, false);
+        return this.processPub(arg, 0, arg.length, false);
       case Op.HPUB:
         if (trace) this.traceIn("HPUB", arg);
-        return this.processPub(arg, true);
+        return this.processPub(arg, 0, arg.length, true);
       case Op.PING:
         if (trace) this.traceIn("PING", null);
         this.sendProto("PONG\r\n");
@@ -241,16 +241,29 @@ export class Client implements ParserSink, MsgTarget {
   }
 
   payload(data: Buffer): void {
+    this.payloadAt(data, 0, data.length);
+  }
+
+  pubAt(buf: Buffer, start: number, end: number): number {
+    if (this.closed) return -1;
+    if (this.server.log.traceEnabled || (!this.connectReceived && this.server.authRequired)) {
+      return this.control(Op.PUB, buf.subarray(start, end));
+    }
+    return this.processPub(buf, start, end, false);
+  }
+
+  payloadAt(buf: Buffer, start: number, end: number): void {
     if (this.closed) return;
     if (this.server.log.traceEnabled) {
       this.server.log.trace(
-        `${this.tag} - <<- MSG_PAYLOAD: [${JSON.stringify(data.toString("latin1"))}]`,
+        `${this.tag} - <<- MSG_PAYLOAD: [${JSON.stringify(buf.toString("latin1", start, end))}]`,
       );
     }
+    const len = end - start;
     this.inMsgs++;
-    this.inBytes += data.length;
+    this.inBytes += len;
     this.server.inMsgs++;
-    this.server.inBytes += data.length;
+    this.server.inBytes += len;
     const subject = this.pubSubject;
     if (this.perms !== null && !this.perms.canPublish(subject)) {
       this.sendErr(pubViolation(subject));
@@ -261,7 +274,7 @@ export class Client implements ParserSink, MsgTarget {
     }
     if (this.opts.verbose) this.sendProto("+OK\r\n");
     const reply = this.pubReply;
-    const delivered = this.server.route(this, subject, reply, this.pubHdr, data);
+    const delivered = this.server.route(this, subject, reply, this.pubHdr, buf, null, start, end);
     if (delivered === 0 && reply !== "" && this.opts.no_responders && this.opts.headers) {
       this.sendNoResponders(reply);
     }
@@ -309,9 +322,9 @@ export class Client implements ParserSink, MsgTarget {
   }
 
   /** PUB subject [reply] size / HPUB subject [reply] hdr_size total_size */
-  private processPub(arg: Buffer, headers: boolean): number {
+  private processPub(arg: Buffer, from: number, to: number, headers: boolean): number {
     const a = this.args;
-    const n = splitArgs(arg, a);
+    const n = splitArgs(arg, a, false, from, to);
     let size: number;
     let hdr = -1;
     let replyIdx = -1;
@@ -322,15 +335,24 @@ export class Client implements ParserSink, MsgTarget {
       size = parseSize(arg, a[2 * (n - 1)]!, a[2 * (n - 1) + 1]!);
       if (n === 4) replyIdx = 1;
       if (hdr < 0 || size < 0 || hdr > size) {
-        throw new ProtocolError(null, `processHeaderPub Bad or Missing Size: '${arg.toString()}'`);
+        throw new ProtocolError(
+          null,
+          `processHeaderPub Bad or Missing Size: '${arg.toString("latin1", from, to)}'`,
+        );
       }
     } else {
       if (n !== 2 && n !== 3)
-        throw new ProtocolError(null, `processPub Parse Error: '${arg.toString()}'`);
+        throw new ProtocolError(
+          null,
+          `processPub Parse Error: '${arg.toString("latin1", from, to)}'`,
+        );
       size = parseSize(arg, a[2 * (n - 1)]!, a[2 * (n - 1) + 1]!);
       if (n === 3) replyIdx = 1;
       if (size < 0)
-        throw new ProtocolError(null, `processPub Bad or Missing Size: '${arg.toString()}'`);
+        throw new ProtocolError(
+          null,
+          `processPub Bad or Missing Size: '${arg.toString("latin1", from, to)}'`,
+        );
     }
     if (size > this.server.opts.maxPayload) {
       this.server.log.error(
@@ -416,21 +438,23 @@ export class Client implements ParserSink, MsgTarget {
     reply: string,
     hdrLen: number,
     payload: Buffer,
+    pStart: number,
+    pEnd: number,
   ): void {
     if (this.closed || sub.closed) return;
     if (sub.max > 0 && sub.delivered >= sub.max) return;
     if (this.perms !== null && !this.perms.canDeliver(subject)) return;
-    let body = payload;
+    let bodyStart = pStart;
     let withHeaders = hdrLen >= 0;
     if (withHeaders && !this.opts.headers) {
       // nats-server strips headers for clients that did not ask for them.
-      body = payload.subarray(hdrLen);
+      bodyStart += hdrLen;
       withHeaders = false;
     }
     const out = this.out;
     const sid = sub.sid;
     const headerRoom = 24 + subject.length + sid.length + reply.length + 24;
-    const bodyLen = body.length;
+    const bodyLen = pEnd - bodyStart;
     const buf = out.reserve(headerRoom + bodyLen + 2);
     const start = out.at;
     let p = start;
@@ -457,15 +481,15 @@ export class Client implements ParserSink, MsgTarget {
     if (this.server.log.traceEnabled) {
       this.server.log.trace(`${this.tag} - ->> [${buf.toString("latin1", start, p - 2)}]`);
     }
-    p = copyBytes(body, 0, bodyLen, buf, p);
+    p = copyBytes(payload, bodyStart, pEnd, buf, p);
     buf[p++] = 13;
     buf[p++] = 10;
     out.advance(p - out.at);
     sub.delivered++;
     this.outMsgs++;
-    this.outBytes += body.length;
+    this.outBytes += bodyLen;
     this.server.outMsgs++;
-    this.server.outBytes += body.length;
+    this.server.outBytes += bodyLen;
     this.server.queueFlush(this);
     if (sub.max > 0 && sub.delivered >= sub.max) this.unsubscribe(sub);
   }
@@ -474,7 +498,7 @@ export class Client implements ParserSink, MsgTarget {
     for (const sub of this.subs.values()) {
       if (sub.queue === null && this.server.subjectMatches(reply, sub.subject)) {
         const hdr = Buffer.from(NO_RESPONDERS_HDR, "latin1");
-        this.deliver(sub, reply, "", hdr.length, hdr);
+        this.deliver(sub, reply, "", hdr.length, hdr, 0, hdr.length);
         return;
       }
     }

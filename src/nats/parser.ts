@@ -37,6 +37,12 @@ export interface ParserSink {
   control(op: OpCode, arg: Buffer): number;
   /** The payload announced by the last control line, without its trailing CRLF. Valid during the call. */
   payload(data: Buffer): void;
+  /**
+   * Optional allocation-free forms of the hot operations: a PUB argument line and a payload as
+   * buf[start, end) of the read buffer, when neither was split across reads.
+   */
+  pubAt?(buf: Buffer, start: number, end: number): number;
+  payloadAt?(buf: Buffer, start: number, end: number): void;
 }
 
 // Parser states (nats-server's names, flattened: one ARG state serves every operation with arguments).
@@ -152,6 +158,20 @@ export class Parser {
       const b = buf[i]!;
       switch (this.state) {
         case S.START:
+          // Fast path for the commonest operation: "PUB " read in one step.
+          if (
+            b === 80 &&
+            i + 3 < len &&
+            buf[i + 1] === 85 &&
+            buf[i + 2] === 66 &&
+            buf[i + 3] === SPACE &&
+            !this.requireConnect
+          ) {
+            this.op = Op.PUB;
+            this.state = S.SPC;
+            i += 3;
+            break;
+          }
           this.start(b);
           break;
         case S.P:
@@ -354,7 +374,8 @@ export class Parser {
             const end = i + this.need;
             if (end < len && buf[end] === CR && end + 1 < len && buf[end + 1] === LF) {
               this.state = S.START;
-              this.sink.payload(buf.subarray(i, end));
+              if (this.sink.payloadAt !== undefined) this.sink.payloadAt(buf, i, end);
+              else this.sink.payload(buf.subarray(i, end));
               i = end + 1;
             } else {
               this.startSplitPayload(buf, i, this.need);
@@ -458,6 +479,9 @@ export class Parser {
   }
 
   private endOfLine(buf: Buffer, lf: number): void {
+    if (this.op === Op.PUB && this.argBuf === null && this.sink.pubAt !== undefined) {
+      return this.pubLine(buf, lf);
+    }
     let arg: Buffer;
     if (this.argBuf !== null) {
       this.appendArg(buf, 0, lf);
@@ -482,6 +506,28 @@ export class Parser {
       this.msgLen = 0;
       this.state = S.PAYLOAD;
       if (size === 0) this.state = S.END_R;
+    }
+  }
+
+  /** endOfLine for an unsplit PUB line, without making a Buffer view of it. */
+  private pubLine(buf: Buffer, lf: number): void {
+    const start = this.argStart;
+    let end = lf;
+    for (let j = start; j < lf; j++) {
+      if (buf[j] === CR) {
+        end--; // same rule as endOfLine: a CR anywhere costs the line its last byte
+        break;
+      }
+    }
+    if (end - start > this.maxControlLine) {
+      throw new ProtocolError(ErrText.MaxControlLine, "max control line exceeded");
+    }
+    this.state = S.START;
+    const size = this.sink.pubAt!(buf, start, end);
+    if (size >= 0) {
+      this.need = size;
+      this.msgLen = 0;
+      this.state = size === 0 ? S.END_R : S.PAYLOAD;
     }
   }
 
@@ -532,13 +578,20 @@ function fail(): never {
 /**
  * Splits an argument line on blanks into `out` as [start, end) offset pairs, without allocating.
  * Returns the number of arguments found, or -1 if there are more than out.length / 2.
+ * `from` and `to` limit the scan to part of the buffer (offsets stay absolute).
  * With `crIsBlank`, CR separates arguments too (nats-server's SUB and UNSUB do that; PUB not).
  */
-export function splitArgs(arg: Buffer, out: Int32Array, crIsBlank = false): number {
+export function splitArgs(
+  arg: Buffer,
+  out: Int32Array,
+  crIsBlank = false,
+  from = 0,
+  to = arg.length,
+): number {
   let n = 0;
   let start = -1;
   const max = out.length >> 1;
-  for (let i = 0; i < arg.length; i++) {
+  for (let i = from; i < to; i++) {
     const b = arg[i];
     if (b === SPACE || b === TAB || (crIsBlank && b === CR)) {
       if (start >= 0) {
@@ -555,7 +608,7 @@ export function splitArgs(arg: Buffer, out: Int32Array, crIsBlank = false): numb
   if (start >= 0) {
     if (n === max) return -1;
     out[2 * n] = start;
-    out[2 * n + 1] = arg.length;
+    out[2 * n + 1] = to;
     n++;
   }
   return n;

@@ -289,8 +289,11 @@ export class Route implements ParserSink, MsgTarget {
     hdr: number,
     payload: Buffer,
     queues: readonly string[],
+    start = 0,
+    end = payload.length,
   ): void {
     if (this.closed) return;
+    const len = end - start;
     let line = hdr >= 0 ? "HMSG $G " : "RMSG $G ";
     line += subject;
     if (queues.length > 0) {
@@ -300,17 +303,17 @@ export class Route implements ParserSink, MsgTarget {
       line += " " + reply;
     }
     if (hdr >= 0) line += ` ${hdr}`;
-    line += ` ${payload.length}\r\n`;
+    line += ` ${len}\r\n`;
     const out = this.out;
-    const buf = out.reserve(line.length + payload.length + 2);
+    const buf = out.reserve(line.length + len + 2);
     let p = out.at;
     p += buf.write(line, p, "latin1");
-    p += payload.copy(buf, p);
+    p += payload.copy(buf, p, start, end);
     buf[p++] = 13;
     buf[p++] = 10;
     out.advance(p - out.at);
     this.outMsgs++;
-    this.outBytes += payload.length;
+    this.outBytes += len;
     if (this.cluster.log.traceEnabled)
       this.cluster.log.trace(`${this.tag} - ->> [${line.slice(0, -2)}]`);
     this.cluster.server.queueFlush(this);

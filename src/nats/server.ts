@@ -264,6 +264,8 @@ export class Server {
     hdr: number,
     payload: Buffer,
     queues: readonly string[] | null = null,
+    start = 0,
+    end = payload.length,
   ): number {
     const r = this.sublist.match(subject);
     const fromRoute = from.kind === "Route";
@@ -287,7 +289,7 @@ export class Server {
         continue;
       }
       if (noEcho && conn === from) continue;
-      conn.deliver(sub, subject, reply, hdr, payload);
+      conn.deliver(sub, subject, reply, hdr, payload, start, end);
       n++;
     }
     const qsubs = r.qsubs;
@@ -308,7 +310,7 @@ export class Server {
           continue;
         }
         if (noEcho && sub.conn === from) continue;
-        sub.conn.deliver(sub, subject, reply, hdr, payload);
+        sub.conn.deliver(sub, subject, reply, hdr, payload, start, end);
         n++;
         done = true;
         break;
@@ -324,7 +326,7 @@ export class Server {
     }
     for (let i = 0; i < targets.length; i++) {
       const route = targets[i]!;
-      route.sendMsg(subject, reply, hdr, payload, route.scratchQueues);
+      route.sendMsg(subject, reply, hdr, payload, route.scratchQueues, start, end);
       n++;
     }
     return n;

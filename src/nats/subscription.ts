@@ -3,8 +3,19 @@
 
 export interface MsgTarget {
   readonly kind: "Client" | "Route";
-  /** Queue one message for delivery to this subscription (flushed by the server later). */
-  deliver(sub: Subscription, subject: string, reply: string, hdrLen: number, payload: Buffer): void;
+  /**
+   * Queue one message for delivery to this subscription (flushed by the server later); the
+   * message is payload[start, end).
+   */
+  deliver(
+    sub: Subscription,
+    subject: string,
+    reply: string,
+    hdrLen: number,
+    payload: Buffer,
+    start: number,
+    end: number,
+  ): void;
 }
 
 export class Subscription {
