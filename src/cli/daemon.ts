@@ -78,7 +78,9 @@ export class Daemon {
   async start(): Promise<void> {
     const { dataDir, log } = this.opts;
     mkdirSync(dataDir, { recursive: true });
-    this.store = await openEmbeddedStore(join(dataDir, "store"));
+    this.store = await openEmbeddedStore(join(dataDir, "store"), {
+      onWarning: (msg: string) => log.warn(`store: ${msg}`),
+    });
     const idFile = join(dataDir, "node-id");
     this.nodeId = existsSync(idFile) ? readFileSync(idFile, "utf8").trim() : newId();
     writeFileSync(idFile, this.nodeId);

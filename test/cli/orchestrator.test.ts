@@ -278,3 +278,49 @@ test("service logs: lines of every task with their task prefix, --tail", async (
   assert.equal(tail.length, 2);
   assert.ok(tail.every((l) => /\| second [12]$/.test(l)));
 });
+
+test("a published port already taken, node ls, info, join-token", async (t) => {
+  const d = await startDaemon();
+  t.after(() => d.cleanup());
+  const { createServer } = await import("node:net");
+  const blocker = createServer();
+  const port = await new Promise<number>((resolve) =>
+    blocker.listen(0, "127.0.0.1", () => {
+      const a = blocker.address();
+      resolve(typeof a === "object" && a ? a.port : 0);
+    }),
+  );
+  t.after(() => blocker.close());
+  const taken = await d.cli(
+    "service",
+    "create",
+    "-d",
+    "--name",
+    "p",
+    "-p",
+    `${port}:80`,
+    "--",
+    "sleep",
+    "100",
+  );
+  assert.notEqual(taken.code, 0);
+  assert.match(taken.stderr, new RegExp(`published port ${port} is already in use`));
+  assert.equal((await d.cli("service", "ls", "-q")).stdout.trim(), "");
+
+  const nodes = await d.cli("node", "ls");
+  assert.match(
+    nodes.stdout,
+    /^ID\s+HOSTNAME\s+STATUS\s+AVAILABILITY\s+MANAGER STATUS\s+ENGINE VERSION/,
+  );
+  assert.match(nodes.stdout, /^[0-9a-z]{25} \*\s+\S+\s+Ready\s+Active\s+Leader\s+/m);
+  const info = await d.cli("info");
+  assert.match(info.stdout, /Swarm: active/);
+  const worker = await d.cli("swarm", "join-token", "-q", "worker");
+  assert.match(worker.stdout.trim(), /^SHOAL-1-[0-9a-z]{50}-[0-9a-z]{25}$/);
+  const manager = await d.cli("swarm", "join-token", "-q", "manager");
+  // Same cluster fingerprint, different secret.
+  assert.equal(manager.stdout.split("-")[2], worker.stdout.split("-")[2]);
+  assert.notEqual(manager.stdout.trim(), worker.stdout.trim());
+  const rotated = await d.cli("swarm", "join-token", "-q", "--rotate", "worker");
+  assert.notEqual(rotated.stdout.trim(), worker.stdout.trim());
+});
