@@ -26,7 +26,7 @@ import {
 const LOAD = new URL("./nats-load.js", import.meta.url);
 
 /** Share of the machine's CPU used by other processes above which a result is flagged. */
-const BUSY = 0.1;
+export const BUSY = 0.1;
 
 interface Params {
   durationMs: number;
@@ -37,6 +37,9 @@ interface Params {
   rrWarmup: number;
   rrCount: number;
 }
+
+/** What a publisher (and the wait for its result) needs to know. */
+export type LoadParams = Pick<Params, "durationMs" | "maxMsgs" | "writeBytes">;
 
 type Metrics = Record<string, number>;
 
@@ -68,14 +71,14 @@ const ROWS: Array<Omit<Row, "values">> = [
 ];
 
 /** Forks a load generator, gives it its job and waits until it is connected. */
-async function worker(job: Job, name: string): Promise<Worker> {
+export async function worker(job: Job, name: string): Promise<Worker> {
   const w = new Worker(LOAD, name);
   w.send({ cmd: "start", job });
   await w.next("ready", 20_000);
   return w;
 }
 
-function publisher(server: RunningServer, p: Params, subject: string, size: number) {
+export function publisher(server: RunningServer, p: LoadParams, subject: string, size: number) {
   return worker(
     {
       role: "pub",
@@ -91,7 +94,7 @@ function publisher(server: RunningServer, p: Params, subject: string, size: numb
 }
 
 /** Time to wait for a publisher's result: its run plus generous slack for a slow server. */
-const resultTimeout = (p: Params) => p.durationMs + 30_000;
+const resultTimeout = (p: LoadParams) => p.durationMs + 30_000;
 
 function pubOnly(size: number): Scenario {
   return {
@@ -136,30 +139,51 @@ function pubSub(
       );
       const pub = await publisher(server, p, subject, size);
       const rss = sampleRss(server.pid, 50);
-      pub.send({ cmd: "go" });
-      const sent = (await pub.next<PubResult>("result", resultTimeout(p))).sent;
-      for (const w of subWorkers) w.send({ cmd: "finish", expected: sent });
-      const results = await Promise.all(subWorkers.map((w) => w.next<SubResult>("result", 30_000)));
-      const peak = rss.stop();
-      const conns: SubConnResult[] = results.flatMap((r) => r.conns);
-      const delivered = conns.reduce((s, c) => s + c.count, 0);
-      const got = conns.filter((c) => c.count > 0);
-      const first = Math.min(...got.map((c) => c.firstNs));
-      const last = Math.max(...got.map((c) => c.lastNs));
-      if (got.length === 0 || last <= first) throw new Error("subscribers received nothing");
-      const expected = sent * subs;
-      if (delivered < expected) {
-        const errors = [...new Set(conns.map((c) => c.error).filter((e) => e !== null))];
-        note(
-          `delivered ${delivered} of ${expected} messages (${((100 * delivered) / expected).toFixed(1)}%)` +
-            (errors.length ? `; subscriber: ${errors.join(", ")}` : ""),
-        );
+      let rate: number;
+      let peak: number;
+      try {
+        rate = await timeDelivery(pub, subWorkers, subs, p, note);
+      } finally {
+        peak = rss.stop();
       }
-      const out: Metrics = { [rowId]: delivered / ((last - first) / 1e9) };
+      const out: Metrics = { [rowId]: rate };
       if (rssRow) out[rssRow] = peak;
       return out;
     },
   };
+}
+
+/**
+ * Lets a ready publisher go, then tells the ready subscriber workers (`subs` connections in all)
+ * how many messages to wait for, and returns the messages they received per second, from the
+ * first to the last received over all connections. A note says how many were missing, if any.
+ */
+export async function timeDelivery(
+  pub: Worker,
+  subWorkers: Worker[],
+  subs: number,
+  p: LoadParams,
+  note: (s: string) => void,
+): Promise<number> {
+  pub.send({ cmd: "go" });
+  const sent = (await pub.next<PubResult>("result", resultTimeout(p))).sent;
+  for (const w of subWorkers) w.send({ cmd: "finish", expected: sent });
+  const results = await Promise.all(subWorkers.map((w) => w.next<SubResult>("result", 30_000)));
+  const conns: SubConnResult[] = results.flatMap((r) => r.conns);
+  const delivered = conns.reduce((s, c) => s + c.count, 0);
+  const got = conns.filter((c) => c.count > 0);
+  const first = Math.min(...got.map((c) => c.firstNs));
+  const last = Math.max(...got.map((c) => c.lastNs));
+  if (got.length === 0 || last <= first) throw new Error("subscribers received nothing");
+  const expected = sent * subs;
+  if (delivered < expected) {
+    const errors = [...new Set(conns.map((c) => c.error).filter((e) => e !== null))];
+    note(
+      `delivered ${delivered} of ${expected} messages (${((100 * delivered) / expected).toFixed(1)}%)` +
+        (errors.length ? `; subscriber: ${errors.join(", ")}` : ""),
+    );
+  }
+  return delivered / ((last - first) / 1e9);
 }
 
 const requestReply: Scenario = {
@@ -212,7 +236,7 @@ const SCENARIOS: Scenario[] = [
   memory,
 ];
 
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`${what}: gave up after ${ms} ms`)), ms);
@@ -220,9 +244,9 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
+export const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
-function selectServers(ctx: SuiteContext): ServerSpec[] {
+export function selectServers(ctx: SuiteContext): ServerSpec[] {
   const o = ctx.options;
   const all = [
     goServer(typeof o["go-server"] === "string" ? o["go-server"] : undefined),

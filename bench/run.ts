@@ -7,12 +7,13 @@
 //   npm run bench -- nats --json out.json --duration 3 --repeat 2 --servers go
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { clusterSuite } from "./cluster.js";
 import { natsSuite } from "./nats.js";
 import { orchestratorSuite } from "./orchestrator.js";
 import { installExitHooks } from "./procs.js";
 import { formatTable, machineInfo, type Suite, type SuiteResult } from "./report.js";
 
-const SUITES: Suite[] = [natsSuite, orchestratorSuite];
+const SUITES: Suite[] = [natsSuite, orchestratorSuite, clusterSuite];
 
 const COMMON = {
   json: { type: "string", description: "also write the results as JSON to this file" },

@@ -13,6 +13,9 @@ import { openEmbeddedStore } from "../store/embedded.js";
 import type { Store } from "../store/store.js";
 import { Manager, defaultManagerOptions } from "../manager/manager.js";
 import { Api } from "../manager/api.js";
+import { Dispatcher } from "../manager/dispatcher.js";
+import { JoinServer, type ClusterMeta } from "../manager/join.js";
+import { APP_USER, busUsers } from "../manager/bus.js";
 import { ManagerError } from "../manager/errors.js";
 import { makeToken, newId, newSecret } from "../manager/ids.js";
 import { isTerminal, type Node, type ServiceSpec, type Task } from "../manager/types.js";
@@ -37,19 +40,16 @@ export interface DaemonOptions {
   log: Logger;
 }
 
-interface ClusterMeta {
-  secret: string;
-  workerSecret: string;
-  managerSecret: string;
-  createdAt: number;
-}
-
 export function defaultDataDir(): string {
   return process.env["SHOAL_DATA_DIR"] || join(process.env["HOME"] || "/root", ".shoal");
 }
 
 export function socketPath(dataDir: string): string {
   return join(dataDir, "shoal.sock");
+}
+
+function hostPort(h: string): string {
+  return h.includes(":") ? `[${h}]` : h;
 }
 
 function hostOf(addr: string): string {
@@ -63,6 +63,8 @@ export class Daemon {
   agent!: Agent;
   nats!: NatsServer;
   api!: Api;
+  dispatcher!: Dispatcher;
+  join!: JoinServer;
   mesh!: RoutingMesh;
   nodeId = "";
   private timers: NodeJS.Timeout[] = [];
@@ -112,21 +114,39 @@ export class Daemon {
       tx.putNode(node);
     });
 
+    const meta = this.store.view((tx) => tx.getMeta<ClusterMeta>("cluster"))!;
+    // The control bus: reachable where joins are (other nodes' agents connect to it), with the
+    // agent user for $SHOAL.> and applications as the default user, kept out of $SHOAL.>.
     const natsOpts = validateOptions({
       ...defaultOptions(),
-      host: "127.0.0.1",
+      host: hostOf(this.opts.listenAddr) || "0.0.0.0",
       port: this.opts.natsPort,
       serverName: `shoal-${this.nodeId.slice(0, 12)}`,
+      users: busUsers(meta.secret),
+      noAuthUser: APP_USER,
     });
     this.nats = new NatsServer(natsOpts, log.debugEnabled ? log : quiet(log));
     await this.nats.startServer();
 
     this.manager = new Manager(this.store, log, defaultManagerOptions());
+    const heartbeatMs = 1000;
+    this.dispatcher = new Dispatcher(this.manager, this.nodeId, {
+      natsUrl: `${this.localNatsUrl()}`,
+      clusterSecret: meta.secret,
+      heartbeatMs,
+    });
+    this.join = new JoinServer(
+      this.manager,
+      () => [`nats://${hostOf(this.opts.advertiseAddr)}:${this.nats.port}`],
+      heartbeatMs,
+    );
+    const joinPort = Number(this.opts.listenAddr.split(":").pop());
+    await this.join.listen(hostOf(this.opts.listenAddr) || "0.0.0.0", joinPort);
     this.agent = new Agent(new ProcessDriver(), log, {
       nodeId: this.nodeId,
       hostname: hostname(),
       dataDir: join(dataDir, "agent"),
-      natsUrl: `nats://127.0.0.1:${this.nats.port}`,
+      natsUrl: `${this.localNatsUrl()}`,
       logMaxBytes: 10 * 1024 * 1024,
       report: (reports) =>
         void this.manager
@@ -153,6 +173,7 @@ export class Daemon {
     hb.unref();
     this.timers.push(hb);
     this.manager.start();
+    await this.dispatcher.start();
     dispatch();
 
     this.api = new Api(this.manager, {
@@ -178,8 +199,14 @@ export class Daemon {
     }
     writeFileSync(join(dataDir, "daemon.pid"), String(process.pid));
     log.info(
-      `shoal daemon ${SHOAL_VERSION} ready: node ${this.nodeId}, API unix://${socketPath(dataDir)}, NATS nats://127.0.0.1:${this.nats.port}`,
+      `shoal daemon ${SHOAL_VERSION} ready: node ${this.nodeId}, API unix://${socketPath(dataDir)}, NATS ${this.localNatsUrl()}`,
     );
+  }
+
+  /** The embedded message server as this machine reaches it. */
+  localNatsUrl(): string {
+    const h = this.nats.opts.host;
+    return `nats://${h === "0.0.0.0" || h === "::" ? "127.0.0.1" : hostPort(h)}:${this.nats.port}`;
   }
 
   private info(): Record<string, unknown> {
@@ -189,7 +216,7 @@ export class Daemon {
         nodeId: this.nodeId,
         version: SHOAL_VERSION,
         dataDir: this.opts.dataDir,
-        natsUrl: `nats://127.0.0.1:${this.nats.port}`,
+        natsUrl: `${this.localNatsUrl()}`,
         managers: tx.listNodes().filter((n) => n.role === "manager").length,
         nodes: tx.listNodes().length,
         services: tx.listServices().length,
@@ -290,6 +317,8 @@ export class Daemon {
     this.stopping = true;
     for (const t of this.timers) clearInterval(t);
     this.unwatch?.();
+    await this.dispatcher?.stop();
+    await this.join?.close();
     await this.manager?.stop();
     await this.agent?.stop(stopTasks);
     await this.api?.close();

@@ -2,13 +2,17 @@
 // stopping the daemon on this machine and looking at the cluster.
 
 import { spawn } from "node:child_process";
-import { openSync, existsSync, readFileSync, mkdirSync } from "node:fs";
+import { openSync, existsSync, readFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { createConnection } from "node:net";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { call } from "./api-client.js";
 import { parseArgs, flag, has, UsageError } from "./args.js";
 import { table, capitalize } from "./format.js";
 import { Daemon, defaultDataDir } from "./daemon.js";
+import { WorkerDaemon, requestJoin } from "./worker.js";
+import { parseToken } from "../manager/ids.js";
 import { ServerLogger } from "../nats/log.js";
 import type { Node } from "../manager/types.js";
 
@@ -48,6 +52,22 @@ export async function daemonCommand(argv: string[], banner = false): Promise<num
   const o = daemonOptionsFrom(argv);
   mkdirSync(o.dataDir, { recursive: true });
   const log = new ServerLogger({ debug: o.debug });
+  if (existsSync(join(o.dataDir, "join.json"))) {
+    // This node joined a swarm as a worker.
+    const w = new WorkerDaemon({
+      dataDir: o.dataDir,
+      token: "",
+      managerAddr: "",
+      advertiseAddr: hostOf(o.advertiseAddr),
+      publishHost: o.publishHost,
+      log,
+    });
+    await w.start();
+    process.once("SIGINT", () => void w.stop(false));
+    process.once("SIGTERM", () => void w.stop(false));
+    await w.done;
+    return 0;
+  }
   const d = new Daemon({ ...o, log });
   await d.start();
   if (banner) {
@@ -55,7 +75,7 @@ export async function daemonCommand(argv: string[], banner = false): Promise<num
       `shoal is up.\n` +
         `  node:        ${d.nodeId}\n` +
         `  API:         unix://${join(o.dataDir, "shoal.sock")} (shoal CLI: SHOAL_DATA_DIR=${o.dataDir})\n` +
-        `  NATS:        nats://127.0.0.1:${d.nats.port}\n` +
+        `  NATS:        ${d.localNatsUrl()}\n` +
         `  data:        ${o.dataDir}\n` +
         `Try: shoal service create --name hello --replicas 2 -- node -e "setInterval(()=>console.log('hi'),1000)"\n` +
         `Ctrl-C stops the daemon (tasks keep running and are adopted at the next start).\n`,
@@ -124,6 +144,99 @@ async function init(argv: string[]): Promise<number> {
       `To add a manager to this swarm, run 'shoal swarm join-token manager' and follow the instructions.\n`,
   );
   return 0;
+}
+
+/** The local address this machine uses to reach addr (the default advertise address). */
+function localAddressTowards(addr: string): Promise<string> {
+  const host = addr.slice(0, addr.lastIndexOf(":"));
+  const port = Number(addr.split(":").pop()) || 2377;
+  return new Promise((resolve, reject) => {
+    const s = createConnection({ host, port }, () => {
+      const a = s.localAddress ?? "127.0.0.1";
+      s.destroy();
+      resolve(a.replace(/^::ffff:/, ""));
+    });
+    s.once("error", (err) =>
+      reject(new Error(`cannot reach the manager at ${addr}: ${err.message}`)),
+    );
+  });
+}
+
+/** `shoal join --token TOKEN MANAGER_ADDR`: joins as a worker and starts the daemon detached. */
+async function joinCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(argv, [...DAEMON_FLAGS, { name: "token", value: true }]);
+  const token = flag(p, "token");
+  const addrArg = p.args[0];
+  if (!token || !addrArg || p.args.length > 1) {
+    throw new UsageError(
+      '"shoal join" requires a token and exactly 1 argument: shoal join --token TOKEN HOST:PORT',
+    );
+  }
+  const managerAddr = addrArg.includes(":") ? addrArg : `${addrArg}:2377`;
+  const parsed = parseToken(token);
+  if (!parsed) throw new UsageError("invalid join token: expected SHOAL-1-<fingerprint>-<secret>");
+  const o = daemonOptionsFrom(
+    argv.filter(
+      (a, i) =>
+        a !== addrArg && a !== "--token" && argv[i - 1] !== "--token" && !a.startsWith("--token="),
+    ),
+  );
+  process.env["SHOAL_DATA_DIR"] = o.dataDir;
+  if (existsSync(join(o.dataDir, "join.json")) || existsSync(join(o.dataDir, "node-id"))) {
+    throw new UsageError(
+      'This node is already part of a swarm. Use "shoal leave" to leave this swarm and join another one.',
+    );
+  }
+  const advertise = flag(p, "advertise-addr") ?? (await localAddressTowards(managerAddr));
+  let answer;
+  try {
+    answer = await requestJoin(managerAddr, {
+      token,
+      hostname: hostname(),
+      addr: hostOf(advertise),
+    });
+  } catch (err) {
+    process.stderr.write(`Error response from daemon: ${(err as Error).message}\n`);
+    return 1;
+  }
+  if (answer.fingerprint !== parsed.fingerprint) {
+    process.stderr.write(
+      `Error: the manager at ${managerAddr} belongs to another cluster (fingerprint mismatch)\n`,
+    );
+    return 1;
+  }
+  mkdirSync(o.dataDir, { recursive: true });
+  writeFileSync(join(o.dataDir, "join.json"), JSON.stringify({ token, managerAddr, answer }));
+  const logFile = join(o.dataDir, "daemon.log");
+  const out = openSync(logFile, "a");
+  const bin = fileURLToPath(new URL("../../../bin/shoal.js", import.meta.url));
+  const child = spawn(
+    process.execPath,
+    [
+      bin,
+      "daemon",
+      "--data-dir",
+      o.dataDir,
+      "--advertise-addr",
+      hostOf(advertise),
+      "--publish-addr",
+      o.publishHost,
+    ],
+    {
+      detached: true,
+      stdio: ["ignore", out, out],
+      env: { ...process.env, SHOAL_DATA_DIR: o.dataDir },
+    },
+  );
+  child.unref();
+  await waitForDaemon(o.dataDir, child.pid!, logFile);
+  process.stdout.write(`This node joined a swarm as a ${answer.role}.\n`);
+  return 0;
+}
+
+function hostOf(addr: string): string {
+  const i = addr.lastIndexOf(":");
+  return i > 0 && /^\d+$/.test(addr.slice(i + 1)) ? addr.slice(0, i) : addr;
 }
 
 async function leave(argv: string[]): Promise<number> {
@@ -215,9 +328,7 @@ export async function swarmCommand(cmd: string, argv: string[]): Promise<number>
     case "info":
       return infoCommand();
     case "join":
-      throw new UsageError(
-        "joining other machines is not supported yet: this shoal runs a single-node swarm (shoal init)",
-      );
+      return joinCommand(argv);
     case "swarm": {
       const [sub, ...rest] = argv;
       if (sub === "join-token") return joinToken(rest);

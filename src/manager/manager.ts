@@ -245,7 +245,10 @@ export class Manager {
         const t = tx.getTask(r.taskId);
         if (!t || t.nodeId !== nodeId) continue;
         if (stateIndex(r.state) < stateIndex(t.status.state) && !isTerminal(r.state)) continue;
-        if (isTerminal(t.status.state) && t.status.state !== "orphaned") continue;
+        // A finished task stays finished; an orphaned one (its node was down) may only be
+        // confirmed stopped, never brought back to life.
+        if (isTerminal(t.status.state) && (t.status.state !== "orphaned" || !isTerminal(r.state)))
+          continue;
         if (r.state === t.status.state && r.pid === t.status.pid) continue;
         const status: TaskStatus = {
           ...t.status,

@@ -60,6 +60,8 @@ export async function startDaemon(): Promise<TestDaemon> {
         dataDir,
         "--nats-port",
         "-1",
+        "--listen-addr",
+        "127.0.0.1:0",
         "--publish-addr",
         "127.0.0.1",
       ],

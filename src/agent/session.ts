@@ -1,0 +1,97 @@
+// The agent's session with the managers over the control bus (a worker node). It connects to
+// the managers' message servers as a NATS client (any manager; it learns the others from
+// connect_urls and fails over like any NATS client), receives the node's full assignment set,
+// sends status changes as they happen and its full task list on every heartbeat.
+
+import { connect, JSONCodec, type NatsConnection } from "nats";
+import type { Agent, TaskReport } from "./agent.js";
+import {
+  AGENT_USER,
+  assignSubject,
+  hbSubject,
+  statusSubject,
+  type Assignments,
+  type Endpoint,
+  type Heartbeat,
+} from "../manager/bus.js";
+import { isTerminal } from "../manager/types.js";
+
+const codec = JSONCodec<unknown>();
+
+export interface SessionOptions {
+  nodeId: string;
+  hostname: string;
+  natsUrls: string[];
+  agentPassword: string;
+  heartbeatMs: number;
+  onEndpoints: (endpoints: Record<string, Endpoint[]>) => void;
+  log: { info(m: string): void; warn(m: string): void };
+}
+
+export class AgentSession {
+  private nc: NatsConnection | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  /** The latest report per task, resent with every heartbeat (level-triggered). */
+  private readonly latest = new Map<string, TaskReport & { sentTerminal?: number }>();
+  agent: Agent | null = null;
+
+  constructor(private readonly opts: SessionOptions) {}
+
+  /** The agent's report callback: remember, and send right away. */
+  report = (reports: TaskReport[]): void => {
+    for (const r of reports)
+      this.latest.set(r.taskId, { ...(this.latest.get(r.taskId) ?? {}), ...r });
+    const nc = this.nc;
+    if (nc && !nc.isClosed()) {
+      nc.publish(
+        statusSubject(this.opts.nodeId),
+        codec.encode({ nodeId: this.opts.nodeId, reports }),
+      );
+    }
+  };
+
+  async start(agent: Agent): Promise<void> {
+    this.agent = agent;
+    this.nc = await connect({
+      servers: this.opts.natsUrls,
+      user: AGENT_USER,
+      pass: this.opts.agentPassword,
+      name: `shoal-agent-${this.opts.nodeId}`,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+      waitOnFirstConnect: true,
+    });
+    this.opts.log.info(`agent connected to the control bus at ${this.nc.getServer()}`);
+    this.nc.subscribe(assignSubject(this.opts.nodeId), {
+      callback: (err, msg) => {
+        if (err) return;
+        const a = codec.decode(msg.data) as Assignments;
+        this.agent?.assign(a.tasks);
+        this.opts.onEndpoints(a.endpoints);
+      },
+    });
+    this.heartbeat();
+    this.timer = setInterval(() => this.heartbeat(), this.opts.heartbeatMs);
+  }
+
+  private heartbeat(): void {
+    const nc = this.nc;
+    if (!nc || nc.isClosed()) return;
+    const tasks: TaskReport[] = [];
+    for (const [id, r] of this.latest) {
+      tasks.push(r);
+      // Terminal states are repeated a few times, then forgotten.
+      if (isTerminal(r.state)) {
+        r.sentTerminal = (r.sentTerminal ?? 0) + 1;
+        if (r.sentTerminal > 5) this.latest.delete(id);
+      }
+    }
+    const hb: Heartbeat = { nodeId: this.opts.nodeId, hostname: this.opts.hostname, tasks };
+    nc.publish(hbSubject(this.opts.nodeId), codec.encode(hb));
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.nc?.close().catch(() => {});
+  }
+}

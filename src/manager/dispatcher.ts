@@ -1,0 +1,134 @@
+// The dispatcher: the manager's side of the control bus for remote nodes. It turns heartbeats
+// into node liveness and task status, and sends each remote node its full assignment set when
+// the store changes and on a timer (so a lost message is repaired by the next one).
+
+import { connect, JSONCodec, type NatsConnection, type Subscription } from "nats";
+import type { Manager } from "./manager.js";
+import {
+  AGENT_USER,
+  agentPassword,
+  assignSubject,
+  SUBJECT_PREFIX,
+  type Assignments,
+  type Endpoint,
+  type Heartbeat,
+  type StatusMessage,
+} from "./bus.js";
+import { isTerminal, type Node, type Service, type Task } from "./types.js";
+
+const codec = JSONCodec<unknown>();
+
+/** Published port → running endpoints of its service, cluster-wide. */
+export function endpointsOf(
+  services: Service[],
+  tasks: Task[],
+  nodes: Node[],
+  localNodeId: string,
+): Record<string, Endpoint[]> {
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const out: Record<string, Endpoint[]> = {};
+  for (const s of services) {
+    for (const p of s.spec.ports) {
+      if (p.mode !== "ingress" || p.protocol !== "tcp") continue;
+      const list: Endpoint[] = [];
+      for (const t of tasks) {
+        if (t.serviceId !== s.id || t.status.state !== "running" || t.desiredState !== "running")
+          continue;
+        const hp = t.hostPorts[String(p.target)];
+        if (!hp) continue;
+        const node = byId.get(t.nodeId);
+        if (!node || node.status !== "ready") continue;
+        list.push({ host: t.nodeId === localNodeId ? "127.0.0.1" : node.addr, port: hp });
+      }
+      out[String(p.published)] = list;
+    }
+  }
+  return out;
+}
+
+export class Dispatcher {
+  private nc: NatsConnection | null = null;
+  private subs: Subscription[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private unwatch: (() => void) | null = null;
+  private pending = false;
+
+  constructor(
+    private readonly manager: Manager,
+    private readonly localNodeId: string,
+    private readonly opts: { natsUrl: string; clusterSecret: string; heartbeatMs: number },
+  ) {}
+
+  async start(): Promise<void> {
+    this.nc = await connect({
+      servers: this.opts.natsUrl,
+      user: AGENT_USER,
+      pass: agentPassword(this.opts.clusterSecret),
+      name: "shoal-dispatcher",
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+    });
+    this.subs.push(
+      this.nc.subscribe(`${SUBJECT_PREFIX}.hb.*`, {
+        callback: (err, msg) => {
+          if (!err) void this.onHeartbeat(codec.decode(msg.data) as Heartbeat);
+        },
+      }),
+      this.nc.subscribe(`${SUBJECT_PREFIX}.status.*`, {
+        callback: (err, msg) => {
+          if (err) return;
+          const m = codec.decode(msg.data) as StatusMessage;
+          void this.manager.reportStatus(m.nodeId, m.reports).catch(() => {});
+        },
+      }),
+    );
+    this.unwatch = this.manager.store.watch(() => this.schedulePublish());
+    this.timer = setInterval(() => this.publishAll(), this.opts.heartbeatMs);
+    this.timer.unref();
+  }
+
+  private async onHeartbeat(hb: Heartbeat): Promise<void> {
+    const known = this.manager.store.view((tx) => tx.getNode(hb.nodeId));
+    if (!known) return; // removed or never joined: ignore it
+    await this.manager.heartbeat(hb.nodeId).catch(() => {});
+    await this.manager.reportStatus(hb.nodeId, hb.tasks).catch(() => {});
+  }
+
+  private schedulePublish(): void {
+    if (this.pending) return;
+    this.pending = true;
+    setImmediate(() => {
+      this.pending = false;
+      this.publishAll();
+    });
+  }
+
+  /** Sends every remote node its full assignment set. */
+  publishAll(): void {
+    const nc = this.nc;
+    if (!nc || nc.isClosed()) return;
+    const { nodes, tasks, services } = this.manager.store.view((tx) => ({
+      nodes: tx.listNodes(),
+      tasks: tx.listTasks(),
+      services: tx.listServices(),
+    }));
+    const endpoints = endpointsOf(services, tasks, nodes, "");
+    for (const n of nodes) {
+      if (n.id === this.localNodeId) continue;
+      const msg: Assignments = {
+        nodeId: n.id,
+        tasks: tasks.filter((t) => t.nodeId === n.id && !isTerminal(t.status.state)),
+        endpoints,
+        heartbeatMs: this.opts.heartbeatMs,
+      };
+      nc.publish(assignSubject(n.id), codec.encode(msg));
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.unwatch?.();
+    for (const s of this.subs) s.unsubscribe();
+    await this.nc?.close().catch(() => {});
+  }
+}

@@ -1,0 +1,189 @@
+// Several machines on the network-namespace test bed: one manager and two workers joined with
+// tokens, services spread over them, a worker killed outright and brought back, a wrong token,
+// and an application connection kept out of $SHOAL.>.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { request } from "node:http";
+import { createTestBed, type Host } from "./netns.js";
+import { SHOAL_BIN, checkFor, RawConn } from "../helpers/servers.js";
+import { runCli } from "../helpers/daemon.js";
+import type { Node, Task } from "../../src/manager/types.js";
+
+function api<T>(dataDir: string, path: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: join(dataDir, "shoal.sock"), path }, (res) => {
+      let body = "";
+      res.on("data", (c: Buffer) => (body += c.toString()));
+      res.on("end", () => resolve(JSON.parse(body) as T));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+function startManager(h: Host, dir: string): { output: () => string } {
+  let out = "";
+  const p = h.spawn(process.execPath, [
+    SHOAL_BIN,
+    "daemon",
+    "--data-dir",
+    dir,
+    "--listen-addr",
+    `${h.addr}:2377`,
+    "--advertise-addr",
+    `${h.addr}:2377`,
+    "--nats-port",
+    "4222",
+    "--publish-addr",
+    h.addr,
+  ]);
+  p.stdout?.on("data", (d: Buffer) => (out += d.toString()));
+  p.stderr?.on("data", (d: Buffer) => (out += d.toString()));
+  return { output: () => out };
+}
+
+function startWorkerDaemon(h: Host, dir: string): void {
+  h.spawn(process.execPath, [
+    SHOAL_BIN,
+    "daemon",
+    "--data-dir",
+    dir,
+    "--advertise-addr",
+    h.addr,
+    "--publish-addr",
+    h.addr,
+  ]);
+}
+
+test("one manager and two workers: spread, node loss, return, tokens, $SHOAL.> closed to apps", async (t) => {
+  const bed = await createTestBed(3);
+  const dirs = bed.hosts.map(() => mkdtempSync(join(tmpdir(), "shoal-node-")));
+  t.after(async () => {
+    for (const h of bed.hosts) await h.kill().catch(() => {});
+    await bed.cleanup();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+  if (bed.mode !== "netns")
+    t.diagnostic("network namespaces unavailable: hosts share the loopback stack");
+  const [m, w1, w2] = bed.hosts as [Host, Host, Host];
+  const mgr = startManager(m, dirs[0]!);
+  await checkFor(20_000, () => /ready/.test(mgr.output()), 50);
+
+  const token = (await runCli(dirs[0]!, ["swarm", "join-token", "-q", "worker"])).stdout.trim();
+  assert.match(token, /^SHOAL-1-/);
+
+  // A wrong token is refused with a clear error, and no node is added.
+  const wrong = token.slice(0, -5) + "aaaaa";
+  const bad = await w1.exec(process.execPath, [
+    SHOAL_BIN,
+    "join",
+    "--token",
+    wrong,
+    "--data-dir",
+    dirs[1]!,
+    "--advertise-addr",
+    w1.addr,
+    `${m.addr}:2377`,
+  ]);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /invalid join token: it was rotated or is wrong/);
+
+  for (const [h, dir] of [
+    [w1, dirs[1]!],
+    [w2, dirs[2]!],
+  ] as const) {
+    const r = await h.exec(
+      process.execPath,
+      [
+        SHOAL_BIN,
+        "join",
+        "--token",
+        token,
+        "--data-dir",
+        dir,
+        "--advertise-addr",
+        h.addr,
+        "--publish-addr",
+        h.addr,
+        `${m.addr}:2377`,
+      ],
+      { timeoutMs: 30_000 },
+    );
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /This node joined a swarm as a worker/);
+  }
+  await checkFor(
+    10_000,
+    async () =>
+      (await api<Node[]>(dirs[0]!, "/v1/nodes")).filter((n) => n.status === "ready").length === 3,
+  );
+  const nodeLs = await runCli(dirs[0]!, ["node", "ls"]);
+  assert.equal(nodeLs.stdout.trim().split("\n").length, 4, nodeLs.stdout);
+
+  // 6 replicas spread 2/2/2.
+  const created = await runCli(dirs[0]!, [
+    "service",
+    "create",
+    "--name",
+    "s",
+    "--replicas",
+    "6",
+    "--restart-delay",
+    "0s",
+    "--",
+    "sleep",
+    "100000",
+  ]);
+  assert.equal(created.code, 0, created.stderr + created.stdout);
+  const running = async () =>
+    (await api<Task[]>(dirs[0]!, "/v1/tasks?service=s")).filter(
+      (x) => x.status.state === "running" && x.desiredState === "running",
+    );
+  await checkFor(20_000, async () => (await running()).length === 6);
+  const perNode = (ts: Task[]) => {
+    const c = new Map<string, number>();
+    for (const x of ts) c.set(x.nodeId, (c.get(x.nodeId) ?? 0) + 1);
+    return [...c.values()].sort();
+  };
+  assert.deepEqual(perNode(await running()), [2, 2, 2]);
+
+  // Kill a worker outright: its tasks come back on the survivors within seconds.
+  const nodes = await api<Node[]>(dirs[0]!, "/v1/nodes");
+  const victim = nodes.find((n) => n.addr === w2.addr)!;
+  const t0 = Date.now();
+  await w2.kill();
+  await checkFor(
+    15_000,
+    async () => {
+      const r = await running();
+      return r.length === 6 && r.every((x) => x.nodeId !== victim.id);
+    },
+    100,
+  );
+  t.diagnostic(`node loss to 6/6 running elsewhere: ${Date.now() - t0} ms`);
+  const down = (await api<Node[]>(dirs[0]!, "/v1/nodes")).find((n) => n.id === victim.id)!;
+  assert.equal(down.status, "down");
+
+  // Bring it back: it rejoins, and there are still exactly 6.
+  startWorkerDaemon(w2, dirs[2]!);
+  await checkFor(
+    15_000,
+    async () => (await api<Node[]>(dirs[0]!, "/v1/nodes")).every((n) => n.status === "ready"),
+    100,
+  );
+  await new Promise((r) => setTimeout(r, 2500));
+  const after = await api<Task[]>(dirs[0]!, "/v1/tasks?service=s");
+  assert.equal(after.filter((x) => x.status.state === "running").length, 6);
+
+  // Applications (no credentials) cannot use $SHOAL.>.
+  const app = await RawConn.connect(4222, m.addr);
+  t.after(() => app.close());
+  app.send('CONNECT {"verbose":false}\r\nSUB $SHOAL.> 1\r\nPUB $SHOAL.hb.x 2\r\nhi\r\nPING\r\n');
+  const seen = await app.waitFor(/PONG/);
+  assert.match(seen, /Permissions Violation for Subscription to "\$SHOAL\.>"/);
+  assert.match(seen, /Permissions Violation for Publish to "\$SHOAL\.hb\.x"/);
+});
