@@ -296,6 +296,103 @@ async function nodeLs(): Promise<number> {
   return 0;
 }
 
+async function nodeCommand(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  switch (sub) {
+    case "ls":
+    case "list":
+      return nodeLs();
+    case "inspect": {
+      const p = parseArgs(rest, [{ name: "pretty" }]);
+      if (p.args.length === 0)
+        throw new UsageError('"shoal node inspect" requires at least 1 argument: NODE...');
+      const nodes: Node[] = [];
+      for (const ref of p.args)
+        nodes.push(
+          await call<Node>(
+            "GET",
+            `/v1/nodes/${encodeURIComponent(ref === "self" ? (await call<{ nodeId: string }>("GET", "/v1/info")).nodeId : ref)}`,
+          ),
+        );
+      if (!has(p, "pretty")) {
+        process.stdout.write(JSON.stringify(nodes, null, 4) + "\n");
+        return 0;
+      }
+      for (const n of nodes) {
+        process.stdout.write(
+          [
+            `ID:\t\t\t${n.id}`,
+            ...(Object.keys(n.labels).length
+              ? ["Labels:", ...Object.entries(n.labels).map(([k, v]) => ` - ${k}=${v}`)]
+              : []),
+            `Hostname:\t\t${n.hostname}`,
+            `Status:`,
+            ` State:\t\t\t${capitalize(n.status)}`,
+            ` Availability:\t\t${capitalize(n.availability)}`,
+            ` Address:\t\t${n.addr}`,
+            ...(n.role === "manager"
+              ? [
+                  "Manager Status:",
+                  ` Address:\t\t${n.addr}:2377`,
+                  ` Raft Status:\t\tReachable`,
+                  ` Leader:\t\tYes`,
+                ]
+              : []),
+            `Engine Version:\t\t${n.engineVersion}`,
+          ].join("\n") + "\n\n",
+        );
+      }
+      return 0;
+    }
+    case "update": {
+      const p = parseArgs(rest, [
+        { name: "availability", value: true },
+        { name: "label-add", value: true, repeat: true },
+        { name: "label-rm", value: true, repeat: true },
+        { name: "role", value: true },
+      ]);
+      if (p.args.length !== 1)
+        throw new UsageError('"shoal node update" requires exactly 1 argument: NODE');
+      const labelAdd: Record<string, string> = {};
+      for (const l of p.flags.get("label-add") ?? []) {
+        const eq = l.indexOf("=");
+        labelAdd[eq < 0 ? l : l.slice(0, eq)] = eq < 0 ? "" : l.slice(eq + 1);
+      }
+      await call("POST", `/v1/nodes/${encodeURIComponent(p.args[0]!)}/update`, {
+        availability: flag(p, "availability"),
+        labelAdd,
+        labelRm: p.flags.get("label-rm") ?? [],
+        role: flag(p, "role"),
+      });
+      process.stdout.write(p.args[0] + "\n");
+      return 0;
+    }
+    case "rm":
+    case "remove": {
+      const p = parseArgs(rest, [{ name: "force", short: "f" }]);
+      if (p.args.length === 0)
+        throw new UsageError('"shoal node rm" requires at least 1 argument: NODE...');
+      for (const ref of p.args) {
+        await call(
+          "DELETE",
+          `/v1/nodes/${encodeURIComponent(ref)}${has(p, "force") ? "?force=1" : ""}`,
+        );
+        process.stdout.write(ref + "\n");
+      }
+      return 0;
+    }
+    case "promote":
+    case "demote":
+      throw new UsageError(
+        `"shoal node ${sub}" is not supported yet: shoal runs one manager (HA managers come with the etcd store)`,
+      );
+    default:
+      throw new UsageError(
+        `unknown command "shoal node ${sub ?? ""}": ls, inspect, update, rm, promote, demote`,
+      );
+  }
+}
+
 async function infoCommand(): Promise<number> {
   const info = await call<Record<string, unknown>>("GET", "/v1/info");
   const lines = [
@@ -336,11 +433,8 @@ export async function swarmCommand(cmd: string, argv: string[]): Promise<number>
       if (sub === "leave") return leave(rest);
       throw new UsageError(`unknown command "shoal swarm ${sub ?? ""}": init, join-token, leave`);
     }
-    case "node": {
-      const [sub] = argv;
-      if (sub === "ls" || sub === "list") return nodeLs();
-      throw new UsageError(`unknown command "shoal node ${sub ?? ""}": ls`);
-    }
+    case "node":
+      return nodeCommand(argv);
     default:
       throw new UsageError(`unknown command "${cmd}"`);
   }

@@ -4,7 +4,7 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { rmSync } from "node:fs";
-import type { Manager } from "./manager.js";
+import type { Manager, NodeUpdate } from "./manager.js";
 import { ManagerError, httpStatusOf } from "./errors.js";
 import { isTerminal, replicasOf, type ServiceSpec, type Task } from "./types.js";
 
@@ -57,6 +57,14 @@ export class Api {
       }));
     this.route("GET", /^\/v1\/info$/, async () => hooks.info());
     this.route("GET", /^\/v1\/nodes$/, async () => m.store.view((tx) => tx.listNodes()));
+    this.route("GET", /^\/v1\/nodes\/([^/]+)$/, async (_req, [ref]) => m.store.view((tx) => m.findNode(tx, ref!)));
+    this.route("POST", /^\/v1\/nodes\/([^/]+)\/update$/, async (req, [ref]) => {
+      const body = (await readJson(req)) as NodeUpdate;
+      return m.updateNode(ref!, body);
+    });
+    this.route("DELETE", /^\/v1\/nodes\/([^/]+)$/, async (_req, [ref], url) =>
+      m.removeNode(ref!, url.searchParams.get("force") === "1"),
+    );
     this.route("GET", /^\/v1\/services$/, async () => {
       const v = view();
       return v.services.map((s) => summary(s.id, s, v.tasks));

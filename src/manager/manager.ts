@@ -39,6 +39,13 @@ export function defaultManagerOptions(): ManagerOptions {
   return { tickMs: 250, nodeDownAfterMs: 3000, historyLimit: 5 };
 }
 
+export interface NodeUpdate {
+  availability?: "active" | "pause" | "drain";
+  labelAdd?: Record<string, string>;
+  labelRm?: string[];
+  role?: "manager" | "worker";
+}
+
 /** A status report from an agent about one task. */
 export interface StatusReport {
   taskId: string;
@@ -359,6 +366,53 @@ export class Manager {
         }
       }
     }
+  }
+
+  findNode(tx: { getNode(id: string): Node | undefined; listNodes(): Node[] }, ref: string): Node {
+    const n =
+      tx.getNode(ref) ??
+      tx.listNodes().find((x) => x.hostname === ref) ??
+      (() => {
+        const found = tx.listNodes().filter((x) => x.id.startsWith(ref));
+        return found.length === 1 ? found[0] : undefined;
+      })();
+    if (!n) throw new ManagerError("ERR_NOT_FOUND", `node ${ref} not found`);
+    return n;
+  }
+
+  /** `node update`: availability and labels (role changes need HA managers: not yet). */
+  async updateNode(ref: string, u: NodeUpdate): Promise<Node> {
+    if (u.availability !== undefined && !["active", "pause", "drain"].includes(u.availability)) {
+      throw new ManagerError("ERR_INVALID", `invalid availability "${u.availability}": active, pause or drain`);
+    }
+    if (u.role !== undefined) {
+      throw new ManagerError("ERR_UNSUPPORTED", "promoting or demoting nodes is not supported yet: shoal runs one manager");
+    }
+    return this.store.update((tx) => {
+      const n = this.findNode(tx, ref);
+      const labels = { ...n.labels, ...(u.labelAdd ?? {}) };
+      for (const k of u.labelRm ?? []) delete labels[k];
+      const next: Node = { ...n, availability: u.availability ?? n.availability, labels, updatedAt: Date.now() };
+      tx.putNode(next);
+      return next;
+    });
+  }
+
+  async removeNode(ref: string, force: boolean): Promise<Node> {
+    return this.store.update((tx) => {
+      const n = this.findNode(tx, ref);
+      if (n.role === "manager") {
+        throw new ManagerError("ERR_INVALID", `rejected: node ${n.id} is a manager and cannot be removed`);
+      }
+      if (n.status === "ready" && !force) {
+        throw new ManagerError(
+          "ERR_INVALID",
+          `node ${n.id} is not down and can't be removed (use --force to remove it anyway)`,
+        );
+      }
+      tx.deleteNode(n.id);
+      return n;
+    });
   }
 
   async registerNode(node: Node): Promise<void> {

@@ -187,3 +187,123 @@ test("one manager and two workers: spread, node loss, return, tokens, $SHOAL.> c
   assert.match(seen, /Permissions Violation for Subscription to "\$SHOAL\.>"/);
   assert.match(seen, /Permissions Violation for Publish to "\$SHOAL\.hb\.x"/);
 });
+
+test("drain moves tasks, a global service follows a joining node, cut and heal leaves no duplicates", async (t) => {
+  const bed = await createTestBed(3);
+  const dirs = bed.hosts.map(() => mkdtempSync(join(tmpdir(), "shoal-node-")));
+  t.after(async () => {
+    for (const h of bed.hosts) await h.kill().catch(() => {});
+    await bed.cleanup();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+  const [m, w1, w2] = bed.hosts as [Host, Host, Host];
+  const mgr = startManager(m, dirs[0]!);
+  await checkFor(20_000, () => /ready/.test(mgr.output()), 50);
+  const token = (await runCli(dirs[0]!, ["swarm", "join-token", "-q", "worker"])).stdout.trim();
+  const joinNode = async (h: Host, dir: string) => {
+    const r = await h.exec(
+      process.execPath,
+      [
+        SHOAL_BIN,
+        "join",
+        "--token",
+        token,
+        "--data-dir",
+        dir,
+        "--advertise-addr",
+        h.addr,
+        "--publish-addr",
+        h.addr,
+        `${m.addr}:2377`,
+      ],
+      { timeoutMs: 30_000 },
+    );
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+  };
+  await joinNode(w1, dirs[1]!);
+  const tasksOf = async (svc: string) =>
+    (await api<Task[]>(dirs[0]!, `/v1/tasks?service=${svc}`)).filter(
+      (x) => x.status.state === "running" && x.desiredState === "running",
+    );
+
+  const g = await runCli(dirs[0]!, [
+    "service",
+    "create",
+    "-d",
+    "--name",
+    "g",
+    "--mode",
+    "global",
+    "--",
+    "sleep",
+    "100000",
+  ]);
+  assert.equal(g.code, 0, g.stderr);
+  await checkFor(15_000, async () => (await tasksOf("g")).length === 2);
+  await joinNode(w2, dirs[2]!);
+  await checkFor(15_000, async () => (await tasksOf("g")).length === 3);
+
+  const r = await runCli(dirs[0]!, [
+    "service",
+    "create",
+    "-d",
+    "--name",
+    "r",
+    "--replicas",
+    "4",
+    "--",
+    "sleep",
+    "100000",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  await checkFor(15_000, async () => (await tasksOf("r")).length === 4);
+  const nodes = await api<Node[]>(dirs[0]!, "/v1/nodes");
+  const n1 = nodes.find((n) => n.addr === w1.addr)!;
+  const drained = await runCli(dirs[0]!, ["node", "update", "--availability", "drain", n1.id]);
+  assert.equal(drained.code, 0, drained.stderr);
+  await checkFor(
+    15_000,
+    async () => {
+      const rs = await tasksOf("r");
+      const gs = await tasksOf("g");
+      return (
+        rs.length === 4 &&
+        rs.every((x) => x.nodeId !== n1.id) &&
+        gs.length === 2 &&
+        gs.every((x) => x.nodeId !== n1.id)
+      );
+    },
+    100,
+  );
+  const ls = await runCli(dirs[0]!, ["node", "ls"]);
+  assert.match(ls.stdout, /Drain/);
+  await runCli(dirs[0]!, ["node", "update", "--availability", "active", n1.id]);
+
+  // Cut a worker off the network, let the manager replace its tasks, heal: no duplicates.
+  const n2 = nodes.find((n) => n.addr === w2.addr)!;
+  await checkFor(10_000, async () => (await tasksOf("r")).some((x) => x.nodeId === n2.id));
+  await w2.cut();
+  await checkFor(
+    15_000,
+    async () => {
+      const rs = await tasksOf("r");
+      return rs.length === 4 && rs.every((x) => x.nodeId !== n2.id);
+    },
+    100,
+  );
+  await w2.heal();
+  await checkFor(
+    15_000,
+    async () => (await api<Node[]>(dirs[0]!, "/v1/nodes")).every((n) => n.status === "ready"),
+    100,
+  );
+  // The healed node stops the tasks that were replaced: watch a few heartbeats.
+  for (let i = 0; i < 6; i++) {
+    const all = (await api<Task[]>(dirs[0]!, "/v1/tasks?service=r")).filter(
+      (x) => x.status.state === "running",
+    );
+    assert.ok(all.length <= 4, `more than 4 running replicas after healing: ${all.length}`);
+    await new Promise((res) => setTimeout(res, 500));
+  }
+  assert.equal((await tasksOf("r")).length, 4);
+});
