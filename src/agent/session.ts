@@ -13,7 +13,11 @@ import {
   type Assignments,
   type Endpoint,
   type Heartbeat,
+  type LogsReply,
+  type LogsRequest,
+  logsSubject,
 } from "../manager/bus.js";
+import { readLogs } from "./drivers/logs.js";
 import { isTerminal } from "../manager/types.js";
 
 const codec = JSONCodec<unknown>();
@@ -70,8 +74,29 @@ export class AgentSession {
         this.opts.onEndpoints(a.endpoints);
       },
     });
+    this.nc.subscribe(logsSubject(this.opts.nodeId), {
+      callback: (err, msg) => {
+        if (err || !this.agent) return;
+        const req = codec.decode(msg.data) as LogsRequest;
+        void this.readLogs(req).then((lines) =>
+          msg.respond(codec.encode({ lines } satisfies LogsReply)),
+        );
+      },
+    });
     this.heartbeat();
     this.timer = setInterval(() => this.heartbeat(), this.opts.heartbeatMs);
+  }
+
+  private async readLogs(req: LogsRequest): Promise<string[]> {
+    const lines: string[] = [];
+    if (!/^[0-9a-z]+$/.test(req.taskId)) return lines;
+    for await (const l of readLogs(this.agent!.taskDir(req.taskId), {
+      tail: req.tail >= 0 ? req.tail : undefined,
+    })) {
+      lines.push(l.line);
+      if (lines.length >= 100_000) break;
+    }
+    return lines;
   }
 
   private heartbeat(): void {

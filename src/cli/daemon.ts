@@ -243,7 +243,14 @@ export class Daemon {
     o: { tail: number; follow: boolean; signal: AbortSignal },
     write: (l: string) => void,
   ): Promise<void> {
-    if (task.nodeId !== this.nodeId) return;
+    if (task.nodeId !== this.nodeId) {
+      // Another node ran it: ask its agent over the bus (no follow across nodes yet).
+      const node = this.store.view((tx) => tx.getNode(task.nodeId));
+      const prefix = `${task.serviceName}.${task.slot}.${task.id.slice(0, 12)}@${node?.hostname ?? task.nodeId}    | `;
+      const lines = await this.dispatcher.fetchLogs(task.nodeId, task.id, o.tail);
+      for (const l of lines) write(prefix + l);
+      return;
+    }
     const prefix = `${task.serviceName}.${task.slot}.${task.id.slice(0, 12)}@${hostname()}    | `;
     for await (const line of readLogs(this.agent.taskDir(task.id), {
       tail: o.tail >= 0 ? o.tail : undefined,

@@ -57,7 +57,9 @@ export class Api {
       }));
     this.route("GET", /^\/v1\/info$/, async () => hooks.info());
     this.route("GET", /^\/v1\/nodes$/, async () => m.store.view((tx) => tx.listNodes()));
-    this.route("GET", /^\/v1\/nodes\/([^/]+)$/, async (_req, [ref]) => m.store.view((tx) => m.findNode(tx, ref!)));
+    this.route("GET", /^\/v1\/nodes\/([^/]+)$/, async (_req, [ref]) =>
+      m.store.view((tx) => m.findNode(tx, ref!)),
+    );
     this.route("POST", /^\/v1\/nodes\/([^/]+)\/update$/, async (req, [ref]) => {
       const body = (await readJson(req)) as NodeUpdate;
       return m.updateNode(ref!, body);

@@ -5,6 +5,7 @@
 //   $SHOAL.hb.<nodeId>      agent → manager   Heartbeat (every period)
 //   $SHOAL.status.<nodeId>  agent → manager   StatusMessage (as soon as a task changes)
 //   $SHOAL.assign.<nodeId>  manager → agent   Assignments (on change and on a timer)
+//   $SHOAL.logs.<nodeId>    manager → agent   LogsRequest, answered with LogsReply
 //
 // Only the agent user may use $SHOAL.>; applications connect as the default user, which is
 // denied publish and subscribe there (see busAuthorization).
@@ -18,6 +19,18 @@ export const SUBJECT_PREFIX = "$SHOAL";
 export const hbSubject = (nodeId: string) => `${SUBJECT_PREFIX}.hb.${nodeId}`;
 export const statusSubject = (nodeId: string) => `${SUBJECT_PREFIX}.status.${nodeId}`;
 export const assignSubject = (nodeId: string) => `${SUBJECT_PREFIX}.assign.${nodeId}`;
+/** Request/reply: a task's log lines from the node that ran it. */
+export const logsSubject = (nodeId: string) => `${SUBJECT_PREFIX}.logs.${nodeId}`;
+
+export interface LogsRequest {
+  taskId: string;
+  /** Last N lines per stream; negative = all. */
+  tail: number;
+}
+
+export interface LogsReply {
+  lines: string[];
+}
 
 export interface Heartbeat {
   nodeId: string;

@@ -13,6 +13,9 @@ import {
   type Endpoint,
   type Heartbeat,
   type StatusMessage,
+  type LogsReply,
+  type LogsRequest,
+  logsSubject,
 } from "./bus.js";
 import { isTerminal, type Node, type Service, type Task } from "./types.js";
 
@@ -122,6 +125,24 @@ export class Dispatcher {
         heartbeatMs: this.opts.heartbeatMs,
       };
       nc.publish(assignSubject(n.id), codec.encode(msg));
+    }
+  }
+
+  /** A task's log lines from the node that ran it ([] when the node does not answer). */
+  async fetchLogs(nodeId: string, taskId: string, tail: number): Promise<string[]> {
+    const nc = this.nc;
+    if (!nc) return [];
+    try {
+      const msg = await nc.request(
+        logsSubject(nodeId),
+        codec.encode({ taskId, tail } satisfies LogsRequest),
+        {
+          timeout: 3000,
+        },
+      );
+      return (codec.decode(msg.data) as LogsReply).lines;
+    } catch {
+      return [];
     }
   }
 

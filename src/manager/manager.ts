@@ -383,16 +383,27 @@ export class Manager {
   /** `node update`: availability and labels (role changes need HA managers: not yet). */
   async updateNode(ref: string, u: NodeUpdate): Promise<Node> {
     if (u.availability !== undefined && !["active", "pause", "drain"].includes(u.availability)) {
-      throw new ManagerError("ERR_INVALID", `invalid availability "${u.availability}": active, pause or drain`);
+      throw new ManagerError(
+        "ERR_INVALID",
+        `invalid availability "${u.availability}": active, pause or drain`,
+      );
     }
     if (u.role !== undefined) {
-      throw new ManagerError("ERR_UNSUPPORTED", "promoting or demoting nodes is not supported yet: shoal runs one manager");
+      throw new ManagerError(
+        "ERR_UNSUPPORTED",
+        "promoting or demoting nodes is not supported yet: shoal runs one manager",
+      );
     }
     return this.store.update((tx) => {
       const n = this.findNode(tx, ref);
       const labels = { ...n.labels, ...(u.labelAdd ?? {}) };
       for (const k of u.labelRm ?? []) delete labels[k];
-      const next: Node = { ...n, availability: u.availability ?? n.availability, labels, updatedAt: Date.now() };
+      const next: Node = {
+        ...n,
+        availability: u.availability ?? n.availability,
+        labels,
+        updatedAt: Date.now(),
+      };
       tx.putNode(next);
       return next;
     });
@@ -402,7 +413,10 @@ export class Manager {
     return this.store.update((tx) => {
       const n = this.findNode(tx, ref);
       if (n.role === "manager") {
-        throw new ManagerError("ERR_INVALID", `rejected: node ${n.id} is a manager and cannot be removed`);
+        throw new ManagerError(
+          "ERR_INVALID",
+          `rejected: node ${n.id} is a manager and cannot be removed`,
+        );
       }
       if (n.status === "ready" && !force) {
         throw new ManagerError(

@@ -151,6 +151,30 @@ test("one manager and two workers: spread, node loss, return, tokens, $SHOAL.> c
   };
   assert.deepEqual(perNode(await running()), [2, 2, 2]);
 
+  // Logs come from whichever node ran the task.
+  const talk = await runCli(dirs[0]!, [
+    "service",
+    "create",
+    "--name",
+    "talk",
+    "--replicas",
+    "3",
+    "--",
+    "sh",
+    "-c",
+    "echo hi-$SHOAL_TASK_SLOT; sleep 100000",
+  ]);
+  assert.equal(talk.code, 0, talk.stderr);
+  const talkNodes = new Set(
+    (await api<Task[]>(dirs[0]!, "/v1/tasks?service=talk")).map((x) => x.nodeId),
+  );
+  assert.equal(talkNodes.size, 3);
+  await checkFor(10_000, async () => {
+    const out = (await runCli(dirs[0]!, ["service", "logs", "talk"])).stdout;
+    return /\| hi-1$/m.test(out) && /\| hi-2$/m.test(out) && /\| hi-3$/m.test(out);
+  });
+  assert.equal((await runCli(dirs[0]!, ["service", "rm", "talk"])).code, 0);
+
   // Kill a worker outright: its tasks come back on the survivors within seconds.
   const nodes = await api<Node[]>(dirs[0]!, "/v1/nodes");
   const victim = nodes.find((n) => n.addr === w2.addr)!;
