@@ -331,3 +331,136 @@ test("drain moves tasks, a global service follows a joining node, cut and heal l
   }
   assert.equal((await tasksOf("r")).length, 4);
 });
+
+test('the seed "000" scenario: a NATS cluster deployed as shoal services, greeters spread over it', async (t) => {
+  const bed = await createTestBed(3);
+  const dirs = bed.hosts.map(() => mkdtempSync(join(tmpdir(), "shoal-node-")));
+  t.after(async () => {
+    for (const h of bed.hosts) await h.kill().catch(() => {});
+    await bed.cleanup();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+  const [m, w1, w2] = bed.hosts as [Host, Host, Host];
+  const mgr = startManager(m, dirs[0]!);
+  await checkFor(20_000, () => /ready/.test(mgr.output()), 50);
+  const token = (await runCli(dirs[0]!, ["swarm", "join-token", "-q", "worker"])).stdout.trim();
+  for (const [h, dir] of [
+    [w1, dirs[1]!],
+    [w2, dirs[2]!],
+  ] as const) {
+    const r = await h.exec(
+      process.execPath,
+      [
+        SHOAL_BIN,
+        "join",
+        "--token",
+        token,
+        "--data-dir",
+        dir,
+        "--advertise-addr",
+        h.addr,
+        "--publish-addr",
+        h.addr,
+        `${m.addr}:2377`,
+      ],
+      { timeoutMs: 30_000 },
+    );
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+  }
+  const cli = (...args: string[]) => runCli(dirs[0]!, args);
+  const server = [
+    process.execPath,
+    SHOAL_BIN,
+    "nats-server",
+    "-a",
+    "0.0.0.0",
+    "-p",
+    "4333",
+    "--cluster_name",
+    "seed000",
+  ];
+  // The seed on the manager, one more server on each worker routing to the seed.
+  let r = await cli(
+    "service",
+    "create",
+    "-d",
+    "--name",
+    "seed",
+    "--constraint",
+    "node.role==manager",
+    "--",
+    ...server,
+    "-cluster",
+    "nats://0.0.0.0:4348",
+  );
+  assert.equal(r.code, 0, r.stderr);
+  r = await cli(
+    "service",
+    "create",
+    "-d",
+    "--name",
+    "natsnode",
+    "--mode",
+    "global",
+    "--constraint",
+    "node.role==worker",
+    "--",
+    ...server,
+    "-cluster",
+    "nats://0.0.0.0:4348",
+    "-routes",
+    `nats://${m.addr}:4348`,
+  );
+  assert.equal(r.code, 0, r.stderr);
+  const greeter = join(SHOAL_BIN, "../../dist/test/cluster/fixtures/greeter.js");
+  r = await cli(
+    "service",
+    "create",
+    "-d",
+    "--name",
+    "greeter",
+    "--replicas",
+    "1",
+    "-e",
+    "GREETER_NATS=nats://127.0.0.1:4333",
+    "--",
+    process.execPath,
+    greeter,
+  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((await cli("service", "scale", "-d", "greeter=3")).code, 0);
+  const running = async (svc: string) =>
+    (await api<Task[]>(dirs[0]!, `/v1/tasks?service=${svc}`)).filter(
+      (x) => x.status.state === "running",
+    );
+  await checkFor(20_000, async () => (await running("greeter")).length === 3);
+  assert.equal(
+    new Set((await running("greeter")).map((x) => x.nodeId)).size,
+    3,
+    "greeters spread over the machines",
+  );
+
+  // Every greeter said hi and got a reply through the mesh.
+  await checkFor(
+    20_000,
+    async () => {
+      const out = (await cli("service", "logs", "greeter")).stdout;
+      return (out.match(/got: hi from \d/g) ?? []).length === 3;
+    },
+    200,
+  );
+  // Clients of each machine's server get every reply; queue groups prefer the local member, so
+  // across the three machines all three greeters answer.
+  const { connect, StringCodec } = await import("nats");
+  const sc = StringCodec();
+  const from = new Set<string>();
+  for (const h of [m, w1, w2]) {
+    const nc = await connect({ servers: `nats://${h.addr}:4333` });
+    t.after(() => nc.close());
+    for (let i = 0; i < 20; i++) {
+      const reply = await nc.request("greet", sc.encode(`hi ${i}`), { timeout: 3000 });
+      from.add(sc.decode(reply.data));
+    }
+  }
+  assert.deepEqual([...from].sort(), ["hi from 1", "hi from 2", "hi from 3"]);
+});
