@@ -10,10 +10,11 @@ import { parseArgs } from "node:util";
 import { clusterSuite } from "./cluster.js";
 import { natsSuite } from "./nats.js";
 import { orchestratorSuite } from "./orchestrator.js";
+import { swarmSuite } from "./swarm.js";
 import { installExitHooks } from "./procs.js";
 import { formatTable, machineInfo, type Suite, type SuiteResult } from "./report.js";
 
-const SUITES: Suite[] = [natsSuite, orchestratorSuite, clusterSuite];
+const SUITES: Suite[] = [natsSuite, orchestratorSuite, clusterSuite, swarmSuite];
 
 const COMMON = {
   json: { type: "string", description: "also write the results as JSON to this file" },

@@ -304,6 +304,10 @@ test("drain moves tasks, a global service follows a joining node, cut and heal l
   await runCli(dirs[0]!, ["node", "update", "--availability", "active", n1.id]);
 
   // Cut a worker off the network, let the manager replace its tasks, heal: no duplicates.
+  if (bed.mode !== "netns") {
+    t.diagnostic("cut/heal skipped: network namespaces are unavailable (loopback fallback)");
+    return;
+  }
   const n2 = nodes.find((n) => n.addr === w2.addr)!;
   await checkFor(10_000, async () => (await tasksOf("r")).some((x) => x.nodeId === n2.id));
   await w2.cut();
