@@ -70,6 +70,7 @@ export class AgentSession {
       callback: (err, msg) => {
         if (err) return;
         const a = codec.decode(msg.data) as Assignments;
+        if (a.heartbeatMs > 0 && a.heartbeatMs !== this.period) this.setPeriod(a.heartbeatMs);
         this.agent?.assign(a.tasks);
         this.opts.onEndpoints(a.endpoints);
       },
@@ -84,7 +85,16 @@ export class AgentSession {
       },
     });
     this.heartbeat();
-    this.timer = setInterval(() => this.heartbeat(), this.opts.heartbeatMs);
+    this.setPeriod(this.opts.heartbeatMs);
+  }
+
+  private period = 0;
+
+  /** The manager owns heartbeat timing: each assignment message carries the period it wants. */
+  private setPeriod(ms: number): void {
+    this.period = ms;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = setInterval(() => this.heartbeat(), ms);
   }
 
   private async readLogs(req: LogsRequest): Promise<string[]> {

@@ -129,16 +129,14 @@ export class Daemon {
     await this.nats.startServer();
 
     this.manager = new Manager(this.store, log, defaultManagerOptions());
-    const heartbeatMs = 1000;
     this.dispatcher = new Dispatcher(this.manager, this.nodeId, {
       natsUrl: `${this.localNatsUrl()}`,
       clusterSecret: meta.secret,
-      heartbeatMs,
     });
     this.join = new JoinServer(
       this.manager,
       () => [`nats://${hostOf(this.opts.advertiseAddr)}:${this.nats.port}`],
-      heartbeatMs,
+      () => this.manager.heartbeatMs(),
     );
     const joinPort = Number(this.opts.listenAddr.split(":").pop());
     await this.join.listen(hostOf(this.opts.listenAddr) || "0.0.0.0", joinPort);

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { call } from "./api-client.js";
 import { parseArgs, flag, has, UsageError } from "./args.js";
-import { table, capitalize } from "./format.js";
+import { table, capitalize, parseDurationFlag } from "./format.js";
 import { Daemon, defaultDataDir } from "./daemon.js";
 import { WorkerDaemon, requestJoin } from "./worker.js";
 import { parseToken } from "../manager/ids.js";
@@ -429,9 +429,22 @@ export async function swarmCommand(cmd: string, argv: string[]): Promise<number>
     case "swarm": {
       const [sub, ...rest] = argv;
       if (sub === "join-token") return joinToken(rest);
+      if (sub === "update") {
+        const p = parseArgs(rest, [{ name: "heartbeat-period", value: true }]);
+        const hb = flag(p, "heartbeat-period");
+        if (hb === undefined)
+          throw new UsageError('"shoal swarm update" needs an option: --heartbeat-period D');
+        await call("POST", "/v1/swarm/update", {
+          heartbeatMs: parseDurationFlag("--heartbeat-period", hb),
+        });
+        process.stdout.write("Swarm updated.\n");
+        return 0;
+      }
       if (sub === "init") return init(rest);
       if (sub === "leave") return leave(rest);
-      throw new UsageError(`unknown command "shoal swarm ${sub ?? ""}": init, join-token, leave`);
+      throw new UsageError(
+        `unknown command "shoal swarm ${sub ?? ""}": init, join-token, update, leave`,
+      );
     }
     case "node":
       return nodeCommand(argv);

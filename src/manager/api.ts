@@ -120,6 +120,10 @@ export class Api {
         url.searchParams.get("rotate") === "1",
       ),
     }));
+    this.route("POST", /^\/v1\/swarm\/update$/, async (req) => {
+      const body = (await readJson(req)) as { heartbeatMs?: number };
+      return m.updateSwarm(body);
+    });
     this.route("POST", /^\/v1\/swarm\/leave$/, async (_req, _p, url) => {
       await hooks.leave(url.searchParams.get("force") === "1");
       return { ok: true };

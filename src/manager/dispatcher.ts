@@ -59,7 +59,7 @@ export class Dispatcher {
   constructor(
     private readonly manager: Manager,
     private readonly localNodeId: string,
-    private readonly opts: { natsUrl: string; clusterSecret: string; heartbeatMs: number },
+    private readonly opts: { natsUrl: string; clusterSecret: string },
   ) {}
 
   async start(): Promise<void> {
@@ -86,7 +86,18 @@ export class Dispatcher {
       }),
     );
     this.unwatch = this.manager.store.watch(() => this.schedulePublish());
-    this.timer = setInterval(() => this.publishAll(), this.opts.heartbeatMs);
+    this.arm();
+  }
+
+  private period = 0;
+
+  /** (Re)starts the assignment timer at the cluster's heartbeat period. */
+  private arm(): void {
+    const period = this.manager.heartbeatMs();
+    if (period === this.period && this.timer) return;
+    this.period = period;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = setInterval(() => this.publishAll(), period);
     this.timer.unref();
   }
 
@@ -110,6 +121,7 @@ export class Dispatcher {
   publishAll(): void {
     const nc = this.nc;
     if (!nc || nc.isClosed()) return;
+    this.arm();
     const { nodes, tasks, services } = this.manager.store.view((tx) => ({
       nodes: tx.listNodes(),
       tasks: tx.listTasks(),
@@ -122,7 +134,7 @@ export class Dispatcher {
         nodeId: n.id,
         tasks: tasks.filter((t) => t.nodeId === n.id && !isTerminal(t.status.state)),
         endpoints,
-        heartbeatMs: this.opts.heartbeatMs,
+        heartbeatMs: this.period,
       };
       nc.publish(assignSubject(n.id), codec.encode(msg));
     }

@@ -61,7 +61,7 @@ export class JoinServer {
   constructor(
     private readonly manager: Manager,
     private readonly natsUrls: () => string[],
-    private readonly heartbeatMs: number,
+    private readonly heartbeatMs: () => number,
   ) {}
 
   async join(req: JoinRequest): Promise<JoinResponse> {
@@ -99,7 +99,7 @@ export class JoinServer {
       fingerprint: fingerprint(meta.secret),
       natsUrls: this.natsUrls(),
       agentPassword: agentPassword(meta.secret),
-      heartbeatMs: this.heartbeatMs,
+      heartbeatMs: this.heartbeatMs(),
     };
   }
 

@@ -30,13 +30,20 @@ export interface ManagerLogger {
 export interface ManagerOptions {
   /** How often the reconciler runs even without changes (restart delays, heartbeats). */
   tickMs: number;
-  /** A node missing heartbeats this long is marked down. */
+  /** A node missing heartbeats this long is marked down (when no heartbeat period is set in
+   * the cluster settings; otherwise 3 periods). */
   nodeDownAfterMs: number;
   historyLimit: number;
 }
 
 export function defaultManagerOptions(): ManagerOptions {
   return { tickMs: 250, nodeDownAfterMs: 3000, historyLimit: 5 };
+}
+
+/** Cluster-wide settings (`shoal swarm update`). */
+export interface SwarmSettings {
+  /** Agents heartbeat this often; a node is down after 3 missed periods. */
+  heartbeatMs: number;
 }
 
 export interface NodeUpdate {
@@ -81,6 +88,37 @@ export class Manager {
     void this.tick();
   }
 
+  /** The heartbeat period agents are asked to keep (`shoal swarm update --heartbeat-period`). */
+  heartbeatMs(): number {
+    return this.store.view((tx) => tx.getMeta<SwarmSettings>("settings"))?.heartbeatMs ?? 1000;
+  }
+
+  nodeDownAfterMs(): number {
+    const set = this.store.view((tx) => tx.getMeta<SwarmSettings>("settings"));
+    return set ? set.heartbeatMs * 3 : this.opts.nodeDownAfterMs;
+  }
+
+  async updateSwarm(u: Partial<SwarmSettings>): Promise<SwarmSettings> {
+    if (
+      u.heartbeatMs !== undefined &&
+      (!Number.isFinite(u.heartbeatMs) || u.heartbeatMs < 100 || u.heartbeatMs > 60_000)
+    ) {
+      throw new ManagerError(
+        "ERR_INVALID",
+        `invalid heartbeat period ${u.heartbeatMs} ms: 100 ms to 60 s`,
+      );
+    }
+    return this.store.update((tx) => {
+      const next: SwarmSettings = {
+        heartbeatMs: 1000,
+        ...(tx.getMeta<SwarmSettings>("settings") ?? {}),
+        ...u,
+      };
+      tx.putMeta("settings", next);
+      return next;
+    });
+  }
+
   markDirty(): void {
     this.dirty = true;
     setImmediate(() => void this.tick());
@@ -117,14 +155,15 @@ export class Manager {
       nodes: tx.listNodes(),
     }));
     // Nodes that stopped sending heartbeats are down (level-triggered: decided every pass).
+    const downAfter = this.nodeDownAfterMs();
     const downNodes = input.nodes.filter(
-      (n) => n.status === "ready" && now - n.lastSeen > this.opts.nodeDownAfterMs,
+      (n) => n.status === "ready" && now - n.lastSeen > downAfter,
     );
     if (downNodes.length > 0) {
       await this.store.update((tx) => {
         for (const n of downNodes) {
           const cur = tx.getNode(n.id);
-          if (cur && cur.status === "ready" && now - cur.lastSeen > this.opts.nodeDownAfterMs) {
+          if (cur && cur.status === "ready" && now - cur.lastSeen > downAfter) {
             this.log.warn(`node ${cur.hostname} (${cur.id}) missed heartbeats: marked down`);
             tx.putNode({ ...cur, status: "down", updatedAt: now });
           }

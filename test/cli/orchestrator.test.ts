@@ -323,4 +323,10 @@ test("a published port already taken, node ls, info, join-token", async (t) => {
   assert.notEqual(manager.stdout.trim(), worker.stdout.trim());
   const rotated = await d.cli("swarm", "join-token", "-q", "--rotate", "worker");
   assert.notEqual(rotated.stdout.trim(), worker.stdout.trim());
+  const upd = await d.cli("swarm", "update", "--heartbeat-period", "2s");
+  assert.equal(upd.code, 0, upd.stderr);
+  assert.match(upd.stdout, /Swarm updated\./);
+  const badUpd = await d.cli("swarm", "update", "--heartbeat-period", "1ms");
+  assert.notEqual(badUpd.code, 0);
+  assert.match(badUpd.stderr, /invalid heartbeat period/);
 });
