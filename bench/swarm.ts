@@ -3,27 +3,10 @@
 // a worker is killed outright (every process in its namespace) and the time until 6 replicas run
 // again on the survivors is measured, several times, reporting the median.
 
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { request } from "node:http";
-import { createTestBed, netnsAvailable, type Host } from "../test/cluster/netns.js";
-import { SHOAL_BIN } from "../test/helpers/servers.js";
-import { runCli } from "../test/helpers/daemon.js";
+import { netnsAvailable } from "../test/cluster/netns.js";
+import { startSwarm } from "../test/helpers/swarm.js";
 import type { Suite, SuiteContext, SuiteResult } from "./report.js";
-import type { Node, Task } from "../src/manager/types.js";
-
-function api<T>(dataDir: string, path: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath: join(dataDir, "shoal.sock"), path }, (res) => {
-      let body = "";
-      res.on("data", (c: Buffer) => (body += c.toString()));
-      res.on("end", () => resolve(JSON.parse(body) as T));
-    });
-    req.on("error", reject);
-    req.end();
-  });
-}
+import type { Node } from "../src/manager/types.js";
 
 async function until(fn: () => Promise<boolean>, timeoutMs: number, everyMs = 20): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -35,50 +18,9 @@ async function until(fn: () => Promise<boolean>, timeoutMs: number, everyMs = 20
 
 /** One run: returns ms from killing a worker to 6/6 running on the survivors. */
 async function nodeLossOnce(ctx: SuiteContext): Promise<number> {
-  const bed = await createTestBed(3);
-  const dirs = bed.hosts.map(() => mkdtempSync(join(tmpdir(), "shoal-bench-node-")));
+  const swarm = await startSwarm(3);
   try {
-    const [m, w1, w2] = bed.hosts as [Host, Host, Host];
-    let out = "";
-    const p = m.spawn(process.execPath, [
-      SHOAL_BIN,
-      "daemon",
-      "--data-dir",
-      dirs[0]!,
-      "--listen-addr",
-      `${m.addr}:2377`,
-      "--advertise-addr",
-      `${m.addr}:2377`,
-      "--nats-port",
-      "4222",
-      "--publish-addr",
-      m.addr,
-    ]);
-    p.stderr?.on("data", (d: Buffer) => (out += d.toString()));
-    await until(async () => /ready/.test(out), 20_000);
-    const token = (await runCli(dirs[0]!, ["swarm", "join-token", "-q", "worker"])).stdout.trim();
-    for (const [h, dir] of [
-      [w1, dirs[1]!],
-      [w2, dirs[2]!],
-    ] as const) {
-      const r = await h.exec(
-        process.execPath,
-        [
-          SHOAL_BIN,
-          "join",
-          "--token",
-          token,
-          "--data-dir",
-          dir,
-          "--advertise-addr",
-          h.addr,
-          `${m.addr}:2377`,
-        ],
-        { timeoutMs: 30_000 },
-      );
-      if (r.code !== 0) throw new Error(`join failed: ${r.stderr}`);
-    }
-    await runCli(dirs[0]!, [
+    await swarm.cli(
       "service",
       "create",
       "-d",
@@ -91,26 +33,21 @@ async function nodeLossOnce(ctx: SuiteContext): Promise<number> {
       "--",
       "sleep",
       "100000",
-    ]);
-    const running = async () =>
-      (await api<Task[]>(dirs[0]!, "/v1/tasks?service=s")).filter(
-        (t) => t.status.state === "running" && t.desiredState === "running",
-      );
-    await until(async () => (await running()).length === 6, 20_000);
-    const victim = (await api<Node[]>(dirs[0]!, "/v1/nodes")).find((n) => n.addr === w2.addr)!;
+    );
+    await until(async () => (await swarm.running("s")).length === 6, 20_000);
+    const w2 = swarm.workers[1]!;
+    const victim = (await swarm.api<Node[]>("/v1/nodes")).find((n) => n.addr === w2.addr)!;
     const t0 = performance.now();
     await w2.kill();
     await until(async () => {
-      const r = await running();
+      const r = await swarm.running("s");
       return r.length === 6 && r.every((t) => t.nodeId !== victim.id);
     }, 30_000);
     const ms = performance.now() - t0;
     ctx.log(`swarm: node loss → 6/6 elsewhere in ${(ms / 1000).toFixed(2)} s`);
     return ms;
   } finally {
-    for (const h of bed.hosts) await h.kill().catch(() => {});
-    await bed.cleanup();
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    await swarm.cleanup();
   }
 }
 

@@ -6,30 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
 import type { RunSpec } from "../../src/agent/drivers/driver.js";
-
-const stacks = new WeakMap<TestContext, Array<() => unknown>>();
-
-/** Runs fn when the test ends, pass or fail, last registered first; every cleanup runs. */
-export function defer(t: TestContext, fn: () => unknown): void {
-  let stack = stacks.get(t);
-  if (stack === undefined) {
-    const s: Array<() => unknown> = [];
-    stacks.set(t, s);
-    t.after(async () => {
-      let failure: unknown = null;
-      for (let f = s.pop(); f !== undefined; f = s.pop()) {
-        try {
-          await f();
-        } catch (err) {
-          failure ??= err;
-        }
-      }
-      if (failure !== null) throw failure;
-    });
-    stack = s;
-  }
-  stack.push(fn);
-}
+import { defer } from "../helpers/defer.js";
+export { defer };
 
 /** A fresh directory, removed when the test ends. */
 export function tempDir(t: TestContext, prefix = "shoal-agent-"): string {

@@ -14,38 +14,13 @@ import {
   type Options,
 } from "../../src/nats/options.js";
 import { checkFor, startServer, type RunningServer } from "./servers.js";
+import { defer } from "./defer.js";
+export { defer };
 
 /** The cluster name used by tests unless they say otherwise. */
 export const TEST_CLUSTER = "test";
 /** How often in-process test servers re-dial configured routes (nats-server's is 1 s). */
 export const TEST_BACKOFF_MS = 100;
-
-const cleanups = new WeakMap<TestContext, Array<() => unknown>>();
-
-/**
- * Runs fn when the test ends, pass or fail, last registered first (so clients close before
- * their servers). Every cleanup runs even when one throws; the first failure is rethrown.
- */
-export function defer(t: TestContext, fn: () => unknown): void {
-  let stack = cleanups.get(t);
-  if (stack === undefined) {
-    const s: Array<() => unknown> = [];
-    cleanups.set(t, s);
-    t.after(async () => {
-      let failure: unknown = null;
-      for (let f = s.pop(); f !== undefined; f = s.pop()) {
-        try {
-          await f();
-        } catch (err) {
-          failure ??= err;
-        }
-      }
-      if (failure !== null) throw failure;
-    });
-    stack = s;
-  }
-  stack.push(fn);
-}
 
 /** Cluster options for a test server: loopback, random port, fast re-dials, a fixed name. */
 export function clusterOpts(

@@ -19,32 +19,9 @@ import {
 import type { Server } from "../../src/nats/server.js";
 import type { Options, User } from "../../src/nats/options.js";
 import { checkFor, runServer, startServer } from "../helpers/servers.js";
+import { defer } from "../helpers/defer.js";
 
 const sc = StringCodec();
-
-const cleanups = new WeakMap<TestContext, Array<() => unknown>>();
-
-/** Runs fn when the test ends, last registered first (clients close before their server). */
-function defer(t: TestContext, fn: () => unknown): void {
-  let stack = cleanups.get(t);
-  if (stack === undefined) {
-    const s: Array<() => unknown> = [];
-    cleanups.set(t, s);
-    t.after(async () => {
-      let failure: unknown = null;
-      for (let f = s.pop(); f !== undefined; f = s.pop()) {
-        try {
-          await f();
-        } catch (err) {
-          failure ??= err;
-        }
-      }
-      if (failure !== null) throw failure;
-    });
-    stack = s;
-  }
-  stack.push(fn);
-}
 
 async function server(t: TestContext, overrides: Partial<Options> = {}): Promise<Server> {
   const s = await startServer(overrides);

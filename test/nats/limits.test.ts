@@ -12,6 +12,7 @@ import type { Server } from "../../src/nats/server.js";
 import type { Options } from "../../src/nats/options.js";
 import { connz } from "../../src/nats/monitor.js";
 import { checkFor, RawConn, runServer, startServer } from "../helpers/servers.js";
+import { defer } from "../helpers/defer.js";
 
 const CRLF = Buffer.from("\r\n");
 
@@ -25,30 +26,6 @@ function peakRss(pid: number): number {
 /** Waits until the server closes a raw connection; returns everything it sent. */
 function closedText(c: RawConn, ms = 3000): Promise<string> {
   return c.waitFor(/(?!)/, ms, true);
-}
-
-const cleanups = new WeakMap<TestContext, Array<() => unknown>>();
-
-/** Runs fn when the test ends, last registered first (clients close before their server). */
-function defer(t: TestContext, fn: () => unknown): void {
-  let stack = cleanups.get(t);
-  if (stack === undefined) {
-    const s: Array<() => unknown> = [];
-    cleanups.set(t, s);
-    t.after(async () => {
-      let failure: unknown = null;
-      for (let f = s.pop(); f !== undefined; f = s.pop()) {
-        try {
-          await f();
-        } catch (err) {
-          failure ??= err;
-        }
-      }
-      if (failure !== null) throw failure;
-    });
-    stack = s;
-  }
-  stack.push(fn);
 }
 
 async function server(t: TestContext, overrides: Partial<Options> = {}): Promise<Server> {

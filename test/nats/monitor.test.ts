@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { connect, StringCodec, type NatsConnection } from "nats";
 import type { Server } from "../../src/nats/server.js";
 import { checkFor, startServer } from "../helpers/servers.js";
+import { defer } from "../helpers/defer.js";
 
 const sc = StringCodec();
 
@@ -38,30 +39,6 @@ interface Connz {
   offset: number;
   limit: number;
   connections: ConnInfo[];
-}
-
-const cleanups = new WeakMap<TestContext, Array<() => unknown>>();
-
-/** Runs fn when the test ends, last registered first (clients close before their server). */
-function defer(t: TestContext, fn: () => unknown): void {
-  let stack = cleanups.get(t);
-  if (stack === undefined) {
-    const s: Array<() => unknown> = [];
-    cleanups.set(t, s);
-    t.after(async () => {
-      let failure: unknown = null;
-      for (let f = s.pop(); f !== undefined; f = s.pop()) {
-        try {
-          await f();
-        } catch (err) {
-          failure ??= err;
-        }
-      }
-      if (failure !== null) throw failure;
-    });
-    stack = s;
-  }
-  stack.push(fn);
 }
 
 async function server(t: TestContext): Promise<Server> {

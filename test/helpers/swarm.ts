@@ -1,0 +1,129 @@
+// A shoal swarm on the network-namespace test bed: a manager daemon on the first host, workers
+// joined with the real `shoal join` on the others, each with its own data dir; the API of the
+// manager through its socket; and a cleanup that kills every host and removes everything.
+
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { request } from "node:http";
+import { createTestBed, type Host, type TestBed } from "../cluster/netns.js";
+import { SHOAL_BIN, checkFor } from "./servers.js";
+import { runCli, type CliResult } from "./daemon.js";
+import type { Task } from "../../src/manager/types.js";
+
+export interface Swarm {
+  bed: TestBed;
+  manager: Host;
+  /** The hosts after the manager (joined or not, see `joinWorker`). */
+  workers: Host[];
+  dirs: string[];
+  token: string;
+  /** Runs `shoal ARGS` against the manager. */
+  cli(...args: string[]): Promise<CliResult>;
+  api<T>(path: string): Promise<T>;
+  /** Joins worker i (0-based, of `workers`) with the worker token. */
+  joinWorker(i: number): Promise<void>;
+  /** Starts worker i's daemon again on its data dir (it rejoins). */
+  restartWorker(i: number): void;
+  /** Running tasks of a service whose desired state is running. */
+  running(service: string): Promise<Task[]>;
+  cleanup(): Promise<void>;
+}
+
+export function apiAt<T>(dataDir: string, path: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: join(dataDir, "shoal.sock"), path }, (res) => {
+      let body = "";
+      res.on("data", (c: Buffer) => (body += c.toString()));
+      res.on("end", () => resolve(JSON.parse(body) as T));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+/** A bed of `hosts` machines with the manager up; `joined` workers joined already. */
+export async function startSwarm(hosts: number, joined = hosts - 1): Promise<Swarm> {
+  const bed = await createTestBed(hosts);
+  const dirs = bed.hosts.map(() => mkdtempSync(join(tmpdir(), "shoal-node-")));
+  const [manager, ...workers] = bed.hosts as [Host, ...Host[]];
+  const cleanup = async () => {
+    for (const h of bed.hosts) await h.kill().catch(() => {});
+    await bed.cleanup();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  };
+  try {
+    let out = "";
+    const p = manager.spawn(process.execPath, [
+      SHOAL_BIN,
+      "daemon",
+      "--data-dir",
+      dirs[0]!,
+      "--listen-addr",
+      `${manager.addr}:2377`,
+      "--advertise-addr",
+      `${manager.addr}:2377`,
+      "--nats-port",
+      "4222",
+      "--publish-addr",
+      manager.addr,
+    ]);
+    p.stdout?.on("data", (d: Buffer) => (out += d.toString()));
+    p.stderr?.on("data", (d: Buffer) => (out += d.toString()));
+    await checkFor(20_000, () => /ready/.test(out), 50);
+    const token = (await runCli(dirs[0]!, ["swarm", "join-token", "-q", "worker"])).stdout.trim();
+    const s: Swarm = {
+      bed,
+      manager,
+      workers,
+      dirs,
+      token,
+      cli: (...args) => runCli(dirs[0]!, args),
+      api: (path) => apiAt(dirs[0]!, path),
+      async joinWorker(i) {
+        const h = workers[i]!;
+        const r = await h.exec(
+          process.execPath,
+          [
+            SHOAL_BIN,
+            "join",
+            "--token",
+            token,
+            "--data-dir",
+            dirs[i + 1]!,
+            "--advertise-addr",
+            h.addr,
+            "--publish-addr",
+            h.addr,
+            `${manager.addr}:2377`,
+          ],
+          { timeoutMs: 30_000 },
+        );
+        if (r.code !== 0) throw new Error(`join of ${h.name} failed: ${r.stderr}${r.stdout}`);
+      },
+      restartWorker(i) {
+        const h = workers[i]!;
+        h.spawn(process.execPath, [
+          SHOAL_BIN,
+          "daemon",
+          "--data-dir",
+          dirs[i + 1]!,
+          "--advertise-addr",
+          h.addr,
+          "--publish-addr",
+          h.addr,
+        ]);
+      },
+      async running(service) {
+        const ts = await apiAt<Task[]>(dirs[0]!, `/v1/tasks?service=${service}`);
+        return ts.filter((t) => t.status.state === "running" && t.desiredState === "running");
+      },
+      cleanup,
+    };
+    for (let i = 0; i < joined; i++) await s.joinWorker(i);
+    return s;
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
