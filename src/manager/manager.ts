@@ -4,7 +4,7 @@
 // writes their actions back in one batch. Agents report task status through `reportStatus`.
 
 import type { Store, WriteTx } from "../store/store.js";
-import { reconcile, applyActions, type Action } from "./orchestrator/reconcile.js";
+import { reconcile, applyAction, applyActions, type Action } from "./orchestrator/reconcile.js";
 import { schedule } from "./scheduler/index.js";
 import { newId } from "./ids.js";
 import {
@@ -248,36 +248,11 @@ export class Manager {
   }
 
   private apply(tx: WriteTx, a: Action, now: number): void {
-    switch (a.type) {
-      case "create":
-        tx.putTask({ ...a.task, createdAt: now, updatedAt: now });
-        return;
-      case "setDesired": {
-        const t = tx.getTask(a.taskId);
-        if (t && t.desiredState !== a.desired)
-          tx.putTask({ ...t, desiredState: a.desired, updatedAt: now });
-        return;
-      }
-      case "setStatus": {
-        const t = tx.getTask(a.taskId);
-        if (!t) return;
-        tx.putTask({
-          ...t,
-          status: {
-            ...t.status,
-            state: a.state,
-            message: a.message,
-            err: a.err ?? t.status.err,
-            timestamp: now,
-          },
-          updatedAt: now,
-        });
-        return;
-      }
-      case "delete":
-        tx.deleteTask(a.taskId);
-        return;
-    }
+    applyAction(
+      { get: (id) => tx.getTask(id), put: (t) => tx.putTask(t), remove: (id) => tx.deleteTask(id) },
+      a,
+      now,
+    );
   }
 
   // ---- agent reports ----------------------------------------------------------------------

@@ -1,6 +1,6 @@
 // The reconciler's actions and their one meaning: `applyAction` is how an action changes the task
 // set, used by the reconciler's working copy (`Plan`), by `applyActions` (tests iterate to a
-// fixed point with it) and, in spirit, by the manager's store writer. A Plan records an action
+// fixed point with it) and by the manager's store writer (through a TaskSet over its transaction). A Plan records an action
 // only when it changes something, so a converged state produces no actions at all.
 
 import type { DesiredState, Task, TaskState } from "../types.js";
@@ -13,19 +13,35 @@ export type Action =
   | { type: "setStatus"; taskId: string; state: TaskState; message: string; err?: string }
   | { type: "delete"; taskId: string; reason: string };
 
-export function applyAction(tasks: Map<string, Task>, a: Action, now: number): void {
+/** Where an action is applied: a Map in the reconciler, a store transaction in the manager. */
+export interface TaskSet {
+  get(id: string): Task | undefined;
+  put(t: Task): void;
+  remove(id: string): void;
+}
+
+export function mapTaskSet(tasks: Map<string, Task>): TaskSet {
+  return {
+    get: (id) => tasks.get(id),
+    put: (t) => void tasks.set(t.id, t),
+    remove: (id) => void tasks.delete(id),
+  };
+}
+
+export function applyAction(tasks: TaskSet, a: Action, now: number): void {
   if (a.type === "create") {
-    tasks.set(a.task.id, { ...a.task, createdAt: now, updatedAt: now });
+    tasks.put({ ...a.task, createdAt: now, updatedAt: now });
     return;
   }
   const t = tasks.get(a.taskId);
   if (!t) return;
   switch (a.type) {
     case "setDesired":
-      tasks.set(t.id, { ...t, desiredState: a.desired, updatedAt: now });
+      if (t.desiredState !== a.desired)
+        tasks.put({ ...t, desiredState: a.desired, updatedAt: now });
       return;
     case "setStatus":
-      tasks.set(t.id, {
+      tasks.put({
         ...t,
         status: {
           ...t.status,
@@ -38,7 +54,7 @@ export function applyAction(tasks: Map<string, Task>, a: Action, now: number): v
       });
       return;
     case "delete":
-      tasks.delete(t.id);
+      tasks.remove(t.id);
       return;
   }
 }
@@ -50,7 +66,8 @@ export function applyActions(
   now: number,
 ): Task[] {
   const tasks = new Map(input.tasks.map((t) => [t.id, t]));
-  for (const a of actions) applyAction(tasks, a, now);
+  const set = mapTaskSet(tasks);
+  for (const a of actions) applyAction(set, a, now);
   return [...tasks.values()];
 }
 
@@ -79,7 +96,7 @@ export class Plan {
 
   private record(a: Action): void {
     this.actions.push(a);
-    applyAction(this.tasks, a, this.now);
+    applyAction(mapTaskSet(this.tasks), a, this.now);
   }
 
   create(task: Task): void {
