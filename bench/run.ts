@@ -11,10 +11,11 @@ import { clusterSuite } from "./cluster.js";
 import { natsSuite } from "./nats.js";
 import { orchestratorSuite } from "./orchestrator.js";
 import { swarmSuite } from "./swarm.js";
+import { dispatcherSuite } from "./dispatcher.js";
 import { installExitHooks } from "./procs.js";
 import { formatTable, machineInfo, type Suite, type SuiteResult } from "./report.js";
 
-const SUITES: Suite[] = [natsSuite, orchestratorSuite, clusterSuite, swarmSuite];
+const SUITES: Suite[] = [natsSuite, orchestratorSuite, clusterSuite, swarmSuite, dispatcherSuite];
 
 const COMMON = {
   json: { type: "string", description: "also write the results as JSON to this file" },

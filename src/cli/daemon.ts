@@ -64,6 +64,7 @@ export class Daemon {
   nats!: NatsServer;
   api!: Api;
   dispatcher!: Dispatcher;
+  joinPort = 0;
   join!: JoinServer;
   mesh!: RoutingMesh;
   nodeId = "";
@@ -139,7 +140,9 @@ export class Daemon {
       () => this.manager.heartbeatMs(),
     );
     const joinPort = Number(this.opts.listenAddr.split(":").pop());
-    await this.join.listen(hostOf(this.opts.listenAddr) || "0.0.0.0", joinPort);
+    const joinHost = hostOf(this.opts.listenAddr) || "0.0.0.0";
+    this.joinPort = await this.join.listen(joinHost, joinPort);
+    log.info(`Listening for joins on ${joinHost}:${this.joinPort}`);
     this.agent = new Agent(new ProcessDriver(), log, {
       nodeId: this.nodeId,
       hostname: hostname(),

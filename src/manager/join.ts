@@ -103,7 +103,8 @@ export class JoinServer {
     };
   }
 
-  async listen(host: string, port: number): Promise<void> {
+  /** Listens for joins; returns the port (useful with port 0). */
+  async listen(host: string, port: number): Promise<number> {
     const s = createServer((req, res) => {
       if (req.method !== "POST" || req.url !== "/v1/swarm/join") {
         res.writeHead(404, { "Content-Type": "application/json" });
@@ -143,6 +144,8 @@ export class JoinServer {
         resolve();
       });
     });
+    const a = s.address();
+    return typeof a === "object" && a ? a.port : port;
   }
 
   async close(): Promise<void> {
