@@ -13,7 +13,7 @@ import { openEmbeddedStore } from "../store/embedded.js";
 import type { Store } from "../store/store.js";
 import { Manager, defaultManagerOptions } from "../manager/manager.js";
 import { Api } from "../manager/api.js";
-import { Dispatcher } from "../manager/dispatcher.js";
+import { Dispatcher, endpointsOf } from "../manager/dispatcher.js";
 import { JoinServer, type ClusterMeta } from "../manager/join.js";
 import { APP_USER, busUsers } from "../manager/bus.js";
 import { ManagerError } from "../manager/errors.js";
@@ -292,27 +292,14 @@ export class Daemon {
 
   private async syncMesh(any: boolean): Promise<void> {
     if (!any && !this.meshOpen) return;
-    const { services, tasks } = this.store.view((tx) => ({
+    const { services, tasks, nodes } = this.store.view((tx) => ({
       services: tx.listServices(),
       tasks: tx.listTasks(),
+      nodes: tx.listNodes(),
     }));
-    const nodes = new Map(this.store.view((tx) => tx.listNodes()).map((n) => [n.id, n]));
     const map = new Map<number, Backend[]>();
-    for (const s of services) {
-      for (const p of s.spec.ports) {
-        if (p.mode !== "ingress" || p.protocol !== "tcp") continue;
-        const list: Backend[] = [];
-        for (const t of tasks) {
-          if (t.serviceId !== s.id || t.status.state !== "running" || t.desiredState !== "running")
-            continue;
-          const hp = t.hostPorts[String(p.target)];
-          if (!hp) continue;
-          const host =
-            t.nodeId === this.nodeId ? "127.0.0.1" : (nodes.get(t.nodeId)?.addr ?? "127.0.0.1");
-          list.push({ host, port: hp });
-        }
-        map.set(p.published, list);
-      }
+    for (const [port, list] of Object.entries(endpointsOf(services, tasks, nodes, this.nodeId))) {
+      map.set(Number(port), list);
     }
     this.meshOpen = map.size > 0;
     await this.mesh.sync(map);
