@@ -5,7 +5,7 @@
 // are read from /proc.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SHOAL_BIN } from "../test/helpers/servers.js";
@@ -44,16 +44,16 @@ function killNode(dir: string): void {
       // already gone
     }
   }
-  const tasks = join(dir, "agent", "tasks");
-  if (!existsSync(tasks)) return;
-  for (const id of readdirSync(tasks)) {
+  // Every task process writes its stdout into the node's data dir: find them by that, which
+  // also catches tasks whose handle file is gone (stopped, moved, or mid-start).
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
     try {
-      const h = JSON.parse(readFileSync(join(tasks, id, "handle.json"), "utf8")) as {
-        handle: { pid: number };
-      };
-      process.kill(-h.handle.pid, "SIGKILL");
+      if (readlinkSync(`/proc/${entry}/fd/1`).startsWith(dir + "/")) {
+        process.kill(Number(entry), "SIGKILL");
+      }
     } catch {
-      // no handle or gone
+      // not ours, or gone
     }
   }
 }

@@ -212,23 +212,32 @@ export class Route implements ParserSink, MsgTarget {
   }
 
   payload(data: Buffer): void {
+    this.payloadAt(data, 0, data.length);
+  }
+
+  /** The message's payload as buf[start, end) of the read buffer (no view allocated). */
+  payloadAt(buf: Buffer, start: number, end: number): void {
     if (this.closed) return;
+    const len = end - start;
     this.inMsgs++;
-    this.inBytes += data.length;
+    this.inBytes += len;
     const log = this.cluster.log;
     if (log.traceEnabled) {
       log.trace(
-        `${this.tag} - <<- [RMSG ${this.msgAccount} ${this.msgSubject} ${this.msgReply} ${data.length}]`,
+        `${this.tag} - <<- [RMSG ${this.msgAccount} ${this.msgSubject} ${this.msgReply} ${len}]`,
       );
     }
     if (this.msgAccount !== GLOBAL_ACCOUNT) return;
-    this.cluster.server.route(
+    const server = this.cluster.server;
+    server.route(
       this,
       this.msgSubject,
       this.msgReply,
       this.msgHdr,
-      data,
+      buf,
       this.msgQueues,
+      start,
+      end,
     );
   }
 
