@@ -7,30 +7,14 @@ import { join } from "node:path";
 import type { TestContext } from "node:test";
 import type { RunSpec } from "../../src/agent/drivers/driver.js";
 import { defer } from "../helpers/defer.js";
-export { defer };
+import { checkFor } from "../helpers/servers.js";
+export { defer, checkFor };
 
 /** A fresh directory, removed when the test ends. */
 export function tempDir(t: TestContext, prefix = "shoal-agent-"): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   defer(t, () => rmSync(dir, { recursive: true, force: true }));
   return dir;
-}
-
-/** Polls fn until it returns something truthy (or stops throwing), or fails after ms. */
-export async function checkFor<T>(ms: number, fn: () => T | Promise<T>, every = 20): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown = new Error("condition not met");
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-      last = new Error("condition not met");
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw last;
-    await new Promise((r) => setTimeout(r, every));
-  }
 }
 
 /** A log file's text, "" when it does not exist yet. */

@@ -4,26 +4,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { request } from "node:http";
-import { startDaemon, checkFor, HTTP_TASK, type TestDaemon } from "../helpers/daemon.js";
+import { apiAt, startDaemon, checkFor, HTTP_TASK, type TestDaemon } from "../helpers/daemon.js";
+import { freePort } from "../helpers/cluster.js";
 import type { Task } from "../../src/manager/types.js";
 
-async function apiTasks(d: TestDaemon, service: string): Promise<Task[]> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        socketPath: `${d.dataDir}/shoal.sock`,
-        path: `/v1/tasks?service=${service}`,
-        method: "GET",
-      },
-      (res) => {
-        let body = "";
-        res.on("data", (c: Buffer) => (body += c.toString()));
-        res.on("end", () => resolve(JSON.parse(body) as Task[]));
-      },
-    );
-    req.on("error", reject);
-    req.end();
-  });
+function apiTasks(d: TestDaemon, service: string): Promise<Task[]> {
+  return apiAt<Task[]>(d.dataDir, `/v1/tasks?service=${service}`);
 }
 
 function running(ts: Task[]): Task[] {
@@ -48,18 +34,6 @@ function httpGet(port: number): Promise<string> {
     });
     req.on("error", reject);
     req.end();
-  });
-}
-
-async function freePort(): Promise<number> {
-  const { createServer } = await import("node:net");
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      const port = typeof a === "object" && a ? a.port : 0;
-      s.close(() => resolve(port));
-    });
   });
 }
 

@@ -5,6 +5,7 @@ import { spawn, execFile, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, readFileSync, existsSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { request } from "node:http";
 import { SHOAL_BIN, checkFor } from "./servers.js";
 
 export interface CliResult {
@@ -132,6 +133,19 @@ function pidsUnder(tasksDir: string): number[] {
     }
   }
   return out;
+}
+
+/** GET on the daemon API socket of a data dir, as JSON. */
+export function apiAt<T>(dataDir: string, path: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: join(dataDir, "shoal.sock"), path }, (res) => {
+      let body = "";
+      res.on("data", (c: Buffer) => (body += c.toString()));
+      res.on("end", () => resolve(JSON.parse(body) as T));
+    });
+    req.on("error", reject);
+    req.end();
+  });
 }
 
 /** A tiny HTTP server for tasks: answers its slot number on $PORT. */

@@ -5,10 +5,10 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { request } from "node:http";
 import { createTestBed, type Host, type TestBed } from "../cluster/netns.js";
 import { SHOAL_BIN, checkFor } from "./servers.js";
-import { runCli, type CliResult } from "./daemon.js";
+import { apiAt, runCli, type CliResult } from "./daemon.js";
+export { apiAt };
 import type { Task } from "../../src/manager/types.js";
 
 export interface Swarm {
@@ -28,18 +28,6 @@ export interface Swarm {
   /** Running tasks of a service whose desired state is running. */
   running(service: string): Promise<Task[]>;
   cleanup(): Promise<void>;
-}
-
-export function apiAt<T>(dataDir: string, path: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath: join(dataDir, "shoal.sock"), path }, (res) => {
-      let body = "";
-      res.on("data", (c: Buffer) => (body += c.toString()));
-      res.on("end", () => resolve(JSON.parse(body) as T));
-    });
-    req.on("error", reject);
-    req.end();
-  });
 }
 
 /** A bed of `hosts` machines with the manager up; `joined` workers joined already. */
