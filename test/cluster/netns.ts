@@ -210,6 +210,38 @@ function killNamespaceSync(ns: string): void {
   }
 }
 
+/** Live (not zombie) processes whose process group is pgid, read from /proc. */
+function groupMembers(pgid: number): number[] {
+  const members: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+    } catch {
+      continue; // exited while we looked
+    }
+    // After "(comm) ": state ppid pgrp ...
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (Number(pgrp) === pgid && state !== "Z" && state !== "X") members.push(Number(entry));
+  }
+  return members;
+}
+
+/** SIGKILL is delivered asynchronously: wait until no live member of the group is left. */
+async function groupGone(pgid: number, timeoutMs = WAIT_MS): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const left = groupMembers(pgid);
+    if (left.length === 0) return;
+    if (Date.now() > deadline) {
+      throw new TestBedError("CLEANUP_INCOMPLETE", `group ${pgid} survives: ${left.join(" ")}`);
+    }
+    for (const pid of left) killPid(pid);
+    await sleep(10);
+  }
+}
+
 /** Resolves once the child has exited and been reaped, or after timeoutMs. */
 function exited(child: ChildProcess, timeoutMs = WAIT_MS): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) {
@@ -724,6 +756,7 @@ class LoopbackHost implements Host {
     const children = [...this.children];
     this.killSync();
     await Promise.all(children.map((c) => exited(c)));
+    await Promise.all(children.flatMap((c) => (c.pid === undefined ? [] : [groupGone(c.pid)])));
   }
 
   killSync(): void {
