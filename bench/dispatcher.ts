@@ -145,6 +145,14 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
     const afterCreate = procStats(manager.pid!);
     values["cpu-create"] = afterCreate.cpu - before.cpu;
     values["rss"] = afterCreate.rss;
+    // A node marked down while nothing failed is a false alarm: heartbeats arrived late.
+    values["flaps"] = (out.match(/missed heartbeats: marked down/g) ?? []).length;
+    // The manager's cost at rest: every task running, heartbeats and the assignment timer only.
+    const idleFrom = procStats(manager.pid!);
+    const idleMs = 5000;
+    await new Promise((r) => setTimeout(r, idleMs));
+    const idleCpu = (procStats(manager.pid!).cpu - idleFrom.cpu) / (idleMs / 1000);
+    values["cpu-idle"] = Math.round(idleCpu * 1000) / 10;
 
     const nodes = await api<Node[]>("/v1/nodes");
     const victimDir = wdirs[0]!;
@@ -191,7 +199,9 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
     columns: [{ id: "shoal", label: "shoal" }],
     rows: [
       row("create", `service create --replicas ${TASKS} → all running`, "s", "lower"),
-      row("cpu-create", "manager CPU time during that (s)", "s", "lower"),
+      row("cpu-create", "manager CPU time during that", "s", "lower"),
+      row("flaps", "nodes falsely marked down during that", "text", "lower"),
+      row("cpu-idle", "manager CPU at rest, all running (% of a core)", "text", "lower"),
       row(
         "node-loss",
         `kill -9 a worker (${values["lost"] ?? "?"} tasks) → ${TASKS} running again`,

@@ -60,8 +60,13 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Task starts in flight at once; more wait their turn (see `startSlot`). */
+const CONCURRENT_STARTS = 8;
+
 export class Agent {
   private readonly local = new Map<string, Local>();
+  private starting = 0;
+  private readonly startWaiters: Array<() => void> = [];
   private readonly tasksDir: string;
   private stopped = false;
 
@@ -155,7 +160,15 @@ export class Agent {
     const dir = this.taskDir(t.id);
     mkdirSync(dir, { recursive: true });
     this.opts.report([{ taskId: t.id, state: "preparing", message: "preparing" }]);
+    await this.startSlot();
     try {
+      if (l.stopping || this.stopped) {
+        // Unassigned (or the agent stopped) while it waited for its turn: never started.
+        l.done = true;
+        this.local.delete(t.id);
+        this.opts.report([{ taskId: t.id, state: "shutdown", message: "shutdown" }]);
+        return;
+      }
       const spec = t.spec;
       for (const p of spec.ports) l.hostPorts[String(p.target)] = await freePort();
       const ctx = {
@@ -220,7 +233,29 @@ export class Agent {
       const msg = (err as Error).message;
       this.log.warn(`task ${t.serviceName}.${t.slot} (${t.id}) failed to start: ${msg}`);
       this.opts.report([{ taskId: t.id, state: "failed", message: "starting failed", err: msg }]);
+    } finally {
+      this.releaseStartSlot();
     }
+  }
+
+  /**
+   * Waits for one of CONCURRENT_STARTS start slots. Spawning is synchronous work on this
+   * thread; a hundred tasks assigned at once used to be spawned in one burst, which starved the
+   * heartbeat timer long enough for the manager to mark the node down.
+   */
+  private startSlot(): Promise<void> {
+    if (this.starting < CONCURRENT_STARTS) {
+      this.starting++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.startWaiters.push(resolve));
+  }
+
+  /** Hands the slot to the next waiter on a later turn of the event loop (timers run first). */
+  private releaseStartSlot(): void {
+    const next = this.startWaiters.shift();
+    if (next) setImmediate(next);
+    else this.starting--;
   }
 
   private watchExit(l: Local, h: Handle): void {

@@ -41,18 +41,34 @@ export class AgentSession {
 
   constructor(private readonly opts: SessionOptions) {}
 
-  /** The agent's report callback: remember, and send right away. */
+  /** Reports not sent yet: the latest per task, flushed as one message per event-loop turn. */
+  private readonly unsent = new Map<string, TaskReport>();
+  private flushQueued = false;
+
+  /** The agent's report callback: remember, and send on this turn of the event loop (a burst
+   * of task starts becomes one status message instead of three per task). */
   report = (reports: TaskReport[]): void => {
-    for (const r of reports)
-      this.latest.set(r.taskId, { ...(this.latest.get(r.taskId) ?? {}), ...r });
-    const nc = this.nc;
-    if (nc && !nc.isClosed()) {
-      nc.publish(
-        statusSubject(this.opts.nodeId),
-        codec.encode({ nodeId: this.opts.nodeId, reports }),
-      );
+    for (const r of reports) {
+      const merged = { ...(this.latest.get(r.taskId) ?? {}), ...r };
+      this.latest.set(r.taskId, merged);
+      this.unsent.set(r.taskId, { ...(this.unsent.get(r.taskId) ?? {}), ...r });
     }
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    setImmediate(() => this.flush());
   };
+
+  private flush(): void {
+    this.flushQueued = false;
+    const nc = this.nc;
+    if (!nc || nc.isClosed() || this.unsent.size === 0) return;
+    const reports = [...this.unsent.values()];
+    this.unsent.clear();
+    nc.publish(
+      statusSubject(this.opts.nodeId),
+      codec.encode({ nodeId: this.opts.nodeId, reports }),
+    );
+  }
 
   async start(agent: Agent): Promise<void> {
     this.agent = agent;

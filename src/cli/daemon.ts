@@ -157,7 +157,17 @@ export class Daemon {
     await this.agent.recover();
     this.mesh = new RoutingMesh(log, this.opts.publishHost);
 
-    // The local dispatcher: the agent gets this node's full assignment set on every change.
+    // The local dispatcher: the agent gets this node's full assignment set after every change
+    // (once per event-loop turn, however many store batches that turn committed).
+    let dispatchQueued = false;
+    const dispatchSoon = () => {
+      if (dispatchQueued) return;
+      dispatchQueued = true;
+      setImmediate(() => {
+        dispatchQueued = false;
+        if (!this.stopping) dispatch();
+      });
+    };
     const dispatch = () => {
       const { tasks, services } = this.store.view((tx) => ({
         tasks: tx.listTasks({ nodeId: this.nodeId }),
@@ -166,7 +176,7 @@ export class Daemon {
       this.agent.assign(tasks.filter((t) => !isTerminal(t.status.state)));
       void this.syncMesh(services.length > 0);
     };
-    this.unwatch = this.store.watch(dispatch);
+    this.unwatch = this.store.watch(dispatchSoon);
     const hb = setInterval(() => {
       void this.manager.heartbeat(this.nodeId).catch(() => {});
       dispatch();

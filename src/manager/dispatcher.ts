@@ -55,6 +55,8 @@ export class Dispatcher {
   private timer: NodeJS.Timeout | null = null;
   private unwatch: (() => void) | null = null;
   private pending = false;
+  /** What each node was last sent, as a signature of what its agent acts on. */
+  private readonly sent = new Map<string, string>();
 
   constructor(
     private readonly manager: Manager,
@@ -97,7 +99,7 @@ export class Dispatcher {
     if (period === this.period && this.timer) return;
     this.period = period;
     if (this.timer) clearInterval(this.timer);
-    this.timer = setInterval(() => this.publishAll(), period);
+    this.timer = setInterval(() => this.publishAll(true), period);
     this.timer.unref();
   }
 
@@ -113,12 +115,17 @@ export class Dispatcher {
     this.pending = true;
     setImmediate(() => {
       this.pending = false;
-      this.publishAll();
+      this.publishAll(false);
     });
   }
 
-  /** Sends every remote node its full assignment set. */
-  publishAll(): void {
+  /**
+   * Sends remote nodes their full assignment set: every node on the timer (`all`), and on a
+   * store change only the nodes whose set changed in what the agent acts on (task ids, desired
+   * states, endpoints). A status change alone (a task reported running) is not resent: with a
+   * thousand tasks starting, that resent the whole set thousands of times.
+   */
+  publishAll(all: boolean): void {
     const nc = this.nc;
     if (!nc || nc.isClosed()) return;
     this.arm();
@@ -128,14 +135,21 @@ export class Dispatcher {
       services: tx.listServices(),
     }));
     const endpoints = endpointsOf(services, tasks, nodes, "");
+    const endpointsSig = JSON.stringify(endpoints);
+    const byNode = new Map<string, Task[]>();
+    for (const t of tasks) {
+      if (isTerminal(t.status.state)) continue;
+      const list = byNode.get(t.nodeId);
+      if (list) list.push(t);
+      else byNode.set(t.nodeId, [t]);
+    }
     for (const n of nodes) {
       if (n.id === this.localNodeId) continue;
-      const msg: Assignments = {
-        nodeId: n.id,
-        tasks: tasks.filter((t) => t.nodeId === n.id && !isTerminal(t.status.state)),
-        endpoints,
-        heartbeatMs: this.period,
-      };
+      const mine = byNode.get(n.id) ?? [];
+      const sig = `${this.period} ${endpointsSig} ${mine.map((t) => `${t.id}:${t.desiredState}`).join(",")}`;
+      if (!all && this.sent.get(n.id) === sig) continue;
+      this.sent.set(n.id, sig);
+      const msg: Assignments = { nodeId: n.id, tasks: mine, endpoints, heartbeatMs: this.period };
       nc.publish(assignSubject(n.id), codec.encode(msg));
     }
   }

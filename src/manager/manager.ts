@@ -19,6 +19,7 @@ import {
 } from "./types.js";
 import { validateSpec } from "./validate.js";
 import { ManagerError } from "./errors.js";
+import { Liveness, watchStalls } from "./liveness.js";
 
 export interface ManagerLogger {
   info(msg: string): void;
@@ -71,6 +72,9 @@ export class Manager {
   private timer: NodeJS.Timeout | null = null;
   private unwatch: (() => void) | null = null;
   private stopped = false;
+  private unwatchStalls: (() => void) | null = null;
+  /** When each node was last heard from (in memory; the store only gets status changes). */
+  readonly liveness = new Liveness();
 
   constructor(
     readonly store: Store,
@@ -80,6 +84,10 @@ export class Manager {
 
   start(): void {
     this.unwatch = this.store.watch(() => this.markDirty());
+    this.unwatchStalls = watchStalls(100, 250, (ms) => {
+      this.liveness.credit(ms);
+      this.log.debug(`manager event loop stalled for ${ms} ms: credited to every node`);
+    });
     this.timer = setInterval(() => {
       this.dirty = true;
       void this.tick();
@@ -157,13 +165,13 @@ export class Manager {
     // Nodes that stopped sending heartbeats are down (level-triggered: decided every pass).
     const downAfter = this.nodeDownAfterMs();
     const downNodes = input.nodes.filter(
-      (n) => n.status === "ready" && now - n.lastSeen > downAfter,
+      (n) => n.status === "ready" && this.liveness.silentFor(n.id, now) > downAfter,
     );
     if (downNodes.length > 0) {
       await this.store.update((tx) => {
         for (const n of downNodes) {
           const cur = tx.getNode(n.id);
-          if (cur && cur.status === "ready" && now - cur.lastSeen > downAfter) {
+          if (cur && cur.status === "ready") {
             this.log.warn(`node ${cur.hostname} (${cur.id}) missed heartbeats: marked down`);
             tx.putNode({ ...cur, status: "down", updatedAt: now });
           }
@@ -285,17 +293,15 @@ export class Manager {
     });
   }
 
-  /** Records a heartbeat: the node is ready again if it was down. */
+  /** Records a heartbeat in memory; only a node coming back (down → ready) is a store write. */
   async heartbeat(nodeId: string, now = Date.now()): Promise<void> {
+    this.liveness.heard(nodeId, now);
+    const known = this.store.view((tx) => tx.getNode(nodeId));
+    if (!known || known.status === "ready") return;
     await this.store.update((tx) => {
       const n = tx.getNode(nodeId);
-      if (!n) return;
-      tx.putNode({
-        ...n,
-        lastSeen: now,
-        status: "ready",
-        updatedAt: n.status === "ready" ? n.updatedAt : now,
-      });
+      if (!n || n.status === "ready") return;
+      tx.putNode({ ...n, lastSeen: now, status: "ready", updatedAt: now });
     });
   }
 
@@ -439,6 +445,7 @@ export class Manager {
         );
       }
       tx.deleteNode(n.id);
+      this.liveness.forget(n.id);
       return n;
     });
   }
@@ -451,6 +458,7 @@ export class Manager {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.unwatch?.();
+    this.unwatchStalls?.();
   }
 }
 

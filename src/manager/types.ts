@@ -23,7 +23,8 @@ export interface Node {
   labels: Record<string, string>;
   resources: NodeResources;
   engineVersion: string;
-  /** Last heartbeat (ms since epoch). */
+  /** The heartbeat that last made the node ready (ms since epoch); later heartbeats are kept
+   * in the manager's memory (Liveness), not written here. */
   lastSeen: number;
   createdAt: number;
   updatedAt: number;

@@ -1,0 +1,62 @@
+// Node liveness: when each node was last heard from. Kept in memory, like Swarm's dispatcher
+// keeps its heartbeat timers: a heartbeat costs a map write, not a durable store write (with
+// ten nodes on a one-second period that was ten fsyncs and ten orchestrator passes a second).
+// The store only learns of a change of status (ready → down → ready).
+//
+// Two rules keep a busy manager from blaming its nodes:
+// - a node the manager has not heard from since it started counts from the first time it is
+//   asked about (a restarted manager gives every node a full grace period);
+// - time the manager itself was stalled (its event loop blocked, so heartbeats sat unread in
+//   a socket) is credited to every node.
+
+export class Liveness {
+  private readonly seen = new Map<string, number>();
+
+  /** A heartbeat (or any message) from the node arrived at `at`. */
+  heard(nodeId: string, at: number): void {
+    const prev = this.seen.get(nodeId);
+    if (prev === undefined || at > prev) this.seen.set(nodeId, at);
+  }
+
+  /** How long the node has been silent at `now` (0 the first time it is asked about). */
+  silentFor(nodeId: string, now: number): number {
+    const at = this.seen.get(nodeId);
+    if (at === undefined) {
+      this.seen.set(nodeId, now);
+      return 0;
+    }
+    return Math.max(0, now - at);
+  }
+
+  /** The manager could not read messages for `ms`: nobody is blamed for that time. */
+  credit(ms: number): void {
+    if (!(ms > 0)) return;
+    for (const [id, at] of this.seen) this.seen.set(id, at + ms);
+  }
+
+  /** The node was removed from the cluster. */
+  forget(nodeId: string): void {
+    this.seen.delete(nodeId);
+  }
+}
+
+/**
+ * Measures how late a repeating timer fires: the time the event loop was blocked. `onStall`
+ * gets each stall longer than `thresholdMs` (the whole lateness, not the excess).
+ */
+export function watchStalls(
+  everyMs: number,
+  thresholdMs: number,
+  onStall: (ms: number) => void,
+  now: () => number = Date.now,
+): () => void {
+  let expected = now() + everyMs;
+  const timer = setInterval(() => {
+    const t = now();
+    const late = t - expected;
+    expected = t + everyMs;
+    if (late > thresholdMs) onStall(late);
+  }, everyMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
