@@ -15,7 +15,11 @@ import {
   type Heartbeat,
   type LogsReply,
   type LogsRequest,
+  type LogControl,
   logsSubject,
+  logControlSubject,
+  logFollowSubject,
+  FOLLOW_LEASE_MS,
 } from "../manager/bus.js";
 import { readLogs } from "./drivers/logs.js";
 import { isTerminal } from "../manager/types.js";
@@ -29,6 +33,8 @@ export interface SessionOptions {
   agentPassword: string;
   heartbeatMs: number;
   onEndpoints: (endpoints: Record<string, Endpoint[]>) => void;
+  /** A followed log not renewed for this long is ended (default FOLLOW_LEASE_MS). */
+  followLeaseMs?: number;
   log: { info(m: string): void; warn(m: string): void };
 }
 
@@ -95,9 +101,22 @@ export class AgentSession {
       callback: (err, msg) => {
         if (err || !this.agent) return;
         const req = codec.decode(msg.data) as LogsRequest;
+        if (req.follow !== undefined) {
+          const ok = this.follow(req);
+          const reply: LogsReply = ok ? { lines: [] } : { lines: [], error: "refused" };
+          msg.respond(codec.encode(reply));
+          return;
+        }
         void this.readLogs(req).then((lines) =>
           msg.respond(codec.encode({ lines } satisfies LogsReply)),
         );
+      },
+    });
+    this.nc.subscribe(logControlSubject(this.opts.nodeId), {
+      callback: (err, msg) => {
+        if (err) return;
+        const c = codec.decode(msg.data) as LogControl;
+        if (c.op === "cancel") this.followers.get(c.stream)?.ac.abort();
       },
     });
     this.heartbeat();
@@ -113,6 +132,64 @@ export class AgentSession {
     this.timer = setInterval(() => this.heartbeat(), ms);
   }
 
+  /** Followed logs by stream subject; each ends when cancelled or its lease runs out. */
+  private readonly followers = new Map<string, { ac: AbortController; renewedAt: number }>();
+
+  /** Starts streaming a task's log (tail, then new lines) to `req.follow`, in batches; a
+   * request for a stream already running renews it. */
+  private follow(req: LogsRequest): boolean {
+    const stream = req.follow!;
+    if (!/^[0-9a-z]+$/.test(req.taskId) || !stream.startsWith(logFollowSubject(""))) return false;
+    const known = this.followers.get(stream);
+    if (known) {
+      // The follower resends its request to renew the lease.
+      known.renewedAt = Date.now();
+      return true;
+    }
+    const ac = new AbortController();
+    this.followers.set(stream, { ac, renewedAt: Date.now() });
+    let batch: string[] = [];
+    let timer: NodeJS.Timeout | null = null;
+    const flush = () => {
+      timer = null;
+      if (batch.length === 0 || !this.nc || this.nc.isClosed()) return;
+      this.nc.publish(stream, codec.encode({ lines: batch } satisfies LogsReply));
+      batch = [];
+    };
+    void (async () => {
+      try {
+        for await (const l of readLogs(this.agent!.taskDir(req.taskId), {
+          tail: req.tail >= 0 ? req.tail : undefined,
+          follow: true,
+          signal: ac.signal,
+        })) {
+          batch.push(l.line);
+          if (batch.length >= 1000) flush();
+          else timer ??= setTimeout(flush, 50);
+        }
+      } catch (err) {
+        this.opts.log.warn(`following logs of task ${req.taskId}: ${(err as Error).message}`);
+      } finally {
+        if (timer) clearTimeout(timer);
+        flush();
+        this.followers.delete(stream);
+      }
+    })();
+    return true;
+  }
+
+  /** How many task logs are being followed now. */
+  followedLogs(): number {
+    return this.followers.size;
+  }
+
+  /** Ends followed logs whose follower stopped renewing them. */
+  private expireFollowers(now: number): void {
+    for (const f of this.followers.values()) {
+      if (now - f.renewedAt > (this.opts.followLeaseMs ?? FOLLOW_LEASE_MS)) f.ac.abort();
+    }
+  }
+
   private async readLogs(req: LogsRequest): Promise<string[]> {
     const lines: string[] = [];
     if (!/^[0-9a-z]+$/.test(req.taskId)) return lines;
@@ -126,6 +203,7 @@ export class AgentSession {
   }
 
   private heartbeat(): void {
+    this.expireFollowers(Date.now());
     const nc = this.nc;
     if (!nc || nc.isClosed()) return;
     const tasks: TaskReport[] = [];
@@ -143,6 +221,7 @@ export class AgentSession {
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    for (const f of this.followers.values()) f.ac.abort();
     await this.nc?.close().catch(() => {});
   }
 }

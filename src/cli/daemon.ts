@@ -255,9 +255,13 @@ export class Daemon {
     write: (l: string) => void,
   ): Promise<void> {
     if (task.nodeId !== this.nodeId) {
-      // Another node ran it: ask its agent over the bus (no follow across nodes yet).
+      // Another node ran it: its agent reads the files and sends the lines over the bus.
       const node = this.store.view((tx) => tx.getNode(task.nodeId));
       const prefix = `${task.serviceName}.${task.slot}.${task.id.slice(0, 12)}@${node?.hostname ?? task.nodeId}    | `;
+      if (o.follow && !isTerminal(task.status.state)) {
+        const w = (l: string) => write(prefix + l);
+        return this.dispatcher.followLogs(task.nodeId, task.id, o.tail, o.signal, w);
+      }
       const lines = await this.dispatcher.fetchLogs(task.nodeId, task.id, o.tail);
       for (const l of lines) write(prefix + l);
       return;

@@ -6,6 +6,8 @@
 //   $SHOAL.status.<nodeId>  agent → manager   StatusMessage (as soon as a task changes)
 //   $SHOAL.assign.<nodeId>  manager → agent   Assignments (on change and on a timer)
 //   $SHOAL.logs.<nodeId>    manager → agent   LogsRequest, answered with LogsReply
+//   $SHOAL.logfollow.<id>   agent → manager   LogsReply batches of a followed log (`logs -f`)
+//   $SHOAL.logctl.<nodeId>  manager → agent   LogControl: end a followed log
 //
 // Only the agent user may use $SHOAL.>; applications connect as the default user, which is
 // denied publish and subscribe there (see busAuthorization).
@@ -26,10 +28,30 @@ export interface LogsRequest {
   taskId: string;
   /** Last N lines per stream; negative = all. */
   tail: number;
+  /** Follow: the reply is an empty acknowledgement; the tail and every later line are sent in
+   * batches to this subject (a `logFollowSubject`). The follower resends the request every
+   * FOLLOW_RENEW_MS (with tail 0 once acknowledged): that renews the stream, or restarts it
+   * with new lines only on an agent that restarted meanwhile. */
+  follow?: string;
+}
+
+/** The agent ends a followed log not renewed within FOLLOW_LEASE_MS (its follower went away
+ * without a cancel). */
+export const FOLLOW_RENEW_MS = 2000;
+export const FOLLOW_LEASE_MS = 10_000;
+export const logFollowSubject = (id: string) => `${SUBJECT_PREFIX}.logfollow.${id}`;
+export const logControlSubject = (nodeId: string) => `${SUBJECT_PREFIX}.logctl.${nodeId}`;
+
+export interface LogControl {
+  /** The `follow` subject of a LogsRequest. */
+  stream: string;
+  op: "cancel";
 }
 
 export interface LogsReply {
   lines: string[];
+  /** Set when the agent refused the request (a malformed task id or follow subject). */
+  error?: string;
 }
 
 export interface Heartbeat {

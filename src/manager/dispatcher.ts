@@ -2,7 +2,7 @@
 // into node liveness and task status, and sends each remote node its full assignment set when
 // the store changes and on a timer (so a lost message is repaired by the next one).
 
-import { connect, JSONCodec, type NatsConnection, type Subscription } from "nats";
+import { connect, JSONCodec, nuid, type NatsConnection, type Subscription } from "nats";
 import type { Manager } from "./manager.js";
 import {
   AGENT_USER,
@@ -16,6 +16,10 @@ import {
   type LogsReply,
   type LogsRequest,
   logsSubject,
+  logControlSubject,
+  logFollowSubject,
+  FOLLOW_RENEW_MS,
+  type LogControl,
 } from "./bus.js";
 import { isTerminal, type Node, type Service, type Task } from "./types.js";
 
@@ -169,6 +173,51 @@ export class Dispatcher {
       return (codec.decode(msg.data) as LogsReply).lines;
     } catch {
       return [];
+    }
+  }
+
+  /**
+   * Follows a task's log on the node that runs it: the last `tail` lines, then every new line,
+   * until `signal` aborts. The request is resent every FOLLOW_RENEW_MS (the agent's lease);
+   * a node that does not answer yet is asked again, so following starts when it comes back.
+   */
+  async followLogs(
+    nodeId: string,
+    taskId: string,
+    tail: number,
+    signal: AbortSignal,
+    write: (line: string) => void,
+  ): Promise<void> {
+    const nc = this.nc;
+    if (!nc || signal.aborted) return;
+    const stream = logFollowSubject(nuid.next());
+    const sub = nc.subscribe(stream, {
+      callback: (err, msg) => {
+        if (err || signal.aborted) return;
+        for (const l of (codec.decode(msg.data) as LogsReply).lines) write(l);
+      },
+    });
+    let acked = false;
+    const ask = async () => {
+      const req: LogsRequest = { taskId, tail: acked ? 0 : tail, follow: stream };
+      try {
+        const reply = await nc.request(logsSubject(nodeId), codec.encode(req), { timeout: 3000 });
+        if (!(codec.decode(reply.data) as LogsReply).error) acked = true;
+      } catch {
+        // not answering (down, or restarting): asked again on the next renewal
+      }
+    };
+    void ask();
+    const renew = setInterval(() => void ask(), FOLLOW_RENEW_MS);
+    await new Promise<void>((resolve) => {
+      if (signal.aborted) resolve();
+      else signal.addEventListener("abort", () => resolve(), { once: true });
+    });
+    clearInterval(renew);
+    sub.unsubscribe();
+    if (!nc.isClosed()) {
+      const cancel: LogControl = { stream, op: "cancel" };
+      nc.publish(logControlSubject(nodeId), codec.encode(cancel));
     }
   }
 

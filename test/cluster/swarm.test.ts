@@ -5,6 +5,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { SHOAL_BIN, checkFor, RawConn } from "../helpers/servers.js";
 import { startSwarm } from "../helpers/swarm.js";
@@ -78,7 +79,7 @@ test("one manager and two workers: spread, node loss, return, tokens, $SHOAL.> c
     "--",
     "sh",
     "-c",
-    "echo hi-$SHOAL_TASK_SLOT; sleep 100000",
+    "echo hi-$SHOAL_TASK_SLOT; i=0; while :; do i=$((i+1)); echo tick-$SHOAL_TASK_SLOT-$i; sleep 0.2; done",
   );
   assert.equal(talk.code, 0, talk.stderr);
   assert.equal(
@@ -89,6 +90,34 @@ test("one manager and two workers: spread, node loss, return, tokens, $SHOAL.> c
     const out = (await s.cli("service", "logs", "talk")).stdout;
     return /\| hi-1$/m.test(out) && /\| hi-2$/m.test(out) && /\| hi-3$/m.test(out);
   });
+  // `logs -f`: each task's new lines keep coming, from whichever node runs it.
+  const follower = spawn(process.execPath, [SHOAL_BIN, "service", "logs", "-f", "talk"], {
+    env: { ...process.env, SHOAL_DATA_DIR: s.dirs[0]!, SHOAL_HOST: "" },
+  });
+  t.after(() => follower.kill("SIGKILL"));
+  let followed = "";
+  follower.stdout.on("data", (d: Buffer) => (followed += d.toString()));
+  const lastTick = (slot: number) =>
+    Math.max(
+      0,
+      ...[...followed.matchAll(new RegExp(`\\| tick-${slot}-(\\d+)$`, "gm"))].map((m) =>
+        Number(m[1]),
+      ),
+    );
+  await checkFor(10_000, () => [1, 2, 3].every((slot) => lastTick(slot) > 0));
+  const first = [1, 2, 3].map(lastTick);
+  await checkFor(10_000, () => [1, 2, 3].every((slot, i) => lastTick(slot) >= first[i]! + 5));
+  for (const slot of [1, 2, 3]) {
+    const ticks = [...followed.matchAll(new RegExp(`\\| tick-${slot}-(\\d+)$`, "gm"))].map((m) =>
+      Number(m[1]),
+    );
+    assert.deepEqual(
+      ticks,
+      ticks.map((_, i) => i + 1),
+      `slot ${slot}: every line once, in order`,
+    );
+  }
+  follower.kill("SIGINT");
   assert.equal((await s.cli("service", "rm", "talk")).code, 0);
 
   // Kill a worker outright: its tasks come back on the survivors within seconds.

@@ -1,0 +1,120 @@
+// `service logs -f` across nodes, over a real (in-process) message server: the dispatcher's
+// followLogs against an agent session. The tail comes first, then new lines as they are
+// written; a cancel ends the agent's stream; a follower that vanishes without a cancel is ended
+// by the lease; a malformed request is refused.
+
+import { test, describe, type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { connect, JSONCodec } from "nats";
+import { createMemoryStore } from "../../src/store/memory.js";
+import { Manager, defaultManagerOptions } from "../../src/manager/manager.js";
+import { Dispatcher } from "../../src/manager/dispatcher.js";
+import {
+  AGENT_USER,
+  APP_USER,
+  agentPassword,
+  busUsers,
+  logFollowSubject,
+  logsSubject,
+  type LogsReply,
+  type LogsRequest,
+} from "../../src/manager/bus.js";
+import { Agent } from "../../src/agent/agent.js";
+import { AgentSession } from "../../src/agent/session.js";
+import { logPath } from "../../src/agent/drivers/logs.js";
+import { MockDriver, MockKernel } from "../agent/mock-driver.js";
+import { tempDir } from "../agent/helpers.js";
+import { startServer, checkFor } from "../helpers/servers.js";
+
+const SECRET = "follow-secret";
+const codec = JSONCodec<unknown>();
+const quiet = { info() {}, warn() {}, error() {}, debug() {} };
+
+async function setup(t: TestContext) {
+  const server = await startServer({ users: busUsers(SECRET), noAuthUser: APP_USER });
+  t.after(() => server.shutdown());
+  const url = `nats://127.0.0.1:${server.port}`;
+  const manager = new Manager(createMemoryStore(), quiet, defaultManagerOptions());
+  const dispatcher = new Dispatcher(manager, "m", { natsUrl: url, clusterSecret: SECRET });
+  await dispatcher.start();
+  t.after(() => dispatcher.stop());
+  const session = new AgentSession({
+    nodeId: "w1",
+    hostname: "w1",
+    natsUrls: [url],
+    agentPassword: agentPassword(SECRET),
+    heartbeatMs: 100,
+    followLeaseMs: 500,
+    onEndpoints: () => {},
+    log: quiet,
+  });
+  const agent = new Agent(new MockDriver(new MockKernel()), quiet, {
+    nodeId: "w1",
+    hostname: "w1",
+    dataDir: tempDir(t),
+    natsUrl: url,
+    logMaxBytes: 1 << 20,
+    report: session.report,
+  });
+  await session.start(agent);
+  t.after(() => session.stop());
+  const dir = agent.taskDir("t1");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(logPath(dir, "stdout"), "one\ntwo\nthree\n");
+  return { url, dispatcher, session, stdout: logPath(dir, "stdout") };
+}
+
+describe("logs -f across nodes", () => {
+  test("the tail, then new lines; a cancel ends the agent's stream", async (t) => {
+    const { dispatcher, session, stdout } = await setup(t);
+    const lines: string[] = [];
+    const ac = new AbortController();
+    const following = dispatcher.followLogs("w1", "t1", 2, ac.signal, (l) => lines.push(l));
+    await checkFor(5000, () => lines.length >= 2 || undefined);
+    assert.deepEqual(lines, ["two", "three"]);
+    appendFileSync(stdout, "four\n");
+    await checkFor(5000, () => lines.length >= 3 || undefined);
+    appendFileSync(stdout, "five\nsix\n");
+    await checkFor(5000, () => lines.length >= 5 || undefined);
+    assert.deepEqual(lines, ["two", "three", "four", "five", "six"]);
+    assert.equal(session.followedLogs(), 1);
+
+    ac.abort();
+    await following;
+    await checkFor(5000, () => session.followedLogs() === 0 || undefined);
+  });
+
+  test("a follower that vanishes without a cancel is ended by the lease", async (t) => {
+    const { url, session } = await setup(t);
+    const raw = await connect({ servers: url, user: AGENT_USER, pass: agentPassword(SECRET) });
+    t.after(() => raw.close());
+    const got: string[] = [];
+    const stream = logFollowSubject("vanishing");
+    raw.subscribe(stream, {
+      callback: (_e, m) => got.push(...(codec.decode(m.data) as LogsReply).lines),
+    });
+    const req: LogsRequest = { taskId: "t1", tail: -1, follow: stream };
+    const ack = codec.decode((await raw.request(logsSubject("w1"), codec.encode(req))).data);
+    assert.deepEqual(ack, { lines: [] });
+    await checkFor(5000, () => got.length === 3 || undefined);
+    assert.deepEqual(got, ["one", "two", "three"]);
+    assert.equal(session.followedLogs(), 1);
+    // Never renewed: gone after the 500 ms lease (checked on the 100 ms heartbeat).
+    await checkFor(5000, () => session.followedLogs() === 0 || undefined);
+  });
+
+  test("a follow subject outside $SHOAL.logfollow. or a malformed task id is refused", async (t) => {
+    const { url, session } = await setup(t);
+    const raw = await connect({ servers: url, user: AGENT_USER, pass: agentPassword(SECRET) });
+    t.after(() => raw.close());
+    for (const req of [
+      { taskId: "t1", tail: -1, follow: "elsewhere.x" },
+      { taskId: "../etc", tail: -1, follow: logFollowSubject("x") },
+    ] satisfies LogsRequest[]) {
+      const reply = codec.decode((await raw.request(logsSubject("w1"), codec.encode(req))).data);
+      assert.deepEqual(reply, { lines: [], error: "refused" }, JSON.stringify(req));
+    }
+    assert.equal(session.followedLogs(), 0);
+  });
+});
