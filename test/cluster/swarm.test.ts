@@ -7,6 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { join } from "node:path";
+import { request } from "node:http";
 import { SHOAL_BIN, checkFor, RawConn } from "../helpers/servers.js";
 import { startSwarm } from "../helpers/swarm.js";
 import type { Node, Task } from "../../src/manager/types.js";
@@ -344,3 +345,53 @@ test('the seed "000" scenario: a NATS cluster deployed as shoal services, greete
   }
   assert.deepEqual([...from].sort(), ["hi from 1", "hi from 2", "hi from 3"]);
 });
+
+test("the routing mesh: a published port answers on every node, from tasks on every node", async (t) => {
+  const s = await startSwarm(3);
+  t.after(() => s.cleanup());
+  await checkFor(
+    10_000,
+    async () => (await s.api<Node[]>("/v1/nodes")).filter((n) => n.status === "ready").length === 3,
+  );
+  // Tasks listen on all of their host's addresses: the mesh of another node reaches them there.
+  const server =
+    "require('http').createServer((q,r)=>r.end(process.env.SHOAL_TASK_SLOT)).listen(+process.env.PORT,'0.0.0.0')";
+  const created = await s.cli(
+    "service",
+    "create",
+    "--name",
+    "web",
+    "--replicas",
+    "3",
+    "-p",
+    "8080:8000",
+    "--",
+    "node",
+    "-e",
+    server,
+  );
+  assert.equal(created.code, 0, created.stderr + created.stdout);
+  assert.deepEqual(perNode(await s.running("web")), [1, 1, 1]);
+  // Every node's published port balances over the three tasks, two of which run elsewhere.
+  for (const h of s.bed.hosts) {
+    const seen = new Set<string>();
+    await checkFor(15_000, async () => {
+      seen.add(await httpGet(h.addr, 8080));
+      return seen.size === 3;
+    });
+    assert.deepEqual([...seen].sort(), ["1", "2", "3"], `published port on ${h.addr}`);
+  }
+});
+
+function httpGet(host: string, port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host, port, path: "/", agent: false, timeout: 2000 }, (res) => {
+      let body = "";
+      res.on("data", (c: Buffer) => (body += c.toString()));
+      res.on("end", () => resolve(body));
+    });
+    req.on("timeout", () => req.destroy(new Error(`GET http://${host}:${port}/ timed out`)));
+    req.on("error", reject);
+    req.end();
+  });
+}
