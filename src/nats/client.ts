@@ -252,6 +252,20 @@ export class Client implements ParserSink, MsgTarget {
     return this.processPub(buf, start, end, false);
   }
 
+  pubArgs(
+    buf: Buffer,
+    start: number,
+    end: number,
+    subjectEnd: number,
+    replyStart: number,
+    replyEnd: number,
+    size: number,
+  ): number {
+    if (this.closed) return -1;
+    if (this.server.log.traceEnabled) return this.pubAt(buf, start, end);
+    return this.acceptPub(buf, start, subjectEnd, replyStart, replyEnd, -1, size);
+  }
+
   payloadAt(buf: Buffer, start: number, end: number): void {
     if (this.closed) return;
     if (this.server.log.traceEnabled) {
@@ -354,14 +368,29 @@ export class Client implements ParserSink, MsgTarget {
           `processPub Bad or Missing Size: '${arg.toString("latin1", from, to)}'`,
         );
     }
+    const replyStart = replyIdx > 0 ? a[2]! : -1;
+    const replyEnd = replyIdx > 0 ? a[3]! : -1;
+    return this.acceptPub(arg, a[0]!, a[1]!, replyStart, replyEnd, hdr, size);
+  }
+
+  /** A PUB/HPUB line split into its parts: checks the size, remembers subject and reply. */
+  private acceptPub(
+    buf: Buffer,
+    subjectStart: number,
+    subjectEnd: number,
+    replyStart: number,
+    replyEnd: number,
+    hdr: number,
+    size: number,
+  ): number {
     if (size > this.server.opts.maxPayload) {
       this.server.log.error(
         `${this.tag} - Maximum Payload Violation: ${size} > ${this.server.opts.maxPayload}`,
       );
       throw new ProtocolError(ErrText.MaxPayload, "max payload exceeded", CloseReason.MaxPayload);
     }
-    this.pubSubject = this.server.subjectString(arg, a[0]!, a[1]!);
-    this.pubReply = replyIdx > 0 ? arg.toString("latin1", a[2]!, a[3]!) : "";
+    this.pubSubject = this.server.subjectString(buf, subjectStart, subjectEnd);
+    this.pubReply = replyStart >= 0 ? buf.toString("latin1", replyStart, replyEnd) : "";
     // A zero-length header block is no header: nats-server delivers such a message as MSG.
     this.pubHdr = hdr > 0 ? hdr : -1;
     if (this.opts.pedantic && !isValidLiteralSubject(this.pubSubject)) {

@@ -43,6 +43,22 @@ export interface ParserSink {
    */
   pubAt?(buf: Buffer, start: number, end: number): number;
   payloadAt?(buf: Buffer, start: number, end: number): void;
+  /**
+   * The fastest form, for a canonical `PUB subject [reply] size\r\n` line found whole in one read
+   * (single spaces, no tabs or control bytes, a valid size): the parser has split it already.
+   * The argument line is buf[start, end), the subject buf[start, subjectEnd), the reply
+   * buf[replyStart, replyEnd) (both -1 without one). Returns the payload size, or -1. A sink
+   * with pubArgs must also have payloadAt.
+   */
+  pubArgs?(
+    buf: Buffer,
+    start: number,
+    end: number,
+    subjectEnd: number,
+    replyStart: number,
+    replyEnd: number,
+    size: number,
+  ): number;
 }
 
 // Parser states (nats-server's names, flattened: one ARG state serves every operation with arguments).
@@ -167,6 +183,13 @@ export class Parser {
             buf[i + 3] === SPACE &&
             !this.requireConnect
           ) {
+            if (this.sink.pubArgs !== undefined) {
+              const last = this.fastPub(buf, i + 4, len);
+              if (last >= 0) {
+                i = last;
+                break;
+              }
+            }
             this.op = Op.PUB;
             this.state = S.SPC;
             i += 3;
@@ -509,6 +532,59 @@ export class Parser {
     }
   }
 
+  /**
+   * A canonical PUB line (and its payload, when it is in this read too) in one pass, from `p`
+   * just after "PUB ". Returns the index of the last byte consumed, or -1 having consumed and
+   * changed nothing: anything unusual (tabs, repeated blanks, a line or payload split across
+   * reads, a bad size) is left to the state machine, which handles every case.
+   */
+  private fastPub(buf: Buffer, p: number, len: number): number {
+    const start = p;
+    const limit = Math.min(len, p + this.maxControlLine);
+    // The subject: up to a single space.
+    while (p < limit && buf[p]! > SPACE) p++;
+    if (p === start || p >= limit || buf[p] !== SPACE) return -1;
+    const subjectEnd = p++;
+    // The next token: the size, or the reply subject when a size follows it.
+    const t0 = p;
+    while (p < limit && buf[p]! > SPACE) p++;
+    if (p === t0 || p >= limit) return -1;
+    let replyStart = -1;
+    let replyEnd = -1;
+    let d0 = t0;
+    const d1 = buf[p] === SPACE ? (p + 1 < limit ? scanDigits(buf, p + 1, limit) : -1) : p;
+    if (d1 < 0) return -1;
+    if (d1 !== p) {
+      replyStart = t0;
+      replyEnd = p;
+      d0 = p + 1;
+      p = d1;
+    }
+    if (buf[p] !== CR || p + 1 >= len || buf[p + 1] !== LF) return -1;
+    if (d1 - d0 > 9) return -1;
+    let size = 0;
+    for (let k = d0; k < d1; k++) {
+      const c = buf[k]! - 48;
+      if (c < 0 || c > 9) return -1;
+      size = size * 10 + c;
+    }
+    const lf = p + 1;
+    this.op = Op.PUB;
+    this.state = S.START;
+    size = this.sink.pubArgs!(buf, start, p, subjectEnd, replyStart, replyEnd, size);
+    if (size < 0) return lf;
+    const from = lf + 1;
+    const to = from + size;
+    if (to + 1 < len && buf[to] === CR && buf[to + 1] === LF) {
+      this.sink.payloadAt!(buf, from, to);
+      return to + 1;
+    }
+    this.need = size;
+    this.msgLen = 0;
+    this.state = size === 0 ? S.END_R : S.PAYLOAD;
+    return lf;
+  }
+
   /** endOfLine for an unsplit PUB line, without making a Buffer view of it. */
   private pubLine(buf: Buffer, lf: number): void {
     const start = this.argStart;
@@ -566,6 +642,17 @@ export class Parser {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** The end of a run of at least one digit starting at `p` that ends before `limit`, or -1. */
+function scanDigits(buf: Buffer, p: number, limit: number): number {
+  const first = p;
+  while (p < limit) {
+    const b = buf[p]!;
+    if (b < 48 || b > 57) break;
+    p++;
+  }
+  return p === first || p >= limit ? -1 : p;
+}
 
 function upper(b: number): number {
   return b >= 97 && b <= 122 ? b - 32 : b;

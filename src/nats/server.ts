@@ -62,7 +62,7 @@ export class Server {
   private listener: NetServer | null = null;
   private pending: Array<Client | Route> = [];
   private routeEpoch = 0;
-  private readonly routeTargets: Route[] = [];
+  private readonly routeTargets: (Route | null)[] = [];
   private flushScheduled = false;
   private timers: NodeJS.Timeout[] = [];
   private shuttingDown = false;
@@ -271,8 +271,10 @@ export class Server {
     const fromRoute = from.kind === "Route";
     const noEcho = !fromRoute && !from.opts.echo;
     const epoch = ++this.routeEpoch;
+    // Routes to forward to, in routeTargets[0..nTargets): a count rather than `length = 0`,
+    // which is a runtime call on every message.
     const targets = this.routeTargets;
-    targets.length = 0;
+    let nTargets = 0;
     let n = 0;
     const psubs = r.psubs;
     for (let i = 0; i < psubs.length; i++) {
@@ -283,8 +285,8 @@ export class Server {
         const route = conn as Route;
         if (route.markEpoch !== epoch) {
           route.markEpoch = epoch;
-          route.scratchQueues.length = 0;
-          targets.push(route);
+          if (route.scratchQueues.length !== 0) route.scratchQueues.length = 0;
+          targets[nTargets++] = route;
         }
         continue;
       }
@@ -318,14 +320,15 @@ export class Server {
       if (!done && fallback !== null) {
         if (fallback.markEpoch !== epoch) {
           fallback.markEpoch = epoch;
-          fallback.scratchQueues.length = 0;
-          targets.push(fallback);
+          if (fallback.scratchQueues.length !== 0) fallback.scratchQueues.length = 0;
+          targets[nTargets++] = fallback;
         }
         fallback.scratchQueues.push(group[0]!.queue!);
       }
     }
-    for (let i = 0; i < targets.length; i++) {
+    for (let i = 0; i < nTargets; i++) {
       const route = targets[i]!;
+      targets[i] = null; // do not keep a closed route alive
       route.sendMsg(subject, reply, hdr, payload, route.scratchQueues, start, end);
       n++;
     }
