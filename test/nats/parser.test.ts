@@ -4,7 +4,7 @@
 // the ProtocolError texts nats-server sends for it; and that payloads and control lines fully
 // inside one read are handed over as views of it, not copies.
 
-import { describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
   Op,
@@ -47,6 +47,55 @@ class Recorder implements ParserSink {
   }
 }
 
+/**
+ * The same record through the allocation-free sink methods a real client has (pubAt, payloadAt,
+ * and pubArgs, the parser's one-pass path for canonical PUB lines). pubArgs checks that the
+ * parser's split agrees with the line, and counts how often the fast path was taken.
+ */
+class FastRecorder extends Recorder {
+  fastPubs = 0;
+
+  pubAt(buf: Buffer, start: number, end: number): number {
+    return this.control(Op.PUB, buf.subarray(start, end));
+  }
+
+  payloadAt(buf: Buffer, start: number, end: number): void {
+    this.payload(buf.subarray(start, end));
+  }
+
+  pubArgs(
+    buf: Buffer,
+    start: number,
+    end: number,
+    subjectEnd: number,
+    replyStart: number,
+    replyEnd: number,
+    size: number,
+  ): number {
+    this.fastPubs++;
+    const parts = buf.toString("latin1", start, end).split(" ");
+    assert.equal(buf.toString("latin1", start, subjectEnd), parts[0]);
+    const reply = replyStart < 0 ? undefined : buf.toString("latin1", replyStart, replyEnd);
+    assert.equal(reply, parts.length === 3 ? parts[1] : undefined);
+    assert.equal(this.control(Op.PUB, buf.subarray(start, end)), size);
+    return size;
+  }
+}
+
+/** Which sink the tests feed: switched on for a second pass over the same tables. */
+let fastSink = false;
+const newSink = (): Recorder => (fastSink ? new FastRecorder() : new Recorder());
+
+/** Runs a group of tests with the plain sink, then again with the fast one. */
+function withBothSinks(name: string, body: () => void): void {
+  describe(name, body);
+  describe(`${name} (client sink with the fast PUB path)`, () => {
+    before(() => (fastSink = true));
+    after(() => (fastSink = false));
+    body();
+  });
+}
+
 /** A buffer with its own memory (never Node's shared pool), so view checks mean something. */
 function own(s: string | Buffer): Buffer {
   const src = typeof s === "string" ? Buffer.from(s, "latin1") : s;
@@ -56,7 +105,7 @@ function own(s: string | Buffer): Buffer {
 }
 
 function feed(chunks: Buffer[], opts: ParserOptions): Recorder {
-  const rec = new Recorder();
+  const rec = newSink();
   const p = new Parser(rec, opts);
   for (const c of chunks) p.parse(c);
   return rec;
@@ -297,7 +346,7 @@ const routeCases: [string, Event[]][] = [
 const CLIENT: ParserOptions = { maxControlLine: 4096 };
 const ROUTE: ParserOptions = { maxControlLine: 4096, route: true };
 
-describe("Parser: every operation, however the reads split it", () => {
+withBothSinks("Parser: every operation, however the reads split it", () => {
   for (const [input, expected] of clientCases) {
     test(`client ${JSON.stringify(input)}`, () => {
       checkAllSplits(input, CLIENT, expected);
@@ -434,7 +483,7 @@ describe("parseSize", () => {
 
 /** Feeds chunks and returns the ProtocolError thrown (failing if none is) and what the sink saw. */
 function expectError(chunks: Buffer[], opts: ParserOptions): [ProtocolError, Event[]] {
-  const rec = new Recorder();
+  const rec = newSink();
   const p = new Parser(rec, opts);
   try {
     for (const c of chunks) p.parse(c);
@@ -464,7 +513,7 @@ function checkFails(text: string, opts: ParserOptions, errText: string, before: 
   }
 }
 
-describe("Parser: malformed input", () => {
+withBothSinks("Parser: malformed input", () => {
   const U = ErrText.UnknownOp;
   // [input, route, text, events before the error]
   const cases: [string, boolean, string, Event[]][] = [
@@ -517,7 +566,7 @@ describe("Parser: malformed input", () => {
   }
 });
 
-describe("Parser: maximum control line", () => {
+withBothSinks("Parser: maximum control line", () => {
   const M = ErrText.MaxControlLine;
 
   for (const max of [16, 100, 4096]) {
@@ -534,6 +583,16 @@ describe("Parser: maximum control line", () => {
           ];
           checkAllSplits(input, opts, expected, 200);
         }
+        checkAllSplits(
+          `PUB ${arg(max)}\r\na\r\nPING\r\n`,
+          opts,
+          [
+            ["PUB", arg(max)],
+            ["payload", "a"],
+            ["PING", ""],
+          ],
+          200,
+        );
         checkAllSplits(
           `CONNECT ${"{}".padEnd(max, " ")}\r\n`,
           opts,
@@ -622,6 +681,34 @@ describe("Parser: no copies when a read holds the whole thing", () => {
     for (const [i, p] of rec.payloads.entries()) {
       assert.equal(p.buffer, input.buffer);
       assert.equal(p.toString(), String(i));
+    }
+  });
+
+  test("canonical PUB lines in one read take the one-pass path; others the state machine", () => {
+    const canonical = "PUB a 1\r\nx\r\nPUB a.b r.1 2\r\nxy\r\nPUB c 0\r\n\r\n";
+    const unusual =
+      "PUB  a 1\r\nx\r\nPUB a\t1\r\nx\r\nPUB a 1\nx\r\nPUB a 1 \r\nx\r\npub a 1\r\nx\r\n";
+    fastSink = true;
+    try {
+      const fast = feed([own(canonical)], CLIENT) as FastRecorder;
+      assert.equal(fast.fastPubs, 3);
+      assert.deepEqual(fast.events, [
+        ["PUB", "a 1"],
+        ["payload", "x"],
+        ["PUB", "a.b r.1 2"],
+        ["payload", "xy"],
+        ["PUB", "c 0"],
+        ["payload", ""],
+      ]);
+      const slow = feed([own(unusual)], CLIENT) as FastRecorder;
+      assert.equal(slow.fastPubs, 0);
+      assert.equal(slow.events.filter(([op]) => op === "PUB").length, 5);
+      assert.deepEqual(
+        slow.events.filter(([op]) => op === "payload"),
+        Array(5).fill(["payload", "x"]),
+      );
+    } finally {
+      fastSink = false;
     }
   });
 });
