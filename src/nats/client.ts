@@ -252,18 +252,20 @@ export class Client implements ParserSink, MsgTarget {
     return this.processPub(buf, start, end, false);
   }
 
-  pubArgs(
+  argsAt(
+    _op: OpCode,
     buf: Buffer,
     start: number,
     end: number,
-    subjectEnd: number,
-    replyStart: number,
-    replyEnd: number,
+    toks: Int32Array,
+    n: number,
     size: number,
   ): number {
     if (this.closed) return -1;
     if (this.server.log.traceEnabled) return this.pubAt(buf, start, end);
-    return this.acceptPub(buf, start, subjectEnd, replyStart, replyEnd, -1, size);
+    const replyStart = n === 3 ? toks[2]! : -1;
+    const replyEnd = n === 3 ? toks[3]! : -1;
+    return this.acceptPub(buf, toks[0]!, toks[1]!, replyStart, replyEnd, -1, size);
   }
 
   payloadAt(buf: Buffer, start: number, end: number): void {

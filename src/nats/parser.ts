@@ -44,19 +44,19 @@ export interface ParserSink {
   pubAt?(buf: Buffer, start: number, end: number): number;
   payloadAt?(buf: Buffer, start: number, end: number): void;
   /**
-   * The fastest form, for a canonical `PUB subject [reply] size\r\n` line found whole in one read
-   * (single spaces, no tabs or control bytes, a valid size): the parser has split it already.
-   * The argument line is buf[start, end), the subject buf[start, subjectEnd), the reply
-   * buf[replyStart, replyEnd) (both -1 without one). Returns the payload size, or -1. A sink
-   * with pubArgs must also have payloadAt.
+   * The fastest form, for a canonical line found whole in one read: `PUB subject [reply] size`
+   * (clients) or `RMSG account subject [reply] size` (routes), single spaces, no tabs or
+   * control bytes, CRLF, a valid size. The parser has split it already: the argument line is
+   * buf[start, end) and its n tokens are toks[2i], toks[2i + 1] (the last one the size).
+   * Returns the payload size, or -1. A sink with argsAt must also have payloadAt.
    */
-  pubArgs?(
+  argsAt?(
+    op: OpCode,
     buf: Buffer,
     start: number,
     end: number,
-    subjectEnd: number,
-    replyStart: number,
-    replyEnd: number,
+    toks: Int32Array,
+    n: number,
     size: number,
   ): number;
 }
@@ -152,6 +152,8 @@ export class Parser {
   private msgLen = 0;
   private readonly maxControlLine: number;
   private readonly route: boolean;
+  /** Token offsets of a line taken by fastLine (four tokens at most: RMSG with a reply). */
+  private readonly toks = new Int32Array(8);
   /**
    * Set while the server awaits the CONNECT of a client that must authenticate: like
    * nats-server, any operation not starting with 'C' is then an Authorization Violation.
@@ -183,8 +185,8 @@ export class Parser {
             buf[i + 3] === SPACE &&
             !this.requireConnect
           ) {
-            if (this.sink.pubArgs !== undefined) {
-              const last = this.fastPub(buf, i + 4, len);
+            if (this.sink.argsAt !== undefined) {
+              const last = this.fastLine(Op.PUB, buf, i + 4, len, 2);
               if (last >= 0) {
                 i = last;
                 break;
@@ -194,6 +196,23 @@ export class Parser {
             this.state = S.SPC;
             i += 3;
             break;
+          }
+          // Routes: "RMSG " likewise.
+          if (
+            b === 82 &&
+            this.route &&
+            i + 4 < len &&
+            buf[i + 1] === 77 &&
+            buf[i + 2] === 83 &&
+            buf[i + 3] === 71 &&
+            buf[i + 4] === SPACE &&
+            this.sink.argsAt !== undefined
+          ) {
+            const last = this.fastLine(Op.RMSG, buf, i + 5, len, 3);
+            if (last >= 0) {
+              i = last;
+              break;
+            }
           }
           this.start(b);
           break;
@@ -533,34 +552,32 @@ export class Parser {
   }
 
   /**
-   * A canonical PUB line (and its payload, when it is in this read too) in one pass, from `p`
-   * just after "PUB ". Returns the index of the last byte consumed, or -1 having consumed and
-   * changed nothing: anything unusual (tabs, repeated blanks, a line or payload split across
-   * reads, a bad size) is left to the state machine, which handles every case.
+   * A canonical line of `min` or `min + 1` tokens (the last one the payload size) and its
+   * payload, when that is in this read too, in one pass from `p` just after the operation name
+   * and its space. Returns the index of the last byte consumed, or -1 having consumed and
+   * changed nothing: anything unusual (tabs, repeated blanks, other token counts, a line or
+   * payload split across reads, a bad size) is left to the state machine, which handles every
+   * case.
    */
-  private fastPub(buf: Buffer, p: number, len: number): number {
+  private fastLine(op: OpCode, buf: Buffer, p: number, len: number, min: number): number {
     const start = p;
     const limit = Math.min(len, p + this.maxControlLine);
-    // The subject: up to a single space.
-    while (p < limit && buf[p]! > SPACE) p++;
-    if (p === start || p >= limit || buf[p] !== SPACE) return -1;
-    const subjectEnd = p++;
-    // The next token: the size, or the reply subject when a size follows it.
-    const t0 = p;
-    while (p < limit && buf[p]! > SPACE) p++;
-    if (p === t0 || p >= limit) return -1;
-    let replyStart = -1;
-    let replyEnd = -1;
-    let d0 = t0;
-    const d1 = buf[p] === SPACE ? (p + 1 < limit ? scanDigits(buf, p + 1, limit) : -1) : p;
-    if (d1 < 0) return -1;
-    if (d1 !== p) {
-      replyStart = t0;
-      replyEnd = p;
-      d0 = p + 1;
-      p = d1;
+    const toks = this.toks;
+    let n = 0;
+    for (;;) {
+      const t0 = p;
+      while (p < limit && buf[p]! > SPACE) p++;
+      if (p === t0 || p >= limit) return -1;
+      toks[2 * n] = t0;
+      toks[2 * n + 1] = p;
+      n++;
+      if (buf[p] !== SPACE) break;
+      if (n === min + 1) return -1;
+      p++;
     }
-    if (buf[p] !== CR || p + 1 >= len || buf[p + 1] !== LF) return -1;
+    if (n < min || buf[p] !== CR || p + 1 >= len || buf[p + 1] !== LF) return -1;
+    const d0 = toks[2 * n - 2]!;
+    const d1 = toks[2 * n - 1]!;
     if (d1 - d0 > 9) return -1;
     let size = 0;
     for (let k = d0; k < d1; k++) {
@@ -569,9 +586,9 @@ export class Parser {
       size = size * 10 + c;
     }
     const lf = p + 1;
-    this.op = Op.PUB;
+    this.op = op;
     this.state = S.START;
-    size = this.sink.pubArgs!(buf, start, p, subjectEnd, replyStart, replyEnd, size);
+    size = this.sink.argsAt!(op, buf, start, p, toks, n, size);
     if (size < 0) return lf;
     const from = lf + 1;
     const to = from + size;
@@ -642,17 +659,6 @@ export class Parser {
 }
 
 const EMPTY = Buffer.alloc(0);
-
-/** The end of a run of at least one digit starting at `p` that ends before `limit`, or -1. */
-function scanDigits(buf: Buffer, p: number, limit: number): number {
-  const first = p;
-  while (p < limit) {
-    const b = buf[p]!;
-    if (b < 48 || b > 57) break;
-    p++;
-  }
-  return p === first || p >= limit ? -1 : p;
-}
 
 function upper(b: number): number {
   return b >= 97 && b <= 122 ? b - 32 : b;

@@ -211,6 +211,35 @@ export class Route implements ParserSink, MsgTarget {
     return size;
   }
 
+  /** A canonical `RMSG account subject [reply] size` line, split by the parser already. */
+  argsAt(
+    op: OpCode,
+    buf: Buffer,
+    start: number,
+    end: number,
+    toks: Int32Array,
+    n: number,
+    size: number,
+  ): number {
+    if (this.closed) return -1;
+    // A "+" or "|" in the reply's place starts a queue list: the general path reads it.
+    const b = buf[toks[4]!];
+    if (n === 4 && toks[5]! - toks[4]! === 1 && (b === 43 || b === 124)) {
+      return this.control(op, buf.subarray(start, end));
+    }
+    this.requireRegistered();
+    const a0 = toks[0]!;
+    this.msgAccount =
+      toks[1]! - a0 === 2 && buf[a0] === 36 && buf[a0 + 1] === 71
+        ? GLOBAL_ACCOUNT
+        : buf.toString("latin1", a0, toks[1]!);
+    this.msgSubject = this.cluster.server.subjectString(buf, toks[2]!, toks[3]!);
+    this.msgHdr = -1;
+    this.msgReply = n === 4 ? buf.toString("latin1", toks[4]!, toks[5]!) : "";
+    this.msgQueues = null;
+    return size;
+  }
+
   payload(data: Buffer): void {
     this.payloadAt(data, 0, data.length);
   }

@@ -48,12 +48,12 @@ class Recorder implements ParserSink {
 }
 
 /**
- * The same record through the allocation-free sink methods a real client has (pubAt, payloadAt,
- * and pubArgs, the parser's one-pass path for canonical PUB lines). pubArgs checks that the
- * parser's split agrees with the line, and counts how often the fast path was taken.
+ * The same record through the allocation-free sink methods a real client or route has (pubAt,
+ * payloadAt, and argsAt, the parser's one-pass path for canonical PUB and RMSG lines). argsAt
+ * checks that the parser's split agrees with the line, and counts how often it was taken.
  */
 class FastRecorder extends Recorder {
-  fastPubs = 0;
+  fastLines = 0;
 
   pubAt(buf: Buffer, start: number, end: number): number {
     return this.control(Op.PUB, buf.subarray(start, end));
@@ -63,21 +63,22 @@ class FastRecorder extends Recorder {
     this.payload(buf.subarray(start, end));
   }
 
-  pubArgs(
+  argsAt(
+    op: OpCode,
     buf: Buffer,
     start: number,
     end: number,
-    subjectEnd: number,
-    replyStart: number,
-    replyEnd: number,
+    toks: Int32Array,
+    n: number,
     size: number,
   ): number {
-    this.fastPubs++;
+    this.fastLines++;
     const parts = buf.toString("latin1", start, end).split(" ");
-    assert.equal(buf.toString("latin1", start, subjectEnd), parts[0]);
-    const reply = replyStart < 0 ? undefined : buf.toString("latin1", replyStart, replyEnd);
-    assert.equal(reply, parts.length === 3 ? parts[1] : undefined);
-    assert.equal(this.control(Op.PUB, buf.subarray(start, end)), size);
+    const split = Array.from({ length: n }, (_, i) =>
+      buf.toString("latin1", toks[2 * i]!, toks[2 * i + 1]!),
+    );
+    assert.deepEqual(split, parts);
+    assert.equal(this.control(op, buf.subarray(start, end)), size);
     return size;
   }
 }
@@ -691,7 +692,7 @@ describe("Parser: no copies when a read holds the whole thing", () => {
     fastSink = true;
     try {
       const fast = feed([own(canonical)], CLIENT) as FastRecorder;
-      assert.equal(fast.fastPubs, 3);
+      assert.equal(fast.fastLines, 3);
       assert.deepEqual(fast.events, [
         ["PUB", "a 1"],
         ["payload", "x"],
@@ -701,12 +702,39 @@ describe("Parser: no copies when a read holds the whole thing", () => {
         ["payload", ""],
       ]);
       const slow = feed([own(unusual)], CLIENT) as FastRecorder;
-      assert.equal(slow.fastPubs, 0);
+      assert.equal(slow.fastLines, 0);
       assert.equal(slow.events.filter(([op]) => op === "PUB").length, 5);
       assert.deepEqual(
         slow.events.filter(([op]) => op === "payload"),
         Array(5).fill(["payload", "x"]),
       );
+    } finally {
+      fastSink = false;
+    }
+  });
+
+  test("canonical RMSG lines on a route take it too; queue forms and HMSG do not", () => {
+    const canonical = "RMSG $G a 1\r\nx\r\nRMSG $G a.b r.1 2\r\nxy\r\n";
+    const general = `RMSG $G a + r q1 1\r\nx\r\nRMSG $G a | q1 q2 1\r\nx\r\nRMSG $G a | 1\r\nx\r\nHMSG $G a 18 18\r\n${HDR}\r\n`;
+    fastSink = true;
+    try {
+      const fast = feed([own(canonical + general)], ROUTE) as FastRecorder;
+      assert.equal(fast.fastLines, 3, "the third is `RMSG $G a | 1`, handed on to control()");
+      assert.deepEqual(fast.events, [
+        ["RMSG", "$G a 1"],
+        ["payload", "x"],
+        ["RMSG", "$G a.b r.1 2"],
+        ["payload", "xy"],
+        ["RMSG", "$G a + r q1 1"],
+        ["payload", "x"],
+        ["RMSG", "$G a | q1 q2 1"],
+        ["payload", "x"],
+        ["RMSG", "$G a | 1"],
+        ["payload", "x"],
+        ["HMSG", "$G a 18 18"],
+        ["payload", HDR],
+      ]);
+      assert.throws(() => feed([own(canonical)], CLIENT), ProtocolError, "clients: no RMSG");
     } finally {
       fastSink = false;
     }
