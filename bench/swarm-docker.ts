@@ -1,0 +1,658 @@
+// The Docker Swarm column of the `swarm` bench suite: the same node-loss scenario as shoal's, with
+// real Docker engines. On the network-namespace test bed (test/cluster/netns.ts) each host runs
+// its own dockerd (which starts its own containerd), a manager and two workers form a swarm with
+// Swarm's defaults (dispatcher heartbeat period 5 s), a service runs 6 replicas of `sleep 100000`
+// (host network, so every container process lives in its host's namespace), one worker host is
+// killed outright (every process in its namespace) and the time until 6 tasks run again on the
+// survivors is measured. A fresh bed and swarm for every run.
+//
+// Three engines on one kernel must not collide. Each dockerd runs under `ip netns exec` (its own
+// network and mount namespace) behind a small shell prelude that, inside that private mount
+// namespace only, mounts a tmpfs on /run (exec root, pid file, containerd's shim sockets in
+// /run/containerd/s, /run/docker/plugins) and on /etc/docker (the engine's key.json), and mounts
+// the cgroup hierarchies again (`ip netns exec` mounts a fresh /sys without them). The data root
+// and the API socket live in a directory of ours on the real file system; the API socket is how
+// the bench (in the root namespace) talks to each engine. No bridge, no iptables, no NAT. The
+// containers' cgroups go under a parent of ours, so cleanup can find (and kill) any container
+// process that escaped its namespace and remove the cgroups that a killed engine left behind.
+//
+// No registry is reachable: the image is a one-binary rootfs (a static busybox) made into a
+// tarball here and `docker import`ed as bb:local on every engine; the service is created with
+// --no-resolve-image, and the engines run with DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 (else every
+// task start first tries to pull bb:local and waits ~20 s for that to fail).
+
+import { execFile, execFileSync, type ChildProcess } from "node:child_process";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  rmdirSync,
+  symlinkSync,
+} from "node:fs";
+import { request } from "node:http";
+import { tmpdir } from "node:os";
+import { delimiter, join } from "node:path";
+import { createTestBed, netnsAvailable, type Host, type TestBed } from "../test/cluster/netns.js";
+import type { SuiteContext } from "./report.js";
+
+/** What the Docker column shows: a median in seconds, or why there is none. */
+export interface DockerNodeLoss {
+  /** Median seconds, or a short text ("not run: ...", "failed: ..."). */
+  value: number | string;
+  /** Each run in ms (successful runs only). */
+  runsMs: number[];
+  /** Lines for the table's notes. */
+  notes: string[];
+  /** Versions and configuration, for the JSON params. */
+  params: Record<string, unknown>;
+}
+
+const IMAGE = "bb:local";
+const SERVICE = "s";
+const REPLICAS = 6;
+const PREFIX = "shoal-dk-";
+const BASE = join(tmpdir(), `${PREFIX}${process.pid}`);
+/** The containers' cgroup parent (cgroupfs driver: /sys/fs/cgroup/<controller>/<parent>/<id>). */
+const CGROUP_PARENT = `${PREFIX}${process.pid}`;
+const CGROUP_ROOT = "/sys/fs/cgroup";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until<T>(
+  fn: () => Promise<T | null | undefined | false>,
+  timeoutMs: number,
+  what: string,
+  everyMs = 50,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => null);
+    if (v !== null && v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s: ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+/** Full path of a program on PATH (plus the sbin directories), or null. */
+function which(name: string): string | null {
+  const dirs = [...(process.env["PATH"] ?? "").split(delimiter), "/usr/sbin", "/sbin"];
+  for (const d of dirs) {
+    if (d !== "" && existsSync(join(d, name))) return join(d, name);
+  }
+  return null;
+}
+
+/** True when the file is a 64-bit ELF executable without a program interpreter (static). */
+function isStaticElf(path: string): boolean {
+  try {
+    const b = readFileSync(path);
+    if (b.readUInt32BE(0) !== 0x7f454c46 || b[4] !== 2) return false;
+    const phoff = Number(b.readBigUInt64LE(0x20));
+    const phentsize = b.readUInt16LE(0x36);
+    const phnum = b.readUInt16LE(0x38);
+    for (let i = 0; i < phnum; i++) {
+      if (b.readUInt32LE(phoff + i * phentsize) === 3) return false; // PT_INTERP
+    }
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+interface Tools {
+  dockerd: string;
+  docker: string;
+  busybox: string;
+}
+
+/** The programs the Docker runs need, or the reason they cannot run. */
+function findTools(): Tools | string {
+  if (!netnsAvailable()) return "network namespaces unavailable (needs root and iproute2)";
+  const dockerd = which("dockerd");
+  if (!dockerd) return "dockerd not installed (apt-get install docker.io)";
+  const docker = which("docker");
+  if (!docker) return "docker CLI not installed";
+  if (!which("containerd") || !which("runc")) return "containerd/runc not installed";
+  const busybox = ["/bin/busybox", "/usr/bin/busybox"].find((p) => isStaticElf(p));
+  if (!busybox) return "no static busybox for the image (apt-get install busybox-static)";
+  if (!which("tar")) return "tar not installed";
+  return { dockerd, docker, busybox };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The engine API over its unix socket (polling is much cheaper than spawning the CLI).
+
+function api<T>(sock: string, path: string, method = "GET"): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: sock, path, method, timeout: 5000 }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => (body += d));
+      res.on("end", () => {
+        if ((res.statusCode ?? 500) >= 300) {
+          reject(new Error(`${method} ${path}: ${res.statusCode} ${body.trim()}`));
+          return;
+        }
+        try {
+          resolve((body === "" ? null : JSON.parse(body)) as T);
+        } catch {
+          resolve(body as T);
+        }
+      });
+    });
+    req.on("timeout", () => req.destroy(new Error(`${method} ${path}: timeout`)));
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+interface ApiTask {
+  ID: string;
+  NodeID?: string;
+  DesiredState: string;
+  Status: { State: string };
+}
+
+interface ApiNode {
+  ID: string;
+  Status: { State: string; Addr?: string };
+}
+
+interface ApiVersion {
+  Version: string;
+  ApiVersion: string;
+  Components?: Array<{ Name: string; Version: string }>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One engine per host.
+
+/** Shell that rebuilds, in the private mount namespace of `ip netns exec`, what dockerd needs. */
+function prelude(): string {
+  const lines = [
+    "set -e",
+    "mount -t tmpfs -o mode=755 shoal-run /run",
+    "if [ -d /etc/docker ]; then mount -t tmpfs -o mode=755 shoal-etc /etc/docker; fi",
+  ];
+  // The cgroup mounts of the root namespace, in order (`ip netns exec` remounted /sys without them).
+  for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
+    const [left, right] = line.split(" - ");
+    if (!left || !right) continue;
+    const mnt = left.split(" ")[4] ?? "";
+    const [fstype, , superOpts = ""] = right.split(" ");
+    if (mnt !== CGROUP_ROOT && !mnt.startsWith(`${CGROUP_ROOT}/`)) continue;
+    const opts = superOpts
+      .split(",")
+      .filter((o) => o !== "rw" && o !== "ro")
+      .join(",");
+    const mkdir = mnt === CGROUP_ROOT ? "" : `mkdir -p '${mnt}'; `;
+    if (fstype === "tmpfs") lines.push(`${mkdir}mount -t tmpfs -o mode=755 cgroup '${mnt}'`);
+    else if (fstype === "cgroup2") lines.push(`${mkdir}mount -t cgroup2 cgroup2 '${mnt}'`);
+    else if (fstype === "cgroup")
+      lines.push(`${mkdir}mount -t cgroup -o '${opts}' cgroup '${mnt}'`);
+  }
+  // Symlinks such as cpu -> cpu,cpuacct in a v1 layout.
+  try {
+    for (const e of readdirSync(CGROUP_ROOT, { withFileTypes: true })) {
+      if (e.isSymbolicLink()) {
+        const to = readlinkSync(join(CGROUP_ROOT, e.name));
+        lines.push(`ln -sfn '${to}' '${CGROUP_ROOT}/${e.name}'`);
+      }
+    }
+  } catch {
+    // no cgroup file system: dockerd will say so
+  }
+  lines.push('exec "$@"');
+  return lines.join("\n");
+}
+
+interface Engine {
+  host: Host;
+  sock: string;
+  log: string;
+  dataRoot: string;
+  child: ChildProcess;
+}
+
+function startEngine(tools: Tools, host: Host, dir: string): Engine {
+  const dataRoot = join(dir, "data");
+  mkdirSync(dataRoot, { recursive: true });
+  const sock = join(dir, "docker.sock");
+  const log = join(dir, "dockerd.log");
+  const args = [
+    "--data-root",
+    dataRoot,
+    "--exec-root",
+    "/run/dk", // the private tmpfs /run
+    "--pidfile",
+    "/run/dk.pid",
+    "-H",
+    `unix://${sock}`,
+    "--bridge=none",
+    "--iptables=false",
+    "--ip6tables=false",
+    "--ip-forward=false",
+    "--ip-masq=false",
+    "--cgroup-parent",
+    `/${CGROUP_PARENT}`,
+    "--log-level",
+    "info",
+  ];
+  const fd = openSync(log, "a");
+  try {
+    const child = host.spawn("sh", ["-c", prelude(), "sh", tools.dockerd, ...args], {
+      stdio: ["ignore", fd, fd],
+      env: {
+        PATH: `${process.env["PATH"] ?? ""}:/usr/sbin:/sbin`,
+        // Without a registry, every task start would first try (and fail, after ~20 s of
+        // timeouts) to pull bb:local; with this the engine uses the local image, as Docker's
+        // own integration tests do.
+        DOCKER_SERVICE_PREFER_OFFLINE_IMAGE: "1",
+      },
+    });
+    return { host, sock, log, dataRoot, child };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function tail(file: string, n = 8): string {
+  try {
+    return readFileSync(file, "utf8").trimEnd().split("\n").slice(-n).join("\n");
+  } catch {
+    return "";
+  }
+}
+
+async function engineUp(e: Engine): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (e.child.exitCode !== null || e.child.signalCode !== null) {
+      throw new Error(`dockerd on ${e.host.name} exited:\n${tail(e.log)}`);
+    }
+    const pong = await api<string>(e.sock, "/_ping").catch(() => null);
+    if (pong === "OK") return;
+    if (Date.now() > deadline)
+      throw new Error(`dockerd on ${e.host.name} did not answer:\n${tail(e.log)}`);
+    await sleep(50);
+  }
+}
+
+function cli(
+  tools: Tools,
+  e: Engine,
+  apiVersion: string,
+  args: string[],
+  timeoutMs = 60_000,
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      tools.docker,
+      args,
+      {
+        timeout: timeoutMs,
+        env: {
+          ...process.env,
+          DOCKER_HOST: `unix://${e.sock}`,
+          DOCKER_API_VERSION: apiVersion,
+          DOCKER_CONFIG: join(BASE, "cli"),
+        },
+      },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`docker ${args.join(" ")}: ${stderr.trim() || err.message}`));
+        else resolve(stdout.trim());
+      },
+    );
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cleanup beyond the bed's: container processes that left their namespace (there should be
+// none), the cgroups a killed engine leaves behind, our directory.
+
+/** Kills every process in our cgroup parent (any hierarchy) and removes those cgroups. */
+async function cleanCgroups(parent: string): Promise<number> {
+  let escaped = 0;
+  let hierarchies: string[] = [];
+  try {
+    hierarchies = readdirSync(CGROUP_ROOT, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => join(CGROUP_ROOT, e.name));
+  } catch {
+    return 0;
+  }
+  if (existsSync(join(CGROUP_ROOT, "cgroup.procs"))) hierarchies.push(CGROUP_ROOT); // pure v2
+  const deadline = Date.now() + 5000;
+  for (const h of hierarchies) {
+    const top = join(h, parent);
+    if (!existsSync(top)) continue;
+    const dirs: string[] = [];
+    const walk = (d: string) => {
+      dirs.push(d);
+      for (const e of readdirSync(d, { withFileTypes: true })) {
+        if (e.isDirectory()) walk(join(d, e.name));
+      }
+    };
+    walk(top);
+    for (const d of dirs.reverse()) {
+      for (;;) {
+        let pids: number[] = [];
+        try {
+          pids = readFileSync(join(d, "cgroup.procs"), "utf8")
+            .split("\n")
+            .filter((l) => l !== "")
+            .map(Number);
+        } catch {
+          // not a cgroup with procs (or gone)
+        }
+        for (const pid of pids) {
+          escaped++;
+          try {
+            process.kill(pid, "SIGKILL");
+          } catch {
+            // gone already
+          }
+        }
+        try {
+          rmdirSync(d);
+          break;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === "ENOENT") break;
+          if (Date.now() > deadline) throw new Error(`cannot remove cgroup ${d}: ${String(err)}`);
+          await sleep(20);
+        }
+      }
+    }
+  }
+  return escaped;
+}
+
+/** rm -rf, retried while the mounts of a dying mount namespace still pin it. */
+async function removeDir(dir: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      rmSync(dir, { recursive: true, force: true });
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await sleep(50);
+    }
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Leftovers of earlier bench processes that died without cleaning up. */
+async function sweepStale(): Promise<void> {
+  const stale = (name: string) => {
+    const m = new RegExp(`^${PREFIX}(\\d+)$`).exec(name);
+    return m !== null && Number(m[1]) !== process.pid && !pidAlive(Number(m[1]));
+  };
+  const parents = new Set<string>();
+  try {
+    for (const h of readdirSync(CGROUP_ROOT)) {
+      try {
+        for (const e of readdirSync(join(CGROUP_ROOT, h))) if (stale(e)) parents.add(e);
+      } catch {
+        // not a directory
+      }
+    }
+  } catch {
+    // no cgroups
+  }
+  for (const p of parents) await cleanCgroups(p).catch(() => undefined);
+  for (const e of readdirSync(tmpdir())) if (stale(e)) await removeDir(join(tmpdir(), e));
+}
+
+let exitHooked = false;
+
+function hookExit(): void {
+  if (exitHooked) return;
+  exitHooked = true;
+  // The bed's own exit handler (installed earlier) kills the namespaces' processes first.
+  process.on("exit", () => {
+    try {
+      rmSync(BASE, { recursive: true, force: true });
+    } catch {
+      // mounts may still pin it; sweepStale() of a later run removes it
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The scenario.
+
+interface Run {
+  ms: number;
+  downMs: number | null;
+  spread: string;
+  versions: Record<string, string>;
+}
+
+async function nodeLossOnce(
+  ctx: SuiteContext,
+  tools: Tools,
+  image: string,
+  k: number,
+): Promise<Run> {
+  const runDir = join(BASE, `r${k}`);
+  let bed: TestBed | null = null;
+  try {
+    bed = await createTestBed(3);
+    const hosts = bed.hosts;
+    const engines = hosts.map((h) => startEngine(tools, h, join(runDir, h.name)));
+    await Promise.all(engines.map((e) => engineUp(e)));
+    const [mgr, w1, w2] = engines as [Engine, Engine, Engine];
+    const ver = await api<ApiVersion>(mgr.sock, "/version");
+    const apiVersion = ver.ApiVersion;
+    const versions: Record<string, string> = { dockerd: ver.Version, api: apiVersion };
+    for (const c of ver.Components ?? []) {
+      if (c.Name === "containerd" || c.Name === "runc") versions[c.Name] = c.Version;
+    }
+    versions["cli"] = await cli(tools, mgr, apiVersion, ["version", "-f", "{{.Client.Version}}"]);
+    await Promise.all(engines.map((e) => cli(tools, e, apiVersion, ["import", image, IMAGE])));
+
+    await cli(tools, mgr, apiVersion, ["swarm", "init", "--advertise-addr", mgr.host.addr]);
+    const token = await cli(tools, mgr, apiVersion, ["swarm", "join-token", "-q", "worker"]);
+    for (const w of [w1, w2]) {
+      await cli(tools, w, apiVersion, [
+        "swarm",
+        "join",
+        "--advertise-addr",
+        w.host.addr,
+        "--token",
+        token,
+        `${mgr.host.addr}:2377`,
+      ]);
+    }
+    const nodeIds = await Promise.all(
+      engines.map(async (e) => {
+        const info = await api<{ Swarm: { NodeID: string } }>(e.sock, "/info");
+        return info.Swarm.NodeID;
+      }),
+    );
+    const victimId = nodeIds[2]!;
+    // All three nodes ready in the manager's view before the service is created.
+    await until(
+      async () => {
+        const nodes = await api<ApiNode[]>(mgr.sock, "/nodes");
+        return nodes.length === 3 && nodes.every((n) => n.Status.State === "ready");
+      },
+      30_000,
+      "3 nodes ready",
+    );
+    ctx.log(`docker: run ${k}: swarm of 3 engines ready (${ver.Version})`);
+
+    await cli(tools, mgr, apiVersion, [
+      "service",
+      "create",
+      "-d",
+      "--name",
+      SERVICE,
+      "--replicas",
+      String(REPLICAS),
+      "--restart-delay",
+      "0s",
+      "--network",
+      "host",
+      "--no-resolve-image",
+      IMAGE,
+      "sleep",
+      "100000",
+    ]);
+    const filters = encodeURIComponent(
+      JSON.stringify({ service: [SERVICE], "desired-state": ["running"] }),
+    );
+    const running = async () =>
+      (await api<ApiTask[]>(mgr.sock, `/tasks?filters=${filters}`)).filter(
+        (t) => t.DesiredState === "running" && t.Status.State === "running",
+      );
+    const first = await until(
+      async () => {
+        const r = await running();
+        return r.length === REPLICAS ? r : null;
+      },
+      60_000,
+      `${REPLICAS} tasks running`,
+    );
+    const perNode = nodeIds.map((id) => first.filter((t) => t.NodeID === id).length);
+    const spread = perNode.join("/");
+    if (perNode[2] === 0) throw new Error(`no task on the worker to kill (spread ${spread})`);
+    // The container processes must be inside the victim's namespace, or kill() would miss them.
+    const inNs = sleepsIn(w2.host.ns);
+    if (inNs !== perNode[2]) {
+      throw new Error(
+        `${perNode[2]} tasks on the victim but ${inNs} sleep processes in its namespace`,
+      );
+    }
+
+    const t0 = performance.now();
+    await w2.host.kill();
+    let downMs: number | null = null;
+    await until(
+      async () => {
+        if (downMs === null) {
+          const nodes = await api<ApiNode[]>(mgr.sock, "/nodes");
+          if (nodes.find((n) => n.ID === victimId)?.Status.State === "down") {
+            downMs = performance.now() - t0;
+          }
+        }
+        const r = await running();
+        return r.length === REPLICAS && r.every((t) => t.NodeID !== victimId);
+      },
+      180_000,
+      `${REPLICAS} tasks running on the survivors`,
+    );
+    const ms = performance.now() - t0;
+    const down = downMs === null ? "?" : ((downMs as number) / 1000).toFixed(2);
+    ctx.log(
+      `docker: run ${k}: spread ${spread}; node down after ${down} s; 6/6 elsewhere in ${(ms / 1000).toFixed(2)} s`,
+    );
+    return { ms, downMs, spread, versions };
+  } finally {
+    if (bed)
+      await bed.cleanup().catch((err: unknown) => ctx.log(`docker: bed cleanup: ${String(err)}`));
+    const escaped = await cleanCgroups(CGROUP_PARENT).catch((err: unknown) => {
+      ctx.log(`docker: cgroup cleanup: ${String(err)}`);
+      return 0;
+    });
+    if (escaped > 0) ctx.log(`docker: killed ${escaped} container process(es) outside the bed`);
+    await removeDir(runDir).catch((err: unknown) =>
+      ctx.log(`docker: rm ${runDir}: ${String(err)}`),
+    );
+  }
+}
+
+/** How many `sleep` processes live in the network namespace ns. */
+function sleepsIn(ns: string): number {
+  const out = execFileSync("ip", ["netns", "pids", ns], { encoding: "utf8" });
+  let n = 0;
+  for (const pid of out.split("\n").filter((l) => l !== "")) {
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "sleep") n++;
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return n;
+}
+
+/** A tarball of a rootfs holding only a static busybox (and sh, sleep links to it). */
+function makeImage(busybox: string): string {
+  const root = join(BASE, "rootfs");
+  mkdirSync(join(root, "bin"), { recursive: true });
+  execFileSync("cp", [busybox, join(root, "bin", "busybox")]);
+  for (const applet of ["sh", "sleep"]) symlinkSync("busybox", join(root, "bin", applet));
+  const tar = join(BASE, "bb.tar");
+  execFileSync("tar", ["-C", root, "-cf", tar, "."]);
+  return tar;
+}
+
+/** Runs the Docker Swarm node-loss scenario `runs` times; never throws. */
+export async function dockerNodeLoss(ctx: SuiteContext, runs: number): Promise<DockerNodeLoss> {
+  const tools = findTools();
+  if (typeof tools === "string") {
+    ctx.log(`docker: not run: ${tools}`);
+    return { value: `not run: ${tools}`, runsMs: [], notes: [], params: {} };
+  }
+  const results: Run[] = [];
+  let failure: string | null = null;
+  try {
+    await sweepStale();
+    hookExit();
+    mkdirSync(BASE, { recursive: true });
+    const image = makeImage(tools.busybox);
+    for (let k = 1; k <= runs; k++) results.push(await nodeLossOnce(ctx, tools, image, k));
+  } catch (err) {
+    failure = err instanceof Error ? err.message : String(err);
+    ctx.log(`docker: failed: ${failure}`);
+  } finally {
+    await removeDir(BASE).catch(() => undefined);
+  }
+  const v = results[0]?.versions ?? {};
+  const notes: string[] = [];
+  const params: Record<string, unknown> = { docker: v };
+  if (failure !== null) {
+    notes.push(`Docker Swarm failed: ${failure.split("\n").join(" | ")}`);
+  }
+  if (results.length === 0) {
+    return {
+      value: `failed: ${(failure ?? "no run").split("\n")[0]!.slice(0, 60)}`,
+      runsMs: [],
+      notes,
+      params,
+    };
+  }
+  const times = results.map((r) => r.ms).sort((a, b) => a - b);
+  const median = times[Math.floor(times.length / 2)]! / 1000;
+  notes.push(
+    `Docker Swarm runs (s): ${results.map((r) => (r.ms / 1000).toFixed(2)).join(", ")}; ` +
+      `node seen down after (s): ${results.map((r) => (r.downMs === null ? "?" : (r.downMs / 1000).toFixed(2))).join(", ")}; ` +
+      `spread before the kill: ${results.map((r) => r.spread).join(", ")}`,
+  );
+  notes.push(
+    `Docker Swarm: dockerd ${v["dockerd"] ?? "?"} (API ${v["api"] ?? "?"}), containerd ${v["containerd"] ?? "?"}, ` +
+      `runc ${v["runc"] ?? "?"}, CLI ${v["cli"] ?? "?"}; one dockerd (with its own containerd) per network namespace, ` +
+      `--bridge=none --iptables=false, cgroupfs, DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 (no registry: no pull attempt per task); ` +
+      `swarm defaults (dispatcher heartbeat period 5 s, a node is down 3 periods (15 s) after its last heartbeat); ` +
+      `service: ${REPLICAS} replicas of \`sleep 100000\` from a busybox image imported on each engine, ` +
+      `--network host, --restart-delay 0s (as shoal's; Swarm's default is 5 s); a fresh swarm for each run`,
+  );
+  if (failure !== null) notes.push(`Docker Swarm median is over ${results.length} of ${runs} runs`);
+  params["runsMs"] = results.map((r) => Math.round(r.ms));
+  params["downMs"] = results.map((r) => (r.downMs === null ? null : Math.round(r.downMs)));
+  return { value: median, runsMs: results.map((r) => r.ms), notes, params };
+}
