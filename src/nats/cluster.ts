@@ -515,11 +515,20 @@ export class Cluster {
   private replaceClientUrls(r: Route, urls: string[]): void {
     let changed = false;
     for (const u of this.urlsByRoute.get(r) ?? []) changed = this.removeClientUrl(u) || changed;
-    if (urls.length > 0) this.urlsByRoute.set(r, urls);
-    else this.urlsByRoute.delete(r);
+    if (urls.length > 0) {
+      this.urlsByRoute.set(r, urls);
+      this.learnedClientUrls = true;
+    } else this.urlsByRoute.delete(r);
     for (const u of urls) changed = this.addClientUrl(u) || changed;
     if (changed && !this.opts.noAdvertise) this.server.clientUrlsChanged();
   }
+
+  /**
+   * Whether a route ever told us a client URL. Like nats-server, clients get connect_urls only
+   * from then on: a clustered server alone (or whose peers all have no_advertise) sends none,
+   * and one whose peers left keeps sending its own.
+   */
+  learnedClientUrls = false;
 
   /** Every member's client URL, ours first. */
   connectUrls(): string[] {

@@ -184,7 +184,9 @@ export class Server {
     if (this.authRequired) info["auth_required"] = true;
     if (this.cluster) {
       info["cluster"] = this.cluster.name;
-      if (!this.cluster.opts.noAdvertise) info["connect_urls"] = this.cluster.connectUrls();
+      if (!this.cluster.opts.noAdvertise && this.cluster.learnedClientUrls) {
+        info["connect_urls"] = this.cluster.connectUrls();
+      }
     }
     if (this.lameDuck) info["ldm"] = true;
     return `INFO ${JSON.stringify(info)} \r\n`;

@@ -18,7 +18,14 @@ import {
   type Subscription as NatsSubscription,
 } from "nats";
 import type { Server } from "../../src/nats/server.js";
-import { checkFor, RawConn, runServer, startServer } from "../helpers/servers.js";
+import {
+  checkFor,
+  goServerPath,
+  RawConn,
+  runGoServer,
+  runServer,
+  startServer,
+} from "../helpers/servers.js";
 import {
   clientUrl,
   clusterOpts,
@@ -464,6 +471,43 @@ describe("cluster", () => {
     assert.equal((await routez(b.httpPort)).num_routes, 0);
   });
 
+  for (const [kind, run] of [
+    ["shoal", runServer],
+    ["Go nats-server", runGoServer],
+  ] as const) {
+    test(
+      `${kind}: connect_urls appear once a route told of a client URL, and stay`,
+      {
+        skip: kind !== "shoal" && !goServerPath() ? "Go nats-server not installed" : false,
+      },
+      async (t) => {
+        const common = ["-cluster", "nats://127.0.0.1:-1", "--cluster_name", "test", "-m", "-1"];
+        const infoOf = async (port: number) => {
+          const raw = await RawConn.connect(port);
+          try {
+            const line = /^INFO (\{.*\}) ?\r\n/.exec(await raw.waitFor(/\r\n/))![1]!;
+            return JSON.parse(line) as { connect_urls?: string[] };
+          } finally {
+            raw.close();
+          }
+        };
+        const a = await run(common);
+        defer(t, () => a.stop());
+        assert.equal((await infoOf(a.port)).connect_urls, undefined, "alone: none");
+        const b = await run([
+          ...common,
+          "-routes",
+          `nats-route://127.0.0.1:${await routePortOf(a)}`,
+        ]);
+        await waitRoutez([a.httpPort, b.httpPort]);
+        await checkFor(5000, async () => ((await infoOf(a.port)).connect_urls ?? []).length === 2);
+        await b.stop();
+        await checkFor(5000, async () => ((await infoOf(a.port)).connect_urls ?? []).length === 1);
+        assert.deepEqual((await infoOf(a.port)).connect_urls, [`127.0.0.1:${a.port}`]);
+      },
+    );
+  }
+
   test("--no_advertise: the server's clients get no connect_urls", async (t) => {
     const common = ["-cluster", "nats://127.0.0.1:-1", "--cluster_name", "test", "-m", "-1"];
     const a = await runServer([...common, "--no_advertise"]);
@@ -484,10 +528,10 @@ describe("cluster", () => {
     assert.equal(info.connect_urls, undefined);
     const ncA = await client(t, `127.0.0.1:${a.port}`);
     assert.equal(ncA.info?.connect_urls, undefined);
-    // A server without the flag does not learn A's client URL either (A keeps it to itself).
-    // (nats-server then omits connect_urls entirely; shoal lists B itself: both leave A out.)
+    // A server without the flag learns no client URL from A, so (like nats-server, checked by
+    // hand against 2.9.10) it sends its clients no connect_urls at all.
     const ncB = await client(t, `127.0.0.1:${b.port}`);
-    assert.ok(!(ncB.info?.connect_urls ?? []).includes(`127.0.0.1:${a.port}`));
+    assert.equal(ncB.info?.connect_urls, undefined);
     // The cluster still works.
     const got = record(ncA.subscribe("quiet"));
     await ncA.flush();
