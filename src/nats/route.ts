@@ -49,7 +49,7 @@ export class Route implements ParserSink, MsgTarget {
   /** The remote's INFO once received. */
   remote: RouteInfo | null = null;
   /** Remote interest by "subject" or "subject queue". */
-  readonly remoteSubs = new Map<string, Subscription & { weight: number }>();
+  readonly remoteSubs = new Map<string, Subscription>();
   /** The URL this route was dialled on (solicited routes). */
   url = "";
   closed = false;
@@ -287,7 +287,8 @@ export class Route implements ParserSink, MsgTarget {
       existing.weight = weight;
       return;
     }
-    const sub = Object.assign(new Subscription(subject, queue, key, this), { weight });
+    const sub = new Subscription(subject, queue, key, this);
+    sub.weight = weight;
     try {
       this.cluster.server.sublist.insert(sub);
     } catch {

@@ -302,15 +302,23 @@ export class Server {
       const len = group.length;
       if (len === 0) continue;
       if (fromRoute && (queues === null || !queues.includes(group[0]!.queue!))) continue;
-      // Start at a random member; prefer a local one, fall back to a route.
+      // Start at a random member; prefer a local one, fall back to a route picked at random
+      // in proportion to its weight (how many members that server has), as nats-server does.
       const startAt = len === 1 ? 0 : randomInt(len);
       let fallback: Route | null = null;
+      let weights = 0;
       let done = false;
       for (let j = 0; j < len; j++) {
         const sub = group[(startAt + j) % len]!;
         if (sub.closed) continue;
         if (sub.conn.kind === "Route") {
-          if (!fromRoute && fallback === null) fallback = sub.conn as Route;
+          if (!fromRoute) {
+            // One-pass weighted pick: the k-th route replaces the choice with probability w/Σw.
+            weights += sub.weight;
+            if (fallback === null || Math.random() * weights < sub.weight) {
+              fallback = sub.conn as Route;
+            }
+          }
           continue;
         }
         if (noEcho && sub.conn === from) continue;

@@ -24,6 +24,8 @@ export class Subscription {
   /** Auto-unsubscribe after this many messages (0 = never). */
   max = 0;
   closed = false;
+  /** A route's queue interest: how many members the remote server has (RS+ weight). */
+  weight = 1;
 
   constructor(
     readonly subject: string,

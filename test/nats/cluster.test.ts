@@ -219,6 +219,29 @@ describe("cluster", () => {
     assert.deepEqual([...got].sort(), ["b", "c"]);
   });
 
+  test("a queue group without a local member: routes picked by their weight (members there)", async (t) => {
+    const servers = await createCluster(t, 3);
+    const [a, b, c] = servers as [Server, Server, Server];
+    // One member on B, three on C: A forwards about a quarter to B, three quarters to C.
+    const ncB = await client(t, clientUrl(b));
+    const ncC = await client(t, clientUrl(c));
+    const onB = record(ncB.subscribe("w", { queue: "q" }));
+    const onC = [1, 2, 3].map(() => record(ncC.subscribe("w", { queue: "q" })));
+    await Promise.all([ncB.flush(), ncC.flush()]);
+    await checkFor(5000, () => {
+      const weights = [...a.sublist.match("w").qsubs.flat()].map((s) => s.weight).sort();
+      return weights.join() === "1,3" || undefined;
+    });
+    const ncA = await client(t, clientUrl(a));
+    const n = 2000;
+    for (let i = 0; i < n; i++) ncA.publish("w", sc.encode(String(i)));
+    await ncA.flush();
+    const total = () => onB.length + onC.reduce((x, g) => x + g.length, 0);
+    await checkFor(10_000, () => total() === n || undefined);
+    // Binomial(2000, 1/4): mean 500, standard deviation 19; unweighted it would be 1000.
+    assert.ok(onB.length > 350 && onB.length < 650, `B got ${onB.length} of ${n}`);
+  });
+
   test("queue group members on three servers: each message delivered exactly once", async (t) => {
     const servers = await createCluster(t, 4);
     const [a, b, c, d] = servers as [Server, Server, Server, Server];
