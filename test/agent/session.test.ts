@@ -5,14 +5,9 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { connect, JSONCodec } from "nats";
-import { Agent } from "../../src/agent/agent.js";
-import { AgentSession } from "../../src/agent/session.js";
 import {
   AGENT_USER,
-  APP_USER,
-  agentPassword,
   assignSubject,
-  busUsers,
   hbSubject,
   statusSubject,
   type Assignments,
@@ -20,22 +15,17 @@ import {
   type StatusMessage,
 } from "../../src/manager/bus.js";
 import { stateIndex, type TaskState } from "../../src/manager/types.js";
-import { MockDriver, MockKernel } from "./mock-driver.js";
-import { checkFor, defer, tempDir } from "./helpers.js";
-import { startServer } from "../helpers/servers.js";
+import { checkFor, defer } from "./helpers.js";
+import { BUS_AGENT_PASSWORD, startBus, startWorkerSession } from "../helpers/bus.js";
 import { task } from "../store/helpers.js";
 
-const SECRET = "session-secret";
 const codec = JSONCodec<unknown>();
-const quiet = { info() {}, warn() {}, error() {}, debug() {} };
 const TASKS = 40;
 
 describe("agent session", () => {
   test("a burst of assignments: every task runs, reported in few ordered messages", async (t) => {
-    const server = await startServer({ users: busUsers(SECRET), noAuthUser: APP_USER });
-    defer(t, () => server.shutdown());
-    const url = `nats://127.0.0.1:${server.port}`;
-    const manager = await connect({ servers: url, user: AGENT_USER, pass: agentPassword(SECRET) });
+    const url = await startBus(t);
+    const manager = await connect({ servers: url, user: AGENT_USER, pass: BUS_AGENT_PASSWORD });
     defer(t, () => manager.close());
 
     const statuses: StatusMessage[] = [];
@@ -48,27 +38,7 @@ describe("agent session", () => {
     });
     await manager.flush();
 
-    const session = new AgentSession({
-      nodeId: "w1",
-      hostname: "w1",
-      natsUrls: [url],
-      agentPassword: agentPassword(SECRET),
-      heartbeatMs: 100,
-      onEndpoints: () => {},
-      log: quiet,
-    });
-    const kernel = new MockKernel();
-    const agent = new Agent(new MockDriver(kernel), quiet, {
-      nodeId: "w1",
-      hostname: "w1",
-      dataDir: tempDir(t),
-      natsUrl: url,
-      logMaxBytes: 1 << 20,
-      report: session.report,
-    });
-    await session.start(agent);
-    defer(t, () => session.stop());
-    defer(t, () => agent.stop(true));
+    const { kernel } = await startWorkerSession(t, url, "w1");
 
     const tasks = Array.from({ length: TASKS }, (_, i) => {
       const x = task(`t${i}`, "s1", "w1");

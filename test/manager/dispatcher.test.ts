@@ -9,28 +9,18 @@ import { connect, JSONCodec, type NatsConnection } from "nats";
 import { createMemoryStore } from "../../src/store/memory.js";
 import { Manager, defaultManagerOptions } from "../../src/manager/manager.js";
 import { Dispatcher } from "../../src/manager/dispatcher.js";
-import {
-  AGENT_USER,
-  agentPassword,
-  assignSubject,
-  busUsers,
-  hbSubject,
-  APP_USER,
-  type Assignments,
-} from "../../src/manager/bus.js";
+import { AGENT_USER, assignSubject, hbSubject, type Assignments } from "../../src/manager/bus.js";
 import type { Task } from "../../src/manager/types.js";
-import { startServer, checkFor } from "../helpers/servers.js";
+import { checkFor } from "../helpers/servers.js";
+import { BUS_AGENT_PASSWORD, BUS_SECRET, quietLog, startBus } from "../helpers/bus.js";
 import { node, service, task } from "../store/helpers.js";
 
-const SECRET = "test-secret";
 const codec = JSONCodec<unknown>();
-const quiet = { info() {}, warn() {}, error() {}, debug() {} };
 
 async function setup(t: TestContext, heartbeatMs: number) {
-  const server = await startServer({ users: busUsers(SECRET), noAuthUser: APP_USER });
-  t.after(() => server.shutdown());
+  const url = await startBus(t);
   const store = createMemoryStore();
-  const manager = new Manager(store, quiet, defaultManagerOptions());
+  const manager = new Manager(store, quietLog, defaultManagerOptions());
   await manager.updateSwarm({ heartbeatMs });
   await store.update((tx) => {
     tx.putNode(node("w1"));
@@ -42,17 +32,16 @@ async function setup(t: TestContext, heartbeatMs: number) {
       task("t2", "s1", "w1", { status: { ...task("x", "s1").status, state: "assigned" } }),
     );
   });
-  const url = `nats://127.0.0.1:${server.port}`;
   const dispatcher = new Dispatcher(manager, "manager-node", {
     natsUrl: url,
-    clusterSecret: SECRET,
+    clusterSecret: BUS_SECRET,
   });
   await dispatcher.start();
   t.after(() => dispatcher.stop());
   const agent: NatsConnection = await connect({
     servers: url,
     user: AGENT_USER,
-    pass: agentPassword(SECRET),
+    pass: BUS_AGENT_PASSWORD,
   });
   t.after(() => agent.close());
   const got: Assignments[] = [];

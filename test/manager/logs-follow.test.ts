@@ -12,53 +12,30 @@ import { Manager, defaultManagerOptions } from "../../src/manager/manager.js";
 import { Dispatcher } from "../../src/manager/dispatcher.js";
 import {
   AGENT_USER,
-  APP_USER,
-  agentPassword,
-  busUsers,
   logFollowSubject,
   logsSubject,
   type LogsReply,
   type LogsRequest,
 } from "../../src/manager/bus.js";
-import { Agent } from "../../src/agent/agent.js";
-import { AgentSession } from "../../src/agent/session.js";
 import { logPath } from "../../src/agent/drivers/logs.js";
-import { MockDriver, MockKernel } from "../agent/mock-driver.js";
-import { tempDir } from "../agent/helpers.js";
-import { startServer, checkFor } from "../helpers/servers.js";
+import { checkFor } from "../helpers/servers.js";
+import {
+  BUS_AGENT_PASSWORD,
+  BUS_SECRET,
+  quietLog,
+  startBus,
+  startWorkerSession,
+} from "../helpers/bus.js";
 
-const SECRET = "follow-secret";
 const codec = JSONCodec<unknown>();
-const quiet = { info() {}, warn() {}, error() {}, debug() {} };
 
 async function setup(t: TestContext) {
-  const server = await startServer({ users: busUsers(SECRET), noAuthUser: APP_USER });
-  t.after(() => server.shutdown());
-  const url = `nats://127.0.0.1:${server.port}`;
-  const manager = new Manager(createMemoryStore(), quiet, defaultManagerOptions());
-  const dispatcher = new Dispatcher(manager, "m", { natsUrl: url, clusterSecret: SECRET });
+  const url = await startBus(t);
+  const manager = new Manager(createMemoryStore(), quietLog, defaultManagerOptions());
+  const dispatcher = new Dispatcher(manager, "m", { natsUrl: url, clusterSecret: BUS_SECRET });
   await dispatcher.start();
   t.after(() => dispatcher.stop());
-  const session = new AgentSession({
-    nodeId: "w1",
-    hostname: "w1",
-    natsUrls: [url],
-    agentPassword: agentPassword(SECRET),
-    heartbeatMs: 100,
-    followLeaseMs: 500,
-    onEndpoints: () => {},
-    log: quiet,
-  });
-  const agent = new Agent(new MockDriver(new MockKernel()), quiet, {
-    nodeId: "w1",
-    hostname: "w1",
-    dataDir: tempDir(t),
-    natsUrl: url,
-    logMaxBytes: 1 << 20,
-    report: session.report,
-  });
-  await session.start(agent);
-  t.after(() => session.stop());
+  const { session, agent } = await startWorkerSession(t, url, "w1", { followLeaseMs: 500 });
   const dir = agent.taskDir("t1");
   mkdirSync(dir, { recursive: true });
   writeFileSync(logPath(dir, "stdout"), "one\ntwo\nthree\n");
@@ -87,7 +64,7 @@ describe("logs -f across nodes", () => {
 
   test("a follower that vanishes without a cancel is ended by the lease", async (t) => {
     const { url, session } = await setup(t);
-    const raw = await connect({ servers: url, user: AGENT_USER, pass: agentPassword(SECRET) });
+    const raw = await connect({ servers: url, user: AGENT_USER, pass: BUS_AGENT_PASSWORD });
     t.after(() => raw.close());
     const got: string[] = [];
     const stream = logFollowSubject("vanishing");
@@ -106,7 +83,7 @@ describe("logs -f across nodes", () => {
 
   test("a follow subject outside $SHOAL.logfollow. or a malformed task id is refused", async (t) => {
     const { url, session } = await setup(t);
-    const raw = await connect({ servers: url, user: AGENT_USER, pass: agentPassword(SECRET) });
+    const raw = await connect({ servers: url, user: AGENT_USER, pass: BUS_AGENT_PASSWORD });
     t.after(() => raw.close());
     for (const req of [
       { taskId: "t1", tail: -1, follow: "elsewhere.x" },

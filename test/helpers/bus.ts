@@ -1,0 +1,57 @@
+// The control bus for tests, in one process: a message server with the bus users (agents and
+// the dispatcher authenticate, applications are kept out of $SHOAL.>), and a worker's side of it
+// (an AgentSession driving a real Agent over the mock driver). Everything stops when the test
+// ends.
+
+import type { TestContext } from "node:test";
+import { Agent } from "../../src/agent/agent.js";
+import { AgentSession, type SessionOptions } from "../../src/agent/session.js";
+import { APP_USER, agentPassword, busUsers } from "../../src/manager/bus.js";
+import { MockDriver, MockKernel } from "../agent/mock-driver.js";
+import { tempDir } from "../agent/helpers.js";
+import { startServer } from "./servers.js";
+
+export const BUS_SECRET = "test-bus-secret";
+export const BUS_AGENT_PASSWORD = agentPassword(BUS_SECRET);
+export const quietLog = { info() {}, warn() {}, error() {}, debug() {} };
+
+/** A message server with the bus users; returns its URL. */
+export async function startBus(t: TestContext): Promise<string> {
+  const server = await startServer({ users: busUsers(BUS_SECRET), noAuthUser: APP_USER });
+  t.after(() => server.shutdown());
+  return `nats://127.0.0.1:${server.port}`;
+}
+
+/** Worker `nodeId`'s agent connected to the bus at `url` (heartbeats every 100 ms). */
+export async function startWorkerSession(
+  t: TestContext,
+  url: string,
+  nodeId: string,
+  opts: Partial<SessionOptions> = {},
+): Promise<{ session: AgentSession; agent: Agent; kernel: MockKernel }> {
+  const session = new AgentSession({
+    nodeId,
+    hostname: nodeId,
+    natsUrls: [url],
+    agentPassword: BUS_AGENT_PASSWORD,
+    heartbeatMs: 100,
+    onEndpoints: () => {},
+    log: quietLog,
+    ...opts,
+  });
+  const kernel = new MockKernel();
+  const agent = new Agent(new MockDriver(kernel), quietLog, {
+    nodeId,
+    hostname: nodeId,
+    dataDir: tempDir(t),
+    natsUrl: url,
+    logMaxBytes: 1 << 20,
+    report: session.report,
+  });
+  await session.start(agent);
+  t.after(async () => {
+    await session.stop();
+    await agent.stop(true);
+  });
+  return { session, agent, kernel };
+}
