@@ -77,6 +77,17 @@ export function parseIntFlag(flag: string, v: string): number {
   return Number(v);
 }
 
+/** A duration as Go prints one (Docker's inspect output): 100ms, 2s, 1.5s, 1m30s, 1h0m0s. */
+export function formatGoDuration(ms: number): string {
+  if (ms < 1000) return `${ms}ms`;
+  const h = Math.floor(ms / 3_600_000);
+  const m = Math.floor((ms % 3_600_000) / 60_000);
+  const sec = `${Number(((ms % 60_000) / 1000).toFixed(3))}s`;
+  if (h > 0) return `${h}h${m}m${sec}`;
+  if (m > 0) return `${m}m${sec}`;
+  return sec;
+}
+
 export function formatBytes(n: number): string {
   if (n >= 1024 ** 3) return `${+(n / 1024 ** 3).toFixed(2)}GiB`;
   if (n >= 1024 ** 2) return `${+(n / 1024 ** 2).toFixed(2)}MiB`;

@@ -11,10 +11,12 @@ import {
   parseBytesFlag,
   parseIntFlag,
   formatBytes,
+  formatGoDuration,
 } from "./format.js";
 import {
   defaultServiceSpec,
   isTerminal,
+  updateConfigOf,
   type Service,
   type ServiceSpec,
   type Task,
@@ -42,6 +44,9 @@ const SPEC_FLAGS: FlagSpec[] = [
   { name: "stop-grace-period", value: true },
   { name: "stop-signal", value: true },
   { name: "constraint", value: true, repeat: true },
+  { name: "update-parallelism", value: true },
+  { name: "update-delay", value: true },
+  { name: "update-order", value: true },
   { name: "detach", short: "d" },
   { name: "quiet", short: "q" },
 ];
@@ -134,6 +139,18 @@ function applySpecFlags(spec: ServiceSpec, p: Parsed, creating: boolean): Servic
   if (sg !== undefined) s.stopGracePeriodMs = parseDurationFlag("--stop-grace-period", sg);
   const ss = flag(p, "stop-signal");
   if (ss !== undefined) s.stopSignal = ss;
+  s.update = updateConfigOf(s);
+  const up = flag(p, "update-parallelism");
+  if (up !== undefined) s.update.parallelism = parseIntFlag("--update-parallelism", up);
+  const ud = flag(p, "update-delay");
+  if (ud !== undefined) s.update.delayMs = parseDurationFlag("--update-delay", ud);
+  const uo = flag(p, "update-order");
+  if (uo !== undefined) {
+    if (uo !== "stop-first" && uo !== "start-first") {
+      throw new UsageError(`invalid update order "${uo}": stop-first or start-first`);
+    }
+    s.update.order = uo;
+  }
   return s;
 }
 
@@ -391,6 +408,7 @@ async function inspect(argv: string[]): Promise<number> {
   }
   for (const s of out) {
     const sp = s.spec;
+    const up = updateConfigOf(sp);
     const lines = [
       `ID:\t\t${s.id}`,
       `Name:\t\t${sp.name}`,
@@ -401,7 +419,11 @@ async function inspect(argv: string[]): Promise<number> {
       ...("replicated" in sp.mode ? [` Replicas:\t${sp.mode.replicated.replicas}`] : []),
       ...(sp.constraints.length
         ? ["Placement:", ` Constraints:\t[${sp.constraints.join(" ")}]`]
-        : []),
+        : ["Placement:"]),
+      "UpdateConfig:",
+      ` Parallelism:\t${up.parallelism}`,
+      ...(up.delayMs ? [` Delay:\t\t${formatGoDuration(up.delayMs)}`] : []),
+      ` Update order:      ${up.order}`,
       "ContainerSpec:",
       ` Command:\t${sp.command.join(" ")}`,
       ...(Object.keys(sp.env).length
@@ -488,7 +510,8 @@ Create/update options:
   --name NAME, --replicas N, --mode replicated|global, -e/--env K=V, -p/--publish PUBLISHED:TARGET,
   --restart-condition none|on-failure|any, --restart-delay D, --restart-max-attempts N, --restart-window D,
   --limit-cpu X, --limit-memory M, --reserve-cpu X, --reserve-memory M, -l/--label K=V, -w/--workdir DIR,
-  --stop-grace-period D, --stop-signal SIG, --constraint EXPR, -d/--detach, -q/--quiet
+  --stop-grace-period D, --stop-signal SIG, --constraint EXPR, --update-parallelism N (0: all at once),
+  --update-delay D, --update-order stop-first|start-first, -d/--detach, -q/--quiet
 `;
 
 export async function serviceCommand(argv: string[]): Promise<number> {

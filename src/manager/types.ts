@@ -79,6 +79,27 @@ export interface ServiceSpec {
   constraints: string[];
   stopGracePeriodMs: number;
   stopSignal: string;
+  /** How a spec change replaces running tasks (Swarm's UpdateConfig). */
+  update: UpdateConfig;
+}
+
+/** Swarm's rolling update settings (`--update-parallelism`, `--update-delay`, `--update-order`). */
+export interface UpdateConfig {
+  /** Slots replaced at the same time; 0 = all at once. */
+  parallelism: number;
+  /** Wait after a slot's new task runs before that worker takes the next slot. */
+  delayMs: number;
+  /** stop-first: the old task stops, then the new one starts; start-first: the reverse. */
+  order: "stop-first" | "start-first";
+}
+
+export function defaultUpdateConfig(): UpdateConfig {
+  return { parallelism: 1, delayMs: 0, order: "stop-first" };
+}
+
+/** A spec's update settings (specs stored before they existed get Swarm's defaults). */
+export function updateConfigOf(spec: ServiceSpec): UpdateConfig {
+  return { ...defaultUpdateConfig(), ...(spec.update ?? {}) };
 }
 
 export interface Service {
@@ -185,5 +206,6 @@ export function defaultServiceSpec(name: string): ServiceSpec {
     constraints: [],
     stopGracePeriodMs: 10_000,
     stopSignal: "SIGTERM",
+    update: defaultUpdateConfig(),
   };
 }

@@ -3,7 +3,7 @@
 
 import { ManagerError } from "./errors.js";
 import { parseConstraint } from "./scheduler/index.js";
-import type { ServiceSpec } from "./types.js";
+import { updateConfigOf, type ServiceSpec } from "./types.js";
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
 
@@ -42,6 +42,12 @@ export function validateSpec(spec: ServiceSpec): void {
     invalid("restart policy values cannot be negative");
   if (spec.limits.cpus < 0 || spec.limits.memoryBytes < 0) invalid("limits cannot be negative");
   if (spec.stopGracePeriodMs < 0) invalid("stop grace period cannot be negative");
+  const u = updateConfigOf(spec);
+  if (!Number.isInteger(u.parallelism) || u.parallelism < 0)
+    invalid(`invalid update parallelism ${u.parallelism}: must be a non-negative integer`);
+  if (!(u.delayMs >= 0)) invalid("update delay cannot be negative");
+  if (u.order !== "stop-first" && u.order !== "start-first")
+    invalid(`invalid update order "${u.order}": stop-first or start-first`);
   for (const c of spec.constraints) {
     try {
       parseConstraint(c);

@@ -117,6 +117,62 @@ test("replicated HTTP service: create 3, publish, scale to 10 and 2, kill -9 a t
   });
 });
 
+test("rolling update: one slot at a time, stop-first, with the update delay between slots", async (t) => {
+  const d = await startDaemon();
+  t.after(() => d.cleanup());
+  const created = await d.cli(
+    "service",
+    "create",
+    "--name",
+    "roll",
+    "--replicas",
+    "3",
+    "--update-delay",
+    "400ms",
+    "--",
+    "sleep",
+    "100000",
+  );
+  assert.equal(created.code, 0, created.stderr + created.stdout);
+  const pretty = await d.cli("service", "inspect", "--pretty", "roll");
+  assert.match(
+    pretty.stdout,
+    /UpdateConfig:\n Parallelism:\t1\n Delay:\t\t400ms\n Update order: {6}stop-first/,
+  );
+
+  const upd = await d.cli("service", "update", "--env-add", "V=2", "roll");
+  assert.equal(upd.code, 0, upd.stderr + upd.stdout);
+  assert.match(upd.stdout, /overall progress: 3 out of 3 tasks/);
+  const ts = await apiTasks(d, "roll");
+  const fresh = running(ts)
+    .filter((x) => x.specVersion === 2)
+    .sort((a, b) => a.createdAt - b.createdAt);
+  assert.equal(fresh.length, 3);
+  for (const [i, x] of fresh.entries()) {
+    // stop-first: the slot's old task had ended before its replacement was created.
+    const old = ts.find((o) => o.slot === x.slot && o.specVersion === 1)!;
+    assert.equal(old.status.state, "shutdown");
+    assert.ok(old.status.timestamp <= x.createdAt, `slot ${x.slot}: old ended after new created`);
+    // One worker: the next slot starts no sooner than the delay after the previous one ran.
+    if (i > 0) {
+      const prev = fresh[i - 1]!;
+      const oldNext = ts.find((o) => o.slot === x.slot && o.specVersion === 1)!;
+      assert.ok(
+        oldNext.updatedAt >= prev.status.timestamp + 400,
+        `slot ${x.slot} was stopped ${oldNext.updatedAt - prev.status.timestamp} ms after slot ${prev.slot} ran`,
+      );
+    }
+  }
+
+  // Bad settings are refused and change nothing.
+  const bad = await d.cli("service", "update", "--update-order", "sideways", "roll");
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /invalid update order "sideways": stop-first or start-first/);
+  const neg = await d.cli("service", "update", "--update-parallelism", "-1", "roll");
+  assert.notEqual(neg.code, 0);
+  assert.match(neg.stderr, /invalid update parallelism -1/);
+});
+
 test("on-failure with max attempts 3: the first run and 3 restarts, then it stops", async (t) => {
   const d = await startDaemon();
   t.after(() => d.cleanup());

@@ -6,11 +6,12 @@
 //  1. TASK_RULES look at each task alone: tasks no agent will report on (never started, node
 //     down or gone), tasks of removed services, tasks outside the service's slots (scale-down,
 //     deleted outright once ended: no history row), tasks on nodes they may no longer stay on
-//     (drained, constraints no longer met), tasks of an older spec version, and restart delays
-//     that are over (desired ready → running).
-//  2. SLOT_RULES look at each slot (replicated: 1..N; global: one per node): keep the newest of
-//     several live tasks, fill an empty slot (fresh, or per the restart policy when its newest
-//     task ended), then mark ended tasks as handled and trim the slot's history.
+//     (drained, constraints no longer met), and restart delays that are over (desired ready →
+//     running).
+//  2. SLOT_RULES look at each slot (replicated: 1..N; global: one per node): the rolling update
+//     of a slot whose task was made from an older spec, keep the newest of several live tasks,
+//     fill an empty slot (fresh, or per the restart policy when its newest task ended), then mark
+//     ended tasks as handled and trim the slot's history.
 //
 // A task is live when it is not terminal and its desired state is running or ready. An ended
 // task whose desired state is still running or ready has not been handled yet: the slot rules
@@ -18,13 +19,20 @@
 // shutdown, which is also what `service ps` shows for it (Swarm's "Shutdown  Failed"). That makes
 // the decision stable across passes even when the restart window slides or history is trimmed.
 //
+// Rolling updates follow Swarm's updater: `parallelism` workers each take an outdated slot,
+// replace its task (stop-first: stop the old one, start the new one once it has ended;
+// start-first: start the new one, stop the old one once the new one runs), then wait `delay`
+// after the new task runs before taking the next slot. The workers are not remembered between
+// passes: a slot counts as a busy worker while its replacement is under way or cooling down
+// (its new task has run for less than the delay), read off the slot's tasks each pass.
+//
 // Idempotent: a Plan records only changes, so reconciling a converged state yields no actions.
-// Spec updates replace every outdated task at once (no update parallelism, delay or order yet).
 
 import {
   isTerminal,
   replicasOf,
   stateIndex,
+  updateConfigOf,
   type DesiredState,
   type Node,
   type Service,
@@ -54,6 +62,8 @@ interface Ctx {
   services: Map<string, Service>;
   nodes: Map<string, Node>;
   opts: ReconcileOptions;
+  /** Per service: how many more outdated slots this pass may start replacing. */
+  updateBudget: Map<string, number>;
 }
 
 // ---- predicates -----------------------------------------------------------------------------
@@ -164,11 +174,6 @@ export const TASK_RULES: readonly TaskRule[] = [
     then: (t, s, c, p) => p.setDesired(t, "shutdown", evictReason(t, s!, c) ?? ""),
   },
   {
-    name: "made from an older spec: shut down (the slot is refilled)",
-    when: (t, s) => !!s && isLive(t) && t.specVersion < s.version,
-    then: (t, _s, _c, p) => p.setDesired(t, "shutdown", "service updated"),
-  },
-  {
     name: "restart delay over: ready → running",
     when: (t, s, c) => !!s && isLive(t) && t.desiredState === "ready" && c.now >= t.notBefore,
     then: (t, _s, _c, p) => p.setDesired(t, "running", "restart delay elapsed"),
@@ -230,7 +235,75 @@ function fresh(sl: Slot, c: Ctx, p: Plan): void {
 
 const nothing = (): void => {};
 
+const outdated = (t: Task, s: Service) => t.specVersion < s.version;
+
+/**
+ * Where a slot is in the rolling update to its service's current version: "pending" (its live
+ * task is outdated and nobody is replacing it), "busy" (a worker is replacing it, or waiting
+ * out the update delay after its new task started running), or "none".
+ */
+function updateState(sl: Slot, now: number): "pending" | "busy" | "none" {
+  const s = sl.service;
+  // A global slot on a node that takes no new tasks (paused) keeps what it runs.
+  if (sl.node !== undefined && !takesNewTasks(s, sl.node)) return "none";
+  const old = sl.tasks.filter((t) => outdated(t, s));
+  if (old.length === 0) return "none";
+  const newer = sl.tasks.filter((t) => !outdated(t, s));
+  if (old.some(isLive) && !newer.some(isLive)) return "pending";
+  const next = newer[0];
+  if (next === undefined) {
+    // Stop-first: the old task is stopping and the new one waits for it, or it has stopped and
+    // the new one is created in this pass.
+    const stopped = old[0]!.status.state === "shutdown";
+    return stopped || old.some((t) => !ended(t) && stopping(t)) ? "busy" : "none";
+  }
+  if (isLive(next) && next.status.state !== "running") return "busy";
+  const delay = updateConfigOf(s.spec).delayMs;
+  if (next.status.state === "running" && now < next.status.timestamp + delay) return "busy";
+  return "none";
+}
+
 export const SLOT_RULES: readonly SlotRule[] = [
+  {
+    name: "outdated, and an update worker is free: replace it (stop-first or start-first)",
+    when: (sl, c) =>
+      updateState(sl, c.now) === "pending" && (c.updateBudget.get(sl.service.id) ?? 0) > 0,
+    then: (sl, c, p) => {
+      const s = sl.service;
+      c.updateBudget.set(s.id, c.updateBudget.get(s.id)! - 1);
+      if (updateConfigOf(s.spec).order === "start-first" && sl.live.length === 1) {
+        fresh(sl, c, p);
+        return;
+      }
+      for (const t of sl.live) if (outdated(t, s)) p.setDesired(t, "shutdown", "service updated");
+    },
+  },
+  {
+    name: "outdated, every update worker busy: keep it running for now",
+    when: (sl, c) => updateState(sl, c.now) === "pending" && sl.live.length === 1,
+    then: nothing,
+  },
+  {
+    name: "start-first: the new task does not run yet, keep the old one",
+    when: (sl) =>
+      updateConfigOf(sl.service.spec).order === "start-first" &&
+      sl.live.length === 2 &&
+      !outdated(sl.live[0]!, sl.service) &&
+      sl.live[0]!.status.state !== "running" &&
+      outdated(sl.live[1]!, sl.service),
+    then: nothing,
+  },
+  {
+    name: "stop-first: the outdated task is stopping, start the new one once it has ended",
+    when: (sl) =>
+      sl.live.length === 0 &&
+      sl.newest !== undefined &&
+      !ended(sl.newest) &&
+      stopping(sl.newest) &&
+      outdated(sl.newest, sl.service) &&
+      updateConfigOf(sl.service.spec).order === "stop-first",
+    then: nothing,
+  },
   {
     name: "several live tasks (a node came back): keep the newest, shut down the others",
     when: (sl) => sl.live.length > 1,
@@ -324,6 +397,7 @@ export function reconcile(input: ReconcileInput, opts: ReconcileOptions): Action
     services: new Map(input.services.map((s) => [s.id, s])),
     nodes: new Map(input.nodes.map((n) => [n.id, n])),
     opts,
+    updateBudget: new Map(),
   };
   const p = new Plan(input.tasks, input.now);
 
@@ -338,17 +412,32 @@ export function reconcile(input: ReconcileInput, opts: ReconcileOptions): Action
   }
 
   for (const s of input.services) {
-    for (const sl of slotsOf(s, p.all(), c)) reconcileSlot(sl, c, p);
+    const slots = slotsOf(s, p.all(), c);
+    const parallelism = updateConfigOf(s.spec).parallelism;
+    const busy = slots.filter((sl) => updateState(sl, c.now) === "busy").length;
+    c.updateBudget.set(s.id, parallelism === 0 ? Infinity : Math.max(0, parallelism - busy));
+    for (const sl of slots) reconcileSlot(sl, c, p);
   }
   return p.actions;
 }
 
-/** The earliest future time a restart delay ends (when the manager should reconcile again). */
+/**
+ * The earliest future time a restart delay or an update delay ends (when the manager should
+ * reconcile again even if nothing else changes).
+ */
 export function nextWakeup(input: ReconcileInput): number | null {
   let next: number | null = null;
+  const at = (when: number) => {
+    if (when > input.now) next = next === null ? when : Math.min(next, when);
+  };
+  const versions = new Map(input.services.map((s) => [s.id, s]));
   for (const t of input.tasks) {
-    if (isLive(t) && t.desiredState === "ready" && t.notBefore > input.now) {
-      next = next === null ? t.notBefore : Math.min(next, t.notBefore);
+    if (isLive(t) && t.desiredState === "ready") at(t.notBefore);
+    // A replacement running for less than its service's update delay: the worker's wait ends.
+    const s = versions.get(t.serviceId);
+    if (s && t.specVersion === s.version && t.status.state === "running" && isLive(t)) {
+      const delay = updateConfigOf(s.spec).delayMs;
+      if (delay > 0) at(t.status.timestamp + delay);
     }
   }
   return next;

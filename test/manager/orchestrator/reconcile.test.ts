@@ -11,12 +11,24 @@ import {
   reconcile,
   type Action,
 } from "../../../src/manager/orchestrator/reconcile.js";
-import type { Node, Service, Task } from "../../../src/manager/types.js";
+import {
+  defaultUpdateConfig,
+  type Node,
+  type Service,
+  type ServiceSpec,
+  type Task,
+  type UpdateConfig,
+} from "../../../src/manager/types.js";
 import { countActions, ids, node, service, Sim, T0, task } from "./sim.js";
 
 function pass(services: Service[], tasks: Task[], nodes: Node[], now = T0): Action[] {
   return reconcile({ services, tasks, nodes, now }, { historyLimit: 5, newTaskId: ids() });
 }
+
+/** A spec with these rolling-update settings (the rest Swarm's defaults). */
+const upd = (u: Partial<UpdateConfig>): Partial<ServiceSpec> => ({
+  update: { ...defaultUpdateConfig(), ...u },
+});
 
 describe("reconcile: one pass", () => {
   const web3 = service("web", { replicas: 3 });
@@ -122,10 +134,124 @@ describe("reconcile: one pass", () => {
       expect: { "setDesired:running": 1 },
     },
     {
-      name: "spec update: every outdated task is replaced",
+      name: "spec update, defaults (parallelism 1, stop-first): one slot's task is stopped first",
       services: [service("web", { replicas: 2, version: 2 })],
       tasks: [1, 2].map((i) => running(service("web", { replicas: 2 }), i)),
-      expect: { "setDesired:shutdown": 2, create: 2 },
+      expect: { "setDesired:shutdown": 1 },
+    },
+    {
+      name: "spec update, parallelism 0: every outdated task is stopped at once",
+      services: [service("web", { replicas: 3, version: 2, spec: upd({ parallelism: 0 }) })],
+      tasks: [1, 2, 3].map((i) => running(service("web", { replicas: 3 }), i)),
+      expect: { "setDesired:shutdown": 3 },
+    },
+    {
+      name: "spec update, parallelism 2, start-first: two new tasks start beside the old ones",
+      services: [
+        service("web", {
+          replicas: 3,
+          version: 2,
+          spec: upd({ parallelism: 2, order: "start-first" }),
+        }),
+      ],
+      tasks: [1, 2, 3].map((i) => running(service("web", { replicas: 3 }), i)),
+      expect: { create: 2 },
+    },
+    {
+      name: "stop-first: the old task is still stopping: the new one waits, no other slot starts",
+      services: [service("web", { replicas: 2, version: 2 })],
+      tasks: [
+        running(service("web", { replicas: 2 }), 1, { desiredState: "shutdown" }),
+        running(service("web", { replicas: 2 }), 2),
+      ],
+      expect: {},
+    },
+    {
+      name: "stop-first: the old task has ended: its replacement is created",
+      services: [service("web", { replicas: 2, version: 2 })],
+      tasks: [
+        running(service("web", { replicas: 2 }), 1, {
+          desiredState: "shutdown",
+          state: "shutdown",
+        }),
+        running(service("web", { replicas: 2 }), 2),
+      ],
+      expect: { create: 1 },
+    },
+    {
+      name: "the replacement is starting: the next slot waits for the worker",
+      services: [service("web", { replicas: 2, version: 2 })],
+      tasks: [
+        running(service("web", { replicas: 2 }), 1, {
+          desiredState: "shutdown",
+          state: "shutdown",
+        }),
+        running(service("web", { replicas: 2, version: 2 }), 1, {
+          state: "starting",
+          createdAt: T0 + 1,
+        }),
+        running(service("web", { replicas: 2 }), 2),
+      ],
+      expect: {},
+    },
+    {
+      name: "the replacement runs, no delay: the worker takes the next slot",
+      services: [service("web", { replicas: 2, version: 2 })],
+      tasks: [
+        running(service("web", { replicas: 2 }), 1, {
+          desiredState: "shutdown",
+          state: "shutdown",
+        }),
+        running(service("web", { replicas: 2, version: 2 }), 1, { createdAt: T0 + 1 }),
+        running(service("web", { replicas: 2 }), 2),
+      ],
+      expect: { "setDesired:shutdown": 1 },
+    },
+    {
+      name: "update delay 10 s: the next slot waits until 10 s after the replacement ran",
+      services: [service("web", { replicas: 2, version: 2, spec: upd({ delayMs: 10_000 }) })],
+      tasks: [
+        running(service("web", { replicas: 2 }), 1, {
+          desiredState: "shutdown",
+          state: "shutdown",
+        }),
+        running(service("web", { replicas: 2, version: 2 }), 1, { createdAt: T0 + 1 }),
+        running(service("web", { replicas: 2 }), 2),
+      ],
+      now: T0 + 9_999,
+      expect: {},
+    },
+    {
+      name: "update delay over: the next slot",
+      services: [service("web", { replicas: 2, version: 2, spec: upd({ delayMs: 10_000 }) })],
+      tasks: [
+        running(service("web", { replicas: 2 }), 1, {
+          desiredState: "shutdown",
+          state: "shutdown",
+        }),
+        running(service("web", { replicas: 2, version: 2 }), 1, { createdAt: T0 + 1 }),
+        running(service("web", { replicas: 2 }), 2),
+      ],
+      now: T0 + 10_000,
+      expect: { "setDesired:shutdown": 1 },
+    },
+    {
+      name: "start-first: the new task does not run yet: the old one keeps running",
+      services: [service("web", { version: 2, spec: upd({ order: "start-first" }) })],
+      tasks: [
+        running(service("web"), 1),
+        running(service("web", { version: 2 }), 1, { state: "starting", createdAt: T0 + 1 }),
+      ],
+      expect: {},
+    },
+    {
+      name: "start-first: the new task runs: the old one is stopped",
+      services: [service("web", { version: 2, spec: upd({ order: "start-first" }) })],
+      tasks: [
+        running(service("web"), 1),
+        running(service("web", { version: 2 }), 1, { createdAt: T0 + 1 }),
+      ],
+      expect: { "setDesired:shutdown": 1 },
     },
     {
       name: "node down: orphan, handle the end, replace",
