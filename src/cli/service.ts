@@ -17,6 +17,7 @@ import {
   defaultServiceSpec,
   isTerminal,
   updateConfigOf,
+  networkOf,
   type Service,
   type ServiceSpec,
   type Task,
@@ -44,6 +45,7 @@ const SPEC_FLAGS: FlagSpec[] = [
   { name: "stop-grace-period", value: true },
   { name: "stop-signal", value: true },
   { name: "constraint", value: true, repeat: true },
+  { name: "network", value: true },
   { name: "update-parallelism", value: true },
   { name: "update-delay", value: true },
   { name: "update-order", value: true },
@@ -139,6 +141,13 @@ function applySpecFlags(spec: ServiceSpec, p: Parsed, creating: boolean): Servic
   if (sg !== undefined) s.stopGracePeriodMs = parseDurationFlag("--stop-grace-period", sg);
   const ss = flag(p, "stop-signal");
   if (ss !== undefined) s.stopSignal = ss;
+  const net = flag(p, "network");
+  if (net !== undefined) {
+    if (net !== "host" && net !== "bridge") {
+      throw new UsageError(`invalid network "${net}": host or bridge`);
+    }
+    s.network = net;
+  }
   s.update = updateConfigOf(s);
   const up = flag(p, "update-parallelism");
   if (up !== undefined) s.update.parallelism = parseIntFlag("--update-parallelism", up);
@@ -424,6 +433,7 @@ async function inspect(argv: string[]): Promise<number> {
       ` Parallelism:\t${up.parallelism}`,
       ...(up.delayMs ? [` Delay:\t\t${formatGoDuration(up.delayMs)}`] : []),
       ` Update order:      ${up.order}`,
+      ...(networkOf(sp) === "bridge" ? ["Networks:\tbridge"] : []),
       "ContainerSpec:",
       ` Command:\t${sp.command.join(" ")}`,
       ...(Object.keys(sp.env).length
@@ -511,7 +521,7 @@ Create/update options:
   --restart-condition none|on-failure|any, --restart-delay D, --restart-max-attempts N, --restart-window D,
   --limit-cpu X, --limit-memory M, --reserve-cpu X, --reserve-memory M, -l/--label K=V, -w/--workdir DIR,
   --stop-grace-period D, --stop-signal SIG, --constraint EXPR, --update-parallelism N (0: all at once),
-  --update-delay D, --update-order stop-first|start-first, -d/--detach, -q/--quiet
+  --update-delay D, --update-order stop-first|start-first, --network host|bridge, -d/--detach, -q/--quiet
 `;
 
 export async function serviceCommand(argv: string[]): Promise<number> {

@@ -81,6 +81,19 @@ export interface ServiceSpec {
   stopSignal: string;
   /** How a spec change replaces running tasks (Swarm's UpdateConfig). */
   update: UpdateConfig;
+  /**
+   * host: the task shares the node's network and gets a free port per published target in
+   * PORT / SHOAL_PORT_<target>. bridge: the task runs in a network namespace of its own, on the
+   * node's task bridge, and listens on the target port itself (Linux, as root).
+   */
+  network?: NetworkMode;
+}
+
+export type NetworkMode = "host" | "bridge";
+
+/** A spec's network mode (host unless it says otherwise). */
+export function networkOf(spec: ServiceSpec): NetworkMode {
+  return spec.network ?? "host";
 }
 
 /** Swarm's rolling update settings (`--update-parallelism`, `--update-delay`, `--update-order`). */
@@ -207,5 +220,6 @@ export function defaultServiceSpec(name: string): ServiceSpec {
     stopGracePeriodMs: 10_000,
     stopSignal: "SIGTERM",
     update: defaultUpdateConfig(),
+    network: "host",
   };
 }

@@ -3,7 +3,7 @@
 
 import { ManagerError } from "./errors.js";
 import { parseConstraint } from "./scheduler/index.js";
-import { updateConfigOf, type ServiceSpec } from "./types.js";
+import { networkOf, updateConfigOf, type ServiceSpec } from "./types.js";
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
 
@@ -42,6 +42,8 @@ export function validateSpec(spec: ServiceSpec): void {
     invalid("restart policy values cannot be negative");
   if (spec.limits.cpus < 0 || spec.limits.memoryBytes < 0) invalid("limits cannot be negative");
   if (spec.stopGracePeriodMs < 0) invalid("stop grace period cannot be negative");
+  const net = networkOf(spec);
+  if (net !== "host" && net !== "bridge") invalid(`invalid network mode "${net}": host or bridge`);
   const u = updateConfigOf(spec);
   if (!Number.isInteger(u.parallelism) || u.parallelism < 0)
     invalid(`invalid update parallelism ${u.parallelism}: must be a non-negative integer`);
