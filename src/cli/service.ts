@@ -49,6 +49,9 @@ const SPEC_FLAGS: FlagSpec[] = [
   { name: "update-parallelism", value: true },
   { name: "update-delay", value: true },
   { name: "update-order", value: true },
+  { name: "update-failure-action", value: true },
+  { name: "update-monitor", value: true },
+  { name: "update-max-failure-ratio", value: true },
   { name: "detach", short: "d" },
   { name: "quiet", short: "q" },
 ];
@@ -160,6 +163,23 @@ function applySpecFlags(spec: ServiceSpec, p: Parsed, creating: boolean): Servic
     }
     s.update.order = uo;
   }
+  const ufa = flag(p, "update-failure-action");
+  if (ufa !== undefined) {
+    if (ufa !== "pause" && ufa !== "continue" && ufa !== "rollback") {
+      throw new UsageError(`invalid update failure action "${ufa}": pause, continue or rollback`);
+    }
+    s.update.failureAction = ufa;
+  }
+  const um = flag(p, "update-monitor");
+  if (um !== undefined) s.update.monitorMs = parseDurationFlag("--update-monitor", um);
+  const ur = flag(p, "update-max-failure-ratio");
+  if (ur !== undefined) {
+    const r = Number(ur);
+    if (ur.trim() === "" || !Number.isFinite(r) || r < 0 || r > 1) {
+      throw new UsageError(`invalid argument "${ur}" for "--update-max-failure-ratio" flag`);
+    }
+    s.update.maxFailureRatio = r;
+  }
   return s;
 }
 
@@ -200,10 +220,12 @@ async function update(argv: string[]): Promise<number> {
     { name: "args", value: true },
     { name: "command", value: true },
     { name: "force" },
+    { name: "rollback" },
   ]);
   const ref = p.args[0];
   if (!ref || p.args.length > 1)
     throw new UsageError('"shoal service update" requires exactly 1 argument: SERVICE');
+  if (has(p, "rollback")) return rollbackTo(ref, has(p, "detach"), has(p, "quiet"));
   const cur = await call<ServiceSummary>("GET", `/v1/services/${encodeURIComponent(ref)}`);
   let spec = applySpecFlags(cur.spec, p, false);
   spec.env = { ...spec.env, ...kv(flagAll(p, "env-add"), "env") };
@@ -235,6 +257,28 @@ async function update(argv: string[]): Promise<number> {
   process.stdout.write(`${s.spec.name}\n`);
   if (!has(p, "detach")) return progress(s.id, has(p, "quiet"));
   return 0;
+}
+
+/** `service rollback` and `service update --rollback`: the previous spec, rolled out. */
+async function rollbackTo(ref: string, detach: boolean, quiet: boolean): Promise<number> {
+  const s = await call<Service>("POST", `/v1/services/${encodeURIComponent(ref)}/rollback`);
+  process.stdout.write(`${s.spec.name}\n`);
+  if (!detach) {
+    const code = await progress(s.id, quiet);
+    if (code === 0 && !quiet) process.stdout.write("rollback: rollback complete\n");
+    return code;
+  }
+  return 0;
+}
+
+async function rollbackCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(argv, [
+    { name: "detach", short: "d" },
+    { name: "quiet", short: "q" },
+  ]);
+  if (p.args.length !== 1)
+    throw new UsageError('"shoal service rollback" requires exactly 1 argument: SERVICE');
+  return rollbackTo(p.args[0]!, has(p, "detach"), has(p, "quiet"));
 }
 
 function splitWords(s: string): string[] {
@@ -274,6 +318,7 @@ async function scale(argv: string[]): Promise<number> {
 async function progress(id: string, quiet: boolean): Promise<number> {
   const deadline = Date.now() + 120_000;
   let last = "";
+  let rollbackSeen = "";
   for (;;) {
     const s = await call<ServiceSummary>("GET", `/v1/services/${id}`);
     const tasks = await call<Task[]>("GET", `/v1/tasks?service=${id}`);
@@ -288,6 +333,17 @@ async function progress(id: string, quiet: boolean): Promise<number> {
     if (!quiet && line !== last) {
       process.stdout.write(line + "\n");
       last = line;
+    }
+    const st = s.updateStatus;
+    if (st && st.version === s.version) {
+      if (st.state === "paused" || st.state === "rollback_paused") {
+        process.stderr.write(`service ${s.spec.name}: ${st.message}\n`);
+        return 1;
+      }
+      if (st.state === "rollback_started" && st.message !== rollbackSeen) {
+        rollbackSeen = st.message;
+        if (!quiet) process.stdout.write(`rollback: ${st.message}\n`);
+      }
     }
     if (running === s.desired && extra === 0) {
       if (!quiet) process.stdout.write(`verify: Service ${s.spec.name} converged\n`);
@@ -432,7 +488,21 @@ async function inspect(argv: string[]): Promise<number> {
       "UpdateConfig:",
       ` Parallelism:\t${up.parallelism}`,
       ...(up.delayMs ? [` Delay:\t\t${formatGoDuration(up.delayMs)}`] : []),
+      ` On failure:\t${up.failureAction}`,
+      ` Monitoring Period: ${formatGoDuration(up.monitorMs)}`,
+      ` Max failure ratio: ${up.maxFailureRatio}`,
       ` Update order:      ${up.order}`,
+      ...(s.updateStatus
+        ? [
+            "UpdateStatus:",
+            ` State:\t\t${s.updateStatus.state}`,
+            ` Started:\t${humanDuration(Date.now() - s.updateStatus.startedAt)} ago`,
+            ...(s.updateStatus.completedAt
+              ? [` Completed:\t${humanDuration(Date.now() - s.updateStatus.completedAt)} ago`]
+              : []),
+            ` Message:\t${s.updateStatus.message}`,
+          ]
+        : []),
       ...(networkOf(sp) === "bridge" ? ["Networks:\tbridge"] : []),
       "ContainerSpec:",
       ` Command:\t${sp.command.join(" ")}`,
@@ -513,6 +583,7 @@ Commands:
   ls          List services
   ps          List the tasks of one or more services
   rm          Remove one or more services
+  rollback    Revert changes to a service's configuration
   scale       Scale one or multiple replicated services
   update      Update a service
 
@@ -521,7 +592,9 @@ Create/update options:
   --restart-condition none|on-failure|any, --restart-delay D, --restart-max-attempts N, --restart-window D,
   --limit-cpu X, --limit-memory M, --reserve-cpu X, --reserve-memory M, -l/--label K=V, -w/--workdir DIR,
   --stop-grace-period D, --stop-signal SIG, --constraint EXPR, --update-parallelism N (0: all at once),
-  --update-delay D, --update-order stop-first|start-first, --network host|bridge, -d/--detach, -q/--quiet
+  --update-delay D, --update-order stop-first|start-first, --update-failure-action pause|continue|rollback,
+  --update-monitor D, --update-max-failure-ratio R, --network host|bridge, -d/--detach, -q/--quiet
+  (update only: --rollback)
 `;
 
 export async function serviceCommand(argv: string[]): Promise<number> {
@@ -538,6 +611,8 @@ export async function serviceCommand(argv: string[]): Promise<number> {
       return scale(rest);
     case "update":
       return update(rest);
+    case "rollback":
+      return rollbackCommand(rest);
     case "rm":
     case "remove":
       return rm(rest);

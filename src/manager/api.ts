@@ -89,6 +89,9 @@ export class Api {
       await hooks.checkPortsFree(body.spec, cur.id);
       return m.updateService(ref!, () => body.spec!);
     });
+    this.route("POST", /^\/v1\/services\/([^/]+)\/rollback$/, async (_req, [ref]) =>
+      m.rollbackService(ref!),
+    );
     this.route("POST", /^\/v1\/services\/([^/]+)\/scale$/, async (req, [ref]) => {
       const body = (await readJson(req)) as { replicas?: unknown };
       const n = body.replicas;

@@ -20,6 +20,7 @@ import {
 import { validateSpec } from "./validate.js";
 import { ManagerError } from "./errors.js";
 import { Liveness, watchStalls } from "./liveness.js";
+import { updateVerdict } from "./orchestrator/update-status.js";
 
 export interface ManagerLogger {
   info(msg: string): void;
@@ -174,6 +175,28 @@ export class Manager {
           if (cur && cur.status === "ready") {
             this.log.warn(`node ${cur.hostname} (${cur.id}) missed heartbeats: marked down`);
             tx.putNode({ ...cur, status: "down", updatedAt: now });
+          }
+        }
+      });
+      return this.markDirty();
+    }
+    // Rolling updates: completed, paused on a failure, or rolled back (a write, then a new pass).
+    const verdicts = input.services
+      .map((s) => ({ s, v: updateVerdict(s, input.tasks, now) }))
+      .filter(({ s, v }) => v.status !== s.updateStatus || v.rollback);
+    if (verdicts.length > 0) {
+      await this.store.update((tx) => {
+        for (const { s, v } of verdicts) {
+          const cur = tx.getService(s.id);
+          if (!cur || cur.version !== s.version) continue;
+          if (v.rollback) {
+            this.log.warn(`service ${s.spec.name}: ${v.status?.message ?? "rolling back"}`);
+            this.rollback(tx, cur, now, v.status?.message ?? "rollback");
+          } else {
+            if (v.status?.state.endsWith("paused")) {
+              this.log.warn(`service ${s.spec.name}: ${v.status.message}`);
+            }
+            tx.putService({ ...cur, updateStatus: v.status ?? null });
           }
         }
       });
@@ -338,14 +361,63 @@ export class Manager {
         throw new ManagerError("ERR_INVALID", "a service cannot be renamed");
       this.checkPublishedPorts(tx.listServices(), next, cur.id);
       if (JSON.stringify(next) === JSON.stringify(cur.spec)) return cur;
-      // Only a change that affects tasks bumps the version (scaling does not replace tasks).
-      const strip = (s: ServiceSpec) =>
-        JSON.stringify({ ...s, mode: "replicated" in s.mode ? "replicated" : "global" });
-      const version = strip(next) === strip(cur.spec) ? cur.version : cur.version + 1;
-      const s: Service = { ...cur, spec: next, version, previousSpec: cur.spec, updatedAt: now };
+      const version = versionAfter(cur, next);
+      const s: Service = {
+        ...cur,
+        spec: next,
+        version,
+        previousSpec: cur.spec,
+        updateStatus:
+          version === cur.version
+            ? cur.updateStatus
+            : {
+                state: "updating",
+                version,
+                startedAt: now,
+                completedAt: null,
+                message: "update in progress",
+              },
+        updatedAt: now,
+      };
       tx.putService(s);
       return s;
     });
+  }
+
+  /** `service rollback`: the previous spec back, rolled out like an update. */
+  async rollbackService(ref: string): Promise<Service> {
+    const now = Date.now();
+    return this.store.update((tx) => {
+      const cur = this.findService(tx, ref);
+      if (!cur.previousSpec) {
+        throw new ManagerError(
+          "ERR_INVALID",
+          `service ${cur.spec.name} does not have a previous spec to roll back to`,
+        );
+      }
+      return this.rollback(tx, cur, now, "manually requested rollback");
+    });
+  }
+
+  private rollback(tx: WriteTx, cur: Service, now: number, message: string): Service {
+    const spec = cur.previousSpec!;
+    const version = versionAfter(cur, spec);
+    const s: Service = {
+      ...cur,
+      spec,
+      previousSpec: cur.spec,
+      version,
+      updateStatus: {
+        state: "rollback_started",
+        version,
+        startedAt: now,
+        completedAt: null,
+        message,
+      },
+      updatedAt: now,
+    };
+    tx.putService(s);
+    return s;
   }
 
   async removeService(ref: string): Promise<Service> {
@@ -460,6 +532,20 @@ export class Manager {
     this.unwatch?.();
     this.unwatchStalls?.();
   }
+}
+
+/**
+ * The version a service has with `next` as its spec: bumped only by a change that affects its
+ * tasks (scaling and the update settings themselves replace nothing).
+ */
+function versionAfter(cur: Service, next: ServiceSpec): number {
+  const strip = (s: ServiceSpec) =>
+    JSON.stringify({
+      ...s,
+      mode: "replicated" in s.mode ? "replicated" : "global",
+      update: null,
+    });
+  return strip(next) === strip(cur.spec) ? cur.version : cur.version + 1;
 }
 
 function uniquePrefix(services: Service[], ref: string): Service | undefined {

@@ -104,10 +104,39 @@ export interface UpdateConfig {
   delayMs: number;
   /** stop-first: the old task stops, then the new one starts; start-first: the reverse. */
   order: "stop-first" | "start-first";
+  /** What a failed replacement does to the update: pause it, ignore it, or roll back. */
+  failureAction: "pause" | "continue" | "rollback";
+  /** A replacement that fails within this long of running counts as a failure. */
+  monitorMs: number;
+  /** The share of replacements that may fail before the failure action (0: none may). */
+  maxFailureRatio: number;
 }
 
 export function defaultUpdateConfig(): UpdateConfig {
-  return { parallelism: 1, delayMs: 0, order: "stop-first" };
+  return {
+    parallelism: 1,
+    delayMs: 0,
+    order: "stop-first",
+    failureAction: "pause",
+    monitorMs: 5000,
+    maxFailureRatio: 0,
+  };
+}
+
+/** Where the service's last update (or rollback) is, as Swarm's UpdateStatus. */
+export interface UpdateStatus {
+  state:
+    | "updating"
+    | "paused"
+    | "completed"
+    | "rollback_started"
+    | "rollback_paused"
+    | "rollback_completed";
+  /** The service version this update moves to. */
+  version: number;
+  startedAt: number;
+  completedAt: number | null;
+  message: string;
 }
 
 /** A spec's update settings (specs stored before they existed get Swarm's defaults). */
@@ -121,6 +150,8 @@ export interface Service {
   /** Incremented on every spec change; tasks carry the version they were made from. */
   version: number;
   previousSpec: ServiceSpec | null;
+  /** Set by the first update; null (or absent) for a service never updated. */
+  updateStatus?: UpdateStatus | null;
   createdAt: number;
   updatedAt: number;
 }

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { request } from "node:http";
 import { apiAt, startDaemon, checkFor, HTTP_TASK, type TestDaemon } from "../helpers/daemon.js";
 import { freePort } from "../helpers/cluster.js";
-import type { Task } from "../../src/manager/types.js";
+import type { Service, Task } from "../../src/manager/types.js";
 
 function apiTasks(d: TestDaemon, service: string): Promise<Task[]> {
   return apiAt<Task[]>(d.dataDir, `/v1/tasks?service=${service}`);
@@ -137,7 +137,7 @@ test("rolling update: one slot at a time, stop-first, with the update delay betw
   const pretty = await d.cli("service", "inspect", "--pretty", "roll");
   assert.match(
     pretty.stdout,
-    /UpdateConfig:\n Parallelism:\t1\n Delay:\t\t400ms\n Update order: {6}stop-first/,
+    /UpdateConfig:\n Parallelism:\t1\n Delay:\t\t400ms\n On failure:\tpause\n Monitoring Period: 5s\n Max failure ratio: 0\n Update order: {6}stop-first/,
   );
 
   const upd = await d.cli("service", "update", "--env-add", "V=2", "roll");
@@ -171,6 +171,78 @@ test("rolling update: one slot at a time, stop-first, with the update delay betw
   const neg = await d.cli("service", "update", "--update-parallelism", "-1", "roll");
   assert.notEqual(neg.code, 0);
   assert.match(neg.stderr, /invalid update parallelism -1/);
+});
+
+test("a failing update pauses; service rollback; --update-failure-action rollback", async (t) => {
+  const d = await startDaemon();
+  t.after(() => d.cleanup());
+  // The update delay keeps the worker waiting after a replacement runs, so the failure of the
+  // first one is seen before a second slot is touched.
+  const created = await d.cli(
+    "service",
+    "create",
+    "--name",
+    "flaky",
+    "--replicas",
+    "3",
+    "--update-delay",
+    "2s",
+    "--",
+    "sleep",
+    "100000",
+  );
+  assert.equal(created.code, 0, created.stderr + created.stdout);
+  const svc = () => apiAt<Service>(d.dataDir, "/v1/services/flaky");
+
+  // The new command exits at once: the first replacement fails, the update pauses, and the
+  // two other slots keep their old tasks.
+  const upd = await d.cli("service", "update", "flaky", "--", "sh", "-c", "exit 3");
+  assert.equal(upd.code, 1, upd.stdout + upd.stderr);
+  assert.match(upd.stderr, /update paused due to failure or early termination of task \w+/);
+  const paused = await svc();
+  assert.equal(paused.updateStatus?.state, "paused");
+  assert.equal(paused.version, 2);
+  let ts = await apiTasks(d, "flaky");
+  assert.equal(running(ts).filter((x) => x.specVersion === 1).length, 2);
+  const pretty = await d.cli("service", "inspect", "--pretty", "flaky");
+  assert.match(pretty.stdout, /UpdateStatus:\n State:\t\tpaused\n/);
+
+  // service rollback: the previous spec comes back everywhere.
+  const rb = await d.cli("service", "rollback", "flaky");
+  assert.equal(rb.code, 0, rb.stdout + rb.stderr);
+  assert.match(rb.stdout, /rollback: rollback complete/);
+  ts = await apiTasks(d, "flaky");
+  assert.equal(running(ts).length, 3);
+  assert.ok(running(ts).every((x) => x.spec.command.join(" ") === "sleep 100000"));
+  await checkFor(5000, async () => (await svc()).updateStatus?.state === "rollback_completed");
+
+  // With --update-failure-action rollback the manager rolls back by itself.
+  const auto = await d.cli(
+    "service",
+    "update",
+    "--update-failure-action",
+    "rollback",
+    "flaky",
+    "--",
+    "sh",
+    "-c",
+    "exit 4",
+  );
+  assert.equal(auto.code, 0, auto.stdout + auto.stderr);
+  assert.match(
+    auto.stdout,
+    /rollback: update rolled back due to failure or early termination of task/,
+  );
+  await checkFor(10_000, async () => (await svc()).updateStatus?.state === "rollback_completed");
+  ts = await apiTasks(d, "flaky");
+  assert.equal(running(ts).length, 3);
+  assert.ok(running(ts).every((x) => x.spec.command.join(" ") === "sleep 100000"));
+
+  // Nothing to roll back to on a service never updated.
+  await d.cli("service", "create", "-d", "--name", "fresh", "--", "sleep", "100000");
+  const none = await d.cli("service", "rollback", "fresh");
+  assert.notEqual(none.code, 0);
+  assert.match(none.stderr, /service fresh does not have a previous spec to roll back to/);
 });
 
 test("on-failure with max attempts 3: the first run and 3 restarts, then it stops", async (t) => {

@@ -415,7 +415,11 @@ export function reconcile(input: ReconcileInput, opts: ReconcileOptions): Action
     const slots = slotsOf(s, p.all(), c);
     const parallelism = updateConfigOf(s.spec).parallelism;
     const busy = slots.filter((sl) => updateState(sl, c.now) === "busy").length;
-    c.updateBudget.set(s.id, parallelism === 0 ? Infinity : Math.max(0, parallelism - busy));
+    const st = s.updateStatus;
+    const paused =
+      !!st && st.version === s.version && (st.state === "paused" || st.state === "rollback_paused");
+    const budget = paused ? 0 : parallelism === 0 ? Infinity : Math.max(0, parallelism - busy);
+    c.updateBudget.set(s.id, budget);
     for (const sl of slots) reconcileSlot(sl, c, p);
   }
   return p.actions;

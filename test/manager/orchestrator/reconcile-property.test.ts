@@ -10,7 +10,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { isLive } from "../../../src/manager/orchestrator/reconcile.js";
-import { replicasOf, updateConfigOf, type UpdateConfig } from "../../../src/manager/types.js";
+import {
+  defaultUpdateConfig,
+  replicasOf,
+  updateConfigOf,
+  type UpdateConfig,
+} from "../../../src/manager/types.js";
 import { node, service, Sim } from "./sim.js";
 
 /** mulberry32: a small seeded PRNG. */
@@ -154,6 +159,7 @@ test(`random events converge to the desired state (${SEEDS} seeds × ${EVENTS} e
           break;
         case "update": {
           const update: UpdateConfig = {
+            ...defaultUpdateConfig(),
             parallelism: pick([0, 1, 2])!,
             delayMs: pick([0, 0, 2000])!,
             order: pick(["stop-first", "start-first"] as const)!,
