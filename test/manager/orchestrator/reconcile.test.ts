@@ -35,6 +35,11 @@ describe("reconcile: one pass", () => {
   const n1 = node("n1");
   const running = (s: Service, slot: number, over: Parameters<typeof task>[1] = {}) =>
     task(s, { slot, nodeId: "n1", ...over });
+  // A rolling update of two slots from version 1 to 2.
+  const old2 = service("web", { replicas: 2 });
+  const new2 = service("web", { replicas: 2, version: 2 });
+  const oldStopped = (slot: number) =>
+    running(old2, slot, { desiredState: "shutdown", state: "shutdown" });
 
   const cases: Array<{
     name: string;
@@ -159,79 +164,46 @@ describe("reconcile: one pass", () => {
     },
     {
       name: "stop-first: the old task is still stopping: the new one waits, no other slot starts",
-      services: [service("web", { replicas: 2, version: 2 })],
-      tasks: [
-        running(service("web", { replicas: 2 }), 1, { desiredState: "shutdown" }),
-        running(service("web", { replicas: 2 }), 2),
-      ],
+      services: [new2],
+      tasks: [running(old2, 1, { desiredState: "shutdown" }), running(old2, 2)],
       expect: {},
     },
     {
       name: "stop-first: the old task has ended: its replacement is created",
-      services: [service("web", { replicas: 2, version: 2 })],
-      tasks: [
-        running(service("web", { replicas: 2 }), 1, {
-          desiredState: "shutdown",
-          state: "shutdown",
-        }),
-        running(service("web", { replicas: 2 }), 2),
-      ],
+      services: [new2],
+      tasks: [oldStopped(1), running(old2, 2)],
       expect: { create: 1 },
     },
     {
       name: "the replacement is starting: the next slot waits for the worker",
-      services: [service("web", { replicas: 2, version: 2 })],
+      services: [new2],
       tasks: [
-        running(service("web", { replicas: 2 }), 1, {
-          desiredState: "shutdown",
-          state: "shutdown",
-        }),
-        running(service("web", { replicas: 2, version: 2 }), 1, {
+        oldStopped(1),
+        running(new2, 1, {
           state: "starting",
           createdAt: T0 + 1,
         }),
-        running(service("web", { replicas: 2 }), 2),
+        running(old2, 2),
       ],
       expect: {},
     },
     {
       name: "the replacement runs, no delay: the worker takes the next slot",
-      services: [service("web", { replicas: 2, version: 2 })],
-      tasks: [
-        running(service("web", { replicas: 2 }), 1, {
-          desiredState: "shutdown",
-          state: "shutdown",
-        }),
-        running(service("web", { replicas: 2, version: 2 }), 1, { createdAt: T0 + 1 }),
-        running(service("web", { replicas: 2 }), 2),
-      ],
+      services: [new2],
+      tasks: [oldStopped(1), running(new2, 1, { createdAt: T0 + 1 }), running(old2, 2)],
       expect: { "setDesired:shutdown": 1 },
     },
     {
       name: "update delay 10 s: the next slot waits until 10 s after the replacement ran",
       services: [service("web", { replicas: 2, version: 2, spec: upd({ delayMs: 10_000 }) })],
-      tasks: [
-        running(service("web", { replicas: 2 }), 1, {
-          desiredState: "shutdown",
-          state: "shutdown",
-        }),
-        running(service("web", { replicas: 2, version: 2 }), 1, { createdAt: T0 + 1 }),
-        running(service("web", { replicas: 2 }), 2),
-      ],
+      tasks: [oldStopped(1), running(new2, 1, { createdAt: T0 + 1 }), running(old2, 2)],
       now: T0 + 9_999,
       expect: {},
     },
     {
       name: "update delay over: the next slot",
       services: [service("web", { replicas: 2, version: 2, spec: upd({ delayMs: 10_000 }) })],
-      tasks: [
-        running(service("web", { replicas: 2 }), 1, {
-          desiredState: "shutdown",
-          state: "shutdown",
-        }),
-        running(service("web", { replicas: 2, version: 2 }), 1, { createdAt: T0 + 1 }),
-        running(service("web", { replicas: 2 }), 2),
-      ],
+      tasks: [oldStopped(1), running(new2, 1, { createdAt: T0 + 1 }), running(old2, 2)],
       now: T0 + 10_000,
       expect: { "setDesired:shutdown": 1 },
     },
