@@ -3,13 +3,21 @@
 // the node; whatever runs here and is not wanted is stopped, whatever is wanted and not running
 // is started. Handles are persisted so that a restarted agent adopts the tasks still running
 // instead of starting them twice.
+//
+// Networking: with host networking (the default) the agent picks a free host port per published
+// target and passes it as PORT / SHOAL_PORT_<target>. With bridge networking the task runs in a
+// network namespace of its own (the driver makes it) and listens on the target ports itself; the
+// agent still owns a host port per target (so the routing mesh is the same for both modes) and
+// forwards it to the task's address with a PortForwarder, re-created when a task is adopted.
 
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { createServer } from "node:net";
 import type { Driver, Handle, ExitStatus } from "./drivers/driver.js";
 import { expandTemplate } from "./template.js";
-import { isTerminal, type Task, type TaskState } from "../manager/types.js";
+import { BRIDGE_GATEWAY, natsUrlForBridge } from "./drivers/netns.js";
+import { PortForwarder } from "./forward.js";
+import { isTerminal, networkOf, type Task, type TaskState } from "../manager/types.js";
 
 export interface TaskReport {
   taskId: string;
@@ -45,6 +53,8 @@ interface Local {
   /** Set once the process has exited and the exit was reported. */
   done: boolean;
   hostPorts: Record<string, number>;
+  /** Bridge networking: host port → task address forwarders, one per target. */
+  forwarders: PortForwarder[];
 }
 
 /** A free TCP port on this host, picked by the OS. */
@@ -116,8 +126,10 @@ export class Agent {
         stopping: false,
         done: false,
         hostPorts: saved.hostPorts,
+        forwarders: [],
       };
       this.local.set(id, l);
+      if (typeof h.address === "string") await this.forwardAgain(l, h.address);
       this.watchExit(l, h);
       this.opts.report([
         { taskId: id, state: "running", message: "adopted", pid: h.pid, hostPorts: l.hostPorts },
@@ -155,7 +167,14 @@ export class Agent {
   }
 
   private async startTask(t: Task): Promise<void> {
-    const l: Local = { task: t, handle: null, stopping: false, done: false, hostPorts: {} };
+    const l: Local = {
+      task: t,
+      handle: null,
+      stopping: false,
+      done: false,
+      hostPorts: {},
+      forwarders: [],
+    };
     this.local.set(t.id, l);
     const dir = this.taskDir(t.id);
     mkdirSync(dir, { recursive: true });
@@ -170,7 +189,19 @@ export class Agent {
         return;
       }
       const spec = t.spec;
-      for (const p of spec.ports) l.hostPorts[String(p.target)] = await freePort();
+      const bridge = networkOf(spec) === "bridge";
+      for (const p of spec.ports) {
+        const target = String(p.target);
+        if (l.hostPorts[target] !== undefined) continue;
+        if (bridge) {
+          // Listening right away holds the port; connections are refused until the task runs.
+          const fw = new PortForwarder();
+          l.forwarders.push(fw);
+          l.hostPorts[target] = await fw.listen(0);
+        } else {
+          l.hostPorts[target] = await freePort();
+        }
+      }
       const ctx = {
         Task: { ID: t.id, Slot: String(t.slot), Name: `${t.serviceName}.${t.slot}` },
         Service: { ID: t.serviceId, Name: t.serviceName },
@@ -189,10 +220,15 @@ export class Agent {
       env["SHOAL_SERVICE_ID"] = t.serviceId;
       env["SHOAL_NODE_ID"] = this.opts.nodeId;
       env["SHOAL_NODE_HOSTNAME"] = this.opts.hostname;
-      env["NATS_URL"] = this.opts.natsUrl;
-      const ports = Object.entries(l.hostPorts);
-      for (const [target, host] of ports) env[`SHOAL_PORT_${target}`] = String(host);
-      if (ports.length > 0) env["PORT"] = String(ports[0]![1]);
+      env["NATS_URL"] = bridge
+        ? natsUrlForBridge(this.opts.natsUrl, BRIDGE_GATEWAY)
+        : this.opts.natsUrl;
+      // In its own namespace the task listens on the target ports themselves.
+      const ports = Object.entries(l.hostPorts).map(
+        ([target, host]) => [target, bridge ? target : String(host)] as const,
+      );
+      for (const [target, port] of ports) env[`SHOAL_PORT_${target}`] = port;
+      if (ports.length > 0) env["PORT"] = ports[0]![1];
       this.opts.report([
         { taskId: t.id, state: "starting", message: "starting", hostPorts: l.hostPorts },
       ]);
@@ -209,8 +245,16 @@ export class Agent {
         limits: spec.limits,
         stopSignal: spec.stopSignal,
         logMaxBytes: this.opts.logMaxBytes,
+        ...(bridge ? { network: "bridge" as const } : {}),
       });
       l.handle = handle;
+      if (bridge) {
+        if (typeof handle.address !== "string") {
+          await this.driver.destroy(handle).catch(() => {});
+          throw new Error(`the ${this.driver.name} driver gave no address for a bridge task`);
+        }
+        this.setTargets(l, handle.address);
+      }
       writeFileSync(
         join(dir, "handle.json"),
         JSON.stringify({ handle, task: t, hostPorts: l.hostPorts }),
@@ -230,6 +274,7 @@ export class Agent {
     } catch (err) {
       l.done = true;
       this.local.delete(t.id);
+      await this.closeForwarders(l);
       const msg = (err as Error).message;
       this.log.warn(`task ${t.serviceName}.${t.slot} (${t.id}) failed to start: ${msg}`);
       this.opts.report([{ taskId: t.id, state: "failed", message: "starting failed", err: msg }]);
@@ -258,6 +303,36 @@ export class Agent {
     else this.starting--;
   }
 
+  /** Points each forwarder at the task's address and its target port. */
+  private setTargets(l: Local, address: string): void {
+    const byPort = new Map(Object.entries(l.hostPorts).map(([tg, hp]) => [hp, Number(tg)]));
+    for (const fw of l.forwarders) {
+      const target = byPort.get(fw.port);
+      if (target !== undefined) fw.target = { host: address, port: target };
+    }
+  }
+
+  /** An adopted bridge task: listens on its host ports again (the old agent's are gone). */
+  private async forwardAgain(l: Local, address: string): Promise<void> {
+    for (const [target, hostPort] of Object.entries(l.hostPorts)) {
+      const fw = new PortForwarder({ host: address, port: Number(target) });
+      try {
+        await fw.listen(hostPort);
+        l.forwarders.push(fw);
+      } catch (err) {
+        await fw.close();
+        this.log.warn(
+          `task ${l.task.id}: cannot forward host port ${hostPort} again: ${(err as Error).message}`,
+        );
+      }
+    }
+  }
+
+  private async closeForwarders(l: Local): Promise<void> {
+    const fws = l.forwarders.splice(0);
+    await Promise.all(fws.map((fw) => fw.close()));
+  }
+
   private watchExit(l: Local, h: Handle): void {
     void this.driver.wait(h).then(
       (status) => this.exited(l, h, status),
@@ -270,6 +345,7 @@ export class Agent {
     l.done = true;
     const id = l.task.id;
     rmSync(join(this.taskDir(id), "handle.json"), { force: true });
+    await this.closeForwarders(l);
     await this.driver.destroy(h).catch(() => {});
     this.local.delete(id);
     if (this.stopped) return;
@@ -327,6 +403,9 @@ export class Agent {
       );
     }
     this.stopped = true;
+    // The host ports go with this agent; a restarted one listens on them again for the tasks
+    // it adopts.
+    await Promise.all([...this.local.values()].map((l) => this.closeForwarders(l)));
   }
 }
 

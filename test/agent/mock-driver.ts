@@ -132,6 +132,12 @@ export class MockDriver implements Driver {
         "cannot enforce resource limits: the mock driver has none",
       );
     }
+    if (spec.network === "bridge") {
+      throw new DriverError(
+        DriverErrorCode.NetworkUnsupported,
+        "bridge networking is not supported by the mock driver",
+      );
+    }
     mkdirSync(spec.taskDir, { recursive: true });
     const workdir = spec.workdir === "" ? spec.taskDir : resolve(spec.taskDir, spec.workdir);
     let isDir = false;

@@ -27,6 +27,12 @@ export interface RunSpec {
   stopSignal: string;
   /** Cap per log file; 0 = no cap. */
   logMaxBytes: number;
+  /**
+   * "host" (the default): the task shares the node's network. "bridge": the task runs in a
+   * network namespace of its own on the node's task bridge; the handle then carries its address.
+   * A driver that cannot do bridge networking rejects with ERR_NETWORK_UNSUPPORTED.
+   */
+  network?: "host" | "bridge";
 }
 
 export interface Handle {
@@ -35,6 +41,8 @@ export interface Handle {
   pid: number;
   /** ms since epoch. */
   startedAt: number;
+  /** The task's own IP address, when it runs in a network namespace of its own (bridge). */
+  address?: string;
   /** Driver-specific fields needed to re-adopt the task; all JSON-serialisable. */
   [key: string]: unknown;
 }
@@ -93,6 +101,10 @@ export const DriverErrorCode = {
   Spawn: "ERR_SPAWN",
   /** The log files could not be opened. */
   Logs: "ERR_LOGS",
+  /** Bridge networking was asked for and this driver/host cannot do it (not Linux, not root, no `ip`). */
+  NetworkUnsupported: "ERR_NETWORK_UNSUPPORTED",
+  /** Setting up the task's network namespace failed. */
+  Network: "ERR_NETWORK",
 } as const;
 export type DriverErrorCode = (typeof DriverErrorCode)[keyof typeof DriverErrorCode];
 

@@ -25,6 +25,12 @@
 // A task is its process group: when the wrapper ends, whatever is left in the group is killed
 // (like a container whose init died), so a later cgroup removal does not block on stragglers.
 //
+// With bridge networking (RunSpec.network "bridge", Linux and root only) the driver first makes
+// the task's network namespace (netns.ts) and spawns the wrapper through `ip netns exec NS`,
+// which execs it in place: the wrapper's pid is still Handle.pid. The namespace, its veth and
+// its address reservation are removed by destroy(), or by recover() for a task that ended while
+// the agent was down.
+//
 // Before spawning, the driver checks the working directory and looks command[0] up on the task's
 // PATH itself, to fail with Docker-like messages (`exec: "nope": executable file not found in
 // $PATH`) instead of a task that starts and exits 127.
@@ -65,6 +71,14 @@ import {
   type TaskCgroup,
 } from "./cgroups.js";
 import { capTaskLogs, logPath } from "./logs.js";
+import {
+  asTaskNet,
+  bridgeUnsupportedReason,
+  findIp,
+  setupTaskNet,
+  teardownTaskNet,
+  type TaskNet,
+} from "./netns.js";
 
 export interface ProcessDriverOptions {
   /** The POSIX shell that runs the wrapper. */
@@ -79,9 +93,11 @@ export interface ProcessDriverOptions {
   cgroupParent: string;
   /** Where the cgroup mounts are read from. */
   mountsFile: string;
-  /** Who we are, for the limits check (tests override them). */
+  /** Who we are, for the limits and bridge networking checks (tests override them). */
   platform: string;
   uid: number;
+  /** iproute2's `ip`, for bridge networking ("" = not available). */
+  ipPath: string;
 }
 
 export function defaultProcessDriverOptions(): ProcessDriverOptions {
@@ -94,6 +110,7 @@ export function defaultProcessDriverOptions(): ProcessDriverOptions {
     mountsFile: "/proc/self/mounts",
     platform: process.platform,
     uid: process.getuid?.() ?? -1,
+    ipPath: findIp(),
   };
 }
 
@@ -130,6 +147,8 @@ export interface ProcessHandle extends Handle {
   logMaxBytes: number;
   stopSignal: string;
   cgroup: TaskCgroup | null;
+  /** The task's network namespace (bridge networking), or null (host networking). */
+  net: TaskNet | null;
 }
 
 interface Run {
@@ -333,6 +352,7 @@ function asProcessHandle(h: Handle): ProcessHandle | null {
     return null;
   }
   const cg = x.cgroup as TaskCgroup | null | undefined;
+  const net = asTaskNet(x.net);
   return {
     driver: "process",
     taskId: x.taskId,
@@ -346,6 +366,8 @@ function asProcessHandle(h: Handle): ProcessHandle | null {
       cg && Array.isArray(cg.dirs) && cg.dirs.every((d) => typeof d === "string")
         ? { dirs: [...cg.dirs] }
         : null,
+    net,
+    ...(net ? { address: net.address } : {}),
   };
 }
 
@@ -418,6 +440,11 @@ export class ProcessDriver implements Driver {
       );
       if (why !== null) throw new DriverError(DriverErrorCode.LimitsUnsupported, why);
     }
+    const bridge = spec.network === "bridge";
+    if (bridge) {
+      const why = bridgeUnsupportedReason(this.opts.platform, this.opts.uid, this.opts.ipPath);
+      if (why !== null) throw new DriverError(DriverErrorCode.NetworkUnsupported, why);
+    }
     mkdirSync(spec.taskDir, { recursive: true });
     const workdir = spec.workdir === "" ? spec.taskDir : resolve(spec.taskDir, spec.workdir);
     checkWorkdir(workdir);
@@ -433,10 +460,23 @@ export class ProcessDriver implements Driver {
         spec.limits,
       );
     }
+    let net: TaskNet | null = null;
     let child: ChildProcess;
     try {
-      child = await this.spawnWrapper(spec, workdir, file);
+      if (bridge) {
+        try {
+          net = await setupTaskNet(this.opts.ipPath, spec.taskId);
+        } catch (err) {
+          throw new DriverError(
+            DriverErrorCode.Network,
+            `setting up the task's network: ${(err as Error).message}`,
+            { cause: err },
+          );
+        }
+      }
+      child = await this.spawnWrapper(spec, workdir, file, net);
     } catch (err) {
+      if (net) await teardownTaskNet(this.opts.ipPath, spec.taskId, net);
       if (cgroup) await removeTaskCgroup(cgroup);
       throw err;
     }
@@ -451,6 +491,8 @@ export class ProcessDriver implements Driver {
       logMaxBytes: spec.logMaxBytes,
       stopSignal,
       cgroup,
+      net,
+      ...(net ? { address: net.address } : {}),
     };
     const run = this.track(h, child);
     try {
@@ -474,7 +516,12 @@ export class ProcessDriver implements Driver {
   }
 
   /** Spawns the wrapper, which waits for "go" on fd 4; resolves once the OS started it. */
-  private spawnWrapper(spec: RunSpec, workdir: string, file: string): Promise<ChildProcess> {
+  private spawnWrapper(
+    spec: RunSpec,
+    workdir: string,
+    file: string,
+    net: TaskNet | null,
+  ): Promise<ChildProcess> {
     let out: number;
     let err: number;
     try {
@@ -495,10 +542,14 @@ export class ProcessDriver implements Driver {
     const keepPwd = Object.hasOwn(spec.env, "PWD") ? "1" : "0";
     const args = ["-c", WRAPPER, "shoal-task", join(spec.taskDir, EXIT_CODE_FILE), keepPwd];
     args.push(file, ...spec.command.slice(1));
+    // `ip netns exec` enters the namespace and execs the shell in place (same pid).
+    const [cmd, argv] = net
+      ? [this.opts.ipPath, ["netns", "exec", net.ns, this.opts.shell, ...args]]
+      : [this.opts.shell, args];
     return new Promise<ChildProcess>((resolveSpawn, reject) => {
       let child: ChildProcess;
       try {
-        child = spawn(this.opts.shell, args, {
+        child = spawn(cmd, argv, {
           cwd: workdir,
           env: spec.env,
           detached: true,
@@ -632,6 +683,7 @@ export class ProcessDriver implements Driver {
     this.runs.delete(this.key(h));
     capTaskLogs(ph.taskDir, ph.logMaxBytes);
     if (ph.cgroup) await removeTaskCgroup(ph.cgroup);
+    if (ph.net) await teardownTaskNet(this.opts.ipPath, ph.taskId, ph.net);
   }
 
   async inspect(h: Handle): Promise<TaskStats> {
@@ -661,6 +713,7 @@ export class ProcessDriver implements Driver {
     if (known) return known.status === null ? known.h : null;
     if (!isAlive(ph)) {
       if (ph.cgroup) await removeTaskCgroup(ph.cgroup);
+      if (ph.net) await teardownTaskNet(this.opts.ipPath, ph.taskId, ph.net);
       return null;
     }
     this.track(ph, null);
