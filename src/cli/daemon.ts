@@ -143,7 +143,7 @@ export class Daemon {
     const joinHost = hostOf(this.opts.listenAddr) || "0.0.0.0";
     this.joinPort = await this.join.listen(joinHost, joinPort);
     log.info(`Listening for joins on ${joinHost}:${this.joinPort}`);
-    this.agent = new Agent(new ProcessDriver(), log, {
+    this.agent = new Agent(new ProcessDriver({ warn: (m) => log.warn(m) }), log, {
       nodeId: this.nodeId,
       hostname: hostname(),
       dataDir: join(dataDir, "agent"),

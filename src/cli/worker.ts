@@ -144,7 +144,7 @@ export class WorkerDaemon {
       },
       log,
     });
-    this.agent = new Agent(new ProcessDriver(), log, {
+    this.agent = new Agent(new ProcessDriver({ warn: (m) => log.warn(m) }), log, {
       nodeId: answer.nodeId,
       hostname: hostname(),
       dataDir: join(dataDir, "agent"),

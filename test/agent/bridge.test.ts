@@ -138,7 +138,7 @@ function startAgent(
 ): { agent: Agent; reports: TaskReport[]; report: (id: string, state: string) => TaskReport } {
   const reports: TaskReport[] = [];
   const agent = new Agent(
-    new ProcessDriver({ logCheckIntervalMs: 50, pollIntervalMs: 20 }),
+    new ProcessDriver({ logCheckIntervalMs: 50, pollIntervalMs: 20, outboundNat: false }),
     quietLog,
     {
       nodeId: "node1",
@@ -295,7 +295,7 @@ async function agentProcess(
     `const { Agent } = await import(${JSON.stringify(agentUrl)});\n` +
     `const { ProcessDriver } = await import(${JSON.stringify(driverUrl)});\n` +
     `const quiet = { info() {}, warn() {}, error() {}, debug() {} };\n` +
-    `const a = new Agent(new ProcessDriver(), quiet, { nodeId: "node1", hostname: "host1",\n` +
+    `const a = new Agent(new ProcessDriver({ outboundNat: false }), quiet, { nodeId: "node1", hostname: "host1",\n` +
     `  dataDir: process.argv[1], natsUrl: "nats://127.0.0.1:4222", logMaxBytes: 0,\n` +
     `  report: (rs) => { for (const r of rs) if (r.state === "running")\n` +
     `    process.stdout.write(JSON.stringify([r.taskId, r.hostPorts["8000"]]) + "\\n"); } });\n` +

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { request } from "node:http";
 import { SHOAL_BIN, checkFor, RawConn } from "../helpers/servers.js";
 import { startSwarm } from "../helpers/swarm.js";
+import { findIptables } from "../../src/agent/drivers/netns.js";
 import type { Node, Task } from "../../src/manager/types.js";
 
 function perNode(ts: Task[]): number[] {
@@ -395,3 +396,41 @@ function httpGet(host: string, port: number): Promise<string> {
     req.end();
   });
 }
+
+test("a bridge task on a worker reaches the message server on the manager (outbound NAT)", async (t) => {
+  const s = await startSwarm(2);
+  t.after(() => s.cleanup());
+  if (s.bed.mode !== "netns") return t.skip("needs network namespaces (bridge tasks, NAT)");
+  if (findIptables() === null)
+    return t.skip("iptables is not installed (apt-get install iptables)");
+  await checkFor(
+    10_000,
+    async () => (await s.api<Node[]>("/v1/nodes")).filter((n) => n.status === "ready").length === 2,
+  );
+  // Connects to NATS_URL (the manager's address: another machine) and prints the server's
+  // first word, INFO; then stays up.
+  const probe =
+    "const u=new URL(process.env.NATS_URL);require('net').connect(+u.port,u.hostname)" +
+    ".once('data',d=>console.log('got '+d.toString().slice(0,4)));setInterval(()=>{},1e9)";
+  const created = await s.cli(
+    "service",
+    "create",
+    "--name",
+    "probe",
+    "--network",
+    "bridge",
+    "--constraint",
+    "node.role==worker",
+    "--",
+    "node",
+    "-e",
+    probe,
+  );
+  assert.equal(created.code, 0, created.stderr + created.stdout);
+  const [task] = await s.running("probe");
+  const worker = (await s.api<Node[]>("/v1/nodes")).find((n) => n.role === "worker")!;
+  assert.equal(task!.nodeId, worker.id);
+  await checkFor(10_000, async () =>
+    /\| got INFO$/m.test((await s.cli("service", "logs", "probe")).stdout),
+  );
+});

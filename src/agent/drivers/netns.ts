@@ -26,6 +26,7 @@ import {
   readdirSync,
   rmSync,
   statSync,
+  writeFileSync,
   writeSync,
 } from "node:fs";
 import { delimiter, join } from "node:path";
@@ -150,6 +151,56 @@ export async function ensureBridge(ip: string): Promise<void> {
   );
   await idempotent(() => ipRun(ip, ["addr", "add", gw, "dev", BRIDGE_NAME]), mine);
   await ipRun(ip, ["link", "set", BRIDGE_NAME, "up"]);
+}
+
+/** Where iptables is, or null (Debian's iptables package puts it in /usr/sbin). */
+export function findIptables(): string | null {
+  for (const dir of ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]) {
+    if (existsSync(join(dir, "iptables"))) return join(dir, "iptables");
+  }
+  return null;
+}
+
+function iptables(bin: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile(bin, ["-w", ...args], { timeout: CMD_TIMEOUT_MS }, (err, _out, stderr) =>
+      err
+        ? reject(new Error(`iptables ${args.join(" ")}: ${stderr.trim() || err.message}`))
+        : resolve(),
+    );
+  });
+}
+
+/** Adds a rule unless an identical one is there (`-C` checks, then `-A` or `-I` adds). */
+async function ensureRule(bin: string, table: string, add: "-A" | "-I", rule: string[]) {
+  const chain = rule[0]!;
+  const rest = rule.slice(1);
+  try {
+    await iptables(bin, ["-t", table, "-C", chain, ...rest]);
+  } catch {
+    await iptables(bin, ["-t", table, add, chain, ...rest]);
+  }
+}
+
+/**
+ * Lets bridge tasks reach other machines, as Docker does for docker0: forwarding on in the
+ * node's network namespace, bridge traffic accepted in FORWARD (a host firewall may drop it by
+ * default), and traffic leaving the node masqueraded as the node's own address. Returns why
+ * that could not be done (tasks then reach only this machine), or null.
+ */
+export async function ensureOutboundNat(bin = findIptables()): Promise<string | null> {
+  if (bin === null) return "iptables is not installed";
+  try {
+    writeFileSync("/proc/sys/net/ipv4/ip_forward", "1");
+    const subnet = `${SUBNET_16}.0.0/${PREFIX_LEN}`;
+    await ensureRule(bin, "filter", "-I", ["FORWARD", "-i", BRIDGE_NAME, "-j", "ACCEPT"]);
+    await ensureRule(bin, "filter", "-I", ["FORWARD", "-o", BRIDGE_NAME, "-j", "ACCEPT"]);
+    const masq = ["POSTROUTING", "-s", subnet, "!", "-o", BRIDGE_NAME, "-j", "MASQUERADE"];
+    await ensureRule(bin, "nat", "-A", masq);
+    return null;
+  } catch (err) {
+    return (err as Error).message;
+  }
 }
 
 interface Reservation {

@@ -76,6 +76,7 @@ import {
   bridgeUnsupportedReason,
   findIp,
   setupTaskNet,
+  ensureOutboundNat,
   teardownTaskNet,
   type TaskNet,
 } from "./netns.js";
@@ -98,6 +99,11 @@ export interface ProcessDriverOptions {
   uid: number;
   /** iproute2's `ip`, for bridge networking ("" = not available). */
   ipPath: string;
+  /** Told about things worth a log line that do not fail a task (no NAT for bridge tasks). */
+  warn: (msg: string) => void;
+  /** Set up outbound NAT so bridge tasks reach other machines (tests on the real machine's
+   * own namespace turn it off, so they change no firewall or sysctl of the machine). */
+  outboundNat: boolean;
 }
 
 export function defaultProcessDriverOptions(): ProcessDriverOptions {
@@ -111,6 +117,8 @@ export function defaultProcessDriverOptions(): ProcessDriverOptions {
     platform: process.platform,
     uid: process.getuid?.() ?? -1,
     ipPath: findIp(),
+    warn: () => {},
+    outboundNat: true,
   };
 }
 
@@ -417,6 +425,9 @@ export class ProcessDriver implements Driver {
   private readonly runs = new Map<string, Run>();
   private layout: CgroupLayout | null = null;
 
+  /** Outbound NAT for bridge tasks, set up once per driver. */
+  private nat: Promise<void> | null = null;
+
   constructor(opts: Partial<ProcessDriverOptions> = {}) {
     this.opts = Object.freeze({ ...defaultProcessDriverOptions(), ...opts });
   }
@@ -466,6 +477,15 @@ export class ProcessDriver implements Driver {
       if (bridge) {
         try {
           net = await setupTaskNet(this.opts.ipPath, spec.taskId);
+          if (this.opts.outboundNat)
+            this.nat ??= ensureOutboundNat().then((why) => {
+              if (why !== null) {
+                this.opts.warn(
+                  `bridge tasks can reach only this machine (no outbound NAT: ${why})`,
+                );
+              }
+            });
+          await this.nat;
         } catch (err) {
           throw new DriverError(
             DriverErrorCode.Network,
