@@ -17,17 +17,15 @@ import type { Driver, Handle, ExitStatus } from "./drivers/driver.js";
 import { expandTemplate } from "./template.js";
 import { BRIDGE_GATEWAY, natsUrlForBridge } from "./drivers/netns.js";
 import { PortForwarder } from "./forward.js";
-import { isTerminal, networkOf, type Task, type TaskState } from "../manager/types.js";
+import {
+  isTerminal,
+  networkOf,
+  type Task,
+  type TaskReport,
+  type TaskState,
+} from "../manager/types.js";
 
-export interface TaskReport {
-  taskId: string;
-  state: TaskState;
-  message: string;
-  err?: string;
-  exitCode?: number | null;
-  pid?: number | null;
-  hostPorts?: Record<string, number>;
-}
+export type { TaskReport } from "../manager/types.js";
 
 export interface AgentLogger {
   info(msg: string): void;

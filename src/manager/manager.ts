@@ -14,7 +14,7 @@ import {
   type Service,
   type ServiceSpec,
   type Task,
-  type TaskState,
+  type TaskReport,
   type TaskStatus,
 } from "./types.js";
 import { validateSpec } from "./validate.js";
@@ -55,16 +55,8 @@ export interface NodeUpdate {
   role?: "manager" | "worker";
 }
 
-/** A status report from an agent about one task. */
-export interface StatusReport {
-  taskId: string;
-  state: TaskState;
-  message: string;
-  err?: string;
-  exitCode?: number | null;
-  pid?: number | null;
-  hostPorts?: Record<string, number>;
-}
+/** A status report from an agent about one task (the agent's TaskReport). */
+export type StatusReport = TaskReport;
 
 export class Manager {
   private dirty = true;

@@ -156,6 +156,17 @@ export interface Service {
   updatedAt: number;
 }
 
+/** What an agent reports about one of its tasks (on a change, and in every heartbeat). */
+export interface TaskReport {
+  taskId: string;
+  state: TaskState;
+  message: string;
+  err?: string;
+  exitCode?: number | null;
+  pid?: number | null;
+  hostPorts?: Record<string, number>;
+}
+
 /** Task states in order (Swarm's). A task only moves forward. */
 export const TASK_STATES = [
   "new",

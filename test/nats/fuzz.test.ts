@@ -17,6 +17,7 @@ import { CloseReason, ErrText } from "../../src/nats/errors.js";
 import { checkFor, RawConn, startServer } from "../helpers/servers.js";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
+import { prng } from "../helpers/prng.js";
 
 const SEED = Number(process.env["SHOAL_FUZZ_SEED"] ?? 20240611) >>> 0;
 const BUDGET_MS = Number(process.env["SHOAL_FUZZ_MS"] ?? 5000);
@@ -29,18 +30,11 @@ const MAX_CONTROL_LINE = 512;
 
 // ---- seeded generators ----------------------------------------------------------------------
 
-/** mulberry32: a tiny seeded PRNG, good enough to pick bytes and offsets. */
+/** Seeded choices (test/helpers/prng.ts), good enough to pick bytes and offsets. */
 class Rng {
-  private a: number;
+  readonly next: () => number;
   constructor(seed: number) {
-    this.a = seed >>> 0;
-  }
-  next(): number {
-    this.a = (this.a + 0x6d2b79f5) >>> 0;
-    let t = this.a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    this.next = prng(seed);
   }
   /** An integer in [0, n). */
   int(n: number): number {

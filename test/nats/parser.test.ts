@@ -16,6 +16,7 @@ import {
   type ParserSink,
 } from "../../src/nats/parser.js";
 import { ErrText, ProtocolError } from "../../src/nats/errors.js";
+import { prng } from "../helpers/prng.js";
 
 const OP_NAMES = new Map<number, string>(Object.entries(Op).map(([k, v]) => [v, k]));
 
@@ -122,18 +123,6 @@ function split(input: Buffer, at: number[]): Buffer[] {
   }
   out.push(own(input.subarray(from)));
   return out;
-}
-
-/** A small deterministic PRNG (mulberry32) for picking split offsets. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**

@@ -7,6 +7,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Sublist, SublistError, type SublistResult } from "../../src/nats/sublist.js";
 import { subjectMatchesPattern } from "../../src/nats/subject.js";
+import { prng } from "../helpers/prng.js";
 
 interface TSub {
   readonly id: string;
@@ -584,18 +585,6 @@ describe("Sublist cache", () => {
     assert.throws(() => new Sublist<TSub>({ cacheSize: 1.5 }), SublistError);
   });
 });
-
-/** mulberry32: a small seeded PRNG, so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function bruteForce(subs: Iterable<TSub>, subject: string): Shape {
   const psubs: string[] = [];

@@ -17,18 +17,7 @@ import {
   type UpdateConfig,
 } from "../../../src/manager/types.js";
 import { node, service, Sim } from "./sim.js";
-
-/** mulberry32: a small seeded PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from "../../helpers/prng.js";
 
 function checkPass(sim: Sim): void {
   for (const s of sim.services) {

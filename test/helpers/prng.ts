@@ -1,0 +1,14 @@
+// A small seeded PRNG (mulberry32) for tests that pick random inputs: the same seed gives the
+// same sequence, so a failure names its seed and reproduces.
+
+/** Returns a generator of numbers in [0, 1) for the seed. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
