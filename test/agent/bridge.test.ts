@@ -78,7 +78,11 @@ function reservations(): Reservation[] {
 }
 
 function netnsList(): string[] {
-  return execFileSync(IP, ["netns", "list"], { encoding: "utf8" })
+  // `ip netns list` complains on stderr about namespaces being torn down meanwhile: not ours.
+  return execFileSync(IP, ["netns", "list"], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "ignore"],
+  })
     .split("\n")
     .map((l) => l.split(" ")[0]!)
     .filter((l) => l !== "");
