@@ -21,6 +21,8 @@ const SWARM_REFERENCE: Record<string, number> = {
   "scale-up": 7.8,
   "scale-down": 3.3,
   "kill-replace": 0.59,
+  // Table row 5a: 6 replicas, --update-parallelism 2 --update-delay 2s, stop-first, env-add.
+  "rolling-update": 9.9,
 };
 
 interface ServiceView {
@@ -32,6 +34,7 @@ interface ServiceView {
 interface TaskView {
   id: string;
   slot: number;
+  specVersion: number;
   desiredState: string;
   status: { state: string; pid: number | null };
 }
@@ -124,6 +127,31 @@ async function runShoal(ctx: SuiteContext): Promise<Record<string, number>> {
       );
     }, 30_000);
     out["kill-replace"] = (performance.now() - t0) / 1000;
+
+    ctx.log("orchestrator: rolling update of 6 replicas, parallelism 2, delay 2 s");
+    await api(sock, "POST", `/v1/services/${svc.id}/scale`, { replicas: 6 });
+    await until(async () => (await runningCount(svc.id)) === 6, 60_000);
+    const update = {
+      parallelism: 2,
+      delayMs: 2000,
+      order: "stop-first",
+      failureAction: "pause",
+      monitorMs: 5000,
+      maxFailureRatio: 0,
+    };
+    const next = { ...spec, mode: { replicated: { replicas: 6 } }, env: { FOO: "bar" }, update };
+    t0 = performance.now();
+    const updated = await api<{ version: number }>(sock, "POST", `/v1/services/${svc.id}/update`, {
+      spec: next,
+    });
+    await until(async () => {
+      const ts = await tasks(svc.id);
+      return (
+        ts.filter((t) => t.status.state === "running" && t.specVersion === updated.version)
+          .length === 6
+      );
+    }, 120_000);
+    out["rolling-update"] = (performance.now() - t0) / 1000;
     await api(sock, "DELETE", `/v1/services/${svc.id}`);
     await until(
       async () => (await tasks(svc.id)).every((t) => t.status.state !== "running"),
@@ -177,6 +205,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
     ["scale-up", "scale 1 → 30 until 30/30 running"],
     ["scale-down", "scale 30 → 3 until 3 run"],
     ["kill-replace", "kill -9 a task → replacement running (restart delay 0)"],
+    ["rolling-update", "update 6 replicas, parallelism 2, delay 2 s → all 6 updated"],
   ].map(([id, label]) => ({
     id: id!,
     label: label!,
