@@ -10,6 +10,9 @@ import { createConnection, type Socket } from "node:net";
 import { Server } from "../../src/nats/server.js";
 import { defaultOptions, validateOptions, type Options } from "../../src/nats/options.js";
 import { ServerLogger, silentLogger } from "../../src/nats/log.js";
+import type { TestContext } from "node:test";
+import { connect, type ConnectionOptions, type NatsConnection } from "nats";
+import { defer } from "./defer.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The repository root (tests run from dist/test/...). */
@@ -33,6 +36,24 @@ export async function startServer(overrides: Partial<Options> = {}): Promise<Ser
   const s = new Server(opts, testLogger());
   await s.startServer();
   return s;
+}
+
+/** An in-process server (as startServer) that is shut down when the test ends. */
+export async function useServer(t: TestContext, overrides: Partial<Options> = {}): Promise<Server> {
+  const s = await startServer(overrides);
+  defer(t, () => s.shutdown());
+  return s;
+}
+
+/** An official-client connection to 127.0.0.1:port, closed when the test ends. */
+export async function useClient(
+  t: TestContext,
+  port: number,
+  opts: Partial<ConnectionOptions> = {},
+): Promise<NatsConnection> {
+  const nc = await connect({ servers: `127.0.0.1:${port}`, ...opts });
+  defer(t, () => nc.close());
+  return nc;
 }
 
 export interface RunningServer {

@@ -16,28 +16,17 @@ import {
   type NatsError,
   type Status,
 } from "nats";
-import type { Server } from "../../src/nats/server.js";
-import type { Options, User } from "../../src/nats/options.js";
-import { checkFor, runServer, startServer } from "../helpers/servers.js";
+import type { User } from "../../src/nats/options.js";
+import { checkFor, runServer, useServer, useClient } from "../helpers/servers.js";
 import { defer } from "../helpers/defer.js";
 
 const sc = StringCodec();
 
-async function server(t: TestContext, overrides: Partial<Options> = {}): Promise<Server> {
-  const s = await startServer(overrides);
-  defer(t, () => s.shutdown());
-  return s;
-}
+const server = useServer;
 
-async function client(
-  t: TestContext,
-  port: number,
-  opts: Partial<ConnectionOptions> = {},
-): Promise<NatsConnection> {
-  const nc = await connect({ servers: `127.0.0.1:${port}`, reconnect: false, ...opts });
-  defer(t, () => nc.close());
-  return nc;
-}
+/** A client that does not reconnect (auth failures must surface). */
+const client = (t: TestContext, port: number, opts: Partial<ConnectionOptions> = {}) =>
+  useClient(t, port, { reconnect: false, ...opts });
 
 function isAuthViolation(err: NatsError): boolean {
   return err.code === ErrorCode.AuthorizationViolation;

@@ -2,49 +2,33 @@
 // publish/subscribe, wildcards, queue groups, request/reply, headers, no-responders, drain,
 // flush, max payload, echo, auto-unsubscribe, and reconnecting after a server restart.
 
-import { test, describe, type TestContext } from "node:test";
+import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import {
-  connect,
   StringCodec,
   headers,
   Empty,
   ErrorCode,
-  type ConnectionOptions,
   type Msg,
-  type NatsConnection,
   type NatsError,
   type Subscription as NatsSubscription,
 } from "nats";
-import type { Server } from "../../src/nats/server.js";
-import type { Options } from "../../src/nats/options.js";
 import {
   checkFor,
   RawConn,
   runServer,
-  startServer,
   type RunningServer,
+  useServer,
+  useClient,
 } from "../helpers/servers.js";
 import { defer } from "../helpers/defer.js";
 
 const sc = StringCodec();
 
-async function server(t: TestContext, overrides: Partial<Options> = {}): Promise<Server> {
-  const s = await startServer(overrides);
-  defer(t, () => s.shutdown());
-  return s;
-}
+const server = useServer;
 
-async function client(
-  t: TestContext,
-  port: number,
-  opts: Partial<ConnectionOptions> = {},
-): Promise<NatsConnection> {
-  const nc = await connect({ servers: `127.0.0.1:${port}`, ...opts });
-  defer(t, () => nc.close());
-  return nc;
-}
+const client = useClient;
 
 /** Collects the payloads of the first n messages of a subscription (or fewer if it ends). */
 async function collect(sub: NatsSubscription, n: number, ms = 3000): Promise<string[]> {

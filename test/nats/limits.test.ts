@@ -9,9 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "nats";
 import type { Server } from "../../src/nats/server.js";
-import type { Options } from "../../src/nats/options.js";
 import { connz } from "../../src/nats/monitor.js";
-import { checkFor, RawConn, runServer, startServer } from "../helpers/servers.js";
+import { checkFor, RawConn, runServer, useServer } from "../helpers/servers.js";
 import { defer } from "../helpers/defer.js";
 
 const CRLF = Buffer.from("\r\n");
@@ -28,11 +27,7 @@ function closedText(c: RawConn, ms = 3000): Promise<string> {
   return c.waitFor(/(?!)/, ms, true);
 }
 
-async function server(t: TestContext, overrides: Partial<Options> = {}): Promise<Server> {
-  const s = await startServer(overrides);
-  defer(t, () => s.shutdown());
-  return s;
-}
+const server = useServer;
 
 /** A raw connection that has read INFO and sent CONNECT (and seen the PONG of a PING). */
 async function raw(t: TestContext, port: number, connectJson = `{"verbose":false}`) {

@@ -4,10 +4,9 @@
 
 import { test, describe, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { connect, StringCodec, type NatsConnection } from "nats";
+import { StringCodec } from "nats";
 import type { Server } from "../../src/nats/server.js";
-import { checkFor, startServer } from "../helpers/servers.js";
-import { defer } from "../helpers/defer.js";
+import { checkFor, useServer, useClient } from "../helpers/servers.js";
 
 const sc = StringCodec();
 
@@ -41,17 +40,9 @@ interface Connz {
   connections: ConnInfo[];
 }
 
-async function server(t: TestContext): Promise<Server> {
-  const s = await startServer({ httpPort: -1 });
-  defer(t, () => s.shutdown());
-  return s;
-}
-
-async function client(t: TestContext, s: Server, name: string): Promise<NatsConnection> {
-  const nc = await connect({ servers: `127.0.0.1:${s.port}`, name, reconnect: false });
-  defer(t, () => nc.close());
-  return nc;
-}
+const server = (t: TestContext) => useServer(t, { httpPort: -1 });
+const client = (t: TestContext, s: Server, name: string) =>
+  useClient(t, s.port, { name, reconnect: false });
 
 async function get<T = Json>(s: Server, path: string, status = 200): Promise<T> {
   const res = await fetch(`http://127.0.0.1:${s.monitor!.port}${path}`);
