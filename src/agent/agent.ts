@@ -231,6 +231,8 @@ export class Agent {
         { taskId: t.id, state: "starting", message: "starting", hostPorts: l.hostPorts },
       ]);
       const handle = await this.driver.start({
+        driver: spec.driver,
+        ...(spec.image ? { image: spec.image } : {}),
         taskId: t.id,
         serviceName: t.serviceName,
         slot: t.slot,

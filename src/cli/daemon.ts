@@ -20,7 +20,7 @@ import { ManagerError } from "../manager/errors.js";
 import { makeToken, newId, newSecret } from "../manager/ids.js";
 import { isTerminal, type Node, type ServiceSpec, type Task } from "../manager/types.js";
 import { Agent } from "../agent/agent.js";
-import { ProcessDriver } from "../agent/drivers/process.js";
+import { nodeDrivers } from "./drivers.js";
 import { readLogs } from "../agent/drivers/logs.js";
 import { RoutingMesh, type Backend } from "../net/mesh.js";
 import { SHOAL_VERSION } from "../nats/server.js";
@@ -143,7 +143,7 @@ export class Daemon {
     const joinHost = hostOf(this.opts.listenAddr) || "0.0.0.0";
     this.joinPort = await this.join.listen(joinHost, joinPort);
     log.info(`Listening for joins on ${joinHost}:${this.joinPort}`);
-    this.agent = new Agent(new ProcessDriver({ warn: (m) => log.warn(m) }), log, {
+    this.agent = new Agent(nodeDrivers(log), log, {
       nodeId: this.nodeId,
       hostname: hostname(),
       dataDir: join(dataDir, "agent"),

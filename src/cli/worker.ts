@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node
 import type { Logger } from "../nats/log.js";
 import { Agent } from "../agent/agent.js";
 import { AgentSession } from "../agent/session.js";
-import { ProcessDriver } from "../agent/drivers/process.js";
+import { nodeDrivers } from "./drivers.js";
 import { RoutingMesh, type Backend } from "../net/mesh.js";
 import { parseToken } from "../manager/ids.js";
 import type { JoinRequest, JoinResponse } from "../manager/join.js";
@@ -144,7 +144,7 @@ export class WorkerDaemon {
       },
       log,
     });
-    this.agent = new Agent(new ProcessDriver({ warn: (m) => log.warn(m) }), log, {
+    this.agent = new Agent(nodeDrivers(log), log, {
       nodeId: answer.nodeId,
       hostname: hostname(),
       dataDir: join(dataDir, "agent"),

@@ -8,6 +8,10 @@
 import { constants } from "node:os";
 
 export interface RunSpec {
+  /** Which driver runs it (a DriverSet picks by this; "process" when absent). */
+  driver?: string;
+  /** The image to run (the docker driver); `command` then overrides the image's command. */
+  image?: string;
   taskId: string;
   serviceName: string;
   slot: number;
@@ -105,6 +109,8 @@ export const DriverErrorCode = {
   NetworkUnsupported: "ERR_NETWORK_UNSUPPORTED",
   /** Setting up the task's network namespace failed. */
   Network: "ERR_NETWORK",
+  /** The spec names a driver this node does not have (no Docker Engine reachable, say). */
+  DriverUnavailable: "ERR_DRIVER_UNAVAILABLE",
 } as const;
 export type DriverErrorCode = (typeof DriverErrorCode)[keyof typeof DriverErrorCode];
 
