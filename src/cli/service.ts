@@ -46,6 +46,8 @@ const SPEC_FLAGS: FlagSpec[] = [
   { name: "stop-signal", value: true },
   { name: "constraint", value: true, repeat: true },
   { name: "network", value: true },
+  { name: "driver", value: true },
+  { name: "image", value: true },
   { name: "update-parallelism", value: true },
   { name: "update-delay", value: true },
   { name: "update-order", value: true },
@@ -144,6 +146,18 @@ function applySpecFlags(spec: ServiceSpec, p: Parsed, creating: boolean): Servic
   if (sg !== undefined) s.stopGracePeriodMs = parseDurationFlag("--stop-grace-period", sg);
   const ss = flag(p, "stop-signal");
   if (ss !== undefined) s.stopSignal = ss;
+  const image = flag(p, "image");
+  if (image !== undefined) {
+    s.image = image;
+    s.driver = "docker";
+  }
+  const driver = flag(p, "driver");
+  if (driver !== undefined) {
+    if (driver !== "process" && driver !== "docker") {
+      throw new UsageError(`invalid driver "${driver}": process or docker`);
+    }
+    s.driver = driver;
+  }
   const net = flag(p, "network");
   if (net !== undefined) {
     if (net !== "host" && net !== "bridge") {
@@ -194,9 +208,9 @@ function cpus(f: string, v: string): number {
 async function create(argv: string[]): Promise<number> {
   const p = parseArgs(argv, [...SPEC_FLAGS, { name: "name", value: true }], { positionals: 1 });
   const command = [...p.args, ...p.rest];
-  if (command.length === 0)
+  if (command.length === 0 && flag(p, "image") === undefined)
     throw new UsageError(
-      '"shoal service create" requires a command: shoal service create [OPTIONS] [--] COMMAND [ARG...]',
+      '"shoal service create" requires a command or an image: shoal service create [OPTIONS] [--image IMAGE] [--] [COMMAND] [ARG...]',
     );
   const name = flag(p, "name") ?? `svc-${Math.random().toString(36).slice(2, 8)}`;
   const spec = applySpecFlags({ ...defaultServiceSpec(name), command }, p, true);
@@ -505,7 +519,8 @@ async function inspect(argv: string[]): Promise<number> {
         : []),
       ...(networkOf(sp) === "bridge" ? ["Networks:\tbridge"] : []),
       "ContainerSpec:",
-      ` Command:\t${sp.command.join(" ")}`,
+      ...(sp.driver === "docker" ? [` Image:\t\t${sp.image}`] : []),
+      ...(sp.command.length ? [` Command:\t${sp.command.join(" ")}`] : []),
       ...(Object.keys(sp.env).length
         ? [
             " Env:\t\t" +
@@ -593,7 +608,8 @@ Create/update options:
   --limit-cpu X, --limit-memory M, --reserve-cpu X, --reserve-memory M, -l/--label K=V, -w/--workdir DIR,
   --stop-grace-period D, --stop-signal SIG, --constraint EXPR, --update-parallelism N (0: all at once),
   --update-delay D, --update-order stop-first|start-first, --update-failure-action pause|continue|rollback,
-  --update-monitor D, --update-max-failure-ratio R, --network host|bridge, -d/--detach, -q/--quiet
+  --update-monitor D, --update-max-failure-ratio R, --network host|bridge, --driver process|docker,
+  --image IMAGE (the docker driver; the image must be on the nodes), -d/--detach, -q/--quiet
   (update only: --rollback)
 `;
 
