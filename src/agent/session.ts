@@ -33,6 +33,8 @@ export interface SessionOptions {
   agentPassword: string;
   heartbeatMs: number;
   onEndpoints: (endpoints: Record<string, Endpoint[]>) => void;
+  /** The task drivers this node has, sent with every heartbeat. */
+  drivers?: string[];
   /** A followed log not renewed for this long is ended (default FOLLOW_LEASE_MS). */
   followLeaseMs?: number;
   log: { info(m: string): void; warn(m: string): void };
@@ -215,7 +217,12 @@ export class AgentSession {
         if (r.sentTerminal > 5) this.latest.delete(id);
       }
     }
-    const hb: Heartbeat = { nodeId: this.opts.nodeId, hostname: this.opts.hostname, tasks };
+    const hb: Heartbeat = {
+      nodeId: this.opts.nodeId,
+      hostname: this.opts.hostname,
+      tasks,
+      ...(this.opts.drivers ? { drivers: this.opts.drivers } : {}),
+    };
     nc.publish(hbSubject(this.opts.nodeId), codec.encode(hb));
   }
 

@@ -88,6 +88,7 @@ export class Daemon {
     this.nodeId = existsSync(idFile) ? readFileSync(idFile, "utf8").trim() : newId();
     writeFileSync(idFile, this.nodeId);
     const now = Date.now();
+    const drivers = await nodeDrivers(log);
     await this.store.update((tx) => {
       if (!tx.getMeta<ClusterMeta>("cluster")) {
         tx.putMeta("cluster", {
@@ -108,6 +109,7 @@ export class Daemon {
         labels: cur?.labels ?? {},
         resources: { nanoCpus: 0, memoryBytes: 0 },
         engineVersion: SHOAL_VERSION,
+        drivers: drivers.names,
         lastSeen: now,
         createdAt: cur?.createdAt ?? now,
         updatedAt: now,
@@ -143,7 +145,7 @@ export class Daemon {
     const joinHost = hostOf(this.opts.listenAddr) || "0.0.0.0";
     this.joinPort = await this.join.listen(joinHost, joinPort);
     log.info(`Listening for joins on ${joinHost}:${this.joinPort}`);
-    this.agent = new Agent(nodeDrivers(log), log, {
+    this.agent = new Agent(drivers.set, log, {
       nodeId: this.nodeId,
       hostname: hostname(),
       dataDir: join(dataDir, "agent"),

@@ -124,7 +124,9 @@ export class WorkerDaemon {
     writeFileSync(this.savedFile, JSON.stringify({ token, managerAddr, answer } satisfies Saved));
     this.nodeId = answer.nodeId;
     this.mesh = new RoutingMesh(log, this.opts.publishHost);
+    const drivers = await nodeDrivers(log);
     this.session = new AgentSession({
+      drivers: drivers.names,
       nodeId: answer.nodeId,
       hostname: hostname(),
       natsUrls: answer.natsUrls,
@@ -144,7 +146,7 @@ export class WorkerDaemon {
       },
       log,
     });
-    this.agent = new Agent(nodeDrivers(log), log, {
+    this.agent = new Agent(drivers.set, log, {
       nodeId: answer.nodeId,
       hostname: hostname(),
       dataDir: join(dataDir, "agent"),

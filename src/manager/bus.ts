@@ -59,6 +59,8 @@ export interface Heartbeat {
   hostname: string;
   /** Every task the agent knows of, with its latest status. */
   tasks: StatusReport[];
+  /** The task drivers the agent has (for the scheduler's driver filter). */
+  drivers?: string[];
 }
 
 export interface StatusMessage {

@@ -110,7 +110,7 @@ export class Dispatcher {
   private async onHeartbeat(hb: Heartbeat): Promise<void> {
     const known = this.manager.store.view((tx) => tx.getNode(hb.nodeId));
     if (!known) return; // removed or never joined: ignore it
-    await this.manager.heartbeat(hb.nodeId).catch(() => {});
+    await this.manager.heartbeat(hb.nodeId, Date.now(), hb.drivers).catch(() => {});
     await this.manager.reportStatus(hb.nodeId, hb.tasks).catch(() => {});
   }
 

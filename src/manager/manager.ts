@@ -308,15 +308,27 @@ export class Manager {
     });
   }
 
-  /** Records a heartbeat in memory; only a node coming back (down → ready) is a store write. */
-  async heartbeat(nodeId: string, now = Date.now()): Promise<void> {
+  /**
+   * Records a heartbeat in memory; only a node coming back (down → ready) or reporting other
+   * drivers than before is a store write.
+   */
+  async heartbeat(nodeId: string, now = Date.now(), drivers?: string[]): Promise<void> {
     this.liveness.heard(nodeId, now);
+    const changed = (n: Node) =>
+      n.status !== "ready" ||
+      (drivers !== undefined && (n.drivers ?? []).join() !== drivers.join());
     const known = this.store.view((tx) => tx.getNode(nodeId));
-    if (!known || known.status === "ready") return;
+    if (!known || !changed(known)) return;
     await this.store.update((tx) => {
       const n = tx.getNode(nodeId);
-      if (!n || n.status === "ready") return;
-      tx.putNode({ ...n, lastSeen: now, status: "ready", updatedAt: now });
+      if (!n || !changed(n)) return;
+      const back = n.status !== "ready";
+      tx.putNode({
+        ...n,
+        ...(back ? { lastSeen: now, status: "ready" as const } : {}),
+        ...(drivers !== undefined ? { drivers } : {}),
+        updatedAt: now,
+      });
     });
   }
 

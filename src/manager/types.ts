@@ -23,6 +23,8 @@ export interface Node {
   labels: Record<string, string>;
   resources: NodeResources;
   engineVersion: string;
+  /** The task drivers the node's agent has (process, docker); absent = not reported. */
+  drivers?: string[];
   /** The heartbeat that last made the node ready (ms since epoch); later heartbeats are kept
    * in the manager's memory (Liveness), not written here. */
   lastSeen: number;

@@ -121,4 +121,34 @@ describe("dispatcher", () => {
     );
     assert.deepEqual(writes, ["node:w1"]);
   });
+
+  test("a heartbeat naming other drivers updates the node once", async (t) => {
+    const { store, agent } = await setup(t, 60_000);
+    const writes: string[] = [];
+    store.watch((events) => {
+      for (const e of events) writes.push(`${e.kind}:${e.id}`);
+    });
+    const beat = (drivers: string[]) =>
+      agent.publish(
+        hbSubject("w1"),
+        codec.encode({ nodeId: "w1", hostname: "h", tasks: [], drivers }),
+      );
+    beat(["process", "docker"]);
+    await agent.flush();
+    await checkFor(
+      2000,
+      () => store.view((tx) => tx.getNode("w1")!.drivers?.join()) === "process,docker" || undefined,
+    );
+    beat(["process", "docker"]);
+    beat(["process", "docker"]);
+    // Then another change: heartbeats are handled in order, so once it is applied the two
+    // repeats before it have been handled too.
+    beat(["process"]);
+    await agent.flush();
+    await checkFor(
+      2000,
+      () => store.view((tx) => tx.getNode("w1")!.drivers?.join()) === "process" || undefined,
+    );
+    assert.deepEqual(writes, ["node:w1", "node:w1"], "the same drivers again wrote nothing");
+  });
 });

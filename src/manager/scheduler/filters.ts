@@ -107,6 +107,23 @@ export class ConstraintFilter implements Filter {
   }
 }
 
+/** The task's driver must be one the node has (nodes that never said which have them all). */
+export class DriverFilter implements Filter {
+  readonly name = "driver";
+  private driver = "process";
+  setTask(t: Task): boolean {
+    this.driver = t.spec.driver;
+    return this.driver !== "process";
+  }
+  check(info: NodeInfo): boolean {
+    const have = info.node.drivers;
+    return have === undefined || have.includes(this.driver);
+  }
+  explain(failures: number): string {
+    return `the ${this.driver} driver is not available on ${nodes(failures)}`;
+  }
+}
+
 /** A host-mode published port can be held by one task per node. */
 export class HostPortFilter implements Filter {
   readonly name = "host-ports";
@@ -129,5 +146,11 @@ export class HostPortFilter implements Filter {
  * depends on load (resources).
  */
 export function defaultFilters(): Filter[] {
-  return [new ReadyFilter(), new ConstraintFilter(), new HostPortFilter(), new ResourceFilter()];
+  return [
+    new ReadyFilter(),
+    new DriverFilter(),
+    new ConstraintFilter(),
+    new HostPortFilter(),
+    new ResourceFilter(),
+  ];
 }

@@ -1,6 +1,6 @@
 // The scheduler as tables: spread (including its own decisions within one call and existing
-// load), the node filters (availability, constraints with each operator and key, host-mode port
-// conflicts, resource reservations) and the "no suitable node (...)" explanation text.
+// load), the node filters (availability, drivers, constraints with each operator and key,
+// host-mode port conflicts, resource reservations) and the "no suitable node (...)" explanation text.
 
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -129,6 +129,32 @@ describe("schedule: filters and explanations", () => {
       expect: {},
       reason:
         "no suitable node (2 nodes not available for new tasks; scheduling constraints not satisfied on 1 node)",
+    },
+    {
+      name: "docker tasks only on nodes with the docker driver (unreported: assumed)",
+      s: withSpec({ driver: "docker", image: "busybox" }),
+      nodes: [
+        node("n1", { drivers: ["process"] }),
+        node("n2", { drivers: ["process", "docker"] }),
+        node("n3"),
+      ],
+      n: 4,
+      expect: { n2: 2, n3: 2 },
+    },
+    {
+      name: "no node with the docker driver",
+      s: withSpec({ driver: "docker", image: "busybox" }),
+      nodes: [node("n1", { drivers: ["process"] }), node("n2", { drivers: ["process"] })],
+      n: 1,
+      expect: {},
+      reason: "no suitable node (the docker driver is not available on 2 nodes)",
+    },
+    {
+      name: "process tasks ignore the drivers list",
+      s: web,
+      nodes: [node("n1", { drivers: [] })],
+      n: 1,
+      expect: { n1: 1 },
     },
     {
       name: "host-mode port: one task per node",
