@@ -6,6 +6,8 @@ import assert from "node:assert/strict";
 import { request } from "node:http";
 import { apiAt, startDaemon, checkFor, HTTP_TASK, type TestDaemon } from "../helpers/daemon.js";
 import { freePort } from "../helpers/cluster.js";
+import { execFileSync } from "node:child_process";
+import { DockerDriver } from "../../src/agent/drivers/docker.js";
 import type { Service, Task } from "../../src/manager/types.js";
 
 function apiTasks(d: TestDaemon, service: string): Promise<Task[]> {
@@ -243,6 +245,53 @@ test("a failing update pauses; service rollback; --update-failure-action rollbac
   const none = await d.cli("service", "rollback", "fresh");
   assert.notEqual(none.code, 0);
   assert.match(none.stderr, /service fresh does not have a previous spec to roll back to/);
+});
+
+test("a docker-driver service: containers from a local image, logs, replacement", async (t) => {
+  const docker = new DockerDriver();
+  if (!(await docker.available())) return t.skip("no Docker Engine reachable (run .ci/docker.sh)");
+  const d = await startDaemon();
+  t.after(() => d.cleanup());
+  const nodes = await apiAt<Array<{ drivers?: string[] }>>(d.dataDir, "/v1/nodes");
+  assert.deepEqual(nodes[0]!.drivers, ["process", "docker"]);
+  const created = await d.cli(
+    "service",
+    "create",
+    "--name",
+    "boxed",
+    "--replicas",
+    "2",
+    "--restart-delay",
+    "0s",
+    "--image",
+    "shoal-test/busybox:latest",
+    "--",
+    "sh",
+    "-c",
+    "echo hi from $SHOAL_TASK_SLOT; exec sleep 1000",
+  );
+  assert.equal(created.code, 0, created.stderr + created.stdout);
+  const ls = await d.cli("service", "ls");
+  assert.match(ls.stdout, /boxed\s+replicated\s+2\/2\s+shoal-test\/busybox:latest/);
+  await checkFor(10_000, async () => {
+    const out = (await d.cli("service", "logs", "boxed")).stdout;
+    return /\| hi from 1$/m.test(out) && /\| hi from 2$/m.test(out);
+  });
+  // A container killed from outside is replaced, like a process.
+  const victim = running(await apiTasks(d, "boxed"))[0]!;
+  execFileSync("docker", ["kill", `shoal-${victim.id}`], { stdio: "ignore" });
+  await checkFor(15_000, async () => {
+    const ts = await apiTasks(d, "boxed");
+    return running(ts).length === 2 && !running(ts).some((x) => x.id === victim.id);
+  });
+  // An image the node does not have: the task fails with the driver's message.
+  await d.cli("service", "create", "-d", "--name", "nope", "--image", "no/such:image");
+  await checkFor(10_000, async () =>
+    (await apiTasks(d, "nope")).some((x) =>
+      /image "no\/such:image" is not on this node/.test(x.status.err),
+    ),
+  );
+  assert.equal((await d.cli("service", "rm", "boxed", "nope")).code, 0);
 });
 
 test("on-failure with max attempts 3: the first run and 3 restarts, then it stops", async (t) => {

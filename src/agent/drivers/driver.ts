@@ -111,6 +111,8 @@ export const DriverErrorCode = {
   Network: "ERR_NETWORK",
   /** The spec names a driver this node does not have (no Docker Engine reachable, say). */
   DriverUnavailable: "ERR_DRIVER_UNAVAILABLE",
+  /** The image the spec names is not on this node (shoal does not pull images). */
+  ImageNotFound: "ERR_IMAGE_NOT_FOUND",
 } as const;
 export type DriverErrorCode = (typeof DriverErrorCode)[keyof typeof DriverErrorCode];
 
