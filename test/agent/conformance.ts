@@ -26,6 +26,26 @@ export interface Programs {
   spew(lines: number, stay: boolean): string[];
 }
 
+/**
+ * The programs as POSIX shell scripts (`sh -c`), for drivers that run real commands. `beforeExit`
+ * is run before the exit program exits (a container must live a moment for its pid to be seen).
+ */
+export function shellPrograms(beforeExit = ""): Programs {
+  const sh = (script: string): string[] => ["sh", "-c", script];
+  return {
+    exit: (code) => sh(`${beforeExit}exit ${code}`),
+    sleep: () => sh("echo ready; exec sleep 60"),
+    ignoreTerm: () => sh('trap "" TERM; echo ready; exec sleep 60'),
+    env: () => ["env"],
+    pwd: () => ["pwd"],
+    spew: (n, stay) =>
+      sh(
+        `i=0; while [ $i -lt ${n} ]; do printf 'line %06d %s\\n' $i ${"x".repeat(88)}; ` +
+          `i=$((i+1)); done; echo err >&2; ${stay ? "exec sleep 60" : "exit 0"}`,
+      ),
+  };
+}
+
 export interface DriverHarness {
   name: string;
   /** A new driver instance on the same machine (a restarted agent gets a fresh one). */

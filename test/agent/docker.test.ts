@@ -9,7 +9,7 @@ import { join } from "node:path";
 import Docker from "dockerode";
 import { DriverError, type Handle, type RunSpec } from "../../src/agent/drivers/driver.js";
 import { DockerDriver, DockerLabels } from "../../src/agent/drivers/docker.js";
-import { conformance } from "./conformance.js";
+import { conformance, shellPrograms } from "./conformance.js";
 import { checkFor, defer, readLog, runSpec, tempDir, waitForLine } from "./helpers.js";
 
 const IMAGE = "shoal-test/busybox:latest";
@@ -34,7 +34,6 @@ const skip = await unavailable();
 if (skip !== null) {
   test(`docker driver: skipped: ${skip}`, { skip }, () => {});
 } else {
-  const sh = (script: string): string[] => ["sh", "-c", script];
   const newDriver = (): DockerDriver =>
     new DockerDriver({ logCheckIntervalMs: 50, defaultImage: IMAGE });
 
@@ -47,20 +46,9 @@ if (skip !== null) {
       "the task runs in its workdir, by default its task directory":
         "a container runs in its image's WORKDIR, and a host directory is not in the container",
     },
-    programs: {
-      // The engine reports no pid for a container that has already ended, and the suite checks
-      // the pid start() returns: so the program lives a moment.
-      exit: (code) => sh(`sleep 0.2; exit ${code}`),
-      sleep: () => sh("echo ready; exec sleep 60"),
-      ignoreTerm: () => sh('trap "" TERM; echo ready; exec sleep 60'),
-      env: () => ["env"],
-      pwd: () => ["pwd"],
-      spew: (n, stay) =>
-        sh(
-          `i=0; while [ $i -lt ${n} ]; do printf 'line %06d %s\\n' $i ${"x".repeat(88)}; ` +
-            `i=$((i+1)); done; echo err >&2; ${stay ? "exec sleep 60" : "exit 0"}`,
-        ),
-    },
+    // The engine reports no pid for a container that has already ended, and the suite checks
+    // the pid start() returns: so the exit program lives a moment.
+    programs: shellPrograms("sleep 0.2; "),
   });
 
   const docker = new Docker();
