@@ -24,7 +24,8 @@ function shoal(...args: string[]): Promise<Result> {
     let stderr = "";
     p.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
     p.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => p.kill("SIGKILL"), 10_000);
+    // Generous: five of these start at once, and a loaded machine is slow to start Node.
+    const timer = setTimeout(() => p.kill("SIGKILL"), 30_000);
     p.once("error", reject);
     p.once("close", (code) => {
       clearTimeout(timer);
