@@ -25,9 +25,18 @@ command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 [ -x /bin/busybox ] || missing+=(busybox-static)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "docker.sh: installing ${missing[*]}"
-  apt-get update -qq || fail "apt-get update failed"
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
-    fail "could not install ${missing[*]}"
+  # Keep the package from starting a system dockerd with its defaults (iptables rules, a
+  # FORWARD policy of DROP that would cut the test bed's bridge): ours is started below.
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    policy=/usr/sbin/policy-rc.d
+  fi
+  ok=1
+  { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; } ||
+    ok=0
+  [ -z "$policy" ] || rm -f "$policy"
+  [ "$ok" = 1 ] || fail "could not install ${missing[*]}"
 fi
 command -v docker >/dev/null 2>&1 || fail "no docker client after installing docker.io"
 
