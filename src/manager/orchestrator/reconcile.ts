@@ -121,8 +121,16 @@ function evictReason(t: Task, s: Service, c: Ctx): string | null {
 /** Whether a global service may start a new task on the node. */
 function takesNewTasks(s: Service, n: Node): boolean {
   return (
-    n.status === "ready" && n.availability === "active" && constraintsAllow(s.spec.constraints, n)
+    n.status === "ready" &&
+    n.availability === "active" &&
+    constraintsAllow(s.spec.constraints, n) &&
+    hasDriver(n, s.spec.driver)
   );
+}
+
+/** Whether the node can run the driver (a node that never said which drivers it has: yes). */
+function hasDriver(n: Node, driver: string): boolean {
+  return driver === "process" || n.drivers === undefined || n.drivers.includes(driver);
 }
 
 function newestFirst(a: Task, b: Task): number {

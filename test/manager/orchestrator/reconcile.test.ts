@@ -562,6 +562,23 @@ describe("reconcile: scenarios to a fixed point", () => {
     assert.ok(sim.running("agent").every((t) => t.slot === 0));
   });
 
+  test("global with the docker driver: only on nodes that have it, following them", () => {
+    const sim = new Sim(
+      [service("boxed", { global: true, spec: { driver: "docker", image: "busybox" } })],
+      [node("n1", { drivers: ["process", "docker"] }), node("n2", { drivers: ["process"] })],
+    );
+    const liveOn = () =>
+      sim
+        .live("boxed")
+        .map((t) => t.nodeId)
+        .sort();
+    sim.converge();
+    assert.deepEqual(liveOn(), ["n1"]);
+    sim.setNode("n2", { drivers: ["process", "docker"] });
+    sim.converge();
+    assert.deepEqual(liveOn(), ["n1", "n2"], "an engine appeared on n2");
+  });
+
   test("global: a failed task on its node is restarted there after the delay", () => {
     const sim = new Sim(
       [service("agent", { global: true, restart: { delayMs: 5000 } })],
