@@ -338,6 +338,7 @@ async function nodeCommand(argv: string[]): Promise<number> {
                   ` Leader:\t\tYes`,
                 ]
               : []),
+            ...(n.drivers ? ["Plugins:", ` Task drivers:\t\t${n.drivers.join(", ")}`] : []),
             `Engine Version:\t\t${n.engineVersion}`,
           ].join("\n") + "\n\n",
         );

@@ -254,6 +254,8 @@ test("a docker-driver service: containers from a local image, logs, replacement"
   t.after(() => d.cleanup());
   const nodes = await apiAt<Array<{ drivers?: string[] }>>(d.dataDir, "/v1/nodes");
   assert.deepEqual(nodes[0]!.drivers, ["process", "docker"]);
+  const nodeInspect = await d.cli("node", "inspect", "--pretty", "self");
+  assert.match(nodeInspect.stdout, /Plugins:\n Task drivers:\t\tprocess, docker\n/);
   const created = await d.cli(
     "service",
     "create",
