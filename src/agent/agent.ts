@@ -13,6 +13,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { createServer } from "node:net";
+import { constants } from "node:os";
 import type { Driver, Handle, ExitStatus } from "./drivers/driver.js";
 import { expandTemplate } from "./template.js";
 import { BRIDGE_GATEWAY, natsUrlForBridge } from "./drivers/netns.js";
@@ -409,15 +410,7 @@ export class Agent {
   }
 }
 
-const SIGNALS: Record<string, number> = {
-  SIGHUP: 1,
-  SIGINT: 2,
-  SIGQUIT: 3,
-  SIGKILL: 9,
-  SIGSEGV: 11,
-  SIGTERM: 15,
-};
-
+/** The signal's number on this OS (the table the drivers use too), 0 when unknown. */
 function signalNumber(sig: string): number {
-  return SIGNALS[sig] ?? 0;
+  return (constants.signals as Record<string, number>)[sig] ?? 0;
 }
