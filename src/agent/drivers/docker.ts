@@ -40,7 +40,7 @@ import {
   type RunSpec,
   type TaskStats,
 } from "./driver.js";
-import { capTaskLogs, logPath } from "./logs.js";
+import { capLogsEvery, capTaskLogs, logPath } from "./logs.js";
 
 export interface DockerDriverOptions {
   /** The engine's unix socket; "" = DOCKER_HOST if set, else /var/run/docker.sock. */
@@ -486,13 +486,7 @@ export class DockerDriver implements Driver {
       run.status = status;
       return status;
     })();
-    if (h.logMaxBytes > 0) {
-      run.logTimer = setInterval(
-        () => capTaskLogs(h.taskDir, h.logMaxBytes),
-        this.opts.logCheckIntervalMs,
-      );
-      run.logTimer.unref();
-    }
+    run.logTimer = capLogsEvery(h.taskDir, h.logMaxBytes, this.opts.logCheckIntervalMs);
     this.runs.set(h.containerId, run);
     return run;
   }

@@ -71,6 +71,17 @@ export function capTaskLogs(taskDir: string, maxBytes: number): void {
   }
 }
 
+/**
+ * Caps a running task's logs every `everyMs` (when it has a cap): the timer to clear when the
+ * task ends (the driver caps once more then), or null.
+ */
+export function capLogsEvery(taskDir: string, maxBytes: number, everyMs: number) {
+  if (maxBytes <= 0) return null;
+  const timer = setInterval(() => capTaskLogs(taskDir, maxBytes), everyMs);
+  timer.unref();
+  return timer;
+}
+
 export interface LogLine {
   stream: LogStream;
   line: string;

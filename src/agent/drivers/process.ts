@@ -70,7 +70,7 @@ import {
   type CgroupLayout,
   type TaskCgroup,
 } from "./cgroups.js";
-import { capTaskLogs, logPath } from "./logs.js";
+import { capLogsEvery, capTaskLogs, logPath } from "./logs.js";
 import {
   asTaskNet,
   bridgeUnsupportedReason,
@@ -637,13 +637,7 @@ export class ProcessDriver implements Driver {
         finish(readExitFile(h.taskDir) ?? { exitCode: null, signal: "SIGKILL", error: null });
       }, this.opts.pollIntervalMs);
     }
-    if (h.logMaxBytes > 0) {
-      run.logTimer = setInterval(
-        () => capTaskLogs(h.taskDir, h.logMaxBytes),
-        this.opts.logCheckIntervalMs,
-      );
-      run.logTimer.unref();
-    }
+    run.logTimer = capLogsEvery(h.taskDir, h.logMaxBytes, this.opts.logCheckIntervalMs);
     return run;
   }
 
