@@ -23,6 +23,7 @@ import {
 import { ProcessDriver } from "../../src/agent/drivers/process.js";
 import { defaultServiceSpec, type Task } from "../../src/manager/types.js";
 import { checkFor, defer, pidAlive, readLog, taskId, tempDir } from "./helpers.js";
+import { task } from "../store/helpers.js";
 
 const IP = findIp();
 const skip =
@@ -103,13 +104,9 @@ function sweepOnEnd(t: TestContext, id: string): void {
 }
 
 function bridgeTask(slot: number, command: string[]): Task {
+  const t = task(taskId(), "svc1", "node1", { serviceName: "web", slot });
   return {
-    id: taskId(),
-    serviceId: "svc1",
-    serviceName: "web",
-    slot,
-    nodeId: "node1",
-    specVersion: 1,
+    ...t,
     spec: {
       ...defaultServiceSpec("web"),
       command,
@@ -117,18 +114,7 @@ function bridgeTask(slot: number, command: string[]): Task {
       stopGracePeriodMs: 5000,
       ports: [{ published: 8000, target: 8000, protocol: "tcp", mode: "ingress" }],
     },
-    desiredState: "running",
-    status: {
-      state: "assigned",
-      timestamp: 0,
-      message: "",
-      err: "",
-      exitCode: null,
-      pid: null,
-      containerId: null,
-    },
-    hostPorts: {},
-    notBefore: 0,
+    status: { ...t.status, state: "assigned", timestamp: 0, message: "" },
     createdAt: 0,
     updatedAt: 0,
   };
