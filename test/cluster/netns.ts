@@ -256,6 +256,18 @@ function exited(child: ChildProcess, timeoutMs = WAIT_MS): Promise<void> {
   });
 }
 
+/** Host.exec for every kind of host: its spawn, no input, the output collected. */
+function execOn(
+  host: Pick<Host, "spawn">,
+  cmd: string,
+  args: string[],
+  opts: ExecOptions,
+): Promise<ExecResult> {
+  const child = host.spawn(cmd, args, { env: opts.env, cwd: opts.cwd, stdio: "pipe" });
+  child.stdin?.end();
+  return collect(child, opts.timeoutMs);
+}
+
 function collect(child: ChildProcess, timeoutMs: number | undefined): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
     let stdout = "";
@@ -462,9 +474,7 @@ class NetnsHost implements Host {
   }
 
   exec(cmd: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
-    const child = this.spawn(cmd, args, { env: opts.env, cwd: opts.cwd, stdio: "pipe" });
-    child.stdin?.end();
-    return collect(child, opts.timeoutMs);
+    return execOn(this, cmd, args, opts);
   }
 
   async kill(): Promise<void> {
@@ -747,9 +757,7 @@ class LoopbackHost implements Host {
   }
 
   exec(cmd: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
-    const child = this.spawn(cmd, args, { env: opts.env, cwd: opts.cwd, stdio: "pipe" });
-    child.stdin?.end();
-    return collect(child, opts.timeoutMs);
+    return execOn(this, cmd, args, opts);
   }
 
   async kill(): Promise<void> {
