@@ -12,7 +12,7 @@ import { SHOAL_BIN } from "../test/helpers/servers.js";
 import { runCli } from "../test/helpers/daemon.js";
 import { apiAt } from "../test/helpers/swarm.js";
 import type { Suite, SuiteContext, SuiteResult } from "./report.js";
-import type { Node, Task } from "../src/manager/types.js";
+import type { Node, Task } from "../src/api/types.js";
 
 const WORKERS = 10;
 const TASKS = Number(process.env["SHOAL_BENCH_TASKS"] ?? 1000);

@@ -9,7 +9,7 @@ import { netnsAvailable } from "../test/cluster/netns.js";
 import { startSwarm } from "../test/helpers/swarm.js";
 import type { Suite, SuiteContext, SuiteResult } from "./report.js";
 import { dockerNodeLoss } from "./swarm-docker.js";
-import type { Node } from "../src/manager/types.js";
+import type { Node } from "../src/api/types.js";
 
 async function until(fn: () => Promise<boolean>, timeoutMs: number, everyMs = 20): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -23,7 +23,7 @@ import {
   type Task,
   type Node,
   type PortConfig,
-} from "../manager/types.js";
+} from "../api/types.js";
 
 type ServiceSummary = Service & { running: number; desired: number };
 

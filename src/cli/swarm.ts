@@ -10,11 +10,11 @@ import { fileURLToPath } from "node:url";
 import { call } from "./api-client.js";
 import { parseArgs, flag, has, UsageError } from "./args.js";
 import { table, capitalize, parseDurationFlag } from "./format.js";
-import { Daemon, defaultDataDir } from "./daemon.js";
-import { WorkerDaemon, requestJoin } from "./worker.js";
+import { Daemon, defaultDataDir } from "../daemon/manager-daemon.js";
+import { WorkerDaemon, requestJoin } from "../daemon/worker-daemon.js";
 import { parseToken } from "../manager/ids.js";
 import { ServerLogger } from "../nats/log.js";
-import type { Node } from "../manager/types.js";
+import type { Node } from "../api/types.js";
 
 const DAEMON_FLAGS = [
   { name: "data-dir", value: true },

@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { rmSync } from "node:fs";
 import type { Manager, NodeUpdate } from "./manager.js";
 import { ManagerError, httpStatusOf } from "./errors.js";
-import { isTerminal, replicasOf, type ServiceSpec, type Task } from "./types.js";
+import { isTerminal, replicasOf, type ServiceSpec, type Task } from "../api/types.js";
 
 export interface ApiHooks {
   info(): Record<string, unknown>;

@@ -6,7 +6,6 @@ import { connect, JSONCodec, nuid, type NatsConnection, type Subscription } from
 import type { Manager } from "./manager.js";
 import {
   AGENT_USER,
-  agentPassword,
   assignSubject,
   SUBJECT_PREFIX,
   type Assignments,
@@ -20,8 +19,9 @@ import {
   logFollowSubject,
   FOLLOW_RENEW_MS,
   type LogControl,
-} from "./bus.js";
-import { isTerminal, type Node, type Service, type Task } from "./types.js";
+} from "../api/bus.js";
+import { agentPassword } from "./bus-users.js";
+import { isTerminal, type Node, type Service, type Task } from "../api/types.js";
 
 const codec = JSONCodec<unknown>();
 

@@ -5,9 +5,9 @@
 
 import { createServer, type Server } from "node:http";
 import { fingerprint, newId, parseToken, secretsEqual } from "./ids.js";
-import { agentPassword } from "./bus.js";
+import { agentPassword } from "./bus-users.js";
 import type { Manager } from "./manager.js";
-import type { Node, NodeRole } from "./types.js";
+import type { Node, NodeRole } from "../api/types.js";
 
 export interface ClusterMeta {
   secret: string;

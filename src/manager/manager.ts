@@ -16,7 +16,7 @@ import {
   type Task,
   type TaskReport,
   type TaskStatus,
-} from "./types.js";
+} from "../api/types.js";
 import { validateSpec } from "./validate.js";
 import { ManagerError } from "./errors.js";
 import { Liveness, watchStalls } from "./liveness.js";

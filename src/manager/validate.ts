@@ -3,7 +3,7 @@
 
 import { ManagerError } from "./errors.js";
 import { parseConstraint } from "./scheduler/index.js";
-import { networkOf, updateConfigOf, type ServiceSpec } from "./types.js";
+import { networkOf, updateConfigOf, type ServiceSpec } from "../api/types.js";
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
 

@@ -6,7 +6,7 @@
 // is the ReadTx/WriteTx handed to `view` and `update` functions: it validates and freezes what
 // is put and records the batch's operations, which become its log record and its events.
 
-import type { Node, Service, Task } from "../manager/types.js";
+import type { Node, Service, Task } from "../api/types.js";
 import type { Kind, StoreEvent, WriteTx } from "./store.js";
 import { StoreError } from "./errors.js";
 

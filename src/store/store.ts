@@ -10,7 +10,7 @@
 // Because values go through JSON on the way in, what a read returns is exactly what a restart
 // replays from disk (undefined fields dropped, no class instances).
 
-import type { Node, Service, Task } from "../manager/types.js";
+import type { Node, Service, Task } from "../api/types.js";
 
 export { StoreError, type StoreErrorCode } from "./errors.js";
 

@@ -7,8 +7,8 @@ import { request } from "node:http";
 import { apiAt, startDaemon, checkFor, HTTP_TASK, type TestDaemon } from "../helpers/daemon.js";
 import { freePort } from "../helpers/cluster.js";
 import { execFileSync } from "node:child_process";
-import { DockerDriver } from "../../src/agent/drivers/docker.js";
-import type { Service, Task } from "../../src/manager/types.js";
+import { DockerDriver } from "../../src/node/drivers/docker.js";
+import type { Service, Task } from "../../src/api/types.js";
 
 function apiTasks(d: TestDaemon, service: string): Promise<Task[]> {
   return apiAt<Task[]>(d.dataDir, `/v1/tasks?service=${service}`);

@@ -10,8 +10,8 @@ import { join } from "node:path";
 import { request } from "node:http";
 import { SHOAL_BIN, checkFor, RawConn } from "../helpers/servers.js";
 import { startSwarm } from "../helpers/swarm.js";
-import { findIptables } from "../../src/agent/drivers/netns.js";
-import type { Node, Task } from "../../src/manager/types.js";
+import { findIptables } from "../../src/node/drivers/netns.js";
+import type { Node, Task } from "../../src/api/types.js";
 
 function perNode(ts: Task[]): number[] {
   const c = new Map<string, number>();

@@ -4,11 +4,12 @@
 // ends.
 
 import type { TestContext } from "node:test";
-import { Agent } from "../../src/agent/agent.js";
-import { AgentSession, type SessionOptions } from "../../src/agent/session.js";
-import { APP_USER, agentPassword, busUsers } from "../../src/manager/bus.js";
-import { MockDriver, MockKernel } from "../agent/mock-driver.js";
-import { tempDir } from "../agent/helpers.js";
+import { Agent } from "../../src/node/agent.js";
+import { AgentSession, type SessionOptions } from "../../src/node/session.js";
+import { APP_USER } from "../../src/api/bus.js";
+import { agentPassword, busUsers } from "../../src/manager/bus-users.js";
+import { MockDriver, MockKernel } from "../node/mock-driver.js";
+import { tempDir } from "../node/helpers.js";
 import { startServer } from "./servers.js";
 
 export const BUS_SECRET = "test-bus-secret";

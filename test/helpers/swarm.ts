@@ -9,7 +9,7 @@ import { createTestBed, type Host, type TestBed } from "../cluster/netns.js";
 import { SHOAL_BIN, checkFor } from "./servers.js";
 import { apiAt, runCli, type CliResult } from "./daemon.js";
 export { apiAt };
-import type { Task } from "../../src/manager/types.js";
+import type { Task } from "../../src/api/types.js";
 
 export interface Swarm {
   bed: TestBed;

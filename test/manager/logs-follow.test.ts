@@ -16,8 +16,8 @@ import {
   logsSubject,
   type LogsReply,
   type LogsRequest,
-} from "../../src/manager/bus.js";
-import { logPath } from "../../src/agent/drivers/logs.js";
+} from "../../src/api/bus.js";
+import { logPath } from "../../src/node/drivers/logs.js";
 import { checkFor } from "../helpers/servers.js";
 import {
   BUS_AGENT_PASSWORD,

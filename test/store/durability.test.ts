@@ -9,7 +9,7 @@ import { appendFileSync, existsSync, readFileSync, statSync, writeFileSync } fro
 import { join } from "node:path";
 import { openEmbeddedStore } from "../../src/store/embedded.js";
 import { StoreError } from "../../src/store/store.js";
-import type { Task } from "../../src/manager/types.js";
+import type { Task } from "../../src/api/types.js";
 import { ids, node, service, task, tmpStoreDir, warnings, Writer } from "./helpers.js";
 
 const WAL = "wal.log";

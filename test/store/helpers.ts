@@ -9,7 +9,7 @@ import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { TestContext } from "node:test";
-import { defaultServiceSpec, type Node, type Service, type Task } from "../../src/manager/types.js";
+import { defaultServiceSpec, type Node, type Service, type Task } from "../../src/api/types.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const WRITER = join(here, "fixtures", "writer.js");

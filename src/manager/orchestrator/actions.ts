@@ -3,7 +3,7 @@
 // fixed point with it) and by the manager's store writer (through a TaskSet over its transaction). A Plan records an action
 // only when it changes something, so a converged state produces no actions at all.
 
-import type { DesiredState, Task, TaskState } from "../types.js";
+import type { DesiredState, Task, TaskState } from "../../api/types.js";
 
 export type Action =
   /** A new task: state "new"; nodeId "" for replicated services, the node's id for global. */

@@ -37,7 +37,7 @@ import {
   type Node,
   type Service,
   type Task,
-} from "../types.js";
+} from "../../api/types.js";
 import { constraintsAllow } from "../scheduler/constraint.js";
 import { Plan, type Action } from "./actions.js";
 import { restartDecision } from "./restart.js";

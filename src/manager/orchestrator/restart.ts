@@ -7,7 +7,7 @@
 // replaced whatever the condition (Swarm keeps "none" tasks of a dead node dead; shoal does not),
 // and counts as an attempt. The replacement may start `delayMs` after the end.
 
-import type { RestartPolicy, Task } from "../types.js";
+import type { RestartPolicy, Task } from "../../api/types.js";
 
 export type RestartDecision =
   { restart: true; notBefore: number } | { restart: false; reason: string };

@@ -17,7 +17,7 @@ import {
   type Service,
   type Task,
   type UpdateStatus,
-} from "../types.js";
+} from "../../api/types.js";
 
 export interface UpdateVerdict {
   /** The status the service should have (the same object when nothing changes). */

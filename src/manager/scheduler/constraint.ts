@@ -4,7 +4,7 @@
 // does not). Parsing is strict so a bad constraint is refused when the service is created, with
 // a message that names the problem, instead of silently matching no node.
 
-import type { Node } from "../types.js";
+import type { Node } from "../../api/types.js";
 
 export type ConstraintOperator = "==" | "!=";
 

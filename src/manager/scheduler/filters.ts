@@ -3,7 +3,7 @@
 // `check(info)` says whether the node passes, and `explain(n)` turns a failure count into the
 // words of "no suitable node (...)". Filters are stateful per task, so a pipeline gets fresh ones.
 
-import { isTerminal, type Node, type Task } from "../types.js";
+import { isTerminal, type Node, type Task } from "../../api/types.js";
 import { constraintMatches, parseConstraint, type Constraint } from "./constraint.js";
 
 /** What the scheduler knows about one node while it places a batch of tasks. */

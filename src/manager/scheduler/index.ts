@@ -6,7 +6,7 @@
 // a node (a global service's task) is only checked against that node. Pure: the caller writes
 // the assignments.
 
-import { isTerminal, type Node, type Task } from "../types.js";
+import { isTerminal, type Node, type Task } from "../../api/types.js";
 import { addTask, defaultFilters, newNodeInfo, type NodeInfo } from "./filters.js";
 import { Pipeline } from "./pipeline.js";
 

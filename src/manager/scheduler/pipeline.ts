@@ -3,7 +3,7 @@
 // why none was suitable: "no suitable node (2 nodes not available for new tasks; ...)", most
 // frequent reason first, as Swarm words it.
 
-import type { Task } from "../types.js";
+import type { Task } from "../../api/types.js";
 import type { Filter, NodeInfo } from "./filters.js";
 
 export class Pipeline {

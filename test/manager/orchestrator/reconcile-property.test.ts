@@ -15,7 +15,7 @@ import {
   replicasOf,
   updateConfigOf,
   type UpdateConfig,
-} from "../../../src/manager/types.js";
+} from "../../../src/api/types.js";
 import { node, service, Sim } from "./sim.js";
 import { prng } from "../../helpers/prng.js";
 

@@ -18,7 +18,7 @@ import {
   type ServiceSpec,
   type Task,
   type UpdateConfig,
-} from "../../../src/manager/types.js";
+} from "../../../src/api/types.js";
 import { countActions, ids, node, service, Sim, T0, task } from "./sim.js";
 
 function pass(services: Service[], tasks: Task[], nodes: Node[], now = T0): Action[] {

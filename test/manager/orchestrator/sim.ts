@@ -22,7 +22,7 @@ import {
   type ServiceSpec,
   type Task,
   type TaskState,
-} from "../../../src/manager/types.js";
+} from "../../../src/api/types.js";
 
 export const T0 = 1_000_000;
 

@@ -11,7 +11,7 @@ import {
   type Task,
   type UpdateConfig,
   type UpdateStatus,
-} from "../../../src/manager/types.js";
+} from "../../../src/api/types.js";
 import { service, T0, task } from "./sim.js";
 
 const NOW = T0 + 60_000;

@@ -9,7 +9,7 @@ import {
   parseConstraint,
   schedule,
 } from "../../../src/manager/scheduler/index.js";
-import type { Node, PortConfig, Service, Task } from "../../../src/manager/types.js";
+import type { Node, PortConfig, Service, Task } from "../../../src/api/types.js";
 import { node, service, task } from "../orchestrator/sim.js";
 
 function pending(s: Service, n: number): Task[] {

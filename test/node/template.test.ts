@@ -3,7 +3,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { TemplateError, expandTemplate, templateContext } from "../../src/agent/template.js";
+import { TemplateError, expandTemplate, templateContext } from "../../src/node/template.js";
 
 const ctx = templateContext({
   taskId: "tsk9x",

@@ -8,13 +8,13 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { Logger } from "../nats/log.js";
-import { Agent } from "../agent/agent.js";
-import { AgentSession } from "../agent/session.js";
+import { Agent } from "../node/agent.js";
+import { AgentSession } from "../node/session.js";
 import { nodeDrivers } from "./drivers.js";
 import { RoutingMesh, type Backend } from "../net/mesh.js";
 import { parseToken } from "../manager/ids.js";
 import type { JoinRequest, JoinResponse } from "../manager/join.js";
-import { socketPath } from "./daemon.js";
+import { socketPath } from "./manager-daemon.js";
 import { SHOAL_VERSION } from "../nats/server.js";
 
 export interface WorkerOptions {

@@ -13,7 +13,7 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
-import { capLogFile, readLogs, type LogLine } from "../../src/agent/drivers/logs.js";
+import { capLogFile, readLogs, type LogLine } from "../../src/node/drivers/logs.js";
 import { checkFor, tempDir } from "./helpers.js";
 
 async function collect(it: AsyncIterable<LogLine>): Promise<string[]> {

@@ -24,8 +24,8 @@ import {
   type Handle,
   type RunSpec,
   type TaskStats,
-} from "../../src/agent/drivers/driver.js";
-import { capTaskLogs, logPath } from "../../src/agent/drivers/logs.js";
+} from "../../src/node/drivers/driver.js";
+import { capTaskLogs, logPath } from "../../src/node/drivers/logs.js";
 
 export interface MockProc {
   pid: number;

@@ -18,15 +18,9 @@ import type { Driver, Handle, ExitStatus } from "./drivers/driver.js";
 import { expandTemplate } from "./template.js";
 import { BRIDGE_GATEWAY, natsUrlForBridge } from "./drivers/netns.js";
 import { PortForwarder } from "./forward.js";
-import {
-  isTerminal,
-  networkOf,
-  type Task,
-  type TaskReport,
-  type TaskState,
-} from "../manager/types.js";
+import { isTerminal, networkOf, type Task, type TaskReport, type TaskState } from "../api/types.js";
 
-export type { TaskReport } from "../manager/types.js";
+export type { TaskReport } from "../api/types.js";
 
 export interface AgentLogger {
   info(msg: string): void;

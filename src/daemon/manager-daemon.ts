@@ -15,13 +15,14 @@ import { Manager, defaultManagerOptions } from "../manager/manager.js";
 import { Api } from "../manager/api.js";
 import { Dispatcher, endpointsOf } from "../manager/dispatcher.js";
 import { JoinServer, type ClusterMeta } from "../manager/join.js";
-import { APP_USER, busUsers } from "../manager/bus.js";
+import { APP_USER } from "../api/bus.js";
+import { busUsers } from "../manager/bus-users.js";
 import { ManagerError } from "../manager/errors.js";
 import { makeToken, newId, newSecret } from "../manager/ids.js";
-import { isTerminal, type Node, type ServiceSpec, type Task } from "../manager/types.js";
-import { Agent } from "../agent/agent.js";
+import { isTerminal, type Node, type ServiceSpec, type Task } from "../api/types.js";
+import { Agent } from "../node/agent.js";
 import { nodeDrivers } from "./drivers.js";
-import { readLogs } from "../agent/drivers/logs.js";
+import { readLogs } from "../node/drivers/logs.js";
 import { RoutingMesh, type Backend } from "../net/mesh.js";
 import { SHOAL_VERSION } from "../nats/server.js";
 

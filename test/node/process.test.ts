@@ -8,8 +8,8 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Handle } from "../../src/agent/drivers/driver.js";
-import { ProcessDriver, resolveCommand, statusFromCode } from "../../src/agent/drivers/process.js";
+import type { Handle } from "../../src/node/drivers/driver.js";
+import { ProcessDriver, resolveCommand, statusFromCode } from "../../src/node/drivers/process.js";
 import { checkFor, defer, pidAlive, readLog, runSpec, tempDir, waitForLine } from "./helpers.js";
 
 const sh = (script: string): string[] => ["sh", "-c", script];
@@ -143,7 +143,7 @@ async function agentThatStarts(
   dir: string,
   command: string[],
 ): Promise<{ pid: number; h: Handle }> {
-  const driverUrl = new URL("../../src/agent/drivers/process.js", import.meta.url).href;
+  const driverUrl = new URL("../../src/node/drivers/process.js", import.meta.url).href;
   const script =
     `const { ProcessDriver } = await import(${JSON.stringify(driverUrl)});\n` +
     `const d = new ProcessDriver();\n` +

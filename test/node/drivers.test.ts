@@ -1,7 +1,7 @@
 // Runs the driver conformance suite against every driver: the process driver (real processes
 // through /bin/sh) and the in-memory mock driver used by agent tests.
 
-import { ProcessDriver } from "../../src/agent/drivers/process.js";
+import { ProcessDriver } from "../../src/node/drivers/process.js";
 import { conformance, shellPrograms } from "./conformance.js";
 import { MockDriver, MockKernel } from "./mock-driver.js";
 

@@ -6,8 +6,8 @@ import { describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { DriverError, type Driver, type Handle } from "../../src/agent/drivers/driver.js";
-import { readLogs } from "../../src/agent/drivers/logs.js";
+import { DriverError, type Driver, type Handle } from "../../src/node/drivers/driver.js";
+import { readLogs } from "../../src/node/drivers/logs.js";
 import { checkFor, defer, readLog, runSpec, tempDir, waitForLine } from "./helpers.js";
 
 /** argv for the programs the suite runs, in the driver's own terms. */

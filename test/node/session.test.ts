@@ -13,8 +13,8 @@ import {
   type Assignments,
   type Heartbeat,
   type StatusMessage,
-} from "../../src/manager/bus.js";
-import { stateIndex, type TaskState } from "../../src/manager/types.js";
+} from "../../src/api/bus.js";
+import { stateIndex, type TaskState } from "../../src/api/types.js";
 import { checkFor, defer } from "./helpers.js";
 import { BUS_AGENT_PASSWORD, startBus, startWorkerSession } from "../helpers/bus.js";
 import { task } from "../store/helpers.js";

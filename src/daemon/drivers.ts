@@ -3,10 +3,10 @@
 // The names are reported to the managers (node.drivers) so the scheduler places a task only
 // where its driver is.
 
-import { DriverSet } from "../agent/drivers/driver-set.js";
-import type { Driver } from "../agent/drivers/driver.js";
-import { DockerDriver } from "../agent/drivers/docker.js";
-import { ProcessDriver } from "../agent/drivers/process.js";
+import { DriverSet } from "../node/drivers/driver-set.js";
+import type { Driver } from "../node/drivers/driver.js";
+import { DockerDriver } from "../node/drivers/docker.js";
+import { ProcessDriver } from "../node/drivers/process.js";
 
 export interface NodeDrivers {
   set: DriverSet;

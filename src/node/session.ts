@@ -20,9 +20,9 @@ import {
   logControlSubject,
   logFollowSubject,
   FOLLOW_LEASE_MS,
-} from "../manager/bus.js";
+} from "../api/bus.js";
 import { readLogs } from "./drivers/logs.js";
-import { isTerminal } from "../manager/types.js";
+import { isTerminal } from "../api/types.js";
 
 const codec = JSONCodec<unknown>();
 

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
-import type { RunSpec } from "../../src/agent/drivers/driver.js";
+import type { RunSpec } from "../../src/node/drivers/driver.js";
 import { defer } from "../helpers/defer.js";
 import { checkFor } from "../helpers/servers.js";
 export { defer, checkFor };

@@ -3,8 +3,8 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { DriverSet } from "../../src/agent/drivers/driver-set.js";
-import { ProcessDriver } from "../../src/agent/drivers/process.js";
+import { DriverSet } from "../../src/node/drivers/driver-set.js";
+import { ProcessDriver } from "../../src/node/drivers/process.js";
 import { MockDriver, MockKernel } from "./mock-driver.js";
 import { checkFor, runSpec, tempDir } from "./helpers.js";
 

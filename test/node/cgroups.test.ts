@@ -14,8 +14,8 @@ import {
   parseCgroupLayout,
   unsupportedReason,
   type CgroupLayout,
-} from "../../src/agent/drivers/cgroups.js";
-import { ProcessDriver, type ProcessHandle } from "../../src/agent/drivers/process.js";
+} from "../../src/node/drivers/cgroups.js";
+import { ProcessDriver, type ProcessHandle } from "../../src/node/drivers/process.js";
 import { defer, runSpec, tempDir, waitForLine, readLog } from "./helpers.js";
 
 const MiB = 1024 * 1024;

@@ -10,12 +10,9 @@
 //   $SHOAL.logctl.<nodeId>  manager → agent   LogControl: end a followed log
 //
 // Only the agent user may use $SHOAL.>; applications connect as the default user, which is
-// denied publish and subscribe there (see busAuthorization).
+// denied publish and subscribe there (the manager's bus-users.ts).
 
-import { createHash } from "node:crypto";
-import type { Task } from "./types.js";
-import type { StatusReport } from "./manager.js";
-import type { User } from "../nats/options.js";
+import type { Task, TaskReport } from "./types.js";
 
 export const SUBJECT_PREFIX = "$SHOAL";
 export const hbSubject = (nodeId: string) => `${SUBJECT_PREFIX}.hb.${nodeId}`;
@@ -58,14 +55,14 @@ export interface Heartbeat {
   nodeId: string;
   hostname: string;
   /** Every task the agent knows of, with its latest status. */
-  tasks: StatusReport[];
+  tasks: TaskReport[];
   /** The task drivers the agent has (for the scheduler's driver filter). */
   drivers?: string[];
 }
 
 export interface StatusMessage {
   nodeId: string;
-  reports: StatusReport[];
+  reports: TaskReport[];
 }
 
 export interface Endpoint {
@@ -85,20 +82,3 @@ export interface Assignments {
 
 export const AGENT_USER = "shoal-agent";
 export const APP_USER = "app";
-
-/** The agent user's password, derived from the cluster secret (never sent in a token). */
-export function agentPassword(clusterSecret: string): string {
-  return createHash("sha256").update(`${clusterSecret}:agent`).digest("base64url");
-}
-
-/**
- * The embedded message server's users: the agent user may do anything; applications (the
- * default user when a client gives no credentials) may use every subject but $SHOAL.>.
- */
-export function busUsers(clusterSecret: string): User[] {
-  const deny = { allow: [], deny: [`${SUBJECT_PREFIX}.>`] };
-  return [
-    { user: AGENT_USER, password: agentPassword(clusterSecret) },
-    { user: APP_USER, password: "", permissions: { publish: deny, subscribe: deny } },
-  ];
-}

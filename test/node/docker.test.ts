@@ -7,8 +7,8 @@ import { describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import Docker from "dockerode";
-import { DriverError, type Handle, type RunSpec } from "../../src/agent/drivers/driver.js";
-import { DockerDriver, DockerLabels } from "../../src/agent/drivers/docker.js";
+import { DriverError, type Handle, type RunSpec } from "../../src/node/drivers/driver.js";
+import { DockerDriver, DockerLabels } from "../../src/node/drivers/docker.js";
 import { conformance, shellPrograms } from "./conformance.js";
 import { checkFor, defer, readLog, runSpec, tempDir, waitForLine } from "./helpers.js";
 

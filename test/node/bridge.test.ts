@@ -10,8 +10,8 @@ import { execFileSync, spawn } from "node:child_process";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { join } from "node:path";
-import { Agent, type TaskReport } from "../../src/agent/agent.js";
-import type { Handle } from "../../src/agent/drivers/driver.js";
+import { Agent, type TaskReport } from "../../src/node/agent.js";
+import type { Handle } from "../../src/node/drivers/driver.js";
 import {
   BRIDGE_NAME,
   IPAM_DIR,
@@ -19,9 +19,9 @@ import {
   nsName,
   teardownTaskNet,
   type TaskNet,
-} from "../../src/agent/drivers/netns.js";
-import { ProcessDriver } from "../../src/agent/drivers/process.js";
-import { defaultServiceSpec, type Task } from "../../src/manager/types.js";
+} from "../../src/node/drivers/netns.js";
+import { ProcessDriver } from "../../src/node/drivers/process.js";
+import { defaultServiceSpec, type Task } from "../../src/api/types.js";
 import { checkFor, defer, pidAlive, readLog, taskId, tempDir } from "./helpers.js";
 import { task } from "../store/helpers.js";
 
@@ -279,8 +279,8 @@ async function agentProcess(
   dataDir: string,
   tasks: Task[],
 ): Promise<{ pid: number; ports: Record<string, number> }> {
-  const agentUrl = new URL("../../src/agent/agent.js", import.meta.url).href;
-  const driverUrl = new URL("../../src/agent/drivers/process.js", import.meta.url).href;
+  const agentUrl = new URL("../../src/node/agent.js", import.meta.url).href;
+  const driverUrl = new URL("../../src/node/drivers/process.js", import.meta.url).href;
   const script =
     `const { Agent } = await import(${JSON.stringify(agentUrl)});\n` +
     `const { ProcessDriver } = await import(${JSON.stringify(driverUrl)});\n` +
