@@ -1,6 +1,9 @@
 // Output helpers for the CLI: Docker-style tables (columns padded to the widest cell, three
 // spaces apart), "Running 2 minutes ago" durations, and option parsing shared by commands.
 
+import { parseGoDuration } from "../lib/duration.js";
+export { formatGoDuration } from "../lib/duration.js";
+
 export function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cells: string[]) =>
@@ -32,31 +35,13 @@ export function capitalize(s: string): string {
   return s.charAt(0).toUpperCase() + s.slice(1);
 }
 
-/** "10s", "1m30s", "500ms", "2h" or a bare number of seconds → ms. */
+/** "10s", "1m30s", "500ms", "2h" (Go's durations) or a bare number of seconds → ms. */
 export function parseDurationFlag(flag: string, v: string): number {
-  if (/^\d+(\.\d+)?$/.test(v)) return Number(v) * 1000;
-  const re = /(\d+(?:\.\d+)?)(ms|us|µs|ns|s|m|h)/g;
-  let total = 0;
-  let consumed = 0;
-  for (let m = re.exec(v); m; m = re.exec(v)) {
-    const n = Number(m[1]);
-    const unit = m[2]!;
-    total +=
-      unit === "h"
-        ? n * 3_600_000
-        : unit === "m"
-          ? n * 60_000
-          : unit === "s"
-            ? n * 1000
-            : unit === "ms"
-              ? n
-              : n / 1000;
-    consumed += m[0].length;
-  }
-  if (consumed !== v.length || v.length === 0) {
+  const ms = /^\d+(\.\d+)?$/.test(v) ? Number(v) * 1000 : parseGoDuration(v);
+  if (ms === undefined) {
     throw new Error(`invalid argument "${v}" for "${flag}" flag: time: invalid duration "${v}"`);
   }
-  return total;
+  return ms;
 }
 
 /** "512M", "1g", "100k", "1048576" → bytes (Docker's RAMInBytes: binary units). */
@@ -75,17 +60,6 @@ export function parseIntFlag(flag: string, v: string): number {
       `invalid argument "${v}" for "${flag}" flag: strconv.ParseUint: parsing "${v}": invalid syntax`,
     );
   return Number(v);
-}
-
-/** A duration as Go prints one (Docker's inspect output): 100ms, 2s, 1.5s, 1m30s, 1h0m0s. */
-export function formatGoDuration(ms: number): string {
-  if (ms < 1000) return `${ms}ms`;
-  const h = Math.floor(ms / 3_600_000);
-  const m = Math.floor((ms % 3_600_000) / 60_000);
-  const sec = `${Number(((ms % 60_000) / 1000).toFixed(3))}s`;
-  if (h > 0) return `${h}h${m}m${sec}`;
-  if (m > 0) return `${m}m${sec}`;
-  return sec;
 }
 
 export function formatBytes(n: number): string {

@@ -347,8 +347,7 @@ export class Daemon {
 
 /** The embedded message server logs only warnings and errors unless the daemon debugs. */
 function quiet(log: Logger): Logger {
-  return {
-    ...log,
+  const q: Logger = {
     debugEnabled: false,
     traceEnabled: false,
     info() {},
@@ -357,7 +356,9 @@ function quiet(log: Logger): Logger {
     warn: (m) => log.warn(m),
     error: (m) => log.error(m),
     fatal: (m) => log.fatal(m),
+    child: (name) => quiet(log.child(name)),
   };
+  return q;
 }
 
 export { ServerLogger };

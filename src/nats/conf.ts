@@ -10,6 +10,7 @@
 
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
+import { parseGoDuration } from "../lib/duration.js";
 
 export class ConfigError extends Error {
   readonly code = "ERR_CONFIG";
@@ -600,17 +601,6 @@ function describe(v: ConfValue): string {
   return `${typeof v} ${JSON.stringify(v)}`;
 }
 
-const DURATION_UNITS_MS: Record<string, number> = {
-  ns: 1e-6,
-  us: 1e-3,
-  "\u00b5s": 1e-3, // µs (micro sign)
-  "\u03bcs": 1e-3, // μs (greek mu)
-  ms: 1,
-  s: 1000,
-  m: 60_000,
-  h: 3_600_000,
-};
-
 /**
  * A duration in milliseconds. Strings use Go's time.ParseDuration syntax ("1h30m", "1.5s",
  * "500ms", "10us"); a number is a count of seconds (nats-server accepts it with a warning).
@@ -623,27 +613,13 @@ export function parseDuration(v: ConfValue, key: string): number {
   if (typeof v !== "string") {
     throw new Error(`${key}: expected a duration such as "2m" or "500ms", got ${describe(v)}`);
   }
-  const bad = (): never => {
+  const ms = parseGoDuration(v);
+  if (ms === undefined) {
     throw new Error(
       `${key}: invalid duration ${JSON.stringify(v)} (use e.g. "2m", "1h30m", "500ms")`,
     );
-  };
-  let s = v.trim();
-  let sign = 1;
-  if (s[0] === "-" || s[0] === "+") {
-    sign = s[0] === "-" ? -1 : 1;
-    s = s.slice(1);
   }
-  if (s === "0") return 0;
-  if (s === "") bad();
-  let total = 0;
-  while (s !== "") {
-    const m = /^(\d*)(?:\.(\d*))?(ns|us|\u00b5s|\u03bcs|ms|s|m|h)/.exec(s);
-    if (!m || (m[1] === "" && !m[2])) return bad();
-    total += Number(`${m[1] || "0"}.${m[2] ?? ""}`) * DURATION_UNITS_MS[m[3]];
-    s = s.slice(m[0].length);
-  }
-  return sign * total;
+  return ms;
 }
 
 /** A size in bytes: a number as is, or a string such as "1MB", "64KB", "1GiB", "512". */

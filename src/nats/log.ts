@@ -3,19 +3,11 @@
 // Debug ([DBG]) and protocol trace ([TRC]) lines are only written when enabled (-D, -V).
 
 import { appendFileSync, openSync, closeSync } from "node:fs";
+import { childLogger, type Logger } from "../lib/log.js";
 
 export type Level = "INF" | "WRN" | "ERR" | "FTL" | "DBG" | "TRC";
 
-export interface Logger {
-  readonly debugEnabled: boolean;
-  readonly traceEnabled: boolean;
-  info(msg: string): void;
-  warn(msg: string): void;
-  error(msg: string): void;
-  fatal(msg: string): void;
-  debug(msg: string): void;
-  trace(msg: string): void;
-}
+export type { Logger } from "../lib/log.js";
 
 export interface LoggerOptions {
   debug?: boolean;
@@ -92,16 +84,9 @@ export class ServerLogger implements Logger {
   trace(msg: string): void {
     if (this.traceEnabled) this.line("TRC", msg);
   }
+  child(name: string): Logger {
+    return childLogger(this, name);
+  }
 }
 
-/** A logger that drops everything (tests, embedded servers). */
-export const silentLogger: Logger = {
-  debugEnabled: false,
-  traceEnabled: false,
-  info() {},
-  warn() {},
-  error() {},
-  fatal() {},
-  debug() {},
-  trace() {},
-};
+export { silentLogger } from "../lib/log.js";

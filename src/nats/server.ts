@@ -20,7 +20,8 @@ import type { Route } from "./route.js";
 
 /** The nats-server protocol level shoal speaks; clients use it to enable features. */
 export const NATS_VERSION = "2.9.10";
-export const SHOAL_VERSION = "0.1.0";
+import { SHOAL_VERSION } from "../lib/version.js";
+export { SHOAL_VERSION };
 
 const BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
