@@ -2,7 +2,7 @@
 // SHOAL_HOST (unix:///path/to/sock or tcp://host:port), like DOCKER_HOST.
 
 import { request } from "node:http";
-import { defaultDataDir, socketPath } from "../daemon/manager-daemon.js";
+import { defaultDataDir, socketPath } from "../api/paths.js";
 
 export class ApiError extends Error {
   constructor(

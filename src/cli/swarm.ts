@@ -10,10 +10,10 @@ import { fileURLToPath } from "node:url";
 import { call } from "./api-client.js";
 import { parseArgs, flag, has, UsageError } from "./args.js";
 import { table, capitalize, parseDurationFlag } from "./format.js";
-import { Daemon, defaultDataDir } from "../daemon/manager-daemon.js";
-import { WorkerDaemon, requestJoin } from "../daemon/worker-daemon.js";
+import { defaultDataDir } from "../api/paths.js";
+import { requestJoin } from "../daemon/worker-daemon.js";
 import { parseToken } from "../manager/ids.js";
-import { ServerLogger } from "../nats/log.js";
+import type { DaemonRunOptions } from "../daemon/run.js";
 import type { Node } from "../api/types.js";
 
 const DAEMON_FLAGS = [
@@ -26,7 +26,7 @@ const DAEMON_FLAGS = [
   { name: "debug", short: "D" },
 ];
 
-function daemonOptionsFrom(argv: string[]) {
+function daemonOptionsFrom(argv: string[]): DaemonRunOptions {
   const p = parseArgs(argv, DAEMON_FLAGS);
   if (p.args.length > 0) throw new UsageError(`unexpected argument "${p.args[0]}"`);
   const dataDir = flag(p, "data-dir") ?? defaultDataDir();
@@ -47,45 +47,10 @@ function daemonOptionsFrom(argv: string[]) {
   };
 }
 
-/** `shoal daemon`: runs in the foreground until SIGINT/SIGTERM. */
-export async function daemonCommand(argv: string[], banner = false): Promise<number> {
-  const o = daemonOptionsFrom(argv);
-  mkdirSync(o.dataDir, { recursive: true });
-  const log = new ServerLogger({ debug: o.debug });
-  if (existsSync(join(o.dataDir, "join.json"))) {
-    // This node joined a swarm as a worker.
-    const w = new WorkerDaemon({
-      dataDir: o.dataDir,
-      token: "",
-      managerAddr: "",
-      advertiseAddr: hostOf(o.advertiseAddr),
-      publishHost: o.publishHost,
-      log,
-    });
-    await w.start();
-    process.once("SIGINT", () => void w.stop(false));
-    process.once("SIGTERM", () => void w.stop(false));
-    await w.done;
-    return 0;
-  }
-  const d = new Daemon({ ...o, log });
-  await d.start();
-  if (banner) {
-    process.stdout.write(
-      `shoal is up.\n` +
-        `  node:        ${d.nodeId}\n` +
-        `  API:         unix://${join(o.dataDir, "shoal.sock")} (shoal CLI: SHOAL_DATA_DIR=${o.dataDir})\n` +
-        `  NATS:        ${d.localNatsUrl()}\n` +
-        `  data:        ${o.dataDir}\n` +
-        `Try: shoal service create --name hello --replicas 2 -- node -e "setInterval(()=>console.log('hi'),1000)"\n` +
-        `Ctrl-C stops the daemon (tasks keep running and are adopted at the next start).\n`,
-    );
-  }
-  const stop = () => void d.stop(false);
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
-  await d.done;
-  return 0;
+/** `shoal daemon` / `shoal up`: the daemon in the foreground (loaded only for these commands). */
+async function daemonCommand(argv: string[], banner = false): Promise<number> {
+  const { runDaemon } = await import("../daemon/run.js");
+  return runDaemon(daemonOptionsFrom(argv), banner);
 }
 
 async function waitForDaemon(dataDir: string, pid: number, logFile: string): Promise<void> {

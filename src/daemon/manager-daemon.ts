@@ -24,7 +24,8 @@ import { Agent } from "../node/agent.js";
 import { nodeDrivers } from "./drivers.js";
 import { readLogs } from "../node/drivers/logs.js";
 import { RoutingMesh, type Backend } from "../net/mesh.js";
-import { SHOAL_VERSION } from "../nats/server.js";
+import { SHOAL_VERSION } from "../lib/version.js";
+import { socketPath } from "../api/paths.js";
 
 export interface DaemonOptions {
   dataDir: string;
@@ -39,14 +40,6 @@ export interface DaemonOptions {
   /** Bind address of published ports. */
   publishHost: string;
   log: Logger;
-}
-
-export function defaultDataDir(): string {
-  return process.env["SHOAL_DATA_DIR"] || join(process.env["HOME"] || "/root", ".shoal");
-}
-
-export function socketPath(dataDir: string): string {
-  return join(dataDir, "shoal.sock");
 }
 
 function hostPort(h: string): string {

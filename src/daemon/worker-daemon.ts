@@ -14,8 +14,8 @@ import { nodeDrivers } from "./drivers.js";
 import { RoutingMesh, type Backend } from "../net/mesh.js";
 import { parseToken } from "../manager/ids.js";
 import type { JoinRequest, JoinResponse } from "../manager/join.js";
-import { socketPath } from "./manager-daemon.js";
-import { SHOAL_VERSION } from "../nats/server.js";
+import { socketPath } from "../api/paths.js";
+import { SHOAL_VERSION } from "../lib/version.js";
 
 export interface WorkerOptions {
   dataDir: string;
