@@ -12,7 +12,7 @@
 // Only the agent user may use $SHOAL.>; applications connect as the default user, which is
 // denied publish and subscribe there (the manager's bus-users.ts).
 
-import type { Task, TaskReport } from "./types.js";
+import type { LimitSupport, NodeResources, Task, TaskReport } from "./types.js";
 
 export const SUBJECT_PREFIX = "$SHOAL";
 export const hbSubject = (nodeId: string) => `${SUBJECT_PREFIX}.hb.${nodeId}`;
@@ -58,6 +58,10 @@ export interface Heartbeat {
   tasks: TaskReport[];
   /** The task drivers the agent has (for the scheduler's driver filter). */
   drivers?: string[];
+  /** The node's CPUs and memory (for reservations). */
+  resources?: NodeResources;
+  /** Per driver, the limits it can enforce here (for the scheduler's limits filter). */
+  limits?: Record<string, LimitSupport>;
 }
 
 export interface StatusMessage {

@@ -12,6 +12,19 @@ export interface NodeResources {
   memoryBytes: number;
 }
 
+/** Which resource limits a driver can enforce on a node. */
+export interface LimitSupport {
+  cpu: boolean;
+  memory: boolean;
+}
+
+/** What a node's runtime reports about itself in every heartbeat (one registration path). */
+export interface NodeFacts {
+  drivers: string[];
+  resources: NodeResources;
+  limits: Record<string, LimitSupport>;
+}
+
 export interface Node {
   id: string;
   hostname: string;
@@ -25,6 +38,8 @@ export interface Node {
   engineVersion: string;
   /** The task drivers the node's agent has (process, docker); absent = not reported. */
   drivers?: string[];
+  /** Per driver, which resource limits it can enforce on the node; absent = not reported. */
+  limits?: Record<string, LimitSupport>;
   /** The heartbeat that last made the node ready (ms since epoch); later heartbeats are kept
    * in the manager's memory (Liveness), not written here. */
   lastSeen: number;

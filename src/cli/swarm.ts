@@ -26,23 +26,20 @@ const DAEMON_FLAGS = [
   { name: "debug", short: "D" },
 ];
 
+/** The daemon flags given (the daemon fills in the rest from its saved settings or defaults). */
 function daemonOptionsFrom(argv: string[]): DaemonRunOptions {
   const p = parseArgs(argv, DAEMON_FLAGS);
   if (p.args.length > 0) throw new UsageError(`unexpected argument "${p.args[0]}"`);
-  const dataDir = flag(p, "data-dir") ?? defaultDataDir();
-  const listenAddr = flag(p, "listen-addr") ?? "0.0.0.0:2377";
-  const advertiseAddr =
-    flag(p, "advertise-addr") ??
-    (listenAddr.startsWith("0.0.0.0") ? `127.0.0.1:${listenAddr.split(":")[1]}` : listenAddr);
-  const natsPortText = flag(p, "nats-port") ?? "4222";
-  if (!/^-?\d+$/.test(natsPortText)) throw new UsageError(`invalid --nats-port "${natsPortText}"`);
+  const natsPortText = flag(p, "nats-port");
+  if (natsPortText !== undefined && !/^-?\d+$/.test(natsPortText))
+    throw new UsageError(`invalid --nats-port "${natsPortText}"`);
   return {
-    dataDir,
-    listenAddr,
-    advertiseAddr,
-    natsPort: Number(natsPortText),
-    apiTcp: flag(p, "api-addr") ?? "",
-    publishHost: flag(p, "publish-addr") ?? "0.0.0.0",
+    dataDir: flag(p, "data-dir") ?? defaultDataDir(),
+    listenAddr: flag(p, "listen-addr"),
+    advertiseAddr: flag(p, "advertise-addr"),
+    natsPort: natsPortText === undefined ? undefined : Number(natsPortText),
+    apiTcp: flag(p, "api-addr"),
+    publishHost: flag(p, "publish-addr"),
     debug: has(p, "debug"),
   };
 }
@@ -100,12 +97,12 @@ async function init(argv: string[]): Promise<number> {
   });
   child.unref();
   await waitForDaemon(o.dataDir, child.pid!, logFile);
-  const info = await call<{ nodeId: string }>("GET", "/v1/info");
+  const info = await call<{ nodeId: string; advertiseAddr: string }>("GET", "/v1/info");
   const { token } = await call<{ token: string }>("GET", "/v1/swarm/join-token/worker");
   process.stdout.write(
     `Swarm initialized: current node (${info.nodeId}) is now a manager.\n\n` +
       `To add a worker to this swarm, run the following command:\n\n` +
-      `    shoal join --token ${token} ${o.advertiseAddr}\n\n` +
+      `    shoal join --token ${token} ${info.advertiseAddr}\n\n` +
       `To add a manager to this swarm, run 'shoal swarm join-token manager' and follow the instructions.\n`,
   );
   return 0;
@@ -184,8 +181,7 @@ async function joinCommand(argv: string[]): Promise<number> {
       o.dataDir,
       "--advertise-addr",
       hostOf(advertise),
-      "--publish-addr",
-      o.publishHost,
+      ...(o.publishHost !== undefined ? ["--publish-addr", o.publishHost] : []),
     ],
     {
       detached: true,

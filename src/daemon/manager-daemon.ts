@@ -13,18 +13,19 @@ import { openEmbeddedStore } from "../store/embedded.js";
 import type { Store } from "../store/store.js";
 import { Manager, defaultManagerOptions } from "../manager/manager.js";
 import { Api } from "../manager/api.js";
-import { Dispatcher, endpointsOf } from "../manager/dispatcher.js";
+import { Dispatcher } from "../manager/dispatcher.js";
 import { JoinServer, type ClusterMeta } from "../manager/join.js";
 import { APP_USER } from "../api/bus.js";
-import { busUsers } from "../manager/bus-users.js";
+import { agentPassword, busUsers } from "../manager/bus-users.js";
 import { ManagerError } from "../manager/errors.js";
 import { makeToken, newId, newSecret } from "../manager/ids.js";
 import { isTerminal, type Node, type ServiceSpec, type Task } from "../api/types.js";
-import { Agent } from "../node/agent.js";
-import { nodeDrivers } from "./drivers.js";
-import { readLogs } from "../node/drivers/logs.js";
-import { RoutingMesh, type Backend } from "../net/mesh.js";
+import { nodeDrivers } from "../node/node-drivers.js";
+import { NodeRuntime } from "../node/runtime.js";
+import { RoutingMesh } from "../net/mesh.js";
 import { SHOAL_VERSION } from "../lib/version.js";
+import { isWildcard, joinHostPort, parseHostPort } from "../lib/addr.js";
+import { forgetSwarm, meshBackends } from "./state.js";
 import { socketPath } from "../api/paths.js";
 
 export interface DaemonOptions {
@@ -35,26 +36,22 @@ export interface DaemonOptions {
   advertiseAddr: string;
   /** Client port of the embedded message server (-1 = random). */
   natsPort: number;
+  /** HTTP monitoring port of the embedded message server (0 = off, -1 = random). */
+  monitorPort?: number;
   /** Also serve the API on TCP host:port ("" = unix socket only). */
   apiTcp: string;
   /** Bind address of published ports. */
   publishHost: string;
+  /** Overrides of the CPUs and memory the node reports. */
+  cpus?: number;
+  memoryBytes?: number;
   log: Logger;
-}
-
-function hostPort(h: string): string {
-  return h.includes(":") ? `[${h}]` : h;
-}
-
-function hostOf(addr: string): string {
-  const i = addr.lastIndexOf(":");
-  return i > 0 ? addr.slice(0, i) : addr;
 }
 
 export class Daemon {
   store!: Store;
   manager!: Manager;
-  agent!: Agent;
+  runtime!: NodeRuntime;
   nats!: NatsServer;
   api!: Api;
   dispatcher!: Dispatcher;
@@ -62,8 +59,6 @@ export class Daemon {
   join!: JoinServer;
   mesh!: RoutingMesh;
   nodeId = "";
-  private timers: NodeJS.Timeout[] = [];
-  private unwatch: (() => void) | null = null;
   private stopping = false;
   readonly done: Promise<void>;
   private resolveDone!: () => void;
@@ -74,6 +69,7 @@ export class Daemon {
 
   async start(): Promise<void> {
     const { dataDir, log } = this.opts;
+    const listen = parseHostPort(this.opts.listenAddr);
     mkdirSync(dataDir, { recursive: true });
     this.store = await openEmbeddedStore(join(dataDir, "store"), {
       onWarning: (msg: string) => log.warn(`store: ${msg}`),
@@ -82,7 +78,6 @@ export class Daemon {
     this.nodeId = existsSync(idFile) ? readFileSync(idFile, "utf8").trim() : newId();
     writeFileSync(idFile, this.nodeId);
     const now = Date.now();
-    const drivers = await nodeDrivers(log);
     await this.store.update((tx) => {
       if (!tx.getMeta<ClusterMeta>("cluster")) {
         tx.putMeta("cluster", {
@@ -99,11 +94,13 @@ export class Daemon {
         role: "manager",
         availability: cur?.availability ?? "active",
         status: "ready",
-        addr: hostOf(this.opts.advertiseAddr),
+        addr: this.advertiseHost(),
         labels: cur?.labels ?? {},
-        resources: { nanoCpus: 0, memoryBytes: 0 },
+        // Resources, drivers and limits come with the node runtime's heartbeats.
+        resources: cur?.resources ?? { nanoCpus: 0, memoryBytes: 0 },
         engineVersion: SHOAL_VERSION,
-        drivers: drivers.names,
+        ...(cur?.drivers ? { drivers: cur.drivers } : {}),
+        ...(cur?.limits ? { limits: cur.limits } : {}),
         lastSeen: now,
         createdAt: cur?.createdAt ?? now,
         updatedAt: now,
@@ -116,8 +113,9 @@ export class Daemon {
     // agent user for $SHOAL.> and applications as the default user, kept out of $SHOAL.>.
     const natsOpts = validateOptions({
       ...defaultOptions(),
-      host: hostOf(this.opts.listenAddr) || "0.0.0.0",
+      host: listen.host || "0.0.0.0",
       port: this.opts.natsPort,
+      httpPort: this.opts.monitorPort ?? 0,
       serverName: `shoal-${this.nodeId.slice(0, 12)}`,
       users: busUsers(meta.secret),
       noAuthUser: APP_USER,
@@ -126,62 +124,39 @@ export class Daemon {
     await this.nats.startServer();
 
     this.manager = new Manager(this.store, log, defaultManagerOptions());
-    this.dispatcher = new Dispatcher(this.manager, this.nodeId, {
+    this.dispatcher = new Dispatcher(this.manager, {
       natsUrl: `${this.localNatsUrl()}`,
       clusterSecret: meta.secret,
     });
     this.join = new JoinServer(
       this.manager,
-      () => [`nats://${hostOf(this.opts.advertiseAddr)}:${this.nats.port}`],
+      () => [`nats://${joinHostPort(this.advertiseHost(), this.nats.port)}`],
       () => this.manager.heartbeatMs(),
     );
-    const joinPort = Number(this.opts.listenAddr.split(":").pop());
-    const joinHost = hostOf(this.opts.listenAddr) || "0.0.0.0";
+    const joinPort = listen.port ?? 2377;
+    const joinHost = listen.host || "0.0.0.0";
     this.joinPort = await this.join.listen(joinHost, joinPort);
     log.info(`Listening for joins on ${joinHost}:${this.joinPort}`);
-    this.agent = new Agent(drivers.set, log, {
-      nodeId: this.nodeId,
-      hostname: hostname(),
-      dataDir: join(dataDir, "agent"),
-      natsUrl: `${this.localNatsUrl()}`,
-      logMaxBytes: 10 * 1024 * 1024,
-      report: (reports) =>
-        void this.manager
-          .reportStatus(this.nodeId, reports)
-          .catch((e: Error) => log.error(e.message)),
-    });
-    await this.agent.recover();
     this.mesh = new RoutingMesh(log, this.opts.publishHost);
-
-    // The local dispatcher: the agent gets this node's full assignment set after every change
-    // (once per event-loop turn, however many store batches that turn committed).
-    let dispatchQueued = false;
-    const dispatchSoon = () => {
-      if (dispatchQueued) return;
-      dispatchQueued = true;
-      setImmediate(() => {
-        dispatchQueued = false;
-        if (!this.stopping) dispatch();
-      });
-    };
-    const dispatch = () => {
-      const { tasks, services } = this.store.view((tx) => ({
-        tasks: tx.listTasks({ nodeId: this.nodeId }),
-        services: tx.listServices(),
-      }));
-      this.agent.assign(tasks.filter((t) => !isTerminal(t.status.state)));
-      void this.syncMesh(services.length > 0);
-    };
-    this.unwatch = this.store.watch(dispatchSoon);
-    const hb = setInterval(() => {
-      void this.manager.heartbeat(this.nodeId).catch(() => {});
-      dispatch();
-    }, 1000);
-    hb.unref();
-    this.timers.push(hb);
     this.manager.start();
     await this.dispatcher.start();
-    dispatch();
+    // This machine's node runtime: a client of its own control bus, over loopback, like any
+    // worker's.
+    this.runtime = new NodeRuntime({
+      nodeId: this.nodeId,
+      hostname: hostname(),
+      dataDir,
+      busUrls: [this.localNatsUrl()],
+      agentPassword: agentPassword(meta.secret),
+      heartbeatMs: this.manager.heartbeatMs(),
+      natsUrl: this.localNatsUrl(),
+      drivers: await nodeDrivers(log),
+      cpus: this.opts.cpus,
+      memoryBytes: this.opts.memoryBytes,
+      onEndpoints: (eps) => void this.mesh.sync(meshBackends(eps, this.advertiseHost())),
+      log,
+    });
+    await this.runtime.start();
 
     this.api = new Api(this.manager, {
       info: () => this.info(),
@@ -200,7 +175,8 @@ export class Daemon {
     });
     await this.api.listenUnix(socketPath(dataDir));
     if (this.opts.apiTcp) {
-      const [h, p] = [hostOf(this.opts.apiTcp), Number(this.opts.apiTcp.split(":").pop())];
+      const tcp = parseHostPort(this.opts.apiTcp);
+      const [h, p] = [tcp.host || "127.0.0.1", tcp.port ?? 0];
       const port = await this.api.listenTcp(h, p);
       log.info(`API listening on tcp://${h}:${port}`);
     }
@@ -213,7 +189,7 @@ export class Daemon {
   /** The embedded message server as this machine reaches it. */
   localNatsUrl(): string {
     const h = this.nats.opts.host;
-    return `nats://${h === "0.0.0.0" || h === "::" ? "127.0.0.1" : hostPort(h)}:${this.nats.port}`;
+    return `nats://${joinHostPort(isWildcard(h) ? "127.0.0.1" : h, this.nats.port)}`;
   }
 
   private info(): Record<string, unknown> {
@@ -221,6 +197,7 @@ export class Daemon {
       const tasks = tx.listTasks();
       return {
         nodeId: this.nodeId,
+        advertiseAddr: this.opts.advertiseAddr,
         version: SHOAL_VERSION,
         dataDir: this.opts.dataDir,
         natsUrl: `${this.localNatsUrl()}`,
@@ -245,31 +222,20 @@ export class Daemon {
     return makeToken(meta.secret, role === "worker" ? meta.workerSecret : meta.managerSecret);
   }
 
+  /** A task's log lines, from the node that ran it (this one too) over the bus. */
   private async taskLogs(
     task: Task,
     o: { tail: number; follow: boolean; signal: AbortSignal },
     write: (l: string) => void,
   ): Promise<void> {
-    if (task.nodeId !== this.nodeId) {
-      // Another node ran it: its agent reads the files and sends the lines over the bus.
-      const node = this.store.view((tx) => tx.getNode(task.nodeId));
-      const prefix = `${task.serviceName}.${task.slot}.${task.id.slice(0, 12)}@${node?.hostname ?? task.nodeId}    | `;
-      if (o.follow && !isTerminal(task.status.state)) {
-        const w = (l: string) => write(prefix + l);
-        return this.dispatcher.followLogs(task.nodeId, task.id, o.tail, o.signal, w);
-      }
-      const lines = await this.dispatcher.fetchLogs(task.nodeId, task.id, o.tail);
-      for (const l of lines) write(prefix + l);
-      return;
+    const node = this.store.view((tx) => tx.getNode(task.nodeId));
+    const prefix = `${task.serviceName}.${task.slot}.${task.id.slice(0, 12)}@${node?.hostname ?? task.nodeId}    | `;
+    if (o.follow && !isTerminal(task.status.state)) {
+      const w = (l: string) => write(prefix + l);
+      return this.dispatcher.followLogs(task.nodeId, task.id, o.tail, o.signal, w);
     }
-    const prefix = `${task.serviceName}.${task.slot}.${task.id.slice(0, 12)}@${hostname()}    | `;
-    for await (const line of readLogs(this.agent.taskDir(task.id), {
-      tail: o.tail >= 0 ? o.tail : undefined,
-      follow: o.follow && !isTerminal(task.status.state),
-      signal: o.signal,
-    })) {
-      write(prefix + line.line);
-    }
+    const lines = await this.dispatcher.fetchLogs(task.nodeId, task.id, o.tail);
+    for (const l of lines) write(prefix + l);
   }
 
   private async checkPortsFree(spec: ServiceSpec, serviceId: string): Promise<void> {
@@ -300,39 +266,28 @@ export class Daemon {
     }
   }
 
-  private async syncMesh(any: boolean): Promise<void> {
-    if (!any && !this.meshOpen) return;
-    const { services, tasks, nodes } = this.store.view((tx) => ({
-      services: tx.listServices(),
-      tasks: tx.listTasks(),
-      nodes: tx.listNodes(),
-    }));
-    const map = new Map<number, Backend[]>();
-    for (const [port, list] of Object.entries(endpointsOf(services, tasks, nodes, this.nodeId))) {
-      map.set(Number(port), list);
-    }
-    this.meshOpen = map.size > 0;
-    await this.mesh.sync(map);
+  /** The host part of the advertise address. */
+  private advertiseHost(): string {
+    return parseHostPort(this.opts.advertiseAddr).host;
   }
-  private meshOpen = false;
 
-  /** Stops the daemon; `stopTasks` also stops every task (leave), otherwise they are adopted next start. */
-  async stop(stopTasks: boolean): Promise<void> {
+  /** Stops the daemon; `leaving` also stops every task and forgets the swarm (its store, node
+   * id and settings), otherwise the tasks are adopted at the next start. */
+  async stop(leaving: boolean): Promise<void> {
     if (this.stopping) return this.done;
     this.stopping = true;
-    for (const t of this.timers) clearInterval(t);
-    this.unwatch?.();
+    await this.runtime?.stop(leaving);
     await this.dispatcher?.stop();
     await this.join?.close();
     await this.manager?.stop();
-    await this.agent?.stop(stopTasks);
     await this.api?.close();
     await this.mesh?.close();
     await this.nats?.shutdown();
     await this.store?.close();
-    rmSync(join(this.opts.dataDir, "daemon.pid"), { force: true });
-    rmSync(socketPath(this.opts.dataDir), { force: true });
-    if (stopTasks) rmSync(join(this.opts.dataDir, "node-id"), { force: true });
+    const dir = this.opts.dataDir;
+    rmSync(join(dir, "daemon.pid"), { force: true });
+    rmSync(socketPath(dir), { force: true });
+    if (leaving) forgetSwarm(dir);
     this.opts.log.info("shoal daemon stopped");
     this.resolveDone();
   }

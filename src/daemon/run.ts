@@ -1,27 +1,92 @@
 // The daemon in the foreground (`shoal daemon`, `shoal up`): a worker's if this node joined a
 // swarm as one (its join.json), a manager's otherwise; runs until SIGINT or SIGTERM.
+//
+// The settings a daemon started with are kept in the data dir (daemon.json), so a restart with
+// no flags (`shoal daemon --data-dir D`, a service manager's restart) comes back as the same
+// node on the same addresses; flags given at the restart win.
 
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ServerLogger } from "../nats/log.js";
-import { parseHostPort } from "../lib/addr.js";
+import { isWildcard, joinHostPort, parseHostPort } from "../lib/addr.js";
+import { systemAddress } from "../lib/netif.js";
+import type { Logger } from "../lib/log.js";
 import { Daemon } from "./manager-daemon.js";
 import { WorkerDaemon } from "./worker-daemon.js";
 
-/** The daemon's settings, as the CLI parsed them from its flags. */
+/** The daemon's settings as flags give them; what is left out comes from daemon.json or a default. */
 export interface DaemonRunOptions {
   dataDir: string;
-  listenAddr: string;
-  advertiseAddr: string;
-  natsPort: number;
-  apiTcp: string;
-  publishHost: string;
-  debug: boolean;
+  listenAddr?: string;
+  advertiseAddr?: string;
+  natsPort?: number;
+  /** HTTP monitoring port of the embedded message server (0 = off). */
+  monitorPort?: number;
+  apiTcp?: string;
+  publishHost?: string;
+  /** Overrides of the CPUs and memory the node reports (`--cpus`, `--memory`). */
+  cpus?: number;
+  memoryBytes?: number;
+  debug?: boolean;
 }
 
-export async function runDaemon(o: DaemonRunOptions, banner = false): Promise<number> {
-  mkdirSync(o.dataDir, { recursive: true });
-  const log = new ServerLogger({ debug: o.debug });
+export type ResolvedDaemonOptions = Required<Omit<DaemonRunOptions, "cpus" | "memoryBytes">> &
+  Pick<DaemonRunOptions, "cpus" | "memoryBytes">;
+
+const SETTINGS_FILE = "daemon.json";
+
+function defined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/**
+ * The settings to run with: flags, else the saved settings, else defaults. Without an advertise
+ * address, the listen address when it names one, else the machine's address (as Swarm picks
+ * it), else loopback with a warning (a one-machine swarm still works).
+ */
+export function resolveDaemonOptions(given: DaemonRunOptions, log: Logger): ResolvedDaemonOptions {
+  const file = join(given.dataDir, SETTINGS_FILE);
+  const saved = existsSync(file)
+    ? (JSON.parse(readFileSync(file, "utf8")) as Partial<DaemonRunOptions>)
+    : {};
+  const o = {
+    listenAddr: "0.0.0.0:2377",
+    advertiseAddr: "",
+    natsPort: 4222,
+    monitorPort: 0,
+    apiTcp: "",
+    publishHost: "0.0.0.0",
+    debug: false,
+    ...defined(saved),
+    ...defined(given),
+  } as ResolvedDaemonOptions;
+  const listen = parseHostPort(o.listenAddr);
+  if (o.advertiseAddr) {
+    const adv = parseHostPort(o.advertiseAddr);
+    o.advertiseAddr = joinHostPort(adv.host, adv.port ?? listen.port ?? 2377);
+  } else {
+    let host = listen.host;
+    if (isWildcard(host)) {
+      try {
+        host = systemAddress();
+      } catch (err) {
+        log.warn(`${(err as Error).message}; advertising 127.0.0.1 (this machine only)`);
+        host = "127.0.0.1";
+      }
+    }
+    o.advertiseAddr = joinHostPort(host, listen.port ?? 2377);
+  }
+  const { debug: _debug, ...keep } = o;
+  writeFileSync(file, JSON.stringify(keep, null, 2) + "\n", { mode: 0o600 });
+  return o;
+}
+
+export async function runDaemon(given: DaemonRunOptions, banner = false): Promise<number> {
+  mkdirSync(given.dataDir, { recursive: true });
+  const log = new ServerLogger({ debug: given.debug ?? false });
+  const o = resolveDaemonOptions(given, log);
+  let stop: () => Promise<void>;
+  let done: Promise<void>;
   if (existsSync(join(o.dataDir, "join.json"))) {
     // This node joined a swarm as a worker.
     const w = new WorkerDaemon({
@@ -30,30 +95,37 @@ export async function runDaemon(o: DaemonRunOptions, banner = false): Promise<nu
       managerAddr: "",
       advertiseAddr: parseHostPort(o.advertiseAddr).host,
       publishHost: o.publishHost,
+      cpus: o.cpus,
+      memoryBytes: o.memoryBytes,
       log,
     });
     await w.start();
-    process.once("SIGINT", () => void w.stop(false));
-    process.once("SIGTERM", () => void w.stop(false));
-    await w.done;
-    return 0;
+    [stop, done] = [() => w.stop(false), w.done];
+  } else {
+    const d = new Daemon({ ...o, log });
+    await d.start();
+    if (banner) printBanner(d, o);
+    [stop, done] = [() => d.stop(false), d.done];
   }
-  const d = new Daemon({ ...o, log });
-  await d.start();
-  if (banner) {
-    process.stdout.write(
-      `shoal is up.\n` +
-        `  node:        ${d.nodeId}\n` +
-        `  API:         unix://${join(o.dataDir, "shoal.sock")} (shoal CLI: SHOAL_DATA_DIR=${o.dataDir})\n` +
-        `  NATS:        ${d.localNatsUrl()}\n` +
-        `  data:        ${o.dataDir}\n` +
-        `Try: shoal service create --name hello --replicas 2 -- node -e "setInterval(()=>console.log('hi'),1000)"\n` +
-        `Ctrl-C stops the daemon (tasks keep running and are adopted at the next start).\n`,
-    );
-  }
-  const stop = () => void d.stop(false);
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
-  await d.done;
-  return 0;
+  process.once("SIGINT", () => void stop());
+  process.once("SIGTERM", () => void stop());
+  await done;
+  // Everything is closed; a timer or socket a library keeps must not hold a stopped daemon
+  // alive until a second signal.
+  process.exit(0);
+}
+
+function printBanner(d: Daemon, o: ResolvedDaemonOptions): void {
+  const monitor = o.monitorPort > 0 ? `http://127.0.0.1:${d.nats.opts.httpPort}` : "off";
+  process.stdout.write(
+    `shoal is up: a one-node swarm (manager + worker) in the foreground.\n` +
+      `  node:        ${d.nodeId}\n` +
+      `  API:         unix://${join(o.dataDir, "shoal.sock")} (shoal CLI: SHOAL_DATA_DIR=${o.dataDir})\n` +
+      `  NATS:        ${d.localNatsUrl()}\n` +
+      `  monitoring:  ${monitor}\n` +
+      `  joins:       ${o.advertiseAddr}\n` +
+      `  data:        ${o.dataDir}\n` +
+      `Try: shoal service create --name hello --replicas 2 -- node -e "setInterval(()=>console.log('hi'),1000)"\n` +
+      `Ctrl-C stops the daemon (tasks keep running and are adopted at the next start).\n`,
+  );
 }

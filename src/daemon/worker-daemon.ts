@@ -8,10 +8,10 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { Logger } from "../nats/log.js";
-import { Agent } from "../node/agent.js";
-import { AgentSession } from "../node/session.js";
-import { nodeDrivers } from "./drivers.js";
-import { RoutingMesh, type Backend } from "../net/mesh.js";
+import { nodeDrivers } from "../node/node-drivers.js";
+import { NodeRuntime } from "../node/runtime.js";
+import { RoutingMesh } from "../net/mesh.js";
+import { forgetSwarm, meshBackends } from "./state.js";
 import { parseToken } from "../manager/ids.js";
 import type { JoinRequest, JoinResponse } from "../manager/join.js";
 import { socketPath } from "../api/paths.js";
@@ -23,6 +23,9 @@ export interface WorkerOptions {
   managerAddr: string;
   advertiseAddr: string;
   publishHost: string;
+  /** Overrides of the CPUs and memory the node reports. */
+  cpus?: number;
+  memoryBytes?: number;
   log: Logger;
 }
 
@@ -75,8 +78,7 @@ export function requestJoin(managerAddr: string, body: JoinRequest): Promise<Joi
 }
 
 export class WorkerDaemon {
-  agent!: Agent;
-  session!: AgentSession;
+  runtime!: NodeRuntime;
   mesh!: RoutingMesh;
   nodeId = "";
   private api: Server | null = null;
@@ -124,38 +126,21 @@ export class WorkerDaemon {
     writeFileSync(this.savedFile, JSON.stringify({ token, managerAddr, answer } satisfies Saved));
     this.nodeId = answer.nodeId;
     this.mesh = new RoutingMesh(log, this.opts.publishHost);
-    const drivers = await nodeDrivers(log);
-    this.session = new AgentSession({
-      drivers: drivers.names,
+    this.runtime = new NodeRuntime({
       nodeId: answer.nodeId,
       hostname: hostname(),
-      natsUrls: answer.natsUrls,
+      dataDir,
+      busUrls: answer.natsUrls,
       agentPassword: answer.agentPassword,
       heartbeatMs: answer.heartbeatMs,
-      onEndpoints: (eps) => {
-        const map = new Map<number, Backend[]>();
-        for (const [port, list] of Object.entries(eps)) {
-          map.set(
-            Number(port),
-            list.map((e) =>
-              e.host === this.opts.advertiseAddr ? { host: "127.0.0.1", port: e.port } : e,
-            ),
-          );
-        }
-        void this.mesh.sync(map);
-      },
+      natsUrl: answer.natsUrls[0] ?? "",
+      drivers: await nodeDrivers(log),
+      cpus: this.opts.cpus,
+      memoryBytes: this.opts.memoryBytes,
+      onEndpoints: (eps) => void this.mesh.sync(meshBackends(eps, this.opts.advertiseAddr)),
       log,
     });
-    this.agent = new Agent(drivers.set, log, {
-      nodeId: answer.nodeId,
-      hostname: hostname(),
-      dataDir: join(dataDir, "agent"),
-      natsUrl: answer.natsUrls[0] ?? "",
-      logMaxBytes: 10 * 1024 * 1024,
-      report: this.session.report,
-    });
-    await this.agent.recover();
-    await this.session.start(this.agent);
+    await this.runtime.start();
     await this.listenApi();
     writeFileSync(join(dataDir, "daemon.pid"), String(process.pid));
     log.info(
@@ -199,14 +184,13 @@ export class WorkerDaemon {
   async stop(leaving: boolean): Promise<void> {
     if (this.stopping) return this.done;
     this.stopping = true;
-    await this.session?.stop();
-    await this.agent?.stop(leaving);
+    await this.runtime?.stop(leaving);
     await this.mesh?.close();
     const api = this.api;
     if (api) await new Promise<void>((r) => api.close(() => r()));
     rmSync(join(this.opts.dataDir, "daemon.pid"), { force: true });
     rmSync(socketPath(this.opts.dataDir), { force: true });
-    if (leaving) rmSync(this.savedFile, { force: true });
+    if (leaving) forgetSwarm(this.opts.dataDir);
     this.opts.log.info("shoal daemon stopped");
     this.resolveDone();
   }

@@ -1,6 +1,7 @@
-// The dispatcher: the manager's side of the control bus for remote nodes. It turns heartbeats
-// into node liveness and task status, and sends each remote node its full assignment set when
-// the store changes and on a timer (so a lost message is repaired by the next one).
+// The dispatcher: the manager's side of the control bus. It turns heartbeats into node liveness,
+// node facts and task status, and is the only sender of assignments: every node, the manager's
+// own included, gets its full assignment set when the store changes and on a timer (so a lost
+// message is repaired by the next one).
 
 import { connect, JSONCodec, nuid, type NatsConnection, type Subscription } from "nats";
 import type { Manager } from "./manager.js";
@@ -30,7 +31,6 @@ export function endpointsOf(
   services: Service[],
   tasks: Task[],
   nodes: Node[],
-  localNodeId: string,
 ): Record<string, Endpoint[]> {
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const out: Record<string, Endpoint[]> = {};
@@ -45,7 +45,7 @@ export function endpointsOf(
         if (!hp) continue;
         const node = byId.get(t.nodeId);
         if (!node || node.status !== "ready") continue;
-        list.push({ host: t.nodeId === localNodeId ? "127.0.0.1" : node.addr, port: hp });
+        list.push({ host: node.addr, port: hp });
       }
       out[String(p.published)] = list;
     }
@@ -64,7 +64,6 @@ export class Dispatcher {
 
   constructor(
     private readonly manager: Manager,
-    private readonly localNodeId: string,
     private readonly opts: { natsUrl: string; clusterSecret: string },
   ) {}
 
@@ -110,7 +109,13 @@ export class Dispatcher {
   private async onHeartbeat(hb: Heartbeat): Promise<void> {
     const known = this.manager.store.view((tx) => tx.getNode(hb.nodeId));
     if (!known) return; // removed or never joined: ignore it
-    await this.manager.heartbeat(hb.nodeId, Date.now(), hb.drivers).catch(() => {});
+    await this.manager
+      .heartbeat(hb.nodeId, Date.now(), {
+        drivers: hb.drivers,
+        resources: hb.resources,
+        limits: hb.limits,
+      })
+      .catch(() => {});
     await this.manager.reportStatus(hb.nodeId, hb.tasks).catch(() => {});
   }
 
@@ -124,7 +129,7 @@ export class Dispatcher {
   }
 
   /**
-   * Sends remote nodes their full assignment set: every node on the timer (`all`), and on a
+   * Sends nodes their full assignment set: every node on the timer (`all`), and on a
    * store change only the nodes whose set changed in what the agent acts on (task ids, desired
    * states, endpoints). A status change alone (a task reported running) is not resent: with a
    * thousand tasks starting, that resent the whole set thousands of times.
@@ -138,7 +143,7 @@ export class Dispatcher {
       tasks: tx.listTasks(),
       services: tx.listServices(),
     }));
-    const endpoints = endpointsOf(services, tasks, nodes, "");
+    const endpoints = endpointsOf(services, tasks, nodes);
     const endpointsSig = JSON.stringify(endpoints);
     const byNode = new Map<string, Task[]>();
     for (const t of tasks) {
@@ -148,7 +153,6 @@ export class Dispatcher {
       else byNode.set(t.nodeId, [t]);
     }
     for (const n of nodes) {
-      if (n.id === this.localNodeId) continue;
       const mine = byNode.get(n.id) ?? [];
       const sig = `${this.period} ${endpointsSig} ${mine.map((t) => `${t.id}:${t.desiredState}`).join(",")}`;
       if (!all && this.sent.get(n.id) === sig) continue;

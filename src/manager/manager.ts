@@ -11,6 +11,7 @@ import {
   isTerminal,
   stateIndex,
   type Node,
+  type NodeFacts,
   type Service,
   type ServiceSpec,
   type Task,
@@ -310,13 +311,17 @@ export class Manager {
 
   /**
    * Records a heartbeat in memory; only a node coming back (down → ready) or reporting other
-   * drivers than before is a store write.
+   * facts (drivers, resources, enforceable limits) than before is a store write.
    */
-  async heartbeat(nodeId: string, now = Date.now(), drivers?: string[]): Promise<void> {
+  async heartbeat(nodeId: string, now = Date.now(), facts: Partial<NodeFacts> = {}): Promise<void> {
     this.liveness.heard(nodeId, now);
     const changed = (n: Node) =>
       n.status !== "ready" ||
-      (drivers !== undefined && (n.drivers ?? []).join() !== drivers.join());
+      (facts.drivers !== undefined && (n.drivers ?? []).join() !== facts.drivers.join()) ||
+      (facts.resources !== undefined &&
+        (n.resources.nanoCpus !== facts.resources.nanoCpus ||
+          n.resources.memoryBytes !== facts.resources.memoryBytes)) ||
+      (facts.limits !== undefined && JSON.stringify(n.limits) !== JSON.stringify(facts.limits));
     const known = this.store.view((tx) => tx.getNode(nodeId));
     if (!known || !changed(known)) return;
     await this.store.update((tx) => {
@@ -326,7 +331,9 @@ export class Manager {
       tx.putNode({
         ...n,
         ...(back ? { lastSeen: now, status: "ready" as const } : {}),
-        ...(drivers !== undefined ? { drivers } : {}),
+        ...(facts.drivers !== undefined ? { drivers: facts.drivers } : {}),
+        ...(facts.resources !== undefined ? { resources: facts.resources } : {}),
+        ...(facts.limits !== undefined ? { limits: facts.limits } : {}),
         updatedAt: now,
       });
     });

@@ -22,7 +22,7 @@ import {
   FOLLOW_LEASE_MS,
 } from "../api/bus.js";
 import { readLogs } from "./drivers/logs.js";
-import { isTerminal } from "../api/types.js";
+import { isTerminal, type NodeFacts } from "../api/types.js";
 
 const codec = JSONCodec<unknown>();
 
@@ -33,8 +33,8 @@ export interface SessionOptions {
   agentPassword: string;
   heartbeatMs: number;
   onEndpoints: (endpoints: Record<string, Endpoint[]>) => void;
-  /** The task drivers this node has, sent with every heartbeat. */
-  drivers?: string[];
+  /** What the node reports about itself with every heartbeat (drivers, resources, limits). */
+  facts?: NodeFacts;
   /** A followed log not renewed for this long is ended (default FOLLOW_LEASE_MS). */
   followLeaseMs?: number;
   log: { info(m: string): void; warn(m: string): void };
@@ -221,7 +221,7 @@ export class AgentSession {
       nodeId: this.opts.nodeId,
       hostname: this.opts.hostname,
       tasks,
-      ...(this.opts.drivers ? { drivers: this.opts.drivers } : {}),
+      ...(this.opts.facts ?? {}),
     };
     nc.publish(hbSubject(this.opts.nodeId), codec.encode(hb));
   }

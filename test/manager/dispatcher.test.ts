@@ -32,7 +32,7 @@ async function setup(t: TestContext, heartbeatMs: number) {
       task("t2", "s1", "w1", { status: { ...task("x", "s1").status, state: "assigned" } }),
     );
   });
-  const dispatcher = new Dispatcher(manager, "manager-node", {
+  const dispatcher = new Dispatcher(manager, {
     natsUrl: url,
     clusterSecret: BUS_SECRET,
   });

@@ -32,7 +32,7 @@ const codec = JSONCodec<unknown>();
 async function setup(t: TestContext) {
   const url = await startBus(t);
   const manager = new Manager(createMemoryStore(), quietLog, defaultManagerOptions());
-  const dispatcher = new Dispatcher(manager, "m", { natsUrl: url, clusterSecret: BUS_SECRET });
+  const dispatcher = new Dispatcher(manager, { natsUrl: url, clusterSecret: BUS_SECRET });
   await dispatcher.start();
   t.after(() => dispatcher.stop());
   const { session, agent } = await startWorkerSession(t, url, "w1", { followLeaseMs: 500 });

@@ -124,6 +124,34 @@ export class DriverFilter implements Filter {
   }
 }
 
+/**
+ * A task with CPU or memory limits goes only where its driver can enforce them (a node without
+ * the cgroup controllers would start it, fail it, and restart it for ever). Nodes that never
+ * said what they can enforce are not filtered.
+ */
+export class LimitsFilter implements Filter {
+  readonly name = "limits";
+  private driver = "process";
+  private cpu = false;
+  private memory = false;
+  setTask(t: Task): boolean {
+    this.driver = t.spec.driver;
+    this.cpu = t.spec.limits.cpus > 0;
+    this.memory = t.spec.limits.memoryBytes > 0;
+    return this.cpu || this.memory;
+  }
+  check(info: NodeInfo): boolean {
+    const all = info.node.limits;
+    if (all === undefined) return true;
+    const can = all[this.driver];
+    return can !== undefined && (!this.cpu || can.cpu) && (!this.memory || can.memory);
+  }
+  explain(failures: number): string {
+    const what = this.cpu && this.memory ? "CPU and memory" : this.cpu ? "CPU" : "memory";
+    return `the ${this.driver} driver cannot enforce ${what} limits on ${nodes(failures)}`;
+  }
+}
+
 /** A host-mode published port can be held by one task per node. */
 export class HostPortFilter implements Filter {
   readonly name = "host-ports";
@@ -149,6 +177,7 @@ export function defaultFilters(): Filter[] {
   return [
     new ReadyFilter(),
     new DriverFilter(),
+    new LimitsFilter(),
     new ConstraintFilter(),
     new HostPortFilter(),
     new ResourceFilter(),

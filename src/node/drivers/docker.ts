@@ -39,6 +39,8 @@ import {
   type Handle,
   type RunSpec,
   type TaskStats,
+  type LimitReporter,
+  type LimitSupport,
 } from "./driver.js";
 import { capLogsEvery, capTaskLogs, logPath } from "./logs.js";
 
@@ -171,8 +173,13 @@ function pumpLogs(stream: Readable, outFd: number, errFd: number): Promise<void>
   });
 }
 
-export class DockerDriver implements Driver {
+export class DockerDriver implements Driver, LimitReporter {
   readonly name = "docker";
+
+  /** The engine enforces NanoCpus and Memory itself. */
+  limitSupport(): LimitSupport {
+    return { cpu: true, memory: true };
+  }
   private readonly opts: DockerDriverOptions;
   private readonly docker: Docker;
   /** Where the engine is, for messages. */

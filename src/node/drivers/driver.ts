@@ -85,6 +85,21 @@ export interface Driver {
   recover(h: Handle): Promise<Handle | null>;
 }
 
+/** Which resource limits a driver can enforce on this node (the scheduler's limits filter). */
+export interface LimitSupport {
+  cpu: boolean;
+  memory: boolean;
+}
+
+/** An optional ability: a driver that knows which limits it can enforce here. */
+export interface LimitReporter {
+  limitSupport(): LimitSupport;
+}
+
+export function reportsLimits(d: Driver): d is Driver & LimitReporter {
+  return typeof (d as Partial<LimitReporter>).limitSupport === "function";
+}
+
 /** Error codes a driver rejects with. */
 export const DriverErrorCode = {
   /** The spec has no command. */

@@ -59,6 +59,7 @@ import {
   type Handle,
   type RunSpec,
   type TaskStats,
+  type LimitSupport,
 } from "./driver.js";
 import {
   createTaskCgroup,
@@ -435,6 +436,13 @@ export class ProcessDriver implements Driver {
   private cgroupLayout(): CgroupLayout {
     this.layout ??= detectCgroups(this.opts.mountsFile);
     return this.layout;
+  }
+
+  /** Limits need Linux, root and the cpu / memory cgroup controllers. */
+  limitSupport(): LimitSupport {
+    const can = (limits: { cpus: number; memoryBytes: number }) =>
+      unsupportedReason(limits, this.cgroupLayout(), this.opts.platform, this.opts.uid) === null;
+    return { cpu: can({ cpus: 1, memoryBytes: 0 }), memory: can({ cpus: 0, memoryBytes: 1 }) };
   }
 
   async start(spec: RunSpec): Promise<Handle> {

@@ -1,0 +1,33 @@
+// What a daemon keeps in its data dir between runs, and what `leave` forgets, plus the one
+// mapping from the cluster's endpoints to this machine's routing-mesh backends.
+
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import type { Endpoint } from "../api/bus.js";
+import type { Backend } from "../net/mesh.js";
+
+/** The files and folders that make this machine a member of a swarm. `leave` removes them all,
+ * so a later `init` or `join` starts a new node, with no ghost of the old one. */
+export const SWARM_STATE = ["store", "node-id", "join.json", "daemon.json", "agent"] as const;
+
+export function forgetSwarm(dataDir: string): void {
+  for (const name of SWARM_STATE) rmSync(join(dataDir, name), { recursive: true, force: true });
+}
+
+/**
+ * Published port → backends for this machine's routing mesh. Endpoints on this node (its
+ * advertised address) are reached over loopback.
+ */
+export function meshBackends(
+  endpoints: Record<string, Endpoint[]>,
+  ownHost: string,
+): Map<number, Backend[]> {
+  const map = new Map<number, Backend[]>();
+  for (const [port, list] of Object.entries(endpoints)) {
+    map.set(
+      Number(port),
+      list.map((e) => (e.host === ownHost ? { host: "127.0.0.1", port: e.port } : e)),
+    );
+  }
+  return map;
+}

@@ -1,0 +1,41 @@
+// The drivers a node's agent runs tasks with: the process driver always (its warnings go to
+// the daemon's log), and the docker driver when a Docker Engine answers when the node starts.
+// The node reports their names and the limits each can enforce (node.drivers, node.limits), so
+// the scheduler places a task only where its driver is and its limits hold.
+
+import { DriverSet } from "./drivers/driver-set.js";
+import { reportsLimits, type Driver } from "./drivers/driver.js";
+import { DockerDriver } from "./drivers/docker.js";
+import { ProcessDriver } from "./drivers/process.js";
+import type { LimitSupport } from "../api/types.js";
+import type { Logger } from "../lib/log.js";
+
+export interface NodeDrivers {
+  set: DriverSet;
+  names: string[];
+  /** Per driver, the limits it can enforce on this node. */
+  limits: Record<string, LimitSupport>;
+}
+
+/** The drivers in `drivers`, with what they report. */
+export function describeDrivers(drivers: Record<string, Driver>): NodeDrivers {
+  const limits: Record<string, LimitSupport> = {};
+  for (const [name, d] of Object.entries(drivers)) {
+    limits[name] = reportsLimits(d) ? d.limitSupport() : { cpu: false, memory: false };
+  }
+  return { set: new DriverSet(drivers), names: Object.keys(drivers), limits };
+}
+
+export async function nodeDrivers(log: Pick<Logger, "info" | "warn">): Promise<NodeDrivers> {
+  const drivers: Record<string, Driver> = {
+    process: new ProcessDriver({ warn: (m) => log.warn(m) }),
+  };
+  const docker = new DockerDriver();
+  // An engine on a slow or unreachable DOCKER_HOST must not hold up the daemon's start.
+  const timeout = new Promise<boolean>((r) => setTimeout(() => r(false), 2000).unref());
+  if (await Promise.race([docker.available(), timeout])) {
+    drivers["docker"] = docker;
+    log.info("a Docker Engine answers: the docker driver is available");
+  }
+  return describeDrivers(drivers);
+}
