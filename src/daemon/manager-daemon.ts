@@ -206,6 +206,7 @@ export class Daemon {
         services: tx.listServices().length,
         tasks: tasks.length,
         running: tasks.filter((t) => t.status.state === "running").length,
+        heartbeats: this.dispatcher.heartbeats,
         pid: process.pid,
       };
     });

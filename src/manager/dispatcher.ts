@@ -106,9 +106,13 @@ export class Dispatcher {
     this.timer.unref();
   }
 
+  /** Heartbeats received from known nodes since the start (diagnostics: `/v1/info`). */
+  heartbeats = 0;
+
   private async onHeartbeat(hb: Heartbeat): Promise<void> {
     const known = this.manager.store.view((tx) => tx.getNode(hb.nodeId));
     if (!known) return; // removed or never joined: ignore it
+    this.heartbeats++;
     await this.manager
       .heartbeat(hb.nodeId, Date.now(), {
         drivers: hb.drivers,
