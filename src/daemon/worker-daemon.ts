@@ -12,6 +12,7 @@ import { nodeDrivers } from "../node/node-drivers.js";
 import { NodeRuntime } from "../node/runtime.js";
 import { RoutingMesh } from "../net/mesh.js";
 import { forgetSwarm, meshBackends } from "./state.js";
+import { parseHostPort } from "../lib/addr.js";
 import { parseToken } from "../manager/ids.js";
 import type { JoinRequest, JoinResponse } from "../manager/join.js";
 import { socketPath } from "../api/paths.js";
@@ -37,15 +38,12 @@ interface Saved {
 
 /** POSTs a join request to a manager's join port. */
 export function requestJoin(managerAddr: string, body: JoinRequest): Promise<JoinResponse> {
-  const [host, port] = [
-    managerAddr.slice(0, managerAddr.lastIndexOf(":")),
-    Number(managerAddr.split(":").pop()),
-  ];
+  const { host, port } = parseHostPort(managerAddr);
   return new Promise((resolve, reject) => {
     const req = request(
       {
         host,
-        port: port || 2377,
+        port: port ?? 2377,
         method: "POST",
         path: "/v1/swarm/join",
         headers: { "Content-Type": "application/json" },

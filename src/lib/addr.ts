@@ -33,7 +33,7 @@ export function parseHostPort(text: string): HostPort {
   const colons = s.split(":").length - 1;
   if (colons > 1) return { host: s, port: undefined }; // a bare IPv6 address
   if (colons === 0) {
-    return /^\d+$/.test(s) ? { host: "", port: portOf(s, text) } : { host: s, port: undefined };
+    return /^-?\d+$/.test(s) ? { host: "", port: portOf(s, text) } : { host: s, port: undefined };
   }
   const i = s.indexOf(":");
   return { host: s.slice(0, i), port: portOf(s.slice(i + 1), text) };

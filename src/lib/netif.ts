@@ -47,9 +47,12 @@ function candidates(ifaces: Interfaces, family: "IPv4" | "IPv6"): Array<[string,
  * is none, or several on different interfaces and no default route to choose between them.
  */
 export function systemAddress(
-  ifaces: Interfaces = networkInterfaces(),
-  routeIface: string | undefined = defaultRouteInterface(),
+  machine: { ifaces: Interfaces; routeIface: string | undefined } = {
+    ifaces: networkInterfaces(),
+    routeIface: defaultRouteInterface(),
+  },
 ): string {
+  const { ifaces, routeIface } = machine;
   for (const family of ["IPv4", "IPv6"] as const) {
     const found = candidates(ifaces, family);
     if (found.length === 0) continue;
