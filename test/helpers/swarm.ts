@@ -23,7 +23,8 @@ export interface Swarm {
   api<T>(path: string): Promise<T>;
   /** Joins worker i (0-based, of `workers`) with the worker token. */
   joinWorker(i: number): Promise<void>;
-  /** Starts worker i's daemon again on its data dir (it rejoins). */
+  /** Starts worker i's daemon again on its data dir, as a user restarts one: `shoal daemon
+   * --data-dir D` and nothing else (it rejoins with its saved settings). */
   restartWorker(i: number): void;
   /** Running tasks of a service whose desired state is running. */
   running(service: string): Promise<Task[]>;
@@ -91,16 +92,7 @@ export async function startSwarm(hosts: number, joined = hosts - 1): Promise<Swa
       },
       restartWorker(i) {
         const h = workers[i]!;
-        h.spawn(process.execPath, [
-          SHOAL_BIN,
-          "daemon",
-          "--data-dir",
-          dirs[i + 1]!,
-          "--advertise-addr",
-          h.addr,
-          "--publish-addr",
-          h.addr,
-        ]);
+        h.spawn(process.execPath, [SHOAL_BIN, "daemon", "--data-dir", dirs[i + 1]!]);
       },
       async running(service) {
         const ts = await apiAt<Task[]>(dirs[0]!, `/v1/tasks?service=${service}`);
