@@ -123,7 +123,7 @@ export class Daemon {
     this.nats = new NatsServer(natsOpts, log.debugEnabled ? log : quiet(log));
     await this.nats.startServer();
 
-    this.manager = new Manager(this.store, log, defaultManagerOptions());
+    this.manager = new Manager(this.store, log.child("manager"), defaultManagerOptions());
     this.dispatcher = new Dispatcher(this.manager, {
       natsUrl: `${this.localNatsUrl()}`,
       clusterSecret: meta.secret,
@@ -137,7 +137,7 @@ export class Daemon {
     const joinHost = listen.host || "0.0.0.0";
     this.joinPort = await this.join.listen(joinHost, joinPort);
     log.info(`Listening for joins on ${joinHost}:${this.joinPort}`);
-    this.mesh = new RoutingMesh(log, this.opts.publishHost);
+    this.mesh = new RoutingMesh(log.child("mesh"), this.opts.publishHost);
     this.manager.start();
     await this.dispatcher.start();
     // This machine's node runtime: a client of its own control bus, over loopback, like any

@@ -123,7 +123,7 @@ export class WorkerDaemon {
     }
     writeFileSync(this.savedFile, JSON.stringify({ token, managerAddr, answer } satisfies Saved));
     this.nodeId = answer.nodeId;
-    this.mesh = new RoutingMesh(log, this.opts.publishHost);
+    this.mesh = new RoutingMesh(log.child("mesh"), this.opts.publishHost);
     this.runtime = new NodeRuntime({
       nodeId: answer.nodeId,
       hostname: hostname(),

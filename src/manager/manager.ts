@@ -22,13 +22,10 @@ import { validateSpec } from "./validate.js";
 import { ManagerError } from "./errors.js";
 import { Liveness, watchStalls } from "./liveness.js";
 import { updateVerdict } from "./orchestrator/update-status.js";
+import type { Logger } from "../lib/log.js";
 
-export interface ManagerLogger {
-  info(msg: string): void;
-  warn(msg: string): void;
-  error(msg: string): void;
-  debug(msg: string): void;
-}
+/** What this component logs through (the one Logger interface, src/lib/log.ts). */
+export type ManagerLogger = Pick<Logger, "info" | "warn" | "error" | "debug">;
 
 export interface ManagerOptions {
   /** How often the reconciler runs even without changes (restart delays, heartbeats). */

@@ -4,17 +4,15 @@
 // as services publish or drop ports.
 
 import { createServer, createConnection, type Server, type Socket } from "node:net";
+import type { Logger } from "../lib/log.js";
 
 export interface Backend {
   host: string;
   port: number;
 }
 
-export interface MeshLogger {
-  info(msg: string): void;
-  warn(msg: string): void;
-  debug(msg: string): void;
-}
+/** What this component logs through (the one Logger interface, src/lib/log.ts). */
+export type MeshLogger = Pick<Logger, "info" | "warn" | "debug">;
 
 interface Listener {
   server: Server;

@@ -19,15 +19,12 @@ import { expandTemplate } from "./template.js";
 import { BRIDGE_GATEWAY, natsUrlForBridge } from "./drivers/netns.js";
 import { PortForwarder } from "./forward.js";
 import { isTerminal, networkOf, type Task, type TaskReport, type TaskState } from "../api/types.js";
+import type { Logger } from "../lib/log.js";
 
 export type { TaskReport } from "../api/types.js";
 
-export interface AgentLogger {
-  info(msg: string): void;
-  warn(msg: string): void;
-  error(msg: string): void;
-  debug(msg: string): void;
-}
+/** What this component logs through (the one Logger interface, src/lib/log.ts). */
+export type AgentLogger = Pick<Logger, "info" | "warn" | "error" | "debug">;
 
 export interface AgentOptions {
   nodeId: string;
