@@ -84,7 +84,10 @@ export class JoinServer {
         status: "ready",
         addr: req.addr,
         labels: existing?.labels ?? {},
-        resources: { nanoCpus: 0, memoryBytes: 0 },
+        // What the node has and can do arrives with its runtime's heartbeats.
+        resources: existing?.resources ?? { nanoCpus: 0, memoryBytes: 0 },
+        ...(existing?.drivers ? { drivers: existing.drivers } : {}),
+        ...(existing?.limits ? { limits: existing.limits } : {}),
         engineVersion: existing?.engineVersion ?? "",
         lastSeen: now,
         createdAt: existing?.createdAt ?? now,
