@@ -58,6 +58,8 @@ export interface Heartbeat {
   tasks: TaskReport[];
   /** The task drivers the agent has (for the scheduler's driver filter). */
   drivers?: string[];
+  /** The shoal version the node runs. */
+  engineVersion?: string;
   /** The node's CPUs and memory (for reservations). */
   resources?: NodeResources;
   /** Per driver, the limits it can enforce here (for the scheduler's limits filter). */

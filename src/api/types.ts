@@ -20,6 +20,8 @@ export interface LimitSupport {
 
 /** What a node's runtime reports about itself in every heartbeat (one registration path). */
 export interface NodeFacts {
+  /** The shoal version the node runs (node ls: ENGINE VERSION). */
+  engineVersion: string;
   drivers: string[];
   resources: NodeResources;
   limits: Record<string, LimitSupport>;

@@ -115,6 +115,7 @@ export class Dispatcher {
     this.heartbeats++;
     await this.manager
       .heartbeat(hb.nodeId, Date.now(), {
+        engineVersion: hb.engineVersion,
         drivers: hb.drivers,
         resources: hb.resources,
         limits: hb.limits,

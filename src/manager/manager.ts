@@ -314,6 +314,7 @@ export class Manager {
     this.liveness.heard(nodeId, now);
     const changed = (n: Node) =>
       n.status !== "ready" ||
+      (facts.engineVersion !== undefined && n.engineVersion !== facts.engineVersion) ||
       (facts.drivers !== undefined && (n.drivers ?? []).join() !== facts.drivers.join()) ||
       (facts.resources !== undefined &&
         (n.resources.nanoCpus !== facts.resources.nanoCpus ||
@@ -328,6 +329,7 @@ export class Manager {
       tx.putNode({
         ...n,
         ...(back ? { lastSeen: now, status: "ready" as const } : {}),
+        ...(facts.engineVersion !== undefined ? { engineVersion: facts.engineVersion } : {}),
         ...(facts.drivers !== undefined ? { drivers: facts.drivers } : {}),
         ...(facts.resources !== undefined ? { resources: facts.resources } : {}),
         ...(facts.limits !== undefined ? { limits: facts.limits } : {}),

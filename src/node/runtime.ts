@@ -12,6 +12,7 @@ import type { NodeDrivers } from "./node-drivers.js";
 import type { Endpoint } from "../api/bus.js";
 import type { NodeFacts, NodeResources } from "../api/types.js";
 import type { Logger } from "../lib/log.js";
+import { SHOAL_VERSION } from "../lib/version.js";
 
 export interface NodeRuntimeOptions {
   nodeId: string;
@@ -48,6 +49,7 @@ export class NodeRuntime {
 
   constructor(readonly opts: NodeRuntimeOptions) {
     const facts: NodeFacts = {
+      engineVersion: SHOAL_VERSION,
       drivers: opts.drivers.names,
       resources: nodeResources(opts),
       limits: opts.drivers.limits,
