@@ -66,8 +66,15 @@ async function until(fn: () => Promise<boolean>, timeoutMs: number, what: string
   }
 }
 
-/** The five measurements, in seconds, on one target. */
-async function scenario(ctx: SuiteContext, t: Target): Promise<Record<string, number>> {
+interface Outcome {
+  /** Row id → seconds. */
+  values: Record<string, number>;
+  /** Seconds from the update call until each updated task was first seen running. */
+  updateTimeline: number[];
+}
+
+/** The five measurements on one target. */
+async function scenario(ctx: SuiteContext, t: Target): Promise<Outcome> {
   const count = async () => (await t.running()).length;
   const out: Record<string, number> = {};
   const log = (what: string) => ctx.log(`orchestrator (${t.name}): ${what}`);
@@ -119,13 +126,15 @@ async function scenario(ctx: SuiteContext, t: Target): Promise<Record<string, nu
     "6 updated tasks running",
   );
   out["rolling-update"] = (performance.now() - t0) / 1000;
-  const batches = [...seen.values()].map((ms) => (ms / 1000).toFixed(2)).join(", ");
-  log(`updated tasks first seen running after (s): ${batches}`);
+  const updateTimeline = [...seen.values()].map((ms) => ms / 1000);
+  log(`updated tasks first seen running after (s): ${seconds(updateTimeline)}`);
 
   log("remove");
   await t.remove();
-  return out;
+  return { values: out, updateTimeline };
 }
+
+const seconds = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(", ");
 
 // ---------------------------------------------------------------------------------------------
 // shoal, through its API socket.
@@ -282,18 +291,20 @@ function swarmTarget(e: DockerEngine): Target {
 
 const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
+/** The best value of each row over `repeat` runs, or why there is none. */
+type Measured = { best: Record<string, number>; updateTimeline: number[] } | string;
+
 /** Runs the scenario `repeat` times on a target and keeps the best value of each row. */
-async function measure(
-  ctx: SuiteContext,
-  target: Target,
-): Promise<Record<string, number> | string> {
+async function measure(ctx: SuiteContext, target: Target): Promise<Measured> {
   const best: Record<string, number> = {};
+  let updateTimeline: number[] = [];
   try {
     for (let i = 0; i < ctx.repeat; i++) {
       const r = await scenario(ctx, target);
-      for (const [k, v] of Object.entries(r)) best[k] = Math.min(best[k] ?? Infinity, v);
+      for (const [k, v] of Object.entries(r.values)) best[k] = Math.min(best[k] ?? Infinity, v);
+      updateTimeline = r.updateTimeline;
     }
-    return best;
+    return { best, updateTimeline };
   } catch (err) {
     ctx.log(`orchestrator (${target.name}): failed: ${errorText(err)}`);
     await target.remove().catch(() => undefined);
@@ -306,7 +317,7 @@ async function withShoal(
   name: string,
   env: Record<string, string>,
   base: Partial<ServiceSpec>,
-): Promise<Record<string, number> | string> {
+): Promise<Measured> {
   let d: ShoalDaemon;
   try {
     d = await startShoalDaemon(env);
@@ -332,8 +343,8 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
 
   const proc = await withShoal(ctx, "shoal process", {}, { driver: "process" });
 
-  let swarm: Record<string, number> | string;
-  let docker: Record<string, number> | string;
+  let swarm: Measured;
+  let docker: Measured;
   const why = ctx.options["skip-docker"] === true ? "--skip-docker" : dockerUnavailable();
   if (why !== null) {
     swarm = docker = `not run: ${why}`;
@@ -375,10 +386,24 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
     `shoal process: \`sleep 100000\` processes (SIGTERM honoured). Every column: one node, polled ` +
       `every ${POLL_MS} ms through its API; time from the API call until the condition holds.`,
   );
+  const timelines: string[] = [];
+  for (const [name, m] of [
+    ["Swarm", swarm],
+    ["shoal process", proc],
+    ["shoal docker", docker],
+  ] as const) {
+    if (typeof m !== "string") timelines.push(`${name} ${seconds(m.updateTimeline)}`);
+  }
+  if (timelines.length > 0) {
+    notes.push(
+      `rolling update, updated tasks first seen running after (s): ${timelines.join("; ")}`,
+    );
+    params["updateTimeline"] = timelines;
+  }
   if (ctx.repeat > 1) notes.push(`best of ${ctx.repeat} runs per row and column`);
 
-  const cell = (r: Record<string, number> | string, id: string): number | string =>
-    typeof r === "string" ? r : (r[id] ?? "not measured");
+  const cell = (m: Measured, id: string): number | string =>
+    typeof m === "string" ? m : (m.best[id] ?? "not measured");
   const rows: Row[] = ROWS.map(([id, label]) => ({
     id,
     label,

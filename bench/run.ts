@@ -5,6 +5,7 @@
 //
 //   npm run bench                       # the nats suite
 //   npm run bench -- nats --json out.json --duration 3 --repeat 2 --servers go
+//   npm run bench -- cli orchestrator   # CLI start and one-node orchestration, vs Docker
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { cliSuite } from "./cli.js";
