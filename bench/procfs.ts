@@ -78,7 +78,10 @@ export interface CpuSnapshot {
   busy: number;
   /** Busy + idle jiffies of the whole machine. */
   total: number;
-  /** utime + stime jiffies of this process and all its descendants (the bench and its load). */
+  /**
+   * utime + stime jiffies of this process and all its descendants (the bench and its load), plus
+   * their cutime + cstime: what their children that have exited and been waited for used.
+   */
   ours: number;
 }
 
@@ -93,15 +96,17 @@ export function cpuSnapshot(): CpuSnapshot {
   let ours = 0;
   for (const pid of processTree(process.pid)) {
     const f = statFields(pid);
-    if (f) ours += Number(f[11]) + Number(f[12]);
+    // Fields 14-17 of /proc/<pid>/stat: utime stime cutime cstime.
+    if (f) ours += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
   }
   return { busy, total: busy + idle, ours };
 }
 
 /**
  * The share (0..1) of the machine's CPU time between two snapshots that went to processes other
- * than the bench's own. Descendants that exited between the snapshots are not counted as ours,
- * so take the second snapshot before stopping anything.
+ * than the bench's own. A descendant that exited between the snapshots counts as ours once its
+ * parent (still in the tree) has waited for it; one that was reparented to init, or whose parent
+ * exited too, does not: so take the second snapshot before stopping anything.
  */
 export function otherLoad(a: CpuSnapshot, b: CpuSnapshot): number {
   const total = b.total - a.total;

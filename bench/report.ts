@@ -1,9 +1,9 @@
 // What every bench suite hands back, and how it is shown: a table with one column per system
-// under test plus the ratio of the second column to the first (with which direction is better),
+// under test plus the ratio of every further column to the first (with which direction is better),
 // notes under it, and the same data as JSON together with a description of the machine.
 import os from "node:os";
 
-export type Unit = "msgs/s" | "us" | "s" | "bytes" | "text";
+export type Unit = "msgs/s" | "us" | "ms" | "s" | "bytes" | "text";
 
 export interface Row {
   id: string;
@@ -70,6 +70,7 @@ export function machineInfo(): Record<string, unknown> {
 const UNIT_LABEL: Record<Unit, string> = {
   "msgs/s": "msgs/s",
   us: "µs",
+  ms: "ms",
   s: "s",
   bytes: "MiB",
   text: "",
@@ -85,6 +86,8 @@ export function formatValue(v: number | string | undefined, unit: Unit): string 
       return v.toFixed(0);
     case "us":
       return v < 10 ? v.toFixed(1) : v.toFixed(0);
+    case "ms":
+      return v < 100 ? v.toFixed(1) : v.toFixed(0);
     case "s":
       return v.toFixed(2);
     case "bytes":
@@ -98,21 +101,33 @@ function rowLabel(r: Row): string {
   return r.unit === "text" ? r.label : `${r.label} (${UNIT_LABEL[r.unit]})`;
 }
 
-/** A plain-text table: label | column values... | ratio of the 2nd column to the 1st | better. */
+/**
+ * A plain-text table: label | column values... | the ratio of each further column to the first |
+ * better.
+ */
 export function formatTable(result: SuiteResult): string {
   const cols = result.columns;
-  const ratioHead = cols.length >= 2 ? `${cols[1].label}/${cols[0].label}` : null;
-  const head = ["row", ...cols.map((c) => c.label), ...(ratioHead ? [ratioHead, "better"] : [])];
+  const [base, ...others] = cols;
+  const ratioHeads = base ? others.map((c) => `${c.label}/${base.label}`) : [];
+  const head = [
+    "row",
+    ...cols.map((c) => c.label),
+    ...(ratioHeads.length > 0 ? [...ratioHeads, "better"] : []),
+  ];
   const body = result.rows.map((r) => {
     const cell = (c: Column) => {
       const mark = r.marks?.[c.id];
       return formatValue(r.values[c.id], r.unit) + (mark ? ` ${mark}` : "");
     };
     const cells = [rowLabel(r), ...cols.map(cell)];
-    if (ratioHead) {
-      const a = r.values[cols[0].id];
-      const b = r.values[cols[1].id];
-      cells.push(typeof a === "number" && typeof b === "number" && a > 0 ? (b / a).toFixed(2) : "");
+    if (base && ratioHeads.length > 0) {
+      const a = r.values[base.id];
+      for (const c of others) {
+        const b = r.values[c.id];
+        cells.push(
+          typeof a === "number" && typeof b === "number" && a > 0 ? (b / a).toFixed(2) : "",
+        );
+      }
       cells.push(r.better ? `${r.better} is better` : "");
     }
     return cells;

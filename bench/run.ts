@@ -5,8 +5,10 @@
 //
 //   npm run bench                       # the nats suite
 //   npm run bench -- nats --json out.json --duration 3 --repeat 2 --servers go
+//   npm run bench -- cli orchestrator   # CLI start and one-node orchestration, vs Docker
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { cliSuite } from "./cli.js";
 import { clusterSuite } from "./cluster.js";
 import { natsSuite } from "./nats.js";
 import { orchestratorSuite } from "./orchestrator.js";
@@ -15,7 +17,14 @@ import { dispatcherSuite } from "./dispatcher.js";
 import { installExitHooks } from "./procs.js";
 import { formatTable, machineInfo, type Suite, type SuiteResult } from "./report.js";
 
-const SUITES: Suite[] = [natsSuite, orchestratorSuite, clusterSuite, swarmSuite, dispatcherSuite];
+const SUITES: Suite[] = [
+  natsSuite,
+  orchestratorSuite,
+  clusterSuite,
+  swarmSuite,
+  dispatcherSuite,
+  cliSuite,
+];
 
 const COMMON = {
   json: { type: "string", description: "also write the results as JSON to this file" },

@@ -20,6 +20,11 @@
 // tarball here and `docker import`ed as bb:local on every engine; the service is created with
 // --no-resolve-image, and the engines run with DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 (else every
 // task start first tries to pull bb:local and waits ~20 s for that to fail).
+//
+// The same engines serve the other suites that compare with Docker: startDockerBed() starts n of
+// them on a fresh bed (bb:local imported on each), startSwarmNode() one engine made a single-node
+// swarm (the orchestrator and cli suites). Every engine is stopped, and everything it left
+// removed, by the bed's stop(), by the exit hooks, or by the next run's sweep.
 
 import { execFile, execFileSync, type ChildProcess } from "node:child_process";
 import {
@@ -30,6 +35,7 @@ import {
   readFileSync,
   readdirSync,
   readlinkSync,
+  realpathSync,
   rmSync,
   rmdirSync,
   symlinkSync,
@@ -38,7 +44,7 @@ import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { createTestBed, netnsAvailable, type Host, type TestBed } from "../test/cluster/netns.js";
-import type { SuiteContext } from "./report.js";
+import type { SuiteContext, SuiteOption } from "./report.js";
 
 /** What the Docker column shows: a median in seconds, or why there is none. */
 export interface DockerNodeLoss {
@@ -52,7 +58,17 @@ export interface DockerNodeLoss {
   params: Record<string, unknown>;
 }
 
-const IMAGE = "bb:local";
+/** `--skip-docker`: the option of every suite that starts Docker engines. */
+export const SKIP_DOCKER: Record<string, SuiteOption> = {
+  "skip-docker": {
+    type: "boolean",
+    description:
+      "swarm, orchestrator, cli: leave out the Docker columns (they need root, dockerd, containerd, runc, busybox-static)",
+  },
+};
+
+/** The image every engine has: a static busybox (sh, sleep), imported, no registry involved. */
+export const IMAGE = "bb:local";
 const SERVICE = "s";
 const REPLICAS = 6;
 const PREFIX = "shoal-dk-";
@@ -127,27 +143,29 @@ function findTools(): Tools | string {
 // ---------------------------------------------------------------------------------------------
 // The engine API over its unix socket (polling is much cheaper than spawning the CLI).
 
-function api<T>(sock: string, path: string, method = "GET"): Promise<T> {
+function api<T>(sock: string, path: string, method = "GET", body?: unknown): Promise<T> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath: sock, path, method, timeout: 5000 }, (res) => {
-      let body = "";
+    const headers: Record<string, string> =
+      body === undefined ? {} : { "Content-Type": "application/json" };
+    const req = request({ socketPath: sock, path, method, headers, timeout: 5000 }, (res) => {
+      let text = "";
       res.setEncoding("utf8");
-      res.on("data", (d: string) => (body += d));
+      res.on("data", (d: string) => (text += d));
       res.on("end", () => {
         if ((res.statusCode ?? 500) >= 300) {
-          reject(new Error(`${method} ${path}: ${res.statusCode} ${body.trim()}`));
+          reject(new Error(`${method} ${path}: ${res.statusCode} ${text.trim()}`));
           return;
         }
         try {
-          resolve((body === "" ? null : JSON.parse(body)) as T);
+          resolve((text === "" ? null : JSON.parse(text)) as T);
         } catch {
-          resolve(body as T);
+          resolve(text as T);
         }
       });
     });
     req.on("timeout", () => req.destroy(new Error(`${method} ${path}: timeout`)));
     req.on("error", reject);
-    req.end();
+    req.end(body === undefined ? undefined : JSON.stringify(body));
   });
 }
 
@@ -433,7 +451,143 @@ function hookExit(): void {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The scenario.
+// Beds of engines, for every suite that compares with Docker. One bed at a time per process (the
+// engines of all beds share one cgroup parent, which stop() empties).
+
+/** One of our Docker engines, reached over its API socket from the root namespace. */
+export interface DockerEngine {
+  /** The test-bed host (network namespace) it runs in. */
+  host: Host;
+  /** Its API socket, on the real file system: DOCKER_HOST=unix://<sock>. */
+  sock: string;
+  /** Versions as the engine reports them (dockerd, api, containerd, runc) and the setup CLI's. */
+  versions: Record<string, string>;
+  /** One call of the Engine API, JSON in and out. */
+  api<T>(path: string, method?: string, body?: unknown): Promise<T>;
+  /** The docker CLI against this engine, for setup (`import`, `swarm ...`); resolves stdout. */
+  docker(args: string[], timeoutMs?: number): Promise<string>;
+}
+
+export interface DockerBed {
+  engines: DockerEngine[];
+  /** Kills the engines and their containers, removes the bed and its files. Never throws. */
+  stop(): Promise<void>;
+}
+
+/** Why no Docker engine can be started here, or null when one can. */
+export function dockerUnavailable(): string | null {
+  const tools = findTools();
+  return typeof tools === "string" ? tools : null;
+}
+
+let swept = false;
+let bedCount = 0;
+
+/**
+ * Starts n engines, one per host of a fresh test bed, each with the image IMAGE imported. On
+ * failure everything started is stopped again and the error (with the engine's log) is thrown.
+ */
+export async function startDockerBed(ctx: SuiteContext, n: number): Promise<DockerBed> {
+  const tools = findTools();
+  if (typeof tools === "string") throw new Error(tools);
+  if (!swept) {
+    swept = true;
+    await sweepStale();
+  }
+  hookExit();
+  const runDir = join(BASE, `b${++bedCount}`);
+  let bed: TestBed | null = null;
+  const stop = async (): Promise<void> => {
+    const b = bed;
+    bed = null;
+    if (b)
+      await b.cleanup().catch((err: unknown) => ctx.log(`docker: bed cleanup: ${String(err)}`));
+    const escaped = await cleanCgroups(CGROUP_PARENT).catch((err: unknown) => {
+      ctx.log(`docker: cgroup cleanup: ${String(err)}`);
+      return 0;
+    });
+    if (escaped > 0) ctx.log(`docker: killed ${escaped} container process(es) outside the bed`);
+    await removeDir(runDir).catch((err: unknown) =>
+      ctx.log(`docker: rm ${runDir}: ${String(err)}`),
+    );
+  };
+  try {
+    mkdirSync(runDir, { recursive: true });
+    const image = makeImage(tools.busybox, runDir);
+    bed = await createTestBed(n);
+    const started = bed.hosts.map((h) => startEngine(tools, h, join(runDir, h.name)));
+    await Promise.all(started.map((e) => engineUp(e)));
+    const ver = await api<ApiVersion>(started[0]!.sock, "/version");
+    const apiVersion = ver.ApiVersion;
+    const versions: Record<string, string> = { dockerd: ver.Version, api: apiVersion };
+    for (const c of ver.Components ?? []) {
+      if (c.Name === "containerd" || c.Name === "runc") versions[c.Name] = c.Version;
+    }
+    const engines = started.map((e): DockerEngine => ({
+      host: e.host,
+      sock: e.sock,
+      versions,
+      api: (path, method, body) => api(e.sock, path, method, body),
+      docker: (args, timeoutMs) => cli(tools, e, apiVersion, args, timeoutMs),
+    }));
+    versions["cli"] = await engines[0]!.docker(["version", "-f", "{{.Client.Version}}"]);
+    await Promise.all(engines.map((e) => e.docker(["import", image, IMAGE])));
+    return { engines, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/**
+ * One engine made a single-node swarm with `docker swarm init --advertise-addr 127.0.0.1` (the
+ * loopback of its own namespace, so its ports 2377 and 7946 collide with nothing).
+ */
+export async function startSwarmNode(ctx: SuiteContext): Promise<DockerBed> {
+  const bed = await startDockerBed(ctx, 1);
+  try {
+    await bed.engines[0]!.docker(["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+    return bed;
+  } catch (err) {
+    await bed.stop();
+    throw err;
+  }
+}
+
+/** Every docker CLI installed (each `docker` on PATH, /usr/bin/docker) with its version. */
+export function dockerClients(): Array<{ path: string; version: string }> {
+  const seen = new Set<string>();
+  const out: Array<{ path: string; version: string }> = [];
+  const dirs = [...(process.env["PATH"] ?? "").split(delimiter), "/usr/bin"];
+  for (const d of dirs) {
+    const path = join(d, "docker");
+    if (d === "" || !existsSync(path)) continue;
+    let real: string;
+    try {
+      real = realpathSync(path);
+    } catch {
+      continue;
+    }
+    if (seen.has(real)) continue;
+    seen.add(real);
+    const version = dockerClientVersion(path);
+    if (version !== null) out.push({ path, version });
+  }
+  return out;
+}
+
+/** The version a docker CLI reports (`docker --version`), or null when it does not run. */
+export function dockerClientVersion(path: string): string | null {
+  try {
+    const text = execFileSync(path, ["--version"], { encoding: "utf8", timeout: 10_000 });
+    return /version ([^,\s]+)/.exec(text)?.[1] ?? "?";
+  } catch {
+    return null;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The node-loss scenario.
 
 interface Run {
   ms: number;
@@ -442,33 +596,15 @@ interface Run {
   versions: Record<string, string>;
 }
 
-async function nodeLossOnce(
-  ctx: SuiteContext,
-  tools: Tools,
-  image: string,
-  k: number,
-): Promise<Run> {
-  const runDir = join(BASE, `r${k}`);
-  let bed: TestBed | null = null;
+async function nodeLossOnce(ctx: SuiteContext, k: number): Promise<Run> {
+  const bed = await startDockerBed(ctx, 3);
   try {
-    bed = await createTestBed(3);
-    const hosts = bed.hosts;
-    const engines = hosts.map((h) => startEngine(tools, h, join(runDir, h.name)));
-    await Promise.all(engines.map((e) => engineUp(e)));
-    const [mgr, w1, w2] = engines as [Engine, Engine, Engine];
-    const ver = await api<ApiVersion>(mgr.sock, "/version");
-    const apiVersion = ver.ApiVersion;
-    const versions: Record<string, string> = { dockerd: ver.Version, api: apiVersion };
-    for (const c of ver.Components ?? []) {
-      if (c.Name === "containerd" || c.Name === "runc") versions[c.Name] = c.Version;
-    }
-    versions["cli"] = await cli(tools, mgr, apiVersion, ["version", "-f", "{{.Client.Version}}"]);
-    await Promise.all(engines.map((e) => cli(tools, e, apiVersion, ["import", image, IMAGE])));
-
-    await cli(tools, mgr, apiVersion, ["swarm", "init", "--advertise-addr", mgr.host.addr]);
-    const token = await cli(tools, mgr, apiVersion, ["swarm", "join-token", "-q", "worker"]);
+    const [mgr, w1, w2] = bed.engines as [DockerEngine, DockerEngine, DockerEngine];
+    const versions = mgr.versions;
+    await mgr.docker(["swarm", "init", "--advertise-addr", mgr.host.addr]);
+    const token = await mgr.docker(["swarm", "join-token", "-q", "worker"]);
     for (const w of [w1, w2]) {
-      await cli(tools, w, apiVersion, [
+      await w.docker([
         "swarm",
         "join",
         "--advertise-addr",
@@ -479,8 +615,8 @@ async function nodeLossOnce(
       ]);
     }
     const nodeIds = await Promise.all(
-      engines.map(async (e) => {
-        const info = await api<{ Swarm: { NodeID: string } }>(e.sock, "/info");
+      bed.engines.map(async (e) => {
+        const info = await e.api<{ Swarm: { NodeID: string } }>("/info");
         return info.Swarm.NodeID;
       }),
     );
@@ -488,15 +624,15 @@ async function nodeLossOnce(
     // All three nodes ready in the manager's view before the service is created.
     await until(
       async () => {
-        const nodes = await api<ApiNode[]>(mgr.sock, "/nodes");
+        const nodes = await mgr.api<ApiNode[]>("/nodes");
         return nodes.length === 3 && nodes.every((n) => n.Status.State === "ready");
       },
       30_000,
       "3 nodes ready",
     );
-    ctx.log(`docker: run ${k}: swarm of 3 engines ready (${ver.Version})`);
+    ctx.log(`docker: run ${k}: swarm of 3 engines ready (${versions["dockerd"]})`);
 
-    await cli(tools, mgr, apiVersion, [
+    await mgr.docker([
       "service",
       "create",
       "-d",
@@ -517,7 +653,7 @@ async function nodeLossOnce(
       JSON.stringify({ service: [SERVICE], "desired-state": ["running"] }),
     );
     const running = async () =>
-      (await api<ApiTask[]>(mgr.sock, `/tasks?filters=${filters}`)).filter(
+      (await mgr.api<ApiTask[]>(`/tasks?filters=${filters}`)).filter(
         (t) => t.DesiredState === "running" && t.Status.State === "running",
       );
     const first = await until(
@@ -545,7 +681,7 @@ async function nodeLossOnce(
     await until(
       async () => {
         if (downMs === null) {
-          const nodes = await api<ApiNode[]>(mgr.sock, "/nodes");
+          const nodes = await mgr.api<ApiNode[]>("/nodes");
           if (nodes.find((n) => n.ID === victimId)?.Status.State === "down") {
             downMs = performance.now() - t0;
           }
@@ -563,16 +699,7 @@ async function nodeLossOnce(
     );
     return { ms, downMs, spread, versions };
   } finally {
-    if (bed)
-      await bed.cleanup().catch((err: unknown) => ctx.log(`docker: bed cleanup: ${String(err)}`));
-    const escaped = await cleanCgroups(CGROUP_PARENT).catch((err: unknown) => {
-      ctx.log(`docker: cgroup cleanup: ${String(err)}`);
-      return 0;
-    });
-    if (escaped > 0) ctx.log(`docker: killed ${escaped} container process(es) outside the bed`);
-    await removeDir(runDir).catch((err: unknown) =>
-      ctx.log(`docker: rm ${runDir}: ${String(err)}`),
-    );
+    await bed.stop();
   }
 }
 
@@ -590,32 +717,28 @@ function sleepsIn(ns: string): number {
   return n;
 }
 
-/** A tarball of a rootfs holding only a static busybox (and sh, sleep links to it). */
-function makeImage(busybox: string): string {
-  const root = join(BASE, "rootfs");
+/** A tarball (in dir) of a rootfs holding only a static busybox, with sh and sleep links to it. */
+function makeImage(busybox: string, dir: string): string {
+  const root = join(dir, "rootfs");
   mkdirSync(join(root, "bin"), { recursive: true });
   execFileSync("cp", [busybox, join(root, "bin", "busybox")]);
   for (const applet of ["sh", "sleep"]) symlinkSync("busybox", join(root, "bin", applet));
-  const tar = join(BASE, "bb.tar");
+  const tar = join(dir, "bb.tar");
   execFileSync("tar", ["-C", root, "-cf", tar, "."]);
   return tar;
 }
 
 /** Runs the Docker Swarm node-loss scenario `runs` times; never throws. */
 export async function dockerNodeLoss(ctx: SuiteContext, runs: number): Promise<DockerNodeLoss> {
-  const tools = findTools();
-  if (typeof tools === "string") {
-    ctx.log(`docker: not run: ${tools}`);
-    return { value: `not run: ${tools}`, runsMs: [], notes: [], params: {} };
+  const why = dockerUnavailable();
+  if (why !== null) {
+    ctx.log(`docker: not run: ${why}`);
+    return { value: `not run: ${why}`, runsMs: [], notes: [], params: {} };
   }
   const results: Run[] = [];
   let failure: string | null = null;
   try {
-    await sweepStale();
-    hookExit();
-    mkdirSync(BASE, { recursive: true });
-    const image = makeImage(tools.busybox);
-    for (let k = 1; k <= runs; k++) results.push(await nodeLossOnce(ctx, tools, image, k));
+    for (let k = 1; k <= runs; k++) results.push(await nodeLossOnce(ctx, k));
   } catch (err) {
     failure = err instanceof Error ? err.message : String(err);
     ctx.log(`docker: failed: ${failure}`);

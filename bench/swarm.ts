@@ -8,7 +8,7 @@
 import { netnsAvailable } from "../test/cluster/netns.js";
 import { startSwarm } from "../test/helpers/swarm.js";
 import type { Suite, SuiteContext, SuiteResult } from "./report.js";
-import { dockerNodeLoss } from "./swarm-docker.js";
+import { SKIP_DOCKER, dockerNodeLoss } from "./swarm-docker.js";
 import type { Node } from "../src/api/types.js";
 
 async function until(fn: () => Promise<boolean>, timeoutMs: number, everyMs = 20): Promise<void> {
@@ -104,11 +104,6 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
 export const swarmSuite: Suite = {
   name: "swarm",
   description: "several machines on network namespaces: node loss to replacements running (median)",
-  options: {
-    "skip-docker": {
-      type: "boolean",
-      description: "swarm: leave out the Docker Swarm column (needs dockerd, containerd, busybox)",
-    },
-  },
+  options: { ...SKIP_DOCKER },
   run,
 };
