@@ -40,8 +40,16 @@ const layers = {
     schema: [],
   },
   create(context) {
-    const from = place(context.filename).layer;
-    if (from === "") return {};
+    const here = place(context.filename);
+    const from = here.layer;
+    if (!here.rel.startsWith("src/")) return {};
+    if (!Object.hasOwn(LAYERS, from)) {
+      const message =
+        from === ""
+          ? `${here.rel} lies in no layer: every file of src/ belongs in a folder of ${TABLE}`
+          : `src/${from}/ is not in ${TABLE}; add it there and in eslint.config.js`;
+      return { Program: (node) => context.report({ node, message }) };
+    }
     const allowed = LAYERS[from];
     const lazy = LAZY[from] ?? [];
 
@@ -77,7 +85,7 @@ const layers = {
         });
         return;
       }
-      if (!(target.layer in LAYERS)) {
+      if (!Object.hasOwn(LAYERS, target.layer)) {
         context.report({
           node,
           message: `src/${target.layer}/ is not in ${TABLE}; add it there and in eslint.config.js`,
@@ -111,14 +119,6 @@ const layers = {
         node.specifiers.every((s) => s.importKind === "type" || s.exportKind === "type"));
 
     return {
-      Program(node) {
-        if (!(from in LAYERS)) {
-          context.report({
-            node,
-            message: `src/${from}/ is not in ${TABLE}; add it there and in eslint.config.js`,
-          });
-        }
-      },
       ImportDeclaration: (node) => check(node, node.source, typeOnly(node) ? "type" : "static"),
       ExportNamedDeclaration: (node) =>
         check(node, node.source, typeOnly(node) ? "type" : "static"),

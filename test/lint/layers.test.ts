@@ -163,9 +163,15 @@ const CASES: Case[] = [
     error: "src/ imports only src/",
   },
   {
+    name: "a file outside every folder",
+    file: "src/x.ts",
+    code: "export const x = 1;\n",
+    error: "src/x.ts lies in no layer",
+  },
+  {
     name: "a folder missing from the table",
     file: "src/web/x.ts",
-    code: "export const x = 1;\n",
+    code: 'import "../lib/log.js";\nexport const x = 1;\n',
     error: "src/web/ is not in the layer table in docs/design.md",
   },
 ];
