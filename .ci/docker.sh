@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CI: make a Docker Engine available for the docker driver tests (test/agent/docker.test.ts).
+# CI: make a Docker Engine available for the docker driver tests (test/node/docker.test.ts).
 # Installs docker.io and busybox-static when missing, starts dockerd in the background when no
 # engine answers on /var/run/docker.sock, and imports the test image shoal-test/busybox:latest
 # (a static busybox, no CMD; no registry is needed). Idempotent. Exits non-zero with a message when
