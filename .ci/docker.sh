@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# CI: make a Docker Engine available for the docker driver tests (test/agent/docker.test.ts).
+# CI: make a Docker Engine available for the docker driver tests (test/node/docker.test.ts).
 # Installs docker.io and busybox-static when missing, starts dockerd in the background when no
 # engine answers on /var/run/docker.sock, and imports the test image shoal-test/busybox:latest
 # (a static busybox, no CMD; no registry is needed). Idempotent. Exits non-zero with a message when
 # Docker cannot be made to work; the docker tests then skip themselves.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
+# shellcheck source=.ci/apt.sh
+. "$(dirname "$0")/apt.sh"
 
 SOCK=/var/run/docker.sock
 IMAGE=shoal-test/busybox:latest
@@ -25,18 +27,9 @@ command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 [ -x /bin/busybox ] || missing+=(busybox-static)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "docker.sh: installing ${missing[*]}"
-  # Keep the package from starting a system dockerd with its defaults (iptables rules, a
-  # FORWARD policy of DROP that would cut the test bed's bridge): ours is started below.
-  policy=""
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-    policy=/usr/sbin/policy-rc.d
-  fi
-  ok=1
-  { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; } ||
-    ok=0
-  [ -z "$policy" ] || rm -f "$policy"
-  [ "$ok" = 1 ] || fail "could not install ${missing[*]}"
+  # apt_install keeps the package from starting a system dockerd with its defaults (iptables
+  # rules, a FORWARD policy of DROP that would cut the test bed's bridge): ours is started below.
+  apt_install "${missing[@]}" || fail "could not install ${missing[*]}"
 fi
 command -v docker >/dev/null 2>&1 || fail "no docker client after installing docker.io"
 

@@ -64,6 +64,7 @@ export class Manager {
   private unwatch: (() => void) | null = null;
   private stopped = false;
   private unwatchStalls: (() => void) | null = null;
+  private passCount = 0;
   /** When each node was last heard from (in memory; the store only gets status changes). */
   readonly liveness = new Liveness();
 
@@ -118,6 +119,15 @@ export class Manager {
     });
   }
 
+  /**
+   * Reconcile passes finished so far (one that found nothing to do, or failed, counts too). To
+   * show that something does not happen, wait until this is two past what you saw: the second
+   * of those passes began after you looked.
+   */
+  get passes(): number {
+    return this.passCount;
+  }
+
   markDirty(): void {
     this.dirty = true;
     setImmediate(() => void this.tick());
@@ -139,6 +149,7 @@ export class Manager {
       this.log.error(`orchestrator pass failed: ${(err as Error).stack ?? String(err)}`);
     } finally {
       this.running = false;
+      this.passCount++;
       if (this.again) {
         this.again = false;
         this.dirty = true;

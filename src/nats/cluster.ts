@@ -67,6 +67,14 @@ export class Cluster {
   /** Every route connection, registered or still in its handshake. */
   private readonly conns = new Set<Route>();
   private readonly configured = new Map<string, ConfiguredRoute>();
+  /**
+   * How many times the configured routes were checked (and re-dialled where down): a test that
+   * must see that a route is not re-dialled waits for checks instead of sleeping.
+   */
+  get routeChecks(): number {
+    return this.checks;
+  }
+  private checks = 0;
   /** Implicit (gossiped) URLs being dialled, to not dial one twice. */
   private readonly dialling = new Set<string>();
   /** Client URLs of every member, reference-counted (a member may share an address). */
@@ -166,6 +174,7 @@ export class Cluster {
   /** Re-dials every configured route that has no live connection to its server. */
   private ensureConfiguredRoutes(): void {
     if (this.stopped) return;
+    this.checks++;
     for (const c of this.configured.values()) {
       if (c.self || c.connecting) continue;
       if (c.remoteId !== null && this.routes.has(c.remoteId)) continue;

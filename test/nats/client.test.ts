@@ -166,12 +166,11 @@ describe("nats.js client against shoal", () => {
   test("request with no responders fails with 503", async (t) => {
     const s = await server(t);
     const nc = await client(t, s.port);
-    const started = Date.now();
+    // A 503, not a timeout (which would reject with ErrorCode.Timeout).
     await assert.rejects(
       nc.request("nobody.home", Empty, { timeout: 5000 }),
       (err: NatsError) => err.code === ErrorCode.NoResponders && err.code === "503",
     );
-    assert.ok(Date.now() - started < 4000, "failed fast, not by timeout");
     await assert.rejects(
       nc.request("nobody.home", Empty, { timeout: 5000, noMux: true }),
       (err: NatsError) => err.code === "503",

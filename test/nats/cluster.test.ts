@@ -39,7 +39,6 @@ import {
   waitClusterFormed,
   waitRoutez,
   waitRoutezInterest,
-  TEST_BACKOFF_MS,
 } from "../helpers/cluster.js";
 
 const sc = StringCodec();
@@ -409,8 +408,9 @@ describe("cluster", () => {
     await waitClusterFormed([a, b]);
     const rid = (s: Server) => s.routeInfos(false).map((r) => r["rid"]);
     const before = [rid(a), rid(b)];
-    // Absence can only be observed over time: several re-dial periods must not add a route.
-    await new Promise((r) => setTimeout(r, 5 * TEST_BACKOFF_MS));
+    // Several passes of the re-dial check on both sides must not add or replace a route.
+    const checks = [a, b].map((s) => s.cluster!.routeChecks);
+    await checkFor(5000, () => [a, b].every((s, i) => s.cluster!.routeChecks >= checks[i]! + 5));
     assert.deepEqual([rid(a), rid(b)], before, "the route was replaced or duplicated");
     assert.equal((await routez(a.monitor!.port)).num_routes, 1);
     assert.equal((await routez(b.monitor!.port)).num_routes, 1);

@@ -5,8 +5,10 @@
 // (with a known -ERR text, or silently), its output is well-formed protocol, nothing logs an
 // internal exception, and at the end no connection is left and memory growth stayed bounded.
 //
-// The generators are seeded: a failure names the seed and the case; rerun it with
-// SHOAL_FUZZ_SEED=<seed>. SHOAL_FUZZ_MS sets the time budget (default 5000 ms in all).
+// The cases are fast-check properties: every choice a generator makes is drawn through fc.gen(),
+// so a failing case shrinks to a smaller one, and the report names the seed and path that replay
+// it (test/helpers/property.ts: SHOAL_PROPERTY_SEED, SHOAL_PROPERTY_PATH). SHOAL_FUZZ_MS sets the
+// time budget (default 5000 ms in all); shrinking a failure is not bound by it.
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -17,9 +19,9 @@ import { CloseReason, ErrText } from "../../src/nats/errors.js";
 import { checkFor, RawConn, startServer } from "../helpers/servers.js";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { prng } from "../helpers/prng.js";
+import fc from "fast-check";
+import { propertyParams, propertySeed } from "../helpers/property.js";
 
-const SEED = Number(process.env["SHOAL_FUZZ_SEED"] ?? 20240611) >>> 0;
 const BUDGET_MS = Number(process.env["SHOAL_FUZZ_MS"] ?? 5000);
 const KNOWN_ERRORS = new Set<string>(Object.values(ErrText));
 
@@ -28,37 +30,61 @@ const KNOWN_ERRORS = new Set<string>(Object.values(ErrText));
 const MAX_PAYLOAD = 4096;
 const MAX_CONTROL_LINE = 512;
 
-// ---- seeded generators ----------------------------------------------------------------------
+// ---- generators -----------------------------------------------------------------------------
 
-/** Seeded choices (test/helpers/prng.ts), good enough to pick bytes and offsets. */
+const INTERESTING = Buffer.from("\r\n \t\r\n0123456789-+{}\"'PSUBHIMGNOCRK>.*_$\x00\xff");
+
+// fc.gen() finds the arbitrary of a call by its builder function (comparing arguments deeply
+// when one builder serves several): one argument-free builder per shape keeps each draw cheap.
+const memo = <T>(make: (n: number) => fc.Arbitrary<T>) => {
+  const made = new Map<number, () => fc.Arbitrary<T>>();
+  return (n: number): (() => fc.Arbitrary<T>) => {
+    let builder = made.get(n);
+    if (builder === undefined) {
+      const arb = make(n);
+      made.set(n, (builder = () => arb));
+    }
+    return builder;
+  };
+};
+// Unbiased: fast-check's default bias towards small and extreme values would turn most chunks
+// into single bytes and most sizes into 0 or the maximum.
+const below = memo((n) => fc.noBias(fc.integer({ min: 0, max: n - 1 })));
+/** n values, each a byte (0..255) or, about 30 % of the time, an index into INTERESTING. */
+const byteCodes = memo((n) =>
+  fc.noBias(
+    fc.array(fc.integer({ min: 0, max: 255 + 3 * INTERESTING.length }), {
+      minLength: n,
+      maxLength: n,
+    }),
+  ),
+);
+
+/**
+ * One case's choices, drawn through fast-check's fc.gen() so that a failing case shrinks
+ * (integers towards 0, booleans towards false, bytes towards NUL).
+ */
 class Rng {
-  readonly next: () => number;
-  constructor(seed: number) {
-    this.next = prng(seed);
-  }
+  constructor(private readonly g: fc.GeneratorValue) {}
   /** An integer in [0, n). */
   int(n: number): number {
-    return Math.floor(this.next() * n);
+    return n <= 1 ? 0 : this.g(below(n));
   }
+  /** true with probability p. */
   bool(p = 0.5): boolean {
-    return this.next() < p;
+    return this.int(1000) >= 1000 * (1 - p);
   }
   pick<T>(a: readonly T[]): T {
     return a[this.int(a.length)]!;
   }
-}
-
-/** The generator of case i of a kind: reproducible from the seed alone. */
-function rngFor(kind: number, i: number): Rng {
-  return new Rng(SEED ^ Math.imul(kind + 1, 0x9e3779b1) ^ Math.imul(i + 1, 0x85ebca6b));
-}
-
-const INTERESTING = Buffer.from("\r\n \t\r\n0123456789-+{}\"'PSUBHIMGNOCRK>.*_$\x00\xff");
-
-function randomBytes(r: Rng, n: number): Buffer {
-  const b = Buffer.alloc(n);
-  for (let i = 0; i < n; i++) b[i] = r.bool(0.3) ? r.pick([...INTERESTING]) : r.int(256);
-  return b;
+  /** n random bytes, about 30 % of them from INTERESTING. */
+  bytes(n: number): Buffer {
+    if (n === 0) return Buffer.alloc(0);
+    const codes = this.g(byteCodes(n));
+    return Buffer.from(
+      codes.map((c) => (c < 256 ? c : INTERESTING[(c - 256) % INTERESTING.length]!)),
+    );
+  }
 }
 
 const TOKENS = [
@@ -110,9 +136,9 @@ const TOKENS = [
 
 /** Random bytes, a soup of protocol tokens, or a run of plausible, often wrong, commands. */
 function randomStream(r: Rng): Buffer {
-  const pick = r.next();
-  if (pick < 0.2) return randomBytes(r, 1 + r.int(512));
-  if (pick < 0.5) {
+  const pick = r.int(10);
+  if (pick < 2) return r.bytes(1 + r.int(512));
+  if (pick < 5) {
     const parts: string[] = [];
     const n = 1 + r.int(60);
     for (let i = 0; i < n; i++) parts.push(r.pick(TOKENS));
@@ -175,7 +201,7 @@ function command(r: Rng): Buffer {
   const line = (op: string, args: string[]) => op + blank() + fuzzArgs(args).join(blank()) + eol();
   const body = (size: number) => {
     const n = r.bool(0.9) ? size : Math.max(0, size + r.pick([-1, 1, 2]));
-    return randomBytes(r, n).toString("latin1") + (r.bool(0.95) ? "\r\n" : eol());
+    return r.bytes(n).toString("latin1") + (r.bool(0.95) ? "\r\n" : eol());
   };
   const sizeText = (size: number) =>
     r.bool(0.9) ? String(size) : r.pick(["x", "-1", "1e3", "99999999999", String(MAX_PAYLOAD + 1)]);
@@ -274,7 +300,7 @@ function validSession(r: Rng, id: string): Session {
     const reply = r.bool(0.3) ? `_INBOX.${id}.${i}` : "";
     const replyArg = reply === "" ? [] : [reply];
     const size = r.pick([0, 1, 2, 5, 100, r.int(MAX_PAYLOAD - 100)]);
-    const body = randomBytes(r, size);
+    const body = r.bytes(size);
     if (r.bool(0.3)) {
       const hdr = Buffer.from(`NATS/1.0\r\nX-Case: ${id}\r\n\r\n`);
       const payload = Buffer.concat([hdr, body]);
@@ -325,7 +351,7 @@ function mutate(r: Rng, input: Buffer): Buffer {
         b[i] = b[i]! ^ (1 << r.int(8));
         break;
       case 2:
-        b.splice(i, 0, ...randomBytes(r, 1 + r.int(4)));
+        b.splice(i, 0, ...r.bytes(1 + r.int(4)));
         break;
       case 3:
         b.splice(i, 1 + r.int(8));
@@ -396,11 +422,26 @@ function readReplies(data: string): Replies {
 
 const CHUNK_SIZES = [1, 1, 2, 3, 5, 8, 13, 64, 100, 500, 1500, 4096];
 
-/** Writes buf in random-sized chunks, letting the server read between them. */
-async function sendChunked(conn: RawConn, buf: Buffer, r: Rng): Promise<void> {
-  for (let i = 0; i < buf.length && !conn.closed;) {
-    const n = r.pick(CHUNK_SIZES);
-    conn.send(buf.subarray(i, i + n));
+/** What a case sends: its bytes, and the sizes of the writes that carry them. */
+interface Sent {
+  bytes: Buffer;
+  chunks: number[];
+}
+
+/** bytes, to be written in chunks of random sizes. */
+function chunked(r: Rng, bytes: Buffer): Sent {
+  const chunks: number[] = [];
+  for (let i = 0; i < bytes.length; i += chunks[chunks.length - 1]!)
+    chunks.push(r.pick(CHUNK_SIZES));
+  return { bytes, chunks };
+}
+
+/** Writes the chunks, letting the server read between them. */
+async function send(conn: RawConn, { bytes, chunks }: Sent): Promise<void> {
+  let i = 0;
+  for (const n of chunks) {
+    if (conn.closed) break;
+    conn.send(bytes.subarray(i, i + n));
     i += n;
     await new Promise((resolve) => setImmediate(resolve));
   }
@@ -459,25 +500,45 @@ function show(b: Buffer): string {
   return s.length > 400 ? s.slice(0, 400) + "..." : s;
 }
 
-/** Runs cases (a few at a time) until the time budget or the count runs out; returns the count. */
-async function runCases(
+/**
+ * Runs cases as a fast-check property until the time budget or the count runs out, four at a
+ * time: one run of the property draws the choices of four cases, one case after the other (so a
+ * replay draws the same), then plays them concurrently. Returns how many cases ran. Once a case
+ * failed, the property shrinks it regardless of the budget.
+ */
+async function runCases<C>(
   ms: number,
   max: number,
-  fn: (i: number) => Promise<void>,
+  make: (r: Rng, i: number) => C,
+  play: (c: C, i: number) => Promise<void>,
   concurrency = 4,
 ): Promise<number> {
   const deadline = Date.now() + ms;
-  let next = 0;
-  const worker = async () => {
-    while (Date.now() < deadline && next < max) await fn(next++);
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  return next;
+  let ran = 0;
+  let failed = false;
+  await fc.assert(
+    fc.asyncProperty(fc.gen(), async (g) => {
+      if (!failed && (Date.now() >= deadline || ran >= max)) return; // the budget is spent
+      const r = new Rng(g);
+      const batch = Array.from({ length: concurrency }, () => {
+        const i = ran++;
+        return { i, c: make(r, i) };
+      });
+      const results = await Promise.allSettled(batch.map(({ i, c }) => play(c, i)));
+      const failure = results.find((x) => x.status === "rejected");
+      if (failure) {
+        failed = true;
+        throw failure.reason;
+      }
+    }),
+    propertyParams(Math.ceil(max / concurrency)),
+  );
+  return ran;
 }
 
 // ---- the tests ------------------------------------------------------------------------------
 
-describe(`fuzz (seed ${SEED})`, () => {
+describe(`fuzz (seed ${propertySeed() ?? "random"})`, () => {
   let server: Server;
   const logs: string[] = [];
   let rssBefore = 0;
@@ -504,16 +565,11 @@ describe(`fuzz (seed ${SEED})`, () => {
   });
 
   /** Sends one malformed case, probes the connection, and checks everything it received. */
-  async function fuzzCase(
-    kind: string,
-    i: number,
-    bytes: Buffer,
-    r: Rng,
-  ): Promise<"usable" | "closed"> {
-    const what = `${kind} case ${i} (seed ${SEED}): ${show(bytes)}`;
+  async function fuzzCase(kind: string, i: number, sent: Sent): Promise<"usable" | "closed"> {
+    const what = `${kind} case ${i}: ${show(sent.bytes)}`;
     const conn = await connectReady(server.port);
     open.add(conn);
-    await sendChunked(conn, bytes, r);
+    await send(conn, sent);
     const state = await probe(conn, `${kind[0]}${i}`).catch((err: Error) =>
       assert.fail(`connection neither usable nor closed (${err.message}) after ${what}`),
     );
@@ -537,21 +593,28 @@ describe(`fuzz (seed ${SEED})`, () => {
 
   test("random byte streams", async () => {
     const seen = { usable: 0, closed: 0 };
-    const n = await runCases(BUDGET_MS * 0.3, 5000, async (i) => {
-      const r = rngFor(0, i);
-      seen[await fuzzCase("random", i, randomStream(r), r)]++;
-    });
+    const n = await runCases(
+      BUDGET_MS * 0.3,
+      5000,
+      (r) => chunked(r, randomStream(r)),
+      async (sent, i) => {
+        seen[await fuzzCase("random", i, sent)]++;
+      },
+    );
     assert.ok(n >= 10, `only ${n} cases ran`);
     assert.ok(seen.closed > 0, "no case was refused");
   });
 
   test("mutated valid sessions", async () => {
     const seen = { usable: 0, closed: 0 };
-    const n = await runCases(BUDGET_MS * 0.4, 5000, async (i) => {
-      const r = rngFor(1, i);
-      const s = validSession(r, `m${i}`);
-      seen[await fuzzCase("mutated", i, mutate(r, s.bytes), r)]++;
-    });
+    const n = await runCases(
+      BUDGET_MS * 0.4,
+      5000,
+      (r, i) => chunked(r, mutate(r, validSession(r, `m${i}`).bytes)),
+      async (sent, i) => {
+        seen[await fuzzCase("mutated", i, sent)]++;
+      },
+    );
     assert.ok(n >= 10, `only ${n} cases ran`);
     // Both outcomes must occur, or the mutations are too mild or too wild to test anything.
     // (Outcomes depend only on the seed, so with enough cases this cannot flake.)
@@ -559,13 +622,15 @@ describe(`fuzz (seed ${SEED})`, () => {
   });
 
   test("valid sessions split into random chunks arrive intact", async () => {
-    const n = await runCases(BUDGET_MS * 0.3, 5000, async (i) => {
-      const r = rngFor(2, i);
+    const make = (r: Rng, i: number) => {
       const s = validSession(r, `v${i}`);
-      const what = `valid case ${i} (seed ${SEED}): ${show(s.bytes)}`;
+      return { s, sent: chunked(r, s.bytes) };
+    };
+    const n = await runCases(BUDGET_MS * 0.3, 5000, make, async ({ s, sent }, i) => {
+      const what = `valid case ${i}: ${show(s.bytes)}`;
       const conn = await connectReady(server.port);
       open.add(conn);
-      await sendChunked(conn, s.bytes, r);
+      await send(conn, sent);
       await checkFor(
         5000,
         () => {

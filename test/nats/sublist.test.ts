@@ -1,13 +1,14 @@
 // Tests for the subject index: tables of subscriptions × published subject →
 // expected matches, removal and pruning, cache patching/invalidation/bound,
-// and a seeded randomized comparison against a brute-force matcher. Every
+// and a property test (fast-check) against a brute-force matcher. Every
 // behavioural test runs with the cache on and off.
 
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Sublist, SublistError, type SublistResult } from "../../src/nats/sublist.js";
 import { subjectMatchesPattern } from "../../src/nats/subject.js";
-import { prng } from "../helpers/prng.js";
+import fc from "fast-check";
+import { propertyParams, steps } from "../helpers/property.js";
 
 interface TSub {
   readonly id: string;
@@ -504,9 +505,9 @@ for (const mode of modes) {
       }
     });
 
-    test("randomized operations agree with a brute-force matcher", () => {
-      randomizedCheck(mode.cache, 0x5eed, 4000);
-      randomizedCheck(mode.cache, 0xbeef, 4000, 8);
+    test("random operations agree with a brute-force matcher", () => {
+      randomizedCheck(mode.cache);
+      randomizedCheck(mode.cache, 8);
     });
   });
 }
@@ -598,63 +599,105 @@ function bruteForce(subs: Iterable<TSub>, subject: string): Shape {
   return { psubs: psubs.sort(), qsubs };
 }
 
-function randomizedCheck(cache: boolean, seed: number, steps: number, cacheSize = 1024): void {
-  const rnd = prng(seed);
-  const pick = <X>(xs: readonly X[]): X => xs[Math.floor(rnd() * xs.length)];
-  const literals = ["a", "b", "c", "foo", "bar"];
-  const queues = ["q1", "q2", "q3"];
-  const randomLiteral = (): string => {
-    const n = 1 + Math.floor(rnd() * 4);
-    const toks: string[] = [];
-    for (let i = 0; i < n; i++) toks.push(pick(literals));
-    return toks.join(".");
-  };
-  const randomPattern = (): string => {
-    const n = 1 + Math.floor(rnd() * 4);
-    const toks: string[] = [];
-    for (let i = 0; i < n; i++) {
-      const x = rnd();
-      if (i === n - 1 && x < 0.15) toks.push(">");
-      else if (x < 0.35) toks.push("*");
-      else toks.push(pick(literals));
-    }
-    return toks.join(".");
-  };
+const LITERALS = ["a", "b", "c", "foo", "bar"];
+const QUEUES = ["q1", "q2", "q3"];
+const literalArb = fc
+  .array(fc.constantFrom(...LITERALS), { minLength: 1, maxLength: 4 })
+  .map((t) => t.join("."));
+/** 1 to 4 tokens, a third of them `*`; the last is `>` one time in seven. */
+const patternArb = fc
+  .tuple(
+    fc.array(
+      fc.oneof(
+        { weight: 35, arbitrary: fc.constant("*") },
+        { weight: 65, arbitrary: fc.constantFrom(...LITERALS) },
+      ),
+      { minLength: 1, maxLength: 4 },
+    ),
+    fc.integer({ min: 0, max: 99 }),
+  )
+  .map(([toks, x]) => (x < 15 ? [...toks.slice(0, -1), ">"] : toks).join("."));
+/** An operation; `pick` and `every`/`offset` choose among the live subscriptions at that time. */
+const sublistOpArb = fc.oneof(
+  {
+    weight: 30,
+    arbitrary: fc.record({
+      op: fc.constant("insert" as const),
+      pattern: patternArb,
+      queue: fc.oneof(
+        { weight: 7, arbitrary: fc.constant(null) },
+        { weight: 3, arbitrary: fc.constantFrom(...QUEUES) },
+      ),
+    }),
+  },
+  { weight: 20, arbitrary: fc.record({ op: fc.constant("remove" as const), pick: fc.nat() }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant("removeBatch" as const),
+      every: fc.integer({ min: 2, max: 8 }),
+      offset: fc.nat({ max: 7 }),
+    }),
+  },
+  {
+    weight: 48,
+    arbitrary: fc.record({
+      op: fc.constant("match" as const),
+      subject: literalArb,
+      hold: fc.oneof({ weight: 19, arbitrary: fc.constant(false) }, fc.constant(true)),
+    }),
+  },
+);
 
-  const sl = new Sublist<TSub>({ cache, cacheSize });
-  const live = new Set<TSub>();
-  const held: [SublistResult<TSub>, Shape][] = [];
-  let next = 0;
-  for (let step = 0; step < steps; step++) {
-    const x = rnd();
-    if (x < 0.3 || live.size === 0) {
-      const s = sub(`s${next++}`, randomPattern(), rnd() < 0.3 ? pick(queues) : null);
-      sl.insert(s);
-      live.add(s);
-    } else if (x < 0.5) {
-      const victim = pick([...live]);
-      assert.equal(sl.remove(victim), true);
-      live.delete(victim);
-    } else if (x < 0.52) {
-      const batch = [...live].filter(() => rnd() < 0.2);
-      sl.removeBatch(batch);
-      for (const s of batch) live.delete(s);
-    } else {
-      const subject = randomLiteral();
-      const r = deepFreeze(sl.match(subject));
-      const want = bruteForce(live, subject);
-      assert.deepEqual(shape(r), want, `seed ${seed} step ${step}: match ${subject}`);
-      assert.equal(
-        sl.hasInterest(subject),
-        want.psubs.length + Object.keys(want.qsubs).length > 0,
-        `seed ${seed} step ${step}: hasInterest ${subject}`,
-      );
-      if (rnd() < 0.05) held.push([r, want]);
-    }
-    assert.equal(sl.count(), live.size);
-  }
-  for (const [r, was] of held) assert.deepEqual(shape(r), was, "held results never change");
-  sl.removeBatch([...live]);
-  assert.equal(sl.count(), 0);
-  assert.equal(sl.nodeCount(), 0);
+const RUNS = 8;
+const STEPS = 1000;
+
+/**
+ * RUNS random sequences of STEPS inserts, removals, batch removals and matches: every match and
+ * hasInterest agrees with a brute-force matcher, results held by callers never change, and
+ * removing everything leaves an empty trie.
+ */
+function randomizedCheck(cache: boolean, cacheSize = 1024): void {
+  fc.assert(
+    fc.property(steps(sublistOpArb, STEPS), (ops) => {
+      const sl = new Sublist<TSub>({ cache, cacheSize });
+      const live = new Set<TSub>();
+      const held: [SublistResult<TSub>, Shape][] = [];
+      let next = 0;
+      for (const [step, o] of ops.entries()) {
+        if (o === null) continue;
+        if (o.op === "insert") {
+          const s = sub(`s${next++}`, o.pattern, o.queue);
+          sl.insert(s);
+          live.add(s);
+        } else if (o.op === "remove") {
+          const victim = [...live][o.pick % Math.max(1, live.size)];
+          if (victim !== undefined) {
+            assert.equal(sl.remove(victim), true, `step ${step}: remove ${victim.subject}`);
+            live.delete(victim);
+          }
+        } else if (o.op === "removeBatch") {
+          const batch = [...live].filter((_, i) => (i + o.offset) % o.every === 0);
+          sl.removeBatch(batch);
+          for (const s of batch) live.delete(s);
+        } else {
+          const r = deepFreeze(sl.match(o.subject));
+          const want = bruteForce(live, o.subject);
+          assert.deepEqual(shape(r), want, `step ${step}: match ${o.subject}`);
+          assert.equal(
+            sl.hasInterest(o.subject),
+            want.psubs.length + Object.keys(want.qsubs).length > 0,
+            `step ${step}: hasInterest ${o.subject}`,
+          );
+          if (o.hold) held.push([r, want]);
+        }
+        assert.equal(sl.count(), live.size, `step ${step}: count`);
+      }
+      for (const [r, was] of held) assert.deepEqual(shape(r), was, "held results never change");
+      sl.removeBatch([...live]);
+      assert.equal(sl.count(), 0);
+      assert.equal(sl.nodeCount(), 0);
+    }),
+    propertyParams(RUNS),
+  );
 }

@@ -1,14 +1,16 @@
-// Property test of the reconciler: seeded random sequences of events (scale, task exits, node
-// down, node back with stale tasks revived, drain/activate, spec updates with random rolling-update
-// settings) on a small cluster, each followed by convergence. Invariants: after every pass no slot
-// has two live tasks (start-first: two, during its update) and a replicated service never has
-// more live tasks of a version than replicas; at every fixed point the update is complete and each
-// replicated service has exactly one live task per slot 1..N (running when some node can take
-// it), each active ready node has exactly one live task of the global service, history per slot
-// stays within the limit, and reconciling again yields nothing.
+// Property test of the reconciler (fast-check): random sequences of events (scale, task exits,
+// node down, node back with stale tasks revived, drain/activate, spec updates with random
+// rolling-update settings) on a small cluster, each followed by convergence. Invariants: after
+// every pass no slot has two live tasks (start-first: two, during its update) and a replicated
+// service never has more live tasks of a version than replicas; at every fixed point the update is
+// complete and each replicated service has exactly one live task per slot 1..N (running when some
+// node can take it), each active ready node has exactly one live task of the global service,
+// history per slot stays within the limit, and reconciling again yields nothing. A failure
+// shrinks to the events it needs (test/helpers/property.ts says how to replay it).
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { isLive } from "../../../src/manager/orchestrator/reconcile.js";
 import {
   defaultUpdateConfig,
@@ -17,7 +19,7 @@ import {
   type UpdateConfig,
 } from "../../../src/api/types.js";
 import { node, service, Sim } from "./sim.js";
-import { prng } from "../../helpers/prng.js";
+import { propertyParams, steps } from "../../helpers/property.js";
 
 function checkPass(sim: Sim): void {
   for (const s of sim.services) {
@@ -86,87 +88,116 @@ function checkFixedPoint(sim: Sim, where: string): void {
   }
 }
 
-const SEEDS = 40;
+const RUNS = 40;
 const EVENTS = 40;
 
-test(`random events converge to the desired state (${SEEDS} seeds × ${EVENTS} events)`, () => {
-  for (let seed = 1; seed <= SEEDS; seed++) {
-    const rnd = prng(seed);
-    const pick = <T>(xs: readonly T[]): T | undefined => xs[Math.floor(rnd() * xs.length)];
-    const sim = new Sim(
-      [
-        service("web", { replicas: 3, restart: { delayMs: 5000 } }),
-        service("api", { replicas: 2, restart: { delayMs: 0 } }),
-        service("mon", { global: true, restart: { delayMs: 1000 } }),
-      ],
-      [node("n1"), node("n2"), node("n3"), node("n4")],
-    );
-    sim.onPass = checkPass;
-    sim.converge();
-    const log: string[] = [];
-    for (let e = 0; e < EVENTS; e++) {
-      sim.now += 1000;
-      const kind = pick(["scale", "exit", "down", "up", "drain", "activate", "update"])!;
-      const n = pick(sim.nodes)!;
-      switch (kind) {
-        case "scale": {
-          const id = pick(["web", "api"])!;
-          const replicas = Math.floor(rnd() * 6);
-          sim.setReplicas(id, replicas);
-          log.push(`scale ${id}=${replicas}`);
-          break;
-        }
-        case "exit": {
-          const t = pick(sim.tasks.filter((x) => x.status.state === "running"));
-          if (t) sim.exit(t, pick([0, 1, 137])!);
-          log.push(`exit ${t?.serviceId}.${t?.slot}`);
-          break;
-        }
-        case "down":
-          sim.setNode(n.id, { status: "down" });
-          log.push(`down ${n.id}`);
-          break;
-        case "up":
-          // The node returns; its agent still runs what it ran, and some stale reports get in.
-          if (n.status === "down" && rnd() < 0.5) {
-            sim.tasks = sim.tasks.map((t) =>
-              t.nodeId === n.id && t.status.state === "orphaned"
-                ? { ...t, desiredState: "running", status: { ...t.status, state: "running" } }
-                : t,
-            );
-          }
-          sim.setNode(n.id, { status: "ready" });
-          log.push(`up ${n.id}`);
-          break;
-        case "drain":
-          sim.setNode(n.id, { availability: pick(["drain", "pause"] as const)! });
-          log.push(`drain/pause ${n.id}`);
-          break;
-        case "activate":
-          sim.setNode(n.id, { availability: "active" });
-          log.push(`activate ${n.id}`);
-          break;
-        case "update": {
-          const update: UpdateConfig = {
-            ...defaultUpdateConfig(),
-            parallelism: pick([0, 1, 2])!,
-            delayMs: pick([0, 0, 2000])!,
-            order: pick(["stop-first", "start-first"] as const)!,
-          };
-          const id = pick(["web", "api", "mon"])!;
-          sim.updateSpec(id, { env: { E: String(e) }, update });
-          log.push(`update ${id} ${JSON.stringify(update)}`);
-          break;
-        }
+const NODES = ["n1", "n2", "n3", "n4"] as const;
+const nodeArb = fc.constantFrom(...NODES);
+
+/** One event; `task` picks among the running tasks at that moment (modulo their count). */
+const eventArb = fc.oneof(
+  fc.record({
+    kind: fc.constant("scale" as const),
+    id: fc.constantFrom("web", "api"),
+    replicas: fc.integer({ min: 0, max: 5 }),
+  }),
+  fc.record({
+    kind: fc.constant("exit" as const),
+    task: fc.nat(),
+    code: fc.constantFrom(0, 1, 137),
+  }),
+  fc.record({ kind: fc.constant("down" as const), node: nodeArb }),
+  // The node returns; its agent still runs what it ran, and (revive) some stale reports get in.
+  fc.record({ kind: fc.constant("up" as const), node: nodeArb, revive: fc.boolean() }),
+  fc.record({
+    kind: fc.constant("drain" as const),
+    node: nodeArb,
+    availability: fc.constantFrom("drain", "pause"),
+  }),
+  fc.record({ kind: fc.constant("activate" as const), node: nodeArb }),
+  fc.record({
+    kind: fc.constant("update" as const),
+    id: fc.constantFrom("web", "api", "mon"),
+    parallelism: fc.constantFrom(0, 1, 2),
+    delayMs: fc.constantFrom(0, 0, 2000),
+    order: fc.constantFrom("stop-first", "start-first"),
+  }),
+);
+type Event = typeof eventArb extends fc.Arbitrary<infer E> ? E : never;
+
+/** Applies one event to the cluster; returns how it reads in a failure's log. */
+function apply(sim: Sim, ev: Event, e: number): string {
+  switch (ev.kind) {
+    case "scale":
+      sim.setReplicas(ev.id, ev.replicas);
+      return `scale ${ev.id}=${ev.replicas}`;
+    case "exit": {
+      const running = sim.tasks.filter((x) => x.status.state === "running");
+      const t = running[ev.task % Math.max(1, running.length)];
+      if (t) sim.exit(t, ev.code);
+      return `exit ${t?.serviceId}.${t?.slot} (${ev.code})`;
+    }
+    case "down":
+      sim.setNode(ev.node, { status: "down" });
+      return `down ${ev.node}`;
+    case "up": {
+      const n = sim.nodes.find((x) => x.id === ev.node)!;
+      if (n.status === "down" && ev.revive) {
+        sim.tasks = sim.tasks.map((t) =>
+          t.nodeId === n.id && t.status.state === "orphaned"
+            ? { ...t, desiredState: "running", status: { ...t.status, state: "running" } }
+            : t,
+        );
       }
-      const where = `seed ${seed}, after ${log.join(", ")}`;
-      try {
-        sim.converge();
-        checkFixedPoint(sim, where);
-      } catch (err) {
-        (err as Error).message = `${where}: ${(err as Error).message}`;
-        throw err;
-      }
+      sim.setNode(ev.node, { status: "ready" });
+      return `up ${ev.node}${ev.revive ? " (stale tasks revived)" : ""}`;
+    }
+    case "drain":
+      sim.setNode(ev.node, { availability: ev.availability });
+      return `${ev.availability} ${ev.node}`;
+    case "activate":
+      sim.setNode(ev.node, { availability: "active" });
+      return `activate ${ev.node}`;
+    case "update": {
+      const update: UpdateConfig = {
+        ...defaultUpdateConfig(),
+        parallelism: ev.parallelism,
+        delayMs: ev.delayMs,
+        order: ev.order,
+      };
+      sim.updateSpec(ev.id, { env: { E: String(e) }, update });
+      return `update ${ev.id} ${JSON.stringify(update)}`;
     }
   }
+}
+
+test(`random events converge to the desired state (${RUNS} runs × ${EVENTS} events)`, () => {
+  fc.assert(
+    fc.property(steps(eventArb, EVENTS), (events) => {
+      const sim = new Sim(
+        [
+          service("web", { replicas: 3, restart: { delayMs: 5000 } }),
+          service("api", { replicas: 2, restart: { delayMs: 0 } }),
+          service("mon", { global: true, restart: { delayMs: 1000 } }),
+        ],
+        NODES.map((id) => node(id)),
+      );
+      sim.onPass = checkPass;
+      sim.converge();
+      const log: string[] = [];
+      for (const [e, ev] of events.entries()) {
+        if (ev === null) continue;
+        sim.now += 1000;
+        log.push(apply(sim, ev, e));
+        const where = `after ${log.join(", ")}`;
+        try {
+          sim.converge();
+          checkFixedPoint(sim, where);
+        } catch (err) {
+          throw new Error(`${where}: ${(err as Error).message}`, { cause: err });
+        }
+      }
+    }),
+    propertyParams(RUNS),
+  );
 });
