@@ -207,6 +207,7 @@ export class Daemon {
         tasks: tasks.length,
         running: tasks.filter((t) => t.status.state === "running").length,
         heartbeats: this.dispatcher.heartbeats,
+        passes: this.manager.passes,
         pid: process.pid,
       };
     });

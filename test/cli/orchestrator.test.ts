@@ -4,7 +4,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { request } from "node:http";
-import { apiAt, startDaemon, checkFor, HTTP_TASK, type TestDaemon } from "../helpers/daemon.js";
+import {
+  apiAt,
+  startDaemon,
+  checkFor,
+  watchCounters,
+  HTTP_TASK,
+  type TestDaemon,
+} from "../helpers/daemon.js";
 import { freePort } from "../helpers/cluster.js";
 import { execFileSync } from "node:child_process";
 import { DockerDriver } from "../../src/node/drivers/docker.js";
@@ -322,8 +329,8 @@ test("on-failure with max attempts 3: the first run and 3 restarts, then it stop
     async () =>
       (await apiTasks(d, "crash")).filter((x) => x.status.state === "failed").length === 4,
   );
-  // Give the orchestrator a moment in which it must not start a fifth task.
-  await new Promise((res) => setTimeout(res, 1500));
+  // Three more reconcile passes, none of which may start a fifth task.
+  await watchCounters(d.dataDir, { passes: 3 });
   const ts = await apiTasks(d, "crash");
   assert.equal(ts.length, 4);
   assert.ok(
@@ -394,7 +401,8 @@ test("kill -9 of the daemon: restart loses nothing and duplicates nothing", asyn
   assert.ok(before.every((x) => pidAlive(x.status.pid!)));
   await d.restart();
   await checkFor(10_000, async () => running(await apiTasks(d, "sleepy")).length === 3);
-  await new Promise((res) => setTimeout(res, 1500));
+  // Three passes and a heartbeat of the restarted node: none may replace or duplicate a task.
+  await watchCounters(d.dataDir, { passes: 3, heartbeats: 2 });
   const after = running(await apiTasks(d, "sleepy"));
   assert.equal(after.length, 3);
   // The same tasks and processes: adopted, not replaced, not duplicated.

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { request } from "node:http";
 import { SHOAL_BIN, checkFor, RawConn } from "../helpers/servers.js";
 import { startSwarm } from "../helpers/swarm.js";
+import { watchCounters } from "../helpers/daemon.js";
 import { findIptables } from "../../src/node/drivers/netns.js";
 import type { Node, Task } from "../../src/api/types.js";
 
@@ -144,13 +145,13 @@ test("one manager and two workers: spread, node loss, return, tokens, $SHOAL.> c
     async () => (await s.api<Node[]>("/v1/nodes")).every((n) => n.status === "ready"),
     100,
   );
-  for (let i = 0; i < 5; i++) {
+  // Six heartbeats (two per node) and three passes later, still exactly 6.
+  await watchCounters(s.dirs[0]!, { passes: 3, heartbeats: 6 }, async () => {
     const all = (await s.api<Task[]>("/v1/tasks?service=s")).filter(
       (x) => x.status.state === "running",
     );
     assert.equal(all.length, 6);
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  });
 
   // Applications (no credentials) cannot use $SHOAL.>.
   const app = await RawConn.connect(4222, s.manager.addr);
@@ -239,14 +240,13 @@ test("drain moves tasks, a global service follows a joining node, cut and heal l
     async () => (await s.api<Node[]>("/v1/nodes")).every((n) => n.status === "ready"),
     100,
   );
-  // The healed node stops the tasks that were replaced: watch a few heartbeats.
-  for (let i = 0; i < 6; i++) {
+  // The healed node stops the tasks that were replaced: watch a few heartbeats and passes.
+  await watchCounters(s.dirs[0]!, { passes: 3, heartbeats: 6 }, async () => {
     const all = (await s.api<Task[]>("/v1/tasks?service=r")).filter(
       (x) => x.status.state === "running",
     );
     assert.ok(all.length <= 4, `more than 4 running replicas after healing: ${all.length}`);
-    await new Promise((res) => setTimeout(res, 500));
-  }
+  });
   assert.equal((await s.running("r")).length, 4);
 });
 

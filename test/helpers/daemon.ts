@@ -156,3 +156,29 @@ export const HTTP_TASK = [
 ];
 
 export { checkFor };
+
+/**
+ * Waits until the daemon of `dataDir` has finished `passes` more reconcile passes (and, with
+ * `heartbeats`, received that many more heartbeats) than when called, running `check` on every
+ * poll: how a test shows that something does not happen, without sleeping.
+ */
+export async function watchCounters(
+  dataDir: string,
+  want: { passes?: number; heartbeats?: number },
+  check: () => Promise<void> | void = () => {},
+): Promise<void> {
+  type Counters = { passes: number; heartbeats: number };
+  const start = await apiAt<Counters>(dataDir, "/v1/info");
+  await checkFor(
+    30_000,
+    async () => {
+      await check();
+      const now = await apiAt<Counters>(dataDir, "/v1/info");
+      return (
+        now.passes >= start.passes + (want.passes ?? 0) &&
+        now.heartbeats >= start.heartbeats + (want.heartbeats ?? 0)
+      );
+    },
+    100,
+  );
+}
