@@ -260,7 +260,8 @@ export const apiRoutes = {
   serviceLogs: route({
     method: "GET",
     url: "/v1/services/:ref/logs",
-    summary: "The service's task logs, streamed (`follow=1`: and every new line until closed).",
+    summary:
+      "The service's task logs as a text stream: the last `tail` lines of each task (a number, or `all`: the default), and with `follow=1` every new line until the client closes.",
     params: Ref,
     querystring: Type.Object({
       tail: Type.Optional(

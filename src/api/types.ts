@@ -162,6 +162,7 @@ export const ServiceSpecSchema = Type.Object(
   {
     name: Type.String({
       pattern: SERVICE_NAME.source,
+      description: "Letters, digits, '_', '.', '-' (max 63), starting with a letter or digit.",
       errorMessage:
         "must be letters, digits, '_', '.', '-' (max 63), starting with a letter or digit",
     }),
