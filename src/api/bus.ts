@@ -25,16 +25,19 @@ export const assignSubject = (nodeId: string) => `${SUBJECT_PREFIX}.assign.${nod
 /** Request/reply: a task's log lines from the node that ran it. */
 export const logsSubject = (nodeId: string) => `${SUBJECT_PREFIX}.logs.${nodeId}`;
 
-export const LogsRequestSchema = Type.Object({
-  taskId: Type.String(),
-  tail: Type.Integer({ description: "Last N lines per stream; negative = all." }),
-  follow: Type.Optional(
-    Type.String({
-      description:
-        "Follow: the reply is an empty acknowledgement; the tail and every later line are sent in batches to this subject (a `logFollowSubject`). The follower resends the request every FOLLOW_RENEW_MS (with tail 0 once acknowledged): that renews the stream, or restarts it with new lines only on an agent that restarted meanwhile.",
-    }),
-  ),
-});
+export const LogsRequestSchema = Type.Object(
+  {
+    taskId: Type.String(),
+    tail: Type.Integer({ description: "Last N lines per stream; negative = all." }),
+    follow: Type.Optional(
+      Type.String({
+        description:
+          "Follow: the reply is an empty acknowledgement; the tail and every later line are sent in batches to this subject (a `logFollowSubject`). The follower resends the request every FOLLOW_RENEW_MS (with tail 0 once acknowledged): that renews the stream, or restarts it with new lines only on an agent that restarted meanwhile.",
+      }),
+    ),
+  },
+  { title: "LogsRequest" },
+);
 export type LogsRequest = Static<typeof LogsRequestSchema>;
 
 /** The agent ends a followed log not renewed within FOLLOW_LEASE_MS (its follower went away
@@ -44,61 +47,79 @@ export const FOLLOW_LEASE_MS = 10_000;
 export const logFollowSubject = (id: string) => `${SUBJECT_PREFIX}.logfollow.${id}`;
 export const logControlSubject = (nodeId: string) => `${SUBJECT_PREFIX}.logctl.${nodeId}`;
 
-export const LogControlSchema = Type.Object({
-  stream: Type.String({ description: "The `follow` subject of a LogsRequest." }),
-  op: Type.Literal("cancel"),
-});
+export const LogControlSchema = Type.Object(
+  {
+    stream: Type.String({ description: "The `follow` subject of a LogsRequest." }),
+    op: Type.Literal("cancel"),
+  },
+  { title: "LogControl" },
+);
 export type LogControl = Static<typeof LogControlSchema>;
 
-export const LogsReplySchema = Type.Object({
-  lines: Type.Array(Type.String()),
-  error: Type.Optional(
-    Type.String({
-      description:
-        "Set when the agent refused the request (a malformed task id or follow subject).",
-    }),
-  ),
-});
+export const LogsReplySchema = Type.Object(
+  {
+    lines: Type.Array(Type.String()),
+    error: Type.Optional(
+      Type.String({
+        description:
+          "Set when the agent refused the request (a malformed task id or follow subject).",
+      }),
+    ),
+  },
+  { title: "LogsReply" },
+);
 export type LogsReply = Static<typeof LogsReplySchema>;
 
-export const HeartbeatSchema = Type.Object({
-  nodeId: Type.String(),
-  hostname: Type.String(),
-  tasks: Type.Array(TaskReportSchema, {
-    description: "Every task the agent knows of, with its latest status.",
-  }),
-  drivers: Type.Optional(
-    Type.Array(Type.String(), {
-      description: "The task drivers the agent has (for the scheduler's driver filter).",
+export const HeartbeatSchema = Type.Object(
+  {
+    nodeId: Type.String(),
+    hostname: Type.String(),
+    tasks: Type.Array(TaskReportSchema, {
+      description: "Every task the agent knows of, with its latest status.",
     }),
-  ),
-});
+    drivers: Type.Optional(
+      Type.Array(Type.String(), {
+        description: "The task drivers the agent has (for the scheduler's driver filter).",
+      }),
+    ),
+  },
+  { title: "Heartbeat" },
+);
 export type Heartbeat = Static<typeof HeartbeatSchema>;
 
-export const StatusMessageSchema = Type.Object({
-  nodeId: Type.String(),
-  reports: Type.Array(TaskReportSchema),
-});
+export const StatusMessageSchema = Type.Object(
+  {
+    nodeId: Type.String(),
+    reports: Type.Array(TaskReportSchema),
+  },
+  { title: "StatusMessage" },
+);
 export type StatusMessage = Static<typeof StatusMessageSchema>;
 
-export const EndpointSchema = Type.Object({
-  host: Type.String(),
-  port: Type.Integer({ minimum: 1, maximum: 65535 }),
-});
+export const EndpointSchema = Type.Object(
+  {
+    host: Type.String(),
+    port: Type.Integer({ minimum: 1, maximum: 65535 }),
+  },
+  { title: "Endpoint" },
+);
 export type Endpoint = Static<typeof EndpointSchema>;
 
-export const AssignmentsSchema = Type.Object({
-  nodeId: Type.String(),
-  tasks: Type.Array(TaskSchema, { description: "The node's full set of non-terminal tasks." }),
-  endpoints: Type.Record(Type.String(), Type.Array(EndpointSchema), {
-    description:
-      "Published port → running task endpoints anywhere in the cluster (for the routing mesh).",
-  }),
-  heartbeatMs: Type.Number({
-    minimum: 0,
-    description: "The next heartbeat period the manager wants, ms.",
-  }),
-});
+export const AssignmentsSchema = Type.Object(
+  {
+    nodeId: Type.String(),
+    tasks: Type.Array(TaskSchema, { description: "The node's full set of non-terminal tasks." }),
+    endpoints: Type.Record(Type.String(), Type.Array(EndpointSchema), {
+      description:
+        "Published port → running task endpoints anywhere in the cluster (for the routing mesh).",
+    }),
+    heartbeatMs: Type.Number({
+      minimum: 0,
+      description: "The next heartbeat period the manager wants, ms.",
+    }),
+  },
+  { title: "Assignments" },
+);
 export type Assignments = Static<typeof AssignmentsSchema>;
 
 export const AGENT_USER = "shoal-agent";

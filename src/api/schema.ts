@@ -194,23 +194,24 @@ function union(
     out.push(`${label} must be one of ${variants.map((v) => String(v["const"])).join(", ")}`);
     return;
   }
-  // Objects told apart by their keys (`mode: { replicated } | { global }`): when the value has
-  // the keys of exactly one, that one's problems are the useful ones.
+  // An object against a union with object variants (`spec | null`, or `mode: { replicated } |
+  // { global }` told apart by their keys): when one variant is meant, its problems are the
+  // useful ones.
+  const required = (v: Json) => (v["required"] as string[] | undefined) ?? [];
   const objects = variants.every((v) => v["type"] === "object");
-  if (objects && isRecord(e.value)) {
+  if (isRecord(e.value)) {
     const value = e.value;
-    const keys = (v: Json) => ((v["required"] as string[] | undefined) ?? []).filter(Boolean);
-    const fits = variants
-      .map((v, i) => ({ v, i }))
-      .filter(({ v }) => keys(v).some((k) => k in value));
-    if (fits.length === 1 && e.errors[fits[0]!.i]) {
+    let meant = variants.map((v, i) => ({ v, i })).filter(({ v }) => v["type"] === "object");
+    if (meant.length > 1) meant = meant.filter(({ v }) => required(v).some((k) => k in value));
+    const errors = meant.length === 1 ? e.errors[meant[0]!.i] : undefined;
+    if (errors) {
       const before = out.length;
-      collect(e.errors[fits[0]!.i]!, root, name, rootLabel, out, seen);
+      collect(errors, root, name, rootLabel, out, seen);
       if (out.length > before) return;
     }
   }
-  if (objects && variants.every((v) => ((v["required"] as unknown[]) ?? []).length === 1)) {
-    const names = variants.map((v) => (v["required"] as string[])[0]);
+  if (objects && variants.every((v) => required(v).length === 1)) {
+    const names = variants.map((v) => required(v)[0]);
     out.push(`${label} must have exactly one of ${names.join(", ")}`);
     return;
   }

@@ -9,6 +9,7 @@ import { SchemaError } from "../../src/api/errors.js";
 import {
   defaultServiceSpec,
   NodeSchema,
+  ServiceSchema,
   ServiceSpecSchema,
   TaskStatusSchema,
   type ServiceSpec,
@@ -170,6 +171,26 @@ describe("check: messages name the field and the rule", () => {
     assert.deepEqual(problems(NodeSchema, node("n1", { addr: 1 as unknown as string })), [
       "addr must be a string",
     ]);
+  });
+
+  test("an object where an object or null is expected: the object's problems", () => {
+    const svc = {
+      id: "s1",
+      spec: spec(),
+      version: 1,
+      previousSpec: { ...spec(), stopSignal: 9 },
+      updateStatus: { state: "updating", version: 2, startedAt: 1, completedAt: null },
+      createdAt: 1,
+      updatedAt: 1,
+    };
+    assert.deepEqual(problems(ServiceSchema, svc, "service"), [
+      "service.previousSpec.stopSignal must be a string",
+      "service.updateStatus.message is required",
+    ]);
+    assert.deepEqual(
+      problems(ServiceSchema, { ...svc, previousSpec: 5 }, "service")[0],
+      "service.previousSpec must be an object or null",
+    );
   });
 
   test("a union of values and null says both", () => {
