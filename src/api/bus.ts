@@ -11,8 +11,12 @@
 //
 // Only the agent user may use $SHOAL.>; applications connect as the default user, which is
 // denied publish and subscribe there (the manager's bus-users.ts).
+//
+// Every message is a schema; receivers `decode(XSchema, msg.data)` (schema.ts) and drop what
+// does not match. Messages accept properties they do not know, so a newer node can send more.
 
-import type { LimitSupport, NodeResources, Task, TaskReport } from "./types.js";
+import { Type, type Static } from "@sinclair/typebox";
+import { NodeLimitsSchema, NodeResourcesSchema, TaskReportSchema, TaskSchema } from "./types.js";
 
 export const SUBJECT_PREFIX = "$SHOAL";
 export const hbSubject = (nodeId: string) => `${SUBJECT_PREFIX}.hb.${nodeId}`;
@@ -21,16 +25,20 @@ export const assignSubject = (nodeId: string) => `${SUBJECT_PREFIX}.assign.${nod
 /** Request/reply: a task's log lines from the node that ran it. */
 export const logsSubject = (nodeId: string) => `${SUBJECT_PREFIX}.logs.${nodeId}`;
 
-export interface LogsRequest {
-  taskId: string;
-  /** Last N lines per stream; negative = all. */
-  tail: number;
-  /** Follow: the reply is an empty acknowledgement; the tail and every later line are sent in
-   * batches to this subject (a `logFollowSubject`). The follower resends the request every
-   * FOLLOW_RENEW_MS (with tail 0 once acknowledged): that renews the stream, or restarts it
-   * with new lines only on an agent that restarted meanwhile. */
-  follow?: string;
-}
+export const LogsRequestSchema = Type.Object(
+  {
+    taskId: Type.String(),
+    tail: Type.Integer({ description: "Last N lines per stream; negative = all." }),
+    follow: Type.Optional(
+      Type.String({
+        description:
+          "Follow: the reply is an empty acknowledgement; the tail and every later line are sent in batches to this subject (a `logFollowSubject`). The follower resends the request every FOLLOW_RENEW_MS (with tail 0 once acknowledged): that renews the stream, or restarts it with new lines only on an agent that restarted meanwhile.",
+      }),
+    ),
+  },
+  { title: "LogsRequest" },
+);
+export type LogsRequest = Static<typeof LogsRequestSchema>;
 
 /** The agent ends a followed log not renewed within FOLLOW_LEASE_MS (its follower went away
  * without a cancel). */
@@ -39,52 +47,83 @@ export const FOLLOW_LEASE_MS = 10_000;
 export const logFollowSubject = (id: string) => `${SUBJECT_PREFIX}.logfollow.${id}`;
 export const logControlSubject = (nodeId: string) => `${SUBJECT_PREFIX}.logctl.${nodeId}`;
 
-export interface LogControl {
-  /** The `follow` subject of a LogsRequest. */
-  stream: string;
-  op: "cancel";
-}
+export const LogControlSchema = Type.Object(
+  {
+    stream: Type.String({ description: "The `follow` subject of a LogsRequest." }),
+    op: Type.Literal("cancel"),
+  },
+  { title: "LogControl" },
+);
+export type LogControl = Static<typeof LogControlSchema>;
 
-export interface LogsReply {
-  lines: string[];
-  /** Set when the agent refused the request (a malformed task id or follow subject). */
-  error?: string;
-}
+export const LogsReplySchema = Type.Object(
+  {
+    lines: Type.Array(Type.String()),
+    error: Type.Optional(
+      Type.String({
+        description:
+          "Set when the agent refused the request (a malformed task id or follow subject).",
+      }),
+    ),
+  },
+  { title: "LogsReply" },
+);
+export type LogsReply = Static<typeof LogsReplySchema>;
 
-export interface Heartbeat {
-  nodeId: string;
-  hostname: string;
-  /** Every task the agent knows of, with its latest status. */
-  tasks: TaskReport[];
-  /** The task drivers the agent has (for the scheduler's driver filter). */
-  drivers?: string[];
-  /** The shoal version the node runs. */
-  engineVersion?: string;
-  /** The node's CPUs and memory (for reservations). */
-  resources?: NodeResources;
-  /** Per driver, the limits it can enforce here (for the scheduler's limits filter). */
-  limits?: Record<string, LimitSupport>;
-}
+export const HeartbeatSchema = Type.Object(
+  {
+    nodeId: Type.String(),
+    hostname: Type.String(),
+    tasks: Type.Array(TaskReportSchema, {
+      description: "Every task the agent knows of, with its latest status.",
+    }),
+    drivers: Type.Optional(
+      Type.Array(Type.String(), {
+        description: "The task drivers the agent has (for the scheduler's driver filter).",
+      }),
+    ),
+    engineVersion: Type.Optional(Type.String({ description: "The shoal version the node runs." })),
+    resources: Type.Optional(NodeResourcesSchema),
+    limits: Type.Optional(NodeLimitsSchema),
+  },
+  { title: "Heartbeat" },
+);
+export type Heartbeat = Static<typeof HeartbeatSchema>;
 
-export interface StatusMessage {
-  nodeId: string;
-  reports: TaskReport[];
-}
+export const StatusMessageSchema = Type.Object(
+  {
+    nodeId: Type.String(),
+    reports: Type.Array(TaskReportSchema),
+  },
+  { title: "StatusMessage" },
+);
+export type StatusMessage = Static<typeof StatusMessageSchema>;
 
-export interface Endpoint {
-  host: string;
-  port: number;
-}
+export const EndpointSchema = Type.Object(
+  {
+    host: Type.String(),
+    port: Type.Integer({ minimum: 1, maximum: 65535 }),
+  },
+  { title: "Endpoint" },
+);
+export type Endpoint = Static<typeof EndpointSchema>;
 
-export interface Assignments {
-  nodeId: string;
-  /** The node's full set of non-terminal tasks. */
-  tasks: Task[];
-  /** Published port → running task endpoints anywhere in the cluster (for the routing mesh). */
-  endpoints: Record<string, Endpoint[]>;
-  /** The next heartbeat period the manager wants, ms. */
-  heartbeatMs: number;
-}
+export const AssignmentsSchema = Type.Object(
+  {
+    nodeId: Type.String(),
+    tasks: Type.Array(TaskSchema, { description: "The node's full set of non-terminal tasks." }),
+    endpoints: Type.Record(Type.String(), Type.Array(EndpointSchema), {
+      description:
+        "Published port → running task endpoints anywhere in the cluster (for the routing mesh).",
+    }),
+    heartbeatMs: Type.Number({
+      minimum: 0,
+      description: "The next heartbeat period the manager wants, ms.",
+    }),
+  },
+  { title: "Assignments" },
+);
+export type Assignments = Static<typeof AssignmentsSchema>;
 
 export const AGENT_USER = "shoal-agent";
 export const APP_USER = "app";

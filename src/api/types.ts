@@ -1,22 +1,64 @@
 // The cluster's state model, in Swarm's words: nodes, services (a spec and a version) and
 // tasks (one running instance of a service in a slot, with a desired and an observed state).
 // Everything here is plain JSON so it can be stored, sent over the bus and shown by the API.
+//
+// Each object is a TypeBox schema (`XSchema`) and its TypeScript type is derived from it
+// (`type X = Static<typeof XSchema>`), so the check and the type cannot drift apart. Fields that
+// state written by an older version may lack are optional (`spec.update`, `spec.network`,
+// `node.drivers`, `service.updateStatus`). To add a field, add it to the schema: the type follows.
+// These schemas accept unknown properties (a newer node may send more); request bodies use
+// `closed()` copies that refuse them (see http.ts).
 
-export type NodeRole = "manager" | "worker";
-export type NodeAvailability = "active" | "pause" | "drain";
-export type NodeStatus = "ready" | "down" | "unknown";
+import { Type, type Static, type TLiteral, type TUnion } from "@sinclair/typebox";
+import { TASK_STATES } from "./model.js";
 
-export interface NodeResources {
-  /** CPUs (e.g. 2, or 0.5). */
-  nanoCpus: number;
-  memoryBytes: number;
+/** A union of string literals (`"a" | "b"`), checked as "must be one of a, b". */
+export function oneOf<const T extends readonly string[]>(
+  values: T,
+  opts: { description?: string } = {},
+): TUnion<TLiteral<T[number]>[]> {
+  return Type.Union(
+    values.map((v) => Type.Literal(v)),
+    opts,
+  );
 }
 
-/** Which resource limits a driver can enforce on a node. */
-export interface LimitSupport {
-  cpu: boolean;
-  memory: boolean;
-}
+/** A count or a size: a non-negative integer. */
+const count = (description: string) => Type.Integer({ minimum: 0, description });
+/** A duration in milliseconds (may be fractional: `500us` is 0.5). */
+const millis = (description: string) => Type.Number({ minimum: 0, description });
+/** Milliseconds since the epoch. */
+const time = (description: string) => Type.Number({ description });
+const stringMap = (description: string) =>
+  Type.Record(Type.String(), Type.String(), { description });
+
+// ---- nodes --------------------------------------------------------------------------------------
+
+export const NodeRoleSchema = oneOf(["manager", "worker"]);
+export type NodeRole = Static<typeof NodeRoleSchema>;
+export const NodeAvailabilitySchema = oneOf(["active", "pause", "drain"]);
+export type NodeAvailability = Static<typeof NodeAvailabilitySchema>;
+export const NodeStatusSchema = oneOf(["ready", "down", "unknown"]);
+export type NodeStatus = Static<typeof NodeStatusSchema>;
+
+export const NodeResourcesSchema = Type.Object(
+  {
+    nanoCpus: Type.Number({ minimum: 0, description: "CPUs (e.g. 2, or 0.5)." }),
+    memoryBytes: count("Memory, bytes."),
+  },
+  { title: "NodeResources" },
+);
+export type NodeResources = Static<typeof NodeResourcesSchema>;
+
+export const LimitSupportSchema = Type.Object(
+  { cpu: Type.Boolean(), memory: Type.Boolean() },
+  { title: "LimitSupport", description: "Which resource limits a driver can enforce on a node." },
+);
+export type LimitSupport = Static<typeof LimitSupportSchema>;
+
+export const NodeLimitsSchema = Type.Record(Type.String(), LimitSupportSchema, {
+  description: "Per driver, which resource limits it can enforce on the node.",
+});
 
 /** What a node's runtime reports about itself in every heartbeat (one registration path). */
 export interface NodeFacts {
@@ -27,260 +69,278 @@ export interface NodeFacts {
   limits: Record<string, LimitSupport>;
 }
 
-export interface Node {
-  id: string;
-  hostname: string;
-  role: NodeRole;
-  availability: NodeAvailability;
-  status: NodeStatus;
-  /** Address other nodes reach it on. */
-  addr: string;
-  labels: Record<string, string>;
-  resources: NodeResources;
-  engineVersion: string;
-  /** The task drivers the node's agent has (process, docker); absent = not reported. */
-  drivers?: string[];
-  /** Per driver, which resource limits it can enforce on the node; absent = not reported. */
-  limits?: Record<string, LimitSupport>;
-  /** The heartbeat that last made the node ready (ms since epoch); later heartbeats are kept
-   * in the manager's memory (Liveness), not written here. */
-  lastSeen: number;
-  createdAt: number;
-  updatedAt: number;
-}
+export const NodeSchema = Type.Object(
+  {
+    id: Type.String(),
+    hostname: Type.String(),
+    role: NodeRoleSchema,
+    availability: NodeAvailabilitySchema,
+    status: NodeStatusSchema,
+    addr: Type.String({ description: "Address other nodes reach it on." }),
+    labels: stringMap("Node labels (`node update --label-add`)."),
+    resources: NodeResourcesSchema,
+    engineVersion: Type.String(),
+    drivers: Type.Optional(
+      Type.Array(Type.String(), {
+        description:
+          "The task drivers the node's agent has (process, docker); absent = not reported.",
+      }),
+    ),
+    limits: Type.Optional(NodeLimitsSchema),
+    lastSeen: time(
+      "The heartbeat that last made the node ready (ms since epoch); later heartbeats are kept in the manager's memory, not written here.",
+    ),
+    createdAt: time("ms since epoch"),
+    updatedAt: time("ms since epoch"),
+  },
+  { title: "Node" },
+);
+export type Node = Static<typeof NodeSchema>;
 
-export type RestartCondition = "none" | "on-failure" | "any";
+// ---- service specs ------------------------------------------------------------------------------
 
-export interface RestartPolicy {
-  condition: RestartCondition;
-  /** Delay before a replacement starts, ms (Swarm's default 5 s). */
-  delayMs: number;
-  /** 0 = unlimited. */
-  maxAttempts: number;
-  /** Window in which attempts are counted, ms; 0 = forever. */
-  windowMs: number;
-}
+export const RestartConditionSchema = oneOf(["none", "on-failure", "any"]);
+export type RestartCondition = Static<typeof RestartConditionSchema>;
 
-export interface PortConfig {
-  /** Published port on every node (routing mesh). */
-  published: number;
-  /** Port the task listens on. */
-  target: number;
-  protocol: "tcp" | "udp";
-  /** "ingress" (routing mesh) or "host" (the node's own port, one task per node). */
-  mode: "ingress" | "host";
-}
+export const RestartPolicySchema = Type.Object(
+  {
+    condition: RestartConditionSchema,
+    delayMs: millis("Delay before a replacement starts, ms (Swarm's default 5 s)."),
+    maxAttempts: count("0 = unlimited."),
+    windowMs: millis("Window in which attempts are counted, ms; 0 = forever."),
+  },
+  { title: "RestartPolicy" },
+);
+export type RestartPolicy = Static<typeof RestartPolicySchema>;
 
-export interface Resources {
-  /** CPU limit in CPUs (0 = none). */
-  cpus: number;
-  /** Memory limit in bytes (0 = none). */
-  memoryBytes: number;
-}
+const port = (description: string) => Type.Integer({ minimum: 1, maximum: 65535, description });
 
-export interface ServiceSpec {
-  name: string;
-  /** Driver: "process" runs a command on the node; "docker" runs an image. */
-  driver: "process" | "docker";
-  /** For the docker driver. */
-  image: string;
-  /** Command and arguments (process driver: required; docker: overrides the image's). */
-  command: string[];
-  env: Record<string, string>;
-  workdir: string;
-  labels: Record<string, string>;
-  mode: { replicated: { replicas: number } } | { global: Record<string, never> };
-  ports: PortConfig[];
-  restartPolicy: RestartPolicy;
-  limits: Resources;
-  reservations: Resources;
-  /** Placement constraints like "node.role==worker", "node.labels.zone==a". */
-  constraints: string[];
-  stopGracePeriodMs: number;
-  stopSignal: string;
-  /** How a spec change replaces running tasks (Swarm's UpdateConfig). */
-  update: UpdateConfig;
-  /**
-   * host: the task shares the node's network and gets a free port per published target in
-   * PORT / SHOAL_PORT_<target>. bridge: the task runs in a network namespace of its own, on the
-   * node's task bridge, and listens on the target port itself (Linux, as root).
-   */
-  network?: NetworkMode;
-}
+export const PortConfigSchema = Type.Object(
+  {
+    published: port("Published port on every node (routing mesh)."),
+    target: port("Port the task listens on."),
+    protocol: oneOf(["tcp", "udp"]),
+    mode: oneOf(["ingress", "host"], {
+      description: '"ingress" (routing mesh) or "host" (the node\'s own port, one task per node).',
+    }),
+  },
+  { title: "PortConfig" },
+);
+export type PortConfig = Static<typeof PortConfigSchema>;
 
-export type NetworkMode = "host" | "bridge";
+export const ResourcesSchema = Type.Object(
+  {
+    cpus: Type.Number({ minimum: 0, description: "CPUs (0 = none)." }),
+    memoryBytes: count("Memory in bytes (0 = none)."),
+  },
+  { title: "Resources" },
+);
+export type Resources = Static<typeof ResourcesSchema>;
 
-/** A spec's network mode (host unless it says otherwise). */
-export function networkOf(spec: ServiceSpec): NetworkMode {
-  return spec.network ?? "host";
-}
+export const NetworkModeSchema = oneOf(["host", "bridge"], {
+  description:
+    "host: the task shares the node's network and gets a free port per published target in PORT / SHOAL_PORT_<target>. bridge: the task runs in a network namespace of its own, on the node's task bridge, and listens on the target port itself (Linux, as root).",
+});
+export type NetworkMode = Static<typeof NetworkModeSchema>;
 
 /** Swarm's rolling update settings (`--update-parallelism`, `--update-delay`, `--update-order`). */
-export interface UpdateConfig {
-  /** Slots replaced at the same time; 0 = all at once. */
-  parallelism: number;
-  /** Wait after a slot's new task runs before that worker takes the next slot. */
-  delayMs: number;
-  /** stop-first: the old task stops, then the new one starts; start-first: the reverse. */
-  order: "stop-first" | "start-first";
-  /** What a failed replacement does to the update: pause it, ignore it, or roll back. */
-  failureAction: "pause" | "continue" | "rollback";
-  /** A replacement that fails within this long of running counts as a failure. */
-  monitorMs: number;
-  /** The share of replacements that may fail before the failure action (0: none may). */
-  maxFailureRatio: number;
-}
+export const UpdateConfigSchema = Type.Object(
+  {
+    parallelism: count("Slots replaced at the same time; 0 = all at once."),
+    delayMs: millis("Wait after a slot's new task runs before that worker takes the next slot."),
+    order: oneOf(["stop-first", "start-first"], {
+      description:
+        "stop-first: the old task stops, then the new one starts; start-first: the reverse.",
+    }),
+    failureAction: oneOf(["pause", "continue", "rollback"], {
+      description:
+        "What a failed replacement does to the update: pause it, ignore it, or roll back.",
+    }),
+    monitorMs: millis("A replacement that fails within this long of running counts as a failure."),
+    maxFailureRatio: Type.Number({
+      minimum: 0,
+      maximum: 1,
+      description:
+        "The share of replacements that may fail before the failure action (0: none may).",
+    }),
+  },
+  { title: "UpdateConfig" },
+);
+export type UpdateConfig = Static<typeof UpdateConfigSchema>;
 
-export function defaultUpdateConfig(): UpdateConfig {
-  return {
-    parallelism: 1,
-    delayMs: 0,
-    order: "stop-first",
-    failureAction: "pause",
-    monitorMs: 5000,
-    maxFailureRatio: 0,
-  };
-}
+export const ServiceModeSchema = Type.Union(
+  [
+    Type.Object({ replicated: Type.Object({ replicas: count("Tasks to run.") }) }),
+    Type.Object({ global: Type.Object({}) }, { description: "One task per eligible node." }),
+  ],
+  { title: "ServiceMode" },
+);
+export type ServiceMode = Static<typeof ServiceModeSchema>;
+
+export const SERVICE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
+
+export const ServiceSpecSchema = Type.Object(
+  {
+    name: Type.String({
+      pattern: SERVICE_NAME.source,
+      description: "Letters, digits, '_', '.', '-' (max 63), starting with a letter or digit.",
+      errorMessage:
+        "must be letters, digits, '_', '.', '-' (max 63), starting with a letter or digit",
+    }),
+    driver: oneOf(["process", "docker"], {
+      description: 'Driver: "process" runs a command on the node; "docker" runs an image.',
+    }),
+    image: Type.String({ description: "For the docker driver." }),
+    command: Type.Array(Type.String(), {
+      description:
+        "Command and arguments (process driver: required; docker: overrides the image's).",
+    }),
+    env: stringMap("Environment variables of the task."),
+    workdir: Type.String(),
+    labels: stringMap("Service labels."),
+    mode: ServiceModeSchema,
+    ports: Type.Array(PortConfigSchema),
+    restartPolicy: RestartPolicySchema,
+    limits: ResourcesSchema,
+    reservations: ResourcesSchema,
+    constraints: Type.Array(Type.String(), {
+      description: 'Placement constraints like "node.role==worker", "node.labels.zone==a".',
+    }),
+    stopGracePeriodMs: millis("How long a task has to stop after its stop signal."),
+    stopSignal: Type.String(),
+    update: Type.Optional(
+      Type.Partial(UpdateConfigSchema, {
+        description:
+          "How a spec change replaces running tasks (Swarm's UpdateConfig); missing fields take Swarm's defaults.",
+      }),
+    ),
+    network: Type.Optional(NetworkModeSchema),
+  },
+  { title: "ServiceSpec" },
+);
+export type ServiceSpec = Static<typeof ServiceSpecSchema>;
+
+// ---- services -----------------------------------------------------------------------------------
 
 /** Where the service's last update (or rollback) is, as Swarm's UpdateStatus. */
-export interface UpdateStatus {
-  state:
-    | "updating"
-    | "paused"
-    | "completed"
-    | "rollback_started"
-    | "rollback_paused"
-    | "rollback_completed";
-  /** The service version this update moves to. */
-  version: number;
-  startedAt: number;
-  completedAt: number | null;
-  message: string;
-}
+export const UpdateStatusSchema = Type.Object(
+  {
+    state: oneOf([
+      "updating",
+      "paused",
+      "completed",
+      "rollback_started",
+      "rollback_paused",
+      "rollback_completed",
+    ]),
+    version: Type.Integer({ description: "The service version this update moves to." }),
+    startedAt: time("ms since epoch"),
+    completedAt: Type.Union([time("ms since epoch"), Type.Null()]),
+    message: Type.String(),
+  },
+  { title: "UpdateStatus" },
+);
+export type UpdateStatus = Static<typeof UpdateStatusSchema>;
 
-/** A spec's update settings (specs stored before they existed get Swarm's defaults). */
-export function updateConfigOf(spec: ServiceSpec): UpdateConfig {
-  return { ...defaultUpdateConfig(), ...(spec.update ?? {}) };
-}
+export const ServiceSchema = Type.Object(
+  {
+    id: Type.String(),
+    spec: ServiceSpecSchema,
+    version: Type.Integer({
+      description: "Incremented on every spec change; tasks carry the version they were made from.",
+    }),
+    previousSpec: Type.Union([ServiceSpecSchema, Type.Null()]),
+    updateStatus: Type.Optional(
+      Type.Union([UpdateStatusSchema, Type.Null()], {
+        description: "Set by the first update; null (or absent) for a service never updated.",
+      }),
+    ),
+    createdAt: time("ms since epoch"),
+    updatedAt: time("ms since epoch"),
+  },
+  { title: "Service" },
+);
+export type Service = Static<typeof ServiceSchema>;
 
-export interface Service {
-  id: string;
-  spec: ServiceSpec;
-  /** Incremented on every spec change; tasks carry the version they were made from. */
-  version: number;
-  previousSpec: ServiceSpec | null;
-  /** Set by the first update; null (or absent) for a service never updated. */
-  updateStatus?: UpdateStatus | null;
-  createdAt: number;
-  updatedAt: number;
-}
+// ---- tasks --------------------------------------------------------------------------------------
 
-/** What an agent reports about one of its tasks (on a change, and in every heartbeat). */
-export interface TaskReport {
-  taskId: string;
-  state: TaskState;
-  message: string;
-  err?: string;
-  exitCode?: number | null;
-  pid?: number | null;
-  hostPorts?: Record<string, number>;
-}
-
-/** Task states in order (Swarm's). A task only moves forward. */
-export const TASK_STATES = [
-  "new",
-  "pending",
-  "assigned",
-  "accepted",
-  "preparing",
-  "ready",
-  "starting",
-  "running",
-  "complete",
-  "shutdown",
-  "failed",
-  "rejected",
-  "orphaned",
-] as const;
-export type TaskState = (typeof TASK_STATES)[number];
+export const TaskStateSchema = oneOf(TASK_STATES);
+export type TaskState = Static<typeof TaskStateSchema>;
 
 /** What the orchestrator wants of a task: run it, keep it ready (restart delay), or stop it. */
-export type DesiredState = "running" | "ready" | "shutdown" | "remove";
+export const DesiredStateSchema = oneOf(["running", "ready", "shutdown", "remove"]);
+export type DesiredState = Static<typeof DesiredStateSchema>;
 
-export interface TaskStatus {
-  state: TaskState;
-  /** When the state was entered (ms since epoch). */
-  timestamp: number;
-  message: string;
-  /** Error text shown in `service ps` ERROR, e.g. `task: non-zero exit (1)`. */
-  err: string;
-  exitCode: number | null;
-  /** OS process id (process driver) or container id (docker driver). */
-  pid: number | null;
-  containerId: string | null;
-}
+const hostPorts = (description: string) =>
+  Type.Record(Type.String(), port("host port"), { description });
 
-export interface Task {
-  id: string;
-  serviceId: string;
-  serviceName: string;
-  /** Replicated services: 1..N. Global services: 0 (one per node). */
-  slot: number;
-  /** Empty until scheduled. */
-  nodeId: string;
-  /** The service version this task was made from. */
-  specVersion: number;
-  spec: ServiceSpec;
-  desiredState: DesiredState;
-  status: TaskStatus;
-  /** Ports the agent chose for this task (host networking): target → host port. */
-  hostPorts: Record<string, number>;
-  /** Earliest time the task may start (restart delay), ms since epoch; 0 = now. */
-  notBefore: number;
-  createdAt: number;
-  updatedAt: number;
-}
+/** What an agent reports about one of its tasks (on a change, and in every heartbeat). */
+export const TaskReportSchema = Type.Object(
+  {
+    taskId: Type.String(),
+    state: TaskStateSchema,
+    message: Type.String(),
+    err: Type.Optional(Type.String()),
+    exitCode: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
+    pid: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
+    hostPorts: Type.Optional(hostPorts("Ports the agent chose: target → host port.")),
+  },
+  { title: "TaskReport" },
+);
+export type TaskReport = Static<typeof TaskReportSchema>;
 
-export function isTerminal(state: TaskState): boolean {
-  return (
-    state === "complete" ||
-    state === "shutdown" ||
-    state === "failed" ||
-    state === "rejected" ||
-    state === "orphaned"
-  );
-}
+export const TaskStatusSchema = Type.Object(
+  {
+    state: TaskStateSchema,
+    timestamp: time("When the state was entered (ms since epoch)."),
+    message: Type.String(),
+    err: Type.String({
+      description: "Error text shown in `service ps` ERROR, e.g. `task: non-zero exit (1)`.",
+    }),
+    exitCode: Type.Union([Type.Integer(), Type.Null()]),
+    pid: Type.Union([Type.Integer(), Type.Null()], {
+      description: "OS process id (process driver).",
+    }),
+    containerId: Type.Union([Type.String(), Type.Null()], {
+      description: "Container id (docker driver).",
+    }),
+  },
+  { title: "TaskStatus" },
+);
+export type TaskStatus = Static<typeof TaskStatusSchema>;
 
-export function stateIndex(state: TaskState): number {
-  return TASK_STATES.indexOf(state);
-}
+export const TaskSchema = Type.Object(
+  {
+    id: Type.String(),
+    serviceId: Type.String(),
+    serviceName: Type.String(),
+    slot: count("Replicated services: 1..N. Global services: 0 (one per node)."),
+    nodeId: Type.String({ description: "Empty until scheduled." }),
+    specVersion: Type.Integer({ description: "The service version this task was made from." }),
+    spec: ServiceSpecSchema,
+    desiredState: DesiredStateSchema,
+    status: TaskStatusSchema,
+    hostPorts: hostPorts(
+      "Ports the agent chose for this task (host networking): target → host port.",
+    ),
+    notBefore: time("Earliest time the task may start (restart delay), ms since epoch; 0 = now."),
+    createdAt: time("ms since epoch"),
+    updatedAt: time("ms since epoch"),
+  },
+  { title: "Task" },
+);
+export type Task = Static<typeof TaskSchema>;
 
-export function replicasOf(spec: ServiceSpec): number | null {
-  return "replicated" in spec.mode ? spec.mode.replicated.replicas : null;
-}
+// ---- helpers (in model.ts, which loads without TypeBox: the CLI starts faster) ------------------
 
-export function defaultRestartPolicy(): RestartPolicy {
-  return { condition: "any", delayMs: 5000, maxAttempts: 0, windowMs: 0 };
-}
-
-export function defaultServiceSpec(name: string): ServiceSpec {
-  return {
-    name,
-    driver: "process",
-    image: "",
-    command: [],
-    env: {},
-    workdir: "",
-    labels: {},
-    mode: { replicated: { replicas: 1 } },
-    ports: [],
-    restartPolicy: defaultRestartPolicy(),
-    limits: { cpus: 0, memoryBytes: 0 },
-    reservations: { cpus: 0, memoryBytes: 0 },
-    constraints: [],
-    stopGracePeriodMs: 10_000,
-    stopSignal: "SIGTERM",
-    update: defaultUpdateConfig(),
-    network: "host",
-  };
-}
+export {
+  TASK_STATES,
+  defaultRestartPolicy,
+  defaultServiceSpec,
+  defaultUpdateConfig,
+  isTerminal,
+  networkOf,
+  replicasOf,
+  stateIndex,
+  updateConfigOf,
+} from "./model.js";

@@ -13,17 +13,8 @@ import {
   formatBytes,
   formatGoDuration,
 } from "./format.js";
-import {
-  defaultServiceSpec,
-  isTerminal,
-  updateConfigOf,
-  networkOf,
-  type Service,
-  type ServiceSpec,
-  type Task,
-  type Node,
-  type PortConfig,
-} from "../api/types.js";
+import { defaultServiceSpec, isTerminal, updateConfigOf, networkOf } from "../api/model.js";
+import type { Service, ServiceSpec, Task, Node, PortConfig } from "../api/types.js";
 
 type ServiceSummary = Service & { running: number; desired: number };
 

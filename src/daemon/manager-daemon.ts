@@ -27,6 +27,7 @@ import { SHOAL_VERSION } from "../lib/version.js";
 import { isWildcard, joinHostPort, parseHostPort } from "../lib/addr.js";
 import { forgetSwarm, meshBackends } from "./state.js";
 import { socketPath } from "../api/paths.js";
+import type { Info } from "../api/http.js";
 
 export interface DaemonOptions {
   dataDir: string;
@@ -192,7 +193,7 @@ export class Daemon {
     return `nats://${joinHostPort(isWildcard(h) ? "127.0.0.1" : h, this.nats.port)}`;
   }
 
-  private info(): Record<string, unknown> {
+  private info(): Info {
     return this.store.view((tx) => {
       const tasks = tx.listTasks();
       return {

@@ -12,15 +12,17 @@ import {
   type Assignments,
   type Endpoint,
   type Heartbeat,
-  type StatusMessage,
-  type LogsReply,
   type LogsRequest,
   logsSubject,
   logControlSubject,
   logFollowSubject,
   FOLLOW_RENEW_MS,
   type LogControl,
+  HeartbeatSchema,
+  StatusMessageSchema,
+  LogsReplySchema,
 } from "../api/bus.js";
+import { decode, DroppedMessages } from "../api/schema.js";
 import { agentPassword } from "./bus-users.js";
 import { isTerminal, type Node, type Service, type Task } from "../api/types.js";
 
@@ -61,6 +63,9 @@ export class Dispatcher {
   private pending = false;
   /** What each node was last sent, as a signature of what its agent acts on. */
   private readonly sent = new Map<string, string>();
+  /** Malformed messages (not JSON, or not their schema): counted, dropped, logged at most once
+   * per 5 s. */
+  readonly dropped = new DroppedMessages((m) => this.manager.log.warn(m));
 
   constructor(
     private readonly manager: Manager,
@@ -79,14 +84,18 @@ export class Dispatcher {
     this.subs.push(
       this.nc.subscribe(`${SUBJECT_PREFIX}.hb.*`, {
         callback: (err, msg) => {
-          if (!err) void this.onHeartbeat(codec.decode(msg.data) as Heartbeat);
+          if (err) return;
+          const hb = decode(HeartbeatSchema, msg.data, "heartbeat");
+          if (hb.ok) void this.onHeartbeat(hb.value);
+          else this.dropped.drop(msg.subject, hb.error);
         },
       }),
       this.nc.subscribe(`${SUBJECT_PREFIX}.status.*`, {
         callback: (err, msg) => {
           if (err) return;
-          const m = codec.decode(msg.data) as StatusMessage;
-          void this.manager.reportStatus(m.nodeId, m.reports).catch(() => {});
+          const m = decode(StatusMessageSchema, msg.data, "status");
+          if (!m.ok) return this.dropped.drop(msg.subject, m.error);
+          void this.manager.reportStatus(m.value.nodeId, m.value.reports).catch(() => {});
         },
       }),
     );
@@ -179,7 +188,10 @@ export class Dispatcher {
           timeout: 3000,
         },
       );
-      return (codec.decode(msg.data) as LogsReply).lines;
+      const reply = decode(LogsReplySchema, msg.data, "logs reply");
+      if (reply.ok) return reply.value.lines;
+      this.dropped.drop(msg.subject, reply.error);
+      return [];
     } catch {
       return [];
     }
@@ -203,7 +215,9 @@ export class Dispatcher {
     const sub = nc.subscribe(stream, {
       callback: (err, msg) => {
         if (err || signal.aborted) return;
-        for (const l of (codec.decode(msg.data) as LogsReply).lines) write(l);
+        const batch = decode(LogsReplySchema, msg.data, "logs");
+        if (!batch.ok) return this.dropped.drop(msg.subject, batch.error);
+        for (const l of batch.value.lines) write(l);
       },
     });
     let acked = false;
@@ -211,7 +225,9 @@ export class Dispatcher {
       const req: LogsRequest = { taskId, tail: acked ? 0 : tail, follow: stream };
       try {
         const reply = await nc.request(logsSubject(nodeId), codec.encode(req), { timeout: 3000 });
-        if (!(codec.decode(reply.data) as LogsReply).error) acked = true;
+        const r = decode(LogsReplySchema, reply.data, "logs reply");
+        if (!r.ok) this.dropped.drop(reply.subject, r.error);
+        else if (!r.value.error) acked = true;
       } catch {
         // not answering (down, or restarting): asked again on the next renewal
       }

@@ -3,11 +3,15 @@
 // node needs to join the control bus. Only this endpoint is served on the network; the full API
 // stays on the local socket.
 
-import { createServer, type Server } from "node:http";
 import { fingerprint, newId, parseToken, secretsEqual } from "./ids.js";
 import { agentPassword } from "./bus-users.js";
 import type { Manager } from "./manager.js";
+import type { ManagerErrorCode } from "./errors.js";
+import { addRoute, createHttpApp, HttpListeners } from "./http.js";
+import { joinRoutes, type JoinRequest, type JoinResponse } from "../api/http.js";
 import type { Node, NodeRole } from "../api/types.js";
+
+export type { JoinRequest, JoinResponse } from "../api/http.js";
 
 export interface ClusterMeta {
   secret: string;
@@ -16,30 +20,17 @@ export interface ClusterMeta {
   createdAt: number;
 }
 
-export interface JoinRequest {
-  token: string;
-  hostname: string;
-  /** The address the node is reachable on (its routing mesh and task ports). */
-  addr: string;
-  /** A node that joined before and rejoins keeps its id. */
-  nodeId?: string;
-}
-
-export interface JoinResponse {
-  nodeId: string;
-  role: NodeRole;
-  fingerprint: string;
-  natsUrls: string[];
-  agentPassword: string;
-  heartbeatMs: number;
-}
-
+/** A refused join; its code gives the HTTP status (403 for a wrong token, else 400). */
 export class JoinError extends Error {
+  readonly code: ManagerErrorCode;
+
   constructor(
     message: string,
     readonly status: number,
   ) {
     super(message);
+    this.name = "JoinError";
+    this.code = status === 403 ? "ERR_TOKEN" : "ERR_INVALID";
   }
 }
 
@@ -56,7 +47,7 @@ export function checkToken(meta: ClusterMeta, token: string): NodeRole {
 }
 
 export class JoinServer {
-  private server: Server | null = null;
+  private listeners: HttpListeners | null = null;
 
   constructor(
     private readonly manager: Manager,
@@ -106,57 +97,18 @@ export class JoinServer {
     };
   }
 
-  /** Listens for joins; returns the port (useful with port 0). */
+  /** Listens for joins; returns the port (useful with port 0). The body is checked against
+   * the JoinRequest schema first; errors have the API's shape `{ "message", "code" }`. */
   async listen(host: string, port: number): Promise<number> {
-    const s = createServer((req, res) => {
-      if (req.method !== "POST" || req.url !== "/v1/swarm/join") {
-        res.writeHead(404, { "Content-Type": "application/json" });
-        res.end(JSON.stringify({ message: "not found" }));
-        return;
-      }
-      const chunks: Buffer[] = [];
-      req.on("data", (c: Buffer) => chunks.push(c));
-      req.on("end", () => {
-        let body: JoinRequest;
-        try {
-          body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as JoinRequest;
-        } catch {
-          res.writeHead(400, { "Content-Type": "application/json" });
-          res.end(JSON.stringify({ message: "invalid JSON" }));
-          return;
-        }
-        this.join(body).then(
-          (r) => {
-            res.writeHead(200, { "Content-Type": "application/json" });
-            res.end(JSON.stringify(r));
-          },
-          (err: Error) => {
-            res.writeHead(err instanceof JoinError ? err.status : 500, {
-              "Content-Type": "application/json",
-            });
-            res.end(JSON.stringify({ message: err.message }));
-          },
-        );
-      });
-    });
-    this.server = s;
-    await new Promise<void>((resolve, reject) => {
-      s.once("error", reject);
-      s.listen({ host, port }, () => {
-        s.off("error", reject);
-        resolve();
-      });
-    });
-    const a = s.address();
-    return typeof a === "object" && a ? a.port : port;
+    const app = createHttpApp(this.manager.log);
+    addRoute(app, joinRoutes.join, ({ body }) => this.join(body));
+    this.listeners = new HttpListeners(app);
+    return this.listeners.listenTcp(host, port);
   }
 
   async close(): Promise<void> {
-    const s = this.server;
-    this.server = null;
-    if (s) {
-      s.closeAllConnections();
-      await new Promise<void>((r) => s.close(() => r()));
-    }
+    const l = this.listeners;
+    this.listeners = null;
+    await l?.close();
   }
 }

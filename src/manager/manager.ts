@@ -18,6 +18,7 @@ import {
   type TaskReport,
   type TaskStatus,
 } from "../api/types.js";
+import type { NodeUpdate, SwarmSettings } from "../api/http.js";
 import { validateSpec } from "./validate.js";
 import { ManagerError } from "./errors.js";
 import { Liveness, watchStalls } from "./liveness.js";
@@ -40,18 +41,8 @@ export function defaultManagerOptions(): ManagerOptions {
   return { tickMs: 250, nodeDownAfterMs: 3000, historyLimit: 5 };
 }
 
-/** Cluster-wide settings (`shoal swarm update`). */
-export interface SwarmSettings {
-  /** Agents heartbeat this often; a node is down after 3 missed periods. */
-  heartbeatMs: number;
-}
-
-export interface NodeUpdate {
-  availability?: "active" | "pause" | "drain";
-  labelAdd?: Record<string, string>;
-  labelRm?: string[];
-  role?: "manager" | "worker";
-}
+/** Cluster-wide settings (`shoal swarm update`) and a `node update`: the API's schemas. */
+export type { SwarmSettings, NodeUpdate } from "../api/http.js";
 
 /** A status report from an agent about one task (the agent's TaskReport). */
 export type StatusReport = TaskReport;

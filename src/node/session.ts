@@ -10,17 +10,19 @@ import {
   assignSubject,
   hbSubject,
   statusSubject,
-  type Assignments,
   type Endpoint,
   type Heartbeat,
   type LogsReply,
   type LogsRequest,
-  type LogControl,
   logsSubject,
   logControlSubject,
   logFollowSubject,
   FOLLOW_LEASE_MS,
+  AssignmentsSchema,
+  LogsRequestSchema,
+  LogControlSchema,
 } from "../api/bus.js";
+import { decode, DroppedMessages } from "../api/schema.js";
 import { readLogs } from "./drivers/logs.js";
 import { isTerminal, type NodeFacts } from "../api/types.js";
 
@@ -46,6 +48,9 @@ export class AgentSession {
   /** The latest report per task, resent with every heartbeat (level-triggered). */
   private readonly latest = new Map<string, TaskReport & { sentTerminal?: number }>();
   agent: Agent | null = null;
+  /** Malformed messages (not JSON, or not their schema): counted, dropped, logged at most once
+   * per 5 s. */
+  readonly dropped = new DroppedMessages((m) => this.opts.log.warn(m));
 
   constructor(private readonly opts: SessionOptions) {}
 
@@ -93,7 +98,9 @@ export class AgentSession {
     this.nc.subscribe(assignSubject(this.opts.nodeId), {
       callback: (err, msg) => {
         if (err) return;
-        const a = codec.decode(msg.data) as Assignments;
+        const decoded = decode(AssignmentsSchema, msg.data, "assignments");
+        if (!decoded.ok) return this.dropped.drop(msg.subject, decoded.error);
+        const a = decoded.value;
         if (a.heartbeatMs > 0 && a.heartbeatMs !== this.period) this.setPeriod(a.heartbeatMs);
         this.agent?.assign(a.tasks);
         this.opts.onEndpoints(a.endpoints);
@@ -102,7 +109,14 @@ export class AgentSession {
     this.nc.subscribe(logsSubject(this.opts.nodeId), {
       callback: (err, msg) => {
         if (err || !this.agent) return;
-        const req = codec.decode(msg.data) as LogsRequest;
+        const decoded = decode(LogsRequestSchema, msg.data, "logs request");
+        if (!decoded.ok) {
+          this.dropped.drop(msg.subject, decoded.error);
+          const refused: LogsReply = { lines: [], error: decoded.error.message };
+          if (msg.reply) msg.respond(codec.encode(refused));
+          return;
+        }
+        const req = decoded.value;
         if (req.follow !== undefined) {
           const ok = this.follow(req);
           const reply: LogsReply = ok ? { lines: [] } : { lines: [], error: "refused" };
@@ -117,7 +131,9 @@ export class AgentSession {
     this.nc.subscribe(logControlSubject(this.opts.nodeId), {
       callback: (err, msg) => {
         if (err) return;
-        const c = codec.decode(msg.data) as LogControl;
+        const decoded = decode(LogControlSchema, msg.data, "log control");
+        if (!decoded.ok) return this.dropped.drop(msg.subject, decoded.error);
+        const c = decoded.value;
         if (c.op === "cancel") this.followers.get(c.stream)?.ac.abort();
       },
     });

@@ -1,0 +1,347 @@
+// The daemon's HTTP API and the join endpoint as data: every route's method, path, request
+// schemas (path parameters, query, body) and reply schema. The manager attaches a handler to each
+// (src/manager/api.ts, join.ts) and its HTTP server validates every request against these before
+// the handler runs; docs/api.md is generated from them (`npm run docs:api`).
+//
+// Request schemas are `closed()`: a field the schema does not declare is refused by name. Reply
+// schemas describe what the handlers send (the API tests check replies against them).
+
+import { Type, type Static, type TObject, type TSchema } from "@sinclair/typebox";
+import { closed } from "./schema.js";
+import {
+  NodeAvailabilitySchema,
+  NodeRoleSchema,
+  NodeSchema,
+  ServiceSchema,
+  ServiceSpecSchema,
+  TaskSchema,
+} from "./types.js";
+
+// ---- bodies -------------------------------------------------------------------------------------
+
+/** Every error: `{ "message", "code" }`, the status derived from the code. */
+export const ErrorBodySchema = Type.Object(
+  {
+    message: Type.String({ description: "What went wrong, naming the field or object." }),
+    code: Type.String({ description: "ERR_INVALID, ERR_NOT_FOUND, ERR_TOKEN, ..." }),
+  },
+  { title: "Error" },
+);
+export type ErrorBody = Static<typeof ErrorBodySchema>;
+
+export const NodeUpdateSchema = Type.Object(
+  {
+    availability: Type.Optional(NodeAvailabilitySchema),
+    labelAdd: Type.Optional(
+      Type.Record(Type.String(), Type.String(), { description: "Labels to add or change." }),
+    ),
+    labelRm: Type.Optional(Type.Array(Type.String(), { description: "Labels to remove." })),
+    role: Type.Optional(NodeRoleSchema),
+  },
+  { title: "NodeUpdate" },
+);
+export type NodeUpdate = Static<typeof NodeUpdateSchema>;
+
+export const ServiceBodySchema = Type.Object({ spec: ServiceSpecSchema }, { title: "ServiceBody" });
+export type ServiceBody = Static<typeof ServiceBodySchema>;
+
+export const ScaleBodySchema = Type.Object(
+  { replicas: Type.Integer({ minimum: 0, description: "Tasks to run." }) },
+  { title: "ScaleBody" },
+);
+export type ScaleBody = Static<typeof ScaleBodySchema>;
+
+/** Cluster-wide settings (`shoal swarm update`). */
+export const SwarmSettingsSchema = Type.Object(
+  {
+    heartbeatMs: Type.Number({
+      minimum: 100,
+      maximum: 60_000,
+      errorMessage: "must be between 100 ms and 60 s",
+      description: "Agents heartbeat this often, ms; a node is down after 3 missed periods.",
+    }),
+  },
+  { title: "SwarmSettings" },
+);
+export type SwarmSettings = Static<typeof SwarmSettingsSchema>;
+
+export const SwarmUpdateSchema = Type.Partial(SwarmSettingsSchema, { title: "SwarmUpdate" });
+export type SwarmUpdate = Static<typeof SwarmUpdateSchema>;
+
+/** A service with its task counts (REPLICAS running/desired, as Swarm counts them). */
+export const ServiceSummarySchema = Type.Object(
+  {
+    ...ServiceSchema.properties,
+    running: Type.Integer({ minimum: 0, description: "Tasks running now." }),
+    desired: Type.Integer({
+      minimum: 0,
+      description: "Replicas wanted (global services: tasks meant to run).",
+    }),
+  },
+  { title: "ServiceSummary" },
+);
+export type ServiceSummary = Static<typeof ServiceSummarySchema>;
+
+export const InfoSchema = Type.Object(
+  {
+    nodeId: Type.String({ description: "This node's id." }),
+    advertiseAddr: Type.String({
+      description: "The address other nodes join and reach this manager on (host:port).",
+    }),
+    version: Type.String(),
+    dataDir: Type.String(),
+    natsUrl: Type.String({
+      description: "The embedded message server, as this machine reaches it.",
+    }),
+    managers: Type.Integer({ minimum: 0 }),
+    nodes: Type.Integer({ minimum: 0 }),
+    services: Type.Integer({ minimum: 0 }),
+    tasks: Type.Integer({ minimum: 0 }),
+    running: Type.Integer({ minimum: 0, description: "Tasks running." }),
+    pid: Type.Integer({ description: "The daemon's process id." }),
+    heartbeats: Type.Integer({
+      minimum: 0,
+      description: "Heartbeats the dispatcher received from known nodes since the start.",
+    }),
+    passes: Type.Integer({
+      minimum: 0,
+      description: "Reconcile passes the orchestrator finished since the start.",
+    }),
+  },
+  { title: "Info" },
+);
+export type Info = Static<typeof InfoSchema>;
+
+export const TokenSchema = Type.Object({ token: Type.String() }, { title: "Token" });
+export const OkSchema = Type.Object({ ok: Type.Literal(true) }, { title: "Ok" });
+
+/** A request without a body (an absent body counts as `{}`). */
+export const NoBodySchema = Type.Object({}, { title: "NoBody" });
+
+export const JoinRequestSchema = Type.Object(
+  {
+    token: Type.String({ description: "The join token (`SHOAL-1-<fingerprint>-<secret>`)." }),
+    hostname: Type.String(),
+    addr: Type.String({
+      description: "The address the node is reachable on (its routing mesh and task ports).",
+    }),
+    nodeId: Type.Optional(
+      Type.String({ description: "A node that joined before and rejoins keeps its id." }),
+    ),
+  },
+  { title: "JoinRequest" },
+);
+export type JoinRequest = Static<typeof JoinRequestSchema>;
+
+export const JoinResponseSchema = Type.Object(
+  {
+    nodeId: Type.String(),
+    role: NodeRoleSchema,
+    fingerprint: Type.String({ description: "The cluster's fingerprint (in the token)." }),
+    natsUrls: Type.Array(Type.String(), { description: "The managers' message servers." }),
+    agentPassword: Type.String({ description: "The agent user's password on the bus." }),
+    heartbeatMs: Type.Number({ description: "The heartbeat period, ms." }),
+  },
+  { title: "JoinResponse" },
+);
+export type JoinResponse = Static<typeof JoinResponseSchema>;
+
+// ---- routes -------------------------------------------------------------------------------------
+
+export interface RouteSchema {
+  method: "GET" | "POST" | "DELETE";
+  /** fastify syntax: `/v1/services/:ref`. */
+  url: string;
+  summary: string;
+  params?: TObject;
+  querystring?: TObject;
+  body?: TObject;
+  /** The 200 reply; null for a streamed text reply (`text` says what it is). */
+  reply: TSchema | null;
+  text?: string;
+}
+
+/** A route with its request schemas closed (unknown fields refused). */
+function route<const R extends RouteSchema>(r: R): R {
+  return {
+    ...r,
+    ...(r.params ? { params: closed(r.params) } : {}),
+    ...(r.querystring ? { querystring: closed(r.querystring) } : {}),
+    ...(r.body ? { body: closed(r.body) } : {}),
+  };
+}
+
+const Ref = Type.Object({
+  ref: Type.String({ minLength: 1, description: "id, name, or a unique id prefix" }),
+});
+/** A query flag: `1` sets it. */
+const flag = (description: string) =>
+  Type.Optional(Type.Union([Type.Literal("1"), Type.Literal("0")], { description }));
+
+export const apiRoutes = {
+  info: route({
+    method: "GET",
+    url: "/v1/info",
+    summary:
+      "This daemon: node id, version, counts of nodes/services/tasks, NATS URL, data dir, pid.",
+    reply: InfoSchema,
+  }),
+  listNodes: route({
+    method: "GET",
+    url: "/v1/nodes",
+    summary: "Every node.",
+    reply: Type.Array(NodeSchema),
+  }),
+  getNode: route({
+    method: "GET",
+    url: "/v1/nodes/:ref",
+    summary: "One node, by id, hostname or unique id prefix.",
+    params: Ref,
+    reply: NodeSchema,
+  }),
+  updateNode: route({
+    method: "POST",
+    url: "/v1/nodes/:ref/update",
+    summary: "Availability and labels (`node update`); role changes are refused (one manager).",
+    params: Ref,
+    body: NodeUpdateSchema,
+    reply: NodeSchema,
+  }),
+  removeNode: route({
+    method: "DELETE",
+    url: "/v1/nodes/:ref",
+    summary: "Removes a node that is down (`force=1`: even if it is not). Returns it.",
+    params: Ref,
+    querystring: Type.Object({ force: flag("Remove a node that is not down.") }),
+    reply: NodeSchema,
+  }),
+  listServices: route({
+    method: "GET",
+    url: "/v1/services",
+    summary: "Every service, each with its `running` and `desired` task counts.",
+    reply: Type.Array(ServiceSummarySchema),
+  }),
+  createService: route({
+    method: "POST",
+    url: "/v1/services",
+    summary: "Creates a service. Returns it.",
+    body: ServiceBodySchema,
+    reply: ServiceSchema,
+  }),
+  getService: route({
+    method: "GET",
+    url: "/v1/services/:ref",
+    summary: "One service with its `running` and `desired` task counts.",
+    params: Ref,
+    reply: ServiceSummarySchema,
+  }),
+  updateService: route({
+    method: "POST",
+    url: "/v1/services/:ref/update",
+    summary:
+      "Replaces the spec (the whole new spec); the version is bumped when tasks must be replaced.",
+    params: Ref,
+    body: ServiceBodySchema,
+    reply: ServiceSchema,
+  }),
+  rollbackService: route({
+    method: "POST",
+    url: "/v1/services/:ref/rollback",
+    summary:
+      "The previous spec back, rolled out like an update (version bumped; `updateStatus` rollback_started).",
+    params: Ref,
+    body: NoBodySchema,
+    reply: ServiceSchema,
+  }),
+  scaleService: route({
+    method: "POST",
+    url: "/v1/services/:ref/scale",
+    summary: "Sets the replica count of a replicated service.",
+    params: Ref,
+    body: ScaleBodySchema,
+    reply: ServiceSchema,
+  }),
+  removeService: route({
+    method: "DELETE",
+    url: "/v1/services/:ref",
+    summary: "Removes a service (its tasks stop). Returns it.",
+    params: Ref,
+    reply: ServiceSchema,
+  }),
+  serviceLogs: route({
+    method: "GET",
+    url: "/v1/services/:ref/logs",
+    summary:
+      "The service's task logs as a text stream: the last `tail` lines of each task (a number, or `all`: the default), and with `follow=1` every new line until the client closes.",
+    params: Ref,
+    querystring: Type.Object({
+      tail: Type.Optional(
+        Type.String({
+          pattern: "^(-?[0-9]+|all)$",
+          errorMessage: "must be a number of lines or all",
+          description: "Last N lines of each task (default: all).",
+        }),
+      ),
+      follow: flag("Keep streaming new lines."),
+    }),
+    reply: null,
+    text: "`text/plain`, one line per log line: `name.slot.taskid@host    | line`",
+  }),
+  listTasks: route({
+    method: "GET",
+    url: "/v1/tasks",
+    summary: "Tasks of one service (`service=ref`), or every task.",
+    querystring: Type.Object({
+      service: Type.Optional(Type.String({ description: "A service id, name or id prefix." })),
+    }),
+    reply: Type.Array(TaskSchema),
+  }),
+  joinToken: route({
+    method: "GET",
+    url: "/v1/swarm/join-token/:role",
+    summary: "The join token of a role (`rotate=1`: a new one; the old one stops working).",
+    params: Type.Object({ role: NodeRoleSchema }),
+    querystring: Type.Object({ rotate: flag("Replace the token.") }),
+    reply: TokenSchema,
+  }),
+  updateSwarm: route({
+    method: "POST",
+    url: "/v1/swarm/update",
+    summary: "Changes cluster settings. Returns them all.",
+    body: SwarmUpdateSchema,
+    reply: SwarmSettingsSchema,
+  }),
+  leave: route({
+    method: "POST",
+    url: "/v1/swarm/leave",
+    summary: "Stops the daemon and its tasks (a manager needs `force=1`).",
+    querystring: Type.Object({ force: flag("Leave even as the last manager.") }),
+    body: NoBodySchema,
+    reply: OkSchema,
+  }),
+} as const;
+
+/** The join endpoint (Swarm's port 2377), served on the network. */
+export const joinRoutes = {
+  join: route({
+    method: "POST",
+    url: "/v1/swarm/join",
+    summary: "A node presents a join token and gets what it needs to join the control bus.",
+    body: JoinRequestSchema,
+    reply: JoinResponseSchema,
+  }),
+} as const;
+
+type Part<S> = S extends TSchema ? Static<S> : undefined;
+
+/** What a route's handler gets: the request's parts, validated. */
+export interface RouteInput<R extends RouteSchema> {
+  params: Part<R["params"]>;
+  query: Part<R["querystring"]>;
+  body: Part<R["body"]>;
+}
+
+/** What a route's handler returns. */
+export type RouteReply<R extends RouteSchema> = R["reply"] extends TSchema
+  ? Static<R["reply"]>
+  : void;

@@ -1,0 +1,87 @@
+// Small pure helpers on the state model (task states, defaults, spec accessors). They live apart
+// from the schemas (types.ts, which re-exports them) so a caller that needs only these — the CLI —
+// does not load TypeBox.
+
+import type { NetworkMode, RestartPolicy, ServiceSpec, TaskState, UpdateConfig } from "./types.js";
+
+/** Task states in order (Swarm's). A task only moves forward. */
+export const TASK_STATES = [
+  "new",
+  "pending",
+  "assigned",
+  "accepted",
+  "preparing",
+  "ready",
+  "starting",
+  "running",
+  "complete",
+  "shutdown",
+  "failed",
+  "rejected",
+  "orphaned",
+] as const;
+
+/** A spec's network mode (host unless it says otherwise). */
+export function networkOf(spec: ServiceSpec): NetworkMode {
+  return spec.network ?? "host";
+}
+
+export function defaultUpdateConfig(): UpdateConfig {
+  return {
+    parallelism: 1,
+    delayMs: 0,
+    order: "stop-first",
+    failureAction: "pause",
+    monitorMs: 5000,
+    maxFailureRatio: 0,
+  };
+}
+
+/** A spec's update settings (specs stored before they existed get Swarm's defaults). */
+export function updateConfigOf(spec: ServiceSpec): UpdateConfig {
+  return { ...defaultUpdateConfig(), ...(spec.update ?? {}) };
+}
+
+export function isTerminal(state: TaskState): boolean {
+  return (
+    state === "complete" ||
+    state === "shutdown" ||
+    state === "failed" ||
+    state === "rejected" ||
+    state === "orphaned"
+  );
+}
+
+export function stateIndex(state: TaskState): number {
+  return TASK_STATES.indexOf(state);
+}
+
+export function replicasOf(spec: ServiceSpec): number | null {
+  return "replicated" in spec.mode ? spec.mode.replicated.replicas : null;
+}
+
+export function defaultRestartPolicy(): RestartPolicy {
+  return { condition: "any", delayMs: 5000, maxAttempts: 0, windowMs: 0 };
+}
+
+export function defaultServiceSpec(name: string): ServiceSpec {
+  return {
+    name,
+    driver: "process",
+    image: "",
+    command: [],
+    env: {},
+    workdir: "",
+    labels: {},
+    mode: { replicated: { replicas: 1 } },
+    ports: [],
+    restartPolicy: defaultRestartPolicy(),
+    limits: { cpus: 0, memoryBytes: 0 },
+    reservations: { cpus: 0, memoryBytes: 0 },
+    constraints: [],
+    stopGracePeriodMs: 10_000,
+    stopSignal: "SIGTERM",
+    update: defaultUpdateConfig(),
+    network: "host",
+  };
+}
