@@ -17,6 +17,12 @@ export interface DaemonRunOptions {
   apiTcp: string;
   publishHost: string;
   debug: boolean;
+  /** CPUs the node reports instead of the machine's (--cpus). */
+  cpus?: number;
+  /** Memory the node reports instead of the machine's, bytes (--memory). */
+  memoryBytes?: number;
+  /** HTTP monitoring port of the embedded message server (-1 random); absent: none. */
+  monitorPort?: number;
 }
 
 export async function runDaemon(o: DaemonRunOptions, banner = false): Promise<number> {

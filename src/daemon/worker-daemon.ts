@@ -16,6 +16,7 @@ import { parseToken } from "../manager/ids.js";
 import type { JoinRequest, JoinResponse } from "../manager/join.js";
 import { socketPath } from "../api/paths.js";
 import { SHOAL_VERSION } from "../lib/version.js";
+import { parseHostPort } from "../lib/addr.js";
 
 export interface WorkerOptions {
   dataDir: string;
@@ -34,10 +35,7 @@ interface Saved {
 
 /** POSTs a join request to a manager's join port. */
 export function requestJoin(managerAddr: string, body: JoinRequest): Promise<JoinResponse> {
-  const [host, port] = [
-    managerAddr.slice(0, managerAddr.lastIndexOf(":")),
-    Number(managerAddr.split(":").pop()),
-  ];
+  const { host, port } = parseHostPort(managerAddr);
   return new Promise((resolve, reject) => {
     const req = request(
       {
