@@ -139,6 +139,22 @@ function listFlags(cmd: Command, filters: string): Command {
     .option("-f, --filter <filter>", `filter output, key=value (${filters}); repeatable`, collect);
 }
 
+/**
+ * `service update`'s words: the service, then (only after `--`) a new command. Commander gives
+ * both as one list; the command line tells how many came after the `--`.
+ */
+export function splitUpdateArgs(
+  args: string[],
+  argv: string[],
+): { ref: string; command: string[] } {
+  const dd = argv.indexOf("--");
+  const after = dd >= 0 ? argv.length - dd - 1 : 0;
+  const words = args.slice(0, args.length - after);
+  if (words.length !== 1)
+    throw new UsageError('"shoal service update" requires exactly 1 argument: SERVICE');
+  return { ref: words[0]!, command: args.slice(1) };
+}
+
 /** Builds the command tree; the actions record their exit code in the returned state. */
 export function buildProgram(argv: string[]): { program: Command; state: ProgramState } {
   const state: ProgramState = { code: 0, argv };
@@ -257,17 +273,8 @@ Run 'shoal COMMAND --help' for more information on a command.`,
       .option("--rollback", "roll back to the previous specification"),
   ).action(
     run(async (cmd) => {
-      // Words after `--` are the new command; before it, only the service.
-      const dd = state.argv.indexOf("--");
-      const after = dd >= 0 ? state.argv.length - dd - 1 : 0;
-      const words = cmd.args.slice(0, cmd.args.length - after);
-      if (words.length !== 1)
-        throw new UsageError('"shoal service update" requires exactly 1 argument: SERVICE');
-      return (await service()).update(
-        words[0]!,
-        cmd.args.slice(words.length),
-        cmd.opts<UpdateOptions>(),
-      );
+      const { ref, command } = splitUpdateArgs(cmd.args, state.argv);
+      return (await service()).update(ref, command, cmd.opts<UpdateOptions>());
     }),
   );
 
