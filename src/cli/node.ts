@@ -4,7 +4,7 @@ import { call } from "./api-client.js";
 import { UsageError } from "./errors.js";
 import { applyFilters, labelMatches, parseFilters, type FilterKeys } from "./filter.js";
 import { capitalize } from "./format.js";
-import { printRows, type ListOptions } from "./service.js";
+import { rowPrinter, type ListOptions } from "./service.js";
 import type { ListFormat, Row } from "./template.js";
 import type { Node } from "../api/types.js";
 import { joinHostPort } from "../lib/addr.js";
@@ -59,9 +59,10 @@ export function nodeRows(nodes: Node[], selfId: string): Row[] {
 
 export async function ls(o: ListOptions): Promise<number> {
   const filters = parseFilters(o.filter ?? [], NODE_FILTERS, "node ls");
+  const print = rowPrinter(o, NODE_LS_FORMAT);
   const info = await call<Info>("GET", "/v1/info");
   const nodes = await call<Node[]>("GET", "/v1/nodes");
-  printRows(nodeRows(applyFilters(nodes, filters, NODE_FILTERS), info.nodeId), o, NODE_LS_FORMAT);
+  print(nodeRows(applyFilters(nodes, filters, NODE_FILTERS), info.nodeId));
   return 0;
 }
 

@@ -12,7 +12,7 @@ import {
 import { UsageError } from "./errors.js";
 import { applyFilters, labelMatches, parseFilters, type FilterKeys } from "./filter.js";
 import { capitalize, formatBytes, formatGoDuration, humanDuration } from "./format.js";
-import { renderRows, type ListFormat, type Row } from "./template.js";
+import { rowFormatter, type ListFormat, type Row } from "./template.js";
 import {
   defaultServiceSpec,
   isTerminal,
@@ -432,23 +432,29 @@ export function serviceRows(list: ServiceSummary[]): Row[] {
     }));
 }
 
-/** Prints rows as --quiet, --format or the default table say. */
-export function printRows(rows: Row[], o: ListOptions, list: ListFormat): void {
+/**
+ * How to print rows as --quiet, --format or the default table say; a bad --format fails here,
+ * before the daemon is asked anything.
+ */
+export function rowPrinter(o: ListOptions, list: ListFormat): (rows: Row[]) => void {
   if (o.quiet) {
     if (o.format !== undefined)
       process.stderr.write(
         "WARNING: Ignoring custom format, because both --format and --quiet are set.\n",
       );
-    for (const r of rows) process.stdout.write(`${String(r["ID"])}\n`);
-    return;
+    return (rows) => {
+      for (const r of rows) process.stdout.write(`${String(r["ID"])}\n`);
+    };
   }
-  process.stdout.write(renderRows(rows, o.format, list));
+  const format = rowFormatter(o.format, list);
+  return (rows) => process.stdout.write(format(rows));
 }
 
 export async function ls(o: ListOptions): Promise<number> {
   const filters = parseFilters(o.filter ?? [], SERVICE_FILTERS, "service ls");
+  const print = rowPrinter(o, SERVICE_LS_FORMAT);
   const list = await call<ServiceSummary[]>("GET", "/v1/services");
-  printRows(serviceRows(applyFilters(list, filters, SERVICE_FILTERS)), o, SERVICE_LS_FORMAT);
+  print(serviceRows(applyFilters(list, filters, SERVICE_FILTERS)));
   return 0;
 }
 
@@ -538,6 +544,7 @@ export function taskRows(tasks: TaskWithNode[], o: { noTrunc?: boolean; now: num
 
 export async function ps(refs: string[], o: ListOptions & { noTrunc?: boolean }): Promise<number> {
   const filters = parseFilters(o.filter ?? [], TASK_FILTERS, "service ps");
+  const print = rowPrinter(o, SERVICE_PS_FORMAT);
   const nodes = new Map((await call<Node[]>("GET", "/v1/nodes")).map((n) => [n.id, n]));
   const all: TaskWithNode[] = [];
   for (const ref of refs) {
@@ -549,7 +556,7 @@ export async function ps(refs: string[], o: ListOptions & { noTrunc?: boolean })
     noTrunc: !!o.noTrunc || !!o.quiet,
     now: Date.now(),
   });
-  printRows(rows, o, SERVICE_PS_FORMAT);
+  print(rows);
   return 0;
 }
 

@@ -406,19 +406,29 @@ export interface ListFormat {
 }
 
 /**
- * Renders rows with a `--format` value: undefined or "table" (the default table), "json" (one
+ * The renderer of a `--format` value: undefined or "table" (the default table), "json" (one
  * object per line), "table TEMPLATE" (a header row and aligned columns) or a bare TEMPLATE (one
  * line per row). `\t` and `\n` typed as two characters become a tab and a newline, as in Docker.
+ * The template is checked here, before anything is fetched.
  */
-export function renderRows(rows: Row[], format: string | undefined, list: ListFormat): string {
+export function rowFormatter(
+  format: string | undefined,
+  list: ListFormat,
+): (rows: Row[]) => string {
   let f = format ?? "table";
-  if (f.trim() === "json") return rows.map((r) => sortedJson(r) + "\n").join("");
+  if (f.trim() === "json") return (rows) => rows.map((r) => sortedJson(r) + "\n").join("");
   if (f.trim() === "table") f = list.defaultTable;
   const isTable = f.startsWith("table");
   if (isTable) f = f.slice("table".length);
   f = f.trim().replace(/\\t/g, "\t").replace(/\\n/g, "\n");
   const t = parseTemplate(f);
-  const lines = rows.map((r) => execute(t, r));
-  if (!isTable) return lines.map((l) => l + "\n").join("");
-  return alignTabs([executeHeader(t, list.headers), ...lines].join("\n").split("\n"));
+  return (rows) => {
+    const lines = rows.map((r) => execute(t, r));
+    if (!isTable) return lines.map((l) => l + "\n").join("");
+    return alignTabs([executeHeader(t, list.headers), ...lines].join("\n").split("\n"));
+  };
+}
+
+export function renderRows(rows: Row[], format: string | undefined, list: ListFormat): string {
+  return rowFormatter(format, list)(rows);
 }
