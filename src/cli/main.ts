@@ -40,8 +40,8 @@ export function parseErrorMessage(f: CommandFailure): string {
   const quoted = /'([^']*)'/.exec(e.message)?.[1] ?? "";
   switch (e.code) {
     case "commander.unknownOption": {
-      const flag = quoted.split("=")[0]!;
-      return flag.startsWith("--")
+      const flag = quoted.split("=")[0]! || quoted;
+      return flag.startsWith("--") || flag.length < 2
         ? `unknown flag: ${flag}\n${see}`
         : `unknown shorthand flag: '${flag.slice(1, 2)}' in ${flag}\n${see}`;
     }

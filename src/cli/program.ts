@@ -13,6 +13,50 @@ import type { DaemonFlags } from "./daemon-options.js";
 import type { JoinFlags } from "./swarm.js";
 import type { NodeUpdateOptions } from "./node.js";
 
+/**
+ * A commander Command that also takes Go's spelling of boolean flags, `--detach=false` and
+ * `-q=true`, as Docker's CLI does: `=true` is the flag, `=false` leaves it out (every boolean
+ * flag is off unless given). Words after `--`, and after the first word of a command whose
+ * own flags follow it (`service create ... node -e x`), are not touched.
+ */
+class ShoalCommand extends Command {
+  private stopAtFirstWord = false;
+
+  override createCommand(name?: string): Command {
+    return new ShoalCommand(name);
+  }
+
+  override passThroughOptions(passThrough = true): this {
+    this.stopAtFirstWord = passThrough;
+    return super.passThroughOptions(passThrough);
+  }
+
+  override parseOptions(argv: string[]): ReturnType<Command["parseOptions"]> {
+    const out = [...argv];
+    for (let i = 0; i < out.length; i++) {
+      const a = out[i]!;
+      if (a === "--") break;
+      if (!a.startsWith("-") || a === "-") {
+        if (this.stopAtFirstWord) break;
+        continue;
+      }
+      const m = /^(--?[^=]+)=(.*)$/.exec(a);
+      const name = m ? m[1]! : a;
+      const opt = this.options.find((o) => o.long === name || o.short === name);
+      if (!opt) continue;
+      if (opt.required || opt.optional) {
+        if (!m) i++; // its value is the next word
+        continue;
+      }
+      if (m && /^(true|false)$/i.test(m[2]!)) {
+        if (m[2]!.toLowerCase() === "true") out[i] = m[1]!;
+        else out.splice(i--, 1);
+      }
+    }
+    return super.parseOptions(out);
+  }
+}
+
 /** A parse error (or help, or --version) of one command. */
 export class CommandFailure extends Error {
   constructor(
@@ -163,7 +207,7 @@ export function buildProgram(argv: string[]): { program: Command; state: Program
   const node = () => import("./node.js");
   const swarm = () => import("./swarm.js");
 
-  const program = new Command("shoal")
+  const program = new ShoalCommand("shoal")
     .usage("COMMAND [ARGS...]")
     .description("A NATS-compatible message-server cluster and a Swarm-style orchestrator.")
     .version(`shoal version ${SHOAL_VERSION}`, "-v, --version", "show the shoal version")

@@ -379,3 +379,23 @@ test("progress prints each distinct task error once", () => {
   ]);
   assert.deepEqual(d.lines([failedTask(4, "")]), []);
 });
+
+test("Go's spelling of boolean flags: --detach=false, -q=true; a command's own flags untouched", async () => {
+  const p = await parse(
+    "service",
+    "create",
+    "--detach=false",
+    "-q=true",
+    "--name",
+    "w",
+    "node",
+    "--detach=false",
+  );
+  assert.deepEqual(p.opts, { quiet: true, name: "w" });
+  assert.deepEqual(p.args, ["node", "--detach=false"]);
+  const l = await parse("service", "ls", "--quiet=TRUE", "--format", "x=true");
+  assert.deepEqual(l.opts, { quiet: true, format: "x=true" });
+  const ps = await parse("service", "ps", "--no-trunc=true", "web");
+  assert.equal(ps.opts["trunc"], false);
+  assert.match(await parseError("service", "ls", "--quiet=maybe"), /^unknown flag: --quiet\n/);
+});
