@@ -33,7 +33,7 @@ export type ApiTarget = { socketPath: string } | { host: string; port: number };
 /** The API the CLI talks to: SHOAL_HOST, else the socket in SHOAL_DATA_DIR (or ~/.shoal). */
 export function apiTarget(env: NodeJS.ProcessEnv = process.env): ApiTarget {
   const h = env["SHOAL_HOST"];
-  if (!h) return { socketPath: socketPath(defaultDataDir()) };
+  if (!h) return { socketPath: socketPath(env["SHOAL_DATA_DIR"] || defaultDataDir()) };
   if (h.startsWith("unix://")) return { socketPath: h.slice("unix://".length) };
   const bad = () =>
     new CliError(

@@ -233,6 +233,7 @@ Run 'shoal COMMAND --help' for more information on a command.`,
     .usage("[options]")
     .argument("[flags...]")
     .helpOption(false)
+    .addHelpText("after", "\nnats-server's flags: shoal nats-server --help")
     .allowUnknownOption()
     .passThroughOptions()
     .action(

@@ -399,3 +399,31 @@ test("Go's spelling of boolean flags: --detach=false, -q=true; a command's own f
   assert.equal(ps.opts["trunc"], false);
   assert.match(await parseError("service", "ls", "--quiet=maybe"), /^unknown flag: --quiet\n/);
 });
+
+test("addresses the CLI reads: a manager's join address, SHOAL_HOST, a join token", async () => {
+  const { parseManagerAddr, tokenFingerprint } = await import("../../src/cli/swarm.js");
+  const { apiTarget } = await import("../../src/cli/api-client.js");
+  assert.deepEqual(parseManagerAddr("[::1]:2377"), { host: "::1", port: 2377 });
+  assert.deepEqual(parseManagerAddr("::1"), { host: "::1", port: 2377 });
+  assert.deepEqual(parseManagerAddr("10.0.0.1"), { host: "10.0.0.1", port: 2377 });
+  assert.deepEqual(parseManagerAddr("manager.example:2400"), {
+    host: "manager.example",
+    port: 2400,
+  });
+  assert.throws(
+    () => parseManagerAddr(":2377"),
+    /invalid manager address ":2377": expected HOST:PORT/,
+  );
+  assert.throws(() => parseManagerAddr("[::1"), /invalid manager address/);
+  assert.deepEqual(apiTarget({ SHOAL_HOST: "tcp://[::1]:2375" }), { host: "::1", port: 2375 });
+  assert.deepEqual(apiTarget({ SHOAL_HOST: "tcp://10.0.0.1:2375" }), {
+    host: "10.0.0.1",
+    port: 2375,
+  });
+  assert.deepEqual(apiTarget({ SHOAL_HOST: "unix:///run/s.sock" }), { socketPath: "/run/s.sock" });
+  assert.deepEqual(apiTarget({ SHOAL_DATA_DIR: "/d" }), { socketPath: "/d/shoal.sock" });
+  for (const bad of ["http://x:1", "tcp://x", "tcp://[::1"])
+    assert.throws(() => apiTarget({ SHOAL_HOST: bad }), /invalid SHOAL_HOST/);
+  assert.equal(tokenFingerprint(`SHOAL-1-${"a".repeat(50)}-${"b".repeat(25)}`), "a".repeat(50));
+  assert.throws(() => tokenFingerprint("SWMTKN-1-x"), /invalid join token/);
+});
