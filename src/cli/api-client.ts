@@ -1,109 +1,158 @@
 // The CLI's client of the daemon's HTTP API: a unix socket under the data dir by default, or
-// SHOAL_HOST (unix:///path/to/sock or tcp://host:port), like DOCKER_HOST.
+// SHOAL_HOST (unix:///path/to/sock or tcp://host:port, IPv6 as tcp://[::1]:2375), like DOCKER_HOST.
 
-import { request } from "node:http";
+import { request, type IncomingMessage } from "node:http";
 import { defaultDataDir, socketPath } from "../api/paths.js";
+import { AddressError, formatHost, parseHostPort } from "../lib/addr.js";
+import { CliError } from "./errors.js";
 
-export class ApiError extends Error {
+/** An error answer of the daemon: its message, HTTP status and error code. */
+export class ApiError extends CliError {
   constructor(
     message: string,
     readonly status: number,
-    readonly code: string,
+    apiCode: string,
   ) {
-    super(message);
+    super(apiCode || "ERR_API", message);
   }
 }
 
-interface Target {
-  socketPath?: string;
-  host?: string;
-  port?: number;
-}
-
-export function apiTarget(): Target {
-  const h = process.env["SHOAL_HOST"];
-  if (h) {
-    if (h.startsWith("unix://")) return { socketPath: h.slice("unix://".length) };
-    const m = /^(?:tcp:\/\/)?([^:/]+):(\d+)$/.exec(h);
-    if (!m) throw new Error(`invalid SHOAL_HOST "${h}": use unix:///path or tcp://host:port`);
-    return { host: m[1]!, port: Number(m[2]) };
+/** No daemon answers at the target. */
+export class NoDaemonError extends CliError {
+  constructor(target: ApiTarget, cause: unknown) {
+    super(
+      "ERR_NO_DAEMON",
+      `Cannot connect to the shoal daemon at ${describeTarget(target)}. Is the daemon running? (shoal init / shoal daemon)`,
+      { cause },
+    );
   }
-  return { socketPath: socketPath(defaultDataDir()) };
 }
 
-function describe(t: Target): string {
-  return t.socketPath ? `unix://${t.socketPath}` : `tcp://${t.host}:${t.port}`;
+export type ApiTarget = { socketPath: string } | { host: string; port: number };
+
+/** The API the CLI talks to: SHOAL_HOST, else the socket in SHOAL_DATA_DIR (or ~/.shoal). */
+export function apiTarget(env: NodeJS.ProcessEnv = process.env): ApiTarget {
+  const h = env["SHOAL_HOST"];
+  if (!h) return { socketPath: socketPath(env["SHOAL_DATA_DIR"] || defaultDataDir()) };
+  if (h.startsWith("unix://")) return { socketPath: h.slice("unix://".length) };
+  const bad = () =>
+    new CliError(
+      "ERR_SHOAL_HOST",
+      `invalid SHOAL_HOST "${h}": use unix:///path/to/shoal.sock or tcp://host:port`,
+    );
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(h) && !h.startsWith("tcp://")) throw bad();
+  try {
+    const { host, port } = parseHostPort(h);
+    if (!host || port === undefined || port <= 0) throw bad();
+    return { host, port };
+  } catch (err) {
+    if (err instanceof AddressError) throw bad();
+    throw err;
+  }
 }
 
-export function call<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const target = apiTarget();
+/** The socket of a data dir, whatever SHOAL_HOST says (init, join and leave talk to this node). */
+export function localTarget(dataDir: string): ApiTarget {
+  return { socketPath: socketPath(dataDir) };
+}
+
+export function describeTarget(t: ApiTarget): string {
+  return "socketPath" in t ? `unix://${t.socketPath}` : `tcp://${formatHost(t.host)}:${t.port}`;
+}
+
+function errorOf(res: IncomingMessage, text: string): ApiError {
+  let message = text;
+  let code = "";
+  try {
+    const e = JSON.parse(text) as { message?: string; code?: string };
+    message = e.message ?? `HTTP ${res.statusCode}`;
+    code = e.code ?? "";
+  } catch {
+    // plain text
+  }
+  return new ApiError(message || `HTTP ${res.statusCode}`, res.statusCode ?? 500, code);
+}
+
+function send(
+  target: ApiTarget,
+  method: string,
+  path: string,
+  body: unknown,
+  onResponse: (res: IncomingMessage) => void,
+  reject: (err: unknown) => void,
+): void {
+  const req = request(
+    { ...target, method, path, headers: { "Content-Type": "application/json" } },
+    onResponse,
+  );
+  req.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "ENOENT" || err.code === "ECONNREFUSED")
+      reject(new NoDaemonError(target, err));
+    else reject(err);
+  });
+  if (body !== undefined) req.write(JSON.stringify(body));
+  req.end();
+}
+
+export function callAt<T>(
+  target: ApiTarget,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<T> {
   return new Promise((resolve, reject) => {
-    const req = request(
-      { ...target, method, path, headers: { "Content-Type": "application/json" } },
+    send(
+      target,
+      method,
+      path,
+      body,
       (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("end", () => {
           const text = Buffer.concat(chunks).toString("utf8");
-          let json: unknown;
+          if ((res.statusCode ?? 500) >= 400) return reject(errorOf(res, text));
           try {
-            json = text ? JSON.parse(text) : null;
+            resolve((text ? JSON.parse(text) : null) as T);
           } catch {
-            json = { message: text };
-          }
-          if ((res.statusCode ?? 500) >= 400) {
-            const e = json as { message?: string; code?: string };
             reject(
-              new ApiError(
-                e.message ?? `HTTP ${res.statusCode}`,
-                res.statusCode ?? 500,
-                e.code ?? "",
-              ),
+              new ApiError(`unexpected answer from the daemon: ${text.slice(0, 200)}`, 500, ""),
             );
-          } else {
-            resolve(json as T);
           }
         });
       },
+      reject,
     );
-    req.on("error", (err: NodeJS.ErrnoException) => {
-      if (err.code === "ENOENT" || err.code === "ECONNREFUSED") {
-        reject(
-          new Error(
-            `Cannot connect to the shoal daemon at ${describe(target)}. Is the daemon running? (shoal init / shoal daemon)`,
-          ),
-        );
-      } else reject(err);
-    });
-    if (body !== undefined) req.write(JSON.stringify(body));
-    req.end();
   });
 }
 
-/** Streams a text response line by line (service logs -f). */
+/** One request to the daemon (SHOAL_HOST or the local socket), its JSON answer. */
+export function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  return callAt<T>(apiTarget(), method, path, body);
+}
+
+/** Streams a text response chunk by chunk (service logs -f). */
 export function stream(path: string, onData: (chunk: string) => void): Promise<void> {
   const target = apiTarget();
   return new Promise((resolve, reject) => {
-    const req = request({ ...target, method: "GET", path }, (res) => {
-      if ((res.statusCode ?? 500) >= 400) {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => {
-          let msg = Buffer.concat(chunks).toString();
-          try {
-            msg = (JSON.parse(msg) as { message: string }).message;
-          } catch {
-            // plain text
-          }
-          reject(new ApiError(msg, res.statusCode ?? 500, ""));
-        });
-        return;
-      }
-      res.setEncoding("utf8");
-      res.on("data", onData);
-      res.on("end", () => resolve());
-    });
-    req.on("error", reject);
-    req.end();
+    send(
+      target,
+      "GET",
+      path,
+      undefined,
+      (res) => {
+        if ((res.statusCode ?? 500) >= 400) {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => reject(errorOf(res, Buffer.concat(chunks).toString())));
+          return;
+        }
+        res.setEncoding("utf8");
+        res.on("data", onData);
+        res.on("end", () => resolve());
+        res.on("error", reject);
+      },
+      reject,
+    );
   });
 }

@@ -1,79 +1,64 @@
-// Docker-style flag parsing for the shoal CLI: `--flag value`, `--flag=value`, short aliases,
-// repeatable flags, boolean switches, and positional arguments; `--` ends the flags (the rest is
-// the task's command). An unknown flag is an error naming it.
+// Values of the CLI's flags, parsed as Docker parses them: integers, Go durations, sizes with
+// binary units, CPUs, KEY=VALUE lists. Each error names the flag and the value, in Docker's words.
 
-export interface FlagSpec {
-  name: string;
-  short?: string;
-  /** Takes a value; repeatable ones collect every occurrence. */
-  value?: boolean;
-  repeat?: boolean;
+import { parseGoDuration } from "../lib/duration.js";
+import { UsageError } from "./errors.js";
+
+/** Commander's collector for repeatable flags (`-e A=1 -e B=2`). */
+export function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
-export interface Parsed {
-  flags: Map<string, string[]>;
-  args: string[];
-  /** Everything after `--`, or after the first positional when `stopAtPositional` (the command). */
-  rest: string[];
-}
-
-export class UsageError extends Error {}
-
-export function parseArgs(
-  argv: string[],
-  specs: FlagSpec[],
-  opts: { positionals?: number } = {},
-): Parsed {
-  const byName = new Map<string, FlagSpec>();
-  for (const s of specs) {
-    byName.set(s.name, s);
-    if (s.short) byName.set(s.short, s);
+/** "10s", "1m30s", "500ms", "2h" (Go's durations) or a bare number of seconds → ms. */
+export function parseDurationFlag(flag: string, v: string): number {
+  const ms = /^\d+(\.\d+)?$/.test(v) ? Number(v) * 1000 : parseGoDuration(v);
+  if (ms === undefined) {
+    throw new UsageError(
+      `invalid argument "${v}" for "${flag}" flag: time: invalid duration "${v}"`,
+    );
   }
-  const flags = new Map<string, string[]>();
-  const args: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === "--") return { flags, args, rest: argv.slice(i + 1) };
-    if (a.startsWith("-") && a !== "-") {
-      const body = a.replace(/^--?/, "");
-      const eq = body.indexOf("=");
-      const name = eq >= 0 ? body.slice(0, eq) : body;
-      const spec = byName.get(name);
-      if (!spec) throw new UsageError(`unknown flag: ${a.startsWith("--") ? "--" : "-"}${name}`);
-      let value = "true";
-      if (spec.value) {
-        if (eq >= 0) value = body.slice(eq + 1);
-        else {
-          const next = argv[i + 1];
-          if (next === undefined) throw new UsageError(`flag needs an argument: --${spec.name}`);
-          value = next;
-          i++;
-        }
-      } else if (eq >= 0) value = body.slice(eq + 1);
-      const list = flags.get(spec.name) ?? [];
-      if (!spec.repeat) list.length = 0;
-      list.push(value);
-      flags.set(spec.name, list);
-      continue;
+  return ms;
+}
+
+/** "512M", "1g", "100k", "1048576" → bytes (Docker's RAMInBytes: binary units). */
+export function parseBytesFlag(flag: string, v: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?$/i.exec(v.trim());
+  if (!m) throw new UsageError(`invalid argument "${v}" for "${flag}" flag: invalid size`);
+  const mult = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[
+    m[2]!.toLowerCase() as "" | "k" | "m" | "g" | "t"
+  ];
+  return Math.round(Number(m[1]) * mult);
+}
+
+export function parseIntFlag(flag: string, v: string): number {
+  if (!/^-?\d+$/.test(v))
+    throw new UsageError(
+      `invalid argument "${v}" for "${flag}" flag: strconv.ParseUint: parsing "${v}": invalid syntax`,
+    );
+  return Number(v);
+}
+
+/** A non-negative number of CPUs ("0.5", "2"). */
+export function parseCpusFlag(flag: string, v: string): number {
+  const n = Number(v);
+  if (v.trim() === "" || !Number.isFinite(n) || n < 0)
+    throw new UsageError(`invalid argument "${v}" for "${flag}" flag`);
+  return n;
+}
+
+/** KEY=VALUE items; for env, a bare KEY takes the value from this process's environment. */
+export function parseKeyValues(list: string[], what: "env" | "label"): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of list) {
+    const eq = item.indexOf("=");
+    if (eq <= 0) {
+      if (what === "env" && process.env[item] !== undefined) {
+        out[item] = process.env[item]!;
+        continue;
+      }
+      throw new UsageError(`invalid ${what} "${item}": expected KEY=VALUE`);
     }
-    args.push(a);
-    if (opts.positionals !== undefined && args.length === opts.positionals) {
-      return { flags, args, rest: argv.slice(i + 1) };
-    }
+    out[item.slice(0, eq)] = item.slice(eq + 1);
   }
-  return { flags, args, rest: [] };
-}
-
-export function flag(p: Parsed, name: string): string | undefined {
-  const v = p.flags.get(name);
-  return v ? v[v.length - 1] : undefined;
-}
-
-export function flagAll(p: Parsed, name: string): string[] {
-  return p.flags.get(name) ?? [];
-}
-
-export function has(p: Parsed, name: string): boolean {
-  const v = flag(p, name);
-  return v !== undefined && v !== "false";
+  return out;
 }

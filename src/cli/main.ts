@@ -1,78 +1,96 @@
-// The `shoal` command: dispatches to its subcommands.
+// The `shoal` command: parses the command line (program.ts), runs the command, and turns every
+// failure into a message in Docker's words and an exit code — 0 for help and --version, 1 for
+// everything else. A reader that closes the pipe early (`shoal service logs web | head`) ends
+// the command quietly.
 
-import { natsServerCommand } from "./nats-server.js";
-import { serviceCommand } from "./service.js";
-import { swarmCommand } from "./swarm.js";
-import { UsageError } from "./args.js";
-import { SHOAL_VERSION } from "../nats/server.js";
+import type { Command } from "commander";
+import { ApiError, NoDaemonError } from "./api-client.js";
+import { CliError, UsageError } from "./errors.js";
+import { buildProgram, commandPath, CommandFailure } from "./program.js";
 
-const HELP = `Usage: shoal COMMAND [ARGS...]
+/** Exits quietly when stdout or stderr is a pipe whose reader went away. */
+function exitOnBrokenPipe(): void {
+  for (const s of [process.stdout, process.stderr]) {
+    if (s.listenerCount("error") > 0) continue;
+    s.on("error", (err: NodeJS.ErrnoException) => {
+      if (err.code === "EPIPE") process.exit(0);
+      throw err;
+    });
+  }
+}
 
-A NATS-compatible message-server cluster and a Swarm-style orchestrator.
+/** `Usage:  shoal service ps [options] <service...>` and the description, as Docker adds them. */
+function usageOf(cmd: Command): string {
+  const desc = cmd.description();
+  return `\nUsage:  ${commandPath(cmd)} ${cmd.usage()}${desc ? `\n\n${desc}` : ""}`;
+}
 
-Commands:
-  nats-server   Run a NATS message server (nats-server's flags; see shoal nats-server --help)
-  up            Run the shoal daemon in the foreground and print what runs where (quick start)
-  init          Start the shoal daemon on this machine as a manager (detached)
-  daemon        Run the shoal daemon in the foreground
-  leave         Stop the daemon on this machine (--force for a manager)
-  service       Manage services (create, ls, ps, scale, update, rm, inspect, logs)
-  node          Manage nodes (ls)
-  swarm         Manage the swarm (join-token)
-  info          Display system-wide information
-  version       Show the shoal version
+function requires(cmd: Command): string {
+  const args = cmd.registeredArguments;
+  const required = args.filter((a) => a.required).length;
+  const variadic = args.some((a) => a.variadic);
+  const n = `${required} argument${required === 1 ? "" : "s"}`;
+  return `"${commandPath(cmd)}" requires ${variadic ? "at least" : "exactly"} ${n}.`;
+}
 
-Daemon options (init, daemon, up):
-  --data-dir DIR         State, logs and the API socket (default $SHOAL_DATA_DIR or ~/.shoal)
-  --listen-addr ADDR     Listen address for joins (default 0.0.0.0:2377)
-  --advertise-addr ADDR  Address other nodes use to reach this one
-  --nats-port PORT       Client port of the embedded message server (default 4222, -1 random)
-  --api-addr HOST:PORT   Also serve the API on TCP
-  --publish-addr HOST    Bind address of published ports (default 0.0.0.0)
-
-Environment:
-  SHOAL_DATA_DIR   the daemon's data directory (the CLI finds the API socket there)
-  SHOAL_HOST       the daemon's API: unix:///path/to/shoal.sock or tcp://host:port
-`;
+/** The message of a commander parse error, in Docker's (cobra's) words. */
+export function parseErrorMessage(f: CommandFailure): string {
+  const { error: e, command: cmd } = f;
+  const see = `See '${commandPath(cmd)} --help'.`;
+  const quoted = /'([^']*)'/.exec(e.message)?.[1] ?? "";
+  switch (e.code) {
+    case "commander.unknownOption": {
+      const flag = quoted.split("=")[0]! || quoted;
+      return flag.startsWith("--") || flag.length < 2
+        ? `unknown flag: ${flag}\n${see}`
+        : `unknown shorthand flag: '${flag.slice(1, 2)}' in ${flag}\n${see}`;
+    }
+    case "commander.optionMissingArgument": {
+      const long = /--[\w-]+/.exec(quoted)?.[0] ?? quoted;
+      return `flag needs an argument: ${long}\n${see}`;
+    }
+    case "commander.unknownCommand":
+      return `unknown command "${quoted}" for "${commandPath(cmd)}"\n${see}`;
+    case "commander.excessArguments":
+      return cmd.registeredArguments.length === 0
+        ? `"${commandPath(cmd)}" accepts no arguments.\n${see}\n${usageOf(cmd)}`
+        : `${requires(cmd)}\n${see}\n${usageOf(cmd)}`;
+    case "commander.missingArgument":
+      return `${requires(cmd)}\n${see}\n${usageOf(cmd)}`;
+    default:
+      return `${e.message.replace(/^error: /, "")}\n${see}`;
+  }
+}
 
 export async function main(argv: string[]): Promise<number> {
-  const [cmd, ...rest] = argv;
+  exitOnBrokenPipe();
+  const { program, state } = buildProgram(argv);
   try {
-    switch (cmd) {
-      case undefined:
-      case "-h":
-      case "--help":
-      case "help":
-        process.stdout.write(HELP);
-        return cmd === undefined ? 1 : 0;
-      case "-v":
-      case "--version":
-      case "version":
-        process.stdout.write(`shoal version ${SHOAL_VERSION}\n`);
-        return 0;
-      case "nats-server":
-        return await natsServerCommand(rest);
-      case "service":
-        return await serviceCommand(rest);
-      case "init":
-      case "daemon":
-      case "up":
-      case "leave":
-      case "join":
-      case "swarm":
-      case "node":
-      case "info":
-        return await swarmCommand(cmd, rest);
-      default:
-        process.stderr.write(`shoal: unknown command "${cmd}"\n\n${HELP}`);
-        return 1;
-    }
+    await program.parseAsync(argv, { from: "user" });
+    return state.code;
   } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`${err.message}\n`);
+    if (err instanceof CommandFailure) {
+      const e = err.error;
+      if (
+        e.code === "commander.helpDisplayed" ||
+        e.code === "commander.version" ||
+        e.code === "commander.help"
+      ) {
+        return e.exitCode;
+      }
+      process.stderr.write(parseErrorMessage(err) + "\n");
       return 1;
     }
-    process.stderr.write(`Error: ${(err as Error).message}\n`);
+    if (err instanceof UsageError) {
+      const see = err.helpFor ? `\nSee '${err.helpFor} --help'.` : "";
+      process.stderr.write(`${err.message}${see}\n`);
+      return 1;
+    }
+    if (err instanceof ApiError || err instanceof NoDaemonError || err instanceof CliError) {
+      process.stderr.write(`Error: ${err.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`Error: ${(err as Error).message ?? String(err)}\n`);
     return 1;
   }
 }

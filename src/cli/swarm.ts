@@ -1,416 +1,392 @@
-// `shoal init|daemon|up|leave|info`, `shoal swarm join-token`, `shoal node ls`: starting and
-// stopping the daemon on this machine and looking at the cluster.
+// `shoal init|join|leave|daemon|up|info`, `shoal swarm join-token|update`: starting, joining and
+// stopping the daemon on this machine. `init` and `join` check what they can before they start
+// anything (flags, swarm membership, the manager's reachability, the join itself), start the
+// daemon detached, and if it does not come up, stop it by its pid and remove what they wrote.
 
-import { spawn } from "node:child_process";
-import { openSync, existsSync, readFileSync, mkdirSync, writeFileSync } from "node:fs";
-import { createConnection } from "node:net";
+import { spawn, type ChildProcess } from "node:child_process";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { connect } from "node:net";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { call } from "./api-client.js";
-import { parseArgs, flag, has, UsageError } from "./args.js";
-import { table, capitalize, parseDurationFlag } from "./format.js";
-import { defaultDataDir } from "../api/paths.js";
-import { requestJoin } from "../daemon/worker-daemon.js";
-import { parseToken } from "../manager/ids.js";
-import type { DaemonRunOptions } from "../daemon/run.js";
+import { call, callAt, localTarget, apiTarget, NoDaemonError } from "./api-client.js";
+import { parseDurationFlag } from "./args.js";
+import { CliError, StartError, UsageError } from "./errors.js";
+import {
+  chooseAdvertise,
+  daemonArgv,
+  givenRunOptions,
+  parseDaemonFlags,
+  runOptions,
+  DEFAULT_JOIN_PORT,
+  type DaemonFlags,
+} from "./daemon-options.js";
+import { joinHostPort, parseHostPort, AddressError } from "../lib/addr.js";
 import type { Node } from "../api/types.js";
+import type { JoinResponse } from "../api/http.js";
 
-const DAEMON_FLAGS = [
-  { name: "data-dir", value: true },
-  { name: "listen-addr", value: true },
-  { name: "advertise-addr", value: true },
-  { name: "nats-port", value: true },
-  { name: "api-addr", value: true },
-  { name: "publish-addr", value: true },
-  { name: "debug", short: "D" },
-];
+export const ALREADY_IN_SWARM =
+  'This node is already part of a swarm. Use "shoal leave" to leave this swarm and join another one.';
 
-/** The daemon flags given (the daemon fills in the rest from its saved settings or defaults). */
-function daemonOptionsFrom(argv: string[]): DaemonRunOptions {
-  const p = parseArgs(argv, DAEMON_FLAGS);
-  if (p.args.length > 0) throw new UsageError(`unexpected argument "${p.args[0]}"`);
-  const natsPortText = flag(p, "nats-port");
-  if (natsPortText !== undefined && !/^-?\d+$/.test(natsPortText))
-    throw new UsageError(`invalid --nats-port "${natsPortText}"`);
-  return {
-    dataDir: flag(p, "data-dir") ?? defaultDataDir(),
-    listenAddr: flag(p, "listen-addr"),
-    advertiseAddr: flag(p, "advertise-addr"),
-    natsPort: natsPortText === undefined ? undefined : Number(natsPortText),
-    apiTcp: flag(p, "api-addr"),
-    publishHost: flag(p, "publish-addr"),
-    debug: has(p, "debug"),
-  };
+const SHOAL_BIN = fileURLToPath(new URL("../../../bin/shoal.js", import.meta.url));
+/** How long a started daemon has to answer on its socket. */
+const START_TIMEOUT_MS = 15_000;
+/** How long a connection to the manager (join port, message server) may take. */
+const CONNECT_TIMEOUT_MS = 5_000;
+
+interface Info {
+  nodeId: string;
+  pid: number;
+  role?: string;
 }
 
-/** `shoal daemon` / `shoal up`: the daemon in the foreground (loaded only for these commands). */
-async function daemonCommand(argv: string[], banner = false): Promise<number> {
-  const { runDaemon } = await import("../daemon/run.js");
-  return runDaemon(daemonOptionsFrom(argv), banner);
+/** The daemon answering on a data dir's socket, if one does. */
+async function runningDaemon(dataDir: string): Promise<Info | null> {
+  try {
+    return await callAt<Info>(localTarget(dataDir), "GET", "/v1/info");
+  } catch (err) {
+    if (err instanceof NoDaemonError) return null;
+    throw err;
+  }
 }
 
-async function waitForDaemon(dataDir: string, pid: number, logFile: string): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  process.env["SHOAL_DATA_DIR"] = dataDir;
+/**
+ * Refuses to make this node a manager or a worker when it is one already: a daemon answers on
+ * its socket, or it joined a swarm (join.json); `join` also refuses a node that was a manager.
+ */
+async function refuseIfInSwarm(dataDir: string, joining: boolean): Promise<void> {
+  const member =
+    existsSync(join(dataDir, "join.json")) ||
+    (joining && existsSync(join(dataDir, "node-id"))) ||
+    (await runningDaemon(dataDir)) !== null;
+  if (member) throw new CliError("ERR_IN_SWARM", ALREADY_IN_SWARM);
+}
+
+// ---- starting a detached daemon ------------------------------------------------------------------
+
+function logTail(logFile: string): string {
+  if (!existsSync(logFile)) return "";
+  const lines = readFileSync(logFile, "utf8").trimEnd().split("\n").slice(-10);
+  return lines.length && lines[0] ? `; last log lines:\n${lines.join("\n")}` : "";
+}
+
+function exited(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null;
+}
+
+function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
+  if (exited(child)) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve(false), ms);
+    child.once("exit", () => {
+      clearTimeout(t);
+      resolve(true);
+    });
+  });
+}
+
+/** Stops a daemon that did not come up: SIGTERM, then SIGKILL, by its pid. */
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (exited(child) || child.pid === undefined) return;
+  try {
+    process.kill(child.pid, "SIGTERM");
+  } catch {
+    return;
+  }
+  if (await waitExit(child, 5000)) return;
+  try {
+    process.kill(child.pid, "SIGKILL");
+  } catch {
+    return;
+  }
+  await waitExit(child, 2000);
+}
+
+async function waitForDaemon(dataDir: string, child: ChildProcess, logFile: string): Promise<void> {
+  const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
-    try {
-      await call("GET", "/v1/info");
-      return;
-    } catch {
-      // not up yet
+    if ((await runningDaemon(dataDir)) !== null) return;
+    if (exited(child)) {
+      throw new StartError(`the shoal daemon exited during startup${logTail(logFile)}`);
     }
-    try {
-      process.kill(pid, 0);
-    } catch {
-      const tail = existsSync(logFile)
-        ? readFileSync(logFile, "utf8").split("\n").slice(-10).join("\n")
-        : "";
-      throw new Error(`the shoal daemon exited during startup; last log lines:\n${tail}`);
+    if (Date.now() > deadline) {
+      throw new StartError(
+        `the shoal daemon did not answer within ${START_TIMEOUT_MS / 1000}s${logTail(logFile)}`,
+      );
     }
-    if (Date.now() > deadline)
-      throw new Error(`the shoal daemon did not answer within 15s; see ${logFile}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
-/** `shoal init`: starts the daemon detached (pid and log in the data dir) and prints join commands. */
-async function init(argv: string[]): Promise<number> {
-  const o = daemonOptionsFrom(argv);
-  mkdirSync(o.dataDir, { recursive: true });
-  process.env["SHOAL_DATA_DIR"] = o.dataDir;
+/**
+ * Runs `shoal daemon ARGV` detached, with its log in the data dir, once `prepare` wrote what it
+ * needs. If the daemon does not answer, it is stopped and every file this start added to the
+ * data dir is removed (the data dir too, if it did not exist before).
+ */
+async function startDetached(dataDir: string, argv: string[], prepare?: () => void): Promise<void> {
+  const created = !existsSync(dataDir);
+  mkdirSync(dataDir, { recursive: true });
+  const before = new Set(readdirSync(dataDir));
+  const logFile = join(dataDir, "daemon.log");
+  let child: ChildProcess | undefined;
   try {
-    await call("GET", "/v1/info");
-    throw new UsageError(
-      'This node is already part of a swarm. Use "shoal leave" to leave this swarm and join another one.',
-    );
+    prepare?.();
+    const out = openSync(logFile, "a");
+    try {
+      child = spawn(process.execPath, [SHOAL_BIN, "daemon", ...argv], {
+        detached: true,
+        stdio: ["ignore", out, out],
+        env: { ...process.env, SHOAL_DATA_DIR: dataDir },
+      });
+    } finally {
+      closeSync(out);
+    }
+    await waitForDaemon(dataDir, child, logFile);
+    child.unref();
   } catch (err) {
-    if (err instanceof UsageError) throw err;
+    if (child) await stopChild(child);
+    if (created) rmSync(dataDir, { recursive: true, force: true });
+    else {
+      for (const entry of readdirSync(dataDir)) {
+        if (!before.has(entry)) rmSync(join(dataDir, entry), { recursive: true, force: true });
+      }
+    }
+    throw err;
   }
-  const logFile = join(o.dataDir, "daemon.log");
-  const out = openSync(logFile, "a");
-  const bin = fileURLToPath(new URL("../../../bin/shoal.js", import.meta.url));
-  const child = spawn(process.execPath, [bin, "daemon", ...argv], {
-    detached: true,
-    stdio: ["ignore", out, out],
-    env: { ...process.env, SHOAL_DATA_DIR: o.dataDir },
-  });
-  child.unref();
-  await waitForDaemon(o.dataDir, child.pid!, logFile);
-  const info = await call<{ nodeId: string; advertiseAddr: string }>("GET", "/v1/info");
-  const { token } = await call<{ token: string }>("GET", "/v1/swarm/join-token/worker");
+}
+
+// ---- init / daemon / up --------------------------------------------------------------------------
+
+/** `shoal init`: starts the daemon detached as a manager and prints the join command. */
+export async function init(f: DaemonFlags): Promise<number> {
+  const p = parseDaemonFlags(f, { natsPort: 4222 });
+  await refuseIfInSwarm(p.dataDir, false);
+  const adv = chooseAdvertise(p, "error");
+  const o = runOptions(p, adv);
+  await startDetached(o.dataDir, daemonArgv(o));
+  const local = localTarget(o.dataDir);
+  const info = await callAt<Info>(local, "GET", "/v1/info");
+  const { token } = await callAt<{ token: string }>(local, "GET", "/v1/swarm/join-token/worker");
   process.stdout.write(
     `Swarm initialized: current node (${info.nodeId}) is now a manager.\n\n` +
       `To add a worker to this swarm, run the following command:\n\n` +
-      `    shoal join --token ${token} ${info.advertiseAddr}\n\n` +
+      `    shoal join --token ${token} ${joinHostPort(adv.host, adv.port)}\n\n` +
       `To add a manager to this swarm, run 'shoal swarm join-token manager' and follow the instructions.\n`,
   );
   return 0;
 }
 
-/** The local address this machine uses to reach addr (the default advertise address). */
-function localAddressTowards(addr: string): Promise<string> {
-  const host = addr.slice(0, addr.lastIndexOf(":"));
-  const port = Number(addr.split(":").pop()) || 2377;
-  return new Promise((resolve, reject) => {
-    const s = createConnection({ host, port }, () => {
-      const a = s.localAddress ?? "127.0.0.1";
-      s.destroy();
-      resolve(a.replace(/^::ffff:/, ""));
-    });
-    s.once("error", (err) =>
-      reject(new Error(`cannot reach the manager at ${addr}: ${err.message}`)),
+/**
+ * `shoal daemon` / `shoal up`: the daemon in the foreground (the only commands that load it).
+ * `up` is the one-machine quick start: message server on 4222, monitoring on 8222, a banner. What
+ * the flags leave out comes from the daemon's saved settings (src/daemon/run.ts); without an
+ * address to advertise it takes the machine's, or 127.0.0.1 with a warning.
+ */
+export async function daemon(f: DaemonFlags, up: boolean): Promise<number> {
+  const p = parseDaemonFlags(f, up ? { natsPort: 4222, monitorPort: 8222 } : { natsPort: 4222 });
+  const running = await runningDaemon(p.dataDir);
+  if (running) {
+    throw new CliError(
+      "ERR_RUNNING",
+      `a shoal daemon is already running on ${p.dataDir} (pid ${running.pid})`,
     );
+  }
+  const { runDaemon } = await import("../daemon/run.js");
+  return runDaemon(givenRunOptions(f, p, up), up);
+}
+
+// ---- join ----------------------------------------------------------------------------------------
+
+/** The cluster fingerprint in a join token (`SHOAL-1-<fingerprint>-<secret>`). */
+export function tokenFingerprint(token: string): string {
+  const m = /^SHOAL-1-([0-9a-z]{50})-([0-9a-z]{25})$/.exec(token.trim());
+  if (!m) throw new UsageError("invalid join token: expected SHOAL-1-<fingerprint>-<secret>");
+  return m[1]!;
+}
+
+/** `HOST[:PORT]` of a manager (IPv6 in brackets with a port); the port defaults to 2377. */
+export function parseManagerAddr(text: string): { host: string; port: number } {
+  try {
+    const { host, port } = parseHostPort(text);
+    if (host && port !== 0) return { host, port: port ?? DEFAULT_JOIN_PORT };
+  } catch (err) {
+    if (!(err instanceof AddressError)) throw err;
+  }
+  throw new UsageError(`invalid manager address "${text}": expected HOST:PORT`);
+}
+
+/** Connects to host:port and back; the local address this machine used to reach it. */
+function probe(host: string, port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host, port, timeout: CONNECT_TIMEOUT_MS });
+    s.once("connect", () => {
+      const local = (s.localAddress ?? "127.0.0.1").replace(/^::ffff:/, "");
+      s.destroy();
+      resolve(local);
+    });
+    s.once("timeout", () => {
+      s.destroy();
+      reject(new Error(`no answer within ${CONNECT_TIMEOUT_MS / 1000}s`));
+    });
+    s.once("error", reject);
   });
 }
 
-/** `shoal join --token TOKEN MANAGER_ADDR`: joins as a worker and starts the daemon detached. */
-async function joinCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [...DAEMON_FLAGS, { name: "token", value: true }]);
-  const token = flag(p, "token");
-  const addrArg = p.args[0];
-  if (!token || !addrArg || p.args.length > 1) {
+/** Fails unless one of the message servers the manager named answers from this machine. */
+async function checkBusReachable(managerAddr: string, urls: string[]): Promise<void> {
+  const failures: string[] = [];
+  for (const url of urls) {
+    try {
+      const { host, port } = parseHostPort(url);
+      await probe(host, port ?? 4222);
+      return;
+    } catch (err) {
+      failures.push(`${url}: ${(err as Error).message}`);
+    }
+  }
+  throw new StartError(
+    `the manager at ${managerAddr} accepted the join, but its message server cannot be reached from this machine (${failures.join("; ") || "it named none"}); start the manager with --advertise-addr set to an address this machine reaches`,
+  );
+}
+
+export interface JoinFlags extends DaemonFlags {
+  token?: string;
+}
+
+/** `shoal join --token TOKEN HOST:PORT`: joins as a worker and starts the daemon detached. */
+export async function joinSwarm(managerArg: string, f: JoinFlags): Promise<number> {
+  if (!f.token)
     throw new UsageError(
       '"shoal join" requires a token and exactly 1 argument: shoal join --token TOKEN HOST:PORT',
     );
-  }
-  const managerAddr = addrArg.includes(":") ? addrArg : `${addrArg}:2377`;
-  const parsed = parseToken(token);
-  if (!parsed) throw new UsageError("invalid join token: expected SHOAL-1-<fingerprint>-<secret>");
-  const o = daemonOptionsFrom(
-    argv.filter(
-      (a, i) =>
-        a !== addrArg && a !== "--token" && argv[i - 1] !== "--token" && !a.startsWith("--token="),
-    ),
-  );
-  process.env["SHOAL_DATA_DIR"] = o.dataDir;
-  if (existsSync(join(o.dataDir, "join.json")) || existsSync(join(o.dataDir, "node-id"))) {
-    throw new UsageError(
-      'This node is already part of a swarm. Use "shoal leave" to leave this swarm and join another one.',
-    );
-  }
-  const advertise = flag(p, "advertise-addr") ?? (await localAddressTowards(managerAddr));
-  let answer;
+  const token = f.token.trim();
+  const fingerprint = tokenFingerprint(token);
+  const m = parseManagerAddr(managerArg);
+  const managerAddr = joinHostPort(m.host, m.port);
+  const p = parseDaemonFlags(f, { natsPort: 4222 });
+  await refuseIfInSwarm(p.dataDir, true);
+  let local: string;
   try {
-    answer = await requestJoin(managerAddr, {
-      token,
-      hostname: hostname(),
-      addr: hostOf(advertise),
-    });
+    local = await probe(m.host, m.port);
+  } catch (err) {
+    throw new StartError(`cannot reach the manager at ${managerAddr}: ${(err as Error).message}`);
+  }
+  const advertise = p.advertise?.host ?? local;
+  const { requestJoin } = await import("../daemon/worker-daemon.js");
+  let answer: JoinResponse;
+  try {
+    answer = await requestJoin(managerAddr, { token, hostname: hostname(), addr: advertise });
   } catch (err) {
     process.stderr.write(`Error response from daemon: ${(err as Error).message}\n`);
     return 1;
   }
-  if (answer.fingerprint !== parsed.fingerprint) {
+  if (answer.fingerprint !== fingerprint) {
     process.stderr.write(
       `Error: the manager at ${managerAddr} belongs to another cluster (fingerprint mismatch)\n`,
     );
     return 1;
   }
-  mkdirSync(o.dataDir, { recursive: true });
-  writeFileSync(join(o.dataDir, "join.json"), JSON.stringify({ token, managerAddr, answer }));
-  const logFile = join(o.dataDir, "daemon.log");
-  const out = openSync(logFile, "a");
-  const bin = fileURLToPath(new URL("../../../bin/shoal.js", import.meta.url));
-  const child = spawn(
-    process.execPath,
-    [
-      bin,
-      "daemon",
-      "--data-dir",
-      o.dataDir,
-      "--advertise-addr",
-      hostOf(advertise),
-      ...(o.publishHost !== undefined ? ["--publish-addr", o.publishHost] : []),
-    ],
-    {
-      detached: true,
-      stdio: ["ignore", out, out],
-      env: { ...process.env, SHOAL_DATA_DIR: o.dataDir },
-    },
+  await checkBusReachable(managerAddr, answer.natsUrls);
+  const argv = [
+    "--data-dir",
+    p.dataDir,
+    "--advertise-addr",
+    advertise,
+    "--publish-addr",
+    p.publishHost,
+    ...(p.debug ? ["--debug"] : []),
+    ...(p.cpus !== undefined ? ["--cpus", String(p.cpus)] : []),
+    ...(p.memoryBytes !== undefined ? ["--memory", String(p.memoryBytes)] : []),
+  ];
+  await startDetached(p.dataDir, argv, () =>
+    writeFileSync(join(p.dataDir, "join.json"), JSON.stringify({ token, managerAddr, answer })),
   );
-  child.unref();
-  await waitForDaemon(o.dataDir, child.pid!, logFile);
   process.stdout.write(`This node joined a swarm as a ${answer.role}.\n`);
   return 0;
 }
 
-function hostOf(addr: string): string {
-  const i = addr.lastIndexOf(":");
-  return i > 0 && /^\d+$/.test(addr.slice(i + 1)) ? addr.slice(0, i) : addr;
-}
+// ---- leave / info / swarm ------------------------------------------------------------------------
 
-async function leave(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [{ name: "force", short: "f" }]);
-  const info = await call<{ pid: number }>("GET", "/v1/info");
-  await call("POST", `/v1/swarm/leave${has(p, "force") ? "?force=1" : ""}`);
+export async function leave(o: { force?: boolean }): Promise<number> {
+  const target = apiTarget();
+  const info = await callAt<Info>(target, "GET", "/v1/info");
+  await callAt(target, "POST", `/v1/swarm/leave${o.force ? "?force=1" : ""}`);
+  // On this machine, wait for the daemon to be gone.
   const deadline = Date.now() + 30_000;
-  for (;;) {
+  while ("socketPath" in target && Date.now() < deadline) {
     try {
       process.kill(info.pid, 0);
     } catch {
       break;
     }
-    if (Date.now() > deadline) break;
     await new Promise((r) => setTimeout(r, 100));
   }
   process.stdout.write("Node left the swarm.\n");
   return 0;
 }
 
-async function joinToken(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, [{ name: "quiet", short: "q" }, { name: "rotate" }]);
-  const role = p.args[0];
+export async function joinToken(
+  role: string,
+  o: { quiet?: boolean; rotate?: boolean },
+): Promise<number> {
   if (role !== "worker" && role !== "manager")
     throw new UsageError('"shoal swarm join-token" requires exactly 1 argument: worker or manager');
   const { token } = await call<{ token: string }>(
     "GET",
-    `/v1/swarm/join-token/${role}${has(p, "rotate") ? "?rotate=1" : ""}`,
+    `/v1/swarm/join-token/${role}${o.rotate ? "?rotate=1" : ""}`,
   );
-  if (has(p, "quiet")) {
+  if (o.quiet) {
     process.stdout.write(token + "\n");
     return 0;
   }
-  if (has(p, "rotate")) process.stdout.write(`Successfully rotated ${role} join token.\n\n`);
+  if (o.rotate) process.stdout.write(`Successfully rotated ${role} join token.\n\n`);
   const nodes = await call<Node[]>("GET", "/v1/nodes");
   const self = nodes.find((n) => n.role === "manager");
   process.stdout.write(
-    `To add a ${role} to this swarm, run the following command:\n\n    shoal join --token ${token} ${self?.addr ?? "127.0.0.1"}:2377\n\n`,
+    `To add a ${role} to this swarm, run the following command:\n\n    shoal join --token ${token} ${joinHostPort(self?.addr ?? "127.0.0.1", DEFAULT_JOIN_PORT)}\n\n`,
   );
   return 0;
 }
 
-async function nodeLs(): Promise<number> {
-  const info = await call<{ nodeId: string }>("GET", "/v1/info");
-  const nodes = await call<Node[]>("GET", "/v1/nodes");
-  const rows = nodes.map((n) => [
-    n.id + (n.id === info.nodeId ? " *" : ""),
-    n.hostname,
-    capitalize(n.status),
-    capitalize(n.availability),
-    n.role === "manager" ? (n.id === info.nodeId ? "Leader" : "Reachable") : "",
-    n.engineVersion,
-  ]);
-  process.stdout.write(
-    table(["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS", "ENGINE VERSION"], rows),
-  );
+export async function swarmUpdate(o: { heartbeatPeriod?: string }): Promise<number> {
+  if (o.heartbeatPeriod === undefined)
+    throw new UsageError('"shoal swarm update" needs an option: --heartbeat-period D');
+  await call("POST", "/v1/swarm/update", {
+    heartbeatMs: parseDurationFlag("--heartbeat-period", o.heartbeatPeriod),
+  });
+  process.stdout.write("Swarm updated.\n");
   return 0;
 }
 
-async function nodeCommand(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  switch (sub) {
-    case "ls":
-    case "list":
-      return nodeLs();
-    case "inspect": {
-      const p = parseArgs(rest, [{ name: "pretty" }]);
-      if (p.args.length === 0)
-        throw new UsageError('"shoal node inspect" requires at least 1 argument: NODE...');
-      const nodes: Node[] = [];
-      for (const ref of p.args)
-        nodes.push(
-          await call<Node>(
-            "GET",
-            `/v1/nodes/${encodeURIComponent(ref === "self" ? (await call<{ nodeId: string }>("GET", "/v1/info")).nodeId : ref)}`,
-          ),
-        );
-      if (!has(p, "pretty")) {
-        process.stdout.write(JSON.stringify(nodes, null, 4) + "\n");
-        return 0;
-      }
-      for (const n of nodes) {
-        process.stdout.write(
-          [
-            `ID:\t\t\t${n.id}`,
-            ...(Object.keys(n.labels).length
-              ? ["Labels:", ...Object.entries(n.labels).map(([k, v]) => ` - ${k}=${v}`)]
-              : []),
-            `Hostname:\t\t${n.hostname}`,
-            `Status:`,
-            ` State:\t\t\t${capitalize(n.status)}`,
-            ` Availability:\t\t${capitalize(n.availability)}`,
-            ` Address:\t\t${n.addr}`,
-            ...(n.role === "manager"
-              ? [
-                  "Manager Status:",
-                  ` Address:\t\t${n.addr}:2377`,
-                  ` Raft Status:\t\tReachable`,
-                  ` Leader:\t\tYes`,
-                ]
-              : []),
-            ...(n.drivers ? ["Plugins:", ` Task drivers:\t\t${n.drivers.join(", ")}`] : []),
-            `Engine Version:\t\t${n.engineVersion}`,
-          ].join("\n") + "\n\n",
-        );
-      }
-      return 0;
-    }
-    case "update": {
-      const p = parseArgs(rest, [
-        { name: "availability", value: true },
-        { name: "label-add", value: true, repeat: true },
-        { name: "label-rm", value: true, repeat: true },
-        { name: "role", value: true },
-      ]);
-      if (p.args.length !== 1)
-        throw new UsageError('"shoal node update" requires exactly 1 argument: NODE');
-      const labelAdd: Record<string, string> = {};
-      for (const l of p.flags.get("label-add") ?? []) {
-        const eq = l.indexOf("=");
-        labelAdd[eq < 0 ? l : l.slice(0, eq)] = eq < 0 ? "" : l.slice(eq + 1);
-      }
-      await call("POST", `/v1/nodes/${encodeURIComponent(p.args[0]!)}/update`, {
-        availability: flag(p, "availability"),
-        labelAdd,
-        labelRm: p.flags.get("label-rm") ?? [],
-        role: flag(p, "role"),
-      });
-      process.stdout.write(p.args[0] + "\n");
-      return 0;
-    }
-    case "rm":
-    case "remove": {
-      const p = parseArgs(rest, [{ name: "force", short: "f" }]);
-      if (p.args.length === 0)
-        throw new UsageError('"shoal node rm" requires at least 1 argument: NODE...');
-      for (const ref of p.args) {
-        await call(
-          "DELETE",
-          `/v1/nodes/${encodeURIComponent(ref)}${has(p, "force") ? "?force=1" : ""}`,
-        );
-        process.stdout.write(ref + "\n");
-      }
-      return 0;
-    }
-    case "promote":
-    case "demote":
-      throw new UsageError(
-        `"shoal node ${sub}" is not supported yet: shoal runs one manager (HA managers come with the etcd store)`,
-      );
-    default:
-      throw new UsageError(
-        `unknown command "shoal node ${sub ?? ""}": ls, inspect, update, rm, promote, demote`,
-      );
-  }
-}
-
-async function infoCommand(): Promise<number> {
-  const info = await call<Record<string, unknown>>("GET", "/v1/info");
+export async function info(): Promise<number> {
+  const i = await call<Record<string, unknown>>("GET", "/v1/info");
+  const manager = i["role"] !== "worker";
   const lines = [
-    `Server Version: ${info["version"]}`,
+    `Server Version: ${i["version"]}`,
     `Swarm: active`,
-    ` NodeID: ${info["nodeId"]}`,
-    ` Is Manager: true`,
-    ` Managers: ${info["managers"]}`,
-    ` Nodes: ${info["nodes"]}`,
-    `Services: ${info["services"]}`,
-    `Tasks: ${info["tasks"]} (running: ${info["running"]})`,
-    `NATS URL: ${info["natsUrl"]}`,
-    `Data Dir: ${info["dataDir"]}`,
-    `Daemon PID: ${info["pid"]}`,
+    ` NodeID: ${i["nodeId"]}`,
+    ` Is Manager: ${manager}`,
+    ...(manager
+      ? [
+          ` Managers: ${i["managers"]}`,
+          ` Nodes: ${i["nodes"]}`,
+          `Services: ${i["services"]}`,
+          `Tasks: ${i["tasks"]} (running: ${i["running"]})`,
+          `NATS URL: ${i["natsUrl"]}`,
+        ]
+      : []),
+    `Data Dir: ${i["dataDir"]}`,
+    `Daemon PID: ${i["pid"]}`,
   ];
   process.stdout.write(lines.join("\n") + "\n");
   return 0;
-}
-
-export async function swarmCommand(cmd: string, argv: string[]): Promise<number> {
-  switch (cmd) {
-    case "init":
-      return init(argv);
-    case "daemon":
-      return daemonCommand(argv);
-    case "up":
-      return daemonCommand(argv, true);
-    case "leave":
-      return leave(argv);
-    case "info":
-      return infoCommand();
-    case "join":
-      return joinCommand(argv);
-    case "swarm": {
-      const [sub, ...rest] = argv;
-      if (sub === "join-token") return joinToken(rest);
-      if (sub === "update") {
-        const p = parseArgs(rest, [{ name: "heartbeat-period", value: true }]);
-        const hb = flag(p, "heartbeat-period");
-        if (hb === undefined)
-          throw new UsageError('"shoal swarm update" needs an option: --heartbeat-period D');
-        await call("POST", "/v1/swarm/update", {
-          heartbeatMs: parseDurationFlag("--heartbeat-period", hb),
-        });
-        process.stdout.write("Swarm updated.\n");
-        return 0;
-      }
-      if (sub === "init") return init(rest);
-      if (sub === "leave") return leave(rest);
-      throw new UsageError(
-        `unknown command "shoal swarm ${sub ?? ""}": init, join-token, update, leave`,
-      );
-    }
-    case "node":
-      return nodeCommand(argv);
-    default:
-      throw new UsageError(`unknown command "${cmd}"`);
-  }
 }

@@ -5,7 +5,8 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { parseFlags, USAGE } from "../nats/flags.js";
 import { ServerLogger } from "../nats/log.js";
-import { Server, NATS_VERSION, SHOAL_VERSION } from "../nats/server.js";
+import { Server, NATS_VERSION } from "../nats/server.js";
+import { SHOAL_VERSION } from "../lib/version.js";
 import { OptionsError } from "../nats/errors.js";
 
 const SIGNALS: Record<string, NodeJS.Signals> = {

@@ -1,0 +1,267 @@
+// The daemon's flags (init, join, daemon, up) turned into DaemonRunOptions, and the address a
+// node advertises chosen as Docker chooses it: --advertise-addr (an IP, IP:PORT, [v6]:PORT or an
+// interface name such as eth0); else the --listen-addr host when it is not a wildcard; else the
+// machine's address (lib/netif.ts), which fails with Docker's words when there is no single one.
+// `shoal up`, the one-machine quick start, falls back to 127.0.0.1 instead, and says so.
+
+import { isIP } from "node:net";
+import { networkInterfaces } from "node:os";
+import { defaultDataDir } from "../api/paths.js";
+import { isWildcard, joinHostPort, parseHostPort, AddressError } from "../lib/addr.js";
+import { AdvertiseAddrError, systemAddress, type Interfaces } from "../lib/netif.js";
+import { parseBytesFlag, parseCpusFlag, parseIntFlag } from "./args.js";
+import { UsageError } from "./errors.js";
+import type { DaemonRunOptions } from "../daemon/run.js";
+
+/** The daemon flags as commander gives them. */
+export interface DaemonFlags {
+  dataDir?: string;
+  listenAddr?: string;
+  advertiseAddr?: string;
+  natsPort?: string;
+  apiAddr?: string;
+  publishAddr?: string;
+  debug?: boolean;
+  cpus?: string;
+  memory?: string;
+  monitorPort?: string;
+}
+
+/** What the address choice reads from the machine (injected by tests). */
+export interface MachineAddresses {
+  interfaces(): Interfaces;
+  /** The machine's address to advertise; throws AdvertiseAddrError when it cannot choose. */
+  systemAddress(): string;
+}
+
+export const THIS_MACHINE: MachineAddresses = {
+  interfaces: () => networkInterfaces(),
+  systemAddress: () => systemAddress(),
+};
+
+export const DEFAULT_JOIN_PORT = 2377;
+
+export interface HostAndPort {
+  host: string;
+  port: number | undefined;
+}
+
+/** The address of an interface, as Docker takes it: its one IPv4 address, else a global IPv6. */
+export function interfaceAddress(name: string, ifaces: Interfaces): string {
+  const list = ifaces[name] ?? [];
+  const v4 = list.filter((a) => a.family === "IPv4");
+  if (v4.length > 1)
+    throw new UsageError(
+      `interface ${name} has more than one IPv4 address (${v4[0]!.address} and ${v4[1]!.address})`,
+    );
+  if (v4.length === 1) return v4[0]!.address;
+  const v6 = list.find((a) => a.family === "IPv6" && !/^fe80:/i.test(a.address));
+  if (v6) return v6.address;
+  throw new UsageError(`interface ${name} has no usable IPv4 or IPv6 address`);
+}
+
+/**
+ * `<ip|interface>[:port]` (IPv6 with a port in brackets). `what` names the flag in errors; a
+ * wildcard host is refused for the advertised address (other nodes cannot dial it).
+ */
+export function parseNodeAddr(
+  text: string,
+  what: "advertise" | "listen",
+  ifaces: Interfaces,
+): HostAndPort {
+  const bad = () =>
+    new UsageError(
+      `${what === "advertise" ? "advertise" : "listen"} address must be a non-zero IP address or network interface (with optional port number): "${text}"`,
+    );
+  let hp;
+  try {
+    hp = parseHostPort(text);
+  } catch (err) {
+    if (err instanceof AddressError) throw new UsageError(err.message);
+    throw err;
+  }
+  if (hp.port !== undefined && (hp.port < 0 || (what === "advertise" && hp.port === 0))) {
+    throw new UsageError(`invalid port in ${what} address "${text}"`);
+  }
+  let host = hp.host;
+  if (host === "" && what === "listen") host = "0.0.0.0";
+  if (host !== "" && !isIP(host)) {
+    if (!ifaces[host]) throw bad();
+    host = interfaceAddress(host, ifaces);
+  }
+  if (host === "" || (what === "advertise" && isWildcard(host))) throw bad();
+  return { host, port: hp.port };
+}
+
+function portFlag(flag: string, v: string, allowRandom: boolean): number {
+  const n = parseIntFlag(flag, v);
+  if (n < (allowRandom ? -1 : 0) || n > 65535)
+    throw new UsageError(`invalid argument "${v}" for "${flag}" flag: port out of range`);
+  return n;
+}
+
+export interface ParsedDaemonFlags {
+  dataDir: string;
+  listen: { host: string; port: number };
+  /** --advertise-addr, when given. */
+  advertise: HostAndPort | undefined;
+  natsPort: number;
+  apiTcp: string;
+  publishHost: string;
+  debug: boolean;
+  cpus: number | undefined;
+  memoryBytes: number | undefined;
+  monitorPort: number | undefined;
+}
+
+/** Checks and parses the daemon flags; `defaults` differ between `up` and the others. */
+export function parseDaemonFlags(
+  f: DaemonFlags,
+  defaults: { natsPort: number; monitorPort?: number },
+  machine: MachineAddresses = THIS_MACHINE,
+): ParsedDaemonFlags {
+  const ifaces = machine.interfaces();
+  const listen = parseNodeAddr(f.listenAddr ?? `0.0.0.0:${DEFAULT_JOIN_PORT}`, "listen", ifaces);
+  let cpus: number | undefined;
+  if (f.cpus !== undefined) {
+    cpus = parseCpusFlag("--cpus", f.cpus);
+    if (cpus === 0)
+      throw new UsageError(`invalid argument "${f.cpus}" for "--cpus" flag: must be more than 0`);
+  }
+  let memoryBytes: number | undefined;
+  if (f.memory !== undefined) {
+    memoryBytes = parseBytesFlag("--memory", f.memory);
+    if (memoryBytes === 0)
+      throw new UsageError(
+        `invalid argument "${f.memory}" for "--memory" flag: must be more than 0`,
+      );
+  }
+  let monitorPort = defaults.monitorPort;
+  if (f.monitorPort !== undefined) {
+    const p = portFlag("--monitor-port", f.monitorPort, true);
+    monitorPort = p === 0 ? undefined : p; // 0: no monitoring
+  }
+  if (f.apiAddr !== undefined) {
+    const a = parseHostPort(f.apiAddr);
+    if (a.port === undefined)
+      throw new UsageError(`invalid --api-addr "${f.apiAddr}": expected HOST:PORT`);
+  }
+  return {
+    dataDir: f.dataDir ?? defaultDataDir(),
+    listen: { host: listen.host, port: listen.port ?? DEFAULT_JOIN_PORT },
+    advertise:
+      f.advertiseAddr !== undefined
+        ? parseNodeAddr(f.advertiseAddr, "advertise", ifaces)
+        : undefined,
+    natsPort:
+      f.natsPort !== undefined ? portFlag("--nats-port", f.natsPort, true) : defaults.natsPort,
+    apiTcp: f.apiAddr ?? "",
+    publishHost: f.publishAddr ?? "0.0.0.0",
+    debug: !!f.debug,
+    cpus,
+    memoryBytes,
+    monitorPort,
+  };
+}
+
+export interface Advertised {
+  host: string;
+  port: number;
+  /** Said to the user when the address is a fallback. */
+  notice?: string;
+}
+
+/** The address this manager tells other nodes to join on (see the file header). */
+export function chooseAdvertise(
+  p: ParsedDaemonFlags,
+  fallback: "error" | "loopback",
+  machine: MachineAddresses = THIS_MACHINE,
+): Advertised {
+  if (p.advertise) return { host: p.advertise.host, port: p.advertise.port ?? p.listen.port };
+  if (!isWildcard(p.listen.host)) return { host: p.listen.host, port: p.listen.port };
+  try {
+    return { host: machine.systemAddress(), port: p.listen.port };
+  } catch (err) {
+    if (!(err instanceof AdvertiseAddrError) || fallback === "error") throw err;
+    return {
+      host: "127.0.0.1",
+      port: p.listen.port,
+      notice: `shoal: ${err.message.replace(/ - specify one with --advertise-addr$/, "")}; advertising 127.0.0.1 (other machines cannot join; use --advertise-addr to choose)`,
+    };
+  }
+}
+
+/** Options with every address and port decided (what `init` and `join` start a daemon with). */
+export type FullRunOptions = DaemonRunOptions &
+  Required<
+    Pick<DaemonRunOptions, "listenAddr" | "advertiseAddr" | "natsPort" | "apiTcp" | "publishHost">
+  >;
+
+export function runOptions(
+  p: ParsedDaemonFlags,
+  adv: { host: string; port: number },
+): FullRunOptions {
+  return {
+    dataDir: p.dataDir,
+    listenAddr: joinHostPort(p.listen.host, p.listen.port),
+    advertiseAddr: joinHostPort(adv.host, adv.port),
+    natsPort: p.natsPort,
+    apiTcp: p.apiTcp,
+    publishHost: p.publishHost,
+    debug: p.debug,
+    ...(p.cpus !== undefined ? { cpus: p.cpus } : {}),
+    ...(p.memoryBytes !== undefined ? { memoryBytes: p.memoryBytes } : {}),
+    ...(p.monitorPort !== undefined ? { monitorPort: p.monitorPort } : {}),
+  };
+}
+
+/**
+ * `shoal daemon` / `shoal up`: only what the flags say (`up` also its quick-start ports). The
+ * daemon takes the rest from the settings it saved at its last start, or its defaults, so a
+ * restart with `--data-dir` alone comes back on the same addresses.
+ */
+export function givenRunOptions(
+  f: DaemonFlags,
+  p: ParsedDaemonFlags,
+  up: boolean,
+): DaemonRunOptions {
+  return {
+    dataDir: p.dataDir,
+    debug: p.debug,
+    ...(f.listenAddr !== undefined
+      ? { listenAddr: joinHostPort(p.listen.host, p.listen.port) }
+      : {}),
+    ...(p.advertise
+      ? { advertiseAddr: joinHostPort(p.advertise.host, p.advertise.port ?? p.listen.port) }
+      : {}),
+    ...(f.natsPort !== undefined || up ? { natsPort: p.natsPort } : {}),
+    ...(f.apiAddr !== undefined ? { apiTcp: p.apiTcp } : {}),
+    ...(f.publishAddr !== undefined ? { publishHost: p.publishHost } : {}),
+    ...(p.cpus !== undefined ? { cpus: p.cpus } : {}),
+    ...(p.memoryBytes !== undefined ? { memoryBytes: p.memoryBytes } : {}),
+    ...(f.monitorPort !== undefined || up ? { monitorPort: p.monitorPort ?? 0 } : {}),
+  };
+}
+
+/** The `shoal daemon` flags that give a daemon these options (what `init` spawns). */
+export function daemonArgv(o: FullRunOptions): string[] {
+  return [
+    "--data-dir",
+    o.dataDir,
+    "--listen-addr",
+    o.listenAddr,
+    "--advertise-addr",
+    o.advertiseAddr,
+    "--nats-port",
+    String(o.natsPort),
+    "--publish-addr",
+    o.publishHost,
+    ...(o.apiTcp ? ["--api-addr", o.apiTcp] : []),
+    ...(o.debug ? ["--debug"] : []),
+    ...(o.cpus !== undefined ? ["--cpus", String(o.cpus)] : []),
+    ...(o.memoryBytes !== undefined ? ["--memory", String(o.memoryBytes)] : []),
+    ...(o.monitorPort !== undefined
+      ? ["--monitor-port", String(o.monitorPort)]
+      : ["--monitor-port", "0"]),
+  ];
+}

@@ -1,0 +1,29 @@
+// The CLI's errors: each a class with a code. A UsageError is bad input on the command line; the
+// CLI prints it with Docker's pointer to the command's help (`See 'shoal service ps --help'.`).
+
+export class CliError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export class UsageError extends CliError {
+  /** The command whose help the message points to ("shoal service ps"); set by the runner. */
+  helpFor: string | undefined;
+
+  constructor(message: string, helpFor?: string) {
+    super("ERR_USAGE", message);
+    this.helpFor = helpFor;
+  }
+}
+
+/** The daemon could not be started or joined; nothing was left behind. */
+export class StartError extends CliError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("ERR_START", message, options);
+  }
+}
