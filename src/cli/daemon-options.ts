@@ -7,7 +7,7 @@
 import { isIP } from "node:net";
 import { networkInterfaces } from "node:os";
 import { defaultDataDir } from "../api/paths.js";
-import { isWildcard, joinHostPort, parseHostPort, AddressError } from "../lib/addr.js";
+import { formatHost, isWildcard, joinHostPort, parseHostPort, AddressError } from "../lib/addr.js";
 import { AdvertiseAddrError, systemAddress, type Interfaces } from "../lib/netif.js";
 import { parseBytesFlag, parseCpusFlag, parseIntFlag } from "./args.js";
 import { UsageError } from "./errors.js";
@@ -204,7 +204,8 @@ export function runOptions(
   return {
     dataDir: p.dataDir,
     listenAddr: joinHostPort(p.listen.host, p.listen.port),
-    advertiseAddr: joinHostPort(adv.host, adv.port),
+    // Port 0 (a random join port): the daemon adds the port it gets.
+    advertiseAddr: adv.port === 0 ? formatHost(adv.host) : joinHostPort(adv.host, adv.port),
     natsPort: p.natsPort,
     apiTcp: p.apiTcp,
     publishHost: p.publishHost,

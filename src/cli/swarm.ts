@@ -43,10 +43,12 @@ const START_TIMEOUT_MS = 15_000;
 /** How long a connection to the manager (join port, message server) may take. */
 const CONNECT_TIMEOUT_MS = 5_000;
 
+/** What /v1/info says (a worker's daemon answers only the first three). */
 interface Info {
   nodeId: string;
   pid: number;
   role?: string;
+  advertiseAddr?: string;
 }
 
 /** The daemon answering on a data dir's socket, if one does. */
@@ -179,7 +181,7 @@ export async function init(f: DaemonFlags): Promise<number> {
   process.stdout.write(
     `Swarm initialized: current node (${info.nodeId}) is now a manager.\n\n` +
       `To add a worker to this swarm, run the following command:\n\n` +
-      `    shoal join --token ${token} ${joinHostPort(adv.host, adv.port)}\n\n` +
+      `    shoal join --token ${token} ${info.advertiseAddr}\n\n` +
       `To add a manager to this swarm, run 'shoal swarm join-token manager' and follow the instructions.\n`,
   );
   return 0;

@@ -198,7 +198,7 @@ export class Daemon {
       const tasks = tx.listTasks();
       return {
         nodeId: this.nodeId,
-        advertiseAddr: this.opts.advertiseAddr,
+        advertiseAddr: this.advertiseAddr(),
         version: SHOAL_VERSION,
         dataDir: this.opts.dataDir,
         natsUrl: `${this.localNatsUrl()}`,
@@ -267,6 +267,13 @@ export class Daemon {
         );
       });
     }
+  }
+
+  /** Where other nodes join this manager: the advertise address, with the join port the
+   * daemon got when it has none of its own (a listen port of 0). */
+  advertiseAddr(): string {
+    const a = parseHostPort(this.opts.advertiseAddr);
+    return a.port !== undefined ? this.opts.advertiseAddr : joinHostPort(a.host, this.joinPort);
   }
 
   /** The host part of the advertise address. */

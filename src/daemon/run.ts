@@ -8,7 +8,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ServerLogger } from "../nats/log.js";
-import { isWildcard, joinHostPort, parseHostPort } from "../lib/addr.js";
+import { formatHost, isWildcard, joinHostPort, parseHostPort } from "../lib/addr.js";
 import { systemAddress } from "../lib/netif.js";
 import type { Logger } from "../lib/log.js";
 import { Daemon } from "./manager-daemon.js";
@@ -61,21 +61,18 @@ export function resolveDaemonOptions(given: DaemonRunOptions, log: Logger): Reso
     ...defined(given),
   } as ResolvedDaemonOptions;
   const listen = parseHostPort(o.listenAddr);
-  if (o.advertiseAddr) {
-    const adv = parseHostPort(o.advertiseAddr);
-    o.advertiseAddr = joinHostPort(adv.host, adv.port ?? listen.port ?? 2377);
-  } else {
-    let host = listen.host;
-    if (isWildcard(host)) {
-      try {
-        host = systemAddress();
-      } catch (err) {
-        log.warn(`${(err as Error).message}; advertising 127.0.0.1 (this machine only)`);
-        host = "127.0.0.1";
-      }
+  let host = o.advertiseAddr ? parseHostPort(o.advertiseAddr).host : listen.host;
+  if (isWildcard(host)) {
+    try {
+      host = systemAddress();
+    } catch (err) {
+      log.warn(`${(err as Error).message}; advertising 127.0.0.1 (this machine only)`);
+      host = "127.0.0.1";
     }
-    o.advertiseAddr = joinHostPort(host, listen.port ?? 2377);
   }
+  // Without a port, the join port: the listen port, or (port 0) the one the daemon gets.
+  const port = o.advertiseAddr ? (parseHostPort(o.advertiseAddr).port ?? listen.port) : listen.port;
+  o.advertiseAddr = port === 0 ? formatHost(host) : joinHostPort(host, port ?? 2377);
   const { debug: _debug, ...keep } = o;
   writeFileSync(file, JSON.stringify(keep, null, 2) + "\n", { mode: 0o600 });
   return o;

@@ -7,15 +7,28 @@
 // - a node the manager has not heard from since it started counts from the first time it is
 //   asked about (a restarted manager gives every node a full grace period);
 // - time the manager itself was stalled (its event loop blocked, so heartbeats sat unread in
-//   a socket) is credited to every node.
+//   a socket) is credited to every node;
+// - a node keeps the silence it was allowed when it last beat (3 periods then): when the
+//   period shrinks (`swarm update --heartbeat-period`), a node still on the old period is not
+//   blamed before its next beat, as swarmkit sets each node's expiry at its heartbeat.
 
 export class Liveness {
   private readonly seen = new Map<string, number>();
+  private readonly allowed = new Map<string, number>();
 
-  /** A heartbeat (or any message) from the node arrived at `at`. */
-  heard(nodeId: string, at: number): void {
+  /** A heartbeat (or any message) from the node arrived at `at`; `allowMs` is the silence the
+   * node may keep after it (the down-after period in effect now). */
+  heard(nodeId: string, at: number, allowMs = 0): void {
     const prev = this.seen.get(nodeId);
-    if (prev === undefined || at > prev) this.seen.set(nodeId, at);
+    if (prev === undefined || at > prev) {
+      this.seen.set(nodeId, at);
+      this.allowed.set(nodeId, allowMs);
+    }
+  }
+
+  /** The silence the node was allowed at its last heartbeat (0 when none was given). */
+  allowance(nodeId: string): number {
+    return this.allowed.get(nodeId) ?? 0;
   }
 
   /** How long the node has been silent at `now` (0 the first time it is asked about). */
@@ -37,6 +50,7 @@ export class Liveness {
   /** The node was removed from the cluster. */
   forget(nodeId: string): void {
     this.seen.delete(nodeId);
+    this.allowed.delete(nodeId);
   }
 }
 

@@ -158,7 +158,9 @@ export class Manager {
     // Nodes that stopped sending heartbeats are down (level-triggered: decided every pass).
     const downAfter = this.nodeDownAfterMs();
     const downNodes = input.nodes.filter(
-      (n) => n.status === "ready" && this.liveness.silentFor(n.id, now) > downAfter,
+      (n) =>
+        n.status === "ready" &&
+        this.liveness.silentFor(n.id, now) > Math.max(downAfter, this.liveness.allowance(n.id)),
     );
     if (downNodes.length > 0) {
       await this.store.update((tx) => {
@@ -313,7 +315,7 @@ export class Manager {
    * facts (drivers, resources, enforceable limits) than before is a store write.
    */
   async heartbeat(nodeId: string, now = Date.now(), facts: Partial<NodeFacts> = {}): Promise<void> {
-    this.liveness.heard(nodeId, now);
+    this.liveness.heard(nodeId, now, this.nodeDownAfterMs());
     const changed = (n: Node) =>
       n.status !== "ready" ||
       (facts.engineVersion !== undefined && n.engineVersion !== facts.engineVersion) ||

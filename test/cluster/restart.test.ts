@@ -39,15 +39,17 @@ test("a restarted worker keeps its address, and the mesh reaches its tasks on ev
   const ready = async () =>
     (await s.api<Node[]>("/v1/nodes")).filter((n) => n.status === "ready").length === 3;
   await checkFor(10_000, ready);
+  // A global service: one task per node, so one runs on the restarted worker whatever happened
+  // to its old one while it was away.
   const server =
-    "require('http').createServer((q,r)=>r.end(process.env.SHOAL_TASK_SLOT)).listen(+process.env.PORT,'0.0.0.0')";
+    "require('http').createServer((q,r)=>r.end(process.env.SHOAL_TASK_ID)).listen(+process.env.PORT,'0.0.0.0')";
   const created = await s.cli(
     "service",
     "create",
     "--name",
     "web",
-    "--replicas",
-    "3",
+    "--mode",
+    "global",
     "-p",
     "8080:8000",
     "--",
@@ -74,7 +76,7 @@ test("a restarted worker keeps its address, and the mesh reaches its tasks on ev
   assert.equal((await s.api<Node[]>("/v1/nodes")).length, 3, "the same node, not a new one");
 
   // Its task was replaced meanwhile if the restart took longer than the down-after period:
-  // wait for three running tasks, one on each node, then every request through the manager's
+  // wait for three running tasks, one on each node; then every request through the manager's
   // published port is answered, by all three.
   await checkFor(30_000, async () => {
     const ts = await s.running("web");
@@ -90,5 +92,6 @@ test("a restarted worker keeps its address, and the mesh reaches its tasks on ev
     const body = await httpGet(s.manager.addr, 8080);
     seen.set(body, (seen.get(body) ?? 0) + 1);
   }
-  assert.deepEqual([...seen.keys()].sort(), ["1", "2", "3"], JSON.stringify([...seen]));
+  const ids = (await s.running("web")).map((x) => x.id).sort();
+  assert.deepEqual([...seen.keys()].sort(), ids, JSON.stringify([...seen]));
 });

@@ -83,6 +83,19 @@ const cases: Array<{ name: string; steps: Step[] }> = [
 ];
 
 describe("liveness", () => {
+  test("a node keeps the allowance of its last heartbeat until it beats again", () => {
+    const l = new Liveness();
+    assert.equal(l.allowance("a"), 0);
+    l.heard("a", 1000, 3000); // beat on a 1 s period: 3 s of silence allowed
+    assert.equal(l.allowance("a"), 3000);
+    l.heard("a", 900, 300); // an older message changes nothing
+    assert.equal(l.allowance("a"), 3000);
+    l.heard("a", 2000, 300); // the next beat, on the new 100 ms period
+    assert.equal(l.allowance("a"), 300);
+    l.forget("a");
+    assert.equal(l.allowance("a"), 0);
+  });
+
   for (const c of cases) {
     test(c.name, () => {
       const l = new Liveness();
