@@ -387,6 +387,10 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
     };
     const floor: number[] = [];
     for (let i = 0; i < 5; i++) floor.push((await runOnce(floorCmd, rssFile)).wallMs);
+    // Node's own start (no module of ours), the least any Node CLI can take here.
+    const nodeFloor: number[] = [];
+    const nodeCmd: Command = { ...floorCmd, argv: [process.execPath, "-e", "0"] };
+    for (let i = 0; i < 9; i++) nodeFloor.push((await runOnce(nodeCmd, rssFile)).wallMs);
 
     const m = await measure(ctx, commands, runs, rssFile);
     const rows = tableRows(commands, m, runs, dockerMissing);
@@ -401,6 +405,11 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
       `floor: \`true\` through the same harness (spawned by the bench${rssFile ? `, under ${TIME}` : ""}) ` +
         `takes ${percentile(floor, 0.5).toFixed(1)} ms (median of 5); every wall time above includes it`,
     );
+    notes.push(
+      `node floor: \`node -e 0\` (node ${process.version}, no shoal module) takes ` +
+        `${percentile(nodeFloor, 0.5).toFixed(1)} ms (median of 9): what any Node.js CLI pays before its first line`,
+    );
+    params["nodeFloorMs"] = percentile(nodeFloor, 0.5);
     params["otherLoad"] = m.load;
     params["floorMs"] = percentile(floor, 0.5);
     params["samples"] = [...m.samples].map(([c, s]) => ({
