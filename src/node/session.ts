@@ -94,7 +94,7 @@ export class AgentSession {
       reconnectTimeWait: 250,
       waitOnFirstConnect: true,
     });
-    this.opts.log.info(`agent connected to the control bus at ${this.nc.getServer()}`);
+    this.opts.log.info(`connected to the control bus at ${this.nc.getServer()}`);
     this.nc.subscribe(assignSubject(this.opts.nodeId), {
       callback: (err, msg) => {
         if (err) return;
