@@ -9,23 +9,9 @@ import assert from "node:assert/strict";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { request } from "node:http";
 import { createTestBed, type Host } from "./netns.js";
-import { SHOAL_BIN, checkFor } from "../helpers/servers.js";
+import { SHOAL_BIN, checkFor, httpGet } from "../helpers/servers.js";
 import { killTaskProcesses } from "../helpers/daemon.js";
-
-function httpGet(host: string, port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host, port, path: "/", agent: false, timeout: 2000 }, (res) => {
-      let body = "";
-      res.on("data", (c: Buffer) => (body += c.toString()));
-      res.on("end", () => resolve(body));
-    });
-    req.on("timeout", () => req.destroy(new Error(`GET http://${host}:${port}/ timed out`)));
-    req.on("error", reject);
-    req.end();
-  });
-}
 
 test("README: init, the printed join command on two machines, a service answering everywhere", async (t) => {
   const bed = await createTestBed(3);

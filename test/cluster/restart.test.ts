@@ -6,32 +6,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { request } from "node:http";
 import { startSwarm } from "../helpers/swarm.js";
-import { checkFor } from "../helpers/servers.js";
+import { checkFor, httpGet } from "../helpers/servers.js";
+import { pidAlive } from "./netns.js";
 import type { Node } from "../../src/api/types.js";
-
-function httpGet(host: string, port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host, port, path: "/", agent: false, timeout: 2000 }, (res) => {
-      let body = "";
-      res.on("data", (c: Buffer) => (body += c.toString()));
-      res.on("end", () => resolve(body));
-    });
-    req.on("timeout", () => req.destroy(new Error(`GET http://${host}:${port}/ timed out`)));
-    req.on("error", reject);
-    req.end();
-  });
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 test("a restarted worker keeps its address, and the mesh reaches its tasks on every request", async (t) => {
   const s = await startSwarm(3);

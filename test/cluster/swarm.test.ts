@@ -7,8 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { join } from "node:path";
-import { request } from "node:http";
-import { SHOAL_BIN, checkFor, RawConn } from "../helpers/servers.js";
+import { SHOAL_BIN, checkFor, httpGet, RawConn } from "../helpers/servers.js";
 import { startSwarm } from "../helpers/swarm.js";
 import { watchCounters } from "../helpers/daemon.js";
 import { findIptables } from "../../src/node/drivers/netns.js";
@@ -383,19 +382,6 @@ test("the routing mesh: a published port answers on every node, from tasks on ev
     assert.deepEqual([...seen].sort(), ["1", "2", "3"], `published port on ${h.addr}`);
   }
 });
-
-function httpGet(host: string, port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host, port, path: "/", agent: false, timeout: 2000 }, (res) => {
-      let body = "";
-      res.on("data", (c: Buffer) => (body += c.toString()));
-      res.on("end", () => resolve(body));
-    });
-    req.on("timeout", () => req.destroy(new Error(`GET http://${host}:${port}/ timed out`)));
-    req.on("error", reject);
-    req.end();
-  });
-}
 
 test("a bridge task on a worker reaches the message server on the manager (outbound NAT)", async (t) => {
   const s = await startSwarm(2);

@@ -2,7 +2,7 @@
 // random NATS port, drive it with the real CLI, and clean up (daemon, tasks, files) afterwards.
 
 import { spawn, execFile, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, readFileSync, existsSync, readdirSync } from "node:fs";
+import { chownSync, mkdtempSync, rmSync, readFileSync, existsSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { request } from "node:http";
@@ -47,8 +47,11 @@ export function runCli(dataDir: string, args: string[], timeoutMs = 60_000): Pro
   });
 }
 
-export async function startDaemon(): Promise<TestDaemon> {
+/** A daemon on a fresh data dir; with `uid`, run as that user (it owns the data dir). */
+export async function startDaemon(opts: { uid?: number } = {}): Promise<TestDaemon> {
   const dataDir = mkdtempSync(join(tmpdir(), "shoal-test-"));
+  const as = opts.uid === undefined ? {} : { uid: opts.uid, gid: opts.uid, env: { HOME: dataDir } };
+  if (opts.uid !== undefined) chownSync(dataDir, opts.uid, opts.uid);
   let out = "";
   let proc: ChildProcess;
   const launch = async () => {
@@ -66,7 +69,12 @@ export async function startDaemon(): Promise<TestDaemon> {
         "--publish-addr",
         "127.0.0.1",
       ],
-      { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, SHOAL_DATA_DIR: dataDir } },
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+        uid: as.uid,
+        gid: as.gid,
+        env: { ...process.env, ...as.env, SHOAL_DATA_DIR: dataDir },
+      },
     );
     proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
     proc.stderr!.on("data", (d: Buffer) => (out += d.toString()));

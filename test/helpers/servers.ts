@@ -2,6 +2,7 @@
 // `startServer()` runs shoal's server in this process; `runServer()` runs `shoal nats-server`
 // as a child process; `runGoServer()` runs the Go nats-server (Debian package) when installed.
 
+import { request } from "node:http";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -233,4 +234,18 @@ export class RawConn {
   close(): void {
     this.socket.destroy();
   }
+}
+
+/** GET http://host:port/ on a fresh connection; the body, or an error after 2 s. */
+export function httpGet(host: string, port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host, port, path: "/", agent: false, timeout: 2000 }, (res) => {
+      let body = "";
+      res.on("data", (c: Buffer) => (body += c.toString()));
+      res.on("end", () => resolve(body));
+    });
+    req.on("timeout", () => req.destroy(new Error(`GET http://${host}:${port}/ timed out`)));
+    req.on("error", reject);
+    req.end();
+  });
 }
