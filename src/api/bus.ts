@@ -19,6 +19,9 @@ import { Type, type Static } from "@sinclair/typebox";
 import { NodeLimitsSchema, NodeResourcesSchema, TaskReportSchema, TaskSchema } from "./types.js";
 
 export const SUBJECT_PREFIX = "$SHOAL";
+/** Replies to control-plane requests (a task's log lines...) travel under $SHOAL. too, never on
+ * `_INBOX.`, which any application may subscribe to. */
+export const INBOX_PREFIX = `${SUBJECT_PREFIX}.inbox`;
 export const hbSubject = (nodeId: string) => `${SUBJECT_PREFIX}.hb.${nodeId}`;
 export const statusSubject = (nodeId: string) => `${SUBJECT_PREFIX}.status.${nodeId}`;
 export const assignSubject = (nodeId: string) => `${SUBJECT_PREFIX}.assign.${nodeId}`;

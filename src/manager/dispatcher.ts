@@ -7,6 +7,7 @@ import { connect, JSONCodec, nuid, type NatsConnection, type Subscription } from
 import type { Manager } from "./manager.js";
 import {
   AGENT_USER,
+  INBOX_PREFIX,
   assignSubject,
   SUBJECT_PREFIX,
   type Assignments,
@@ -78,6 +79,7 @@ export class Dispatcher {
       user: AGENT_USER,
       pass: agentPassword(this.opts.clusterSecret),
       name: "shoal-dispatcher",
+      inboxPrefix: INBOX_PREFIX,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
     });
