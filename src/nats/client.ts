@@ -38,11 +38,12 @@ export interface ConnectOptions {
 }
 
 /**
- * Bytes a client connection hands to its socket before the kernel has taken them; the rest waits
- * in its Outbound. Node sends all a socket holds as one write, which completes only once the peer
- * has read it all: a bounded hand-off keeps completions (progress, room under max_pending) coming.
+ * Bytes a client connection hands to its socket before the kernel has taken them (at most an
+ * eighth of max_pending); the rest waits in its Outbound. Node sends all a socket holds as one
+ * write, which completes only once the peer has read it all: a bounded hand-off keeps completions
+ * (progress, room under max_pending) coming.
  */
-const WRITE_WINDOW = 512 * 1024;
+export const WRITE_WINDOW = 512 * 1024;
 
 /** Bounds of a fast producer's pause while a consumer is behind (nats-server's stall, in ms). */
 export const STALL_MIN_MS = 10;
@@ -605,7 +606,7 @@ export class Client implements ParserSink, MsgTarget {
     this.flushQueued = false;
     if (this.closed) return;
     const socket = this.socket;
-    this.out.flush(socket, WRITE_WINDOW, this.written);
+    this.out.flush(socket, this.server.writeWindow, this.written);
     if (socket.writableLength === 0) return;
     const pending = this.out.queued + socket.writableLength;
     const max = this.server.opts.maxPending;
@@ -626,7 +627,7 @@ export class Client implements ParserSink, MsgTarget {
   private onWritten(): void {
     this.writesDone++;
     if (this.closed) return;
-    if (this.out.queued > 0) this.out.flush(this.socket, WRITE_WINDOW, this.written);
+    if (this.out.queued > 0) this.out.flush(this.socket, this.server.writeWindow, this.written);
     const waiting = this.stalledProducers;
     if (waiting !== null && this.pendingBytes() <= this.server.opts.maxPending / 2) {
       this.releaseProducers();

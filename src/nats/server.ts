@@ -5,7 +5,7 @@
 import { createServer, type Server as NetServer, type Socket } from "node:net";
 import { randomBytes, randomInt } from "node:crypto";
 import { writeFileSync, rmSync } from "node:fs";
-import { Client } from "./client.js";
+import { Client, WRITE_WINDOW } from "./client.js";
 import { Sublist } from "./sublist.js";
 import { subjectMatchesPattern } from "./subject.js";
 import type { Subscription } from "./subscription.js";
@@ -68,6 +68,8 @@ export class Server {
   private routeEpoch = 0;
   private readonly routeTargets: (Route | null)[] = [];
   private flushScheduled = false;
+  /** What a client connection hands its socket at most before the kernel takes it. */
+  readonly writeWindow: number;
   /** The client whose read is being handled: the one a consumer that falls behind pauses. */
   producer: Client | null = null;
   private timers: NodeJS.Timeout[] = [];
@@ -88,6 +90,7 @@ export class Server {
   ) {
     this.name = opts.serverName || this.id;
     this.authRequired = authRequired(opts);
+    this.writeWindow = Math.max(4096, Math.min(WRITE_WINDOW, Math.floor(opts.maxPending / 8)));
     this.monitor = opts.httpPort !== 0 ? new Monitor(this) : null;
     this.cluster = opts.cluster ? new Cluster(this, opts.cluster, log) : null;
     this.done = new Promise((r) => (this.doneResolve = r));
