@@ -69,16 +69,14 @@ async function burstyReader(
   if (pauseMs < 0) {
     socket.pause();
   } else {
-    let reading = true;
-    const timer = setInterval(
-      () => {
-        reading = !reading;
-        if (reading) socket.resume();
-        else socket.pause();
-      },
-      Math.max(readMs, pauseMs),
-    );
-    defer(t, () => clearInterval(timer));
+    let timer: NodeJS.Timeout;
+    const phase = (reading: boolean) => {
+      if (reading) socket.resume();
+      else socket.pause();
+      timer = setTimeout(() => phase(!reading), reading ? readMs : pauseMs);
+    };
+    phase(false);
+    defer(t, () => clearTimeout(timer));
   }
   return r;
 }
@@ -187,7 +185,7 @@ describe("limits", () => {
       maxPayload: 64 * 1024,
       writeDeadlineMs: 400,
     });
-    const sub = await burstyReader(t, s.port, "flood", 10, 10);
+    const sub = await burstyReader(t, s.port, "flood", 10, 100);
     const pub = await raw(t, s.port);
     const count = 24 * 1024; // 24 MiB of payload: far beyond max_pending and the kernel's buffers
     const payload = Buffer.alloc(1024, "x");
