@@ -153,17 +153,21 @@ function pubSub(
   };
 }
 
+/** Every run that lost messages (any suite that uses timeDelivery): the bench then fails. */
+export const messageLoss: string[] = [];
+
 /**
  * Lets a ready publisher go, then tells the ready subscriber workers (`subs` connections in all)
  * how many messages to wait for, and returns the messages they received per second, from the
- * first to the last received over all connections. A note says how many were missing, if any.
+ * first to the last received over all connections. Any message missing fails the run (it throws
+ * and is recorded in messageLoss).
  */
 export async function timeDelivery(
   pub: Worker,
   subWorkers: Worker[],
   subs: number,
   p: LoadParams,
-  note: (s: string) => void,
+  _note: (s: string) => void,
 ): Promise<number> {
   pub.send({ cmd: "go" });
   const sent = (await pub.next<PubResult>("result", resultTimeout(p))).sent;
@@ -178,10 +182,13 @@ export async function timeDelivery(
   const expected = sent * subs;
   if (delivered < expected) {
     const errors = [...new Set(conns.map((c) => c.error).filter((e) => e !== null))];
-    note(
-      `delivered ${delivered} of ${expected} messages (${((100 * delivered) / expected).toFixed(1)}%)` +
-        (errors.length ? `; subscriber: ${errors.join(", ")}` : ""),
-    );
+    const text =
+      `MESSAGES LOST: delivered ${delivered} of ${expected} ` +
+      `(${((100 * delivered) / expected).toFixed(1)}%)` +
+      (errors.length ? `; subscriber: ${errors.join(", ")}` : "");
+    // A rate over lost messages means nothing: the run fails, and the bench exits non-zero.
+    messageLoss.push(text);
+    throw new Error(text);
   }
   return delivered / ((last - first) / 1e9);
 }

@@ -10,7 +10,7 @@ import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { cliSuite } from "./cli.js";
 import { clusterSuite } from "./cluster.js";
-import { natsSuite } from "./nats.js";
+import { messageLoss, natsSuite } from "./nats.js";
 import { orchestratorSuite } from "./orchestrator.js";
 import { swarmSuite } from "./swarm.js";
 import { dispatcherSuite } from "./dispatcher.js";
@@ -102,12 +102,13 @@ async function main(argv: string[]): Promise<number> {
     console.log(`\n${formatTable(result)}\n`);
   }
   console.error(`bench: done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  for (const line of messageLoss) console.error(`bench: FAILED: ${line}`);
   if (typeof values.json === "string") {
     const doc = { date: new Date().toISOString(), machine, suites: results };
     writeFileSync(values.json, `${JSON.stringify(doc, null, 2)}\n`);
     console.error(`bench: wrote ${values.json}`);
   }
-  return 0;
+  return messageLoss.length > 0 ? 1 : 0;
 }
 
 main(process.argv.slice(2)).then(

@@ -37,6 +37,29 @@ export interface ConnectOptions {
   tls_required?: boolean;
 }
 
+/**
+ * Bytes a client connection hands to its socket before the kernel has taken them (at most an
+ * eighth of max_pending); the rest waits in its Outbound. Node sends all a socket holds as one
+ * write, which completes only once the peer has read it all: a bounded hand-off keeps completions
+ * (progress, room under max_pending) coming.
+ */
+export const WRITE_WINDOW = 512 * 1024;
+
+/** Bounds of a fast producer's pause while a consumer is behind (nats-server's stall, in ms). */
+export const STALL_MIN_MS = 10;
+export const STALL_MAX_MS = 250;
+
+/**
+ * How long to pause a producer feeding a consumer `pending` bytes behind: the minimum at half of
+ * max_pending, one more minimum for every further twentieth of it, the maximum beyond max_pending.
+ */
+export function stallMs(pending: number, maxPending: number): number {
+  if (pending >= maxPending) return STALL_MAX_MS;
+  const half = maxPending / 2;
+  const steps = pending > half ? Math.floor((pending - half) / (maxPending / 20)) : 0;
+  return Math.min(STALL_MAX_MS, STALL_MIN_MS * (1 + steps));
+}
+
 const NO_RESPONDERS_HDR = "NATS/1.0 503\r\n\r\n";
 
 /** The JSON type of each CONNECT field shoal reads, by lower-case name (nats-server's ClientOpts). */
@@ -135,8 +158,20 @@ export class Client implements ParserSink, MsgTarget {
   pingsOut = 0;
   /** Queued in the server's pending-flush list. */
   flushQueued = false;
-  /** When a write last found the socket's buffer full (0 = not blocked). */
-  blockedSince = 0;
+  /** Writes the kernel has taken in full: the progress a write deadline watches. */
+  writesDone = 0;
+  /** writesDone when the server last looked, and since when it has not moved (0 = moving). */
+  seenWrites = 0;
+  stuckSince = 0;
+  /** Producers paused because this connection is behind, resumed when it catches up. */
+  private stalledProducers: Client[] | null = null;
+  /** This connection's reads are paused (a consumer it feeds is behind) until `stallUntil`. */
+  stalled = false;
+  private stallUntil = 0;
+  private stallTimer: NodeJS.Timeout | null = null;
+  /** How many times this connection was paused as a fast producer. */
+  stalls = 0;
+  private readonly written = (): void => this.onWritten();
   private authTimer: NodeJS.Timeout | null = null;
   // The message being received: set by the PUB/HPUB control line, used by its payload.
   private pubSubject = "";
@@ -556,27 +591,96 @@ export class Client implements ParserSink, MsgTarget {
     this.flush();
   }
 
-  /** Hands queued bytes to the socket and watches for slow consumers. */
+  /** Bytes queued for this connection that the kernel has not taken yet. */
+  pendingBytes(): number {
+    return this.out.queued + this.socket.writableLength;
+  }
+
+  /**
+   * Hands queued bytes to the socket and watches for slow consumers. A connection more than half
+   * of max_pending behind pauses the producer whose message filled it (see stallProducer); one
+   * far beyond max_pending is cut off at once, one just beyond it only once it stops reading
+   * (Server.checkWriteDeadlines).
+   */
   flush(): void {
     this.flushQueued = false;
     if (this.closed) return;
-    const ok = this.out.flush(this.socket);
-    if (!ok) {
-      if (this.blockedSince === 0) this.blockedSince = Date.now();
-      if (this.socket.writableLength > this.server.opts.maxPending) {
-        this.server.log.info(
-          `${this.tag} - Slow Consumer Detected: MaxPending of ${this.server.opts.maxPending} Exceeded`,
-        );
-        this.server.slowConsumers++;
-        this.close(CloseReason.SlowConsumerPendingBytes);
-      }
-    } else {
-      this.blockedSince = 0;
+    const socket = this.socket;
+    this.out.flush(socket, this.server.writeWindow, this.written);
+    if (socket.writableLength === 0) return;
+    const pending = this.out.queued + socket.writableLength;
+    const max = this.server.opts.maxPending;
+    if (pending <= max / 2) return;
+    if (pending > max + max / 2) {
+      this.slowConsumer(CloseReason.SlowConsumerPendingBytes);
+      return;
+    }
+    const producer = this.server.producer;
+    if (producer !== null && producer !== this) {
+      producer.stallProducer(stallMs(pending, max));
+      const waiting = (this.stalledProducers ??= []);
+      if (!waiting.includes(producer)) waiting.push(producer);
     }
   }
 
+  /** A write completed: flush more of what is held back, and let paused producers go on. */
+  private onWritten(): void {
+    this.writesDone++;
+    if (this.closed) return;
+    if (this.out.queued > 0) this.out.flush(this.socket, this.server.writeWindow, this.written);
+    const waiting = this.stalledProducers;
+    if (waiting !== null && this.pendingBytes() <= this.server.opts.maxPending / 2) {
+      this.releaseProducers();
+    }
+  }
+
+  /** The socket took everything it held after being full: let go of the output buffer. */
   onDrain(): void {
-    this.blockedSince = 0;
+    this.out.release();
+  }
+
+  private releaseProducers(): void {
+    const waiting = this.stalledProducers;
+    this.stalledProducers = null;
+    if (waiting !== null) for (const p of waiting) p.resumeReads();
+  }
+
+  /** Pauses this connection's reads for up to `ms` (longer if already paused for longer). */
+  stallProducer(ms: number): void {
+    if (this.closed) return;
+    const until = Date.now() + ms;
+    if (this.stalled) {
+      if (until <= this.stallUntil) return;
+      clearTimeout(this.stallTimer!);
+    } else {
+      this.stalled = true;
+      this.stalls++;
+      this.socket.pause();
+    }
+    this.stallUntil = until;
+    this.stallTimer = setTimeout(() => {
+      this.server.log.debug(`${this.tag} - Timed out of fast producer stall (${ms}ms)`);
+      this.resumeReads();
+    }, ms);
+  }
+
+  resumeReads(): void {
+    if (!this.stalled) return;
+    this.stalled = false;
+    if (this.stallTimer !== null) clearTimeout(this.stallTimer);
+    this.stallTimer = null;
+    if (!this.closed) this.socket.resume();
+  }
+
+  slowConsumer(reason: CloseReasonText): void {
+    const o = this.server.opts;
+    this.server.log.info(
+      reason === CloseReason.SlowConsumerWriteDeadline
+        ? `${this.tag} - Slow Consumer Detected: WriteDeadline of ${o.writeDeadlineMs / 1000}s exceeded`
+        : `${this.tag} - Slow Consumer Detected: MaxPending of ${o.maxPending} Exceeded`,
+    );
+    this.server.slowConsumers++;
+    this.close(reason);
   }
 
   private traceIn(op: string, arg: Buffer | null): void {
@@ -587,22 +691,22 @@ export class Client implements ParserSink, MsgTarget {
   /** Closes the connection, drops its interest, and tells the server. Idempotent. */
   close(reason: CloseReasonText): void {
     if (this.closed) return;
-    if (reason !== CloseReason.SlowConsumerPendingBytes) {
-      // Let what is queued (e.g. a final -ERR) go out before the FIN.
-      this.out.flush(this.socket);
-    }
+    const slow =
+      reason === CloseReason.SlowConsumerPendingBytes ||
+      reason === CloseReason.SlowConsumerWriteDeadline;
+    // Let what is queued (e.g. a final -ERR) go out before the FIN.
+    if (!slow) this.out.flush(this.socket);
     this.closed = true;
     this.closeReason = reason;
     this.stopTime = new Date();
     if (this.authTimer) clearTimeout(this.authTimer);
+    this.resumeReads();
+    this.releaseProducers();
     for (const sub of this.subs.values()) {
       sub.closed = true;
       this.server.removeSubscription(sub);
     }
-    if (
-      reason === CloseReason.SlowConsumerPendingBytes ||
-      reason === CloseReason.SlowConsumerWriteDeadline
-    ) {
+    if (slow) {
       this.socket.destroy();
     } else {
       this.socket.end();

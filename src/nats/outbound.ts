@@ -59,33 +59,49 @@ export class Outbound {
     this.pos += b.length;
   }
 
-  /** Writes what is queued to the socket; returns the socket's backpressure signal. */
-  flush(socket: Socket): boolean {
-    let ok = true;
-    if (this.full.length > 0) {
+  /**
+   * Writes what is queued to the socket. With `window`, hands over only while the socket holds
+   * fewer than `window` bytes not yet taken by the kernel, and keeps the rest here: the socket's
+   * own buffer would send everything it holds as one write, which finishes (and reports progress)
+   * only once the peer has read all of it. `done` is called as each write completes (the caller
+   * flushes again from there).
+   */
+  flush(socket: Socket, window = Infinity, done?: () => void): void {
+    if (socket.writableLength >= window) return;
+    const full = this.full;
+    if (full.length > 0) {
       // One writev for all the pieces.
       socket.cork();
-      for (const piece of this.full) ok = socket.write(piece);
+      let i = 0;
+      while (i < full.length) {
+        const piece = full[i++]!;
+        this.fullBytes -= piece.length;
+        socket.write(piece, done);
+        if (socket.writableLength >= window) break;
+      }
+      if (i < full.length) {
+        full.splice(0, i);
+        socket.uncork();
+        return;
+      }
       this.full = [];
       this.fullBytes = 0;
-      if (this.pos === this.start) {
-        socket.uncork();
-        return ok;
+      if (this.pos > this.start && socket.writableLength < window) {
+        const chunk = this.buf!.subarray(this.start, this.pos);
+        this.start = this.pos;
+        socket.write(chunk, done);
       }
-      const chunk = this.buf!.subarray(this.start, this.pos);
-      this.start = this.pos;
-      ok = socket.write(chunk) && ok;
       socket.uncork();
-      return ok;
+      return;
     }
-    if (this.pos === this.start) return ok;
+    if (this.pos === this.start) return;
     const chunk = this.buf!.subarray(this.start, this.pos);
     this.start = this.pos;
     if (this.buf!.length - this.pos < MIN_CHUNK) {
       this.buf = null;
       this.start = this.pos = 0;
     }
-    return socket.write(chunk) && ok;
+    socket.write(chunk, done);
   }
 
   /** Lets go of the buffer once flushed (or unconditionally with `discard`, for a closed connection). */

@@ -5,7 +5,7 @@
 import { createServer, type Server as NetServer, type Socket } from "node:net";
 import { randomBytes, randomInt } from "node:crypto";
 import { writeFileSync, rmSync } from "node:fs";
-import { Client } from "./client.js";
+import { Client, WRITE_WINDOW } from "./client.js";
 import { Sublist } from "./sublist.js";
 import { subjectMatchesPattern } from "./subject.js";
 import type { Subscription } from "./subscription.js";
@@ -32,6 +32,9 @@ export function newServerId(): string {
   for (const b of bytes) id += BASE32[b & 31];
   return id;
 }
+
+/** The longest time between two looks for consumers that stopped reading. */
+const WRITE_CHECK_MS = 250;
 
 /** How many closed connections /connz?state=closed remembers (nats-server keeps 10,000). */
 const CLOSED_RING = 10_000;
@@ -65,6 +68,10 @@ export class Server {
   private routeEpoch = 0;
   private readonly routeTargets: (Route | null)[] = [];
   private flushScheduled = false;
+  /** What a client connection hands its socket at most before the kernel takes it. */
+  readonly writeWindow: number;
+  /** The client whose read is being handled: the one a consumer that falls behind pauses. */
+  producer: Client | null = null;
   private timers: NodeJS.Timeout[] = [];
   private shuttingDown = false;
   private lastSubjectBuf = Buffer.alloc(256);
@@ -83,6 +90,7 @@ export class Server {
   ) {
     this.name = opts.serverName || this.id;
     this.authRequired = authRequired(opts);
+    this.writeWindow = Math.max(4096, Math.min(WRITE_WINDOW, Math.floor(opts.maxPending / 8)));
     this.monitor = opts.httpPort !== 0 ? new Monitor(this) : null;
     this.cluster = opts.cluster ? new Cluster(this, opts.cluster, log) : null;
     this.done = new Promise((r) => (this.doneResolve = r));
@@ -130,7 +138,7 @@ export class Server {
     const ping = setInterval(() => this.pingClients(), this.opts.pingIntervalMs);
     const deadline = setInterval(
       () => this.checkWriteDeadlines(),
-      Math.max(50, Math.min(1000, this.opts.writeDeadlineMs / 2)),
+      Math.max(50, Math.min(WRITE_CHECK_MS, this.opts.writeDeadlineMs / 2)),
     );
     ping.unref();
     deadline.unref();
@@ -146,8 +154,10 @@ export class Server {
     const c = new Client(this, cid, socket);
     this.totalConnections++;
     socket.on("data", (chunk: Buffer) => {
+      this.producer = c;
       c.onData(chunk);
       this.flushPending();
+      this.producer = null;
     });
     socket.on("drain", () => c.onDrain());
     socket.on("error", (err) => {
@@ -384,15 +394,28 @@ export class Server {
     }
   }
 
+  /**
+   * Cuts off the consumers that have stopped reading: one whose writes have made no progress
+   * for write_deadline, and one beyond max_pending that made none since the last check.
+   * A consumer that is behind but reading is left alone (its producers are paused instead).
+   */
   private checkWriteDeadlines(): void {
     const now = Date.now();
+    const max = this.opts.maxPending;
     for (const c of this.clients.values()) {
-      if (c.blockedSince > 0 && now - c.blockedSince > this.opts.writeDeadlineMs) {
-        this.log.info(
-          `${c.tag} - Slow Consumer Detected: WriteDeadline of ${this.opts.writeDeadlineMs / 1000}s exceeded`,
-        );
-        this.slowConsumers++;
-        c.close(CloseReason.SlowConsumerWriteDeadline);
+      const pending = c.pendingBytes();
+      if (pending === 0 || c.writesDone !== c.seenWrites) {
+        c.seenWrites = c.writesDone;
+        c.stuckSince = 0;
+        continue;
+      }
+      if (c.stuckSince === 0) {
+        c.stuckSince = now;
+        if (pending <= max) continue;
+      }
+      if (pending > max) c.slowConsumer(CloseReason.SlowConsumerPendingBytes);
+      else if (now - c.stuckSince > this.opts.writeDeadlineMs) {
+        c.slowConsumer(CloseReason.SlowConsumerWriteDeadline);
       }
     }
   }

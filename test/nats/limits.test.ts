@@ -6,6 +6,7 @@ import { test, describe, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { createConnection } from "node:net";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "nats";
 import type { Server } from "../../src/nats/server.js";
@@ -28,6 +29,57 @@ function closedText(c: RawConn, ms = 3000): Promise<string> {
 }
 
 const server = useServer;
+
+/**
+ * A subscriber on `subject` that counts the bytes delivered after its SUB took effect, reading
+ * in bursts: `readMs` of reading, then `pauseMs` with its socket paused (pauseMs < 0: it never
+ * reads at all once subscribed).
+ */
+async function burstyReader(
+  t: TestContext,
+  port: number,
+  subject: string,
+  readMs: number,
+  pauseMs: number,
+) {
+  const socket = createConnection({ port, host: "127.0.0.1" });
+  defer(t, () => socket.destroy());
+  socket.on("error", () => {});
+  let head = "";
+  const r = { bytes: 0, closed: false };
+  const subscribed = new Promise<void>((resolve) => {
+    socket.on("data", (d: Buffer) => {
+      if (head === null) {
+        r.bytes += d.length;
+        return;
+      }
+      head += d.toString("latin1");
+      if (head.startsWith("INFO ") && head.includes("\r\n") && !head.includes("CONNECT_SENT")) {
+        socket.write(`CONNECT {"verbose":false}\r\nSUB ${subject} 1\r\nPING\r\n`);
+        head = "CONNECT_SENT";
+      } else if (head.includes("PONG\r\n")) {
+        r.bytes += head.length - head.indexOf("PONG\r\n") - 6;
+        head = null as unknown as string;
+        resolve();
+      }
+    });
+  });
+  socket.on("close", () => (r.closed = true));
+  await subscribed;
+  if (pauseMs < 0) {
+    socket.pause();
+  } else {
+    let timer: NodeJS.Timeout;
+    const phase = (reading: boolean) => {
+      if (reading) socket.resume();
+      else socket.pause();
+      timer = setTimeout(() => phase(!reading), reading ? readMs : pauseMs);
+    };
+    phase(false);
+    defer(t, () => clearTimeout(timer));
+  }
+  return r;
+}
 
 /** A raw connection that has read INFO and sent CONNECT (and seen the PONG of a PING). */
 async function raw(t: TestContext, port: number, connectJson = `{"verbose":false}`) {
@@ -122,6 +174,70 @@ describe("limits", () => {
       `delivered ${varz["out_bytes"]} bytes before cutting off the slow consumer`,
     );
     assert.ok(grown < 64 * 1024 * 1024, `peak RSS grew by ${(grown / 1048576).toFixed(1)} MiB`);
+  });
+
+  test("a subscriber slower than its publisher gets every message: the publisher is paused", async (t) => {
+    // On a warm server a subscriber that reads, only more slowly than one publisher writes, was
+    // cut off as a slow consumer and lost nearly all messages. Now the publisher's reads pause
+    // while the subscriber is more than half of max_pending behind.
+    const s = await server(t, {
+      maxPending: 256 * 1024,
+      maxPayload: 64 * 1024,
+      writeDeadlineMs: 400,
+    });
+    const sub = await burstyReader(t, s.port, "flood", 10, 100);
+    const pub = await raw(t, s.port);
+    const count = 24 * 1024; // 24 MiB of payload: far beyond max_pending and the kernel's buffers
+    const payload = Buffer.alloc(1024, "x");
+    const frame = Buffer.concat([Buffer.from(`PUB flood ${payload.length}\r\n`), payload, CRLF]);
+    const batch = Buffer.concat(Array.from({ length: 64 }, () => frame));
+    for (let i = 0; i < count / 64; i++) {
+      if (!pub.socket.write(batch)) await new Promise((r) => pub.socket.once("drain", r));
+    }
+    pub.send("PING\r\n");
+    await pub.waitFor(/PONG\r\nPONG\r\n/, 60_000);
+    const frameLen = `MSG flood 1 1024\r\n`.length + 1024 + 2;
+    await checkFor(60_000, () => sub.bytes >= count * frameLen || sub.closed);
+    assert.equal(s.slowConsumers, 0, "no slow consumer");
+    assert.equal(sub.closed, false);
+    assert.equal(sub.bytes, count * frameLen, "every message arrived");
+    const producer = [...s.clients.values()].find((c) => c.inMsgs === count);
+    assert.ok(producer && producer.stalls > 0, "the publisher was paused");
+  });
+
+  test("a subscriber that never reads is cut off, and its publisher goes on", async (t) => {
+    const s = await server(t, { maxPending: 256 * 1024, maxPayload: 64 * 1024 });
+    const sub = await burstyReader(t, s.port, "flood", 0, -1);
+    const other = await raw(t, s.port);
+    other.send("SUB after 1\r\nPING\r\n");
+    await other.waitFor(/PONG\r\nPONG\r\n/);
+    const pub = await raw(t, s.port);
+    const frame = Buffer.from(`PUB flood 1024\r\n${"x".repeat(1024)}\r\n`);
+    const batch = Buffer.concat(Array.from({ length: 64 }, () => frame));
+    const count = 16 * 1024;
+    for (let i = 0; i < count / 64; i++) {
+      if (!pub.socket.write(batch)) await new Promise((r) => pub.socket.once("drain", r));
+    }
+    pub.send("PING\r\n");
+    await pub.waitFor(/PONG\r\nPONG\r\n/, 30_000);
+    // (A paused socket does not see its close: the server's own count says it was cut off.)
+    await checkFor(10_000, () => s.slowConsumers === 1);
+    assert.equal(sub.bytes, 0);
+    const closed = connz(s, { state: "closed" }) as unknown as {
+      connections: Array<{ reason: string }>;
+    };
+    assert.deepEqual(
+      closed.connections.map((c) => c.reason),
+      ["Slow Consumer (Pending Bytes)"],
+    );
+    const producer = [...s.clients.values()].find((c) => c.inMsgs === count);
+    assert.ok(producer, "the publisher is still connected");
+    assert.ok(producer.stalls > 0, "the publisher was paused while the subscriber fell behind");
+    assert.equal(producer.stalled, false, "and is not paused any more");
+    // The publisher is served as before.
+    pub.send("PUB after 2\r\nok\r\nPING\r\n");
+    await pub.waitFor(/PONG\r\nPONG\r\nPONG\r\n/);
+    await other.waitFor(/MSG after 1 2\r\nok\r\n/);
   });
 
   test("stale connection: a client that never answers PING is closed", async (t) => {
