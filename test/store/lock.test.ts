@@ -60,9 +60,9 @@ describe("embedded store lock", () => {
   });
 
   test("a zombie holder (exited, not reaped) does not block the lock", async (t) => {
-    // sh starts `true` in the background, prints its pid and becomes `sleep`, which never
+    // sh starts `sleep 0.3` in the background, prints its pid and becomes `sleep`, which never
     // reaps it: the child stays a zombie until the sleep ends.
-    const parent = spawn("sh", ["-c", "true & echo $!; exec sleep 60"], {
+    const parent = spawn("sh", ["-c", "sleep 0.3 & echo $!; exec sleep 60"], {
       stdio: ["ignore", "pipe", "inherit"],
     });
     t.after(() => void parent.kill("SIGKILL"));
