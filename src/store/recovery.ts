@@ -13,6 +13,7 @@
 // With `requireExisting` (the daemon of a node that already belongs to a swarm), a store with no
 // state at all is refused too (ERR_NO_STATE), instead of starting a new, empty cluster.
 
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { StoreError } from "./errors.js";
 import { State } from "./state.js";
@@ -78,7 +79,7 @@ export async function recover(dir: string, opts: RecoverOptions = {}): Promise<R
     if (!(err instanceof StoreError) || err.code !== "ERR_CORRUPT") throw err;
     newestError = err;
   }
-  const prevSnapExists = (await readIfExists(prevSnapPath)) !== null;
+  const prevSnapExists = existsSync(prevSnapPath);
 
   if (walBuf === null && opts.salvage) walBuf = Buffer.alloc(0); // reported as missing or empty
   if (walBuf === null) {

@@ -18,6 +18,7 @@ import { join } from "node:path";
 import { openEmbeddedStore, type EmbeddedStore } from "../../src/store/embedded.js";
 import { repairStore } from "../../src/store/repair.js";
 import { StoreError } from "../../src/store/store.js";
+import { encodeBatch, seal } from "../../src/store/wal.js";
 import { task, tmpStoreDir, warnings } from "./helpers.js";
 
 const WAL = "wal.log";
@@ -400,5 +401,42 @@ describe("previous snapshot generation after a fallback", () => {
     assert.deepEqual(r.warnings, []);
     assert.equal(r.stats().seq, 10);
     await r.close();
+  });
+});
+
+describe("files written before logs had headers", () => {
+  test("a log without a header, and an empty log after a format 1 snapshot, still open", async (t) => {
+    const dir = tmpStoreDir(t);
+    const put = (i: number) =>
+      encodeBatch(i, [{ action: "put", kind: "meta", id: "last", value: i }]);
+    writeFileSync(wal(dir), Buffer.concat([put(1), put(2), put(3)]));
+    const s = await openEmbeddedStore(dir);
+    assert.deepEqual(s.warnings, []);
+    assert.equal(s.stats().seq, 3);
+    await s.update((tx) => tx.putMeta("last", 4));
+    await s.close();
+    const r = await openEmbeddedStore(dir);
+    assert.equal(
+      r.view((tx) => tx.getMeta("last")),
+      4,
+    );
+    await r.close();
+
+    const dir2 = tmpStoreDir(t);
+    const doc = { format: 1, seq: 7, nodes: [], services: [], tasks: [], meta: [["last", 7]] };
+    writeFileSync(join(dir2, SNAP), seal(JSON.stringify(doc).slice(0, -1)));
+    writeFileSync(wal(dir2), "");
+    const s2 = await openEmbeddedStore(dir2);
+    assert.equal(s2.stats().seq, 7);
+    await s2.update((tx) => tx.putMeta("last", 8));
+    await s2.close();
+    const r2 = await openEmbeddedStore(dir2);
+    assert.equal(r2.stats().seq, 8);
+    await r2.close();
+    // The same empty log after a snapshot of today's format is damage.
+    const dir3 = tmpStoreDir(t);
+    writeFileSync(join(dir3, SNAP), seal(JSON.stringify({ ...doc, format: 2 }).slice(0, -1)));
+    writeFileSync(wal(dir3), "");
+    await assert.rejects(openEmbeddedStore(dir3), /wal\.log is empty or missing/);
   });
 });
