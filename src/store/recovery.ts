@@ -94,7 +94,7 @@ export async function recover(dir: string, opts: RecoverOptions = {}): Promise<R
   }
 
   if (newest !== null) return replayChain(dir, newest, walBuf, prevWalBuf, opts, warnings);
-  if (newestError === null && !prevSnapExists) {
+  if (newestError === null && !prevSnapExists && prevWalBuf === null) {
     // No snapshot was ever written: the logs alone.
     return replayChain(dir, emptyBase(), walBuf, prevWalBuf, opts, warnings);
   }
@@ -108,8 +108,9 @@ export async function recover(dir: string, opts: RecoverOptions = {}): Promise<R
     if (snap) prev = { name: SNAPSHOT_PREV, state, seq: snap.seq, format: snap.format };
   } catch (err) {
     if (!(err instanceof StoreError) || err.code !== "ERR_CORRUPT") throw err;
-    if (opts.salvage) return salvageFailure(dir, why, err.message);
-    throw corrupt(dir, `${why}; and the previous snapshot is damaged too: ${err.message}`);
+    const both = `${why}; and the previous snapshot is damaged too: ${err.message}`;
+    if (!opts.salvage) throw corrupt(dir, both);
+    warnings.push(`${stripHint(both, dir)}; rebuilding from the logs alone`);
   }
   let rec: Recovered;
   try {
@@ -226,18 +227,6 @@ function failOrSalvage(
 ): Recovered {
   if (!opts.salvage) throw corrupt(dir, problem);
   return { ...r, wal: null, fellBack: false, damage: problem };
-}
-
-function salvageFailure(dir: string, why: string, prevWhy: string): Recovered {
-  return {
-    state: new State(),
-    seq: 0,
-    wal: null,
-    fellBack: true,
-    warnings: [],
-    damage: `${why}; ${prevWhy}`,
-    source: `nothing (both snapshots in ${dir} are damaged)`,
-  };
 }
 
 /** The base a log declares (its header's, or its first record's seq - 1); 0 when unreadable. */

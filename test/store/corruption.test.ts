@@ -228,6 +228,13 @@ const cases: Case[] = [
     },
   },
   {
+    name: "the only snapshot deleted: the empty state and both logs",
+    batches: 5,
+    compactAt: [3],
+    damage: (dir) => rmSync(join(dir, SNAP)),
+    expect: { loaded: 5, warn: /snapshot\.json is missing; recovered from .*the empty state/ },
+  },
+  {
     name: "the only snapshot damaged: the empty state and both logs",
     batches: 5,
     compactAt: [3],
@@ -381,6 +388,24 @@ describe("repairStore", () => {
     assert.equal(s.stats().seq, 3);
     await s.close();
   });
+});
+
+test("repairStore: both snapshots damaged, the logs reach back to seq 0", async (t) => {
+  const dir = tmpStoreDir(t);
+  await fill(dir, 5, [3]);
+  flipInLine(join(dir, SNAP), 0);
+  writeFileSync(join(dir, "snapshot.1.json"), "{damaged");
+  await assert.rejects(openEmbeddedStore(dir), /the previous snapshot is damaged too/);
+  const report = await repairStore(dir);
+  assert.equal(report.seq, 5, report.message);
+  assert.equal(report.damage, null);
+  assert.match(report.message, /rebuilding from the logs alone/);
+  const s = await openEmbeddedStore(dir);
+  assert.equal(
+    s.view((tx) => tx.listTasks().length),
+    5,
+  );
+  await s.close();
 });
 
 describe("previous snapshot generation after a fallback", () => {
