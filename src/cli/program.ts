@@ -451,6 +451,21 @@ Run 'shoal COMMAND --help' for more information on a command.`,
   leaveCommand(sw);
 
   program
+    .command("store")
+    .description("Manage this machine's cluster state store")
+    .command("repair")
+    .description(
+      "Keep the valid part of a damaged store and move its damaged files aside (daemon stopped)",
+    )
+    .argument("<dir>", "the store directory, or a data dir that holds store/")
+    .action(
+      run(async (cmd) => {
+        const { repairStoreCommand } = await import("../daemon/store-repair.js");
+        return repairStoreCommand(cmd.args[0]!);
+      }),
+    );
+
+  program
     .command("info")
     .description("Display system-wide information")
     .action(run(async () => (await swarm()).info()));

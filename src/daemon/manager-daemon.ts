@@ -72,12 +72,13 @@ export class Daemon {
     const { dataDir, log } = this.opts;
     const listen = parseHostPort(this.opts.listenAddr);
     mkdirSync(dataDir, { recursive: true });
+    const idFile = join(dataDir, "node-id");
+    // A node with an identity has a store: if it is gone, refuse rather than start a new cluster.
     this.store = await openEmbeddedStore(join(dataDir, "store"), {
       onWarning: (msg: string) => log.warn(`store: ${msg}`),
+      requireExisting: existsSync(idFile),
     });
-    const idFile = join(dataDir, "node-id");
     this.nodeId = existsSync(idFile) ? readFileSync(idFile, "utf8").trim() : newId();
-    writeFileSync(idFile, this.nodeId);
     const now = Date.now();
     await this.store.update((tx) => {
       if (!tx.getMeta<ClusterMeta>("cluster")) {
@@ -108,6 +109,8 @@ export class Daemon {
       };
       tx.putNode(node);
     });
+    // Only once the store holds the cluster, so an identity never comes without state.
+    writeFileSync(idFile, this.nodeId);
 
     const meta = this.store.view((tx) => tx.getMeta<ClusterMeta>("cluster"))!;
     // The control bus: reachable where joins are (other nodes' agents connect to it), with the

@@ -1,27 +1,29 @@
 // The embedded store: the whole state in memory, made durable in one directory on the local disk
 // (one manager). Files in the directory:
 //   LOCK               the owning process's pid (lock.ts)
-//   wal.log            one checksummed JSON line per committed batch (wal.ts)
+//   wal.log            a header, then one checksummed JSON line per committed batch (wal.ts)
 //   snapshot.json      the state as of some batch, replaced atomically (wal.ts)
-// Opening takes the lock, loads the snapshot, replays the log (a torn last record — the process
-// was killed mid-write — is dropped with a warning and cut off the file; damage anywhere else is
-// an ERR_CORRUPT error naming the file and line), and then appends. After `compactEvery`
-// records the state is snapshotted and the log emptied.
+//   snapshot.1.json    the previous snapshot, and wal.1.log the log that followed it
+// Opening takes the lock and rebuilds the state (recovery.ts: a torn last record — the process
+// was killed mid-write — is dropped with a warning and cut off the file; a damaged newest
+// snapshot falls back to the previous generation; any other damage is an ERR_CORRUPT error
+// naming the file, the line and byte, and the repair command, repair.ts), and then appends.
+// After `compactEvery` records the state is snapshotted and a new log started, the old ones
+// kept as the previous generation.
 
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { StoreEngine, type Journal } from "./engine.js";
 import { acquireLock, type DirLock } from "./lock.js";
+import { recover } from "./recovery.js";
 import { State, type Op } from "./state.js";
 import {
   SNAPSHOT_TMP,
   WAL_FILE,
+  WAL_TMP,
   WalFile,
   encodeBatch,
   encodeSnapshot,
-  fsyncDir,
-  loadSnapshot,
-  replayWal,
   writeSnapshot,
 } from "./wal.js";
 import { StoreError } from "./errors.js";
@@ -34,6 +36,11 @@ export interface EmbeddedStoreOptions {
    * and watchers that threw. Default: process.emitWarning.
    */
   onWarning?: (msg: string) => void;
+  /**
+   * Refuse (ERR_NO_STATE) to open a store that holds no state, instead of starting empty: set by
+   * a daemon whose node already belongs to a swarm, so a lost store never becomes a new cluster.
+   */
+  requireExisting?: boolean;
 }
 
 export const DEFAULT_COMPACT_EVERY = 10_000;
@@ -42,6 +49,8 @@ class DiskJournal implements Journal {
   /** Records in the log (its records since the last snapshot, plus any already in it). */
   records: number;
   snapshots = 0;
+  /** Set when recovery found `snapshot.json` damaged: it must not become the previous one. */
+  snapshotDamaged = false;
 
   constructor(
     readonly dir: string,
@@ -67,29 +76,22 @@ class DiskJournal implements Journal {
   }
 
   /**
-   * Writes a snapshot of `state` (as of `seq`) and empties the log. Until the snapshot is in
-   * place, a failure only costs a warning (the log still has everything); once it is, the log's
-   * records are redundant (recovery skips them by seq), and only a failed truncate is fatal.
+   * Writes a snapshot of `state` (as of `seq`) and starts a new log, the old ones kept as the
+   * previous generation. A failure before the new log is in place only costs a warning (the log
+   * in use still continues the snapshots: recovery skips its records by seq); a failure after
+   * it is ERR_FAILED (from WalFile.rotate).
    */
   async compact(state: State, seq: number): Promise<void> {
     try {
-      await writeSnapshot(this.dir, encodeSnapshot(seq, state));
+      await writeSnapshot(this.dir, encodeSnapshot(seq, state), !this.snapshotDamaged);
+      this.snapshotDamaged = false;
+      this.snapshots++;
+      await this.wal.rotate(seq);
     } catch (err) {
+      if (err instanceof StoreError && err.code === "ERR_FAILED") throw err;
       this.onWarning(`snapshot in ${this.dir} failed, log kept: ${(err as Error).message}`);
       this.records = 0; // try again after another compactEvery records
       return;
-    }
-    this.snapshots++;
-    try {
-      await this.wal.reset();
-    } catch (err) {
-      throw new StoreError(
-        "ERR_FAILED",
-        `${this.wal.path}: cannot empty the log after a snapshot`,
-        {
-          cause: err,
-        },
-      );
     }
     this.records = 0;
   }
@@ -153,17 +155,20 @@ export async function openEmbeddedStore(
   };
   const lock = acquireLock(dir, warn);
   try {
-    await rm(join(dir, SNAPSHOT_TMP), { force: true }); // an interrupted snapshot
-    const state = new State();
-    const snapSeq = await loadSnapshot(dir, state);
+    // An interrupted snapshot or log rotation.
+    await rm(join(dir, SNAPSHOT_TMP), { force: true });
+    await rm(join(dir, WAL_TMP), { force: true });
+    const rec = await recover(dir, { requireExisting: opts.requireExisting ?? false });
+    for (const w of rec.warnings) warn(w);
     const walPath = join(dir, WAL_FILE);
-    const replay = await replayWal(walPath, snapSeq, state);
-    if (replay.warning) warn(replay.warning);
-    const created = replay.fileBytes === 0;
-    const wal = await WalFile.open(walPath, replay.goodBytes);
-    if (created) await fsyncDir(dir);
-    const journal = new DiskJournal(dir, wal, replay.records, compactEvery, onWarning);
-    return new EmbeddedStore(dir, state, replay.lastSeq, journal, lock, warnings, onWarning);
+    const wal =
+      rec.wal && rec.wal.goodBytes > 0
+        ? await WalFile.open(walPath, rec.wal.goodBytes)
+        : await WalFile.create(walPath, rec.seq); // a new store, or an empty log of format 1
+    const records = rec.wal?.records ?? 0;
+    const journal = new DiskJournal(dir, wal, records, compactEvery, onWarning);
+    journal.snapshotDamaged = rec.fellBack;
+    return new EmbeddedStore(dir, rec.state, rec.seq, journal, lock, warnings, onWarning);
   } catch (err) {
     lock.release();
     throw err;

@@ -17,6 +17,8 @@ export type StoreErrorCode =
   | "ERR_LOCKED"
   /** The snapshot or the write-ahead log is damaged somewhere other than its torn tail. */
   | "ERR_CORRUPT"
+  /** The store has no state, but its owner requires one (a node that belongs to a swarm). */
+  | "ERR_NO_STATE"
   /** Writing or syncing the log failed; the batch was not committed. */
   | "ERR_IO"
   /** An earlier I/O failure left the disk state unknown; the store refuses further writes. */

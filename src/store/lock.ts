@@ -1,7 +1,9 @@
 // The store directory's lock: a `LOCK` file holding the owner's pid, so two processes never
 // write the same log. The file is written in full under a temporary name and hard-linked into
 // place (link fails if LOCK exists), so a LOCK is never seen half-written. A LOCK whose pid is
-// no longer alive is stale (its owner was killed) and is taken over: it is first renamed to a
+// no longer alive is stale (its owner was killed) and is taken over — a zombie (a process that
+// has exited but whose parent has not reaped it yet, state Z in /proc/<pid>/stat) is not alive,
+// so a restart right after a kill -9 is not refused. A stale LOCK is first renamed to a
 // name only this process uses, so of two processes taking over at once only one can win, and a
 // live lock renamed by mistake is put back.
 //
@@ -21,14 +23,36 @@ export interface DirLock {
   release(): void;
 }
 
-/** Whether a process with this pid exists (EPERM: it exists but belongs to another user). */
+/**
+ * The state letter of a process from `/proc/<pid>/stat` (R, S, D, Z, X...), or null when it
+ * cannot be read (no such process, or no /proc on this system). The command name is in
+ * parentheses and may itself hold spaces and parentheses, so the state is the field after the
+ * last `)`.
+ */
+export function procState(pid: number): string | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, "latin1");
+  } catch {
+    return null;
+  }
+  const close = text.lastIndexOf(")");
+  const m = close === -1 ? null : /^ (\S)/.exec(text.slice(close + 1));
+  return m ? m[1]! : null;
+}
+
+/**
+ * Whether a process with this pid is alive: it exists (EPERM: it exists but belongs to another
+ * user) and is not a zombie or dead (state Z or X), which can no longer use the directory.
+ */
 export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
+    if ((err as NodeJS.ErrnoException).code !== "EPERM") return false;
   }
+  const state = procState(pid);
+  return state !== "Z" && state !== "X";
 }
 
 /** The pid in a lock file; null when it cannot be read or holds no pid; undefined when absent. */

@@ -1,14 +1,13 @@
 // The embedded store on disk: what resolved survives a restart and a kill -9 (from a child
 // process killed in the middle of a stream of updates); a torn last record is dropped with a
-// warning, damage before it is an error naming the file and line; snapshots and compaction
-// round-trip, also when a crash lands between their steps.
+// warning; snapshots and compaction round-trip, also when a crash lands between their steps.
+// The table of damage and what recovery makes of it is in corruption.test.ts.
 
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { appendFileSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openEmbeddedStore } from "../../src/store/embedded.js";
-import { StoreError } from "../../src/store/store.js";
 import type { Task } from "../../src/api/types.js";
 import { ids, node, service, task, tmpStoreDir, warnings, Writer } from "./helpers.js";
 
@@ -25,8 +24,11 @@ async function fill(dir: string, n: number, compactEvery = 10_000): Promise<void
   await s.close();
 }
 
+/** The log's records (its header line left out). */
 function walLines(dir: string): string[] {
-  return readFileSync(join(dir, WAL), "utf8").split("\n").filter(Boolean);
+  return readFileSync(join(dir, WAL), "utf8")
+    .split("\n")
+    .filter((l) => l.startsWith('{"seq"'));
 }
 
 describe("embedded store durability", () => {
@@ -82,7 +84,7 @@ describe("embedded store durability", () => {
         assert.ok(i >= start, `ack ${i} before the round's start ${start}`);
         acked.add(i);
       }
-      if (w.stderr.includes("ignored the last record")) torn++;
+      if (w.stderr.includes("ignored the incomplete last record")) torn++;
 
       const wn = warnings();
       const s = await openEmbeddedStore(dir, { onWarning: wn.onWarning });
@@ -92,7 +94,7 @@ describe("embedded store durability", () => {
           a: tx.listTasks({ serviceId: "svc-a" }),
           b: tx.listTasks({ serviceId: "svc-b" }),
         }));
-        if (wn.list.some((m) => m.includes("ignored the last record"))) torn++;
+        if (wn.list.some((m) => m.includes("ignored the incomplete last record"))) torn++;
         for (const i of acked) assert.ok(i <= last, `acknowledged batch ${i} lost (last ${last})`);
         // Batches commit in order, whole: exactly batches 1..last are present, both halves.
         const slots = (list: Task[]) => list.map((x) => x.slot).sort((x, y) => x - y);
@@ -117,7 +119,10 @@ describe("embedded store durability", () => {
     const w = warnings();
     const s = await openEmbeddedStore(dir, { onWarning: w.onWarning });
     assert.equal(s.warnings.length, 1);
-    assert.match(s.warnings[0]!, /wal\.log line 4: record not terminated.*ignored the last record/);
+    assert.match(
+      s.warnings[0]!,
+      /wal\.log line 5 \(byte \d+\): record not terminated.*ignored the incomplete last record/,
+    );
     assert.deepEqual(w.list, s.warnings);
     assert.equal(statSync(join(dir, WAL)).size, good, "torn tail truncated");
     assert.equal(
@@ -134,53 +139,6 @@ describe("embedded store durability", () => {
       4,
     );
     await r.close();
-  });
-
-  test("a damaged last line (zeros, bad checksum) is also a torn tail", async (t) => {
-    for (const damage of ["zeros", "flip"] as const) {
-      const dir = tmpStoreDir(t);
-      await fill(dir, 3);
-      const path = join(dir, WAL);
-      const buf = readFileSync(path);
-      if (damage === "zeros") {
-        writeFileSync(path, Buffer.concat([buf, Buffer.alloc(4096)]));
-      } else {
-        const at = buf.length - 30; // inside the last record
-        buf[at] = buf[at]! ^ 0x01;
-        writeFileSync(path, buf);
-      }
-      const s = await openEmbeddedStore(dir, { onWarning: () => {} });
-      assert.equal(s.warnings.length, 1, damage);
-      assert.equal(
-        s.view((tx) => tx.getMeta("last")),
-        damage === "zeros" ? 3 : 2,
-      );
-      await s.close();
-    }
-  });
-
-  test("damage before the last record is an error naming the file and line", async (t) => {
-    const dir = tmpStoreDir(t);
-    await fill(dir, 5);
-    const path = join(dir, WAL);
-    const lines = walLines(dir);
-    lines[1] = lines[1]!.replace('"nodeId":"n2"', '"nodeId":"n7"'); // same length, wrong crc
-    writeFileSync(path, lines.join("\n") + "\n");
-    await assert.rejects(
-      openEmbeddedStore(dir),
-      (err: unknown) =>
-        err instanceof StoreError &&
-        err.code === "ERR_CORRUPT" &&
-        err.message.includes(path) &&
-        /line 2: checksum mismatch/.test(err.message),
-    );
-    assert.equal(existsSync(join(dir, "LOCK")), false, "lock released after a failed open");
-    // A missing record in the middle is damage too.
-    const dir2 = tmpStoreDir(t);
-    await fill(dir2, 4);
-    const l2 = walLines(dir2);
-    writeFileSync(join(dir2, WAL), [l2[0], l2[2], l2[3]].join("\n") + "\n");
-    await assert.rejects(openEmbeddedStore(dir2), /line 2: record seq 3 follows seq 1/);
   });
 
   test("snapshots and compaction round-trip", async (t) => {
@@ -212,9 +170,9 @@ describe("embedded store durability", () => {
     }));
     assert.deepEqual(after, before);
     assert.equal(after.tasks.length, 28);
-    // A forced snapshot leaves an empty log and the same state.
+    // A forced snapshot leaves a log with no records and the same state.
     await r.compact();
-    assert.equal(statSync(join(dir, WAL)).size, 0);
+    assert.deepEqual(walLines(dir), []);
     await r.close();
     const r2 = await openEmbeddedStore(dir);
     assert.deepEqual(
@@ -255,22 +213,6 @@ describe("embedded store durability", () => {
     assert.deepEqual(
       r2.view((tx) => ids(tx.listTasks())),
       ["t2", "t3", "t4", "t5", "t6"],
-    );
-  });
-
-  test("a damaged snapshot is an error", async (t) => {
-    const dir = tmpStoreDir(t);
-    await fill(dir, 3);
-    const s = await openEmbeddedStore(dir);
-    await s.compact();
-    await s.close();
-    const path = join(dir, "snapshot.json");
-    const text = readFileSync(path, "utf8");
-    writeFileSync(path, text.replace('"last",3', '"last",4'));
-    await assert.rejects(
-      openEmbeddedStore(dir),
-      (err: unknown) =>
-        err instanceof StoreError && err.code === "ERR_CORRUPT" && err.message.includes(path),
     );
   });
 });

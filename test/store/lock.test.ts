@@ -1,11 +1,15 @@
 // The store directory's LOCK: refused while another live process (or this one) holds it, taken
-// over once its owner is dead.
+// over once its owner is dead — also while that owner is a zombie nobody has reaped yet.
 
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
 import { join } from "node:path";
 import { openEmbeddedStore } from "../../src/store/embedded.js";
+import { pidAlive, procState } from "../../src/store/lock.js";
 import { StoreError } from "../../src/store/store.js";
 import { node, tmpStoreDir, warnings, Writer } from "./helpers.js";
 
@@ -52,6 +56,39 @@ describe("embedded store lock", () => {
     const wn = warnings();
     const s = await openEmbeddedStore(dir, { onWarning: wn.onWarning });
     assert.match(wn.list[0]!, /unreadable/);
+    await s.close();
+  });
+
+  test("a zombie holder (exited, not reaped) does not block the lock", async (t) => {
+    // sh starts `sleep 0.3` in the background, prints its pid and becomes `sleep`, which never
+    // reaps it: the child stays a zombie until the sleep ends.
+    const parent = spawn("sh", ["-c", "sleep 0.3 & echo $!; exec sleep 60"], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    t.after(() => void parent.kill("SIGKILL"));
+    const [line] = (await once(createInterface({ input: parent.stdout! }), "line")) as [string];
+    const zombie = Number(line);
+    assert.ok(zombie > 0, `no pid from the shell: ${line}`);
+    // Wait (bounded) for the background child to have exited.
+    for (let i = 0; i < 500 && procState(zombie) !== "Z"; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.equal(procState(zombie), "Z", "the child should be a zombie");
+    let signalled = true;
+    try {
+      process.kill(zombie, 0);
+    } catch {
+      signalled = false;
+    }
+    assert.ok(signalled, "kill(pid, 0) still succeeds on a zombie");
+    assert.equal(pidAlive(zombie), false);
+    assert.equal(pidAlive(parent.pid!), true);
+
+    const dir = tmpStoreDir(t);
+    writeFileSync(join(dir, "LOCK"), `${zombie}\n`);
+    const wn = warnings();
+    const s = await openEmbeddedStore(dir, { onWarning: wn.onWarning });
+    assert.match(wn.list[0]!, new RegExp(`stale lock .*LOCK of process ${zombie}, which is gone`));
     await s.close();
   });
 });
