@@ -1,7 +1,7 @@
 // Small helpers for the agent and driver tests: temporary task directories, a per-test cleanup
 // stack, polling for a condition, reading a task's log files, and a RunSpec with test defaults.
 
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
@@ -74,4 +74,41 @@ export function pidAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * A census of real processes: the pids (not zombies) whose environment holds
+ * SHOAL_TASK_ID=<id> for one of `ids`, by task id. Linux only (/proc/PID/environ).
+ */
+export function taskCensus(ids: Iterable<string>): Map<string, number[]> {
+  const wanted = new Set(ids);
+  const found = new Map<string, number[]>();
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    let env: string;
+    try {
+      env = readFileSync(`/proc/${pid}/environ`, "utf8");
+    } catch {
+      continue;
+    }
+    const m = /(?:^|\0)SHOAL_TASK_ID=([^\0]*)/.exec(env);
+    if (!m || !wanted.has(m[1]!) || !pidAlive(pid)) continue;
+    found.set(m[1]!, [...(found.get(m[1]!) ?? []), pid]);
+  }
+  return found;
+}
+
+/** The process groups (pgids) of some pids (Linux). */
+export function processGroups(pids: number[]): Set<number> {
+  const groups = new Set<number>();
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      groups.add(Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]));
+    } catch {
+      // gone
+    }
+  }
+  return groups;
 }
