@@ -89,6 +89,8 @@ interface Local {
   hostPorts: Record<string, number>;
   /** Bridge networking: host port → task address forwarders, one per target. */
   forwarders: PortForwarder[];
+  /** Why the agent stopped it on its own (fencing): reported as a failure. */
+  fenced?: string;
 }
 
 /** A free TCP port on this host, picked by the OS. */
@@ -425,7 +427,10 @@ export class Agent {
     const code = status.exitCode ?? (status.signal ? 128 + signalNumber(status.signal) : null);
     let state: TaskState;
     let err = "";
-    if (l.stopping) {
+    if (l.fenced !== undefined) {
+      state = "failed";
+      err = l.fenced;
+    } else if (l.stopping) {
       state = "shutdown";
     } else if (status.error) {
       state = "failed";
@@ -455,6 +460,21 @@ export class Agent {
     } catch (err) {
       this.log.error(`stopping task ${t.id}: ${(err as Error).message}`);
     }
+  }
+
+  /**
+   * Stops every task on the agent's own account (the node lost the managers, who run the tasks
+   * elsewhere by now); each is reported failed with `why`. Returns how many it stops.
+   */
+  fence(why: string): number {
+    let n = 0;
+    for (const l of this.local.values()) {
+      if (l.done || l.stopping) continue;
+      l.fenced = why;
+      n++;
+      void this.stopTask(l, l.task);
+    }
+    return n;
   }
 
   /** Tasks this agent runs now (for heartbeats). */
