@@ -73,6 +73,8 @@ export class AgentSession {
   private lostAt: number | null = null;
   /** Tasks stopped by fencing during the current loss. */
   private fencedTasks: number | null = null;
+  /** When the last heartbeat tick ran (0 before the first). */
+  private lastTick = 0;
   /** How many times this session fenced its tasks (tests wait on it). */
   fences = 0;
 
@@ -285,6 +287,12 @@ export class AgentSession {
 
   /** On every heartbeat tick: notices a silent loss of the managers, and fences after it. */
   private checkManagers(now: number): void {
+    // A tick that comes late means this process was stalled (its event loop blocked): the
+    // assignments that arrived meanwhile sit unread in the socket, so the stall is not counted
+    // as the managers' silence (the managers credit their own stalls the same way).
+    const late = this.lastTick > 0 ? now - this.lastTick - this.period : 0;
+    if (late > this.period) this.lastContact = Math.min(now, this.lastContact + late);
+    this.lastTick = now;
     const silent = now - this.lastContact;
     if (this.lostAt === null && silent > this.downAfterMs()) {
       this.lostAt = now;
