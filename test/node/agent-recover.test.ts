@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { Agent, type TaskReport } from "../../src/node/agent.js";
 import { ProcessDriver } from "../../src/node/drivers/process.js";
 import type { Task, TaskState } from "../../src/api/types.js";
-import { checkFor, processGroups, taskCensus, taskId, tempDir } from "./helpers.js";
+import { checkFor, killGroups, processGroups, taskCensus, taskId, tempDir } from "./helpers.js";
 import { quietLog } from "../helpers/bus.js";
 import { task } from "../store/helpers.js";
 
@@ -43,15 +43,7 @@ describe("agent restarted during a task's start", { skip: !linux && "needs /proc
     const tasks = ids.map(sleeper);
     t.after(async () => {
       // Whatever the outcome, no process of the test outlives it.
-      for (const pids of taskCensus(ids).values()) {
-        for (const g of processGroups(pids)) {
-          try {
-            process.kill(-g, "SIGKILL");
-          } catch {
-            // gone
-          }
-        }
-      }
+      for (const pids of taskCensus(ids).values()) killGroups(pids);
     });
 
     // The first agent "dies" right after each spawn: its hook never returns.

@@ -77,26 +77,43 @@ export function pidAlive(pid: number): boolean {
 }
 
 /**
- * A census of real processes: the pids (not zombies) whose environment holds
- * SHOAL_TASK_ID=<id> for one of `ids`, by task id. Linux only (/proc/PID/environ).
+ * A census of real processes: the pids (not zombies) whose environment sets `name` to one of
+ * `values`, by value. Linux only (/proc/PID/environ).
  */
-export function taskCensus(ids: Iterable<string>): Map<string, number[]> {
-  const wanted = new Set(ids);
+export function envCensus(name: string, values: Iterable<string>): Map<string, number[]> {
+  const wanted = new Set(values);
   const found = new Map<string, number[]>();
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    const pid = Number(name);
+  const re = new RegExp(`(?:^|\0)${name}=([^\0]*)`);
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
     let env: string;
     try {
       env = readFileSync(`/proc/${pid}/environ`, "utf8");
     } catch {
       continue;
     }
-    const m = /(?:^|\0)SHOAL_TASK_ID=([^\0]*)/.exec(env);
+    const m = re.exec(env);
     if (!m || !wanted.has(m[1]!) || !pidAlive(pid)) continue;
     found.set(m[1]!, [...(found.get(m[1]!) ?? []), pid]);
   }
   return found;
+}
+
+/** The task processes of some task ids (SHOAL_TASK_ID in their environment), by task id. */
+export function taskCensus(ids: Iterable<string>): Map<string, number[]> {
+  return envCensus("SHOAL_TASK_ID", ids);
+}
+
+/** Kills the process groups of some pids (a test's cleanup of what it started). */
+export function killGroups(pids: number[]): void {
+  for (const g of processGroups(pids)) {
+    try {
+      process.kill(-g, "SIGKILL");
+    } catch {
+      // gone
+    }
+  }
 }
 
 /** The process groups (pgids) of some pids (Linux). */
