@@ -4,22 +4,36 @@
 // is started. Handles are persisted so that a restarted agent adopts the tasks still running
 // instead of starting them twice.
 //
+// Nothing runs untracked: before a driver may start anything for a task, the agent records the
+// task's start intent (intent.json: task id, driver, task dir) durably; the handle follows
+// (handle.json, also durably) once the driver returns it, and only then is the intent removed. An
+// agent killed in between leaves an intent without a handle: the restarted agent has the driver
+// reap whatever that start left (Reaper, drivers/driver.ts) before it starts anything, so the
+// manager's next assignment starts the task once, not twice.
+//
 // Networking: with host networking (the default) the agent picks a free host port per published
 // target and passes it as PORT / SHOAL_PORT_<target>. With bridge networking the task runs in a
 // network namespace of its own (the driver makes it) and listens on the target ports itself; the
 // agent still owns a host port per target (so the routing mesh is the same for both modes) and
 // forwards it to the task's address with a PortForwarder, re-created when a task is adopted.
 
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { createServer } from "node:net";
 import { constants } from "node:os";
-import type { Driver, Handle, ExitStatus } from "./drivers/driver.js";
+import {
+  reaps,
+  type Driver,
+  type Handle,
+  type ExitStatus,
+  type StartIntent,
+} from "./drivers/driver.js";
 import { expandTemplate } from "./template.js";
 import { BRIDGE_GATEWAY, natsUrlForBridge } from "./drivers/netns.js";
 import { PortForwarder } from "./forward.js";
 import { isTerminal, networkOf, type Task, type TaskReport, type TaskState } from "../api/types.js";
 import type { Logger } from "../lib/log.js";
+import { writeFileDurable } from "../lib/durable.js";
 
 export type { TaskReport } from "../api/types.js";
 
@@ -34,6 +48,36 @@ export interface AgentOptions {
   natsUrl: string;
   logMaxBytes: number;
   report: (reports: TaskReport[]) => void;
+  /** Test hook: runs after the driver started a task and before its handle is recorded (a
+   * test stands in for a crash there with a promise that never settles). */
+  afterDriverStart?: (taskId: string) => Promise<void>;
+}
+
+/** Where a task's handle and start intent are recorded, in its directory. */
+const HANDLE_FILE = "handle.json";
+const INTENT_FILE = "intent.json";
+
+/** A JSON file's content, or null when it is missing or unreadable. */
+function readJson(file: string): unknown {
+  try {
+    return JSON.parse(readFileSync(file, "utf8")) as unknown;
+  } catch {
+    return null;
+  }
+}
+
+function asIntent(x: unknown, taskId: string): StartIntent | null {
+  const i = x as Partial<StartIntent> | null;
+  if (
+    i === null ||
+    typeof i !== "object" ||
+    i.taskId !== taskId ||
+    typeof i.driver !== "string" ||
+    typeof i.taskDir !== "string"
+  ) {
+    return null;
+  }
+  return { taskId, driver: i.driver, taskDir: i.taskDir, at: typeof i.at === "number" ? i.at : 0 };
 }
 
 interface Local {
@@ -45,6 +89,8 @@ interface Local {
   hostPorts: Record<string, number>;
   /** Bridge networking: host port → task address forwarders, one per target. */
   forwarders: PortForwarder[];
+  /** Why the agent stopped it on its own (fencing): reported as a failure. */
+  fenced?: string;
 }
 
 /** A free TCP port on this host, picked by the OS. */
@@ -83,17 +129,24 @@ export class Agent {
     return join(this.tasksDir, taskId);
   }
 
-  /** Re-adopts tasks left running by a previous agent (after a crash or kill -9). */
+  /** Re-adopts tasks left running by a previous agent (after a crash or kill -9), and ends
+   * what its interrupted starts left. */
   async recover(): Promise<void> {
     for (const id of readdirSync(this.tasksDir)) {
-      const file = join(this.tasksDir, id, "handle.json");
-      if (!existsSync(file)) continue;
-      let saved: { handle: Handle; task: Task; hostPorts: Record<string, number> };
-      try {
-        saved = JSON.parse(readFileSync(file, "utf8")) as typeof saved;
-      } catch {
+      const file = join(this.tasksDir, id, HANDLE_FILE);
+      const intentFile = join(this.tasksDir, id, INTENT_FILE);
+      const saved = readJson(file) as {
+        handle: Handle;
+        task: Task;
+        hostPorts: Record<string, number>;
+      } | null;
+      if (saved === null || typeof saved !== "object" || !saved.handle || !saved.task) {
+        const intent = asIntent(readJson(intentFile), id);
+        if (intent !== null) await this.reapInterrupted(intent);
+        rmSync(intentFile, { force: true });
         continue;
       }
+      rmSync(intentFile, { force: true });
       const h = await this.driver.recover(saved.handle);
       if (h === null) {
         rmSync(file, { force: true });
@@ -125,6 +178,23 @@ export class Agent {
         { taskId: id, state: "running", message: "adopted", pid: h.pid, hostPorts: l.hostPorts },
       ]);
     }
+  }
+
+  /** A start the previous agent did not see through: its driver ends what it left. */
+  private async reapInterrupted(intent: StartIntent): Promise<void> {
+    let n = 0;
+    try {
+      n = reaps(this.driver) ? await this.driver.reap(intent) : 0;
+    } catch (err) {
+      this.log.error(
+        `task ${intent.taskId}: reaping an interrupted start: ${(err as Error).message}`,
+      );
+      return;
+    }
+    this.log.warn(
+      `task ${intent.taskId}: the agent stopped while starting it; ended ${n} process group(s) ` +
+        `that start left (the task starts again if it is still wanted)`,
+    );
   }
 
   /** The full set of tasks assigned to this node. */
@@ -222,6 +292,13 @@ export class Agent {
       this.opts.report([
         { taskId: t.id, state: "starting", message: "starting", hostPorts: l.hostPorts },
       ]);
+      const intent: StartIntent = {
+        taskId: t.id,
+        driver: spec.driver ?? "process",
+        taskDir: dir,
+        at: Date.now(),
+      };
+      await writeFileDurable(join(dir, INTENT_FILE), JSON.stringify(intent));
       const handle = await this.driver.start({
         driver: spec.driver,
         ...(spec.image ? { image: spec.image } : {}),
@@ -240,6 +317,7 @@ export class Agent {
         ...(bridge ? { network: "bridge" as const } : {}),
       });
       l.handle = handle;
+      if (this.opts.afterDriverStart) await this.opts.afterDriverStart(t.id);
       if (bridge) {
         if (typeof handle.address !== "string") {
           await this.driver.destroy(handle).catch(() => {});
@@ -247,10 +325,11 @@ export class Agent {
         }
         this.setTargets(l, handle.address);
       }
-      writeFileSync(
-        join(dir, "handle.json"),
+      await writeFileDurable(
+        join(dir, HANDLE_FILE),
         JSON.stringify({ handle, task: t, hostPorts: l.hostPorts }),
       );
+      rmSync(join(dir, INTENT_FILE), { force: true });
       this.opts.report([
         {
           taskId: t.id,
@@ -266,6 +345,10 @@ export class Agent {
     } catch (err) {
       l.done = true;
       this.local.delete(t.id);
+      // Started but not recorded (the handle could not be written): nothing may run untracked.
+      if (l.handle) await this.driver.destroy(l.handle).catch(() => {});
+      rmSync(join(dir, HANDLE_FILE), { force: true });
+      rmSync(join(dir, INTENT_FILE), { force: true });
       await this.closeForwarders(l);
       const msg = (err as Error).message;
       this.log.warn(`task ${t.serviceName}.${t.slot} (${t.id}) failed to start: ${msg}`);
@@ -336,7 +419,7 @@ export class Agent {
     if (l.done) return;
     l.done = true;
     const id = l.task.id;
-    rmSync(join(this.taskDir(id), "handle.json"), { force: true });
+    rmSync(join(this.taskDir(id), HANDLE_FILE), { force: true });
     await this.closeForwarders(l);
     await this.driver.destroy(h).catch(() => {});
     this.local.delete(id);
@@ -344,7 +427,10 @@ export class Agent {
     const code = status.exitCode ?? (status.signal ? 128 + signalNumber(status.signal) : null);
     let state: TaskState;
     let err = "";
-    if (l.stopping) {
+    if (l.fenced !== undefined) {
+      state = "failed";
+      err = l.fenced;
+    } else if (l.stopping) {
       state = "shutdown";
     } else if (status.error) {
       state = "failed";
@@ -374,6 +460,21 @@ export class Agent {
     } catch (err) {
       this.log.error(`stopping task ${t.id}: ${(err as Error).message}`);
     }
+  }
+
+  /**
+   * Stops every task on the agent's own account (the node lost the managers, who run the tasks
+   * elsewhere by now); each is reported failed with `why`. Returns how many it stops.
+   */
+  fence(why: string): number {
+    let n = 0;
+    for (const l of this.local.values()) {
+      if (l.done || l.stopping) continue;
+      l.fenced = why;
+      n++;
+      void this.stopTask(l, l.task);
+    }
+    return n;
   }
 
   /** Tasks this agent runs now (for heartbeats). */

@@ -30,6 +30,10 @@ export interface NodeRuntimeOptions {
   /** Overrides of what the node reports (`--cpus`, `--memory`). */
   cpus?: number;
   memoryBytes?: number;
+  /** Fencing (session.ts): stop the tasks after losing the managers for their node-down grace
+   * plus a margin; on unless false. */
+  fencing?: boolean;
+  fenceMarginMs?: number;
   /** Published port → endpoints of its service anywhere in the cluster (for the routing mesh). */
   onEndpoints: (endpoints: Record<string, Endpoint[]>) => void;
   log: Logger;
@@ -62,6 +66,8 @@ export class NodeRuntime {
       heartbeatMs: opts.heartbeatMs,
       facts,
       onEndpoints: opts.onEndpoints,
+      ...(opts.fencing !== undefined ? { fencing: opts.fencing } : {}),
+      ...(opts.fenceMarginMs !== undefined ? { fenceMarginMs: opts.fenceMarginMs } : {}),
       log: opts.log.child("agent"),
     });
     this.agent = new Agent(opts.drivers.set, opts.log.child("agent"), {

@@ -2,6 +2,13 @@
 // the managers' message servers as a NATS client (any manager; it learns the others from
 // connect_urls and fails over like any NATS client), receives the node's full assignment set,
 // sends status changes as they happen and its full task list on every heartbeat.
+//
+// Fencing: the managers send every node its assignments once per heartbeat period. A node that
+// has heard none for longer than the managers' node-down grace (3 periods) plus a margin has
+// been declared down and its tasks replaced elsewhere; so it stops its tasks (reported failed
+// once the bus returns) rather than run them twice over. It logs when it loses the control bus
+// (disconnected, or no assignments for the grace) and when the managers are back; their next
+// assignment starts again whatever is still wanted here.
 
 import { connect, JSONCodec, type NatsConnection } from "nats";
 import type { Agent, TaskReport } from "./agent.js";
@@ -39,6 +46,13 @@ export interface SessionOptions {
   facts?: NodeFacts;
   /** A followed log not renewed for this long is ended (default FOLLOW_LEASE_MS). */
   followLeaseMs?: number;
+  /** Stop the tasks after losing the managers for the node-down grace plus a margin (default
+   * true). */
+  fencing?: boolean;
+  /** The margin, ms (default: 2 heartbeat periods, at least 1 s). */
+  fenceMarginMs?: number;
+  /** The clock (ms); tests inject one. */
+  now?: () => number;
   log: { info(m: string): void; warn(m: string): void };
 }
 
@@ -52,7 +66,21 @@ export class AgentSession {
    * per 5 s. */
   readonly dropped = new DroppedMessages((m) => this.opts.log.warn(m));
 
-  constructor(private readonly opts: SessionOptions) {}
+  private readonly now: () => number;
+  /** When the last assignment message arrived (or the session started). */
+  private lastContact = 0;
+  /** When the loss of the managers was noticed; null while they are there. */
+  private lostAt: number | null = null;
+  /** Tasks stopped by fencing during the current loss. */
+  private fencedTasks: number | null = null;
+  /** When the last heartbeat tick ran (0 before the first). */
+  private lastTick = 0;
+  /** How many times this session fenced its tasks (tests wait on it). */
+  fences = 0;
+
+  constructor(private readonly opts: SessionOptions) {
+    this.now = opts.now ?? Date.now;
+  }
 
   /** Reports not sent yet: the latest per task, flushed as one message per event-loop turn. */
   private readonly unsent = new Map<string, TaskReport>();
@@ -95,12 +123,15 @@ export class AgentSession {
       waitOnFirstConnect: true,
     });
     this.opts.log.info(`connected to the control bus at ${this.nc.getServer()}`);
+    this.lastContact = this.now();
+    void this.watchStatus(this.nc);
     this.nc.subscribe(assignSubject(this.opts.nodeId), {
       callback: (err, msg) => {
         if (err) return;
         const decoded = decode(AssignmentsSchema, msg.data, "assignments");
         if (!decoded.ok) return this.dropped.drop(msg.subject, decoded.error);
         const a = decoded.value;
+        this.contact();
         if (a.heartbeatMs > 0 && a.heartbeatMs !== this.period) this.setPeriod(a.heartbeatMs);
         this.agent?.assign(a.tasks);
         this.opts.onEndpoints(a.endpoints);
@@ -137,8 +168,8 @@ export class AgentSession {
         if (c.op === "cancel") this.followers.get(c.stream)?.ac.abort();
       },
     });
-    this.heartbeat();
     this.setPeriod(this.opts.heartbeatMs);
+    this.heartbeat();
   }
 
   private period = 0;
@@ -161,11 +192,11 @@ export class AgentSession {
     const known = this.followers.get(stream);
     if (known) {
       // The follower resends its request to renew the lease.
-      known.renewedAt = Date.now();
+      known.renewedAt = this.now();
       return true;
     }
     const ac = new AbortController();
-    this.followers.set(stream, { ac, renewedAt: Date.now() });
+    this.followers.set(stream, { ac, renewedAt: this.now() });
     let batch: string[] = [];
     let timer: NodeJS.Timeout | null = null;
     const flush = () => {
@@ -220,8 +251,69 @@ export class AgentSession {
     return lines;
   }
 
+  /** The connection's disconnects, noticed at once (a loss by silence waits for the grace). */
+  private async watchStatus(nc: NatsConnection): Promise<void> {
+    for await (const s of nc.status()) {
+      if (s.type === "disconnect" && this.lostAt === null) {
+        this.lostAt = this.now();
+        this.opts.log.warn(`lost the control bus: disconnected from ${String(s.data)}`);
+      }
+    }
+  }
+
+  /** The managers' node-down grace: 3 heartbeat periods. */
+  private downAfterMs(): number {
+    return 3 * this.period;
+  }
+
+  /** After the grace plus this margin, the node fences itself. */
+  private fenceAfterMs(): number {
+    const margin = this.opts.fenceMarginMs ?? Math.max(2 * this.period, 1000);
+    return this.downAfterMs() + margin;
+  }
+
+  /** An assignment message: the managers are there. */
+  private contact(): void {
+    const now = this.now();
+    this.lastContact = now;
+    if (this.lostAt === null) return;
+    const secs = ((now - this.lostAt) / 1000).toFixed(1);
+    const fenced =
+      this.fencedTasks !== null ? `; ${this.fencedTasks} task(s) were stopped meanwhile` : "";
+    this.opts.log.info(`control bus back after ${secs} s${fenced}`);
+    this.lostAt = null;
+    this.fencedTasks = null;
+  }
+
+  /** On every heartbeat tick: notices a silent loss of the managers, and fences after it. */
+  private checkManagers(now: number): void {
+    // A tick that comes late means this process was stalled (its event loop blocked): the
+    // assignments that arrived meanwhile sit unread in the socket, so the stall is not counted
+    // as the managers' silence (the managers credit their own stalls the same way).
+    const late = this.lastTick > 0 ? now - this.lastTick - this.period : 0;
+    if (late > this.period) this.lastContact = Math.min(now, this.lastContact + late);
+    this.lastTick = now;
+    const silent = now - this.lastContact;
+    if (this.lostAt === null && silent > this.downAfterMs()) {
+      this.lostAt = now;
+      this.opts.log.warn(
+        `lost the control bus: no assignments from the managers for ${(silent / 1000).toFixed(1)} s`,
+      );
+    }
+    if (this.opts.fencing === false || this.fencedTasks !== null || !this.agent) return;
+    if (silent <= this.fenceAfterMs()) return;
+    const why = `fenced: no word from the managers for ${(silent / 1000).toFixed(1)} s`;
+    this.fencedTasks = this.agent.fence(why);
+    this.fences++;
+    if (this.fencedTasks > 0) {
+      this.opts.log.warn(`${why}: stopping ${this.fencedTasks} task(s), which run elsewhere now`);
+    }
+  }
+
   private heartbeat(): void {
-    this.expireFollowers(Date.now());
+    const now = this.now();
+    this.expireFollowers(now);
+    this.checkManagers(now);
     const nc = this.nc;
     if (!nc || nc.isClosed()) return;
     const tasks: TaskReport[] = [];

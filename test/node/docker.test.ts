@@ -119,6 +119,18 @@ if (skip !== null) {
       assert.equal(info.HostConfig.Memory, 64 * 1024 * 1024);
     });
 
+    test("reap() removes the container an interrupted start left", async (t) => {
+      const first = newDriver();
+      const s = spec(t, ["sh", "-c", "echo ready; exec sleep 60"]);
+      const h = await start(t, first, s);
+      const intent = { taskId: s.taskId, driver: "docker", taskDir: s.taskDir, at: Date.now() };
+      // The driver that started it does not count it as left over.
+      assert.equal(await first.reap(intent), 0);
+      // A new driver (a restarted agent, which has no handle) removes it.
+      assert.equal(await newDriver().reap(intent), 1);
+      await assert.rejects(docker.getContainer(String(h["containerId"])).inspect());
+    });
+
     test("a new driver instance recovers the container and streams its logs", async (t) => {
       const first = newDriver();
       const s = spec(t, ["sh", "-c", "echo ready; while sleep 0.05; do echo tick; done"]);

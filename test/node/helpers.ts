@@ -1,7 +1,7 @@
 // Small helpers for the agent and driver tests: temporary task directories, a per-test cleanup
 // stack, polling for a condition, reading a task's log files, and a RunSpec with test defaults.
 
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
@@ -74,4 +74,58 @@ export function pidAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * A census of real processes: the pids (not zombies) whose environment sets `name` to one of
+ * `values`, by value. Linux only (/proc/PID/environ).
+ */
+export function envCensus(name: string, values: Iterable<string>): Map<string, number[]> {
+  const wanted = new Set(values);
+  const found = new Map<string, number[]>();
+  const re = new RegExp(`(?:^|\0)${name}=([^\0]*)`);
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    let env: string;
+    try {
+      env = readFileSync(`/proc/${pid}/environ`, "utf8");
+    } catch {
+      continue;
+    }
+    const m = re.exec(env);
+    if (!m || !wanted.has(m[1]!) || !pidAlive(pid)) continue;
+    found.set(m[1]!, [...(found.get(m[1]!) ?? []), pid]);
+  }
+  return found;
+}
+
+/** The task processes of some task ids (SHOAL_TASK_ID in their environment), by task id. */
+export function taskCensus(ids: Iterable<string>): Map<string, number[]> {
+  return envCensus("SHOAL_TASK_ID", ids);
+}
+
+/** Kills the process groups of some pids (a test's cleanup of what it started). */
+export function killGroups(pids: number[]): void {
+  for (const g of processGroups(pids)) {
+    try {
+      process.kill(-g, "SIGKILL");
+    } catch {
+      // gone
+    }
+  }
+}
+
+/** The process groups (pgids) of some pids (Linux). */
+export function processGroups(pids: number[]): Set<number> {
+  const groups = new Set<number>();
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      groups.add(Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]));
+    } catch {
+      // gone
+    }
+  }
+  return groups;
 }

@@ -38,9 +38,11 @@ import {
   type ExitStatus,
   type Handle,
   type RunSpec,
+  type StartIntent,
   type TaskStats,
   type LimitReporter,
   type LimitSupport,
+  type Reaper,
 } from "./driver.js";
 import { capLogsEvery, capTaskLogs, logPath } from "./logs.js";
 
@@ -173,7 +175,7 @@ function pumpLogs(stream: Readable, outFd: number, errFd: number): Promise<void>
   });
 }
 
-export class DockerDriver implements Driver, LimitReporter {
+export class DockerDriver implements Driver, LimitReporter, Reaper {
   readonly name = "docker";
 
   /** The engine enforces NanoCpus and Memory itself. */
@@ -609,6 +611,18 @@ export class DockerDriver implements Driver, LimitReporter {
     // in the engine's own log of the container.
     this.adopt(adopted);
     return adopted;
+  }
+  /** Removes the task's containers (by its label) that an interrupted start left, running or
+   * not: a leftover would also hold the name the next start of the task needs. */
+  async reap(intent: StartIntent): Promise<number> {
+    const list = await this.docker.listContainers({
+      all: true,
+      filters: { label: [`${DockerLabels.task}=${intent.taskId}`] },
+    });
+    // One this very driver started is no leftover.
+    const left = list.filter((c) => !this.runs.has(c.Id));
+    for (const c of left) await this.docker.getContainer(c.Id).remove({ force: true });
+    return left.length;
   }
 }
 

@@ -9,11 +9,14 @@ import {
   type Driver,
   type ExitStatus,
   type Handle,
+  type Reaper,
   type RunSpec,
+  type StartIntent,
   type TaskStats,
+  reaps,
 } from "./driver.js";
 
-export class DriverSet implements Driver {
+export class DriverSet implements Driver, Reaper {
   readonly name = "set";
 
   constructor(private readonly drivers: Record<string, Driver>) {}
@@ -65,5 +68,11 @@ export class DriverSet implements Driver {
 
   async recover(h: Handle): Promise<Handle | null> {
     return this.of(h).recover(h);
+  }
+
+  /** The intent's driver reaps (a driver without the ability leaves nothing to reap). */
+  async reap(intent: StartIntent): Promise<number> {
+    const d = this.drivers[intent.driver];
+    return d && reaps(d) ? d.reap(intent) : 0;
   }
 }

@@ -85,6 +85,33 @@ export interface Driver {
   recover(h: Handle): Promise<Handle | null>;
 }
 
+/**
+ * What the agent records, durably, before it asks a driver to start a task: enough for a
+ * restarted agent to find what that start may have left behind when the agent died before it
+ * could record the handle.
+ */
+export interface StartIntent {
+  taskId: string;
+  /** The driver the start was asked of ("process" when the spec named none). */
+  driver: string;
+  taskDir: string;
+  /** ms since epoch, just before the start. */
+  at: number;
+}
+
+/**
+ * An optional ability: ends whatever start() may have left of a task whose handle was never
+ * recorded (the agent died while starting it): processes, containers, cgroups, namespaces.
+ * Resolves, once they are gone, with how many processes or containers it ended.
+ */
+export interface Reaper {
+  reap(intent: StartIntent): Promise<number>;
+}
+
+export function reaps(d: Driver): d is Driver & Reaper {
+  return typeof (d as Partial<Reaper>).reap === "function";
+}
+
 /** Which resource limits a driver can enforce on this node (the scheduler's limits filter). */
 export interface LimitSupport {
   cpu: boolean;

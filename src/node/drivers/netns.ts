@@ -305,9 +305,7 @@ function vethName(address: string): string {
 export async function setupTaskNet(ip: string, taskId: string): Promise<TaskNet> {
   await ensureBridge(ip);
   const ns = nsName(taskId);
-  // A leftover of an earlier, interrupted start of this very task.
-  if (existsSync(join(NETNS_DIR, ns)))
-    await teardownTaskNet(ip, taskId, { ns, address: "", veth: "" });
+  await teardownLeftoverNet(ip, taskId);
   await ipRun(ip, ["netns", "add", ns]);
   let net: TaskNet = { ns, address: "", veth: "" };
   try {
@@ -336,6 +334,14 @@ export async function setupTaskNet(ip: string, taskId: string): Promise<TaskNet>
     await teardownTaskNet(ip, taskId, net);
     throw err;
   }
+}
+
+/** Removes the namespace a task's earlier, interrupted start left (if any); its veth goes with
+ * it and its address reservation is reclaimed as stale. */
+export async function teardownLeftoverNet(ip: string, taskId: string): Promise<void> {
+  const ns = nsName(taskId);
+  if (existsSync(join(NETNS_DIR, ns)))
+    await teardownTaskNet(ip, taskId, { ns, address: "", veth: "" });
 }
 
 /**

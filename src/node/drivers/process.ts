@@ -40,6 +40,7 @@ import {
   accessSync,
   closeSync,
   constants as fsConstants,
+  existsSync,
   mkdirSync,
   openSync,
   readFileSync,
@@ -58,8 +59,10 @@ import {
   type ExitStatus,
   type Handle,
   type RunSpec,
+  type StartIntent,
   type TaskStats,
   type LimitSupport,
+  type Reaper,
 } from "./driver.js";
 import {
   createTaskCgroup,
@@ -75,6 +78,7 @@ import { capLogsEvery, capTaskLogs, logPath } from "./logs.js";
 import {
   asTaskNet,
   bridgeUnsupportedReason,
+  teardownLeftoverNet,
   findIp,
   setupTaskNet,
   ensureOutboundNat,
@@ -130,6 +134,9 @@ export const EXIT_CODE_FILE = "exit_code";
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 const TRAPPED = "HUP INT QUIT ABRT USR1 USR2 PIPE ALRM TERM XCPU XFSZ VTALRM PROF SYS TRAP";
+
+/** The wrapper's $0: with the exit status file after it, how reap() knows a task's wrapper. */
+const WRAPPER_NAME = "shoal-task";
 
 // $1 exit status file, $2 "1" to keep PWD, then the command (argv, command[0] resolved).
 const WRAPPER = [
@@ -281,6 +288,37 @@ function killStragglers(pgid: number, startTicks: number | null, ownChild: boole
   if (members > 0) killGroup(pgid, "SIGKILL");
 }
 
+/** The pids of live wrappers whose exit status file is `exitFile` (their process groups). */
+function wrapperGroups(exitFile: string): number[] {
+  const found: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    if (pid === process.pid) continue;
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    } catch {
+      continue; // gone, or not ours to read
+    }
+    const at = argv.indexOf(WRAPPER_NAME);
+    if (at < 0 || argv[at + 1] !== exitFile) continue;
+    const st = procStat(pid);
+    if (st !== null && st.pgrp === pid && st.state !== "Z") found.push(pid);
+  }
+  return found;
+}
+
+/** Whether any process but a zombie is left in the process group. */
+function groupAlive(pgid: number): boolean {
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const st = procStat(Number(name));
+    if (st !== null && st.pgrp === pgid && st.state !== "Z" && st.state !== "X") return true;
+  }
+  return false;
+}
+
 function isExecutableFile(p: string): boolean {
   try {
     if (!statSync(p).isFile()) return false;
@@ -420,7 +458,7 @@ async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> 
   }
 }
 
-export class ProcessDriver implements Driver {
+export class ProcessDriver implements Driver, Reaper {
   readonly name = "process";
   readonly opts: Readonly<ProcessDriverOptions>;
   private readonly runs = new Map<string, Run>();
@@ -568,7 +606,7 @@ export class ProcessDriver implements Driver {
       });
     }
     const keepPwd = Object.hasOwn(spec.env, "PWD") ? "1" : "0";
-    const args = ["-c", WRAPPER, "shoal-task", join(spec.taskDir, EXIT_CODE_FILE), keepPwd];
+    const args = ["-c", WRAPPER, WRAPPER_NAME, join(spec.taskDir, EXIT_CODE_FILE), keepPwd];
     args.push(file, ...spec.command.slice(1));
     // `ip netns exec` enters the namespace and execs the shell in place (same pid).
     const [cmd, argv] = net
@@ -740,6 +778,32 @@ export class ProcessDriver implements Driver {
     }
     this.track(ph, null);
     return ph;
+  }
+
+  /**
+   * Ends what an interrupted start() of the task may have left: every process group whose
+   * leader is this task's wrapper (found by its argv, which names the task's own exit status
+   * file), then the task's cgroups and network namespace. Resolves once the groups are gone.
+   */
+  async reap(intent: StartIntent): Promise<number> {
+    const groups = onLinux ? wrapperGroups(join(intent.taskDir, EXIT_CODE_FILE)) : [];
+    for (const pgid of groups) killGroup(pgid, "SIGKILL");
+    const deadline = Date.now() + 5000;
+    while (groups.some(groupAlive) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    if (onLinux) {
+      const layout = this.cgroupLayout();
+      const dirs = [...new Set([layout.cpu?.mount, layout.memory?.mount])]
+        .filter((m): m is string => m !== undefined)
+        .map((m) => join(m, this.opts.cgroupParent, intent.taskId))
+        .filter((d) => existsSync(d));
+      if (dirs.length > 0) await removeTaskCgroup({ dirs });
+    }
+    if (this.opts.ipPath !== "" && onLinux && this.opts.uid === 0) {
+      await teardownLeftoverNet(this.opts.ipPath, intent.taskId);
+    }
+    return groups.length;
   }
 }
 
