@@ -39,6 +39,7 @@ import {
   TaskStatusSchema,
   UpdateConfigSchema,
   UpdateStatusSchema,
+  ServiceSpecInputSchema,
 } from "../src/api/types.js";
 
 export const API_DOC = fileURLToPath(new URL("../../docs/api.md", import.meta.url));
@@ -58,6 +59,7 @@ const TYPES: TSchema[] = [
   ServiceSchema,
   ServiceSummarySchema,
   ServiceSpecSchema,
+  ServiceSpecInputSchema,
   ServiceModeSchema,
   PortConfigSchema,
   RestartPolicySchema,

@@ -13,8 +13,11 @@ import {
   NodeRoleSchema,
   NodeSchema,
   ServiceSchema,
-  ServiceSpecSchema,
+  ServiceSpecInputSchema,
+  SPEC_LIMITS,
   TaskSchema,
+  DEFAULT_MAX_REPLICAS,
+  MAX_REPLICAS_CEILING,
 } from "./types.js";
 
 // ---- bodies -------------------------------------------------------------------------------------
@@ -33,20 +36,37 @@ export const NodeUpdateSchema = Type.Object(
   {
     availability: Type.Optional(NodeAvailabilitySchema),
     labelAdd: Type.Optional(
-      Type.Record(Type.String(), Type.String(), { description: "Labels to add or change." }),
+      Type.Record(Type.String(), Type.String({ maxLength: SPEC_LIMITS.labelValueLength }), {
+        maxProperties: SPEC_LIMITS.labels,
+        description: `Labels to add or change (at most ${SPEC_LIMITS.labels}).`,
+      }),
     ),
-    labelRm: Type.Optional(Type.Array(Type.String(), { description: "Labels to remove." })),
+    labelRm: Type.Optional(
+      Type.Array(Type.String({ maxLength: SPEC_LIMITS.labelKeyLength }), {
+        maxItems: SPEC_LIMITS.labels,
+        description: "Labels to remove.",
+      }),
+    ),
     role: Type.Optional(NodeRoleSchema),
   },
   { title: "NodeUpdate" },
 );
 export type NodeUpdate = Static<typeof NodeUpdateSchema>;
 
-export const ServiceBodySchema = Type.Object({ spec: ServiceSpecSchema }, { title: "ServiceBody" });
+export const ServiceBodySchema = Type.Object(
+  { spec: ServiceSpecInputSchema },
+  { title: "ServiceBody" },
+);
 export type ServiceBody = Static<typeof ServiceBodySchema>;
 
 export const ScaleBodySchema = Type.Object(
-  { replicas: Type.Integer({ minimum: 0, description: "Tasks to run." }) },
+  {
+    replicas: Type.Integer({
+      minimum: 0,
+      maximum: MAX_REPLICAS_CEILING,
+      description: "Tasks to run (at most the swarm's maxReplicas).",
+    }),
+  },
   { title: "ScaleBody" },
 );
 export type ScaleBody = Static<typeof ScaleBodySchema>;
@@ -59,6 +79,11 @@ export const SwarmSettingsSchema = Type.Object(
       maximum: 60_000,
       errorMessage: "must be between 100 ms and 60 s",
       description: "Agents heartbeat this often, ms; a node is down after 3 missed periods.",
+    }),
+    maxReplicas: Type.Integer({
+      minimum: 1,
+      maximum: MAX_REPLICAS_CEILING,
+      description: `The most replicas a service may have (default ${DEFAULT_MAX_REPLICAS}, at most ${MAX_REPLICAS_CEILING}): every task is kept in the manager's memory. It cannot be set below a service's replica count.`,
     }),
   },
   { title: "SwarmSettings" },
@@ -107,6 +132,13 @@ export const InfoSchema = Type.Object(
       minimum: 0,
       description: "Reconcile passes the orchestrator finished since the start.",
     }),
+    invalidServices: Type.Array(
+      Type.Object({ id: Type.String(), name: Type.String(), problem: Type.String() }),
+      {
+        description:
+          "Stored services that no longer pass validation (stored by an older version or before a limit): the orchestrator leaves them and their tasks alone until they are updated or removed.",
+      },
+    ),
   },
   { title: "Info" },
 );
@@ -120,13 +152,20 @@ export const NoBodySchema = Type.Object({}, { title: "NoBody" });
 
 export const JoinRequestSchema = Type.Object(
   {
-    token: Type.String({ description: "The join token (`SHOAL-1-<fingerprint>-<secret>`)." }),
-    hostname: Type.String(),
+    token: Type.String({
+      maxLength: 256,
+      description: "The join token (`SHOAL-1-<fingerprint>-<secret>`).",
+    }),
+    hostname: Type.String({ maxLength: 255 }),
     addr: Type.String({
+      maxLength: 1024,
       description: "The address the node is reachable on (its routing mesh and task ports).",
     }),
     nodeId: Type.Optional(
-      Type.String({ description: "A node that joined before and rejoins keeps its id." }),
+      Type.String({
+        maxLength: 128,
+        description: "A node that joined before and rejoins keeps its id.",
+      }),
     ),
   },
   { title: "JoinRequest" },

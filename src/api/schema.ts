@@ -12,6 +12,7 @@ import { Kind, type Static, type TSchema } from "@sinclair/typebox";
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import { ValueErrorType, type ValueError } from "@sinclair/typebox/errors";
 import { SchemaError } from "./errors.js";
+import { NO_NUL } from "./types.js";
 
 const checks = new WeakMap<TSchema, TypeCheck<TSchema>>();
 
@@ -278,6 +279,7 @@ function sentence(e: ValueError, label: string): string {
     case ValueErrorType.IntegerExclusiveMinimum:
       return `${label} must be > ${String(s["exclusiveMinimum"])}`;
     case ValueErrorType.StringPattern:
+      if (s["pattern"] === NO_NUL) return `${label} must not contain NUL characters`;
       return `${label} must match ${String(s["pattern"])}`;
     case ValueErrorType.StringMinLength:
       return s["minLength"] === 1
@@ -289,6 +291,8 @@ function sentence(e: ValueError, label: string): string {
       return `${label} must have at least ${String(s["minItems"])} items`;
     case ValueErrorType.ArrayMaxItems:
       return `${label} must have at most ${String(s["maxItems"])} items`;
+    case ValueErrorType.ObjectMaxProperties:
+      return `${label} must have at most ${String(s["maxProperties"])} entries`;
     default:
       return `${label}: ${e.message.toLowerCase()}`;
   }

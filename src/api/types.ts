@@ -220,6 +220,138 @@ export const ServiceSpecSchema = Type.Object(
 );
 export type ServiceSpec = Static<typeof ServiceSpecSchema>;
 
+// ---- bounds of a spec a client sends -------------------------------------------------------------
+
+/**
+ * What a service spec sent to the API may hold at most. Stored specs and bus messages keep the
+ * open schema above (what older versions stored stays readable); the manager checks stored specs
+ * against these bounds too and skips, with a report, a service that breaks them. The replica
+ * count has a cluster-wide limit besides (`maxReplicas` in the swarm settings, default
+ * DEFAULT_MAX_REPLICAS, at most MAX_REPLICAS_CEILING).
+ */
+export const SPEC_LIMITS = {
+  /** Arguments of the command, and the length of each (Linux's MAX_ARG_STRLEN is 128 KiB). */
+  commandArgs: 4096,
+  argLength: 65_536,
+  /** Characters of the whole command, arguments together. */
+  commandLength: 262_144,
+  envVars: 1024,
+  envNameLength: 1024,
+  envValueLength: 65_536,
+  labels: 256,
+  labelKeyLength: 1024,
+  labelValueLength: 4096,
+  ports: 256,
+  constraints: 64,
+  constraintLength: 1024,
+  imageLength: 1024,
+  pathLength: 4096,
+  signalLength: 32,
+  /** Durations (ms) must fit a timer (setTimeout's limit, about 24.8 days). */
+  durationMs: 2_147_483_647,
+  cpus: 4096,
+  /** Counts that are not replicas (restart attempts, update parallelism). */
+  count: 1_000_000,
+} as const;
+
+/** The replicas a service may have unless the swarm settings say otherwise. */
+export const DEFAULT_MAX_REPLICAS = 10_000;
+/** The highest `maxReplicas` the swarm settings accept (the manager keeps every task in memory). */
+export const MAX_REPLICAS_CEILING = 100_000;
+
+const L = SPEC_LIMITS;
+/** The pattern of a string without NUL characters (checked as "must not contain NUL"). */
+export const NO_NUL = "^[^\\u0000]*$";
+const text = (maxLength: number, description?: string) =>
+  Type.String({ maxLength, pattern: NO_NUL, ...(description ? { description } : {}) });
+const boundedCount = (maximum: number, description?: string) =>
+  Type.Integer({ minimum: 0, maximum, ...(description ? { description } : {}) });
+const boundedMillis = (description?: string) =>
+  Type.Number({ minimum: 0, maximum: L.durationMs, ...(description ? { description } : {}) });
+const boundedResources = Type.Object(
+  {
+    cpus: Type.Number({ minimum: 0, maximum: L.cpus, description: "CPUs (0 = none)." }),
+    memoryBytes: boundedCount(Number.MAX_SAFE_INTEGER, "Memory in bytes (0 = none)."),
+  },
+  { title: "Resources" },
+);
+
+/** A service spec as a client sends it: ServiceSpecSchema with every size and count bounded. */
+export const ServiceSpecInputSchema = Type.Object(
+  {
+    ...ServiceSpecSchema.properties,
+    image: text(L.imageLength, "For the docker driver."),
+    command: Type.Array(text(L.argLength), {
+      maxItems: L.commandArgs,
+      description: `Command and arguments (process driver: required; docker: overrides the image's); at most ${L.commandArgs} arguments of ${L.argLength} characters, ${L.commandLength} in all.`,
+    }),
+    env: Type.Record(Type.String(), text(L.envValueLength), {
+      maxProperties: L.envVars,
+      description: `Environment variables of the task (at most ${L.envVars}; a name is not empty and has no '=' or NUL).`,
+    }),
+    workdir: text(L.pathLength),
+    labels: Type.Record(Type.String(), text(L.labelValueLength), {
+      maxProperties: L.labels,
+      description: `Service labels (at most ${L.labels}).`,
+    }),
+    mode: Type.Union(
+      [
+        Type.Object({
+          replicated: Type.Object({
+            replicas: boundedCount(
+              MAX_REPLICAS_CEILING,
+              "Tasks to run (at most the swarm's maxReplicas).",
+            ),
+          }),
+        }),
+        Type.Object({ global: Type.Object({}) }, { description: "One task per eligible node." }),
+      ],
+      { title: "ServiceMode" },
+    ),
+    ports: Type.Array(PortConfigSchema, { maxItems: L.ports }),
+    restartPolicy: Type.Object(
+      {
+        condition: RestartConditionSchema,
+        delayMs: boundedMillis("Delay before a replacement starts, ms (Swarm's default 5 s)."),
+        maxAttempts: boundedCount(L.count, "0 = unlimited."),
+        windowMs: boundedMillis("Window in which attempts are counted, ms; 0 = forever."),
+      },
+      { title: "RestartPolicy" },
+    ),
+    limits: boundedResources,
+    reservations: boundedResources,
+    constraints: Type.Array(text(L.constraintLength), {
+      maxItems: L.constraints,
+      description: 'Placement constraints like "node.role==worker", "node.labels.zone==a".',
+    }),
+    stopGracePeriodMs: boundedMillis("How long a task has to stop after its stop signal."),
+    stopSignal: Type.String({
+      minLength: 1,
+      maxLength: L.signalLength,
+      description: "A signal name (SIGTERM, TERM) or number (15).",
+    }),
+    update: Type.Optional(
+      Type.Partial(
+        Type.Object({
+          ...UpdateConfigSchema.properties,
+          parallelism: boundedCount(L.count, "Slots replaced at the same time; 0 = all at once."),
+          delayMs: boundedMillis(
+            "Wait after a slot's new task runs before that worker takes the next slot.",
+          ),
+          monitorMs: boundedMillis(
+            "A replacement that fails within this long of running counts as a failure.",
+          ),
+        }),
+        {
+          description:
+            "How a spec change replaces running tasks (Swarm's UpdateConfig); missing fields take Swarm's defaults.",
+        },
+      ),
+    ),
+  },
+  { title: "ServiceSpecInput" },
+);
+
 // ---- services -----------------------------------------------------------------------------------
 
 /** Where the service's last update (or rollback) is, as Swarm's UpdateStatus. */

@@ -6,7 +6,7 @@
 
 import { isIP } from "node:net";
 import { networkInterfaces } from "node:os";
-import { defaultDataDir } from "../api/paths.js";
+import { apiTcpRefusal, defaultDataDir } from "../api/paths.js";
 import { formatHost, isWildcard, joinHostPort, parseHostPort, AddressError } from "../lib/addr.js";
 import { AdvertiseAddrError, systemAddress, type Interfaces } from "../lib/netif.js";
 import { parseBytesFlag, parseCpusFlag, parseIntFlag } from "./args.js";
@@ -145,6 +145,8 @@ export function parseDaemonFlags(
     const a = parseHostPort(f.apiAddr);
     if (a.port === undefined)
       throw new UsageError(`invalid --api-addr "${f.apiAddr}": expected HOST:PORT`);
+    const refused = apiTcpRefusal(f.apiAddr);
+    if (refused) throw new UsageError(refused);
   }
   return {
     dataDir: f.dataDir ?? defaultDataDir(),

@@ -26,7 +26,7 @@ import { RoutingMesh } from "../net/mesh.js";
 import { SHOAL_VERSION } from "../lib/version.js";
 import { isWildcard, joinHostPort, parseHostPort } from "../lib/addr.js";
 import { forgetSwarm, meshBackends } from "./state.js";
-import { socketPath } from "../api/paths.js";
+import { apiTcpRefusal, socketPath } from "../api/paths.js";
 import type { Info } from "../api/http.js";
 
 export interface DaemonOptions {
@@ -71,6 +71,8 @@ export class Daemon {
   async start(): Promise<void> {
     const { dataDir, log } = this.opts;
     const listen = parseHostPort(this.opts.listenAddr);
+    const refused = this.opts.apiTcp ? apiTcpRefusal(this.opts.apiTcp) : null;
+    if (refused) throw new ManagerError("ERR_INVALID", refused);
     mkdirSync(dataDir, { recursive: true });
     const idFile = join(dataDir, "node-id");
     // A node with an identity has a store: if it is gone, refuse rather than start a new cluster.
@@ -142,26 +144,8 @@ export class Daemon {
     this.joinPort = await this.join.listen(joinHost, joinPort);
     log.info(`Listening for joins on ${joinHost}:${this.joinPort}`);
     this.mesh = new RoutingMesh(log.child("mesh"), this.opts.publishHost);
-    this.manager.start();
-    await this.dispatcher.start();
-    // This machine's node runtime: a client of its own control bus, over loopback, like any
-    // worker's.
-    this.runtime = new NodeRuntime({
-      nodeId: this.nodeId,
-      hostname: hostname(),
-      dataDir,
-      busUrls: [this.localNatsUrl()],
-      agentPassword: agentPassword(meta.secret),
-      heartbeatMs: this.manager.heartbeatMs(),
-      natsUrl: this.localNatsUrl(),
-      drivers: await nodeDrivers(log),
-      cpus: this.opts.cpus,
-      memoryBytes: this.opts.memoryBytes,
-      onEndpoints: (eps) => void this.mesh.sync(meshBackends(eps, this.advertiseHost())),
-      log,
-    });
-    await this.runtime.start();
-
+    // The API is up before the first reconcile pass: a pass that fails or takes long must not
+    // keep the operator from inspecting or fixing the cluster.
     this.api = new Api(this.manager, {
       info: () => this.info(),
       joinToken: (role, rotate) => this.joinToken(role, rotate),
@@ -184,6 +168,26 @@ export class Daemon {
       const port = await this.api.listenTcp(h, p);
       log.info(`API listening on tcp://${h}:${port}`);
     }
+    this.manager.start();
+    await this.dispatcher.start();
+    // This machine's node runtime: a client of its own control bus, over loopback, like any
+    // worker's.
+    this.runtime = new NodeRuntime({
+      nodeId: this.nodeId,
+      hostname: hostname(),
+      dataDir,
+      busUrls: [this.localNatsUrl()],
+      agentPassword: agentPassword(meta.secret),
+      heartbeatMs: this.manager.heartbeatMs(),
+      natsUrl: this.localNatsUrl(),
+      drivers: await nodeDrivers(log),
+      cpus: this.opts.cpus,
+      memoryBytes: this.opts.memoryBytes,
+      onEndpoints: (eps) => void this.mesh.sync(meshBackends(eps, this.advertiseHost())),
+      log,
+    });
+    await this.runtime.start();
+
     writeFileSync(join(dataDir, "daemon.pid"), String(process.pid));
     log.info(
       `shoal daemon ${SHOAL_VERSION} ready: node ${this.nodeId}, API unix://${socketPath(dataDir)}, NATS ${this.localNatsUrl()}`,
@@ -212,6 +216,7 @@ export class Daemon {
         running: tasks.filter((t) => t.status.state === "running").length,
         heartbeats: this.dispatcher.heartbeats,
         passes: this.manager.passes,
+        invalidServices: this.manager.invalidServices(),
         pid: process.pid,
       };
     });

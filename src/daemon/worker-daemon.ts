@@ -3,7 +3,7 @@
 // API socket for `shoal info` and `shoal leave`. The join answer is kept in the data dir so a
 // restarted worker rejoins with the same node id.
 
-import { createServer, request, type Server } from "node:http";
+import { createServer, request, type RequestListener, type Server } from "node:http";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -73,6 +73,46 @@ export function requestJoin(managerAddr: string, body: JoinRequest): Promise<Joi
     );
     req.end(JSON.stringify(body));
   });
+}
+
+/**
+ * The worker's local API (its socket): `GET /v1/info` and `POST /v1/swarm/leave`; anything else
+ * is a manager's command (400). No request can throw out of it: an unexpected error is a 500
+ * with its cause logged.
+ */
+export function workerApi(h: {
+  info(): unknown;
+  leave(): void;
+  log: Pick<Logger, "error">;
+}): RequestListener {
+  return (req, res) => {
+    // The path by hand, not `new URL`: a request line like `GET //` must not throw.
+    const path = (req.url ?? "/").split("?")[0];
+    const send = (status: number, body: unknown) => {
+      res.statusCode = status;
+      res.setHeader("Content-Type", "application/json");
+      res.end(JSON.stringify(body));
+    };
+    try {
+      if (req.method === "GET" && path === "/v1/info") {
+        send(200, h.info());
+      } else if (req.method === "POST" && path === "/v1/swarm/leave") {
+        send(200, { ok: true });
+        h.leave();
+      } else {
+        send(400, {
+          message: "This node is a worker: run this command on a manager.",
+          code: "ERR_INVALID",
+        });
+      }
+    } catch (err) {
+      h.log.error(`${req.method} ${path}: ${(err as Error).stack ?? String(err)}`);
+      if (!res.headersSent) send(500, { message: String(err), code: "ERR_INTERNAL" });
+      else res.destroy();
+    }
+    // A body, if any, is drained so the connection stays usable.
+    req.resume();
+  };
 }
 
 export class WorkerDaemon {
@@ -149,32 +189,19 @@ export class WorkerDaemon {
   private async listenApi(): Promise<void> {
     const path = socketPath(this.opts.dataDir);
     rmSync(path, { force: true });
-    const s = createServer((req, res) => {
-      const url = new URL(req.url ?? "/", "http://shoal");
-      res.setHeader("Content-Type", "application/json");
-      if (req.method === "GET" && url.pathname === "/v1/info") {
-        res.end(
-          JSON.stringify({
-            nodeId: this.nodeId,
-            role: "worker",
-            version: SHOAL_VERSION,
-            pid: process.pid,
-            dataDir: this.opts.dataDir,
-          }),
-        );
-      } else if (req.method === "POST" && url.pathname === "/v1/swarm/leave") {
-        res.end(JSON.stringify({ ok: true }));
-        setImmediate(() => void this.stop(true));
-      } else {
-        res.statusCode = 400;
-        res.end(
-          JSON.stringify({
-            message: "This node is a worker: run this command on a manager.",
-            code: "ERR_INVALID",
-          }),
-        );
-      }
-    });
+    const s = createServer(
+      workerApi({
+        info: () => ({
+          nodeId: this.nodeId,
+          role: "worker",
+          version: SHOAL_VERSION,
+          pid: process.pid,
+          dataDir: this.opts.dataDir,
+        }),
+        leave: () => setImmediate(() => void this.stop(true)),
+        log: this.opts.log,
+      }),
+    );
     this.api = s;
     await new Promise<void>((resolve) => s.listen(path, resolve));
   }

@@ -6,7 +6,8 @@ export type ManagerErrorCode =
   | "ERR_PORT_IN_USE"
   | "ERR_INVALID"
   | "ERR_UNSUPPORTED"
-  | "ERR_TOKEN";
+  | "ERR_TOKEN"
+  | "ERR_RATE_LIMITED";
 
 export class ManagerError extends Error {
   constructor(
@@ -28,6 +29,8 @@ export function httpStatusOf(code: string): number {
       return 409;
     case "ERR_TOKEN":
       return 403;
+    case "ERR_RATE_LIMITED":
+      return 429;
     case "ERR_INVALID":
     case "ERR_UNSUPPORTED":
       return 400;

@@ -12,7 +12,8 @@ import { compiled, problems, schemaError } from "../api/schema.js";
 import type { ErrorBody, RouteInput, RouteReply, RouteSchema } from "../api/http.js";
 import { httpStatusOf } from "./errors.js";
 
-const BODY_LIMIT = 1024 * 1024;
+/** The largest request body the API takes (a service spec's bounds fit well within it). */
+export const BODY_LIMIT = 1024 * 1024;
 
 export interface HttpLogger {
   error(msg: string): void;
@@ -34,9 +35,20 @@ export function errorReply(err: unknown): { status: number; body: ErrorBody } {
   return { status: httpStatusOf(known), body: { message, code: known } };
 }
 
-/** A fastify app with the contract's validators, a JSON parser and the one error shape. */
-export function createHttpApp(log: HttpLogger): FastifyInstance {
-  const app = Fastify({ bodyLimit: BODY_LIMIT });
+/** A fastify app with the contract's validators, a JSON parser and the one error shape. No
+ * request can crash it: a URL it cannot parse is a 400, an unexpected error a 500 whose stack
+ * and cause are logged. */
+export function createHttpApp(log: HttpLogger, opts: { bodyLimit?: number } = {}): FastifyInstance {
+  const bodyLimit = opts.bodyLimit ?? BODY_LIMIT;
+  const app = Fastify({
+    bodyLimit,
+    // Errors fastify raises before routing (a path it cannot decode): the one error shape too.
+    frameworkErrors: (err, req, reply) => {
+      const { status, body } = errorReply(err);
+      if (status >= 500) log.error(`${req.method} ${req.url}: ${describe(err)}`);
+      void (reply as FastifyReply).code(status).type("application/json").send(body);
+    },
+  });
   app.setValidatorCompiler(({ schema, httpPart }) => {
     const s = schema as TSchema;
     const check = compiled(s);
@@ -53,7 +65,7 @@ export function createHttpApp(log: HttpLogger): FastifyInstance {
   app.removeContentTypeParser("application/json");
   app.addContentTypeParser(
     "application/json",
-    { parseAs: "string", bodyLimit: BODY_LIMIT },
+    { parseAs: "string", bodyLimit },
     (_req, text, done) => {
       const s = text as string;
       if (s.trim() === "") return done(null, undefined);
@@ -66,8 +78,7 @@ export function createHttpApp(log: HttpLogger): FastifyInstance {
   );
   app.setErrorHandler((err, req, reply) => {
     const { status, body } = errorReply(err);
-    if (status >= 500)
-      log.error(`${req.method} ${req.url}: ${(err as Error).stack ?? body.message}`);
+    if (status >= 500) log.error(`${req.method} ${req.url}: ${describe(err)}`);
     void reply.code(status).type("application/json").send(body);
   });
   app.setNotFoundHandler((req, reply) => {
@@ -78,6 +89,13 @@ export function createHttpApp(log: HttpLogger): FastifyInstance {
       .send({ message: `no such endpoint: ${req.method} ${path}`, code: "ERR_NOT_FOUND" });
   });
   return app;
+}
+
+/** An error for the log: its stack and, if it has one, its cause's. */
+function describe(err: unknown): string {
+  const e = err as { stack?: unknown; cause?: unknown };
+  const text = typeof e.stack === "string" ? e.stack : String(err);
+  return e.cause === undefined ? text : `${text}\ncaused by: ${describe(e.cause)}`;
 }
 
 /** Attaches `handler` to `r` with its schemas: the handler gets only validated input. */

@@ -1,12 +1,15 @@
 // The join endpoint (Swarm's port 2377): a node presents a join token; the manager checks the
 // token's cluster fingerprint and role secret, registers the node, and answers with what the
 // node needs to join the control bus. Only this endpoint is served on the network; the full API
-// stays on the local socket.
+// stays on the local socket. Being on the network, it takes small bodies only (JOIN_BODY_LIMIT),
+// logs every refused join with its source address, and refuses an address that failed too
+// often (a token bucket per address: 429 without looking at the request).
 
 import { fingerprint, newId, parseToken, secretsEqual } from "./ids.js";
 import { agentPassword } from "./bus-users.js";
 import type { Manager } from "./manager.js";
-import type { ManagerErrorCode } from "./errors.js";
+import type { FastifyRequest } from "fastify";
+import { ManagerError, type ManagerErrorCode } from "./errors.js";
 import { addRoute, createHttpApp, HttpListeners } from "./http.js";
 import { joinRoutes, type JoinRequest, type JoinResponse } from "../api/http.js";
 import type { Node, NodeRole } from "../api/types.js";
@@ -46,14 +49,77 @@ export function checkToken(meta: ClusterMeta, token: string): NodeRole {
   throw new JoinError("invalid join token: it was rotated or is wrong", 403);
 }
 
+/** The largest join request body (a join request is a few hundred bytes). */
+export const JOIN_BODY_LIMIT = 64 * 1024;
+
+export interface FailureLimits {
+  /** Failed joins an address may have in a row before it is refused. */
+  burst: number;
+  /** ...and how long it takes to earn all of them back, ms. */
+  refillMs: number;
+  /** Addresses tracked at most (the oldest are forgotten first). */
+  maxTracked: number;
+}
+
+export function defaultFailureLimits(): FailureLimits {
+  return { burst: 10, refillMs: 60_000, maxTracked: 10_000 };
+}
+
+/**
+ * Failures per source address as token buckets: each address starts with `burst` tokens, a
+ * failure takes one, and they come back at `burst` per `refillMs`. An address without a token
+ * is refused until one comes back. `now` is injectable for tests.
+ */
+export class FailureLimiter {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(
+    readonly limits: FailureLimits = defaultFailureLimits(),
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  private tokens(addr: string): number {
+    const b = this.buckets.get(addr);
+    if (!b) return this.limits.burst;
+    const earned = ((this.now() - b.at) * this.limits.burst) / this.limits.refillMs;
+    return Math.min(this.limits.burst, b.tokens + earned);
+  }
+
+  /** Whether `addr` may try (it has a failure left). */
+  allowed(addr: string): boolean {
+    return this.tokens(addr) >= 1;
+  }
+
+  /** Records a failure of `addr`; returns whether it may still try. */
+  failed(addr: string): boolean {
+    const tokens = Math.max(0, this.tokens(addr) - 1);
+    this.buckets.delete(addr); // re-inserted last: the map is in order of last failure
+    this.buckets.set(addr, { tokens, at: this.now() });
+    for (const oldest of this.buckets.keys()) {
+      if (this.buckets.size <= this.limits.maxTracked) break;
+      this.buckets.delete(oldest);
+    }
+    return tokens >= 1;
+  }
+
+  /** Addresses tracked now. */
+  get size(): number {
+    return this.buckets.size;
+  }
+}
+
 export class JoinServer {
   private listeners: HttpListeners | null = null;
+  readonly limiter: FailureLimiter;
 
   constructor(
     private readonly manager: Manager,
     private readonly natsUrls: () => string[],
     private readonly heartbeatMs: () => number,
-  ) {}
+    limiter?: FailureLimiter,
+  ) {
+    this.limiter = limiter ?? new FailureLimiter();
+  }
 
   async join(req: JoinRequest): Promise<JoinResponse> {
     const meta = this.manager.store.view((tx) => tx.getMeta<ClusterMeta>("cluster"))!;
@@ -100,7 +166,28 @@ export class JoinServer {
   /** Listens for joins; returns the port (useful with port 0). The body is checked against
    * the JoinRequest schema first; errors have the API's shape `{ "message", "code" }`. */
   async listen(host: string, port: number): Promise<number> {
-    const app = createHttpApp(this.manager.log);
+    const log = this.manager.log;
+    const app = createHttpApp(log, { bodyLimit: JOIN_BODY_LIMIT });
+    const reasons = new WeakMap<FastifyRequest, string>();
+    app.addHook("onRequest", async (req) => {
+      if (this.limiter.allowed(req.ip)) return;
+      throw new ManagerError(
+        "ERR_RATE_LIMITED",
+        "too many failed joins from this address: try again later",
+      );
+    });
+    app.addHook("onError", async (req, _reply, err) => {
+      reasons.set(req, err.message);
+    });
+    app.addHook("onResponse", async (req, reply) => {
+      if (reply.statusCode < 400 || reply.statusCode === 429) return;
+      const reason = reasons.get(req) ?? `${req.method} ${req.url.split("?")[0]}`;
+      const left = this.limiter.failed(req.ip);
+      log.warn(
+        `join from ${req.ip} refused (${reply.statusCode}): ${reason}` +
+          (left ? "" : "; further attempts from this address are refused for a while"),
+      );
+    });
     addRoute(app, joinRoutes.join, ({ body }) => this.join(body));
     this.listeners = new HttpListeners(app);
     return this.listeners.listenTcp(host, port);

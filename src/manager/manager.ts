@@ -8,7 +8,9 @@ import { reconcile, applyAction, applyActions, type Action } from "./orchestrato
 import { schedule } from "./scheduler/index.js";
 import { newId } from "./ids.js";
 import {
+  DEFAULT_MAX_REPLICAS,
   isTerminal,
+  replicasOf,
   stateIndex,
   type Node,
   type NodeFacts,
@@ -19,7 +21,7 @@ import {
   type TaskStatus,
 } from "../api/types.js";
 import type { NodeUpdate, SwarmSettings } from "../api/http.js";
-import { validateSpec } from "./validate.js";
+import { specProblems, validateSpec, type SpecLimits } from "./validate.js";
 import { ManagerError } from "./errors.js";
 import { Liveness, watchStalls } from "./liveness.js";
 import { updateVerdict } from "./orchestrator/update-status.js";
@@ -58,6 +60,10 @@ export class Manager {
   private passCount = 0;
   /** When each node was last heard from (in memory; the store only gets status changes). */
   readonly liveness = new Liveness();
+  /** Stored services the last pass left alone, and why (see invalidServices). */
+  private invalid = new Map<string, { name: string; problem: string }>();
+  /** The problem last logged per service (each is logged once, not every pass). */
+  private readonly reported = new Map<string, string>();
 
   constructor(
     readonly store: Store,
@@ -84,6 +90,20 @@ export class Manager {
     return this.store.view((tx) => tx.getMeta<SwarmSettings>("settings"))?.heartbeatMs ?? 1000;
   }
 
+  /** The limits a service spec is checked against (the swarm settings'). */
+  specLimits(): SpecLimits {
+    const set = this.store.view((tx) => tx.getMeta<Partial<SwarmSettings>>("settings"));
+    return { maxReplicas: set?.maxReplicas ?? DEFAULT_MAX_REPLICAS };
+  }
+
+  /**
+   * Stored services that no longer validate (written by an older version, or before a limit):
+   * the orchestrator leaves them and their tasks alone, and reports them here and in the log.
+   */
+  invalidServices(): Array<{ id: string; name: string; problem: string }> {
+    return [...this.invalid].map(([id, v]) => ({ id, ...v }));
+  }
+
   nodeDownAfterMs(): number {
     const set = this.store.view((tx) => tx.getMeta<SwarmSettings>("settings"));
     return set ? set.heartbeatMs * 3 : this.opts.nodeDownAfterMs;
@@ -102,9 +122,24 @@ export class Manager {
     return this.store.update((tx) => {
       const next: SwarmSettings = {
         heartbeatMs: 1000,
+        maxReplicas: DEFAULT_MAX_REPLICAS,
         ...(tx.getMeta<SwarmSettings>("settings") ?? {}),
         ...u,
       };
+      if (u.maxReplicas !== undefined) {
+        const over = tx
+          .listServices()
+          .find(
+            (s) =>
+              "replicated" in s.spec.mode && s.spec.mode.replicated.replicas > next.maxReplicas,
+          );
+        if (over) {
+          throw new ManagerError(
+            "ERR_INVALID",
+            `maxReplicas ${next.maxReplicas} is below the ${replicasOf(over.spec)} replicas of service ${over.spec.name}: scale it down first`,
+          );
+        }
+      }
       tx.putMeta("settings", next);
       return next;
     });
@@ -150,11 +185,15 @@ export class Manager {
   }
 
   private async pass(now: number): Promise<void> {
-    const input = this.store.view((tx) => ({
+    const stored = this.store.view((tx) => ({
       services: tx.listServices(),
       tasks: tx.listTasks(),
       nodes: tx.listNodes(),
     }));
+    // A stored service that no longer validates, or that breaks the reconciler, is left alone
+    // with its tasks (reported, not fatal); the others go on.
+    this.checkStored(stored.services);
+    const input = this.withoutInvalid(stored);
     // Nodes that stopped sending heartbeats are down (level-triggered: decided every pass).
     const downAfter = this.nodeDownAfterMs();
     const downNodes = input.nodes.filter(
@@ -176,7 +215,7 @@ export class Manager {
     }
     // Rolling updates: completed, paused on a failure, or rolled back (a write, then a new pass).
     const verdicts = input.services
-      .map((s) => ({ s, v: updateVerdict(s, input.tasks, now) }))
+      .flatMap((s) => this.guard(s, () => [{ s, v: updateVerdict(s, input.tasks, now) }]) ?? [])
       .filter(({ s, v }) => v.status !== s.updateStatus || v.rollback);
     if (verdicts.length > 0) {
       await this.store.update((tx) => {
@@ -196,10 +235,7 @@ export class Manager {
       });
       return this.markDirty();
     }
-    const actions = reconcile(
-      { ...input, now },
-      { historyLimit: this.opts.historyLimit, newTaskId: newId },
-    );
+    const actions = this.reconcileEach(input, now);
     // Schedule against the state as it will be once the actions apply (a task shut down in this
     // pass must not be assigned in the same batch).
     const after = applyActions(input, actions, now);
@@ -212,7 +248,7 @@ export class Manager {
         ? schedule(
             pending,
             input.nodes,
-            after.filter((t) => !isTerminal(t.status.state) && !waiting(t)),
+            [...after, ...input.skipped].filter((t) => !isTerminal(t.status.state) && !waiting(t)),
           )
         : null;
     if (
@@ -259,6 +295,85 @@ export class Manager {
         }
       }
     });
+  }
+
+  /** Records which stored services fail validation; logs each new or changed problem once. */
+  private checkStored(services: Service[]): void {
+    const limits = this.specLimits();
+    const next = new Map<string, { name: string; problem: string }>();
+    for (const s of services) {
+      const found = specProblems(s.spec, limits, { stored: true });
+      if (found.length === 0) continue;
+      next.set(s.id, { name: String(s.spec?.name), problem: found.join("; ") });
+    }
+    const ids = new Set(services.map((s) => s.id));
+    for (const id of this.reported.keys()) if (!ids.has(id)) this.reported.delete(id);
+    this.replaceInvalid(next);
+  }
+
+  private replaceInvalid(next: Map<string, { name: string; problem: string }>): void {
+    for (const [id, v] of next) {
+      if (this.reported.get(id) === v.problem) continue;
+      this.reported.set(id, v.problem);
+      this.log.error(
+        `service ${v.name} (${id}) is invalid and left alone until it is updated or removed: ${v.problem}`,
+      );
+    }
+    this.invalid = next;
+  }
+
+  /** The pass's input without invalid services; their tasks are kept apart (`skipped`). */
+  private withoutInvalid(input: { services: Service[]; tasks: Task[]; nodes: Node[] }) {
+    if (this.invalid.size === 0) return { ...input, skipped: [] as Task[] };
+    return {
+      services: input.services.filter((s) => !this.invalid.has(s.id)),
+      tasks: input.tasks.filter((t) => !this.invalid.has(t.serviceId)),
+      nodes: input.nodes,
+      skipped: input.tasks.filter((t) => this.invalid.has(t.serviceId)),
+    };
+  }
+
+  /** Runs `fn` for one service; a throw marks the service invalid (reported) instead of
+   * failing the whole pass. */
+  private guard<T>(s: Service, fn: () => T): T | undefined {
+    try {
+      return fn();
+    } catch (err) {
+      const next = new Map(this.invalid);
+      next.set(s.id, {
+        name: s.spec.name,
+        problem: `the orchestrator failed on it: ${String(err)}`,
+      });
+      this.replaceInvalid(next);
+      return undefined;
+    }
+  }
+
+  /** The reconciler's actions, one service at a time (services are independent), so that one
+   * service it cannot handle does not stop the others. */
+  private reconcileEach(input: { services: Service[]; tasks: Task[]; nodes: Node[] }, now: number) {
+    const opts = { historyLimit: this.opts.historyLimit, newTaskId: newId };
+    const byService = new Map<string, Task[]>();
+    for (const t of input.tasks) {
+      const list = byService.get(t.serviceId);
+      if (list) list.push(t);
+      else byService.set(t.serviceId, [t]);
+    }
+    const actions: Action[] = [];
+    for (const s of input.services) {
+      const tasks = byService.get(s.id) ?? [];
+      byService.delete(s.id);
+      const mine = this.guard(s, () =>
+        reconcile({ services: [s], tasks, nodes: input.nodes, now }, opts),
+      );
+      if (mine) actions.push(...mine);
+    }
+    // Tasks of removed services.
+    const orphans = [...byService.values()].flat();
+    if (orphans.length > 0) {
+      actions.push(...reconcile({ services: [], tasks: orphans, nodes: input.nodes, now }, opts));
+    }
+    return actions;
   }
 
   private hasNewReasons(
@@ -345,7 +460,7 @@ export class Manager {
   // ---- the API's operations ---------------------------------------------------------------
 
   async createService(spec: ServiceSpec): Promise<Service> {
-    validateSpec(spec);
+    validateSpec(spec, this.specLimits());
     const now = Date.now();
     return this.store.update((tx) => {
       if (tx.getServiceByName(spec.name)) {
@@ -370,7 +485,7 @@ export class Manager {
     return this.store.update((tx) => {
       const cur = this.findService(tx, ref);
       const next = change(structuredClone(cur.spec));
-      validateSpec(next);
+      validateSpec(next, this.specLimits());
       if (next.name !== cur.spec.name)
         throw new ManagerError("ERR_INVALID", "a service cannot be renamed");
       this.checkPublishedPorts(tx.listServices(), next, cur.id);

@@ -1,36 +1,104 @@
-// Validation of service specs before the manager stores them: the spec's schema first (types,
-// ranges, enums, unknown fields — src/api/types.ts), then what a schema cannot say: a command or
-// an image for the chosen driver, a published port given once, placement constraints that parse.
-// A bad spec is refused with a message that names the problem, and nothing is stored.
+// Validation of service specs: before the manager stores one, and on every reconcile pass for
+// the ones already stored. First the spec's schema with its bounds (types, ranges, enums, sizes
+// and counts — ServiceSpecInputSchema in src/api/types.ts), then what a schema cannot say: a
+// command or an image for the chosen driver, a stop signal this system knows, environment
+// variable names, the command's total length, a published port given once, placement
+// constraints that parse, and the swarm's replica limit. A bad spec is refused with a message
+// that names the field, and nothing is stored; a stored spec that no longer passes is reported
+// by the manager and left alone, never fatal.
 
-import { ManagerError } from "./errors.js";
 import { parseConstraint } from "./scheduler/index.js";
-import { check, closed } from "../api/schema.js";
-import { ServiceSpecSchema, type ServiceSpec } from "../api/types.js";
+import { constants } from "node:os";
+import { closed, problems, schemaError } from "../api/schema.js";
+import {
+  DEFAULT_MAX_REPLICAS,
+  SPEC_LIMITS,
+  ServiceSpecInputSchema,
+  type ServiceSpec,
+} from "../api/types.js";
 
-const SpecInput = closed(ServiceSpecSchema);
+const SpecInput = closed(ServiceSpecInputSchema);
 
-function invalid(msg: string): never {
-  throw new ManagerError("ERR_INVALID", msg);
+export interface SpecLimits {
+  /** The swarm's `maxReplicas`. */
+  maxReplicas: number;
 }
 
-export function validateSpec(spec: ServiceSpec): void {
-  check(SpecInput, spec, "spec");
-  if (spec.driver === "process" && spec.command.length === 0) {
-    invalid("a command is required: shoal service create [OPTIONS] -- COMMAND [ARG...]");
+/**
+ * What is wrong with a spec, one sentence per problem naming its field (empty: nothing).
+ * `stored` checks a spec already in the store: fields it does not know are not problems (a
+ * newer version may have written them).
+ */
+export function specProblems(
+  spec: unknown,
+  limits: SpecLimits = { maxReplicas: DEFAULT_MAX_REPLICAS },
+  opts: { stored?: boolean } = {},
+): string[] {
+  const found = problems(opts.stored ? ServiceSpecInputSchema : SpecInput, spec, "spec");
+  if (found.length > 0) return found;
+  const s = spec as ServiceSpec;
+  const out: string[] = [];
+  if (s.driver === "process" && s.command.length === 0) {
+    out.push("a command is required: shoal service create [OPTIONS] -- COMMAND [ARG...]");
   }
-  if (spec.driver === "docker" && !spec.image) invalid("the docker driver needs an image");
+  if (s.driver === "docker" && !s.image) out.push("the docker driver needs an image");
+  const total = s.command.reduce((n, a) => n + a.length, 0);
+  if (total > SPEC_LIMITS.commandLength) {
+    out.push(`spec.command must be at most ${SPEC_LIMITS.commandLength} characters in all`);
+  }
+  if ("replicated" in s.mode && s.mode.replicated.replicas > limits.maxReplicas) {
+    out.push(
+      `spec.mode.replicated.replicas must be <= ${limits.maxReplicas} (the swarm's maxReplicas)`,
+    );
+  }
+  if (!knownSignal(s.stopSignal)) {
+    out.push(`spec.stopSignal ${JSON.stringify(s.stopSignal)} is not a known signal`);
+  }
+  for (const name of Object.keys(s.env)) {
+    const label = `spec.env[${JSON.stringify(name)}]`;
+    if (name === "") out.push("spec.env has a variable with an empty name");
+    else if (name.includes("=")) out.push(`${label}: a variable name must not contain '='`);
+    else if (name.includes("\0")) out.push(`${label}: a variable name must not contain NUL`);
+    else if (name.length > SPEC_LIMITS.envNameLength) {
+      out.push(`${label}: a variable name must be at most ${SPEC_LIMITS.envNameLength} characters`);
+    }
+  }
+  for (const key of Object.keys(s.labels)) {
+    if (key === "") out.push("spec.labels has a label with an empty key");
+    else if (key.length > SPEC_LIMITS.labelKeyLength) {
+      out.push(`spec.labels: a key must be at most ${SPEC_LIMITS.labelKeyLength} characters`);
+    }
+  }
   const seen = new Set<string>();
-  for (const p of spec.ports) {
+  for (const p of s.ports) {
     const key = `${p.published}/${p.protocol}`;
-    if (seen.has(key)) invalid(`published port ${key} is given twice`);
+    if (seen.has(key)) out.push(`published port ${key} is given twice`);
     seen.add(key);
   }
-  for (const c of spec.constraints) {
+  for (const c of s.constraints) {
     try {
       parseConstraint(c);
     } catch (err) {
-      invalid((err as Error).message);
+      out.push((err as Error).message);
     }
   }
+  return out;
+}
+
+/** Throws a SchemaError (ERR_INVALID) naming every problem of a spec a client sent (see specProblems). */
+export function validateSpec(spec: ServiceSpec, limits?: SpecLimits): void {
+  const found = specProblems(spec, limits);
+  if (found.length > 0) throw schemaError(found);
+}
+
+/**
+ * Whether the drivers can send `sig`: a name with or without SIG, any case (TERM, sigterm), or a
+ * number, of this system's signals. The same rule as the drivers' normalizeSignal
+ * (src/node/drivers/driver.ts), which this layer may not import.
+ */
+function knownSignal(sig: string): boolean {
+  const s = sig.trim().toUpperCase();
+  const table = constants.signals as Record<string, number>;
+  if (/^\d+$/.test(s)) return Object.values(table).includes(Number(s));
+  return table[s.startsWith("SIG") ? s : `SIG${s}`] !== undefined;
 }

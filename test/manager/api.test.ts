@@ -100,6 +100,7 @@ async function setup(t: TestContext, over: Partial<ApiHooks> = {}): Promise<Setu
       pid: process.pid,
       heartbeats: 0,
       passes: 0,
+      invalidServices: manager.invalidServices(),
     }),
     joinToken: async (role, rotate) => `SHOAL-1-${role}-${rotate ? "new" : "old"}`,
     logs: async (task, o, write) => {
@@ -397,7 +398,7 @@ describe("daemon API: replies", () => {
     assert.deepEqual(tok.json, { token: "SHOAL-1-worker-new" });
     const set = await send(s.tcp, "POST", "/v1/swarm/update", { heartbeatMs: 2000 });
     assertReply(set, apiRoutes.updateSwarm);
-    assert.deepEqual(set.json, { heartbeatMs: 2000 });
+    assert.deepEqual(set.json, { heartbeatMs: 2000, maxReplicas: 10_000 });
     assertReply(await send(s.tcp, "GET", "/v1/tasks?service=web"), apiRoutes.listTasks);
 
     const removed = await send(s.tcp, "DELETE", "/v1/services/web");
