@@ -8,7 +8,6 @@
 // by the manager and left alone, never fatal.
 
 import { parseConstraint } from "./scheduler/index.js";
-import { constants } from "node:os";
 import { closed, problems, schemaError } from "../api/schema.js";
 import {
   DEFAULT_MAX_REPLICAS,
@@ -16,6 +15,7 @@ import {
   ServiceSpecInputSchema,
   type ServiceSpec,
 } from "../api/types.js";
+import { signalOf } from "../lib/signals.js";
 
 const SpecInput = closed(ServiceSpecInputSchema);
 
@@ -51,7 +51,7 @@ export function specProblems(
       `spec.mode.replicated.replicas must be <= ${limits.maxReplicas} (the swarm's maxReplicas)`,
     );
   }
-  if (!knownSignal(s.stopSignal)) {
+  if (signalOf(s.stopSignal) === null) {
     out.push(`spec.stopSignal ${JSON.stringify(s.stopSignal)} is not a known signal`);
   }
   for (const name of Object.keys(s.env)) {
@@ -89,16 +89,4 @@ export function specProblems(
 export function validateSpec(spec: ServiceSpec, limits?: SpecLimits): void {
   const found = specProblems(spec, limits);
   if (found.length > 0) throw schemaError(found);
-}
-
-/**
- * Whether the drivers can send `sig`: a name with or without SIG, any case (TERM, sigterm), or a
- * number, of this system's signals. The same rule as the drivers' normalizeSignal
- * (src/node/drivers/driver.ts), which this layer may not import.
- */
-function knownSignal(sig: string): boolean {
-  const s = sig.trim().toUpperCase();
-  const table = constants.signals as Record<string, number>;
-  if (/^\d+$/.test(s)) return Object.values(table).includes(Number(s));
-  return table[s.startsWith("SIG") ? s : `SIG${s}`] !== undefined;
 }

@@ -25,6 +25,7 @@ import * as zlib from "node:zlib";
 import { KINDS, State, deepFreeze, type Op } from "./state.js";
 import type { Kind } from "./store.js";
 import { StoreError } from "./errors.js";
+import { fsyncDir, writeFileDurable, writeFileSynced } from "../lib/durable.js";
 
 export const WAL_FILE = "wal.log";
 export const SNAPSHOT_FILE = "snapshot.json";
@@ -475,33 +476,9 @@ export async function writeSnapshot(dir: string, data: Buffer, keepPrevious = tr
   await fsyncDir(dir);
 }
 
-/** Writes `data` to `tmp` and fsyncs it (removing `tmp` on failure). */
-async function writeFileSynced(tmp: string, data: Buffer): Promise<void> {
-  const fh = await open(tmp, "w", 0o600);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } catch (err) {
-    await fh.close();
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  await fh.close();
-}
-
 /** Replaces `path` with `data` as one step: written to `tmp`, fsync'd, renamed, dir fsync'd. */
 export async function writeWhole(path: string, tmp: string, data: Buffer): Promise<void> {
-  await writeFileSynced(tmp, data);
-  await rename(tmp, path);
-  await fsyncDir(dirname(path));
+  await writeFileDurable(path, data, { tmp });
 }
 
-/** Makes a directory's entries (created, renamed files) durable. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, "r");
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
+export { fsyncDir };

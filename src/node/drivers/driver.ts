@@ -6,6 +6,7 @@
 // interfaces checked with type guards, not in this one.
 
 import { constants } from "node:os";
+import { signalOf } from "../../lib/signals.js";
 
 export interface RunSpec {
   /** Which driver runs it (a DriverSet picks by this; "process" when absent). */
@@ -173,18 +174,9 @@ export class DriverError extends Error {
  * Throws DriverError ERR_BAD_SIGNAL for anything this OS does not know.
  */
 export function normalizeSignal(sig: string): NodeJS.Signals {
-  const s = sig.trim().toUpperCase();
-  const table = constants.signals as Record<string, number>;
-  if (/^\d+$/.test(s)) {
-    const n = Number(s);
-    for (const [name, num] of Object.entries(table)) {
-      if (num === n) return name as NodeJS.Signals;
-    }
-  } else {
-    const name = s.startsWith("SIG") ? s : `SIG${s}`;
-    if (table[name] !== undefined) return name as NodeJS.Signals;
-  }
-  throw new DriverError(DriverErrorCode.BadSignal, `invalid signal: ${sig}`);
+  const name = signalOf(sig);
+  if (name === null) throw new DriverError(DriverErrorCode.BadSignal, `invalid signal: ${sig}`);
+  return name;
 }
 
 /** The signal name for a number, or null (for example for real-time signals). */
