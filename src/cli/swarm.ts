@@ -310,7 +310,10 @@ export async function joinSwarm(managerArg: string, f: JoinFlags): Promise<numbe
     ...(p.memoryBytes !== undefined ? ["--memory", String(p.memoryBytes)] : []),
   ];
   await startDetached(p.dataDir, argv, () =>
-    writeFileSync(join(p.dataDir, "join.json"), JSON.stringify({ token, managerAddr, answer })),
+    // It holds the node's bus password: readable by its owner only.
+    writeFileSync(join(p.dataDir, "join.json"), JSON.stringify({ token, managerAddr, answer }), {
+      mode: 0o600,
+    }),
   );
   process.stdout.write(`This node joined a swarm as a ${answer.role}.\n`);
   return 0;

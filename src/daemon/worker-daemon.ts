@@ -6,7 +6,7 @@
 import { createServer, request, type RequestListener, type Server } from "node:http";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { Logger } from "../nats/log.js";
 import { nodeDrivers } from "../node/node-drivers.js";
 import { NodeRuntime } from "../node/runtime.js";
@@ -161,7 +161,9 @@ export class WorkerDaemon {
         `the manager at ${managerAddr} belongs to another cluster (fingerprint mismatch)`,
       );
     }
+    // It holds the node's bus password: readable by its owner only, whatever the umask.
     writeFileSync(this.savedFile, JSON.stringify({ token, managerAddr, answer } satisfies Saved));
+    chmodSync(this.savedFile, 0o600);
     this.nodeId = answer.nodeId;
     this.mesh = new RoutingMesh(log.child("mesh"), this.opts.publishHost);
     this.runtime = new NodeRuntime({
@@ -204,6 +206,7 @@ export class WorkerDaemon {
     );
     this.api = s;
     await new Promise<void>((resolve) => s.listen(path, resolve));
+    chmodSync(path, 0o600); // the daemon's owner only, by explicit chmod, not the umask
   }
 
   async stop(leaving: boolean): Promise<void> {

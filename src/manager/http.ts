@@ -5,7 +5,7 @@
 // and listening on any number of unix sockets and TCP ports with one app.
 
 import { createServer, type Server } from "node:http";
-import { rmSync } from "node:fs";
+import { chmodSync, rmSync } from "node:fs";
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import type { TSchema } from "@sinclair/typebox";
 import { compiled, problems, schemaError } from "../api/schema.js";
@@ -127,6 +127,7 @@ export class HttpListeners {
   async listenUnix(path: string): Promise<void> {
     rmSync(path, { force: true });
     await this.listen((s, cb) => s.listen(path, cb));
+    chmodSync(path, 0o600); // the API is the daemon's owner's only: explicit, not the umask
   }
 
   /** Returns the port (useful with port 0). */

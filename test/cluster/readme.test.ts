@@ -6,7 +6,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createTestBed, type Host } from "./netns.js";
@@ -51,6 +51,9 @@ test("README: init, the printed join command on two machines, a service answerin
   assert.ok(joinLine.endsWith(` ${m1.addr}:2377`), `it advertises ${m1.addr}: ${joinLine}`);
   for (const [i, h] of [m2, m3].entries()) {
     assert.match(await sh(h, i + 1, joinLine), /This node joined a swarm as a worker/);
+    // The join answer holds the node's bus password: its owner's only.
+    const saved = join(homes[i + 1]!, ".shoal", "join.json");
+    assert.equal(statSync(saved).mode & 0o777, 0o600, saved);
   }
   await checkFor(15_000, async () => {
     const ls = await sh(m1, 0, "shoal node ls");

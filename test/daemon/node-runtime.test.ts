@@ -3,7 +3,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { apiAt, checkFor, runCli, startDaemon, killTaskProcesses } from "../helpers/daemon.js";
@@ -81,6 +81,14 @@ test("the node reports its CPUs and memory: a memory reservation is placed and r
     const ts = await apiAt<Task[]>(d.dataDir, "/v1/tasks?service=reserved");
     return ts.some((x) => x.status.state === "running");
   });
+});
+
+test("the API socket and the saved settings are the owner's only (0600)", async (t) => {
+  const d = await startDaemon();
+  t.after(() => d.cleanup());
+  for (const f of ["shoal.sock", "daemon.json"]) {
+    assert.equal(statSync(join(d.dataDir, f)).mode & 0o777, 0o600, f);
+  }
 });
 
 test("a stopped daemon exits on the first SIGTERM", async (t) => {
