@@ -164,7 +164,14 @@ export const JoinRequestSchema = Type.Object(
     nodeId: Type.Optional(
       Type.String({
         maxLength: 128,
-        description: "A node that joined before and rejoins keeps its id.",
+        description:
+          "A node that joined before and rejoins keeps its id, if it proves it is that node (nodeSecret).",
+      }),
+    ),
+    nodeSecret: Type.Optional(
+      Type.String({
+        maxLength: 128,
+        description: "The secret the manager gave the node when it first joined.",
       }),
     ),
   },
@@ -180,6 +187,12 @@ export const JoinResponseSchema = Type.Object(
     natsUrls: Type.Array(Type.String(), { description: "The managers' message servers." }),
     agentPassword: Type.String({ description: "The agent user's password on the bus." }),
     heartbeatMs: Type.Number({ description: "The heartbeat period, ms." }),
+    nodeSecret: Type.Optional(
+      Type.String({
+        description:
+          "The node's own secret: a rejoin with its node id must present it (kept in join.json, 0600).",
+      }),
+    ),
   },
   { title: "JoinResponse" },
 );

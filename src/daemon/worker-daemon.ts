@@ -148,7 +148,8 @@ export class WorkerDaemon {
         token,
         hostname: hostname(),
         addr: this.opts.advertiseAddr,
-        nodeId: saved?.answer.nodeId,
+        ...(saved ? { nodeId: saved.answer.nodeId } : {}),
+        ...(saved?.answer.nodeSecret ? { nodeSecret: saved.answer.nodeSecret } : {}),
       });
     } catch (err) {
       if (!saved) throw err;

@@ -44,6 +44,15 @@ export function parseToken(token: string): ParsedToken | null {
   return m ? { fingerprint: m[1]!, secret: m[2]! } : null;
 }
 
+/** Meta key of the digests of the nodes' own secrets (given at their first join), by node id. */
+export const NODE_SECRETS = "nodeSecrets";
+export type NodeSecrets = Record<string, string>;
+
+/** What the manager keeps of a node's secret: its SHA-256, never the secret itself. */
+export function secretDigest(secret: string): string {
+  return createHash("sha256").update(secret).digest("hex");
+}
+
 export function secretsEqual(a: string, b: string): boolean {
   const ab = Buffer.from(a);
   const bb = Buffer.from(b);

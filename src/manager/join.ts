@@ -5,7 +5,16 @@
 // logs every refused join with its source address, and refuses an address that failed too
 // often (a token bucket per address: 429 without looking at the request).
 
-import { fingerprint, newId, parseToken, secretsEqual } from "./ids.js";
+import {
+  NODE_SECRETS,
+  fingerprint,
+  newId,
+  newSecret,
+  parseToken,
+  secretDigest,
+  secretsEqual,
+  type NodeSecrets,
+} from "./ids.js";
 import { agentPassword } from "./bus-users.js";
 import type { Manager } from "./manager.js";
 import type { FastifyRequest } from "fastify";
@@ -131,8 +140,30 @@ export class JoinServer {
       );
     }
     const now = Date.now();
+    let nodeSecret = "";
     const node = await this.manager.store.update((tx) => {
       const existing = req.nodeId ? tx.getNode(req.nodeId) : undefined;
+      const secrets = tx.getMeta<NodeSecrets>(NODE_SECRETS) ?? {};
+      if (existing) {
+        // Node ids are the manager's to issue: a join takes an existing node's identity only
+        // when it proves it is that node, and never a manager's.
+        if (existing.role === "manager") {
+          throw new JoinError(
+            `node ${existing.id} is a manager: a join cannot take its place`,
+            403,
+          );
+        }
+        const want = secrets[existing.id];
+        if (!want || !req.nodeSecret || !secretsEqual(secretDigest(req.nodeSecret), want)) {
+          throw new JoinError(
+            `node ${existing.id} is already part of the swarm: a rejoin must present that node's secret (its join.json)`,
+            403,
+          );
+        }
+        nodeSecret = req.nodeSecret;
+      } else {
+        nodeSecret = newSecret();
+      }
       const n: Node = {
         id: existing?.id ?? newId(),
         hostname: req.hostname || "unknown",
@@ -151,9 +182,11 @@ export class JoinServer {
         updatedAt: now,
       };
       tx.putNode(n);
+      if (!existing) tx.putMeta(NODE_SECRETS, { ...secrets, [n.id]: secretDigest(nodeSecret) });
       return n;
     });
     return {
+      nodeSecret,
       nodeId: node.id,
       role,
       fingerprint: fingerprint(meta.secret),

@@ -6,7 +6,7 @@
 import type { Store, WriteTx } from "../store/store.js";
 import { reconcile, applyAction, applyActions, type Action } from "./orchestrator/reconcile.js";
 import { schedule } from "./scheduler/index.js";
-import { newId } from "./ids.js";
+import { NODE_SECRETS, newId, type NodeSecrets } from "./ids.js";
 import {
   DEFAULT_MAX_REPLICAS,
   isTerminal,
@@ -646,6 +646,11 @@ export class Manager {
         );
       }
       tx.deleteNode(n.id);
+      const secrets = tx.getMeta<NodeSecrets>(NODE_SECRETS);
+      if (secrets?.[n.id] !== undefined) {
+        const { [n.id]: _gone, ...rest } = secrets;
+        tx.putMeta(NODE_SECRETS, rest);
+      }
       this.liveness.forget(n.id);
       return n;
     });
