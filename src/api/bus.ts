@@ -120,8 +120,10 @@ export const AssignmentsSchema = Type.Object(
         "Published port → running task endpoints anywhere in the cluster (for the routing mesh).",
     }),
     heartbeatMs: Type.Number({
-      minimum: 0,
-      description: "The next heartbeat period the manager wants, ms.",
+      minimum: 100,
+      maximum: 60_000,
+      description:
+        "The next heartbeat period the manager wants, ms (the range `swarm update` allows: a message asking for less is dropped, not obeyed with a heartbeat storm).",
     }),
   },
   { title: "Assignments" },
