@@ -33,6 +33,7 @@ import {
 import { joinHostPort, parseHostPort, AddressError } from "../lib/addr.js";
 import type { Node } from "../api/types.js";
 import type { JoinResponse } from "../api/http.js";
+import { parseToken } from "../api/token.js";
 
 export const ALREADY_IN_SWARM =
   'This node is already part of a swarm. Use "shoal leave" to leave this swarm and join another one.';
@@ -210,9 +211,9 @@ export async function daemon(f: DaemonFlags, up: boolean): Promise<number> {
 
 /** The cluster fingerprint in a join token (`SHOAL-1-<fingerprint>-<secret>`). */
 export function tokenFingerprint(token: string): string {
-  const m = /^SHOAL-1-([0-9a-z]{50})-([0-9a-z]{25})$/.exec(token.trim());
-  if (!m) throw new UsageError("invalid join token: expected SHOAL-1-<fingerprint>-<secret>");
-  return m[1]!;
+  const t = parseToken(token);
+  if (!t) throw new UsageError("invalid join token: expected SHOAL-1-<fingerprint>-<secret>");
+  return t.fingerprint;
 }
 
 /** `HOST[:PORT]` of a manager (IPv6 in brackets with a port); the port defaults to 2377. */

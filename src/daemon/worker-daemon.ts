@@ -13,7 +13,7 @@ import { NodeRuntime } from "../node/runtime.js";
 import { RoutingMesh } from "../net/mesh.js";
 import { forgetSwarm, meshBackends } from "./state.js";
 import { parseHostPort } from "../lib/addr.js";
-import { parseToken } from "../manager/ids.js";
+import { parseToken } from "../api/token.js";
 import type { JoinRequest, JoinResponse } from "../manager/join.js";
 import { socketPath } from "../api/paths.js";
 import { SHOAL_VERSION } from "../lib/version.js";

@@ -34,16 +34,6 @@ export function makeToken(clusterSecret: string, roleSecret: string): string {
   return `SHOAL-1-${fingerprint(clusterSecret)}-${roleSecret}`;
 }
 
-export interface ParsedToken {
-  fingerprint: string;
-  secret: string;
-}
-
-export function parseToken(token: string): ParsedToken | null {
-  const m = /^SHOAL-1-([0-9a-z]{50})-([0-9a-z]{25})$/.exec(token.trim());
-  return m ? { fingerprint: m[1]!, secret: m[2]! } : null;
-}
-
 /** Meta key of the digests of the nodes' own secrets (given at their first join), by node id. */
 export const NODE_SECRETS = "nodeSecrets";
 export type NodeSecrets = Record<string, string>;

@@ -10,11 +10,11 @@ import {
   fingerprint,
   newId,
   newSecret,
-  parseToken,
   secretDigest,
   secretsEqual,
   type NodeSecrets,
 } from "./ids.js";
+import { parseToken } from "../api/token.js";
 import { agentPassword } from "./bus-users.js";
 import type { Manager } from "./manager.js";
 import type { FastifyRequest } from "fastify";
