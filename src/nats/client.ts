@@ -17,7 +17,7 @@ import { Outbound } from "./outbound.js";
 import { copyBytes, writeAscii, writeUint } from "./bytes.js";
 import { Subscription, type MsgTarget } from "./subscription.js";
 import { isValidLiteralSubject, isValidSubject, isValidQueueName } from "./subject.js";
-import { authenticate, type CompiledPermissions } from "./auth.js";
+import { authenticate, type CompiledPermissions, type ConnectAuth } from "./auth.js";
 import type { Server } from "./server.js";
 
 /** What the client said in CONNECT; fields it leaves out keep nats-server's defaults. */
@@ -144,6 +144,8 @@ export class Client implements ParserSink, MsgTarget {
   };
   user = "";
   perms: CompiledPermissions | null = null;
+  /** The credentials of CONNECT, kept to check them again when the users are reloaded. */
+  private credentials: ConnectAuth = {};
   connectReceived = false;
   closed = false;
   closeReason: CloseReasonText | "" = "";
@@ -342,7 +344,12 @@ export class Client implements ParserSink, MsgTarget {
     this.opts = { ...this.opts, ...parsed.opts };
     this.connectReceived = true;
     this.parser.requireConnect = false;
-    const auth = authenticate(this.server.opts, parsed.opts);
+    this.credentials = {
+      user: parsed.opts.user,
+      pass: parsed.opts.pass,
+      auth_token: parsed.opts.auth_token,
+    };
+    const auth = authenticate(this.server.opts, this.credentials);
     // Naming an account in CONNECT is refused too (nats-server's dynamic accounts are gone).
     if (auth === null || parsed.account) {
       this.authViolation();
@@ -365,6 +372,29 @@ export class Client implements ParserSink, MsgTarget {
       );
     }
     if (this.opts.verbose) this.sendProto("+OK\r\n");
+  }
+
+  /**
+   * Checks this client's credentials against reloaded users, as nats-server's reload does: a
+   * client that no longer passes is closed with an Authorization Violation; one that does gets
+   * its new permissions, and loses the subscriptions they no longer allow.
+   */
+  reauthorize(): void {
+    if (this.closed || !this.connectReceived) return;
+    const auth = authenticate(this.server.opts, this.credentials);
+    if (auth === null) {
+      this.authViolation();
+      this.close(CloseReason.AuthViolation);
+      return;
+    }
+    this.user = auth.user;
+    this.perms = auth.permissions;
+    if (this.perms === null) return;
+    for (const sub of [...this.subs.values()]) {
+      if (this.perms.canSubscribe(sub.subject)) continue;
+      this.sendErr(subViolation(sub.subject, sub.queue));
+      this.unsubscribe(sub);
+    }
   }
 
   private authViolation(): void {

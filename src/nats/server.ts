@@ -9,7 +9,7 @@ import { Client, WRITE_WINDOW } from "./client.js";
 import { Sublist } from "./sublist.js";
 import { subjectMatchesPattern } from "./subject.js";
 import type { Subscription } from "./subscription.js";
-import type { Options } from "./options.js";
+import type { Options, User } from "./options.js";
 import type { Logger } from "./log.js";
 import { authRequired } from "./auth.js";
 import { CloseReason, ErrText, type CloseReasonText } from "./errors.js";
@@ -85,7 +85,7 @@ export class Server {
   port = 0;
 
   constructor(
-    readonly opts: Readonly<Options>,
+    public opts: Readonly<Options>,
     readonly log: Logger,
   ) {
     this.name = opts.serverName || this.id;
@@ -373,6 +373,16 @@ export class Server {
     if (list.length === 0) return;
     this.pending = [];
     for (let i = 0; i < list.length; i++) list[i]!.flush();
+  }
+
+  /**
+   * Replaces the users list (the authorization part of a configuration reload, applied to live
+   * connections as nats-server applies it): a client whose credentials no longer pass is closed
+   * with an Authorization Violation, the others get their new permissions at once.
+   */
+  reloadUsers(users: User[]): void {
+    this.opts = { ...this.opts, users };
+    for (const c of [...this.clients.values()]) c.reauthorize();
   }
 
   clientClosed(c: Client, reason: CloseReasonText): void {

@@ -234,3 +234,57 @@ authorization {
     ]);
   });
 });
+
+describe("reloading the users", () => {
+  test("a removed user is cut off at once and refused after; a kept one gets new permissions", async (t) => {
+    const s = await server(t, { users: USERS });
+    const gone = await client(t, s.port, { user: "admin", pass: "admin-pw" });
+    const kept = await client(t, s.port, { user: "limited", pass: "limited-pw" });
+    const keptErrors = watchErrors(kept);
+    const got: string[] = [];
+    kept.subscribe("news.>", { callback: (_e, m) => got.push(m.subject) });
+    await kept.flush();
+    gone.publish("news.a");
+    await gone.flush();
+    await checkFor(2000, () => got.length === 1);
+
+    const closed = gone.closed();
+    s.reloadUsers([
+      {
+        user: "limited",
+        password: "limited-pw",
+        permissions: {
+          publish: { allow: ["allowed.>"], deny: [] },
+          subscribe: { allow: ["other.>"], deny: [] },
+        },
+      },
+    ]);
+    const err = await closed;
+    assert.ok(err && isAuthViolation(err as NatsError), `closed with ${String(err)}`);
+    assert.ok(s.closed.some((c) => c.reason === "Authorization Violation"));
+    await assert.rejects(
+      connect({
+        servers: `127.0.0.1:${s.port}`,
+        user: "admin",
+        pass: "admin-pw",
+        reconnect: false,
+      }),
+      isAuthViolation,
+    );
+    // The kept client's subscription is no longer allowed: it is removed, with a -ERR.
+    await checkFor(2000, () => keptErrors.length > 0);
+    assert.deepEqual(
+      [keptErrors[0]!.permissionContext?.operation, keptErrors[0]!.permissionContext?.subject],
+      ["subscription", "news.>"],
+    );
+    kept.publish("allowed.x");
+    kept.publish("req.x"); // allowed before the reload, not after
+    await kept.flush();
+    await checkFor(2000, () => keptErrors.length > 1);
+    assert.deepEqual(
+      [keptErrors[1]!.permissionContext?.operation, keptErrors[1]!.permissionContext?.subject],
+      ["publish", "req.x"],
+    );
+    assert.equal(kept.isClosed(), false);
+  });
+});
