@@ -5,12 +5,15 @@
 //   $SHOAL.hb.<nodeId>      agent → manager   Heartbeat (every period)
 //   $SHOAL.status.<nodeId>  agent → manager   StatusMessage (as soon as a task changes)
 //   $SHOAL.assign.<nodeId>  manager → agent   Assignments (on change and on a timer)
-//   $SHOAL.logs.<nodeId>    manager → agent   LogsRequest, answered with LogsReply
-//   $SHOAL.logfollow.<id>   agent → manager   LogsReply batches of a followed log (`logs -f`)
+//   $SHOAL.logs.<nodeId>    manager → agent   LogsRequest, answered on $SHOAL.inbox.<nodeId>.*
+//   $SHOAL.logfollow.<nodeId>.<id>  agent → manager   LogsReply batches of a followed log
 //   $SHOAL.logctl.<nodeId>  manager → agent   LogControl: end a followed log
 //
-// Only the agent user may use $SHOAL.>; applications connect as the default user, which is
-// denied publish and subscribe there (the manager's bus-users.ts).
+// Who may use which subject (the manager's bus-users.ts): the managers' own clients (the
+// dispatcher, a manager's node runtime) are the agent user, for all of $SHOAL.>; each worker
+// has a user of its own, issued at join, that may publish and subscribe only to the subjects
+// above that carry its node id, so a worker can neither read nor forge another node's
+// messages; applications connect as the default user, kept out of $SHOAL.> entirely.
 //
 // Every message is a schema; receivers `decode(XSchema, msg.data)` (schema.ts) and drop what
 // does not match. Messages accept properties they do not know, so a newer node can send more.
@@ -47,7 +50,10 @@ export type LogsRequest = Static<typeof LogsRequestSchema>;
  * without a cancel). */
 export const FOLLOW_RENEW_MS = 2000;
 export const FOLLOW_LEASE_MS = 10_000;
-export const logFollowSubject = (id: string) => `${SUBJECT_PREFIX}.logfollow.${id}`;
+export const logFollowSubject = (nodeId: string, id: string) =>
+  `${SUBJECT_PREFIX}.logfollow.${nodeId}.${id}`;
+/** The reply subject of a request to a node: only that node may publish there. */
+export const nodeInbox = (nodeId: string, id: string) => `${INBOX_PREFIX}.${nodeId}.${id}`;
 export const logControlSubject = (nodeId: string) => `${SUBJECT_PREFIX}.logctl.${nodeId}`;
 
 export const LogControlSchema = Type.Object(
@@ -131,4 +137,12 @@ export const AssignmentsSchema = Type.Object(
 export type Assignments = Static<typeof AssignmentsSchema>;
 
 export const AGENT_USER = "shoal-agent";
+/** A worker's own user on the bus. */
+export const nodeUser = (nodeId: string) => `shoal-node-${nodeId}`;
+
+/** How a node's runtime authenticates on the bus. */
+export interface BusCredentials {
+  user: string;
+  pass: string;
+}
 export const APP_USER = "app";

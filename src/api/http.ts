@@ -185,7 +185,10 @@ export const JoinResponseSchema = Type.Object(
     role: NodeRoleSchema,
     fingerprint: Type.String({ description: "The cluster's fingerprint (in the token)." }),
     natsUrls: Type.Array(Type.String(), { description: "The managers' message servers." }),
-    agentPassword: Type.String({ description: "The agent user's password on the bus." }),
+    busUser: Type.String({ description: "The node's own user on the bus." }),
+    busPassword: Type.String({
+      description: "Its password (kept in join.json, 0600); good while the node is in the swarm.",
+    }),
     heartbeatMs: Type.Number({ description: "The heartbeat period, ms." }),
     nodeSecret: Type.Optional(
       Type.String({

@@ -31,7 +31,6 @@ import {
   type DaemonFlags,
 } from "./daemon-options.js";
 import { joinHostPort, parseHostPort, AddressError } from "../lib/addr.js";
-import type { Node } from "../api/types.js";
 import type { JoinResponse } from "../api/http.js";
 import { parseToken } from "../api/token.js";
 
@@ -355,10 +354,10 @@ export async function joinToken(
     return 0;
   }
   if (o.rotate) process.stdout.write(`Successfully rotated ${role} join token.\n\n`);
-  const nodes = await call<Node[]>("GET", "/v1/nodes");
-  const self = nodes.find((n) => n.role === "manager");
+  // The manager's advertised join address, its port included (not always 2377).
+  const info = await call<Info>("GET", "/v1/info");
   process.stdout.write(
-    `To add a ${role} to this swarm, run the following command:\n\n    shoal join --token ${token} ${joinHostPort(self?.addr ?? "127.0.0.1", DEFAULT_JOIN_PORT)}\n\n`,
+    `To add a ${role} to this swarm, run the following command:\n\n    shoal join --token ${token} ${info.advertiseAddr}\n\n`,
   );
   return 0;
 }

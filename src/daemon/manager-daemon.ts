@@ -15,7 +15,7 @@ import { Manager, defaultManagerOptions } from "../manager/manager.js";
 import { Api } from "../manager/api.js";
 import { Dispatcher } from "../manager/dispatcher.js";
 import { JoinServer, type ClusterMeta } from "../manager/join.js";
-import { APP_USER } from "../api/bus.js";
+import { AGENT_USER, APP_USER } from "../api/bus.js";
 import { agentPassword, busUsers } from "../manager/bus-users.js";
 import { ManagerError } from "../manager/errors.js";
 import { makeToken, newId, newSecret } from "../manager/ids.js";
@@ -61,6 +61,9 @@ export class Daemon {
   mesh!: RoutingMesh;
   nodeId = "";
   private stopping = false;
+  /** The workers that have a user on the bus now. */
+  private busIds = new Set<string>();
+  private unwatchNodes: (() => void) | null = null;
   readonly done: Promise<void>;
   private resolveDone!: () => void;
 
@@ -116,18 +119,28 @@ export class Daemon {
 
     const meta = this.store.view((tx) => tx.getMeta<ClusterMeta>("cluster"))!;
     // The control bus: reachable where joins are (other nodes' agents connect to it), with the
-    // agent user for $SHOAL.> and applications as the default user, kept out of $SHOAL.>.
+    // agent user for $SHOAL.>, a user per worker for its own subjects, and applications as the
+    // default user, kept out of $SHOAL.> (bus-users.ts).
     const natsOpts = validateOptions({
       ...defaultOptions(),
       host: listen.host || "0.0.0.0",
       port: this.opts.natsPort,
       httpPort: this.opts.monitorPort ?? 0,
       serverName: `shoal-${this.nodeId.slice(0, 12)}`,
-      users: busUsers(meta.secret),
+      users: busUsers(meta.secret, this.workerIds()),
       noAuthUser: APP_USER,
     });
     this.nats = new NatsServer(natsOpts, log.debugEnabled ? log : quiet(log));
     await this.nats.startServer();
+    // A joined node's user exists before its join is answered (the watchers run inside the
+    // commit); a removed node's connections are cut off at once.
+    this.unwatchNodes = this.store.watch((events) => {
+      if (
+        !events.some((e) => e.kind === "node" && (e.action === "delete" || !this.busIds.has(e.id)))
+      )
+        return;
+      this.nats.reloadUsers(busUsers(meta.secret, this.workerIds()));
+    });
 
     this.manager = new Manager(this.store, log.child("manager"), defaultManagerOptions());
     this.dispatcher = new Dispatcher(this.manager, {
@@ -177,7 +190,7 @@ export class Daemon {
       hostname: hostname(),
       dataDir,
       busUrls: [this.localNatsUrl()],
-      agentPassword: agentPassword(meta.secret),
+      bus: { user: AGENT_USER, pass: agentPassword(meta.secret) },
       heartbeatMs: this.manager.heartbeatMs(),
       natsUrl: this.localNatsUrl(),
       drivers: await nodeDrivers(log),
@@ -285,6 +298,18 @@ export class Daemon {
   }
 
   /** The host part of the advertise address. */
+  /** The workers in the store (each gets a bus user of its own); remembered in busIds. */
+  private workerIds(): string[] {
+    const ids = this.store.view((tx) =>
+      tx
+        .listNodes()
+        .filter((n) => n.role === "worker")
+        .map((n) => n.id),
+    );
+    this.busIds = new Set(ids);
+    return ids;
+  }
+
   private advertiseHost(): string {
     return parseHostPort(this.opts.advertiseAddr).host;
   }
@@ -295,6 +320,7 @@ export class Daemon {
     if (this.stopping) return this.done;
     this.stopping = true;
     await this.runtime?.stop(leaving);
+    this.unwatchNodes?.();
     await this.dispatcher?.stop();
     await this.join?.close();
     await this.manager?.stop();

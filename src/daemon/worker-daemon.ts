@@ -15,6 +15,8 @@ import { forgetSwarm, meshBackends } from "./state.js";
 import { parseHostPort } from "../lib/addr.js";
 import { parseToken } from "../api/token.js";
 import type { JoinRequest, JoinResponse } from "../manager/join.js";
+import { JoinResponseSchema } from "../api/http.js";
+import { check, matches } from "../api/schema.js";
 import { socketPath } from "../api/paths.js";
 import { SHOAL_VERSION } from "../lib/version.js";
 
@@ -63,7 +65,11 @@ export function requestJoin(managerAddr: string, body: JoinRequest): Promise<Joi
           }
           if ((res.statusCode ?? 500) >= 400)
             return reject(new Error(json.message ?? `HTTP ${res.statusCode}`));
-          resolve(json as JoinResponse);
+          try {
+            resolve(check(JoinResponseSchema, json, "", "the join answer"));
+          } catch (err) {
+            reject(new Error(`unexpected answer from ${managerAddr}: ${(err as Error).message}`));
+          }
         });
       },
     );
@@ -153,6 +159,12 @@ export class WorkerDaemon {
       });
     } catch (err) {
       if (!saved) throw err;
+      // A join.json from an older shoal (no bus user of its own) cannot be used.
+      if (!matches(JoinResponseSchema, saved.answer)) {
+        throw new Error(
+          `rejoin failed (${(err as Error).message}), and the saved join in ${this.savedFile} is not usable: run \`shoal swarm leave\` on this node and join again`,
+        );
+      }
       log.warn(`rejoin failed (${(err as Error).message}); using the saved join`);
       answer = saved.answer;
     }
@@ -172,7 +184,7 @@ export class WorkerDaemon {
       hostname: hostname(),
       dataDir,
       busUrls: answer.natsUrls,
-      agentPassword: answer.agentPassword,
+      bus: { user: answer.busUser, pass: answer.busPassword },
       heartbeatMs: answer.heartbeatMs,
       natsUrl: answer.natsUrls[0] ?? "",
       drivers: await nodeDrivers(log),

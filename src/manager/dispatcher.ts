@@ -9,6 +9,7 @@ import {
   AGENT_USER,
   INBOX_PREFIX,
   assignSubject,
+  nodeInbox,
   SUBJECT_PREFIX,
   type Assignments,
   type Endpoint,
@@ -88,8 +89,9 @@ export class Dispatcher {
         callback: (err, msg) => {
           if (err) return;
           const hb = decode(HeartbeatSchema, msg.data, "heartbeat");
-          if (hb.ok) void this.onHeartbeat(hb.value);
-          else this.dropped.drop(msg.subject, hb.error);
+          if (!hb.ok) return this.dropped.drop(msg.subject, hb.error);
+          if (!this.fromItsNode(msg.subject, hb.value.nodeId)) return;
+          void this.onHeartbeat(hb.value);
         },
       }),
       this.nc.subscribe(`${SUBJECT_PREFIX}.status.*`, {
@@ -97,6 +99,7 @@ export class Dispatcher {
           if (err) return;
           const m = decode(StatusMessageSchema, msg.data, "status");
           if (!m.ok) return this.dropped.drop(msg.subject, m.error);
+          if (!this.fromItsNode(msg.subject, m.value.nodeId)) return;
           void this.manager.reportStatus(m.value.nodeId, m.value.reports).catch(() => {});
         },
       }),
@@ -106,6 +109,17 @@ export class Dispatcher {
   }
 
   private period = 0;
+
+  /**
+   * Is a message about the node whose subject it came on? The bus lets a worker publish only on
+   * its own subjects, so the subject names the sender; a body naming another node is forged
+   * (or from a confused peer) and is dropped.
+   */
+  private fromItsNode(subject: string, nodeId: string): boolean {
+    if (subject.slice(subject.lastIndexOf(".") + 1) === nodeId) return true;
+    this.dropped.drop(subject, new Error(`the message names node ${nodeId}, not its sender`));
+    return false;
+  }
 
   /** (Re)starts the assignment timer at the cluster's heartbeat period. */
   private arm(): void {
@@ -186,9 +200,7 @@ export class Dispatcher {
       const msg = await nc.request(
         logsSubject(nodeId),
         codec.encode({ taskId, tail } satisfies LogsRequest),
-        {
-          timeout: 3000,
-        },
+        { timeout: 3000, noMux: true, reply: nodeInbox(nodeId, nuid.next()) },
       );
       const reply = decode(LogsReplySchema, msg.data, "logs reply");
       if (reply.ok) return reply.value.lines;
@@ -213,7 +225,7 @@ export class Dispatcher {
   ): Promise<void> {
     const nc = this.nc;
     if (!nc || signal.aborted) return;
-    const stream = logFollowSubject(nuid.next());
+    const stream = logFollowSubject(nodeId, nuid.next());
     const sub = nc.subscribe(stream, {
       callback: (err, msg) => {
         if (err || signal.aborted) return;
@@ -226,7 +238,11 @@ export class Dispatcher {
     const ask = async () => {
       const req: LogsRequest = { taskId, tail: acked ? 0 : tail, follow: stream };
       try {
-        const reply = await nc.request(logsSubject(nodeId), codec.encode(req), { timeout: 3000 });
+        const reply = await nc.request(logsSubject(nodeId), codec.encode(req), {
+          timeout: 3000,
+          noMux: true,
+          reply: nodeInbox(nodeId, nuid.next()),
+        });
         const r = decode(LogsReplySchema, reply.data, "logs reply");
         if (!r.ok) this.dropped.drop(reply.subject, r.error);
         else if (!r.value.error) acked = true;

@@ -15,7 +15,7 @@ import {
   type NodeSecrets,
 } from "./ids.js";
 import { parseToken } from "../api/token.js";
-import { agentPassword } from "./bus-users.js";
+import { nodeCredentials } from "./bus-users.js";
 import type { Manager } from "./manager.js";
 import type { FastifyRequest } from "fastify";
 import { ManagerError, type ManagerErrorCode } from "./errors.js";
@@ -191,7 +191,7 @@ export class JoinServer {
       role,
       fingerprint: fingerprint(meta.secret),
       natsUrls: this.natsUrls(),
-      agentPassword: agentPassword(meta.secret),
+      ...busFields(nodeCredentials(meta.secret, node.id)),
       heartbeatMs: this.heartbeatMs(),
     };
   }
@@ -232,3 +232,5 @@ export class JoinServer {
     await l?.close();
   }
 }
+
+const busFields = (c: { user: string; pass: string }) => ({ busUser: c.user, busPassword: c.pass });

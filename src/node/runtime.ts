@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { Agent } from "./agent.js";
 import { AgentSession } from "./session.js";
 import type { NodeDrivers } from "./node-drivers.js";
-import type { Endpoint } from "../api/bus.js";
+import type { BusCredentials, Endpoint } from "../api/bus.js";
 import type { NodeFacts, NodeResources } from "../api/types.js";
 import type { Logger } from "../lib/log.js";
 import { SHOAL_VERSION } from "../lib/version.js";
@@ -19,9 +19,9 @@ export interface NodeRuntimeOptions {
   hostname: string;
   /** The node's data dir; the agent keeps its tasks under `agent/`. */
   dataDir: string;
-  /** The control bus (managers' message servers) and the agent user's password. */
+  /** The control bus (managers' message servers) and the node's credentials there. */
   busUrls: string[];
-  agentPassword: string;
+  bus: BusCredentials;
   /** The first heartbeat period; the manager's assignment messages set it from then on. */
   heartbeatMs: number;
   /** The NATS URL tasks get in NATS_URL. */
@@ -62,7 +62,7 @@ export class NodeRuntime {
       nodeId: opts.nodeId,
       hostname: opts.hostname,
       natsUrls: opts.busUrls,
-      agentPassword: opts.agentPassword,
+      bus: opts.bus,
       heartbeatMs: opts.heartbeatMs,
       facts,
       onEndpoints: opts.onEndpoints,

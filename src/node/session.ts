@@ -13,7 +13,7 @@
 import { connect, JSONCodec, type NatsConnection } from "nats";
 import type { Agent, TaskReport } from "./agent.js";
 import {
-  AGENT_USER,
+  type BusCredentials,
   assignSubject,
   hbSubject,
   statusSubject,
@@ -39,7 +39,8 @@ export interface SessionOptions {
   nodeId: string;
   hostname: string;
   natsUrls: string[];
-  agentPassword: string;
+  /** The node's credentials on the bus (a worker's own user; a manager's agent user). */
+  bus: BusCredentials;
   heartbeatMs: number;
   onEndpoints: (endpoints: Record<string, Endpoint[]>) => void;
   /** What the node reports about itself with every heartbeat (drivers, resources, limits). */
@@ -115,8 +116,8 @@ export class AgentSession {
     this.agent = agent;
     this.nc = await connect({
       servers: this.opts.natsUrls,
-      user: AGENT_USER,
-      pass: this.opts.agentPassword,
+      user: this.opts.bus.user,
+      pass: this.opts.bus.pass,
       name: `shoal-agent-${this.opts.nodeId}`,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
@@ -188,7 +189,11 @@ export class AgentSession {
    * request for a stream already running renews it. */
   private follow(req: LogsRequest): boolean {
     const stream = req.follow!;
-    if (!/^[0-9a-z]+$/.test(req.taskId) || !stream.startsWith(logFollowSubject(""))) return false;
+    if (
+      !/^[0-9a-z]+$/.test(req.taskId) ||
+      !stream.startsWith(logFollowSubject(this.opts.nodeId, ""))
+    )
+      return false;
     const known = this.followers.get(stream);
     if (known) {
       // The follower resends its request to renew the lease.

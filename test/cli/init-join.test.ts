@@ -73,7 +73,8 @@ async function joinEndpoint(
               role: "worker",
               fingerprint,
               natsUrls: natsUrls(req),
-              agentPassword: "secret",
+              busUser: "shoal-node-w",
+              busPassword: "secret",
               heartbeatMs: 1000,
             },
           }

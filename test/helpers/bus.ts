@@ -7,7 +7,7 @@ import type { TestContext } from "node:test";
 import { Agent } from "../../src/node/agent.js";
 import { AgentSession, type SessionOptions } from "../../src/node/session.js";
 import { APP_USER } from "../../src/api/bus.js";
-import { agentPassword, busUsers } from "../../src/manager/bus-users.js";
+import { agentPassword, busUsers, nodeCredentials } from "../../src/manager/bus-users.js";
 import { MockDriver, MockKernel } from "../node/mock-driver.js";
 import { tempDir } from "../node/helpers.js";
 import { startServer } from "./servers.js";
@@ -16,9 +16,16 @@ export const BUS_SECRET = "test-bus-secret";
 export const BUS_AGENT_PASSWORD = agentPassword(BUS_SECRET);
 export const quietLog = { info() {}, warn() {}, error() {}, debug() {} };
 
-/** A message server with the bus users; returns its URL. */
+/** The workers the test bus has users for. */
+export const BUS_WORKERS = ["w1", "w2", "w3"];
+
+/** A message server with the bus users (the agent user, workers w1-w3, applications); returns
+ * its URL. */
 export async function startBus(t: TestContext): Promise<string> {
-  const server = await startServer({ users: busUsers(BUS_SECRET), noAuthUser: APP_USER });
+  const server = await startServer({
+    users: busUsers(BUS_SECRET, BUS_WORKERS),
+    noAuthUser: APP_USER,
+  });
   t.after(() => server.shutdown());
   return `nats://127.0.0.1:${server.port}`;
 }
@@ -34,7 +41,7 @@ export async function startWorkerSession(
     nodeId,
     hostname: nodeId,
     natsUrls: [url],
-    agentPassword: BUS_AGENT_PASSWORD,
+    bus: nodeCredentials(BUS_SECRET, nodeId),
     heartbeatMs: 100,
     onEndpoints: () => {},
     log: quietLog,

@@ -5,7 +5,7 @@
 
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
-import { connect, JSONCodec, StringCodec } from "nats";
+import { connect, JSONCodec, StringCodec, nuid } from "nats";
 import { createMemoryStore } from "../../src/store/memory.js";
 import { Manager, defaultManagerOptions } from "../../src/manager/manager.js";
 import { Dispatcher } from "../../src/manager/dispatcher.js";
@@ -18,6 +18,7 @@ import {
   statusSubject,
   type Assignments,
   type LogsReply,
+  nodeInbox,
 } from "../../src/api/bus.js";
 import { checkFor } from "../helpers/servers.js";
 import { defer } from "../helpers/defer.js";
@@ -103,6 +104,8 @@ describe("malformed bus messages", () => {
     // A malformed log request is answered with the reason, not left to time out.
     const reply = await manager.request(logsSubject("w1"), codec.encode({ tail: 1 }), {
       timeout: 3000,
+      noMux: true,
+      reply: nodeInbox("w1", nuid.next()),
     });
     const refused = codec.decode(reply.data) as LogsReply;
     assert.deepEqual(refused.lines, []);

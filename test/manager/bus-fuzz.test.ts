@@ -7,7 +7,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { connect, JSONCodec } from "nats";
+import { connect, JSONCodec, nuid } from "nats";
 import { createMemoryStore } from "../../src/store/memory.js";
 import { Manager, defaultManagerOptions } from "../../src/manager/manager.js";
 import { Dispatcher } from "../../src/manager/dispatcher.js";
@@ -19,6 +19,7 @@ import {
   logsSubject,
   statusSubject,
   type LogsReply,
+  nodeInbox,
 } from "../../src/api/bus.js";
 import { checkFor } from "../helpers/servers.js";
 import { defer } from "../helpers/defer.js";
@@ -94,9 +95,7 @@ test("random and mutated messages on every $SHOAL subject hurt nothing", async (
         const reply = await peer.request(
           logsSubject("w1"),
           codec.encode({ taskId: "t1", tail: 1 }),
-          {
-            timeout: 3000,
-          },
+          { timeout: 3000, noMux: true, reply: nodeInbox("w1", nuid.next()) },
         );
         assert.equal((codec.decode(reply.data) as LogsReply).error, undefined);
         const nodes = store.view((tx) => tx.listNodes());

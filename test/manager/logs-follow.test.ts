@@ -6,7 +6,7 @@
 import { test, describe, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
-import { connect, JSONCodec } from "nats";
+import { connect, JSONCodec, nuid } from "nats";
 import { createMemoryStore } from "../../src/store/memory.js";
 import { Manager, defaultManagerOptions } from "../../src/manager/manager.js";
 import { Dispatcher } from "../../src/manager/dispatcher.js";
@@ -14,6 +14,7 @@ import {
   AGENT_USER,
   logFollowSubject,
   logsSubject,
+  nodeInbox,
   type LogsReply,
   type LogsRequest,
 } from "../../src/api/bus.js";
@@ -28,6 +29,8 @@ import {
 } from "../helpers/bus.js";
 
 const codec = JSONCodec<unknown>();
+/** A request to w1, answered on w1's own inbox (the only replies it may publish). */
+const toW1 = () => ({ timeout: 3000, noMux: true, reply: nodeInbox("w1", nuid.next()) });
 
 async function setup(t: TestContext) {
   const url = await startBus(t);
@@ -67,12 +70,14 @@ describe("logs -f across nodes", () => {
     const raw = await connect({ servers: url, user: AGENT_USER, pass: BUS_AGENT_PASSWORD });
     t.after(() => raw.close());
     const got: string[] = [];
-    const stream = logFollowSubject("vanishing");
+    const stream = logFollowSubject("w1", "vanishing");
     raw.subscribe(stream, {
       callback: (_e, m) => got.push(...(codec.decode(m.data) as LogsReply).lines),
     });
     const req: LogsRequest = { taskId: "t1", tail: -1, follow: stream };
-    const ack = codec.decode((await raw.request(logsSubject("w1"), codec.encode(req))).data);
+    const ack = codec.decode(
+      (await raw.request(logsSubject("w1"), codec.encode(req), toW1())).data,
+    );
     assert.deepEqual(ack, { lines: [] });
     await checkFor(5000, () => got.length === 3 || undefined);
     assert.deepEqual(got, ["one", "two", "three"]);
@@ -81,15 +86,17 @@ describe("logs -f across nodes", () => {
     await checkFor(5000, () => session.followedLogs() === 0 || undefined);
   });
 
-  test("a follow subject outside $SHOAL.logfollow. or a malformed task id is refused", async (t) => {
+  test("a follow subject outside $SHOAL.logfollow.<its node>. or a malformed task id is refused", async (t) => {
     const { url, session } = await setup(t);
     const raw = await connect({ servers: url, user: AGENT_USER, pass: BUS_AGENT_PASSWORD });
     t.after(() => raw.close());
     for (const req of [
       { taskId: "t1", tail: -1, follow: "elsewhere.x" },
-      { taskId: "../etc", tail: -1, follow: logFollowSubject("x") },
+      { taskId: "../etc", tail: -1, follow: logFollowSubject("w2", "x") },
     ] satisfies LogsRequest[]) {
-      const reply = codec.decode((await raw.request(logsSubject("w1"), codec.encode(req))).data);
+      const reply = codec.decode(
+        (await raw.request(logsSubject("w1"), codec.encode(req), toW1())).data,
+      );
       assert.deepEqual(reply, { lines: [], error: "refused" }, JSON.stringify(req));
     }
     assert.equal(session.followedLogs(), 0);

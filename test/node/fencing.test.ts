@@ -19,7 +19,13 @@ import {
 import type { Task, TaskState } from "../../src/api/types.js";
 import { busUsers } from "../../src/manager/bus-users.js";
 import { checkFor, defer } from "./helpers.js";
-import { BUS_AGENT_PASSWORD, BUS_SECRET, startBus, startWorkerSession } from "../helpers/bus.js";
+import {
+  BUS_AGENT_PASSWORD,
+  BUS_SECRET,
+  BUS_WORKERS,
+  startBus,
+  startWorkerSession,
+} from "../helpers/bus.js";
 import { startServer } from "../helpers/servers.js";
 import type { MockKernel } from "./mock-driver.js";
 import { task } from "../store/helpers.js";
@@ -175,7 +181,10 @@ describe("fencing", () => {
   });
 
   test("a lost connection is logged at once, and the return", async (t) => {
-    let server = await startServer({ users: busUsers(BUS_SECRET), noAuthUser: APP_USER });
+    let server = await startServer({
+      users: busUsers(BUS_SECRET, BUS_WORKERS),
+      noAuthUser: APP_USER,
+    });
     const port = server.port;
     defer(t, () => server.shutdown());
     const url = `nats://127.0.0.1:${port}`;
@@ -186,7 +195,11 @@ describe("fencing", () => {
       await checkFor(5000, () => cap.has(/^lost the control bus: disconnected/)),
       cap.lines.join("\n"),
     );
-    server = await startServer({ users: busUsers(BUS_SECRET), noAuthUser: APP_USER, port });
+    server = await startServer({
+      users: busUsers(BUS_SECRET, BUS_WORKERS),
+      noAuthUser: APP_USER,
+      port,
+    });
     const manager = await connect({ servers: url, user: AGENT_USER, pass: BUS_AGENT_PASSWORD });
     defer(t, () => manager.close());
     // The agent resubscribes once reconnected; the managers' next assignment is its sign.
