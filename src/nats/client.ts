@@ -3,7 +3,6 @@
 // (max payload, auth and permissions, max subscriptions, slow consumer, stale connection).
 // Outbound bytes are queued and flushed by the server once per read (see Server.flushPending).
 
-import type { Socket } from "node:net";
 import { Parser, Op, splitArgs, parseSize, type OpCode, type ParserSink } from "./parser.js";
 import {
   CloseReason,
@@ -13,12 +12,25 @@ import {
   subViolation,
   type CloseReasonText,
 } from "./errors.js";
-import { Outbound } from "./outbound.js";
+import { Outbound, type ByteSink } from "./outbound.js";
 import { copyBytes, writeAscii, writeUint } from "./bytes.js";
 import { Subscription, type MsgTarget } from "./subscription.js";
 import { isValidLiteralSubject, isValidSubject, isValidQueueName } from "./subject.js";
 import { authenticate, type CompiledPermissions, type ConnectAuth } from "./auth.js";
 import type { Server } from "./server.js";
+
+/** What a client connection reads from and writes to: a TCP socket, or a WebSocket (websocket.ts). */
+export interface ClientSocket extends ByteSink {
+  readonly remoteAddress?: string | undefined;
+  readonly remotePort?: number | undefined;
+  /** Set on a WebSocket connection. */
+  readonly websocket?: boolean;
+  readonly destroyed: boolean;
+  pause(): unknown;
+  resume(): unknown;
+  end(): unknown;
+  destroy(): unknown;
+}
 
 /** What the client said in CONNECT; fields it leaves out keep nats-server's defaults. */
 export interface ConnectOptions {
@@ -184,7 +196,7 @@ export class Client implements ParserSink, MsgTarget {
   constructor(
     readonly server: Server,
     readonly cid: number,
-    readonly socket: Socket,
+    readonly socket: ClientSocket,
   ) {
     this.host = socket.remoteAddress?.replace(/^::ffff:/, "") ?? "";
     this.port = socket.remotePort ?? 0;
