@@ -5,7 +5,7 @@
 import { createServer, type Server as NetServer, type Socket } from "node:net";
 import { randomBytes, randomInt } from "node:crypto";
 import { writeFileSync, rmSync } from "node:fs";
-import { Client, WRITE_WINDOW } from "./client.js";
+import { Client, WRITE_WINDOW, type ClientSocket } from "./client.js";
 import { Sublist } from "./sublist.js";
 import { subjectMatchesPattern } from "./subject.js";
 import type { Subscription } from "./subscription.js";
@@ -251,6 +251,18 @@ export class Server {
 
   routeInfos(withSubs: boolean): Record<string, unknown>[] {
     return this.cluster?.routeInfos(withSubs) ?? [];
+  }
+
+  /**
+   * The authorization a client connection is checked against: the server's, or for a WebSocket
+   * client the websocket block's own when it has one (nats-server's auth override).
+   */
+  authFor(socket: ClientSocket): { opts: Readonly<Options>; required: boolean; timeoutMs: number } {
+    if (socket.websocket === true && this.websocket?.authOverride) {
+      const opts = this.websocket.authOptions(this.opts);
+      return { opts, required: true, timeoutMs: this.websocket.authTimeoutMs(this.opts) };
+    }
+    return { opts: this.opts, required: this.authRequired, timeoutMs: this.opts.authTimeoutMs };
   }
 
   /** ws:// URLs of the WebSocket listener (empty without a websocket block). */

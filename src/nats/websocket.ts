@@ -16,7 +16,7 @@ import { WebSocketServer, type WebSocket } from "ws";
 import { Client, type ClientSocket } from "./client.js";
 import { CloseReason, type CloseReasonText } from "./errors.js";
 import { clientUrlsFor } from "./cluster.js";
-import type { WebsocketOptions } from "./options.js";
+import type { Options, WebsocketOptions } from "./options.js";
 import type { Server } from "./server.js";
 import { joinHostPort } from "../lib/addr.js";
 
@@ -168,11 +168,14 @@ export class WebsocketListener {
   private allowed = new Map<string, Origin>();
   /** The port actually bound (differs from opts.port when it was -1). */
   port = 0;
+  /** The block has its own authorization, which WebSocket clients are checked against. */
+  readonly authOverride: boolean;
 
   constructor(
     private readonly server: Server,
     readonly opts: Readonly<WebsocketOptions>,
   ) {
+    this.authOverride = opts.username !== "" || opts.token !== "" || opts.noAuthUser !== "";
     for (const text of opts.allowedOrigins) {
       const o = parseOrigin(text);
       if (o === null) server.log.error(`error parsing allowed origin: ${text}`);
@@ -235,6 +238,25 @@ export class WebsocketListener {
   /** host:port pairs advertised to WebSocket clients. */
   connectUrls(): string[] {
     return clientUrlsFor(this.opts.host, this.port, this.opts.advertise);
+  }
+
+  /**
+   * The server's options as a WebSocket client's credentials are checked with them: the block's
+   * user/password or token replaces the server's; its no_auth_user picks from the server's users.
+   */
+  authOptions(server: Readonly<Options>): Readonly<Options> {
+    const o = this.opts;
+    return {
+      ...server,
+      username: o.username,
+      password: o.password,
+      authToken: o.token,
+      noAuthUser: o.noAuthUser,
+    };
+  }
+
+  authTimeoutMs(server: Readonly<Options>): number {
+    return this.opts.authTimeoutMs ?? server.authTimeoutMs;
   }
 
   /** /varz's `websocket` section (nats-server's WebsocketOptsVarz: empty fields left out). */
