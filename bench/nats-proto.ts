@@ -3,6 +3,8 @@
 // and waits for the PONG, and MsgScanner, which counts MSG/HMSG frames in the byte stream by
 // reading each control line and skipping the payload by its length, never looking inside it.
 import net from "node:net";
+import { EventEmitter } from "node:events";
+import { WebSocket } from "ws";
 
 const CONNECT = JSON.stringify({
   verbose: false,
@@ -28,9 +30,14 @@ export interface Connection {
  * Connects to 127.0.0.1:port, waits for INFO, sends CONNECT, then `extra` (e.g. a SUB) and a PING,
  * and resolves when the PONG arrives — so the server has processed everything sent before it.
  */
-export function openConnection(port: number, name: string, extra = ""): Promise<Connection> {
+export function openConnection(
+  port: number,
+  name: string,
+  extra = "",
+  ws = false,
+): Promise<Connection> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ port, host: "127.0.0.1", noDelay: true });
+    const socket = ws ? wsSocket(port) : net.connect({ port, host: "127.0.0.1", noDelay: true });
     let buf = "";
     let sent = false;
     let settled = false;
@@ -156,4 +163,40 @@ export class MsgScanner {
 /** process.hrtime in nanoseconds as a number: CLOCK_MONOTONIC, comparable across processes. */
 export function nowNs(): number {
   return Number(process.hrtime.bigint());
+}
+
+/**
+ * A WebSocket connection (binary frames, no compression) dressed as the net.Socket the load
+ * generators use: `data`, `drain`, `close`, `error` events, and write() that says when to wait.
+ */
+class WsSocket extends EventEmitter {
+  private readonly ws: WebSocket;
+  private raw: net.Socket | null = null;
+
+  constructor(port: number) {
+    super();
+    this.ws = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false });
+    this.ws.on("open", () => {
+      const raw = (this.ws as unknown as { _socket: net.Socket })._socket;
+      raw.setNoDelay(true);
+      raw.on("drain", () => this.emit("drain"));
+      this.raw = raw;
+    });
+    this.ws.on("message", (d: Buffer) => this.emit("data", d));
+    this.ws.on("close", () => this.emit("close"));
+    this.ws.on("error", (err) => this.emit("error", err));
+  }
+
+  write(data: string | Buffer): boolean {
+    this.ws.send(typeof data === "string" ? Buffer.from(data, "latin1") : data);
+    return !(this.raw?.writableNeedDrain ?? false);
+  }
+
+  destroy(): void {
+    this.ws.terminate();
+  }
+}
+
+function wsSocket(port: number): net.Socket {
+  return new WsSocket(port) as unknown as net.Socket;
 }

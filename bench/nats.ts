@@ -47,6 +47,8 @@ interface Scenario {
   name: string;
   /** The rows this scenario fills (so a failure marks exactly those). */
   rows: string[];
+  /** The server also listens for WebSocket clients (a config file with a websocket block). */
+  websocket?: boolean;
   run(server: RunningServer, p: Params, note: (s: string) => void): Promise<Metrics>;
 }
 
@@ -59,6 +61,13 @@ const ROWS: Array<Omit<Row, "values">> = [
   {
     id: "fanout4-16",
     label: "fan-out 1→4, 16 B, total delivered",
+    unit: "msgs/s",
+    better: "higher",
+  },
+  { id: "ws-pubsub-16", label: "pub→sub over WebSocket, 16 B", unit: "msgs/s", better: "higher" },
+  {
+    id: "ws-pubsub-1024",
+    label: "pub→sub over WebSocket, 1 KiB",
     unit: "msgs/s",
     better: "higher",
   },
@@ -78,11 +87,18 @@ export async function worker(job: Job, name: string): Promise<Worker> {
   return w;
 }
 
-export function publisher(server: RunningServer, p: LoadParams, subject: string, size: number) {
+export function publisher(
+  server: RunningServer,
+  p: LoadParams,
+  subject: string,
+  size: number,
+  ws = false,
+) {
   return worker(
     {
       role: "pub",
-      port: server.port,
+      port: ws ? server.wsPort : server.port,
+      ws,
       subject,
       size,
       durationMs: p.durationMs,
@@ -119,10 +135,13 @@ function pubSub(
   procs: number,
   rowId: string,
   rssRow?: string,
+  ws = false,
 ): Scenario {
+  const name = subs === 1 ? `pub→sub ${size} B` : `fan-out 1→${subs} ${size} B`;
   return {
-    name: subs === 1 ? `pub→sub ${size} B` : `fan-out 1→${subs} ${size} B`,
+    name: ws ? `${name} over ws` : name,
     rows: rssRow ? [rowId, rssRow] : [rowId],
+    websocket: ws,
     async run(server, p, note) {
       const subject = "bench.fan";
       const perProc = Array.from(
@@ -132,12 +151,20 @@ function pubSub(
       const subWorkers = await Promise.all(
         perProc.map((conns, k) =>
           worker(
-            { role: "sub", port: server.port, subject, conns, idleMs: 1000, maxWaitMs: 20_000 },
+            {
+              role: "sub",
+              port: ws ? server.wsPort : server.port,
+              ws,
+              subject,
+              conns,
+              idleMs: 1000,
+              maxWaitMs: 20_000,
+            },
             `subscriber-${k}`,
           ),
         ),
       );
-      const pub = await publisher(server, p, subject, size);
+      const pub = await publisher(server, p, subject, size, ws);
       const rss = sampleRss(server.pid, 50);
       let rate: number;
       let peak: number;
@@ -239,6 +266,8 @@ const SCENARIOS: Scenario[] = [
   pubSub(16, 1, 1, "pubsub-16", "rss-pubsub-16"),
   pubSub(1024, 1, 1, "pubsub-1024", "rss-pubsub-1024"),
   pubSub(16, 4, 2, "fanout4-16"),
+  pubSub(16, 1, 1, "ws-pubsub-16", undefined, true),
+  pubSub(1024, 1, 1, "ws-pubsub-1024", undefined, true),
   requestReply,
   memory,
 ];
@@ -368,7 +397,7 @@ async function measure(
   note: (s: string) => void,
 ): Promise<{ metrics: Metrics | null; busy: number }> {
   try {
-    const server = await startServer(spec);
+    const server = await startServer(spec, 10_000, { websocket: sc.websocket === true });
     const before = cpuSnapshot();
     const metrics = await withTimeout(sc.run(server, p, note), p.durationMs + 90_000, sc.name);
     return { metrics, busy: otherLoad(before, cpuSnapshot()) };

@@ -4,7 +4,9 @@
 // If the command exits or never answers, the start fails with the command's last output, so the
 // bench can say why a server was not measured.
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import net from "node:net";
 import { fileURLToPath } from "node:url";
 import { killAll, track, waitExit } from "./procs.js";
@@ -22,6 +24,8 @@ export interface RunningServer {
   spec: ServerSpec;
   port: number;
   pid: number;
+  /** The WebSocket port (0 unless started with `websocket`). */
+  wsPort: number;
   /** The `version` field of the server's INFO. */
   version: string;
   child: ChildProcess;
@@ -100,10 +104,24 @@ function probe(port: number): Promise<Record<string, unknown>> {
   });
 }
 
-/** Starts the server on a free port and waits (up to timeoutMs) until it greets clients. */
-export async function startServer(spec: ServerSpec, timeoutMs = 10_000): Promise<RunningServer> {
+/**
+ * Starts the server on a free port and waits (up to timeoutMs) until it greets clients. With
+ * `websocket`, a config file also opens a WebSocket listener (no TLS) on another free port.
+ */
+export async function startServer(
+  spec: ServerSpec,
+  timeoutMs = 10_000,
+  opts: { websocket?: boolean } = {},
+): Promise<RunningServer> {
   const port = await freePort();
   const [cmd, ...args] = spec.command(port);
+  let wsPort = 0;
+  if (opts.websocket) {
+    wsPort = await freePort();
+    const conf = join(mkdtempSync(join(tmpdir(), "shoal-bench-")), "ws.conf");
+    writeFileSync(conf, `websocket { host: "127.0.0.1", port: ${wsPort}, no_tls: true }\n`);
+    args.push("-c", conf);
+  }
   const child = track(spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] }));
   let output = "";
   const keep = (chunk: Buffer) => {
@@ -135,6 +153,7 @@ export async function startServer(spec: ServerSpec, timeoutMs = 10_000): Promise
       return {
         spec,
         port,
+        wsPort,
         pid: child.pid ?? -1,
         version: typeof info.version === "string" ? info.version : "?",
         child,

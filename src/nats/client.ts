@@ -3,7 +3,6 @@
 // (max payload, auth and permissions, max subscriptions, slow consumer, stale connection).
 // Outbound bytes are queued and flushed by the server once per read (see Server.flushPending).
 
-import type { Socket } from "node:net";
 import { Parser, Op, splitArgs, parseSize, type OpCode, type ParserSink } from "./parser.js";
 import {
   CloseReason,
@@ -13,12 +12,25 @@ import {
   subViolation,
   type CloseReasonText,
 } from "./errors.js";
-import { Outbound } from "./outbound.js";
+import { Outbound, type ByteSink } from "./outbound.js";
 import { copyBytes, writeAscii, writeUint } from "./bytes.js";
 import { Subscription, type MsgTarget } from "./subscription.js";
 import { isValidLiteralSubject, isValidSubject, isValidQueueName } from "./subject.js";
 import { authenticate, type CompiledPermissions, type ConnectAuth } from "./auth.js";
 import type { Server } from "./server.js";
+
+/** What a client connection reads from and writes to: a TCP socket, or a WebSocket (websocket.ts). */
+export interface ClientSocket extends ByteSink {
+  readonly remoteAddress?: string | undefined;
+  readonly remotePort?: number | undefined;
+  /** Set on a WebSocket connection. */
+  readonly websocket?: boolean;
+  readonly destroyed: boolean;
+  pause(): unknown;
+  resume(): unknown;
+  end(): unknown;
+  destroy(): unknown;
+}
 
 /** What the client said in CONNECT; fields it leaves out keep nats-server's defaults. */
 export interface ConnectOptions {
@@ -147,6 +159,8 @@ export class Client implements ParserSink, MsgTarget {
   /** The credentials of CONNECT, kept to check them again when the users are reloaded. */
   private credentials: ConnectAuth = {};
   connectReceived = false;
+  /** CONNECT must come first, with credentials (the server's, or a websocket block's). */
+  private readonly authRequired: boolean;
   closed = false;
   closeReason: CloseReasonText | "" = "";
   stopTime: Date | null = null;
@@ -184,18 +198,20 @@ export class Client implements ParserSink, MsgTarget {
   constructor(
     readonly server: Server,
     readonly cid: number,
-    readonly socket: Socket,
+    readonly socket: ClientSocket,
   ) {
     this.host = socket.remoteAddress?.replace(/^::ffff:/, "") ?? "";
     this.port = socket.remotePort ?? 0;
     this.tag = `${this.host}:${this.port} - cid:${cid}`;
     this.parser = new Parser(this, { maxControlLine: server.opts.maxControlLine });
-    this.parser.requireConnect = server.authRequired;
-    if (server.authRequired) {
+    const auth = server.authFor(socket);
+    this.authRequired = auth.required;
+    this.parser.requireConnect = auth.required;
+    if (auth.required) {
       this.authTimer = setTimeout(() => {
         this.sendErr(ErrText.AuthTimeout);
         this.close(CloseReason.AuthTimeout);
-      }, server.opts.authTimeoutMs);
+      }, auth.timeoutMs);
       this.authTimer.unref();
     }
   }
@@ -224,7 +240,7 @@ export class Client implements ParserSink, MsgTarget {
 
   control(op: OpCode, arg: Buffer): number {
     if (this.closed) return -1;
-    if (!this.connectReceived && this.server.authRequired && op !== Op.CONNECT) {
+    if (!this.connectReceived && this.authRequired && op !== Op.CONNECT) {
       this.authViolation();
       throw new ProtocolError(null, "operation before CONNECT", CloseReason.AuthViolation);
     }
@@ -283,7 +299,7 @@ export class Client implements ParserSink, MsgTarget {
 
   pubAt(buf: Buffer, start: number, end: number): number {
     if (this.closed) return -1;
-    if (this.server.log.traceEnabled || (!this.connectReceived && this.server.authRequired)) {
+    if (this.server.log.traceEnabled || (!this.connectReceived && this.authRequired)) {
       return this.control(Op.PUB, buf.subarray(start, end));
     }
     return this.processPub(buf, start, end, false);
@@ -349,7 +365,7 @@ export class Client implements ParserSink, MsgTarget {
       pass: parsed.opts.pass,
       auth_token: parsed.opts.auth_token,
     };
-    const auth = authenticate(this.server.opts, this.credentials);
+    const auth = authenticate(this.server.authFor(this.socket).opts, this.credentials);
     // Naming an account in CONNECT is refused too (nats-server's dynamic accounts are gone).
     if (auth === null || parsed.account) {
       this.authViolation();
@@ -381,7 +397,7 @@ export class Client implements ParserSink, MsgTarget {
    */
   reauthorize(): void {
     if (this.closed || !this.connectReceived) return;
-    const auth = authenticate(this.server.opts, this.credentials);
+    const auth = authenticate(this.server.authFor(this.socket).opts, this.credentials);
     if (auth === null) {
       this.authViolation();
       this.close(CloseReason.AuthViolation);

@@ -99,7 +99,7 @@ export function varz(s: Server): Record<string, unknown> {
     gateway: {},
     leaf: {},
     mqtt: {},
-    websocket: {},
+    websocket: s.websocket?.varz() ?? {},
     jetstream: {},
     tls_timeout: 2,
     write_deadline: o.writeDeadlineMs * 1e6,

@@ -79,6 +79,50 @@ export interface Options {
   users: User[];
   noAuthUser: string;
   cluster: ClusterOptions | null;
+  /** The `websocket {}` block; null when there is none (or its port is 0). */
+  websocket: WebsocketOptions | null;
+}
+
+/** nats-server's `websocket {}` block. */
+export interface WebsocketOptions {
+  host: string;
+  /** -1 picks a random free port. */
+  port: number;
+  advertise: string;
+  noTls: boolean;
+  /** A `tls {}` block was given (refused by validation until TLS is supported). */
+  tls: boolean;
+  compression: boolean;
+  sameOrigin: boolean;
+  allowedOrigins: string[];
+  /** 0 = no handshake deadline (nats-server's default). */
+  handshakeTimeoutMs: number;
+  /** The block's own authorization, which replaces the server's for WebSocket clients. */
+  username: string;
+  password: string;
+  token: string;
+  /** null = the server's authorization timeout. */
+  authTimeoutMs: number | null;
+  noAuthUser: string;
+}
+
+export function defaultWebsocketOptions(): WebsocketOptions {
+  return {
+    host: "0.0.0.0",
+    port: 0,
+    advertise: "",
+    noTls: false,
+    tls: false,
+    compression: false,
+    sameOrigin: false,
+    allowedOrigins: [],
+    handshakeTimeoutMs: 0,
+    username: "",
+    password: "",
+    token: "",
+    authTimeoutMs: null,
+    noAuthUser: "",
+  };
 }
 
 export function defaultClusterOptions(): ClusterOptions {
@@ -128,6 +172,7 @@ export function defaultOptions(): Options {
     users: [],
     noAuthUser: "",
     cluster: null,
+    websocket: null,
   };
 }
 
@@ -332,6 +377,117 @@ function clusterBlock(v: ConfValue, warn: Warn): ClusterOptions {
   return c;
 }
 
+/** The `websocket {}` (or `ws {}`) block, as nats-server's parseWebsocket reads it. */
+function websocketBlock(v: ConfValue, warn: Warn): WebsocketOptions {
+  const o = obj(v, "websocket");
+  const w = defaultWebsocketOptions();
+  for (const [k, val] of Object.entries(o)) {
+    switch (k.toLowerCase()) {
+      case "listen": {
+        const hp = splitHostPort(str(val, "websocket.listen"), w.host);
+        w.host = hp.host;
+        if (hp.port !== -2) w.port = hp.port;
+        break;
+      }
+      case "host":
+      case "net":
+        w.host = str(val, "websocket.host");
+        break;
+      case "port":
+        w.port = num(val, "websocket.port");
+        break;
+      case "advertise":
+        w.advertise = str(val, "websocket.advertise");
+        break;
+      case "no_tls":
+        w.noTls = bool(val, "websocket.no_tls");
+        break;
+      case "tls":
+        obj(val, "websocket.tls");
+        w.tls = true;
+        break;
+      case "compression":
+        w.compression = bool(val, "websocket.compression");
+        break;
+      case "same_origin":
+        w.sameOrigin = bool(val, "websocket.same_origin");
+        break;
+      case "allowed_origins":
+      case "allowed_origin":
+      case "allow_origins":
+      case "allow_origin":
+      case "origins":
+      case "origin":
+        w.allowedOrigins = strList(val, "websocket.allowed_origins");
+        break;
+      case "handshake_timeout":
+        w.handshakeTimeoutMs =
+          typeof val === "number" ? val * 1000 : duration(val, "websocket.handshake_timeout", warn);
+        break;
+      case "authorization":
+      case "authentication": {
+        const a = authorization(val, "websocket.authorization", warn);
+        if (a.users.length > 0) {
+          throw new OptionsError(
+            "config: websocket.authorization: users are not supported in the websocket block, only user/password or token",
+          );
+        }
+        w.username = a.username;
+        w.password = a.password;
+        w.token = a.token;
+        w.authTimeoutMs = a.timeoutMs;
+        break;
+      }
+      case "no_auth_user":
+        w.noAuthUser = str(val, "websocket.no_auth_user");
+        break;
+      case "jwt_cookie":
+        warn(`websocket.${k} is not supported by shoal and is ignored`);
+        break;
+      default:
+        throw new OptionsError(`config: unknown field "${k}" in websocket`);
+    }
+  }
+  return w;
+}
+
+/** nats-server's validateWebsocketOptions, and what shoal does not support yet. */
+function validateWebsocket(opts: Options): void {
+  const w = opts.websocket;
+  if (w === null || w.port === 0) return;
+  if (!Number.isInteger(w.port) || w.port < -1 || w.port > 65535) {
+    throw new OptionsError(
+      `invalid websocket port ${w.port}: must be 0..65535, or -1 for a random port`,
+    );
+  }
+  if (w.tls) {
+    throw new OptionsError(
+      "websocket: tls {} is not supported by shoal yet; set no_tls: true (and no tls block) to serve WebSocket without TLS",
+    );
+  }
+  if (!w.noTls) throw new OptionsError("websocket requires TLS configuration");
+  for (const ao of w.allowedOrigins) {
+    if (!URL.canParse(ao)) {
+      throw new OptionsError(`unable to parse allowed origin: ${JSON.stringify(ao)}`);
+    }
+  }
+  if (w.noAuthUser && !opts.users.some((u) => u.user === w.noAuthUser)) {
+    throw new OptionsError(`no_auth_user: "${w.noAuthUser}" not present as user`);
+  }
+  if (opts.users.length > 0) {
+    if (w.username) {
+      throw new OptionsError(
+        "websocket authentication username not compatible with presence of users/nkeys",
+      );
+    }
+    if (w.token) {
+      throw new OptionsError(
+        "websocket authentication token not compatible with presence of users/nkeys",
+      );
+    }
+  }
+}
+
 /** Applies a parsed configuration file to options (nats-server's processConfigFileLine). */
 export function applyConfig(opts: Options, conf: ConfObject, warn: Warn): void {
   for (const [key, v] of Object.entries(conf)) {
@@ -432,11 +588,14 @@ export function applyConfig(opts: Options, conf: ConfObject, warn: Warn): void {
       case "cluster":
         opts.cluster = clusterBlock(v, warn);
         break;
+      case "websocket":
+      case "ws":
+        opts.websocket = websocketBlock(v, warn);
+        break;
       case "jetstream":
       case "accounts":
       case "leafnodes":
       case "gateway":
-      case "websocket":
       case "mqtt":
       case "tls":
       case "system_account":
@@ -497,6 +656,9 @@ export function validateOptions(opts: Options): Readonly<Options> {
   if (opts.noAuthUser && !opts.users.some((u) => u.user === opts.noAuthUser)) {
     throw new OptionsError(`no_auth_user: "${opts.noAuthUser}" not present as user`);
   }
+  validateWebsocket(opts);
+  if (opts.websocket !== null && opts.websocket.port === 0) opts.websocket = null;
   if (opts.cluster) Object.freeze(opts.cluster);
+  if (opts.websocket) Object.freeze(opts.websocket);
   return Object.freeze(opts);
 }

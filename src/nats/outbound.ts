@@ -4,7 +4,13 @@
 // allocates one buffer per many messages, and an idle one holds none. Buffers grow with the
 // traffic (up to 64 KiB a piece).
 
-import type { Socket } from "node:net";
+/** Where flushed bytes go: a net.Socket, or anything that writes like one. */
+export interface ByteSink {
+  readonly writableLength: number;
+  write(chunk: Uint8Array, cb?: (err?: Error | null) => void): boolean;
+  cork(): void;
+  uncork(): void;
+}
 
 const MIN_CHUNK = 512;
 const MAX_CHUNK = 64 * 1024;
@@ -66,7 +72,7 @@ export class Outbound {
    * only once the peer has read all of it. `done` is called as each write completes (the caller
    * flushes again from there).
    */
-  flush(socket: Socket, window = Infinity, done?: () => void): void {
+  flush(socket: ByteSink, window = Infinity, done?: () => void): void {
     if (socket.writableLength >= window) return;
     const full = this.full;
     if (full.length > 0) {

@@ -5,7 +5,7 @@
 import { createServer, type Server as NetServer, type Socket } from "node:net";
 import { randomBytes, randomInt } from "node:crypto";
 import { writeFileSync, rmSync } from "node:fs";
-import { Client, WRITE_WINDOW } from "./client.js";
+import { Client, WRITE_WINDOW, type ClientSocket } from "./client.js";
 import { Sublist } from "./sublist.js";
 import { subjectMatchesPattern } from "./subject.js";
 import type { Subscription } from "./subscription.js";
@@ -17,6 +17,7 @@ import { Monitor } from "./monitor.js";
 import { bytesEqual } from "./bytes.js";
 import { Cluster, clientUrlsFor } from "./cluster.js";
 import type { Route } from "./route.js";
+import { WebsocketListener } from "./websocket.js";
 
 /** The nats-server protocol level shoal speaks; clients use it to enable features. */
 export const NATS_VERSION = "2.9.10";
@@ -54,6 +55,7 @@ export class Server {
   readonly start = new Date();
   readonly monitor: Monitor | null;
   readonly cluster: Cluster | null;
+  readonly websocket: WebsocketListener | null;
   configLoadTime = new Date();
   inMsgs = 0;
   inBytes = 0;
@@ -93,6 +95,7 @@ export class Server {
     this.writeWindow = Math.max(4096, Math.min(WRITE_WINDOW, Math.floor(opts.maxPending / 8)));
     this.monitor = opts.httpPort !== 0 ? new Monitor(this) : null;
     this.cluster = opts.cluster ? new Cluster(this, opts.cluster, log) : null;
+    this.websocket = opts.websocket ? new WebsocketListener(this, opts.websocket) : null;
     this.done = new Promise((r) => (this.doneResolve = r));
   }
 
@@ -109,6 +112,7 @@ export class Server {
     if (this.opts.pidFile) writeFileSync(this.opts.pidFile, String(process.pid));
     if (this.monitor) await this.monitor.listen();
     const ready = new Promise<void>((r) => (this.readyResolve = r));
+    if (this.websocket) await this.websocket.listen();
     const listener = createServer({ noDelay: true }, (s) => this.accept(s));
     this.listener = listener;
     await new Promise<void>((resolve, reject) => {
@@ -150,9 +154,7 @@ export class Server {
       socket.destroy();
       return;
     }
-    const cid = this.nextCid++;
-    const c = new Client(this, cid, socket);
-    this.totalConnections++;
+    const c = new Client(this, this.newCid(), socket);
     socket.on("data", (chunk: Buffer) => {
       this.producer = c;
       c.onData(chunk);
@@ -165,6 +167,21 @@ export class Server {
       c.close(CloseReason.ReadError);
     });
     socket.on("close", () => c.close(CloseReason.ClientClosed));
+    this.register(c);
+  }
+
+  newCid(): number {
+    return this.nextCid++;
+  }
+
+  /** No new connections are taken (lame duck mode or shutdown). */
+  isClosing(): boolean {
+    return this.shuttingDown || this.lameDuck;
+  }
+
+  /** A new client connection (TCP or WebSocket) whose events are wired: admit it, send INFO. */
+  register(c: Client): void {
+    this.totalConnections++;
     if (this.clients.size >= this.opts.maxConnections) {
       this.log.error(`${c.tag} - Maximum connections exceeded (max=${this.opts.maxConnections})`);
       c.sendProto(this.infoLine(c));
@@ -172,7 +189,7 @@ export class Server {
       c.close(CloseReason.MaxConnections);
       return;
     }
-    this.clients.set(cid, c);
+    this.clients.set(c.cid, c);
     this.log.debug(`${c.tag} - Client connection created`);
     c.sendProto(this.infoLine(c));
     c.flush();
@@ -200,6 +217,8 @@ export class Server {
       }
     }
     if (this.lameDuck) info["ldm"] = true;
+    // The cluster's connect_urls are nats:// addresses, of no use to a WebSocket client.
+    if (c.socket.websocket === true) delete info["connect_urls"];
     return `INFO ${JSON.stringify(info)} \r\n`;
   }
 
@@ -232,6 +251,23 @@ export class Server {
 
   routeInfos(withSubs: boolean): Record<string, unknown>[] {
     return this.cluster?.routeInfos(withSubs) ?? [];
+  }
+
+  /**
+   * The authorization a client connection is checked against: the server's, or for a WebSocket
+   * client the websocket block's own when it has one (nats-server's auth override).
+   */
+  authFor(socket: ClientSocket): { opts: Readonly<Options>; required: boolean; timeoutMs: number } {
+    if (socket.websocket === true && this.websocket?.authOverride) {
+      const opts = this.websocket.authOptions(this.opts);
+      return { opts, required: true, timeoutMs: this.websocket.authTimeoutMs(this.opts) };
+    }
+    return { opts: this.opts, required: this.authRequired, timeoutMs: this.opts.authTimeoutMs };
+  }
+
+  /** ws:// URLs of the WebSocket listener (empty without a websocket block). */
+  websocketUrls(): string[] {
+    return this.websocket?.urls() ?? [];
   }
 
   /** The addresses clients can reach this server on (advertised to the cluster). */
@@ -464,7 +500,9 @@ export class Server {
   private async closeListener(): Promise<void> {
     const l = this.listener;
     this.listener = null;
+    const ws = this.websocket?.close();
     if (l) await new Promise<void>((r) => l.close(() => r()));
+    await ws;
   }
 
   /** Closes every connection and listener. Idempotent. */
