@@ -24,7 +24,7 @@ import { isIPv6 } from "node:net";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { randomInt } from "node:crypto";
 import packet from "dns-packet";
-import type { Answer, DecodedPacket, Packet, Question } from "dns-packet";
+import type { DecodedPacket, Packet, Question } from "dns-packet";
 import { DnsTableSchema, type DnsTable } from "../api/dns.js";
 import { check } from "../api/schema.js";
 import { isLoopback, isWildcard, joinHostPort, parseHostPort } from "../lib/addr.js";
@@ -114,8 +114,36 @@ const UDP_MAX = 1232;
 
 /** What a name resolves to on one network. */
 interface Entry {
-  addrs: readonly string[];
+  /** IPv4 addresses as 32-bit numbers. */
+  addrs: readonly number[];
   shuffle: boolean;
+}
+
+const NONE: readonly number[] = [];
+/** The length of an A record whose name points at the question's. */
+const A_LEN = 16;
+/** The length of an OPT record without options. */
+const OPT_LEN = 11;
+
+/** An IPv4 address (checked by the schema) as a 32-bit number. */
+function ipv4Number(addr: string): number {
+  const [a, b, c, d] = addr.split(".").map(Number);
+  return ((a! << 24) >>> 0) + (b! << 16) + (c! << 8) + d!;
+}
+
+/**
+ * The offset just past the first question of a query (its name written as plain labels, then
+ * type and class), or -1 when the name is compressed or runs past the end.
+ */
+export function questionEnd(msg: Buffer): number {
+  let o = 12;
+  while (o < msg.length) {
+    const len = msg[o]!;
+    if (len === 0) return o + 5 <= msg.length ? o + 5 : -1;
+    if ((len & 0xc0) !== 0) return -1;
+    o += len + 1;
+  }
+  return -1;
 }
 
 /** The table, indexed for lookups: per network a map of lowercase names. */
@@ -163,14 +191,14 @@ function indexTable(table: DnsTable): Index {
     const names = new Map<string, Entry>();
     // Precedence, lowest first (later writes win): task names, aliases, service names.
     for (const [task, addr] of Object.entries(n.tasks)) {
-      names.set(normalizeName(task).name, { addrs: [addr], shuffle: false });
+      names.set(normalizeName(task).name, { addrs: [ipv4Number(addr)], shuffle: false });
     }
     const services = Object.entries(n.services);
     const put = (name: string, svc: (typeof services)[number][1]) => {
-      const tasks: Entry = { addrs: svc.taskAddrs, shuffle: true };
+      const tasks: Entry = { addrs: svc.taskAddrs.map(ipv4Number), shuffle: true };
       const self: Entry =
         svc.endpointMode === "vip" && svc.vip !== undefined
-          ? { addrs: [svc.vip], shuffle: false }
+          ? { addrs: [ipv4Number(svc.vip)], shuffle: false }
           : tasks;
       const key = normalizeName(name).name;
       names.set(key, self);
@@ -198,7 +226,7 @@ function indexTable(table: DnsTable): Index {
   return { networks, clients };
 }
 
-function shuffled(addrs: readonly string[]): string[] {
+function shuffled(addrs: readonly number[]): number[] {
   const a = [...addrs];
   for (let i = a.length - 1; i > 0; i--) {
     const j = randomInt(i + 1);
@@ -430,7 +458,10 @@ export class DnsServer {
       this.counters.malformed++;
       return;
     }
-    if (query.type !== "query" || query.questions?.length !== 1) {
+    // One question, written without compression (as every stub resolver writes it): the answer
+    // copies it verbatim and points its records' names at it.
+    const qEnd = questionEnd(msg);
+    if (query.type !== "query" || query.questions?.length !== 1 || qEnd < 0) {
       this.counters.malformed++;
       return;
     }
@@ -439,32 +470,23 @@ export class DnsServer {
     const opcode = ((query.flags ?? 0) >> 11) & 0xf;
     if (opcode !== 0) {
       this.counters.notimp++;
-      origin.send(this.reply(query, RCODE.NOTIMP, [], false, origin));
+      origin.send(this.reply(msg, qEnd, query, RCODE.NOTIMP, NONE, false, origin));
       return;
     }
     const { name, owned } = normalizeName(q.name, this.suffixes);
     const entry = (q.class ?? "IN") === "IN" ? this.lookup(origin.client, name) : undefined;
     if (entry !== undefined) {
       this.counters.answered++;
-      const answers: Answer[] =
-        q.type === "A"
-          ? (entry.shuffle ? shuffled(entry.addrs) : entry.addrs).map((a) => ({
-              type: "A",
-              name: q.name,
-              ttl: this.opts.ttl,
-              class: "IN",
-              data: a,
-            }))
-          : [];
-      origin.send(this.reply(query, RCODE.NOERROR, answers, true, origin));
+      const addrs = q.type !== "A" ? NONE : entry.shuffle ? shuffled(entry.addrs) : entry.addrs;
+      origin.send(this.reply(msg, qEnd, query, RCODE.NOERROR, addrs, true, origin));
       return;
     }
     if (owned || name.startsWith("tasks.")) {
       this.counters.nxdomain++;
-      origin.send(this.reply(query, RCODE.NXDOMAIN, [], true, origin));
+      origin.send(this.reply(msg, qEnd, query, RCODE.NXDOMAIN, NONE, true, origin));
       return;
     }
-    void this.forward(msg, query, q, origin);
+    void this.forward(msg, qEnd, query, q, origin);
   }
 
   /** What `name` (normalised) is on the first of the client's networks that knows it. */
@@ -485,38 +507,58 @@ export class DnsServer {
     return Math.min(Math.max(size, UDP_MIN), UDP_MAX);
   }
 
+  /**
+   * Our answer to `msg` (whose question ends at qEnd), written directly: the query's header and
+   * question, then one A record per address (its name a pointer to the question's), then an OPT
+   * record when the query had one. Over UDP, cut to the client's size with TC set.
+   */
   private reply(
+    msg: Buffer,
+    qEnd: number,
     query: DecodedPacket,
     rcode: number,
-    answers: Answer[],
+    addrs: readonly number[],
     authoritative: boolean,
     origin: Origin,
   ): Buffer {
-    const flags =
-      FLAG_QR | ((query.flags ?? 0) & FLAG_RD) | FLAG_RA | (authoritative ? FLAG_AA : 0) | rcode;
     const edns = query.additionals?.some((a) => a.type === "OPT") === true;
-    const res: Packet = {
-      type: "response",
-      id: query.id ?? 0,
-      flags,
-      questions: query.questions ?? [],
-      answers,
-      additionals: edns
-        ? [
-            {
-              type: "OPT",
-              name: ".",
-              udpPayloadSize: UDP_MAX,
-              extendedRcode: 0,
-              ednsVersion: 0,
-              flags: 0,
-              flag_do: false,
-              options: [],
-            },
-          ]
-        : [],
-    };
-    return origin.tcp ? packet.encode(res) : this.fit(res, DnsServer.udpLimit(query));
+    let flags =
+      FLAG_QR | ((query.flags ?? 0) & FLAG_RD) | FLAG_RA | (authoritative ? FLAG_AA : 0) | rcode;
+    const base = qEnd + (edns ? OPT_LEN : 0);
+    let n = addrs.length;
+    const limit = origin.tcp ? 0xffff : DnsServer.udpLimit(query);
+    if (base + n * A_LEN > limit) {
+      n = Math.max(0, Math.floor((limit - base) / A_LEN));
+      if (!origin.tcp) {
+        flags |= FLAG_TC;
+        this.counters.truncated++;
+      }
+    }
+    const out = Buffer.allocUnsafe(base + n * A_LEN);
+    msg.copy(out, 0, 0, qEnd);
+    out.writeUInt16BE(flags, 2);
+    out.writeUInt16BE(1, 4); // QDCOUNT
+    out.writeUInt16BE(n, 6); // ANCOUNT
+    out.writeUInt16BE(0, 8); // NSCOUNT
+    out.writeUInt16BE(edns ? 1 : 0, 10); // ARCOUNT
+    let o = qEnd;
+    for (let i = 0; i < n; i++) {
+      out.writeUInt16BE(0xc00c, o); // the question's name
+      out.writeUInt16BE(1, o + 2); // A
+      out.writeUInt16BE(1, o + 4); // IN
+      out.writeUInt32BE(this.opts.ttl, o + 6);
+      out.writeUInt16BE(4, o + 10);
+      out.writeUInt32BE(addrs[i]!, o + 12);
+      o += A_LEN;
+    }
+    if (edns) {
+      out.writeUInt8(0, o); // root
+      out.writeUInt16BE(41, o + 1); // OPT
+      out.writeUInt16BE(UDP_MAX, o + 3);
+      out.writeUInt32BE(0, o + 5); // extended rcode, version, flags
+      out.writeUInt16BE(0, o + 9); // no options
+    }
+    return out;
   }
 
   /** `res` encoded within `limit` bytes: answers dropped from the end, TC set, until it fits. */
@@ -533,13 +575,14 @@ export class DnsServer {
 
   private async forward(
     msg: Buffer,
+    qEnd: number,
     query: DecodedPacket,
     q: Question,
     origin: Origin,
   ): Promise<void> {
     if (this.upstreams.length === 0 || this.outstanding >= this.opts.maxForwards) {
       this.counters.servfail++;
-      origin.send(this.reply(query, RCODE.SERVFAIL, [], false, origin));
+      origin.send(this.reply(msg, qEnd, query, RCODE.SERVFAIL, NONE, false, origin));
       return;
     }
     this.outstanding++;
@@ -570,7 +613,7 @@ export class DnsServer {
     }
     if (answer === undefined) {
       this.counters.servfail++;
-      origin.send(this.reply(query, RCODE.SERVFAIL, [], false, origin));
+      origin.send(this.reply(msg, qEnd, query, RCODE.SERVFAIL, NONE, false, origin));
       return;
     }
     answer.writeUInt16BE(query.id ?? 0, 0);
@@ -582,7 +625,7 @@ export class DnsServer {
         answer = this.fit({ ...decoded, type: "response", additionals: [] }, limit);
       } catch {
         this.counters.servfail++;
-        origin.send(this.reply(query, RCODE.SERVFAIL, [], false, origin));
+        origin.send(this.reply(msg, qEnd, query, RCODE.SERVFAIL, NONE, false, origin));
         return;
       }
     }

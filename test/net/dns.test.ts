@@ -13,6 +13,7 @@ import fc from "fast-check";
 import {
   DnsServer,
   normalizeName,
+  questionEnd,
   resolvConfServers,
   type DnsServerOptions,
 } from "../../src/net/dns.js";
@@ -68,7 +69,7 @@ async function startDns(t: TestContext, opts: Partial<DnsServerOptions> = {}): P
 }
 
 /** A decoded answer (dns-packet decodes the rcode too; its types lack it). */
-type Res = DecodedPacket & { rcode: string };
+type Res = DecodedPacket & { rcode: string; size?: number };
 
 const portOf = (dns: DnsServer) => dns.listening!.udp;
 
@@ -93,7 +94,7 @@ function askRaw(port: number, msg: Buffer, from = ON_A): Promise<Res> {
     sock.on("message", (res) => {
       clearTimeout(timer);
       sock.close();
-      resolve(packet.decode(res) as Res);
+      resolve({ ...(packet.decode(res) as Res), size: res.length });
     });
     sock.on("error", reject);
     sock.bind({ address: from, port: 0 }, () => sock.send(msg, port, "127.0.0.1"));
@@ -443,11 +444,45 @@ test("a long answer of our own is cut to 512 bytes over UDP (TC), whole over TCP
   const msg = query("tasks.db");
   const res = await askRaw(portOf(dns), msg);
   assert.equal(res.flag_tc, true);
-  assert.ok(packet.encode(res).length <= 512);
+  assert.ok(res.size! <= 512 && res.size! > 400, `${res.size} bytes`);
   assert.ok(addrs(res).length > 0);
   assert.equal(dns.counters.truncated, 1);
   const [full] = await askTcp(portOf(dns), [msg]);
   assert.equal(addrs(full!).length, 100);
+  // A client that says (EDNS) it takes 1232 bytes gets up to that, and an OPT record back.
+  const edns = await askRaw(
+    portOf(dns),
+    query("tasks.db", "A", {
+      additionals: [
+        {
+          type: "OPT",
+          name: ".",
+          udpPayloadSize: 1232,
+          extendedRcode: 0,
+          ednsVersion: 0,
+          flags: 0,
+          flag_do: false,
+          options: [],
+        },
+      ],
+    }),
+  );
+  assert.equal(edns.flag_tc, true);
+  assert.ok(edns.size! <= 1232 && edns.size! > 1100, `${edns.size} bytes`);
+  assert.deepEqual(
+    edns.additionals?.map((a) => a.type),
+    ["OPT"],
+  );
+});
+
+test("questionEnd: past a plain question; -1 for a compressed or cut name", () => {
+  const msg = query("web.example");
+  assert.equal(questionEnd(msg), msg.length);
+  const compressed = Buffer.from(msg);
+  compressed.writeUInt16BE(0xc00c, 12);
+  assert.equal(questionEnd(compressed), -1);
+  assert.equal(questionEnd(msg.subarray(0, msg.length - 1)), -1);
+  assert.equal(questionEnd(msg.subarray(0, 12)), -1);
 });
 
 test("the next upstream is tried when one fails, refuses or is silent", async (t) => {
