@@ -14,6 +14,7 @@ import { messageLoss, natsSuite } from "./nats.js";
 import { orchestratorSuite } from "./orchestrator.js";
 import { swarmSuite } from "./swarm.js";
 import { dispatcherSuite } from "./dispatcher.js";
+import { dnsSuite } from "./dns.js";
 import { installExitHooks } from "./procs.js";
 import { formatTable, machineInfo, type Suite, type SuiteResult } from "./report.js";
 
@@ -24,6 +25,7 @@ const SUITES: Suite[] = [
   swarmSuite,
   dispatcherSuite,
   cliSuite,
+  dnsSuite,
 ];
 
 const COMMON = {
