@@ -20,6 +20,7 @@
 
 import { Type, type Static } from "@sinclair/typebox";
 import { NodeLimitsSchema, NodeResourcesSchema, TaskReportSchema, TaskSchema } from "./types.js";
+import { DnsTableSchema } from "./dns.js";
 
 export const SUBJECT_PREFIX = "$SHOAL";
 /** Replies to control-plane requests (a task's log lines...) travel under $SHOAL. too, never on
@@ -117,6 +118,37 @@ export const EndpointSchema = Type.Object(
 );
 export type Endpoint = Static<typeof EndpointSchema>;
 
+/** A network as one node needs it for the tasks it runs there (the manager's view of it). */
+export const NodeNetworkSchema = Type.Object(
+  {
+    id: Type.String(),
+    name: Type.String(),
+    driver: Type.String({ description: '"overlay" or "bridge".' }),
+    vni: Type.Integer({ minimum: 1, maximum: 16_777_215 }),
+    subnet: Type.String({ description: "IPv4 CIDR." }),
+    internal: Type.Boolean(),
+    nodeAddr: Type.String({
+      description:
+        "This node's own address on the network with the prefix length (`10.0.1.2/24`): on its bridge; its tasks' DNS server and, unless internal, their default gateway.",
+    }),
+    peers: Type.Array(Type.String(), {
+      description:
+        "The underlay addresses of the other nodes with tasks on this network (VXLAN peers).",
+    }),
+    vips: Type.Array(
+      Type.Object({
+        addr: Type.String({ description: "A service's virtual IP on this network." }),
+        backends: Type.Array(Type.String(), {
+          description: "The addresses (no prefix) of the service's running tasks on this network.",
+        }),
+      }),
+      { description: "Virtual IPs to balance over their backends (every port, every protocol)." },
+    ),
+  },
+  { title: "NodeNetwork" },
+);
+export type NodeNetwork = Static<typeof NodeNetworkSchema>;
+
 export const AssignmentsSchema = Type.Object(
   {
     nodeId: Type.String(),
@@ -131,6 +163,13 @@ export const AssignmentsSchema = Type.Object(
       description:
         "The next heartbeat period the manager wants, ms (the range `swarm update` allows: a message asking for less is dropped, not obeyed with a heartbeat storm).",
     }),
+    networks: Type.Optional(
+      Type.Array(NodeNetworkSchema, {
+        description:
+          "The networks of the node's tasks; the node removes those it made and no longer sees.",
+      }),
+    ),
+    dns: Type.Optional(DnsTableSchema),
   },
   { title: "Assignments" },
 );

@@ -143,6 +143,27 @@ export const NetworkModeSchema = oneOf(["host", "bridge"], {
 });
 export type NetworkMode = Static<typeof NetworkModeSchema>;
 
+/** A service's attachment to a user-defined network (`--network NAME[,alias=A]`). */
+export const NetworkAttachmentConfigSchema = Type.Object(
+  {
+    target: Type.String({
+      description:
+        "The network's id (a client may send its name or an id prefix; the manager stores the id).",
+    }),
+    aliases: Type.Optional(
+      Type.Array(Type.String(), { description: "Other names of the service on this network." }),
+    ),
+  },
+  { title: "NetworkAttachmentConfig" },
+);
+export type NetworkAttachmentConfig = Static<typeof NetworkAttachmentConfigSchema>;
+
+export const EndpointModeSchema = oneOf(["vip", "dnsrr"], {
+  description:
+    "vip: the service's name resolves to one virtual IP per network that balances over its tasks; dnsrr: to the addresses of its running tasks.",
+});
+export type EndpointMode = Static<typeof EndpointModeSchema>;
+
 /** Swarm's rolling update settings (`--update-parallelism`, `--update-delay`, `--update-order`). */
 export const UpdateConfigSchema = Type.Object(
   {
@@ -215,6 +236,13 @@ export const ServiceSpecSchema = Type.Object(
       }),
     ),
     network: Type.Optional(NetworkModeSchema),
+    networks: Type.Optional(
+      Type.Array(NetworkAttachmentConfigSchema, {
+        description:
+          "User-defined networks the tasks join (each task gets an address on each, in its own network namespace).",
+      }),
+    ),
+    endpointMode: Type.Optional(EndpointModeSchema),
   },
   { title: "ServiceSpec" },
 );
@@ -382,6 +410,15 @@ export const ServiceSchema = Type.Object(
       description: "Incremented on every spec change; tasks carry the version they were made from.",
     }),
     previousSpec: Type.Union([ServiceSpecSchema, Type.Null()]),
+    virtualIps: Type.Optional(
+      Type.Array(
+        Type.Object({
+          networkId: Type.String(),
+          addr: Type.String({ description: "The virtual IP on that network (no prefix)." }),
+        }),
+        { description: "One virtual IP per network (vip endpoint mode), given by the manager." },
+      ),
+    ),
     updateStatus: Type.Optional(
       Type.Union([UpdateStatusSchema, Type.Null()], {
         description: "Set by the first update; null (or absent) for a service never updated.",
@@ -393,6 +430,38 @@ export const ServiceSchema = Type.Object(
   { title: "Service" },
 );
 export type Service = Static<typeof ServiceSchema>;
+
+// ---- networks -----------------------------------------------------------------------------------
+
+/** Docker's predefined networks: listed, never removable, never a user network's name. */
+export const PREDEFINED_NETWORKS = ["bridge", "host", "ingress"] as const;
+
+export const NetworkSchema = Type.Object(
+  {
+    id: Type.String(),
+    name: Type.String({
+      pattern: SERVICE_NAME.source,
+      description: "Letters, digits, '_', '.', '-' (max 63), starting with a letter or digit.",
+    }),
+    driver: oneOf(["overlay", "bridge"], {
+      description: "overlay: spans the swarm's machines (VXLAN); bridge: one machine's tasks.",
+    }),
+    subnet: Type.String({ description: "IPv4 CIDR, e.g. `10.0.1.0/24`." }),
+    gateway: Type.String({ description: "The subnet's gateway address (IPAM config)." }),
+    vni: Type.Integer({ minimum: 1, maximum: 16_777_215, description: "The VXLAN id (overlay)." }),
+    internal: Type.Boolean({ description: "No route out of the network." }),
+    attachable: Type.Boolean(),
+    labels: stringMap("Network labels."),
+    nodeAddrs: Type.Record(Type.String(), Type.String(), {
+      description:
+        "Node id → that node's own address on the network (its bridge: its tasks' DNS server and, unless internal, their way out), given by the manager when the node first runs a task of the network.",
+    }),
+    createdAt: time("ms since epoch"),
+    updatedAt: time("ms since epoch"),
+  },
+  { title: "Network" },
+);
+export type Network = Static<typeof NetworkSchema>;
 
 // ---- tasks --------------------------------------------------------------------------------------
 
@@ -441,6 +510,17 @@ export const TaskStatusSchema = Type.Object(
 );
 export type TaskStatus = Static<typeof TaskStatusSchema>;
 
+/** A task's place on one network. */
+export const TaskNetworkSchema = Type.Object(
+  {
+    networkId: Type.String(),
+    addr: Type.String({ description: "The task's address with the prefix length, `10.0.1.5/24`." }),
+    aliases: Type.Optional(Type.Array(Type.String())),
+  },
+  { title: "TaskNetwork" },
+);
+export type TaskNetwork = Static<typeof TaskNetworkSchema>;
+
 export const TaskSchema = Type.Object(
   {
     id: Type.String(),
@@ -456,6 +536,12 @@ export const TaskSchema = Type.Object(
       "Ports the agent chose for this task (host networking): target → host port.",
     ),
     notBefore: time("Earliest time the task may start (restart delay), ms since epoch; 0 = now."),
+    networks: Type.Optional(
+      Type.Array(TaskNetworkSchema, {
+        description:
+          "The task's address on each network of its service, given by the manager before the task is assigned.",
+      }),
+    ),
     createdAt: time("ms since epoch"),
     updatedAt: time("ms since epoch"),
   },
