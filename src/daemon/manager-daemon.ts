@@ -22,6 +22,7 @@ import { makeToken, newId, newSecret } from "../manager/ids.js";
 import { isTerminal, type Node, type ServiceSpec, type Task } from "../api/types.js";
 import { nodeDrivers } from "../node/node-drivers.js";
 import { NodeRuntime } from "../node/runtime.js";
+import { NodeTaskDns } from "./task-dns.js";
 import { RoutingMesh } from "../net/mesh.js";
 import { SHOAL_VERSION } from "../lib/version.js";
 import { isWildcard, joinHostPort, parseHostPort } from "../lib/addr.js";
@@ -194,6 +195,7 @@ export class Daemon {
       heartbeatMs: this.manager.heartbeatMs(),
       natsUrl: this.localNatsUrl(),
       drivers: await nodeDrivers(log),
+      dns: new NodeTaskDns(log.child("dns")),
       cpus: this.opts.cpus,
       memoryBytes: this.opts.memoryBytes,
       onEndpoints: (eps) => void this.mesh.sync(meshBackends(eps, this.advertiseHost())),

@@ -10,6 +10,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync }
 import type { Logger } from "../nats/log.js";
 import { nodeDrivers } from "../node/node-drivers.js";
 import { NodeRuntime } from "../node/runtime.js";
+import { NodeTaskDns } from "./task-dns.js";
 import { RoutingMesh } from "../net/mesh.js";
 import { forgetSwarm, meshBackends } from "./state.js";
 import { parseHostPort } from "../lib/addr.js";
@@ -188,6 +189,7 @@ export class WorkerDaemon {
       heartbeatMs: answer.heartbeatMs,
       natsUrl: answer.natsUrls[0] ?? "",
       drivers: await nodeDrivers(log),
+      dns: new NodeTaskDns(log.child("dns")),
       cpus: this.opts.cpus,
       memoryBytes: this.opts.memoryBytes,
       onEndpoints: (eps) => void this.mesh.sync(meshBackends(eps, this.opts.advertiseAddr)),

@@ -33,6 +33,8 @@ import { BRIDGE_GATEWAY, natsUrlForBridge } from "./drivers/netns.js";
 import { PortForwarder } from "./forward.js";
 import { isTerminal, networkOf, type Task, type TaskReport, type TaskState } from "../api/types.js";
 import type { Logger } from "../lib/log.js";
+import type { NodeNetwork } from "../api/bus.js";
+import type { OverlayAttachment } from "./drivers/driver.js";
 import { writeFileDurable } from "../lib/durable.js";
 
 export type { TaskReport } from "../api/types.js";
@@ -111,6 +113,27 @@ const CONCURRENT_STARTS = 8;
 
 export class Agent {
   private readonly local = new Map<string, Local>();
+  /** The networks of this node's tasks as the managers last described them, and a promise that
+   * settles once the node has built them (a task on a network starts after that). */
+  private networks = new Map<string, NodeNetwork>();
+  private networksReady: Promise<void> = Promise.resolve();
+
+  /** The managers' latest view of this node's networks; `ready` settles once they are built. */
+  setNetworks(nets: NodeNetwork[], ready: Promise<void>): void {
+    this.networks = new Map(nets.map((n) => [n.id, n]));
+    this.networksReady = ready;
+  }
+
+  /** A task's networks as its driver wires them; throws while one is not known here yet. */
+  private async overlayOf(t: Task): Promise<OverlayAttachment[]> {
+    if (!t.networks || t.networks.length === 0) return [];
+    await this.networksReady;
+    return t.networks.map((a) => {
+      const network = this.networks.get(a.networkId);
+      if (!network) throw new Error(`network ${a.networkId} is not set up on this node yet`);
+      return { network, addr: a.addr };
+    });
+  }
   private starting = 0;
   private readonly startWaiters: Array<() => void> = [];
   private readonly tasksDir: string;
@@ -249,7 +272,8 @@ export class Agent {
         return;
       }
       const spec = t.spec;
-      const bridge = networkOf(spec) === "bridge";
+      const overlay = await this.overlayOf(t);
+      const bridge = networkOf(spec) === "bridge" || overlay.length > 0;
       for (const p of spec.ports) {
         const target = String(p.target);
         if (l.hostPorts[target] !== undefined) continue;
@@ -280,9 +304,12 @@ export class Agent {
       env["SHOAL_SERVICE_ID"] = t.serviceId;
       env["SHOAL_NODE_ID"] = this.opts.nodeId;
       env["SHOAL_NODE_HOSTNAME"] = this.opts.hostname;
-      env["NATS_URL"] = bridge
-        ? natsUrlForBridge(this.opts.natsUrl, BRIDGE_GATEWAY)
-        : this.opts.natsUrl;
+      // From its own namespace a task reaches this node at its gateway: the task bridge's
+      // address, or this node's own address on the task's first network with a way out.
+      const way = overlay.find((o) => !o.network.internal)?.network.nodeAddr.split("/")[0];
+      const gateway = overlay.length > 0 ? way : BRIDGE_GATEWAY;
+      env["NATS_URL"] =
+        bridge && gateway ? natsUrlForBridge(this.opts.natsUrl, gateway) : this.opts.natsUrl;
       // In its own namespace the task listens on the target ports themselves.
       const ports = Object.entries(l.hostPorts).map(
         ([target, host]) => [target, bridge ? target : String(host)] as const,
@@ -315,6 +342,7 @@ export class Agent {
         stopSignal: spec.stopSignal,
         logMaxBytes: this.opts.logMaxBytes,
         ...(bridge ? { network: "bridge" as const } : {}),
+        ...(overlay.length > 0 ? { overlay } : {}),
       });
       l.handle = handle;
       if (this.opts.afterDriverStart) await this.opts.afterDriverStart(t.id);

@@ -4,7 +4,7 @@
 // the scheduler places a task only where its driver is and its limits hold.
 
 import { DriverSet } from "./drivers/driver-set.js";
-import { reportsLimits, type Driver } from "./drivers/driver.js";
+import { reportsLimits, type Driver, type OverlayNetworks } from "./drivers/driver.js";
 import { DockerDriver } from "./drivers/docker.js";
 import { ProcessDriver } from "./drivers/process.js";
 import type { LimitSupport } from "../api/types.js";
@@ -15,15 +15,20 @@ export interface NodeDrivers {
   names: string[];
   /** Per driver, the limits it can enforce on this node. */
   limits: Record<string, LimitSupport>;
+  /** The node's side of user-defined networks; null where this node cannot have them. */
+  overlays: OverlayNetworks | null;
 }
 
 /** The drivers in `drivers`, with what they report. */
-export function describeDrivers(drivers: Record<string, Driver>): NodeDrivers {
+export function describeDrivers(
+  drivers: Record<string, Driver>,
+  overlays: OverlayNetworks | null = null,
+): NodeDrivers {
   const limits: Record<string, LimitSupport> = {};
   for (const [name, d] of Object.entries(drivers)) {
     limits[name] = reportsLimits(d) ? d.limitSupport() : { cpu: false, memory: false };
   }
-  return { set: new DriverSet(drivers), names: Object.keys(drivers), limits };
+  return { set: new DriverSet(drivers), names: Object.keys(drivers), limits, overlays };
 }
 
 export async function nodeDrivers(log: Pick<Logger, "info" | "warn">): Promise<NodeDrivers> {

@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { Agent } from "./agent.js";
 import { AgentSession } from "./session.js";
 import type { NodeDrivers } from "./node-drivers.js";
-import type { BusCredentials, Endpoint } from "../api/bus.js";
+import type { BusCredentials, Endpoint, NodeNetwork } from "../api/bus.js";
+import type { DnsTable } from "../api/dns.js";
 import type { NodeFacts, NodeResources } from "../api/types.js";
 import type { Logger } from "../lib/log.js";
 import { SHOAL_VERSION } from "../lib/version.js";
@@ -34,6 +35,8 @@ export interface NodeRuntimeOptions {
    * plus a margin; on unless false. */
   fencing?: boolean;
   fenceMarginMs?: number;
+  /** The DNS servers of the node's tasks (the daemon's, on src/net/dns.ts). */
+  dns?: TaskDns;
   /** Published port → endpoints of its service anywhere in the cluster (for the routing mesh). */
   onEndpoints: (endpoints: Record<string, Endpoint[]>) => void;
   log: Logger;
@@ -47,9 +50,21 @@ export function nodeResources(o: { cpus?: number; memoryBytes?: number }): NodeR
   };
 }
 
+/** The DNS servers a node runs for its tasks on networks. */
+export interface TaskDns {
+  /** Serve on exactly these addresses (this node's own on its networks). */
+  listenOn(addrs: string[]): Promise<void>;
+  /** Answer from this table from now on. */
+  setTable(table: DnsTable): void;
+  close(): Promise<void>;
+}
+
 export class NodeRuntime {
   readonly agent: Agent;
   readonly session: AgentSession;
+  private networksSig = "";
+  /** Network changes are applied one after the other. */
+  private networking: Promise<void> = Promise.resolve();
 
   constructor(readonly opts: NodeRuntimeOptions) {
     const facts: NodeFacts = {
@@ -66,6 +81,7 @@ export class NodeRuntime {
       heartbeatMs: opts.heartbeatMs,
       facts,
       onEndpoints: opts.onEndpoints,
+      onNetworks: (nets, dns) => this.onNetworks(nets, dns),
       ...(opts.fencing !== undefined ? { fencing: opts.fencing } : {}),
       ...(opts.fenceMarginMs !== undefined ? { fenceMarginMs: opts.fenceMarginMs } : {}),
       log: opts.log.child("agent"),
@@ -80,6 +96,29 @@ export class NodeRuntime {
     });
   }
 
+  /**
+   * The managers' view of this node's networks: the overlay driver builds them (then the tasks
+   * waiting for them start), and the node's DNS servers listen on its address on each and
+   * answer from the latest table.
+   */
+  private onNetworks(nets: NodeNetwork[], table: DnsTable | undefined): void {
+    const dns = this.opts.dns;
+    if (table) dns?.setTable(table);
+    const sig = JSON.stringify(nets);
+    if (sig === this.networksSig) return;
+    this.networksSig = sig;
+    const overlays = this.opts.drivers.overlays;
+    const log = this.opts.log;
+    this.networking = this.networking
+      .then(async () => {
+        if (overlays) await overlays.sync(nets);
+        else if (nets.length > 0) log.warn("this node cannot have overlay networks");
+        await dns?.listenOn(nets.map((n) => n.nodeAddr.split("/")[0]!));
+      })
+      .catch((err: Error) => log.warn(`setting up networks: ${err.message}`));
+    this.agent.setNetworks(nets, this.networking);
+  }
+
   /** Adopts the tasks still running from before, then joins the control bus. */
   async start(): Promise<void> {
     await this.agent.recover();
@@ -91,5 +130,8 @@ export class NodeRuntime {
   async stop(stopTasks: boolean): Promise<void> {
     await this.session.stop();
     await this.agent.stop(stopTasks);
+    await this.networking;
+    await this.opts.dns?.close();
+    if (stopTasks) await this.opts.drivers.overlays?.removeAll();
   }
 }

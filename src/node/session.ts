@@ -14,6 +14,7 @@ import { connect, JSONCodec, type NatsConnection } from "nats";
 import type { Agent, TaskReport } from "./agent.js";
 import {
   type BusCredentials,
+  type NodeNetwork,
   assignSubject,
   hbSubject,
   statusSubject,
@@ -30,6 +31,7 @@ import {
   LogControlSchema,
 } from "../api/bus.js";
 import { decode, DroppedMessages } from "../api/schema.js";
+import type { DnsTable } from "../api/dns.js";
 import { readLogs } from "./drivers/logs.js";
 import { isTerminal, type NodeFacts } from "../api/types.js";
 
@@ -43,6 +45,8 @@ export interface SessionOptions {
   bus: BusCredentials;
   heartbeatMs: number;
   onEndpoints: (endpoints: Record<string, Endpoint[]>) => void;
+  /** The networks of the node's tasks and its DNS table, told before the tasks themselves. */
+  onNetworks?: (networks: NodeNetwork[], dns: DnsTable | undefined) => void;
   /** What the node reports about itself with every heartbeat (drivers, resources, limits). */
   facts?: NodeFacts;
   /** A followed log not renewed for this long is ended (default FOLLOW_LEASE_MS). */
@@ -134,6 +138,7 @@ export class AgentSession {
         const a = decoded.value;
         this.contact();
         if (a.heartbeatMs > 0 && a.heartbeatMs !== this.period) this.setPeriod(a.heartbeatMs);
+        this.opts.onNetworks?.(a.networks ?? [], a.dns);
         this.agent?.assign(a.tasks);
         this.opts.onEndpoints(a.endpoints);
       },

@@ -5,6 +5,7 @@
 // conformance suite (test/agent/conformance.ts); optional abilities belong in separate
 // interfaces checked with type guards, not in this one.
 
+import type { NodeNetwork } from "../../api/bus.js";
 import { constants } from "node:os";
 import { signalOf } from "../../lib/signals.js";
 
@@ -38,6 +39,33 @@ export interface RunSpec {
    * A driver that cannot do bridge networking rejects with ERR_NETWORK_UNSUPPORTED.
    */
   network?: "host" | "bridge";
+  /**
+   * The user-defined networks the task joins, in order (its interfaces eth0, eth1...): the task
+   * runs in a network namespace of its own wired into each; the handle carries its first
+   * address. A driver that cannot rejects with ERR_NETWORK_UNSUPPORTED.
+   */
+  overlay?: OverlayAttachment[];
+}
+
+/** A task's place on one of its networks: the network as the node knows it, the task's address
+ * with its prefix (`10.0.1.5/24`). */
+export interface OverlayAttachment {
+  network: NodeNetwork;
+  addr: string;
+}
+
+/** What wires a task's network namespace into its networks (drivers/overlay.ts). */
+export interface OverlayWiring {
+  attach(ns: string, nets: OverlayAttachment[]): Promise<void>;
+  detach(ns: string): Promise<void>;
+}
+
+/** The node's side of its networks (drivers/overlay.ts): built to match the managers' view. */
+export interface OverlayNetworks extends OverlayWiring {
+  /** Makes exactly these networks exist on this node (and removes the others it made). */
+  sync(nets: NodeNetwork[]): Promise<void>;
+  /** Removes everything it made (the node leaves the swarm). */
+  removeAll(): Promise<void>;
 }
 
 export interface Handle {

@@ -336,6 +336,24 @@ export async function setupTaskNet(ip: string, taskId: string): Promise<TaskNet>
   }
 }
 
+/**
+ * Creates a bare namespace for a task on user-defined networks (the overlay driver adds its
+ * interfaces), with lo up. Undoes it when a step fails.
+ */
+export async function createTaskNamespace(ip: string, taskId: string): Promise<TaskNet> {
+  const ns = nsName(taskId);
+  await teardownLeftoverNet(ip, taskId);
+  await ipRun(ip, ["netns", "add", ns]);
+  const net: TaskNet = { ns, address: "", veth: "" };
+  try {
+    await ipRun(ip, ["-n", ns, "link", "set", "lo", "up"]);
+    return net;
+  } catch (err) {
+    await teardownTaskNet(ip, taskId, net);
+    throw err;
+  }
+}
+
 /** Removes the namespace a task's earlier, interrupted start left (if any); its veth goes with
  * it and its address reservation is reclaimed as stale. */
 export async function teardownLeftoverNet(ip: string, taskId: string): Promise<void> {

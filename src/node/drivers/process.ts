@@ -63,6 +63,7 @@ import {
   type TaskStats,
   type LimitSupport,
   type Reaper,
+  type OverlayWiring,
 } from "./driver.js";
 import {
   createTaskCgroup,
@@ -81,6 +82,7 @@ import {
   teardownLeftoverNet,
   findIp,
   setupTaskNet,
+  createTaskNamespace,
   ensureOutboundNat,
   teardownTaskNet,
   type TaskNet,
@@ -109,6 +111,8 @@ export interface ProcessDriverOptions {
   /** Set up outbound NAT so bridge tasks reach other machines (tests on the real machine's
    * own namespace turn it off, so they change no firewall or sysctl of the machine). */
   outboundNat: boolean;
+  /** Wires tasks into user-defined networks; null where this node cannot (RunSpec.overlay). */
+  overlays: OverlayWiring | null;
 }
 
 export function defaultProcessDriverOptions(): ProcessDriverOptions {
@@ -124,6 +128,7 @@ export function defaultProcessDriverOptions(): ProcessDriverOptions {
     ipPath: findIp(),
     warn: () => {},
     outboundNat: true,
+    overlays: null,
   };
 }
 
@@ -497,10 +502,17 @@ export class ProcessDriver implements Driver, Reaper {
       );
       if (why !== null) throw new DriverError(DriverErrorCode.LimitsUnsupported, why);
     }
-    const bridge = spec.network === "bridge";
-    if (bridge) {
+    const overlay = spec.overlay ?? [];
+    const bridge = spec.network === "bridge" && overlay.length === 0;
+    if (bridge || overlay.length > 0) {
       const why = bridgeUnsupportedReason(this.opts.platform, this.opts.uid, this.opts.ipPath);
       if (why !== null) throw new DriverError(DriverErrorCode.NetworkUnsupported, why);
+    }
+    if (overlay.length > 0 && this.opts.overlays === null) {
+      throw new DriverError(
+        DriverErrorCode.NetworkUnsupported,
+        "this node cannot join overlay networks (see the daemon's log for why)",
+      );
     }
     mkdirSync(spec.taskDir, { recursive: true });
     const workdir = spec.workdir === "" ? spec.taskDir : resolve(spec.taskDir, spec.workdir);
@@ -520,7 +532,19 @@ export class ProcessDriver implements Driver, Reaper {
     let net: TaskNet | null = null;
     let child: ChildProcess;
     try {
-      if (bridge) {
+      if (overlay.length > 0) {
+        try {
+          net = await createTaskNamespace(this.opts.ipPath, spec.taskId);
+          await this.opts.overlays!.attach(net.ns, overlay);
+          net = { ...net, address: overlay[0]!.addr.split("/")[0]! };
+        } catch (err) {
+          throw new DriverError(
+            DriverErrorCode.Network,
+            `setting up the task's networks: ${(err as Error).message}`,
+            { cause: err },
+          );
+        }
+      } else if (bridge) {
         try {
           net = await setupTaskNet(this.opts.ipPath, spec.taskId);
           if (this.opts.outboundNat)
@@ -542,7 +566,7 @@ export class ProcessDriver implements Driver, Reaper {
       }
       child = await this.spawnWrapper(spec, workdir, file, net);
     } catch (err) {
-      if (net) await teardownTaskNet(this.opts.ipPath, spec.taskId, net);
+      if (net) await this.teardownNet(spec.taskId, net);
       if (cgroup) await removeTaskCgroup(cgroup);
       throw err;
     }
@@ -634,6 +658,14 @@ export class ProcessDriver implements Driver, Reaper {
         reject(new DriverError(DriverErrorCode.Spawn, e.message, { cause: e }));
       });
     });
+  }
+
+  /** Removes a task's network: its overlay wiring (if any), then its namespace. */
+  private async teardownNet(taskId: string, net: TaskNet): Promise<void> {
+    await this.opts.overlays?.detach(net.ns).catch((err: Error) => this.opts.warn(err.message));
+    // An overlay task's address is the manager's, not a reservation of this node.
+    const own = net.veth === "" ? { ...net, address: "" } : net;
+    await teardownTaskNet(this.opts.ipPath, taskId, own);
   }
 
   private key(h: Handle): string {
@@ -743,7 +775,7 @@ export class ProcessDriver implements Driver, Reaper {
     this.runs.delete(this.key(h));
     capTaskLogs(ph.taskDir, ph.logMaxBytes);
     if (ph.cgroup) await removeTaskCgroup(ph.cgroup);
-    if (ph.net) await teardownTaskNet(this.opts.ipPath, ph.taskId, ph.net);
+    if (ph.net) await this.teardownNet(ph.taskId, ph.net);
   }
 
   async inspect(h: Handle): Promise<TaskStats> {
@@ -773,7 +805,7 @@ export class ProcessDriver implements Driver, Reaper {
     if (known) return known.status === null ? known.h : null;
     if (!isAlive(ph)) {
       if (ph.cgroup) await removeTaskCgroup(ph.cgroup);
-      if (ph.net) await teardownTaskNet(this.opts.ipPath, ph.taskId, ph.net);
+      if (ph.net) await this.teardownNet(ph.taskId, ph.net);
       return null;
     }
     this.track(ph, null);
