@@ -143,6 +143,12 @@ export class Client implements ParserSink, MsgTarget {
     protocol: 0,
   };
   user = "";
+  /** The connection went through a TLS handshake. */
+  tlsSecure = false;
+  /** A TLS handshake is under way: nothing is written to the socket until it completes. */
+  tlsPending = false;
+  /** verify_and_map: the client certificate's identities, matched against the users. */
+  certIdentities: string[] | undefined;
   perms: CompiledPermissions | null = null;
   /** The credentials of CONNECT, kept to check them again when the users are reloaded. */
   private credentials: ConnectAuth = {};
@@ -184,7 +190,8 @@ export class Client implements ParserSink, MsgTarget {
   constructor(
     readonly server: Server,
     readonly cid: number,
-    readonly socket: Socket,
+    /** The TCP socket, replaced by its TLSSocket once a TLS handshake completes. */
+    public socket: Socket,
   ) {
     this.host = socket.remoteAddress?.replace(/^::ffff:/, "") ?? "";
     this.port = socket.remotePort ?? 0;
@@ -348,6 +355,7 @@ export class Client implements ParserSink, MsgTarget {
       user: parsed.opts.user,
       pass: parsed.opts.pass,
       auth_token: parsed.opts.auth_token,
+      certIdentities: this.certIdentities,
     };
     const auth = authenticate(this.server.opts, this.credentials);
     // Naming an account in CONNECT is refused too (nats-server's dynamic accounts are gone).
@@ -634,7 +642,7 @@ export class Client implements ParserSink, MsgTarget {
    */
   flush(): void {
     this.flushQueued = false;
-    if (this.closed) return;
+    if (this.closed || this.tlsPending) return;
     const socket = this.socket;
     this.out.flush(socket, this.server.writeWindow, this.written);
     if (socket.writableLength === 0) return;
