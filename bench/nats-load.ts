@@ -17,6 +17,8 @@ export interface PubJob {
   maxMsgs: number;
   /** Bytes per socket write: that many PUB frames are pre-built in one buffer. */
   writeBytes: number;
+  /** Connect over TLS, trusting this CA file. */
+  tlsCa?: string;
 }
 
 /** `conns` connections subscribed to `subject`, each counting what it receives. */
@@ -29,6 +31,8 @@ export interface SubJob {
   idleMs: number;
   /** After "finish", give up after this long in any case. */
   maxWaitMs: number;
+  /** Connect over TLS, trusting this CA file. */
+  tlsCa?: string;
 }
 
 /** Replies to every request on `subject` with a `size`-byte message. */
@@ -137,7 +141,7 @@ function frame(head: string, size: number): Buffer {
 }
 
 async function runPub(job: PubJob): Promise<void> {
-  const { socket, rest } = await openConnection(job.port, "bench-pub");
+  const { socket, rest } = await openConnection(job.port, "bench-pub", "", job.tlsCa);
   let pong: (() => void) | null = null;
   const scanner = new MsgScanner(controlHandler(socket, "pub", () => pong?.()));
   socket.on("data", (c: Buffer) => scanner.push(c));
@@ -183,7 +187,7 @@ async function runSub(job: SubJob): Promise<void> {
   let lastActivity = 0;
   const conns = await Promise.all(
     Array.from({ length: job.conns }, (_, k) =>
-      openConnection(job.port, `bench-sub-${k}`, `SUB ${job.subject} 1\r\n`),
+      openConnection(job.port, `bench-sub-${k}`, `SUB ${job.subject} 1\r\n`, job.tlsCa),
     ),
   );
   for (const { socket, rest } of conns) {

@@ -3,6 +3,8 @@
 // and waits for the PONG, and MsgScanner, which counts MSG/HMSG frames in the byte stream by
 // reading each control line and skipping the payload by its length, never looking inside it.
 import net from "node:net";
+import { readFileSync } from "node:fs";
+import tls from "node:tls";
 
 const CONNECT = JSON.stringify({
   verbose: false,
@@ -28,9 +30,15 @@ export interface Connection {
  * Connects to 127.0.0.1:port, waits for INFO, sends CONNECT, then `extra` (e.g. a SUB) and a PING,
  * and resolves when the PONG arrives — so the server has processed everything sent before it.
  */
-export function openConnection(port: number, name: string, extra = ""): Promise<Connection> {
+export function openConnection(
+  port: number,
+  name: string,
+  extra = "",
+  /** A CA file: when INFO says tls_required, the connection upgrades to TLS (after INFO). */
+  tlsCa?: string,
+): Promise<Connection> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ port, host: "127.0.0.1", noDelay: true });
+    let socket: net.Socket = net.connect({ port, host: "127.0.0.1", noDelay: true });
     let buf = "";
     let sent = false;
     let settled = false;
@@ -57,7 +65,17 @@ export function openConnection(port: number, name: string, extra = ""): Promise<
           if (!sent) {
             sent = true;
             const connect = CONNECT.replace("{", `{"name":${JSON.stringify(name)},`);
-            socket.write(`CONNECT ${connect}\r\n${extra}PING\r\n`);
+            const hello = `CONNECT ${connect}\r\n${extra}PING\r\n`;
+            if (tlsCa !== undefined && /"tls_required":true/.test(line)) {
+              socket.off("data", onData);
+              socket.off("close", onClose);
+              socket.off("error", onError);
+              socket = tls.connect({ socket, ca: readFileSync(tlsCa), servername: "localhost" });
+              socket.on("data", onData);
+              socket.on("error", onError);
+              socket.on("close", onClose);
+            }
+            socket.write(hello);
           }
         } else if (line === "PING") socket.write("PONG\r\n");
         else if (line === "PONG") finish(null);
