@@ -19,6 +19,8 @@ export interface PubJob {
   writeBytes: number;
   /** Over WebSocket (port is then the server's WebSocket port). */
   ws?: boolean;
+  /** Connect over TLS, trusting this CA file. */
+  tlsCa?: string;
 }
 
 /** `conns` connections subscribed to `subject`, each counting what it receives. */
@@ -33,6 +35,8 @@ export interface SubJob {
   maxWaitMs: number;
   /** Over WebSocket (port is then the server's WebSocket port). */
   ws?: boolean;
+  /** Connect over TLS, trusting this CA file. */
+  tlsCa?: string;
 }
 
 /** Replies to every request on `subject` with a `size`-byte message. */
@@ -141,7 +145,7 @@ function frame(head: string, size: number): Buffer {
 }
 
 async function runPub(job: PubJob): Promise<void> {
-  const { socket, rest } = await openConnection(job.port, "bench-pub", "", job.ws);
+  const { socket, rest } = await openConnection(job.port, "bench-pub", "", job.ws, job.tlsCa);
   let pong: (() => void) | null = null;
   const scanner = new MsgScanner(controlHandler(socket, "pub", () => pong?.()));
   socket.on("data", (c: Buffer) => scanner.push(c));
@@ -187,7 +191,7 @@ async function runSub(job: SubJob): Promise<void> {
   let lastActivity = 0;
   const conns = await Promise.all(
     Array.from({ length: job.conns }, (_, k) =>
-      openConnection(job.port, `bench-sub-${k}`, `SUB ${job.subject} 1\r\n`, job.ws),
+      openConnection(job.port, `bench-sub-${k}`, `SUB ${job.subject} 1\r\n`, job.ws, job.tlsCa),
     ),
   );
   for (const { socket, rest } of conns) {

@@ -4,6 +4,8 @@
 // reading each control line and skipping the payload by its length, never looking inside it.
 import net from "node:net";
 import { EventEmitter } from "node:events";
+import { readFileSync } from "node:fs";
+import tls from "node:tls";
 import { WebSocket } from "ws";
 
 const CONNECT = JSON.stringify({
@@ -35,9 +37,11 @@ export function openConnection(
   name: string,
   extra = "",
   ws = false,
+  /** A CA file: when INFO says tls_required, the connection upgrades to TLS (after INFO). */
+  tlsCa?: string,
 ): Promise<Connection> {
   return new Promise((resolve, reject) => {
-    const socket = ws ? wsSocket(port) : net.connect({ port, host: "127.0.0.1", noDelay: true });
+    let socket = ws ? wsSocket(port) : net.connect({ port, host: "127.0.0.1", noDelay: true });
     let buf = "";
     let sent = false;
     let settled = false;
@@ -64,7 +68,17 @@ export function openConnection(
           if (!sent) {
             sent = true;
             const connect = CONNECT.replace("{", `{"name":${JSON.stringify(name)},`);
-            socket.write(`CONNECT ${connect}\r\n${extra}PING\r\n`);
+            const hello = `CONNECT ${connect}\r\n${extra}PING\r\n`;
+            if (tlsCa !== undefined && !ws && /"tls_required":true/.test(line)) {
+              socket.off("data", onData);
+              socket.off("close", onClose);
+              socket.off("error", onError);
+              socket = tls.connect({ socket, ca: readFileSync(tlsCa), servername: "localhost" });
+              socket.on("data", onData);
+              socket.on("error", onError);
+              socket.on("close", onClose);
+            }
+            socket.write(hello);
           }
         } else if (line === "PING") socket.write("PONG\r\n");
         else if (line === "PONG") finish(null);

@@ -14,6 +14,8 @@ import type {
 import { Worker } from "./procs.js";
 import type { Row, Suite, SuiteContext, SuiteResult, Unit } from "./report.js";
 import { cpuSnapshot, otherLoad, residentBytes, sampleRss } from "./procfs.js";
+import { openConnection } from "./nats-proto.js";
+import { makeCerts, type Certs } from "../test/helpers/certs.js";
 import {
   goServer,
   shoalServer,
@@ -36,10 +38,12 @@ interface Params {
   idleConns: number;
   rrWarmup: number;
   rrCount: number;
+  /** Set for TLS scenarios: the CA the load generators trust. */
+  tlsCa?: string;
 }
 
 /** What a publisher (and the wait for its result) needs to know. */
-export type LoadParams = Pick<Params, "durationMs" | "maxMsgs" | "writeBytes">;
+export type LoadParams = Pick<Params, "durationMs" | "maxMsgs" | "writeBytes" | "tlsCa">;
 
 type Metrics = Record<string, number>;
 
@@ -49,6 +53,8 @@ interface Scenario {
   rows: string[];
   /** The server also listens for WebSocket clients (a config file with a websocket block). */
   websocket?: boolean;
+  /** Run on a server started with --tls (test certificates made for the run). */
+  tls?: boolean;
   run(server: RunningServer, p: Params, note: (s: string) => void): Promise<Metrics>;
 }
 
@@ -73,6 +79,14 @@ const ROWS: Array<Omit<Row, "values">> = [
   },
   { id: "rr-p50", label: "request/reply p50", unit: "us", better: "lower" },
   { id: "rr-p99", label: "request/reply p99", unit: "us", better: "lower" },
+  { id: "tls-pubsub-16", label: "TLS pub→sub, 16 B", unit: "msgs/s", better: "higher" },
+  { id: "tls-pubsub-1024", label: "TLS pub→sub, 1 KiB", unit: "msgs/s", better: "higher" },
+  {
+    id: "tls-handshakes",
+    label: "TLS connects (INFO, handshake, CONNECT/PONG) per second",
+    unit: "conns/s",
+    better: "higher",
+  },
   { id: "rss-idle", label: "RSS, no clients", unit: "bytes", better: "lower" },
   { id: "rss-1000", label: "RSS, 1,000 idle clients", unit: "bytes", better: "lower" },
   { id: "rss-pubsub-16", label: "RSS peak during pub→sub 16 B", unit: "bytes", better: "lower" },
@@ -104,6 +118,7 @@ export function publisher(
       durationMs: p.durationMs,
       maxMsgs: p.maxMsgs,
       writeBytes: p.writeBytes,
+      tlsCa: p.tlsCa,
     },
     "publisher",
   );
@@ -139,7 +154,7 @@ function pubSub(
 ): Scenario {
   const name = subs === 1 ? `pub→sub ${size} B` : `fan-out 1→${subs} ${size} B`;
   return {
-    name: ws ? `${name} over ws` : name,
+    name: ws ? `${name} over WebSocket` : name,
     rows: rssRow ? [rowId, rssRow] : [rowId],
     websocket: ws,
     async run(server, p, note) {
@@ -159,6 +174,7 @@ function pubSub(
               conns,
               idleMs: 1000,
               maxWaitMs: 20_000,
+              tlsCa: p.tlsCa,
             },
             `subscriber-${k}`,
           ),
@@ -260,6 +276,33 @@ const memory: Scenario = {
   },
 };
 
+/** The same pub→sub run over TLS connections (the server started with --tls). */
+function tlsPubSub(size: number): Scenario {
+  const inner = pubSub(size, 1, 1, `tls-pubsub-${size}`);
+  return { ...inner, name: `TLS pub→sub ${size} B`, tls: true };
+}
+
+/** TLS connections opened and closed one after another over 4 parallel loops, for the duration. */
+const tlsHandshakes: Scenario = {
+  name: "TLS handshakes",
+  rows: ["tls-handshakes"],
+  tls: true,
+  async run(server, p) {
+    const start = performance.now();
+    const deadline = start + p.durationMs;
+    let n = 0;
+    const loop = async (k: number) => {
+      while (performance.now() < deadline) {
+        const { socket } = await openConnection(server.port, `bench-tls-${k}`, "", false, p.tlsCa);
+        socket.destroy();
+        n++;
+      }
+    };
+    await Promise.all([0, 1, 2, 3].map(loop));
+    return { "tls-handshakes": n / ((performance.now() - start) / 1000) };
+  },
+};
+
 const SCENARIOS: Scenario[] = [
   pubOnly(16),
   pubOnly(1024),
@@ -268,9 +311,18 @@ const SCENARIOS: Scenario[] = [
   pubSub(16, 4, 2, "fanout4-16"),
   pubSub(16, 1, 1, "ws-pubsub-16", undefined, true),
   pubSub(1024, 1, 1, "ws-pubsub-1024", undefined, true),
+  tlsPubSub(16),
+  tlsPubSub(1024),
+  tlsHandshakes,
   requestReply,
   memory,
 ];
+
+/** A server spec that requires TLS of clients, with the run's certificate. */
+function withTls(spec: ServerSpec, certs: Certs): ServerSpec {
+  const flags = ["--tls", "--tlscert", certs.server.cert, "--tlskey", certs.server.key];
+  return { ...spec, command: (port) => [...spec.command(port), ...flags] };
+}
 
 export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -336,35 +388,44 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
     }
   }
 
-  for (const sc of SCENARIOS) {
-    for (let rep = 1; rep <= ctx.repeat; rep++) {
-      for (const spec of available) {
-        const tag = ctx.repeat > 1 ? ` (run ${rep})` : "";
-        const note = (s: string) => notes.push(`${sc.name} on ${spec.label}${tag}: ${s}`);
-        const m = await measure(sc, spec, p, note);
-        // Other load slows timings down; it does not change memory readings.
-        const timed = sc.rows.some((id) => row(id).unit !== "bytes");
-        if (!timed) m.busy = 0;
-        if (m.busy > BUSY) note(`other processes used ${(100 * m.busy).toFixed(0)}% of the CPUs`);
-        for (const [id, v] of Object.entries(m.metrics ?? {})) {
-          const r = row(id);
-          const old = r.values[spec.id];
-          const better = r.better === "lower" ? v < Number(old) : v > Number(old);
-          if (typeof old !== "number" || better) {
-            r.values[spec.id] = v;
-            (r.marks ??= {})[spec.id] = m.busy > BUSY && r.unit !== "bytes" ? "*" : "";
+  const only = typeof ctx.options["only"] === "string" ? ctx.options["only"].toLowerCase() : "";
+  const scenarios = SCENARIOS.filter((sc) => only === "" || sc.name.toLowerCase().includes(only));
+  const certs = scenarios.some((sc) => sc.tls) ? makeCerts() : null;
+  try {
+    for (const sc of scenarios) {
+      for (let rep = 1; rep <= ctx.repeat; rep++) {
+        for (const plain of available) {
+          const spec = sc.tls && certs ? withTls(plain, certs) : plain;
+          const sp: Params = sc.tls && certs ? { ...p, tlsCa: certs.ca } : p;
+          const tag = ctx.repeat > 1 ? ` (run ${rep})` : "";
+          const note = (s: string) => notes.push(`${sc.name} on ${spec.label}${tag}: ${s}`);
+          const m = await measure(sc, spec, sp, note);
+          // Other load slows timings down; it does not change memory readings.
+          const timed = sc.rows.some((id) => row(id).unit !== "bytes");
+          if (!timed) m.busy = 0;
+          if (m.busy > BUSY) note(`other processes used ${(100 * m.busy).toFixed(0)}% of the CPUs`);
+          for (const [id, v] of Object.entries(m.metrics ?? {})) {
+            const r = row(id);
+            const old = r.values[spec.id];
+            const better = r.better === "lower" ? v < Number(old) : v > Number(old);
+            if (typeof old !== "number" || better) {
+              r.values[spec.id] = v;
+              (r.marks ??= {})[spec.id] = m.busy > BUSY && r.unit !== "bytes" ? "*" : "";
+            }
           }
+          if (!m.metrics) for (const id of sc.rows) row(id).values[spec.id] ??= "failed";
+          const shown = m.metrics
+            ? Object.entries(m.metrics)
+                .map(([id, v]) => `${id}=${fmt(v, row(id).unit)}`)
+                .join(" ")
+            : "failed";
+          const load = m.busy > BUSY ? ` (other load ${(100 * m.busy).toFixed(0)}%)` : "";
+          ctx.log(`nats: ${(sc.name + tag).padEnd(28)} ${spec.label.padEnd(15)} ${shown}${load}`);
         }
-        if (!m.metrics) for (const id of sc.rows) row(id).values[spec.id] ??= "failed";
-        const shown = m.metrics
-          ? Object.entries(m.metrics)
-              .map(([id, v]) => `${id}=${fmt(v, row(id).unit)}`)
-              .join(" ")
-          : "failed";
-        const load = m.busy > BUSY ? ` (other load ${(100 * m.busy).toFixed(0)}%)` : "";
-        ctx.log(`nats: ${(sc.name + tag).padEnd(28)} ${spec.label.padEnd(15)} ${shown}${load}`);
       }
     }
+  } finally {
+    certs?.remove();
   }
 
   const disturbed = rows.some((r) => Object.values(r.marks ?? {}).includes("*"));
@@ -411,6 +472,7 @@ async function measure(
 
 function fmt(v: number, unit: Unit): string {
   if (unit === "msgs/s") return `${(v / 1e6).toFixed(2)}M/s`;
+  if (unit === "conns/s") return `${v.toFixed(0)}/s`;
   if (unit === "us") return `${v.toFixed(0)}µs`;
   if (unit === "bytes") return `${(v / 1048576).toFixed(1)}MiB`;
   return String(v);
@@ -422,6 +484,10 @@ export const natsSuite: Suite = {
   options: {
     servers: { type: "string", description: "comma-separated servers to bench (default go,shoal)" },
     "go-server": { type: "string", description: "path of the Go nats-server binary" },
+    only: {
+      type: "string",
+      description: "run only the scenarios whose name contains this (e.g. tls)",
+    },
     "shoal-cmd": {
       type: "string",
       description: 'command that starts shoal\'s server (default "node bin/shoal.js nats-server")',

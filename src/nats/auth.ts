@@ -5,11 +5,14 @@
 import { timingSafeEqual } from "node:crypto";
 import type { Options, Permissions, SubjectPermission } from "./options.js";
 import { patternIsSubsetOf, subjectMatchesPattern } from "./subject.js";
+import { sameDn } from "./tls.js";
 
 export interface ConnectAuth {
   user?: string;
   pass?: string;
   auth_token?: string;
+  /** With verify_and_map: the client certificate's identities (tls.ts certIdentities). */
+  certIdentities?: string[];
 }
 
 /** What a client may do once authenticated; null permissions mean everything is allowed. */
@@ -30,6 +33,17 @@ export function authRequired(opts: Readonly<Options>): boolean {
 
 /** Checks CONNECT credentials; null means the client is refused (Authorization Violation). */
 export function authenticate(opts: Readonly<Options>, c: ConnectAuth): AuthResult | null {
+  if (opts.users.length > 0 && opts.tls?.verifyAndMap) {
+    // The user is the first identity of the certificate that names one; no password.
+    const ids = c.certIdentities ?? [];
+    const dn = ids[ids.length - 1];
+    for (const id of ids) {
+      const u = opts.users.find((x) => x.user === id);
+      if (u) return { user: u.user, permissions: compile(u.permissions) };
+    }
+    const u = dn === undefined ? undefined : opts.users.find((x) => sameDn(x.user, dn));
+    return u ? { user: u.user, permissions: compile(u.permissions) } : null;
+  }
   if (opts.users.length > 0) {
     const name = c.user ?? "";
     if (name === "" && opts.noAuthUser !== "") {

@@ -155,6 +155,12 @@ export class Client implements ParserSink, MsgTarget {
     protocol: 0,
   };
   user = "";
+  /** The connection went through a TLS handshake. */
+  tlsSecure = false;
+  /** A TLS handshake is under way: nothing is written to the socket until it completes. */
+  tlsPending = false;
+  /** verify_and_map: the client certificate's identities, matched against the users. */
+  certIdentities: string[] | undefined;
   perms: CompiledPermissions | null = null;
   /** The credentials of CONNECT, kept to check them again when the users are reloaded. */
   private credentials: ConnectAuth = {};
@@ -198,7 +204,8 @@ export class Client implements ParserSink, MsgTarget {
   constructor(
     readonly server: Server,
     readonly cid: number,
-    readonly socket: ClientSocket,
+    /** A TCP socket (replaced by its TLSSocket once a TLS handshake completes) or a WebSocket. */
+    public socket: ClientSocket,
   ) {
     this.host = socket.remoteAddress?.replace(/^::ffff:/, "") ?? "";
     this.port = socket.remotePort ?? 0;
@@ -364,6 +371,7 @@ export class Client implements ParserSink, MsgTarget {
       user: parsed.opts.user,
       pass: parsed.opts.pass,
       auth_token: parsed.opts.auth_token,
+      certIdentities: this.certIdentities,
     };
     const auth = authenticate(this.server.authFor(this.socket).opts, this.credentials);
     // Naming an account in CONNECT is refused too (nats-server's dynamic accounts are gone).
@@ -650,7 +658,7 @@ export class Client implements ParserSink, MsgTarget {
    */
   flush(): void {
     this.flushQueued = false;
-    if (this.closed) return;
+    if (this.closed || this.tlsPending) return;
     const socket = this.socket;
     this.out.flush(socket, this.server.writeWindow, this.written);
     if (socket.writableLength === 0) return;

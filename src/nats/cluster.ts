@@ -18,6 +18,7 @@ import type { Logger } from "./log.js";
 import type { Server } from "./server.js";
 import type { Subscription } from "./subscription.js";
 import { hostPort, NATS_VERSION } from "./server.js";
+import { acceptTls, dialTls, loadTls, type LoadedTls } from "./tls.js";
 
 interface ConfiguredRoute {
   url: string;
@@ -87,6 +88,8 @@ export class Cluster {
   private stopped = false;
   name: string;
   dynamicName: boolean;
+  /** TLS on routes (cluster.tls), loaded. */
+  readonly tls: LoadedTls | null;
   port = 0;
 
   constructor(
@@ -95,6 +98,7 @@ export class Cluster {
     readonly log: Logger,
   ) {
     this.dynamicName = opts.name === "";
+    this.tls = opts.tls ? loadTls(opts.tls) : null;
     this.name = opts.name || randomBytes(16).toString("base64url").slice(0, 22);
     for (const url of opts.routes) {
       this.configured.set(url, {
@@ -140,6 +144,24 @@ export class Cluster {
       socket.destroy();
       return;
     }
+    if (this.tls === null) {
+      this.accepted(socket);
+      return;
+    }
+    // TLS routes: the handshake comes first, both ways, and the peer's certificate is verified.
+    const from = hostPort(
+      socket.remoteAddress?.replace(/^::ffff:/, "") ?? "",
+      socket.remotePort ?? 0,
+    );
+    acceptTls(socket, this.tls, true).then(
+      (secure) => (this.stopped ? secure.destroy() : this.accepted(secure)),
+      (err: Error) => {
+        this.log.error(`${from} - TLS route handshake error: ${err.message}`);
+      },
+    );
+  }
+
+  private accepted(socket: Socket): void {
     const r = this.track(new Route(this, this.nextRid++, socket, false, false));
     this.log.info(`${r.tag} - Route connection created`);
     r.sendProto(this.infoLine(true));
@@ -216,7 +238,20 @@ export class Cluster {
     };
     socket.once("error", onError);
     socket.once("connect", () => {
-      socket.off("error", onError);
+      if (this.tls === null) {
+        socket.off("error", onError);
+        connected(socket);
+        return;
+      }
+      dialTls(socket, this.tls, hp.host).then(
+        (secure) => {
+          socket.off("error", onError);
+          connected(secure);
+        },
+        (err: Error) => onError(new Error(`TLS route handshake error: ${err.message}`)),
+      );
+    });
+    const connected = (socket: Socket) => {
       // A configured route stays "connecting" through its handshake (until it registers or
       // closes), so that the tick does not stack a new dial every period on a slow peer.
       if (configured) {
@@ -235,7 +270,7 @@ export class Cluster {
       r.flush();
       this.log.debug(`${r.tag} - Route connect msg sent`);
       this.log.info(`${r.tag} - Route connection created`);
-    });
+    };
   }
 
   private connectLine(url: string): string {
@@ -244,7 +279,7 @@ export class Cluster {
       echo: true,
       verbose: false,
       pedantic: false,
-      tls_required: false,
+      tls_required: this.tls !== null,
       headers: true,
       name: this.server.id,
       cluster: this.name,
@@ -277,6 +312,10 @@ export class Cluster {
     };
     if (withNonce) info["nonce"] = randomBytes(11).toString("base64url");
     if (this.opts.username) info["auth_required"] = true;
+    if (this.tls) {
+      info["tls_required"] = true;
+      info["tls_verify"] = true;
+    }
     info["cluster"] = this.name;
     if (this.dynamicName) info["cluster_dynamic"] = true;
     if (!this.opts.noAdvertise) info["connect_urls"] = this.server.ownClientUrls();

@@ -52,6 +52,7 @@ export const CloseReason = {
   DuplicateRoute: "Duplicate Route",
   ClusterNameConflict: "Cluster Name Conflict",
   LameDuck: "Lame Duck Mode",
+  TLSHandshakeError: "TLS Handshake Failure",
 } as const;
 export type CloseReasonText = (typeof CloseReason)[keyof typeof CloseReason];
 

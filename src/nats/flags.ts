@@ -3,6 +3,7 @@
 // configuration file, as in nats-server.
 
 import { OptionsError } from "./errors.js";
+import { defaultTlsConfig } from "./tls.js";
 import {
   defaultClusterOptions,
   defaultOptions,
@@ -41,6 +42,11 @@ function boolFlag(v: string): boolean {
   return v === "" || v === "true" || v === "1" || v === "t" || v === "T" || v === "TRUE";
 }
 
+function tls(o: Options) {
+  o.tls ??= defaultTlsConfig();
+  return o.tls;
+}
+
 function cluster(o: Options) {
   o.cluster ??= defaultClusterOptions();
   return o.cluster;
@@ -52,6 +58,16 @@ const FLAGS: FlagDef[] = [
   { names: ["n", "name", "server_name"], value: true, set: (o, v) => (o.serverName = v) },
   { names: ["P", "pid"], value: true, set: (o, v) => (o.pidFile = v) },
   { names: ["m", "http_port"], value: true, set: (o, v) => (o.httpPort = intFlag("http_port", v)) },
+  {
+    names: ["ms", "https_port"],
+    value: true,
+    set: (o, v) => (o.httpsPort = intFlag("https_port", v)),
+  },
+  { names: ["tls"], value: false, set: (o, v) => void (boolFlag(v) ? tls(o) : (o.tls = null)) },
+  { names: ["tlscert"], value: true, set: (o, v) => (tls(o).certFile = v) },
+  { names: ["tlskey"], value: true, set: (o, v) => (tls(o).keyFile = v) },
+  { names: ["tlscacert"], value: true, set: (o, v) => (tls(o).caFile = v) },
+  { names: ["tlsverify"], value: false, set: (o, v) => (tls(o).verify = boolFlag(v)) },
   { names: ["client_advertise"], value: true, set: (o, v) => (o.clientAdvertise = v) },
   { names: ["l", "log"], value: true, set: (o, v) => (o.logFile = v) },
   { names: ["T", "logtime"], value: false, set: (o, v) => (o.logtime = boolFlag(v)) },
@@ -185,6 +201,7 @@ Server Options:
         --server_name <server_name>  Server name (default: auto)
     -P, --pid <file>                 File to store PID
     -m, --http_port <port>           Use port for http monitoring
+    -ms,--https_port <port>          Use port for https monitoring
     -c, --config <file>              Configuration file
     -t                               Test configuration and exit
     -sl,--signal <signal>[=<pid>]    Send signal to shoal nats-server process (ldm, stop, quit, term, reopen, reload)
@@ -202,6 +219,13 @@ Authorization Options:
         --user <user>                User required for connections
         --pass <password>            Password required for connections
         --auth <token>               Authorization token required for connections
+
+TLS Options:
+        --tls                        Enable TLS, do not verify clients (default: false)
+        --tlscert <file>             Server certificate file
+        --tlskey <file>              Private key for server certificate
+        --tlsverify                  Enable TLS, verify client certificates
+        --tlscacert <file>           Client certificate CA for verification
 
 Cluster Options:
         --routes <rurl-1, rurl-2>    Routes to solicit and connect

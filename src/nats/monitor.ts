@@ -8,6 +8,7 @@ import {
   type Server as HttpServer,
   type ServerResponse,
 } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import { cpus } from "node:os";
 import type { Server } from "./server.js";
 import type { Client } from "./client.js";
@@ -88,9 +89,9 @@ export function varz(s: Server): Record<string, unknown> {
     ping_interval: o.pingIntervalMs * 1e6,
     ping_max: o.pingMax,
     http_host: o.httpHost,
-    http_port: s.monitor?.port ?? 0,
+    http_port: s.monitor && !s.monitor.secure ? s.monitor.port : 0,
     http_base_path: "",
-    https_port: 0,
+    https_port: s.monitor?.secure ? s.monitor.port : 0,
     auth_timeout: o.authTimeoutMs / 1000,
     max_control_line: o.maxControlLine,
     max_payload: o.maxPayload,
@@ -101,7 +102,9 @@ export function varz(s: Server): Record<string, unknown> {
     mqtt: {},
     websocket: s.websocket?.varz() ?? {},
     jetstream: {},
-    tls_timeout: 2,
+    tls_required: s.tls && !o.allowNonTls ? true : undefined,
+    tls_verify: s.tls?.cfg.verify || undefined,
+    tls_timeout: (s.tls?.cfg.timeoutMs ?? 2000) / 1000,
     write_deadline: o.writeDeadlineMs * 1e6,
     start: s.start.toISOString(),
     now: now.toISOString(),
@@ -296,20 +299,32 @@ export class Monitor {
 
   constructor(private readonly server: Server) {}
 
+  /** Served over https (https_port, with the client tls certificate). */
+  get secure(): boolean {
+    return this.server.opts.httpsPort !== 0;
+  }
+
   async listen(): Promise<void> {
     const o = this.server.opts;
-    const http = createServer((req, res) => this.handle(req, res));
+    const tls = this.server.tls;
+    const handler = (req: IncomingMessage, res: ServerResponse) => this.handle(req, res);
+    const secure = this.secure && tls !== null;
+    const http = secure
+      ? createHttpsServer({ cert: tls.cert, key: tls.key }, handler)
+      : createServer(handler);
     this.http = http;
+    const want = secure ? o.httpsPort : o.httpPort;
     await new Promise<void>((resolve, reject) => {
       http.once("error", reject);
-      http.listen({ host: o.httpHost, port: o.httpPort < 0 ? 0 : o.httpPort }, () => {
+      http.listen({ host: o.httpHost, port: want < 0 ? 0 : want }, () => {
         http.off("error", reject);
         resolve();
       });
     });
     const addr = http.address();
-    this.port = typeof addr === "object" && addr !== null ? addr.port : o.httpPort;
-    this.server.log.info(`Starting http monitor on ${hostPort(o.httpHost, this.port)}`);
+    this.port = typeof addr === "object" && addr !== null ? addr.port : want;
+    const scheme = secure ? "https" : "http";
+    this.server.log.info(`Starting ${scheme} monitor on ${hostPort(o.httpHost, this.port)}`);
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {

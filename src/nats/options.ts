@@ -10,6 +10,7 @@ import {
   type ConfObject,
   type ConfValue,
 } from "./conf.js";
+import { loadTls, parseTlsBlock, type TlsConfig } from "./tls.js";
 
 export interface SubjectPermission {
   allow: string[];
@@ -44,6 +45,8 @@ export interface ClusterOptions {
   authTimeoutMs: number;
   /** Delay between reconnect attempts to a lost route. */
   connectBackoffMs: number;
+  /** TLS on routes (both ways, always verified, as nats-server does). */
+  tls: TlsConfig | null;
 }
 
 export interface Options {
@@ -81,6 +84,12 @@ export interface Options {
   cluster: ClusterOptions | null;
   /** The `websocket {}` block; null when there is none (or its port is 0). */
   websocket: WebsocketOptions | null;
+  /** TLS for clients (the top-level tls block); its certificate also serves https monitoring. */
+  tls: TlsConfig | null;
+  /** With tls: clients that do not start a handshake stay plain. */
+  allowNonTls: boolean;
+  /** Monitoring over https (with the tls certificate); 0 = off, -1 = random port. */
+  httpsPort: number;
 }
 
 /** nats-server's `websocket {}` block. */
@@ -138,6 +147,7 @@ export function defaultClusterOptions(): ClusterOptions {
     password: "",
     authTimeoutMs: 2000,
     connectBackoffMs: 1000,
+    tls: null,
   };
 }
 
@@ -173,6 +183,9 @@ export function defaultOptions(): Options {
     noAuthUser: "",
     cluster: null,
     websocket: null,
+    tls: null,
+    allowNonTls: false,
+    httpsPort: 0,
   };
 }
 
@@ -365,9 +378,11 @@ function clusterBlock(v: ConfValue, warn: Warn): ClusterOptions {
         if (a.timeoutMs !== null) c.authTimeoutMs = a.timeoutMs;
         break;
       }
+      case "tls":
+        c.tls = parseTlsBlock(val, "cluster.tls", warn);
+        break;
       case "pool_size":
       case "compression":
-      case "tls":
         warn(`cluster.${k} is not supported and is ignored`);
         break;
       default:
@@ -524,6 +539,21 @@ export function applyConfig(opts: Options, conf: ConfObject, warn: Warn): void {
       case "monitor_port":
         opts.httpPort = num(v, key);
         break;
+      case "https": {
+        const hp = splitHostPort(str(v, key), opts.httpHost);
+        opts.httpHost = hp.host;
+        if (hp.port !== -2) opts.httpsPort = hp.port;
+        break;
+      }
+      case "https_port":
+        opts.httpsPort = num(v, key);
+        break;
+      case "tls":
+        opts.tls = parseTlsBlock(v, key, warn);
+        break;
+      case "allow_non_tls":
+        opts.allowNonTls = bool(v, key);
+        break;
       case "debug":
         opts.debug = bool(v, key);
         break;
@@ -597,7 +627,6 @@ export function applyConfig(opts: Options, conf: ConfObject, warn: Warn): void {
       case "leafnodes":
       case "gateway":
       case "mqtt":
-      case "tls":
       case "system_account":
         warn(`"${key}" is not supported by shoal and is ignored`);
         break;
@@ -636,6 +665,18 @@ export function validateOptions(opts: Options): Readonly<Options> {
   };
   port(opts.port, "port");
   port(opts.httpPort, "http port");
+  port(opts.httpsPort, "https port");
+  if (opts.httpPort !== 0 && opts.httpsPort !== 0) {
+    throw new OptionsError(
+      `can't specify both HTTP (${opts.httpPort}) and HTTPs (${opts.httpsPort}) ports`,
+    );
+  }
+  if (opts.httpsPort !== 0 && opts.tls === null) {
+    throw new OptionsError("https_port requires a tls block: the monitor serves its certificate");
+  }
+  // The certificate files are read now, so that a bad file stops the server (and -t) at once.
+  if (opts.tls) loadTls(opts.tls);
+  if (opts.cluster?.tls) loadTls(opts.cluster.tls);
   if (opts.cluster) port(opts.cluster.port, "cluster port");
   if (opts.maxPayload <= 0) throw new OptionsError("max_payload must be positive");
   if (opts.maxPayload > 64 * 1024 * 1024) {

@@ -18,6 +18,7 @@ import { bytesEqual } from "./bytes.js";
 import { Cluster, clientUrlsFor } from "./cluster.js";
 import type { Route } from "./route.js";
 import { WebsocketListener } from "./websocket.js";
+import { acceptTls, certIdentities, loadTls, TLS_HANDSHAKE_RECORD, type LoadedTls } from "./tls.js";
 
 /** The nats-server protocol level shoal speaks; clients use it to enable features. */
 export const NATS_VERSION = "2.9.10";
@@ -56,6 +57,8 @@ export class Server {
   readonly monitor: Monitor | null;
   readonly cluster: Cluster | null;
   readonly websocket: WebsocketListener | null;
+  /** The client TLS (the top-level tls block) once its files are loaded. */
+  readonly tls: LoadedTls | null;
   configLoadTime = new Date();
   inMsgs = 0;
   inBytes = 0;
@@ -92,8 +95,9 @@ export class Server {
   ) {
     this.name = opts.serverName || this.id;
     this.authRequired = authRequired(opts);
+    this.tls = opts.tls ? loadTls(opts.tls) : null;
     this.writeWindow = Math.max(4096, Math.min(WRITE_WINDOW, Math.floor(opts.maxPending / 8)));
-    this.monitor = opts.httpPort !== 0 ? new Monitor(this) : null;
+    this.monitor = opts.httpPort !== 0 || opts.httpsPort !== 0 ? new Monitor(this) : null;
     this.cluster = opts.cluster ? new Cluster(this, opts.cluster, log) : null;
     this.websocket = opts.websocket ? new WebsocketListener(this, opts.websocket) : null;
     this.done = new Promise((r) => (this.doneResolve = r));
@@ -126,6 +130,10 @@ export class Server {
     const addr = listener.address();
     this.port = typeof addr === "object" && addr !== null ? addr.port : this.opts.port;
     log.info(`Listening for client connections on ${hostPort(this.opts.host, this.port)}`);
+    if (this.tls) log.info("TLS required for client connections");
+    if (this.tls && this.opts.allowNonTls) {
+      log.warn('Clients that are not using "TLS Required" may connect');
+    }
     if (this.authRequired) {
       log.debug(
         this.opts.users.length > 0 ? "Using multi-user authentication" : "Using authentication",
@@ -155,19 +163,37 @@ export class Server {
       return;
     }
     const c = new Client(this, this.newCid(), socket);
-    socket.on("data", (chunk: Buffer) => {
-      this.producer = c;
-      c.onData(chunk);
-      this.flushPending();
-      this.producer = null;
-    });
+    const tls = this.tls;
+    if (tls === null) socket.on("data", (chunk: Buffer) => this.onClientData(c, chunk));
     socket.on("drain", () => c.onDrain());
     socket.on("error", (err) => {
       this.log.debug(`${c.tag} - Client connection error: ${err.message}`);
       c.close(CloseReason.ReadError);
     });
     socket.on("close", () => c.close(CloseReason.ClientClosed));
-    this.register(c);
+    if (!this.register(c, tls === null)) {
+      socket.resume(); // read (and drop) until the peer goes, TLS or not
+      return;
+    }
+    if (tls === null) return;
+    if (tls.cfg.handshakeFirst) {
+      socket.pause();
+      this.upgradeClient(c, socket);
+      return;
+    }
+    c.sendProto(this.infoLine(c));
+    c.flush();
+    // The client goes on with a ClientHello, or (allow_non_tls) with plain CONNECT.
+    socket.once("data", (head: Buffer) => {
+      socket.pause();
+      if (head[0] === TLS_HANDSHAKE_RECORD || !this.opts.allowNonTls) {
+        this.upgradeClient(c, socket, head);
+        return;
+      }
+      this.onClientData(c, head);
+      socket.on("data", (chunk: Buffer) => this.onClientData(c, chunk));
+      socket.resume();
+    });
   }
 
   newCid(): number {
@@ -179,20 +205,70 @@ export class Server {
     return this.shuttingDown || this.lameDuck;
   }
 
-  /** A new client connection (TCP or WebSocket) whose events are wired: admit it, send INFO. */
-  register(c: Client): void {
+  /**
+   * A new client connection (TCP or WebSocket) whose events are wired: admit it and, with
+   * `sendInfo`, send INFO (a TLS client gets it from accept, before or after its handshake).
+   * False when it was refused (too many connections).
+   */
+  register(c: Client, sendInfo = true): boolean {
     this.totalConnections++;
     if (this.clients.size >= this.opts.maxConnections) {
       this.log.error(`${c.tag} - Maximum connections exceeded (max=${this.opts.maxConnections})`);
       c.sendProto(this.infoLine(c));
       c.sendErr(ErrText.MaxConnections);
       c.close(CloseReason.MaxConnections);
-      return;
+      return false;
     }
     this.clients.set(c.cid, c);
     this.log.debug(`${c.tag} - Client connection created`);
-    c.sendProto(this.infoLine(c));
-    c.flush();
+    if (sendInfo) {
+      c.sendProto(this.infoLine(c));
+      c.flush();
+    }
+    return true;
+  }
+
+  private onClientData(c: Client, chunk: Buffer): void {
+    this.producer = c;
+    c.onData(chunk);
+    this.flushPending();
+    this.producer = null;
+  }
+
+  /** The server side of a client's TLS handshake; the client then reads and writes through it. */
+  private upgradeClient(c: Client, raw: Socket, head?: Buffer): void {
+    const tls = this.tls!;
+    const first = tls.cfg.handshakeFirst;
+    c.tlsPending = true;
+    acceptTls(raw, tls, tls.cfg.verify, head).then(
+      (secure) => {
+        if (c.closed) {
+          secure.destroy();
+          return;
+        }
+        c.socket = secure;
+        c.tlsSecure = true;
+        c.tlsPending = false;
+        if (tls.cfg.verifyAndMap) {
+          const peer = secure.getPeerCertificate();
+          if (peer?.raw) c.certIdentities = certIdentities(peer.raw);
+        }
+        this.log.debug(`${c.tag} - TLS handshake complete`);
+        secure.on("data", (chunk: Buffer) => this.onClientData(c, chunk));
+        secure.on("drain", () => c.onDrain());
+        secure.on("error", (err) => {
+          this.log.debug(`${c.tag} - Client connection error: ${err.message}`);
+          c.close(CloseReason.ReadError);
+        });
+        secure.on("close", () => c.close(CloseReason.ClientClosed));
+        if (first) c.sendProto(this.infoLine(c));
+        c.flush();
+      },
+      (err: Error) => {
+        this.log.error(`${c.tag} - TLS handshake error: ${err.message}`);
+        c.close(CloseReason.TLSHandshakeError);
+      },
+    );
   }
 
   /** The INFO line sent to a client when it connects (and later when the cluster changes). */
@@ -210,6 +286,13 @@ export class Server {
       client_ip: c.host,
     };
     if (this.authRequired) info["auth_required"] = true;
+    // WebSocket clients never take the TCP TLS path (the websocket block's TLS is refused).
+    if (this.tls && c.socket.websocket !== true) {
+      // As nats-server: allow_non_tls offers TLS (tls_available) instead of requiring it.
+      if (this.opts.allowNonTls) info["tls_available"] = true;
+      else info["tls_required"] = true;
+      if (this.tls.cfg.verify) info["tls_verify"] = true;
+    }
     if (this.cluster) {
       info["cluster"] = this.cluster.name;
       if (!this.cluster.opts.noAdvertise && this.cluster.learnedClientUrls) {
@@ -258,9 +341,14 @@ export class Server {
    * client the websocket block's own when it has one (nats-server's auth override).
    */
   authFor(socket: ClientSocket): { opts: Readonly<Options>; required: boolean; timeoutMs: number } {
-    if (socket.websocket === true && this.websocket?.authOverride) {
-      const opts = this.websocket.authOptions(this.opts);
-      return { opts, required: true, timeoutMs: this.websocket.authTimeoutMs(this.opts) };
+    if (socket.websocket === true) {
+      const ws = this.websocket;
+      const base = ws?.authOverride ? ws.authOptions(this.opts) : this.opts;
+      // The top-level tls block's verify_and_map is not a WebSocket client's (nats-server uses
+      // the websocket block's own, and shoal refuses websocket TLS for now): no certificate.
+      const opts = base.tls?.verifyAndMap ? { ...base, tls: null } : base;
+      if (ws?.authOverride) return { opts, required: true, timeoutMs: ws.authTimeoutMs(this.opts) };
+      return { opts, required: this.authRequired, timeoutMs: this.opts.authTimeoutMs };
     }
     return { opts: this.opts, required: this.authRequired, timeoutMs: this.opts.authTimeoutMs };
   }
