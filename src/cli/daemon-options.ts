@@ -11,6 +11,7 @@ import { formatHost, isWildcard, joinHostPort, parseHostPort, AddressError } fro
 import { AdvertiseAddrError, systemAddress, type Interfaces } from "../lib/netif.js";
 import { parseBytesFlag, parseCpusFlag, parseIntFlag } from "./args.js";
 import { UsageError } from "./errors.js";
+import { parseGoDuration } from "../lib/duration.js";
 import type { DaemonRunOptions } from "../daemon/run.js";
 
 /** The daemon flags as commander gives them. */
@@ -25,6 +26,7 @@ export interface DaemonFlags {
   cpus?: string;
   memory?: string;
   monitorPort?: string;
+  fencingMargin?: string;
 }
 
 /** What the address choice reads from the machine (injected by tests). */
@@ -112,6 +114,8 @@ export interface ParsedDaemonFlags {
   cpus: number | undefined;
   memoryBytes: number | undefined;
   monitorPort: number | undefined;
+  /** --fencing-margin in ms; -1 = off. */
+  fenceMarginMs: number | undefined;
 }
 
 /** Checks and parses the daemon flags; `defaults` differ between `up` and the others. */
@@ -134,6 +138,14 @@ export function parseDaemonFlags(
     if (memoryBytes === 0)
       throw new UsageError(
         `invalid argument "${f.memory}" for "--memory" flag: must be more than 0`,
+      );
+  }
+  let fenceMarginMs: number | undefined;
+  if (f.fencingMargin !== undefined) {
+    fenceMarginMs = f.fencingMargin === "off" ? -1 : parseGoDuration(f.fencingMargin);
+    if (fenceMarginMs === undefined || fenceMarginMs < -1)
+      throw new UsageError(
+        `invalid argument "${f.fencingMargin}" for "--fencing-margin" flag: expected a duration like 5s, or off`,
       );
   }
   let monitorPort = defaults.monitorPort;
@@ -163,6 +175,7 @@ export function parseDaemonFlags(
     cpus,
     memoryBytes,
     monitorPort,
+    fenceMarginMs,
   };
 }
 
@@ -214,6 +227,7 @@ export function runOptions(
     debug: p.debug,
     ...(p.cpus !== undefined ? { cpus: p.cpus } : {}),
     ...(p.memoryBytes !== undefined ? { memoryBytes: p.memoryBytes } : {}),
+    ...(p.fenceMarginMs !== undefined ? { fenceMarginMs: p.fenceMarginMs } : {}),
     ...(p.monitorPort !== undefined ? { monitorPort: p.monitorPort } : {}),
   };
 }
@@ -242,6 +256,7 @@ export function givenRunOptions(
     ...(f.publishAddr !== undefined ? { publishHost: p.publishHost } : {}),
     ...(p.cpus !== undefined ? { cpus: p.cpus } : {}),
     ...(p.memoryBytes !== undefined ? { memoryBytes: p.memoryBytes } : {}),
+    ...(p.fenceMarginMs !== undefined ? { fenceMarginMs: p.fenceMarginMs } : {}),
     ...(f.monitorPort !== undefined || up ? { monitorPort: p.monitorPort ?? 0 } : {}),
   };
 }
@@ -263,6 +278,9 @@ export function daemonArgv(o: FullRunOptions): string[] {
     ...(o.debug ? ["--debug"] : []),
     ...(o.cpus !== undefined ? ["--cpus", String(o.cpus)] : []),
     ...(o.memoryBytes !== undefined ? ["--memory", String(o.memoryBytes)] : []),
+    ...(o.fenceMarginMs !== undefined
+      ? ["--fencing-margin", o.fenceMarginMs < 0 ? "off" : `${o.fenceMarginMs}ms`]
+      : []),
     ...(o.monitorPort !== undefined
       ? ["--monitor-port", String(o.monitorPort)]
       : ["--monitor-port", "0"]),

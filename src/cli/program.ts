@@ -126,6 +126,10 @@ function daemonFlags(cmd: Command): Command {
     .option("--publish-addr <host>", "bind address of published ports (default 0.0.0.0)")
     .option("--cpus <n>", "CPUs this node offers to tasks (default: the machine's)")
     .option("--memory <size>", "memory this node offers to tasks, e.g. 4g (default: the machine's)")
+    .option(
+      "--fencing-margin <duration>",
+      "how long past the managers' node-down grace a node that lost them keeps its tasks before stopping them (default: 2 heartbeat periods, at least 1s; off: never)",
+    )
     .option("-D, --debug", "log debug messages")
     .addHelpText("after", DAEMON_HELP);
 }

@@ -26,7 +26,7 @@ import { NodeTaskDns } from "./task-dns.js";
 import { RoutingMesh } from "../net/mesh.js";
 import { SHOAL_VERSION } from "../lib/version.js";
 import { isWildcard, joinHostPort, parseHostPort } from "../lib/addr.js";
-import { forgetSwarm, meshBackends } from "./state.js";
+import { fencingOf, forgetSwarm, meshBackends } from "./state.js";
 import { apiTcpRefusal, socketPath } from "../api/paths.js";
 import type { Info } from "../api/http.js";
 
@@ -47,6 +47,8 @@ export interface DaemonOptions {
   /** Overrides of the CPUs and memory the node reports. */
   cpus?: number;
   memoryBytes?: number;
+  /** Fencing's margin, ms; -1: no fencing (`--fencing-margin off`). */
+  fenceMarginMs?: number;
   log: Logger;
 }
 
@@ -198,6 +200,7 @@ export class Daemon {
       dns: new NodeTaskDns(log.child("dns")),
       cpus: this.opts.cpus,
       memoryBytes: this.opts.memoryBytes,
+      ...fencingOf(this.opts.fenceMarginMs),
       onEndpoints: (eps) => void this.mesh.sync(meshBackends(eps, this.advertiseHost())),
       log,
     });

@@ -27,11 +27,15 @@ export interface DaemonRunOptions {
   /** Overrides of the CPUs and memory the node reports (`--cpus`, `--memory`). */
   cpus?: number;
   memoryBytes?: number;
+  /** How long past the node-down grace a node that lost the managers keeps its tasks, ms; -1:
+   * it never stops them (`--fencing-margin`). */
+  fenceMarginMs?: number;
   debug?: boolean;
 }
 
-export type ResolvedDaemonOptions = Required<Omit<DaemonRunOptions, "cpus" | "memoryBytes">> &
-  Pick<DaemonRunOptions, "cpus" | "memoryBytes">;
+type Optional = "cpus" | "memoryBytes" | "fenceMarginMs";
+export type ResolvedDaemonOptions = Required<Omit<DaemonRunOptions, Optional>> &
+  Pick<DaemonRunOptions, Optional>;
 
 const SETTINGS_FILE = "daemon.json";
 
@@ -94,6 +98,7 @@ export async function runDaemon(given: DaemonRunOptions, banner = false): Promis
       publishHost: o.publishHost,
       cpus: o.cpus,
       memoryBytes: o.memoryBytes,
+      fenceMarginMs: o.fenceMarginMs,
       log,
     });
     await w.start();

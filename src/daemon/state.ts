@@ -31,3 +31,12 @@ export function meshBackends(
   }
   return map;
 }
+
+/** The node runtime's fencing settings from `--fencing-margin` (ms; -1 = off; unset = default). */
+export function fencingOf(marginMs: number | undefined): {
+  fencing?: boolean;
+  fenceMarginMs?: number;
+} {
+  if (marginMs === undefined) return {};
+  return marginMs < 0 ? { fencing: false } : { fenceMarginMs: marginMs };
+}

@@ -12,7 +12,7 @@ import { nodeDrivers } from "../node/node-drivers.js";
 import { NodeRuntime } from "../node/runtime.js";
 import { NodeTaskDns } from "./task-dns.js";
 import { RoutingMesh } from "../net/mesh.js";
-import { forgetSwarm, meshBackends } from "./state.js";
+import { fencingOf, forgetSwarm, meshBackends } from "./state.js";
 import { parseHostPort } from "../lib/addr.js";
 import { parseToken } from "../api/token.js";
 import type { JoinRequest, JoinResponse } from "../manager/join.js";
@@ -30,6 +30,8 @@ export interface WorkerOptions {
   /** Overrides of the CPUs and memory the node reports. */
   cpus?: number;
   memoryBytes?: number;
+  /** Fencing's margin, ms; -1: no fencing (`--fencing-margin off`). */
+  fenceMarginMs?: number;
   log: Logger;
 }
 
@@ -192,6 +194,7 @@ export class WorkerDaemon {
       dns: new NodeTaskDns(log.child("dns")),
       cpus: this.opts.cpus,
       memoryBytes: this.opts.memoryBytes,
+      ...fencingOf(this.opts.fenceMarginMs),
       onEndpoints: (eps) => void this.mesh.sync(meshBackends(eps, this.opts.advertiseAddr)),
       log,
     });

@@ -168,11 +168,13 @@ test("daemon flags: defaults, checks, and the argv init gives the daemon it star
       monitorPort: "0",
       natsPort: "-1",
       apiAddr: "127.0.0.1:2375",
+      fencingMargin: "2.5s",
       debug: true,
     },
     { natsPort: 4222, monitorPort: 8222 },
     m,
   );
+  assert.equal(q.fenceMarginMs, 2500);
   assert.equal(q.cpus, 1.5);
   assert.equal(q.memoryBytes, 2 * 1024 ** 3);
   assert.equal(q.monitorPort, undefined);
@@ -188,6 +190,7 @@ test("daemon flags: defaults, checks, and the argv init gives the daemon it star
     debug: true,
     cpus: 1.5,
     memoryBytes: 2 * 1024 ** 3,
+    fenceMarginMs: 2500,
   });
   // What init passes to the daemon it starts parses back to the same options.
   const argv = daemonArgv(o);
@@ -207,4 +210,12 @@ test("daemon flags: defaults, checks, and the argv init gives the daemon it star
   bad({ natsPort: "70000" }, /invalid argument "70000" for "--nats-port" flag: port out of range/);
   bad({ monitorPort: "x" }, /invalid argument "x" for "--monitor-port" flag/);
   bad({ apiAddr: "localhost" }, /invalid --api-addr "localhost": expected HOST:PORT/);
+  bad({ fencingMargin: "soon" }, /invalid argument "soon" for "--fencing-margin" flag/);
+  // Fencing off: -1, and back through the argv init builds.
+  const off = parseDaemonFlags({ dataDir: "/d", fencingMargin: "off" }, { natsPort: 4222 }, m);
+  assert.equal(off.fenceMarginMs, -1);
+  assert.deepEqual(daemonArgv(runOptions(off, { host: "10.0.0.5", port: 2377 })).slice(-4, -2), [
+    "--fencing-margin",
+    "off",
+  ]);
 });
