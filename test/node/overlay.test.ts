@@ -128,6 +128,24 @@ class Agent {
   }
 }
 
+test("names fit Linux's and iptables' limits and differ per daemon", () => {
+  const a = overlayNames(overlayTag("10.77.3.11"));
+  const b = overlayNames(overlayTag("10.77.3.12"));
+  const links = [a.bridge(16_777_215), a.vxlan(16_777_215), a.veth("shoal-" + "x".repeat(40), "n")];
+  for (const l of links) assert.ok(l.length <= 15, l);
+  assert.ok(a.vipChain("n".repeat(30), "10.0.0.1").length <= 28);
+  assert.notEqual(a.bridge(7), b.bridge(7));
+  assert.notEqual(a.bridge(7), a.bridge(8));
+  assert.notEqual(a.veth("ns1", "n"), a.veth("ns2", "n"));
+  assert.notEqual(a.natPre, b.natPre);
+});
+
+test("overlay networks say why they cannot work", async () => {
+  assert.match((await overlayUnsupportedReason("darwin", 0, "/sbin/ip"))!, /need Linux.*darwin/);
+  assert.match((await overlayUnsupportedReason("linux", 1000, "/sbin/ip"))!, /root.*1000/);
+  assert.match((await overlayUnsupportedReason("linux", 0, ""))!, /`ip`/);
+});
+
 describe("overlay networks", { skip, timeout: 120_000 }, () => {
   const IP = findIp();
   let bed: TestBed;
@@ -263,6 +281,22 @@ describe("overlay networks", { skip, timeout: 120_000 }, () => {
     for (const l of [n.bridge(red.vni), n.vxlan(red.vni), n.veth(tA, red.id)]) {
       assert.match(await hostIp(A, ["link", "show", l]), new RegExp(`mtu ${OVERLAY_MTU}`), l);
     }
+  });
+
+  test("attach refuses a network that was not synced, sync refuses a bad one", async () => {
+    const ns = await taskNamespace("x");
+    const unknown = netOn("A", { ...blue, id: "unknown", vni: 4242 }, 2);
+    await assert.rejects(
+      agentA.call("attach", ns, [{ network: unknown, addr: "10.201.2.50/24" }]),
+      /network blue \(unknown\) is not set up on this node/,
+    );
+    const links = await ourLinks(A);
+    await assert.rejects(
+      agentA.call("sync", [{ ...netsA()[0]!, subnet: "10.201.1.0" }]),
+      /subnet: "10\.201\.1\.0" is not an IPv4 CIDR/,
+    );
+    // The refused sync changed nothing.
+    assert.deepEqual(await ourLinks(A), links);
   });
 
   test("TCP and UDP between tasks on two machines", async () => {
