@@ -364,8 +364,9 @@ export class Overlays {
     const n = this.names;
     return [
       ["filter", "FORWARD", n.filterFwd, "-I"],
-      ["nat", "PREROUTING", n.natPre, "-A"],
-      ["nat", "OUTPUT", n.natPre, "-A"],
+      // First, before Docker's DNAT of local addresses (the virtual IPs are local here).
+      ["nat", "PREROUTING", n.natPre, "-I"],
+      ["nat", "OUTPUT", n.natPre, "-I"],
       ["nat", "POSTROUTING", n.natPost, "-A"],
     ];
   }
@@ -409,19 +410,8 @@ export class Overlays {
           }
         }
       }
-      const lines: string[] = [];
-      for (const table of ["filter", "nat"] as const) {
-        if (existing[table].length === 0) continue;
-        lines.push(`*${table}`, ...existing[table].map((c) => `:${c} - [0:0]`), "COMMIT");
-      }
-      if (lines.length > 0) {
-        await this.restore(bin, lines);
-        const del: string[] = [];
-        for (const table of ["filter", "nat"] as const) {
-          if (existing[table].length === 0) continue;
-          del.push(`*${table}`, ...existing[table].map((c) => `-X ${c}`), "COMMIT");
-        }
-        await this.restore(bin, del);
+      if (existing.filter.length + existing.nat.length > 0) {
+        await this.dropChains(bin, existing);
         this.opts.log.info("overlay: removed the firewall rules");
       }
       return;
@@ -479,20 +469,27 @@ export class Overlays {
       }
     }
     const keep = new Set([n.filterFwd, n.natPre, n.natPost, ...vipChains]);
-    const stale = existing.nat.filter((c) => !keep.has(c));
-    const staleFilter = existing.filter.filter((c) => !keep.has(c));
-    if (stale.length + staleFilter.length > 0) {
-      const del: string[] = [];
-      if (staleFilter.length > 0) {
-        del.push("*filter", ...staleFilter.map((c) => `:${c} - [0:0]`), "COMMIT");
-      }
-      if (stale.length > 0) del.push("*nat", ...stale.map((c) => `:${c} - [0:0]`), "COMMIT");
-      await this.restore(bin, del);
-      const x: string[] = [];
-      if (staleFilter.length > 0) x.push("*filter", ...staleFilter.map((c) => `-X ${c}`), "COMMIT");
-      if (stale.length > 0) x.push("*nat", ...stale.map((c) => `-X ${c}`), "COMMIT");
-      await this.restore(bin, x);
-    }
+    await this.dropChains(bin, {
+      filter: existing.filter.filter((c) => !keep.has(c)),
+      nat: existing.nat.filter((c) => !keep.has(c)),
+    });
+  }
+
+  /** Empties, then deletes chains nothing jumps to any more (two steps: nft refuses one). */
+  private async dropChains(bin: string, chains: { filter: string[]; nat: string[] }) {
+    const script = (line: (c: string) => string) =>
+      (["filter", "nat"] as const).flatMap((t) =>
+        chains[t].length === 0 ? [] : [`*${t}`, ...chains[t].map(line), "COMMIT"],
+      );
+    if (chains.filter.length + chains.nat.length === 0) return;
+    await this.restore(
+      bin,
+      script((c) => `:${c} - [0:0]`),
+    );
+    await this.restore(
+      bin,
+      script((c) => `-X ${c}`),
+    );
   }
 
   /** Applies rules with iptables-restore --noflush: each chain declared is replaced whole. */
