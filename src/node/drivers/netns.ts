@@ -173,7 +173,7 @@ export function iptables(bin: string, args: string[]): Promise<void> {
 }
 
 /** Adds a rule unless an identical one is there (`-C` checks, then `-A` or `-I` adds). */
-export async function ensureRule(bin: string, table: string, add: "-A" | "-I", rule: string[]) {
+async function ensureRule(bin: string, table: string, add: "-A" | "-I", rule: string[]) {
   const chain = rule[0]!;
   const rest = rule.slice(1);
   try {
