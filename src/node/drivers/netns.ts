@@ -92,7 +92,7 @@ export function bridgeUnsupportedReason(platform: string, uid: number, ip: strin
 }
 
 /** Runs `ip args...`; rejects with ip's own message. */
-function ipRun(ip: string, args: string[]): Promise<string> {
+export function ipRun(ip: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(ip, args, { timeout: CMD_TIMEOUT_MS }, (err, stdout, stderr) => {
       if (err) {
@@ -106,7 +106,7 @@ function ipRun(ip: string, args: string[]): Promise<string> {
 }
 
 /** Runs `ip args...`, ignoring failure (for teardown of what may already be gone). */
-async function ipQuiet(ip: string, args: string[]): Promise<void> {
+export async function ipQuiet(ip: string, args: string[]): Promise<void> {
   await ipRun(ip, args).catch(() => {});
 }
 
@@ -114,7 +114,7 @@ async function ipQuiet(ip: string, args: string[]): Promise<void> {
  * Runs a step; when it fails, accepts the failure if `done()` says its result is there anyway
  * (another agent did the same step at the same time).
  */
-async function idempotent(step: () => Promise<unknown>, done: () => Promise<boolean>) {
+export async function idempotent(step: () => Promise<unknown>, done: () => Promise<boolean>) {
   try {
     await step();
   } catch (err) {
@@ -161,7 +161,8 @@ export function findIptables(): string | null {
   return null;
 }
 
-function iptables(bin: string, args: string[]): Promise<void> {
+/** Runs `iptables -w args...`; rejects with iptables' own message. */
+export function iptables(bin: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
     execFile(bin, ["-w", ...args], { timeout: CMD_TIMEOUT_MS }, (err, _out, stderr) =>
       err
