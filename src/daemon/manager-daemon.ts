@@ -196,7 +196,7 @@ export class Daemon {
       bus: { user: AGENT_USER, pass: agentPassword(meta.secret) },
       heartbeatMs: this.manager.heartbeatMs(),
       natsUrl: this.localNatsUrl(),
-      drivers: await nodeDrivers(log),
+      drivers: await nodeDrivers(log, this.advertiseHost()),
       dns: new NodeTaskDns(log.child("dns")),
       cpus: this.opts.cpus,
       memoryBytes: this.opts.memoryBytes,

@@ -190,7 +190,7 @@ export class WorkerDaemon {
       bus: { user: answer.busUser, pass: answer.busPassword },
       heartbeatMs: answer.heartbeatMs,
       natsUrl: answer.natsUrls[0] ?? "",
-      drivers: await nodeDrivers(log),
+      drivers: await nodeDrivers(log, this.opts.advertiseAddr),
       dns: new NodeTaskDns(log.child("dns")),
       cpus: this.opts.cpus,
       memoryBytes: this.opts.memoryBytes,

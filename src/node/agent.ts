@@ -17,7 +17,7 @@
 // agent still owns a host port per target (so the routing mesh is the same for both modes) and
 // forwards it to the task's address with a PortForwarder, re-created when a task is adopted.
 
-import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createServer } from "node:net";
 import { constants } from "node:os";
@@ -53,6 +53,19 @@ export interface AgentOptions {
   /** Test hook: runs after the driver started a task and before its handle is recorded (a
    * test stands in for a crash there with a promise that never settles). */
   afterDriverStart?: (taskId: string) => Promise<void>;
+  /** How this node runs `shoal` ([node, script]): tasks find it on their PATH (so
+   * `shoal nats-server` is the process driver's "nats image"). */
+  shoalCommand?: [string, string];
+}
+
+/** Writes `<dir>/shoal`, a launcher of this shoal; returns the directory (for a task's PATH). */
+function writeShoalLauncher(dir: string, [node, script]: [string, string]): string {
+  mkdirSync(dir, { recursive: true });
+  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  writeFileSync(join(dir, "shoal"), `#!/bin/sh\nexec ${q(node)} ${q(script)} "$@"\n`, {
+    mode: 0o755,
+  });
+  return dir;
 }
 
 /** Where a task's handle and start intent are recorded, in its directory. */
@@ -117,6 +130,8 @@ export class Agent {
    * settles once the node has built them (a task on a network starts after that). */
   private networks = new Map<string, NodeNetwork>();
   private networksReady: Promise<void> = Promise.resolve();
+  /** Where the `shoal` launcher of tasks' PATH is, once written. */
+  private launcherDir: string | undefined;
 
   /** The managers' latest view of this node's networks; `ready` settles once they are built. */
   setNetworks(nets: NodeNetwork[], ready: Promise<void>): void {
@@ -295,6 +310,13 @@ export class Agent {
       for (const k of ["PATH", "HOME", "LANG", "TZ", "NODE_PATH"]) {
         const v = process.env[k];
         if (v !== undefined) env[k] = v;
+      }
+      if (this.opts.shoalCommand) {
+        this.launcherDir ??= writeShoalLauncher(
+          join(this.opts.dataDir, "bin"),
+          this.opts.shoalCommand,
+        );
+        env["PATH"] = `${this.launcherDir}:${env["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"}`;
       }
       for (const [k, v] of Object.entries(spec.env)) env[k] = expandTemplate(v, ctx);
       env["SHOAL_TASK_ID"] = t.id;

@@ -7,6 +7,8 @@ import { DriverSet } from "./drivers/driver-set.js";
 import { reportsLimits, type Driver, type OverlayNetworks } from "./drivers/driver.js";
 import { DockerDriver } from "./drivers/docker.js";
 import { ProcessDriver } from "./drivers/process.js";
+import { Overlays, overlayUnsupportedReason } from "./drivers/overlay.js";
+import { findIp, findIptables } from "./drivers/netns.js";
 import type { LimitSupport } from "../api/types.js";
 import type { Logger } from "../lib/log.js";
 
@@ -31,9 +33,22 @@ export function describeDrivers(
   return { set: new DriverSet(drivers), names: Object.keys(drivers), limits, overlays };
 }
 
-export async function nodeDrivers(log: Pick<Logger, "info" | "warn">): Promise<NodeDrivers> {
+/**
+ * The node's drivers. `underlay` is the node's address other nodes reach it on: where this node
+ * can have overlay networks (Linux, root, `ip`, vxlan), the process driver wires tasks into them.
+ */
+export async function nodeDrivers(
+  log: Pick<Logger, "info" | "warn">,
+  underlay: string,
+): Promise<NodeDrivers> {
+  const why = await overlayUnsupportedReason();
+  const overlays =
+    why === null
+      ? new Overlays({ ipPath: findIp(), iptablesPath: findIptables(), underlay, log })
+      : null;
+  if (why !== null) log.info(`overlay networks are not available on this node: ${why}`);
   const drivers: Record<string, Driver> = {
-    process: new ProcessDriver({ warn: (m) => log.warn(m) }),
+    process: new ProcessDriver({ warn: (m) => log.warn(m), overlays }),
   };
   const docker = new DockerDriver();
   // An engine on a slow or unreachable DOCKER_HOST must not hold up the daemon's start.
@@ -42,5 +57,5 @@ export async function nodeDrivers(log: Pick<Logger, "info" | "warn">): Promise<N
     drivers["docker"] = docker;
     log.info("a Docker Engine answers: the docker driver is available");
   }
-  return describeDrivers(drivers);
+  return describeDrivers(drivers, overlays);
 }

@@ -92,6 +92,10 @@ export class NodeRuntime {
       dataDir: join(opts.dataDir, "agent"),
       natsUrl: opts.natsUrl,
       logMaxBytes: 10 * 1024 * 1024,
+      // This very shoal, on every task's PATH.
+      ...(process.argv[1]
+        ? { shoalCommand: [process.execPath, process.argv[1]] as [string, string] }
+        : {}),
       report: this.session.report,
     });
   }
