@@ -14,6 +14,8 @@ import {
   InfoSchema,
   JoinRequestSchema,
   JoinResponseSchema,
+  NetworkCreateSchema,
+  NetworkInspectSchema,
   NodeUpdateSchema,
   NoBodySchema,
   OkSchema,
@@ -26,6 +28,9 @@ import {
   type RouteSchema,
 } from "../src/api/http.js";
 import {
+  NetworkAttachmentConfigSchema,
+  NetworkSchema,
+  TaskNetworkSchema,
   NodeResourcesSchema,
   LimitSupportSchema,
   NodeSchema,
@@ -71,6 +76,11 @@ const TYPES: TSchema[] = [
   LimitSupportSchema,
   TaskSchema,
   TaskStatusSchema,
+  TaskNetworkSchema,
+  NetworkSchema,
+  NetworkCreateSchema,
+  NetworkInspectSchema,
+  NetworkAttachmentConfigSchema,
   JoinRequestSchema,
   JoinResponseSchema,
 ];

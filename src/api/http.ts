@@ -9,6 +9,7 @@
 import { Type, type Static, type TObject, type TSchema } from "@sinclair/typebox";
 import { closed } from "./schema.js";
 import {
+  NetworkSchema,
   NodeAvailabilitySchema,
   NodeRoleSchema,
   NodeSchema,
@@ -58,6 +59,77 @@ export const ServiceBodySchema = Type.Object(
   { title: "ServiceBody" },
 );
 export type ServiceBody = Static<typeof ServiceBodySchema>;
+
+/** `network create`: what a client sends. */
+export const NetworkCreateSchema = Type.Object(
+  {
+    name: NetworkSchema.properties.name,
+    driver: Type.Optional(NetworkSchema.properties.driver),
+    subnet: Type.Optional(
+      Type.String({ maxLength: 43, description: "IPv4 CIDR; default: a /24 from the pool." }),
+    ),
+    gateway: Type.Optional(
+      Type.String({ maxLength: 39, description: "Default: the subnet's first address." }),
+    ),
+    internal: Type.Optional(Type.Boolean()),
+    attachable: Type.Optional(Type.Boolean()),
+    labels: Type.Optional(
+      Type.Record(Type.String(), Type.String({ maxLength: SPEC_LIMITS.labelValueLength }), {
+        maxProperties: SPEC_LIMITS.labels,
+        description: `Network labels (at most ${SPEC_LIMITS.labels}).`,
+      }),
+    ),
+  },
+  { title: "NetworkCreate" },
+);
+export type NetworkCreate = Static<typeof NetworkCreateSchema>;
+
+/** A network as `docker network inspect` shows it (Docker's field names). */
+export const NetworkInspectSchema = Type.Object(
+  {
+    Name: Type.String(),
+    Id: Type.String(),
+    Created: Type.String({ description: "RFC 3339." }),
+    Scope: Type.String({ description: "swarm (overlay) or local (bridge, host)." }),
+    Driver: Type.String(),
+    EnableIPv6: Type.Boolean(),
+    IPAM: Type.Object({
+      Driver: Type.String(),
+      Options: Type.Union([Type.Record(Type.String(), Type.String()), Type.Null()]),
+      Config: Type.Array(Type.Object({ Subnet: Type.String(), Gateway: Type.String() })),
+    }),
+    Internal: Type.Boolean(),
+    Attachable: Type.Boolean(),
+    Ingress: Type.Boolean(),
+    ConfigFrom: Type.Object({ Network: Type.String() }),
+    ConfigOnly: Type.Boolean(),
+    Containers: Type.Union(
+      [
+        Type.Record(
+          Type.String(),
+          Type.Object({
+            Name: Type.String({ description: "The task's name, `service.slot.taskid`." }),
+            EndpointID: Type.String(),
+            MacAddress: Type.String(),
+            IPv4Address: Type.String(),
+            IPv6Address: Type.String(),
+          }),
+        ),
+        Type.Null(),
+      ],
+      { description: "The live tasks on the network, by task id (one-network-wide, all nodes)." },
+    ),
+    Options: Type.Union([Type.Record(Type.String(), Type.String()), Type.Null()]),
+    Labels: Type.Union([Type.Record(Type.String(), Type.String()), Type.Null()]),
+    Peers: Type.Optional(
+      Type.Array(Type.Object({ Name: Type.String(), IP: Type.String() }), {
+        description: "The nodes with tasks on the network (overlay networks).",
+      }),
+    ),
+  },
+  { title: "NetworkInspect" },
+);
+export type NetworkInspect = Static<typeof NetworkInspectSchema>;
 
 export const ScaleBodySchema = Type.Object(
   {
@@ -341,6 +413,37 @@ export const apiRoutes = {
     }),
     reply: null,
     text: "`text/plain`, one line per log line: `name.slot.taskid@host    | line`",
+  }),
+  listNetworks: route({
+    method: "GET",
+    url: "/v1/networks",
+    summary:
+      "Every network as `docker network inspect` shows it, the predefined `bridge`, `host` and `ingress` first (without their tasks and peers).",
+    reply: Type.Array(NetworkInspectSchema),
+  }),
+  createNetwork: route({
+    method: "POST",
+    url: "/v1/networks",
+    summary:
+      "Creates a network (a /24 from the default address pool unless `subnet` is given). Returns it.",
+    body: NetworkCreateSchema,
+    reply: NetworkSchema,
+  }),
+  getNetwork: route({
+    method: "GET",
+    url: "/v1/networks/:ref",
+    summary:
+      "One network by id, name or unique id prefix, as `docker network inspect` shows it, with its tasks and their addresses and its peers.",
+    params: Ref,
+    reply: NetworkInspectSchema,
+  }),
+  removeNetwork: route({
+    method: "DELETE",
+    url: "/v1/networks/:ref",
+    summary:
+      "Removes a network no service or task uses (predefined networks cannot be removed). Returns it.",
+    params: Ref,
+    reply: NetworkSchema,
   }),
   listTasks: route({
     method: "GET",

@@ -275,6 +275,10 @@ export const SPEC_LIMITS = {
   imageLength: 1024,
   pathLength: 4096,
   signalLength: 32,
+  /** Networks a service joins, aliases per network, and an alias's length (a DNS name). */
+  networks: 16,
+  aliases: 16,
+  aliasLength: 253,
   /** Durations (ms) must fit a timer (setTimeout's limit, about 24.8 days). */
   durationMs: 2_147_483_647,
   cpus: 4096,
@@ -337,6 +341,35 @@ export const ServiceSpecInputSchema = Type.Object(
       { title: "ServiceMode" },
     ),
     ports: Type.Array(PortConfigSchema, { maxItems: L.ports }),
+    networks: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            target: Type.String({
+              minLength: 1,
+              maxLength: 64,
+              pattern: NO_NUL,
+              description: "A network's name, id or id prefix (stored as its id).",
+            }),
+            aliases: Type.Optional(
+              Type.Array(
+                Type.String({
+                  minLength: 1,
+                  maxLength: L.aliasLength,
+                  pattern: "^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
+                }),
+                { maxItems: L.aliases },
+              ),
+            ),
+          },
+          { title: "NetworkAttachmentConfig" },
+        ),
+        {
+          maxItems: L.networks,
+          description: `User-defined networks the tasks join (at most ${L.networks}, each with at most ${L.aliases} aliases).`,
+        },
+      ),
+    ),
     restartPolicy: Type.Object(
       {
         condition: RestartConditionSchema,

@@ -11,6 +11,7 @@ import { ManagerError } from "./errors.js";
 import { addRoute, createHttpApp, HttpListeners } from "./http.js";
 import { apiRoutes as r, type Info, type ServiceSummary } from "../api/http.js";
 import { isTerminal, replicasOf, type ServiceSpec, type Task } from "../api/types.js";
+import { findNetwork, inspectNetwork, predefinedNetworks } from "./networks.js";
 
 export interface ApiHooks {
   info(): Info;
@@ -98,6 +99,27 @@ export class Api {
       );
       res.end();
     });
+    addRoute(app, r.listNetworks, async () =>
+      m.store.view((tx) => [
+        ...predefinedNetworks(tx),
+        ...tx
+          .listNetworks()
+          .sort((a, b) => a.createdAt - b.createdAt || a.name.localeCompare(b.name))
+          .map((n) => inspectNetwork(n)),
+      ]),
+    );
+    addRoute(app, r.createNetwork, async ({ body }) => m.createNetwork(body));
+    addRoute(app, r.getNetwork, async ({ params }) =>
+      m.store.view((tx) => {
+        const pre = predefinedNetworks(tx).find(
+          (n) => n.Name === params.ref || n.Id === params.ref,
+        );
+        if (pre) return pre;
+        const n = findNetwork(tx, params.ref);
+        return inspectNetwork(n, { tasks: tx.listTasks(), nodes: tx.listNodes() });
+      }),
+    );
+    addRoute(app, r.removeNetwork, async ({ params }) => m.removeNetwork(params.ref));
     addRoute(app, r.listTasks, async ({ query }) =>
       m.store.view((tx) => {
         if (!query.service) return tx.listTasks();

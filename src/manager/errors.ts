@@ -4,6 +4,8 @@ export type ManagerErrorCode =
   | "ERR_NOT_FOUND"
   | "ERR_NAME_IN_USE"
   | "ERR_PORT_IN_USE"
+  | "ERR_CONFLICT"
+  | "ERR_FORBIDDEN"
   | "ERR_INVALID"
   | "ERR_UNSUPPORTED"
   | "ERR_TOKEN"
@@ -26,8 +28,10 @@ export function httpStatusOf(code: string): number {
       return 404;
     case "ERR_NAME_IN_USE":
     case "ERR_PORT_IN_USE":
+    case "ERR_CONFLICT":
       return 409;
     case "ERR_TOKEN":
+    case "ERR_FORBIDDEN":
       return 403;
     case "ERR_RATE_LIMITED":
       return 429;

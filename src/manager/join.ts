@@ -30,6 +30,8 @@ export interface ClusterMeta {
   workerSecret: string;
   managerSecret: string;
   createdAt: number;
+  /** `init --default-addr-pool`/`--default-addr-pool-mask-length` (absent: 10.0.0.0/8 in /24s). */
+  addrPool?: { pool: string; maskLength: number };
 }
 
 /** A refused join; its code gives the HTTP status (403 for a wrong token, else 400). */

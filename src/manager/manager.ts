@@ -25,6 +25,10 @@ import { specProblems, validateSpec, type SpecLimits } from "./validate.js";
 import { ManagerError } from "./errors.js";
 import { Liveness, watchStalls } from "./liveness.js";
 import { updateVerdict } from "./orchestrator/update-status.js";
+import { allocateNodeAddrs, allocateTasks, needsAddrs, usedAddrs } from "./allocator.js";
+import { createNetworkIn, removeNetworkIn, resolveSpecNetworks, withVips } from "./networks.js";
+import type { NetworkCreate } from "../api/http.js";
+import type { Network } from "../api/types.js";
 import type { Logger } from "../lib/log.js";
 
 /** What this component logs through (the one Logger interface, src/lib/log.ts). */
@@ -189,6 +193,7 @@ export class Manager {
       services: tx.listServices(),
       tasks: tx.listTasks(),
       nodes: tx.listNodes(),
+      networks: tx.listNetworks(),
     }));
     // A stored service that no longer validates, or that breaks the reconciler, is left alone
     // with its tasks (reported, not fatal); the others go on.
@@ -242,7 +247,13 @@ export class Manager {
     const waiting = (t: Task) =>
       (t.status.state === "new" || t.status.state === "pending") &&
       (t.desiredState === "running" || t.desiredState === "ready");
-    const pending = after.filter(waiting);
+    // Network addresses first (swarmkit's allocator): a task that needs addresses and cannot
+    // get them is not scheduled; it stays pending with the reason.
+    const used = usedAddrs(stored.networks, [...after, ...input.skipped], input.services);
+    const alloc = allocateTasks(after.filter(waiting), stored.networks, used);
+    const pending = after.filter(
+      (t) => waiting(t) && (!needsAddrs(t) || alloc.allocated.has(t.id)),
+    );
     const placed =
       pending.length > 0
         ? schedule(
@@ -251,8 +262,30 @@ export class Manager {
             [...after, ...input.skipped].filter((t) => !isTerminal(t.status.state) && !waiting(t)),
           )
         : null;
+    // The nodes' own addresses follow where the tasks of each network are (after this pass).
+    const placedOn = new Map(placed?.assignments.map((a) => [a.taskId, a.nodeId]) ?? []);
+    const final = [...after, ...input.skipped].map((t) => {
+      const nodeId = placedOn.get(t.id);
+      const networks = alloc.allocated.get(t.id);
+      return nodeId === undefined && networks === undefined
+        ? t
+        : { ...t, ...(nodeId !== undefined ? { nodeId } : {}), ...(networks ? { networks } : {}) };
+    });
+    const nodeAddrs = allocateNodeAddrs(
+      stored.networks,
+      final,
+      new Set(input.nodes.map((n) => n.id)),
+      used,
+    );
+    const failedNew = [...alloc.failed].some(([id, reason]) => {
+      const t = after.find((x) => x.id === id);
+      return !t || t.status.state !== "pending" || t.status.err !== reason;
+    });
     if (
       actions.length === 0 &&
+      alloc.allocated.size === 0 &&
+      !failedNew &&
+      nodeAddrs.size === 0 &&
       (!placed ||
         (placed.assignments.length === 0 && !this.hasNewReasons(input.tasks, placed.unschedulable)))
     ) {
@@ -260,6 +293,25 @@ export class Manager {
     }
     await this.store.update((tx) => {
       for (const a of actions) this.apply(tx, a, now);
+      for (const [taskId, networks] of alloc.allocated) {
+        const t = tx.getTask(taskId);
+        if (!t || !waiting(t) || !needsAddrs(t)) continue;
+        tx.putTask({ ...t, networks, updatedAt: now });
+      }
+      for (const [taskId, reason] of alloc.failed) {
+        const t = tx.getTask(taskId);
+        if (!t || !waiting(t) || !needsAddrs(t)) continue;
+        if (t.status.state === "pending" && t.status.err === reason) continue;
+        tx.putTask({
+          ...t,
+          status: { ...t.status, state: "pending", timestamp: now, message: reason, err: reason },
+          updatedAt: now,
+        });
+      }
+      for (const [networkId, addrs] of nodeAddrs) {
+        const n = tx.getNetwork(networkId);
+        if (n) tx.putNetwork({ ...n, nodeAddrs: addrs, updatedAt: now });
+      }
       if (placed) {
         for (const { taskId, nodeId } of placed.assignments) {
           const t = tx.getTask(taskId);
@@ -467,14 +519,14 @@ export class Manager {
         throw new ManagerError("ERR_NAME_IN_USE", `service name "${spec.name}" is already in use`);
       }
       this.checkPublishedPorts(tx.listServices(), spec, "");
-      const s: Service = {
+      const s: Service = withVips(tx, {
         id: newId(),
-        spec,
+        spec: resolveSpecNetworks(tx, spec),
         version: 1,
         previousSpec: null,
         createdAt: now,
         updatedAt: now,
-      };
+      });
       tx.putService(s);
       return s;
     });
@@ -484,14 +536,15 @@ export class Manager {
     const now = Date.now();
     return this.store.update((tx) => {
       const cur = this.findService(tx, ref);
-      const next = change(structuredClone(cur.spec));
-      validateSpec(next, this.specLimits());
+      const changed = change(structuredClone(cur.spec));
+      validateSpec(changed, this.specLimits());
+      const next = resolveSpecNetworks(tx, changed);
       if (next.name !== cur.spec.name)
         throw new ManagerError("ERR_INVALID", "a service cannot be renamed");
       this.checkPublishedPorts(tx.listServices(), next, cur.id);
       if (JSON.stringify(next) === JSON.stringify(cur.spec)) return cur;
       const version = versionAfter(cur, next);
-      const s: Service = {
+      const s: Service = withVips(tx, {
         ...cur,
         spec: next,
         version,
@@ -507,7 +560,7 @@ export class Manager {
                 message: "update in progress",
               },
         updatedAt: now,
-      };
+      });
       tx.putService(s);
       return s;
     });
@@ -531,7 +584,7 @@ export class Manager {
   private rollback(tx: WriteTx, cur: Service, now: number, message: string): Service {
     const spec = cur.previousSpec!;
     const version = versionAfter(cur, spec);
-    const s: Service = {
+    const s: Service = withVips(tx, {
       ...cur,
       spec,
       previousSpec: cur.spec,
@@ -544,7 +597,7 @@ export class Manager {
         message,
       },
       updatedAt: now,
-    };
+    });
     tx.putService(s);
     return s;
   }
@@ -654,6 +707,17 @@ export class Manager {
       this.liveness.forget(n.id);
       return n;
     });
+  }
+
+  // ---- networks ---------------------------------------------------------------------------
+
+  async createNetwork(req: NetworkCreate): Promise<Network> {
+    const now = Date.now();
+    return this.store.update((tx) => createNetworkIn(tx, req, newId(), now));
+  }
+
+  async removeNetwork(ref: string): Promise<Network> {
+    return this.store.update((tx) => removeNetworkIn(tx, ref));
   }
 
   async registerNode(node: Node): Promise<void> {

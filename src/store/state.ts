@@ -1,16 +1,16 @@
 // The store's in-memory state and its transactions. `State` is the committed state: one Map per
-// kind plus the indexes (service name → id, serviceId → task ids, nodeId → task ids). A `Layer`
+// kind plus the indexes (service name → id, network name → id, serviceId → task ids, nodeId → task ids). A `Layer`
 // is a copy-on-write overlay of pending changes over another source; an update's batch writes
 // into a Layer over the group's Layer over the State, so reads inside the batch see its own
 // writes and the earlier batches of its group, and a batch that throws is simply dropped. `Tx`
 // is the ReadTx/WriteTx handed to `view` and `update` functions: it validates and freezes what
 // is put and records the batch's operations, which become its log record and its events.
 
-import type { Node, Service, Task } from "../api/types.js";
+import type { Network, Node, Service, Task } from "../api/types.js";
 import type { Kind, StoreEvent, WriteTx } from "./store.js";
 import { StoreError } from "./errors.js";
 
-export const KINDS: readonly Kind[] = ["node", "service", "task", "meta"];
+export const KINDS: readonly Kind[] = ["node", "service", "task", "network", "meta"];
 
 /** One write of a batch. `json` is the value's JSON text (new writes only; replay has none). */
 export interface Op {
@@ -33,18 +33,26 @@ export interface Source {
   /** Ids of the tasks whose `field` equals `key`. */
   taskIdsBy(field: TaskField, key: string): Iterable<string>;
   serviceIdByName(name: string): string | undefined;
+  networkIdByName(name: string): string | undefined;
 }
 
 const NONE: ReadonlySet<string> = new Set();
 
 function kindMaps<V>(): Record<Kind, Map<string, V>> {
-  return { node: new Map(), service: new Map(), task: new Map(), meta: new Map() };
+  return {
+    node: new Map(),
+    service: new Map(),
+    task: new Map(),
+    network: new Map(),
+    meta: new Map(),
+  };
 }
 
 /** The committed state with its indexes. Only the store's commit loop (and recovery) applies to it. */
 export class State implements Source {
   private readonly maps = kindMaps<unknown>();
   private readonly byName = new Map<string, string>();
+  private readonly networkByName = new Map<string, string>();
   private readonly byService = new Map<string, Set<string>>();
   private readonly byNode = new Map<string, Set<string>>();
 
@@ -76,6 +84,10 @@ export class State implements Source {
     return this.byName.get(name);
   }
 
+  networkIdByName(name: string): string | undefined {
+    return this.networkByName.get(name);
+  }
+
   apply(op: Op): void {
     const map = this.maps[op.kind];
     const old = map.get(op.id);
@@ -83,6 +95,10 @@ export class State implements Source {
       const prev = old as Service | undefined;
       if (prev && this.byName.get(prev.spec.name) === op.id) this.byName.delete(prev.spec.name);
       if (op.action === "put") this.byName.set((op.value as Service).spec.name, op.id);
+    } else if (op.kind === "network") {
+      const prev = old as Network | undefined;
+      if (prev && this.networkByName.get(prev.name) === op.id) this.networkByName.delete(prev.name);
+      if (op.action === "put") this.networkByName.set((op.value as Network).name, op.id);
     } else if (op.kind === "task") {
       const prev = old as Task | undefined;
       const next = op.action === "put" ? (op.value as Task) : undefined;
@@ -155,6 +171,13 @@ export class Layer implements Source {
     for (const [id, v] of c) if (v !== DELETED && (v as Service).spec.name === name) return id;
     const id = this.base.serviceIdByName(name);
     // A changed service with this name was found above; a changed one here was renamed or deleted.
+    return id === undefined || c.has(id) ? undefined : id;
+  }
+
+  networkIdByName(name: string): string | undefined {
+    const c = this.changes.network;
+    for (const [id, v] of c) if (v !== DELETED && (v as Network).name === name) return id;
+    const id = this.base.networkIdByName(name);
     return id === undefined || c.has(id) ? undefined : id;
   }
 
@@ -245,6 +268,20 @@ export class Tx implements WriteTx {
     return out;
   }
 
+  getNetwork(id: string): Network | undefined {
+    return this.get("network", id) as Network | undefined;
+  }
+
+  getNetworkByName(name: string): Network | undefined {
+    this.check();
+    const id = this.src.networkIdByName(name);
+    return id === undefined ? undefined : (this.src.get("network", id) as Network | undefined);
+  }
+
+  listNetworks(): Network[] {
+    return this.list<Network>("network");
+  }
+
   getMeta<T = unknown>(key: string): T | undefined {
     return this.get("meta", key) as T | undefined;
   }
@@ -303,6 +340,26 @@ export class Tx implements WriteTx {
 
   deleteTask(id: string): void {
     this.delete("task", id);
+  }
+
+  putNetwork(n: Network): void {
+    const name: unknown = n?.name;
+    if (typeof name !== "string" || name === "") {
+      throw new StoreError("ERR_INVALID", "cannot store a network without a name");
+    }
+    this.writable();
+    const other = this.getNetworkByName(name);
+    if (other && other.id !== n.id) {
+      throw new StoreError(
+        "ERR_NAME_IN_USE",
+        `network name "${name}" is already in use by network ${other.id}`,
+      );
+    }
+    this.put("network", n.id, n);
+  }
+
+  deleteNetwork(id: string): void {
+    this.delete("network", id);
   }
 
   putMeta(key: string, value: unknown): void {

@@ -1,4 +1,4 @@
-// The cluster state store's interface: nodes, services, tasks and a few meta keys, read through
+// The cluster state store's interface: nodes, services, tasks, networks and a few meta keys, read through
 // consistent synchronous views and written in atomic, durable, serialized batches, with a watch
 // feed of what each committed batch changed. `embedded.ts` implements it on the local disk (one
 // manager); `memory.ts` keeps it in memory only (tests); an etcd adapter can implement it for
@@ -10,11 +10,11 @@
 // Because values go through JSON on the way in, what a read returns is exactly what a restart
 // replays from disk (undefined fields dropped, no class instances).
 
-import type { Node, Service, Task } from "../api/types.js";
+import type { Network, Node, Service, Task } from "../api/types.js";
 
 export { StoreError, type StoreErrorCode } from "./errors.js";
 
-export type Kind = "node" | "service" | "task" | "meta";
+export type Kind = "node" | "service" | "task" | "network" | "meta";
 
 /** One write of a committed batch; `value` is the new (frozen) value, null for a delete. */
 export interface StoreEvent {
@@ -33,6 +33,9 @@ export interface ReadTx {
   getTask(id: string): Task | undefined;
   /** Tasks, optionally only those of one service and/or one node (`nodeId: ""`: unassigned). */
   listTasks(filter?: { serviceId?: string; nodeId?: string }): Task[];
+  getNetwork(id: string): Network | undefined;
+  getNetworkByName(name: string): Network | undefined;
+  listNetworks(): Network[];
   getMeta<T = unknown>(key: string): T | undefined;
 }
 
@@ -44,6 +47,9 @@ export interface WriteTx extends ReadTx {
   deleteService(id: string): void;
   putTask(t: Task): void;
   deleteTask(id: string): void;
+  /** Refuses a name used by another network: throws StoreError code "ERR_NAME_IN_USE". */
+  putNetwork(n: Network): void;
+  deleteNetwork(id: string): void;
   putMeta(key: string, value: unknown): void;
   deleteMeta(key: string): void;
 }

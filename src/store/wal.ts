@@ -395,6 +395,8 @@ interface SnapshotDoc {
   nodes: unknown[];
   services: unknown[];
   tasks: unknown[];
+  /** Absent in snapshots written before networks existed. */
+  networks?: unknown[];
   meta: Array<[string, unknown]>;
 }
 
@@ -405,6 +407,7 @@ export function encodeSnapshot(seq: number, state: State): Buffer {
     nodes: [...state.values("node")],
     services: [...state.values("service")],
     tasks: [...state.values("task")],
+    networks: [...state.values("network")],
     meta: [...state.entries("meta")],
   };
   const text = JSON.stringify(doc);
@@ -435,6 +438,7 @@ export async function loadSnapshot(path: string, state: State): Promise<LoadedSn
     ["node", doc.nodes],
     ["service", doc.services],
     ["task", doc.tasks],
+    ["network", doc.networks ?? []],
   ];
   for (const [kind, list] of lists) {
     if (!Array.isArray(list)) throw corrupt(`no ${kind} list`);

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { openEmbeddedStore } from "../../src/store/embedded.js";
 import { createMemoryStore } from "../../src/store/memory.js";
 import { StoreError, type Store, type StoreEvent } from "../../src/store/store.js";
-import { ids, node, service, task, tmpStoreDir, warnings } from "./helpers.js";
+import { ids, network, node, service, task, tmpStoreDir, warnings } from "./helpers.js";
 
 const factories: Array<[string, (t: TestContext) => Promise<Store>]> = [
   [
@@ -59,6 +59,44 @@ for (const [name, open] of factories) {
         assert.deepEqual(tx.listTasks(), []);
         assert.deepEqual(tx.listTasks({ serviceId: "s1" }), []);
         assert.equal(tx.getMeta("cluster"), undefined);
+      });
+    });
+
+    test("networks: put, get by id and name, list, delete; names are unique", async (t) => {
+      const s = await open(t);
+      await s.update((tx) => {
+        tx.putNetwork(network("w1", "backend"));
+        tx.putNetwork(network("w2", "front", { vni: 4097 }));
+        tx.putService(service("s1", "backend")); // services and networks have separate names
+      });
+      s.view((tx) => {
+        assert.equal(tx.getNetwork("w1")?.name, "backend");
+        assert.equal(tx.getNetworkByName("front")?.id, "w2");
+        assert.deepEqual(ids(tx.listNetworks()), ["w1", "w2"]);
+        assert.equal(tx.getNetworkByName("nope"), undefined);
+      });
+      await assert.rejects(
+        s.update((tx) => tx.putNetwork(network("w3", "backend"))),
+        (err: unknown) =>
+          isCode("ERR_NAME_IN_USE")(err) && /"backend".*w1/.test((err as Error).message),
+      );
+      await assert.rejects(
+        s.update((tx) => tx.putNetwork(network("w3", ""))),
+        isCode("ERR_INVALID"),
+      );
+      // A rename frees the old name in the same batch; a delete frees it too.
+      await s.update((tx) => {
+        tx.putNetwork(network("w1", "back2"));
+        tx.putNetwork(network("w3", "backend"));
+        assert.equal(tx.getNetworkByName("backend")?.id, "w3");
+        tx.deleteNetwork("w2");
+        assert.equal(tx.getNetworkByName("front"), undefined);
+      });
+      s.view((tx) => {
+        assert.equal(tx.getNetworkByName("back2")?.id, "w1");
+        assert.equal(tx.getNetworkByName("backend")?.id, "w3");
+        assert.equal(tx.getNetworkByName("front"), undefined);
+        assert.deepEqual(ids(tx.listNetworks()), ["w1", "w3"]);
       });
     });
 

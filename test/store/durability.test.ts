@@ -9,7 +9,7 @@ import { appendFileSync, existsSync, readFileSync, statSync, writeFileSync } fro
 import { join } from "node:path";
 import { openEmbeddedStore } from "../../src/store/embedded.js";
 import type { Task } from "../../src/api/types.js";
-import { ids, node, service, task, tmpStoreDir, warnings, Writer } from "./helpers.js";
+import { ids, network, node, service, task, tmpStoreDir, warnings, Writer } from "./helpers.js";
 
 const WAL = "wal.log";
 
@@ -150,6 +150,7 @@ describe("embedded store durability", () => {
         if (i % 5 === 0) tx.deleteTask(`t${i - 1}`);
         tx.putService(service(`s${i % 4}`, `name-${i % 4}`, { version: i }));
         tx.putMeta("last", i);
+        if (i % 7 === 0) tx.putNetwork(network(`w${i % 2}`, `net-${i}`, { vni: 4096 + i }));
       });
     }
     assert.deepEqual(s.stats(), { seq: 35, walRecords: 5, snapshots: 3 });
@@ -159,7 +160,11 @@ describe("embedded store durability", () => {
       services: tx.listServices(),
       byNode: ids(tx.listTasks({ nodeId: "n1" })),
       byName: tx.getServiceByName("name-2")?.version,
+      networks: tx.listNetworks(),
+      netByName: tx.getNetworkByName("net-35")?.id,
     }));
+    assert.equal(before.networks.length, 2);
+    assert.equal(before.netByName, "w1");
     await s.close();
     const r = await openEmbeddedStore(dir, { compactEvery: 10 });
     const after = r.view((tx) => ({
@@ -167,6 +172,8 @@ describe("embedded store durability", () => {
       services: tx.listServices(),
       byNode: ids(tx.listTasks({ nodeId: "n1" })),
       byName: tx.getServiceByName("name-2")?.version,
+      networks: tx.listNetworks(),
+      netByName: tx.getNetworkByName("net-35")?.id,
     }));
     assert.deepEqual(after, before);
     assert.equal(after.tasks.length, 28);

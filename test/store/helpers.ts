@@ -9,7 +9,13 @@ import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { TestContext } from "node:test";
-import { defaultServiceSpec, type Node, type Service, type Task } from "../../src/api/types.js";
+import {
+  defaultServiceSpec,
+  type Network,
+  type Node,
+  type Service,
+  type Task,
+} from "../../src/api/types.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const WRITER = join(here, "fixtures", "writer.js");
@@ -137,4 +143,22 @@ export class Writer {
     this.child.kill("SIGKILL");
     return this.exited;
   }
+}
+
+export function network(id: string, name: string, over: Partial<Network> = {}): Network {
+  return {
+    id,
+    name,
+    driver: "overlay",
+    subnet: "10.0.1.0/24",
+    gateway: "10.0.1.1",
+    vni: 4096,
+    internal: false,
+    attachable: false,
+    labels: {},
+    nodeAddrs: {},
+    createdAt: 1,
+    updatedAt: 1,
+    ...over,
+  };
 }
