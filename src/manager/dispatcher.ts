@@ -25,6 +25,7 @@ import {
   LogsReplySchema,
 } from "../api/bus.js";
 import { decode, DroppedMessages } from "../api/schema.js";
+import { dnsTableOf, nodeNetworksOf } from "./network-view.js";
 import { agentPassword } from "./bus-users.js";
 import { isTerminal, type Node, type Service, type Task } from "../api/types.js";
 
@@ -168,11 +169,13 @@ export class Dispatcher {
     const nc = this.nc;
     if (!nc || nc.isClosed()) return;
     this.arm();
-    const { nodes, tasks, services } = this.manager.store.view((tx) => ({
+    const { nodes, tasks, services, networks } = this.manager.store.view((tx) => ({
       nodes: tx.listNodes(),
       tasks: tx.listTasks(),
       services: tx.listServices(),
+      networks: tx.listNetworks(),
     }));
+    const view = { nodes, tasks, services, networks };
     const endpoints = endpointsOf(services, tasks, nodes);
     const endpointsSig = JSON.stringify(endpoints);
     const byNode = new Map<string, Task[]>();
@@ -184,10 +187,22 @@ export class Dispatcher {
     }
     for (const n of nodes) {
       const mine = byNode.get(n.id) ?? [];
-      const sig = `${this.period} ${endpointsSig} ${mine.map((t) => `${t.id}:${t.desiredState}`).join(",")}`;
+      // A node's networks and DNS table change with tasks anywhere on its networks (a task
+      // that stops leaves the answers with the next message).
+      const nets = networks.length > 0 ? nodeNetworksOf(n.id, view) : [];
+      const dns = nets.length > 0 ? dnsTableOf(n.id, view) : undefined;
+      const netSig = nets.length > 0 ? JSON.stringify([nets, dns]) : "";
+      const sig = `${this.period} ${endpointsSig} ${netSig} ${mine.map((t) => `${t.id}:${t.desiredState}`).join(",")}`;
       if (!all && this.sent.get(n.id) === sig) continue;
       this.sent.set(n.id, sig);
-      const msg: Assignments = { nodeId: n.id, tasks: mine, endpoints, heartbeatMs: this.period };
+      const msg: Assignments = {
+        nodeId: n.id,
+        tasks: mine,
+        endpoints,
+        heartbeatMs: this.period,
+        networks: nets,
+        ...(dns ? { dns } : {}),
+      };
       nc.publish(assignSubject(n.id), codec.encode(msg));
     }
   }
