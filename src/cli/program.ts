@@ -12,6 +12,7 @@ import type { CreateOptions, ListOptions, UpdateOptions } from "./service.js";
 import type { DaemonFlags } from "./daemon-options.js";
 import type { JoinFlags } from "./swarm.js";
 import type { NodeUpdateOptions } from "./node.js";
+import type { NetworkCreateOptions } from "./network.js";
 
 /**
  * A commander Command that also takes Go's spelling of boolean flags, `--detach=false` and
@@ -158,7 +159,12 @@ function specFlags(cmd: Command): Command {
       "time to wait before force killing a task (default 10s)",
     )
     .option("--stop-signal <signal>", "signal to stop the task (default SIGTERM)")
-    .option("--network <mode>", "network: host or bridge (default host)")
+    .option(
+      "--network <network>",
+      "network mode host or bridge (default host), or a network to join: NAME[,alias=ALIAS] (repeatable)",
+      collect,
+    )
+    .option("--endpoint-mode <mode>", "endpoint mode: vip or dnsrr (default vip)")
     .option("--driver <driver>", "task driver: process or docker (default process)")
     .option(
       "--image <image>",
@@ -210,6 +216,7 @@ export function buildProgram(argv: string[]): { program: Command; state: Program
   const service = () => import("./service.js");
   const node = () => import("./node.js");
   const swarm = () => import("./swarm.js");
+  const network = () => import("./network.js");
 
   const program = new ShoalCommand("shoal")
     .usage("COMMAND [ARGS...]")
@@ -316,6 +323,8 @@ Run 'shoal COMMAND --help' for more information on a command.`,
       .option("--publish-rm <published>", "remove a published port", collect)
       .option("--constraint-add <expr>", "add or update a placement constraint", collect)
       .option("--constraint-rm <expr>", "remove a constraint", collect)
+      .option("--network-add <network>", "add a network: NAME[,alias=ALIAS]", collect)
+      .option("--network-rm <network>", "remove a network", collect)
       .option("--args <args>", "the command's arguments")
       .option("--command <command>", "the command")
       .option("--force", "force an update even if no changes require it")
@@ -435,6 +444,48 @@ Run 'shoal COMMAND --help' for more information on a command.`,
         }),
       );
   }
+
+  // ---- shoal network ----
+  const nets = program.command("network").description("Manage networks");
+  nets
+    .command("create")
+    .description("Create a network")
+    .argument("<network>")
+    .option(
+      "-d, --driver <driver>",
+      'driver to manage the network: overlay or bridge (default "overlay")',
+    )
+    .option("--subnet <subnet>", "subnet in CIDR format (default: a /24 from the address pool)")
+    .option("--gateway <gateway>", "IPv4 gateway for the subnet (default: its first address)")
+    .option("--attachable", "enable manual container attachment")
+    .option("--internal", "restrict external access to the network")
+    .option("--label <key=value>", "set metadata on a network", collect)
+    .action(
+      run(async (cmd) => (await network()).create(cmd.args[0]!, cmd.opts<NetworkCreateOptions>())),
+    );
+  listFlags(
+    nets.command("ls").alias("list").description("List networks"),
+    "driver, id, label, name, scope, type",
+  )
+    .option("--no-trunc", "do not truncate the output")
+    .action(
+      run(async (cmd) => {
+        const o = cmd.opts<ListOptions & { trunc?: boolean }>();
+        return (await network()).ls({ ...o, noTrunc: o.trunc === false });
+      }),
+    );
+  nets
+    .command("inspect")
+    .description("Display detailed information on one or more networks")
+    .argument("<network...>")
+    .option("-f, --format <format>", "format the output using the given Go template")
+    .action(run(async (cmd) => (await network()).inspect(cmd.args, cmd.opts())));
+  nets
+    .command("rm")
+    .alias("remove")
+    .description("Remove one or more networks")
+    .argument("<network...>")
+    .action(run(async (cmd) => (await network()).rm(cmd.args)));
 
   // ---- shoal swarm ----
   const sw = program.command("swarm").description("Manage the swarm");

@@ -14,7 +14,14 @@ import { applyFilters, labelMatches, parseFilters, type FilterKeys } from "./fil
 import { capitalize, formatBytes, formatGoDuration, humanDuration } from "./format.js";
 import { rowFormatter, type ListFormat, type Row } from "./template.js";
 import { defaultServiceSpec, isTerminal, networkOf, updateConfigOf } from "../api/model.js";
-import type { Node, PortConfig, Service, ServiceSpec, Task } from "../api/types.js";
+import type {
+  NetworkAttachmentConfig,
+  Node,
+  PortConfig,
+  Service,
+  ServiceSpec,
+  Task,
+} from "../api/types.js";
 
 type ServiceSummary = Service & { running: number; desired: number };
 
@@ -33,7 +40,8 @@ export interface SpecOptions {
   workdir?: string;
   stopGracePeriod?: string;
   stopSignal?: string;
-  network?: string;
+  network?: string[];
+  endpointMode?: string;
   driver?: string;
   image?: string;
   updateParallelism?: string;
@@ -63,6 +71,8 @@ export interface UpdateOptions extends SpecOptions {
   publishRm?: string[];
   constraintAdd?: string[];
   constraintRm?: string[];
+  networkAdd?: string[];
+  networkRm?: string[];
   args?: string;
   command?: string;
   force?: boolean;
@@ -97,6 +107,32 @@ export function parsePort(s: string): PortConfig {
     protocol: (m[3] as "tcp" | "udp") ?? "tcp",
     mode: "ingress",
   };
+}
+
+/**
+ * `--network NAME[,alias=A...]` or the long syntax `name=NAME,alias=A` (also `target=`); the
+ * name may be a network's name, id or id prefix (the manager resolves it).
+ */
+export function parseNetworkAttachment(v: string): NetworkAttachmentConfig {
+  let target = "";
+  const aliases: string[] = [];
+  v.split(",").forEach((part, i) => {
+    const eq = part.indexOf("=");
+    if (eq < 0) {
+      if (i !== 0 || part === "")
+        throw new UsageError(`invalid network "${v}": expected NAME[,alias=ALIAS]`);
+      target = part;
+      return;
+    }
+    const key = part.slice(0, eq).trim().toLowerCase();
+    const val = part.slice(eq + 1);
+    if ((key === "name" || key === "target") && val !== "") target = val;
+    else if (key === "alias" && val !== "") aliases.push(val);
+    else
+      throw new UsageError(`invalid network "${v}": unknown or empty field "${key}" (name, alias)`);
+  });
+  if (target === "") throw new UsageError(`invalid network "${v}": the network's name is missing`);
+  return aliases.length > 0 ? { target, aliases } : { target };
 }
 
 /** The spec with the flags applied (the flags every create and update share). */
@@ -151,11 +187,18 @@ export function applySpecOptions(
     }
     s.driver = o.driver;
   }
-  if (o.network !== undefined) {
-    if (o.network !== "host" && o.network !== "bridge") {
-      throw new UsageError(`invalid network "${o.network}": host or bridge`);
+  // `--network host|bridge` is the task's network mode; any other name a network to join.
+  const joins: NetworkAttachmentConfig[] = [];
+  for (const v of o.network ?? []) {
+    if (v === "host" || v === "bridge") s.network = v;
+    else joins.push(parseNetworkAttachment(v));
+  }
+  if (joins.length > 0) s.networks = creating ? joins : [...(s.networks ?? []), ...joins];
+  if (o.endpointMode !== undefined) {
+    if (o.endpointMode !== "vip" && o.endpointMode !== "dnsrr") {
+      throw new UsageError(`invalid endpoint mode "${o.endpointMode}": vip or dnsrr`);
     }
-    s.network = o.network;
+    s.endpointMode = o.endpointMode;
   }
   s.update = updateConfigOf(s);
   if (o.updateParallelism !== undefined)
@@ -215,6 +258,14 @@ export function updatedSpec(cur: ServiceSpec, o: UpdateOptions, command: string[
     ...spec.constraints.filter((c) => !(o.constraintRm ?? []).includes(c)),
     ...(o.constraintAdd ?? []),
   ];
+  if (o.networkAdd?.length || o.networkRm?.length) {
+    // --network-rm takes ids here (update() resolves names first).
+    const rm = new Set(o.networkRm ?? []);
+    const kept = (spec.networks ?? []).filter((n) => !rm.has(n.target));
+    const networks = [...kept, ...(o.networkAdd ?? []).map(parseNetworkAttachment)];
+    if (networks.length > 0) spec.networks = networks;
+    else delete spec.networks;
+  }
   if (o.command !== undefined)
     spec.command = [
       ...splitWords(o.command),
@@ -249,6 +300,14 @@ export async function create(command: string[], o: CreateOptions): Promise<numbe
 export async function update(ref: string, command: string[], o: UpdateOptions): Promise<number> {
   if (o.rollback) return rollback(ref, !!o.detach, !!o.quiet);
   const cur = await call<ServiceSummary>("GET", `/v1/services/${encodeURIComponent(ref)}`);
+  if (o.networkRm?.length) {
+    // Names or id prefixes to the ids the spec holds.
+    const ids: string[] = [];
+    for (const n of o.networkRm) {
+      ids.push((await call<{ Id: string }>("GET", `/v1/networks/${encodeURIComponent(n)}`)).Id);
+    }
+    o = { ...o, networkRm: ids };
+  }
   const spec = updatedSpec(cur.spec, o, command);
   const s = await call<Service>("POST", `/v1/services/${encodeURIComponent(ref)}/update`, { spec });
   process.stdout.write(`${s.spec.name}\n`);
@@ -561,11 +620,20 @@ export async function inspect(refs: string[], o: { pretty?: boolean }): Promise<
     process.stdout.write(JSON.stringify(out, null, 4) + "\n");
     return 0;
   }
-  for (const s of out) process.stdout.write(prettyService(s, Date.now()) + "\n\n");
+  const names = new Map<string, string>();
+  if (out.some((s) => s.spec.networks?.length)) {
+    for (const n of await call<Array<{ Id: string; Name: string }>>("GET", "/v1/networks"))
+      names.set(n.Id, n.Name);
+  }
+  for (const s of out) process.stdout.write(prettyService(s, Date.now(), names) + "\n\n");
   return 0;
 }
 
-function prettyService(s: ServiceSummary, now: number): string {
+export function prettyService(
+  s: ServiceSummary,
+  now: number,
+  networkNames: ReadonlyMap<string, string> = new Map(),
+): string {
   const sp = s.spec;
   const up = updateConfigOf(sp);
   const lines = [
@@ -617,6 +685,15 @@ function prettyService(s: ServiceSummary, now: number): string {
           ...(sp.limits.cpus ? [`  CPU:\t\t${sp.limits.cpus}`] : []),
           ...(sp.limits.memoryBytes ? [`  Memory:\t${formatBytes(sp.limits.memoryBytes)}`] : []),
         ]
+      : []),
+    // Docker's words: "Networks: a b " (each name after a space, one more at the end).
+    ...(sp.networks?.length
+      ? [
+          `Networks:${sp.networks.map((n) => " " + (networkNames.get(n.target) ?? n.target)).join("")} `,
+        ]
+      : []),
+    ...(sp.networks?.length || sp.endpointMode
+      ? [`Endpoint Mode:\t${sp.endpointMode ?? "vip"}`]
       : []),
     ...(sp.ports.length
       ? [
