@@ -27,6 +27,8 @@ export interface DaemonFlags {
   memory?: string;
   monitorPort?: string;
   fencingMargin?: string;
+  defaultAddrPool?: string;
+  defaultAddrPoolMaskLength?: string;
 }
 
 /** What the address choice reads from the machine (injected by tests). */
@@ -116,6 +118,8 @@ export interface ParsedDaemonFlags {
   monitorPort: number | undefined;
   /** --fencing-margin in ms; -1 = off. */
   fenceMarginMs: number | undefined;
+  /** --default-addr-pool and its mask length (checked further by the daemon). */
+  addrPool: { pool: string; maskLength: number } | undefined;
 }
 
 /** Checks and parses the daemon flags; `defaults` differ between `up` and the others. */
@@ -148,6 +152,20 @@ export function parseDaemonFlags(
         `invalid argument "${f.fencingMargin}" for "--fencing-margin" flag: expected a duration like 5s, or off`,
       );
   }
+  let addrPool: ParsedDaemonFlags["addrPool"];
+  if (f.defaultAddrPool !== undefined || f.defaultAddrPoolMaskLength !== undefined) {
+    const pool = f.defaultAddrPool ?? "10.0.0.0/8";
+    if (!/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(pool))
+      throw new UsageError(
+        `invalid argument "${pool}" for "--default-addr-pool" flag: expected an IPv4 CIDR like 10.20.0.0/16`,
+      );
+    const mask = f.defaultAddrPoolMaskLength ?? "24";
+    if (!/^\d{1,2}$/.test(mask) || Number(mask) > 29)
+      throw new UsageError(
+        `invalid argument "${mask}" for "--default-addr-pool-mask-length" flag: expected a prefix length up to 29`,
+      );
+    addrPool = { pool, maskLength: Number(mask) };
+  }
   let monitorPort = defaults.monitorPort;
   if (f.monitorPort !== undefined) {
     const p = portFlag("--monitor-port", f.monitorPort, true);
@@ -176,6 +194,7 @@ export function parseDaemonFlags(
     memoryBytes,
     monitorPort,
     fenceMarginMs,
+    addrPool,
   };
 }
 
@@ -228,6 +247,7 @@ export function runOptions(
     ...(p.cpus !== undefined ? { cpus: p.cpus } : {}),
     ...(p.memoryBytes !== undefined ? { memoryBytes: p.memoryBytes } : {}),
     ...(p.fenceMarginMs !== undefined ? { fenceMarginMs: p.fenceMarginMs } : {}),
+    ...(p.addrPool !== undefined ? { addrPool: p.addrPool } : {}),
     ...(p.monitorPort !== undefined ? { monitorPort: p.monitorPort } : {}),
   };
 }
@@ -257,6 +277,7 @@ export function givenRunOptions(
     ...(p.cpus !== undefined ? { cpus: p.cpus } : {}),
     ...(p.memoryBytes !== undefined ? { memoryBytes: p.memoryBytes } : {}),
     ...(p.fenceMarginMs !== undefined ? { fenceMarginMs: p.fenceMarginMs } : {}),
+    ...(p.addrPool !== undefined ? { addrPool: p.addrPool } : {}),
     ...(f.monitorPort !== undefined || up ? { monitorPort: p.monitorPort ?? 0 } : {}),
   };
 }
@@ -280,6 +301,14 @@ export function daemonArgv(o: FullRunOptions): string[] {
     ...(o.memoryBytes !== undefined ? ["--memory", String(o.memoryBytes)] : []),
     ...(o.fenceMarginMs !== undefined
       ? ["--fencing-margin", o.fenceMarginMs < 0 ? "off" : `${o.fenceMarginMs}ms`]
+      : []),
+    ...(o.addrPool !== undefined
+      ? [
+          "--default-addr-pool",
+          o.addrPool.pool,
+          "--default-addr-pool-mask-length",
+          String(o.addrPool.maskLength),
+        ]
       : []),
     ...(o.monitorPort !== undefined
       ? ["--monitor-port", String(o.monitorPort)]

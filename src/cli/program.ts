@@ -128,6 +128,14 @@ function daemonFlags(cmd: Command): Command {
     .option("--cpus <n>", "CPUs this node offers to tasks (default: the machine's)")
     .option("--memory <size>", "memory this node offers to tasks, e.g. 4g (default: the machine's)")
     .option(
+      "--default-addr-pool <cidr>",
+      "address pool networks get subnets from, when this creates the swarm (default 10.0.0.0/8)",
+    )
+    .option(
+      "--default-addr-pool-mask-length <n>",
+      "prefix length of the subnets taken from the pool (default 24)",
+    )
+    .option(
       "--fencing-margin <duration>",
       "how long past the managers' node-down grace a node that lost them keeps its tasks before stopping them (default: 2 heartbeat periods, at least 1s; off: never)",
     )

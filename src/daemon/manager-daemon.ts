@@ -19,6 +19,7 @@ import { AGENT_USER, APP_USER } from "../api/bus.js";
 import { agentPassword, busUsers } from "../manager/bus-users.js";
 import { ManagerError } from "../manager/errors.js";
 import { makeToken, newId, newSecret } from "../manager/ids.js";
+import { checkPool } from "../manager/ipam.js";
 import { isTerminal, type Node, type ServiceSpec, type Task } from "../api/types.js";
 import { nodeDrivers } from "../node/node-drivers.js";
 import { NodeRuntime } from "../node/runtime.js";
@@ -44,6 +45,9 @@ export interface DaemonOptions {
   apiTcp: string;
   /** Bind address of published ports. */
   publishHost: string;
+  /** The pool networks get subnets from, when this daemon creates the cluster
+   * (`--default-addr-pool`, `--default-addr-pool-mask-length`). */
+  addrPool?: { pool: string; maskLength: number };
   /** Overrides of the CPUs and memory the node reports. */
   cpus?: number;
   memoryBytes?: number;
@@ -88,6 +92,7 @@ export class Daemon {
     });
     this.nodeId = existsSync(idFile) ? readFileSync(idFile, "utf8").trim() : newId();
     const now = Date.now();
+    if (this.opts.addrPool) checkPool(this.opts.addrPool);
     await this.store.update((tx) => {
       if (!tx.getMeta<ClusterMeta>("cluster")) {
         tx.putMeta("cluster", {
@@ -95,6 +100,7 @@ export class Daemon {
           workerSecret: newSecret(),
           managerSecret: newSecret(),
           createdAt: now,
+          ...(this.opts.addrPool ? { addrPool: this.opts.addrPool } : {}),
         });
       }
       const cur = tx.getNode(this.nodeId);

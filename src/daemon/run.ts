@@ -30,10 +30,12 @@ export interface DaemonRunOptions {
   /** How long past the node-down grace a node that lost the managers keeps its tasks, ms; -1:
    * it never stops them (`--fencing-margin`). */
   fenceMarginMs?: number;
+  /** The default address pool of a cluster this daemon creates (`shoal init`). */
+  addrPool?: { pool: string; maskLength: number };
   debug?: boolean;
 }
 
-type Optional = "cpus" | "memoryBytes" | "fenceMarginMs";
+type Optional = "cpus" | "memoryBytes" | "fenceMarginMs" | "addrPool";
 export type ResolvedDaemonOptions = Required<Omit<DaemonRunOptions, Optional>> &
   Pick<DaemonRunOptions, Optional>;
 

@@ -169,6 +169,8 @@ test("daemon flags: defaults, checks, and the argv init gives the daemon it star
       natsPort: "-1",
       apiAddr: "127.0.0.1:2375",
       fencingMargin: "2.5s",
+      defaultAddrPool: "10.20.0.0/16",
+      defaultAddrPoolMaskLength: "26",
       debug: true,
     },
     { natsPort: 4222, monitorPort: 8222 },
@@ -191,6 +193,7 @@ test("daemon flags: defaults, checks, and the argv init gives the daemon it star
     cpus: 1.5,
     memoryBytes: 2 * 1024 ** 3,
     fenceMarginMs: 2500,
+    addrPool: { pool: "10.20.0.0/16", maskLength: 26 },
   });
   // What init passes to the daemon it starts parses back to the same options.
   const argv = daemonArgv(o);
@@ -211,6 +214,14 @@ test("daemon flags: defaults, checks, and the argv init gives the daemon it star
   bad({ monitorPort: "x" }, /invalid argument "x" for "--monitor-port" flag/);
   bad({ apiAddr: "localhost" }, /invalid --api-addr "localhost": expected HOST:PORT/);
   bad({ fencingMargin: "soon" }, /invalid argument "soon" for "--fencing-margin" flag/);
+  bad(
+    { defaultAddrPool: "10.20.0.0" },
+    /invalid argument "10.20.0.0" for "--default-addr-pool" flag/,
+  );
+  bad(
+    { defaultAddrPoolMaskLength: "33" },
+    /invalid argument "33" for "--default-addr-pool-mask-length" flag/,
+  );
   // Fencing off: -1, and back through the argv init builds.
   const off = parseDaemonFlags({ dataDir: "/d", fencingMargin: "off" }, { natsPort: 4222 }, m);
   assert.equal(off.fenceMarginMs, -1);
