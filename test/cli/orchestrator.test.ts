@@ -259,8 +259,13 @@ test("a docker-driver service: containers from a local image, logs, replacement"
   if (!(await docker.available())) return t.skip("no Docker Engine reachable (run .ci/docker.sh)");
   const d = await startDaemon();
   t.after(() => d.cleanup());
-  const nodes = await apiAt<Array<{ drivers?: string[] }>>(d.dataDir, "/v1/nodes");
-  assert.deepEqual(nodes[0]!.drivers, ["process", "docker"]);
+  // The drivers arrive with the node's first heartbeat.
+  let drivers: string[] | undefined;
+  await checkFor(10_000, async () => {
+    drivers = (await apiAt<Array<{ drivers?: string[] }>>(d.dataDir, "/v1/nodes"))[0]!.drivers;
+    return drivers !== undefined;
+  });
+  assert.deepEqual(drivers, ["process", "docker"]);
   const nodeInspect = await d.cli("node", "inspect", "--pretty", "self");
   assert.match(nodeInspect.stdout, /Plugins:\n Task drivers:\t\tprocess, docker\n/);
   const created = await d.cli(

@@ -182,14 +182,7 @@ async function fakeUpstream(
       answers,
     });
   };
-  const udp = createSocket("udp4");
-  udp.on("message", (msg, rinfo) => {
-    up.udpQueries++;
-    const res = reply(msg, false);
-    if (res) udp.send(res, rinfo.port, rinfo.address);
-  });
-  await new Promise<void>((r) => udp.bind({ address: "127.0.0.1", port: 0 }, r));
-  up.port = udp.address().port;
+  let udp: ReturnType<typeof createSocket> | undefined;
   const conns = new Set<Socket>();
   const tcp = createServer((s) => {
     conns.add(s);
@@ -210,11 +203,29 @@ async function fakeUpstream(
       }
     });
   });
-  await new Promise<void>((r) => tcp.listen({ host: "127.0.0.1", port: up.port }, r));
+  // One port for UDP and TCP: a UDP port whose TCP twin is taken is given up for another.
+  for (let attempt = 0; ; attempt++) {
+    const sock = createSocket("udp4");
+    udp = sock;
+    sock.on("message", (msg, rinfo) => {
+      up.udpQueries++;
+      const res = reply(msg, false);
+      if (res) sock.send(res, rinfo.port, rinfo.address);
+    });
+    await new Promise<void>((r) => sock.bind({ address: "127.0.0.1", port: 0 }, r));
+    up.port = sock.address().port;
+    const listened = await new Promise<boolean>((resolve) => {
+      tcp.once("error", () => resolve(false));
+      tcp.listen({ host: "127.0.0.1", port: up.port }, () => resolve(true));
+    });
+    if (listened) break;
+    sock.close();
+    if (attempt >= 20) throw new Error("no port free for both UDP and TCP");
+  }
   defer(t, async () => {
     for (const c of conns) c.destroy();
     await new Promise<void>((r) => tcp.close(() => r()));
-    await new Promise<void>((r) => udp.close(() => r()));
+    await new Promise<void>((r) => udp?.close(() => r()));
   });
   return up;
 }
