@@ -42,9 +42,8 @@ export async function natsServerCommand(argv: string[]): Promise<number> {
   const opts = flags.options;
   if (flags.testConfig) {
     for (const w of warnings) process.stderr.write(`${opts.configFile}: ${w}\n`);
-    process.stdout.write(
-      `shoal nats-server: configuration file ${opts.configFile} test is successful\n`,
-    );
+    // nats-server's words, on stderr as it writes them.
+    process.stderr.write(`nats-server: configuration file ${opts.configFile} is valid\n`);
     return 0;
   }
   const log = new ServerLogger({

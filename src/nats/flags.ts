@@ -53,6 +53,7 @@ const FLAGS: FlagDef[] = [
   { names: ["P", "pid"], value: true, set: (o, v) => (o.pidFile = v) },
   { names: ["m", "http_port"], value: true, set: (o, v) => (o.httpPort = intFlag("http_port", v)) },
   { names: ["client_advertise"], value: true, set: (o, v) => (o.clientAdvertise = v) },
+  { names: ["ports_file_dir"], value: true, set: (o, v) => (o.portsFileDir = v) },
   { names: ["l", "log"], value: true, set: (o, v) => (o.logFile = v) },
   { names: ["T", "logtime"], value: false, set: (o, v) => (o.logtime = boolFlag(v)) },
   { names: ["D", "debug"], value: false, set: (o, v) => (o.debug = boolFlag(v)) },
@@ -190,6 +191,7 @@ Server Options:
     -sl,--signal <signal>[=<pid>]    Send signal to shoal nats-server process (ldm, stop, quit, term, reopen, reload)
                                      <pid> can be either a PID (e.g. 1) or the path to a PID file
         --client_advertise <string>  Client URL to advertise to other servers
+        --ports_file_dir <dir>       Creates a ports file in the specified directory (nats-server_<pid>.ports).
 
 Logging Options:
     -l, --log <file>                 File to redirect log output

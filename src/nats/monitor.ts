@@ -123,6 +123,7 @@ export function varz(s: Server): Record<string, unknown> {
     subscriptions: s.sublist.count(),
     http_req_stats: s.monitor ? Object.fromEntries(s.monitor.stats) : {},
     config_load_time: s.configLoadTime.toISOString(),
+    tags: o.serverTags.length > 0 ? o.serverTags : undefined,
   };
 }
 

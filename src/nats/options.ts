@@ -79,6 +79,10 @@ export interface Options {
   users: User[];
   noAuthUser: string;
   cluster: ClusterOptions | null;
+  /** `server_tags`: shown in /varz `tags` (nats-server lower-cases them). */
+  serverTags: string[];
+  /** `ports_file_dir`: where `nats-server_<pid>.ports` is written ("" = not written). */
+  portsFileDir: string;
 }
 
 export function defaultClusterOptions(): ClusterOptions {
@@ -128,6 +132,8 @@ export function defaultOptions(): Options {
     users: [],
     noAuthUser: "",
     cluster: null,
+    serverTags: [],
+    portsFileDir: "",
   };
 }
 
@@ -432,9 +438,27 @@ export function applyConfig(opts: Options, conf: ConfObject, warn: Warn): void {
       case "cluster":
         opts.cluster = clusterBlock(v, warn);
         break;
+      case "server_tags":
+        for (const t of typeof v === "string" ? [v] : strList(v, key)) {
+          const tag = t.trim().toLowerCase();
+          if (tag !== "" && !opts.serverTags.includes(tag)) opts.serverTags.push(tag);
+        }
+        break;
+      case "ports_file_dir":
+        opts.portsFileDir = str(v, key);
+        break;
       case "jetstream":
-      case "accounts":
+        // `jetstream: enabled`, `jetstream: true`, `jetstream { ... }`: all accepted, none obeyed.
+        if (v !== false && v !== "disabled" && v !== "false") {
+          warn("JetStream is not supported by shoal: the jetstream settings are ignored");
+        }
+        break;
       case "leafnodes":
+      case "leaf":
+        obj(v, key);
+        warn("Leaf nodes are not supported by shoal: the leafnodes block is ignored");
+        break;
+      case "accounts":
       case "gateway":
       case "websocket":
       case "mqtt":

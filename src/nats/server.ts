@@ -17,6 +17,7 @@ import { Monitor } from "./monitor.js";
 import { bytesEqual } from "./bytes.js";
 import { Cluster, clientUrlsFor } from "./cluster.js";
 import type { Route } from "./route.js";
+import { listenerUrls, removePortsFile, writePortsFile, type Ports } from "./ports.js";
 
 /** The nats-server protocol level shoal speaks; clients use it to enable features. */
 export const NATS_VERSION = "2.9.10";
@@ -83,6 +84,8 @@ export class Server {
   private doneResolve!: () => void;
   /** The client port actually bound (differs from opts.port when it was -1 or 0). */
   port = 0;
+  /** The ports file written at start (ports_file_dir), removed at shutdown. */
+  private portsFile = "";
 
   constructor(
     public opts: Readonly<Options>,
@@ -130,6 +133,9 @@ export class Server {
     this.startTimers();
     log.info("Server is ready");
     if (this.cluster) await this.cluster.start();
+    if (this.opts.portsFileDir) {
+      this.portsFile = writePortsFile(this.opts.portsFileDir, this.portsInfo());
+    }
     this.readyResolve();
     await ready;
   }
@@ -216,6 +222,17 @@ export class Server {
       this.lastSubject = s;
     }
     return s;
+  }
+
+  /** The URLs of every listener, as nats-server's PortsInfo (the ports file's content). */
+  portsInfo(): Ports {
+    const o = this.opts;
+    const ports: Ports = { nats: listenerUrls("nats", o.host, this.port) };
+    if (this.monitor) ports.monitoring = listenerUrls("http", o.httpHost, this.monitor.port);
+    if (this.cluster)
+      ports.cluster = listenerUrls("nats", this.cluster.opts.host, this.cluster.port);
+    // TODO(websocket): `websocket: listenerUrls("ws" or "wss", ...)` once shoal listens for it.
+    return ports;
   }
 
   clusterName(): string {
@@ -479,6 +496,7 @@ export class Server {
     if (this.cluster) await this.cluster.stop();
     if (this.monitor) await this.monitor.close();
     if (this.opts.pidFile) rmSync(this.opts.pidFile, { force: true });
+    if (this.portsFile) removePortsFile(this.portsFile);
     this.log.info("Server Exiting..");
     this.doneResolve();
   }

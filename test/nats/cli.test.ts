@@ -8,7 +8,15 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { checkFor, RawConn, runServer, SHOAL_BIN, type RunningServer } from "../helpers/servers.js";
+import {
+  checkFor,
+  goServerPath,
+  RawConn,
+  runGoServer,
+  runServer,
+  SHOAL_BIN,
+  type RunningServer,
+} from "../helpers/servers.js";
 
 interface Result {
   code: number | null;
@@ -108,7 +116,8 @@ describe("shoal command line", () => {
     assert.notEqual(u.code, 0);
     assert.match(u.stderr, /no_such_setting/);
     assert.equal(ok.code, 0, ok.stderr);
-    assert.match(ok.stdout, /configuration file .*good\.conf test is successful/);
+    // nats-server's line, on stderr as it writes it.
+    assert.match(ok.stderr, /^nats-server: configuration file .*good\.conf is valid\n$/m);
   });
 });
 
@@ -161,6 +170,60 @@ describe("shoal nats-server process", () => {
     await q.waitFor(/PONG\r\n/);
     assert.doesNotMatch(quiet.output(), /\[(TRC|DBG)\]/);
   });
+
+  // The configuration the official clients' test suites start nats-server with (issue 15).
+  const clientSuiteConf = (dir: string) =>
+    [
+      `host: "127.0.0.1"`,
+      `port: -1`,
+      `http: "127.0.0.1:-1"`,
+      `leafnodes { listen: "127.0.0.1:-1" }`,
+      `server_tags [ id:abc123, "Region:EU" ]`,
+      `jetstream: enabled`,
+      `authorization { timeout: 3 }`,
+      `cluster { name: c1, listen: "127.0.0.1:-1" }`,
+      `ports_file_dir: ${JSON.stringify(dir)}`,
+      ``,
+    ].join("\n");
+
+  for (const kind of ["shoal", "go"] as const) {
+    test(
+      `a client test suite's config starts ${kind}; the ports file and /varz tags`,
+      {
+        skip: kind === "go" && !goServerPath() ? "the Go nats-server is not installed" : false,
+      },
+      async (t) => {
+        const dir = tempDir(t);
+        const conf = join(dir, "suite.conf");
+        // The Go server refuses jetstream in a cluster without more setup: it is shoal's part.
+        const text = clientSuiteConf(dir);
+        writeFileSync(conf, kind === "go" ? text.replace("jetstream: enabled\n", "") : text);
+        const srv = kind === "go" ? await runGoServer(["-c", conf]) : await runServer(["-c", conf]);
+        t.after(() => srv.stop("SIGKILL"));
+        const file = join(dir, `nats-server_${srv.proc.pid}.ports`);
+        const ports = await checkFor(5000, () =>
+          existsSync(file) ? readFileSync(file, "utf8") : "",
+        ).then((text) => JSON.parse(text) as Record<string, string[]>);
+        assert.deepEqual(Object.keys(ports), ["nats", "monitoring", "cluster"]);
+        assert.deepEqual(ports["nats"], [`nats://127.0.0.1:${srv.port}`]);
+        assert.deepEqual(ports["monitoring"], [`http://127.0.0.1:${srv.httpPort}`]);
+        assert.match(ports["cluster"]![0]!, /^nats:\/\/127\.0\.0\.1:\d+$/);
+        const varz = (await (await fetch(`http://127.0.0.1:${srv.httpPort}/varz`)).json()) as {
+          tags: string[];
+          auth_timeout: number;
+        };
+        assert.deepEqual(varz.tags, ["id:abc123", "region:eu"]);
+        assert.equal(varz.auth_timeout, 3);
+        if (kind === "shoal") {
+          assert.match(srv.output(), /\[WRN\] JetStream is not supported by shoal/);
+          assert.match(srv.output(), /\[WRN\] Leaf nodes are not supported by shoal/);
+        }
+        const code = await srv.stop("SIGTERM");
+        if (kind === "shoal") assert.equal(code, 0);
+        assert.equal(existsSync(file), false, "ports file removed at shutdown");
+      },
+    );
+  }
 
   test("SIGTERM exits 0; the PID file is written and removed", async (t) => {
     const dir = tempDir(t);

@@ -19,6 +19,7 @@ import {
   parseDuration,
   parseSize,
 } from "../../src/nats/conf.js";
+import { applyConfig, defaultOptions } from "../../src/nats/options.js";
 
 // The Go server, to check that it accepts what we accept: $NATS_SERVER, else the first on $PATH.
 const NATS_SERVER = [
@@ -604,3 +605,41 @@ function catchError(fn: () => unknown): ConfigError {
   }
   assert.fail("expected an error");
 }
+
+describe("options from a config (applyConfig)", () => {
+  const load = (text: string) => {
+    const opts = defaultOptions();
+    const warnings: string[] = [];
+    applyConfig(opts, parseConfig(text, { env: {} }), (w) => warnings.push(w));
+    return { opts, warnings };
+  };
+
+  test("server_tags: a list or one string, lower-cased, trimmed, without repeats", () => {
+    assert.deepEqual(load(`server_tags [ "ID:abc", " id:ABC ", "b,c" ]`).opts.serverTags, [
+      "id:abc",
+      "b,c",
+    ]);
+    assert.deepEqual(load(`server_tags: "a,b"`).opts.serverTags, ["a,b"]);
+  });
+
+  test("ports_file_dir", () => {
+    assert.equal(load(`ports_file_dir: /tmp/x`).opts.portsFileDir, "/tmp/x");
+  });
+
+  test("jetstream and leafnodes are accepted with a warning; jetstream: disabled is silent", () => {
+    for (const text of [`jetstream: enabled`, `jetstream {}`, `jetstream { store_dir: /x }`]) {
+      assert.deepEqual(load(text).warnings, [
+        "JetStream is not supported by shoal: the jetstream settings are ignored",
+      ]);
+    }
+    assert.deepEqual(load(`jetstream: disabled`).warnings, []);
+    assert.deepEqual(load(`leafnodes { listen: "127.0.0.1:-1" }`).warnings, [
+      "Leaf nodes are not supported by shoal: the leafnodes block is ignored",
+    ]);
+  });
+
+  test("authorization { timeout } in seconds", () => {
+    assert.equal(load(`authorization { timeout: 3 }`).opts.authTimeoutMs, 3000);
+    assert.equal(load(`authorization { timeout: 0.5 }`).opts.authTimeoutMs, 500);
+  });
+});
