@@ -34,9 +34,9 @@ export function logTimestamp(d: Date, micros: number): string {
 }
 
 export class ServerLogger implements Logger {
-  readonly debugEnabled: boolean;
-  readonly traceEnabled: boolean;
-  private readonly logtime: boolean;
+  debugEnabled: boolean;
+  traceEnabled: boolean;
+  private logtime: boolean;
   private readonly write: (line: string) => void;
   private readonly prefix: string;
 
@@ -64,6 +64,13 @@ export class ServerLogger implements Logger {
       ts = logTimestamp(d, Math.floor((now * 1000) % 1_000_000)) + " ";
     }
     this.write(`${this.prefix}${ts}[${level}] ${msg}`);
+  }
+
+  /** New levels and time stamps (a configuration reload). */
+  configure(o: { debug: boolean; trace: boolean; logtime: boolean }): void {
+    this.debugEnabled = o.debug;
+    this.traceEnabled = o.trace;
+    this.logtime = o.logtime;
   }
 
   info(msg: string): void {

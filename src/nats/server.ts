@@ -51,7 +51,8 @@ export class Server {
   readonly sublist = new Sublist<Subscription>({ cache: true });
   readonly clients = new Map<number, Client>();
   readonly closed: ClosedClient[] = [];
-  readonly authRequired: boolean;
+  /** Clients must CONNECT with credentials (recomputed when a reload changes the users). */
+  authRequired: boolean;
   readonly start = new Date();
   readonly monitor: Monitor | null;
   readonly cluster: Cluster | null;
@@ -399,6 +400,7 @@ export class Server {
    */
   reloadUsers(users: User[]): void {
     this.opts = { ...this.opts, users };
+    this.authRequired = authRequired(this.opts);
     for (const c of [...this.clients.values()]) c.reauthorize();
   }
 

@@ -236,6 +236,57 @@ describe("shoal nats-server process", () => {
     assert.equal(existsSync(pidFile), false, "PID file removed on exit");
   });
 
+  test("SIGHUP and --signal reload re-read the config: users, permissions, log levels", async (t) => {
+    const dir = tempDir(t);
+    const pidFile = join(dir, "shoal.pid");
+    const conf = join(dir, "reload.conf");
+    const users = (extra: string) =>
+      `authorization { users [\n` +
+      `  { user: a, password: a, permissions { publish: "x.>" } }\n${extra}] }\n`;
+    writeFileSync(conf, `port: -1\n${users(`  { user: b, password: b }\n`)}`);
+    const srv = await server(t, ["-c", conf, "-P", pidFile]);
+    const connect = async (user: string) => {
+      const c = await RawConn.connect(srv.port);
+      t.after(() => c.close());
+      c.send(`CONNECT {"verbose":false,"user":"${user}","pass":"${user}"}\r\nPING\r\n`);
+      await c.waitFor(/PONG\r\n/);
+      return c;
+    };
+    const a = await connect("a");
+    const b = await connect("b");
+
+    // A change that cannot be applied: refused with nats-server's words, nothing applied.
+    writeFileSync(conf, `port: 4999\n${users("")}`);
+    srv.proc.kill("SIGHUP");
+    await checkFor(5000, () => /Failed to reload/.test(srv.output()));
+    assert.match(
+      srv.output(),
+      /\[ERR\] Failed to reload server configuration: config reload not supported for Port: old=-1, new=4999\n/,
+    );
+    b.send("PING\r\n");
+    await b.waitFor(/PONG\r\n[^]*PONG\r\n/);
+
+    // b removed, a may now publish to y, debug and trace on: applied to live connections.
+    writeFileSync(
+      conf,
+      `port: -1\ndebug: true\ntrace: true\nauthorization { users [\n` +
+        `  { user: a, password: a, permissions { publish: "y" } }\n] }\n`,
+    );
+    const r = await shoal("nats-server", "--signal", `reload=${pidFile}`);
+    assert.equal(r.code, 0, r.stderr);
+    await b.waitFor(/-ERR 'Authorization Violation'\r\n/);
+    await b.waitClosed();
+    await checkFor(5000, () => /Reloaded server configuration/.test(srv.output()));
+    assert.match(srv.output(), /\[INF\] Reloaded: debug = true\n/);
+    assert.match(srv.output(), /\[INF\] Reloaded: authorization users\n/);
+    a.send("PUB x.1 0\r\n\r\nPUB y 0\r\n\r\nPING\r\n");
+    await a.waitFor(/PONG\r\n[^]*PONG\r\n/);
+    assert.match(a.data, /-ERR 'Permissions Violation for Publish to "x\.1"'/);
+    assert.doesNotMatch(a.data, /Publish to "y"/);
+    // Trace is on now.
+    await checkFor(5000, () => /\[TRC\] .* - <<- \[PUB y 0\]/.test(srv.output()));
+  });
+
   test("--signal ldm=PIDFILE puts the server in lame duck mode", async (t) => {
     const dir = tempDir(t);
     const pidFile = join(dir, "shoal.pid");
