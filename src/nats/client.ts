@@ -391,7 +391,7 @@ export class Client implements ParserSink, MsgTarget {
     this.perms = auth.permissions;
     if (this.perms === null) return;
     for (const sub of [...this.subs.values()]) {
-      if (this.perms.canSubscribe(sub.subject)) continue;
+      if (this.perms.canSubscribe(sub.subject, sub.queue)) continue;
       this.sendErr(subViolation(sub.subject, sub.queue));
       this.unsubscribe(sub);
     }
@@ -477,7 +477,7 @@ export class Client implements ParserSink, MsgTarget {
     const sid = arg.toString("latin1", a[2 * (n - 1)]!, a[2 * (n - 1) + 1]!);
     // nats-server's order: permissions, the subscription limit, then the subject itself (checked
     // only when the sid is new).
-    if (this.perms !== null && !this.perms.canSubscribe(subject)) {
+    if (this.perms !== null && !this.perms.canSubscribe(subject, queue)) {
       this.sendErr(subViolation(subject, queue));
       this.server.log.error(
         `${this.tag} - Subscription Violation - User "${this.user}", Subject "${subject}", SID ${sid}`,
@@ -539,7 +539,11 @@ export class Client implements ParserSink, MsgTarget {
   ): void {
     if (this.closed || sub.closed) return;
     if (sub.max > 0 && sub.delivered >= sub.max) return;
-    if (this.perms !== null && !this.perms.canDeliver(subject)) return;
+    if (this.perms !== null) {
+      if (!this.perms.canDeliver(subject)) return;
+      // allow_responses: this connection may now answer the request.
+      if (reply !== "" && this.perms.responses !== null) this.perms.responses.delivered(reply);
+    }
     let bodyStart = pStart;
     let withHeaders = hdrLen >= 0;
     if (withHeaders && !this.opts.headers) {
