@@ -19,6 +19,7 @@ import { Subscription, type MsgTarget } from "./subscription.js";
 import { isValidLiteralSubject, isValidSubject, isValidQueueName } from "./subject.js";
 import { authenticate, type CompiledPermissions, type ConnectAuth } from "./auth.js";
 import type { Server } from "./server.js";
+import { goQuote } from "./log.js";
 
 /** What the client said in CONNECT; fields it leaves out keep nats-server's defaults. */
 export interface ConnectOptions {
@@ -308,9 +309,7 @@ export class Client implements ParserSink, MsgTarget {
   payloadAt(buf: Buffer, start: number, end: number): void {
     if (this.closed) return;
     if (this.server.log.traceEnabled) {
-      this.server.log.trace(
-        `${this.tag} - <<- MSG_PAYLOAD: [${JSON.stringify(buf.toString("latin1", start, end))}]`,
-      );
+      this.server.log.trace(`${this.tag} - <<- MSG_PAYLOAD: [${goQuote(buf, start, end)}]`);
     }
     const len = end - start;
     this.inMsgs++;
@@ -510,16 +509,19 @@ export class Client implements ParserSink, MsgTarget {
       throw new ProtocolError(null, `processUnsub Parse Error: '${arg.toString()}'`);
     const sid = arg.toString("latin1", a[0]!, a[1]!);
     const max = n === 2 ? parseSize(arg, a[2]!, a[3]!) : -1;
+    // nats-server acknowledges before it removes the subscription (the trace shows that order).
+    if (this.opts.verbose) this.sendProto("+OK\r\n");
     const sub = this.subs.get(sid);
     if (sub !== undefined) {
       if (max > 0 && max > sub.delivered) sub.max = max;
       else this.unsubscribe(sub);
     }
-    if (this.opts.verbose) this.sendProto("+OK\r\n");
   }
 
   unsubscribe(sub: Subscription): void {
     if (sub.closed) return;
+    if (this.server.log.traceEnabled)
+      this.server.log.trace(`${this.tag} - <-> [DELSUB ${sub.sid}]`);
     sub.closed = true;
     this.subs.delete(sub.sid);
     this.server.removeSubscription(sub);
@@ -550,6 +552,11 @@ export class Client implements ParserSink, MsgTarget {
       // nats-server strips headers for clients that did not ask for them.
       bodyStart += hdrLen;
       withHeaders = false;
+    }
+    if (sub.max > 0 && sub.delivered + 1 >= sub.max && this.server.log.debugEnabled) {
+      this.server.log.debug(
+        `${this.tag} - Auto-unsubscribe limit of ${sub.max} reached for sid '${sub.sid}'`,
+      );
     }
     const out = this.out;
     const sid = sub.sid;
@@ -608,8 +615,7 @@ export class Client implements ParserSink, MsgTarget {
 
   sendProto(s: string): void {
     if (this.closed) return;
-    if (this.server.log.traceEnabled)
-      this.server.log.trace(`${this.tag} - ->> [${s.slice(0, -2)}]`);
+    if (this.server.log.traceEnabled) this.traceOut(s);
     this.out.appendString(s);
     this.server.queueFlush(this);
   }
@@ -717,6 +723,15 @@ export class Client implements ParserSink, MsgTarget {
     this.close(reason);
   }
 
+  /** Traces a protocol line sent, as nats-server: `+OK` as `[OK]`, `-ERR 'x'` as `[-ERR x]`, INFO not at all. */
+  private traceOut(s: string): void {
+    if (s.startsWith("INFO ")) return;
+    // -ERR's text is traced without its quotes.
+    const line =
+      s === "+OK\r\n" ? "OK" : s.startsWith("-ERR '") ? `-ERR ${s.slice(6, -3)}` : s.slice(0, -2);
+    this.server.log.trace(`${this.tag} - ->> [${line}]`);
+  }
+
   private traceIn(op: string, arg: Buffer | null): void {
     const text = arg === null ? op : `${op} ${arg.toString("latin1")}`;
     this.server.log.trace(`${this.tag} - <<- [${text}]`);
@@ -751,5 +766,11 @@ export class Client implements ParserSink, MsgTarget {
     this.parser.release();
     this.out.release(true);
     this.server.clientClosed(this, reason);
+    // nats-server traces the subscriptions a closed connection leaves after saying it closed.
+    if (this.server.log.traceEnabled) {
+      for (const sub of this.subs.values()) {
+        this.server.log.trace(`${this.tag} - <-> [DELSUB ${sub.sid}]`);
+      }
+    }
   }
 }
