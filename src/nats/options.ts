@@ -62,6 +62,7 @@ export interface Options {
   /** Client port; -1 picks a random free port (as does 0). */
   port: number;
   clientAdvertise: string;
+  /** Monitoring host; "" (the default) means the client host, as nats-server. */
   httpHost: string;
   /** Monitoring port; 0 turns monitoring off, -1 picks a random port. */
   httpPort: number;
@@ -117,7 +118,7 @@ export function defaultOptions(): Options {
     host: "0.0.0.0",
     port: 4222,
     clientAdvertise: "",
-    httpHost: "0.0.0.0",
+    httpHost: "",
     httpPort: 0,
     debug: false,
     trace: false,
@@ -576,6 +577,8 @@ export function validateOptions(opts: Options): Readonly<Options> {
   if (opts.noAuthUser && !opts.users.some((u) => u.user === opts.noAuthUser)) {
     throw new OptionsError(`no_auth_user: "${opts.noAuthUser}" not present as user`);
   }
+  // nats-server: the monitor listens on the client host unless told otherwise.
+  if (opts.httpHost === "") opts.httpHost = opts.host;
   if (opts.cluster) Object.freeze(opts.cluster);
   return Object.freeze(opts);
 }

@@ -19,7 +19,8 @@ import {
   parseDuration,
   parseSize,
 } from "../../src/nats/conf.js";
-import { applyConfig, defaultOptions } from "../../src/nats/options.js";
+import { applyConfig, defaultOptions, validateOptions } from "../../src/nats/options.js";
+import { parseFlags } from "../../src/nats/flags.js";
 
 // The Go server, to check that it accepts what we accept: $NATS_SERVER, else the first on $PATH.
 const NATS_SERVER = [
@@ -636,6 +637,19 @@ describe("options from a config (applyConfig)", () => {
     assert.deepEqual(load(`leafnodes { listen: "127.0.0.1:-1" }`).warnings, [
       "Leaf nodes are not supported by shoal: the leafnodes block is ignored",
     ]);
+  });
+
+  test("the monitor listens on the client host unless told otherwise (as nats-server)", () => {
+    const host = (text: string) => validateOptions(load(text).opts).httpHost;
+    assert.equal(host(`listen: "127.0.0.1:-1"\nhttp: 8222`), "127.0.0.1");
+    assert.equal(host(`http: 8222\nhost: 127.0.0.1`), "127.0.0.1");
+    assert.equal(host(`host: 127.0.0.1\nhttp_port: 8222`), "127.0.0.1");
+    assert.equal(host(`host: 127.0.0.1\nhttp: "0.0.0.0:8222"`), "0.0.0.0");
+    assert.equal(host(`http: 8222`), "0.0.0.0");
+    assert.equal(
+      parseFlags(["-a", "127.0.0.1", "-m", "8222"], () => {}).options.httpHost,
+      "127.0.0.1",
+    );
   });
 
   test("authorization { timeout } in seconds", () => {
