@@ -126,6 +126,11 @@ export class Server {
     const addr = listener.address();
     this.port = typeof addr === "object" && addr !== null ? addr.port : this.opts.port;
     log.info(`Listening for client connections on ${hostPort(this.opts.host, this.port)}`);
+    const host = this.opts.host;
+    if ((host === "0.0.0.0" || host === "::") && this.ownClientUrls().length === 0) {
+      // nats-server's words when the machine has no address to advertise (nothing is).
+      log.error(`Address "${host}" can not be resolved properly`);
+    }
     if (this.authRequired) {
       log.debug(
         this.opts.users.length > 0 ? "Using multi-user authentication" : "Using authentication",

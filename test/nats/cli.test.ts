@@ -4,7 +4,7 @@
 
 import { test, describe, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -303,6 +303,30 @@ describe("shoal nats-server process", () => {
       },
     );
   }
+
+  test("a machine with only loopback: nothing advertised, the error nats-server logs", async (t) => {
+    // A network namespace of its own (unshare -rn) has only lo.
+    const probe = spawnSync("unshare", ["-rn", "true"]);
+    if (probe.status !== 0) {
+      t.skip("unshare -rn is not available here");
+      return;
+    }
+    const p = spawn(
+      "unshare",
+      ["-rn", process.execPath, SHOAL_BIN, "nats-server", "-a", "0.0.0.0", "-p", "-1"],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    t.after(() => p.kill("SIGKILL"));
+    let out = "";
+    p.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    await checkFor(15_000, () => /Server is ready/.test(out));
+    assert.match(
+      out,
+      /\[ERR\] Address "0\.0\.0\.0" can not be resolved properly\n.*\[INF\] Server is ready/,
+    );
+  });
 
   test("SIGTERM exits 0; the PID file is written and removed", async (t) => {
     const dir = tempDir(t);
