@@ -21,6 +21,7 @@ import {
 } from "../../src/nats/conf.js";
 import { applyConfig, defaultOptions, validateOptions } from "../../src/nats/options.js";
 import { parseFlags } from "../../src/nats/flags.js";
+import { unsupportedChange } from "../../src/nats/reload.js";
 
 // The Go server, to check that it accepts what we accept: $NATS_SERVER, else the first on $PATH.
 const NATS_SERVER = [
@@ -655,5 +656,23 @@ describe("options from a config (applyConfig)", () => {
   test("authorization { timeout } in seconds", () => {
     assert.equal(load(`authorization { timeout: 3 }`).opts.authTimeoutMs, 3000);
     assert.equal(load(`authorization { timeout: 0.5 }`).opts.authTimeoutMs, 500);
+  });
+});
+
+describe("reload: options that cannot change (nats-server's words)", () => {
+  test("the first fixed option that differs is named with old and new values", () => {
+    const cur = validateOptions({ ...defaultOptions(), port: 4222 });
+    const same = validateOptions({ ...defaultOptions(), port: 4222, debug: true, users: [] });
+    assert.equal(unsupportedChange(cur, same), null);
+    const port = validateOptions({ ...defaultOptions(), port: 4223 });
+    assert.equal(
+      unsupportedChange(cur, port),
+      "config reload not supported for Port: old=4222, new=4223",
+    );
+    const ping = validateOptions({ ...defaultOptions(), port: 4222, pingIntervalMs: 60_000 });
+    assert.equal(
+      unsupportedChange(cur, ping),
+      "config reload not supported for PingInterval: old=2m0s, new=1m0s",
+    );
   });
 });
