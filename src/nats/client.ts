@@ -122,6 +122,19 @@ function decodeConnect(arg: Buffer): { opts: Partial<ConnectOptions>; account: b
   return { opts: out as Partial<ConnectOptions>, account };
 }
 
+/** A password in a CONNECT: the first `pass...` key and its value, as nats-server finds it. */
+const PASSWORD = /"?\s*pass\S*?"?\s*[:=]\s*"?([^",\r\n}]*)/;
+
+/** CONNECT's text for the trace, with the password's value replaced by [REDACTED] (nats-server's). */
+export function redactPassword(arg: Buffer): Buffer {
+  const text = arg.toString("latin1");
+  const m = PASSWORD.exec(text);
+  if (m === null) return arg;
+  const end = m.index + m[0].length;
+  const start = end - m[1]!.length;
+  return Buffer.from(text.slice(0, start) + "[REDACTED]" + text.slice(end), "latin1");
+}
+
 export class Client implements ParserSink, MsgTarget {
   readonly kind = "Client";
   readonly parser: Parser;
@@ -258,7 +271,7 @@ export class Client implements ParserSink, MsgTarget {
         this.processUnsub(arg);
         return -1;
       case Op.CONNECT:
-        if (trace) this.traceIn("CONNECT", arg);
+        if (trace) this.traceIn("CONNECT", redactPassword(arg));
         this.processConnect(arg);
         return -1;
       case Op.INFO:

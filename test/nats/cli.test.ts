@@ -228,7 +228,7 @@ describe("shoal nats-server process", () => {
   // The trace of one session, line for line as nats-server -DV writes it (clients' tests read it).
   const TRACED_SESSION = Buffer.concat([
     Buffer.from(
-      `CONNECT {"verbose":true,"pedantic":false,"headers":true,"protocol":1}\r\n` +
+      `CONNECT {"verbose":true,"pedantic":false,"headers":true,"protocol":1,"pass":"pw"}\r\n` +
         `SUB foo 1\r\nSUB bar q 2\r\nSUB a 3\r\nUNSUB 3 1\r\nPUB a 2\r\nhi\r\n` +
         `PUB foo rep 8\r\n`,
     ),
@@ -237,7 +237,7 @@ describe("shoal nats-server process", () => {
   ]);
   const TRACE = [
     `Client connection created`,
-    `<<- [CONNECT {"verbose":true,"pedantic":false,"headers":true,"protocol":1}]`,
+    `<<- [CONNECT {"verbose":true,"pedantic":false,"headers":true,"protocol":1,"pass":"[REDACTED]"}]`,
     `->> [OK]`,
     `<<- [SUB foo 1]`,
     `->> [OK]`,
