@@ -26,7 +26,6 @@ const FIXED: Array<[Key, string]> = [
   ["port", "Port"],
   ["clientAdvertise", "ClientAdvertise"],
   ["maxControlLine", "MaxControlLine"],
-  ["maxPayload", "MaxPayload"],
   ["maxPending", "MaxPending"],
   ["cluster", "Cluster"],
   ["pingIntervalMs", "PingInterval"],
@@ -40,6 +39,7 @@ const FIXED: Array<[Key, string]> = [
 /** Options applied at once by assigning them (read where they are used). */
 const PLAIN: Array<[Key, string]> = [
   ["authTimeoutMs", "authorization timeout"],
+  ["maxPayload", "max_payload"],
   ["maxConnections", "max_connections"],
   ["maxSubscriptions", "max_subscriptions"],
   ["pingMax", "ping_max"],
@@ -53,6 +53,8 @@ const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b)
 
 /** Go's %v of an option value (durations as Go prints them). */
 function show(key: Key, v: unknown): string {
+  // nats-server's auth timeout is a number of seconds.
+  if (key === "authTimeoutMs" && typeof v === "number") return String(v / 1000);
   if (key.endsWith("Ms") && typeof v === "number") return formatGoDuration(v);
   if (v === null || v === undefined) return "<nil>";
   if (typeof v === "object") return JSON.stringify(v);

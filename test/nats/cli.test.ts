@@ -372,7 +372,7 @@ describe("shoal nats-server process", () => {
     // b removed, a may now publish to y, debug and trace on: applied to live connections.
     writeFileSync(
       conf,
-      `port: -1\ndebug: true\ntrace: true\nauthorization { users [\n` +
+      `port: -1\ndebug: true\ntrace: true\nmax_payload: 2000\nauthorization { users [\n` +
         `  { user: a, password: a, permissions { publish: "y" } }\n] }\n`,
     );
     const r = await shoal("nats-server", "--signal", `reload=${pidFile}`);
@@ -382,6 +382,7 @@ describe("shoal nats-server process", () => {
     await checkFor(5000, () => /Reloaded server configuration/.test(srv.output()));
     assert.match(srv.output(), /\[INF\] Reloaded: debug = true\n/);
     assert.match(srv.output(), /\[INF\] Reloaded: authorization users\n/);
+    assert.match(srv.output(), /\[INF\] Reloaded: max_payload = 2000\n/);
     a.send("PUB x.1 0\r\n\r\nPUB y 0\r\n\r\nPING\r\n");
     await a.waitFor(/PONG\r\n[^]*PONG\r\n/);
     assert.match(a.data, /-ERR 'Permissions Violation for Publish to "x\.1"'/);
