@@ -8,6 +8,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "../helpers/cluster.js";
 import {
   checkFor,
   goServerPath,
@@ -338,6 +339,38 @@ describe("shoal nats-server process", () => {
     assert.match(srv.output(), /\[INF\] Server Exiting\.\.\n$/);
     assert.equal(existsSync(pidFile), false, "PID file removed on exit");
   });
+
+  for (const kind of ["shoal", "go"] as const) {
+    test(
+      `${kind}: a reload refuses a new port and applies new users, in nats-server's words`,
+      {
+        skip: kind === "go" && !goServerPath() ? "the Go nats-server is not installed" : false,
+      },
+      async (t) => {
+        const dir = tempDir(t);
+        const conf = join(dir, "reload.conf");
+        const [port, other] = [await freePort(), await freePort()];
+        const users = (names: string[]) =>
+          `authorization { users [ ${names.map((n) => `{user: ${n}, password: ${n}}`).join(", ")} ] }\n`;
+        writeFileSync(conf, `listen: "127.0.0.1:${port}"\n${users(["a"])}`);
+        const args = ["-c", conf];
+        const srv = kind === "go" ? await runGoServer(args) : await server(t, args);
+        t.after(() => srv.stop("SIGKILL"));
+        writeFileSync(conf, `listen: "127.0.0.1:${other}"\n${users(["a"])}`);
+        srv.proc.kill("SIGHUP");
+        const refused = `[ERR] Failed to reload server configuration: config reload not supported for Port: old=${port}, new=${other}\n`;
+        await checkFor(5000, () => srv.output().includes(refused)).catch(() =>
+          assert.fail(srv.output()),
+        );
+        writeFileSync(conf, `listen: "127.0.0.1:${port}"\n${users(["a", "b"])}`);
+        srv.proc.kill("SIGHUP");
+        await checkFor(5000, () =>
+          srv.output().includes("[INF] Reloaded server configuration\n"),
+        ).catch(() => assert.fail(srv.output()));
+        assert.ok(srv.output().includes("[INF] Reloaded: authorization users\n"), srv.output());
+      },
+    );
+  }
 
   test("SIGHUP and --signal reload re-read the config: users, permissions, log levels", async (t) => {
     const dir = tempDir(t);
