@@ -168,6 +168,8 @@ export function parseFlags(argv: string[], warn: Warn): ParsedFlags {
       "solicited routes require cluster capabilities, e.g. --cluster nats://0.0.0.0:6222",
     );
   }
+  // nats-server: the monitor listens on the client host unless told otherwise.
+  if (opts.httpHost === "") opts.httpHost = opts.host;
   return { options: validateOptions(opts), help, version, testConfig, signal };
 }
 

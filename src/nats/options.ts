@@ -62,7 +62,7 @@ export interface Options {
   /** Client port; -1 picks a random free port (as does 0). */
   port: number;
   clientAdvertise: string;
-  /** Monitoring host; "" (the default) means the client host, as nats-server. */
+  /** Monitoring host; "" (the default): the client host for `shoal nats-server`, else 0.0.0.0. */
   httpHost: string;
   /** Monitoring port; 0 turns monitoring off, -1 picks a random port. */
   httpPort: number;
@@ -577,8 +577,9 @@ export function validateOptions(opts: Options): Readonly<Options> {
   if (opts.noAuthUser && !opts.users.some((u) => u.user === opts.noAuthUser)) {
     throw new OptionsError(`no_auth_user: "${opts.noAuthUser}" not present as user`);
   }
-  // nats-server: the monitor listens on the client host unless told otherwise.
-  if (opts.httpHost === "") opts.httpHost = opts.host;
+  // Not set by a config or flags (see parseFlags, where it follows the client host as in
+  // nats-server): every interface, as the servers embedded in the daemons expect.
+  if (opts.httpHost === "") opts.httpHost = "0.0.0.0";
   if (opts.cluster) Object.freeze(opts.cluster);
   return Object.freeze(opts);
 }

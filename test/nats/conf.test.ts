@@ -640,8 +640,13 @@ describe("options from a config (applyConfig)", () => {
     ]);
   });
 
-  test("the monitor listens on the client host unless told otherwise (as nats-server)", () => {
-    const host = (text: string) => validateOptions(load(text).opts).httpHost;
+  test("the monitor listens on the client host unless told otherwise (as nats-server)", (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "shoal-http-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const host = (text: string) => {
+      writeFileSync(join(dir, "m.conf"), text);
+      return parseFlags(["-c", join(dir, "m.conf")], () => {}).options.httpHost;
+    };
     assert.equal(host(`listen: "127.0.0.1:-1"\nhttp: 8222`), "127.0.0.1");
     assert.equal(host(`http: 8222\nhost: 127.0.0.1`), "127.0.0.1");
     assert.equal(host(`host: 127.0.0.1\nhttp_port: 8222`), "127.0.0.1");
