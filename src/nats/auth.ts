@@ -65,6 +65,11 @@ function queueMatches(queue: string, patterns: readonly string[]): boolean {
   );
 }
 
+/** The queue names of the queue entries whose subject covers a SUB's subject. */
+function queuesCovering(entries: Array<{ subject: string; queue: string }>, subject: string) {
+  return entries.filter((e) => patternIsSubsetOf(subject, e.subject)).map((e) => e.queue);
+}
+
 class SubjectRule {
   private readonly cache = new Map<string, boolean>();
   private readonly denyCache = new Map<string, boolean>();
@@ -124,23 +129,15 @@ class SubjectRule {
     if (this.hasAllow) {
       ok = this.allow.some((a) => patternIsSubsetOf(subject, a));
       if (queue !== null) {
-        const qs = this.allowQ.filter((e) => patternIsSubsetOf(subject, e.subject));
-        if (qs.length > 0)
-          ok = queueMatches(
-            queue,
-            qs.map((e) => e.queue),
-          );
+        const names = queuesCovering(this.allowQ, subject);
+        if (names.length > 0) ok = queueMatches(queue, names);
       }
     }
     if (ok && (this.deny.length > 0 || this.denyQ.length > 0)) {
       ok = !this.deny.some((d) => patternIsSubsetOf(subject, d));
       if (queue !== null) {
-        const qs = this.denyQ.filter((e) => patternIsSubsetOf(subject, e.subject));
-        if (qs.length > 0)
-          ok = !queueMatches(
-            queue,
-            qs.map((e) => e.queue),
-          );
+        const names = queuesCovering(this.denyQ, subject);
+        if (names.length > 0) ok = !queueMatches(queue, names);
       }
     }
     return ok;
