@@ -7,7 +7,8 @@ import { parseFlags, USAGE } from "../nats/flags.js";
 import { ServerLogger } from "../nats/log.js";
 import { Server, NATS_VERSION } from "../nats/server.js";
 import { SHOAL_VERSION } from "../lib/version.js";
-import { OptionsError } from "../nats/errors.js";
+import { OptionsError, ReloadError } from "../nats/errors.js";
+import { reloadServer } from "../nats/reload.js";
 
 const SIGNALS: Record<string, NodeJS.Signals> = {
   ldm: "SIGUSR2",
@@ -42,9 +43,8 @@ export async function natsServerCommand(argv: string[]): Promise<number> {
   const opts = flags.options;
   if (flags.testConfig) {
     for (const w of warnings) process.stderr.write(`${opts.configFile}: ${w}\n`);
-    process.stdout.write(
-      `shoal nats-server: configuration file ${opts.configFile} test is successful\n`,
-    );
+    // nats-server's words, on stderr as it writes them.
+    process.stderr.write(`nats-server: configuration file ${opts.configFile} is valid\n`);
     return 0;
   }
   const log = new ServerLogger({
@@ -65,7 +65,10 @@ export async function natsServerCommand(argv: string[]): Promise<number> {
     stop();
   });
   process.on("SIGUSR2", () => void server.enterLameDuckMode());
-  process.on("SIGHUP", () => log.warn("Reloading the configuration is not supported yet; ignored"));
+  process.on("SIGHUP", () => {
+    log.debug('Trapped "hangup" signal');
+    reload(argv, server, log);
+  });
   try {
     await server.startServer();
   } catch (err) {
@@ -75,6 +78,20 @@ export async function natsServerCommand(argv: string[]): Promise<number> {
   }
   await server.done;
   return 0;
+}
+
+/**
+ * Reads the configuration file and flags again and applies them (nats-server's Reload); a
+ * failure is logged as nats-server logs it and leaves the running configuration as it was.
+ */
+function reload(argv: string[], server: Server, log: ServerLogger): void {
+  try {
+    const next = parseFlags(argv, (w) => log.warn(w)).options;
+    reloadServer(server, next, log);
+  } catch (err) {
+    if (!(err instanceof OptionsError) && !(err instanceof ReloadError)) throw err;
+    log.error(`Failed to reload server configuration: ${err.message}`);
+  }
 }
 
 /** `--signal name[=pid|pidfile]`, as nats-server: without a pid, the one running server. */

@@ -3,8 +3,8 @@
 // publisher usually sends to few subjects; the cache is bounded.
 
 import { timingSafeEqual } from "node:crypto";
-import type { Options, Permissions, SubjectPermission } from "./options.js";
-import { patternIsSubsetOf, subjectMatchesPattern } from "./subject.js";
+import type { Options, Permissions, ResponsePermission, SubjectPermission } from "./options.js";
+import { patternIsSubsetOf, subjectHasWildcard, subjectMatchesPattern } from "./subject.js";
 import { sameDn } from "./tls.js";
 
 export interface ConnectAuth {
@@ -66,53 +66,175 @@ export function authenticate(opts: Readonly<Options>, c: ConnectAuth): AuthResul
 
 const CACHE_MAX = 1024;
 
+/** "subject" or "subject queue" (a subscribe permission for one queue group), as nats-server splits it. */
+export function splitSubjectQueue(entry: string): { subject: string; queue: string | null } {
+  const parts = entry.trim().split(/\s+/);
+  return { subject: parts[0] ?? "", queue: parts[1] ?? null };
+}
+
+/** Does a SUB's queue name match a queue permission (literally, or as a wildcard pattern)? */
+function queueMatches(queue: string, patterns: readonly string[]): boolean {
+  return patterns.some(
+    (q) => q === queue || (subjectHasWildcard(q) && subjectMatchesPattern(queue, q)),
+  );
+}
+
+/** The queue names of the queue entries whose subject covers a SUB's subject. */
+function queuesCovering(entries: Array<{ subject: string; queue: string }>, subject: string) {
+  return entries.filter((e) => patternIsSubsetOf(subject, e.subject)).map((e) => e.queue);
+}
+
 class SubjectRule {
   private readonly cache = new Map<string, boolean>();
-  constructor(private readonly p: SubjectPermission) {}
+  private readonly denyCache = new Map<string, boolean>();
+  /** Entries without a queue, and queue entries ("subject queue") split. */
+  private readonly allow: string[] = [];
+  private readonly deny: string[] = [];
+  private readonly allowQ: Array<{ subject: string; queue: string }> = [];
+  private readonly denyQ: Array<{ subject: string; queue: string }> = [];
+  /** An allow list was given (an empty one allows nothing: allow_responses sets one). */
+  private readonly hasAllow: boolean;
+
+  constructor(p: SubjectPermission, emptyAllowDeniesAll = false) {
+    for (const [list, plain, queued] of [
+      [p.allow, this.allow, this.allowQ],
+      [p.deny, this.deny, this.denyQ],
+    ] as const) {
+      for (const e of list) {
+        const { subject, queue } = splitSubjectQueue(e);
+        if (queue === null) plain.push(subject);
+        else queued.push({ subject, queue });
+      }
+    }
+    this.hasAllow = p.allow.length > 0 || emptyAllowDeniesAll;
+  }
 
   /** May a message be published to this literal subject? */
   allowsLiteral(subject: string): boolean {
     const hit = this.cache.get(subject);
     if (hit !== undefined) return hit;
     const ok =
-      (this.p.allow.length === 0 || this.p.allow.some((a) => subjectMatchesPattern(subject, a))) &&
-      !this.p.deny.some((d) => subjectMatchesPattern(subject, d));
+      (!this.hasAllow || this.allow.some((a) => subjectMatchesPattern(subject, a))) &&
+      !this.deny.some((d) => subjectMatchesPattern(subject, d));
     if (this.cache.size >= CACHE_MAX) this.cache.clear();
     this.cache.set(subject, ok);
     return ok;
   }
 
-  /**
-   * May a subscription on this (possibly wildcard) subject be made? nats-server allows it when an
-   * allow pattern covers it and no deny pattern covers it.
-   */
-  allowsPattern(subject: string): boolean {
-    const ok =
-      (this.p.allow.length === 0 || this.p.allow.some((a) => patternIsSubsetOf(subject, a))) &&
-      !this.p.deny.some((d) => patternIsSubsetOf(subject, d));
+  /** Is this literal subject outside every deny entry (messages to wildcard subscriptions)? */
+  notDenied(subject: string): boolean {
+    if (this.deny.length === 0) return true;
+    const hit = this.denyCache.get(subject);
+    if (hit !== undefined) return hit;
+    const ok = !this.deny.some((d) => subjectMatchesPattern(subject, d));
+    if (this.denyCache.size >= CACHE_MAX) this.denyCache.clear();
+    this.denyCache.set(subject, ok);
     return ok;
+  }
+
+  /**
+   * May a subscription on this (possibly wildcard) subject, in this queue group or none, be made?
+   * As nats-server's canSubscribe: an allow entry without a queue must cover the subject, but when
+   * queue entries cover it the SUB's queue decides; a covering deny entry without a queue refuses
+   * it, and covering queue deny entries refuse the queues they name.
+   */
+  allowsPattern(subject: string, queue: string | null = null): boolean {
+    let ok = true;
+    if (this.hasAllow) {
+      ok = this.allow.some((a) => patternIsSubsetOf(subject, a));
+      if (queue !== null) {
+        const names = queuesCovering(this.allowQ, subject);
+        if (names.length > 0) ok = queueMatches(queue, names);
+      }
+    }
+    if (ok && (this.deny.length > 0 || this.denyQ.length > 0)) {
+      ok = !this.deny.some((d) => patternIsSubsetOf(subject, d));
+      if (queue !== null) {
+        const names = queuesCovering(this.denyQ, subject);
+        if (names.length > 0) ok = !queueMatches(queue, names);
+      }
+    }
+    return ok;
+  }
+}
+
+/** nats-server's replyPermLimit: reply subjects remembered before expired ones are pruned. */
+const REPLY_PRUNE_AT = 4096;
+
+/**
+ * allow_responses: the reply subjects of messages delivered to a connection, each of which it may
+ * publish to (beyond its publish permissions) up to maxMsgs times within expiresMs of receiving it.
+ */
+export class ResponsePermits {
+  private readonly replies = new Map<string, { at: number; n: number }>();
+  constructor(
+    private readonly perm: ResponsePermission,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /** A message with this reply subject was delivered to the connection. */
+  delivered(reply: string): void {
+    this.replies.set(reply, { at: this.now(), n: 0 });
+    if (this.replies.size > REPLY_PRUNE_AT) this.prune();
+  }
+
+  /** May the connection publish to this subject as a response? Counts the use. */
+  use(subject: string): boolean {
+    const r = this.replies.get(subject);
+    if (r === undefined) return false;
+    r.n++;
+    const { maxMsgs, expiresMs } = this.perm;
+    if ((maxMsgs > 0 && r.n > maxMsgs) || (expiresMs > 0 && this.now() - r.at > expiresMs)) {
+      this.replies.delete(subject);
+      return false;
+    }
+    return true;
+  }
+
+  get size(): number {
+    return this.replies.size;
+  }
+
+  private prune(): void {
+    const { maxMsgs, expiresMs } = this.perm;
+    const now = this.now();
+    for (const [k, r] of this.replies) {
+      if ((maxMsgs > 0 && r.n >= maxMsgs) || (expiresMs > 0 && now - r.at > expiresMs)) {
+        this.replies.delete(k);
+      }
+    }
   }
 }
 
 export class CompiledPermissions {
   private readonly pub: SubjectRule | null;
   private readonly sub: SubjectRule | null;
-  constructor(p: Permissions) {
-    this.pub = p.publish ? new SubjectRule(p.publish) : null;
+  /** allow_responses: reply subjects this connection may answer (null when not enabled). */
+  readonly responses: ResponsePermits | null;
+  constructor(p: Permissions, now?: () => number) {
+    this.responses = p.response ? new ResponsePermits(p.response, now) : null;
+    // nats-server: allow_responses turns off the blanket publish allow.
+    const pub = p.publish ?? (p.response ? { allow: [], deny: [] } : undefined);
+    this.pub = pub ? new SubjectRule(pub, p.response !== undefined) : null;
     this.sub = p.subscribe ? new SubjectRule(p.subscribe) : null;
   }
+  /** May this connection publish here (a reply it was sent counts once more, see ResponsePermits)? */
   canPublish(subject: string): boolean {
-    return this.pub === null || this.pub.allowsLiteral(subject);
+    if (this.pub === null || this.pub.allowsLiteral(subject)) return true;
+    return this.responses !== null && this.responses.use(subject);
   }
-  canSubscribe(subject: string): boolean {
-    return this.sub === null || this.sub.allowsPattern(subject);
+  canSubscribe(subject: string, queue: string | null = null): boolean {
+    return this.sub === null || this.sub.allowsPattern(subject, queue);
   }
-  /** Should a message on this subject be delivered to this subscriber (deny on wildcard subs)? */
+  /**
+   * Should a message on this subject be delivered to this subscriber? Only the subscribe deny
+   * list filters deliveries (a wildcard subscription may cover denied subjects), as nats-server.
+   */
   canDeliver(subject: string): boolean {
-    return this.sub === null || this.sub.allowsLiteral(subject);
+    return this.sub === null || this.sub.notDenied(subject);
   }
 }
 
 function compile(p: Permissions | undefined): CompiledPermissions | null {
-  return p && (p.publish || p.subscribe) ? new CompiledPermissions(p) : null;
+  return p && (p.publish || p.subscribe || p.response) ? new CompiledPermissions(p) : null;
 }

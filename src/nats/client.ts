@@ -18,6 +18,7 @@ import { Subscription, type MsgTarget } from "./subscription.js";
 import { isValidLiteralSubject, isValidSubject, isValidQueueName } from "./subject.js";
 import { authenticate, type CompiledPermissions, type ConnectAuth } from "./auth.js";
 import type { Server } from "./server.js";
+import { goQuote } from "./log.js";
 
 /** What a client connection reads from and writes to: a TCP socket, or a WebSocket (websocket.ts). */
 export interface ClientSocket extends ByteSink {
@@ -131,6 +132,19 @@ function decodeConnect(arg: Buffer): { opts: Partial<ConnectOptions>; account: b
   delete out["new_account"];
   delete out["account"];
   return { opts: out as Partial<ConnectOptions>, account };
+}
+
+/** A password in a CONNECT: the first `pass...` key and its value, as nats-server finds it. */
+const PASSWORD = /"?\s*pass\S*?"?\s*[:=]\s*"?([^",\r\n}]*)/;
+
+/** CONNECT's text for the trace, with the password's value replaced by [REDACTED] (nats-server's). */
+export function redactPassword(arg: Buffer): Buffer {
+  const text = arg.toString("latin1");
+  const m = PASSWORD.exec(text);
+  if (m === null) return arg;
+  const end = m.index + m[0].length;
+  const start = end - m[1]!.length;
+  return Buffer.from(text.slice(0, start) + "[REDACTED]" + text.slice(end), "latin1");
 }
 
 export class Client implements ParserSink, MsgTarget {
@@ -280,7 +294,7 @@ export class Client implements ParserSink, MsgTarget {
         this.processUnsub(arg);
         return -1;
       case Op.CONNECT:
-        if (trace) this.traceIn("CONNECT", arg);
+        if (trace) this.traceIn("CONNECT", redactPassword(arg));
         this.processConnect(arg);
         return -1;
       case Op.INFO:
@@ -331,9 +345,7 @@ export class Client implements ParserSink, MsgTarget {
   payloadAt(buf: Buffer, start: number, end: number): void {
     if (this.closed) return;
     if (this.server.log.traceEnabled) {
-      this.server.log.trace(
-        `${this.tag} - <<- MSG_PAYLOAD: [${JSON.stringify(buf.toString("latin1", start, end))}]`,
-      );
+      this.server.log.trace(`${this.tag} - <<- MSG_PAYLOAD: [${goQuote(buf, start, end)}]`);
     }
     const len = end - start;
     this.inMsgs++;
@@ -415,7 +427,7 @@ export class Client implements ParserSink, MsgTarget {
     this.perms = auth.permissions;
     if (this.perms === null) return;
     for (const sub of [...this.subs.values()]) {
-      if (this.perms.canSubscribe(sub.subject)) continue;
+      if (this.perms.canSubscribe(sub.subject, sub.queue)) continue;
       this.sendErr(subViolation(sub.subject, sub.queue));
       this.unsubscribe(sub);
     }
@@ -501,7 +513,7 @@ export class Client implements ParserSink, MsgTarget {
     const sid = arg.toString("latin1", a[2 * (n - 1)]!, a[2 * (n - 1) + 1]!);
     // nats-server's order: permissions, the subscription limit, then the subject itself (checked
     // only when the sid is new).
-    if (this.perms !== null && !this.perms.canSubscribe(subject)) {
+    if (this.perms !== null && !this.perms.canSubscribe(subject, queue)) {
       this.sendErr(subViolation(subject, queue));
       this.server.log.error(
         `${this.tag} - Subscription Violation - User "${this.user}", Subject "${subject}", SID ${sid}`,
@@ -534,16 +546,19 @@ export class Client implements ParserSink, MsgTarget {
       throw new ProtocolError(null, `processUnsub Parse Error: '${arg.toString()}'`);
     const sid = arg.toString("latin1", a[0]!, a[1]!);
     const max = n === 2 ? parseSize(arg, a[2]!, a[3]!) : -1;
+    // nats-server acknowledges before it removes the subscription (the trace shows that order).
+    if (this.opts.verbose) this.sendProto("+OK\r\n");
     const sub = this.subs.get(sid);
     if (sub !== undefined) {
       if (max > 0 && max > sub.delivered) sub.max = max;
       else this.unsubscribe(sub);
     }
-    if (this.opts.verbose) this.sendProto("+OK\r\n");
   }
 
   unsubscribe(sub: Subscription): void {
     if (sub.closed) return;
+    if (this.server.log.traceEnabled)
+      this.server.log.trace(`${this.tag} - <-> [DELSUB ${sub.sid}]`);
     sub.closed = true;
     this.subs.delete(sub.sid);
     this.server.removeSubscription(sub);
@@ -563,13 +578,22 @@ export class Client implements ParserSink, MsgTarget {
   ): void {
     if (this.closed || sub.closed) return;
     if (sub.max > 0 && sub.delivered >= sub.max) return;
-    if (this.perms !== null && !this.perms.canDeliver(subject)) return;
+    if (this.perms !== null) {
+      if (!this.perms.canDeliver(subject)) return;
+      // allow_responses: this connection may now answer the request.
+      if (reply !== "" && this.perms.responses !== null) this.perms.responses.delivered(reply);
+    }
     let bodyStart = pStart;
     let withHeaders = hdrLen >= 0;
     if (withHeaders && !this.opts.headers) {
       // nats-server strips headers for clients that did not ask for them.
       bodyStart += hdrLen;
       withHeaders = false;
+    }
+    if (sub.max > 0 && sub.delivered + 1 >= sub.max && this.server.log.debugEnabled) {
+      this.server.log.debug(
+        `${this.tag} - Auto-unsubscribe limit of ${sub.max} reached for sid '${sub.sid}'`,
+      );
     }
     const out = this.out;
     const sid = sub.sid;
@@ -628,8 +652,7 @@ export class Client implements ParserSink, MsgTarget {
 
   sendProto(s: string): void {
     if (this.closed) return;
-    if (this.server.log.traceEnabled)
-      this.server.log.trace(`${this.tag} - ->> [${s.slice(0, -2)}]`);
+    if (this.server.log.traceEnabled) this.traceOut(s);
     this.out.appendString(s);
     this.server.queueFlush(this);
   }
@@ -737,6 +760,15 @@ export class Client implements ParserSink, MsgTarget {
     this.close(reason);
   }
 
+  /** Traces a protocol line sent, as nats-server: `+OK` as `[OK]`, `-ERR 'x'` as `[-ERR x]`, INFO not at all. */
+  private traceOut(s: string): void {
+    if (s.startsWith("INFO ")) return;
+    // -ERR's text is traced without its quotes.
+    const line =
+      s === "+OK\r\n" ? "OK" : s.startsWith("-ERR '") ? `-ERR ${s.slice(6, -3)}` : s.slice(0, -2);
+    this.server.log.trace(`${this.tag} - ->> [${line}]`);
+  }
+
   private traceIn(op: string, arg: Buffer | null): void {
     const text = arg === null ? op : `${op} ${arg.toString("latin1")}`;
     this.server.log.trace(`${this.tag} - <<- [${text}]`);
@@ -771,5 +803,11 @@ export class Client implements ParserSink, MsgTarget {
     this.parser.release();
     this.out.release(true);
     this.server.clientClosed(this, reason);
+    // nats-server traces the subscriptions a closed connection leaves after saying it closed.
+    if (this.server.log.traceEnabled) {
+      for (const sub of this.subs.values()) {
+        this.server.log.trace(`${this.tag} - <-> [DELSUB ${sub.sid}]`);
+      }
+    }
   }
 }

@@ -18,6 +18,7 @@ import type { Logger } from "./log.js";
 import type { Server } from "./server.js";
 import type { Subscription } from "./subscription.js";
 import { hostPort, NATS_VERSION } from "./server.js";
+import { goDuration } from "./monitor.js";
 import { acceptTls, dialTls, loadTls, type LoadedTls } from "./tls.js";
 
 interface ConfiguredRoute {
@@ -35,18 +36,27 @@ function isUnspecified(host: string | undefined): boolean {
   return !host || host === "0.0.0.0" || host === "::" || host === "[::]";
 }
 
-/** The host:port strings clients can use to reach a server listening on host:port. */
-export function clientUrlsFor(host: string, port: number, advertise: string): string[] {
+/**
+ * The host:port strings clients can use to reach a server listening on host:port. For a wildcard
+ * host, every non-loopback, non-link-local address; none on a machine that has no such address
+ * (nats-server then advertises nothing and logs that the address cannot be resolved).
+ */
+export function clientUrlsFor(
+  host: string,
+  port: number,
+  advertise: string,
+  ifaces: ReturnType<typeof networkInterfaces> = networkInterfaces(),
+): string[] {
   if (advertise) return [advertise.replace(/^[a-z]+:\/\//i, "")];
   if (!isUnspecified(host)) return [hostPort(host, port)];
   const urls: string[] = [];
-  for (const addrs of Object.values(networkInterfaces())) {
+  for (const addrs of Object.values(ifaces)) {
     for (const a of addrs ?? []) {
       if (a.internal || a.address.startsWith("fe80:")) continue;
       urls.push(hostPort(a.address, port));
     }
   }
-  return urls.length > 0 ? urls : [hostPort("127.0.0.1", port)];
+  return urls;
 }
 
 /** A predicate: does a route URL name the same host:port as `url`? */
@@ -113,6 +123,8 @@ export class Cluster {
 
   async start(): Promise<void> {
     this.log.info(`Cluster name is ${this.name}`);
+    if (this.dynamicName)
+      this.log.warn("Cluster name was dynamically generated, consider setting one");
     const listener = createServer({ noDelay: true }, (s) => this.accept(s));
     this.listener = listener;
     await new Promise<void>((resolve, reject) => {
@@ -343,7 +355,7 @@ export class Cluster {
       r.close(CloseReason.AuthViolation);
       return;
     }
-    if (!this.clusterNameAgrees(r, c.cluster, !!c.cluster_dynamic)) return;
+    if (!this.clusterNameAgrees(r, c.cluster, !!c.cluster_dynamic, true)) return;
     r.connectReceived = true;
   }
 
@@ -381,7 +393,7 @@ export class Cluster {
       r.close(CloseReason.AuthViolation);
       return;
     }
-    if (!this.clusterNameAgrees(r, info.cluster, !!info.cluster_dynamic)) return;
+    if (!this.clusterNameAgrees(r, info.cluster, !!info.cluster_dynamic, false)) return;
     if (r.isConfigured) {
       const c = this.configured.get(r.url);
       if (c) {
@@ -407,6 +419,8 @@ export class Cluster {
     r.registered = true;
     this.routes.set(id, r);
     this.log.debug(`${r.tag} - Registering remote route "${id}"`);
+    // A first PING measures the route's RTT (/routez), as nats-server does on registration.
+    r.sendPing();
     this.sendLocalSubs(r);
     this.log.debug(`${r.tag} - Sent local subscriptions to route`);
     this.replaceClientUrls(r, info.connect_urls ?? []);
@@ -419,7 +433,12 @@ export class Cluster {
    * one, and between two dynamic names the greater wins; two different configured names refuse
    * each other.
    */
-  private clusterNameAgrees(r: Route, theirs: string | undefined, theirsDynamic: boolean): boolean {
+  private clusterNameAgrees(
+    r: Route,
+    theirs: string | undefined,
+    theirsDynamic: boolean,
+    inConnect: boolean,
+  ): boolean {
     if (!theirs || theirs === this.name) return true;
     if (this.dynamicName && (!theirsDynamic || this.name < theirs)) {
       this.log.info(`Cluster name updated to ${theirs}`);
@@ -427,10 +446,17 @@ export class Cluster {
       this.dynamicName = theirsDynamic;
       return true;
     }
+    // As nats-server: the server that receives the CONNECT says why and tells the peer; the one
+    // that reads the other's INFO just closes.
+    if (!inConnect) {
+      r.close(CloseReason.ClusterNameConflict);
+      return false;
+    }
     const text = `Rejecting connection, cluster name "${theirs}" does not match "${this.name}"`;
     this.log.error(`${r.tag} - ${text}`);
     r.sendProto(`-ERR '${text}'\r\n`);
     r.close(CloseReason.ClusterNameConflict);
+    this.log.error(`${r.tag} - cluster name from remote server conflicts`);
     return false;
   }
 
@@ -505,7 +531,7 @@ export class Cluster {
   routeError(r: Route, text: string): void {
     const m = /cluster name "([^"]*)" does not match "([^"]*)"/.exec(text);
     if (m && this.dynamicName && m[1] === this.name && m[2]) {
-      this.clusterNameAgrees(r, m[2], false);
+      this.clusterNameAgrees(r, m[2], false, false);
     }
   }
 
@@ -621,7 +647,7 @@ export class Cluster {
         port: r.port,
         start: r.start.toISOString(),
         last_activity: r.lastActivity.toISOString(),
-        rtt: `${(r.rtt * 1000).toFixed(0)}µs`,
+        rtt: goDuration(r.rtt),
         uptime: `${Math.floor((now - r.start.getTime()) / 1000)}s`,
         idle: `${Math.floor((now - r.lastActivity.getTime()) / 1000)}s`,
         pending_size: r.out.queued + r.socket.writableLength,

@@ -80,3 +80,12 @@ export class OptionsError extends Error {
     this.name = "OptionsError";
   }
 }
+
+/** A configuration reload that changes an option which cannot change while running. */
+export class ReloadError extends Error {
+  readonly code = "ERR_NATS_RELOAD";
+  constructor(message: string) {
+    super(message);
+    this.name = "ReloadError";
+  }
+}

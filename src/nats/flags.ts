@@ -69,6 +69,7 @@ const FLAGS: FlagDef[] = [
   { names: ["tlscacert"], value: true, set: (o, v) => (tls(o).caFile = v) },
   { names: ["tlsverify"], value: false, set: (o, v) => (tls(o).verify = boolFlag(v)) },
   { names: ["client_advertise"], value: true, set: (o, v) => (o.clientAdvertise = v) },
+  { names: ["ports_file_dir"], value: true, set: (o, v) => (o.portsFileDir = v) },
   { names: ["l", "log"], value: true, set: (o, v) => (o.logFile = v) },
   { names: ["T", "logtime"], value: false, set: (o, v) => (o.logtime = boolFlag(v)) },
   { names: ["D", "debug"], value: false, set: (o, v) => (o.debug = boolFlag(v)) },
@@ -183,6 +184,8 @@ export function parseFlags(argv: string[], warn: Warn): ParsedFlags {
       "solicited routes require cluster capabilities, e.g. --cluster nats://0.0.0.0:6222",
     );
   }
+  // nats-server: the monitor listens on the client host unless told otherwise.
+  if (opts.httpHost === "") opts.httpHost = opts.host;
   return { options: validateOptions(opts), help, version, testConfig, signal };
 }
 
@@ -207,6 +210,7 @@ Server Options:
     -sl,--signal <signal>[=<pid>]    Send signal to shoal nats-server process (ldm, stop, quit, term, reopen, reload)
                                      <pid> can be either a PID (e.g. 1) or the path to a PID file
         --client_advertise <string>  Client URL to advertise to other servers
+        --ports_file_dir <dir>       Creates a ports file in the specified directory (nats-server_<pid>.ports).
 
 Logging Options:
     -l, --log <file>                 File to redirect log output

@@ -33,10 +33,65 @@ export function logTimestamp(d: Date, micros: number): string {
   );
 }
 
+const GO_ESCAPES: Record<number, string> = {
+  7: "\\a",
+  8: "\\b",
+  9: "\\t",
+  10: "\\n",
+  11: "\\v",
+  12: "\\f",
+  13: "\\r",
+  34: '\\"',
+  92: "\\\\",
+};
+
+const hex = (n: number, w: number) => n.toString(16).padStart(w, "0");
+
+/**
+ * Bytes as Go's %q prints them (strconv.Quote): printable UTF-8 as is, the C escapes, other
+ * control characters and invalid bytes as \xHH, unprintable runes as \uHHHH or \UHHHHHHHH.
+ * The trace log quotes message payloads so.
+ */
+export function goQuote(buf: Buffer, start = 0, end = buf.length): string {
+  let out = '"';
+  let i = start;
+  while (i < end) {
+    const b = buf[i]!;
+    if (b < 0x80) {
+      const esc = GO_ESCAPES[b];
+      if (esc !== undefined) out += esc;
+      else if (b < 0x20 || b === 0x7f) out += `\\x${hex(b, 2)}`;
+      else out += String.fromCharCode(b);
+      i++;
+      continue;
+    }
+    const n = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 0;
+    const ch = n > 0 && i + n <= end ? utf8Char(buf, i, n) : null;
+    if (ch === null) {
+      out += `\\x${hex(b, 2)}`;
+      i++;
+      continue;
+    }
+    const cp = ch.codePointAt(0)!;
+    if (/^[\p{L}\p{M}\p{N}\p{P}\p{S}]$/u.test(ch)) out += ch;
+    else out += cp < 0x10000 ? `\\u${hex(cp, 4)}` : `\\U${hex(cp, 8)}`;
+    i += n;
+  }
+  return out + '"';
+}
+
+/** One well-formed UTF-8 sequence of n bytes at i as a string, or null. */
+function utf8Char(buf: Buffer, i: number, n: number): string | null {
+  for (let k = 1; k < n; k++) if ((buf[i + k]! & 0xc0) !== 0x80) return null;
+  const s = buf.toString("utf8", i, i + n);
+  // Overlong forms and surrogates do not survive the round trip (Go treats them as bad bytes).
+  return Buffer.from(s, "utf8").equals(buf.subarray(i, i + n)) ? s : null;
+}
+
 export class ServerLogger implements Logger {
-  readonly debugEnabled: boolean;
-  readonly traceEnabled: boolean;
-  private readonly logtime: boolean;
+  debugEnabled: boolean;
+  traceEnabled: boolean;
+  private logtime: boolean;
   private readonly write: (line: string) => void;
   private readonly prefix: string;
 
@@ -64,6 +119,13 @@ export class ServerLogger implements Logger {
       ts = logTimestamp(d, Math.floor((now * 1000) % 1_000_000)) + " ";
     }
     this.write(`${this.prefix}${ts}[${level}] ${msg}`);
+  }
+
+  /** New levels and time stamps (a configuration reload). */
+  configure(o: { debug: boolean; trace: boolean; logtime: boolean }): void {
+    this.debugEnabled = o.debug;
+    this.traceEnabled = o.trace;
+    this.logtime = o.logtime;
   }
 
   info(msg: string): void {

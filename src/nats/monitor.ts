@@ -126,6 +126,9 @@ export function varz(s: Server): Record<string, unknown> {
     subscriptions: s.sublist.count(),
     http_req_stats: s.monitor ? Object.fromEntries(s.monitor.stats) : {},
     config_load_time: s.configLoadTime.toISOString(),
+    // The URLs clients are told about in a cluster (INFO connect_urls).
+    connect_urls: s.cluster && !s.cluster.opts.noAdvertise ? s.cluster.connectUrls() : undefined,
+    tags: o.serverTags.length > 0 ? o.serverTags : undefined,
   };
 }
 

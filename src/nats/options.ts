@@ -2,6 +2,7 @@
 // configuration file (conf.ts) and command-line flags (flags.ts), validated once and frozen.
 
 import { OptionsError } from "./errors.js";
+import { isValidSubject } from "./subject.js";
 import {
   isUsedVariable,
   parseConfigFile,
@@ -17,9 +18,18 @@ export interface SubjectPermission {
   deny: string[];
 }
 
+/** allow_responses: a connection may publish to the reply subjects of messages it received. */
+export interface ResponsePermission {
+  /** Responses allowed per reply subject (nats-server's default 1). */
+  maxMsgs: number;
+  /** How long after receiving the request (nats-server's default 2 minutes). */
+  expiresMs: number;
+}
+
 export interface Permissions {
   publish?: SubjectPermission;
   subscribe?: SubjectPermission;
+  response?: ResponsePermission;
 }
 
 export interface User {
@@ -55,6 +65,7 @@ export interface Options {
   /** Client port; -1 picks a random free port (as does 0). */
   port: number;
   clientAdvertise: string;
+  /** Monitoring host; "" (the default): the client host for `shoal nats-server`, else 0.0.0.0. */
   httpHost: string;
   /** Monitoring port; 0 turns monitoring off, -1 picks a random port. */
   httpPort: number;
@@ -90,6 +101,10 @@ export interface Options {
   allowNonTls: boolean;
   /** Monitoring over https (with the tls certificate); 0 = off, -1 = random port. */
   httpsPort: number;
+  /** `server_tags`: shown in /varz `tags` (nats-server lower-cases them). */
+  serverTags: string[];
+  /** `ports_file_dir`: where `nats-server_<pid>.ports` is written ("" = not written). */
+  portsFileDir: string;
 }
 
 /** nats-server's `websocket {}` block. */
@@ -157,7 +172,7 @@ export function defaultOptions(): Options {
     host: "0.0.0.0",
     port: 4222,
     clientAdvertise: "",
-    httpHost: "0.0.0.0",
+    httpHost: "",
     httpPort: 0,
     debug: false,
     trace: false,
@@ -186,6 +201,8 @@ export function defaultOptions(): Options {
     tls: null,
     allowNonTls: false,
     httpsPort: 0,
+    serverTags: [],
+    portsFileDir: "",
   };
 }
 
@@ -252,29 +269,71 @@ export function splitHostPort(s: string, defaultHost: string): { host: string; p
   return { host, port };
 }
 
+/** A permission's subjects: one string or a list (not split on commas), each a valid subject or "subject queue". */
+function subjects(v: ConfValue, key: string): string[] {
+  const list = typeof v === "string" ? [v] : strList(v, key);
+  for (const s of list) {
+    if (isValidSubject(s)) continue;
+    const parts = s.trim().split(/\s+/);
+    const bad = parts.length !== 2 ? s : isValidSubject(parts[0]!) ? "" : parts[0]!;
+    if (bad !== "")
+      throw new OptionsError(`config: ${key}: subject "${bad}" is not a valid subject`);
+  }
+  return list;
+}
+
 function permission(v: ConfValue, key: string): SubjectPermission {
-  if (typeof v === "string" || Array.isArray(v)) return { allow: strList(v, key), deny: [] };
+  if (typeof v === "string" || Array.isArray(v)) return { allow: subjects(v, key), deny: [] };
   const o = obj(v, key);
   const p: SubjectPermission = { allow: [], deny: [] };
   for (const [k, val] of Object.entries(o)) {
     const lk = k.toLowerCase();
-    if (lk === "allow") p.allow = strList(val, `${key}.allow`);
-    else if (lk === "deny") p.deny = strList(val, `${key}.deny`);
+    if (lk === "allow") p.allow = subjects(val, `${key}.allow`);
+    else if (lk === "deny") p.deny = subjects(val, `${key}.deny`);
     else throw new OptionsError(`config: unknown field "${k}" in ${key}`);
   }
   return p;
 }
 
-function permissions(v: ConfValue, key: string): Permissions {
+/** nats-server's DEFAULT_ALLOW_RESPONSE_MAX_MSGS and DEFAULT_ALLOW_RESPONSE_EXPIRATION. */
+const RESPONSE_DEFAULTS: ResponsePermission = { maxMsgs: 1, expiresMs: 2 * 60 * 1000 };
+
+/** allow_responses: true, false, or { max, expires } (0 or missing take the defaults). */
+function allowResponses(v: ConfValue, key: string, warn: Warn): ResponsePermission | undefined {
+  if (typeof v === "boolean") return v ? { ...RESPONSE_DEFAULTS } : undefined;
+  const o = obj(v, key);
+  const r = { ...RESPONSE_DEFAULTS };
+  for (const [k, val] of Object.entries(o)) {
+    switch (k.toLowerCase()) {
+      case "max":
+      case "max_msgs":
+      case "max_messages":
+      case "max_responses":
+        r.maxMsgs = num(val, `${key}.${k}`) || RESPONSE_DEFAULTS.maxMsgs;
+        break;
+      case "expires":
+      case "expiration":
+      case "ttl":
+        r.expiresMs = duration(val, `${key}.${k}`, warn) || RESPONSE_DEFAULTS.expiresMs;
+        break;
+      default:
+        throw new OptionsError(`config: unknown field "${k}" in ${key}`);
+    }
+  }
+  return r;
+}
+
+function permissions(v: ConfValue, key: string, warn: Warn): Permissions {
   const o = obj(v, key);
   const p: Permissions = {};
   for (const [k, val] of Object.entries(o)) {
     const lk = k.toLowerCase();
     if (lk === "publish" || lk === "pub") p.publish = permission(val, `${key}.publish`);
     else if (lk === "subscribe" || lk === "sub") p.subscribe = permission(val, `${key}.subscribe`);
-    else if (lk === "allow_responses")
-      continue; // accepted, not enforced yet
-    else throw new OptionsError(`config: unknown field "${k}" in ${key}`);
+    else if (lk === "allow_responses" || lk === "allow_response") {
+      const r = allowResponses(val, `${key}.allow_responses`, warn);
+      if (r) p.response = r;
+    } else throw new OptionsError(`config: unknown field "${k}" in ${key}`);
   }
   return p;
 }
@@ -308,8 +367,9 @@ function authorization(v: ConfValue, key: string, warn: Warn): AuthBlock {
         a.timeoutMs = typeof val === "number" ? val * 1000 : duration(val, `${key}.timeout`, warn);
         break;
       case "permissions":
+      case "default_permission":
       case "default_permissions":
-        defaultPerms = permissions(val, `${key}.permissions`);
+        defaultPerms = permissions(val, `${key}.permissions`, warn);
         break;
       case "users": {
         if (!Array.isArray(val)) throw new OptionsError(`config: ${key}.users must be a list`);
@@ -320,7 +380,9 @@ function authorization(v: ConfValue, key: string, warn: Warn): AuthBlock {
             const luk = uk.toLowerCase();
             if (luk === "user" || luk === "username") user.user = str(uv, "user");
             else if (luk === "pass" || luk === "password") user.password = str(uv, "password");
-            else if (luk === "permissions") user.permissions = permissions(uv, "permissions");
+            // nats-server takes the singular `permission` too.
+            else if (luk === "permissions" || luk === "permission")
+              user.permissions = permissions(uv, "permissions", warn);
             else if (luk === "account") continue;
             else throw new OptionsError(`config: unknown field "${uk}" in ${key}.users[${i}]`);
           }
@@ -622,9 +684,27 @@ export function applyConfig(opts: Options, conf: ConfObject, warn: Warn): void {
       case "ws":
         opts.websocket = websocketBlock(v, warn);
         break;
+      case "server_tags":
+        for (const t of typeof v === "string" ? [v] : strList(v, key)) {
+          const tag = t.trim().toLowerCase();
+          if (tag !== "" && !opts.serverTags.includes(tag)) opts.serverTags.push(tag);
+        }
+        break;
+      case "ports_file_dir":
+        opts.portsFileDir = str(v, key);
+        break;
       case "jetstream":
-      case "accounts":
+        // `jetstream: enabled`, `jetstream: true`, `jetstream { ... }`: all accepted, none obeyed.
+        if (v !== false && v !== "disabled" && v !== "false") {
+          warn("JetStream is not supported by shoal: the jetstream settings are ignored");
+        }
+        break;
       case "leafnodes":
+      case "leaf":
+        obj(v, key);
+        warn("Leaf nodes are not supported by shoal: the leafnodes block is ignored");
+        break;
+      case "accounts":
       case "gateway":
       case "mqtt":
       case "system_account":
@@ -699,6 +779,9 @@ export function validateOptions(opts: Options): Readonly<Options> {
   }
   validateWebsocket(opts);
   if (opts.websocket !== null && opts.websocket.port === 0) opts.websocket = null;
+  // Not set by a config or flags (see parseFlags, where it follows the client host as in
+  // nats-server): every interface, as the servers embedded in the daemons expect.
+  if (opts.httpHost === "") opts.httpHost = "0.0.0.0";
   if (opts.cluster) Object.freeze(opts.cluster);
   if (opts.websocket) Object.freeze(opts.websocket);
   return Object.freeze(opts);

@@ -145,9 +145,9 @@ export class Route implements ParserSink, MsgTarget {
       case Op.OK:
         return -1;
       case Op.ERR:
-        log.error(`${this.tag} - Router error: ${arg.toString()}`);
+        log.error(`${this.tag} - Route Error ${arg.toString()}`);
         this.cluster.routeError(this, arg.toString());
-        this.close(CloseReason.ProtocolViolation);
+        this.close(CloseReason.ParseError);
         return -1;
       case Op.RS_PLUS:
         this.requireRegistered();

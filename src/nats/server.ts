@@ -19,6 +19,7 @@ import { Cluster, clientUrlsFor } from "./cluster.js";
 import type { Route } from "./route.js";
 import { WebsocketListener } from "./websocket.js";
 import { acceptTls, certIdentities, loadTls, TLS_HANDSHAKE_RECORD, type LoadedTls } from "./tls.js";
+import { listenerUrls, removePortsFile, writePortsFile, type Ports } from "./ports.js";
 
 /** The nats-server protocol level shoal speaks; clients use it to enable features. */
 export const NATS_VERSION = "2.9.10";
@@ -52,13 +53,14 @@ export class Server {
   readonly sublist = new Sublist<Subscription>({ cache: true });
   readonly clients = new Map<number, Client>();
   readonly closed: ClosedClient[] = [];
-  readonly authRequired: boolean;
+  /** Clients must CONNECT with credentials (recomputed when a reload changes the users). */
+  authRequired: boolean;
   readonly start = new Date();
   readonly monitor: Monitor | null;
   readonly cluster: Cluster | null;
   readonly websocket: WebsocketListener | null;
-  /** The client TLS (the top-level tls block) once its files are loaded. */
-  readonly tls: LoadedTls | null;
+  /** The client TLS (the top-level tls block) once its files are loaded; replaced by a reload. */
+  tls: LoadedTls | null;
   configLoadTime = new Date();
   inMsgs = 0;
   inBytes = 0;
@@ -88,6 +90,8 @@ export class Server {
   private doneResolve!: () => void;
   /** The client port actually bound (differs from opts.port when it was -1 or 0). */
   port = 0;
+  /** The ports file written at start (ports_file_dir), removed at shutdown. */
+  private portsFile = "";
 
   constructor(
     public opts: Readonly<Options>,
@@ -134,6 +138,11 @@ export class Server {
     if (this.tls && this.opts.allowNonTls) {
       log.warn('Clients that are not using "TLS Required" may connect');
     }
+    const host = this.opts.host;
+    if ((host === "0.0.0.0" || host === "::") && this.ownClientUrls().length === 0) {
+      // nats-server's words when the machine has no address to advertise (nothing is).
+      log.error(`Address "${host}" can not be resolved properly`);
+    }
     if (this.authRequired) {
       log.debug(
         this.opts.users.length > 0 ? "Using multi-user authentication" : "Using authentication",
@@ -142,6 +151,9 @@ export class Server {
     this.startTimers();
     log.info("Server is ready");
     if (this.cluster) await this.cluster.start();
+    if (this.opts.portsFileDir) {
+      this.portsFile = writePortsFile(this.opts.portsFileDir, this.portsInfo());
+    }
     this.readyResolve();
     await ready;
   }
@@ -318,6 +330,28 @@ export class Server {
       this.lastSubject = s;
     }
     return s;
+  }
+
+  /** The URLs of every listener, as nats-server's PortsInfo (the ports file's content). */
+  portsInfo(): Ports {
+    const o = this.opts;
+    // The schemes as nats-server's PortsInfo picks them: tls/https when the listener is secure.
+    const ports: Ports = { nats: listenerUrls(this.tls ? "tls" : "nats", o.host, this.port) };
+    if (this.monitor) {
+      const scheme = this.monitor.secure ? "https" : "http";
+      ports.monitoring = listenerUrls(scheme, o.httpHost, this.monitor.port);
+    }
+    if (this.cluster) {
+      const scheme = this.cluster.tls ? "tls" : "nats";
+      ports.cluster = listenerUrls(scheme, this.cluster.opts.host, this.cluster.port);
+    }
+    // The listener's own addresses (every interface's for 0.0.0.0), not websocketUrls(), which
+    // are the advertised ones: nats-server writes the bound listener here too. Only ws:// for
+    // now, since the websocket block's tls is refused by validation.
+    if (this.websocket) {
+      ports.websocket = listenerUrls("ws", this.websocket.opts.host, this.websocket.port);
+    }
+    return ports;
   }
 
   clusterName(): string {
@@ -506,6 +540,7 @@ export class Server {
    */
   reloadUsers(users: User[]): void {
     this.opts = { ...this.opts, users };
+    this.authRequired = authRequired(this.opts);
     for (const c of [...this.clients.values()]) c.reauthorize();
   }
 
@@ -605,6 +640,7 @@ export class Server {
     if (this.cluster) await this.cluster.stop();
     if (this.monitor) await this.monitor.close();
     if (this.opts.pidFile) rmSync(this.opts.pidFile, { force: true });
+    if (this.portsFile) removePortsFile(this.portsFile);
     this.log.info("Server Exiting..");
     this.doneResolve();
   }

@@ -17,7 +17,17 @@ import {
   type Status,
 } from "nats";
 import type { User } from "../../src/nats/options.js";
-import { checkFor, runServer, useServer, useClient } from "../helpers/servers.js";
+import {
+  checkFor,
+  goServerPath,
+  RawConn,
+  runGoServer,
+  runServer,
+  useServer,
+  useClient,
+  type RunningServer,
+} from "../helpers/servers.js";
+import { ResponsePermits } from "../../src/nats/auth.js";
 import { defer } from "../helpers/defer.js";
 
 const sc = StringCodec();
@@ -286,5 +296,120 @@ describe("reloading the users", () => {
       ["publish", "req.x"],
     );
     assert.equal(kept.isClosed(), false);
+  });
+});
+
+// Queue permissions and allow_responses, as raw sessions against shoal and, when it is installed,
+// the Go nats-server with the same config: the -ERR lines each user gets must be the same.
+const PERMS_CONF = `authorization { users [
+  { user: u, password: u }
+  { user: q, password: q, permission { subscribe { allow: ["foo", "bar q1", "baz.* q.*"], deny: ["foo qx", "nope"] } } }
+  { user: s, password: s, permissions { subscribe: "svc", allow_responses: true } }
+  { user: r, password: r, permissions { publish: "req", subscribe: "req", allow_responses: { max: 2, expires: "1m" } } }
+] }
+`;
+
+async function permsSession(t: TestContext, srv: RunningServer) {
+  const login = async (user: string) => {
+    const c = await RawConn.connect(srv.port);
+    defer(t, () => c.close());
+    c.send(`CONNECT {"verbose":false,"user":"${user}","pass":"${user}"}\r\n`);
+    return c;
+  };
+  /** Sends lines, then waits for the PONG that ends them; returns the -ERR lines they caused. */
+  const run = async (c: RawConn, lines: string) => {
+    const before = c.data.length;
+    c.send(`${lines}PING\r\n`);
+    await checkFor(3000, () => c.data.slice(before).includes("PONG\r\n"));
+    return c.data.slice(before).match(/-ERR [^\r]*/g) ?? [];
+  };
+  const q = await login("q");
+  const queues = await run(
+    q,
+    "SUB foo 1\r\nSUB foo qx 2\r\nSUB foo qy 3\r\nSUB bar 4\r\nSUB bar q1 5\r\n" +
+      "SUB bar q2 6\r\nSUB baz.a q.x 7\r\nSUB baz.a q 8\r\nSUB nope 9\r\n",
+  );
+  const [u, s, r] = [await login("u"), await login("s"), await login("r")];
+  await run(u, "SUB rep.> 1\r\n");
+  await run(s, "SUB svc 1\r\n");
+  await run(r, "SUB req 1\r\n");
+  await run(u, "PUB svc rep.1 2\r\nhi\r\nPUB req rep.2 2\r\nhi\r\n");
+  await s.waitFor(/MSG svc 1 rep\.1 2\r\n/);
+  await r.waitFor(/MSG req 1 rep\.2 2\r\n/);
+  const answer = "PUB rep.1 0\r\n\r\nPUB rep.1 0\r\n\r\nPUB other 0\r\n\r\n";
+  const sErrs = await run(s, answer);
+  const rErrs = await run(
+    r,
+    answer.replaceAll("rep.1", "rep.2").replace("PUB other", "PUB rep.2 0\r\n\r\nPUB other"),
+  );
+  await run(u, "");
+  const delivered = u.data.match(/MSG rep\.\d/g) ?? [];
+  return { queues, sErrs, rErrs, delivered };
+}
+
+describe("queue permissions and allow_responses (raw sessions)", () => {
+  const expected = {
+    queues: [
+      `-ERR 'Permissions Violation for Subscription to "foo" using queue "qx"'`,
+      `-ERR 'Permissions Violation for Subscription to "bar"'`,
+      `-ERR 'Permissions Violation for Subscription to "bar" using queue "q2"'`,
+      `-ERR 'Permissions Violation for Subscription to "baz.a" using queue "q"'`,
+      `-ERR 'Permissions Violation for Subscription to "nope"'`,
+    ],
+    // s may answer rep.1 once (the default max), r answers rep.2 twice; neither may publish elsewhere.
+    sErrs: [
+      `-ERR 'Permissions Violation for Publish to "rep.1"'`,
+      `-ERR 'Permissions Violation for Publish to "other"'`,
+    ],
+    rErrs: [
+      `-ERR 'Permissions Violation for Publish to "rep.2"'`,
+      `-ERR 'Permissions Violation for Publish to "other"'`,
+    ],
+    delivered: ["MSG rep.1", "MSG rep.2", "MSG rep.2"],
+  };
+  for (const kind of ["shoal", "go"] as const) {
+    test(
+      `${kind}: the -ERR lines of each user`,
+      {
+        skip: kind === "go" && !goServerPath() ? "the Go nats-server is not installed" : false,
+      },
+      async (t) => {
+        const dir = mkdtempSync(join(tmpdir(), "shoal-perms-"));
+        defer(t, () => rmSync(dir, { recursive: true, force: true }));
+        const file = join(dir, "perms.conf");
+        writeFileSync(file, PERMS_CONF);
+        const args = ["-c", file, "-p", "-1"];
+        const srv = kind === "go" ? await runGoServer(args) : await runServer(args);
+        defer(t, () => srv.stop("SIGKILL"));
+        assert.deepEqual(await permsSession(t, srv), expected);
+      },
+    );
+  }
+});
+
+describe("ResponsePermits (allow_responses bookkeeping, injected time)", () => {
+  test("a reply subject may be used max times, within expires of its delivery", () => {
+    let now = 0;
+    const p = new ResponsePermits({ maxMsgs: 2, expiresMs: 1000 }, () => now);
+    assert.equal(p.use("r.1"), false, "never delivered");
+    p.delivered("r.1");
+    assert.equal(p.use("r.1"), true);
+    assert.equal(p.use("r.1"), true);
+    assert.equal(p.use("r.1"), false, "beyond max");
+    p.delivered("r.2");
+    now = 1001;
+    assert.equal(p.use("r.2"), false, "expired");
+    p.delivered("r.3");
+    now = 2000;
+    assert.equal(p.use("r.3"), true, "within expires");
+  });
+
+  test("a new delivery of the same reply subject starts afresh", () => {
+    const p = new ResponsePermits({ maxMsgs: 1, expiresMs: 0 }, () => 0);
+    p.delivered("r");
+    assert.equal(p.use("r"), true);
+    p.delivered("r");
+    assert.equal(p.use("r"), true);
+    assert.equal(p.use("r"), false);
   });
 });

@@ -19,6 +19,9 @@ import {
   parseDuration,
   parseSize,
 } from "../../src/nats/conf.js";
+import { applyConfig, defaultOptions, validateOptions } from "../../src/nats/options.js";
+import { parseFlags } from "../../src/nats/flags.js";
+import { unsupportedChange } from "../../src/nats/reload.js";
 
 // The Go server, to check that it accepts what we accept: $NATS_SERVER, else the first on $PATH.
 const NATS_SERVER = [
@@ -604,3 +607,77 @@ function catchError(fn: () => unknown): ConfigError {
   }
   assert.fail("expected an error");
 }
+
+describe("options from a config (applyConfig)", () => {
+  const load = (text: string) => {
+    const opts = defaultOptions();
+    const warnings: string[] = [];
+    applyConfig(opts, parseConfig(text, { env: {} }), (w) => warnings.push(w));
+    return { opts, warnings };
+  };
+
+  test("server_tags: a list or one string, lower-cased, trimmed, without repeats", () => {
+    assert.deepEqual(load(`server_tags [ "ID:abc", " id:ABC ", "b,c" ]`).opts.serverTags, [
+      "id:abc",
+      "b,c",
+    ]);
+    assert.deepEqual(load(`server_tags: "a,b"`).opts.serverTags, ["a,b"]);
+  });
+
+  test("ports_file_dir", () => {
+    assert.equal(load(`ports_file_dir: /tmp/x`).opts.portsFileDir, "/tmp/x");
+  });
+
+  test("jetstream and leafnodes are accepted with a warning; jetstream: disabled is silent", () => {
+    for (const text of [`jetstream: enabled`, `jetstream {}`, `jetstream { store_dir: /x }`]) {
+      assert.deepEqual(load(text).warnings, [
+        "JetStream is not supported by shoal: the jetstream settings are ignored",
+      ]);
+    }
+    assert.deepEqual(load(`jetstream: disabled`).warnings, []);
+    assert.deepEqual(load(`leafnodes { listen: "127.0.0.1:-1" }`).warnings, [
+      "Leaf nodes are not supported by shoal: the leafnodes block is ignored",
+    ]);
+  });
+
+  test("the monitor listens on the client host unless told otherwise (as nats-server)", (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "shoal-http-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const host = (text: string) => {
+      writeFileSync(join(dir, "m.conf"), text);
+      return parseFlags(["-c", join(dir, "m.conf")], () => {}).options.httpHost;
+    };
+    assert.equal(host(`listen: "127.0.0.1:-1"\nhttp: 8222`), "127.0.0.1");
+    assert.equal(host(`http: 8222\nhost: 127.0.0.1`), "127.0.0.1");
+    assert.equal(host(`host: 127.0.0.1\nhttp_port: 8222`), "127.0.0.1");
+    assert.equal(host(`host: 127.0.0.1\nhttp: "0.0.0.0:8222"`), "0.0.0.0");
+    assert.equal(host(`http: 8222`), "0.0.0.0");
+    assert.equal(
+      parseFlags(["-a", "127.0.0.1", "-m", "8222"], () => {}).options.httpHost,
+      "127.0.0.1",
+    );
+  });
+
+  test("authorization { timeout } in seconds", () => {
+    assert.equal(load(`authorization { timeout: 3 }`).opts.authTimeoutMs, 3000);
+    assert.equal(load(`authorization { timeout: 0.5 }`).opts.authTimeoutMs, 500);
+  });
+});
+
+describe("reload: options that cannot change (nats-server's words)", () => {
+  test("the first fixed option that differs is named with old and new values", () => {
+    const cur = validateOptions({ ...defaultOptions(), port: 4222 });
+    const same = validateOptions({ ...defaultOptions(), port: 4222, debug: true, users: [] });
+    assert.equal(unsupportedChange(cur, same), null);
+    const port = validateOptions({ ...defaultOptions(), port: 4223 });
+    assert.equal(
+      unsupportedChange(cur, port),
+      "config reload not supported for Port: old=4222, new=4223",
+    );
+    const ping = validateOptions({ ...defaultOptions(), port: 4222, pingIntervalMs: 60_000 });
+    assert.equal(
+      unsupportedChange(cur, ping),
+      "config reload not supported for PingInterval: old=2m0s, new=1m0s",
+    );
+  });
+});

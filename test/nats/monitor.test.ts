@@ -5,8 +5,12 @@
 import { test, describe, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { StringCodec } from "nats";
-import type { Server } from "../../src/nats/server.js";
+import { Server } from "../../src/nats/server.js";
 import { checkFor, useServer, useClient } from "../helpers/servers.js";
+import { clientUrl, clusterOpts, createCluster, defer, monitorGet } from "../helpers/cluster.js";
+import { defaultOptions, validateOptions } from "../../src/nats/options.js";
+import { ServerLogger } from "../../src/nats/log.js";
+import { clientUrlsFor } from "../../src/nats/cluster.js";
 
 const sc = StringCodec();
 
@@ -191,5 +195,58 @@ describe("monitoring endpoints", () => {
     const missing = await fetch(`http://127.0.0.1:${s.monitor!.port}/nope`);
     assert.equal(missing.status, 404);
     await missing.arrayBuffer();
+  });
+});
+
+describe("cluster monitoring and logs, as nats-server", () => {
+  test("/routez rtt is measured; /varz connect_urls lists the cluster's client URLs", async (t) => {
+    const [a, b] = await createCluster(t, 2);
+    const rtt = await checkFor(5000, () => {
+      const r = a!.routeInfos(false)[0]?.["rtt"] as string | undefined;
+      return r !== undefined && r !== "0s" ? r : "";
+    });
+    assert.match(rtt, /^\d+(\.\d+)?(ns|µs|ms|s)$/);
+    const varz = await monitorGet<{ connect_urls?: string[] }>(a!.monitor!.port, "/varz");
+    assert.deepEqual(varz.connect_urls?.sort(), [clientUrl(a!), clientUrl(b!)].sort());
+    const alone = await server(t);
+    assert.equal((await get(alone, "/varz"))["connect_urls"], undefined, "no cluster, none");
+  });
+
+  test("a generated cluster name is warned about", async (t) => {
+    const lines: string[] = [];
+    const opts = validateOptions({
+      ...defaultOptions(),
+      host: "127.0.0.1",
+      port: -1,
+      cluster: clusterOpts([], { name: "" }),
+    });
+    const s = new Server(opts, new ServerLogger({ sink: (l) => lines.push(l) }));
+    defer(t, () => s.shutdown());
+    await s.startServer();
+    const i = lines.findIndex((l) => /\[INF\] Cluster name is /.test(l));
+    assert.ok(i >= 0, lines.join("\n"));
+    assert.match(
+      lines[i + 1]!,
+      /\[WRN\] Cluster name was dynamically generated, consider setting one$/,
+    );
+  });
+
+  test("client URLs of a wildcard host: none on a machine with only loopback", () => {
+    const lo = { lo: [{ address: "127.0.0.1", internal: true, family: "IPv4" }] };
+    const eth = {
+      ...lo,
+      eth0: [
+        { address: "10.1.2.3", internal: false, family: "IPv4" },
+        { address: "fe80::1", internal: false, family: "IPv6" },
+      ],
+    };
+    type Ifaces = Parameters<typeof clientUrlsFor>[3];
+    assert.deepEqual(clientUrlsFor("0.0.0.0", 4222, "", lo as unknown as Ifaces), []);
+    assert.deepEqual(clientUrlsFor("0.0.0.0", 4222, "", eth as unknown as Ifaces), [
+      "10.1.2.3:4222",
+    ]);
+    assert.deepEqual(clientUrlsFor("127.0.0.1", 4222, "", lo as unknown as Ifaces), [
+      "127.0.0.1:4222",
+    ]);
   });
 });

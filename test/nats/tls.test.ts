@@ -32,8 +32,13 @@ import {
   loadConfigFile,
   validateOptions,
   type Options,
+  type Permissions,
+  type User,
 } from "../../src/nats/options.js";
 import { parseFlags } from "../../src/nats/flags.js";
+import { reloadServer } from "../../src/nats/reload.js";
+import { ReloadError } from "../../src/nats/errors.js";
+import type { Server } from "../../src/nats/server.js";
 
 const sc = StringCodec();
 
@@ -268,6 +273,132 @@ describe("TLS with reloads and WebSocket clients", () => {
     ]);
     assert.equal(s.clients.size, 2);
     await web.flush();
+  });
+});
+
+describe("permissions and reload on TLS and WebSocket clients (one Client class)", () => {
+  /** A responder's permissions: its own request subject, one queue, and allow_responses. */
+  const responder = (name: string): Permissions => ({
+    subscribe: { allow: [`svc.${name}`, "work q"], deny: [] },
+    response: { maxMsgs: 1, expiresMs: 60_000 },
+  });
+
+  async function tlsAndWsServer(t: TestContext, c: Certs, users: User[]): Promise<Server> {
+    return useServer(t, {
+      tls: tlsOf(c),
+      users,
+      websocket: { ...defaultWebsocketOptions(), host: "127.0.0.1", port: -1, noTls: true },
+    });
+  }
+
+  async function wsClient(t: TestContext, s: Server, user: string): Promise<NatsConnection> {
+    const nc = await wsConnect({ servers: s.websocketUrls()[0]!, user, pass: `${user}-pw` });
+    defer(t, () => nc.close());
+    return nc;
+  }
+
+  const clientOf = (s: Server, user: string) =>
+    [...s.clients.values()].find((x) => x.user === user)!;
+
+  test("allow_responses and queue permissions hold for TLS and WebSocket clients", async (t) => {
+    const c = useCerts(t);
+    const s = await tlsAndWsServer(t, c, [
+      { user: "tls", password: "tls-pw", permissions: responder("tls") },
+      { user: "web", password: "web-pw", permissions: responder("web") },
+      { user: "req", password: "req-pw" },
+    ]);
+    const req = await client(t, s.port, { caFile: c.ca }, { user: "req", pass: "req-pw" });
+    const tlsSvc = await client(t, s.port, { caFile: c.ca }, { user: "tls", pass: "tls-pw" });
+    const webSvc = await wsClient(t, s, "web");
+    assert.equal(clientOf(s, "tls").tlsSecure, true);
+    assert.equal(clientOf(s, "web").socket.websocket, true);
+    for (const [name, nc] of [
+      ["tls", tlsSvc],
+      ["web", webSvc],
+    ] as const) {
+      // The request is answered once; a second answer and a publish elsewhere are refused.
+      nc.subscribe(`svc.${name}`, {
+        callback: (_e, m) => {
+          nc.publish(m.reply!, sc.encode(`${name}:1`));
+          nc.publish(m.reply!, sc.encode(`${name}:2`));
+          nc.publish("elsewhere", sc.encode("x"));
+        },
+      });
+      await nc.flush();
+      const got: string[] = [];
+      const inbox = `inbox.${name}`;
+      const replies = req.subscribe(inbox, { callback: (_e, m) => got.push(sc.decode(m.data)) });
+      const seen = req.subscribe("elsewhere", { callback: () => got.push("elsewhere") });
+      await req.flush();
+      req.publish(`svc.${name}`, sc.encode("hi"), { reply: inbox });
+      await checkFor(5000, () => got.length > 0);
+      // The responder's three publishes are handled before its PONG; what reached req is
+      // written to req before req's own PONG.
+      await nc.flush();
+      await req.flush();
+      assert.deepEqual(got, [`${name}:1`], name);
+      replies.unsubscribe();
+      seen.unsubscribe();
+      // Queue permissions: "work q" allows queue q on work, not another queue nor no queue.
+      nc.subscribe("work", { queue: "q" });
+      nc.subscribe("work", { queue: "other" });
+      nc.subscribe("work");
+      await nc.flush().catch(() => {});
+      const subs = [...clientOf(s, name).subs.values()].map((x) => `${x.subject} ${x.queue ?? ""}`);
+      assert.deepEqual(subs.sort(), [`svc.${name} `, "work q"], name);
+    }
+  });
+
+  test("a reload applies users to TLS and WebSocket clients, rotates the certificate, refuses a websocket change", async (t) => {
+    const c = useCerts(t);
+    const pub = (allow: string): Permissions => ({ publish: { allow: [allow], deny: [] } });
+    const s = await tlsAndWsServer(t, c, [
+      { user: "tls", password: "tls-pw", permissions: pub("a") },
+      { user: "web", password: "web-pw", permissions: pub("a") },
+    ]);
+    const tlsNc = await client(t, s.port, { caFile: c.ca }, { user: "tls", pass: "tls-pw" });
+    const webNc = await wsClient(t, s, "web");
+    const webClosed = webNc.closed();
+    const next = (o: Partial<Options>) => validateOptions({ ...s.opts, ...o });
+
+    // The websocket block cannot change while running: refused, nothing applied.
+    const moved = { ...s.opts.websocket!, port: s.websocket!.port + 1 };
+    assert.throws(
+      () => reloadServer(s, next({ websocket: moved, users: [] }), null),
+      (e: Error) =>
+        e instanceof ReloadError && /^config reload not supported for Websocket: /.test(e.message),
+    );
+    assert.equal(s.opts.users.length, 2);
+    // A bad certificate file fails the reload the same way.
+    const missing = join(c.dir, "missing.pem");
+    assert.throws(
+      () => reloadServer(s, { ...next({ users: [] }), tls: tlsOf(c, { certFile: missing }) }, null),
+      (e: Error) => e.message.includes(missing),
+    );
+    assert.equal(s.opts.users.length, 2);
+
+    // New users: web is gone (cut off), tls gets new permissions; the certificate is replaced.
+    const done = reloadServer(
+      s,
+      next({
+        users: [{ user: "tls", password: "tls-pw", permissions: pub("b") }],
+        tls: tlsOf(c, { certFile: c.alice.cert, keyFile: c.alice.key }),
+      }),
+      null,
+    );
+    assert.deepEqual(done, ["tls = enabled", "authorization users"]);
+    assert.match(String(await webClosed), /Authorization Violation/);
+    assert.deepEqual(
+      [...s.clients.values()].map((x) => x.user),
+      ["tls"],
+    );
+    assert.equal(clientOf(s, "tls").perms?.canPublish("b"), true);
+    assert.equal(clientOf(s, "tls").perms?.canPublish("a"), false);
+    assert.deepEqual(s.tls?.cert, readFileSync(c.alice.cert));
+    // The live TLS session goes on.
+    assert.equal(await roundTrip(tlsNc, tlsNc, "b"), "hello");
+    // The same configuration again changes nothing.
+    assert.deepEqual(reloadServer(s, next({}), null), []);
   });
 });
 
