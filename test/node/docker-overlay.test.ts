@@ -12,7 +12,7 @@ import { join } from "node:path";
 import Docker from "dockerode";
 import type { NodeNetwork } from "../../src/api/bus.js";
 import { DriverError, type Handle, type RunSpec } from "../../src/node/drivers/driver.js";
-import { DockerDriver } from "../../src/node/drivers/docker.js";
+import { DockerDriver, DockerLabels } from "../../src/node/drivers/docker.js";
 import { ProcessDriver } from "../../src/node/drivers/process.js";
 import { findIp, findIptables, ipRun, nsName } from "../../src/node/drivers/netns.js";
 import {
@@ -240,13 +240,14 @@ ask();
       assert.equal(existsSync(join("/run/netns", ns)), false);
     });
 
-    test("recover() of a container that ended unwatched releases its network", async (t) => {
-      // What a killed agent leaves: a container wired by hand, ended while nobody watched it.
-      const engine = new Docker();
+    /** What a killed agent leaves: a running container of the task, its namespace named and
+     * wired by hand (address number `i`), with nobody watching it. */
+    async function leftover(t: TestContext, i: number) {
       const cs = dockerSpec(t, ["sh", "-c", "exec sleep 600"]);
-      const c = await engine.createContainer({
+      const c = await new Docker().createContainer({
         Image: IMAGE,
         Cmd: cs.command,
+        Labels: { [DockerLabels.task]: cs.taskId },
         HostConfig: { NetworkMode: "none" },
       });
       defer(t, () => c.remove({ force: true }).catch(() => {}));
@@ -255,13 +256,8 @@ ask();
       const ns = nsName(cs.taskId);
       await ipRun(ip, ["netns", "attach", ns, String(info.State.Pid)]);
       defer(t, () => ipRun(ip, ["netns", "delete", ns]).catch(() => {}));
-      await overlays.attach(ns, [{ network: net, addr: hostAddr(net, 5, true) }]);
+      await overlays.attach(ns, [{ network: net, addr: hostAddr(net, i, true) }]);
       assert.equal((await vethsOf(ns)).length, 1);
-      await c.kill({ signal: "SIGKILL" });
-      await c.wait({ condition: "not-running" });
-      // The name holds the namespace: the veth outlives the container until it is released.
-      assert.equal((await vethsOf(ns)).length, 1);
-
       const h: Handle = {
         driver: "docker",
         taskId: cs.taskId,
@@ -274,7 +270,37 @@ ask();
         stopSignal: "SIGTERM",
         netns: ns,
       };
+      return { c, ns, h, spec: cs };
+    }
+
+    test("recover() of a container that ended unwatched releases its network", async (t) => {
+      const { c, ns, h } = await leftover(t, 5);
+      await c.kill({ signal: "SIGKILL" });
+      await c.wait({ condition: "not-running" });
+      // The name holds the namespace: the veth outlives the container until it is released.
+      assert.equal((await vethsOf(ns)).length, 1);
       assert.equal(await newDocker().recover(h), null);
+      assert.deepEqual(await vethsOf(ns), []);
+      assert.equal(existsSync(join("/run/netns", ns)), false);
+    });
+
+    test("reap() releases the network of the container an interrupted start left", async (t) => {
+      const { ns, spec } = await leftover(t, 6);
+      const intent = { taskId: spec.taskId, driver: "docker", taskDir: spec.taskDir, at: 0 };
+      assert.equal(await newDocker().reap(intent), 1);
+      assert.deepEqual(await vethsOf(ns), []);
+      assert.equal(existsSync(join("/run/netns", ns)), false);
+    });
+
+    test("a container that ends at once on a network reports its exit", async (t) => {
+      const d = newDocker();
+      const cs = dockerSpec(t, ["true"], {
+        overlay: [{ network: net, addr: hostAddr(net, 7, true) }],
+      });
+      const h = await d.start(cs);
+      defer(t, () => d.destroy(h));
+      assert.deepEqual(await d.wait(h), { exitCode: 0, signal: null, error: null });
+      const ns = nsName(cs.taskId);
       assert.deepEqual(await vethsOf(ns), []);
       assert.equal(existsSync(join("/run/netns", ns)), false);
     });
