@@ -35,7 +35,8 @@ export function describeDrivers(
 
 /**
  * The node's drivers. `underlay` is the node's address other nodes reach it on: where this node
- * can have overlay networks (Linux, root, `ip`, vxlan), the process driver wires tasks into them.
+ * can have overlay networks (Linux, root, `ip`, vxlan), the process and docker drivers wire tasks
+ * into them.
  */
 export async function nodeDrivers(
   log: Pick<Logger, "info" | "warn">,
@@ -50,7 +51,7 @@ export async function nodeDrivers(
   const drivers: Record<string, Driver> = {
     process: new ProcessDriver({ warn: (m) => log.warn(m), overlays }),
   };
-  const docker = new DockerDriver();
+  const docker = new DockerDriver({ overlays });
   // An engine on a slow or unreachable DOCKER_HOST must not hold up the daemon's start.
   const timeout = new Promise<boolean>((r) => setTimeout(() => r(false), 2000).unref());
   if (await Promise.race([docker.available(), timeout])) {

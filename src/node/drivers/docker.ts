@@ -4,6 +4,15 @@
 // The task contract is the process driver's, as far as a container allows:
 //   - host networking (NetworkMode "host"), so a task listens on $PORT of the node as a process
 //     would; bridge networking is refused for now (ERR_NETWORK_UNSUPPORTED);
+//   - a task on shoal's networks (RunSpec.overlay) is wired the way CNI plugins do it: the
+//     container is created without a network (NetworkMode "none") and with the node's address on
+//     its first network as its DNS server; once it runs, its network namespace gets a name
+//     (`ip netns attach`, nsName(taskId)) and the overlay wiring adds its veths, addresses and
+//     route, as for a process task. The name is kept in the handle; when the container ends
+//     (stop, destroy, an exit seen by a recovered driver) the veths and the name go (the name
+//     holds the namespace, so it must). The container's network comes up a moment after its
+//     process starts: a task must not count on it at its very first instruction. Only a local
+//     engine's containers can be wired (their namespaces must be on this machine);
 //   - the task's environment is exactly spec.env (the engine adds HOSTNAME, and HOME when absent);
 //   - command (when non-empty) replaces the image's Cmd (its Entrypoint stays); an absolute
 //     workdir becomes WorkingDir, "" keeps the image's;
@@ -26,8 +35,8 @@
 // complete when a task's status is reported.
 
 import Docker from "dockerode";
-import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
-import { isAbsolute, posix } from "node:path";
+import { closeSync, existsSync, mkdirSync, openSync, writeSync } from "node:fs";
+import { isAbsolute, join, posix } from "node:path";
 import type { Readable } from "node:stream";
 import {
   DriverError,
@@ -42,9 +51,11 @@ import {
   type TaskStats,
   type LimitReporter,
   type LimitSupport,
+  type OverlayWiring,
   type Reaper,
 } from "./driver.js";
 import { capLogsEvery, capTaskLogs, logPath } from "./logs.js";
+import { findIp, ipQuiet, ipRun, nsName } from "./netns.js";
 
 export interface DockerDriverOptions {
   /** The engine's unix socket; "" = DOCKER_HOST if set, else /var/run/docker.sock. */
@@ -59,6 +70,10 @@ export interface DockerDriverOptions {
   logDrainMs: number;
   /** The image of a spec that names none ("" = such a spec is refused). */
   defaultImage: string;
+  /** Wires containers into shoal's networks; null where this node cannot (RunSpec.overlay). */
+  overlays: OverlayWiring | null;
+  /** iproute2's `ip` (names a container's network namespace). */
+  ipPath: string;
 }
 
 export function defaultDockerDriverOptions(): DockerDriverOptions {
@@ -69,6 +84,8 @@ export function defaultDockerDriverOptions(): DockerDriverOptions {
     engineLogMaxBytes: 10 * 1024 * 1024,
     logDrainMs: 2000,
     defaultImage: "",
+    overlays: null,
+    ipPath: findIp(),
   };
 }
 
@@ -89,7 +106,13 @@ export interface DockerHandle extends Handle {
   taskDir: string;
   logMaxBytes: number;
   stopSignal: string;
+  /** The name (under /run/netns) of the container's network namespace, when it is on shoal's
+   * networks. */
+  netns?: string;
 }
+
+/** Where `ip netns` keeps its names. */
+const NETNS_DIR = "/run/netns";
 
 interface Run {
   h: DockerHandle;
@@ -302,7 +325,9 @@ export class DockerDriver implements Driver, LimitReporter, Reaper {
 
   async start(spec: RunSpec): Promise<Handle> {
     const stopSignal = normalizeSignal(spec.stopSignal);
-    if (spec.network === "bridge") {
+    const overlay = spec.overlay ?? [];
+    if (overlay.length > 0) this.checkOverlay();
+    if (spec.network === "bridge" && overlay.length === 0) {
       throw new DriverError(
         DriverErrorCode.NetworkUnsupported,
         "the docker driver runs tasks with host networking only (bridge is not supported yet)",
@@ -379,7 +404,11 @@ export class DockerDriver implements Driver, LimitReporter, Reaper {
       Tty: false,
       OpenStdin: false,
       HostConfig: {
-        NetworkMode: "host",
+        NetworkMode: overlay.length > 0 ? "none" : "host",
+        // shoal's resolver: the node's address on the task's first network.
+        ...(overlay.length > 0
+          ? { Dns: [overlay[0]!.network.nodeAddr.split("/")[0]!], DnsOptions: ["ndots:0"] }
+          : {}),
         Init: this.opts.init,
         NanoCpus: Math.round(spec.limits.cpus * 1e9),
         Memory: spec.limits.memoryBytes,
@@ -429,7 +458,14 @@ export class DockerDriver implements Driver, LimitReporter, Reaper {
           cause: err,
         });
       }
-      const info = await container.inspect();
+      let info = await container.inspect();
+      let netns: string | undefined;
+      if (overlay.length > 0) {
+        netns = await this.wire(spec, info.State.Pid);
+        // A container that ended before it could be wired has nothing to wire: its exit is
+        // reported as the task's.
+        if (netns === undefined) info = await container.inspect();
+      }
       const h: DockerHandle = {
         driver: "docker",
         taskId: spec.taskId,
@@ -441,6 +477,7 @@ export class DockerDriver implements Driver, LimitReporter, Reaper {
         taskDir: spec.taskDir,
         logMaxBytes: spec.logMaxBytes,
         stopSignal,
+        ...(netns !== undefined ? { netns, address: overlay[0]!.addr.split("/")[0]! } : {}),
       };
       this.track(h, outFd, errFd, 0);
       return h;
@@ -450,6 +487,64 @@ export class DockerDriver implements Driver, LimitReporter, Reaper {
       if (container !== null) await container.remove({ force: true }).catch(() => {});
       throw err;
     }
+  }
+
+  /** Refuses a task on shoal's networks where containers cannot join them. */
+  private checkOverlay(): void {
+    if (this.opts.overlays === null) {
+      throw new DriverError(
+        DriverErrorCode.NetworkUnsupported,
+        "this node cannot join overlay networks (see the daemon's log for why)",
+      );
+    }
+    if (!this.address.startsWith("unix://")) {
+      throw new DriverError(
+        DriverErrorCode.NetworkUnsupported,
+        `containers join shoal's networks only on a local engine: the engine at ${this.address} ` +
+          `is remote (its containers' network namespaces are not on this machine)`,
+      );
+    }
+  }
+
+  /**
+   * Names the network namespace of the container whose init is `pid` and wires it into the
+   * task's networks. Returns the name, or undefined when the container ended before (pid 0, or
+   * gone while being named). Undoes what it made when a step fails.
+   */
+  private async wire(spec: RunSpec, pid: number): Promise<string | undefined> {
+    const ns = nsName(spec.taskId);
+    // A name an earlier, interrupted start of the task left would be taken.
+    await this.release(ns);
+    if (pid <= 0) return undefined;
+    try {
+      await ipRun(this.opts.ipPath, ["netns", "attach", ns, String(pid)]);
+    } catch (err) {
+      if (!existsSync(`/proc/${pid}`)) return undefined;
+      throw new DriverError(
+        DriverErrorCode.Network,
+        `naming the container's network namespace: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+    try {
+      await this.opts.overlays!.attach(ns, spec.overlay!);
+    } catch (err) {
+      await this.release(ns);
+      throw new DriverError(
+        DriverErrorCode.Network,
+        `setting up the task's networks: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+    return ns;
+  }
+
+  /** Removes a container's wiring and the name of its network namespace (which the name alone
+   * would keep alive). Safe to call again, and for a name that is not there. */
+  private async release(ns: string): Promise<void> {
+    await this.opts.overlays?.detach(ns).catch(() => {});
+    // Of a name made by `ip netns attach`, `ip netns delete` removes only the name.
+    if (existsSync(join(NETNS_DIR, ns))) await ipQuiet(this.opts.ipPath, ["netns", "delete", ns]);
   }
 
   /**
@@ -488,6 +583,8 @@ export class DockerDriver implements Driver, LimitReporter, Reaper {
       } catch (err) {
         status = { exitCode: null, signal: null, error: engineMessage(err) };
       }
+      // The name holds the ended container's namespace (and its veths): both go now.
+      if (h.netns !== undefined) await this.release(h.netns);
       await settlesWithin(logsDone, this.opts.logDrainMs);
       if (run.logTimer) clearInterval(run.logTimer);
       run.logTimer = null;
@@ -568,6 +665,7 @@ export class DockerDriver implements Driver, LimitReporter, Reaper {
       // 404: already gone; 409: removal already in progress.
       if (code !== 404 && code !== 409) throw err;
     }
+    if (dh.netns !== undefined) await this.release(dh.netns);
     capTaskLogs(dh.taskDir, dh.logMaxBytes);
   }
 
@@ -593,10 +691,13 @@ export class DockerDriver implements Driver, LimitReporter, Reaper {
     let info: Docker.ContainerInspectInfo;
     try {
       info = await this.docker.getContainer(dh.containerId).inspect();
-    } catch {
+    } catch (err) {
+      // Gone: so is its namespace. (An engine that does not answer says nothing of it.)
+      if (statusOf(err) === 404 && dh.netns !== undefined) await this.release(dh.netns);
       return null;
     }
     if (!info.State.Running || info.State.StartedAt !== dh.containerStartedAt) {
+      if (dh.netns !== undefined) await this.release(dh.netns);
       // It ended (or was restarted behind our back) while no agent watched it: not our task.
       if (!info.State.Running) {
         await this.docker
@@ -622,6 +723,9 @@ export class DockerDriver implements Driver, LimitReporter, Reaper {
     // One this very driver started is no leftover.
     const left = list.filter((c) => !this.runs.has(c.Id));
     for (const c of left) await this.docker.getContainer(c.Id).remove({ force: true });
+    // The name an interrupted start gave the container's namespace (unless the task runs here).
+    const mine = [...this.runs.values()].some((r) => r.h.taskId === intent.taskId);
+    if (!mine) await this.release(nsName(intent.taskId));
     return left.length;
   }
 }
@@ -637,6 +741,8 @@ export function isDockerHandle(h: Handle): h is DockerHandle {
     h["driver"] === "docker" &&
     typeof h["containerId"] === "string" &&
     typeof h["containerStartedAt"] === "string" &&
+    (h["netns"] === undefined ||
+      (typeof h["netns"] === "string" && h["netns"].startsWith("shoal-"))) &&
     isAbsolute(String(h["taskDir"] ?? ""))
   );
 }
