@@ -158,4 +158,28 @@ test("the overlay walkthrough: servers and clients find each other by service na
       `${addr} in ${JSON.stringify(listed)}`,
     );
   }
+
+  // kill -9 of a worker's daemon (its tasks live on in their own namespaces): restarted, it
+  // adopts what it made. Once the services are gone, no node keeps a bridge, VXLAN device,
+  // veth or firewall chain of the network.
+  const worker = swarm.workers[0]!;
+  await worker.kill();
+  swarm.restartWorker(0);
+  await checkFor(60_000, async () => {
+    const nodes = await swarm.api<Array<{ status: string }>>("/v1/nodes");
+    return nodes.filter((n) => n.status === "ready").length === 3;
+  });
+  await ok("service", "rm", "client", "nats-cluster-node-1", "nats-cluster-node-2");
+  for (const h of swarm.bed.hosts) {
+    let left = "";
+    await checkFor(60_000, async () => {
+      const links = (await h.exec("ip", ["-o", "link"])).stdout;
+      const rules = (await h.exec("iptables-save", [])).stdout;
+      left = [
+        ...links.split("\n").filter((l) => /: so[bxt][0-9a-f]{5}/.test(l)),
+        ...rules.split("\n").filter((l) => /SO-[0-9A-F]{5}-/i.test(l)),
+      ].join("\n");
+      return left === "";
+    }).catch(() => assert.fail(`${h.name} keeps:\n${left}`));
+  }
 });
