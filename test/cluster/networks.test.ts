@@ -6,7 +6,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { startSwarm, type Swarm } from "../helpers/swarm.js";
@@ -158,6 +158,46 @@ test("the overlay walkthrough: servers and clients find each other by service na
       `${addr} in ${JSON.stringify(listed)}`,
     );
   }
+
+  // DNS from inside a task: the server's VIP, every client task, NXDOMAIN for an unknown task
+  // name; a client that stops is gone from the answers at once (no TTL to wait out).
+  const server = (await swarm.running("nats-cluster-node-1"))[0]!;
+  // The task's resolv.conf names its node's DNS server; ask it from inside the task's network
+  // namespace (nsenter: the test bed's namespaces are not all visible to `ip netns exec`).
+  const resolvConf = readFileSync(`/etc/netns/shoal-${server.id}/resolv.conf`, "utf8");
+  const nameserver = /^nameserver (\S+)$/m.exec(resolvConf)?.[1];
+  assert.ok(nameserver, resolvConf);
+  const resolve4 = async (name: string): Promise<string> => {
+    const script = `const r = new (require("dns").promises.Resolver)(); r.setServers([${JSON.stringify(nameserver)}]); r.resolve4(${JSON.stringify(name)}).then((a) => console.log(a.sort().join(" ")), (e) => console.log(e.code))`;
+    const r = await swarm.manager.exec("nsenter", [
+      "-t",
+      String(server.status.pid),
+      "-n",
+      process.execPath,
+      "-e",
+      script,
+    ]);
+    assert.equal(r.code, 0, `resolving ${name} in the task's namespace: ${r.stderr}`);
+    return r.stdout.trim();
+  };
+  const vip = await resolve4("nats-cluster-node-1");
+  assert.match(vip, /^10\.\d+\.\d+\.\d+$/);
+  assert.notEqual(vip, server.networks![0]!.addr.split("/")[0], "the VIP, not the task");
+  assert.equal(
+    await resolve4("tasks.nats-cluster-node-1"),
+    server.networks![0]!.addr.split("/")[0],
+  );
+  assert.equal(await resolve4("tasks.no-such-service"), "ENOTFOUND");
+  const clients = await swarm.running("client");
+  const addrOf = (x: Task) => x.networks![0]!.addr.split("/")[0]!;
+  assert.equal(await resolve4("tasks.client"), clients.map(addrOf).sort().join(" "));
+  const victim = clients[0]!;
+  process.kill(victim.status.pid!, "SIGKILL");
+  await checkFor(
+    30_000,
+    async () => !(await swarm.running("client")).some((x) => x.id === victim.id),
+  );
+  await checkFor(3_000, async () => !(await resolve4("tasks.client")).includes(addrOf(victim)));
 
   // kill -9 of a worker's daemon (its tasks live on in their own namespaces): restarted, it
   // adopts what it made. Once the services are gone, no node keeps a bridge, VXLAN device,
