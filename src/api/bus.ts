@@ -19,7 +19,13 @@
 // does not match. Messages accept properties they do not know, so a newer node can send more.
 
 import { Type, type Static } from "@sinclair/typebox";
-import { NodeLimitsSchema, NodeResourcesSchema, TaskReportSchema, TaskSchema } from "./types.js";
+import {
+  NodeLimitsSchema,
+  NodeNetworkingSchema,
+  NodeResourcesSchema,
+  TaskReportSchema,
+  TaskSchema,
+} from "./types.js";
 import { DnsTableSchema } from "./dns.js";
 
 export const SUBJECT_PREFIX = "$SHOAL";
@@ -95,6 +101,7 @@ export const HeartbeatSchema = Type.Object(
     engineVersion: Type.Optional(Type.String({ description: "The shoal version the node runs." })),
     resources: Type.Optional(NodeResourcesSchema),
     limits: Type.Optional(NodeLimitsSchema),
+    networks: Type.Optional(NodeNetworkingSchema),
   },
   { title: "Heartbeat" },
 );

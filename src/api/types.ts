@@ -67,7 +67,18 @@ export interface NodeFacts {
   drivers: string[];
   resources: NodeResources;
   limits: Record<string, LimitSupport>;
+  /** Whether the node can have overlay networks, and why not. */
+  networks?: NodeNetworking;
 }
+
+export const NodeNetworkingSchema = Type.Object(
+  {
+    overlay: Type.Boolean({ description: "The node can run tasks on overlay networks." }),
+    reason: Type.Optional(Type.String({ description: "Why it cannot (not root, no vxlan...)." })),
+  },
+  { title: "NodeNetworking" },
+);
+export type NodeNetworking = Static<typeof NodeNetworkingSchema>;
 
 export const NodeSchema = Type.Object(
   {
@@ -87,6 +98,7 @@ export const NodeSchema = Type.Object(
       }),
     ),
     limits: Type.Optional(NodeLimitsSchema),
+    networks: Type.Optional(NodeNetworkingSchema),
     lastSeen: time(
       "The heartbeat that last made the node ready (ms since epoch); later heartbeats are kept in the manager's memory, not written here.",
     ),

@@ -145,6 +145,7 @@ export class Dispatcher {
         drivers: hb.drivers,
         resources: hb.resources,
         limits: hb.limits,
+        ...(hb.networks ? { networks: hb.networks } : {}),
       })
       .catch(() => {});
     await this.manager.reportStatus(hb.nodeId, hb.tasks).catch(() => {});

@@ -490,7 +490,9 @@ export class Manager {
       (facts.resources !== undefined &&
         (n.resources.nanoCpus !== facts.resources.nanoCpus ||
           n.resources.memoryBytes !== facts.resources.memoryBytes)) ||
-      (facts.limits !== undefined && JSON.stringify(n.limits) !== JSON.stringify(facts.limits));
+      (facts.limits !== undefined && JSON.stringify(n.limits) !== JSON.stringify(facts.limits)) ||
+      (facts.networks !== undefined &&
+        JSON.stringify(n.networks) !== JSON.stringify(facts.networks));
     const known = this.store.view((tx) => tx.getNode(nodeId));
     if (!known || !changed(known)) return;
     await this.store.update((tx) => {
@@ -504,6 +506,7 @@ export class Manager {
         ...(facts.drivers !== undefined ? { drivers: facts.drivers } : {}),
         ...(facts.resources !== undefined ? { resources: facts.resources } : {}),
         ...(facts.limits !== undefined ? { limits: facts.limits } : {}),
+        ...(facts.networks !== undefined ? { networks: facts.networks } : {}),
         updatedAt: now,
       });
     });

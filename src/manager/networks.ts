@@ -46,6 +46,16 @@ export function createNetworkIn(tx: WriteTx, req: NetworkCreate, id: string, now
   ) {
     throw new ManagerError("ERR_NAME_IN_USE", `network with name ${req.name} already exists`);
   }
+  // Where no node can have the network (every one reported why not), say so now rather than
+  // leave its tasks pending.
+  const nodes = tx.listNodes();
+  const unable = nodes.filter((n) => n.networks?.overlay === false);
+  if (nodes.length > 0 && unable.length === nodes.length) {
+    throw new ManagerError(
+      "ERR_INVALID",
+      `no node of the swarm can have ${req.driver ?? "overlay"} networks: ${unable[0]!.networks!.reason ?? "not supported"}`,
+    );
+  }
   const pool = addrPoolOf(tx);
   const networks = tx.listNetworks();
   const taken = [ingressSubnet(pool), ...networks.map((n) => n.subnet)];

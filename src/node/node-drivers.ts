@@ -19,6 +19,8 @@ export interface NodeDrivers {
   limits: Record<string, LimitSupport>;
   /** The node's side of user-defined networks; null where this node cannot have them. */
   overlays: OverlayNetworks | null;
+  /** Why it cannot, when overlays is null. */
+  overlayUnsupported?: string;
 }
 
 /** The drivers in `drivers`, with what they report. */
@@ -58,5 +60,8 @@ export async function nodeDrivers(
     drivers["docker"] = docker;
     log.info("a Docker Engine answers: the docker driver is available");
   }
-  return describeDrivers(drivers, overlays);
+  return {
+    ...describeDrivers(drivers, overlays),
+    ...(why !== null ? { overlayUnsupported: why } : {}),
+  };
 }

@@ -72,6 +72,9 @@ export class NodeRuntime {
       drivers: opts.drivers.names,
       resources: nodeResources(opts),
       limits: opts.drivers.limits,
+      networks: opts.drivers.overlays
+        ? { overlay: true }
+        : { overlay: false, reason: opts.drivers.overlayUnsupported ?? "not reported" },
     };
     this.session = new AgentSession({
       nodeId: opts.nodeId,

@@ -326,3 +326,21 @@ test("update adds a network: VIP given; service rm frees it; a full network keep
   await s.pass();
   assert.deepEqual(s.net(a.id).nodeAddrs, {});
 });
+
+test("where every node reported it cannot have overlay networks, create says why", async (t) => {
+  const s = await setup(t);
+  const unable = {
+    overlay: false,
+    reason: "overlay networks need root (the agent runs as uid 65534)",
+  };
+  // One node that can is enough.
+  await s.manager.heartbeat("n1", Date.now(), { networks: unable });
+  await s.ok("POST", "/v1/networks", { name: "one-can", driver: "overlay" });
+  await s.manager.heartbeat("n2", Date.now(), { networks: unable });
+  const r = await s.call("POST", "/v1/networks", { name: "none-can", driver: "overlay" });
+  assert.equal(r.status, 400);
+  assert.equal(
+    errorOf(r),
+    "no node of the swarm can have overlay networks: overlay networks need root (the agent runs as uid 65534)",
+  );
+});

@@ -124,6 +124,27 @@ export class DriverFilter implements Filter {
   }
 }
 
+/** A task on networks goes only to a node that can have them (nodes that never said are not
+ * filtered). */
+export class NetworkFilter implements Filter {
+  readonly name = "network";
+  private reason = "";
+  setTask(t: Task): boolean {
+    this.reason = "";
+    return (t.spec.networks?.length ?? 0) > 0;
+  }
+  check(info: NodeInfo): boolean {
+    const n = info.node.networks;
+    if (n === undefined || n.overlay) return true;
+    this.reason ||= n.reason ?? "";
+    return false;
+  }
+  explain(failures: number): string {
+    const why = this.reason ? ` (${this.reason})` : "";
+    return `overlay networks are not available on ${nodes(failures)}${why}`;
+  }
+}
+
 /**
  * A task with CPU or memory limits goes only where its driver can enforce them (a node without
  * the cgroup controllers would start it, fail it, and restart it for ever). Nodes that never
@@ -177,6 +198,7 @@ export function defaultFilters(): Filter[] {
   return [
     new ReadyFilter(),
     new DriverFilter(),
+    new NetworkFilter(),
     new LimitsFilter(),
     new ConstraintFilter(),
     new HostPortFilter(),
