@@ -45,3 +45,23 @@ test("limits on a node that cannot enforce them: Pending with the reason, never 
   assert.match(ps.stdout, /Pending/);
   assert.ok(ps.stdout.includes(reason), ps.stdout);
 });
+
+test("a node that cannot have overlay networks says why; network create gives the reason", async (t) => {
+  if (process.getuid?.() !== 0) return t.skip("needs root to start a daemon as another user");
+  const d = await startDaemon({ uid: NOBODY });
+  t.after(() => d.cleanup());
+  const node = await checkFor(10_000, async () => {
+    const [n] = await apiAt<Node[]>(d.dataDir, "/v1/nodes");
+    return n?.networks ? n : undefined;
+  });
+  assert.deepEqual(node!.networks, {
+    overlay: false,
+    reason: `overlay networks need root (the agent runs as uid ${NOBODY})`,
+  });
+  const r = await runCli(d.dataDir, ["network", "create", "--driver", "overlay", "web"]);
+  assert.notEqual(r.code, 0);
+  assert.match(
+    r.stderr,
+    /no node of the swarm can have overlay networks: overlay networks need root \(the agent runs as uid 65534\)/,
+  );
+});
