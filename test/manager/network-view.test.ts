@@ -5,27 +5,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { dnsTableOf, nodeNetworksOf, taskDnsName } from "../../src/manager/network-view.js";
-import type { Network, Task } from "../../src/api/types.js";
+import type { Task } from "../../src/api/types.js";
 import { defaultServiceSpec } from "../../src/api/model.js";
-import { node, service, task } from "../store/helpers.js";
-
-function network(id: string, name: string, over: Partial<Network> = {}): Network {
-  return {
-    id,
-    name,
-    driver: "overlay",
-    subnet: "10.0.1.0/24",
-    gateway: "10.0.1.1",
-    vni: 4096,
-    internal: false,
-    attachable: false,
-    labels: {},
-    nodeAddrs: {},
-    createdAt: 1,
-    updatedAt: 1,
-    ...over,
-  };
-}
+import { network, node, service, task } from "../store/helpers.js";
 
 const running = { state: "running" as const, timestamp: 2, message: "started", err: "" };
 const on = (networkId: string, addr: string) => ({ networks: [{ networkId, addr }] });

@@ -21,9 +21,17 @@ import {
   overlayTag,
   overlayUnsupportedReason,
 } from "../../src/node/drivers/overlay.js";
-import { checkFor, defer, readLog, runSpec, tempDir } from "./helpers.js";
+import {
+  checkFor,
+  defer,
+  dockerUnavailable,
+  DOCKER_TEST_IMAGE,
+  readLog,
+  runSpec,
+  tempDir,
+} from "./helpers.js";
 
-const IMAGE = "shoal-test/busybox:latest";
+const IMAGE = DOCKER_TEST_IMAGE;
 
 /** A network of this test run: a /24 of 10.231/16 and a VNI picked at random. */
 function testNetwork(): NodeNetwork {
@@ -92,20 +100,7 @@ describe("docker driver refuses networks it cannot join", () => {
 
 /** Why the attaching tests cannot run here, or null. */
 async function unavailable(): Promise<string | null> {
-  const why = await overlayUnsupportedReason();
-  if (why !== null) return why;
-  const docker = new Docker();
-  try {
-    await docker.ping();
-  } catch (err) {
-    return `no Docker Engine reachable (${(err as Error).message}); run .ci/docker.sh`;
-  }
-  try {
-    await docker.getImage(IMAGE).inspect();
-  } catch {
-    return `test image ${IMAGE} missing; run .ci/docker.sh`;
-  }
-  return null;
+  return (await overlayUnsupportedReason()) ?? (await dockerUnavailable());
 }
 
 const skip = await unavailable();

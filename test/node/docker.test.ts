@@ -10,27 +10,20 @@ import Docker from "dockerode";
 import { DriverError, type Handle, type RunSpec } from "../../src/node/drivers/driver.js";
 import { DockerDriver, DockerLabels } from "../../src/node/drivers/docker.js";
 import { conformance, shellPrograms } from "./conformance.js";
-import { checkFor, defer, readLog, runSpec, tempDir, waitForLine } from "./helpers.js";
+import {
+  checkFor,
+  defer,
+  dockerUnavailable,
+  DOCKER_TEST_IMAGE,
+  readLog,
+  runSpec,
+  tempDir,
+  waitForLine,
+} from "./helpers.js";
 
-const IMAGE = "shoal-test/busybox:latest";
+const IMAGE = DOCKER_TEST_IMAGE;
 
-/** Why the docker tests cannot run here, or null when they can. */
-async function unavailable(): Promise<string | null> {
-  const docker = new Docker();
-  try {
-    await docker.ping();
-  } catch (err) {
-    return `no Docker Engine reachable (${(err as Error).message}); run .ci/docker.sh`;
-  }
-  try {
-    await docker.getImage(IMAGE).inspect();
-  } catch {
-    return `test image ${IMAGE} missing; run .ci/docker.sh`;
-  }
-  return null;
-}
-
-const skip = await unavailable();
+const skip = await dockerUnavailable();
 if (skip !== null) {
   test(`docker driver: skipped: ${skip}`, { skip }, () => {});
 } else {

@@ -8,6 +8,7 @@ import type { TestContext } from "node:test";
 import type { RunSpec } from "../../src/node/drivers/driver.js";
 import { defer } from "../helpers/defer.js";
 import { checkFor } from "../helpers/servers.js";
+import Docker from "dockerode";
 export { defer, checkFor };
 
 /** A fresh directory, removed when the test ends. */
@@ -128,4 +129,23 @@ export function processGroups(pids: number[]): Set<number> {
     }
   }
   return groups;
+}
+
+/** The image the docker tests run (a static busybox imported by .ci/docker.sh). */
+export const DOCKER_TEST_IMAGE = "shoal-test/busybox:latest";
+
+/** Why the docker driver's tests cannot run here (no engine, no test image), or null. */
+export async function dockerUnavailable(): Promise<string | null> {
+  const docker = new Docker();
+  try {
+    await docker.ping();
+  } catch (err) {
+    return `no Docker Engine reachable (${(err as Error).message}); run .ci/docker.sh`;
+  }
+  try {
+    await docker.getImage(DOCKER_TEST_IMAGE).inspect();
+  } catch {
+    return `test image ${DOCKER_TEST_IMAGE} missing; run .ci/docker.sh`;
+  }
+  return null;
 }
