@@ -155,6 +155,45 @@ export const NetworkModeSchema = oneOf(["host", "bridge"], {
 });
 export type NetworkMode = Static<typeof NetworkModeSchema>;
 
+/** Docker's health check (`--health-cmd`..., compose `healthcheck:`); defaults are Docker's. */
+export const HealthConfigSchema = Type.Object(
+  {
+    test: Type.Array(Type.String(), {
+      description:
+        'Docker\'s forms: ["CMD", arg...] runs the command, ["CMD-SHELL", "cmd"] runs it with /bin/sh -c, ["NONE"] disables the check.',
+    }),
+    intervalMs: millis("Between two checks (Docker's default 30 s)."),
+    timeoutMs: millis("A check that takes longer fails (default 30 s)."),
+    retries: count("Consecutive failures that make the task unhealthy (default 3)."),
+    startPeriodMs: millis("Failures in this time after the start do not count (default 0)."),
+    startIntervalMs: millis("Between checks during the start period (default 5 s)."),
+  },
+  { title: "HealthConfig" },
+);
+export type HealthConfig = Static<typeof HealthConfigSchema>;
+
+export const HealthStateSchema = oneOf(["starting", "healthy", "unhealthy"]);
+export type HealthState = Static<typeof HealthStateSchema>;
+
+/** What the agent knows of a task's health: Docker's State.Health. */
+export const TaskHealthSchema = Type.Object(
+  {
+    status: HealthStateSchema,
+    failingStreak: count("Consecutive failed checks."),
+    log: Type.Array(
+      Type.Object({
+        start: time("ms since epoch"),
+        end: time("ms since epoch"),
+        exitCode: Type.Integer(),
+        output: Type.String({ description: "The check's output (cut to 4 KiB)." }),
+      }),
+      { description: "The last 5 results, oldest first." },
+    ),
+  },
+  { title: "TaskHealth" },
+);
+export type TaskHealth = Static<typeof TaskHealthSchema>;
+
 /** A service's attachment to a user-defined network (`--network NAME[,alias=A]`). */
 export const NetworkAttachmentConfigSchema = Type.Object(
   {
@@ -255,6 +294,7 @@ export const ServiceSpecSchema = Type.Object(
       }),
     ),
     endpointMode: Type.Optional(EndpointModeSchema),
+    healthcheck: Type.Optional(HealthConfigSchema),
   },
   { title: "ServiceSpec" },
 );
@@ -530,6 +570,7 @@ export const TaskReportSchema = Type.Object(
     exitCode: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
     pid: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
     hostPorts: Type.Optional(hostPorts("Ports the agent chose: target → host port.")),
+    health: Type.Optional(TaskHealthSchema),
   },
   { title: "TaskReport" },
 );
@@ -550,6 +591,7 @@ export const TaskStatusSchema = Type.Object(
     containerId: Type.Union([Type.String(), Type.Null()], {
       description: "Container id (docker driver).",
     }),
+    health: Type.Optional(TaskHealthSchema),
   },
   { title: "TaskStatus" },
 );
