@@ -253,14 +253,14 @@ export const networkSuite: Suite = {
     const rows: Row[] = [
       {
         id: "tput",
-        label: "TCP throughput, 1 stream: host→host link | task→task overlay",
+        label: "TCP throughput, 1 stream (plain: host→host link, shoal: task→task overlay)",
         unit: "Mbit/s",
         better: "higher",
         values: {},
       },
       {
         id: "conns",
-        label: `new TCP conns/s (wrk -c${WRK_CONNECTIONS}, Connection: close): task address | VIP`,
+        label: `new TCP conns/s, wrk -c${WRK_CONNECTIONS} Connection: close (plain: task address, shoal: VIP)`,
         unit: "conns/s",
         better: "higher",
         values: {},
