@@ -3,7 +3,7 @@
 // notes under it, and the same data as JSON together with a description of the machine.
 import os from "node:os";
 
-export type Unit = "msgs/s" | "conns/s" | "us" | "ms" | "s" | "bytes" | "text";
+export type Unit = "msgs/s" | "conns/s" | "Mbit/s" | "us" | "ms" | "s" | "bytes" | "text";
 
 export interface Row {
   id: string;
@@ -70,6 +70,7 @@ export function machineInfo(): Record<string, unknown> {
 const UNIT_LABEL: Record<Unit, string> = {
   "msgs/s": "msgs/s",
   "conns/s": "conns/s",
+  "Mbit/s": "Mbit/s",
   us: "µs",
   ms: "ms",
   s: "s",
@@ -86,6 +87,7 @@ export function formatValue(v: number | string | undefined, unit: Unit): string 
       if (v >= 1e3) return `${(v / 1e3).toFixed(1)} k`;
       return v.toFixed(0);
     case "conns/s":
+    case "Mbit/s":
       return v.toFixed(0);
     case "us":
       return v < 10 ? v.toFixed(1) : v.toFixed(0);

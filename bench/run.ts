@@ -6,6 +6,7 @@
 //   npm run bench                       # the nats suite
 //   npm run bench -- nats --json out.json --duration 3 --repeat 2 --servers go
 //   npm run bench -- cli orchestrator   # CLI start and one-node orchestration, vs Docker
+//   npm run bench -- network dns        # overlay networks and embedded DNS
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { cliSuite } from "./cli.js";
@@ -15,6 +16,7 @@ import { orchestratorSuite } from "./orchestrator.js";
 import { swarmSuite } from "./swarm.js";
 import { dispatcherSuite } from "./dispatcher.js";
 import { dnsSuite } from "./dns.js";
+import { networkSuite } from "./network.js";
 import { installExitHooks } from "./procs.js";
 import { formatTable, machineInfo, type Suite, type SuiteResult } from "./report.js";
 
@@ -26,6 +28,7 @@ const SUITES: Suite[] = [
   dispatcherSuite,
   cliSuite,
   dnsSuite,
+  networkSuite,
 ];
 
 const COMMON = {

@@ -10,7 +10,6 @@ import assert from "node:assert/strict";
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import { createTestBed, netnsAvailable, type Host, type TestBed } from "../cluster/netns.js";
 import { findIp } from "../../src/node/drivers/netns.js";
 import {
@@ -21,28 +20,12 @@ import {
 } from "../../src/node/drivers/overlay.js";
 import type { NodeNetwork } from "../../src/api/bus.js";
 import { checkFor } from "./helpers.js";
+import { OverlayAgent as Agent } from "../helpers/overlay-agent.js";
 
 const reason = await overlayUnsupportedReason();
 const skip = reason ?? (netnsAvailable() ? false : "network namespaces are not available");
 
 const node = process.execPath;
-const overlayJs = fileURLToPath(new URL("../../src/node/drivers/overlay.js", import.meta.url));
-const netnsJs = fileURLToPath(new URL("../../src/node/drivers/netns.js", import.meta.url));
-
-/** The agent: an Overlays instance for the underlay address argv[1], one JSON call per line. */
-const AGENT = `
-import { Overlays } from ${JSON.stringify(overlayJs)};
-import { findIp, findIptables } from ${JSON.stringify(netnsJs)};
-import { createInterface } from "node:readline";
-const ov = new Overlays({ ipPath: findIp(), iptablesPath: findIptables(), underlay: process.argv[1],
-  log: { info() {}, warn(m) { process.stderr.write(m + "\\n"); } } });
-createInterface({ input: process.stdin }).on("line", async (line) => {
-  const { id, op, args } = JSON.parse(line);
-  try { await ov[op](...args); console.log(JSON.stringify({ id, ok: true })); }
-  catch (e) { console.log(JSON.stringify({ id, ok: false, err: e.message })); }
-});
-console.log(JSON.stringify({ id: 0, ok: true }));
-`;
 
 /** Answers on TCP and UDP port argv[2] with "argv[1] <the asker's address>". */
 const SERVER = `
@@ -87,45 +70,6 @@ function run(cmd: string, args: string[]): Promise<string> {
       err ? reject(new Error(`${cmd} ${args.join(" ")}: ${stderr || err.message}`)) : resolve(out),
     ),
   );
-}
-
-/** An Overlays instance in a host's namespace. */
-class Agent {
-  private next = 1;
-  private readonly waiting = new Map<number, (r: { ok: boolean; err?: string }) => void>();
-  readonly child: ChildProcess;
-  readonly ready: Promise<void>;
-
-  constructor(host: Host) {
-    this.child = host.spawn(node, ["--input-type=module", "-e", AGENT, host.addr]);
-    this.child.stderr?.on("data", (d: Buffer) => process.stderr.write(`agent ${host.name}: ${d}`));
-    let up: () => void;
-    this.ready = new Promise((r) => (up = r));
-    createInterface({ input: this.child.stdout! }).on("line", (line) => {
-      const r = JSON.parse(line) as { id: number; ok: boolean; err?: string };
-      if (r.id === 0) up();
-      this.waiting.get(r.id)?.(r);
-      this.waiting.delete(r.id);
-    });
-  }
-
-  async call(op: string, ...args: unknown[]): Promise<void> {
-    await this.ready;
-    const id = this.next++;
-    const r = await new Promise<{ ok: boolean; err?: string }>((resolve) => {
-      this.waiting.set(id, resolve);
-      this.child.stdin!.write(`${JSON.stringify({ id, op, args })}\n`);
-    });
-    if (!r.ok) throw new Error(`${op}: ${r.err}`);
-  }
-
-  kill9(): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.child.exitCode !== null || this.child.signalCode !== null) return resolve();
-      this.child.once("exit", () => resolve());
-      this.child.kill("SIGKILL");
-    });
-  }
 }
 
 test("names fit Linux's and iptables' limits and differ per daemon", () => {
