@@ -27,3 +27,10 @@ export class StartError extends CliError {
     super("ERR_START", message, options);
   }
 }
+
+/** A compose file that cannot be deployed: the message names the file, the path and the key. */
+export class ComposeError extends CliError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("ERR_COMPOSE", message, options);
+  }
+}

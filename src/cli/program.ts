@@ -225,6 +225,7 @@ export function buildProgram(argv: string[]): { program: Command; state: Program
   const node = () => import("./node.js");
   const swarm = () => import("./swarm.js");
   const network = () => import("./network.js");
+  const stack = () => import("./stack.js");
 
   const program = new ShoalCommand("shoal")
     .usage("COMMAND [ARGS...]")
@@ -494,6 +495,64 @@ Run 'shoal COMMAND --help' for more information on a command.`,
     .description("Remove one or more networks")
     .argument("<network...>")
     .action(run(async (cmd) => (await network()).rm(cmd.args)));
+
+  // ---- shoal stack ----
+  const stacks = program.command("stack").description("Manage stacks");
+  stacks
+    .command("deploy")
+    .alias("up")
+    .description("Deploy a new stack or update an existing stack")
+    .argument("<stack>")
+    .option(
+      "-c, --compose-file <file>",
+      'path to a Compose file, or "-" to read from stdin (repeatable)',
+      collect,
+    )
+    .option("--prune", "prune services that are no longer referenced")
+    .option(
+      "-d, --detach",
+      "exit immediately instead of waiting for the stack services to converge (default true)",
+    )
+    .action(
+      run(async (cmd) => {
+        const o = cmd.opts<{ composeFile?: string[]; prune?: boolean; detach?: boolean }>();
+        // --detach is on unless --detach=false was given.
+        const detach = !state.argv.some((a) => /^(--detach|-d)=false$/i.test(a));
+        return (await stack()).deploy(cmd.args[0]!, { ...o, detach });
+      }),
+    );
+  stacks
+    .command("ls")
+    .alias("list")
+    .description("List stacks")
+    .option("--format <format>", "format output: table, json, or a Go template")
+    .action(run(async (cmd) => (await stack()).ls(cmd.opts())));
+  listFlags(
+    stacks.command("services").description("List the services in the stack").argument("<stack>"),
+    "id, name, label, mode",
+  ).action(run(async (cmd) => (await stack()).services(cmd.args[0]!, cmd.opts<ListOptions>())));
+  listFlags(
+    stacks.command("ps").description("List the tasks in the stack").argument("<stack>"),
+    "id, name, node, desired-state",
+  )
+    .option("--no-trunc", "do not truncate output")
+    .action(
+      run(async (cmd) => {
+        const o = cmd.opts<ListOptions & { trunc?: boolean }>();
+        return (await stack()).ps(cmd.args[0]!, { ...o, noTrunc: o.trunc === false });
+      }),
+    );
+  stacks
+    .command("rm")
+    .aliases(["remove", "down"])
+    .description("Remove one or more stacks")
+    .argument("<stack...>")
+    .action(run(async (cmd) => (await stack()).rm(cmd.args)));
+  stacks
+    .command("config")
+    .description("Outputs the final config file, after doing merges and interpolations")
+    .option("-c, --compose-file <file>", "path to a Compose file (repeatable)", collect)
+    .action(run(async (cmd) => (await stack()).config(cmd.opts())));
 
   // ---- shoal swarm ----
   const sw = program.command("swarm").description("Manage the swarm");

@@ -379,7 +379,7 @@ export class ErrorDigest {
 }
 
 /** Prints Swarm-like progress until the service's tasks converge (running == desired). */
-async function progress(id: string, quiet: boolean): Promise<number> {
+export async function progress(id: string, quiet: boolean): Promise<number> {
   const startedAt = Date.now();
   const deadline = startedAt + 120_000;
   const errors = new ErrorDigest();

@@ -1,0 +1,480 @@
+// A loaded compose file as what a stack deploys, by Swarm's rules: services `<stack>_<name>`, a
+// default network `<stack>_default` (overlay) for services that name none, networks
+// `<stack>_<name>` unless external or named, the label com.docker.stack.namespace on each, and
+// each service also reachable on its networks by its short name. A service with an image runs
+// on the docker driver; one without, its entrypoint + command on the process driver. Pure: the
+// caller gives the file, the stack's name and a way to read env_files.
+
+import { join, isAbsolute } from "node:path";
+import { parseGoDuration } from "../../lib/duration.js";
+import { defaultServiceSpec } from "../../api/model.js";
+import type { NetworkCreate } from "../../api/http.js";
+import type {
+  HealthConfig,
+  NetworkAttachmentConfig,
+  PortConfig,
+  ServiceSpec,
+} from "../../api/types.js";
+import { ComposeError } from "../errors.js";
+import { parseEnvFile, type Lookup } from "./interpolate.js";
+import { DEPRECATED, UNSUPPORTED, toMap, type Dict } from "./load.js";
+
+export const NAMESPACE_LABEL = "com.docker.stack.namespace";
+
+export interface StackNetwork {
+  /** The network's name in the swarm. */
+  name: string;
+  external: boolean;
+  /** What `network create` sends (not for external networks). */
+  create: NetworkCreate;
+}
+
+export interface Stack {
+  services: ServiceSpec[];
+  /** The networks the services use, in the order they are first named. */
+  networks: StackNetwork[];
+  /** Lines to print on stderr (ignored keys). */
+  warnings: string[];
+}
+
+export interface ConvertContext {
+  /** Where env_file paths are relative to. */
+  workingDir: string;
+  /** The environment (bare names in `environment:` take their value from it). */
+  lookup: Lookup;
+  readFile: (path: string) => string;
+}
+
+// Keys shoal does not carry out yet, warned about like Swarm's ignored ones.
+const NOT_YET = [
+  "volumes",
+  "configs",
+  "secrets",
+  "depends_on",
+  "user",
+  "labels",
+  "tmpfs",
+  "ulimits",
+  "init",
+  "hostname",
+  "dns",
+  "extra_hosts",
+  "read_only",
+  "stdin_open",
+  "tty",
+  "isolation",
+  "logging",
+  "sysctls",
+  "platform",
+  "pull_policy",
+  "develop",
+  "profiles",
+  "scale",
+];
+
+const err = (path: string, message: string) => new ComposeError(`${path}: ${message}`);
+
+/** `a "b c" 'd'` → [a, b c, d], as compose splits a string command. */
+export function shellSplit(s: string, path: string): string[] {
+  const out: string[] = [];
+  let cur = "";
+  let inWord = false;
+  let quote: string | null = null;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i]!;
+    if (quote) {
+      if (c === quote) quote = null;
+      else if (c === "\\" && quote === '"' && (s[i + 1] === '"' || s[i + 1] === "\\"))
+        cur += s[++i];
+      else cur += c;
+    } else if (c === "'" || c === '"') {
+      quote = c;
+      inWord = true;
+    } else if (c === "\\" && i + 1 < s.length) {
+      cur += s[++i];
+      inWord = true;
+    } else if (/\s/.test(c)) {
+      if (inWord) out.push(cur);
+      cur = "";
+      inWord = false;
+    } else {
+      cur += c;
+      inWord = true;
+    }
+  }
+  if (quote) throw err(path, `unterminated quote in ${JSON.stringify(s)}`);
+  if (inWord) out.push(cur);
+  return out;
+}
+
+function words(v: unknown, path: string): string[] {
+  if (v === undefined || v === null) return [];
+  if (typeof v === "string") return shellSplit(v, path);
+  return (v as unknown[]).map(String);
+}
+
+function duration(v: unknown, path: string): number {
+  if (typeof v === "number") return v / 1e6; // a number is nanoseconds, as in Go
+  const ms = parseGoDuration(String(v));
+  if (ms === undefined || ms < 0) throw err(path, `invalid duration ${JSON.stringify(v)}`);
+  return ms;
+}
+
+/** "50M", "1gb", "512k", or a number of bytes. */
+export function bytes(v: unknown, path: string): number {
+  if (typeof v === "number") return v;
+  const m = /^(\d+(?:\.\d+)?)\s*([bkmgt]?)b?$/i.exec(String(v).trim());
+  if (!m) throw err(path, `invalid size ${JSON.stringify(v)}`);
+  const unit = m[2]!.toLowerCase();
+  const mult = { "": 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[unit]!;
+  return Math.round(Number(m[1]) * mult);
+}
+
+function cpus(v: unknown, path: string): number {
+  const n = Number(v);
+  if (v === "" || !Number.isFinite(n) || n < 0)
+    throw err(path, `invalid cpus ${JSON.stringify(v)}`);
+  return n;
+}
+
+function portNumber(v: unknown, path: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 65535)
+    throw err(path, `invalid port ${JSON.stringify(v)}`);
+  return n;
+}
+
+/** `ports:` in the short syntax (`"8080:80"`, `"127.0.0.1:8080:80/udp"`, ranges) or the long one. */
+export function convertPorts(list: unknown[], path: string): PortConfig[] {
+  const out: PortConfig[] = [];
+  list.forEach((item, i) => {
+    const at = `${path}.${i}`;
+    if (item !== null && typeof item === "object") {
+      const o = item as Dict;
+      if (o["published"] === undefined || o["published"] === "")
+        throw err(at, "a published port is needed (shoal does not choose one)");
+      out.push({
+        target: portNumber(o["target"], `${at}.target`),
+        published: portNumber(o["published"], `${at}.published`),
+        protocol: ((o["protocol"] as string | undefined) ?? "tcp") as "tcp" | "udp",
+        mode: ((o["mode"] as string | undefined) ?? "ingress") as "ingress" | "host",
+      });
+      if (!["tcp", "udp"].includes(out[out.length - 1]!.protocol))
+        throw err(`${at}.protocol`, "must be tcp or udp");
+      if (!["ingress", "host"].includes(out[out.length - 1]!.mode))
+        throw err(`${at}.mode`, "must be ingress or host");
+      return;
+    }
+    const s = String(item);
+    const m =
+      /^(?:(?:\[[^\]]*\]|[^:[\]]*):)??(?:(\d+)(?:-(\d+))?:)?(\d+)(?:-(\d+))?(?:\/(tcp|udp))?$/.exec(
+        s,
+      );
+    if (!m)
+      throw err(
+        at,
+        `invalid port ${JSON.stringify(s)}: expected [HOST:]PUBLISHED:TARGET[/PROTOCOL]`,
+      );
+    if (m[1] === undefined)
+      throw err(
+        at,
+        `port ${JSON.stringify(s)}: a published port is needed (shoal does not choose one)`,
+      );
+    const pub0 = portNumber(m[1], at);
+    const pub1 = m[2] !== undefined ? portNumber(m[2], at) : pub0;
+    const tgt0 = portNumber(m[3], at);
+    const tgt1 = m[4] !== undefined ? portNumber(m[4], at) : tgt0;
+    if (pub1 - pub0 !== tgt1 - tgt0 || pub1 < pub0)
+      throw err(at, `port ranges of ${JSON.stringify(s)} do not match`);
+    for (let k = 0; k <= tgt1 - tgt0; k++) {
+      out.push({
+        published: pub0 + k,
+        target: tgt0 + k,
+        protocol: (m[5] as "tcp" | "udp") ?? "tcp",
+        mode: "ingress",
+      });
+    }
+  });
+  return out;
+}
+
+/** `healthcheck:` as the spec's HealthConfig, with Docker's defaults. */
+export function convertHealthcheck(h: Dict, path: string): HealthConfig {
+  let test: string[];
+  if (h["disable"] === true) test = ["NONE"];
+  else if (typeof h["test"] === "string") test = ["CMD-SHELL", h["test"]];
+  else if (Array.isArray(h["test"])) test = h["test"].map(String);
+  else throw err(`${path}.test`, "a test is needed (or disable: true)");
+  if (test[0] !== "NONE" && test[0] !== "CMD" && test[0] !== "CMD-SHELL")
+    throw err(
+      `${path}.test`,
+      `must start with CMD, CMD-SHELL or NONE, not ${JSON.stringify(test[0])}`,
+    );
+  const d = (key: string, dflt: number) =>
+    h[key] === undefined ? dflt : duration(h[key], `${path}.${key}`);
+  return {
+    test,
+    intervalMs: d("interval", 30_000),
+    timeoutMs: d("timeout", 30_000),
+    retries: h["retries"] === undefined ? 3 : Number(h["retries"]),
+    startPeriodMs: d("start_period", 0),
+    startIntervalMs: d("start_interval", 5000),
+  };
+}
+
+function environment(svc: Dict, path: string, ctx: ConvertContext): Record<string, string> {
+  const env: Record<string, string> = {};
+  const files = svc["env_file"];
+  const list = files === undefined ? [] : Array.isArray(files) ? files : [files];
+  list.forEach((f, i) => {
+    const file = typeof f === "string" ? f : String((f as Dict)["path"]);
+    const required = typeof f === "string" ? true : (f as Dict)["required"] !== false;
+    const full = isAbsolute(file) ? file : join(ctx.workingDir, file);
+    let text: string;
+    try {
+      text = ctx.readFile(full);
+    } catch {
+      if (!required) return;
+      throw err(`${path}.env_file.${i}`, `env file ${full} not found`);
+    }
+    Object.assign(env, parseEnvFile(text, full, ctx.lookup));
+  });
+  for (const [k, v] of Object.entries(toMap(svc["environment"]))) {
+    if (v === null || v === undefined) {
+      const x = ctx.lookup(k);
+      if (x !== undefined) env[k] = x;
+    } else env[k] = String(v);
+  }
+  return env;
+}
+
+/** The networks a service names: `[a, b]` or `{a: {aliases: [...]}, b: null}`. */
+function serviceNetworks(svc: Dict): Array<[string, string[]]> {
+  const n = svc["networks"];
+  if (n === undefined || n === null) return [];
+  if (Array.isArray(n)) return n.map((x) => [String(x), []]);
+  return Object.entries(n as Dict).map(([k, v]) => [
+    k,
+    ((v as Dict | null)?.["aliases"] as string[] | undefined)?.map(String) ?? [],
+  ]);
+}
+
+/** The stack's networks by their key in the file: the swarm name and whether external. */
+function stackNetworks(config: Dict, stack: string): Map<string, StackNetwork> {
+  const out = new Map<string, StackNetwork>();
+  const decl = { default: {}, ...((config["networks"] ?? {}) as Dict) } as Dict;
+  for (const [key, raw] of Object.entries(decl)) {
+    const n = (raw ?? {}) as Dict;
+    const ext = n["external"];
+    const external = ext === true || (ext !== null && typeof ext === "object");
+    const extName = typeof ext === "object" && ext !== null ? (ext as Dict)["name"] : undefined;
+    const name = String(n["name"] ?? extName ?? (external ? key : `${stack}_${key}`));
+    const path = `networks.${key}`;
+    const driver = String(n["driver"] ?? "overlay");
+    if (!external && driver !== "overlay" && driver !== "bridge")
+      throw err(
+        `${path}.driver`,
+        `driver ${JSON.stringify(driver)} is not supported: overlay or bridge`,
+      );
+    const ipam = ((n["ipam"] as Dict | undefined)?.["config"] as Dict[] | undefined) ?? [];
+    const subnet = ipam[0]?.["subnet"];
+    const gateway = ipam[0]?.["gateway"];
+    out.set(key, {
+      name,
+      external,
+      create: {
+        name,
+        driver: driver as "overlay" | "bridge",
+        ...(subnet !== undefined ? { subnet: String(subnet) } : {}),
+        ...(gateway !== undefined ? { gateway: String(gateway) } : {}),
+        attachable: n["attachable"] === true,
+        internal: n["internal"] === true,
+        labels: { ...(toMap(n["labels"]) as Record<string, string>), [NAMESPACE_LABEL]: stack },
+      },
+    });
+  }
+  return out;
+}
+
+function sortedKeysPresent(keys: string[], svc: Dict): string[] {
+  return keys.filter((k) => Object.hasOwn(svc, k));
+}
+
+/** The merged compose file as the stack's services and networks. */
+export function convertStack(config: Dict, stack: string, ctx: ConvertContext): Stack {
+  const warnings: string[] = [];
+  const services = (config["services"] ?? {}) as Dict;
+  const declared = stackNetworks(config, stack);
+  const used: StackNetwork[] = [];
+  const use = (n: StackNetwork) => {
+    if (!used.includes(n)) used.push(n);
+  };
+
+  const unsupported = new Set<string>();
+  const deprecated = new Set<string>();
+  const notYet = new Set<string>();
+  for (const [name, raw] of Object.entries(services)) {
+    const svc = (raw ?? {}) as Dict;
+    sortedKeysPresent(UNSUPPORTED, svc).forEach((k) => unsupported.add(k));
+    Object.keys(DEPRECATED)
+      .filter((k) => Object.hasOwn(svc, k))
+      .forEach((k) => deprecated.add(k));
+    sortedKeysPresent(NOT_YET, svc).forEach((k) => notYet.add(`services.${name}.${k}`));
+    const deploy = (svc["deploy"] ?? {}) as Dict;
+    for (const k of ["rollback_config"])
+      if (Object.hasOwn(deploy, k)) notYet.add(`services.${name}.deploy.${k}`);
+    const placement = (deploy["placement"] ?? {}) as Dict;
+    for (const k of ["preferences", "max_replicas_per_node"])
+      if (Object.hasOwn(placement, k)) notYet.add(`services.${name}.deploy.placement.${k}`);
+  }
+  for (const k of ["volumes", "configs", "secrets"]) if (Object.hasOwn(config, k)) notYet.add(k);
+  if (unsupported.size > 0)
+    warnings.push(`Ignoring unsupported options: ${[...unsupported].sort().join(", ")}\n`);
+  if (deprecated.size > 0)
+    warnings.push(
+      `Ignoring deprecated options:\n\n${[...deprecated]
+        .sort()
+        .map((k) => `${k}: ${DEPRECATED[k]!}`)
+        .join("\n\n")}\n`,
+    );
+  if (notYet.size > 0)
+    warnings.push(
+      `Ignoring options shoal does not support yet: ${[...notYet].sort().join(", ")}\n`,
+    );
+
+  const specs: ServiceSpec[] = [];
+  for (const [short, raw] of Object.entries(services).sort(([a], [b]) =>
+    a < b ? -1 : a > b ? 1 : 0,
+  )) {
+    const svc = (raw ?? {}) as Dict;
+    const path = `services.${short}`;
+    const spec = defaultServiceSpec(`${stack}_${short}`);
+    const deploy = (svc["deploy"] ?? {}) as Dict;
+
+    const image = svc["image"];
+    const entrypoint = words(svc["entrypoint"], `${path}.entrypoint`);
+    const command = words(svc["command"], `${path}.command`);
+    if (typeof image === "string" && image !== "") {
+      if (entrypoint.length > 0)
+        throw err(
+          `${path}.entrypoint`,
+          "is not supported with an image (shoal's docker driver sets the command only)",
+        );
+      spec.driver = "docker";
+      spec.image = image;
+      spec.command = command;
+    } else {
+      spec.command = [...entrypoint, ...command];
+      if (spec.command.length === 0)
+        throw err(
+          path,
+          "a service without an image needs a command or an entrypoint (process driver)",
+        );
+    }
+    spec.env = environment(svc, path, ctx);
+    if (svc["working_dir"] !== undefined) spec.workdir = String(svc["working_dir"]);
+    if (svc["stop_signal"] !== undefined) spec.stopSignal = String(svc["stop_signal"]);
+    if (svc["stop_grace_period"] !== undefined)
+      spec.stopGracePeriodMs = duration(svc["stop_grace_period"], `${path}.stop_grace_period`);
+    if (svc["healthcheck"] !== undefined && svc["healthcheck"] !== null)
+      spec.healthcheck = convertHealthcheck(svc["healthcheck"] as Dict, `${path}.healthcheck`);
+    if (Array.isArray(svc["ports"])) spec.ports = convertPorts(svc["ports"], `${path}.ports`);
+
+    // deploy:
+    const mode = String(deploy["mode"] ?? "replicated");
+    if (mode === "global") {
+      if (deploy["replicas"] !== undefined)
+        throw err(`${path}.deploy.replicas`, "replicas can only be used with replicated mode");
+      spec.mode = { global: {} };
+    } else if (mode === "replicated") {
+      spec.mode = {
+        replicated: { replicas: deploy["replicas"] === undefined ? 1 : Number(deploy["replicas"]) },
+      };
+    } else
+      throw err(
+        `${path}.deploy.mode`,
+        `mode ${JSON.stringify(mode)} is not supported: replicated or global`,
+      );
+    spec.labels = {
+      ...(toMap(deploy["labels"]) as Record<string, string>),
+      [NAMESPACE_LABEL]: stack,
+    };
+    if (spec.driver === "docker") spec.labels["com.docker.stack.image"] = spec.image;
+    const res = (deploy["resources"] ?? {}) as Dict;
+    for (const [key, target] of [
+      ["limits", spec.limits],
+      ["reservations", spec.reservations],
+    ] as const) {
+      const r = (res[key] ?? {}) as Dict;
+      if (r["cpus"] !== undefined)
+        target.cpus = cpus(r["cpus"], `${path}.deploy.resources.${key}.cpus`);
+      if (r["memory"] !== undefined)
+        target.memoryBytes = bytes(r["memory"], `${path}.deploy.resources.${key}.memory`);
+    }
+    const rp = deploy["restart_policy"] as Dict | undefined;
+    if (rp) {
+      const at = `${path}.deploy.restart_policy`;
+      const condition = String(rp["condition"] ?? "any");
+      if (condition !== "none" && condition !== "on-failure" && condition !== "any")
+        throw err(
+          `${at}.condition`,
+          `must be none, on-failure or any, not ${JSON.stringify(condition)}`,
+        );
+      spec.restartPolicy = {
+        condition,
+        delayMs: rp["delay"] === undefined ? 5000 : duration(rp["delay"], `${at}.delay`),
+        maxAttempts: rp["max_attempts"] === undefined ? 0 : Number(rp["max_attempts"]),
+        windowMs: rp["window"] === undefined ? 0 : duration(rp["window"], `${at}.window`),
+      };
+    }
+    const uc = deploy["update_config"] as Dict | undefined;
+    if (uc) {
+      const at = `${path}.deploy.update_config`;
+      const u = spec.update!;
+      if (uc["parallelism"] !== undefined) u.parallelism = Number(uc["parallelism"]);
+      if (uc["delay"] !== undefined) u.delayMs = duration(uc["delay"], `${at}.delay`);
+      if (uc["monitor"] !== undefined) u.monitorMs = duration(uc["monitor"], `${at}.monitor`);
+      if (uc["max_failure_ratio"] !== undefined)
+        u.maxFailureRatio = Number(uc["max_failure_ratio"]);
+      const fa = uc["failure_action"];
+      if (fa !== undefined) {
+        if (fa !== "pause" && fa !== "continue" && fa !== "rollback")
+          throw err(`${at}.failure_action`, "must be pause, continue or rollback");
+        u.failureAction = fa;
+      }
+      const order = uc["order"];
+      if (order !== undefined) {
+        if (order !== "stop-first" && order !== "start-first")
+          throw err(`${at}.order`, "must be stop-first or start-first");
+        u.order = order;
+      }
+    }
+    const placement = (deploy["placement"] ?? {}) as Dict;
+    spec.constraints = ((placement["constraints"] as unknown[] | undefined) ?? []).map(String);
+    const em = deploy["endpoint_mode"];
+    if (em !== undefined) {
+      if (em !== "vip" && em !== "dnsrr")
+        throw err(`${path}.deploy.endpoint_mode`, "must be vip or dnsrr");
+      spec.endpointMode = em;
+    }
+
+    // networks: the default one unless the service names some; its short name is an alias.
+    const named = serviceNetworks(svc);
+    const attach: NetworkAttachmentConfig[] = [];
+    for (const [key, aliases] of named.length > 0
+      ? named
+      : ([["default", []]] as Array<[string, string[]]>)) {
+      const n = declared.get(key);
+      if (!n)
+        throw err(
+          `${path}.networks`,
+          `service "${short}" refers to undefined network ${key}: invalid compose file`,
+        );
+      use(n);
+      attach.push({ target: n.name, aliases: [short, ...aliases.filter((a) => a !== short)] });
+    }
+    spec.networks = attach;
+    specs.push(spec);
+  }
+  return { services: specs, networks: used, warnings };
+}

@@ -1,0 +1,228 @@
+// `shoal stack deploy|ls|services|ps|rm|config`: Docker's `docker stack`, done as Docker does it
+// — by the client, on the service and network API. A stack is the services and networks that
+// carry the label com.docker.stack.namespace=<stack>.
+
+import { readFileSync } from "node:fs";
+import { stringify } from "yaml";
+import { call } from "./api-client.js";
+import { ApiError } from "./api-client.js";
+import { CliError } from "./errors.js";
+import { applyFilters, parseFilters } from "./filter.js";
+import { loadFiles } from "./compose/load.js";
+import { convertStack, NAMESPACE_LABEL } from "./compose/convert.js";
+import {
+  SERVICE_FILTERS,
+  SERVICE_LS_FORMAT,
+  SERVICE_PS_FORMAT,
+  TASK_FILTERS,
+  progress,
+  rowPrinter,
+  serviceRows,
+  taskRows,
+  type ListOptions,
+  type TaskWithNode,
+} from "./service.js";
+import { sortedJson, type ListFormat } from "./template.js";
+import type { NetworkInspect, ServiceSummary } from "../api/http.js";
+import type { Node, ServiceSpec, Task } from "../api/types.js";
+
+export interface DeployOptions {
+  composeFile?: string[];
+  prune?: boolean;
+  detach?: boolean;
+}
+
+const STACK_LS_FORMAT: ListFormat = {
+  defaultTable: "table {{.Name}}\t{{.Services}}",
+  headers: { Name: "NAME", Services: "SERVICES" },
+};
+
+const inStack = (labels: Record<string, string> | null | undefined, stack: string) =>
+  (labels ?? {})[NAMESPACE_LABEL] === stack;
+
+/** The spec with network names as the ids the manager stores (to compare with a stored spec). */
+function withNetworkIds(spec: ServiceSpec, ids: ReadonlyMap<string, string>): ServiceSpec {
+  if (!spec.networks) return spec;
+  return {
+    ...spec,
+    networks: spec.networks.map((n) => ({ ...n, target: ids.get(n.target) ?? n.target })),
+  };
+}
+
+/** Whether deploying `next` over `cur` changes anything (both with network ids). */
+export function specChanged(cur: ServiceSpec, next: ServiceSpec): boolean {
+  return sortedJson(cur) !== sortedJson(next);
+}
+
+export async function deploy(stack: string, o: DeployOptions): Promise<number> {
+  const files = o.composeFile ?? [];
+  if (files.length === 0)
+    throw new CliError("ERR_USAGE", "Please specify a Compose file (with --compose-file).");
+  const { config, workingDir } = loadFiles(files, process.env);
+  const converted = convertStack(config, stack, {
+    workingDir,
+    lookup: (k) => process.env[k],
+    readFile: (p) => readFileSync(p, "utf8"),
+  });
+  for (const w of converted.warnings) process.stderr.write(w + "\n");
+
+  // Networks first: external ones must exist, the stack's own are created when missing.
+  const existing = await call<NetworkInspect[]>("GET", "/v1/networks");
+  const ids = new Map(existing.map((n) => [n.Name, n.Id]));
+  for (const n of converted.networks) {
+    if (!n.external) continue;
+    if (!ids.has(n.name))
+      throw new CliError(
+        "ERR_NOT_FOUND",
+        `network "${n.name}" is declared as external, but could not be found. You need to create a swarm-scoped network before the stack is deployed`,
+      );
+  }
+  for (const n of converted.networks) {
+    if (n.external || ids.has(n.name)) continue;
+    process.stdout.write(`Creating network ${n.name}\n`);
+    const made = await call<{ id: string }>("POST", "/v1/networks", n.create);
+    ids.set(n.name, made.id);
+  }
+
+  const services = await call<ServiceSummary[]>("GET", "/v1/services");
+  const byName = new Map(services.map((s) => [s.spec.name, s]));
+  const touched: string[] = [];
+  for (const spec of converted.services) {
+    const cur = byName.get(spec.name);
+    if (!cur) {
+      process.stdout.write(`Creating service ${spec.name}\n`);
+      touched.push((await call<{ id: string }>("POST", "/v1/services", { spec })).id);
+    } else if (specChanged(cur.spec, withNetworkIds(spec, ids))) {
+      process.stdout.write(`Updating service ${spec.name} (id: ${cur.id})\n`);
+      await call("POST", `/v1/services/${encodeURIComponent(cur.id)}/update`, { spec });
+      touched.push(cur.id);
+    }
+  }
+  if (o.prune) {
+    const keep = new Set(converted.services.map((s) => s.name));
+    for (const s of services) {
+      if (!inStack(s.spec.labels, stack) || keep.has(s.spec.name)) continue;
+      process.stdout.write(`Removing service ${s.spec.name}\n`);
+      await call("DELETE", `/v1/services/${encodeURIComponent(s.id)}`);
+    }
+  }
+  if (o.detach === false) {
+    let code = 0;
+    for (const id of touched) code = Math.max(code, await progress(id, false));
+    return code;
+  }
+  return 0;
+}
+
+export async function ls(o: { format?: string }): Promise<number> {
+  const print = rowPrinter({ format: o.format }, STACK_LS_FORMAT);
+  const counts = new Map<string, number>();
+  for (const s of await call<ServiceSummary[]>("GET", "/v1/services")) {
+    const ns = s.spec.labels[NAMESPACE_LABEL];
+    if (ns !== undefined) counts.set(ns, (counts.get(ns) ?? 0) + 1);
+  }
+  print(
+    [...counts.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([Name, n]) => ({ Name, Services: String(n) })),
+  );
+  return 0;
+}
+
+async function stackServices(stack: string): Promise<ServiceSummary[]> {
+  const all = await call<ServiceSummary[]>("GET", "/v1/services");
+  return all.filter((s) => inStack(s.spec.labels, stack));
+}
+
+function nothingFound(stack: string): number {
+  process.stderr.write(`Nothing found in stack: ${stack}\n`);
+  return 0;
+}
+
+export async function services(stack: string, o: ListOptions): Promise<number> {
+  const filters = parseFilters(o.filter ?? [], SERVICE_FILTERS, "stack services");
+  const print = rowPrinter(o, SERVICE_LS_FORMAT);
+  const list = await stackServices(stack);
+  if (list.length === 0) return nothingFound(stack);
+  print(serviceRows(applyFilters(list, filters, SERVICE_FILTERS)));
+  return 0;
+}
+
+export async function ps(stack: string, o: ListOptions & { noTrunc?: boolean }): Promise<number> {
+  const filters = parseFilters(o.filter ?? [], TASK_FILTERS, "stack ps");
+  const print = rowPrinter(o, SERVICE_PS_FORMAT);
+  const list = await stackServices(stack);
+  if (list.length === 0) return nothingFound(stack);
+  const nodes = new Map((await call<Node[]>("GET", "/v1/nodes")).map((n) => [n.id, n]));
+  const all: TaskWithNode[] = [];
+  for (const s of list) {
+    const tasks = await call<Task[]>("GET", `/v1/tasks?service=${encodeURIComponent(s.id)}`);
+    all.push(...tasks.map((task) => ({ task, node: nodes.get(task.nodeId) })));
+  }
+  print(
+    taskRows(applyFilters(all, filters, TASK_FILTERS), {
+      noTrunc: !!o.noTrunc || !!o.quiet,
+      now: Date.now(),
+    }),
+  );
+  return 0;
+}
+
+/** Removes a network, waiting (up to `timeoutMs`) while the stack's tasks on it stop. */
+async function removeNetwork(id: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await call("DELETE", `/v1/networks/${encodeURIComponent(id)}`);
+      return;
+    } catch (err) {
+      if (!(err instanceof ApiError) || err.status !== 409 || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+export async function rm(stacks: string[]): Promise<number> {
+  let failed = false;
+  for (const stack of stacks) {
+    const list = await stackServices(stack);
+    const nets = (await call<NetworkInspect[]>("GET", "/v1/networks")).filter((n) =>
+      inStack(n.Labels, stack),
+    );
+    if (list.length === 0 && nets.length === 0) {
+      nothingFound(stack);
+      continue;
+    }
+    for (const s of [...list].sort((a, b) => a.spec.name.localeCompare(b.spec.name))) {
+      process.stdout.write(`Removing service ${s.spec.name}\n`);
+      try {
+        await call("DELETE", `/v1/services/${encodeURIComponent(s.id)}`);
+      } catch (err) {
+        if (!(err instanceof CliError)) throw err;
+        process.stderr.write(`Failed to remove service ${s.id}: ${err.message}\n`);
+        failed = true;
+      }
+    }
+    for (const n of [...nets].sort((a, b) => a.Name.localeCompare(b.Name))) {
+      process.stdout.write(`Removing network ${n.Name}\n`);
+      try {
+        // The services' tasks stop within their grace period; the network is free after.
+        await removeNetwork(n.Id, 60_000);
+      } catch (err) {
+        if (!(err instanceof CliError)) throw err;
+        process.stderr.write(`Failed to remove network ${n.Id}: ${err.message}\n`);
+        failed = true;
+      }
+    }
+  }
+  return failed ? 1 : 0;
+}
+
+/** `stack config`: the merged, interpolated file as YAML. */
+export function config(o: { composeFile?: string[] }): number {
+  const files = o.composeFile ?? [];
+  if (files.length === 0)
+    throw new CliError("ERR_USAGE", "Please specify a Compose file (with --compose-file).");
+  process.stdout.write(stringify(loadFiles(files, process.env).config));
+  return 0;
+}
