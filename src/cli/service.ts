@@ -688,7 +688,9 @@ export async function inspect(refs: string[], o: { pretty?: boolean }): Promise<
   for (const ref of refs)
     out.push(await call<ServiceSummary>("GET", `/v1/services/${encodeURIComponent(ref)}`));
   if (!o.pretty) {
-    process.stdout.write(JSON.stringify(out, null, 4) + "\n");
+    const withHealth = [];
+    for (const sv of out) withHealth.push(await withTaskHealth(sv));
+    process.stdout.write(JSON.stringify(withHealth, null, 4) + "\n");
     return 0;
   }
   const names = new Map<string, string>();
@@ -698,6 +700,33 @@ export async function inspect(refs: string[], o: { pretty?: boolean }): Promise<
   }
   for (const s of out) process.stdout.write(prettyService(s, Date.now(), names) + "\n\n");
   return 0;
+}
+
+/**
+ * A service with a health check, as `service inspect` shows it: with `taskHealth`, each live
+ * task's state and health (its last 5 check results), as Docker's container inspect shows
+ * State.Health. A service without a check is shown as it is.
+ */
+async function withTaskHealth(sv: ServiceSummary): Promise<object> {
+  const test = sv.spec.healthcheck?.test ?? [];
+  if (test.length === 0 || test[0] === "NONE") return sv;
+  const tasks = await call<Task[]>("GET", `/v1/tasks?service=${encodeURIComponent(sv.id)}`);
+  return { ...sv, taskHealth: taskHealthOf(tasks) };
+}
+
+/** The live tasks' health, by slot (global: node), for `service inspect`. */
+export function taskHealthOf(
+  tasks: Task[],
+): Array<{ id: string; name: string; state: string; health: Task["status"]["health"] | null }> {
+  return tasks
+    .filter((t) => !isTerminal(t.status.state) && t.desiredState === "running")
+    .sort((a, b) => a.slot - b.slot || a.nodeId.localeCompare(b.nodeId))
+    .map((t) => ({
+      id: t.id,
+      name: taskName(t),
+      state: t.status.state,
+      health: t.status.health ?? null,
+    }));
 }
 
 export function prettyService(

@@ -82,6 +82,21 @@ test("a health check: Starting until it passes, then Running; unhealthy is faile
   );
   const ps2 = await d.cli("service", "ps", "hc");
   assert.match(ps2.stdout, /Running .* ago \(healthy\)/);
+  // `service inspect` shows each live task's health with its last results.
+  const inspected = await d.cli("service", "inspect", "hc");
+  const [svc] = JSON.parse(inspected.stdout) as Array<{
+    taskHealth: Array<{
+      id: string;
+      name: string;
+      state: string;
+      health: Task["status"]["health"];
+    }>;
+  }>;
+  assert.equal(svc!.taskHealth.length, 1);
+  assert.equal(svc!.taskHealth[0]!.name, "hc.1");
+  assert.equal(svc!.taskHealth[0]!.state, "running");
+  assert.equal(svc!.taskHealth[0]!.health?.status, "healthy");
+  assert.equal(svc!.taskHealth[0]!.health?.log.at(-1)?.exitCode, 0);
   const [running] = (await tasksOf(d, "hc")).filter((x) => x.id === first!.id);
   const last = running!.status.health!.log.at(-1)!;
   assert.equal(last.exitCode, 0);
