@@ -2,7 +2,14 @@
 // from the schemas (types.ts, which re-exports them) so a caller that needs only these — the CLI —
 // does not load TypeBox.
 
-import type { NetworkMode, RestartPolicy, ServiceSpec, TaskState, UpdateConfig } from "./types.js";
+import type {
+  NetworkMode,
+  RestartPolicy,
+  ServiceSpec,
+  Task,
+  TaskState,
+  UpdateConfig,
+} from "./types.js";
 
 /** Task states in order (Swarm's). A task only moves forward. */
 export const TASK_STATES = [
@@ -49,6 +56,19 @@ export function isTerminal(state: TaskState): boolean {
     state === "failed" ||
     state === "rejected" ||
     state === "orphaned"
+  );
+}
+
+/**
+ * Whether a task may be sent traffic (DNS answers, VIP backends, the routing mesh): it runs, is
+ * meant to, and its health check (if any) has not found it unhealthy. A task with a health
+ * check is `starting`, not running, until its first healthy result.
+ */
+export function servesTraffic(t: Task): boolean {
+  return (
+    t.status.state === "running" &&
+    t.desiredState === "running" &&
+    t.status.health?.status !== "unhealthy"
   );
 }
 

@@ -443,6 +443,22 @@ export const ServiceSpecInputSchema = Type.Object(
       maxLength: L.signalLength,
       description: "A signal name (SIGTERM, TERM) or number (15).",
     }),
+    healthcheck: Type.Optional(
+      Type.Object(
+        {
+          test: Type.Array(text(L.argLength), {
+            maxItems: L.commandArgs,
+            description: HealthConfigSchema.properties.test.description,
+          }),
+          intervalMs: boundedMillis("Between two checks; 0 = Docker's default 30 s."),
+          timeoutMs: boundedMillis("A check that takes longer fails; 0 = 30 s."),
+          retries: boundedCount(L.count, "Failures in a row that make the task unhealthy; 0 = 3."),
+          startPeriodMs: boundedMillis("Failures in this time after the start do not count."),
+          startIntervalMs: boundedMillis("Between checks during the start period; 0 = 5 s."),
+        },
+        { title: "HealthConfig" },
+      ),
+    ),
     update: Type.Optional(
       Type.Partial(
         Type.Object({
@@ -646,6 +662,7 @@ export {
   isTerminal,
   networkOf,
   replicasOf,
+  servesTraffic,
   stateIndex,
   updateConfigOf,
 } from "./model.js";

@@ -4,7 +4,7 @@
 // `--help` on any command never contacts the daemon. Parse errors come back as CommandFailure,
 // which main.ts prints in Docker's words.
 
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, Option } from "commander";
 import { SHOAL_VERSION } from "../lib/version.js";
 import { collect } from "./args.js";
 import { UsageError } from "./errors.js";
@@ -145,50 +145,74 @@ function daemonFlags(cmd: Command): Command {
 
 /** The flags `service create` and `service update` share. */
 function specFlags(cmd: Command): Command {
-  return cmd
-    .option("--replicas <n>", "number of tasks")
-    .option(
-      "--restart-condition <condition>",
-      "restart when: none, on-failure or any (default any)",
-    )
-    .option("--restart-delay <duration>", "delay between restart attempts (default 5s)")
-    .option(
-      "--restart-max-attempts <n>",
-      "maximum number of restarts before giving up (0: no limit)",
-    )
-    .option("--restart-window <duration>", "window used to evaluate the restart policy")
-    .option("--limit-cpu <cpus>", "limit CPUs")
-    .option("--limit-memory <bytes>", "limit memory (e.g. 512m)")
-    .option("--reserve-cpu <cpus>", "reserve CPUs")
-    .option("--reserve-memory <bytes>", "reserve memory")
-    .option("-w, --workdir <dir>", "working directory of the task")
-    .option(
-      "--stop-grace-period <duration>",
-      "time to wait before force killing a task (default 10s)",
-    )
-    .option("--stop-signal <signal>", "signal to stop the task (default SIGTERM)")
-    .option(
-      "--network <network>",
-      "network mode host or bridge (default host), or a network to join: NAME[,alias=ALIAS] (repeatable)",
-      collect,
-    )
-    .option("--endpoint-mode <mode>", "endpoint mode: vip or dnsrr (default vip)")
-    .option("--driver <driver>", "task driver: process or docker (default process)")
-    .option(
-      "--image <image>",
-      "run the image with the docker driver (the image must be on the nodes)",
-    )
-    .option("--update-parallelism <n>", "maximum number of tasks updated at once (0: all at once)")
-    .option("--update-delay <duration>", "delay between updates")
-    .option("--update-order <order>", "update order: stop-first or start-first")
-    .option(
-      "--update-failure-action <action>",
-      "action on update failure: pause, continue or rollback",
-    )
-    .option("--update-monitor <duration>", "duration after each task update to monitor for failure")
-    .option("--update-max-failure-ratio <ratio>", "failure rate to tolerate during an update")
-    .option("-d, --detach", "exit immediately instead of waiting for the service to converge")
-    .option("-q, --quiet", "suppress progress output");
+  return (
+    cmd
+      .option("--replicas <n>", "number of tasks")
+      .option(
+        "--restart-condition <condition>",
+        "restart when: none, on-failure or any (default any)",
+      )
+      .option("--restart-delay <duration>", "delay between restart attempts (default 5s)")
+      .option(
+        "--restart-max-attempts <n>",
+        "maximum number of restarts before giving up (0: no limit)",
+      )
+      .option("--restart-window <duration>", "window used to evaluate the restart policy")
+      .option("--limit-cpu <cpus>", "limit CPUs")
+      .option("--limit-memory <bytes>", "limit memory (e.g. 512m)")
+      .option("--reserve-cpu <cpus>", "reserve CPUs")
+      .option("--reserve-memory <bytes>", "reserve memory")
+      .option("-w, --workdir <dir>", "working directory of the task")
+      .option(
+        "--stop-grace-period <duration>",
+        "time to wait before force killing a task (default 10s)",
+      )
+      .option("--stop-signal <signal>", "signal to stop the task (default SIGTERM)")
+      .option(
+        "--network <network>",
+        "network mode host or bridge (default host), or a network to join: NAME[,alias=ALIAS] (repeatable)",
+        collect,
+      )
+      .option("--endpoint-mode <mode>", "endpoint mode: vip or dnsrr (default vip)")
+      .option("--driver <driver>", "task driver: process or docker (default process)")
+      .option(
+        "--image <image>",
+        "run the image with the docker driver (the image must be on the nodes)",
+      )
+      .option(
+        "--update-parallelism <n>",
+        "maximum number of tasks updated at once (0: all at once)",
+      )
+      .option("--update-delay <duration>", "delay between updates")
+      .option("--update-order <order>", "update order: stop-first or start-first")
+      .option(
+        "--update-failure-action <action>",
+        "action on update failure: pause, continue or rollback",
+      )
+      .option(
+        "--update-monitor <duration>",
+        "duration after each task update to monitor for failure",
+      )
+      .option("--update-max-failure-ratio <ratio>", "failure rate to tolerate during an update")
+      .option("--health-cmd <command>", "command to run to check health (run with /bin/sh -c)")
+      .option("--health-interval <duration>", "time between running the check (default 30s)")
+      .option("--health-timeout <duration>", "maximum time to allow one check to run (default 30s)")
+      .option("--health-retries <n>", "consecutive failures needed to report unhealthy (default 3)")
+      .option(
+        "--health-start-period <duration>",
+        "start period for the task to initialize before failures count (default 0s)",
+      )
+      .option(
+        "--health-start-interval <duration>",
+        "time between running the check during the start period (default 5s)",
+      )
+      // The hidden positive twin keeps commander from giving `healthcheck` a default of true: a
+      // spec's check changes only when a health flag is given.
+      .addOption(new Option("--healthcheck").hideHelp())
+      .option("--no-healthcheck", "disable any container-specified HEALTHCHECK")
+      .option("-d, --detach", "exit immediately instead of waiting for the service to converge")
+      .option("-q, --quiet", "suppress progress output")
+  );
 }
 
 function listFlags(cmd: Command, filters: string): Command {

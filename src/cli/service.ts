@@ -50,6 +50,14 @@ export interface SpecOptions {
   updateFailureAction?: string;
   updateMonitor?: string;
   updateMaxFailureRatio?: string;
+  healthCmd?: string;
+  healthInterval?: string;
+  healthTimeout?: string;
+  healthRetries?: string;
+  healthStartPeriod?: string;
+  healthStartInterval?: string;
+  /** false when `--no-healthcheck` is given (commander's negatable flag). */
+  healthcheck?: boolean;
   detach?: boolean;
   quiet?: boolean;
 }
@@ -200,6 +208,7 @@ export function applySpecOptions(
     }
     s.endpointMode = o.endpointMode;
   }
+  applyHealthOptions(s, o);
   s.update = updateConfigOf(s);
   if (o.updateParallelism !== undefined)
     s.update.parallelism = parseIntFlag("--update-parallelism", o.updateParallelism);
@@ -230,6 +239,58 @@ export function applySpecOptions(
     s.update.maxFailureRatio = r;
   }
   return s;
+}
+
+/**
+ * The `--health-*` flags, as Docker applies them on create and update: only what is given
+ * changes (a duration or count not given stays as it was, 0 on a new check: Docker's default);
+ * `--health-cmd CMD` is a ["CMD-SHELL", CMD] test (an empty CMD clears the test);
+ * `--no-healthcheck` is ["NONE"] and goes with no other health flag.
+ */
+function applyHealthOptions(s: ServiceSpec, o: SpecOptions): void {
+  const given =
+    o.healthCmd !== undefined ||
+    o.healthInterval !== undefined ||
+    o.healthTimeout !== undefined ||
+    o.healthRetries !== undefined ||
+    o.healthStartPeriod !== undefined ||
+    o.healthStartInterval !== undefined;
+  if (o.healthcheck === false) {
+    if (given) throw new UsageError("--no-healthcheck conflicts with --health-* options");
+    s.healthcheck = { ...noHealthcheck(), test: ["NONE"] };
+    return;
+  }
+  if (!given) return;
+  const h = { ...noHealthcheck(), ...(s.healthcheck ?? {}) };
+  if (h.test[0] === "NONE") h.test = [];
+  const positive = (flag: string, v: string | undefined, cur: number): number => {
+    if (v === undefined) return cur;
+    const ms = parseDurationFlag(flag, v);
+    if (ms < 0)
+      throw new UsageError(
+        `invalid argument "${v}" for "${flag}" flag: duration cannot be negative`,
+      );
+    return ms;
+  };
+  h.intervalMs = positive("--health-interval", o.healthInterval, h.intervalMs);
+  h.timeoutMs = positive("--health-timeout", o.healthTimeout, h.timeoutMs);
+  h.startPeriodMs = positive("--health-start-period", o.healthStartPeriod, h.startPeriodMs);
+  h.startIntervalMs = positive("--health-start-interval", o.healthStartInterval, h.startIntervalMs);
+  if (o.healthRetries !== undefined) h.retries = parseIntFlag("--health-retries", o.healthRetries);
+  if (o.healthCmd !== undefined) h.test = o.healthCmd === "" ? [] : ["CMD-SHELL", o.healthCmd];
+  s.healthcheck = h;
+}
+
+/** A health config with no test and every setting 0 (Docker's defaults apply). */
+function noHealthcheck(): NonNullable<ServiceSpec["healthcheck"]> {
+  return {
+    test: [],
+    intervalMs: 0,
+    timeoutMs: 0,
+    retries: 0,
+    startPeriodMs: 0,
+    startIntervalMs: 0,
+  };
 }
 
 /** The spec `service create` sends: defaults, the flags, and the command. */
@@ -581,7 +642,7 @@ export function taskRows(tasks: TaskWithNode[], o: { noTrunc?: boolean; now: num
         Image: commandColumn(t.spec),
         Node: node?.hostname ?? "",
         DesiredState: capitalize(t.desiredState === "remove" ? "shutdown" : t.desiredState),
-        CurrentState: `${capitalize(t.status.state)} ${humanDuration(o.now - t.status.timestamp).toLowerCase()} ago`,
+        CurrentState: `${capitalize(t.status.state)} ${humanDuration(o.now - t.status.timestamp).toLowerCase()} ago${healthSuffix(t)}`,
         Error: err ? `"${o.noTrunc || err.length <= 28 ? err : err.slice(0, 27) + "…"}"` : "",
         Ports: Object.entries(t.hostPorts)
           .map(([target, host]) => `*:${host}->${target}/tcp`)
@@ -590,6 +651,16 @@ export function taskRows(tasks: TaskWithNode[], o: { noTrunc?: boolean; now: num
     });
   }
   return rows;
+}
+
+/**
+ * A live task's health as `docker ps` shows it in STATUS: " (health: starting)", " (healthy)",
+ * " (unhealthy)"; nothing for a task without a check or one that has ended.
+ */
+function healthSuffix(t: Task): string {
+  const h = t.status.health;
+  if (!h || isTerminal(t.status.state)) return "";
+  return h.status === "starting" ? " (health: starting)" : ` (${h.status})`;
 }
 
 export async function ps(refs: string[], o: ListOptions & { noTrunc?: boolean }): Promise<number> {
@@ -617,7 +688,9 @@ export async function inspect(refs: string[], o: { pretty?: boolean }): Promise<
   for (const ref of refs)
     out.push(await call<ServiceSummary>("GET", `/v1/services/${encodeURIComponent(ref)}`));
   if (!o.pretty) {
-    process.stdout.write(JSON.stringify(out, null, 4) + "\n");
+    const withHealth = [];
+    for (const sv of out) withHealth.push(await withTaskHealth(sv));
+    process.stdout.write(JSON.stringify(withHealth, null, 4) + "\n");
     return 0;
   }
   const names = new Map<string, string>();
@@ -627,6 +700,33 @@ export async function inspect(refs: string[], o: { pretty?: boolean }): Promise<
   }
   for (const s of out) process.stdout.write(prettyService(s, Date.now(), names) + "\n\n");
   return 0;
+}
+
+/**
+ * A service with a health check, as `service inspect` shows it: with `taskHealth`, each live
+ * task's state and health (its last 5 check results), as Docker's container inspect shows
+ * State.Health. A service without a check is shown as it is.
+ */
+async function withTaskHealth(sv: ServiceSummary): Promise<object> {
+  const test = sv.spec.healthcheck?.test ?? [];
+  if (test.length === 0 || test[0] === "NONE") return sv;
+  const tasks = await call<Task[]>("GET", `/v1/tasks?service=${encodeURIComponent(sv.id)}`);
+  return { ...sv, taskHealth: taskHealthOf(tasks) };
+}
+
+/** The live tasks' health, by slot (global: node), for `service inspect`. */
+export function taskHealthOf(
+  tasks: Task[],
+): Array<{ id: string; name: string; state: string; health: Task["status"]["health"] | null }> {
+  return tasks
+    .filter((t) => !isTerminal(t.status.state) && t.desiredState === "running")
+    .sort((a, b) => a.slot - b.slot || a.nodeId.localeCompare(b.nodeId))
+    .map((t) => ({
+      id: t.id,
+      name: taskName(t),
+      state: t.status.state,
+      health: t.status.health ?? null,
+    }));
 }
 
 export function prettyService(
@@ -678,6 +778,7 @@ export function prettyService(
         ]
       : []),
     ...(sp.workdir ? [` Dir:\t\t${sp.workdir}`] : []),
+    ...prettyHealthcheck(sp),
     ...(sp.limits.cpus || sp.limits.memoryBytes
       ? [
           "Resources:",
@@ -706,6 +807,20 @@ export function prettyService(
       : []),
   ];
   return lines.join("\n");
+}
+
+/** Docker's ` Healthcheck:` block of `service inspect --pretty` (under ContainerSpec). */
+function prettyHealthcheck(sp: ServiceSpec): string[] {
+  const h = sp.healthcheck;
+  if (!h) return [];
+  return [
+    " Healthcheck:",
+    `  Interval = ${formatGoDuration(h.intervalMs)}`,
+    `  Retries = ${h.retries}`,
+    `  StartPeriod =\t${formatGoDuration(h.startPeriodMs)}`,
+    `  Timeout =\t${formatGoDuration(h.timeoutMs)}`,
+    ...(h.test.length ? ["  Tests:", ...h.test.map((x) => `\t Test = ${x}`)] : []),
+  ];
 }
 
 export async function rm(refs: string[]): Promise<number> {

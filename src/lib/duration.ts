@@ -34,6 +34,7 @@ export function parseGoDuration(text: string): number | undefined {
 
 /** A duration as Go prints one (Docker's inspect output): 100ms, 2s, 1.5s, 1m30s, 1h0m0s. */
 export function formatGoDuration(ms: number): string {
+  if (ms === 0) return "0s"; // as Go prints a zero Duration
   if (ms < 1000) return `${ms}ms`;
   const h = Math.floor(ms / 3_600_000);
   const m = Math.floor((ms % 3_600_000) / 60_000);

@@ -27,7 +27,7 @@ import {
 import { decode, DroppedMessages } from "../api/schema.js";
 import { dnsTableOf, nodeNetworksOf } from "./network-view.js";
 import { agentPassword } from "./bus-users.js";
-import { isTerminal, type Node, type Service, type Task } from "../api/types.js";
+import { isTerminal, servesTraffic, type Node, type Service, type Task } from "../api/types.js";
 
 const codec = JSONCodec<unknown>();
 
@@ -44,8 +44,7 @@ export function endpointsOf(
       if (p.mode !== "ingress" || p.protocol !== "tcp") continue;
       const list: Endpoint[] = [];
       for (const t of tasks) {
-        if (t.serviceId !== s.id || t.status.state !== "running" || t.desiredState !== "running")
-          continue;
+        if (t.serviceId !== s.id || !servesTraffic(t)) continue;
         const hp = t.hostPorts[String(p.target)];
         if (!hp) continue;
         const node = byId.get(t.nodeId);

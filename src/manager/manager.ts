@@ -462,7 +462,13 @@ export class Manager {
         // confirmed stopped, never brought back to life.
         if (isTerminal(t.status.state) && (t.status.state !== "orphaned" || !isTerminal(r.state)))
           continue;
-        if (r.state === t.status.state && r.pid === t.status.pid) continue;
+        const health = r.health ?? t.status.health;
+        if (
+          r.state === t.status.state &&
+          r.pid === t.status.pid &&
+          JSON.stringify(health) === JSON.stringify(t.status.health)
+        )
+          continue;
         const status: TaskStatus = {
           ...t.status,
           state: r.state,
@@ -471,6 +477,7 @@ export class Manager {
           timestamp: r.state === t.status.state ? t.status.timestamp : now,
           exitCode: r.exitCode ?? t.status.exitCode,
           pid: r.pid ?? t.status.pid,
+          ...(health ? { health } : {}),
         };
         tx.putTask({ ...t, status, hostPorts: r.hostPorts ?? t.hostPorts, updatedAt: now });
       }

@@ -8,7 +8,14 @@
 
 import type { NodeNetwork } from "../api/bus.js";
 import type { DnsService, DnsTable } from "../api/dns.js";
-import { isTerminal, type Network, type Node, type Service, type Task } from "../api/types.js";
+import {
+  isTerminal,
+  servesTraffic,
+  type Network,
+  type Node,
+  type Service,
+  type Task,
+} from "../api/types.js";
 
 export interface ClusterView {
   networks: readonly Network[];
@@ -21,7 +28,7 @@ export interface ClusterView {
 export const hostOf = (cidr: string): string => cidr.split("/")[0]!;
 const prefixOf = (cidr: string): string => cidr.split("/")[1] ?? "32";
 
-const isRunning = (t: Task) => t.status.state === "running" && t.desiredState === "running";
+const isRunning = (t: Task) => servesTraffic(t);
 
 /** The DNS name of a task: `<service>.<slot>.<task id>` (global services: the node id). */
 export function taskDnsName(t: Task): string {

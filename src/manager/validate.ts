@@ -75,12 +75,40 @@ export function specProblems(
     if (seen.has(key)) out.push(`published port ${key} is given twice`);
     seen.add(key);
   }
+  out.push(...healthProblems(s));
   for (const c of s.constraints) {
     try {
       parseConstraint(c);
     } catch (err) {
       out.push((err as Error).message);
     }
+  }
+  return out;
+}
+
+/** Docker's rules for a health check: its test's form, and durations of 0 or at least 1 ms. */
+function healthProblems(s: ServiceSpec): string[] {
+  const h = s.healthcheck;
+  if (!h) return [];
+  const out: string[] = [];
+  const [kind, ...rest] = h.test;
+  if (kind !== undefined && kind !== "CMD" && kind !== "CMD-SHELL" && kind !== "NONE") {
+    out.push(
+      `spec.healthcheck.test must start with "CMD", "CMD-SHELL" or "NONE", not ${JSON.stringify(kind)}`,
+    );
+  } else if ((kind === "CMD" || kind === "CMD-SHELL") && rest.length === 0) {
+    out.push(`spec.healthcheck.test: ${kind} needs a command`);
+  } else if (kind === "NONE" && rest.length > 0) {
+    out.push('spec.healthcheck.test: "NONE" takes no command');
+  }
+  const names = {
+    intervalMs: "Interval",
+    timeoutMs: "Timeout",
+    startPeriodMs: "StartPeriod",
+    startIntervalMs: "StartInterval",
+  } as const;
+  for (const [k, name] of Object.entries(names) as Array<[keyof typeof names, string]>) {
+    if (h[k] > 0 && h[k] < 1) out.push(`spec.healthcheck: ${name} cannot be less than 1ms`);
   }
   return out;
 }

@@ -22,6 +22,7 @@ import { join } from "node:path";
 import { createServer } from "node:net";
 import { constants } from "node:os";
 import {
+  execs,
   reaps,
   type Driver,
   type Handle,
@@ -36,6 +37,15 @@ import type { Logger } from "../lib/log.js";
 import type { NodeNetwork } from "../api/bus.js";
 import type { OverlayAttachment } from "./drivers/driver.js";
 import { writeFileDurable } from "../lib/durable.js";
+import {
+  healthCheckOf,
+  initialHealth,
+  nextCheckDelay,
+  recordResult,
+  timedOut,
+  type HealthCheck,
+} from "./health.js";
+import type { TaskHealth } from "../api/types.js";
 
 export type { TaskReport } from "../api/types.js";
 
@@ -104,8 +114,13 @@ interface Local {
   hostPorts: Record<string, number>;
   /** Bridge networking: host port → task address forwarders, one per target. */
   forwarders: PortForwarder[];
-  /** Why the agent stopped it on its own (fencing): reported as a failure. */
+  /** Why the agent stopped it on its own (fencing, a failed health check): reported as a
+   * failure. */
   fenced?: string;
+  /** The task's environment as it was started (its health check runs with it). */
+  env: Record<string, string>;
+  /** The task's health check and what it found so far (tasks whose spec has one). */
+  health?: { check: HealthCheck; state: TaskHealth; timer: NodeJS.Timeout | null };
 }
 
 /** A free TCP port on this host, picked by the OS. */
@@ -177,6 +192,7 @@ export class Agent {
         handle: Handle;
         task: Task;
         hostPorts: Record<string, number>;
+        env?: Record<string, string>;
       } | null;
       if (saved === null || typeof saved !== "object" || !saved.handle || !saved.task) {
         const intent = asIntent(readJson(intentFile), id);
@@ -208,12 +224,23 @@ export class Agent {
         done: false,
         hostPorts: saved.hostPorts,
         forwarders: [],
+        env: saved.env ?? {},
       };
       this.local.set(id, l);
       if (typeof h.address === "string") await this.forwardAgain(l, h.address);
       this.watchExit(l, h);
+      // A task with a health check is checked again from the start (the manager keeps a task
+      // it knew running as running until a check says otherwise).
+      const health = this.watchHealth(l, h);
       this.opts.report([
-        { taskId: id, state: "running", message: "adopted", pid: h.pid, hostPorts: l.hostPorts },
+        {
+          taskId: id,
+          state: health ? "starting" : "running",
+          message: "adopted",
+          pid: h.pid,
+          hostPorts: l.hostPorts,
+          ...(health ? { health } : {}),
+        },
       ]);
     }
   }
@@ -272,6 +299,7 @@ export class Agent {
       done: false,
       hostPorts: {},
       forwarders: [],
+      env: {},
     };
     this.local.set(t.id, l);
     const dir = this.taskDir(t.id);
@@ -338,6 +366,7 @@ export class Agent {
       );
       for (const [target, port] of ports) env[`SHOAL_PORT_${target}`] = port;
       if (ports.length > 0) env["PORT"] = ports[0]![1];
+      l.env = env;
       this.opts.report([
         { taskId: t.id, state: "starting", message: "starting", hostPorts: l.hostPorts },
       ]);
@@ -377,16 +406,19 @@ export class Agent {
       }
       await writeFileDurable(
         join(dir, HANDLE_FILE),
-        JSON.stringify({ handle, task: t, hostPorts: l.hostPorts }),
+        JSON.stringify({ handle, task: t, hostPorts: l.hostPorts, env }),
       );
       rmSync(join(dir, INTENT_FILE), { force: true });
+      // With a health check the task is `starting` until its first healthy result.
+      const health = this.watchHealth(l, handle);
       this.opts.report([
         {
           taskId: t.id,
-          state: "running",
+          state: health ? "starting" : "running",
           message: "started",
           pid: handle.pid,
           hostPorts: l.hostPorts,
+          ...(health ? { health } : {}),
         },
       ]);
       this.watchExit(l, handle);
@@ -458,6 +490,89 @@ export class Agent {
     await Promise.all(fws.map((fw) => fw.close()));
   }
 
+  /**
+   * Starts checking a task's health when its spec has a check (health.ts has the rules);
+   * returns its health before the first check, or null without a check. Each result that
+   * changes the status or the failing streak is reported: `starting` until the first success,
+   * then `running`; an unhealthy task is stopped and reported failed with error "unhealthy".
+   */
+  private watchHealth(l: Local, h: Handle): TaskHealth | null {
+    const check = healthCheckOf(l.task.spec.healthcheck);
+    if (check === null) return null;
+    const health = { check, state: initialHealth(), timer: null as NodeJS.Timeout | null };
+    l.health = health;
+    const schedule = () => {
+      const delay = nextCheckDelay(check, health.state, h.startedAt, Date.now());
+      health.timer = setTimeout(() => void probe(), delay);
+    };
+    const probe = async () => {
+      health.timer = null;
+      if (l.done || l.stopping || this.stopped) return;
+      const start = Date.now();
+      const r = execs(this.driver)
+        ? await this.driver.exec(h, {
+            argv: check.argv,
+            env: l.env,
+            workdir: l.task.spec.workdir,
+            timeoutMs: check.timeoutMs,
+          })
+        : {
+            exitCode: -1,
+            output: `the ${this.driver.name} driver cannot run checks`,
+            timedOut: false,
+          };
+      const end = Date.now();
+      if (l.done || l.stopping || this.stopped) return;
+      const before = health.state;
+      health.state = recordResult(
+        check,
+        before,
+        r.timedOut
+          ? timedOut(check, start, end)
+          : { start, end, exitCode: r.exitCode, output: r.output },
+        h.startedAt,
+      );
+      const now = health.state;
+      if (now.status === "unhealthy") {
+        this.log.warn(`task ${l.task.serviceName}.${l.task.slot} (${l.task.id}) is unhealthy`);
+        // Reported at once, so that it leaves DNS, VIPs and the routing mesh while it stops.
+        this.opts.report([
+          {
+            taskId: l.task.id,
+            state: before.status === "starting" ? "starting" : "running",
+            message: "unhealthy",
+            pid: h.pid,
+            hostPorts: l.hostPorts,
+            health: now,
+          },
+        ]);
+        l.fenced = "unhealthy";
+        void this.stopTask(l, l.task);
+        return;
+      }
+      if (now.status !== before.status || now.failingStreak !== before.failingStreak) {
+        this.opts.report([
+          {
+            taskId: l.task.id,
+            state: now.status === "starting" ? "starting" : "running",
+            message: now.status === "starting" ? "starting" : "started",
+            pid: h.pid,
+            hostPorts: l.hostPorts,
+            health: now,
+          },
+        ]);
+      }
+      schedule();
+    };
+    schedule();
+    return health.state;
+  }
+
+  private stopHealth(l: Local): void {
+    if (l.health?.timer) clearTimeout(l.health.timer);
+    if (l.health) l.health.timer = null;
+  }
+
   private watchExit(l: Local, h: Handle): void {
     void this.driver.wait(h).then(
       (status) => this.exited(l, h, status),
@@ -468,6 +583,7 @@ export class Agent {
   private async exited(l: Local, h: Handle, status: ExitStatus): Promise<void> {
     if (l.done) return;
     l.done = true;
+    this.stopHealth(l);
     const id = l.task.id;
     rmSync(join(this.taskDir(id), HANDLE_FILE), { force: true });
     await this.closeForwarders(l);
@@ -498,6 +614,7 @@ export class Agent {
         message: state === "complete" ? "finished" : state,
         err,
         exitCode: code,
+        ...(l.health ? { health: l.health.state } : {}),
       },
     ]);
   }
@@ -546,6 +663,7 @@ export class Agent {
       );
     }
     this.stopped = true;
+    for (const l of this.local.values()) this.stopHealth(l);
     // The host ports go with this agent; a restarted one listens on them again for the tasks
     // it adopts.
     await Promise.all([...this.local.values()].map((l) => this.closeForwarders(l)));

@@ -264,3 +264,25 @@ test("node ls rows, the self marker in the default table, and filters", () => {
   assert.deepEqual(host("id=w1"), ["worker-1"]);
   assert.throws(() => host("role=boss"), /invalid filter 'role=boss': manager or worker/);
 });
+
+test("service ps: a task's health in CURRENT STATE as docker ps shows it", () => {
+  const withHealth = (
+    id: string,
+    state: "starting" | "running" | "failed",
+    status: "starting" | "healthy" | "unhealthy",
+  ): TaskWithNode => {
+    const t = task(id, 1, { state });
+    t.status.health = { status, failingStreak: 0, log: [] };
+    return { task: t, node: n1 };
+  };
+  const table: Array<[TaskWithNode, string]> = [
+    [withHealth("h1", "starting", "starting"), "Starting 2 minutes ago (health: starting)"],
+    [withHealth("h2", "running", "healthy"), "Running 2 minutes ago (healthy)"],
+    [withHealth("h3", "running", "unhealthy"), "Running 2 minutes ago (unhealthy)"],
+    [withHealth("h4", "failed", "unhealthy"), "Failed 2 minutes ago"],
+    [{ task: task("h5", 1), node: n1 }, "Running 2 minutes ago"],
+  ];
+  for (const [x, want] of table) {
+    assert.equal(taskRows([x], { now: NOW })[0]!["CurrentState"], want, x.task.id);
+  }
+});

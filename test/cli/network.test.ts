@@ -231,3 +231,26 @@ test("network create/rm/inspect and service update --network-rm against the API"
   };
   assert.equal(sent.spec.networks, undefined);
 });
+
+test("service inspect --pretty: the healthcheck as docker shows it", () => {
+  const spec = {
+    ...defaultServiceSpec("web"),
+    command: ["sleep", "9"],
+    healthcheck: {
+      test: ["CMD-SHELL", "test -f ready"],
+      intervalMs: 200,
+      timeoutMs: 0,
+      retries: 2,
+      startPeriodMs: 60_000,
+      startIntervalMs: 0,
+    },
+  };
+  const text = prettyService(
+    { id: "s1", version: 1, spec, createdAt: 0, updatedAt: 0, running: 1, desired: 1 } as never,
+    0,
+  );
+  assert.match(
+    text,
+    /\n Command:\tsleep 9\n Healthcheck:\n {2}Interval = 200ms\n {2}Retries = 2\n {2}StartPeriod =\t1m0s\n {2}Timeout =\t0s\n {2}Tests:\n\t Test = CMD-SHELL\n\t Test = test -f ready(\n|$)/,
+  );
+});

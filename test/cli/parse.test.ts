@@ -427,3 +427,55 @@ test("addresses the CLI reads: a manager's join address, SHOAL_HOST, a join toke
   assert.equal(tokenFingerprint(`SHOAL-1-${"a".repeat(50)}-${"b".repeat(25)}`), "a".repeat(50));
   assert.throws(() => tokenFingerprint("SWMTKN-1-x"), /invalid join token/);
 });
+
+test("health flags: create sets a CMD-SHELL check, update changes only what is given", async () => {
+  const p = await parse(
+    "service",
+    "create",
+    "--health-cmd",
+    "curl -f localhost",
+    "--health-interval",
+    "2s",
+    "--health-retries",
+    "5",
+    "--",
+    "sleep",
+    "9",
+  );
+  assert.deepEqual(p.opts, {
+    healthCmd: "curl -f localhost",
+    healthInterval: "2s",
+    healthRetries: "5",
+  });
+  const s = createSpec(p.opts, ["sleep", "9"], "web");
+  assert.deepEqual(s.healthcheck, {
+    test: ["CMD-SHELL", "curl -f localhost"],
+    intervalMs: 2000,
+    timeoutMs: 0,
+    retries: 5,
+    startPeriodMs: 0,
+    startIntervalMs: 0,
+  });
+  assert.equal(createSpec({}, ["x"], "web").healthcheck, undefined, "no flags, no check");
+  const u = updatedSpec(s, { healthTimeout: "3s", healthStartPeriod: "1m" }, []);
+  assert.deepEqual(u.healthcheck, {
+    ...s.healthcheck,
+    timeoutMs: 3000,
+    startPeriodMs: 60_000,
+  });
+  const none = await parse("service", "update", "--no-healthcheck", "web");
+  assert.equal(none.opts["healthcheck"], false);
+  const off = updatedSpec(u, none.opts, []);
+  assert.deepEqual(off.healthcheck?.test, ["NONE"]);
+  // A new command after NONE replaces it; the other settings start from Docker's defaults.
+  assert.deepEqual(updatedSpec(off, { healthCmd: "true" }, []).healthcheck?.test, [
+    "CMD-SHELL",
+    "true",
+  ]);
+  assert.throws(() => updatedSpec(u, { healthcheck: false, healthRetries: "1" }, []), {
+    message: "--no-healthcheck conflicts with --health-* options",
+  });
+  assert.throws(() => createSpec({ healthInterval: "-1s" }, ["x"], "web"), {
+    message: 'invalid argument "-1s" for "--health-interval" flag: duration cannot be negative',
+  });
+});

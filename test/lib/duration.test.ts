@@ -25,7 +25,8 @@ test("parseGoDuration", () => {
 });
 
 test("formatGoDuration", () => {
-  assert.deepEqual([100, 2000, 1500, 90_000, 3_600_000].map(formatGoDuration), [
+  assert.deepEqual([0, 100, 2000, 1500, 90_000, 3_600_000].map(formatGoDuration), [
+    "0s",
     "100ms",
     "2s",
     "1.5s",

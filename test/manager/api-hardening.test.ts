@@ -201,6 +201,62 @@ describe("refused service specs", () => {
         { limits: { cpus: 1e300, memoryBytes: 0 } },
         "spec.limits.cpus must be <= 4096",
       ],
+      [
+        "health check of an unknown form",
+        {
+          healthcheck: {
+            test: ["RUN", "x"],
+            intervalMs: 0,
+            timeoutMs: 0,
+            retries: 0,
+            startPeriodMs: 0,
+            startIntervalMs: 0,
+          },
+        },
+        'spec.healthcheck.test must start with "CMD", "CMD-SHELL" or "NONE", not "RUN"',
+      ],
+      [
+        "health check without a command",
+        {
+          healthcheck: {
+            test: ["CMD-SHELL"],
+            intervalMs: 0,
+            timeoutMs: 0,
+            retries: 0,
+            startPeriodMs: 0,
+            startIntervalMs: 0,
+          },
+        },
+        "spec.healthcheck.test: CMD-SHELL needs a command",
+      ],
+      [
+        "health interval under 1ms",
+        {
+          healthcheck: {
+            test: ["CMD", "true"],
+            intervalMs: 0.5,
+            timeoutMs: 0,
+            retries: 0,
+            startPeriodMs: 0,
+            startIntervalMs: 0,
+          },
+        },
+        "spec.healthcheck: Interval cannot be less than 1ms",
+      ],
+      [
+        "health retries past the bound",
+        {
+          healthcheck: {
+            test: ["NONE"],
+            intervalMs: 0,
+            timeoutMs: 0,
+            retries: 2000000,
+            startPeriodMs: 0,
+            startIntervalMs: 0,
+          },
+        },
+        "spec.healthcheck.retries must be <= 1000000",
+      ],
     ];
     for (const [what, over, message] of cases) {
       const r = await send(s.port, "POST", "/v1/services", { spec: { ...spec(), ...over } });

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { connect, JSONCodec, type NatsConnection } from "nats";
 import { createMemoryStore } from "../../src/store/memory.js";
 import { Manager, defaultManagerOptions } from "../../src/manager/manager.js";
-import { Dispatcher } from "../../src/manager/dispatcher.js";
+import { Dispatcher, endpointsOf } from "../../src/manager/dispatcher.js";
 import { AGENT_USER, assignSubject, hbSubject, type Assignments } from "../../src/api/bus.js";
 import type { Task } from "../../src/api/types.js";
 import { checkFor } from "../helpers/servers.js";
@@ -158,4 +158,36 @@ describe("dispatcher", () => {
     );
     assert.deepEqual(writes, ["node:w1", "node:w1"], "the same drivers again wrote nothing");
   });
+});
+
+test("the routing mesh: only running tasks not found unhealthy are endpoints", () => {
+  const svc = service("s1", "web");
+  svc.spec.ports = [{ target: 80, published: 8080, protocol: "tcp", mode: "ingress" }];
+  const mk = (
+    id: string,
+    state: "starting" | "running",
+    health?: "starting" | "healthy" | "unhealthy",
+  ): Task => {
+    const t = task(id, "s1", "w1", {
+      desiredState: "running",
+      hostPorts: { "80": Number(id.slice(1)) },
+    });
+    t.status = {
+      ...t.status,
+      state,
+      ...(health ? { health: { status: health, failingStreak: 0, log: [] } } : {}),
+    };
+    return t;
+  };
+  const tasks = [
+    mk("t1", "running"),
+    mk("t2", "running", "healthy"),
+    mk("t3", "starting", "starting"),
+    mk("t4", "running", "unhealthy"),
+  ];
+  const eps = endpointsOf([svc], tasks, [node("w1", { addr: "10.0.0.1" })]);
+  assert.deepEqual(
+    eps["8080"]?.map((e) => e.port),
+    [1, 2],
+  );
 });

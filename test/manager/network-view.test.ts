@@ -71,6 +71,28 @@ test("a node's networks: its address, the peers running the same network, the VI
   assert.deepEqual(nodeNetworksOf("a", down)[0]!.peers, []);
 });
 
+test("health: a task not yet healthy, or found unhealthy, is no VIP backend and not in DNS", () => {
+  const health = (status: "starting" | "healthy" | "unhealthy") => ({
+    status,
+    failingStreak: status === "unhealthy" ? 3 : 0,
+    log: [],
+  });
+  const healthy = runningTask("t1", "web", "a", "10.0.1.5/24");
+  healthy.status.health = health("healthy");
+  const starting = task("t2", "web", "b", on("n1", "10.0.1.6/24"));
+  starting.status = { ...starting.status, state: "starting", health: health("starting") };
+  const sick = runningTask("t3", "web", "b", "10.0.1.7/24");
+  sick.status.health = health("unhealthy");
+  const view = { networks: [front], services: [web], tasks: [healthy, starting, sick], nodes };
+  assert.deepEqual(nodeNetworksOf("a", view)[0]!.vips, [
+    { addr: "10.0.1.200", backends: ["10.0.1.5"] },
+  ]);
+  const names = dnsTableOf("a", view);
+  const txt = JSON.stringify(names);
+  assert.ok(txt.includes("10.0.1.5"), txt);
+  assert.ok(!txt.includes("10.0.1.6") && !txt.includes("10.0.1.7"), txt);
+});
+
 test("a network the node has no address on yet is left for the next message", () => {
   const tasks = [runningTask("t1", "web", "c", "10.0.1.5/24")];
   assert.deepEqual(nodeNetworksOf("c", { networks: [front], services: [web], tasks, nodes }), []);

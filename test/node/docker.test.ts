@@ -62,6 +62,21 @@ if (skip !== null) {
   }
 
   describe("docker driver", () => {
+    test("exec runs inside the container: its env, output, exit code, timeout", async (t) => {
+      const d = newDriver();
+      const h = await start(t, d, spec(t, ["sleep", "60"], { env: { PATH: "/bin", WHO: "box" } }));
+      const req = { env: {}, workdir: "", timeoutMs: 10_000 };
+      const r = await d.exec(h, {
+        ...req,
+        argv: ["/bin/sh", "-c", 'echo "in $WHO"; echo e >&2; exit 4'],
+      });
+      assert.deepEqual(r, { exitCode: 4, output: "in box\ne\n", timedOut: false });
+      const slow = await d.exec(h, { ...req, argv: ["sleep", "5"], timeoutMs: 200 });
+      assert.deepEqual(slow, { exitCode: -1, output: "", timedOut: true });
+      const missing = await d.exec(h, { ...req, argv: ["no-such-cmd"] });
+      assert.notEqual(missing.exitCode, 0);
+    });
+
     test("an image that is not on the node is refused, not pulled", async (t) => {
       const d = newDriver();
       await assert.rejects(

@@ -3,8 +3,9 @@
 // failure. The manager writes the status back to the service; the reconciler gives a paused
 // update no workers.
 //
-// A replacement fails when a task of the new version ends failed (or rejected) before it ran, or
-// within the monitor period after it started running. Once the failed share of the version's
+// A replacement fails when a task of the new version ends failed (or rejected) before it ran
+// (a task whose health check never passed never ran), or within the monitor period after it
+// started running. Once the failed share of the version's
 // tasks is above maxFailureRatio, the failure action applies: pause (no further slots are
 // replaced until the next update), rollback (the manager puts the previous spec back), or
 // continue. A rollback that fails pauses. The update is completed when every live task of the
@@ -26,12 +27,21 @@ export interface UpdateVerdict {
   rollback: boolean;
 }
 
+function neverHealthy(t: Task): boolean {
+  const h = t.status.health;
+  return h !== undefined && h.status === "unhealthy" && !h.log.some((r) => r.exitCode === 0);
+}
+
 /** The first replacement that failed in the monitor period, if any counts against the update. */
 function failedReplacement(s: Service, tasks: Task[]): Task | null {
   const cfg = updateConfigOf(s.spec);
   const mine = tasks.filter((t) => t.serviceId === s.id && t.specVersion === s.version);
   const failed = mine.filter((t) => {
     if (t.status.state !== "failed" && t.status.state !== "rejected") return false;
+    // A task whose health check never passed never ran (it was `starting`), however long that
+    // took: as Swarm, a replacement that never becomes healthy fails the update. (Its last 5
+    // results tell; one that passed earlier and then failed more than 4 times looks the same.)
+    if (neverHealthy(t)) return true;
     // runningSince is only known while it runs; a failed task's timestamp is when it failed,
     // and its createdAt bounds when it could have started.
     return t.status.timestamp - t.createdAt <= cfg.monitorMs;

@@ -53,6 +53,10 @@ import {
   type LimitSupport,
   type OverlayWiring,
   type Reaper,
+  type Executor,
+  type ExecRequest,
+  type ExecResult,
+  EXEC_OUTPUT_MAX,
 } from "./driver.js";
 import { capLogsEvery, capTaskLogs, logPath } from "./logs.js";
 import { findIp, ipQuiet, ipRun, nsName } from "./netns.js";
@@ -198,7 +202,34 @@ function pumpLogs(stream: Readable, outFd: number, errFd: number): Promise<void>
   });
 }
 
-export class DockerDriver implements Driver, LimitReporter, Reaper {
+/** The payload of the engine's multiplexed stream (stdout and stderr together), cut to
+ * EXEC_OUTPUT_MAX bytes. Resolves when the stream ends. */
+function collectFrames(stream: Readable): Promise<string> {
+  let pending: Buffer = Buffer.alloc(0);
+  const out: Buffer[] = [];
+  let size = 0;
+  stream.on("data", (chunk: Buffer) => {
+    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+    while (pending.length >= 8) {
+      const n = pending.readUInt32BE(4);
+      if (pending.length < 8 + n) break;
+      if (size < EXEC_OUTPUT_MAX) {
+        const payload = pending.subarray(8, 8 + Math.min(n, EXEC_OUTPUT_MAX - size));
+        out.push(Buffer.from(payload));
+        size += payload.length;
+      }
+      pending = pending.subarray(8 + n);
+    }
+  });
+  return new Promise((resolve) => {
+    const end = () => resolve(Buffer.concat(out).toString("utf8"));
+    stream.once("end", end);
+    stream.once("close", end);
+    stream.once("error", end);
+  });
+}
+
+export class DockerDriver implements Driver, LimitReporter, Reaper, Executor {
   readonly name = "docker";
 
   /** The engine enforces NanoCpus and Memory itself. */
@@ -634,6 +665,41 @@ export class DockerDriver implements Driver, LimitReporter, Reaper {
       // 409: not running (any more); 404: gone. Either way there is nothing to signal.
       const code = statusOf(err);
       if (code !== 409 && code !== 404) throw err;
+    }
+  }
+
+  /**
+   * Runs a command inside the task's container (`docker exec`): the container's own environment
+   * and working directory, so `req.env` and `req.workdir` are not used. At the timeout the result
+   * is a failure; the engine cannot kill an exec, so (as with Docker's own health checks) the
+   * command is left to end on its own.
+   */
+  async exec(h: Handle, req: ExecRequest): Promise<ExecResult> {
+    const dh = asDockerHandle(h);
+    if (dh === null) return { exitCode: -1, output: "invalid task handle", timedOut: false };
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<ExecResult>((r) => {
+      timer = setTimeout(() => r({ exitCode: -1, output: "", timedOut: true }), req.timeoutMs);
+    });
+    const run = (async (): Promise<ExecResult> => {
+      try {
+        const ex = await this.docker.getContainer(dh.containerId).exec({
+          Cmd: req.argv,
+          AttachStdout: true,
+          AttachStderr: true,
+        });
+        const stream = (await ex.start({ hijack: true, stdin: false })) as unknown as Readable;
+        const output = await collectFrames(stream);
+        const info = await ex.inspect();
+        return { exitCode: info.ExitCode ?? -1, output, timedOut: false };
+      } catch (err) {
+        return { exitCode: -1, output: engineMessage(err), timedOut: false };
+      }
+    })();
+    try {
+      return await Promise.race([run, timeout]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -10,13 +10,17 @@ import {
   type ExitStatus,
   type Handle,
   type Reaper,
+  type Executor,
+  type ExecRequest,
+  type ExecResult,
   type RunSpec,
   type StartIntent,
   type TaskStats,
   reaps,
+  execs,
 } from "./driver.js";
 
-export class DriverSet implements Driver, Reaper {
+export class DriverSet implements Driver, Reaper, Executor {
   readonly name = "set";
 
   constructor(private readonly drivers: Record<string, Driver>) {}
@@ -68,6 +72,20 @@ export class DriverSet implements Driver, Reaper {
 
   async recover(h: Handle): Promise<Handle | null> {
     return this.of(h).recover(h);
+  }
+
+  /** The handle's driver runs it; one without the ability gives a failed result. */
+  async exec(h: Handle, req: ExecRequest): Promise<ExecResult> {
+    let d: Driver;
+    try {
+      d = this.of(h);
+    } catch (err) {
+      return { exitCode: -1, output: (err as Error).message, timedOut: false };
+    }
+    if (!execs(d)) {
+      return { exitCode: -1, output: `the ${d.name} driver cannot run commands`, timedOut: false };
+    }
+    return d.exec(h, req);
   }
 
   /** The intent's driver reaps (a driver without the ability leaves nothing to reap). */

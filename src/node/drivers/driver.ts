@@ -141,6 +141,41 @@ export function reaps(d: Driver): d is Driver & Reaper {
   return typeof (d as Partial<Reaper>).reap === "function";
 }
 
+/** A command to run beside a running task, as the task sees the world (a health check). */
+export interface ExecRequest {
+  argv: string[];
+  /** The task's environment (the process driver; a container has its own). */
+  env: Record<string, string>;
+  /** The task's working directory as its spec gives it ("" = its own; relative to taskDir). */
+  workdir: string;
+  /** Killed after this long; the result is then `timedOut`. */
+  timeoutMs: number;
+}
+
+export interface ExecResult {
+  /** The command's exit status; -1 when it could not run, was killed or timed out. */
+  exitCode: number;
+  /** stdout and stderr together, cut to maxOutput bytes. */
+  output: string;
+  timedOut: boolean;
+}
+
+/**
+ * An optional ability: runs a command inside a running task's world — its network namespace,
+ * environment, working directory and limits (process driver), or inside its container (docker).
+ * Never rejects for the command's own failure: that is the result's exit code.
+ */
+export interface Executor {
+  exec(h: Handle, req: ExecRequest): Promise<ExecResult>;
+}
+
+export function execs(d: Driver): d is Driver & Executor {
+  return typeof (d as Partial<Executor>).exec === "function";
+}
+
+/** Bytes of a command's output an exec keeps. */
+export const EXEC_OUTPUT_MAX = 4096;
+
 /** Which resource limits a driver can enforce on this node (the scheduler's limits filter). */
 export interface LimitSupport {
   cpu: boolean;

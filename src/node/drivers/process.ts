@@ -49,6 +49,7 @@ import {
   statSync,
 } from "node:fs";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
+import { constants as osConstants } from "node:os";
 import type { Duplex } from "node:stream";
 import {
   DriverError,
@@ -64,6 +65,10 @@ import {
   type LimitSupport,
   type Reaper,
   type OverlayWiring,
+  type Executor,
+  type ExecRequest,
+  type ExecResult,
+  EXEC_OUTPUT_MAX,
 } from "./driver.js";
 import {
   createTaskCgroup,
@@ -463,7 +468,7 @@ async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> 
   }
 }
 
-export class ProcessDriver implements Driver, Reaper {
+export class ProcessDriver implements Driver, Reaper, Executor {
   readonly name = "process";
   readonly opts: Readonly<ProcessDriverOptions>;
   private readonly runs = new Map<string, Run>();
@@ -810,6 +815,77 @@ export class ProcessDriver implements Driver, Reaper {
     }
     this.track(ph, null);
     return ph;
+  }
+
+  /**
+   * Runs a command as the task sees the world: in its network namespace (`ip netns exec`), with
+   * the environment and working directory given, in its cgroups (the command waits on stdin for
+   * a "go" until it has joined them, so it never runs a moment outside its limits), in a process
+   * group of its own that is killed at the timeout.
+   */
+  async exec(h: Handle, req: ExecRequest): Promise<ExecResult> {
+    const ph = this.runs.get(this.key(h))?.h ?? asProcessHandle(h);
+    if (ph === null) return { exitCode: -1, output: "invalid task handle", timedOut: false };
+    if (req.argv.length === 0) return { exitCode: -1, output: "no command", timedOut: false };
+    const workdir = req.workdir === "" ? ph.taskDir : resolve(ph.taskDir, req.workdir);
+    const gate = ["-c", 'IFS= read -r go || exit 125; exec "$@"', "shoal-exec", ...req.argv];
+    const [cmd, argv] = ph.net
+      ? [this.opts.ipPath, ["netns", "exec", ph.net.ns, this.opts.shell, ...gate]]
+      : [this.opts.shell, gate];
+    return new Promise<ExecResult>((done) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let timedOut = false;
+      let timer: NodeJS.Timeout | undefined;
+      let child: ChildProcess;
+      const fail = (why: string) => {
+        clearTimeout(timer);
+        done({ exitCode: -1, output: why, timedOut: false });
+      };
+      try {
+        child = spawn(cmd, argv, {
+          cwd: workdir,
+          env: req.env,
+          detached: true,
+          stdio: ["pipe", "pipe", "pipe"],
+        });
+      } catch (e) {
+        fail((e as Error).message);
+        return;
+      }
+      const keep = (b: Buffer) => {
+        if (size >= EXEC_OUTPUT_MAX) return;
+        chunks.push(b.subarray(0, EXEC_OUTPUT_MAX - size));
+        size += Math.min(b.length, EXEC_OUTPUT_MAX - size);
+      };
+      child.stdout!.on("data", keep);
+      child.stderr!.on("data", keep);
+      child.stdin!.on("error", () => {}); // the command may not read its stdin
+      child.once("error", (e) => fail(e.message));
+      child.once("spawn", () => {
+        const pid = child.pid!;
+        timer = setTimeout(() => {
+          timedOut = true;
+          killGroup(pid, "SIGKILL");
+        }, req.timeoutMs);
+        try {
+          if (ph.cgroup) joinTaskCgroup(ph.cgroup, pid);
+        } catch (e) {
+          killGroup(pid, "SIGKILL");
+          chunks.push(Buffer.from((e as Error).message));
+          size = EXEC_OUTPUT_MAX;
+        }
+        child.stdin!.end("go\n");
+      });
+      child.once("close", (code, signal) => {
+        clearTimeout(timer);
+        const exitCode = timedOut
+          ? -1
+          : (code ??
+            (signal ? 128 + ((osConstants.signals as Record<string, number>)[signal] ?? 0) : -1));
+        done({ exitCode, output: Buffer.concat(chunks).toString("utf8"), timedOut });
+      });
+    });
   }
 
   /**

@@ -188,6 +188,42 @@ describe("reconcile: one pass", () => {
       expect: {},
     },
     {
+      name: "health check: the replacement runs but is not healthy yet (starting): the next slot waits",
+      services: [new2],
+      tasks: [
+        oldStopped(1),
+        running(new2, 1, {
+          state: "starting",
+          createdAt: T0 + 1,
+          status: {
+            ...running(new2, 1).status,
+            state: "starting",
+            pid: 42,
+            health: { status: "starting", failingStreak: 2, log: [] },
+          },
+        }),
+        running(old2, 2),
+      ],
+      now: T0 + 3_600_000,
+      expect: {},
+    },
+    {
+      name: "health check: start-first, the new task is not healthy yet: the old one keeps running",
+      services: [service("web", { version: 2, spec: upd({ order: "start-first" }) })],
+      tasks: [
+        running(service("web"), 1),
+        running(service("web", { version: 2 }), 1, {
+          createdAt: T0 + 1,
+          status: {
+            ...running(new2, 1).status,
+            state: "starting",
+            health: { status: "starting", failingStreak: 0, log: [] },
+          },
+        }),
+      ],
+      expect: {},
+    },
+    {
       name: "the replacement runs, no delay: the worker takes the next slot",
       services: [new2],
       tasks: [oldStopped(1), running(new2, 1, { createdAt: T0 + 1 }), running(old2, 2)],

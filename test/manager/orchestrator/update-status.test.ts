@@ -41,6 +41,21 @@ const failed = (slot: number, after: number) =>
     status: { ...run(v2, slot).status, state: "failed", timestamp: T0 + 1000 + after },
   });
 
+/** A new-version task failed "unhealthy" `after` ms after it was created, with these results. */
+const unhealthy = (slot: number, after: number, codes: number[]) => {
+  const t = failed(slot, after);
+  t.status = {
+    ...t.status,
+    err: "unhealthy",
+    health: {
+      status: "unhealthy",
+      failingStreak: codes.length - codes.lastIndexOf(0) - 1,
+      log: codes.map((exitCode, i) => ({ start: i, end: i, exitCode, output: "" })),
+    },
+  };
+  return t;
+};
+
 const cases: Array<{
   name: string;
   service: Service;
@@ -89,6 +104,31 @@ const cases: Array<{
     name: "a replacement failed after the monitor period: not a failed update",
     service: svc("updating"),
     tasks: [failed(1, 6000), run(v2, 1, { createdAt: T0 + 8000 }), run(v1, 2), run(v1, 3)],
+    state: "unchanged",
+  },
+  {
+    name: "health check: a replacement that never became healthy fails the update, however late",
+    service: svc("updating"),
+    tasks: [unhealthy(1, 90_000, [1, 1, 1]), run(v1, 2), run(v1, 3)],
+    state: "paused",
+    message: /^update paused due to failure or early termination of task \S+$/,
+  },
+  {
+    name: "health check, rollback: a replacement never healthy rolls the update back",
+    service: svc("updating", { failureAction: "rollback" }),
+    tasks: [unhealthy(1, 90_000, [1, 1, 1]), run(v1, 2), run(v1, 3)],
+    state: "updating",
+    rollback: true,
+  },
+  {
+    name: "health check: a replacement healthy once, unhealthy after the monitor period: no failure",
+    service: svc("updating"),
+    tasks: [
+      unhealthy(1, 90_000, [0, 1, 1, 1]),
+      run(v2, 1, { createdAt: T0 + 95_000 }),
+      run(v1, 2),
+      run(v1, 3),
+    ],
     state: "unchanged",
   },
   {
