@@ -57,11 +57,7 @@ test("the overlay walkthrough: servers and clients find each other by service na
     rmSync(dir, { recursive: true, force: true });
   });
   if (swarm.bed.mode !== "netns") return t.skip("needs network namespaces");
-  const ok = async (...args: string[]) => {
-    const r = await swarm.cli(...args);
-    assert.equal(r.code, 0, `shoal ${args.join(" ")}\n${r.stdout}${r.stderr}`);
-    return r.stdout;
-  };
+  const ok = swarm.ok;
 
   const netId = (
     await ok("network", "create", "--driver", "overlay", "nats-cluster-example")

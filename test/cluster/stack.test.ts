@@ -58,11 +58,7 @@ test("stack walkthrough: 5 replicas on every machine's port 32794, 7 in place, r
     rmSync(dir, { recursive: true, force: true });
   });
   if (swarm.bed.mode !== "netns") return t.skip("needs network namespaces");
-  const ok = async (...args: string[]) => {
-    const r = await swarm.cli(...args);
-    assert.equal(r.code, 0, `shoal ${args.join(" ")}\n${r.stdout}${r.stderr}`);
-    return r.stdout;
-  };
+  const ok = swarm.ok;
   const replicas = async () =>
     (await ok("stack", "services", "getstartedlab", "--format", "{{.Name}} {{.Replicas}}")).trim();
   const bySlot = async () =>

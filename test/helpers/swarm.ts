@@ -20,6 +20,8 @@ export interface Swarm {
   token: string;
   /** Runs `shoal ARGS` against the manager. */
   cli(...args: string[]): Promise<CliResult>;
+  /** Runs `shoal ARGS` against the manager, which must succeed; its stdout. */
+  ok(...args: string[]): Promise<string>;
   api<T>(path: string): Promise<T>;
   /** Joins worker i (0-based, of `workers`) with the worker token. */
   joinWorker(i: number): Promise<void>;
@@ -68,6 +70,12 @@ export async function startSwarm(hosts: number, joined = hosts - 1): Promise<Swa
       dirs,
       token,
       cli: (...args) => runCli(dirs[0]!, args),
+      async ok(...args) {
+        const r = await runCli(dirs[0]!, args);
+        if (r.code !== 0)
+          throw new Error(`shoal ${args.join(" ")}: exit ${r.code}\n${r.stdout}${r.stderr}`);
+        return r.stdout;
+      },
       api: (path) => apiAt(dirs[0]!, path),
       async joinWorker(i) {
         const h = workers[i]!;
