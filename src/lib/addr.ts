@@ -65,3 +65,10 @@ export function isWildcard(host: string): boolean {
 export function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\./.test(host);
 }
+
+/** The address part of an address with its prefix length (`10.0.1.5/24` → `10.0.1.5`); an
+ * address without one is returned as it is. */
+export function cidrHost(cidr: string): string {
+  const slash = cidr.indexOf("/");
+  return slash < 0 ? cidr : cidr.slice(0, slash);
+}

@@ -8,6 +8,7 @@
 
 import type { NodeNetwork } from "../api/bus.js";
 import type { DnsService, DnsTable } from "../api/dns.js";
+import { cidrHost } from "../lib/addr.js";
 import {
   isTerminal,
   servesTraffic,
@@ -24,8 +25,6 @@ export interface ClusterView {
   nodes: readonly Node[];
 }
 
-/** The address part of `10.0.1.5/24`. */
-export const hostOf = (cidr: string): string => cidr.split("/")[0]!;
 const prefixOf = (cidr: string): string => cidr.split("/")[1] ?? "32";
 
 const isRunning = (t: Task) => servesTraffic(t);
@@ -68,7 +67,7 @@ export function nodeNetworksOf(nodeId: string, view: ClusterView): NodeNetwork[]
       vni: net.vni,
       subnet: net.subnet,
       internal: net.internal,
-      nodeAddr: `${hostOf(own)}/${prefixOf(net.subnet)}`,
+      nodeAddr: `${cidrHost(own)}/${prefixOf(net.subnet)}`,
       peers: [...peers].sort(),
       vips: vipsOn(net.id, view),
     });
@@ -82,7 +81,7 @@ function vipsOn(networkId: string, view: ClusterView): NodeNetwork["vips"] {
     if ((s.spec.endpointMode ?? "vip") !== "vip") continue;
     const vip = s.virtualIps?.find((v) => v.networkId === networkId);
     if (!vip) continue;
-    vips.push({ addr: hostOf(vip.addr), backends: addrsOn(s.id, networkId, view.tasks) });
+    vips.push({ addr: cidrHost(vip.addr), backends: addrsOn(s.id, networkId, view.tasks) });
   }
   return vips;
 }
@@ -93,7 +92,7 @@ function addrsOn(serviceId: string, networkId: string, tasks: readonly Task[]): 
   for (const t of tasks) {
     if (t.serviceId !== serviceId || !isRunning(t)) continue;
     const a = (t.networks ?? []).find((x) => x.networkId === networkId);
-    if (a) out.push(hostOf(a.addr));
+    if (a) out.push(cidrHost(a.addr));
   }
   return out.sort();
 }
@@ -117,7 +116,7 @@ export function dnsTableOf(nodeId: string, view: ClusterView): DnsTable {
       const vip = s.virtualIps?.find((v) => v.networkId === net.id);
       services[s.spec.name] = {
         endpointMode: mode,
-        ...(mode === "vip" && vip ? { vip: hostOf(vip.addr) } : {}),
+        ...(mode === "vip" && vip ? { vip: cidrHost(vip.addr) } : {}),
         taskAddrs: addrsOn(s.id, net.id, view.tasks),
         aliases: attached.aliases ?? [],
       };
@@ -125,7 +124,7 @@ export function dnsTableOf(nodeId: string, view: ClusterView): DnsTable {
     for (const t of view.tasks) {
       if (!isRunning(t)) continue;
       const a = (t.networks ?? []).find((x) => x.networkId === net.id);
-      if (a) tasks[taskDnsName(t)] = hostOf(a.addr);
+      if (a) tasks[taskDnsName(t)] = cidrHost(a.addr);
     }
     table.networks[net.name] = { services, tasks };
   }
@@ -135,7 +134,7 @@ export function dnsTableOf(nodeId: string, view: ClusterView): DnsTable {
     const names = (t.networks ?? [])
       .map((a) => byId.get(a.networkId)?.name)
       .filter((n): n is string => n !== undefined);
-    for (const a of t.networks ?? []) table.clients[hostOf(a.addr)] = names;
+    for (const a of t.networks ?? []) table.clients[cidrHost(a.addr)] = names;
   }
   return table;
 }

@@ -34,6 +34,7 @@ import { BRIDGE_GATEWAY, natsUrlForBridge } from "./drivers/netns.js";
 import { PortForwarder } from "./forward.js";
 import { isTerminal, networkOf, type Task, type TaskReport, type TaskState } from "../api/types.js";
 import type { Logger } from "../lib/log.js";
+import { cidrHost } from "../lib/addr.js";
 import type { NodeNetwork } from "../api/bus.js";
 import type { OverlayAttachment } from "./drivers/driver.js";
 import { writeFileDurable } from "../lib/durable.js";
@@ -356,8 +357,8 @@ export class Agent {
       env["SHOAL_NODE_HOSTNAME"] = this.opts.hostname;
       // From its own namespace a task reaches this node at its gateway: the task bridge's
       // address, or this node's own address on the task's first network with a way out.
-      const way = overlay.find((o) => !o.network.internal)?.network.nodeAddr.split("/")[0];
-      const gateway = overlay.length > 0 ? way : BRIDGE_GATEWAY;
+      const way = overlay.find((o) => !o.network.internal)?.network.nodeAddr;
+      const gateway = overlay.length > 0 ? way && cidrHost(way) : BRIDGE_GATEWAY;
       env["NATS_URL"] =
         bridge && gateway ? natsUrlForBridge(this.opts.natsUrl, gateway) : this.opts.natsUrl;
       // In its own namespace the task listens on the target ports themselves.

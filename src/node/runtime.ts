@@ -14,6 +14,7 @@ import type { DnsTable } from "../api/dns.js";
 import type { NodeFacts, NodeResources } from "../api/types.js";
 import type { Logger } from "../lib/log.js";
 import { SHOAL_VERSION } from "../lib/version.js";
+import { cidrHost } from "../lib/addr.js";
 
 export interface NodeRuntimeOptions {
   nodeId: string;
@@ -120,7 +121,7 @@ export class NodeRuntime {
       .then(async () => {
         if (overlays) await overlays.sync(nets);
         else if (nets.length > 0) log.warn("this node cannot have overlay networks");
-        await dns?.listenOn(nets.map((n) => n.nodeAddr.split("/")[0]!));
+        await dns?.listenOn(nets.map((n) => cidrHost(n.nodeAddr)));
       })
       .catch((err: Error) => log.warn(`setting up networks: ${err.message}`));
     this.agent.setNetworks(nets, this.networking);

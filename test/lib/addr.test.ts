@@ -4,6 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
+  cidrHost,
   formatHost,
   isLoopback,
   isWildcard,
@@ -70,4 +71,10 @@ test("wildcard and loopback hosts", () => {
     true,
     false,
   ]);
+});
+
+test("cidrHost: the address part of an address with its prefix length", () => {
+  assert.equal(cidrHost("10.0.1.5/24"), "10.0.1.5");
+  assert.equal(cidrHost("10.0.1.5"), "10.0.1.5");
+  assert.equal(cidrHost("fd00::1/64"), "fd00::1");
 });

@@ -60,6 +60,7 @@ import {
 } from "./driver.js";
 import { capLogsEvery, capTaskLogs, logPath } from "./logs.js";
 import { findIp, ipQuiet, ipRun, nsName } from "./netns.js";
+import { cidrHost } from "../../lib/addr.js";
 
 export interface DockerDriverOptions {
   /** The engine's unix socket; "" = DOCKER_HOST if set, else /var/run/docker.sock. */
@@ -438,7 +439,7 @@ export class DockerDriver implements Driver, LimitReporter, Reaper, Executor {
         NetworkMode: overlay.length > 0 ? "none" : "host",
         // shoal's resolver: the node's address on the task's first network.
         ...(overlay.length > 0
-          ? { Dns: [overlay[0]!.network.nodeAddr.split("/")[0]!], DnsOptions: ["ndots:0"] }
+          ? { Dns: [cidrHost(overlay[0]!.network.nodeAddr)], DnsOptions: ["ndots:0"] }
           : {}),
         Init: this.opts.init,
         NanoCpus: Math.round(spec.limits.cpus * 1e9),
@@ -508,7 +509,7 @@ export class DockerDriver implements Driver, LimitReporter, Reaper, Executor {
         taskDir: spec.taskDir,
         logMaxBytes: spec.logMaxBytes,
         stopSignal,
-        ...(netns !== undefined ? { netns, address: overlay[0]!.addr.split("/")[0]! } : {}),
+        ...(netns !== undefined ? { netns, address: cidrHost(overlay[0]!.addr) } : {}),
       };
       this.track(h, outFd, errFd, 0);
       return h;

@@ -92,6 +92,7 @@ import {
   teardownTaskNet,
   type TaskNet,
 } from "./netns.js";
+import { cidrHost } from "../../lib/addr.js";
 
 export interface ProcessDriverOptions {
   /** The POSIX shell that runs the wrapper. */
@@ -541,7 +542,7 @@ export class ProcessDriver implements Driver, Reaper, Executor {
         try {
           net = await createTaskNamespace(this.opts.ipPath, spec.taskId);
           await this.opts.overlays!.attach(net.ns, overlay);
-          net = { ...net, address: overlay[0]!.addr.split("/")[0]! };
+          net = { ...net, address: cidrHost(overlay[0]!.addr) };
         } catch (err) {
           throw new DriverError(
             DriverErrorCode.Network,
