@@ -16,8 +16,9 @@ import type { NetworkCreateOptions } from "./network.js";
 
 /**
  * A commander Command that also takes Go's spelling of boolean flags, `--detach=false` and
- * `-q=true`, as Docker's CLI does: `=true` is the flag, `=false` leaves it out (every boolean
- * flag is off unless given). Words after `--`, and after the first word of a command whose
+ * `-q=true`, as Docker's CLI does: `=true` is the flag; `=false` is the flag's hidden negation
+ * where the command declares one (a flag that is on unless given false), else it leaves the
+ * flag out (every other boolean flag is off unless given). Words after `--`, and after the first word of a command whose
  * own flags follow it (`service create ... node -e x`), are not touched.
  */
 class ShoalCommand extends Command {
@@ -50,7 +51,10 @@ class ShoalCommand extends Command {
         continue;
       }
       if (m && /^(true|false)$/i.test(m[2]!)) {
+        const negation =
+          opt.long && this.options.find((o) => o.long === `--no-${opt.long!.slice(2)}`);
         if (m[2]!.toLowerCase() === "true") out[i] = m[1]!;
+        else if (negation) out[i] = negation.long!;
         else out.splice(i--, 1);
       }
     }
@@ -537,12 +541,12 @@ Run 'shoal COMMAND --help' for more information on a command.`,
       "-d, --detach",
       "exit immediately instead of waiting for the stack services to converge (default true)",
     )
+    // What --detach=false becomes (docker's stack deploy is detached unless told otherwise).
+    .addOption(new Option("--no-detach").hideHelp())
     .action(
       run(async (cmd) => {
         const o = cmd.opts<{ composeFile?: string[]; prune?: boolean; detach?: boolean }>();
-        // --detach is on unless --detach=false was given.
-        const detach = !state.argv.some((a) => /^(--detach|-d)=false$/i.test(a));
-        return (await stack()).deploy(cmd.args[0]!, { ...o, detach });
+        return (await stack()).deploy(cmd.args[0]!, { ...o, detach: o.detach !== false });
       }),
     );
   stacks

@@ -398,6 +398,11 @@ test("Go's spelling of boolean flags: --detach=false, -q=true; a command's own f
   const ps = await parse("service", "ps", "--no-trunc=true", "web");
   assert.equal(ps.opts["trunc"], false);
   assert.match(await parseError("service", "ls", "--quiet=maybe"), /^unknown flag: --quiet\n/);
+  // A flag that is on unless given false (stack deploy's --detach): =false is its negation.
+  const undetached = await parse("stack", "deploy", "--detach=false", "-c", "f.yml", "s");
+  assert.equal(undetached.opts["detach"], false);
+  const plain = await parse("stack", "deploy", "-c", "f.yml", "s");
+  assert.equal(plain.opts["detach"], undefined);
 });
 
 test("addresses the CLI reads: a manager's join address, SHOAL_HOST, a join token", async () => {
