@@ -66,11 +66,11 @@ if (skip !== null) {
       const d = newDriver();
       const h = await start(t, d, spec(t, ["sleep", "60"], { env: { PATH: "/bin", WHO: "box" } }));
       const req = { env: {}, workdir: "", timeoutMs: 10_000 };
-      const r = await d.exec(h, {
-        ...req,
-        argv: ["/bin/sh", "-c", 'echo "in $WHO"; echo e >&2; exit 4'],
-      });
-      assert.deepEqual(r, { exitCode: 4, output: "in box\ne\n", timedOut: false });
+      // stdout and stderr are two streams the engine interleaves in no set order: one each.
+      const r = await d.exec(h, { ...req, argv: ["/bin/sh", "-c", 'echo "in $WHO"; exit 4'] });
+      assert.deepEqual(r, { exitCode: 4, output: "in box\n", timedOut: false });
+      const err = await d.exec(h, { ...req, argv: ["/bin/sh", "-c", "echo e >&2; exit 3"] });
+      assert.deepEqual(err, { exitCode: 3, output: "e\n", timedOut: false });
       const slow = await d.exec(h, { ...req, argv: ["sleep", "5"], timeoutMs: 200 });
       assert.deepEqual(slow, { exitCode: -1, output: "", timedOut: true });
       const missing = await d.exec(h, { ...req, argv: ["no-such-cmd"] });
