@@ -251,6 +251,33 @@ export type ServiceMode = Static<typeof ServiceModeSchema>;
 
 export const SERVICE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
 
+/** Compose's `depends_on` conditions: what a dependency must have reached. */
+export const DependencyConditionSchema = oneOf(
+  ["service_started", "service_healthy", "service_completed_successfully"],
+  {
+    description:
+      "service_started: its tasks run (or start); service_healthy: its tasks run and pass their health check; service_completed_successfully: its tasks exited 0.",
+  },
+);
+export type DependencyCondition = Static<typeof DependencyConditionSchema>;
+
+/** A service this one waits for before its first tasks start (compose's `depends_on`). */
+export const ServiceDependencySchema = Type.Object(
+  {
+    service: Type.String({
+      pattern: SERVICE_NAME.source,
+      description: "The other service's name.",
+      errorMessage: "must be a service name",
+    }),
+    condition: DependencyConditionSchema,
+    required: Type.Boolean({
+      description: "false: a dependency that does not exist is not waited for.",
+    }),
+  },
+  { title: "ServiceDependency" },
+);
+export type ServiceDependency = Static<typeof ServiceDependencySchema>;
+
 export const ServiceSpecSchema = Type.Object(
   {
     name: Type.String({
@@ -295,6 +322,12 @@ export const ServiceSpecSchema = Type.Object(
     ),
     endpointMode: Type.Optional(EndpointModeSchema),
     healthcheck: Type.Optional(HealthConfigSchema),
+    dependsOn: Type.Optional(
+      Type.Array(ServiceDependencySchema, {
+        description:
+          "Services whose condition must hold before this service's first tasks start (compose's depends_on); later restarts and updates do not wait.",
+      }),
+    ),
   },
   { title: "ServiceSpec" },
 );
@@ -334,6 +367,8 @@ export const SPEC_LIMITS = {
   /** Durations (ms) must fit a timer (setTimeout's limit, about 24.8 days). */
   durationMs: 2_147_483_647,
   cpus: 4096,
+  /** Services a service depends on. */
+  dependsOn: 64,
   /** Counts that are not replicas (restart attempts, update parallelism). */
   count: 1_000_000,
 } as const;
@@ -393,6 +428,12 @@ export const ServiceSpecInputSchema = Type.Object(
       { title: "ServiceMode" },
     ),
     ports: Type.Array(PortConfigSchema, { maxItems: L.ports }),
+    dependsOn: Type.Optional(
+      Type.Array(ServiceDependencySchema, {
+        maxItems: L.dependsOn,
+        description: `Services whose condition must hold before this service's first tasks start (at most ${L.dependsOn}).`,
+      }),
+    ),
     networks: Type.Optional(
       Type.Array(
         Type.Object(

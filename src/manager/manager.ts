@@ -416,7 +416,7 @@ export class Manager {
       const tasks = byService.get(s.id) ?? [];
       byService.delete(s.id);
       const mine = this.guard(s, () =>
-        reconcile({ services: [s], tasks, nodes: input.nodes, now }, opts),
+        reconcile({ services: [s], tasks, nodes: input.nodes, now, cluster: input }, opts),
       );
       if (mine) actions.push(...mine);
     }

@@ -76,6 +76,10 @@ export function specProblems(
     seen.add(key);
   }
   out.push(...healthProblems(s));
+  for (const d of s.dependsOn ?? []) {
+    if (d.service === s.name)
+      out.push(`spec.dependsOn: service "${s.name}" cannot depend on itself`);
+  }
   for (const c of s.constraints) {
     try {
       parseConstraint(c);

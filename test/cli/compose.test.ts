@@ -231,7 +231,7 @@ test("conversion: names, the default network, aliases, labels, process vs docker
 test("conversion: ignored keys are warned about by name", () => {
   const s = convertStack(
     load(
-      "services:\n  a:\n    command: x\n    build: .\n    privileged: true\n    links: [b]\n    container_name: cname\n    depends_on: [b]\n  b:\n    command: y\n    restart: always\n",
+      "services:\n  a:\n    command: x\n    build: .\n    privileged: true\n    links: [b]\n    container_name: cname\n    hostname: h\n  b:\n    command: y\n    restart: always\n",
     ),
     "st",
     ctx,
@@ -239,7 +239,7 @@ test("conversion: ignored keys are warned about by name", () => {
   assert.deepEqual(s.warnings, [
     "Ignoring unsupported options: build, links, privileged, restart\n",
     "Ignoring deprecated options:\n\ncontainer_name: Setting the container name is not supported.\n",
-    "Ignoring options shoal does not support yet: services.a.depends_on\n",
+    "Ignoring options shoal does not support yet: services.a.hostname\n",
   ]);
 });
 
@@ -376,5 +376,54 @@ test("files: -c base -c override, .env beside the first file, env_file relative 
   assert.throws(
     () => loadFiles([join(FIX, "missing.yml")], {}),
     /open .*missing\.yml: no such file or directory/,
+  );
+});
+
+test("conversion: depends_on in both syntaxes, undefined services and cycles refused", () => {
+  const s = convertStack(
+    load(`services:
+  web:
+    command: [run]
+    depends_on: [cache]
+  api:
+    command: [run]
+    depends_on:
+      db: {condition: service_healthy, restart: true}
+      cache: {condition: service_started, required: false}
+  db:
+    command: [run]
+  cache:
+    command: [run]
+`),
+    "st",
+    ctx,
+  );
+  const by = new Map(s.services.map((x) => [x.name, x]));
+  assert.deepEqual(by.get("st_web")!.dependsOn, [
+    { service: "st_cache", condition: "service_started", required: true },
+  ]);
+  assert.deepEqual(by.get("st_api")!.dependsOn, [
+    { service: "st_db", condition: "service_healthy", required: true },
+    { service: "st_cache", condition: "service_started", required: false },
+  ]);
+  assert.equal(by.get("st_db")!.dependsOn, undefined);
+  assert.deepEqual(s.warnings, [
+    "Ignoring options shoal does not support yet: services.api.depends_on.db.restart\n",
+  ]);
+
+  assert.throws(
+    () => convertStack(load("services:\n  a:\n    command: x\n    depends_on: [b]\n"), "st", ctx),
+    /services\.a\.depends_on: service "a" depends on undefined service "b": invalid compose project/,
+  );
+  assert.throws(
+    () =>
+      convertStack(
+        load(
+          "services:\n  a:\n    command: x\n    depends_on: [b]\n  b:\n    command: x\n    depends_on: [c]\n  c:\n    command: x\n    depends_on: [a]\n",
+        ),
+        "st",
+        ctx,
+      ),
+    /dependency cycle detected: a -> b -> c -> a/,
   );
 });

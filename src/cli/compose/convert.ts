@@ -50,7 +50,6 @@ const NOT_YET = [
   "volumes",
   "configs",
   "secrets",
-  "depends_on",
   "user",
   "labels",
   "tmpfs",
@@ -323,6 +322,8 @@ export function convertStack(config: Dict, stack: string, ctx: ConvertContext): 
     const deploy = (svc["deploy"] ?? {}) as Dict;
     for (const k of ["rollback_config"])
       if (Object.hasOwn(deploy, k)) notYet.add(`services.${name}.deploy.${k}`);
+    for (const [dep, cond] of Object.entries(dependsOnMap(svc["depends_on"])))
+      if (Object.hasOwn(cond, "restart")) notYet.add(`services.${name}.depends_on.${dep}.restart`);
     const placement = (deploy["placement"] ?? {}) as Dict;
     for (const k of ["preferences", "max_replicas_per_node"])
       if (Object.hasOwn(placement, k)) notYet.add(`services.${name}.deploy.placement.${k}`);
@@ -474,7 +475,68 @@ export function convertStack(config: Dict, stack: string, ctx: ConvertContext): 
       attach.push({ target: n.name, aliases: [short, ...aliases.filter((a) => a !== short)] });
     }
     spec.networks = attach;
+    const deps = convertDependsOn(svc["depends_on"], short, services, stack, path);
+    if (deps.length > 0) spec.dependsOn = deps;
     specs.push(spec);
   }
+  checkDependencyCycles(services);
   return { services: specs, networks: used, warnings };
+}
+
+/** `depends_on` in either syntax as a map: a list of names, or names → their settings. */
+function dependsOnMap(v: unknown): Record<string, Dict> {
+  if (v === undefined || v === null) return {};
+  if (Array.isArray(v)) return Object.fromEntries(v.map((n) => [String(n), {}]));
+  return Object.fromEntries(Object.entries(v as Dict).map(([k, c]) => [k, (c ?? {}) as Dict]));
+}
+
+const CONDITIONS = ["service_started", "service_healthy", "service_completed_successfully"];
+
+function convertDependsOn(
+  v: unknown,
+  short: string,
+  services: Dict,
+  stack: string,
+  path: string,
+): NonNullable<ServiceSpec["dependsOn"]> {
+  return Object.entries(dependsOnMap(v)).map(([dep, c]) => {
+    if (!Object.hasOwn(services, dep))
+      throw err(
+        `${path}.depends_on`,
+        `service "${short}" depends on undefined service "${dep}": invalid compose project`,
+      );
+    const condition = String(c["condition"] ?? "service_started");
+    if (!CONDITIONS.includes(condition))
+      throw err(
+        `${path}.depends_on.${dep}.condition`,
+        `must be one of ${CONDITIONS.join(", ")}, not ${JSON.stringify(condition)}`,
+      );
+    return {
+      service: `${stack}_${dep}`,
+      condition: condition as NonNullable<ServiceSpec["dependsOn"]>[number]["condition"],
+      required: c["required"] === undefined ? true : c["required"] !== false,
+    };
+  });
+}
+
+/** Refuses a file whose services wait for each other in a circle (nothing would ever start). */
+function checkDependencyCycles(services: Dict): void {
+  const edges = new Map(
+    Object.entries(services).map(([name, svc]) => [
+      name,
+      Object.keys(dependsOnMap(((svc ?? {}) as Dict)["depends_on"])),
+    ]),
+  );
+  const done = new Set<string>();
+  const visit = (name: string, path: string[]): void => {
+    if (done.has(name)) return;
+    const at = path.indexOf(name);
+    if (at >= 0)
+      throw new ComposeError(
+        `dependency cycle detected: ${[...path.slice(at), name].join(" -> ")}`,
+      );
+    for (const next of edges.get(name) ?? []) visit(next, [...path, name]);
+    done.add(name);
+  };
+  for (const name of [...edges.keys()].sort()) visit(name, []);
 }

@@ -11,7 +11,8 @@
 //  2. SLOT_RULES look at each slot (replicated: 1..N; global: one per node): the rolling update
 //     of a slot whose task was made from an older spec, keep the newest of several live tasks,
 //     fill an empty slot (fresh, or per the restart policy when its newest task ended), then mark
-//     ended tasks as handled and trim the slot's history.
+//     ended tasks as handled and trim the slot's history. A service that has never had a task
+//     and waits for its dependencies (depends.ts) gets no slots yet.
 //
 // A task is live when it is not terminal and its desired state is running or ready. An ended
 // task whose desired state is still running or ready has not been handled yet: the slot rules
@@ -41,6 +42,7 @@ import {
 import { constraintsAllow } from "../scheduler/constraint.js";
 import { Plan, type Action } from "./actions.js";
 import { restartDecision } from "./restart.js";
+import { startBlocker } from "./depends.js";
 
 export { applyActions, applyAction, type Action } from "./actions.js";
 
@@ -49,6 +51,11 @@ export interface ReconcileInput {
   tasks: Task[];
   nodes: Node[];
   now: number;
+  /**
+   * Every service and task of the cluster, for the services' dependencies (depends_on) when
+   * `services` and `tasks` hold only part of it; by default those two.
+   */
+  cluster?: { services: readonly Service[]; tasks: readonly Task[] };
 }
 
 export interface ReconcileOptions {
@@ -420,6 +427,12 @@ export function reconcile(input: ReconcileInput, opts: ReconcileOptions): Action
   }
 
   for (const s of input.services) {
+    // A service waiting for its dependencies before its first start gets no tasks yet.
+    const own = p.all();
+    if (!own.some((t) => t.serviceId === s.id)) {
+      const { services, tasks } = input.cluster ?? { services: input.services, tasks: own };
+      if (startBlocker(s, services, tasks) !== null) continue;
+    }
     const slots = slotsOf(s, p.all(), c);
     const parallelism = updateConfigOf(s.spec).parallelism;
     const busy = slots.filter((sl) => updateState(sl, c.now) === "busy").length;
