@@ -6,9 +6,10 @@
 //   - Swarm: one Docker engine of bench/swarm-docker.ts (its own namespace, data root and socket)
 //     made a single-node swarm; `docker stack deploy --resolve-image never -c FILE NAME` with the
 //     installed docker CLI of the engine's version;
-//   - shoal: a `shoal daemon` running inside that engine's namespace (so the stack's overlay
-//     network, its links and iptables chains stay there), its docker driver on the same engine
-//     (DOCKER_HOST); `node bin/shoal.js stack deploy -c FILE NAME`.
+//   - shoal: a `shoal daemon` running in a network namespace of its own (a one-host test bed, so
+//     the stack's overlay network, its links and iptables chains stay there; not the engine's
+//     namespace, where Swarm's ingress network already holds VXLAN id 4096), its docker driver on
+//     the same engine (DOCKER_HOST); `node bin/shoal.js stack deploy -c FILE NAME`.
 //
 // The compose file (written into a temporary directory) is the same for both: services svc0 …
 // svc9, each one replica of `sleep 3600` from the engine's busybox image, `init: true` (Swarm's
@@ -24,6 +25,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Task } from "../src/api/types.js";
 import type { NetworkInspect } from "../src/api/http.js";
+import { createTestBed, type TestBed } from "../test/cluster/netns.js";
 import { track } from "./procs.js";
 import type { Row, Suite, SuiteContext, SuiteResult } from "./report.js";
 import { SHOAL_BIN, startShoalDaemon, type ShoalDaemon } from "./shoal-daemon.js";
@@ -198,6 +200,9 @@ function shoalTarget(d: ShoalDaemon, e: DockerEngine): Target {
 interface Run {
   deploy: number;
   redeploy: number;
+  /** Seconds until the deploy / redeploy command itself returned. */
+  deployCli: number;
+  redeployCli: number;
 }
 
 /** One run on one side: deploy, redeploy, remove. Seconds. */
@@ -209,6 +214,7 @@ async function once(ctx: SuiteContext, t: Target, dir: string, stack: string): P
     writeFileSync(file, composeFile(0));
     let t0 = performance.now();
     await t.deploy(file, stack);
+    const deployCli = (performance.now() - t0) / 1000;
     let before = new Map<string, string[]>();
     await until(
       async () => {
@@ -226,6 +232,7 @@ async function once(ctx: SuiteContext, t: Target, dir: string, stack: string): P
     let after = new Map<string, string[]>();
     t0 = performance.now();
     await t.deploy(file, stack);
+    const redeployCli = (performance.now() - t0) / 1000;
     await until(
       async () => {
         after = await t.running(stack);
@@ -243,7 +250,7 @@ async function once(ctx: SuiteContext, t: Target, dir: string, stack: string): P
     if (replaced.length > 0)
       throw new Error(`the redeploy also replaced the tasks of ${replaced.join(", ")}`);
     log(`redeploy ${redeploy.toFixed(2)} s (the other ${SERVICES - 1} kept their tasks)`);
-    return { deploy, redeploy };
+    return { deploy, redeploy, deployCli, redeployCli };
   } finally {
     log("stack rm");
     await t.remove(stack);
@@ -270,6 +277,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
   } else {
     const dir = mkdtempSync(join(tmpdir(), "shoal-bench-stack-"));
     let bed: DockerBed | null = null;
+    let shoalBed: TestBed | null = null;
     let daemon: ShoalDaemon | null = null;
     try {
       bed = await startSwarmNode(ctx);
@@ -278,7 +286,8 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
       params["docker"] = v;
       const client = engineClient(v["dockerd"] ?? "");
       params["dockerCli"] = client;
-      daemon = await startShoalDaemon({ DOCKER_HOST: `unix://${engine.sock}` }, engine.host);
+      shoalBed = await createTestBed(1, { mode: "netns" });
+      daemon = await startShoalDaemon({ DOCKER_HOST: `unix://${engine.sock}` }, shoalBed.hosts[0]);
       const targets = [
         swarmTarget(engine, client.path, join(dir, "docker")),
         shoalTarget(daemon, engine),
@@ -304,8 +313,8 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
           `\`docker stack deploy --resolve-image never\` with the docker CLI ${client.version} (${client.path}).`,
       );
       notes.push(
-        `shoal: \`node bin/shoal.js stack deploy\` against a shoal daemon in the engine's namespace, ` +
-          `its docker driver on that same engine and image.`,
+        `shoal: \`node bin/shoal.js stack deploy\` against a shoal daemon in a network namespace of ` +
+          `its own, its docker driver on that same engine and image.`,
       );
     } catch (err) {
       ctx.log(`stack: ${errorText(err)}`);
@@ -314,6 +323,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
       notes.push(`Setup failed: ${errorText(err).split("\n").join(" | ")}`);
     } finally {
       await daemon?.stop();
+      await shoalBed?.cleanup().catch((err: unknown) => ctx.log(`stack: bed: ${errorText(err)}`));
       await bed?.stop();
       rmSync(dir, { recursive: true, force: true });
     }
@@ -340,7 +350,9 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
     const r = results[id]!;
     if (typeof r === "string" || r.length === 0) continue;
     notes.push(
-      `${label} runs (s): deploy ${list(r.map((x) => x.deploy))}; redeploy ${list(r.map((x) => x.redeploy))}`,
+      `${label} runs (s): deploy ${list(r.map((x) => x.deploy))} (the CLI returned after ` +
+        `${list(r.map((x) => x.deployCli))}); redeploy ${list(r.map((x) => x.redeploy))} ` +
+        `(the CLI returned after ${list(r.map((x) => x.redeployCli))})`,
     );
     params[`${id}Runs`] = r;
   }
