@@ -27,8 +27,8 @@ import {
   IMAGE,
   SKIP_DOCKER,
   dockerClientVersion,
-  dockerClients,
   dockerUnavailable,
+  engineClient,
   startSwarmNode,
   type DockerBed,
   type DockerEngine,
@@ -165,10 +165,7 @@ async function shoalCommands(d: ShoalDaemon, notes: string[]): Promise<Command[]
 function chooseClient(ctx: SuiteContext, engineVersion: string): { path: string; version: string } {
   const wanted = ctx.options["docker-cli"];
   if (typeof wanted === "string") return { path: wanted, version: dockerClientVersion(wanted)! };
-  const clients = dockerClients();
-  const client = clients.find((c) => c.version === engineVersion) ?? clients[0];
-  if (!client) throw new Error("no docker CLI installed");
-  return client;
+  return engineClient(engineVersion);
 }
 
 /** Docker's commands, against a single-node swarm running one service of one `sleep` task. */

@@ -7,6 +7,7 @@
 //   npm run bench -- nats --json out.json --duration 3 --repeat 2 --servers go
 //   npm run bench -- cli orchestrator   # CLI start and one-node orchestration, vs Docker
 //   npm run bench -- network dns        # overlay networks and embedded DNS
+//   npm run bench -- stack              # stack deploy and redeploy, vs Docker Swarm
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { cliSuite } from "./cli.js";
@@ -17,6 +18,7 @@ import { swarmSuite } from "./swarm.js";
 import { dispatcherSuite } from "./dispatcher.js";
 import { dnsSuite } from "./dns.js";
 import { networkSuite } from "./network.js";
+import { stackSuite } from "./stack.js";
 import { installExitHooks } from "./procs.js";
 import { formatTable, machineInfo, type Suite, type SuiteResult } from "./report.js";
 
@@ -29,6 +31,7 @@ const SUITES: Suite[] = [
   cliSuite,
   dnsSuite,
   networkSuite,
+  stackSuite,
 ];
 
 const COMMON = {

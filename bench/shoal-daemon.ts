@@ -1,7 +1,9 @@
 // A shoal daemon for the benchmarks that need one (orchestrator, cli): `shoal daemon` on a fresh
 // temporary data dir, with a random NATS port and a join listener on a free loopback port, so it
 // collides with no other daemon on the machine; its API is the unix socket in the data dir. stop()
-// ends the daemon and whatever task processes it left, and removes the data dir.
+// ends the daemon and whatever task processes it left, and removes the data dir. It runs in the
+// root namespace, or in a host of a test bed (then what it sets up for overlay networks — links,
+// iptables chains, named task namespaces — stays inside that host's namespace).
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -10,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { socketPath } from "../src/api/paths.js";
 import { defaultUpdateConfig, type ServiceSpec } from "../src/api/types.js";
+import type { Host } from "../test/cluster/netns.js";
 import { track, waitExit } from "./procs.js";
 import { freePort } from "./servers.js";
 
@@ -66,9 +69,13 @@ function killLeftovers(dataDir: string): void {
 
 /**
  * Starts `shoal daemon` and waits until it says it is ready. env is added to the daemon's
- * environment (e.g. DOCKER_HOST for its docker driver).
+ * environment (e.g. DOCKER_HOST for its docker driver); with `host`, the daemon runs inside that
+ * test-bed host's network namespace (its API socket is still reached from here).
  */
-export async function startShoalDaemon(env: Record<string, string> = {}): Promise<ShoalDaemon> {
+export async function startShoalDaemon(
+  env: Record<string, string> = {},
+  host?: Pick<Host, "spawn">,
+): Promise<ShoalDaemon> {
   const dataDir = mkdtempSync(join(tmpdir(), "shoal-bench-"));
   const sock = socketPath(dataDir);
   let out = "";
@@ -85,24 +92,24 @@ export async function startShoalDaemon(env: Record<string, string> = {}): Promis
   };
   try {
     const port = await freePort();
+    const args = [
+      SHOAL_BIN,
+      "daemon",
+      "--data-dir",
+      dataDir,
+      "--nats-port",
+      "-1",
+      "--listen-addr",
+      `127.0.0.1:${port}`,
+    ];
+    const ours = { SHOAL_DATA_DIR: dataDir, SHOAL_HOST: "", ...env };
+    const stdio: ["ignore", "pipe", "pipe"] = ["ignore", "pipe", "pipe"];
+    // host.spawn adds process.env; `ip netns exec` execs the command, so the child's pid is the
+    // daemon's either way.
     proc = track(
-      spawn(
-        process.execPath,
-        [
-          SHOAL_BIN,
-          "daemon",
-          "--data-dir",
-          dataDir,
-          "--nats-port",
-          "-1",
-          "--listen-addr",
-          `127.0.0.1:${port}`,
-        ],
-        {
-          stdio: ["ignore", "pipe", "pipe"],
-          env: { ...process.env, SHOAL_DATA_DIR: dataDir, SHOAL_HOST: "", ...env },
-        },
-      ),
+      host
+        ? host.spawn(process.execPath, args, { stdio, env: ours })
+        : spawn(process.execPath, args, { stdio, env: { ...process.env, ...ours } }),
     );
     const p = proc;
     p.stdout!.on("data", (d: Buffer) => (out += d.toString()));

@@ -63,7 +63,7 @@ export const SKIP_DOCKER: Record<string, SuiteOption> = {
   "skip-docker": {
     type: "boolean",
     description:
-      "swarm, orchestrator, cli: leave out the Docker columns (they need root, dockerd, containerd, runc, busybox-static)",
+      "swarm, orchestrator, cli, stack: leave out the Docker columns (they need root, dockerd, containerd, runc, busybox-static)",
   },
 };
 
@@ -574,6 +574,14 @@ export function dockerClients(): Array<{ path: string; version: string }> {
     if (version !== null) out.push({ path, version });
   }
   return out;
+}
+
+/** The installed docker CLI whose version is the engine's, else the first one installed. */
+export function engineClient(engineVersion: string): { path: string; version: string } {
+  const clients = dockerClients();
+  const client = clients.find((c) => c.version === engineVersion) ?? clients[0];
+  if (!client) throw new Error("no docker CLI installed");
+  return client;
 }
 
 /** The version a docker CLI reports (`docker --version`), or null when it does not run. */
