@@ -427,3 +427,41 @@ test("conversion: depends_on in both syntaxes, undefined services and cycles ref
     /dependency cycle detected: a -> b -> c -> a/,
   );
 });
+
+test("conversion: the external host network runs a service on the host's network", () => {
+  const s = convertStack(
+    load(`services:
+  a:
+    command: [run]
+  b:
+    command: [run]
+    networks: [mesh]
+networks:
+  default:
+    external: true
+    name: host
+  mesh: {}
+`),
+    "st",
+    ctx,
+  );
+  const by = new Map(s.services.map((x) => [x.name, x]));
+  assert.equal(by.get("st_a")!.networks, undefined);
+  assert.equal(by.get("st_a")!.network, "host");
+  assert.deepEqual(by.get("st_b")!.networks, [{ target: "st_mesh", aliases: ["b"] }]);
+  assert.deepEqual(
+    s.networks.map((n) => n.name),
+    ["st_mesh"],
+  );
+  assert.throws(
+    () =>
+      convertStack(
+        load(
+          "services:\n  a:\n    command: x\n    networks: [h, m]\nnetworks:\n  h: {external: true, name: host}\n  m: {}\n",
+        ),
+        "st",
+        ctx,
+      ),
+    /services\.a\.networks: the host network cannot be combined with other networks/,
+  );
+});

@@ -295,6 +295,11 @@ function stackNetworks(config: Dict, stack: string): Map<string, StackNetwork> {
   return out;
 }
 
+/** Whether the swarm network name is the predefined host network, declared external. */
+function declaredHost(declared: Map<string, StackNetwork>, name: string): boolean {
+  return [...declared.values()].some((n) => n.external && n.name === "host" && n.name === name);
+}
+
 function sortedKeysPresent(keys: string[], svc: Dict): string[] {
   return keys.filter((k) => Object.hasOwn(svc, k));
 }
@@ -471,10 +476,17 @@ export function convertStack(config: Dict, stack: string, ctx: ConvertContext): 
           `${path}.networks`,
           `service "${short}" refers to undefined network ${key}: invalid compose file`,
         );
-      use(n);
+      if (!(n.external && n.name === "host")) use(n);
       attach.push({ target: n.name, aliases: [short, ...aliases.filter((a) => a !== short)] });
     }
-    spec.networks = attach;
+    // Swarm's way to run a stack's service on the host's network: the predefined network
+    // `host`, declared external. It is the service's only network, and the spec says none.
+    const onHost = attach.filter((a) => declaredHost(declared, a.target));
+    if (onHost.length > 0) {
+      if (attach.length > 1)
+        throw err(`${path}.networks`, "the host network cannot be combined with other networks");
+      delete spec.networks;
+    } else spec.networks = attach;
     const deps = convertDependsOn(svc["depends_on"], short, services, stack, path);
     if (deps.length > 0) spec.dependsOn = deps;
     specs.push(spec);

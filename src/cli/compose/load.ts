@@ -6,9 +6,11 @@
 
 import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
+import { createRequire } from "node:module";
+import type { ErrorObject, ValidateFunction } from "ajv";
 import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document } from "yaml";
 import { ComposeError } from "../errors.js";
+import { COMPOSE_AJV_OPTIONS } from "./schema-options.js";
 import { BOOLS, INTS, interpolate, parseEnvFile, type Lookup } from "./interpolate.js";
 
 export type Dict = Record<string, unknown>;
@@ -66,6 +68,17 @@ let validator: ValidateFunction | undefined;
 
 function schemaValidator(): ValidateFunction {
   if (validator) return validator;
+  // Built: the validator the build compiled (tools/compose-validator.ts), loaded in a few ms.
+  const require = createRequire(import.meta.url);
+  try {
+    const mod = require("../../../data/compose-spec.validate.cjs") as {
+      default: ValidateFunction;
+    };
+    validator = mod.default;
+    return validator;
+  } catch {
+    // Not built yet (or removed): compile the schema here, the same way.
+  }
   // dist/src/cli/compose/ when built, src/cli/compose/ when run from the sources.
   let text: string;
   try {
@@ -73,8 +86,9 @@ function schemaValidator(): ValidateFunction {
   } catch {
     text = readFileSync(new URL("../../../data/compose-spec.json", import.meta.url), "utf8");
   }
-  const ajv = new Ajv({ strict: false, allErrors: true, validateSchema: false });
-  validator = ajv.compile(JSON.parse(text) as object);
+  // Loaded here only: the built path above does without Ajv's compiler.
+  const { Ajv } = require("ajv") as typeof import("ajv");
+  validator = new Ajv(COMPOSE_AJV_OPTIONS).compile(JSON.parse(text) as object);
   return validator;
 }
 

@@ -105,6 +105,30 @@ export function ipRun(ip: string, args: string[]): Promise<string> {
   });
 }
 
+/**
+ * Runs several `ip` commands in one process (`ip [global...] -batch -`, one command per line;
+ * an argument with spaces in double quotes): one fork instead of one per command. Stops at the
+ * first command that fails, and rejects naming it.
+ */
+export function ipBatch(ip: string, global: string[], lines: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      ip,
+      [...global, "-batch", "-"],
+      { timeout: CMD_TIMEOUT_MS },
+      (err, _stdout, stderr) => {
+        if (!err) return resolve();
+        // iproute2 names the failed line: "Command failed -:3".
+        const at = /Command failed -:(\d+)/.exec(stderr);
+        const line = at ? lines[Number(at[1]) - 1] : undefined;
+        const why = stderr.replace(/Command failed -:\d+\s*$/, "").trim() || err.message;
+        reject(new Error(`ip ${[...global, line ?? "-batch"].join(" ")}: ${why}`));
+      },
+    );
+    child.stdin?.end(lines.join("\n") + "\n");
+  });
+}
+
 /** Runs `ip args...`, ignoring failure (for teardown of what may already be gone). */
 export async function ipQuiet(ip: string, args: string[]): Promise<void> {
   await ipRun(ip, args).catch(() => {});

@@ -29,7 +29,7 @@ import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { NodeNetwork } from "../../api/bus.js";
-import { findIp, idempotent, ipQuiet, ipRun, iptables } from "./netns.js";
+import { findIp, idempotent, ipBatch, ipQuiet, ipRun, iptables } from "./netns.js";
 
 /** VXLAN's IANA port. */
 export const VXLAN_PORT = 4789;
@@ -517,46 +517,35 @@ export class Overlays {
         );
       }
     }
+    // Two `ip` processes whatever the number of networks: the host's side (each veth made, its
+    // peer moved into the namespace, the veth on its bridge), then the namespace's side.
     const made: string[] = [];
+    const host: string[] = [];
+    const inside: string[] = [];
     try {
+      const mtu = String(OVERLAY_MTU);
       for (const [i, { network, addr }] of nets.entries()) {
         const veth = this.names.veth(ns, network.id);
-        const inside = `eth${i}`;
+        const dev = `eth${i}`;
         const [a] = parseCidr(addr, "task address");
         // A veth left by an earlier attach of the same task goes, with its peer.
         if (links.has(veth)) await ipQuiet(this.ip, ["link", "del", veth]);
-        const mtu = String(OVERLAY_MTU);
-        await ipRun(this.ip, [
-          "link",
-          "add",
-          veth,
-          "mtu",
-          mtu,
-          "type",
-          "veth",
-          "peer",
-          "name",
-          inside,
-          "mtu",
-          mtu,
-          "address",
-          macOf(a),
-          "netns",
-          ns,
-        ]);
         made.push(veth);
-        await ipRun(this.ip, ["link", "set", veth, "alias", this.names.vethAlias(ns)]);
-        await ipRun(this.ip, ["link", "set", veth, "master", this.names.bridge(network.vni), "up"]);
-        await ipRun(this.ip, ["-n", ns, "addr", "add", addr, "dev", inside]);
-        await ipRun(this.ip, ["-n", ns, "link", "set", inside, "up"]);
+        host.push(
+          `link add ${veth} mtu ${mtu} type veth peer name ${dev} mtu ${mtu} address ${macOf(a)} netns ${ns}`,
+          `link set ${veth} alias "${this.names.vethAlias(ns)}"`,
+          `link set ${veth} master ${this.names.bridge(network.vni)} up`,
+        );
+        inside.push(`addr add ${addr} dev ${dev}`, `link set ${dev} up`);
       }
-      await ipRun(this.ip, ["-n", ns, "link", "set", "lo", "up"]);
+      inside.push("link set lo up");
       const out = nets.find((x) => !x.network.internal);
       if (out !== undefined) {
         const [gw] = parseCidr(out.network.nodeAddr, "node address");
-        const dev = `eth${nets.indexOf(out)}`;
-        await ipRun(this.ip, ["-n", ns, "route", "replace", "default", "via", gw, "dev", dev]);
+        inside.push(`route replace default via ${gw} dev eth${nets.indexOf(out)}`);
       }
+      if (host.length > 0) await ipBatch(this.ip, [], host);
+      await ipBatch(this.ip, ["-n", ns], inside);
       if (nets.length > 0) {
         const [dns] = parseCidr(nets[0]!.network.nodeAddr, "node address");
         const dir = join(NETNS_ETC, ns);
