@@ -227,6 +227,29 @@ describe("overlay networks", { skip, timeout: 120_000 }, () => {
     }
   });
 
+  test("tasks attached at the same time each get their own wiring", async () => {
+    const many = await Promise.all([1, 2, 3, 4, 5, 6].map((i) => taskNamespace(`m${i}`)));
+    const redA = netsA()[0]!;
+    // All calls in flight at once, a sync among them (it waits for the attaches before it).
+    await Promise.all([
+      ...many.map((ns, i) =>
+        agentA.call("attach", ns, [{ network: redA, addr: `10.201.1.${60 + i}/24` }]),
+      ),
+      agentA.call("sync", netsA()),
+    ]);
+    for (const [i, ns] of many.entries()) {
+      const addrs = await run(IP, ["-n", ns, "-o", "-4", "addr", "show"]);
+      assert.match(addrs, new RegExp(`eth0\\s+inet 10\\.201\\.1\\.${60 + i}/24`), ns);
+    }
+    await serve(many[0]!, "m1", 7100);
+    assert.deepEqual(await ask(many[5]!, "tcp", "10.201.1.60", 7100), ["m1 10.201.1.65"]);
+    await Promise.all(many.map((ns) => agentA.call("detach", ns)));
+    const left = (await ourLinks(A)).filter((l) =>
+      many.some((ns) => l === names(A).veth(ns, red.id)),
+    );
+    assert.deepEqual(left, []);
+  });
+
   test("attach refuses a network that was not synced, sync refuses a bad one", async () => {
     const ns = await taskNamespace("x");
     const unknown = netOn("A", { ...blue, id: "unknown", vni: 4242 }, 2);

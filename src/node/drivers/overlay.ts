@@ -191,7 +191,10 @@ export class Overlays {
   private readonly bridgeBin: string;
   private readonly names: ReturnType<typeof overlayNames>;
   private readonly tag: string;
+  /** Settles when every call queued so far has. */
   private queue: Promise<unknown> = Promise.resolve();
+  /** Settles when the last exclusive call queued (and all before it) has. */
+  private lastExclusive: Promise<unknown> = Promise.resolve();
   private warnedNoIptables = false;
 
   constructor(private readonly opts: OverlayOptions) {
@@ -201,31 +204,45 @@ export class Overlays {
     this.names = overlayNames(this.tag);
   }
 
-  /** Runs calls one at a time, in order. */
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs a call that changes the networks themselves (bridges, VXLAN, rules) alone: after every
+   * call queued before it, and before any queued after it.
+   */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const p = this.queue.then(fn, fn);
     this.queue = p.catch(() => undefined);
+    this.lastExclusive = this.queue;
+    return p;
+  }
+
+  /**
+   * Runs a call about one task's namespace (its own veths and resolv.conf) after the exclusive
+   * calls queued before it, but beside other tasks' calls: a stack's tasks are wired at once.
+   */
+  private shared<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.lastExclusive.then(fn, fn);
+    this.queue = Promise.all([this.queue, p.catch(() => undefined)]);
     return p;
   }
 
   /** Makes this node's side of exactly these networks (see the file header); idempotent. */
   sync(networks: NodeNetwork[]): Promise<void> {
-    return this.serial(() => this.doSync(networks));
+    return this.exclusive(() => this.doSync(networks));
   }
 
   /** Wires the task namespace `ns` into its networks (synced before): eth0, eth1, ... */
   attach(ns: string, nets: Array<{ network: NodeNetwork; addr: string }>): Promise<void> {
-    return this.serial(() => this.doAttach(ns, nets));
+    return this.shared(() => this.doAttach(ns, nets));
   }
 
   /** Removes the task's veths and its resolv.conf. */
   detach(ns: string): Promise<void> {
-    return this.serial(() => this.doDetach(ns));
+    return this.shared(() => this.doDetach(ns));
   }
 
   /** Removes everything this daemon made (`shoal leave`). */
   removeAll(): Promise<void> {
-    return this.serial(() => this.doSync([]));
+    return this.exclusive(() => this.doSync([]));
   }
 
   // ---- links ------------------------------------------------------------------------------
