@@ -242,6 +242,8 @@ export class DockerDriver implements Driver, LimitReporter, Reaper, Executor {
   /** Where the engine is, for messages. */
   readonly address: string;
   private readonly runs = new Map<string, Run>();
+  /** (image id, workdir, command, PATH) whose workdir and command were found in the image. */
+  private readonly lookedUp = new Set<string>();
 
   constructor(opts: Partial<DockerDriverOptions> = {}) {
     this.opts = { ...defaultDockerDriverOptions(), ...opts };
@@ -468,12 +470,20 @@ export class DockerDriver implements Driver, LimitReporter, Reaper, Executor {
     try {
       // The engine creates a missing WorkingDir when it creates the container: so the workdir
       // and command are looked up in a container made without it, which is then replaced.
-      container = await create(false);
-      await this.checkContainer(container, spec, image);
-      if (spec.workdir !== "") {
-        await container.remove({ force: true });
-        container = null;
-        container = await create(true);
+      // An image's files do not change: a lookup that passed once passes again, and the
+      // container is made with its workdir at once (about eight engine calls fewer per task).
+      const lookup = JSON.stringify([image.Id, spec.workdir, spec.command[0], spec.env["PATH"]]);
+      if (this.lookedUp.has(lookup)) {
+        container = await create(spec.workdir !== "");
+      } else {
+        container = await create(false);
+        await this.checkContainer(container, spec, image);
+        this.lookedUp.add(lookup);
+        if (spec.workdir !== "") {
+          await container.remove({ force: true });
+          container = null;
+          container = await create(true);
+        }
       }
       try {
         await container.start();
