@@ -49,6 +49,8 @@ import {
   UpdateConfigSchema,
   UpdateStatusSchema,
   ServiceSpecInputSchema,
+  RollbackConfigSchema,
+  PlacementPreferenceSchema,
 } from "../src/api/types.js";
 
 export const API_DOC = fileURLToPath(new URL("../../docs/api.md", import.meta.url));
@@ -74,6 +76,8 @@ const TYPES: TSchema[] = [
   RestartPolicySchema,
   ResourcesSchema,
   UpdateConfigSchema,
+  RollbackConfigSchema,
+  PlacementPreferenceSchema,
   UpdateStatusSchema,
   HealthConfigSchema,
   ServiceDependencySchema,

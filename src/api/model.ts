@@ -5,6 +5,8 @@
 import type {
   NetworkMode,
   RestartPolicy,
+  RollbackConfig,
+  Service,
   ServiceSpec,
   Task,
   TaskState,
@@ -47,6 +49,37 @@ export function defaultUpdateConfig(): UpdateConfig {
 /** A spec's update settings (specs stored before they existed get Swarm's defaults). */
 export function updateConfigOf(spec: ServiceSpec): UpdateConfig {
   return { ...defaultUpdateConfig(), ...(spec.update ?? {}) };
+}
+
+/** Swarm's rollback defaults (the same as an update's, pausing on failure). */
+export function defaultRollbackConfig(): RollbackConfig {
+  return {
+    parallelism: 1,
+    delayMs: 0,
+    order: "stop-first",
+    failureAction: "pause",
+    monitorMs: 5000,
+    maxFailureRatio: 0,
+  };
+}
+
+/** A spec's rollback settings, with Swarm's defaults for what it does not say. */
+export function rollbackConfigOf(spec: ServiceSpec): RollbackConfig {
+  return { ...defaultRollbackConfig(), ...(spec.rollback ?? {}) };
+}
+
+/**
+ * The settings the orchestrator rolls a service's tasks with now: its rollback settings while a
+ * rollback to its current version is under way (started or paused), else its update settings.
+ * As swarmkit, the spec is the one rolled back to, so these are that spec's rollback settings.
+ */
+export function activeUpdateConfig(s: Service): UpdateConfig | RollbackConfig {
+  const st = s.updateStatus;
+  const rollingBack =
+    !!st &&
+    st.version === s.version &&
+    (st.state === "rollback_started" || st.state === "rollback_paused");
+  return rollingBack ? rollbackConfigOf(s.spec) : updateConfigOf(s.spec);
 }
 
 export function isTerminal(state: TaskState): boolean {

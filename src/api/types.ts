@@ -240,6 +240,31 @@ export const UpdateConfigSchema = Type.Object(
 );
 export type UpdateConfig = Static<typeof UpdateConfigSchema>;
 
+/** Swarm's rollback settings (`--rollback-*`): an update's settings, with no rollback on failure. */
+export const RollbackConfigSchema = Type.Object(
+  {
+    ...UpdateConfigSchema.properties,
+    parallelism: count("Slots rolled back at the same time; 0 = all at once."),
+    failureAction: oneOf(["pause", "continue"], {
+      description: "What a failed task does to the rollback: pause it, or ignore it.",
+    }),
+  },
+  { title: "RollbackConfig" },
+);
+export type RollbackConfig = Static<typeof RollbackConfigSchema>;
+
+/** A placement preference (`--placement-pref spread=node.labels.zone`): Swarm knows only spread. */
+export const PlacementPreferenceSchema = Type.Object(
+  {
+    spread: Type.String({
+      description:
+        "node.labels.<name> or engine.labels.<name>: tasks are spread evenly over the label's values (nodes without it are one more group).",
+    }),
+  },
+  { title: "PlacementPreference" },
+);
+export type PlacementPreference = Static<typeof PlacementPreferenceSchema>;
+
 export const ServiceModeSchema = Type.Union(
   [
     Type.Object({ replicated: Type.Object({ replicas: count("Tasks to run.") }) }),
@@ -326,6 +351,21 @@ export const ServiceSpecSchema = Type.Object(
       Type.Array(ServiceDependencySchema, {
         description:
           "Services whose condition must hold before this service's first tasks start (compose's depends_on); later restarts and updates do not wait.",
+      }),
+    ),
+    preferences: Type.Optional(
+      Type.Array(PlacementPreferenceSchema, {
+        description:
+          "Placement preferences, highest precedence first (each nests in the one before).",
+      }),
+    ),
+    maxReplicasPerNode: Type.Optional(
+      count("Live tasks of the service one node may have (replicated services); 0 = no limit."),
+    ),
+    rollback: Type.Optional(
+      Type.Partial(RollbackConfigSchema, {
+        description:
+          "How a rollback replaces running tasks (Swarm's RollbackConfig); missing fields take Swarm's defaults.",
       }),
     ),
   },
@@ -518,6 +558,50 @@ export const ServiceSpecInputSchema = Type.Object(
         },
       ),
     ),
+    preferences: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            spread: text(
+              L.constraintLength,
+              PlacementPreferenceSchema.properties.spread.description,
+            ),
+          },
+          { title: "PlacementPreference" },
+        ),
+        {
+          maxItems: L.constraints,
+          description: `Placement preferences, highest precedence first (at most ${L.constraints}).`,
+        },
+      ),
+    ),
+    maxReplicasPerNode: Type.Optional(
+      boundedCount(
+        MAX_REPLICAS_CEILING,
+        "Live tasks of the service one node may have (replicated services); 0 = no limit.",
+      ),
+    ),
+    rollback: Type.Optional(
+      Type.Partial(
+        Type.Object({
+          ...RollbackConfigSchema.properties,
+          parallelism: boundedCount(
+            L.count,
+            "Slots rolled back at the same time; 0 = all at once.",
+          ),
+          delayMs: boundedMillis(
+            "Wait after a slot's task runs before that worker takes the next slot.",
+          ),
+          monitorMs: boundedMillis(
+            "A task that fails within this long of running counts as a failure.",
+          ),
+        }),
+        {
+          description:
+            "How a rollback replaces running tasks (Swarm's RollbackConfig); missing fields take Swarm's defaults.",
+        },
+      ),
+    ),
   },
   { title: "ServiceSpecInput" },
 );
@@ -700,10 +784,13 @@ export {
   defaultRestartPolicy,
   defaultServiceSpec,
   defaultUpdateConfig,
+  defaultRollbackConfig,
   isTerminal,
   networkOf,
   replicasOf,
   servesTraffic,
   stateIndex,
   updateConfigOf,
+  rollbackConfigOf,
+  activeUpdateConfig,
 } from "./model.js";

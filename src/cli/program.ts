@@ -198,6 +198,16 @@ function specFlags(cmd: Command): Command {
         "duration after each task update to monitor for failure",
       )
       .option("--update-max-failure-ratio <ratio>", "failure rate to tolerate during an update")
+      .option("--rollback-parallelism <n>", "maximum number of tasks rolled back at once (0: all)")
+      .option("--rollback-delay <duration>", "delay between task rollbacks")
+      .option("--rollback-order <order>", "rollback order: stop-first or start-first")
+      .option("--rollback-failure-action <action>", "action on rollback failure: pause or continue")
+      .option(
+        "--rollback-monitor <duration>",
+        "duration after each task rollback to monitor for failure",
+      )
+      .option("--rollback-max-failure-ratio <ratio>", "failure rate to tolerate during a rollback")
+      .option("--replicas-max-per-node <n>", "maximum number of tasks per node (0: unlimited)")
       .option("--health-cmd <command>", "command to run to check health (run with /bin/sh -c)")
       .option("--health-interval <duration>", "time between running the check (default 30s)")
       .option("--health-timeout <duration>", "maximum time to allow one check to run (default 30s)")
@@ -341,6 +351,7 @@ Run 'shoal COMMAND --help' for more information on a command.`,
       .option("-p, --publish <published:target>", "publish a port as a node port", collect)
       .option("-l, --label <KEY=VALUE>", "service labels", collect)
       .option("--constraint <expr>", "placement constraints", collect)
+      .option("--placement-pref <pref>", "add a placement preference (spread=LABEL)", collect)
       // The first word that is not a flag starts the command: its own flags are its own.
       .passThroughOptions(),
   ).action(run(async (cmd) => (await service()).create(cmd.args, cmd.opts<CreateOptions>())));
@@ -360,6 +371,8 @@ Run 'shoal COMMAND --help' for more information on a command.`,
       .option("--publish-rm <published>", "remove a published port", collect)
       .option("--constraint-add <expr>", "add or update a placement constraint", collect)
       .option("--constraint-rm <expr>", "remove a constraint", collect)
+      .option("--placement-pref-add <pref>", "add a placement preference", collect)
+      .option("--placement-pref-rm <pref>", "remove a placement preference", collect)
       .option("--network-add <network>", "add a network: NAME[,alias=ALIAS]", collect)
       .option("--network-rm <network>", "remove a network", collect)
       .option("--args <args>", "the command's arguments")

@@ -13,10 +13,17 @@ import { UsageError } from "./errors.js";
 import { applyFilters, labelMatches, parseFilters, type FilterKeys } from "./filter.js";
 import { capitalize, formatBytes, formatGoDuration, humanDuration } from "./format.js";
 import { rowFormatter, type ListFormat, type Row } from "./template.js";
-import { defaultServiceSpec, isTerminal, networkOf, updateConfigOf } from "../api/model.js";
+import {
+  defaultServiceSpec,
+  isTerminal,
+  networkOf,
+  rollbackConfigOf,
+  updateConfigOf,
+} from "../api/model.js";
 import type {
   NetworkAttachmentConfig,
   Node,
+  PlacementPreference,
   PortConfig,
   Service,
   ServiceSpec,
@@ -58,6 +65,13 @@ export interface SpecOptions {
   healthStartInterval?: string;
   /** false when `--no-healthcheck` is given (commander's negatable flag). */
   healthcheck?: boolean;
+  replicasMaxPerNode?: string;
+  rollbackParallelism?: string;
+  rollbackDelay?: string;
+  rollbackOrder?: string;
+  rollbackFailureAction?: string;
+  rollbackMonitor?: string;
+  rollbackMaxFailureRatio?: string;
   detach?: boolean;
   quiet?: boolean;
 }
@@ -68,6 +82,7 @@ export interface CreateOptions extends SpecOptions {
   publish?: string[];
   label?: string[];
   constraint?: string[];
+  placementPref?: string[];
 }
 
 export interface UpdateOptions extends SpecOptions {
@@ -79,6 +94,8 @@ export interface UpdateOptions extends SpecOptions {
   publishRm?: string[];
   constraintAdd?: string[];
   constraintRm?: string[];
+  placementPrefAdd?: string[];
+  placementPrefRm?: string[];
   networkAdd?: string[];
   networkRm?: string[];
   args?: string;
@@ -238,7 +255,70 @@ export function applySpecOptions(
     }
     s.update.maxFailureRatio = r;
   }
+  applyPlacementOptions(s, o);
+  applyRollbackOptions(s, o);
   return s;
+}
+
+/** `--placement-pref spread=node.labels.zone`, with Docker's words for a bad one. */
+export function parsePlacementPref(v: string): PlacementPreference {
+  const at = v.indexOf("=");
+  if (at < 0) {
+    throw new UsageError(
+      `invalid argument "${v}" for "--placement-pref" flag: placement preference must be of the format "<strategy>=<arg>"`,
+    );
+  }
+  const strategy = v.slice(0, at);
+  if (strategy !== "spread") {
+    throw new UsageError(
+      `invalid argument "${v}" for "--placement-pref" flag: unsupported placement preference ${strategy} (only spread is supported)`,
+    );
+  }
+  return { spread: v.slice(at + 1) };
+}
+
+/** `--replicas-max-per-node N` (0: no limit), for replicated services only, as Docker. */
+function applyPlacementOptions(s: ServiceSpec, o: SpecOptions): void {
+  if (o.replicasMaxPerNode === undefined) return;
+  const n = parseIntFlag("--replicas-max-per-node", o.replicasMaxPerNode);
+  if (!("replicated" in s.mode))
+    throw new UsageError("replicas-max-per-node can only be used with replicated mode");
+  if (n > 0) s.maxReplicasPerNode = n;
+  else delete s.maxReplicasPerNode;
+}
+
+/** The `--rollback-*` flags: the spec's rollback settings (Swarm's defaults for the rest). */
+function applyRollbackOptions(s: ServiceSpec, o: SpecOptions): void {
+  const r = rollbackConfigOf(s);
+  if (o.rollbackParallelism !== undefined)
+    r.parallelism = parseIntFlag("--rollback-parallelism", o.rollbackParallelism);
+  if (o.rollbackDelay !== undefined)
+    r.delayMs = parseDurationFlag("--rollback-delay", o.rollbackDelay);
+  const ro = o.rollbackOrder;
+  if (ro !== undefined) {
+    if (ro !== "stop-first" && ro !== "start-first") {
+      throw new UsageError(`invalid rollback order "${ro}": stop-first or start-first`);
+    }
+    r.order = ro;
+  }
+  const rfa = o.rollbackFailureAction;
+  if (rfa !== undefined) {
+    if (rfa !== "pause" && rfa !== "continue") {
+      throw new UsageError(`invalid rollback failure action "${rfa}": pause or continue`);
+    }
+    r.failureAction = rfa;
+  }
+  if (o.rollbackMonitor !== undefined)
+    r.monitorMs = parseDurationFlag("--rollback-monitor", o.rollbackMonitor);
+  const rr = o.rollbackMaxFailureRatio;
+  if (rr !== undefined) {
+    const x = Number(rr);
+    if (rr.trim() === "" || !Number.isFinite(x) || x < 0 || x > 1) {
+      throw new UsageError(`invalid argument "${rr}" for "--rollback-max-failure-ratio" flag`);
+    }
+    r.maxFailureRatio = x;
+  }
+  s.rollback = r;
 }
 
 /**
@@ -300,6 +380,8 @@ export function createSpec(o: CreateOptions, command: string[], name: string): S
   spec.labels = { ...spec.labels, ...parseKeyValues(o.label ?? [], "label") };
   spec.ports = (o.publish ?? []).map(parsePort);
   spec.constraints = o.constraint ?? [];
+  const prefs = (o.placementPref ?? []).map(parsePlacementPref);
+  if (prefs.length > 0) spec.preferences = prefs;
   return spec;
 }
 
@@ -319,6 +401,16 @@ export function updatedSpec(cur: ServiceSpec, o: UpdateOptions, command: string[
     ...spec.constraints.filter((c) => !(o.constraintRm ?? []).includes(c)),
     ...(o.constraintAdd ?? []),
   ];
+  if (o.placementPrefAdd?.length || o.placementPrefRm?.length) {
+    // Docker's order: the removals, then the additions.
+    const rm = new Set((o.placementPrefRm ?? []).map((v) => parsePlacementPref(v).spread));
+    const prefs = [
+      ...(spec.preferences ?? []).filter((p) => !rm.has(p.spread)),
+      ...(o.placementPrefAdd ?? []).map(parsePlacementPref),
+    ];
+    if (prefs.length > 0) spec.preferences = prefs;
+    else delete spec.preferences;
+  }
   if (o.networkAdd?.length || o.networkRm?.length) {
     // --network-rm takes ids here (update() resolves names first).
     const rm = new Set(o.networkRm ?? []);
@@ -537,7 +629,10 @@ export function serviceRows(list: ServiceSummary[]): Row[] {
       ID: s.id.slice(0, 12),
       Name: s.spec.name,
       Mode: "replicated" in s.spec.mode ? "replicated" : "global",
-      Replicas: `${s.running}/${s.desired}`,
+      // Docker's words for a limit: "6/6 (max 1 per node)".
+      Replicas:
+        `${s.running}/${s.desired}` +
+        (s.spec.maxReplicasPerNode ? ` (max ${s.spec.maxReplicasPerNode} per node)` : ""),
       Image: commandColumn(s.spec),
       Ports: portsColumn(s.spec),
     }));
@@ -744,9 +839,12 @@ export function prettyService(
       : []),
     "Service Mode:\t" + ("replicated" in sp.mode ? "Replicated" : "Global"),
     ...("replicated" in sp.mode ? [` Replicas:\t${sp.mode.replicated.replicas}`] : []),
-    ...(sp.constraints.length
-      ? ["Placement:", ` Constraints:\t[${sp.constraints.join(" ")}]`]
-      : ["Placement:"]),
+    "Placement:",
+    ...(sp.constraints.length ? [` Constraints:\t[${sp.constraints.join(" ")}]`] : []),
+    ...(sp.preferences?.length
+      ? [` Preferences:   [${sp.preferences.map((p) => `spread=${p.spread}`).join(" ")}]`]
+      : []),
+    ...(sp.maxReplicasPerNode ? [` Max Replicas Per Node:   ${sp.maxReplicasPerNode}`] : []),
     "UpdateConfig:",
     ` Parallelism:\t${up.parallelism}`,
     ...(up.delayMs ? [` Delay:\t\t${formatGoDuration(up.delayMs)}`] : []),
@@ -754,6 +852,7 @@ export function prettyService(
     ` Monitoring Period: ${formatGoDuration(up.monitorMs)}`,
     ` Max failure ratio: ${up.maxFailureRatio}`,
     ` Update order:      ${up.order}`,
+    ...prettyRollbackConfig(sp),
     ...(s.updateStatus
       ? [
           "UpdateStatus:",
@@ -807,6 +906,20 @@ export function prettyService(
       : []),
   ];
   return lines.join("\n");
+}
+
+/** Docker's `RollbackConfig:` block of `service inspect --pretty` (delay and monitor when set). */
+function prettyRollbackConfig(sp: ServiceSpec): string[] {
+  const r = rollbackConfigOf(sp);
+  return [
+    "RollbackConfig:",
+    ` Parallelism:\t${r.parallelism}`,
+    ...(r.delayMs ? [` Delay:\t\t${formatGoDuration(r.delayMs)}`] : []),
+    ` On failure:\t${r.failureAction}`,
+    ...(r.monitorMs ? [` Monitoring Period: ${formatGoDuration(r.monitorMs)}`] : []),
+    ` Max failure ratio: ${r.maxFailureRatio}`,
+    ` Rollback order:    ${r.order}`,
+  ];
 }
 
 /** Docker's ` Healthcheck:` block of `service inspect --pretty` (under ContainerSpec). */

@@ -744,7 +744,7 @@ export class Manager {
 
 /**
  * The version a service has with `next` as its spec: bumped only by a change that affects its
- * tasks (scaling and the update settings themselves replace nothing).
+ * tasks (scaling and the update and rollback settings themselves replace nothing).
  */
 function versionAfter(cur: Service, next: ServiceSpec): number {
   const strip = (s: ServiceSpec) =>
@@ -752,6 +752,7 @@ function versionAfter(cur: Service, next: ServiceSpec): number {
       ...s,
       mode: "replicated" in s.mode ? "replicated" : "global",
       update: null,
+      rollback: null,
     });
   return strip(next) === strip(cur.spec) ? cur.version : cur.version + 1;
 }

@@ -3,11 +3,12 @@
 // and counts — ServiceSpecInputSchema in src/api/types.ts), then what a schema cannot say: a
 // command or an image for the chosen driver, a stop signal this system knows, environment
 // variable names, the command's total length, a published port given once, placement
-// constraints that parse, and the swarm's replica limit. A bad spec is refused with a message
-// that names the field, and nothing is stored; a stored spec that no longer passes is reported
-// by the manager and left alone, never fatal.
+// constraints and preferences that parse, max replicas per node only for replicated services,
+// and the swarm's replica limit. A bad spec is refused with a message that names the field, and
+// nothing is stored; a stored spec that no longer passes is reported by the manager and left
+// alone, never fatal.
 
-import { parseConstraint } from "./scheduler/index.js";
+import { parseConstraint, preferenceProblem } from "./scheduler/index.js";
 import { closed, problems, schemaError } from "../api/schema.js";
 import {
   DEFAULT_MAX_REPLICAS,
@@ -86,6 +87,13 @@ export function specProblems(
     } catch (err) {
       out.push((err as Error).message);
     }
+  }
+  for (const p of s.preferences ?? []) {
+    const problem = preferenceProblem(p);
+    if (problem !== null) out.push(problem);
+  }
+  if ((s.maxReplicasPerNode ?? 0) > 0 && !("replicated" in s.mode)) {
+    out.push("spec.maxReplicasPerNode can only be used with replicated mode");
   }
   return out;
 }

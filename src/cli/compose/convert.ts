@@ -7,13 +7,15 @@
 
 import { join, isAbsolute } from "node:path";
 import { parseGoDuration } from "../../lib/duration.js";
-import { defaultServiceSpec } from "../../api/model.js";
+import { defaultRollbackConfig, defaultServiceSpec, updateConfigOf } from "../../api/model.js";
 import type { NetworkCreate } from "../../api/http.js";
 import type {
   HealthConfig,
   NetworkAttachmentConfig,
   PortConfig,
+  RollbackConfig,
   ServiceSpec,
+  UpdateConfig,
 } from "../../api/types.js";
 import { ComposeError } from "../errors.js";
 import { parseEnvFile, type Lookup } from "./interpolate.js";
@@ -197,6 +199,39 @@ export function convertPorts(list: unknown[], path: string): PortConfig[] {
   return out;
 }
 
+/**
+ * `update_config:` or `rollback_config:` over `base`: parallelism, delay, monitor,
+ * max_failure_ratio, failure_action (one of `actions`) and order.
+ */
+function rolloutConfig<C extends UpdateConfig | RollbackConfig>(
+  d: Dict,
+  at: string,
+  base: C,
+  actions: readonly C["failureAction"][],
+): C {
+  const c = { ...base };
+  if (d["parallelism"] !== undefined) c.parallelism = Number(d["parallelism"]);
+  if (d["delay"] !== undefined) c.delayMs = duration(d["delay"], `${at}.delay`);
+  if (d["monitor"] !== undefined) c.monitorMs = duration(d["monitor"], `${at}.monitor`);
+  if (d["max_failure_ratio"] !== undefined) c.maxFailureRatio = Number(d["max_failure_ratio"]);
+  const fa = d["failure_action"];
+  if (fa !== undefined) {
+    if (!(actions as readonly unknown[]).includes(fa))
+      throw err(
+        `${at}.failure_action`,
+        `must be ${actions.slice(0, -1).join(", ")} or ${actions.at(-1)!}`,
+      );
+    c.failureAction = fa as C["failureAction"];
+  }
+  const order = d["order"];
+  if (order !== undefined) {
+    if (order !== "stop-first" && order !== "start-first")
+      throw err(`${at}.order`, "must be stop-first or start-first");
+    c.order = order;
+  }
+  return c;
+}
+
 /** `healthcheck:` as the spec's HealthConfig, with Docker's defaults. */
 export function convertHealthcheck(h: Dict, path: string): HealthConfig {
   let test: string[];
@@ -324,14 +359,8 @@ export function convertStack(config: Dict, stack: string, ctx: ConvertContext): 
       .filter((k) => Object.hasOwn(svc, k))
       .forEach((k) => deprecated.add(k));
     sortedKeysPresent(NOT_YET, svc).forEach((k) => notYet.add(`services.${name}.${k}`));
-    const deploy = (svc["deploy"] ?? {}) as Dict;
-    for (const k of ["rollback_config"])
-      if (Object.hasOwn(deploy, k)) notYet.add(`services.${name}.deploy.${k}`);
     for (const [dep, cond] of Object.entries(dependsOnMap(svc["depends_on"])))
       if (Object.hasOwn(cond, "restart")) notYet.add(`services.${name}.depends_on.${dep}.restart`);
-    const placement = (deploy["placement"] ?? {}) as Dict;
-    for (const k of ["preferences", "max_replicas_per_node"])
-      if (Object.hasOwn(placement, k)) notYet.add(`services.${name}.deploy.placement.${k}`);
   }
   for (const k of ["volumes", "configs", "secrets"]) if (Object.hasOwn(config, k)) notYet.add(k);
   if (unsupported.size > 0)
@@ -436,27 +465,34 @@ export function convertStack(config: Dict, stack: string, ctx: ConvertContext): 
     const uc = deploy["update_config"] as Dict | undefined;
     if (uc) {
       const at = `${path}.deploy.update_config`;
-      const u = spec.update!;
-      if (uc["parallelism"] !== undefined) u.parallelism = Number(uc["parallelism"]);
-      if (uc["delay"] !== undefined) u.delayMs = duration(uc["delay"], `${at}.delay`);
-      if (uc["monitor"] !== undefined) u.monitorMs = duration(uc["monitor"], `${at}.monitor`);
-      if (uc["max_failure_ratio"] !== undefined)
-        u.maxFailureRatio = Number(uc["max_failure_ratio"]);
-      const fa = uc["failure_action"];
-      if (fa !== undefined) {
-        if (fa !== "pause" && fa !== "continue" && fa !== "rollback")
-          throw err(`${at}.failure_action`, "must be pause, continue or rollback");
-        u.failureAction = fa;
-      }
-      const order = uc["order"];
-      if (order !== undefined) {
-        if (order !== "stop-first" && order !== "start-first")
-          throw err(`${at}.order`, "must be stop-first or start-first");
-        u.order = order;
-      }
+      const actions = ["pause", "continue", "rollback"] as const;
+      spec.update = rolloutConfig(uc, at, updateConfigOf(spec), actions);
+    }
+    const rc = deploy["rollback_config"] as Dict | undefined;
+    if (rc) {
+      const at = `${path}.deploy.rollback_config`;
+      const actions = ["pause", "continue"] as const;
+      spec.rollback = rolloutConfig(rc, at, defaultRollbackConfig(), actions);
     }
     const placement = (deploy["placement"] ?? {}) as Dict;
     spec.constraints = ((placement["constraints"] as unknown[] | undefined) ?? []).map(String);
+    const prefs = (placement["preferences"] as Dict[] | undefined) ?? [];
+    if (prefs.length > 0) {
+      spec.preferences = prefs.map((p, i) => {
+        if (p === null || typeof p !== "object" || typeof p["spread"] !== "string")
+          throw err(`${path}.deploy.placement.preferences.${i}`, "must be {spread: LABEL}");
+        return { spread: p["spread"] };
+      });
+    }
+    const maxPerNode = placement["max_replicas_per_node"];
+    if (maxPerNode !== undefined && Number(maxPerNode) > 0) {
+      if (!("replicated" in spec.mode))
+        throw err(
+          `${path}.deploy.placement.max_replicas_per_node`,
+          "can only be used with replicated mode",
+        );
+      spec.maxReplicasPerNode = Number(maxPerNode);
+    }
     const em = deploy["endpoint_mode"];
     if (em !== undefined) {
       if (em !== "vip" && em !== "dnsrr")

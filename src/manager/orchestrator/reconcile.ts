@@ -25,15 +25,16 @@
 // start-first: start the new one, stop the old one once the new one runs), then wait `delay`
 // after the new task runs before taking the next slot. The workers are not remembered between
 // passes: a slot counts as a busy worker while its replacement is under way or cooling down
-// (its new task has run for less than the delay), read off the slot's tasks each pass.
+// (its new task has run for less than the delay), read off the slot's tasks each pass. While a
+// rollback is under way the service's rollback settings take the place of its update settings.
 //
 // Idempotent: a Plan records only changes, so reconciling a converged state yields no actions.
 
 import {
+  activeUpdateConfig,
   isTerminal,
   replicasOf,
   stateIndex,
-  updateConfigOf,
   type DesiredState,
   type Node,
   type Service,
@@ -273,7 +274,7 @@ function updateState(sl: Slot, now: number): "pending" | "busy" | "none" {
     return stopped || old.some((t) => !ended(t) && stopping(t)) ? "busy" : "none";
   }
   if (isLive(next) && next.status.state !== "running") return "busy";
-  const delay = updateConfigOf(s.spec).delayMs;
+  const delay = activeUpdateConfig(s).delayMs;
   if (next.status.state === "running" && now < next.status.timestamp + delay) return "busy";
   return "none";
 }
@@ -286,7 +287,7 @@ export const SLOT_RULES: readonly SlotRule[] = [
     then: (sl, c, p) => {
       const s = sl.service;
       c.updateBudget.set(s.id, c.updateBudget.get(s.id)! - 1);
-      if (updateConfigOf(s.spec).order === "start-first" && sl.live.length === 1) {
+      if (activeUpdateConfig(s).order === "start-first" && sl.live.length === 1) {
         fresh(sl, c, p);
         return;
       }
@@ -301,7 +302,7 @@ export const SLOT_RULES: readonly SlotRule[] = [
   {
     name: "start-first: the new task does not run yet, keep the old one",
     when: (sl) =>
-      updateConfigOf(sl.service.spec).order === "start-first" &&
+      activeUpdateConfig(sl.service).order === "start-first" &&
       sl.live.length === 2 &&
       !outdated(sl.live[0]!, sl.service) &&
       sl.live[0]!.status.state !== "running" &&
@@ -316,7 +317,7 @@ export const SLOT_RULES: readonly SlotRule[] = [
       !ended(sl.newest) &&
       stopping(sl.newest) &&
       outdated(sl.newest, sl.service) &&
-      updateConfigOf(sl.service.spec).order === "stop-first",
+      activeUpdateConfig(sl.service).order === "stop-first",
     then: nothing,
   },
   {
@@ -434,7 +435,7 @@ export function reconcile(input: ReconcileInput, opts: ReconcileOptions): Action
       if (startBlocker(s, services, tasks) !== null) continue;
     }
     const slots = slotsOf(s, p.all(), c);
-    const parallelism = updateConfigOf(s.spec).parallelism;
+    const parallelism = activeUpdateConfig(s).parallelism;
     const busy = slots.filter((sl) => updateState(sl, c.now) === "busy").length;
     const st = s.updateStatus;
     const paused =
@@ -461,7 +462,7 @@ export function nextWakeup(input: ReconcileInput): number | null {
     // A replacement running for less than its service's update delay: the worker's wait ends.
     const s = versions.get(t.serviceId);
     if (s && t.specVersion === s.version && t.status.state === "running" && isLive(t)) {
-      const delay = updateConfigOf(s.spec).delayMs;
+      const delay = activeUpdateConfig(s).delayMs;
       if (delay > 0) at(t.status.timestamp + delay);
     }
   }

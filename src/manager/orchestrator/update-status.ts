@@ -8,13 +8,14 @@
 // started running. Once the failed share of the version's
 // tasks is above maxFailureRatio, the failure action applies: pause (no further slots are
 // replaced until the next update), rollback (the manager puts the previous spec back), or
-// continue. A rollback that fails pauses. The update is completed when every live task of the
+// continue. A rollback is judged by the rollback settings (monitor, ratio, and its failure
+// action: pause, the default, or continue). The update is completed when every live task of the
 // service is of the new version and running.
 
 import { isLive } from "./reconcile.js";
 import {
+  activeUpdateConfig,
   replicasOf,
-  updateConfigOf,
   type Service,
   type Task,
   type UpdateStatus,
@@ -34,7 +35,7 @@ function neverHealthy(t: Task): boolean {
 
 /** The first replacement that failed in the monitor period, if any counts against the update. */
 function failedReplacement(s: Service, tasks: Task[]): Task | null {
-  const cfg = updateConfigOf(s.spec);
+  const cfg = activeUpdateConfig(s);
   const mine = tasks.filter((t) => t.serviceId === s.id && t.specVersion === s.version);
   const failed = mine.filter((t) => {
     if (t.status.state !== "failed" && t.status.state !== "rejected") return false;
@@ -66,7 +67,7 @@ export function updateVerdict(s: Service, tasks: Task[], now: number): UpdateVer
   const rollingBack = cur.state === "rollback_started";
   if (cur.state !== "updating" && !rollingBack) return same;
   const bad = failedReplacement(s, tasks);
-  const action = updateConfigOf(s.spec).failureAction;
+  const action = activeUpdateConfig(s).failureAction;
   if (bad && action !== "continue") {
     const id = bad.id;
     if (action === "rollback" && !rollingBack) {

@@ -12,6 +12,12 @@ export interface NodeInfo {
   /** Live (non-terminal) tasks on the node, including those placed earlier in this call. */
   tasks: number;
   tasksByService: Map<string, number>;
+  /**
+   * Per service, its live tasks that are meant to run (desired running or ready): a task being
+   * stopped still holds its resources but no longer counts against max replicas per node or a
+   * spread preference, as in swarmkit.
+   */
+  activeByService: Map<string, number>;
   /** Host-mode published ports in use: `tcp/8080`. */
   hostPorts: Set<string>;
   /** The node's resources minus the reservations of its live tasks. */
@@ -23,6 +29,7 @@ export function newNodeInfo(node: Node): NodeInfo {
     node,
     tasks: 0,
     tasksByService: new Map(),
+    activeByService: new Map(),
     hostPorts: new Set(),
     available: { cpus: node.resources.nanoCpus, memoryBytes: node.resources.memoryBytes },
   };
@@ -37,6 +44,9 @@ export function addTask(info: NodeInfo, t: Task): void {
   if (isTerminal(t.status.state)) return;
   info.tasks++;
   info.tasksByService.set(t.serviceId, (info.tasksByService.get(t.serviceId) ?? 0) + 1);
+  if (t.desiredState === "running" || t.desiredState === "ready") {
+    info.activeByService.set(t.serviceId, (info.activeByService.get(t.serviceId) ?? 0) + 1);
+  }
   for (const k of hostPortKeys(t)) info.hostPorts.add(k);
   info.available.cpus -= t.spec.reservations.cpus;
   info.available.memoryBytes -= t.spec.reservations.memoryBytes;
@@ -190,6 +200,27 @@ export class HostPortFilter implements Filter {
 }
 
 /**
+ * Max replicas per node (`--replicas-max-per-node`): a node takes a task only while it has fewer
+ * active tasks of the service. Swarm's words name no count: "max replicas per node limit exceed".
+ */
+export class MaxReplicasFilter implements Filter {
+  readonly name = "max-replicas";
+  private serviceId = "";
+  private max = 0;
+  setTask(t: Task): boolean {
+    this.serviceId = t.serviceId;
+    this.max = "replicated" in t.spec.mode ? (t.spec.maxReplicasPerNode ?? 0) : 0;
+    return this.max > 0;
+  }
+  check(info: NodeInfo): boolean {
+    return (info.activeByService.get(this.serviceId) ?? 0) < this.max;
+  }
+  explain(): string {
+    return "max replicas per node limit exceed";
+  }
+}
+
+/**
  * The default filters, in the order they run. A node is counted against the first filter it
  * fails, so the structural reasons (availability, constraints, ports) come before the one that
  * depends on load (resources).
@@ -202,6 +233,7 @@ export function defaultFilters(): Filter[] {
     new LimitsFilter(),
     new ConstraintFilter(),
     new HostPortFilter(),
+    new MaxReplicasFilter(),
     new ResourceFilter(),
   ];
 }

@@ -1,6 +1,7 @@
 // The scheduler: picks a node for each pending task. Every node goes through the filter
-// pipeline (ready and active, constraints, host-mode ports, resources); among the nodes that
-// pass, the spread score prefers the fewest live tasks of the same service, then the fewest live
+// pipeline (ready and active, constraints, host-mode ports, max replicas per node, resources);
+// placement preferences (preferences.ts) narrow the nodes that pass to one group; among those,
+// the spread score prefers the fewest live tasks of the same service, then the fewest live
 // tasks overall, then the lowest node id, so results are deterministic. Decisions made earlier in
 // the same call count as load, so 6 tasks on 3 empty nodes land 2/2/2. A task that already names
 // a node (a global service's task) is only checked against that node. Pure: the caller writes
@@ -9,6 +10,7 @@
 import { isTerminal, type Node, type Task } from "../../api/types.js";
 import { addTask, defaultFilters, newNodeInfo, type NodeInfo } from "./filters.js";
 import { Pipeline } from "./pipeline.js";
+import { preferredNodes } from "./preferences.js";
 
 export {
   parseConstraint,
@@ -18,6 +20,7 @@ export {
 } from "./constraint.js";
 export type { Constraint, ConstraintOperator } from "./constraint.js";
 export { Pipeline } from "./pipeline.js";
+export { preferenceProblem, spreadValue } from "./preferences.js";
 export type { Filter, NodeInfo } from "./filters.js";
 
 export interface ScheduleResult {
@@ -48,6 +51,7 @@ export function schedule(pending: Task[], nodes: Node[], liveTasks: Task[]): Sch
     if (info) addTask(info, t);
   }
 
+  const all = [...infos.values()];
   const result: ScheduleResult = { assignments: [], unschedulable: [] };
   const pipeline = new Pipeline(defaultFilters());
   for (const t of pending) {
@@ -55,9 +59,11 @@ export function schedule(pending: Task[], nodes: Node[], liveTasks: Task[]): Sch
     const candidates = t.nodeId
       ? [infos.get(t.nodeId)].filter((i) => i !== undefined)
       : infos.values();
+    let passing = [...candidates].filter((info) => pipeline.process(info));
+    const prefs = t.spec.preferences ?? [];
+    if (prefs.length > 0 && !t.nodeId) passing = preferredNodes(prefs, t.serviceId, all, passing);
     let best: NodeInfo | undefined;
-    for (const info of candidates) {
-      if (!pipeline.process(info)) continue;
+    for (const info of passing) {
       if (!best || spread(info, best, t.serviceId) < 0) best = info;
     }
     if (best) {
