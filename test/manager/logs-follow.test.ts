@@ -50,19 +50,21 @@ describe("logs -f across nodes", () => {
     const { dispatcher, session, stdout } = await setup(t);
     const lines: string[] = [];
     const ac = new AbortController();
+    // A failed check must not leave the follow running (it would keep the test process alive).
+    t.after(() => ac.abort());
     const following = dispatcher.followLogs("w1", "t1", 2, ac.signal, (l) => lines.push(l));
-    await checkFor(5000, () => lines.length >= 2 || undefined);
+    await checkFor(15_000, () => lines.length >= 2 || undefined);
     assert.deepEqual(lines, ["two", "three"]);
     appendFileSync(stdout, "four\n");
-    await checkFor(5000, () => lines.length >= 3 || undefined);
+    await checkFor(15_000, () => lines.length >= 3 || undefined);
     appendFileSync(stdout, "five\nsix\n");
-    await checkFor(5000, () => lines.length >= 5 || undefined);
+    await checkFor(15_000, () => lines.length >= 5 || undefined);
     assert.deepEqual(lines, ["two", "three", "four", "five", "six"]);
     assert.equal(session.followedLogs(), 1);
 
     ac.abort();
     await following;
-    await checkFor(5000, () => session.followedLogs() === 0 || undefined);
+    await checkFor(15_000, () => session.followedLogs() === 0 || undefined);
   });
 
   test("a follower that vanishes without a cancel is ended by the lease", async (t) => {
