@@ -251,6 +251,24 @@ export type ServiceMode = Static<typeof ServiceModeSchema>;
 
 export const SERVICE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
 
+/** A mount of a task (`--mount`, compose `volumes:`): Docker's Mount fields. */
+export const MountSchema = Type.Object(
+  {
+    type: oneOf(["bind", "volume", "tmpfs"], {
+      description:
+        "bind: a path of the node; volume: a named local volume (created on first use, kept after the task); tmpfs: a memory file system.",
+    }),
+    source: Type.String({
+      description:
+        'bind: an absolute path on the node; volume: the volume\'s name ("" = an anonymous volume); tmpfs: "".',
+    }),
+    target: Type.String({ description: "Where the task sees it (an absolute path)." }),
+    readOnly: Type.Boolean(),
+  },
+  { title: "Mount" },
+);
+export type Mount = Static<typeof MountSchema>;
+
 export const ServiceSpecSchema = Type.Object(
   {
     name: Type.String({
@@ -295,6 +313,13 @@ export const ServiceSpecSchema = Type.Object(
     ),
     endpointMode: Type.Optional(EndpointModeSchema),
     healthcheck: Type.Optional(HealthConfigSchema),
+    mounts: Type.Optional(Type.Array(MountSchema, { description: "The tasks' mounts." })),
+    user: Type.Optional(
+      Type.String({
+        description:
+          'Who the task runs as: "name", "uid", "uid:gid", "name:group" (default: the node\'s or image\'s user).',
+      }),
+    ),
   },
   { title: "ServiceSpec" },
 );
@@ -336,6 +361,9 @@ export const SPEC_LIMITS = {
   cpus: 4096,
   /** Counts that are not replicas (restart attempts, update parallelism). */
   count: 1_000_000,
+  /** Mounts of a task; a user name or id (`name:group`). */
+  mounts: 64,
+  userLength: 256,
 } as const;
 
 /** The replicas a service may have unless the swarm settings say otherwise. */
@@ -458,6 +486,33 @@ export const ServiceSpecInputSchema = Type.Object(
         },
         { title: "HealthConfig" },
       ),
+    ),
+    mounts: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            ...MountSchema.properties,
+            source: text(L.pathLength, MountSchema.properties.source.description),
+            target: Type.String({
+              minLength: 1,
+              maxLength: L.pathLength,
+              pattern: NO_NUL,
+              description: MountSchema.properties.target.description,
+            }),
+          },
+          { title: "Mount" },
+        ),
+        { maxItems: L.mounts, description: `The tasks' mounts (at most ${L.mounts}).` },
+      ),
+    ),
+    user: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: L.userLength,
+        pattern: "^[^\\u0000:]+(:[^\\u0000:]+)?$",
+        errorMessage: 'must be "user" or "user:group" (a name or a number each)',
+        description: ServiceSpecSchema.properties.user.description,
+      }),
     ),
     update: Type.Optional(
       Type.Partial(

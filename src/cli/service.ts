@@ -1,6 +1,7 @@
 // `shoal service create|ls|ps|scale|update|rollback|rm|inspect|logs`: Docker's `docker service`
 // words, flags and table columns, against the daemon's API. Loaded only by these commands.
 
+import { resolve as resolvePath } from "node:path";
 import { call, stream } from "./api-client.js";
 import {
   parseBytesFlag,
@@ -15,6 +16,7 @@ import { capitalize, formatBytes, formatGoDuration, humanDuration } from "./form
 import { rowFormatter, type ListFormat, type Row } from "./template.js";
 import { defaultServiceSpec, isTerminal, networkOf, updateConfigOf } from "../api/model.js";
 import type {
+  Mount,
   NetworkAttachmentConfig,
   Node,
   PortConfig,
@@ -58,6 +60,8 @@ export interface SpecOptions {
   healthStartInterval?: string;
   /** false when `--no-healthcheck` is given (commander's negatable flag). */
   healthcheck?: boolean;
+  /** `-u, --user name|uid[:group|gid]` ("" clears it on update). */
+  user?: string;
   detach?: boolean;
   quiet?: boolean;
 }
@@ -68,6 +72,7 @@ export interface CreateOptions extends SpecOptions {
   publish?: string[];
   label?: string[];
   constraint?: string[];
+  mount?: string[];
 }
 
 export interface UpdateOptions extends SpecOptions {
@@ -81,6 +86,8 @@ export interface UpdateOptions extends SpecOptions {
   constraintRm?: string[];
   networkAdd?: string[];
   networkRm?: string[];
+  mountAdd?: string[];
+  mountRm?: string[];
   args?: string;
   command?: string;
   force?: boolean;
@@ -141,6 +148,63 @@ export function parseNetworkAttachment(v: string): NetworkAttachmentConfig {
   });
   if (target === "") throw new UsageError(`invalid network "${v}": the network's name is missing`);
   return aliases.length > 0 ? { target, aliases } : { target };
+}
+
+/** Go's strconv.ParseBool, which Docker's `--mount ro=` uses. */
+function parseGoBool(v: string): boolean | null {
+  if (["1", "t", "T", "true", "TRUE", "True"].includes(v)) return true;
+  if (["0", "f", "F", "false", "FALSE", "False"].includes(v)) return false;
+  return null;
+}
+
+/**
+ * `--mount type=bind,source=/a,target=/b[,readonly]` as Docker parses it: `src=`, `dst=` and
+ * `destination=` too, `ro`/`readonly` alone or `=BOOL`, the type volume unless given; a source
+ * `.` or `./x` is taken from the current directory. Errors are Docker's, in pflag's frame.
+ */
+export function parseMount(v: string, flag = "--mount"): Mount {
+  const fail = (why: string): never => {
+    throw new UsageError(`invalid argument ${JSON.stringify(v)} for "${flag}" flag: ${why}`);
+  };
+  const m: Mount = { type: "volume", source: "", target: "", readOnly: false };
+  for (const field of v.split(",")) {
+    const eq = field.indexOf("=");
+    const key = (eq < 0 ? field : field.slice(0, eq)).toLowerCase();
+    const val = eq < 0 ? "" : field.slice(eq + 1);
+    if (eq < 0) {
+      if (key === "readonly" || key === "ro") m.readOnly = true;
+      else fail(`invalid field '${field}' must be a key=value pair`);
+      continue;
+    }
+    switch (key) {
+      case "type": {
+        const t = val.toLowerCase();
+        if (t !== "bind" && t !== "volume" && t !== "tmpfs") fail(`invalid mount type: ${val}`);
+        m.type = t as Mount["type"];
+        break;
+      }
+      case "source":
+      case "src":
+        m.source = val === "." || val.startsWith("./") ? resolvePath(val) : val;
+        break;
+      case "target":
+      case "dst":
+      case "destination":
+        m.target = val;
+        break;
+      case "readonly":
+      case "ro": {
+        const b = parseGoBool(val);
+        if (b === null) fail(`invalid value for ${key}: ${val}`);
+        m.readOnly = b!;
+        break;
+      }
+      default:
+        fail(`unexpected key '${key}' in '${field}'`);
+    }
+  }
+  if (m.target === "") fail("target is required");
+  return m;
 }
 
 /** The spec with the flags applied (the flags every create and update share). */
@@ -209,6 +273,10 @@ export function applySpecOptions(
     s.endpointMode = o.endpointMode;
   }
   applyHealthOptions(s, o);
+  if (o.user !== undefined) {
+    if (o.user === "") delete s.user;
+    else s.user = o.user;
+  }
   s.update = updateConfigOf(s);
   if (o.updateParallelism !== undefined)
     s.update.parallelism = parseIntFlag("--update-parallelism", o.updateParallelism);
@@ -300,6 +368,8 @@ export function createSpec(o: CreateOptions, command: string[], name: string): S
   spec.labels = { ...spec.labels, ...parseKeyValues(o.label ?? [], "label") };
   spec.ports = (o.publish ?? []).map(parsePort);
   spec.constraints = o.constraint ?? [];
+  const mounts = (o.mount ?? []).map((m) => parseMount(m));
+  if (mounts.length > 0) spec.mounts = mounts;
   return spec;
 }
 
@@ -326,6 +396,14 @@ export function updatedSpec(cur: ServiceSpec, o: UpdateOptions, command: string[
     const networks = [...kept, ...(o.networkAdd ?? []).map(parseNetworkAttachment)];
     if (networks.length > 0) spec.networks = networks;
     else delete spec.networks;
+  }
+  if (o.mountAdd?.length || o.mountRm?.length) {
+    // Docker's order: removed targets go, then an added mount replaces one on its target.
+    const added = (o.mountAdd ?? []).map((m) => parseMount(m, "--mount-add"));
+    const gone = new Set([...(o.mountRm ?? []), ...added.map((m) => m.target)]);
+    const mounts = [...(spec.mounts ?? []).filter((m) => !gone.has(m.target)), ...added];
+    if (mounts.length > 0) spec.mounts = mounts;
+    else delete spec.mounts;
   }
   if (o.command !== undefined)
     spec.command = [
@@ -778,7 +856,17 @@ export function prettyService(
         ]
       : []),
     ...(sp.workdir ? [` Dir:\t\t${sp.workdir}`] : []),
+    ...(sp.user ? [` User: ${sp.user}`] : []),
     ...prettyHealthcheck(sp),
+    ...(sp.mounts?.length
+      ? [
+          "Mounts:",
+          ...sp.mounts.map(
+            (m) =>
+              `  Target = ${m.target}\n   Source = ${m.source}\n   ReadOnly = ${m.readOnly}\n   Type = ${m.type}`,
+          ),
+        ]
+      : []),
     ...(sp.limits.cpus || sp.limits.memoryBytes
       ? [
           "Resources:",

@@ -13,6 +13,8 @@
 //     holds the namespace, so it must). The container's network comes up a moment after its
 //     process starts: a task must not count on it at its very first instruction. Only a local
 //     engine's containers can be wired (their namespaces must be on this machine);
+//   - mounts are the engine's (HostConfig.Mounts: a bind, a named local volume the engine makes
+//     when missing, a tmpfs), and spec.user the container's User;
 //   - the task's environment is exactly spec.env (the engine adds HOSTNAME, and HOME when absent);
 //   - command (when non-empty) replaces the image's Cmd (its Entrypoint stays); an absolute
 //     workdir becomes WorkingDir, "" keeps the image's;
@@ -424,6 +426,7 @@ export class DockerDriver implements Driver, LimitReporter, Reaper, Executor {
       ...(spec.command.length > 0 ? { Cmd: spec.command } : {}),
       Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
       StopSignal: stopSignal,
+      ...(spec.user ? { User: spec.user } : {}),
       Labels: {
         [DockerLabels.task]: spec.taskId,
         [DockerLabels.service]: spec.serviceName,
@@ -442,6 +445,18 @@ export class DockerDriver implements Driver, LimitReporter, Reaper, Executor {
           ? { Dns: [cidrHost(overlay[0]!.network.nodeAddr)], DnsOptions: ["ndots:0"] }
           : {}),
         Init: this.opts.init,
+        // The engine makes a named volume that is missing (a local one) and refuses a bind whose
+        // source does not exist, in Docker's words.
+        ...(spec.mounts?.length
+          ? {
+              Mounts: spec.mounts.map((m) => ({
+                Type: m.type,
+                Source: m.type === "tmpfs" ? "" : m.source,
+                Target: m.target,
+                ReadOnly: m.readOnly,
+              })),
+            }
+          : {}),
         NanoCpus: Math.round(spec.limits.cpus * 1e9),
         Memory: spec.limits.memoryBytes,
         LogConfig: {
