@@ -471,6 +471,10 @@ export class DockerDriver implements Driver, LimitReporter, Reaper, Executor {
           withWorkdir ? { ...config, WorkingDir: spec.workdir } : config,
         );
       } catch (err) {
+        // The engine's own words for a mount it refuses (Docker's "bind source path does not
+        // exist"), as the process driver says them.
+        const mount = /invalid mount config for type .*/.exec(engineMessage(err))?.[0];
+        if (mount) throw new DriverError(DriverErrorCode.Mount, mount, { cause: err });
         throw new DriverError(
           DriverErrorCode.Spawn,
           `creating the container: ${engineMessage(err)}`,

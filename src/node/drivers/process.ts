@@ -31,6 +31,13 @@
 // its address reservation are removed by destroy(), or by recover() for a task that ended while
 // the agent was down.
 //
+// With mounts (RunSpec.mounts, Linux and root only) the wrapper is spawned through `unshare`
+// (mountns.ts) inside that: a mount namespace of its own where the binds, volumes and tmpfs are
+// made before the wrapper is exec'd in place (same pid again). A mount that cannot be made leaves
+// its reason in taskDir/mount_error and the wrapper never runs: start() rejects with it. With a
+// user (RunSpec.user) the wrapper execs the command through `setpriv`, so only the command (and
+// each exec beside it) runs as that user; the wrapper stays root and records the exit status.
+//
 // Before spawning, the driver checks the working directory and looks command[0] up on the task's
 // PATH itself, to fail with Docker-like messages (`exec: "nope": executable file not found in
 // $PATH`) instead of a task that starts and exits 127.
@@ -951,10 +958,11 @@ export class ProcessDriver implements Driver, Reaper, Executor {
   }
 
   /**
-   * Runs a command as the task sees the world: in its network namespace (`ip netns exec`), with
-   * the environment and working directory given, in its cgroups (the command waits on stdin for
-   * a "go" until it has joined them, so it never runs a moment outside its limits), in a process
-   * group of its own that is killed at the timeout.
+   * Runs a command as the task sees the world: in its mount namespace (`nsenter`) and network
+   * namespace (`ip netns exec`), as its user, with the environment and working directory given,
+   * in its cgroups (the command waits on stdin for a "go" until it has joined them, so it never
+   * runs a moment outside its limits), in a process group of its own that is killed at the
+   * timeout.
    */
   async exec(h: Handle, req: ExecRequest): Promise<ExecResult> {
     const ph = this.runs.get(this.key(h))?.h ?? asProcessHandle(h);
