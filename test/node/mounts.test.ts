@@ -6,12 +6,23 @@
 
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { ProcessDriver } from "../../src/node/drivers/process.js";
 import { findMountTools, mountUnsupportedReason } from "../../src/node/drivers/mountns.js";
 import { parseDb, resolveUser, type DbLookup } from "../../src/node/drivers/users.js";
-import { readLog, runSpec, tempDir } from "./helpers.js";
+import { checkFor, readLog, runSpec, taskId, tempDir } from "./helpers.js";
+import { Agent, type TaskReport } from "../../src/node/agent.js";
+import type { Task, TaskState } from "../../src/api/types.js";
+import { quietLog } from "../helpers/bus.js";
+import { task } from "../store/helpers.js";
 
 const sh = (script: string): string[] => ["sh", "-c", script];
 const fast = (): ProcessDriver => new ProcessDriver({ logCheckIntervalMs: 50, pollIntervalMs: 20 });
@@ -169,6 +180,50 @@ describe("mounts on this host", { skip }, () => {
       timeoutMs: 5000,
     });
     assert.equal(r.output, "65534\n65534\n1\n");
+  });
+
+  test("the agent gives a task its mounts (volumes under DATA_DIR/volumes) and its user", async (t) => {
+    const dataDir = tempDir(t);
+    const reports: TaskReport[] = [];
+    const agent = new Agent(fast(), quietLog, {
+      nodeId: "n1",
+      hostname: "n1",
+      dataDir,
+      natsUrl: "nats://127.0.0.1:4222",
+      logMaxBytes: 0,
+      report: (r) => reports.push(...r),
+    });
+    t.after(() => agent.stop(true));
+    const target = join(dataDir, "seen");
+    const x = task(taskId(), "s1", "n1");
+    const t1: Task = {
+      ...x,
+      spec: {
+        ...x.spec,
+        command: ["sh", "-c", `id -u > ${target}/uid`],
+        workdir: "/",
+        user: "nobody:nogroup",
+        mounts: [{ type: "volume", source: "st_data", target, readOnly: false }],
+        restartPolicy: { ...x.spec.restartPolicy, condition: "none" },
+      },
+      status: { ...x.status, state: "assigned" as TaskState },
+    };
+    // The path to the target, and the volume's directory, are open to the user.
+    chmodSync(dataDir, 0o755);
+    mkdirSync(join(dataDir, "volumes", "st_data", "_data"), { recursive: true, mode: 0o777 });
+    chmodSync(join(dataDir, "volumes", "st_data", "_data"), 0o777);
+    agent.assign([t1]);
+    assert.ok(
+      await checkFor(10_000, () =>
+        reports.some((r) => r.state === "complete" || r.state === "failed"),
+      ),
+    );
+    const end = reports.find((r) => r.state === "complete" || r.state === "failed")!;
+    assert.equal(end.state, "complete", JSON.stringify(end));
+    assert.equal(
+      readFileSync(join(dataDir, "volumes", "st_data", "_data", "uid"), "utf8"),
+      "65534\n",
+    );
   });
 
   test("an unknown user fails the start with Docker's message", async (t) => {
