@@ -51,6 +51,7 @@ import {
   ServiceSpecInputSchema,
   RollbackConfigSchema,
   PlacementPreferenceSchema,
+  MountSchema,
 } from "../src/api/types.js";
 
 export const API_DOC = fileURLToPath(new URL("../../docs/api.md", import.meta.url));
@@ -77,6 +78,7 @@ const TYPES: TSchema[] = [
   ResourcesSchema,
   UpdateConfigSchema,
   RollbackConfigSchema,
+  MountSchema,
   PlacementPreferenceSchema,
   UpdateStatusSchema,
   HealthConfigSchema,

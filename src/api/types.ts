@@ -302,6 +302,23 @@ export const ServiceDependencySchema = Type.Object(
   { title: "ServiceDependency" },
 );
 export type ServiceDependency = Static<typeof ServiceDependencySchema>;
+/** A mount of a task (`--mount`, compose `volumes:`): Docker's Mount fields. */
+export const MountSchema = Type.Object(
+  {
+    type: oneOf(["bind", "volume", "tmpfs"], {
+      description:
+        "bind: a path of the node; volume: a named local volume (created on first use, kept after the task); tmpfs: a memory file system.",
+    }),
+    source: Type.String({
+      description:
+        'bind: an absolute path on the node; volume: the volume\'s name ("" = an anonymous volume); tmpfs: "".',
+    }),
+    target: Type.String({ description: "Where the task sees it (an absolute path)." }),
+    readOnly: Type.Boolean(),
+  },
+  { title: "Mount" },
+);
+export type Mount = Static<typeof MountSchema>;
 
 export const ServiceSpecSchema = Type.Object(
   {
@@ -368,6 +385,13 @@ export const ServiceSpecSchema = Type.Object(
           "How a rollback replaces running tasks (Swarm's RollbackConfig); missing fields take Swarm's defaults.",
       }),
     ),
+    mounts: Type.Optional(Type.Array(MountSchema, { description: "The tasks' mounts." })),
+    user: Type.Optional(
+      Type.String({
+        description:
+          'Who the task runs as: "name", "uid", "uid:gid", "name:group" (default: the node\'s or image\'s user).',
+      }),
+    ),
   },
   { title: "ServiceSpec" },
 );
@@ -411,6 +435,9 @@ export const SPEC_LIMITS = {
   dependsOn: 64,
   /** Counts that are not replicas (restart attempts, update parallelism). */
   count: 1_000_000,
+  /** Mounts of a task; a user name or id (`name:group`). */
+  mounts: 64,
+  userLength: 256,
 } as const;
 
 /** The replicas a service may have unless the swarm settings say otherwise. */
@@ -539,6 +566,33 @@ export const ServiceSpecInputSchema = Type.Object(
         },
         { title: "HealthConfig" },
       ),
+    ),
+    mounts: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            ...MountSchema.properties,
+            source: text(L.pathLength, MountSchema.properties.source.description),
+            target: Type.String({
+              minLength: 1,
+              maxLength: L.pathLength,
+              pattern: NO_NUL,
+              description: MountSchema.properties.target.description,
+            }),
+          },
+          { title: "Mount" },
+        ),
+        { maxItems: L.mounts, description: `The tasks' mounts (at most ${L.mounts}).` },
+      ),
+    ),
+    user: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: L.userLength,
+        pattern: "^[^\\u0000:]+(:[^\\u0000:]+)?$",
+        errorMessage: 'must be "user" or "user:group" (a name or a number each)',
+        description: ServiceSpecSchema.properties.user.description,
+      }),
     ),
     update: Type.Optional(
       Type.Partial(

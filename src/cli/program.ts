@@ -224,6 +224,7 @@ function specFlags(cmd: Command): Command {
       // spec's check changes only when a health flag is given.
       .addOption(new Option("--healthcheck").hideHelp())
       .option("--no-healthcheck", "disable any container-specified HEALTHCHECK")
+      .option("-u, --user <user>", "username or UID (format: <name|uid>[:<group|gid>])")
       .option("-d, --detach", "exit immediately instead of waiting for the service to converge")
       .option("-q, --quiet", "suppress progress output")
   );
@@ -352,6 +353,11 @@ Run 'shoal COMMAND --help' for more information on a command.`,
       .option("-l, --label <KEY=VALUE>", "service labels", collect)
       .option("--constraint <expr>", "placement constraints", collect)
       .option("--placement-pref <pref>", "add a placement preference (spread=LABEL)", collect)
+      .option(
+        "--mount <mount>",
+        "attach a filesystem mount: type=bind|volume|tmpfs,source=SRC,target=DST[,readonly]",
+        collect,
+      )
       // The first word that is not a flag starts the command: its own flags are its own.
       .passThroughOptions(),
   ).action(run(async (cmd) => (await service()).create(cmd.args, cmd.opts<CreateOptions>())));
@@ -375,6 +381,8 @@ Run 'shoal COMMAND --help' for more information on a command.`,
       .option("--placement-pref-rm <pref>", "remove a placement preference", collect)
       .option("--network-add <network>", "add a network: NAME[,alias=ALIAS]", collect)
       .option("--network-rm <network>", "remove a network", collect)
+      .option("--mount-add <mount>", "add or update a mount on a service", collect)
+      .option("--mount-rm <target>", "remove a mount by its target path", collect)
       .option("--args <args>", "the command's arguments")
       .option("--command <command>", "the command")
       .option("--force", "force an update even if no changes require it")

@@ -1,6 +1,7 @@
 // `shoal service create|ls|ps|scale|update|rollback|rm|inspect|logs`: Docker's `docker service`
 // words, flags and table columns, against the daemon's API. Loaded only by these commands.
 
+import { resolve as resolvePath } from "node:path";
 import { call, stream } from "./api-client.js";
 import {
   parseBytesFlag,
@@ -21,6 +22,7 @@ import {
   updateConfigOf,
 } from "../api/model.js";
 import type {
+  Mount,
   NetworkAttachmentConfig,
   Node,
   PlacementPreference,
@@ -72,6 +74,8 @@ export interface SpecOptions {
   rollbackFailureAction?: string;
   rollbackMonitor?: string;
   rollbackMaxFailureRatio?: string;
+  /** `-u, --user name|uid[:group|gid]` ("" clears it on update). */
+  user?: string;
   detach?: boolean;
   quiet?: boolean;
 }
@@ -83,6 +87,7 @@ export interface CreateOptions extends SpecOptions {
   label?: string[];
   constraint?: string[];
   placementPref?: string[];
+  mount?: string[];
 }
 
 export interface UpdateOptions extends SpecOptions {
@@ -98,6 +103,8 @@ export interface UpdateOptions extends SpecOptions {
   placementPrefRm?: string[];
   networkAdd?: string[];
   networkRm?: string[];
+  mountAdd?: string[];
+  mountRm?: string[];
   args?: string;
   command?: string;
   force?: boolean;
@@ -158,6 +165,63 @@ export function parseNetworkAttachment(v: string): NetworkAttachmentConfig {
   });
   if (target === "") throw new UsageError(`invalid network "${v}": the network's name is missing`);
   return aliases.length > 0 ? { target, aliases } : { target };
+}
+
+/** Go's strconv.ParseBool, which Docker's `--mount ro=` uses. */
+function parseGoBool(v: string): boolean | null {
+  if (["1", "t", "T", "true", "TRUE", "True"].includes(v)) return true;
+  if (["0", "f", "F", "false", "FALSE", "False"].includes(v)) return false;
+  return null;
+}
+
+/**
+ * `--mount type=bind,source=/a,target=/b[,readonly]` as Docker parses it: `src=`, `dst=` and
+ * `destination=` too, `ro`/`readonly` alone or `=BOOL`, the type volume unless given; a source
+ * `.` or `./x` is taken from the current directory. Errors are Docker's, in pflag's frame.
+ */
+export function parseMount(v: string, flag = "--mount"): Mount {
+  const fail = (why: string): never => {
+    throw new UsageError(`invalid argument ${JSON.stringify(v)} for "${flag}" flag: ${why}`);
+  };
+  const m: Mount = { type: "volume", source: "", target: "", readOnly: false };
+  for (const field of v.split(",")) {
+    const eq = field.indexOf("=");
+    const key = (eq < 0 ? field : field.slice(0, eq)).toLowerCase();
+    const val = eq < 0 ? "" : field.slice(eq + 1);
+    if (eq < 0) {
+      if (key === "readonly" || key === "ro") m.readOnly = true;
+      else fail(`invalid field '${field}' must be a key=value pair`);
+      continue;
+    }
+    switch (key) {
+      case "type": {
+        const t = val.toLowerCase();
+        if (t !== "bind" && t !== "volume" && t !== "tmpfs") fail(`invalid mount type: ${val}`);
+        m.type = t as Mount["type"];
+        break;
+      }
+      case "source":
+      case "src":
+        m.source = val === "." || val.startsWith("./") ? resolvePath(val) : val;
+        break;
+      case "target":
+      case "dst":
+      case "destination":
+        m.target = val;
+        break;
+      case "readonly":
+      case "ro": {
+        const b = parseGoBool(val);
+        if (b === null) fail(`invalid value for ${key}: ${val}`);
+        m.readOnly = b!;
+        break;
+      }
+      default:
+        fail(`unexpected key '${key}' in '${field}'`);
+    }
+  }
+  if (m.target === "") fail("target is required");
+  return m;
 }
 
 /** The spec with the flags applied (the flags every create and update share). */
@@ -226,6 +290,10 @@ export function applySpecOptions(
     s.endpointMode = o.endpointMode;
   }
   applyHealthOptions(s, o);
+  if (o.user !== undefined) {
+    if (o.user === "") delete s.user;
+    else s.user = o.user;
+  }
   s.update = updateConfigOf(s);
   if (o.updateParallelism !== undefined)
     s.update.parallelism = parseIntFlag("--update-parallelism", o.updateParallelism);
@@ -382,6 +450,8 @@ export function createSpec(o: CreateOptions, command: string[], name: string): S
   spec.constraints = o.constraint ?? [];
   const prefs = (o.placementPref ?? []).map(parsePlacementPref);
   if (prefs.length > 0) spec.preferences = prefs;
+  const mounts = (o.mount ?? []).map((m) => parseMount(m));
+  if (mounts.length > 0) spec.mounts = mounts;
   return spec;
 }
 
@@ -418,6 +488,14 @@ export function updatedSpec(cur: ServiceSpec, o: UpdateOptions, command: string[
     const networks = [...kept, ...(o.networkAdd ?? []).map(parseNetworkAttachment)];
     if (networks.length > 0) spec.networks = networks;
     else delete spec.networks;
+  }
+  if (o.mountAdd?.length || o.mountRm?.length) {
+    // Docker's order: removed targets go, then an added mount replaces one on its target.
+    const added = (o.mountAdd ?? []).map((m) => parseMount(m, "--mount-add"));
+    const gone = new Set([...(o.mountRm ?? []), ...added.map((m) => m.target)]);
+    const mounts = [...(spec.mounts ?? []).filter((m) => !gone.has(m.target)), ...added];
+    if (mounts.length > 0) spec.mounts = mounts;
+    else delete spec.mounts;
   }
   if (o.command !== undefined)
     spec.command = [
@@ -877,7 +955,17 @@ export function prettyService(
         ]
       : []),
     ...(sp.workdir ? [` Dir:\t\t${sp.workdir}`] : []),
+    ...(sp.user ? [` User: ${sp.user}`] : []),
     ...prettyHealthcheck(sp),
+    ...(sp.mounts?.length
+      ? [
+          "Mounts:",
+          ...sp.mounts.map(
+            (m) =>
+              `  Target = ${m.target}\n   Source = ${m.source}\n   ReadOnly = ${m.readOnly}\n   Type = ${m.type}`,
+          ),
+        ]
+      : []),
     ...(sp.limits.cpus || sp.limits.memoryBytes
       ? [
           "Resources:",

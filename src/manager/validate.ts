@@ -81,6 +81,7 @@ export function specProblems(
     if (d.service === s.name)
       out.push(`spec.dependsOn: service "${s.name}" cannot depend on itself`);
   }
+  out.push(...mountProblems(s));
   for (const c of s.constraints) {
     try {
       parseConstraint(c);
@@ -121,6 +122,35 @@ function healthProblems(s: ServiceSpec): string[] {
   } as const;
   for (const [k, name] of Object.entries(names) as Array<[keyof typeof names, string]>) {
     if (h[k] > 0 && h[k] < 1) out.push(`spec.healthcheck: ${name} cannot be less than 1ms`);
+  }
+  return out;
+}
+
+/** A local volume's name, as Docker's local driver allows it. */
+const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
+
+/** Swarm's rules for mounts (its daemon's and manager's words): paths, sources, one per target. */
+function mountProblems(s: ServiceSpec): string[] {
+  const out: string[] = [];
+  const targets = new Set<string>();
+  for (const m of s.mounts ?? []) {
+    if (!m.target.startsWith("/")) {
+      out.push(`invalid mount target, must be an absolute path: ${m.target}`);
+    } else if (targets.has(m.target)) {
+      out.push(`duplicate mount point: ${m.target}`);
+    }
+    targets.add(m.target);
+    if (m.type === "bind" && !m.source.startsWith("/")) {
+      out.push(`invalid bind mount source, must be an absolute path: ${m.source}`);
+    } else if (m.type === "volume" && m.source.startsWith("/")) {
+      out.push(`invalid volume mount source, must not be an absolute path: ${m.source}`);
+    } else if (m.type === "volume" && m.source !== "" && !VOLUME_NAME.test(m.source)) {
+      out.push(
+        `"${m.source}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`,
+      );
+    } else if (m.type === "tmpfs" && m.source !== "") {
+      out.push("invalid tmpfs source, source must be empty");
+    }
   }
   return out;
 }

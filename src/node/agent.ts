@@ -395,6 +395,10 @@ export class Agent {
         logMaxBytes: this.opts.logMaxBytes,
         ...(bridge ? { network: "bridge" as const } : {}),
         ...(overlay.length > 0 ? { overlay } : {}),
+        ...(spec.mounts?.length
+          ? { mounts: spec.mounts, volumesDir: join(this.opts.dataDir, "volumes") }
+          : {}),
+        ...(spec.user ? { user: spec.user } : {}),
       });
       l.handle = handle;
       if (this.opts.afterDriverStart) await this.opts.afterDriverStart(t.id);

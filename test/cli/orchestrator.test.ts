@@ -186,7 +186,9 @@ test("a failing update pauses; service rollback; --update-failure-action rollbac
   const d = await startDaemon();
   t.after(() => d.cleanup());
   // The update delay keeps the worker waiting after a replacement runs, so the failure of the
-  // first one is seen before a second slot is touched.
+  // first one is seen before a second slot is touched; the rollback delay (a rollback uses the
+  // rollback settings of the spec it goes back to) keeps an automatic rollback in progress long
+  // enough for the CLI, which polls, to see it started.
   const created = await d.cli(
     "service",
     "create",
@@ -195,6 +197,8 @@ test("a failing update pauses; service rollback; --update-failure-action rollbac
     "--replicas",
     "3",
     "--update-delay",
+    "2s",
+    "--rollback-delay",
     "2s",
     "--",
     "sleep",

@@ -5,7 +5,8 @@
 // on the docker driver; one without, its entrypoint + command on the process driver. Pure: the
 // caller gives the file, the stack's name and a way to read env_files.
 
-import { join, isAbsolute } from "node:path";
+import { join, isAbsolute, resolve } from "node:path";
+import { homedir } from "node:os";
 import { parseGoDuration } from "../../lib/duration.js";
 import { defaultRollbackConfig, defaultServiceSpec, updateConfigOf } from "../../api/model.js";
 import type { NetworkCreate } from "../../api/http.js";
@@ -14,6 +15,7 @@ import type {
   NetworkAttachmentConfig,
   PortConfig,
   RollbackConfig,
+  Mount,
   ServiceSpec,
   UpdateConfig,
 } from "../../api/types.js";
@@ -49,10 +51,8 @@ export interface ConvertContext {
 
 // Keys shoal does not carry out yet, warned about like Swarm's ignored ones.
 const NOT_YET = [
-  "volumes",
   "configs",
   "secrets",
-  "user",
   "labels",
   "tmpfs",
   "ulimits",
@@ -362,7 +362,7 @@ export function convertStack(config: Dict, stack: string, ctx: ConvertContext): 
     for (const [dep, cond] of Object.entries(dependsOnMap(svc["depends_on"])))
       if (Object.hasOwn(cond, "restart")) notYet.add(`services.${name}.depends_on.${dep}.restart`);
   }
-  for (const k of ["volumes", "configs", "secrets"]) if (Object.hasOwn(config, k)) notYet.add(k);
+  for (const k of ["configs", "secrets"]) if (Object.hasOwn(config, k)) notYet.add(k);
   if (unsupported.size > 0)
     warnings.push(`Ignoring unsupported options: ${[...unsupported].sort().join(", ")}\n`);
   if (deprecated.size > 0)
@@ -414,6 +414,11 @@ export function convertStack(config: Dict, stack: string, ctx: ConvertContext): 
     if (svc["healthcheck"] !== undefined && svc["healthcheck"] !== null)
       spec.healthcheck = convertHealthcheck(svc["healthcheck"] as Dict, `${path}.healthcheck`);
     if (Array.isArray(svc["ports"])) spec.ports = convertPorts(svc["ports"], `${path}.ports`);
+    if (svc["user"] !== undefined && svc["user"] !== null) spec.user = String(svc["user"]);
+    if (Array.isArray(svc["volumes"])) {
+      const mounts = convertVolumes(svc["volumes"], `${path}.volumes`, config, stack, ctx);
+      if (mounts.length > 0) spec.mounts = mounts;
+    }
 
     // deploy:
     const mode = String(deploy["mode"] ?? "replicated");
@@ -587,4 +592,83 @@ function checkDependencyCycles(services: Dict): void {
     done.add(name);
   };
   for (const name of [...edges.keys()].sort()) visit(name, []);
+}
+/**
+ * A service's `volumes:` as mounts, by `docker stack deploy`'s rules. Short syntax
+ * `[SOURCE:]TARGET[:MODE]`: a source that starts with `.`, `/` or `~` is a bind (a relative one
+ * taken from the compose file's directory), any other a named volume; no source, an anonymous
+ * volume; MODE `ro` makes it read-only. Long syntax: type, source, target, read_only. A named
+ * volume must be declared in the top-level `volumes:` and is `<stack>_<name>` there (its `name:`
+ * if it has one, the name itself if it is external).
+ */
+export function convertVolumes(
+  list: unknown[],
+  path: string,
+  config: Dict,
+  stack: string,
+  ctx: ConvertContext,
+): Mount[] {
+  const declared = (config["volumes"] ?? {}) as Dict;
+  const hostPath = (p: string): string => {
+    if (p === "~" || p.startsWith("~/")) return join(homedir(), p.slice(1));
+    return resolve(ctx.workingDir, p);
+  };
+  return list.map((raw, i): Mount => {
+    const at = `${path}[${i}]`;
+    let m: Mount;
+    if (typeof raw === "string") {
+      const parts = raw.split(":");
+      if (parts.length > 3 || parts.some((p) => p === ""))
+        throw err(at, `invalid volume spec ${JSON.stringify(raw)}`);
+      const [a, b, mode] = parts as [string, string | undefined, string | undefined];
+      const source = b === undefined ? "" : a;
+      const target = b === undefined ? a : b;
+      const modes = (mode ?? "").split(",");
+      const bind = /^[./~]/.test(source);
+      m = {
+        type: bind ? "bind" : "volume",
+        source,
+        target,
+        readOnly: modes.includes("ro"),
+      };
+    } else {
+      const v = (raw ?? {}) as Dict;
+      const type = String(v["type"] ?? "volume");
+      if (type !== "bind" && type !== "volume" && type !== "tmpfs")
+        throw err(
+          `${at}.type`,
+          `mount type ${JSON.stringify(type)} is not supported: bind, volume or tmpfs`,
+        );
+      m = {
+        type,
+        source: v["source"] === undefined ? "" : String(v["source"]),
+        target: String(v["target"] ?? ""),
+        readOnly: v["read_only"] === true,
+      };
+    }
+    if (!m.target.startsWith("/"))
+      throw err(at, `invalid mount target, must be an absolute path: ${m.target}`);
+    if (m.type === "bind") {
+      if (m.source === "") throw err(at, "invalid bind source, source cannot be empty");
+      m.source = hostPath(m.source);
+    } else if (m.type === "tmpfs") {
+      if (m.source !== "") throw err(at, "invalid tmpfs source, source must be empty");
+    } else if (m.source !== "") {
+      if (!Object.hasOwn(declared, m.source))
+        throw err(at, `undefined volume ${JSON.stringify(m.source)}`);
+      const vol = (declared[m.source] ?? {}) as Dict;
+      const driver = vol["driver"];
+      if (driver !== undefined && driver !== null && driver !== "local")
+        throw err(
+          `volumes.${m.source}.driver`,
+          `volume driver ${JSON.stringify(driver)} is not supported (local volumes only)`,
+        );
+      const external = vol["external"] === true || typeof vol["external"] === "object";
+      const ext = vol["external"] as Dict | boolean | undefined;
+      if (typeof vol["name"] === "string") m.source = vol["name"];
+      else if (typeof ext === "object" && typeof ext?.["name"] === "string") m.source = ext["name"];
+      else if (!external) m.source = `${stack}_${m.source}`;
+    }
+    return m;
+  });
 }

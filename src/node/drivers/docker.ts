@@ -13,6 +13,8 @@
 //     holds the namespace, so it must). The container's network comes up a moment after its
 //     process starts: a task must not count on it at its very first instruction. Only a local
 //     engine's containers can be wired (their namespaces must be on this machine);
+//   - mounts are the engine's (HostConfig.Mounts: a bind, a named local volume the engine makes
+//     when missing, a tmpfs), and spec.user the container's User;
 //   - the task's environment is exactly spec.env (the engine adds HOSTNAME, and HOME when absent);
 //   - command (when non-empty) replaces the image's Cmd (its Entrypoint stays); an absolute
 //     workdir becomes WorkingDir, "" keeps the image's;
@@ -242,7 +244,7 @@ export class DockerDriver implements Driver, LimitReporter, Reaper, Executor {
   /** Where the engine is, for messages. */
   readonly address: string;
   private readonly runs = new Map<string, Run>();
-  /** (image id, workdir, command, PATH) whose workdir and command were found in the image. */
+  /** (image id, workdir, command, PATH, mounts) whose workdir and command were found. */
   private readonly lookedUp = new Set<string>();
 
   constructor(opts: Partial<DockerDriverOptions> = {}) {
@@ -426,6 +428,7 @@ export class DockerDriver implements Driver, LimitReporter, Reaper, Executor {
       ...(spec.command.length > 0 ? { Cmd: spec.command } : {}),
       Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
       StopSignal: stopSignal,
+      ...(spec.user ? { User: spec.user } : {}),
       Labels: {
         [DockerLabels.task]: spec.taskId,
         [DockerLabels.service]: spec.serviceName,
@@ -444,6 +447,18 @@ export class DockerDriver implements Driver, LimitReporter, Reaper, Executor {
           ? { Dns: [cidrHost(overlay[0]!.network.nodeAddr)], DnsOptions: ["ndots:0"] }
           : {}),
         Init: this.opts.init,
+        // The engine makes a named volume that is missing (a local one) and refuses a bind whose
+        // source does not exist, in Docker's words.
+        ...(spec.mounts?.length
+          ? {
+              Mounts: spec.mounts.map((m) => ({
+                Type: m.type,
+                Source: m.type === "tmpfs" ? "" : m.source,
+                Target: m.target,
+                ReadOnly: m.readOnly,
+              })),
+            }
+          : {}),
         NanoCpus: Math.round(spec.limits.cpus * 1e9),
         Memory: spec.limits.memoryBytes,
         LogConfig: {
@@ -458,6 +473,10 @@ export class DockerDriver implements Driver, LimitReporter, Reaper, Executor {
           withWorkdir ? { ...config, WorkingDir: spec.workdir } : config,
         );
       } catch (err) {
+        // The engine's own words for a mount it refuses (Docker's "bind source path does not
+        // exist"), as the process driver says them.
+        const mount = /invalid mount config for type .*/.exec(engineMessage(err))?.[0];
+        if (mount) throw new DriverError(DriverErrorCode.Mount, mount, { cause: err });
         throw new DriverError(
           DriverErrorCode.Spawn,
           `creating the container: ${engineMessage(err)}`,
@@ -472,7 +491,13 @@ export class DockerDriver implements Driver, LimitReporter, Reaper, Executor {
       // and command are looked up in a container made without it, which is then replaced.
       // An image's files do not change: a lookup that passed once passes again, and the
       // container is made with its workdir at once (about eight engine calls fewer per task).
-      const lookup = JSON.stringify([image.Id, spec.workdir, spec.command[0], spec.env["PATH"]]);
+      const lookup = JSON.stringify([
+        image.Id,
+        spec.workdir,
+        spec.command[0],
+        spec.env["PATH"],
+        spec.mounts ?? [], // a mount can hide or bring the command or the workdir
+      ]);
       if (this.lookedUp.has(lookup)) {
         container = await create(spec.workdir !== "");
       } else {

@@ -45,6 +45,26 @@ export interface RunSpec {
    * address. A driver that cannot rejects with ERR_NETWORK_UNSUPPORTED.
    */
   overlay?: OverlayAttachment[];
+  /**
+   * What the task sees at some of its paths (Docker's mounts). A bind's source is a path on the
+   * node, a volume's the name of a volume kept on the node (created on first use, kept after the
+   * task; "" = a new anonymous one). A driver that cannot rejects with ERR_MOUNTS_UNSUPPORTED; a
+   * bind source that does not exist fails the start with ERR_MOUNT.
+   */
+  mounts?: TaskMount[];
+  /** Where the process driver keeps named volumes (`<volumesDir>/<name>/_data`). */
+  volumesDir?: string;
+  /** Who the task runs as: "name", "uid", "uid:gid", "name:group" (absent: the agent's user or
+   * the image's). An unknown name fails the start with ERR_USER. */
+  user?: string;
+}
+
+/** One mount of a task (the spec's Mount). */
+export interface TaskMount {
+  type: "bind" | "volume" | "tmpfs";
+  source: string;
+  target: string;
+  readOnly: boolean;
 }
 
 /** A task's place on one of its networks: the network as the node knows it, the task's address
@@ -219,6 +239,12 @@ export const DriverErrorCode = {
   DriverUnavailable: "ERR_DRIVER_UNAVAILABLE",
   /** The image the spec names is not on this node (shoal does not pull images). */
   ImageNotFound: "ERR_IMAGE_NOT_FOUND",
+  /** Mounts were asked for and this driver/host cannot make them (not Linux, not root). */
+  MountsUnsupported: "ERR_MOUNTS_UNSUPPORTED",
+  /** A mount could not be made (a bind source that does not exist, a failed mount). */
+  Mount: "ERR_MOUNT",
+  /** The task's user is unknown, or this host cannot switch to it. */
+  User: "ERR_USER",
 } as const;
 export type DriverErrorCode = (typeof DriverErrorCode)[keyof typeof DriverErrorCode];
 

@@ -60,10 +60,16 @@ export interface TaskNet {
 
 /** Where `ip` is: the first executable on PATH or in the usual sbin directories; "" if none. */
 export function findIp(): string {
-  const dirs = [...(process.env["PATH"] ?? "").split(delimiter), "/usr/sbin", "/sbin", "/bin"];
+  return findTool("ip");
+}
+
+/** Where a system command is: the first executable on PATH or in the usual (s)bin directories; "" if none. */
+export function findTool(name: string): string {
+  const usual = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
+  const dirs = [...(process.env["PATH"] ?? "").split(delimiter), ...usual];
   for (const dir of dirs) {
     if (dir === "") continue;
-    const p = join(dir, "ip");
+    const p = join(dir, name);
     try {
       if (!statSync(p).isFile()) continue;
       accessSync(p, fsConstants.X_OK);

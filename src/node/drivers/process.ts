@@ -31,6 +31,13 @@
 // its address reservation are removed by destroy(), or by recover() for a task that ended while
 // the agent was down.
 //
+// With mounts (RunSpec.mounts, Linux and root only) the wrapper is spawned through `unshare`
+// (mountns.ts) inside that: a mount namespace of its own where the binds, volumes and tmpfs are
+// made before the wrapper is exec'd in place (same pid again). A mount that cannot be made leaves
+// its reason in taskDir/mount_error and the wrapper never runs: start() rejects with it. With a
+// user (RunSpec.user) the wrapper execs the command through `setpriv`, so only the command (and
+// each exec beside it) runs as that user; the wrapper stays root and records the exit status.
+//
 // Before spawning, the driver checks the working directory and looks command[0] up on the task's
 // PATH itself, to fail with Docker-like messages (`exec: "nope": executable file not found in
 // $PATH`) instead of a task that starts and exits 127.
@@ -93,6 +100,17 @@ import {
   type TaskNet,
 } from "./netns.js";
 import { cidrHost } from "../../lib/addr.js";
+import {
+  findMountTools,
+  inMountNamespace,
+  mountOrder,
+  mountUnsupportedReason,
+  type MountTools,
+  type NsMount,
+} from "./mountns.js";
+import { resolveUser, systemLookup, type DbLookup } from "./users.js";
+import { findTool } from "./netns.js";
+import { randomBytes } from "node:crypto";
 
 export interface ProcessDriverOptions {
   /** The POSIX shell that runs the wrapper. */
@@ -119,6 +137,12 @@ export interface ProcessDriverOptions {
   outboundNat: boolean;
   /** Wires tasks into user-defined networks; null where this node cannot (RunSpec.overlay). */
   overlays: OverlayWiring | null;
+  /** util-linux's tools for a task's mount namespace (RunSpec.mounts). */
+  mountTools: MountTools;
+  /** util-linux's `setpriv`, which switches to the task's user (RunSpec.user); "" = none. */
+  setprivPath: string;
+  /** The user and group databases (tests give their own). */
+  userLookup: DbLookup;
 }
 
 export function defaultProcessDriverOptions(): ProcessDriverOptions {
@@ -135,7 +159,23 @@ export function defaultProcessDriverOptions(): ProcessDriverOptions {
     warn: () => {},
     outboundNat: true,
     overlays: null,
+    mountTools: findMountTools(),
+    setprivPath: findTool("setpriv"),
+    userLookup: systemLookup(),
   };
+}
+
+/** Where the mount namespace's setup writes why it failed (then the task never runs). */
+const MOUNT_ERROR_FILE = "mount_error";
+
+/** A local volume's name, as Docker's local driver allows it (never a path). */
+const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
+
+/** Who a task runs as, once resolved (kept in the handle: a health check runs as the task). */
+interface UserSwitch {
+  uid: number;
+  gid: number;
+  groups: number[];
 }
 
 /** The exit status file the wrapper writes in the task directory. */
@@ -176,6 +216,10 @@ export interface ProcessHandle extends Handle {
   cgroup: TaskCgroup | null;
   /** The task's network namespace (bridge networking), or null (host networking). */
   net: TaskNet | null;
+  /** Whether the task runs in a mount namespace of its own (it has mounts). */
+  mountNs?: boolean;
+  /** The user the task runs as, when it is switched to (RunSpec.user). */
+  user?: UserSwitch | null;
 }
 
 interface Run {
@@ -411,6 +455,15 @@ function asProcessHandle(h: Handle): ProcessHandle | null {
   }
   const cg = x.cgroup as TaskCgroup | null | undefined;
   const net = asTaskNet(x.net);
+  const u = x.user as Partial<UserSwitch> | null | undefined;
+  const user =
+    u &&
+    Number.isInteger(u.uid) &&
+    Number.isInteger(u.gid) &&
+    Array.isArray(u.groups) &&
+    u.groups.every((g) => Number.isInteger(g))
+      ? { uid: u.uid!, gid: u.gid!, groups: [...u.groups] }
+      : null;
   return {
     driver: "process",
     taskId: x.taskId,
@@ -426,6 +479,8 @@ function asProcessHandle(h: Handle): ProcessHandle | null {
         : null,
     net,
     ...(net ? { address: net.address } : {}),
+    ...(x.mountNs === true ? { mountNs: true } : {}),
+    ...(user ? { user } : {}),
   };
 }
 
@@ -520,11 +575,20 @@ export class ProcessDriver implements Driver, Reaper, Executor {
         "this node cannot join overlay networks (see the daemon's log for why)",
       );
     }
+    const mounts = spec.mounts ?? [];
+    if (mounts.length > 0) {
+      const why = mountUnsupportedReason(this.opts.platform, this.opts.uid, this.opts.mountTools);
+      if (why !== null) throw new DriverError(DriverErrorCode.MountsUnsupported, why);
+    }
+    const user = spec.user ? await this.userSwitch(spec.user) : null;
     mkdirSync(spec.taskDir, { recursive: true });
     const workdir = spec.workdir === "" ? spec.taskDir : resolve(spec.taskDir, spec.workdir);
-    checkWorkdir(workdir);
+    const nsMounts = planMounts(spec, mounts);
+    // With mounts, the working directory is looked for once they are made (it may be inside one).
+    if (nsMounts.length === 0) checkWorkdir(workdir);
     const file = resolveCommand(spec.command[0]!, spec.env["PATH"] ?? DEFAULT_PATH, workdir);
     rmSync(join(spec.taskDir, EXIT_CODE_FILE), { force: true });
+    rmSync(join(spec.taskDir, MOUNT_ERROR_FILE), { force: true });
 
     let cgroup: TaskCgroup | null = null;
     if (hasLimits(spec.limits)) {
@@ -570,7 +634,7 @@ export class ProcessDriver implements Driver, Reaper, Executor {
           );
         }
       }
-      child = await this.spawnWrapper(spec, workdir, file, net);
+      child = await this.spawnWrapper(spec, workdir, file, net, nsMounts, user);
     } catch (err) {
       if (net) await this.teardownNet(spec.taskId, net);
       if (cgroup) await removeTaskCgroup(cgroup);
@@ -589,6 +653,8 @@ export class ProcessDriver implements Driver, Reaper, Executor {
       cgroup,
       net,
       ...(net ? { address: net.address } : {}),
+      ...(nsMounts.length > 0 ? { mountNs: true } : {}),
+      ...(user ? { user } : {}),
     };
     const run = this.track(h, child);
     try {
@@ -608,7 +674,66 @@ export class ProcessDriver implements Driver, Reaper, Executor {
         `the task wrapper (${this.opts.shell}) did not start within ${this.opts.startTimeoutMs} ms`,
       );
     }
+    if (nsMounts.length > 0) {
+      // The namespace's setup failed: the command never ran.
+      let why: string | null = null;
+      try {
+        why = readFileSync(join(spec.taskDir, MOUNT_ERROR_FILE), "utf8").trim();
+      } catch {
+        // no error
+      }
+      if (why !== null) {
+        await run.exited;
+        await this.destroy(h);
+        const code = why.startsWith("chdir to cwd")
+          ? DriverErrorCode.BadWorkdir
+          : DriverErrorCode.Mount;
+        throw new DriverError(code, why || "the task's mounts failed");
+      }
+    }
     return h;
+  }
+
+  /**
+   * The uid, gid and groups a task's user resolves to, or null when there is nothing to switch
+   * (the agent is that user already). Switching needs root and setpriv.
+   */
+  private async userSwitch(spec: string): Promise<UserSwitch | null> {
+    if (this.opts.platform !== "linux") {
+      throw new DriverError(
+        DriverErrorCode.User,
+        `running a task as user ${spec} needs Linux (this is ${this.opts.platform})`,
+      );
+    }
+    const u = await resolveUser(spec, this.opts.userLookup);
+    if (this.opts.uid !== 0) {
+      if (u.uid === this.opts.uid && u.gid === (process.getgid?.() ?? -1)) return null;
+      throw new DriverError(
+        DriverErrorCode.User,
+        `running a task as user ${spec} needs root (the agent runs as uid ${this.opts.uid})`,
+      );
+    }
+    if (this.opts.setprivPath === "") {
+      throw new DriverError(
+        DriverErrorCode.User,
+        `running a task as user ${spec} needs util-linux's \`setpriv\` command, which was not found`,
+      );
+    }
+    return { uid: u.uid, gid: u.gid, groups: u.groups };
+  }
+
+  /** The argv prefix that runs a command as the task's user. */
+  private asUser(user: UserSwitch | null | undefined): string[] {
+    if (!user) return [];
+    return [
+      this.opts.setprivPath,
+      "--reuid",
+      String(user.uid),
+      "--regid",
+      String(user.gid),
+      ...(user.groups.length > 0 ? ["--groups", user.groups.join(",")] : ["--clear-groups"]),
+      "--",
+    ];
   }
 
   /** Spawns the wrapper, which waits for "go" on fd 4; resolves once the OS started it. */
@@ -617,6 +742,8 @@ export class ProcessDriver implements Driver, Reaper, Executor {
     workdir: string,
     file: string,
     net: TaskNet | null,
+    mounts: NsMount[],
+    user: UserSwitch | null,
   ): Promise<ChildProcess> {
     let out: number;
     let err: number;
@@ -637,16 +764,28 @@ export class ProcessDriver implements Driver, Reaper, Executor {
     }
     const keepPwd = Object.hasOwn(spec.env, "PWD") ? "1" : "0";
     const args = ["-c", WRAPPER, WRAPPER_NAME, join(spec.taskDir, EXIT_CODE_FILE), keepPwd];
-    args.push(file, ...spec.command.slice(1));
-    // `ip netns exec` enters the namespace and execs the shell in place (same pid).
-    const [cmd, argv] = net
-      ? [this.opts.ipPath, ["netns", "exec", net.ns, this.opts.shell, ...args]]
-      : [this.opts.shell, args];
+    args.push(...this.asUser(user), file, ...spec.command.slice(1));
+    // `ip netns exec` enters the namespace and execs the next in place, as `unshare` does (the
+    // mount namespace): the wrapper's pid is the one spawned.
+    let chain = [this.opts.shell, ...args];
+    if (mounts.length > 0) {
+      const errFile = join(spec.taskDir, MOUNT_ERROR_FILE);
+      chain = inMountNamespace(
+        this.opts.mountTools,
+        this.opts.shell,
+        mounts,
+        errFile,
+        workdir,
+        chain,
+      );
+    }
+    if (net) chain = [this.opts.ipPath, "netns", "exec", net.ns, ...chain];
+    const [cmd, ...argv] = chain as [string, ...string[]];
     return new Promise<ChildProcess>((resolveSpawn, reject) => {
       let child: ChildProcess;
       try {
         child = spawn(cmd, argv, {
-          cwd: workdir,
+          cwd: mounts.length > 0 ? "/" : workdir,
           env: spec.env,
           detached: true,
           stdio: ["ignore", out, "ignore", err, "pipe"],
@@ -819,20 +958,32 @@ export class ProcessDriver implements Driver, Reaper, Executor {
   }
 
   /**
-   * Runs a command as the task sees the world: in its network namespace (`ip netns exec`), with
-   * the environment and working directory given, in its cgroups (the command waits on stdin for
-   * a "go" until it has joined them, so it never runs a moment outside its limits), in a process
-   * group of its own that is killed at the timeout.
+   * Runs a command as the task sees the world: in its mount namespace (`nsenter`) and network
+   * namespace (`ip netns exec`), as its user, with the environment and working directory given,
+   * in its cgroups (the command waits on stdin for a "go" until it has joined them, so it never
+   * runs a moment outside its limits), in a process group of its own that is killed at the
+   * timeout.
    */
   async exec(h: Handle, req: ExecRequest): Promise<ExecResult> {
     const ph = this.runs.get(this.key(h))?.h ?? asProcessHandle(h);
     if (ph === null) return { exitCode: -1, output: "invalid task handle", timedOut: false };
     if (req.argv.length === 0) return { exitCode: -1, output: "no command", timedOut: false };
     const workdir = req.workdir === "" ? ph.taskDir : resolve(ph.taskDir, req.workdir);
-    const gate = ["-c", 'IFS= read -r go || exit 125; exec "$@"', "shoal-exec", ...req.argv];
-    const [cmd, argv] = ph.net
-      ? [this.opts.ipPath, ["netns", "exec", ph.net.ns, this.opts.shell, ...gate]]
-      : [this.opts.shell, gate];
+    const gate = [
+      "-c",
+      'IFS= read -r go || exit 125; exec "$@"',
+      "shoal-exec",
+      ...this.asUser(ph.user),
+      ...req.argv,
+    ];
+    let chain = [this.opts.shell, ...gate];
+    if (ph.net) chain = [this.opts.ipPath, "netns", "exec", ph.net.ns, ...chain];
+    // Into the task's mount namespace (its mounts), in its working directory there.
+    if (ph.mountNs) {
+      const enter = [this.opts.mountTools.nsenter, "--target", String(ph.pid), "--mount"];
+      chain = [...enter, `--wd=${workdir}`, "--", ...chain];
+    }
+    const [cmd, ...argv] = chain as [string, ...string[]];
     return new Promise<ExecResult>((done) => {
       const chunks: Buffer[] = [];
       let size = 0;
@@ -845,7 +996,7 @@ export class ProcessDriver implements Driver, Reaper, Executor {
       };
       try {
         child = spawn(cmd, argv, {
-          cwd: workdir,
+          cwd: ph.mountNs ? "/" : workdir,
           env: req.env,
           detached: true,
           stdio: ["pipe", "pipe", "pipe"],
@@ -914,6 +1065,54 @@ export class ProcessDriver implements Driver, Reaper, Executor {
     }
     return groups.length;
   }
+}
+
+/**
+ * What a task's mount namespace is to hold: each bind's source checked (Docker's message when it
+ * is missing), each named volume's directory made (`<volumesDir>/<name>/_data`), in an order
+ * that makes a mount before any inside it.
+ */
+function planMounts(spec: RunSpec, mounts: NonNullable<RunSpec["mounts"]>): NsMount[] {
+  const out: NsMount[] = [];
+  for (const m of mountOrder(mounts)) {
+    if (!isAbsolute(m.target)) {
+      throw new DriverError(
+        DriverErrorCode.Mount,
+        `invalid mount config for type "${m.type}": invalid mount path: '${m.target}' mount path must be absolute`,
+      );
+    }
+    if (m.type === "tmpfs") {
+      out.push({ kind: "tmpfs", source: "", target: m.target, readOnly: m.readOnly });
+    } else if (m.type === "bind") {
+      let isDir: boolean;
+      try {
+        isDir = statSync(m.source).isDirectory();
+      } catch (err) {
+        throw new DriverError(
+          DriverErrorCode.Mount,
+          `invalid mount config for type "bind": bind source path does not exist: ${m.source}`,
+          { cause: err },
+        );
+      }
+      const kind = isDir ? "dir" : "file";
+      out.push({ kind, source: m.source, target: m.target, readOnly: m.readOnly });
+    } else {
+      const name = m.source === "" ? randomBytes(32).toString("hex") : m.source;
+      if (!VOLUME_NAME.test(name)) {
+        throw new DriverError(
+          DriverErrorCode.Mount,
+          `"${name}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed`,
+        );
+      }
+      if (!spec.volumesDir) {
+        throw new DriverError(DriverErrorCode.Mount, "this node keeps no volumes (no volumesDir)");
+      }
+      const dir = join(spec.volumesDir, name, "_data");
+      mkdirSync(dir, { recursive: true });
+      out.push({ kind: "dir", source: dir, target: m.target, readOnly: m.readOnly });
+    }
+  }
+  return out;
 }
 
 /** Whether a handle came from the process driver. */
