@@ -442,6 +442,17 @@ export class DockerDriver implements Driver, LimitReporter, Reaper, Executor {
           ? { Dns: [cidrHost(overlay[0]!.network.nodeAddr)], DnsOptions: ["ndots:0"] }
           : {}),
         Init: this.opts.init,
+        // Secrets and configs: the node's files, read-only (task-files.ts says why bind mounts).
+        ...(spec.files && spec.files.length > 0
+          ? {
+              Mounts: spec.files.map((f) => ({
+                Type: "bind" as const,
+                Source: f.source,
+                Target: f.target,
+                ReadOnly: true,
+              })),
+            }
+          : {}),
         NanoCpus: Math.round(spec.limits.cpus * 1e9),
         Memory: spec.limits.memoryBytes,
         LogConfig: {

@@ -45,6 +45,12 @@ export interface RunSpec {
    * address. A driver that cannot rejects with ERR_NETWORK_UNSUPPORTED.
    */
   overlay?: OverlayAttachment[];
+  /**
+   * The task's secrets and configs: files the node wrote (`source`) and the absolute path a
+   * container sees each at (`target`), mounted read-only. A process task is given their
+   * directories in its environment instead, so the process driver ignores this.
+   */
+  files?: Array<{ source: string; target: string }>;
 }
 
 /** A task's place on one of its networks: the network as the node knows it, the task's address
