@@ -136,7 +136,7 @@ export const NetworkInspectSchema = Type.Object(
 export type NetworkInspect = Static<typeof NetworkInspectSchema>;
 
 /** `secret create` / `config create`: what a client sends. */
-const fileCreate = (title: string) =>
+const fileCreate = (title: string, data: typeof SecretSchema.properties.data) =>
   Type.Object(
     {
       name: SecretSchema.properties.name,
@@ -146,13 +146,13 @@ const fileCreate = (title: string) =>
           description: `Labels (at most ${SPEC_LIMITS.labels}).`,
         }),
       ),
-      data: SecretSchema.properties.data,
+      data,
     },
     { title },
   );
-export const SecretCreateSchema = fileCreate("SecretCreate");
+export const SecretCreateSchema = fileCreate("SecretCreate", SecretSchema.properties.data);
 export type SecretCreate = Static<typeof SecretCreateSchema>;
-export const ConfigCreateSchema = fileCreate("ConfigCreate");
+export const ConfigCreateSchema = fileCreate("ConfigCreate", ConfigSchema.properties.data);
 export type ConfigCreate = Static<typeof ConfigCreateSchema>;
 
 export const ScaleBodySchema = Type.Object(
