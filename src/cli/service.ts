@@ -867,6 +867,13 @@ export function prettyService(
       : []),
     ...(sp.workdir ? [` Dir:\t\t${sp.workdir}`] : []),
     ...prettyHealthcheck(sp),
+    // Docker's " Secrets:" / " Configs:" blocks: each reference's target and source.
+    ...(sp.secrets?.length
+      ? [" Secrets:", ...sp.secrets.map((r) => `  Target:\t${r.target}\n  Source:\t${r.source}`)]
+      : []),
+    ...(sp.configs?.length
+      ? [" Configs:", ...sp.configs.map((r) => `  Target:\t${r.target}\n  Source:\t${r.source}`)]
+      : []),
     ...(sp.limits.cpus || sp.limits.memoryBytes
       ? [
           "Resources:",

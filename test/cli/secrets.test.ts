@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import {
   createSpec,
   parseFileReference,
+  prettyService,
   updatedReferences,
   updatedSpec,
 } from "../../src/cli/service.js";
@@ -97,6 +98,20 @@ test("--secret-add replaces by source or target, --secret-rm removes by name", (
   );
   // Flags that do not touch secrets leave them as they are.
   assert.deepEqual(updatedSpec(spec, {}, []).secrets, cur);
+  const pretty = prettyService(
+    {
+      id: "x",
+      spec,
+      version: 1,
+      previousSpec: null,
+      createdAt: 0,
+      updatedAt: 0,
+      running: 0,
+      desired: 1,
+    },
+    0,
+  );
+  assert.match(pretty, / Secrets:\n {2}Target:\ta\n {2}Source:\ta\n {2}Target:\tb\n {2}Source:\tb/);
 });
 
 test("secret create's body, ls rows, inspect shapes; a secret's inspect has no data", () => {

@@ -171,6 +171,9 @@ test("a service's secrets and configs: resolved to id + name, in use, not found"
   });
   assert.deepEqual(svc.spec.secrets, [{ ...ref("pw", "password"), id: sec.id }]);
   assert.deepEqual(svc.spec.configs, [{ ...ref("app", "/etc/app.conf"), id: cfg.id }]);
+  // The stored spec sent back (as `service update` does): nothing changes.
+  const same = await s.ok<Service>("POST", "/v1/services/web/update", { spec: svc.spec });
+  assert.equal(same.version, svc.version);
   await s.ok("POST", "/v1/services", { spec: spec("api", { secrets: [ref("pw")] }) });
 
   const inUse = await s.call("DELETE", "/v1/secrets/pw");
