@@ -1,10 +1,16 @@
 // Secrets and configs on the command line, without a daemon: `--secret`/`--config` parsing with
 // Docker's defaults and errors, `--secret-add/-rm` on update, `secret create`'s body, the ls rows
-// and inspect shapes (a secret's never has data), and compose's top-level and service-level
-// secrets/configs converted to `<stack>_<name>` objects and references.
+// and inspect shapes (a secret's never has data), compose's top-level and service-level
+// secrets/configs converted to `<stack>_<name>` objects and references, and `stack deploy`/`rm`
+// creating and removing them (against a fake API).
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fakeApi, shoal } from "./fake-api.js";
+import type { ServiceSpec } from "../../src/api/types.js";
 import {
   createSpec,
   parseFileReference,
@@ -268,4 +274,68 @@ test("compose: top-level secrets and configs, short and long service syntax", ()
       ),
     /secrets\.pw\.file: cannot read \/stack\/gone/,
   );
+});
+
+test("stack deploy creates the stack's secrets (external ones must exist); stack rm removes them", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "shoal-stack-secrets-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, "pw.txt"), "hunter2");
+  const file = join(dir, "stack.yml");
+  writeFileSync(
+    file,
+    [
+      "services:",
+      "  web:",
+      "    command: [sleep, '600']",
+      "    secrets: [pw]",
+      "    configs: [{source: shared, target: /etc/shared.conf}]",
+      "secrets:",
+      "  pw: {file: ./pw.txt}",
+      "configs:",
+      "  shared: {external: true}",
+      "",
+    ].join("\n"),
+  );
+  const ns = { "com.docker.stack.namespace": "demo" };
+  let secrets: unknown[] = [];
+  let configs: unknown[] = [];
+  const api = await fakeApi((req) => {
+    if (req.method === "GET" && req.path === "/v1/networks") return { json: [] };
+    if (req.method === "POST" && req.path === "/v1/networks") return { json: { id: "net1" } };
+    if (req.method === "GET" && req.path === "/v1/secrets") return { json: secrets };
+    if (req.method === "GET" && req.path === "/v1/configs") return { json: configs };
+    if (req.method === "POST" && req.path === "/v1/secrets") return { json: { id: "sec1" } };
+    if (req.method === "GET" && req.path === "/v1/services") return { json: [] };
+    if (req.method === "POST" && req.path === "/v1/services") return { json: { id: "svc1" } };
+    if (req.method === "DELETE" && req.path === "/v1/secrets/sec1") return { json: {} };
+    return undefined;
+  });
+  t.after(() => api.close());
+
+  const missing = await shoal(["stack", "deploy", "-c", file, "demo"], api.env);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /config "shared" is declared as external, but could not be found/);
+
+  configs = [{ id: "c1", name: "shared", labels: {}, createdAt: 0, updatedAt: 0 }];
+  api.requests.length = 0;
+  const ok = await shoal(["stack", "deploy", "-c", file, "demo"], api.env);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, /Creating secret demo_pw\n/);
+  const made = api.requests.find((r) => r.method === "POST" && r.path === "/v1/secrets");
+  assert.deepEqual(made?.body, {
+    name: "demo_pw",
+    labels: ns,
+    data: Buffer.from("hunter2").toString("base64"),
+  });
+  const svc = api.requests.find((r) => r.method === "POST" && r.path === "/v1/services");
+  const spec = (svc?.body as { spec: ServiceSpec }).spec;
+  assert.deepEqual(
+    [spec.secrets?.[0]?.source, spec.configs?.[0]?.source, spec.configs?.[0]?.target],
+    ["demo_pw", "shared", "/etc/shared.conf"],
+  );
+
+  secrets = [{ id: "sec1", name: "demo_pw", labels: ns, createdAt: 0, updatedAt: 0 }];
+  const rm = await shoal(["stack", "rm", "demo"], api.env);
+  assert.equal(rm.code, 0, rm.stderr);
+  assert.equal(rm.stdout, "Removing secret demo_pw\n"); // the external config stays
 });
