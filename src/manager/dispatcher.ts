@@ -215,7 +215,14 @@ export class Dispatcher {
         ...(f && f.secrets.length > 0 ? { secrets: f.secrets } : {}),
         ...(f && f.configs.length > 0 ? { configs: f.configs } : {}),
       };
-      nc.publish(assignSubject(n.id), codec.encode(msg));
+      try {
+        nc.publish(assignSubject(n.id), codec.encode(msg));
+      } catch (err) {
+        // Too large for the bus (many big secrets on one node): the other nodes still get theirs.
+        // The error names the size, never the content.
+        this.sent.delete(n.id);
+        this.manager.log.error(`assignments for node ${n.id} not sent: ${(err as Error).message}`);
+      }
     }
   }
 

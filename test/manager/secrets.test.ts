@@ -1,7 +1,8 @@
 // Secrets and configs through the HTTP API over an in-memory store and a real Manager: create,
 // list, inspect and rm with swarmkit's errors (duplicate name, in use, size); a secret's data is
 // never in any reply; a service's references resolved to id + name (`secret not found: X`); and
-// the dispatcher's per-node selection of the data (only the secrets a node's tasks use).
+// the dispatcher's per-node selection of the data (only the secrets a node's tasks use, on that
+// node's subject; a message too large for the bus is reported and spares the other nodes).
 
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
@@ -17,8 +18,12 @@ import {
   type Service,
   type ServiceSpec,
 } from "../../src/api/types.js";
-import { quietLog } from "../helpers/bus.js";
-import { node } from "../store/helpers.js";
+import { connect, JSONCodec } from "nats";
+import { Dispatcher } from "../../src/manager/dispatcher.js";
+import { AGENT_USER, assignSubject, type Assignments } from "../../src/api/bus.js";
+import { checkFor } from "../helpers/servers.js";
+import { BUS_AGENT_PASSWORD, BUS_SECRET, quietLog, startBus } from "../helpers/bus.js";
+import { node, service, task } from "../store/helpers.js";
 
 interface Reply {
   status: number;
@@ -223,4 +228,58 @@ test("the data a node is sent: only the secrets and configs its live tasks use",
   // A task that ended needs nothing.
   const ended = { ...two[0]!, status: { ...two[0]!.status, state: "complete" as const } };
   assert.deepEqual(s.store.view((tx) => filesForTasks(tx, [ended])).secrets, []);
+});
+
+test("the dispatcher sends each node only its tasks' secrets; one too large for the bus spares the others", async (t) => {
+  const url = await startBus(t);
+  const store = createMemoryStore();
+  const manager = new Manager(store, quietLog, defaultManagerOptions());
+  const big = (c: string) => Buffer.alloc(450 * 1024, c).toString("base64");
+  const withSecrets = (ids: string[]) => ({
+    ...defaultServiceSpec("x"),
+    secrets: ids.map((id) => ({ ...ref(id), id })),
+  });
+  const assigned = (id: string, nodeId: string, ids: string[]) =>
+    task(id, "s1", nodeId, {
+      spec: withSecrets(ids),
+      status: { ...task("x", "s1").status, state: "assigned" },
+    });
+  await store.update((tx) => {
+    tx.putNode(node("w1"));
+    tx.putNode(node("w2"));
+    tx.putService(service("s1", "web"));
+    const put = (id: string, data: string) =>
+      tx.putSecret({ id, name: id, labels: {}, data, createdAt: 1, updatedAt: 1 });
+    put("small", b64(VALUE));
+    put("big1", big("a"));
+    put("big2", big("b"));
+    tx.putTask(assigned("t1", "w1", ["small"]));
+    tx.putTask(assigned("t2", "w2", ["big1", "big2"]));
+  });
+  const errors: string[] = [];
+  const log = { ...quietLog, error: (m: string) => errors.push(m) };
+  const dispatcher = new Dispatcher(Object.assign(Object.create(manager) as Manager, { log }), {
+    natsUrl: url,
+    clusterSecret: BUS_SECRET,
+  });
+  const agent = await connect({ servers: url, user: AGENT_USER, pass: BUS_AGENT_PASSWORD });
+  t.after(() => agent.close());
+  const got = new Map<string, Assignments[]>([
+    ["w1", []],
+    ["w2", []],
+  ]);
+  for (const id of ["w1", "w2"]) {
+    agent.subscribe(assignSubject(id), {
+      callback: (_e, msg) => got.get(id)!.push(JSONCodec().decode(msg.data) as Assignments),
+    });
+  }
+  await agent.flush();
+  await dispatcher.start();
+  t.after(() => dispatcher.stop());
+  dispatcher.publishAll(true);
+  assert.ok(await checkFor(5000, () => got.get("w1")!.length > 0 && errors.length > 0));
+  assert.deepEqual(got.get("w1")![0]!.secrets, [{ id: "small", data: b64(VALUE) }]);
+  assert.equal(got.get("w2")!.length, 0);
+  assert.match(errors[0]!, /assignments for node w2 not sent/);
+  assert.ok(!errors.join("\n").includes(big("a").slice(0, 64)));
 });
