@@ -63,6 +63,16 @@ test("task files: content, mode, container paths; bad targets and missing data r
   assert.equal(relativeTarget("/"), null);
   assert.equal(relativeTarget("/etc/x"), "etc/x");
 
+  if (process.getuid?.() === 0) {
+    // As root the files belong to the reference's uid and gid.
+    const owned = {
+      secrets: [{ ...ref("s1", "pw", "pw", 0o400), uid: "1234", gid: "4321" }],
+    } as unknown as ServiceSpec;
+    const o = writeTaskFiles(join(root, "..", "owned"), owned, data, true);
+    const st = statSync(join(o.secretsDir!, "pw"));
+    assert.deepEqual([st.uid, st.gid, st.mode & 0o777], [1234, 4321, 0o400]);
+  }
+
   const bad = { secrets: [ref("s1", "pw", "../../escape")] } as unknown as ServiceSpec;
   assert.throws(() => writeTaskFiles(root, bad, data, false), /secret pw: invalid target/);
   const notSent = { secrets: [ref("zz", "other", "other")] } as unknown as ServiceSpec;
