@@ -22,6 +22,8 @@ import {
   ScaleBodySchema,
   ServiceBodySchema,
   ServiceSummarySchema,
+  SecretCreateSchema,
+  ConfigCreateSchema,
   SwarmSettingsSchema,
   SwarmUpdateSchema,
   TokenSchema,
@@ -52,6 +54,12 @@ import {
   RollbackConfigSchema,
   PlacementPreferenceSchema,
   MountSchema,
+  SecretReferenceSchema,
+  ConfigReferenceSchema,
+  SecretSchema,
+  SecretInfoSchema,
+  ConfigSchema,
+  ConfigInfoSchema,
 } from "../src/api/types.js";
 
 export const API_DOC = fileURLToPath(new URL("../../docs/api.md", import.meta.url));
@@ -95,6 +103,14 @@ const TYPES: TSchema[] = [
   NetworkCreateSchema,
   NetworkInspectSchema,
   NetworkAttachmentConfigSchema,
+  SecretReferenceSchema,
+  ConfigReferenceSchema,
+  SecretSchema,
+  SecretInfoSchema,
+  SecretCreateSchema,
+  ConfigSchema,
+  ConfigInfoSchema,
+  ConfigCreateSchema,
   JoinRequestSchema,
   JoinResponseSchema,
 ];

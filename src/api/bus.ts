@@ -20,6 +20,8 @@
 
 import { Type, type Static } from "@sinclair/typebox";
 import {
+  BASE64_PATTERN,
+  FILE_DATA_MAX_BYTES,
   NodeLimitsSchema,
   NodeNetworkingSchema,
   NodeResourcesSchema,
@@ -156,6 +158,20 @@ export const NodeNetworkSchema = Type.Object(
 );
 export type NodeNetwork = Static<typeof NodeNetworkSchema>;
 
+/** The data of a secret or config one of the node's tasks uses (only that node is sent it). */
+export const TaskFileDataSchema = Type.Object(
+  {
+    id: Type.String(),
+    data: Type.String({
+      maxLength: Math.ceil(FILE_DATA_MAX_BYTES / 3) * 4,
+      pattern: BASE64_PATTERN,
+      description: "base64",
+    }),
+  },
+  { title: "TaskFileData" },
+);
+export type TaskFileData = Static<typeof TaskFileDataSchema>;
+
 export const AssignmentsSchema = Type.Object(
   {
     nodeId: Type.String(),
@@ -177,6 +193,16 @@ export const AssignmentsSchema = Type.Object(
       }),
     ),
     dns: Type.Optional(DnsTableSchema),
+    secrets: Type.Optional(
+      Type.Array(TaskFileDataSchema, {
+        description: "The data of each secret the node's tasks use (by id), and no other.",
+      }),
+    ),
+    configs: Type.Optional(
+      Type.Array(TaskFileDataSchema, {
+        description: "The data of each config the node's tasks use (by id), and no other.",
+      }),
+    ),
   },
   { title: "Assignments" },
 );

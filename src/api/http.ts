@@ -9,7 +9,11 @@
 import { Type, type Static, type TObject, type TSchema } from "@sinclair/typebox";
 import { closed } from "./schema.js";
 import {
+  ConfigInfoSchema,
+  ConfigSchema,
   NetworkSchema,
+  SecretInfoSchema,
+  SecretSchema,
   NodeAvailabilitySchema,
   NodeRoleSchema,
   NodeSchema,
@@ -130,6 +134,26 @@ export const NetworkInspectSchema = Type.Object(
   { title: "NetworkInspect" },
 );
 export type NetworkInspect = Static<typeof NetworkInspectSchema>;
+
+/** `secret create` / `config create`: what a client sends. */
+const fileCreate = (title: string, data: typeof SecretSchema.properties.data) =>
+  Type.Object(
+    {
+      name: SecretSchema.properties.name,
+      labels: Type.Optional(
+        Type.Record(Type.String(), Type.String({ maxLength: SPEC_LIMITS.labelValueLength }), {
+          maxProperties: SPEC_LIMITS.labels,
+          description: `Labels (at most ${SPEC_LIMITS.labels}).`,
+        }),
+      ),
+      data,
+    },
+    { title },
+  );
+export const SecretCreateSchema = fileCreate("SecretCreate", SecretSchema.properties.data);
+export type SecretCreate = Static<typeof SecretCreateSchema>;
+export const ConfigCreateSchema = fileCreate("ConfigCreate", ConfigSchema.properties.data);
+export type ConfigCreate = Static<typeof ConfigCreateSchema>;
 
 export const ScaleBodySchema = Type.Object(
   {
@@ -444,6 +468,60 @@ export const apiRoutes = {
       "Removes a network no service or task uses (predefined networks cannot be removed). Returns it.",
     params: Ref,
     reply: NetworkSchema,
+  }),
+  listSecrets: route({
+    method: "GET",
+    url: "/v1/secrets",
+    summary: "Every secret, without its data.",
+    reply: Type.Array(SecretInfoSchema),
+  }),
+  createSecret: route({
+    method: "POST",
+    url: "/v1/secrets",
+    summary: "Creates a secret (data: base64, 1 byte to 500 KiB). Returns it without its data.",
+    body: SecretCreateSchema,
+    reply: SecretInfoSchema,
+  }),
+  getSecret: route({
+    method: "GET",
+    url: "/v1/secrets/:ref",
+    summary: "One secret by id, name or unique id prefix, without its data.",
+    params: Ref,
+    reply: SecretInfoSchema,
+  }),
+  removeSecret: route({
+    method: "DELETE",
+    url: "/v1/secrets/:ref",
+    summary: "Removes a secret no service uses. Returns it without its data.",
+    params: Ref,
+    reply: SecretInfoSchema,
+  }),
+  listConfigs: route({
+    method: "GET",
+    url: "/v1/configs",
+    summary: "Every config, without its data.",
+    reply: Type.Array(ConfigInfoSchema),
+  }),
+  createConfig: route({
+    method: "POST",
+    url: "/v1/configs",
+    summary: "Creates a config (data: base64, 1 byte to 500 KiB). Returns it without its data.",
+    body: ConfigCreateSchema,
+    reply: ConfigInfoSchema,
+  }),
+  getConfig: route({
+    method: "GET",
+    url: "/v1/configs/:ref",
+    summary: "One config by id, name or unique id prefix, with its data (base64).",
+    params: Ref,
+    reply: ConfigSchema,
+  }),
+  removeConfig: route({
+    method: "DELETE",
+    url: "/v1/configs/:ref",
+    summary: "Removes a config no service uses. Returns it without its data.",
+    params: Ref,
+    reply: ConfigInfoSchema,
   }),
   listTasks: route({
     method: "GET",

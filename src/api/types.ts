@@ -319,6 +319,53 @@ export const MountSchema = Type.Object(
   { title: "Mount" },
 );
 export type Mount = Static<typeof MountSchema>;
+const NO_NUL_PATTERN = "^[^\\u0000]*$";
+
+/** Secrets and configs a task gets (Docker's SecretReference / ConfigReference, flattened). */
+const fileReference = (what: "secret" | "config", title: string) =>
+  Type.Object(
+    {
+      source: Type.String({
+        minLength: 1,
+        maxLength: 64,
+        pattern: NO_NUL_PATTERN,
+        description: `The ${what}'s name (a client may send its name, id or a unique id prefix; the manager stores the name).`,
+      }),
+      id: Type.Optional(
+        Type.String({ maxLength: 64, description: `The ${what}'s id, set by the manager.` }),
+      ),
+      target: Type.String({
+        minLength: 1,
+        maxLength: 4096,
+        pattern: NO_NUL_PATTERN,
+        description:
+          what === "secret"
+            ? "The file's name: /run/secrets/<target> in a container, $SHOAL_SECRETS_DIR/<target> for a process (default: the name)."
+            : "The file's path: <target> in a container (`/<name>` by default), under $SHOAL_CONFIGS_DIR for a process.",
+      }),
+      uid: Type.String({
+        pattern: "^[0-9]{1,10}$",
+        description: 'The file\'s owner (default "0").',
+      }),
+      gid: Type.String({
+        pattern: "^[0-9]{1,10}$",
+        description: 'The file\'s group (default "0").',
+      }),
+      mode: Type.Integer({
+        minimum: 0,
+        maximum: 0o777,
+        description: "The file's permission bits (default 0444 = 292).",
+      }),
+    },
+    { title },
+  );
+
+export const SecretReferenceSchema = fileReference("secret", "SecretReference");
+export type SecretReference = Static<typeof SecretReferenceSchema>;
+export const ConfigReferenceSchema = fileReference("config", "ConfigReference");
+export type ConfigReference = Static<typeof ConfigReferenceSchema>;
+/** Secrets or configs a service may use (each). */
+export const MAX_FILE_REFERENCES = 64;
 
 export const ServiceSpecSchema = Type.Object(
   {
@@ -392,6 +439,18 @@ export const ServiceSpecSchema = Type.Object(
           'Who the task runs as: "name", "uid", "uid:gid", "name:group" (default: the node\'s or image\'s user).',
       }),
     ),
+    secrets: Type.Optional(
+      Type.Array(SecretReferenceSchema, {
+        maxItems: MAX_FILE_REFERENCES,
+        description: "Secrets the tasks get as files (`--secret`).",
+      }),
+    ),
+    configs: Type.Optional(
+      Type.Array(ConfigReferenceSchema, {
+        maxItems: MAX_FILE_REFERENCES,
+        description: "Configs the tasks get as files (`--config`).",
+      }),
+    ),
   },
   { title: "ServiceSpec" },
 );
@@ -447,7 +506,7 @@ export const MAX_REPLICAS_CEILING = 100_000;
 
 const L = SPEC_LIMITS;
 /** The pattern of a string without NUL characters (checked as "must not contain NUL"). */
-export const NO_NUL = "^[^\\u0000]*$";
+export const NO_NUL = NO_NUL_PATTERN;
 const text = (maxLength: number, description?: string) =>
   Type.String({ maxLength, pattern: NO_NUL, ...(description ? { description } : {}) });
 const boundedCount = (maximum: number, description?: string) =>
@@ -742,6 +801,53 @@ export const NetworkSchema = Type.Object(
   { title: "Network" },
 );
 export type Network = Static<typeof NetworkSchema>;
+
+// ---- secrets and configs ------------------------------------------------------------------------
+
+/** Docker's limit on a secret's or config's data (swarmkit's MaxSecretSize, MaxConfigSize). */
+export const FILE_DATA_MAX_BYTES = 500 * 1024;
+/** Base64 (standard alphabet, padded). */
+export const BASE64_PATTERN = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$";
+const base64Data = (description: string) =>
+  Type.String({
+    maxLength: Math.ceil(FILE_DATA_MAX_BYTES / 3) * 4,
+    pattern: BASE64_PATTERN,
+    errorMessage: "must be base64 of at most 500 KiB",
+    description,
+  });
+
+const fileObject = (what: "secret" | "config", title: string) =>
+  Type.Object(
+    {
+      id: Type.String(),
+      name: Type.String({
+        pattern: SERVICE_NAME.source,
+        description: "Letters, digits, '_', '.', '-' (max 63), starting with a letter or digit.",
+        errorMessage:
+          "must be letters, digits, '_', '.', '-' (max 63), starting with a letter or digit",
+      }),
+      labels: stringMap(`${what === "secret" ? "Secret" : "Config"} labels.`),
+      data: base64Data(
+        what === "secret"
+          ? "The secret's value, base64 (at most 500 KiB decoded). Kept in the store and sent only to the nodes that run a task using it; the API never returns it."
+          : "The config's value, base64 (at most 500 KiB decoded).",
+      ),
+      createdAt: time("ms since epoch"),
+      updatedAt: time("ms since epoch"),
+    },
+    { title },
+  );
+
+export const SecretSchema = fileObject("secret", "Secret");
+export type Secret = Static<typeof SecretSchema>;
+export const ConfigSchema = fileObject("config", "Config");
+export type Config = Static<typeof ConfigSchema>;
+/** A secret as the API shows it: everything but its data. */
+export const SecretInfoSchema = Type.Omit(SecretSchema, ["data"], { title: "SecretInfo" });
+export type SecretInfo = Static<typeof SecretInfoSchema>;
+/** A config as lists show it: everything but its data (inspect shows the data). */
+export const ConfigInfoSchema = Type.Omit(ConfigSchema, ["data"], { title: "ConfigInfo" });
+export type ConfigInfo = Static<typeof ConfigInfoSchema>;
 
 // ---- tasks --------------------------------------------------------------------------------------
 

@@ -265,6 +265,8 @@ export function buildProgram(argv: string[]): { program: Command; state: Program
   const swarm = () => import("./swarm.js");
   const network = () => import("./network.js");
   const stack = () => import("./stack.js");
+  const secret = () => import("./secret.js");
+  const config = () => import("./config.js");
 
   const program = new ShoalCommand("shoal")
     .usage("COMMAND [ARGS...]")
@@ -358,6 +360,16 @@ Run 'shoal COMMAND --help' for more information on a command.`,
         "attach a filesystem mount: type=bind|volume|tmpfs,source=SRC,target=DST[,readonly]",
         collect,
       )
+      .option(
+        "--secret <secret>",
+        "give the tasks a secret: NAME or source=NAME[,target=T,uid=,gid=,mode=]",
+        collect,
+      )
+      .option(
+        "--config <config>",
+        "give the tasks a config: NAME or source=NAME[,target=T,uid=,gid=,mode=]",
+        collect,
+      )
       // The first word that is not a flag starts the command: its own flags are its own.
       .passThroughOptions(),
   ).action(run(async (cmd) => (await service()).create(cmd.args, cmd.opts<CreateOptions>())));
@@ -383,6 +395,10 @@ Run 'shoal COMMAND --help' for more information on a command.`,
       .option("--network-rm <network>", "remove a network", collect)
       .option("--mount-add <mount>", "add or update a mount on a service", collect)
       .option("--mount-rm <target>", "remove a mount by its target path", collect)
+      .option("--secret-add <secret>", "add or update a secret on a service", collect)
+      .option("--secret-rm <secret>", "remove a secret", collect)
+      .option("--config-add <config>", "add or update a config on a service", collect)
+      .option("--config-rm <config>", "remove a configuration file", collect)
       .option("--args <args>", "the command's arguments")
       .option("--command <command>", "the command")
       .option("--force", "force an update even if no changes require it")
@@ -544,6 +560,63 @@ Run 'shoal COMMAND --help' for more information on a command.`,
     .description("Remove one or more networks")
     .argument("<network...>")
     .action(run(async (cmd) => (await network()).rm(cmd.args)));
+
+  // ---- shoal secret / shoal config ----
+  const secrets = program.command("secret").description("Manage secrets");
+  secrets
+    .command("create")
+    .description("Create a secret from a file or STDIN as content")
+    .usage("[OPTIONS] SECRET [file|-]")
+    .argument("<secret>")
+    .argument("<file>", 'a file, or "-" to read the secret from stdin')
+    .option("-l, --label <key=value>", "secret labels", collect)
+    .action(
+      run(async (cmd) => (await secret()).create("secret", cmd.args[0]!, cmd.args[1]!, cmd.opts())),
+    );
+  listFlags(
+    secrets.command("ls").alias("list").description("List secrets"),
+    "id, label, name",
+  ).action(run(async (cmd) => (await secret()).ls("secret", cmd.opts<ListOptions>())));
+  secrets
+    .command("inspect")
+    .description("Display detailed information on one or more secrets")
+    .argument("<secret...>")
+    .option("--pretty", "print the information in a human friendly format")
+    .action(run(async (cmd) => (await secret()).inspect("secret", cmd.args, cmd.opts())));
+  secrets
+    .command("rm")
+    .alias("remove")
+    .description("Remove one or more secrets")
+    .argument("<secret...>")
+    .action(run(async (cmd) => (await secret()).rm("secret", cmd.args)));
+
+  const configs = program.command("config").description("Manage Swarm configs");
+  configs
+    .command("create")
+    .description("Create a config from a file or STDIN")
+    .usage("[OPTIONS] CONFIG file|-")
+    .argument("<config>")
+    .argument("<file>", 'a file, or "-" to read the config from stdin')
+    .option("-l, --label <key=value>", "config labels", collect)
+    .action(
+      run(async (cmd) => (await config()).createConfig(cmd.args[0]!, cmd.args[1]!, cmd.opts())),
+    );
+  listFlags(
+    configs.command("ls").alias("list").description("List configs"),
+    "id, label, name",
+  ).action(run(async (cmd) => (await config()).lsConfigs(cmd.opts<ListOptions>())));
+  configs
+    .command("inspect")
+    .description("Display detailed information on one or more configs")
+    .argument("<config...>")
+    .option("--pretty", "print the information in a human friendly format")
+    .action(run(async (cmd) => (await config()).inspectConfigs(cmd.args, cmd.opts())));
+  configs
+    .command("rm")
+    .alias("remove")
+    .description("Remove one or more configs")
+    .argument("<config...>")
+    .action(run(async (cmd) => (await config()).rmConfigs(cmd.args)));
 
   // ---- shoal stack ----
   const stacks = program.command("stack").description("Manage stacks");

@@ -30,6 +30,7 @@ import type {
   Service,
   ServiceSpec,
   Task,
+  SecretReference as FileReference,
 } from "../api/types.js";
 
 type ServiceSummary = Service & { running: number; desired: number };
@@ -88,6 +89,8 @@ export interface CreateOptions extends SpecOptions {
   constraint?: string[];
   placementPref?: string[];
   mount?: string[];
+  secret?: string[];
+  config?: string[];
 }
 
 export interface UpdateOptions extends SpecOptions {
@@ -105,6 +108,10 @@ export interface UpdateOptions extends SpecOptions {
   networkRm?: string[];
   mountAdd?: string[];
   mountRm?: string[];
+  secretAdd?: string[];
+  secretRm?: string[];
+  configAdd?: string[];
+  configRm?: string[];
   args?: string;
   command?: string;
   force?: boolean;
@@ -452,7 +459,78 @@ export function createSpec(o: CreateOptions, command: string[], name: string): S
   if (prefs.length > 0) spec.preferences = prefs;
   const mounts = (o.mount ?? []).map((m) => parseMount(m));
   if (mounts.length > 0) spec.mounts = mounts;
+  if (o.secret?.length) spec.secrets = o.secret.map((v) => parseFileReference("secret", v));
+  if (o.config?.length) spec.configs = o.config.map((v) => parseFileReference("config", v));
   return spec;
+}
+
+/**
+ * `--secret NAME` or `--secret source=NAME,target=T,uid=U,gid=G,mode=0400` (and `--config`), as
+ * Docker parses them: target defaults to the name (a config's to `/NAME`), uid and gid to "0",
+ * mode to 0444; a mode is read as Go does with base 0 (`0400` octal, `256` decimal).
+ */
+export function parseFileReference(kind: "secret" | "config", v: string): FileReference {
+  let source = "";
+  let target = "";
+  let uid = "0";
+  let gid = "0";
+  let mode = 0o444;
+  if (!v.includes("=")) source = v;
+  else {
+    for (const field of v.split(",")) {
+      const eq = field.indexOf("=");
+      const key = eq < 0 ? field : field.slice(0, eq).trim().toLowerCase();
+      const value = eq < 0 ? "" : field.slice(eq + 1).trim();
+      if (eq < 0 || value === "")
+        throw new UsageError(`invalid field '${field}' must be a key=value pair`);
+      if (key === "source" || key === "src") source = value;
+      else if (key === "target") target = value;
+      else if (key === "uid") uid = value;
+      else if (key === "gid") gid = value;
+      else if (key === "mode") {
+        const m = /^0[xX][0-9a-fA-F]+$/.test(value)
+          ? parseInt(value.slice(2), 16)
+          : /^0[oO]?[0-7]+$/.test(value)
+            ? parseInt(value.replace(/^0[oO]?/, "") || "0", 8)
+            : /^[0-9]+$/.test(value)
+              ? parseInt(value, 10)
+              : NaN;
+        if (!Number.isInteger(m) || m > 0o777)
+          throw new UsageError(`invalid mode '${value}' for ${kind} (e.g. 0400)`);
+        mode = m;
+      } else throw new UsageError(`invalid field in ${kind} request: ${key}`);
+    }
+  }
+  if (source === "") throw new UsageError(`invalid ${kind} "${v}": source is required`);
+  for (const [what, id] of [
+    ["uid", uid],
+    ["gid", gid],
+  ] as const) {
+    if (!/^[0-9]+$/.test(id)) throw new UsageError(`invalid ${what} '${id}' for ${kind}`);
+  }
+  if (target === "") target = kind === "secret" ? source : `/${source}`;
+  return { source, target, uid, gid, mode };
+}
+
+/** The references after `--X-rm` (by name) and `--X-add` (an added one replaces any with its
+ * source or target). */
+export function updatedReferences(
+  kind: "secret" | "config",
+  cur: readonly FileReference[] | undefined,
+  add: readonly string[] | undefined,
+  rm: readonly string[] | undefined,
+): FileReference[] | undefined {
+  if (!add?.length && !rm?.length) return cur ? [...cur] : undefined;
+  const added = (add ?? []).map((v) => parseFileReference(kind, v));
+  const gone = new Set(rm ?? []);
+  const kept = (cur ?? []).filter(
+    (r) =>
+      !gone.has(r.source) &&
+      !(r.id !== undefined && gone.has(r.id)) &&
+      !added.some((a) => a.source === r.source || a.target === r.target),
+  );
+  const out = [...kept, ...added];
+  return out.length > 0 ? out : undefined;
 }
 
 /** The spec `service update` sends: the current one with the flags applied. */
@@ -496,6 +574,16 @@ export function updatedSpec(cur: ServiceSpec, o: UpdateOptions, command: string[
     const mounts = [...(spec.mounts ?? []).filter((m) => !gone.has(m.target)), ...added];
     if (mounts.length > 0) spec.mounts = mounts;
     else delete spec.mounts;
+  }
+  if (o.secretAdd?.length || o.secretRm?.length) {
+    const secrets = updatedReferences("secret", spec.secrets, o.secretAdd, o.secretRm);
+    if (secrets) spec.secrets = secrets;
+    else delete spec.secrets;
+  }
+  if (o.configAdd?.length || o.configRm?.length) {
+    const configs = updatedReferences("config", spec.configs, o.configAdd, o.configRm);
+    if (configs) spec.configs = configs;
+    else delete spec.configs;
   }
   if (o.command !== undefined)
     spec.command = [
@@ -965,6 +1053,13 @@ export function prettyService(
               `  Target = ${m.target}\n   Source = ${m.source}\n   ReadOnly = ${m.readOnly}\n   Type = ${m.type}`,
           ),
         ]
+      : []),
+    // Docker's " Secrets:" / " Configs:" blocks: each reference's target and source.
+    ...(sp.secrets?.length
+      ? [" Secrets:", ...sp.secrets.map((r) => `  Target:\t${r.target}\n  Source:\t${r.source}`)]
+      : []),
+    ...(sp.configs?.length
+      ? [" Configs:", ...sp.configs.map((r) => `  Target:\t${r.target}\n  Source:\t${r.source}`)]
       : []),
     ...(sp.limits.cpus || sp.limits.memoryBytes
       ? [

@@ -1,6 +1,6 @@
 // `shoal stack deploy|ls|services|ps|rm|config`: Docker's `docker stack`, done as Docker does it
-// — by the client, on the service and network API. A stack is the services and networks that
-// carry the label com.docker.stack.namespace=<stack>.
+// — by the client, on the service, network, secret and config API. A stack is the objects of
+// those kinds that carry the label com.docker.stack.namespace=<stack>.
 
 import { readFileSync } from "node:fs";
 import { stringify } from "yaml";
@@ -9,7 +9,7 @@ import { ApiError } from "./api-client.js";
 import { CliError } from "./errors.js";
 import { applyFilters, parseFilters } from "./filter.js";
 import { loadFiles } from "./compose/load.js";
-import { convertStack, NAMESPACE_LABEL } from "./compose/convert.js";
+import { convertStack, NAMESPACE_LABEL, type StackFile } from "./compose/convert.js";
 import {
   SERVICE_FILTERS,
   SERVICE_LS_FORMAT,
@@ -24,7 +24,7 @@ import {
 } from "./service.js";
 import { sortedJson, type ListFormat } from "./template.js";
 import type { NetworkInspect, ServiceSummary } from "../api/http.js";
-import type { Node, ServiceSpec, Task } from "../api/types.js";
+import type { Node, SecretInfo, SecretReference, ServiceSpec, Task } from "../api/types.js";
 
 export interface DeployOptions {
   composeFile?: string[];
@@ -49,6 +49,45 @@ function withNetworkIds(spec: ServiceSpec, ids: ReadonlyMap<string, string>): Se
   };
 }
 
+/** The spec with its secret and config references carrying the ids the manager stores. */
+export function withFileIds(
+  spec: ServiceSpec,
+  secretIds: ReadonlyMap<string, string>,
+  configIds: ReadonlyMap<string, string>,
+): ServiceSpec {
+  const out = { ...spec };
+  const ids = (refs: SecretReference[], m: ReadonlyMap<string, string>) =>
+    refs.map((r) => {
+      const id = m.get(r.source);
+      return id === undefined ? r : { ...r, id };
+    });
+  if (spec.secrets) out.secrets = ids(spec.secrets, secretIds);
+  if (spec.configs) out.configs = ids(spec.configs, configIds);
+  return out;
+}
+
+/** Creates the stack's secrets or configs that do not exist yet (a redeploy keeps the existing
+ * ones: their data cannot change); external ones must exist. Returns name → id. */
+async function ensureFiles(
+  kind: "secret" | "config",
+  list: StackFile[],
+): Promise<Map<string, string>> {
+  const existing = await call<SecretInfo[]>("GET", `/v1/${kind}s`);
+  const ids = new Map(existing.map((x) => [x.name, x.id]));
+  for (const x of list) {
+    if (ids.has(x.name)) continue;
+    if (x.external || !x.create)
+      throw new CliError(
+        "ERR_NOT_FOUND",
+        `${kind} "${x.name}" is declared as external, but could not be found`,
+      );
+    process.stdout.write(`Creating ${kind} ${x.name}\n`);
+    const made = await call<{ id: string }>("POST", `/v1/${kind}s`, x.create);
+    ids.set(x.name, made.id);
+  }
+  return ids;
+}
+
 /** Whether deploying `next` over `cur` changes anything (both with network ids). */
 export function specChanged(cur: ServiceSpec, next: ServiceSpec): boolean {
   return sortedJson(cur) !== sortedJson(next);
@@ -63,6 +102,7 @@ export async function deploy(stack: string, o: DeployOptions): Promise<number> {
     workingDir,
     lookup: (k) => process.env[k],
     readFile: (p) => readFileSync(p, "utf8"),
+    readBytes: (p) => readFileSync(p),
   });
   for (const w of converted.warnings) process.stderr.write(w + "\n");
 
@@ -84,6 +124,9 @@ export async function deploy(stack: string, o: DeployOptions): Promise<number> {
     ids.set(n.name, made.id);
   }
 
+  const secretIds = await ensureFiles("secret", converted.secrets);
+  const configIds = await ensureFiles("config", converted.configs);
+
   const services = await call<ServiceSummary[]>("GET", "/v1/services");
   const byName = new Map(services.map((s) => [s.spec.name, s]));
   const touched: string[] = [];
@@ -92,7 +135,9 @@ export async function deploy(stack: string, o: DeployOptions): Promise<number> {
     if (!cur) {
       process.stdout.write(`Creating service ${spec.name}\n`);
       touched.push((await call<{ id: string }>("POST", "/v1/services", { spec })).id);
-    } else if (specChanged(cur.spec, withNetworkIds(spec, ids))) {
+    } else if (
+      specChanged(cur.spec, withFileIds(withNetworkIds(spec, ids), secretIds, configIds))
+    ) {
       process.stdout.write(`Updating service ${spec.name} (id: ${cur.id})\n`);
       await call("POST", `/v1/services/${encodeURIComponent(cur.id)}/update`, { spec });
       touched.push(cur.id);
@@ -189,7 +234,12 @@ export async function rm(stacks: string[]): Promise<number> {
     const nets = (await call<NetworkInspect[]>("GET", "/v1/networks")).filter((n) =>
       inStack(n.Labels, stack),
     );
-    if (list.length === 0 && nets.length === 0) {
+    const files: Array<["secret" | "config", SecretInfo]> = [];
+    for (const kind of ["secret", "config"] as const) {
+      for (const x of await call<SecretInfo[]>("GET", `/v1/${kind}s`))
+        if (inStack(x.labels, stack)) files.push([kind, x]);
+    }
+    if (list.length === 0 && nets.length === 0 && files.length === 0) {
       nothingFound(stack);
       continue;
     }
@@ -200,6 +250,19 @@ export async function rm(stacks: string[]): Promise<number> {
       } catch (err) {
         if (!(err instanceof CliError)) throw err;
         process.stderr.write(`Failed to remove service ${s.id}: ${err.message}\n`);
+        failed = true;
+      }
+    }
+    // The services are gone from the store at once, so nothing uses these any more.
+    for (const [kind, x] of files.sort(
+      ([ka, a], [kb, b]) => ka.localeCompare(kb) || a.name.localeCompare(b.name),
+    )) {
+      process.stdout.write(`Removing ${kind} ${x.name}\n`);
+      try {
+        await call("DELETE", `/v1/${kind}s/${encodeURIComponent(x.id)}`);
+      } catch (err) {
+        if (!(err instanceof CliError)) throw err;
+        process.stderr.write(`Failed to remove ${kind} ${x.id}: ${err.message}\n`);
         failed = true;
       }
     }

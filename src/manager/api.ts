@@ -12,6 +12,7 @@ import { addRoute, createHttpApp, HttpListeners } from "./http.js";
 import { apiRoutes as r, type Info, type ServiceSummary } from "../api/http.js";
 import { isTerminal, replicasOf, type ServiceSpec, type Task } from "../api/types.js";
 import { findNetwork, inspectNetwork, predefinedNetworks } from "./networks.js";
+import { findFile, infoOf } from "./secrets.js";
 
 export interface ApiHooks {
   info(): Info;
@@ -120,6 +121,27 @@ export class Api {
       }),
     );
     addRoute(app, r.removeNetwork, async ({ params }) => m.removeNetwork(params.ref));
+    const byName = (a: { name: string }, b: { name: string }) => a.name.localeCompare(b.name);
+    addRoute(app, r.listSecrets, async () =>
+      m.store.view((tx) => tx.listSecrets().sort(byName).map(infoOf)),
+    );
+    addRoute(app, r.createSecret, async ({ body }) => infoOf(await m.createFile("secret", body)));
+    addRoute(app, r.getSecret, async ({ params }) =>
+      m.store.view((tx) => infoOf(findFile(tx, "secret", params.ref))),
+    );
+    addRoute(app, r.removeSecret, async ({ params }) =>
+      infoOf(await m.removeFile("secret", params.ref)),
+    );
+    addRoute(app, r.listConfigs, async () =>
+      m.store.view((tx) => tx.listConfigs().sort(byName).map(infoOf)),
+    );
+    addRoute(app, r.createConfig, async ({ body }) => infoOf(await m.createFile("config", body)));
+    addRoute(app, r.getConfig, async ({ params }) =>
+      m.store.view((tx) => findFile(tx, "config", params.ref)),
+    );
+    addRoute(app, r.removeConfig, async ({ params }) =>
+      infoOf(await m.removeFile("config", params.ref)),
+    );
     addRoute(app, r.listTasks, async ({ query }) =>
       m.store.view((tx) => {
         if (!query.service) return tx.listTasks();

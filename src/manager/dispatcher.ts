@@ -27,6 +27,7 @@ import {
 import { decode, DroppedMessages } from "../api/schema.js";
 import { dnsTableOf, nodeNetworksOf } from "./network-view.js";
 import { agentPassword } from "./bus-users.js";
+import { filesForTasks } from "./secrets.js";
 import { isTerminal, servesTraffic, type Node, type Service, type Task } from "../api/types.js";
 
 const codec = JSONCodec<unknown>();
@@ -169,22 +170,29 @@ export class Dispatcher {
     const nc = this.nc;
     if (!nc || nc.isClosed()) return;
     this.arm();
-    const { nodes, tasks, services, networks } = this.manager.store.view((tx) => ({
-      nodes: tx.listNodes(),
-      tasks: tx.listTasks(),
-      services: tx.listServices(),
-      networks: tx.listNetworks(),
-    }));
+    const byNode = new Map<string, Task[]>();
+    const { nodes, tasks, services, networks, files } = this.manager.store.view((tx) => {
+      const tasks = tx.listTasks();
+      for (const t of tasks) {
+        if (isTerminal(t.status.state)) continue;
+        const list = byNode.get(t.nodeId);
+        if (list) list.push(t);
+        else byNode.set(t.nodeId, [t]);
+      }
+      // The data of the secrets and configs each node's tasks use: sent to that node only.
+      const files = new Map<string, ReturnType<typeof filesForTasks>>();
+      for (const [nodeId, mine] of byNode) files.set(nodeId, filesForTasks(tx, mine));
+      return {
+        nodes: tx.listNodes(),
+        tasks,
+        services: tx.listServices(),
+        networks: tx.listNetworks(),
+        files,
+      };
+    });
     const view = { nodes, tasks, services, networks };
     const endpoints = endpointsOf(services, tasks, nodes);
     const endpointsSig = JSON.stringify(endpoints);
-    const byNode = new Map<string, Task[]>();
-    for (const t of tasks) {
-      if (isTerminal(t.status.state)) continue;
-      const list = byNode.get(t.nodeId);
-      if (list) list.push(t);
-      else byNode.set(t.nodeId, [t]);
-    }
     for (const n of nodes) {
       const mine = byNode.get(n.id) ?? [];
       // A node's networks and DNS table change with tasks anywhere on its networks (a task
@@ -192,7 +200,9 @@ export class Dispatcher {
       const nets = networks.length > 0 ? nodeNetworksOf(n.id, view) : [];
       const dns = nets.length > 0 ? dnsTableOf(n.id, view) : undefined;
       const netSig = nets.length > 0 ? JSON.stringify([nets, dns]) : "";
-      const sig = `${this.period} ${endpointsSig} ${netSig} ${mine.map((t) => `${t.id}:${t.desiredState}`).join(",")}`;
+      const f = files.get(n.id);
+      const fileSig = f ? [...f.secrets, ...f.configs].map((x) => x.id).join(",") : "";
+      const sig = `${this.period} ${endpointsSig} ${netSig} ${fileSig} ${mine.map((t) => `${t.id}:${t.desiredState}`).join(",")}`;
       if (!all && this.sent.get(n.id) === sig) continue;
       this.sent.set(n.id, sig);
       const msg: Assignments = {
@@ -202,8 +212,17 @@ export class Dispatcher {
         heartbeatMs: this.period,
         networks: nets,
         ...(dns ? { dns } : {}),
+        ...(f && f.secrets.length > 0 ? { secrets: f.secrets } : {}),
+        ...(f && f.configs.length > 0 ? { configs: f.configs } : {}),
       };
-      nc.publish(assignSubject(n.id), codec.encode(msg));
+      try {
+        nc.publish(assignSubject(n.id), codec.encode(msg));
+      } catch (err) {
+        // Too large for the bus (many big secrets on one node): the other nodes still get theirs.
+        // The error names the size, never the content.
+        this.sent.delete(n.id);
+        this.manager.log.error(`assignments for node ${n.id} not sent: ${(err as Error).message}`);
+      }
     }
   }
 

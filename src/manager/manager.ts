@@ -29,6 +29,8 @@ import { allocateNodeAddrs, allocateTasks, needsAddrs, usedAddrs } from "./alloc
 import { createNetworkIn, removeNetworkIn, resolveSpecNetworks, withVips } from "./networks.js";
 import type { NetworkCreate } from "../api/http.js";
 import type { Network } from "../api/types.js";
+import { createFileIn, removeFileIn, resolveSpecFiles, type FileKind } from "./secrets.js";
+import type { SecretCreate } from "../api/http.js";
 import type { Logger } from "../lib/log.js";
 
 /** What this component logs through (the one Logger interface, src/lib/log.ts). */
@@ -531,7 +533,7 @@ export class Manager {
       this.checkPublishedPorts(tx.listServices(), spec, "");
       const s: Service = withVips(tx, {
         id: newId(),
-        spec: resolveSpecNetworks(tx, spec),
+        spec: resolveSpecFiles(tx, resolveSpecNetworks(tx, spec)),
         version: 1,
         previousSpec: null,
         createdAt: now,
@@ -548,7 +550,7 @@ export class Manager {
       const cur = this.findService(tx, ref);
       const changed = change(structuredClone(cur.spec));
       validateSpec(changed, this.specLimits());
-      const next = resolveSpecNetworks(tx, changed);
+      const next = resolveSpecFiles(tx, resolveSpecNetworks(tx, changed));
       if (next.name !== cur.spec.name)
         throw new ManagerError("ERR_INVALID", "a service cannot be renamed");
       this.checkPublishedPorts(tx.listServices(), next, cur.id);
@@ -728,6 +730,17 @@ export class Manager {
 
   async removeNetwork(ref: string): Promise<Network> {
     return this.store.update((tx) => removeNetworkIn(tx, ref));
+  }
+
+  // ---- secrets and configs ----------------------------------------------------------------
+
+  async createFile(kind: FileKind, req: SecretCreate) {
+    const now = Date.now();
+    return this.store.update((tx) => createFileIn(tx, kind, req, newId(), now));
+  }
+
+  async removeFile(kind: FileKind, ref: string) {
+    return this.store.update((tx) => removeFileIn(tx, kind, ref));
   }
 
   async registerNode(node: Node): Promise<void> {

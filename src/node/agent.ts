@@ -47,6 +47,14 @@ import {
   type HealthCheck,
 } from "./health.js";
 import type { TaskHealth } from "../api/types.js";
+import type { TaskFileData } from "../api/bus.js";
+import {
+  hasTaskFiles,
+  removeTaskFiles,
+  taskFilesDir,
+  writeTaskFiles,
+  type FileData,
+} from "./task-files.js";
 
 export type { TaskReport } from "../api/types.js";
 
@@ -165,6 +173,8 @@ export class Agent {
       return { network, addr: a.addr };
     });
   }
+  /** The data of the secrets and configs this node's tasks use, as last sent (task-files.ts). */
+  private fileData: FileData = { secret: new Map(), config: new Map() };
   private starting = 0;
   private readonly startWaiters: Array<() => void> = [];
   private readonly tasksDir: string;
@@ -244,6 +254,20 @@ export class Agent {
         },
       ]);
     }
+    this.removeStaleFiles();
+  }
+
+  /** Removes the secret and config files of tasks that do not run here (any more). */
+  private removeStaleFiles(): void {
+    let ids: string[] = [];
+    try {
+      ids = readdirSync(join(this.opts.dataDir, "secrets"));
+    } catch {
+      return; // none written yet
+    }
+    for (const id of ids) {
+      if (!this.local.has(id)) removeTaskFiles(taskFilesDir(this.opts.dataDir, id));
+    }
   }
 
   /** A start the previous agent did not see through: its driver ends what it left. */
@@ -264,8 +288,14 @@ export class Agent {
   }
 
   /** The full set of tasks assigned to this node. */
-  assign(tasks: Task[]): void {
+  assign(tasks: Task[], files?: { secrets?: TaskFileData[]; configs?: TaskFileData[] }): void {
     if (this.stopped) return;
+    if (files) {
+      this.fileData = {
+        secret: new Map((files.secrets ?? []).map((x) => [x.id, x.data])),
+        config: new Map((files.configs ?? []).map((x) => [x.id, x.data])),
+      };
+    }
     const wanted = new Map<string, Task>();
     for (const t of tasks) if (t.nodeId === this.opts.nodeId) wanted.set(t.id, t);
     // Stop what runs here and is no longer wanted.
@@ -317,6 +347,10 @@ export class Agent {
       }
       const spec = t.spec;
       const overlay = await this.overlayOf(t);
+      // Secrets and configs are on disk before the task starts (errors name them, never their data).
+      const files = hasTaskFiles(spec)
+        ? writeTaskFiles(taskFilesDir(this.opts.dataDir, t.id), spec, this.fileData)
+        : null;
       const bridge = networkOf(spec) === "bridge" || overlay.length > 0;
       for (const p of spec.ports) {
         const target = String(p.target);
@@ -367,6 +401,10 @@ export class Agent {
       );
       for (const [target, port] of ports) env[`SHOAL_PORT_${target}`] = port;
       if (ports.length > 0) env["PORT"] = ports[0]![1];
+      if (files && (spec.driver ?? "process") !== "docker") {
+        if (files.secretsDir) env["SHOAL_SECRETS_DIR"] = files.secretsDir;
+        if (files.configsDir) env["SHOAL_CONFIGS_DIR"] = files.configsDir;
+      }
       l.env = env;
       this.opts.report([
         { taskId: t.id, state: "starting", message: "starting", hostPorts: l.hostPorts },
@@ -399,6 +437,7 @@ export class Agent {
           ? { mounts: spec.mounts, volumesDir: join(this.opts.dataDir, "volumes") }
           : {}),
         ...(spec.user ? { user: spec.user } : {}),
+        ...(files && files.mounts.length > 0 ? { files: files.mounts } : {}),
       });
       l.handle = handle;
       if (this.opts.afterDriverStart) await this.opts.afterDriverStart(t.id);
@@ -436,6 +475,7 @@ export class Agent {
       if (l.handle) await this.driver.destroy(l.handle).catch(() => {});
       rmSync(join(dir, HANDLE_FILE), { force: true });
       rmSync(join(dir, INTENT_FILE), { force: true });
+      removeTaskFiles(taskFilesDir(this.opts.dataDir, t.id));
       await this.closeForwarders(l);
       const msg = (err as Error).message;
       this.log.warn(`task ${t.serviceName}.${t.slot} (${t.id}) failed to start: ${msg}`);
@@ -593,6 +633,7 @@ export class Agent {
     rmSync(join(this.taskDir(id), HANDLE_FILE), { force: true });
     await this.closeForwarders(l);
     await this.driver.destroy(h).catch(() => {});
+    removeTaskFiles(taskFilesDir(this.opts.dataDir, id));
     this.local.delete(id);
     if (this.stopped) return;
     const code = status.exitCode ?? (status.signal ? 128 + signalNumber(status.signal) : null);

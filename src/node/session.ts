@@ -139,7 +139,7 @@ export class AgentSession {
         this.contact();
         if (a.heartbeatMs > 0 && a.heartbeatMs !== this.period) this.setPeriod(a.heartbeatMs);
         this.opts.onNetworks?.(a.networks ?? [], a.dns);
-        this.agent?.assign(a.tasks);
+        this.agent?.assign(a.tasks, { secrets: a.secrets ?? [], configs: a.configs ?? [] });
         this.opts.onEndpoints(a.endpoints);
       },
     });

@@ -1,16 +1,24 @@
 // The store's in-memory state and its transactions. `State` is the committed state: one Map per
-// kind plus the indexes (service name → id, network name → id, serviceId → task ids, nodeId → task ids). A `Layer`
+// kind (secrets and configs too) plus the indexes (service name → id, network name → id, serviceId → task ids, nodeId → task ids). A `Layer`
 // is a copy-on-write overlay of pending changes over another source; an update's batch writes
 // into a Layer over the group's Layer over the State, so reads inside the batch see its own
 // writes and the earlier batches of its group, and a batch that throws is simply dropped. `Tx`
 // is the ReadTx/WriteTx handed to `view` and `update` functions: it validates and freezes what
 // is put and records the batch's operations, which become its log record and its events.
 
-import type { Network, Node, Service, Task } from "../api/types.js";
+import type { Config, Network, Node, Secret, Service, Task } from "../api/types.js";
 import type { Kind, StoreEvent, WriteTx } from "./store.js";
 import { StoreError } from "./errors.js";
 
-export const KINDS: readonly Kind[] = ["node", "service", "task", "network", "meta"];
+export const KINDS: readonly Kind[] = [
+  "node",
+  "service",
+  "task",
+  "network",
+  "secret",
+  "config",
+  "meta",
+];
 
 /** One write of a batch. `json` is the value's JSON text (new writes only; replay has none). */
 export interface Op {
@@ -44,6 +52,8 @@ function kindMaps<V>(): Record<Kind, Map<string, V>> {
     service: new Map(),
     task: new Map(),
     network: new Map(),
+    secret: new Map(),
+    config: new Map(),
     meta: new Map(),
   };
 }
@@ -282,6 +292,22 @@ export class Tx implements WriteTx {
     return this.list<Network>("network");
   }
 
+  getSecret(id: string): Secret | undefined {
+    return this.get("secret", id) as Secret | undefined;
+  }
+
+  listSecrets(): Secret[] {
+    return this.list<Secret>("secret");
+  }
+
+  getConfig(id: string): Config | undefined {
+    return this.get("config", id) as Config | undefined;
+  }
+
+  listConfigs(): Config[] {
+    return this.list<Config>("config");
+  }
+
   getMeta<T = unknown>(key: string): T | undefined {
     return this.get("meta", key) as T | undefined;
   }
@@ -360,6 +386,39 @@ export class Tx implements WriteTx {
 
   deleteNetwork(id: string): void {
     this.delete("network", id);
+  }
+
+  putSecret(x: Secret): void {
+    this.putNamed("secret", x);
+  }
+
+  deleteSecret(id: string): void {
+    this.delete("secret", id);
+  }
+
+  putConfig(x: Config): void {
+    this.putNamed("config", x);
+  }
+
+  deleteConfig(id: string): void {
+    this.delete("config", id);
+  }
+
+  /** Secrets and configs are few: their names are checked by a scan, without an index. */
+  private putNamed(kind: "secret" | "config", x: { id: string; name: string }): void {
+    const name: unknown = x?.name;
+    if (typeof name !== "string" || name === "") {
+      throw new StoreError("ERR_INVALID", `cannot store a ${kind} without a name`);
+    }
+    this.writable();
+    const other = this.list<{ id: string; name: string }>(kind).find((o) => o.name === name);
+    if (other && other.id !== x.id) {
+      throw new StoreError(
+        "ERR_NAME_IN_USE",
+        `${kind} name "${name}" is already in use by ${kind} ${other.id}`,
+      );
+    }
+    this.put(kind, x.id, x);
   }
 
   putMeta(key: string, value: unknown): void {

@@ -1,4 +1,4 @@
-// The cluster state store's interface: nodes, services, tasks, networks and a few meta keys, read through
+// The cluster state store's interface: nodes, services, tasks, networks, secrets, configs and a few meta keys, read through
 // consistent synchronous views and written in atomic, durable, serialized batches, with a watch
 // feed of what each committed batch changed. `embedded.ts` implements it on the local disk (one
 // manager); `memory.ts` keeps it in memory only (tests); an etcd adapter can implement it for
@@ -10,11 +10,11 @@
 // Because values go through JSON on the way in, what a read returns is exactly what a restart
 // replays from disk (undefined fields dropped, no class instances).
 
-import type { Network, Node, Service, Task } from "../api/types.js";
+import type { Config, Network, Node, Secret, Service, Task } from "../api/types.js";
 
 export { StoreError, type StoreErrorCode } from "./errors.js";
 
-export type Kind = "node" | "service" | "task" | "network" | "meta";
+export type Kind = "node" | "service" | "task" | "network" | "secret" | "config" | "meta";
 
 /** One write of a committed batch; `value` is the new (frozen) value, null for a delete. */
 export interface StoreEvent {
@@ -36,6 +36,10 @@ export interface ReadTx {
   getNetwork(id: string): Network | undefined;
   getNetworkByName(name: string): Network | undefined;
   listNetworks(): Network[];
+  getSecret(id: string): Secret | undefined;
+  listSecrets(): Secret[];
+  getConfig(id: string): Config | undefined;
+  listConfigs(): Config[];
   getMeta<T = unknown>(key: string): T | undefined;
 }
 
@@ -50,6 +54,12 @@ export interface WriteTx extends ReadTx {
   /** Refuses a name used by another network: throws StoreError code "ERR_NAME_IN_USE". */
   putNetwork(n: Network): void;
   deleteNetwork(id: string): void;
+  /** Refuses a name used by another secret: throws StoreError code "ERR_NAME_IN_USE". */
+  putSecret(s: Secret): void;
+  deleteSecret(id: string): void;
+  /** Refuses a name used by another config: throws StoreError code "ERR_NAME_IN_USE". */
+  putConfig(c: Config): void;
+  deleteConfig(id: string): void;
   putMeta(key: string, value: unknown): void;
   deleteMeta(key: string): void;
 }

@@ -397,6 +397,9 @@ interface SnapshotDoc {
   tasks: unknown[];
   /** Absent in snapshots written before networks existed. */
   networks?: unknown[];
+  /** Absent in snapshots written before secrets and configs existed. */
+  secrets?: unknown[];
+  configs?: unknown[];
   meta: Array<[string, unknown]>;
 }
 
@@ -408,6 +411,8 @@ export function encodeSnapshot(seq: number, state: State): Buffer {
     services: [...state.values("service")],
     tasks: [...state.values("task")],
     networks: [...state.values("network")],
+    secrets: [...state.values("secret")],
+    configs: [...state.values("config")],
     meta: [...state.entries("meta")],
   };
   const text = JSON.stringify(doc);
@@ -439,6 +444,8 @@ export async function loadSnapshot(path: string, state: State): Promise<LoadedSn
     ["service", doc.services],
     ["task", doc.tasks],
     ["network", doc.networks ?? []],
+    ["secret", doc.secrets ?? []],
+    ["config", doc.configs ?? []],
   ];
   for (const [kind, list] of lists) {
     if (!Array.isArray(list)) throw corrupt(`no ${kind} list`);

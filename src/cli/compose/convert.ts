@@ -9,13 +9,14 @@ import { join, isAbsolute, resolve } from "node:path";
 import { homedir } from "node:os";
 import { parseGoDuration } from "../../lib/duration.js";
 import { defaultRollbackConfig, defaultServiceSpec, updateConfigOf } from "../../api/model.js";
-import type { NetworkCreate } from "../../api/http.js";
+import type { NetworkCreate, SecretCreate } from "../../api/http.js";
 import type {
   HealthConfig,
   NetworkAttachmentConfig,
   PortConfig,
   RollbackConfig,
   Mount,
+  SecretReference,
   ServiceSpec,
   UpdateConfig,
 } from "../../api/types.js";
@@ -33,10 +34,22 @@ export interface StackNetwork {
   create: NetworkCreate;
 }
 
+/** A top-level secret or config of the file. */
+export interface StackFile {
+  /** Its name in the swarm: `name:`, the key (external) or `<stack>_<key>`. */
+  name: string;
+  external: boolean;
+  /** What `secret create` / `config create` sends (not for external ones). */
+  create?: SecretCreate;
+}
+
 export interface Stack {
   services: ServiceSpec[];
   /** The networks the services use, in the order they are first named. */
   networks: StackNetwork[];
+  /** The file's top-level secrets and configs, by key order. */
+  secrets: StackFile[];
+  configs: StackFile[];
   /** Lines to print on stderr (ignored keys). */
   warnings: string[];
 }
@@ -47,12 +60,12 @@ export interface ConvertContext {
   /** The environment (bare names in `environment:` take their value from it). */
   lookup: Lookup;
   readFile: (path: string) => string;
+  /** Reads a secret's or config's `file:` as bytes (default: readFile's text). */
+  readBytes?: (path: string) => Buffer;
 }
 
 // Keys shoal does not carry out yet, warned about like Swarm's ignored ones.
 const NOT_YET = [
-  "configs",
-  "secrets",
   "labels",
   "tmpfs",
   "ulimits",
@@ -335,6 +348,105 @@ function declaredHost(declared: Map<string, StackNetwork>, name: string): boolea
   return [...declared.values()].some((n) => n.external && n.name === "host" && n.name === name);
 }
 
+/** The file's top-level `secrets:` or `configs:` by key: the swarm name and the data to create. */
+function stackFiles(
+  config: Dict,
+  stack: string,
+  kind: "secret" | "config",
+  ctx: ConvertContext,
+): Map<string, StackFile> {
+  const out = new Map<string, StackFile>();
+  for (const [key, raw] of Object.entries((config[`${kind}s`] ?? {}) as Dict)) {
+    const x = (raw ?? {}) as Dict;
+    const path = `${kind}s.${key}`;
+    const ext = x["external"];
+    const external = ext === true || (ext !== null && typeof ext === "object");
+    const extName = typeof ext === "object" && ext !== null ? (ext as Dict)["name"] : undefined;
+    const name = String(x["name"] ?? extName ?? (external ? key : `${stack}_${key}`));
+    if (external) {
+      out.set(key, { name, external });
+      continue;
+    }
+    let data: Buffer;
+    if (typeof x["file"] === "string") {
+      const file = isAbsolute(x["file"]) ? x["file"] : join(ctx.workingDir, x["file"]);
+      try {
+        data = ctx.readBytes ? ctx.readBytes(file) : Buffer.from(ctx.readFile(file));
+      } catch (e) {
+        throw err(`${path}.file`, `cannot read ${file}: ${(e as Error).message}`);
+      }
+    } else if (typeof x["environment"] === "string") {
+      const v = ctx.lookup(x["environment"]);
+      if (v === undefined)
+        throw err(`${path}.environment`, `environment variable ${x["environment"]} is not set`);
+      data = Buffer.from(v);
+    } else if (kind === "config" && typeof x["content"] === "string") {
+      data = Buffer.from(x["content"]);
+    } else {
+      throw err(
+        path,
+        `a ${kind} needs file${kind === "config" ? ", content" : ""}, environment or external`,
+      );
+    }
+    out.set(key, {
+      name,
+      external,
+      create: {
+        name,
+        labels: { ...(toMap(x["labels"]) as Record<string, string>), [NAMESPACE_LABEL]: stack },
+        data: data.toString("base64"),
+      },
+    });
+  }
+  return out;
+}
+
+/** A compose `mode:`: a string as Go reads it (`0440` octal), a number whose digits are all
+ * octal as the YAML 1.1 octal Docker's loader reads (`0440` arrives here as 440). */
+function fileMode(v: unknown, path: string): number {
+  let m = NaN;
+  if (typeof v === "number" && Number.isInteger(v) && v >= 0)
+    m = /^[0-7]+$/.test(String(v)) ? parseInt(String(v), 8) : v;
+  else if (typeof v === "string") {
+    const t = v.trim();
+    m = /^0[oO]?[0-7]+$/.test(t)
+      ? parseInt(t.replace(/^0[oO]?/, "") || "0", 8)
+      : /^[0-9]+$/.test(t)
+        ? parseInt(t, 10)
+        : NaN;
+  }
+  if (!Number.isInteger(m) || m > 0o777) throw err(path, "must be a file mode like 0440");
+  return m;
+}
+
+/** A service's `secrets:`/`configs:`, short (`- name`) or long (`- source: name ...`) syntax. */
+function serviceFiles(
+  svc: Dict,
+  kind: "secret" | "config",
+  declared: ReadonlyMap<string, StackFile>,
+  path: string,
+  short: string,
+): SecretReference[] | undefined {
+  const list = svc[`${kind}s`];
+  if (!Array.isArray(list) || list.length === 0) return undefined;
+  return list.map((item: unknown, i) => {
+    const at = `${path}.${kind}s[${i}]`;
+    const long = typeof item === "object" && item !== null ? (item as Dict) : { source: item };
+    const key = String(long["source"] ?? "");
+    const x = declared.get(key);
+    if (!x)
+      throw err(at, `service "${short}" refers to undefined ${kind} ${key}: invalid compose file`);
+    const target = long["target"] !== undefined ? String(long["target"]) : undefined;
+    return {
+      source: x.name,
+      target: target ?? (kind === "secret" ? key : `/${key}`),
+      uid: long["uid"] !== undefined ? String(long["uid"]) : "0",
+      gid: long["gid"] !== undefined ? String(long["gid"]) : "0",
+      mode: long["mode"] !== undefined ? fileMode(long["mode"], `${at}.mode`) : 0o444,
+    };
+  });
+}
+
 function sortedKeysPresent(keys: string[], svc: Dict): string[] {
   return keys.filter((k) => Object.hasOwn(svc, k));
 }
@@ -344,6 +456,8 @@ export function convertStack(config: Dict, stack: string, ctx: ConvertContext): 
   const warnings: string[] = [];
   const services = (config["services"] ?? {}) as Dict;
   const declared = stackNetworks(config, stack);
+  const secrets = stackFiles(config, stack, "secret", ctx);
+  const configs = stackFiles(config, stack, "config", ctx);
   const used: StackNetwork[] = [];
   const use = (n: StackNetwork) => {
     if (!used.includes(n)) used.push(n);
@@ -362,7 +476,6 @@ export function convertStack(config: Dict, stack: string, ctx: ConvertContext): 
     for (const [dep, cond] of Object.entries(dependsOnMap(svc["depends_on"])))
       if (Object.hasOwn(cond, "restart")) notYet.add(`services.${name}.depends_on.${dep}.restart`);
   }
-  for (const k of ["configs", "secrets"]) if (Object.hasOwn(config, k)) notYet.add(k);
   if (unsupported.size > 0)
     warnings.push(`Ignoring unsupported options: ${[...unsupported].sort().join(", ")}\n`);
   if (deprecated.size > 0)
@@ -530,10 +643,20 @@ export function convertStack(config: Dict, stack: string, ctx: ConvertContext): 
     } else spec.networks = attach;
     const deps = convertDependsOn(svc["depends_on"], short, services, stack, path);
     if (deps.length > 0) spec.dependsOn = deps;
+    const secretRefs = serviceFiles(svc, "secret", secrets, path, short);
+    if (secretRefs) spec.secrets = secretRefs;
+    const configRefs = serviceFiles(svc, "config", configs, path, short);
+    if (configRefs) spec.configs = configRefs;
     specs.push(spec);
   }
   checkDependencyCycles(services);
-  return { services: specs, networks: used, warnings };
+  return {
+    services: specs,
+    networks: used,
+    secrets: [...secrets.values()],
+    configs: [...configs.values()],
+    warnings,
+  };
 }
 
 /** `depends_on` in either syntax as a map: a list of names, or names → their settings. */

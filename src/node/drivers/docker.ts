@@ -448,15 +448,24 @@ export class DockerDriver implements Driver, LimitReporter, Reaper, Executor {
           : {}),
         Init: this.opts.init,
         // The engine makes a named volume that is missing (a local one) and refuses a bind whose
-        // source does not exist, in Docker's words.
-        ...(spec.mounts?.length
+        // source does not exist, in Docker's words. Secrets and configs: the node's files,
+        // read-only (task-files.ts says why bind mounts).
+        ...(spec.mounts?.length || spec.files?.length
           ? {
-              Mounts: spec.mounts.map((m) => ({
-                Type: m.type,
-                Source: m.type === "tmpfs" ? "" : m.source,
-                Target: m.target,
-                ReadOnly: m.readOnly,
-              })),
+              Mounts: [
+                ...(spec.mounts ?? []).map((m) => ({
+                  Type: m.type,
+                  Source: m.type === "tmpfs" ? "" : m.source,
+                  Target: m.target,
+                  ReadOnly: m.readOnly,
+                })),
+                ...(spec.files ?? []).map((f) => ({
+                  Type: "bind" as const,
+                  Source: f.source,
+                  Target: f.target,
+                  ReadOnly: true,
+                })),
+              ],
             }
           : {}),
         NanoCpus: Math.round(spec.limits.cpus * 1e9),

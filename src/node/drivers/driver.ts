@@ -57,6 +57,12 @@ export interface RunSpec {
   /** Who the task runs as: "name", "uid", "uid:gid", "name:group" (absent: the agent's user or
    * the image's). An unknown name fails the start with ERR_USER. */
   user?: string;
+  /**
+   * The task's secrets and configs: files the node wrote (`source`) and the absolute path a
+   * container sees each at (`target`), mounted read-only. A process task is given their
+   * directories in its environment instead, so the process driver ignores this.
+   */
+  files?: Array<{ source: string; target: string }>;
 }
 
 /** One mount of a task (the spec's Mount). */
