@@ -16,7 +16,7 @@ import { Outbound, type ByteSink } from "./outbound.js";
 import { copyBytes, writeAscii, writeUint } from "./bytes.js";
 import { Subscription, type MsgTarget } from "./subscription.js";
 import { isValidLiteralSubject, isValidSubject, isValidQueueName } from "./subject.js";
-import { authenticate, type CompiledPermissions, type ConnectAuth } from "./auth.js";
+import { authenticate, newNonce, type CompiledPermissions, type ConnectAuth } from "./auth.js";
 import type { Server } from "./server.js";
 import { goQuote } from "./log.js";
 
@@ -47,6 +47,8 @@ export interface ConnectOptions {
   user?: string;
   pass?: string;
   auth_token?: string;
+  nkey?: string;
+  sig?: string;
   tls_required?: boolean;
 }
 
@@ -176,6 +178,8 @@ export class Client implements ParserSink, MsgTarget {
   /** verify_and_map: the client certificate's identities, matched against the users. */
   certIdentities: string[] | undefined;
   perms: CompiledPermissions | null = null;
+  /** The nonce sent in INFO for an NKey user to sign ("" when the server has no NKey users). */
+  readonly nonce: string;
   /** The credentials of CONNECT, kept to check them again when the users are reloaded. */
   private credentials: ConnectAuth = {};
   connectReceived = false;
@@ -225,6 +229,7 @@ export class Client implements ParserSink, MsgTarget {
     this.port = socket.remotePort ?? 0;
     this.tag = `${this.host}:${this.port} - cid:${cid}`;
     this.parser = new Parser(this, { maxControlLine: server.opts.maxControlLine });
+    this.nonce = server.nonceRequired ? newNonce() : "";
     const auth = server.authFor(socket);
     this.authRequired = auth.required;
     this.parser.requireConnect = auth.required;
@@ -383,6 +388,9 @@ export class Client implements ParserSink, MsgTarget {
       user: parsed.opts.user,
       pass: parsed.opts.pass,
       auth_token: parsed.opts.auth_token,
+      nkey: parsed.opts.nkey,
+      sig: parsed.opts.sig,
+      nonce: this.nonce,
       certIdentities: this.certIdentities,
     };
     const auth = authenticate(this.server.authFor(this.socket).opts, this.credentials);

@@ -36,6 +36,15 @@ export interface User {
   user: string;
   password: string;
   permissions?: Permissions;
+  /** The account the user belongs to (a name from `accounts {}`); unset: the global account $G. */
+  account?: string;
+}
+
+/** A user known by its NKey (a public key starting with U), authenticated by signing a nonce. */
+export interface NkeyUser {
+  nkey: string;
+  permissions?: Permissions;
+  account?: string;
 }
 
 export interface ClusterOptions {
@@ -91,6 +100,8 @@ export interface Options {
   password: string;
   authToken: string;
   users: User[];
+  /** Users known by NKey (`nkey: U...` in a users list). */
+  nkeys: NkeyUser[];
   noAuthUser: string;
   cluster: ClusterOptions | null;
   /** The `websocket {}` block; null when there is none (or its port is 0). */
@@ -195,6 +206,7 @@ export function defaultOptions(): Options {
     password: "",
     authToken: "",
     users: [],
+    nkeys: [],
     noAuthUser: "",
     cluster: null,
     websocket: null,
@@ -343,12 +355,75 @@ interface AuthBlock {
   password: string;
   token: string;
   users: User[];
+  nkeys: NkeyUser[];
   timeoutMs: number | null;
+}
+
+/** A user public NKey: 'U' and 55 more base32 characters (nkeys.js checks the checksum). */
+export function isUserNkey(s: string): boolean {
+  return /^U[A-Z2-7]{55}$/.test(s);
+}
+
+/**
+ * A `users [...]` list (of an authorization block or an account): `{user, password}` entries and
+ * `{nkey}` entries, each with optional permissions.
+ */
+function userList(
+  val: ConfValue,
+  key: string,
+  warn: Warn,
+  account?: string,
+): { users: User[]; nkeys: NkeyUser[] } {
+  if (!Array.isArray(val)) throw new OptionsError(`config: ${key}.users must be a list`);
+  const users: User[] = [];
+  const nkeys: NkeyUser[] = [];
+  val.forEach((u, i) => {
+    const where = `${key}.users[${i}]`;
+    const uo = obj(u, where);
+    const user: User = { user: "", password: "" };
+    let nkey = "";
+    for (const [uk, uv] of Object.entries(uo)) {
+      const luk = uk.toLowerCase();
+      if (luk === "user" || luk === "username") user.user = str(uv, "user");
+      else if (luk === "pass" || luk === "password") user.password = str(uv, "password");
+      else if (luk === "nkey") nkey = str(uv, "nkey");
+      // nats-server takes the singular `permission` too.
+      else if (luk === "permissions" || luk === "permission")
+        user.permissions = permissions(uv, "permissions", warn);
+      else if (luk === "account") continue;
+      else throw new OptionsError(`config: unknown field "${uk}" in ${where}`);
+    }
+    if (account !== undefined) user.account = account;
+    if (nkey !== "") {
+      // nats-server's words for both mistakes.
+      if (user.user !== "" || user.password !== "") {
+        throw new OptionsError(`config: ${where}: nkey users do not take usernames or passwords`);
+      }
+      if (!isUserNkey(nkey)) {
+        throw new OptionsError(`config: ${where}: not a valid public nkey for a user: "${nkey}"`);
+      }
+      const n: NkeyUser = { nkey };
+      if (user.permissions) n.permissions = user.permissions;
+      if (account !== undefined) n.account = account;
+      nkeys.push(n);
+      return;
+    }
+    if (!user.user) throw new OptionsError(`config: ${where} has no user`);
+    users.push(user);
+  });
+  return { users, nkeys };
 }
 
 function authorization(v: ConfValue, key: string, warn: Warn): AuthBlock {
   const o = obj(v, key);
-  const a: AuthBlock = { username: "", password: "", token: "", users: [], timeoutMs: null };
+  const a: AuthBlock = {
+    username: "",
+    password: "",
+    token: "",
+    users: [],
+    nkeys: [],
+    timeoutMs: null,
+  };
   let defaultPerms: Permissions | undefined;
   for (const [k, val] of Object.entries(o)) {
     switch (k.toLowerCase()) {
@@ -372,30 +447,16 @@ function authorization(v: ConfValue, key: string, warn: Warn): AuthBlock {
         defaultPerms = permissions(val, `${key}.permissions`, warn);
         break;
       case "users": {
-        if (!Array.isArray(val)) throw new OptionsError(`config: ${key}.users must be a list`);
-        a.users = val.map((u, i) => {
-          const uo = obj(u, `${key}.users[${i}]`);
-          const user: User = { user: "", password: "" };
-          for (const [uk, uv] of Object.entries(uo)) {
-            const luk = uk.toLowerCase();
-            if (luk === "user" || luk === "username") user.user = str(uv, "user");
-            else if (luk === "pass" || luk === "password") user.password = str(uv, "password");
-            // nats-server takes the singular `permission` too.
-            else if (luk === "permissions" || luk === "permission")
-              user.permissions = permissions(uv, "permissions", warn);
-            else if (luk === "account") continue;
-            else throw new OptionsError(`config: unknown field "${uk}" in ${key}.users[${i}]`);
-          }
-          if (!user.user) throw new OptionsError(`config: ${key}.users[${i}] has no user`);
-          return user;
-        });
+        const l = userList(val, key, warn);
+        a.users = l.users;
+        a.nkeys = l.nkeys;
         break;
       }
       default:
         throw new OptionsError(`config: unknown field "${k}" in ${key}`);
     }
   }
-  if (defaultPerms) for (const u of a.users) u.permissions ??= defaultPerms;
+  if (defaultPerms) for (const u of [...a.users, ...a.nkeys]) u.permissions ??= defaultPerms;
   return a;
 }
 
@@ -504,7 +565,7 @@ function websocketBlock(v: ConfValue, warn: Warn): WebsocketOptions {
       case "authorization":
       case "authentication": {
         const a = authorization(val, "websocket.authorization", warn);
-        if (a.users.length > 0) {
+        if (a.users.length + a.nkeys.length > 0) {
           throw new OptionsError(
             "config: websocket.authorization: users are not supported in the websocket block, only user/password or token",
           );
@@ -551,7 +612,7 @@ function validateWebsocket(opts: Options): void {
   if (w.noAuthUser && !opts.users.some((u) => u.user === w.noAuthUser)) {
     throw new OptionsError(`no_auth_user: "${w.noAuthUser}" not present as user`);
   }
-  if (opts.users.length > 0) {
+  if (opts.users.length + opts.nkeys.length > 0) {
     if (w.username) {
       throw new OptionsError(
         "websocket authentication username not compatible with presence of users/nkeys",
@@ -671,6 +732,7 @@ export function applyConfig(opts: Options, conf: ConfObject, warn: Warn): void {
         opts.password = a.password;
         opts.authToken = a.token;
         opts.users = a.users;
+        opts.nkeys = a.nkeys;
         if (a.timeoutMs !== null) opts.authTimeoutMs = a.timeoutMs;
         break;
       }
@@ -768,7 +830,7 @@ export function validateOptions(opts: Options): Readonly<Options> {
     );
   }
   if (opts.maxControlLine <= 0) throw new OptionsError("max_control_line must be positive");
-  if (opts.users.length > 0 && (opts.username || opts.authToken)) {
+  if (opts.users.length + opts.nkeys.length > 0 && (opts.username || opts.authToken)) {
     throw new OptionsError("can not have a single user/pass or token and a users array");
   }
   if (opts.username && opts.authToken) {

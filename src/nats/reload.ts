@@ -121,6 +121,7 @@ export function reloadServer(
   if (cur.password !== next.password) authChanged.push("authorization password");
   if (cur.authToken !== next.authToken) authChanged.push("authorization token");
   if (!same(cur.users, next.users)) authChanged.push("authorization users");
+  if (!same(cur.nkeys, next.nkeys)) authChanged.push("authorization nkeys");
   if (cur.noAuthUser !== next.noAuthUser) authChanged.push(`no_auth_user = ${next.noAuthUser}`);
   opts.username = next.username;
   opts.password = next.password;
@@ -135,7 +136,7 @@ export function reloadServer(
   for (const msg of authChanged) note(msg);
   // Every connection is checked again, as nats-server's reloadAuthorization does (also when the
   // tls block changed, since verify_and_map decides how certificate users are found).
-  if (authChanged.length > 0 || tlsChanged) server.reloadUsers(next.users);
+  if (authChanged.length > 0 || tlsChanged) server.reloadUsers(next.users, next.nkeys);
   server.configLoadTime = new Date();
   server.log.info("Reloaded server configuration");
   return done;

@@ -9,9 +9,9 @@ import { Client, WRITE_WINDOW, type ClientSocket } from "./client.js";
 import { Sublist } from "./sublist.js";
 import { subjectMatchesPattern } from "./subject.js";
 import type { Subscription } from "./subscription.js";
-import type { Options, User } from "./options.js";
+import type { NkeyUser, Options, User } from "./options.js";
 import type { Logger } from "./log.js";
-import { authRequired } from "./auth.js";
+import { authRequired, nonceRequired } from "./auth.js";
 import { CloseReason, ErrText, type CloseReasonText } from "./errors.js";
 import { Monitor } from "./monitor.js";
 import { bytesEqual } from "./bytes.js";
@@ -55,6 +55,8 @@ export class Server {
   readonly closed: ClosedClient[] = [];
   /** Clients must CONNECT with credentials (recomputed when a reload changes the users). */
   authRequired: boolean;
+  /** Clients are sent a nonce to sign (some users are known by NKey). */
+  nonceRequired: boolean;
   readonly start = new Date();
   readonly monitor: Monitor | null;
   readonly cluster: Cluster | null;
@@ -99,6 +101,7 @@ export class Server {
   ) {
     this.name = opts.serverName || this.id;
     this.authRequired = authRequired(opts);
+    this.nonceRequired = nonceRequired(opts);
     this.tls = opts.tls ? loadTls(opts.tls) : null;
     this.writeWindow = Math.max(4096, Math.min(WRITE_WINDOW, Math.floor(opts.maxPending / 8)));
     this.monitor = opts.httpPort !== 0 || opts.httpsPort !== 0 ? new Monitor(this) : null;
@@ -145,7 +148,9 @@ export class Server {
     }
     if (this.authRequired) {
       log.debug(
-        this.opts.users.length > 0 ? "Using multi-user authentication" : "Using authentication",
+        this.opts.users.length + this.opts.nkeys.length > 0
+          ? "Using multi-user authentication"
+          : "Using authentication",
       );
     }
     this.startTimers();
@@ -297,6 +302,7 @@ export class Server {
       client_id: c.cid,
       client_ip: c.host,
     };
+    if (c.nonce !== "") info["nonce"] = c.nonce;
     if (this.authRequired) info["auth_required"] = true;
     // WebSocket clients never take the TCP TLS path (the websocket block's TLS is refused).
     if (this.tls && c.socket.websocket !== true) {
@@ -538,9 +544,10 @@ export class Server {
    * connections as nats-server applies it): a client whose credentials no longer pass is closed
    * with an Authorization Violation, the others get their new permissions at once.
    */
-  reloadUsers(users: User[]): void {
-    this.opts = { ...this.opts, users };
+  reloadUsers(users: User[], nkeys: NkeyUser[] = this.opts.nkeys): void {
+    this.opts = { ...this.opts, users, nkeys };
     this.authRequired = authRequired(this.opts);
+    this.nonceRequired = nonceRequired(this.opts);
     for (const c of [...this.clients.values()]) c.reauthorize();
   }
 
