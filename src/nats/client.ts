@@ -18,6 +18,7 @@ import { Subscription, type MsgTarget } from "./subscription.js";
 import { isValidLiteralSubject, isValidSubject, isValidQueueName } from "./subject.js";
 import { authenticate, newNonce, type CompiledPermissions, type ConnectAuth } from "./auth.js";
 import type { Server } from "./server.js";
+import type { Account } from "./accounts.js";
 import { goQuote } from "./log.js";
 
 /** What a client connection reads from and writes to: a TCP socket, or a WebSocket (websocket.ts). */
@@ -171,6 +172,8 @@ export class Client implements ParserSink, MsgTarget {
     protocol: 0,
   };
   user = "";
+  /** The account this connection publishes and subscribes in (its user's; $G until CONNECT). */
+  acc: Account;
   /** The connection went through a TLS handshake. */
   tlsSecure = false;
   /** A TLS handshake is under way: nothing is written to the socket until it completes. */
@@ -228,6 +231,7 @@ export class Client implements ParserSink, MsgTarget {
     this.host = socket.remoteAddress?.replace(/^::ffff:/, "") ?? "";
     this.port = socket.remotePort ?? 0;
     this.tag = `${this.host}:${this.port} - cid:${cid}`;
+    this.acc = server.globalAccount;
     this.parser = new Parser(this, { maxControlLine: server.opts.maxControlLine });
     this.nonce = server.nonceRequired ? newNonce() : "";
     const auth = server.authFor(socket);
@@ -399,8 +403,15 @@ export class Client implements ParserSink, MsgTarget {
       this.authViolation();
       throw new ProtocolError(null, "authentication failed", CloseReason.AuthViolation);
     }
+    const acc = this.server.account(auth.account);
+    if (acc === undefined) {
+      this.authViolation();
+      throw new ProtocolError(null, "the user's account is gone", CloseReason.AuthViolation);
+    }
     this.user = auth.user;
     this.perms = auth.permissions;
+    // Subscriptions made before CONNECT (no authentication) are in $G, where the user is too.
+    this.acc = acc;
     if (this.opts.protocol < 0 || this.opts.protocol > 1) {
       throw new ProtocolError(
         ErrText.BadClientProtocol,
@@ -426,7 +437,8 @@ export class Client implements ParserSink, MsgTarget {
   reauthorize(): void {
     if (this.closed || !this.connectReceived) return;
     const auth = authenticate(this.server.authFor(this.socket).opts, this.credentials);
-    if (auth === null) {
+    // A user removed, or moved to another account, is cut off (as nats-server's reload).
+    if (auth === null || this.server.account(auth.account) !== this.acc) {
       this.authViolation();
       this.close(CloseReason.AuthViolation);
       return;

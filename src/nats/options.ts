@@ -2,7 +2,7 @@
 // configuration file (conf.ts) and command-line flags (flags.ts), validated once and frozen.
 
 import { OptionsError } from "./errors.js";
-import { isValidSubject } from "./subject.js";
+import { isValidSubject, patternIsSubsetOf, subjectHasWildcard } from "./subject.js";
 import {
   isUsedVariable,
   parseConfigFile,
@@ -46,6 +46,38 @@ export interface NkeyUser {
   permissions?: Permissions;
   account?: string;
 }
+
+/** An account's export: subjects other accounts may import (all accounts, or those listed). */
+export interface ExportConfig {
+  kind: "stream" | "service";
+  subject: string;
+  /** The accounts allowed to import it; empty: every account. */
+  accounts: string[];
+}
+
+/**
+ * An account's import: `subject` of `account`'s export seen here as `to` (stream: the messages
+ * published there are delivered here on `to`; service: requests published here on `to` go there
+ * on `subject`, and the responses come back).
+ */
+export interface ImportConfig {
+  kind: "stream" | "service";
+  account: string;
+  subject: string;
+  to: string;
+}
+
+/** An account of the `accounts {}` block (its users are in Options.users/nkeys, by name). */
+export interface AccountConfig {
+  name: string;
+  exports: ExportConfig[];
+  imports: ImportConfig[];
+}
+
+/** The account of users configured outside `accounts {}`, as nats-server names it. */
+export const GLOBAL_ACCOUNT = "$G";
+/** nats-server's default system account. */
+export const DEFAULT_SYSTEM_ACCOUNT = "$SYS";
 
 export interface ClusterOptions {
   name: string;
@@ -103,6 +135,10 @@ export interface Options {
   /** Users known by NKey (`nkey: U...` in a users list). */
   nkeys: NkeyUser[];
   noAuthUser: string;
+  /** The `accounts {}` block (users outside it are in $G). */
+  accounts: AccountConfig[];
+  /** `system_account` (nats-server's default $SYS, created when not configured). */
+  systemAccount: string;
   cluster: ClusterOptions | null;
   /** The `websocket {}` block; null when there is none (or its port is 0). */
   websocket: WebsocketOptions | null;
@@ -208,6 +244,8 @@ export function defaultOptions(): Options {
     users: [],
     nkeys: [],
     noAuthUser: "",
+    accounts: [],
+    systemAccount: DEFAULT_SYSTEM_ACCOUNT,
     cluster: null,
     websocket: null,
     tls: null,
@@ -460,6 +498,114 @@ function authorization(v: ConfValue, key: string, warn: Warn): AuthBlock {
   return a;
 }
 
+/** The account and subject of an import: `{account: A, subject: "foo.>"}`. */
+function importSource(v: ConfValue, key: string): { account: string; subject: string } {
+  const o = obj(v, key);
+  let account = "";
+  let subject = "";
+  for (const [k, val] of Object.entries(o)) {
+    const lk = k.toLowerCase();
+    if (lk === "account") account = str(val, `${key}.account`);
+    else if (lk === "subject") subject = str(val, `${key}.subject`);
+    else throw new OptionsError(`config: unknown field "${k}" in ${key}`);
+  }
+  if (account === "") throw new OptionsError(`config: ${key} has no account`);
+  if (!isValidSubject(subject)) {
+    throw new OptionsError(`config: ${key}: subject "${subject}" is not a valid subject`);
+  }
+  return { account, subject };
+}
+
+function exportEntry(v: ConfValue, key: string, warn: Warn): ExportConfig {
+  const o = obj(v, key);
+  let e: ExportConfig | null = null;
+  let accounts: string[] = [];
+  for (const [k, val] of Object.entries(o)) {
+    const lk = k.toLowerCase();
+    if (lk === "stream" || lk === "service") {
+      const subject = str(val, `${key}.${lk}`);
+      if (!isValidSubject(subject)) {
+        throw new OptionsError(`config: ${key}: subject "${subject}" is not a valid subject`);
+      }
+      e = { kind: lk, subject, accounts: [] };
+    } else if (lk === "accounts") accounts = strList(val, `${key}.accounts`);
+    else if (lk === "response_type" || lk === "response" || lk === "response_threshold") {
+      warn(`${key}.${k} is not supported by shoal: responses are single (Singleton)`);
+    } else throw new OptionsError(`config: unknown field "${k}" in ${key}`);
+  }
+  if (e === null) throw new OptionsError(`config: ${key} needs a stream or a service subject`);
+  e.accounts = accounts;
+  return e;
+}
+
+function importEntry(v: ConfValue, key: string): ImportConfig {
+  const o = obj(v, key);
+  let kind: "stream" | "service" | null = null;
+  let src = { account: "", subject: "" };
+  let prefix = "";
+  let to = "";
+  for (const [k, val] of Object.entries(o)) {
+    const lk = k.toLowerCase();
+    if (lk === "stream" || lk === "service") {
+      kind = lk;
+      src = importSource(val, `${key}.${lk}`);
+    } else if (lk === "prefix") prefix = str(val, `${key}.prefix`);
+    else if (lk === "to") to = str(val, `${key}.to`);
+    else if (lk === "share") continue;
+    else throw new OptionsError(`config: unknown field "${k}" in ${key}`);
+  }
+  if (kind === null) throw new OptionsError(`config: ${key} needs a stream or a service`);
+  if (kind === "service" && prefix !== "") {
+    throw new OptionsError(`config: ${key}: a service import takes "to", not "prefix"`);
+  }
+  const local = to !== "" ? to : prefix !== "" ? `${prefix}.${src.subject}` : src.subject;
+  if (!isValidSubject(local)) {
+    throw new OptionsError(`config: ${key}: subject "${local}" is not a valid subject`);
+  }
+  return { kind, account: src.account, subject: src.subject, to: local };
+}
+
+/** The `accounts {}` block: each account's users (returned apart), exports and imports. */
+function accountsBlock(
+  v: ConfValue,
+  warn: Warn,
+): { accounts: AccountConfig[]; users: User[]; nkeys: NkeyUser[] } {
+  const o = obj(v, "accounts");
+  const out = { accounts: [] as AccountConfig[], users: [] as User[], nkeys: [] as NkeyUser[] };
+  for (const [name, val] of Object.entries(o)) {
+    const key = `accounts.${name}`;
+    const a: AccountConfig = { name, exports: [], imports: [] };
+    for (const [k, av] of Object.entries(obj(val, key))) {
+      switch (k.toLowerCase()) {
+        case "users": {
+          const l = userList(av, key, warn, name);
+          out.users.push(...l.users);
+          out.nkeys.push(...l.nkeys);
+          break;
+        }
+        case "exports":
+          if (!Array.isArray(av)) throw new OptionsError(`config: ${key}.exports must be a list`);
+          a.exports = av.map((e, i) => exportEntry(e, `${key}.exports[${i}]`, warn));
+          break;
+        case "imports":
+          if (!Array.isArray(av)) throw new OptionsError(`config: ${key}.imports must be a list`);
+          a.imports = av.map((e, i) => importEntry(e, `${key}.imports[${i}]`));
+          break;
+        case "jetstream":
+        case "mappings":
+        case "limits":
+        case "default_permissions":
+          warn(`${key}.${k} is not supported by shoal and is ignored`);
+          break;
+        default:
+          throw new OptionsError(`config: unknown field "${k}" in ${key}`);
+      }
+    }
+    out.accounts.push(a);
+  }
+  return out;
+}
+
 function clusterBlock(v: ConfValue, warn: Warn): ClusterOptions {
   const o = obj(v, "cluster");
   const c = defaultClusterOptions();
@@ -628,6 +774,9 @@ function validateWebsocket(opts: Options): void {
 
 /** Applies a parsed configuration file to options (nats-server's processConfigFileLine). */
 export function applyConfig(opts: Options, conf: ConfObject, warn: Warn): void {
+  // The users of `accounts {}`, added to the authorization block's once both are read.
+  let accountUsers: User[] = [];
+  let accountNkeys: NkeyUser[] = [];
   for (const [key, v] of Object.entries(conf)) {
     // `PORT = 4222` used later as `$PORT` is a variable, not a setting.
     if (isUsedVariable(conf, key)) continue;
@@ -766,14 +915,81 @@ export function applyConfig(opts: Options, conf: ConfObject, warn: Warn): void {
         obj(v, key);
         warn("Leaf nodes are not supported by shoal: the leafnodes block is ignored");
         break;
-      case "accounts":
+      case "accounts": {
+        const a = accountsBlock(v, warn);
+        opts.accounts = a.accounts;
+        accountUsers = a.users;
+        accountNkeys = a.nkeys;
+        break;
+      }
+      case "system_account":
+      case "system":
+        opts.systemAccount = str(v, key);
+        break;
       case "gateway":
       case "mqtt":
-      case "system_account":
         warn(`"${key}" is not supported by shoal and is ignored`);
         break;
       default:
         throw new OptionsError(`config: unknown field "${key}"`);
+    }
+  }
+  opts.users.push(...accountUsers);
+  opts.nkeys.push(...accountNkeys);
+}
+
+/** Accounts, their users, imports and exports hang together (nats-server's checks). */
+function validateAccounts(opts: Options): void {
+  const names = new Set<string>();
+  for (const a of opts.accounts) {
+    if (a.name === GLOBAL_ACCOUNT) {
+      throw new OptionsError(
+        `config: account "${GLOBAL_ACCOUNT}" is reserved for users outside accounts`,
+      );
+    }
+    names.add(a.name);
+  }
+  const seen = new Set<string>();
+  for (const u of opts.users) {
+    if (seen.has(u.user)) throw new OptionsError(`config: duplicate user "${u.user}" detected`);
+    seen.add(u.user);
+  }
+  for (const n of opts.nkeys) {
+    if (seen.has(n.nkey)) throw new OptionsError(`config: duplicate nkey "${n.nkey}" detected`);
+    seen.add(n.nkey);
+  }
+  if (opts.systemAccount !== DEFAULT_SYSTEM_ACCOUNT && !names.has(opts.systemAccount)) {
+    throw new OptionsError(
+      `config: system_account "${opts.systemAccount}" is not a configured account`,
+    );
+  }
+  for (const a of opts.accounts) {
+    for (const imp of a.imports) {
+      const from = opts.accounts.find((x) => x.name === imp.account);
+      if (from === undefined) {
+        throw new OptionsError(
+          `config: account "${a.name}" imports ${imp.kind} "${imp.subject}" from unknown account "${imp.account}"`,
+        );
+      }
+      const exp = from.exports.find(
+        (e) =>
+          e.kind === imp.kind &&
+          patternIsSubsetOf(imp.subject, e.subject) &&
+          (e.accounts.length === 0 || e.accounts.includes(a.name)),
+      );
+      if (exp === undefined) {
+        throw new OptionsError(
+          `config: account "${a.name}" imports ${imp.kind} "${imp.subject}" which account "${imp.account}" does not export to it`,
+        );
+      }
+      if (
+        imp.kind === "service" &&
+        subjectHasWildcard(imp.to) !== subjectHasWildcard(imp.subject)
+      ) {
+        throw new OptionsError(
+          `config: account "${a.name}": service import "${imp.to}" and "${imp.subject}" must both be literal or both have wildcards`,
+        );
+      }
     }
   }
 }
@@ -839,6 +1055,7 @@ export function validateOptions(opts: Options): Readonly<Options> {
   if (opts.noAuthUser && !opts.users.some((u) => u.user === opts.noAuthUser)) {
     throw new OptionsError(`no_auth_user: "${opts.noAuthUser}" not present as user`);
   }
+  validateAccounts(opts);
   validateWebsocket(opts);
   if (opts.websocket !== null && opts.websocket.port === 0) opts.websocket = null;
   // Not set by a config or flags (see parseFlags, where it follows the client host as in

@@ -2,13 +2,15 @@
 // again are compared with the running ones; when one that cannot change while running differs,
 // nothing is applied and the reload fails with nats-server's message ("config reload not
 // supported for Port: old=4222, new=4223"). Otherwise each change is applied and logged
-// ("Reloaded: debug = true"), users and permissions to live connections (Server.reloadUsers).
+// ("Reloaded: debug = true"), users, accounts and permissions to live connections (Server.reloadUsers: a user removed
+// or moved to another account is disconnected).
 
 import { formatGoDuration } from "../lib/duration.js";
 import { ReloadError } from "./errors.js";
 import type { Options } from "./options.js";
 import type { Server } from "./server.js";
 import { loadTls, type LoadedTls } from "./tls.js";
+import { buildAccounts } from "./accounts.js";
 
 /** The logger settings a reload may change (ServerLogger.configure). */
 export interface ReloadableLogger {
@@ -127,12 +129,21 @@ export function reloadServer(
   opts.password = next.password;
   opts.authToken = next.authToken;
   opts.noAuthUser = next.noAuthUser;
+  const accountsChanged =
+    !same(cur.accounts, next.accounts) || cur.systemAccount !== next.systemAccount;
+  if (accountsChanged) {
+    opts.accounts = next.accounts;
+    opts.systemAccount = next.systemAccount;
+    authChanged.push("accounts");
+  }
   if (tlsChanged) {
     opts.tls = next.tls;
     server.tls = tls;
     note(`tls = ${tls ? "enabled" : "disabled"}`);
   }
   server.opts = Object.freeze(opts);
+  // Accounts that stay keep their subscriptions; imports are placed again.
+  if (accountsChanged) server.accounts = buildAccounts(server.opts, server, server.accounts);
   for (const msg of authChanged) note(msg);
   // Every connection is checked again, as nats-server's reloadAuthorization does (also when the
   // tls block changed, since verify_and_map decides how certificate users are found).

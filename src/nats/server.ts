@@ -6,10 +6,11 @@ import { createServer, type Server as NetServer, type Socket } from "node:net";
 import { randomBytes, randomInt } from "node:crypto";
 import { writeFileSync, rmSync } from "node:fs";
 import { Client, WRITE_WINDOW, type ClientSocket } from "./client.js";
-import { Sublist } from "./sublist.js";
+import type { Sublist } from "./sublist.js";
+import { buildAccounts, type Account, type AccountRouter } from "./accounts.js";
 import { subjectMatchesPattern } from "./subject.js";
 import type { Subscription } from "./subscription.js";
-import type { NkeyUser, Options, User } from "./options.js";
+import { GLOBAL_ACCOUNT, type NkeyUser, type Options, type User } from "./options.js";
 import type { Logger } from "./log.js";
 import { authRequired, nonceRequired } from "./auth.js";
 import { CloseReason, ErrText, type CloseReasonText } from "./errors.js";
@@ -47,10 +48,15 @@ export interface ClosedClient {
   reason: CloseReasonText;
 }
 
-export class Server {
+export class Server implements AccountRouter {
   readonly id = newServerId();
   readonly name: string;
-  readonly sublist = new Sublist<Subscription>({ cache: true });
+  /** The accounts by name: $G, the system account, and those of `accounts {}` (accounts.ts). */
+  accounts: Map<string, Account>;
+  /** $G, the account of users outside `accounts {}` (and of every client without users). */
+  readonly globalAccount: Account;
+  /** $G's subject index: the one routes and monitoring read. */
+  readonly sublist: Sublist<Subscription>;
   readonly clients = new Map<number, Client>();
   readonly closed: ClosedClient[] = [];
   /** Clients must CONNECT with credentials (recomputed when a reload changes the users). */
@@ -100,6 +106,9 @@ export class Server {
     readonly log: Logger,
   ) {
     this.name = opts.serverName || this.id;
+    this.accounts = buildAccounts(opts, this);
+    this.globalAccount = this.accounts.get(GLOBAL_ACCOUNT)!;
+    this.sublist = this.globalAccount.sublist;
     this.authRequired = authRequired(opts);
     this.nonceRequired = nonceRequired(opts);
     this.tls = opts.tls ? loadTls(opts.tls) : null;
@@ -303,7 +312,8 @@ export class Server {
       client_ip: c.host,
     };
     if (c.nonce !== "") info["nonce"] = c.nonce;
-    if (this.authRequired) info["auth_required"] = true;
+    // With no_auth_user a client may leave credentials out: nats-server does not ask for them.
+    if (this.authRequired && this.opts.noAuthUser === "") info["auth_required"] = true;
     // WebSocket clients never take the TCP TLS path (the websocket block's TLS is refused).
     if (this.tls && c.socket.websocket !== true) {
       // As nats-server: allow_non_tls offers TLS (tls_available) instead of requiring it.
@@ -418,13 +428,53 @@ export class Server {
     return subjectMatchesPattern(subject, pattern);
   }
 
+  /** A client's subscription, in its account's index (only $G's interest is routed). */
   addSubscription(sub: Subscription): void {
-    this.sublist.insert(sub);
-    this.cluster?.localInterest(sub, 1);
+    const acc = (sub.conn as Client).acc;
+    acc.sublist.insert(sub);
+    if (acc === this.globalAccount) this.cluster?.localInterest(sub, 1);
   }
 
   removeSubscription(sub: Subscription): void {
-    if (this.sublist.remove(sub)) this.cluster?.localInterest(sub, -1);
+    const acc = (sub.conn as Client).acc;
+    if (acc.sublist.remove(sub) && acc === this.globalAccount) {
+      this.cluster?.localInterest(sub, -1);
+    }
+  }
+
+  /** An account by name (undefined or "": $G). */
+  account(name: string | undefined): Account | undefined {
+    return name === undefined || name === "" ? this.globalAccount : this.accounts.get(name);
+  }
+
+  /**
+   * Delivers a message inside one account to local subscriptions only (one member per queue
+   * group): what imports use (accounts.ts). Returns how many deliveries were made.
+   */
+  deliverLocal(
+    acc: Account,
+    subject: string,
+    reply: string,
+    hdr: number,
+    payload: Buffer,
+    start: number,
+    end: number,
+  ): number {
+    const r = acc.sublist.match(subject);
+    let n = 0;
+    for (const sub of r.psubs) {
+      if (sub.conn.kind === "Route") continue;
+      sub.conn.deliver(sub, subject, reply, hdr, payload, start, end);
+      n++;
+    }
+    for (const group of r.qsubs) {
+      const local = group.filter((s) => !s.closed && s.conn.kind !== "Route");
+      if (local.length === 0) continue;
+      const sub = local[local.length === 1 ? 0 : randomInt(local.length)]!;
+      sub.conn.deliver(sub, subject, reply, hdr, payload, start, end);
+      n++;
+    }
+    return n;
   }
 
   /**
@@ -444,8 +494,8 @@ export class Server {
     start = 0,
     end = payload.length,
   ): number {
-    const r = this.sublist.match(subject);
     const fromRoute = from.kind === "Route";
+    const r = (fromRoute ? this.sublist : (from as Client).acc.sublist).match(subject);
     const noEcho = !fromRoute && !from.opts.echo;
     const epoch = ++this.routeEpoch;
     // Routes to forward to, in routeTargets[0..nTargets): a count rather than `length = 0`,

@@ -19,6 +19,10 @@ import {
   type RunningServer,
 } from "../helpers/servers.js";
 import { verifyNonce } from "../../src/nats/auth.js";
+import { mapSubject } from "../../src/nats/accounts.js";
+import { applyConfig, defaultOptions, validateOptions } from "../../src/nats/options.js";
+import { parseConfig } from "../../src/nats/conf.js";
+import { reloadServer } from "../../src/nats/reload.js";
 import { defer } from "../helpers/defer.js";
 
 const sc = StringCodec();
@@ -162,4 +166,308 @@ authorization {
       },
     );
   }
+});
+
+// ---- accounts -------------------------------------------------------------------------------
+
+const ACCOUNTS_CONF = `
+accounts {
+  A {
+    users [ { user: a, password: a }, { nkey: ${pub(alice)} } ]
+    exports [
+      { stream: "foo.>" }
+      { service: "req.>" }
+      { stream: "private.>", accounts: [C] }
+    ]
+  }
+  B {
+    users [ { user: b, password: b } ]
+    imports [
+      { stream: { account: A, subject: "foo.>" }, prefix: "pre" }
+      { service: { account: A, subject: "req.x" }, to: "x" }
+    ]
+  }
+  C {
+    users [ { user: c, password: c } ]
+    imports [ { stream: { account: A, subject: "private.>" } } ]
+  }
+}
+authorization { users [ { user: g, password: g } ] }
+no_auth_user: b
+`;
+
+/** A raw client logged in with `connect`'s fields (verbose off), its INFO read. */
+async function rawLogin(
+  t: TestContext,
+  port: number,
+  connect: Record<string, unknown>,
+): Promise<{ c: RawConn; info: Record<string, unknown> }> {
+  const { c, info } = await rawInfo(port);
+  defer(t, () => c.close());
+  c.send(`CONNECT ${JSON.stringify({ verbose: false, pedantic: false, ...connect })}\r\nPING\r\n`);
+  await c.waitFor(/PONG\r\n$/);
+  c.data = "";
+  return { c, info };
+}
+
+/** What a connection received since the last call, up to a PING/PONG barrier. */
+async function received(c: RawConn): Promise<string> {
+  c.send("PING\r\n");
+  await c.waitFor(/PONG\r\n$/);
+  const out = c.data.replace(/PONG\r\n$/, "");
+  c.data = "";
+  return out;
+}
+
+/** The account session: what each connection saw, with the random `_R_.` replies masked. */
+async function accountsSession(t: TestContext, port: number): Promise<Record<string, unknown>> {
+  const a = (await rawLogin(t, port, { user: "a", pass: "a" })).c;
+  const b = (await rawLogin(t, port, { user: "b", pass: "b" })).c;
+  const anon = await rawLogin(t, port, {});
+  const g = (await rawLogin(t, port, { user: "g", pass: "g" })).c;
+  const c = (await rawLogin(t, port, { user: "c", pass: "c" })).c;
+  a.send("SUB req.x 1\r\nSUB foo.> 2\r\n");
+  b.send("SUB pre.foo.> 1\r\nSUB foo.> 2\r\nSUB _INBOX.b 3\r\nSUB private.> 4\r\n");
+  anon.c.send("SUB pre.> 1\r\n");
+  g.send("SUB foo.> 1\r\nSUB pre.> 2\r\nSUB req.x 3\r\n");
+  c.send("SUB private.> 1\r\nSUB foo.> 2\r\n");
+  for (const x of [a, b, anon.c, g, c]) await received(x);
+  // Published in A: B sees it under its prefix (as does the no_auth_user connection, which is b);
+  // $G and C do not see A's subjects; only C imports private.>.
+  a.send("PUB foo.bar 2\r\nhi\r\nPUB private.x 3\r\nsec\r\n");
+  const out: Record<string, unknown> = { a1: await received(a) };
+  // Published in B and in $G on the same subject: each account's own subscribers only.
+  b.send("PUB foo.bar 3\r\nbye\r\n");
+  out["b1"] = await received(b);
+  g.send("PUB foo.bar 1\r\ng\r\n");
+  out["g1"] = await received(g);
+  out["anon1"] = await received(anon.c);
+  out["c1"] = await received(c);
+  out["a2"] = await received(a);
+  // A request from B on x reaches A's req.x with a fresh reply subject; the response comes back
+  // on B's own reply, once.
+  b.send("PUB x _INBOX.b 3\r\nreq\r\n");
+  await received(b);
+  const req = await received(a);
+  out["request"] = req.replace(/_R_\.\S+/, "_R_");
+  const reply = /^MSG req\.x 1 (\S+) 3\r\n/.exec(req)?.[1];
+  assert.ok(reply, `A got no request: ${JSON.stringify(req)}`);
+  a.send(`PUB ${reply} 2\r\nok\r\nPUB ${reply} 5\r\nagain\r\n`);
+  await received(a);
+  out["response"] = await received(b);
+  out["g2"] = await received(g);
+  out["anonInfoAuth"] = anon.info["auth_required"] ?? false;
+  return out;
+}
+
+const EXPECTED_ACCOUNTS = {
+  a1: "MSG foo.bar 2 2\r\nhi\r\n",
+  b1: "MSG pre.foo.bar 1 2\r\nhi\r\nMSG foo.bar 2 3\r\nbye\r\n",
+  g1: "MSG foo.bar 1 1\r\ng\r\n",
+  anon1: "MSG pre.foo.bar 1 2\r\nhi\r\n",
+  c1: "MSG private.x 1 3\r\nsec\r\n",
+  a2: "",
+  request: "MSG req.x 1 _R_ 3\r\nreq\r\n",
+  response: "MSG _INBOX.b 3 2\r\nok\r\n",
+  g2: "",
+};
+
+describe("accounts", () => {
+  for (const kind of BOTH) {
+    test(
+      `${kind}: isolation, stream and service imports, no_auth_user`,
+      { skip: skipGo(kind) },
+      async (t) => {
+        const srv = await runWithConfig(t, kind, ACCOUNTS_CONF);
+        const got = await accountsSession(t, srv.port);
+        const { anonInfoAuth, ...rest } = got;
+        assert.deepEqual(rest, EXPECTED_ACCOUNTS);
+        assert.equal(anonInfoAuth, false);
+      },
+    );
+  }
+});
+
+/** Accounts A (exports) and B (imports) for the in-process tests, users a and b, g in $G. */
+const ACCOUNT_OPTS = {
+  users: [
+    { user: "a", password: "a", account: "A" },
+    { user: "b", password: "b", account: "B" },
+    { user: "g", password: "g" },
+  ],
+  accounts: [
+    {
+      name: "A",
+      exports: [
+        { kind: "stream" as const, subject: "foo.>", accounts: [] },
+        { kind: "service" as const, subject: "req.>", accounts: ["B"] },
+      ],
+      imports: [],
+    },
+    {
+      name: "B",
+      exports: [],
+      imports: [
+        { kind: "stream" as const, account: "A", subject: "foo.>", to: "pre.foo.>" },
+        { kind: "service" as const, account: "A", subject: "req.x", to: "x" },
+      ],
+    },
+  ],
+};
+
+describe("accounts with the official client", () => {
+  test("a request through a service import is answered; stream imports arrive prefixed", async (t) => {
+    const s = await useServer(t, { ...ACCOUNT_OPTS, httpPort: -1 });
+    const a = await useClient(t, s.port, { user: "a", pass: "a", reconnect: false });
+    const b = await useClient(t, s.port, { user: "b", pass: "b", reconnect: false });
+    const g = await useClient(t, s.port, { user: "g", pass: "g", reconnect: false });
+    a.subscribe("req.x", {
+      callback: (_e, m) => m.respond(sc.encode(`answer to ${sc.decode(m.data)} on ${m.subject}`)),
+    });
+    await a.flush();
+    const reply = await b.request("x", sc.encode("q"), { timeout: 2000 });
+    assert.equal(sc.decode(reply.data), "answer to q on req.x");
+    // $G imports nothing: x is nobody's there.
+    await assert.rejects(g.request("x", sc.encode("q"), { timeout: 2000 }), (e: NatsError) => {
+      return e.code === ErrorCode.NoResponders;
+    });
+    const seen: string[] = [];
+    b.subscribe("pre.foo.*", { callback: (_e, m) => seen.push(m.subject) });
+    await b.flush();
+    a.publish("foo.one");
+    g.publish("foo.two"); // $G's foo.two is not A's
+    await a.flush();
+    await g.flush();
+    await b.flush();
+    assert.deepEqual(seen, ["pre.foo.one"]);
+
+    // Monitoring: /connz?acc= and the account of each connection, /accountz.
+    const get = async (path: string) =>
+      (await (await fetch(`http://127.0.0.1:${s.monitor!.port}${path}`)).json()) as Record<
+        string,
+        unknown
+      >;
+    const connz = await get("/connz?acc=B&auth=1");
+    const conns = connz["connections"] as Array<Record<string, unknown>>;
+    assert.deepEqual(
+      conns.map((c) => [c["authorized_user"], c["account"]]),
+      [["b", "B"]],
+    );
+    const list = await get("/accountz");
+    assert.deepEqual((list["accounts"] as string[]).sort(), ["$G", "$SYS", "A", "B"]);
+    assert.equal(list["system_account"], "$SYS");
+    const detail = (await get("/accountz?acc=B"))["account_detail"] as Record<string, unknown>;
+    assert.equal(detail["account_name"], "B");
+    assert.equal(detail["client_connections"], 1);
+    assert.deepEqual(detail["imports"], [
+      {
+        subject: "foo.>",
+        account: "A",
+        local_subject: "pre.foo.>",
+        type: "stream",
+        invalid: false,
+        share: false,
+        tracking: false,
+      },
+      {
+        subject: "x",
+        account: "A",
+        to: "req.x",
+        type: "service",
+        invalid: false,
+        share: false,
+        tracking: false,
+      },
+    ]);
+    const aDetail = (await get("/accountz?acc=A"))["account_detail"] as Record<string, unknown>;
+    assert.deepEqual(aDetail["exports"], [
+      { subject: "foo.>", type: "stream" },
+      { subject: "req.>", type: "service", response_type: "Singleton", approved_accounts: ["B"] },
+    ]);
+  });
+
+  test("reload: a user moved to another account is disconnected, one that stays is kept", async (t) => {
+    const s = await useServer(t, ACCOUNT_OPTS);
+    const a = await useClient(t, s.port, { user: "a", pass: "a", reconnect: false });
+    const b = await useClient(t, s.port, { user: "b", pass: "b", reconnect: false });
+    await a.flush();
+    await b.flush();
+    const closed = b.closed();
+    const next = validateOptions({
+      ...s.opts,
+      users: ACCOUNT_OPTS.users.map((u) => (u.user === "b" ? { ...u, account: "A" } : u)),
+    });
+    reloadServer(s, next, null);
+    const err = await closed;
+    assert.ok(err && isAuthViolation(err as NatsError), `closed with ${String(err)}`);
+    await a.flush();
+    assert.equal(a.isClosed(), false);
+    // b logs in again, now in A.
+    const b2 = await useClient(t, s.port, { user: "b", pass: "b", reconnect: false });
+    await b2.flush();
+    assert.equal([...s.clients.values()].find((c) => c.user === "b")?.acc.name, "A");
+  });
+});
+
+describe("accounts in a config file", () => {
+  const bad: Array<[string, string, RegExp]> = [
+    [
+      "an import of what is not exported",
+      `accounts { A { exports [ {stream: "foo.>"} ] }, B { imports [ {stream: {account: A, subject: "bar.>"}} ] } }`,
+      /imports stream "bar\.>" which account "A" does not export to it/,
+    ],
+    [
+      "an import from an unknown account",
+      `accounts { B { imports [ {service: {account: Z, subject: "x"}} ] } }`,
+      /from unknown account "Z"/,
+    ],
+    [
+      "an export to other accounts only",
+      `accounts { A { exports [ {service: "s", accounts: [C]} ] }, B { imports [ {service: {account: A, subject: "s"}} ] }, C {} }`,
+      /does not export to it/,
+    ],
+    [
+      "the same user in two accounts",
+      `accounts { A { users [ {user: u, password: p} ] }, B { users [ {user: u, password: q} ] } }`,
+      /duplicate user "u"/,
+    ],
+    [
+      "an unknown system account",
+      `accounts { A {} }\nsystem_account: NOPE`,
+      /system_account "NOPE"/,
+    ],
+  ];
+  for (const [what, conf, re] of bad) {
+    test(`refused: ${what}`, () => {
+      const opts = defaultOptions();
+      applyConfig(opts, parseConfig(conf), () => {});
+      assert.throws(() => validateOptions(opts), re);
+    });
+  }
+  test("users of accounts join the authorization block's, in either order", () => {
+    const opts = defaultOptions();
+    applyConfig(
+      opts,
+      parseConfig(
+        `accounts { A { users [ {user: a, password: a}, {nkey: ${pub(alice)}} ] } }\nauthorization { users [ {user: g, password: g} ] }\nsystem_account: A`,
+      ),
+      () => {},
+    );
+    const v = validateOptions(opts);
+    assert.deepEqual(
+      v.users.map((u) => [u.user, u.account]),
+      [
+        ["g", undefined],
+        ["a", "A"],
+      ],
+    );
+    assert.deepEqual(v.nkeys, [{ nkey: pub(alice), account: "A" }]);
+    assert.equal(v.systemAccount, "A");
+  });
+});
+
+test("mapSubject: wildcards carried onto the local subject", () => {
+  assert.equal(mapSubject("foo.bar.baz", "foo.>", "pre.foo.>"), "pre.foo.bar.baz");
+  assert.equal(mapSubject("req.a.b", "req.*.b", "x.*"), "x.a");
+  assert.equal(mapSubject("req.x", "req.x", "x"), "x");
 });
