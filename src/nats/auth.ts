@@ -3,7 +3,7 @@
 // publisher usually sends to few subjects; the cache is bounded.
 
 import { randomBytes, timingSafeEqual } from "node:crypto";
-import { fromPublic } from "nkeys.js";
+import { createRequire } from "node:module";
 import type {
   Options,
   Permissions,
@@ -57,12 +57,20 @@ export function newNonce(): string {
   return randomBytes(11).toString("base64url");
 }
 
+type NkeysLib = typeof import("nkeys.js");
+let nkeysLib: NkeysLib | null = null;
+
+/** nkeys.js, loaded on the first NKey login: it costs some 7 MiB resident, so only when used. */
+function nkeys(): NkeysLib {
+  return (nkeysLib ??= createRequire(import.meta.url)("nkeys.js") as NkeysLib);
+}
+
 /** Did the holder of `nkey`'s seed sign `nonce` (sig in base64url, or standard base64)? */
 export function verifyNonce(nkey: string, nonce: string, sig: string): boolean {
   if (nonce === "" || sig === "") return false;
   try {
     const sigBytes = /[+/=]/.test(sig) ? Buffer.from(sig, "base64") : Buffer.from(sig, "base64url");
-    return fromPublic(nkey).verify(Buffer.from(nonce, "latin1"), sigBytes);
+    return nkeys().fromPublic(nkey).verify(Buffer.from(nonce, "latin1"), sigBytes);
   } catch {
     return false;
   }
@@ -259,7 +267,12 @@ export class CompiledPermissions {
   private readonly sub: SubjectRule | null;
   /** allow_responses: reply subjects this connection may answer (null when not enabled). */
   readonly responses: ResponsePermits | null;
-  constructor(p: Permissions, now?: () => number) {
+  constructor(
+    /** The permissions as configured (what $SYS.REQ.USER.INFO shows). */
+    readonly config: Permissions,
+    now?: () => number,
+  ) {
+    const p = config;
     this.responses = p.response ? new ResponsePermits(p.response, now) : null;
     // nats-server: allow_responses turns off the blanket publish allow.
     const pub = p.publish ?? (p.response ? { allow: [], deny: [] } : undefined);

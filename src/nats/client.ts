@@ -19,6 +19,7 @@ import { isValidLiteralSubject, isValidSubject, isValidQueueName } from "./subje
 import { authenticate, newNonce, type CompiledPermissions, type ConnectAuth } from "./auth.js";
 import type { Server } from "./server.js";
 import type { Account } from "./accounts.js";
+import { USER_INFO_SUBJECT } from "./sysreq.js";
 import { goQuote } from "./log.js";
 
 /** What a client connection reads from and writes to: a TCP socket, or a WebSocket (websocket.ts). */
@@ -372,8 +373,9 @@ export class Client implements ParserSink, MsgTarget {
     if (this.opts.verbose) this.sendProto("+OK\r\n");
     const reply = this.pubReply;
     const delivered = this.server.route(this, subject, reply, this.pubHdr, buf, null, start, end);
-    if (delivered === 0 && reply !== "" && this.opts.no_responders && this.opts.headers) {
-      this.sendNoResponders(reply);
+    if (delivered === 0 && reply !== "") {
+      if (subject === USER_INFO_SUBJECT) this.server.answerUserInfo(this, reply);
+      else if (this.opts.no_responders && this.opts.headers) this.sendNoResponders(reply);
     }
   }
 

@@ -8,6 +8,7 @@ import { writeFileSync, rmSync } from "node:fs";
 import { Client, WRITE_WINDOW, type ClientSocket } from "./client.js";
 import type { Sublist } from "./sublist.js";
 import { buildAccounts, type Account, type AccountRouter } from "./accounts.js";
+import { userInfoResponse, type SysReqServer } from "./sysreq.js";
 import { subjectMatchesPattern } from "./subject.js";
 import type { Subscription } from "./subscription.js";
 import { GLOBAL_ACCOUNT, type NkeyUser, type Options, type User } from "./options.js";
@@ -48,7 +49,7 @@ export interface ClosedClient {
   reason: CloseReasonText;
 }
 
-export class Server implements AccountRouter {
+export class Server implements AccountRouter, SysReqServer {
   readonly id = newServerId();
   readonly name: string;
   /** The accounts by name: $G, the system account, and those of `accounts {}` (accounts.ts). */
@@ -368,6 +369,20 @@ export class Server implements AccountRouter {
       ports.websocket = listenerUrls("ws", this.websocket.opts.host, this.websocket.port);
     }
     return ports;
+  }
+
+  /** Answers $SYS.REQ.USER.INFO (when no subscriber of the account took the request). */
+  answerUserInfo(c: Client, reply: string): void {
+    const body = userInfoResponse(this, c);
+    this.deliverLocal(c.acc, reply, "", -1, body, 0, body.length);
+  }
+
+  get version(): string {
+    return NATS_VERSION;
+  }
+
+  get host(): string {
+    return this.opts.host;
   }
 
   clusterName(): string {

@@ -471,3 +471,45 @@ test("mapSubject: wildcards carried onto the local subject", () => {
   assert.equal(mapSubject("req.a.b", "req.*.b", "x.*"), "x.a");
   assert.equal(mapSubject("req.x", "req.x", "x"), "x");
 });
+
+describe("$SYS.REQ.USER.INFO", () => {
+  test("answers the requester's user, account and permissions (nats-server 2.10's shape)", async (t) => {
+    const s = await useServer(t, {
+      users: [
+        {
+          user: "a",
+          password: "a",
+          account: "A",
+          permissions: {
+            publish: { allow: ["$SYS.REQ.USER.INFO", "a.>"], deny: [] },
+            subscribe: { allow: ["_INBOX.>"], deny: ["a.secret"] },
+            response: { maxMsgs: 1, expiresMs: 60_000 },
+          },
+        },
+        { user: "g", password: "g" },
+      ],
+      accounts: [{ name: "A", exports: [], imports: [] }],
+    });
+    const a = await useClient(t, s.port, { user: "a", pass: "a", reconnect: false });
+    const g = await useClient(t, s.port, { user: "g", pass: "g", reconnect: false });
+    const info = async (nc: typeof a) =>
+      JSON.parse(
+        sc.decode((await nc.request("$SYS.REQ.USER.INFO", undefined, { timeout: 2000 })).data),
+      ) as {
+        server: Record<string, unknown>;
+        data: Record<string, unknown>;
+      };
+    const ai = await info(a);
+    assert.equal(ai.server["id"], s.id);
+    assert.deepEqual(ai.data, {
+      user: "a",
+      account: "A",
+      permissions: {
+        publish: { allow: ["$SYS.REQ.USER.INFO", "a.>"] },
+        subscribe: { allow: ["_INBOX.>"], deny: ["a.secret"] },
+        responses: { max: 1, ttl: 60_000_000_000 },
+      },
+    });
+    assert.deepEqual((await info(g)).data, { user: "g", account: "$G" });
+  });
+});
