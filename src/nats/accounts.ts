@@ -12,8 +12,11 @@
 //                    which a ResponseTarget is subscribed in the exporter's index: the first
 //                    response goes back to the importer on the original reply (nats-server's
 //                    Singleton responses), or the mapping expires.
-// Imported deliveries reach local subscribers only: every server of a cluster has the same
-// imports, and each serves its own clients.
+// In a cluster (every server configured with the same accounts) a stream import's subscription is
+// interest in the exporter's account like any other, so the exporter's messages come to each
+// server that imports them, which delivers them to its own importers' clients only. A service
+// request goes on in the exporter's account to local subscribers and routes alike; the `_R_.`
+// subjects of this server are interest in the exporter's account, so responses come back.
 
 import { randomBytes } from "node:crypto";
 import type { AccountConfig, Options } from "./options.js";
@@ -27,8 +30,23 @@ export const RESPONSE_TTL_MS = 2 * 60 * 1000;
 /** Deliveries chained through imports (A→B→C...) stop here, as a guard against cycles. */
 const MAX_IMPORT_HOPS = 8;
 
-/** What an import needs of the server: delivery inside one account's index, locally. */
+/** What an import needs of the server. */
 export interface AccountRouter {
+  /** The local client whose message is being handled (null: a route's, or none). */
+  readonly producer: object | null;
+  /** Interest of an import in an account, told to routes. */
+  importInterest(acc: Account, subject: string, delta: 1 | -1): void;
+  /** A service request routed in the exporter's account (local subscribers and routes). */
+  routeImported(
+    acc: Account,
+    subject: string,
+    reply: string,
+    hdr: number,
+    payload: Buffer,
+    start: number,
+    end: number,
+  ): number;
+  /** Delivery inside one account's index, to local subscribers only. */
   deliverLocal(
     acc: Account,
     subject: string,
@@ -40,12 +58,22 @@ export interface AccountRouter {
   ): number;
 }
 
+export interface ImportSub {
+  acc: Account;
+  sub: Subscription;
+  inserted: boolean;
+  routed: boolean;
+}
+
 export class Account {
   readonly sublist = new Sublist<Subscription>({ cache: true });
   /** When this account's configuration was last applied (/accountz update_time). */
   updated = new Date();
-  /** The subscriptions this account's imports placed (here and in exporters' indexes). */
-  importSubs: Array<{ acc: Account; sub: Subscription }> = [];
+  /**
+   * The subscriptions this account's imports placed (here and in exporters' indexes): `inserted`
+   * in that account's index, `routed` as interest to routes.
+   */
+  importSubs: ImportSub[] = [];
   constructor(
     readonly name: string,
     public config: AccountConfig,
@@ -109,15 +137,20 @@ export class ImportTarget implements MsgTarget {
   ): void {
     if (ImportTarget.depth >= MAX_IMPORT_HOPS) return;
     const mapped = mapSubject(subject, this.from, this.to);
-    let r = reply;
-    if (this.responder !== null && reply !== "") {
-      r = REPLY_PREFIX + (++ImportTarget.replies).toString(36);
-      const back = new ResponseTarget(this.router, this.responder, reply);
-      back.subscribe(this.into, r);
-    }
     ImportTarget.depth++;
     try {
-      this.router.deliverLocal(this.into, mapped, r, hdr, payload, start, end);
+      if (this.responder === null) {
+        this.router.deliverLocal(this.into, mapped, reply, hdr, payload, start, end);
+        return;
+      }
+      // A request that came over a route was imported by the server its requester is on.
+      if (this.router.producer === null) return;
+      let r = reply;
+      if (reply !== "") {
+        r = REPLY_PREFIX + (++ImportTarget.replies).toString(36);
+        new ResponseTarget(this.router, this.responder, reply).subscribe(this.into, r);
+      }
+      this.router.routeImported(this.into, mapped, r, hdr, payload, start, end);
     } finally {
       ImportTarget.depth--;
     }
@@ -190,10 +223,16 @@ export function buildAccounts(
   if (!opts.accounts.some((a) => a.name === opts.systemAccount)) {
     configs.push({ name: opts.systemAccount, exports: [], imports: [] });
   }
+  const unplace = (subs: ImportSub[]) => {
+    for (const { acc, sub, inserted, routed } of subs) {
+      if (inserted) acc.sublist.remove(sub);
+      if (routed) router.importInterest(acc, sub.subject, -1);
+    }
+  };
   for (const cfg of configs) {
     const old = prev?.get(cfg.name);
     if (old !== undefined) {
-      for (const { acc, sub } of old.importSubs) acc.sublist.remove(sub);
+      unplace(old.importSubs);
       old.importSubs = [];
       if (JSON.stringify(old.config) !== JSON.stringify(cfg)) old.updated = new Date();
       old.config = cfg;
@@ -204,26 +243,34 @@ export function buildAccounts(
   }
   if (prev !== null) {
     // Imports of accounts that are gone, placed in accounts that stay.
-    for (const [name, old] of prev) {
-      if (out.has(name)) continue;
-      for (const { acc, sub } of old.importSubs) acc.sublist.remove(sub);
-    }
+    for (const [name, old] of prev) if (!out.has(name)) unplace(old.importSubs);
   }
   for (const acc of out.values()) {
+    const place = (into: Account, on: string, target: MsgTarget | null, routed: boolean) => {
+      const sub = new Subscription(on, null, on, target ?? NO_TARGET);
+      if (target !== null) into.sublist.insert(sub);
+      if (routed) router.importInterest(into, on, 1);
+      acc.importSubs.push({ acc: into, sub, inserted: target !== null, routed });
+    };
     for (const imp of acc.config.imports) {
       const exporter = out.get(imp.account);
       if (exporter === undefined) continue; // refused by validateOptions
-      const place = (into: Account, on: string, target: ImportTarget) => {
-        const sub = new Subscription(on, null, on, target);
-        into.sublist.insert(sub);
-        acc.importSubs.push({ acc: into, sub });
-      };
       if (imp.kind === "stream") {
-        place(exporter, imp.subject, new ImportTarget(router, acc, imp.subject, imp.to, null));
+        const t = new ImportTarget(router, acc, imp.subject, imp.to, null);
+        place(exporter, imp.subject, t, true);
       } else {
-        place(acc, imp.to, new ImportTarget(router, exporter, imp.to, imp.subject, acc));
+        const t = new ImportTarget(router, exporter, imp.to, imp.subject, acc);
+        place(acc, imp.to, t, false);
+        // Responses to this server's `_R_.` subjects come back over routes.
+        place(exporter, REPLY_PREFIX + ">", null, true);
       }
     }
   }
   return out;
 }
+
+/** The target of interest that is only told to routes (never in an index). */
+const NO_TARGET: MsgTarget = {
+  kind: "Import",
+  deliver() {},
+};

@@ -117,6 +117,10 @@ export class Server implements AccountRouter, SysReqServer {
     this.monitor = opts.httpPort !== 0 || opts.httpsPort !== 0 ? new Monitor(this) : null;
     this.cluster = opts.cluster ? new Cluster(this, opts.cluster, log) : null;
     this.websocket = opts.websocket ? new WebsocketListener(this, opts.websocket) : null;
+    // The imports placed before the cluster existed: their interest goes to routes now.
+    for (const acc of this.accounts.values()) {
+      for (const i of acc.importSubs) if (i.routed) this.importInterest(i.acc, i.sub.subject, 1);
+    }
     this.done = new Promise((r) => (this.doneResolve = r));
   }
 
@@ -443,18 +447,39 @@ export class Server implements AccountRouter, SysReqServer {
     return subjectMatchesPattern(subject, pattern);
   }
 
-  /** A client's subscription, in its account's index (only $G's interest is routed). */
+  /** A client's subscription, in its account's index (and the account's interest on routes). */
   addSubscription(sub: Subscription): void {
     const acc = (sub.conn as Client).acc;
     acc.sublist.insert(sub);
-    if (acc === this.globalAccount) this.cluster?.localInterest(sub, 1);
+    this.cluster?.localInterest(sub, 1, acc.name);
   }
 
   removeSubscription(sub: Subscription): void {
     const acc = (sub.conn as Client).acc;
-    if (acc.sublist.remove(sub) && acc === this.globalAccount) {
-      this.cluster?.localInterest(sub, -1);
-    }
+    if (acc.sublist.remove(sub)) this.cluster?.localInterest(sub, -1, acc.name);
+  }
+
+  /** An import's interest in another account, told to routes (see accounts.ts). */
+  importInterest(acc: Account, subject: string, delta: 1 | -1): void {
+    this.cluster?.localInterest({ subject, queue: null }, delta, acc.name);
+  }
+
+  /**
+   * A service request imported into `acc`, routed there as if published in it by `from` (local
+   * subscribers and routes); null when the message did not come from a local client.
+   */
+  routeImported(
+    acc: Account,
+    subject: string,
+    reply: string,
+    hdr: number,
+    payload: Buffer,
+    start: number,
+    end: number,
+  ): number {
+    const from = this.producer;
+    if (from === null) return 0;
+    return this.route(from, subject, reply, hdr, payload, null, start, end, acc);
   }
 
   /** An account by name (undefined or "": $G). */
@@ -508,9 +533,12 @@ export class Server implements AccountRouter, SysReqServer {
     queues: readonly string[] | null = null,
     start = 0,
     end = payload.length,
+    /** The account, when not the sender's own (a route's RMSG names it; null: $G). */
+    account: Account | null = null,
   ): number {
     const fromRoute = from.kind === "Route";
-    const r = (fromRoute ? this.sublist : (from as Client).acc.sublist).match(subject);
+    const acc = account ?? (fromRoute ? this.globalAccount : (from as Client).acc);
+    const r = acc.sublist.match(subject);
     const noEcho = !fromRoute && !from.opts.echo;
     const epoch = ++this.routeEpoch;
     // Routes to forward to, in routeTargets[0..nTargets): a count rather than `length = 0`,
@@ -579,7 +607,7 @@ export class Server implements AccountRouter, SysReqServer {
     for (let i = 0; i < nTargets; i++) {
       const route = targets[i]!;
       targets[i] = null; // do not keep a closed route alive
-      route.sendMsg(subject, reply, hdr, payload, route.scratchQueues, start, end);
+      route.sendMsg(subject, reply, hdr, payload, route.scratchQueues, start, end, acc.name);
       n++;
     }
     return n;

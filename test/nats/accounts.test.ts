@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { connect, ErrorCode, nkeyAuthenticator, StringCodec, type NatsError } from "nats";
 import { createUser, type KeyPair } from "nkeys.js";
 import {
+  checkFor,
   goServerPath,
   RawConn,
   runGoServer,
@@ -24,6 +25,7 @@ import { applyConfig, defaultOptions, validateOptions } from "../../src/nats/opt
 import { parseConfig } from "../../src/nats/conf.js";
 import { reloadServer } from "../../src/nats/reload.js";
 import { defer } from "../helpers/defer.js";
+import { routePortOf, waitRoutez } from "../helpers/cluster.js";
 
 const sc = StringCodec();
 const isAuthViolation = (err: NatsError) => err.code === ErrorCode.AuthorizationViolation;
@@ -512,4 +514,103 @@ describe("$SYS.REQ.USER.INFO", () => {
     });
     assert.deepEqual((await info(g)).data, { user: "g", account: "$G" });
   });
+});
+
+// ---- accounts across a cluster ----------------------------------------------------------------
+
+const CLUSTER_ACCOUNTS = `
+accounts {
+  A {
+    users [ { user: a, password: a } ]
+    exports [ { stream: "foo.>" }, { service: "req.>" } ]
+  }
+  B {
+    users [ { user: b, password: b } ]
+    imports [
+      { stream: { account: A, subject: "foo.>" }, prefix: "pre" }
+      { service: { account: A, subject: "req.x" }, to: "x" }
+    ]
+  }
+}
+authorization { users [ { user: g, password: g } ] }
+`;
+
+async function clusterMember(
+  t: TestContext,
+  kind: "shoal" | "go",
+  routes: string[],
+): Promise<RunningServer> {
+  const r = routes.length > 0 ? `routes: [${routes.join(", ")}]` : "";
+  return runWithConfig(
+    t,
+    kind,
+    `http: "127.0.0.1:-1"\ncluster { name: acc, listen: "127.0.0.1:-1", ${r} }\n${CLUSTER_ACCOUNTS}`,
+  );
+}
+
+describe("accounts across a cluster", () => {
+  const pairs: Array<["shoal" | "go", "shoal" | "go"]> = [
+    ["shoal", "shoal"],
+    ["go", "shoal"],
+    ["shoal", "go"],
+  ];
+  for (const [k0, k1] of pairs) {
+    test(
+      `${k0} + ${k1}: imports and isolation over routes`,
+      { skip: skipGo(k0) || skipGo(k1) },
+      async (t) => {
+        const s0 = await clusterMember(t, k0, []);
+        const s1 = await clusterMember(t, k1, [`nats-route://127.0.0.1:${await routePortOf(s0)}`]);
+        await waitRoutez([s0.httpPort, s1.httpPort]);
+        const on = (s: RunningServer, user: string) =>
+          useClient(t, s.port, { user, pass: user, reconnect: false });
+        const a0 = await on(s0, "a");
+        const a1 = await on(s1, "a");
+        const b0 = await on(s0, "b");
+        const b1 = await on(s1, "b");
+        const g1 = await on(s1, "g");
+
+        // A service in A on server 0, requested from B on server 1 through the import.
+        a0.subscribe("req.x", {
+          callback: (_e, m) => m.respond(sc.encode(`hi ${sc.decode(m.data)}`)),
+        });
+        await a0.flush();
+        const answer = await checkFor(5000, async () => {
+          try {
+            return sc.decode((await b1.request("x", sc.encode("b1"), { timeout: 500 })).data);
+          } catch {
+            return null;
+          }
+        });
+        assert.equal(answer, "hi b1");
+
+        // A's stream published on server 1 reaches B's importer on server 0, prefixed; plain
+        // A traffic crosses too; $G's foo.> on server 1 sees none of it.
+        const prefixed: string[] = [];
+        b0.subscribe("pre.foo.>", { callback: (_e, m) => prefixed.push(m.subject) });
+        const inA: string[] = [];
+        a0.subscribe("foo.>", { callback: (_e, m) => inA.push(m.subject) });
+        const inG: string[] = [];
+        g1.subscribe("foo.>", { callback: (_e, m) => inG.push(m.subject) });
+        await b0.flush();
+        await a0.flush();
+        await g1.flush();
+        await checkFor(5000, async () => {
+          a1.publish("foo.bar");
+          await a1.flush();
+          return prefixed.length > 0 && inA.length > 0;
+        });
+        assert.deepEqual([...new Set(prefixed)], ["pre.foo.bar"]);
+        assert.deepEqual([...new Set(inA)], ["foo.bar"]);
+        // $G's own message, sent from the other server, arrives; A's never did.
+        const g0 = await on(s0, "g");
+        await checkFor(5000, async () => {
+          g0.publish("foo.end");
+          await g0.flush();
+          return inG.includes("foo.end");
+        });
+        assert.deepEqual([...new Set(inG)], ["foo.end"]);
+      },
+    );
+  }
 });
