@@ -19,6 +19,7 @@ import { isValidLiteralSubject, isValidSubject, isValidQueueName } from "./subje
 import { authenticate, newNonce, type CompiledPermissions, type ConnectAuth } from "./auth.js";
 import type { Server } from "./server.js";
 import type { Account } from "./accounts.js";
+import type { Sublist } from "./sublist.js";
 import { USER_INFO_SUBJECT } from "./sysreq.js";
 import { goQuote } from "./log.js";
 
@@ -175,6 +176,8 @@ export class Client implements ParserSink, MsgTarget {
   user = "";
   /** The account this connection publishes and subscribes in (its user's; $G until CONNECT). */
   acc: Account;
+  /** acc's subject index, where this connection's messages are matched. */
+  sublist: Sublist<Subscription>;
   /** The connection went through a TLS handshake. */
   tlsSecure = false;
   /** A TLS handshake is under way: nothing is written to the socket until it completes. */
@@ -233,6 +236,7 @@ export class Client implements ParserSink, MsgTarget {
     this.port = socket.remotePort ?? 0;
     this.tag = `${this.host}:${this.port} - cid:${cid}`;
     this.acc = server.globalAccount;
+    this.sublist = this.acc.sublist;
     this.parser = new Parser(this, { maxControlLine: server.opts.maxControlLine });
     this.nonce = server.nonceRequired ? newNonce() : "";
     const auth = server.authFor(socket);
@@ -414,6 +418,7 @@ export class Client implements ParserSink, MsgTarget {
     this.perms = auth.permissions;
     // Subscriptions made before CONNECT (no authentication) are in $G, where the user is too.
     this.acc = acc;
+    this.sublist = acc.sublist;
     if (this.opts.protocol < 0 || this.opts.protocol > 1) {
       throw new ProtocolError(
         ErrText.BadClientProtocol,

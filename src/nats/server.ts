@@ -537,8 +537,10 @@ export class Server implements AccountRouter, SysReqServer {
     account: Account | null = null,
   ): number {
     const fromRoute = from.kind === "Route";
-    const acc = account ?? (fromRoute ? this.globalAccount : (from as Client).acc);
-    const r = acc.sublist.match(subject);
+    // The client's own index is a field of the client (one load on the hot path).
+    const index =
+      account !== null ? account.sublist : fromRoute ? this.sublist : (from as Client).sublist;
+    const r = index.match(subject);
     const noEcho = !fromRoute && !from.opts.echo;
     const epoch = ++this.routeEpoch;
     // Routes to forward to, in routeTargets[0..nTargets): a count rather than `length = 0`,
@@ -604,10 +606,18 @@ export class Server implements AccountRouter, SysReqServer {
         fallback.scratchQueues.push(group[0]!.queue!);
       }
     }
+    const accName =
+      nTargets === 0
+        ? ""
+        : account !== null
+          ? account.name
+          : fromRoute
+            ? GLOBAL_ACCOUNT
+            : (from as Client).acc.name;
     for (let i = 0; i < nTargets; i++) {
       const route = targets[i]!;
       targets[i] = null; // do not keep a closed route alive
-      route.sendMsg(subject, reply, hdr, payload, route.scratchQueues, start, end, acc.name);
+      route.sendMsg(subject, reply, hdr, payload, route.scratchQueues, start, end, accName);
       n++;
     }
     return n;
