@@ -18,6 +18,7 @@ import { Subscription, type MsgTarget } from "./subscription.js";
 import { isValidLiteralSubject, isValidSubject, isValidQueueName } from "./subject.js";
 import { authenticate, newNonce, type CompiledPermissions, type ConnectAuth } from "./auth.js";
 import type { Server } from "./server.js";
+import type { Options } from "./options.js";
 import type { Account } from "./accounts.js";
 import type { Sublist } from "./sublist.js";
 import { USER_INFO_SUBJECT } from "./sysreq.js";
@@ -438,13 +439,21 @@ export class Client implements ParserSink, MsgTarget {
 
   /**
    * Checks this client's credentials against reloaded users, as nats-server's reload does: a
-   * client that no longer passes is closed with an Authorization Violation; one that does gets
-   * its new permissions, and loses the subscriptions they no longer allow.
+   * client whose user is now in another account is closed (Client Closed, no -ERR: it reconnects
+   * and lands where it now belongs); one whose credentials no longer pass is closed with an
+   * Authorization Violation; the others get their new permissions, and lose the subscriptions
+   * those no longer allow. (nats-server 2.9 closes a client whose user was removed without the
+   * -ERR too; shoal sends it, which the control bus relies on to tell a removed node why.)
    */
   reauthorize(): void {
     if (this.closed || !this.connectReceived) return;
-    const auth = authenticate(this.server.authFor(this.socket).opts, this.credentials);
-    // A user removed, or moved to another account, is cut off (as nats-server's reload).
+    const opts = this.server.authFor(this.socket).opts;
+    if (this.userMoved(opts)) {
+      this.server.log.debug(`${this.tag} - user moved to another account`);
+      this.close(CloseReason.ClientClosed);
+      return;
+    }
+    const auth = authenticate(opts, this.credentials);
     if (auth === null || this.server.account(auth.account) !== this.acc) {
       this.authViolation();
       this.close(CloseReason.AuthViolation);
@@ -458,6 +467,17 @@ export class Client implements ParserSink, MsgTarget {
       this.sendErr(subViolation(sub.subject, sub.queue));
       this.unsubscribe(sub);
     }
+  }
+
+  /** Is the CONNECT's nkey or user name now in another account (nats-server's clientHasMovedToDifferentAccount)? */
+  private userMoved(opts: Readonly<Options>): boolean {
+    const { nkey, user } = this.credentials;
+    let found: { account?: string | undefined } | undefined;
+    if ((nkey ?? "") !== "") found = opts.nkeys.find((x) => x.nkey === nkey);
+    else if ((user ?? "") !== "" && opts.username === "") {
+      found = opts.users.find((x) => x.user === user);
+    }
+    return found !== undefined && this.server.account(found.account) !== this.acc;
   }
 
   private authViolation(): void {
