@@ -420,6 +420,7 @@ function userList(
     const uo = obj(u, where);
     const user: User = { user: "", password: "" };
     let nkey = "";
+    let named = "";
     for (const [uk, uv] of Object.entries(uo)) {
       const luk = uk.toLowerCase();
       if (luk === "user" || luk === "username") user.user = str(uv, "user");
@@ -428,10 +429,12 @@ function userList(
       // nats-server takes the singular `permission` too.
       else if (luk === "permissions" || luk === "permission")
         user.permissions = permissions(uv, "permissions", warn);
-      else if (luk === "account") continue;
+      // `account: A` binds a user of the authorization block to an account (nats-server's).
+      else if (luk === "account") named = str(uv, "account");
       else throw new OptionsError(`config: unknown field "${uk}" in ${where}`);
     }
-    if (account !== undefined) user.account = account;
+    const acc = account ?? (named !== "" ? named : undefined);
+    if (acc !== undefined) user.account = acc;
     if (nkey !== "") {
       // nats-server's words for both mistakes.
       if (user.user !== "" || user.password !== "") {
@@ -442,7 +445,7 @@ function userList(
       }
       const n: NkeyUser = { nkey };
       if (user.permissions) n.permissions = user.permissions;
-      if (account !== undefined) n.account = account;
+      if (acc !== undefined) n.account = acc;
       nkeys.push(n);
       return;
     }
@@ -948,6 +951,13 @@ function validateAccounts(opts: Options): void {
       );
     }
     names.add(a.name);
+  }
+  for (const u of [...opts.users, ...opts.nkeys]) {
+    const a = u.account;
+    if (a !== undefined && a !== GLOBAL_ACCOUNT && a !== opts.systemAccount && !names.has(a)) {
+      const who = "user" in u ? u.user : u.nkey;
+      throw new OptionsError(`config: user "${who}" is bound to unknown account "${u.account}"`);
+    }
   }
   const seen = new Set<string>();
   for (const u of opts.users) {

@@ -452,7 +452,7 @@ describe("accounts in a config file", () => {
     applyConfig(
       opts,
       parseConfig(
-        `accounts { A { users [ {user: a, password: a}, {nkey: ${pub(alice)}} ] } }\nauthorization { users [ {user: g, password: g} ] }\nsystem_account: A`,
+        `accounts { A { users [ {user: a, password: a}, {nkey: ${pub(alice)}} ] } }\nauthorization { users [ {user: g, password: g}, {user: h, password: h, account: A} ] }\nsystem_account: A`,
       ),
       () => {},
     );
@@ -461,6 +461,7 @@ describe("accounts in a config file", () => {
       v.users.map((u) => [u.user, u.account]),
       [
         ["g", undefined],
+        ["h", "A"],
         ["a", "A"],
       ],
     );
