@@ -1,9 +1,16 @@
-// Client authentication (user/password, token, a users list) and per-user publish/subscribe
-// permissions, as nats-server checks them. Permission results are cached per subject, since a
+// Client authentication (user/password, token, a users list, NKeys signing the server's nonce)
+// and per-user publish/subscribe permissions, as nats-server checks them. Permission results are cached per subject, since a
 // publisher usually sends to few subjects; the cache is bounded.
 
-import { timingSafeEqual } from "node:crypto";
-import type { Options, Permissions, ResponsePermission, SubjectPermission } from "./options.js";
+import { randomBytes, timingSafeEqual } from "node:crypto";
+import { createRequire } from "node:module";
+import type {
+  Options,
+  Permissions,
+  ResponsePermission,
+  SubjectPermission,
+  User,
+} from "./options.js";
 import { patternIsSubsetOf, subjectHasWildcard, subjectMatchesPattern } from "./subject.js";
 import { sameDn } from "./tls.js";
 
@@ -11,6 +18,11 @@ export interface ConnectAuth {
   user?: string;
   pass?: string;
   auth_token?: string;
+  /** NKey authentication: the user's public key, and the server's nonce signed with its seed. */
+  nkey?: string;
+  sig?: string;
+  /** The nonce this connection was sent in INFO ("" when none). */
+  nonce?: string;
   /** With verify_and_map: the client certificate's identities (tls.ts certIdentities). */
   certIdentities?: string[];
 }
@@ -19,6 +31,8 @@ export interface ConnectAuth {
 export interface AuthResult {
   user: string;
   permissions: CompiledPermissions | null;
+  /** The user's account name; undefined: the global account ($G). */
+  account?: string | undefined;
 }
 
 function equal(a: string, b: string): boolean {
@@ -28,32 +42,74 @@ function equal(a: string, b: string): boolean {
 }
 
 export function authRequired(opts: Readonly<Options>): boolean {
-  return opts.username !== "" || opts.authToken !== "" || opts.users.length > 0;
+  return (
+    opts.username !== "" || opts.authToken !== "" || opts.users.length > 0 || opts.nkeys.length > 0
+  );
+}
+
+/** INFO carries a nonce for the client to sign when any user is known by NKey (nats-server's nonceRequired). */
+export function nonceRequired(opts: Readonly<Options>): boolean {
+  return opts.nkeys.length > 0;
+}
+
+/** A fresh nonce as nats-server makes it: 11 random bytes, base64url without padding. */
+export function newNonce(): string {
+  return randomBytes(11).toString("base64url");
+}
+
+type NkeysLib = typeof import("nkeys.js");
+let nkeysLib: NkeysLib | null = null;
+
+/** nkeys.js, loaded on the first NKey login: it costs some 7 MiB resident, so only when used. */
+function nkeys(): NkeysLib {
+  return (nkeysLib ??= createRequire(import.meta.url)("nkeys.js") as NkeysLib);
+}
+
+/** Did the holder of `nkey`'s seed sign `nonce` (sig in base64url, or standard base64)? */
+export function verifyNonce(nkey: string, nonce: string, sig: string): boolean {
+  if (nonce === "" || sig === "") return false;
+  try {
+    const sigBytes = /[+/=]/.test(sig) ? Buffer.from(sig, "base64") : Buffer.from(sig, "base64url");
+    return nkeys().fromPublic(nkey).verify(Buffer.from(nonce, "latin1"), sigBytes);
+  } catch {
+    return false;
+  }
+}
+
+function userResult(u: User): AuthResult {
+  return { user: u.user, permissions: compile(u.permissions), account: u.account };
 }
 
 /** Checks CONNECT credentials; null means the client is refused (Authorization Violation). */
 export function authenticate(opts: Readonly<Options>, c: ConnectAuth): AuthResult | null {
+  // As nats-server: a CONNECT naming an nkey is checked against the nkey users alone.
+  if (opts.nkeys.length > 0 && (c.nkey ?? "") !== "") {
+    const n = opts.nkeys.find((x) => x.nkey === c.nkey);
+    if (n === undefined || !verifyNonce(n.nkey, c.nonce ?? "", c.sig ?? "")) return null;
+    return { user: n.nkey, permissions: compile(n.permissions), account: n.account };
+  }
   if (opts.users.length > 0 && opts.tls?.verifyAndMap) {
     // The user is the first identity of the certificate that names one; no password.
     const ids = c.certIdentities ?? [];
     const dn = ids[ids.length - 1];
     for (const id of ids) {
       const u = opts.users.find((x) => x.user === id);
-      if (u) return { user: u.user, permissions: compile(u.permissions) };
+      if (u) return userResult(u);
     }
     const u = dn === undefined ? undefined : opts.users.find((x) => sameDn(x.user, dn));
-    return u ? { user: u.user, permissions: compile(u.permissions) } : null;
+    return u ? userResult(u) : null;
   }
   if (opts.users.length > 0) {
     const name = c.user ?? "";
     if (name === "" && opts.noAuthUser !== "") {
       const u = opts.users.find((x) => x.user === opts.noAuthUser)!;
-      return { user: u.user, permissions: compile(u.permissions) };
+      return userResult(u);
     }
     const u = opts.users.find((x) => x.user === name);
     if (!u || !equal(u.password, c.pass ?? "")) return null;
-    return { user: u.user, permissions: compile(u.permissions) };
+    return userResult(u);
   }
+  if (opts.nkeys.length > 0) return null;
   if (opts.authToken !== "") {
     return equal(opts.authToken, c.auth_token ?? "") ? { user: "", permissions: null } : null;
   }
@@ -211,7 +267,12 @@ export class CompiledPermissions {
   private readonly sub: SubjectRule | null;
   /** allow_responses: reply subjects this connection may answer (null when not enabled). */
   readonly responses: ResponsePermits | null;
-  constructor(p: Permissions, now?: () => number) {
+  constructor(
+    /** The permissions as configured (what $SYS.REQ.USER.INFO shows). */
+    readonly config: Permissions,
+    now?: () => number,
+  ) {
+    const p = config;
     this.responses = p.response ? new ResponsePermits(p.response, now) : null;
     // nats-server: allow_responses turns off the blanket publish allow.
     const pub = p.publish ?? (p.response ? { allow: [], deny: [] } : undefined);

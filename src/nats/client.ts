@@ -16,8 +16,12 @@ import { Outbound, type ByteSink } from "./outbound.js";
 import { copyBytes, writeAscii, writeUint } from "./bytes.js";
 import { Subscription, type MsgTarget } from "./subscription.js";
 import { isValidLiteralSubject, isValidSubject, isValidQueueName } from "./subject.js";
-import { authenticate, type CompiledPermissions, type ConnectAuth } from "./auth.js";
+import { authenticate, newNonce, type CompiledPermissions, type ConnectAuth } from "./auth.js";
 import type { Server } from "./server.js";
+import type { Options } from "./options.js";
+import type { Account } from "./accounts.js";
+import type { Sublist } from "./sublist.js";
+import { USER_INFO_SUBJECT } from "./sysreq.js";
 import { goQuote } from "./log.js";
 
 /** What a client connection reads from and writes to: a TCP socket, or a WebSocket (websocket.ts). */
@@ -47,6 +51,8 @@ export interface ConnectOptions {
   user?: string;
   pass?: string;
   auth_token?: string;
+  nkey?: string;
+  sig?: string;
   tls_required?: boolean;
 }
 
@@ -169,6 +175,10 @@ export class Client implements ParserSink, MsgTarget {
     protocol: 0,
   };
   user = "";
+  /** The account this connection publishes and subscribes in (its user's; $G until CONNECT). */
+  acc: Account;
+  /** acc's subject index, where this connection's messages are matched. */
+  sublist: Sublist<Subscription>;
   /** The connection went through a TLS handshake. */
   tlsSecure = false;
   /** A TLS handshake is under way: nothing is written to the socket until it completes. */
@@ -176,6 +186,8 @@ export class Client implements ParserSink, MsgTarget {
   /** verify_and_map: the client certificate's identities, matched against the users. */
   certIdentities: string[] | undefined;
   perms: CompiledPermissions | null = null;
+  /** The nonce sent in INFO for an NKey user to sign ("" when the server has no NKey users). */
+  readonly nonce: string;
   /** The credentials of CONNECT, kept to check them again when the users are reloaded. */
   private credentials: ConnectAuth = {};
   connectReceived = false;
@@ -224,7 +236,10 @@ export class Client implements ParserSink, MsgTarget {
     this.host = socket.remoteAddress?.replace(/^::ffff:/, "") ?? "";
     this.port = socket.remotePort ?? 0;
     this.tag = `${this.host}:${this.port} - cid:${cid}`;
+    this.acc = server.globalAccount;
+    this.sublist = this.acc.sublist;
     this.parser = new Parser(this, { maxControlLine: server.opts.maxControlLine });
+    this.nonce = server.nonceRequired ? newNonce() : "";
     const auth = server.authFor(socket);
     this.authRequired = auth.required;
     this.parser.requireConnect = auth.required;
@@ -363,8 +378,9 @@ export class Client implements ParserSink, MsgTarget {
     if (this.opts.verbose) this.sendProto("+OK\r\n");
     const reply = this.pubReply;
     const delivered = this.server.route(this, subject, reply, this.pubHdr, buf, null, start, end);
-    if (delivered === 0 && reply !== "" && this.opts.no_responders && this.opts.headers) {
-      this.sendNoResponders(reply);
+    if (delivered === 0 && reply !== "") {
+      if (subject === USER_INFO_SUBJECT) this.server.answerUserInfo(this, reply);
+      else if (this.opts.no_responders && this.opts.headers) this.sendNoResponders(reply);
     }
   }
 
@@ -383,6 +399,9 @@ export class Client implements ParserSink, MsgTarget {
       user: parsed.opts.user,
       pass: parsed.opts.pass,
       auth_token: parsed.opts.auth_token,
+      nkey: parsed.opts.nkey,
+      sig: parsed.opts.sig,
+      nonce: this.nonce,
       certIdentities: this.certIdentities,
     };
     const auth = authenticate(this.server.authFor(this.socket).opts, this.credentials);
@@ -391,8 +410,16 @@ export class Client implements ParserSink, MsgTarget {
       this.authViolation();
       throw new ProtocolError(null, "authentication failed", CloseReason.AuthViolation);
     }
+    const acc = this.server.account(auth.account);
+    if (acc === undefined) {
+      this.authViolation();
+      throw new ProtocolError(null, "the user's account is gone", CloseReason.AuthViolation);
+    }
     this.user = auth.user;
     this.perms = auth.permissions;
+    // Subscriptions made before CONNECT (no authentication) are in $G, where the user is too.
+    this.acc = acc;
+    this.sublist = acc.sublist;
     if (this.opts.protocol < 0 || this.opts.protocol > 1) {
       throw new ProtocolError(
         ErrText.BadClientProtocol,
@@ -412,13 +439,22 @@ export class Client implements ParserSink, MsgTarget {
 
   /**
    * Checks this client's credentials against reloaded users, as nats-server's reload does: a
-   * client that no longer passes is closed with an Authorization Violation; one that does gets
-   * its new permissions, and loses the subscriptions they no longer allow.
+   * client whose user is now in another account is closed (Client Closed, no -ERR: it reconnects
+   * and lands where it now belongs); one whose credentials no longer pass is closed with an
+   * Authorization Violation; the others get their new permissions, and lose the subscriptions
+   * those no longer allow. (nats-server 2.9 closes a client whose user was removed without the
+   * -ERR too; shoal sends it, which the control bus relies on to tell a removed node why.)
    */
   reauthorize(): void {
     if (this.closed || !this.connectReceived) return;
-    const auth = authenticate(this.server.authFor(this.socket).opts, this.credentials);
-    if (auth === null) {
+    const opts = this.server.authFor(this.socket).opts;
+    if (this.userMoved(opts)) {
+      this.server.log.debug(`${this.tag} - user moved to another account`);
+      this.close(CloseReason.ClientClosed);
+      return;
+    }
+    const auth = authenticate(opts, this.credentials);
+    if (auth === null || this.server.account(auth.account) !== this.acc) {
       this.authViolation();
       this.close(CloseReason.AuthViolation);
       return;
@@ -431,6 +467,17 @@ export class Client implements ParserSink, MsgTarget {
       this.sendErr(subViolation(sub.subject, sub.queue));
       this.unsubscribe(sub);
     }
+  }
+
+  /** Is the CONNECT's nkey or user name now in another account (nats-server's clientHasMovedToDifferentAccount)? */
+  private userMoved(opts: Readonly<Options>): boolean {
+    const { nkey, user } = this.credentials;
+    let found: { account?: string | undefined } | undefined;
+    if ((nkey ?? "") !== "") found = opts.nkeys.find((x) => x.nkey === nkey);
+    else if ((user ?? "") !== "" && opts.username === "") {
+      found = opts.users.find((x) => x.user === user);
+    }
+    return found !== undefined && this.server.account(found.account) !== this.acc;
   }
 
   private authViolation(): void {

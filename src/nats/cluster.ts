@@ -13,10 +13,9 @@ import { networkInterfaces } from "node:os";
 import { randomBytes } from "node:crypto";
 import { Route, type RouteInfo } from "./route.js";
 import { CloseReason, ErrText, type CloseReasonText } from "./errors.js";
-import { splitHostPort, type ClusterOptions } from "./options.js";
+import { GLOBAL_ACCOUNT, splitHostPort, type ClusterOptions } from "./options.js";
 import type { Logger } from "./log.js";
 import type { Server } from "./server.js";
-import type { Subscription } from "./subscription.js";
 import { hostPort, NATS_VERSION } from "./server.js";
 import { goDuration } from "./monitor.js";
 import { acceptTls, dialTls, loadTls, type LoadedTls } from "./tls.js";
@@ -92,6 +91,8 @@ export class Cluster {
   private readonly clientUrls = new Map<string, number>();
   /** Local interest: "subject" or "subject queue" → number of local subscriptions. */
   private readonly interest = new Map<string, number>();
+  /** The same for every other account, by account name. */
+  private readonly accountInterest = new Map<string, Map<string, number>>();
   private listener: NetServer | null = null;
   private timers: NodeJS.Timeout[] = [];
   private nextRid = 1;
@@ -537,31 +538,50 @@ export class Cluster {
 
   // ---- interest --------------------------------------------------------------------------------
 
-  /** A local client subscription was added (+1) or removed (-1): tell routes when it matters. */
-  localInterest(sub: Subscription, delta: 1 | -1): void {
+  /**
+   * A local subscription of an account was added (+1) or removed (-1): tell routes when it
+   * matters. $G's interest is kept apart from the other accounts' (the common case stays lean).
+   */
+  localInterest(
+    sub: { subject: string; queue: string | null },
+    delta: 1 | -1,
+    account = GLOBAL_ACCOUNT,
+  ): void {
+    let interest = this.interest;
+    if (account !== GLOBAL_ACCOUNT) {
+      let m = this.accountInterest.get(account);
+      if (m === undefined) this.accountInterest.set(account, (m = new Map()));
+      interest = m;
+    }
     const key = sub.queue === null ? sub.subject : `${sub.subject} ${sub.queue}`;
-    const n = (this.interest.get(key) ?? 0) + delta;
-    if (n <= 0) this.interest.delete(key);
-    else this.interest.set(key, n);
+    const n = (interest.get(key) ?? 0) + delta;
+    if (n <= 0) interest.delete(key);
+    else interest.set(key, n);
     let line: string;
     if (sub.queue === null) {
       if (delta === 1 && n !== 1) return;
       if (delta === -1 && n > 0) return;
-      line = n > 0 ? `RS+ $G ${sub.subject}\r\n` : `RS- $G ${sub.subject}\r\n`;
+      line = n > 0 ? `RS+ ${account} ${sub.subject}\r\n` : `RS- ${account} ${sub.subject}\r\n`;
     } else {
       line =
         n > 0
-          ? `RS+ $G ${sub.subject} ${sub.queue} ${n}\r\n`
-          : `RS- $G ${sub.subject} ${sub.queue}\r\n`;
+          ? `RS+ ${account} ${sub.subject} ${sub.queue} ${n}\r\n`
+          : `RS- ${account} ${sub.subject} ${sub.queue}\r\n`;
     }
     for (const r of this.routes.values()) r.sendProto(line);
   }
 
   private sendLocalSubs(r: Route): void {
     let lines = "";
-    for (const [key, n] of this.interest) {
-      const sp = key.indexOf(" ");
-      lines += sp < 0 ? `RS+ $G ${key}\r\n` : `RS+ $G ${key} ${n}\r\n`;
+    const all: Array<[string, Map<string, number>]> = [
+      [GLOBAL_ACCOUNT, this.interest],
+      ...this.accountInterest,
+    ];
+    for (const [account, interest] of all) {
+      for (const [key, n] of interest) {
+        const sp = key.indexOf(" ");
+        lines += sp < 0 ? `RS+ ${account} ${key}\r\n` : `RS+ ${account} ${key} ${n}\r\n`;
+      }
     }
     if (lines) r.sendProto(lines);
   }

@@ -140,6 +140,8 @@ export interface ConnzOptions {
   cid?: number;
   state?: "open" | "closed" | "any";
   auth?: boolean;
+  /** Only the connections of this account. */
+  acc?: string;
 }
 
 const SORTS: Record<string, (a: Client, b: Client) => number> = {
@@ -175,6 +177,7 @@ export function connz(s: Server, q: ConnzOptions = {}): Record<string, unknown> 
   if (state !== "closed") list.push(...s.clients.values());
   if (state !== "open") list.push(...s.closed.map((c) => c.client));
   if (q.cid !== undefined) list = list.filter((c) => c.cid === q.cid);
+  if (q.acc) list = list.filter((c) => c.acc.name === q.acc);
   list.sort(cmp);
   const offset = Math.max(0, q.offset ?? 0);
   const limit = q.limit && q.limit > 0 ? q.limit : 1024;
@@ -222,6 +225,7 @@ function connInfo(c: Client, now: Date, q: ConnzOptions): Record<string, unknown
   if (c.opts.lang) info["lang"] = c.opts.lang;
   if (c.opts.version) info["version"] = c.opts.version;
   if (q.auth && c.user) info["authorized_user"] = c.user;
+  if (q.auth) info["account"] = c.acc.name;
   if (q.subs === "detail") {
     info["subscriptions_list_detail"] = [...c.subs.values()].map((sub) => ({
       subject: sub.subject,
@@ -266,6 +270,65 @@ export function subsz(
       ...("cid" in sub.conn ? { cid: (sub.conn as Client).cid } : {}),
     }));
   }
+  return out;
+}
+
+/** /accountz: the account names, or with `acc` one account's detail (nats-server's shape). */
+export function accountz(s: Server, q: { acc?: string } = {}): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    server_id: s.id,
+    now: new Date().toISOString(),
+    system_account: s.opts.systemAccount,
+  };
+  if (!q.acc) {
+    out["accounts"] = [...s.accounts.keys()];
+    return out;
+  }
+  const acc = s.accounts.get(q.acc);
+  if (acc === undefined) throw new MonitorError(`Account ${q.acc} does not exist`);
+  const st = acc.sublist.stats();
+  const detail: Record<string, unknown> = {
+    account_name: acc.name,
+    update_time: acc.updated.toISOString(),
+  };
+  if (acc.name === s.opts.systemAccount) detail["is_system"] = true;
+  Object.assign(detail, {
+    expired: false,
+    complete: true,
+    jetstream_enabled: false,
+    leafnode_connections: 0,
+    client_connections: [...s.clients.values()].filter((c) => c.acc === acc).length,
+    subscriptions: st.numSubs,
+  });
+  const { exports, imports } = acc.config;
+  if (exports.length > 0) {
+    detail["exports"] = exports.map((e) => ({
+      subject: e.subject,
+      type: e.kind,
+      ...(e.kind === "service" ? { response_type: "Singleton" } : {}),
+      ...(e.accounts.length > 0 ? { approved_accounts: e.accounts } : {}),
+    }));
+  }
+  if (imports.length > 0) {
+    detail["imports"] = imports
+      .map((i) =>
+        i.kind === "stream"
+          ? { subject: i.subject, account: i.account, local_subject: i.to, type: "stream" }
+          : { subject: i.to, account: i.account, to: i.subject, type: "service" },
+      )
+      .map((i) => ({ ...i, invalid: false, share: false, tracking: false }));
+  }
+  detail["sublist_stats"] = {
+    num_subscriptions: st.numSubs,
+    num_cache: st.numCache,
+    num_inserts: st.numInserts,
+    num_removes: st.numRemoves,
+    num_matches: st.numMatches,
+    cache_hit_rate: st.cacheHitRate,
+    max_fanout: st.maxFanout,
+    avg_fanout: st.avgFanout,
+  };
+  out["account_detail"] = detail;
   return out;
 }
 
@@ -352,9 +415,13 @@ export class Monitor {
             cid: intParam(q, "cid"),
             state: (q.get("state") as ConnzOptions["state"]) ?? undefined,
             auth: flag(q.get("auth")),
+            acc: q.get("acc") ?? undefined,
           });
           break;
         }
+        case "/accountz":
+          body = accountz(s, { acc: q.get("acc") ?? undefined });
+          break;
         case "/subsz":
         case "/subscriptionsz":
           body = subsz(s, { subs: flag(q.get("subs")), test: q.get("test") ?? undefined });
@@ -372,7 +439,7 @@ export class Monitor {
           res.writeHead(200, { "Content-Type": "text/html" });
           res.end(
             `<html><body><h1>shoal nats-server</h1><ul>` +
-              ["varz", "connz", "routez", "subsz", "healthz"]
+              ["varz", "connz", "routez", "subsz", "accountz", "healthz"]
                 .map((e) => `<li><a href="/${e}">${e}</a></li>`)
                 .join("") +
               `</ul></body></html>`,

@@ -2,7 +2,7 @@
 // configuration file (conf.ts) and command-line flags (flags.ts), validated once and frozen.
 
 import { OptionsError } from "./errors.js";
-import { isValidSubject } from "./subject.js";
+import { isValidSubject, patternIsSubsetOf, subjectHasWildcard } from "./subject.js";
 import {
   isUsedVariable,
   parseConfigFile,
@@ -36,7 +36,48 @@ export interface User {
   user: string;
   password: string;
   permissions?: Permissions;
+  /** The account the user belongs to (a name from `accounts {}`); unset: the global account $G. */
+  account?: string;
 }
+
+/** A user known by its NKey (a public key starting with U), authenticated by signing a nonce. */
+export interface NkeyUser {
+  nkey: string;
+  permissions?: Permissions;
+  account?: string;
+}
+
+/** An account's export: subjects other accounts may import (all accounts, or those listed). */
+export interface ExportConfig {
+  kind: "stream" | "service";
+  subject: string;
+  /** The accounts allowed to import it; empty: every account. */
+  accounts: string[];
+}
+
+/**
+ * An account's import: `subject` of `account`'s export seen here as `to` (stream: the messages
+ * published there are delivered here on `to`; service: requests published here on `to` go there
+ * on `subject`, and the responses come back).
+ */
+export interface ImportConfig {
+  kind: "stream" | "service";
+  account: string;
+  subject: string;
+  to: string;
+}
+
+/** An account of the `accounts {}` block (its users are in Options.users/nkeys, by name). */
+export interface AccountConfig {
+  name: string;
+  exports: ExportConfig[];
+  imports: ImportConfig[];
+}
+
+/** The account of users configured outside `accounts {}`, as nats-server names it. */
+export const GLOBAL_ACCOUNT = "$G";
+/** nats-server's default system account. */
+export const DEFAULT_SYSTEM_ACCOUNT = "$SYS";
 
 export interface ClusterOptions {
   name: string;
@@ -91,7 +132,13 @@ export interface Options {
   password: string;
   authToken: string;
   users: User[];
+  /** Users known by NKey (`nkey: U...` in a users list). */
+  nkeys: NkeyUser[];
   noAuthUser: string;
+  /** The `accounts {}` block (users outside it are in $G). */
+  accounts: AccountConfig[];
+  /** `system_account` (nats-server's default $SYS, created when not configured). */
+  systemAccount: string;
   cluster: ClusterOptions | null;
   /** The `websocket {}` block; null when there is none (or its port is 0). */
   websocket: WebsocketOptions | null;
@@ -195,7 +242,10 @@ export function defaultOptions(): Options {
     password: "",
     authToken: "",
     users: [],
+    nkeys: [],
     noAuthUser: "",
+    accounts: [],
+    systemAccount: DEFAULT_SYSTEM_ACCOUNT,
     cluster: null,
     websocket: null,
     tls: null,
@@ -343,12 +393,78 @@ interface AuthBlock {
   password: string;
   token: string;
   users: User[];
+  nkeys: NkeyUser[];
   timeoutMs: number | null;
+}
+
+/** A user public NKey: 'U' and 55 more base32 characters (nkeys.js checks the checksum). */
+export function isUserNkey(s: string): boolean {
+  return /^U[A-Z2-7]{55}$/.test(s);
+}
+
+/**
+ * A `users [...]` list (of an authorization block or an account): `{user, password}` entries and
+ * `{nkey}` entries, each with optional permissions.
+ */
+function userList(
+  val: ConfValue,
+  key: string,
+  warn: Warn,
+  account?: string,
+): { users: User[]; nkeys: NkeyUser[] } {
+  if (!Array.isArray(val)) throw new OptionsError(`config: ${key}.users must be a list`);
+  const users: User[] = [];
+  const nkeys: NkeyUser[] = [];
+  val.forEach((u, i) => {
+    const where = `${key}.users[${i}]`;
+    const uo = obj(u, where);
+    const user: User = { user: "", password: "" };
+    let nkey = "";
+    let named = "";
+    for (const [uk, uv] of Object.entries(uo)) {
+      const luk = uk.toLowerCase();
+      if (luk === "user" || luk === "username") user.user = str(uv, "user");
+      else if (luk === "pass" || luk === "password") user.password = str(uv, "password");
+      else if (luk === "nkey") nkey = str(uv, "nkey");
+      // nats-server takes the singular `permission` too.
+      else if (luk === "permissions" || luk === "permission")
+        user.permissions = permissions(uv, "permissions", warn);
+      // `account: A` binds a user of the authorization block to an account (nats-server's).
+      else if (luk === "account") named = str(uv, "account");
+      else throw new OptionsError(`config: unknown field "${uk}" in ${where}`);
+    }
+    const acc = account ?? (named !== "" ? named : undefined);
+    if (acc !== undefined) user.account = acc;
+    if (nkey !== "") {
+      // nats-server's words for both mistakes.
+      if (user.user !== "" || user.password !== "") {
+        throw new OptionsError(`config: ${where}: nkey users do not take usernames or passwords`);
+      }
+      if (!isUserNkey(nkey)) {
+        throw new OptionsError(`config: ${where}: not a valid public nkey for a user: "${nkey}"`);
+      }
+      const n: NkeyUser = { nkey };
+      if (user.permissions) n.permissions = user.permissions;
+      if (acc !== undefined) n.account = acc;
+      nkeys.push(n);
+      return;
+    }
+    if (!user.user) throw new OptionsError(`config: ${where} has no user`);
+    users.push(user);
+  });
+  return { users, nkeys };
 }
 
 function authorization(v: ConfValue, key: string, warn: Warn): AuthBlock {
   const o = obj(v, key);
-  const a: AuthBlock = { username: "", password: "", token: "", users: [], timeoutMs: null };
+  const a: AuthBlock = {
+    username: "",
+    password: "",
+    token: "",
+    users: [],
+    nkeys: [],
+    timeoutMs: null,
+  };
   let defaultPerms: Permissions | undefined;
   for (const [k, val] of Object.entries(o)) {
     switch (k.toLowerCase()) {
@@ -372,31 +488,125 @@ function authorization(v: ConfValue, key: string, warn: Warn): AuthBlock {
         defaultPerms = permissions(val, `${key}.permissions`, warn);
         break;
       case "users": {
-        if (!Array.isArray(val)) throw new OptionsError(`config: ${key}.users must be a list`);
-        a.users = val.map((u, i) => {
-          const uo = obj(u, `${key}.users[${i}]`);
-          const user: User = { user: "", password: "" };
-          for (const [uk, uv] of Object.entries(uo)) {
-            const luk = uk.toLowerCase();
-            if (luk === "user" || luk === "username") user.user = str(uv, "user");
-            else if (luk === "pass" || luk === "password") user.password = str(uv, "password");
-            // nats-server takes the singular `permission` too.
-            else if (luk === "permissions" || luk === "permission")
-              user.permissions = permissions(uv, "permissions", warn);
-            else if (luk === "account") continue;
-            else throw new OptionsError(`config: unknown field "${uk}" in ${key}.users[${i}]`);
-          }
-          if (!user.user) throw new OptionsError(`config: ${key}.users[${i}] has no user`);
-          return user;
-        });
+        const l = userList(val, key, warn);
+        a.users = l.users;
+        a.nkeys = l.nkeys;
         break;
       }
       default:
         throw new OptionsError(`config: unknown field "${k}" in ${key}`);
     }
   }
-  if (defaultPerms) for (const u of a.users) u.permissions ??= defaultPerms;
+  if (defaultPerms) for (const u of [...a.users, ...a.nkeys]) u.permissions ??= defaultPerms;
   return a;
+}
+
+/** The account and subject of an import: `{account: A, subject: "foo.>"}`. */
+function importSource(v: ConfValue, key: string): { account: string; subject: string } {
+  const o = obj(v, key);
+  let account = "";
+  let subject = "";
+  for (const [k, val] of Object.entries(o)) {
+    const lk = k.toLowerCase();
+    if (lk === "account") account = str(val, `${key}.account`);
+    else if (lk === "subject") subject = str(val, `${key}.subject`);
+    else throw new OptionsError(`config: unknown field "${k}" in ${key}`);
+  }
+  if (account === "") throw new OptionsError(`config: ${key} has no account`);
+  if (!isValidSubject(subject)) {
+    throw new OptionsError(`config: ${key}: subject "${subject}" is not a valid subject`);
+  }
+  return { account, subject };
+}
+
+function exportEntry(v: ConfValue, key: string, warn: Warn): ExportConfig {
+  const o = obj(v, key);
+  let e: ExportConfig | null = null;
+  let accounts: string[] = [];
+  for (const [k, val] of Object.entries(o)) {
+    const lk = k.toLowerCase();
+    if (lk === "stream" || lk === "service") {
+      const subject = str(val, `${key}.${lk}`);
+      if (!isValidSubject(subject)) {
+        throw new OptionsError(`config: ${key}: subject "${subject}" is not a valid subject`);
+      }
+      e = { kind: lk, subject, accounts: [] };
+    } else if (lk === "accounts") accounts = strList(val, `${key}.accounts`);
+    else if (lk === "response_type" || lk === "response" || lk === "response_threshold") {
+      warn(`${key}.${k} is not supported by shoal: responses are single (Singleton)`);
+    } else throw new OptionsError(`config: unknown field "${k}" in ${key}`);
+  }
+  if (e === null) throw new OptionsError(`config: ${key} needs a stream or a service subject`);
+  e.accounts = accounts;
+  return e;
+}
+
+function importEntry(v: ConfValue, key: string): ImportConfig {
+  const o = obj(v, key);
+  let kind: "stream" | "service" | null = null;
+  let src = { account: "", subject: "" };
+  let prefix = "";
+  let to = "";
+  for (const [k, val] of Object.entries(o)) {
+    const lk = k.toLowerCase();
+    if (lk === "stream" || lk === "service") {
+      kind = lk;
+      src = importSource(val, `${key}.${lk}`);
+    } else if (lk === "prefix") prefix = str(val, `${key}.prefix`);
+    else if (lk === "to") to = str(val, `${key}.to`);
+    else if (lk === "share") continue;
+    else throw new OptionsError(`config: unknown field "${k}" in ${key}`);
+  }
+  if (kind === null) throw new OptionsError(`config: ${key} needs a stream or a service`);
+  if (kind === "service" && prefix !== "") {
+    throw new OptionsError(`config: ${key}: a service import takes "to", not "prefix"`);
+  }
+  const local = to !== "" ? to : prefix !== "" ? `${prefix}.${src.subject}` : src.subject;
+  if (!isValidSubject(local)) {
+    throw new OptionsError(`config: ${key}: subject "${local}" is not a valid subject`);
+  }
+  return { kind, account: src.account, subject: src.subject, to: local };
+}
+
+/** The `accounts {}` block: each account's users (returned apart), exports and imports. */
+function accountsBlock(
+  v: ConfValue,
+  warn: Warn,
+): { accounts: AccountConfig[]; users: User[]; nkeys: NkeyUser[] } {
+  const o = obj(v, "accounts");
+  const out = { accounts: [] as AccountConfig[], users: [] as User[], nkeys: [] as NkeyUser[] };
+  for (const [name, val] of Object.entries(o)) {
+    const key = `accounts.${name}`;
+    const a: AccountConfig = { name, exports: [], imports: [] };
+    for (const [k, av] of Object.entries(obj(val, key))) {
+      switch (k.toLowerCase()) {
+        case "users": {
+          const l = userList(av, key, warn, name);
+          out.users.push(...l.users);
+          out.nkeys.push(...l.nkeys);
+          break;
+        }
+        case "exports":
+          if (!Array.isArray(av)) throw new OptionsError(`config: ${key}.exports must be a list`);
+          a.exports = av.map((e, i) => exportEntry(e, `${key}.exports[${i}]`, warn));
+          break;
+        case "imports":
+          if (!Array.isArray(av)) throw new OptionsError(`config: ${key}.imports must be a list`);
+          a.imports = av.map((e, i) => importEntry(e, `${key}.imports[${i}]`));
+          break;
+        case "jetstream":
+        case "mappings":
+        case "limits":
+        case "default_permissions":
+          warn(`${key}.${k} is not supported by shoal and is ignored`);
+          break;
+        default:
+          throw new OptionsError(`config: unknown field "${k}" in ${key}`);
+      }
+    }
+    out.accounts.push(a);
+  }
+  return out;
 }
 
 function clusterBlock(v: ConfValue, warn: Warn): ClusterOptions {
@@ -504,7 +714,7 @@ function websocketBlock(v: ConfValue, warn: Warn): WebsocketOptions {
       case "authorization":
       case "authentication": {
         const a = authorization(val, "websocket.authorization", warn);
-        if (a.users.length > 0) {
+        if (a.users.length + a.nkeys.length > 0) {
           throw new OptionsError(
             "config: websocket.authorization: users are not supported in the websocket block, only user/password or token",
           );
@@ -551,7 +761,7 @@ function validateWebsocket(opts: Options): void {
   if (w.noAuthUser && !opts.users.some((u) => u.user === w.noAuthUser)) {
     throw new OptionsError(`no_auth_user: "${w.noAuthUser}" not present as user`);
   }
-  if (opts.users.length > 0) {
+  if (opts.users.length + opts.nkeys.length > 0) {
     if (w.username) {
       throw new OptionsError(
         "websocket authentication username not compatible with presence of users/nkeys",
@@ -567,6 +777,9 @@ function validateWebsocket(opts: Options): void {
 
 /** Applies a parsed configuration file to options (nats-server's processConfigFileLine). */
 export function applyConfig(opts: Options, conf: ConfObject, warn: Warn): void {
+  // The users of `accounts {}`, added to the authorization block's once both are read.
+  let accountUsers: User[] = [];
+  let accountNkeys: NkeyUser[] = [];
   for (const [key, v] of Object.entries(conf)) {
     // `PORT = 4222` used later as `$PORT` is a variable, not a setting.
     if (isUsedVariable(conf, key)) continue;
@@ -671,6 +884,7 @@ export function applyConfig(opts: Options, conf: ConfObject, warn: Warn): void {
         opts.password = a.password;
         opts.authToken = a.token;
         opts.users = a.users;
+        opts.nkeys = a.nkeys;
         if (a.timeoutMs !== null) opts.authTimeoutMs = a.timeoutMs;
         break;
       }
@@ -704,14 +918,88 @@ export function applyConfig(opts: Options, conf: ConfObject, warn: Warn): void {
         obj(v, key);
         warn("Leaf nodes are not supported by shoal: the leafnodes block is ignored");
         break;
-      case "accounts":
+      case "accounts": {
+        const a = accountsBlock(v, warn);
+        opts.accounts = a.accounts;
+        accountUsers = a.users;
+        accountNkeys = a.nkeys;
+        break;
+      }
+      case "system_account":
+      case "system":
+        opts.systemAccount = str(v, key);
+        break;
       case "gateway":
       case "mqtt":
-      case "system_account":
         warn(`"${key}" is not supported by shoal and is ignored`);
         break;
       default:
         throw new OptionsError(`config: unknown field "${key}"`);
+    }
+  }
+  opts.users.push(...accountUsers);
+  opts.nkeys.push(...accountNkeys);
+}
+
+/** Accounts, their users, imports and exports hang together (nats-server's checks). */
+function validateAccounts(opts: Options): void {
+  const names = new Set<string>();
+  for (const a of opts.accounts) {
+    if (a.name === GLOBAL_ACCOUNT) {
+      throw new OptionsError(
+        `config: account "${GLOBAL_ACCOUNT}" is reserved for users outside accounts`,
+      );
+    }
+    names.add(a.name);
+  }
+  for (const u of [...opts.users, ...opts.nkeys]) {
+    const a = u.account;
+    if (a !== undefined && a !== GLOBAL_ACCOUNT && a !== opts.systemAccount && !names.has(a)) {
+      const who = "user" in u ? u.user : u.nkey;
+      throw new OptionsError(`config: user "${who}" is bound to unknown account "${u.account}"`);
+    }
+  }
+  const seen = new Set<string>();
+  for (const u of opts.users) {
+    if (seen.has(u.user)) throw new OptionsError(`config: duplicate user "${u.user}" detected`);
+    seen.add(u.user);
+  }
+  for (const n of opts.nkeys) {
+    if (seen.has(n.nkey)) throw new OptionsError(`config: duplicate nkey "${n.nkey}" detected`);
+    seen.add(n.nkey);
+  }
+  if (opts.systemAccount !== DEFAULT_SYSTEM_ACCOUNT && !names.has(opts.systemAccount)) {
+    throw new OptionsError(
+      `config: system_account "${opts.systemAccount}" is not a configured account`,
+    );
+  }
+  for (const a of opts.accounts) {
+    for (const imp of a.imports) {
+      const from = opts.accounts.find((x) => x.name === imp.account);
+      if (from === undefined) {
+        throw new OptionsError(
+          `config: account "${a.name}" imports ${imp.kind} "${imp.subject}" from unknown account "${imp.account}"`,
+        );
+      }
+      const exp = from.exports.find(
+        (e) =>
+          e.kind === imp.kind &&
+          patternIsSubsetOf(imp.subject, e.subject) &&
+          (e.accounts.length === 0 || e.accounts.includes(a.name)),
+      );
+      if (exp === undefined) {
+        throw new OptionsError(
+          `config: account "${a.name}" imports ${imp.kind} "${imp.subject}" which account "${imp.account}" does not export to it`,
+        );
+      }
+      if (
+        imp.kind === "service" &&
+        subjectHasWildcard(imp.to) !== subjectHasWildcard(imp.subject)
+      ) {
+        throw new OptionsError(
+          `config: account "${a.name}": service import "${imp.to}" and "${imp.subject}" must both be literal or both have wildcards`,
+        );
+      }
     }
   }
 }
@@ -768,7 +1056,7 @@ export function validateOptions(opts: Options): Readonly<Options> {
     );
   }
   if (opts.maxControlLine <= 0) throw new OptionsError("max_control_line must be positive");
-  if (opts.users.length > 0 && (opts.username || opts.authToken)) {
+  if (opts.users.length + opts.nkeys.length > 0 && (opts.username || opts.authToken)) {
     throw new OptionsError("can not have a single user/pass or token and a users array");
   }
   if (opts.username && opts.authToken) {
@@ -777,6 +1065,7 @@ export function validateOptions(opts: Options): Readonly<Options> {
   if (opts.noAuthUser && !opts.users.some((u) => u.user === opts.noAuthUser)) {
     throw new OptionsError(`no_auth_user: "${opts.noAuthUser}" not present as user`);
   }
+  validateAccounts(opts);
   validateWebsocket(opts);
   if (opts.websocket !== null && opts.websocket.port === 0) opts.websocket = null;
   // Not set by a config or flags (see parseFlags, where it follows the client host as in

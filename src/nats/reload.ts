@@ -2,13 +2,15 @@
 // again are compared with the running ones; when one that cannot change while running differs,
 // nothing is applied and the reload fails with nats-server's message ("config reload not
 // supported for Port: old=4222, new=4223"). Otherwise each change is applied and logged
-// ("Reloaded: debug = true"), users and permissions to live connections (Server.reloadUsers).
+// ("Reloaded: debug = true"), users, accounts and permissions to live connections (Server.reloadUsers: a user removed
+// or moved to another account is disconnected).
 
 import { formatGoDuration } from "../lib/duration.js";
 import { ReloadError } from "./errors.js";
 import type { Options } from "./options.js";
 import type { Server } from "./server.js";
 import { loadTls, type LoadedTls } from "./tls.js";
+import { buildAccounts } from "./accounts.js";
 
 /** The logger settings a reload may change (ServerLogger.configure). */
 export interface ReloadableLogger {
@@ -121,21 +123,31 @@ export function reloadServer(
   if (cur.password !== next.password) authChanged.push("authorization password");
   if (cur.authToken !== next.authToken) authChanged.push("authorization token");
   if (!same(cur.users, next.users)) authChanged.push("authorization users");
+  if (!same(cur.nkeys, next.nkeys)) authChanged.push("authorization nkeys");
   if (cur.noAuthUser !== next.noAuthUser) authChanged.push(`no_auth_user = ${next.noAuthUser}`);
   opts.username = next.username;
   opts.password = next.password;
   opts.authToken = next.authToken;
   opts.noAuthUser = next.noAuthUser;
+  const accountsChanged =
+    !same(cur.accounts, next.accounts) || cur.systemAccount !== next.systemAccount;
+  if (accountsChanged) {
+    opts.accounts = next.accounts;
+    opts.systemAccount = next.systemAccount;
+    authChanged.push("accounts");
+  }
   if (tlsChanged) {
     opts.tls = next.tls;
     server.tls = tls;
     note(`tls = ${tls ? "enabled" : "disabled"}`);
   }
   server.opts = Object.freeze(opts);
+  // Accounts that stay keep their subscriptions; imports are placed again.
+  if (accountsChanged) server.accounts = buildAccounts(server.opts, server, server.accounts);
   for (const msg of authChanged) note(msg);
   // Every connection is checked again, as nats-server's reloadAuthorization does (also when the
   // tls block changed, since verify_and_map decides how certificate users are found).
-  if (authChanged.length > 0 || tlsChanged) server.reloadUsers(next.users);
+  if (authChanged.length > 0 || tlsChanged) server.reloadUsers(next.users, next.nkeys);
   server.configLoadTime = new Date();
   server.log.info("Reloaded server configuration");
   return done;

@@ -7,8 +7,9 @@
 //              HMSG $G subject [...] hdr_size total_size                          (with headers)
 //              INFO {..., "ip": "nats-route://host:port/"}  (gossip of a new member)
 //
-// Only the global account ($G) is routed; other accounts (nats-server's $SYS) are accepted
-// and ignored. The route stores the remote's interest as subscriptions in the server's index.
+// Every account is routed by name (nats-server's accounts must be configured alike on each
+// server): interest and messages of an account this server does not know are ignored. The route
+// stores the remote's interest as subscriptions in the account's index ($G's is the server's).
 
 import type { Socket } from "node:net";
 import { Parser, Op, splitArgs, parseSize, type OpCode, type ParserSink } from "./parser.js";
@@ -16,6 +17,7 @@ import { CloseReason, ErrText, ProtocolError, type CloseReasonText } from "./err
 import { Outbound } from "./outbound.js";
 import { Subscription, type MsgTarget } from "./subscription.js";
 import type { Cluster } from "./cluster.js";
+import type { Account } from "./accounts.js";
 
 export const GLOBAL_ACCOUNT = "$G";
 
@@ -50,6 +52,8 @@ export class Route implements ParserSink, MsgTarget {
   remote: RouteInfo | null = null;
   /** Remote interest by "subject" or "subject queue". */
   readonly remoteSubs = new Map<string, Subscription>();
+  /** The account of each remote interest outside $G (whose keys start with the account). */
+  private readonly remoteAccounts = new Map<string, Account>();
   /** The URL this route was dialled on (solicited routes). */
   url = "";
   closed = false;
@@ -256,8 +260,13 @@ export class Route implements ParserSink, MsgTarget {
         `${this.tag} - <<- [RMSG ${this.msgAccount} ${this.msgSubject} ${this.msgReply} ${len}]`,
       );
     }
-    if (this.msgAccount !== GLOBAL_ACCOUNT) return;
     const server = this.cluster.server;
+    let acc: Account | null = null;
+    if (this.msgAccount !== GLOBAL_ACCOUNT) {
+      const named = server.accounts.get(this.msgAccount);
+      if (named === undefined) return;
+      acc = named;
+    }
     server.route(
       this,
       this.msgSubject,
@@ -267,30 +276,33 @@ export class Route implements ParserSink, MsgTarget {
       this.msgQueues,
       start,
       end,
+      acc,
     );
   }
 
-  /** RS+ $G subject [queue weight] */
+  /** RS+ account subject [queue weight] */
   private processSubPlus(arg: Buffer): void {
     const a = this.args;
     const n = splitArgs(arg, a);
     if (n < 2 || n > 4)
       throw new ProtocolError(null, `processRemoteSub Parse Error: '${arg.toString()}'`);
     const account = arg.toString("latin1", a[0]!, a[1]!);
-    if (account !== GLOBAL_ACCOUNT) return;
+    const acc = account === GLOBAL_ACCOUNT ? null : this.cluster.server.accounts.get(account);
+    if (acc === undefined) return;
     const subject = arg.toString("latin1", a[2]!, a[3]!);
     const queue = n >= 3 ? arg.toString("latin1", a[4]!, a[5]!) : null;
     const weight = n === 4 ? Math.max(1, parseSize(arg, a[6]!, a[7]!)) : 1;
-    const key = queue === null ? subject : `${subject} ${queue}`;
+    const subKey = queue === null ? subject : `${subject} ${queue}`;
+    const key = acc === null ? subKey : `${account} ${subKey}`;
     const existing = this.remoteSubs.get(key);
     if (existing) {
       existing.weight = weight;
       return;
     }
-    const sub = new Subscription(subject, queue, key, this);
+    const sub = new Subscription(subject, queue, subKey, this);
     sub.weight = weight;
     try {
-      this.cluster.server.sublist.insert(sub);
+      (acc ?? this.cluster.server.globalAccount).sublist.insert(sub);
     } catch {
       this.cluster.log.debug(
         `${this.tag} - ignoring remote interest in invalid subject "${subject}"`,
@@ -298,22 +310,30 @@ export class Route implements ParserSink, MsgTarget {
       return;
     }
     this.remoteSubs.set(key, sub);
+    if (acc !== null) this.remoteAccounts.set(key, acc);
   }
 
-  /** RS- $G subject [queue] */
+  /** RS- account subject [queue] */
   private processSubMinus(arg: Buffer): void {
     const a = this.args;
     const n = splitArgs(arg, a);
     if (n < 2 || n > 3)
       throw new ProtocolError(null, `processRemoteUnsub Parse Error: '${arg.toString()}'`);
-    if (arg.toString("latin1", a[0]!, a[1]!) !== GLOBAL_ACCOUNT) return;
+    const account = arg.toString("latin1", a[0]!, a[1]!);
     const subject = arg.toString("latin1", a[2]!, a[3]!);
-    const key = n === 3 ? `${subject} ${arg.toString("latin1", a[4]!, a[5]!)}` : subject;
+    const subKey = n === 3 ? `${subject} ${arg.toString("latin1", a[4]!, a[5]!)}` : subject;
+    const key = account === GLOBAL_ACCOUNT ? subKey : `${account} ${subKey}`;
+    this.removeRemote(key);
+  }
+
+  private removeRemote(key: string): void {
     const sub = this.remoteSubs.get(key);
     if (!sub) return;
     this.remoteSubs.delete(key);
     sub.closed = true;
-    this.cluster.server.sublist.remove(sub);
+    const acc = this.remoteAccounts.get(key) ?? this.cluster.server.globalAccount;
+    this.remoteAccounts.delete(key);
+    acc.sublist.remove(sub);
   }
 
   /** Routes receive messages through sendMsg (one per message per route), never per subscription. */
@@ -330,10 +350,16 @@ export class Route implements ParserSink, MsgTarget {
     queues: readonly string[],
     start = 0,
     end = payload.length,
+    account = GLOBAL_ACCOUNT,
   ): void {
     if (this.closed) return;
     const len = end - start;
-    let line = hdr >= 0 ? "HMSG $G " : "RMSG $G ";
+    let line =
+      account === GLOBAL_ACCOUNT
+        ? hdr >= 0
+          ? "HMSG $G "
+          : "RMSG $G "
+        : `${hdr >= 0 ? "HMSG" : "RMSG"} ${account} `;
     line += subject;
     if (queues.length > 0) {
       line += reply !== "" ? ` + ${reply}` : " |";
@@ -382,11 +408,7 @@ export class Route implements ParserSink, MsgTarget {
     if (this.closed) return;
     this.out.flush(this.socket);
     this.closed = true;
-    for (const sub of this.remoteSubs.values()) {
-      sub.closed = true;
-      this.cluster.server.sublist.remove(sub);
-    }
-    this.remoteSubs.clear();
+    for (const key of [...this.remoteSubs.keys()]) this.removeRemote(key);
     this.socket.end();
     setTimeout(() => this.socket.destroy(), 2000).unref();
     this.cluster.routeClosed(this, reason);

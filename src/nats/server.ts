@@ -6,12 +6,14 @@ import { createServer, type Server as NetServer, type Socket } from "node:net";
 import { randomBytes, randomInt } from "node:crypto";
 import { writeFileSync, rmSync } from "node:fs";
 import { Client, WRITE_WINDOW, type ClientSocket } from "./client.js";
-import { Sublist } from "./sublist.js";
+import type { Sublist } from "./sublist.js";
+import { buildAccounts, type Account, type AccountRouter } from "./accounts.js";
+import { userInfoResponse, type SysReqServer } from "./sysreq.js";
 import { subjectMatchesPattern } from "./subject.js";
 import type { Subscription } from "./subscription.js";
-import type { Options, User } from "./options.js";
+import { GLOBAL_ACCOUNT, type NkeyUser, type Options, type User } from "./options.js";
 import type { Logger } from "./log.js";
-import { authRequired } from "./auth.js";
+import { authRequired, nonceRequired } from "./auth.js";
 import { CloseReason, ErrText, type CloseReasonText } from "./errors.js";
 import { Monitor } from "./monitor.js";
 import { bytesEqual } from "./bytes.js";
@@ -47,14 +49,21 @@ export interface ClosedClient {
   reason: CloseReasonText;
 }
 
-export class Server {
+export class Server implements AccountRouter, SysReqServer {
   readonly id = newServerId();
   readonly name: string;
-  readonly sublist = new Sublist<Subscription>({ cache: true });
+  /** The accounts by name: $G, the system account, and those of `accounts {}` (accounts.ts). */
+  accounts: Map<string, Account>;
+  /** $G, the account of users outside `accounts {}` (and of every client without users). */
+  readonly globalAccount: Account;
+  /** $G's subject index: the one routes and monitoring read. */
+  readonly sublist: Sublist<Subscription>;
   readonly clients = new Map<number, Client>();
   readonly closed: ClosedClient[] = [];
   /** Clients must CONNECT with credentials (recomputed when a reload changes the users). */
   authRequired: boolean;
+  /** Clients are sent a nonce to sign (some users are known by NKey). */
+  nonceRequired: boolean;
   readonly start = new Date();
   readonly monitor: Monitor | null;
   readonly cluster: Cluster | null;
@@ -98,12 +107,20 @@ export class Server {
     readonly log: Logger,
   ) {
     this.name = opts.serverName || this.id;
+    this.accounts = buildAccounts(opts, this);
+    this.globalAccount = this.accounts.get(GLOBAL_ACCOUNT)!;
+    this.sublist = this.globalAccount.sublist;
     this.authRequired = authRequired(opts);
+    this.nonceRequired = nonceRequired(opts);
     this.tls = opts.tls ? loadTls(opts.tls) : null;
     this.writeWindow = Math.max(4096, Math.min(WRITE_WINDOW, Math.floor(opts.maxPending / 8)));
     this.monitor = opts.httpPort !== 0 || opts.httpsPort !== 0 ? new Monitor(this) : null;
     this.cluster = opts.cluster ? new Cluster(this, opts.cluster, log) : null;
     this.websocket = opts.websocket ? new WebsocketListener(this, opts.websocket) : null;
+    // The imports placed before the cluster existed: their interest goes to routes now.
+    for (const acc of this.accounts.values()) {
+      for (const i of acc.importSubs) if (i.routed) this.importInterest(i.acc, i.sub.subject, 1);
+    }
     this.done = new Promise((r) => (this.doneResolve = r));
   }
 
@@ -145,7 +162,9 @@ export class Server {
     }
     if (this.authRequired) {
       log.debug(
-        this.opts.users.length > 0 ? "Using multi-user authentication" : "Using authentication",
+        this.opts.users.length + this.opts.nkeys.length > 0
+          ? "Using multi-user authentication"
+          : "Using authentication",
       );
     }
     this.startTimers();
@@ -297,7 +316,9 @@ export class Server {
       client_id: c.cid,
       client_ip: c.host,
     };
-    if (this.authRequired) info["auth_required"] = true;
+    if (c.nonce !== "") info["nonce"] = c.nonce;
+    // With no_auth_user a client may leave credentials out: nats-server does not ask for them.
+    if (this.authRequired && this.opts.noAuthUser === "") info["auth_required"] = true;
     // WebSocket clients never take the TCP TLS path (the websocket block's TLS is refused).
     if (this.tls && c.socket.websocket !== true) {
       // As nats-server: allow_non_tls offers TLS (tls_available) instead of requiring it.
@@ -352,6 +373,20 @@ export class Server {
       ports.websocket = listenerUrls("ws", this.websocket.opts.host, this.websocket.port);
     }
     return ports;
+  }
+
+  /** Answers $SYS.REQ.USER.INFO (when no subscriber of the account took the request). */
+  answerUserInfo(c: Client, reply: string): void {
+    const body = userInfoResponse(this, c);
+    this.deliverLocal(c.acc, reply, "", -1, body, 0, body.length);
+  }
+
+  get version(): string {
+    return NATS_VERSION;
+  }
+
+  get host(): string {
+    return this.opts.host;
   }
 
   clusterName(): string {
@@ -412,13 +447,74 @@ export class Server {
     return subjectMatchesPattern(subject, pattern);
   }
 
+  /** A client's subscription, in its account's index (and the account's interest on routes). */
   addSubscription(sub: Subscription): void {
-    this.sublist.insert(sub);
-    this.cluster?.localInterest(sub, 1);
+    const acc = (sub.conn as Client).acc;
+    acc.sublist.insert(sub);
+    this.cluster?.localInterest(sub, 1, acc.name);
   }
 
   removeSubscription(sub: Subscription): void {
-    if (this.sublist.remove(sub)) this.cluster?.localInterest(sub, -1);
+    const acc = (sub.conn as Client).acc;
+    if (acc.sublist.remove(sub)) this.cluster?.localInterest(sub, -1, acc.name);
+  }
+
+  /** An import's interest in another account, told to routes (see accounts.ts). */
+  importInterest(acc: Account, subject: string, delta: 1 | -1): void {
+    this.cluster?.localInterest({ subject, queue: null }, delta, acc.name);
+  }
+
+  /**
+   * A service request imported into `acc`, routed there as if published in it by `from` (local
+   * subscribers and routes); null when the message did not come from a local client.
+   */
+  routeImported(
+    acc: Account,
+    subject: string,
+    reply: string,
+    hdr: number,
+    payload: Buffer,
+    start: number,
+    end: number,
+  ): number {
+    const from = this.producer;
+    if (from === null) return 0;
+    return this.route(from, subject, reply, hdr, payload, null, start, end, acc);
+  }
+
+  /** An account by name (undefined or "": $G). */
+  account(name: string | undefined): Account | undefined {
+    return name === undefined || name === "" ? this.globalAccount : this.accounts.get(name);
+  }
+
+  /**
+   * Delivers a message inside one account to local subscriptions only (one member per queue
+   * group): what imports use (accounts.ts). Returns how many deliveries were made.
+   */
+  deliverLocal(
+    acc: Account,
+    subject: string,
+    reply: string,
+    hdr: number,
+    payload: Buffer,
+    start: number,
+    end: number,
+  ): number {
+    const r = acc.sublist.match(subject);
+    let n = 0;
+    for (const sub of r.psubs) {
+      if (sub.conn.kind === "Route") continue;
+      sub.conn.deliver(sub, subject, reply, hdr, payload, start, end);
+      n++;
+    }
+    for (const group of r.qsubs) {
+      const local = group.filter((s) => !s.closed && s.conn.kind !== "Route");
+      if (local.length === 0) continue;
+      const sub = local[local.length === 1 ? 0 : randomInt(local.length)]!;
+      sub.conn.deliver(sub, subject, reply, hdr, payload, start, end);
+      n++;
+    }
+    return n;
   }
 
   /**
@@ -437,9 +533,14 @@ export class Server {
     queues: readonly string[] | null = null,
     start = 0,
     end = payload.length,
+    /** The account, when not the sender's own (a route's RMSG names it; null: $G). */
+    account: Account | null = null,
   ): number {
-    const r = this.sublist.match(subject);
     const fromRoute = from.kind === "Route";
+    // The client's own index is a field of the client (one load on the hot path).
+    const index =
+      account !== null ? account.sublist : fromRoute ? this.sublist : (from as Client).sublist;
+    const r = index.match(subject);
     const noEcho = !fromRoute && !from.opts.echo;
     const epoch = ++this.routeEpoch;
     // Routes to forward to, in routeTargets[0..nTargets): a count rather than `length = 0`,
@@ -505,10 +606,18 @@ export class Server {
         fallback.scratchQueues.push(group[0]!.queue!);
       }
     }
+    const accName =
+      nTargets === 0
+        ? ""
+        : account !== null
+          ? account.name
+          : fromRoute
+            ? GLOBAL_ACCOUNT
+            : (from as Client).acc.name;
     for (let i = 0; i < nTargets; i++) {
       const route = targets[i]!;
       targets[i] = null; // do not keep a closed route alive
-      route.sendMsg(subject, reply, hdr, payload, route.scratchQueues, start, end);
+      route.sendMsg(subject, reply, hdr, payload, route.scratchQueues, start, end, accName);
       n++;
     }
     return n;
@@ -538,9 +647,10 @@ export class Server {
    * connections as nats-server applies it): a client whose credentials no longer pass is closed
    * with an Authorization Violation, the others get their new permissions at once.
    */
-  reloadUsers(users: User[]): void {
-    this.opts = { ...this.opts, users };
+  reloadUsers(users: User[], nkeys: NkeyUser[] = this.opts.nkeys): void {
+    this.opts = { ...this.opts, users, nkeys };
     this.authRequired = authRequired(this.opts);
+    this.nonceRequired = nonceRequired(this.opts);
     for (const c of [...this.clients.values()]) c.reauthorize();
   }
 

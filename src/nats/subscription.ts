@@ -2,7 +2,8 @@
 // `conn` receives the messages; `max` and `delivered` implement UNSUB with a maximum.
 
 export interface MsgTarget {
-  readonly kind: "Client" | "Route";
+  /** Import: an account's import (accounts.ts), which delivers into another account. */
+  readonly kind: "Client" | "Route" | "Import";
   /**
    * Queue one message for delivery to this subscription (flushed by the server later); the
    * message is payload[start, end).
