@@ -1,5 +1,5 @@
 // The store's in-memory state and its transactions. `State` is the committed state: one Map per
-// kind plus the indexes (service name → id, network name → id, serviceId → task ids, nodeId → task ids). A `Layer`
+// kind (Consul KV keys too) plus the indexes (service name → id, network name → id, serviceId → task ids, nodeId → task ids). A `Layer`
 // is a copy-on-write overlay of pending changes over another source; an update's batch writes
 // into a Layer over the group's Layer over the State, so reads inside the batch see its own
 // writes and the earlier batches of its group, and a batch that throws is simply dropped. `Tx`
@@ -7,10 +7,11 @@
 // is put and records the batch's operations, which become its log record and its events.
 
 import type { Network, Node, Service, Task } from "../api/types.js";
+import type { KvEntry } from "../api/consul.js";
 import type { Kind, StoreEvent, WriteTx } from "./store.js";
 import { StoreError } from "./errors.js";
 
-export const KINDS: readonly Kind[] = ["node", "service", "task", "network", "meta"];
+export const KINDS: readonly Kind[] = ["node", "service", "task", "network", "kv", "meta"];
 
 /** One write of a batch. `json` is the value's JSON text (new writes only; replay has none). */
 export interface Op {
@@ -44,6 +45,7 @@ function kindMaps<V>(): Record<Kind, Map<string, V>> {
     service: new Map(),
     task: new Map(),
     network: new Map(),
+    kv: new Map(),
     meta: new Map(),
   };
 }
@@ -216,6 +218,7 @@ export class Tx implements WriteTx {
   constructor(
     private readonly src: Source,
     private readonly layer: Layer | null,
+    private readonly rev = 0,
   ) {}
 
   close(): void {
@@ -284,6 +287,24 @@ export class Tx implements WriteTx {
 
   getMeta<T = unknown>(key: string): T | undefined {
     return this.get("meta", key) as T | undefined;
+  }
+
+  getKv(key: string): KvEntry | undefined {
+    return this.get("kv", key) as KvEntry | undefined;
+  }
+
+  listKv(prefix: string): KvEntry[] {
+    this.check();
+    const out: KvEntry[] = [];
+    for (const key of this.src.ids("kv")) {
+      if (key.startsWith(prefix)) out.push(this.src.get("kv", key) as KvEntry);
+    }
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  revision(): number {
+    this.check();
+    return this.rev;
   }
 
   private get(kind: Kind, id: string): unknown {
@@ -360,6 +381,14 @@ export class Tx implements WriteTx {
 
   deleteNetwork(id: string): void {
     this.delete("network", id);
+  }
+
+  putKv(e: KvEntry): void {
+    this.put("kv", e?.key, e);
+  }
+
+  deleteKv(key: string): void {
+    this.delete("kv", key);
   }
 
   putMeta(key: string, value: unknown): void {

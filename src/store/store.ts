@@ -1,4 +1,4 @@
-// The cluster state store's interface: nodes, services, tasks, networks and a few meta keys, read through
+// The cluster state store's interface: nodes, services, tasks, networks, Consul KV keys and a few meta keys, read through
 // consistent synchronous views and written in atomic, durable, serialized batches, with a watch
 // feed of what each committed batch changed. `embedded.ts` implements it on the local disk (one
 // manager); `memory.ts` keeps it in memory only (tests); an etcd adapter can implement it for
@@ -11,10 +11,11 @@
 // replays from disk (undefined fields dropped, no class instances).
 
 import type { Network, Node, Service, Task } from "../api/types.js";
+import type { KvEntry } from "../api/consul.js";
 
 export { StoreError, type StoreErrorCode } from "./errors.js";
 
-export type Kind = "node" | "service" | "task" | "network" | "meta";
+export type Kind = "node" | "service" | "task" | "network" | "kv" | "meta";
 
 /** One write of a committed batch; `value` is the new (frozen) value, null for a delete. */
 export interface StoreEvent {
@@ -37,6 +38,16 @@ export interface ReadTx {
   getNetworkByName(name: string): Network | undefined;
   listNetworks(): Network[];
   getMeta<T = unknown>(key: string): T | undefined;
+  /** A key of the Consul-compatible KV store. */
+  getKv(key: string): KvEntry | undefined;
+  /** The KV entries whose keys start with `prefix`, sorted by key. */
+  listKv(prefix: string): KvEntry[];
+  /**
+   * The store's revision: in a view, the number of the last committed batch that wrote
+   * something; in an update, the number this batch commits as if it writes. Durable: it only
+   * grows, across restarts too.
+   */
+  revision(): number;
 }
 
 export interface WriteTx extends ReadTx {
@@ -50,6 +61,9 @@ export interface WriteTx extends ReadTx {
   /** Refuses a name used by another network: throws StoreError code "ERR_NAME_IN_USE". */
   putNetwork(n: Network): void;
   deleteNetwork(id: string): void;
+  /** Stores `e` under `e.key`. */
+  putKv(e: KvEntry): void;
+  deleteKv(key: string): void;
   putMeta(key: string, value: unknown): void;
   deleteMeta(key: string): void;
 }
