@@ -108,7 +108,7 @@ export function taskEndpoint(t: Task, node: Node | undefined): { address: string
   const port =
     first === undefined
       ? 0
-      : (first.published ?? t.hostPorts[String(first.target)] ?? first.target);
+      : (t.hostPorts[String(first.target)] ?? first.published ?? first.target);
   return { address: node?.addr ?? "", port };
 }
 
