@@ -97,7 +97,9 @@ export class ConsulServer {
     private readonly opts: ConsulServerOptions,
   ) {
     this.indexes = new ConsulIndexes(store);
-    this.app = Fastify({ bodyLimit: KV_MAX_VALUE_SIZE });
+    // Bodies up to twice the limit are read whole and refused by the handler (a client still
+    // sending when the answer comes would see the connection reset); larger ones by fastify.
+    this.app = Fastify({ bodyLimit: 2 * KV_MAX_VALUE_SIZE });
     this.listeners = new HttpListeners(this.app);
     this.routes();
   }
