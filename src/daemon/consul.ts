@@ -57,7 +57,7 @@ export async function startConsul(store: Store, o: ConsulOptions): Promise<Runni
       await running.close();
       throw err;
     }
-    log.warn(`${(err as Error).message}; going on without it`);
+    log.warn(`${(err as Error).message.replace(/^consul: /, "")}; going on without it`);
   };
   if (o.addr !== "") {
     const { host, port } = hostPort(o.addr, 8500);

@@ -128,11 +128,11 @@ export async function runDaemon(given: DaemonRunOptions, banner = false): Promis
 
 function printBanner(d: Daemon, o: ResolvedDaemonOptions): void {
   const monitor = o.monitorPort > 0 ? `http://127.0.0.1:${d.nats.opts.httpPort}` : "off";
+  const http = d.consul?.httpPort;
+  const dns = d.consul?.dnsPort;
   const consul =
-    d.consul?.httpPort !== undefined
-      ? `http://127.0.0.1:${d.consul.httpPort}` +
-        (d.consul.dnsPort !== undefined ? `, DNS 127.0.0.1:${d.consul.dnsPort}` : "")
-      : "off";
+    (http !== undefined ? `http://127.0.0.1:${http}` : "off") +
+    (dns !== undefined ? `, DNS 127.0.0.1:${dns}` : "");
   process.stdout.write(
     `shoal is up: a one-node swarm (manager + worker) in the foreground.\n` +
       `  node:        ${d.nodeId}\n` +
