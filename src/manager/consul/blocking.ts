@@ -50,6 +50,7 @@ export class ConsulIndexes implements EntryIndexes {
   private readonly waiters = new Set<() => void>();
   private wakeScheduled = false;
   private readonly unwatch: () => void;
+  private closed = false;
 
   constructor(private readonly store: Store) {
     const rev = Math.max(
@@ -61,7 +62,9 @@ export class ConsulIndexes implements EntryIndexes {
     this.unwatch = store.watch((events) => this.onEvents(events));
   }
 
+  /** Stops watching the store; waiting queries return now. */
   close(): void {
+    this.closed = true;
     this.unwatch();
     for (const w of [...this.waiters]) w();
   }
@@ -136,7 +139,7 @@ export class ConsulIndexes implements EntryIndexes {
    * when it moves past it, when `waitMs` runs out, or when `abort` fires.
    */
   block(index: () => number, after: number, waitMs: number, abort?: AbortSignal): Promise<void> {
-    if (after <= 0 || index() > after || abort?.aborted) return Promise.resolve();
+    if (after <= 0 || index() > after || abort?.aborted || this.closed) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
@@ -151,14 +154,6 @@ export class ConsulIndexes implements EntryIndexes {
       abort?.addEventListener("abort", done);
       this.waiters.add(check);
     });
-  }
-
-  private closed = false;
-
-  /** Stops watching the store; waiting queries return now. */
-  stop(): void {
-    this.closed = true;
-    this.close();
   }
 
   private onEvents(events: StoreEvent[]): void {
