@@ -80,6 +80,10 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
         "127.0.0.1:2377",
         "--nats-port",
         "-1",
+        "--consul-addr",
+        "",
+        "--consul-dns-addr",
+        "",
       ],
       { stdio: ["ignore", "ignore", "pipe"] },
     );

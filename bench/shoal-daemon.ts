@@ -101,6 +101,11 @@ export async function startShoalDaemon(
       "-1",
       "--listen-addr",
       `127.0.0.1:${port}`,
+      // Several daemons may run at once: none binds the Consul defaults.
+      "--consul-addr",
+      "",
+      "--consul-dns-addr",
+      "",
     ];
     const ours = { SHOAL_DATA_DIR: dataDir, SHOAL_HOST: "", ...env };
     const stdio: ["ignore", "pipe", "pipe"] = ["ignore", "pipe", "pipe"];

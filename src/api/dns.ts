@@ -4,6 +4,7 @@
 //
 //   networks: { <network>: { services: { <service>: DnsService }, tasks: { <name>: <addr> } } }
 //   clients:  { <task address>: [<network>, ...] }   (first network that knows a name answers)
+//             { "*": [<network>, ...] }              (any other address: the Consul DNS table)
 //
 // Names are matched without regard to case; the table may spell them as it likes. Like every bus
 // message it accepts properties it does not know.
@@ -36,6 +37,16 @@ export const DnsServiceSchema = Type.Object(
     aliases: Type.Array(dnsName("Another name of the service on this network."), {
       description: "The service's network-scoped aliases (`--network name=N,alias=A`).",
     }),
+    srv: Type.Optional(
+      Type.Array(
+        Type.Object({
+          target: dnsName("The SRV record's target name (answered with `addr` too)."),
+          addr: ipv4("The target's address (the A record in the additional section)."),
+          port: Type.Integer({ minimum: 0, maximum: 65535 }),
+        }),
+        { description: "SRV records of the service's name (the Consul DNS table)." },
+      ),
+    ),
   },
   { title: "DnsService" },
 );
@@ -61,7 +72,7 @@ export const DnsTableSchema = Type.Object(
     }),
     clients: Type.Record(Type.String(), Type.Array(Type.String()), {
       description:
-        "Each task address that may ask, and the networks it sees (the networks the task is on).",
+        'Each task address that may ask, and the networks it sees (the networks the task is on); "*": what any other address sees.',
     }),
   },
   { title: "DnsTable" },

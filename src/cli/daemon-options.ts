@@ -29,6 +29,8 @@ export interface DaemonFlags {
   fencingMargin?: string;
   defaultAddrPool?: string;
   defaultAddrPoolMaskLength?: string;
+  consulAddr?: string;
+  consulDnsAddr?: string;
 }
 
 /** What the address choice reads from the machine (injected by tests). */
@@ -120,6 +122,27 @@ export interface ParsedDaemonFlags {
   fenceMarginMs: number | undefined;
   /** --default-addr-pool and its mask length (checked further by the daemon). */
   addrPool: { pool: string; maskLength: number } | undefined;
+  /** --consul-addr and --consul-dns-addr when given ("" = off). */
+  consulAddr: string | undefined;
+  consulDnsAddr: string | undefined;
+}
+
+/** A --consul-addr / --consul-dns-addr value: "" (off) or [host]:port. */
+function consulAddrFlag(flag: string, v: string | undefined): string | undefined {
+  if (v === undefined || v === "") return v;
+  let hp;
+  try {
+    hp = parseHostPort(v);
+  } catch (err) {
+    if (err instanceof AddressError)
+      throw new UsageError(`invalid argument "${v}" for "${flag}" flag: ${err.message}`);
+    throw err;
+  }
+  if (hp.port === undefined || hp.port < 0 || hp.port > 65535 || (hp.host !== "" && !isIP(hp.host)))
+    throw new UsageError(
+      `invalid argument "${v}" for "${flag}" flag: expected [IP]:PORT (PORT 0: any free port), or "" for off`,
+    );
+  return v;
 }
 
 /** Checks and parses the daemon flags; `defaults` differ between `up` and the others. */
@@ -195,6 +218,8 @@ export function parseDaemonFlags(
     monitorPort,
     fenceMarginMs,
     addrPool,
+    consulAddr: consulAddrFlag("--consul-addr", f.consulAddr),
+    consulDnsAddr: consulAddrFlag("--consul-dns-addr", f.consulDnsAddr),
   };
 }
 
@@ -249,6 +274,8 @@ export function runOptions(
     ...(p.fenceMarginMs !== undefined ? { fenceMarginMs: p.fenceMarginMs } : {}),
     ...(p.addrPool !== undefined ? { addrPool: p.addrPool } : {}),
     ...(p.monitorPort !== undefined ? { monitorPort: p.monitorPort } : {}),
+    ...(p.consulAddr !== undefined ? { consulAddr: p.consulAddr } : {}),
+    ...(p.consulDnsAddr !== undefined ? { consulDnsAddr: p.consulDnsAddr } : {}),
   };
 }
 
@@ -279,6 +306,12 @@ export function givenRunOptions(
     ...(p.fenceMarginMs !== undefined ? { fenceMarginMs: p.fenceMarginMs } : {}),
     ...(p.addrPool !== undefined ? { addrPool: p.addrPool } : {}),
     ...(f.monitorPort !== undefined || up ? { monitorPort: p.monitorPort ?? 0 } : {}),
+    ...(p.consulAddr !== undefined ? { consulAddr: p.consulAddr } : {}),
+    ...(p.consulDnsAddr !== undefined ? { consulDnsAddr: p.consulDnsAddr } : {}),
+    // `up` on the default Consul addresses: a taken port is a warning, not a failed start.
+    ...(up && p.consulAddr === undefined && p.consulDnsAddr === undefined
+      ? { consulBestEffort: true }
+      : {}),
   };
 }
 
@@ -313,5 +346,7 @@ export function daemonArgv(o: FullRunOptions): string[] {
     ...(o.monitorPort !== undefined
       ? ["--monitor-port", String(o.monitorPort)]
       : ["--monitor-port", "0"]),
+    ...(o.consulAddr !== undefined ? ["--consul-addr", o.consulAddr] : []),
+    ...(o.consulDnsAddr !== undefined ? ["--consul-dns-addr", o.consulDnsAddr] : []),
   ];
 }

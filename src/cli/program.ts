@@ -143,6 +143,14 @@ function daemonFlags(cmd: Command): Command {
       "--fencing-margin <duration>",
       "how long past the managers' node-down grace a node that lost them keeps its tasks before stopping them (default: 2 heartbeat periods, at least 1s; off: never)",
     )
+    .option(
+      "--consul-addr <addr>",
+      'managers: the Consul-compatible API, [ip]:port (default :8500, "" off)',
+    )
+    .option(
+      "--consul-dns-addr <addr>",
+      'managers: its DNS interface for <service>.service.consul, [ip]:port (default :8600, "" off)',
+    )
     .option("-D, --debug", "log debug messages")
     .addHelpText("after", DAEMON_HELP);
 }

@@ -24,6 +24,7 @@ import { isTerminal, type Node, type ServiceSpec, type Task } from "../api/types
 import { nodeDrivers } from "../node/node-drivers.js";
 import { NodeRuntime } from "../node/runtime.js";
 import { NodeTaskDns } from "./task-dns.js";
+import { startConsul, type RunningConsul } from "./consul.js";
 import { RoutingMesh } from "../net/mesh.js";
 import { SHOAL_VERSION } from "../lib/version.js";
 import { isWildcard, joinHostPort, parseHostPort } from "../lib/addr.js";
@@ -53,6 +54,12 @@ export interface DaemonOptions {
   memoryBytes?: number;
   /** Fencing's margin, ms; -1: no fencing (`--fencing-margin off`). */
   fenceMarginMs?: number;
+  /** The Consul-compatible API's host:port (`--consul-addr`, default :8500) and its DNS
+   * interface's (`--consul-dns-addr`, default :8600); "" = off. */
+  consulAddr?: string;
+  consulDnsAddr?: string;
+  /** A Consul address that cannot be bound is a warning, not a failed start (`shoal up`). */
+  consulBestEffort?: boolean;
   log: Logger;
 }
 
@@ -66,6 +73,7 @@ export class Daemon {
   joinPort = 0;
   join!: JoinServer;
   mesh!: RoutingMesh;
+  consul: RunningConsul | undefined;
   nodeId = "";
   private stopping = false;
   /** The workers that have a user on the bus now. */
@@ -125,6 +133,15 @@ export class Daemon {
     });
     // Only once the store holds the cluster, so an identity never comes without state.
     writeFileSync(idFile, this.nodeId);
+
+    this.consul = await startConsul(this.store, {
+      addr: this.opts.consulAddr ?? "",
+      dnsAddr: this.opts.consulDnsAddr ?? "",
+      bestEffort: this.opts.consulBestEffort ?? false,
+      nodeId: this.nodeId,
+      advertiseHost: () => this.advertiseHost(),
+      log: log.child("consul"),
+    });
 
     const meta = this.store.view((tx) => tx.getMeta<ClusterMeta>("cluster"))!;
     // The control bus: reachable where joins are (other nodes' agents connect to it), with the
@@ -336,6 +353,7 @@ export class Daemon {
     await this.join?.close();
     await this.manager?.stop();
     await this.api?.close();
+    await this.consul?.close();
     await this.mesh?.close();
     await this.nats?.shutdown();
     await this.store?.close();

@@ -32,10 +32,15 @@ export interface DaemonRunOptions {
   fenceMarginMs?: number;
   /** The default address pool of a cluster this daemon creates (`shoal init`). */
   addrPool?: { pool: string; maskLength: number };
+  /** The Consul-compatible API and its DNS interface, host:port ("" = off). */
+  consulAddr?: string;
+  consulDnsAddr?: string;
+  /** Go on without them when their addresses are taken (`shoal up`'s defaults); not saved. */
+  consulBestEffort?: boolean;
   debug?: boolean;
 }
 
-type Optional = "cpus" | "memoryBytes" | "fenceMarginMs" | "addrPool";
+type Optional = "cpus" | "memoryBytes" | "fenceMarginMs" | "addrPool" | "consulBestEffort";
 export type ResolvedDaemonOptions = Required<Omit<DaemonRunOptions, Optional>> &
   Pick<DaemonRunOptions, Optional>;
 
@@ -62,6 +67,8 @@ export function resolveDaemonOptions(given: DaemonRunOptions, log: Logger): Reso
     monitorPort: 0,
     apiTcp: "",
     publishHost: "0.0.0.0",
+    consulAddr: ":8500",
+    consulDnsAddr: ":8600",
     debug: false,
     ...defined(saved),
     ...defined(given),
@@ -79,7 +86,7 @@ export function resolveDaemonOptions(given: DaemonRunOptions, log: Logger): Reso
   // Without a port, the join port: the listen port, or (port 0) the one the daemon gets.
   const port = o.advertiseAddr ? (parseHostPort(o.advertiseAddr).port ?? listen.port) : listen.port;
   o.advertiseAddr = port === 0 ? formatHost(host) : joinHostPort(host, port ?? 2377);
-  const { debug: _debug, ...keep } = o;
+  const { debug: _debug, consulBestEffort: _best, ...keep } = o;
   writeFileSync(file, JSON.stringify(keep, null, 2) + "\n", { mode: 0o600 });
   return o;
 }
@@ -121,12 +128,18 @@ export async function runDaemon(given: DaemonRunOptions, banner = false): Promis
 
 function printBanner(d: Daemon, o: ResolvedDaemonOptions): void {
   const monitor = o.monitorPort > 0 ? `http://127.0.0.1:${d.nats.opts.httpPort}` : "off";
+  const http = d.consul?.httpPort;
+  const dns = d.consul?.dnsPort;
+  const consul =
+    (http !== undefined ? `http://127.0.0.1:${http}` : "off") +
+    (dns !== undefined ? `, DNS 127.0.0.1:${dns}` : "");
   process.stdout.write(
     `shoal is up: a one-node swarm (manager + worker) in the foreground.\n` +
       `  node:        ${d.nodeId}\n` +
       `  API:         unix://${join(o.dataDir, "shoal.sock")} (shoal CLI: SHOAL_DATA_DIR=${o.dataDir})\n` +
       `  NATS:        ${d.localNatsUrl()}\n` +
       `  monitoring:  ${monitor}\n` +
+      `  consul:      ${consul}\n` +
       `  joins:       ${o.advertiseAddr}\n` +
       `  data:        ${o.dataDir}\n` +
       `Try: shoal service create --name hello --replicas 2 -- node -e "setInterval(()=>console.log('hi'),1000)"\n` +

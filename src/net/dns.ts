@@ -7,6 +7,9 @@
 //   tasks.<service>           every running task's address, shuffled
 //   <alias>, tasks.<alias>    as the service the alias names
 //   <service>.<slot>.<id>     that task's address
+// A table may also give a service SRV records (target, port; the target's A record goes in the
+// additional section) and a `*` client: the networks every other asking address sees (the
+// Consul DNS interface, src/manager/consul/dns.ts, answers any client).
 // Names match without regard to case, with or without the trailing dot, and with a configured
 // domain (`domains`, `search`) stripped. A known name answers A queries with its addresses, with
 // a short TTL (5 s: Swarm's 600 s keeps dead tasks in clients), and any other type with an empty
@@ -117,6 +120,7 @@ interface Entry {
   /** IPv4 addresses as 32-bit numbers. */
   addrs: readonly number[];
   shuffle: boolean;
+  srv?: readonly { target: string; addr: string; port: number }[];
 }
 
 const NONE: readonly number[] = [];
@@ -195,7 +199,11 @@ function indexTable(table: DnsTable): Index {
     }
     const services = Object.entries(n.services);
     const put = (name: string, svc: (typeof services)[number][1]) => {
-      const tasks: Entry = { addrs: svc.taskAddrs.map(ipv4Number), shuffle: true };
+      const tasks: Entry = {
+        addrs: svc.taskAddrs.map(ipv4Number),
+        shuffle: true,
+        ...(svc.srv ? { srv: svc.srv } : {}),
+      };
       const self: Entry =
         svc.endpointMode === "vip" && svc.vip !== undefined
           ? { addrs: [ipv4Number(svc.vip)], shuffle: false }
@@ -475,6 +483,11 @@ export class DnsServer {
     }
     const { name, owned } = normalizeName(q.name, this.suffixes);
     const entry = (q.class ?? "IN") === "IN" ? this.lookup(origin.client, name) : undefined;
+    if (entry !== undefined && q.type === "SRV" && entry.srv !== undefined) {
+      this.counters.answered++;
+      origin.send(this.srvReply(query, q, entry.srv, origin));
+      return;
+    }
     if (entry !== undefined) {
       this.counters.answered++;
       const addrs = q.type !== "A" ? NONE : entry.shuffle ? shuffled(entry.addrs) : entry.addrs;
@@ -491,7 +504,7 @@ export class DnsServer {
 
   /** What `name` (normalised) is on the first of the client's networks that knows it. */
   private lookup(client: string, name: string): Entry | undefined {
-    const nets = this.index.clients.get(client);
+    const nets = this.index.clients.get(client) ?? this.index.clients.get("*");
     if (nets === undefined) return undefined;
     for (const names of nets) {
       const e = names.get(name);
@@ -559,6 +572,54 @@ export class DnsServer {
       out.writeUInt16BE(0, o + 9); // no options
     }
     return out;
+  }
+
+  /** An SRV answer: one record per target (shuffled), each target's A record as additional. */
+  private srvReply(
+    query: DecodedPacket,
+    q: Question,
+    srv: readonly { target: string; addr: string; port: number }[],
+    origin: Origin,
+  ): Buffer {
+    const edns = query.additionals?.some((a) => a.type === "OPT") === true;
+    const order = shuffled(srv.map((_, i) => i));
+    const res: Packet = {
+      type: "response",
+      id: query.id ?? 0,
+      flags: FLAG_QR | FLAG_AA | ((query.flags ?? 0) & FLAG_RD) | FLAG_RA,
+      questions: [q],
+      answers: order.map((i) => ({
+        type: "SRV" as const,
+        name: q.name,
+        class: "IN" as const,
+        ttl: this.opts.ttl,
+        data: { priority: 1, weight: 1, port: srv[i]!.port, target: srv[i]!.target },
+      })),
+      additionals: [
+        ...order.map((i) => ({
+          type: "A" as const,
+          name: srv[i]!.target,
+          class: "IN" as const,
+          ttl: this.opts.ttl,
+          data: srv[i]!.addr,
+        })),
+        ...(edns
+          ? [
+              {
+                type: "OPT" as const,
+                name: ".",
+                udpPayloadSize: UDP_MAX,
+                extendedRcode: 0,
+                ednsVersion: 0,
+                flags: 0,
+                flag_do: false,
+                options: [],
+              },
+            ]
+          : []),
+      ],
+    };
+    return this.fit(res, origin.tcp ? 0xffff : DnsServer.udpLimit(query));
   }
 
   /** `res` encoded within `limit` bytes: answers dropped from the end, TC set, until it fits. */

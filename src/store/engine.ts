@@ -74,7 +74,7 @@ export class StoreEngine implements Store {
 
   view<T>(fn: (tx: ReadTx) => T): T {
     if (this.closed) throw new StoreError("ERR_CLOSED", "the store is closed");
-    const tx = new Tx(this.state, null);
+    const tx = new Tx(this.state, null, this.seq);
     try {
       return fn(tx);
     } finally {
@@ -166,7 +166,7 @@ export class StoreEngine implements Store {
     let seq = this.seq;
     for (const p of batch) {
       const layer = new Layer(group);
-      const tx = new Tx(layer, layer);
+      const tx = new Tx(layer, layer, seq + 1);
       let result: unknown;
       try {
         result = p.fn(tx);

@@ -1,5 +1,5 @@
 // The store's in-memory state and its transactions. `State` is the committed state: one Map per
-// kind (secrets and configs too) plus the indexes (service name → id, network name → id, serviceId → task ids, nodeId → task ids). A `Layer`
+// kind (secrets, configs and Consul KV keys too) plus the indexes (service name → id, network name → id, serviceId → task ids, nodeId → task ids). A `Layer`
 // is a copy-on-write overlay of pending changes over another source; an update's batch writes
 // into a Layer over the group's Layer over the State, so reads inside the batch see its own
 // writes and the earlier batches of its group, and a batch that throws is simply dropped. `Tx`
@@ -7,6 +7,7 @@
 // is put and records the batch's operations, which become its log record and its events.
 
 import type { Config, Network, Node, Secret, Service, Task } from "../api/types.js";
+import type { KvEntry } from "../api/consul.js";
 import type { Kind, StoreEvent, WriteTx } from "./store.js";
 import { StoreError } from "./errors.js";
 
@@ -17,6 +18,7 @@ export const KINDS: readonly Kind[] = [
   "network",
   "secret",
   "config",
+  "kv",
   "meta",
 ];
 
@@ -54,6 +56,7 @@ function kindMaps<V>(): Record<Kind, Map<string, V>> {
     network: new Map(),
     secret: new Map(),
     config: new Map(),
+    kv: new Map(),
     meta: new Map(),
   };
 }
@@ -226,6 +229,7 @@ export class Tx implements WriteTx {
   constructor(
     private readonly src: Source,
     private readonly layer: Layer | null,
+    private readonly rev = 0,
   ) {}
 
   close(): void {
@@ -310,6 +314,24 @@ export class Tx implements WriteTx {
 
   getMeta<T = unknown>(key: string): T | undefined {
     return this.get("meta", key) as T | undefined;
+  }
+
+  getKv(key: string): KvEntry | undefined {
+    return this.get("kv", key) as KvEntry | undefined;
+  }
+
+  listKv(prefix: string): KvEntry[] {
+    this.check();
+    const out: KvEntry[] = [];
+    for (const key of this.src.ids("kv")) {
+      if (key.startsWith(prefix)) out.push(this.src.get("kv", key) as KvEntry);
+    }
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  revision(): number {
+    this.check();
+    return this.rev;
   }
 
   private get(kind: Kind, id: string): unknown {
@@ -419,6 +441,14 @@ export class Tx implements WriteTx {
       );
     }
     this.put(kind, x.id, x);
+  }
+
+  putKv(e: KvEntry): void {
+    this.put("kv", e?.key, e);
+  }
+
+  deleteKv(key: string): void {
+    this.delete("kv", key);
   }
 
   putMeta(key: string, value: unknown): void {

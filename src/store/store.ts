@@ -1,4 +1,4 @@
-// The cluster state store's interface: nodes, services, tasks, networks, secrets, configs and a few meta keys, read through
+// The cluster state store's interface: nodes, services, tasks, networks, secrets, configs, Consul KV keys and a few meta keys, read through
 // consistent synchronous views and written in atomic, durable, serialized batches, with a watch
 // feed of what each committed batch changed. `embedded.ts` implements it on the local disk (one
 // manager); `memory.ts` keeps it in memory only (tests); an etcd adapter can implement it for
@@ -11,10 +11,11 @@
 // replays from disk (undefined fields dropped, no class instances).
 
 import type { Config, Network, Node, Secret, Service, Task } from "../api/types.js";
+import type { KvEntry } from "../api/consul.js";
 
 export { StoreError, type StoreErrorCode } from "./errors.js";
 
-export type Kind = "node" | "service" | "task" | "network" | "secret" | "config" | "meta";
+export type Kind = "node" | "service" | "task" | "network" | "secret" | "config" | "kv" | "meta";
 
 /** One write of a committed batch; `value` is the new (frozen) value, null for a delete. */
 export interface StoreEvent {
@@ -41,6 +42,16 @@ export interface ReadTx {
   getConfig(id: string): Config | undefined;
   listConfigs(): Config[];
   getMeta<T = unknown>(key: string): T | undefined;
+  /** A key of the Consul-compatible KV store. */
+  getKv(key: string): KvEntry | undefined;
+  /** The KV entries whose keys start with `prefix`, sorted by key. */
+  listKv(prefix: string): KvEntry[];
+  /**
+   * The store's revision: in a view, the number of the last committed batch that wrote
+   * something; in an update, the number this batch commits as if it writes. Durable: it only
+   * grows, across restarts too.
+   */
+  revision(): number;
 }
 
 export interface WriteTx extends ReadTx {
@@ -60,6 +71,9 @@ export interface WriteTx extends ReadTx {
   /** Refuses a name used by another config: throws StoreError code "ERR_NAME_IN_USE". */
   putConfig(c: Config): void;
   deleteConfig(id: string): void;
+  /** Stores `e` under `e.key`. */
+  putKv(e: KvEntry): void;
+  deleteKv(key: string): void;
   putMeta(key: string, value: unknown): void;
   deleteMeta(key: string): void;
 }

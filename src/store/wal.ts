@@ -400,6 +400,8 @@ interface SnapshotDoc {
   /** Absent in snapshots written before secrets and configs existed. */
   secrets?: unknown[];
   configs?: unknown[];
+  /** Consul KV entries (each has its `key`); absent in snapshots written before them. */
+  kv?: unknown[];
   meta: Array<[string, unknown]>;
 }
 
@@ -413,6 +415,7 @@ export function encodeSnapshot(seq: number, state: State): Buffer {
     networks: [...state.values("network")],
     secrets: [...state.values("secret")],
     configs: [...state.values("config")],
+    kv: [...state.values("kv")],
     meta: [...state.entries("meta")],
   };
   const text = JSON.stringify(doc);
@@ -454,6 +457,12 @@ export async function loadSnapshot(path: string, state: State): Promise<LoadedSn
       if (typeof id !== "string") throw corrupt(`a ${kind} without an id`);
       state.apply({ action: "put", kind, id, value: deepFreeze(v) });
     }
+  }
+  if (!Array.isArray(doc.kv ?? [])) throw corrupt("no kv list");
+  for (const v of doc.kv ?? []) {
+    const key = (v as { key?: unknown } | null)?.key;
+    if (typeof key !== "string") throw corrupt("a kv entry without a key");
+    state.apply({ action: "put", kind: "kv", id: key, value: deepFreeze(v) });
   }
   if (!Array.isArray(doc.meta)) throw corrupt("no meta list");
   for (const e of doc.meta) {

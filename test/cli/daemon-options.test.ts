@@ -8,6 +8,7 @@ import {
   chooseAdvertise,
   daemonArgv,
   interfaceAddress,
+  givenRunOptions,
   parseDaemonFlags,
   parseNodeAddr,
   runOptions,
@@ -229,4 +230,45 @@ test("daemon flags: defaults, checks, and the argv init gives the daemon it star
     "--fencing-margin",
     "off",
   ]);
+});
+
+test("--consul-addr and --consul-dns-addr: checked, passed on by init, best effort only for up's defaults", () => {
+  const m = machine("10.0.0.5");
+  const parse = (f: Record<string, string>) =>
+    parseDaemonFlags({ dataDir: "/d", ...f }, { natsPort: 4222 }, m);
+  const good: Array<[string, string]> = [
+    ["", ""],
+    [":8500", ":8500"],
+    ["127.0.0.1:0", "127.0.0.1:0"],
+    ["[::1]:8500", "[::1]:8500"],
+    ["8500", "8500"], // a port alone
+  ];
+  for (const [given, want] of good) {
+    assert.equal(parse({ consulAddr: given }).consulAddr, want, given);
+    assert.equal(parse({ consulDnsAddr: given }).consulDnsAddr, want, given);
+  }
+  for (const bad of ["localhost:8500", "127.0.0.1", ":99999", "[::1"]) {
+    assert.throws(
+      () => parse({ consulAddr: bad }),
+      (e: Error) => e instanceof UsageError && e.message.includes(`"--consul-addr"`),
+      bad,
+    );
+  }
+  const p = parse({ consulAddr: "", consulDnsAddr: "127.0.0.1:0" });
+  const argv = daemonArgv(runOptions(p, { host: "10.0.0.5", port: 2377 }));
+  assert.deepEqual(argv.slice(argv.indexOf("--consul-addr")), [
+    "--consul-addr",
+    "",
+    "--consul-dns-addr",
+    "127.0.0.1:0",
+  ]);
+  // Not given: init passes nothing (the daemon's defaults, :8500 and :8600, apply).
+  assert.ok(
+    !daemonArgv(runOptions(parse({}), { host: "10.0.0.5", port: 2377 })).includes("--consul-addr"),
+  );
+  // `up` on the defaults goes on without a taken address; given addresses must bind.
+  assert.equal(givenRunOptions({}, parse({}), true).consulBestEffort, true);
+  assert.equal(givenRunOptions({}, parse({}), false).consulBestEffort, undefined);
+  const given = parse({ consulAddr: ":8500" });
+  assert.equal(givenRunOptions({ consulAddr: ":8500" }, given, true).consulBestEffort, undefined);
 });

@@ -231,6 +231,10 @@ test("init advertises the machine's address (not 127.0.0.1) and prints a join co
       "-1",
       "--publish-addr",
       "127.0.0.1",
+      "--consul-addr",
+      "",
+      "--consul-dns-addr",
+      "",
     ],
     env(dir),
   );
@@ -272,6 +276,10 @@ test("init whose daemon cannot start removes what it wrote and leaves no process
       "127.0.0.1:0",
       "--nats-port",
       String(portOf(taken)),
+      "--consul-addr",
+      "",
+      "--consul-dns-addr",
+      "",
     ],
     env(dir),
   );

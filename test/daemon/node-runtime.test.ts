@@ -109,7 +109,10 @@ test("a stopped daemon exits on the first SIGTERM", async (t) => {
 
 test("leave --force forgets the swarm: a new init has one node, Ready, and no ghost", async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), "shoal-leave-"));
-  const flags = ["--data-dir", dataDir, "--listen-addr", "127.0.0.1:0", "--nats-port", "-1"];
+  const flags = [
+    ...["--data-dir", dataDir, "--listen-addr", "127.0.0.1:0", "--nats-port", "-1"],
+    ...["--consul-addr", "", "--consul-dns-addr", ""],
+  ];
   t.after(async () => {
     await runCli(dataDir, ["leave", "--force"], 30_000);
     killTaskProcesses(dataDir);

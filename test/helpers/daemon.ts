@@ -27,6 +27,9 @@ export interface TestDaemon {
   restart(): Promise<void>;
   /** Stops the daemon and every task, removes the data dir. */
   cleanup(): Promise<void>;
+  /** With `consul`: the Consul API's and DNS's ports on 127.0.0.1 (from the log). */
+  consulPort?: number;
+  consulDnsPort?: number;
 }
 
 export function runCli(dataDir: string, args: string[], timeoutMs = 60_000): Promise<CliResult> {
@@ -47,8 +50,14 @@ export function runCli(dataDir: string, args: string[], timeoutMs = 60_000): Pro
   });
 }
 
-/** A daemon on a fresh data dir; with `uid`, run as that user (it owns the data dir). */
-export async function startDaemon(opts: { uid?: number } = {}): Promise<TestDaemon> {
+/**
+ * A daemon on a fresh data dir; with `uid`, run as that user (it owns the data dir). The
+ * Consul-compatible API and DNS are off unless `consul` (then on 127.0.0.1, free ports): tests
+ * never bind the fixed defaults.
+ */
+export async function startDaemon(
+  opts: { uid?: number; consul?: boolean } = {},
+): Promise<TestDaemon> {
   const dataDir = mkdtempSync(join(tmpdir(), "shoal-test-"));
   const as = opts.uid === undefined ? {} : { uid: opts.uid, gid: opts.uid, env: { HOME: dataDir } };
   if (opts.uid !== undefined) chownSync(dataDir, opts.uid, opts.uid);
@@ -68,6 +77,10 @@ export async function startDaemon(opts: { uid?: number } = {}): Promise<TestDaem
         "127.0.0.1:0",
         "--publish-addr",
         "127.0.0.1",
+        "--consul-addr",
+        opts.consul ? "127.0.0.1:0" : "",
+        "--consul-dns-addr",
+        opts.consul ? "127.0.0.1:0" : "",
       ],
       {
         stdio: ["ignore", "pipe", "pipe"],
@@ -79,8 +92,11 @@ export async function startDaemon(opts: { uid?: number } = {}): Promise<TestDaem
     proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
     proc.stderr!.on("data", (d: Buffer) => (out += d.toString()));
     await checkFor(15_000, () => /shoal daemon .* ready/.test(out), 50);
+    if (opts.consul) {
+      d.consulPort = Number(/Consul API listening on http:\/\/[^ ]*:(\d+)/.exec(out)?.[1]);
+      d.consulDnsPort = Number(/Consul DNS listening on [^ ]*:(\d+)/.exec(out)?.[1]);
+    }
   };
-  await launch();
   const d: TestDaemon = {
     dataDir,
     get proc() {
@@ -108,6 +124,7 @@ export async function startDaemon(opts: { uid?: number } = {}): Promise<TestDaem
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+  await launch();
   return d;
 }
 

@@ -58,6 +58,10 @@ export async function startSwarm(hosts: number, joined = hosts - 1): Promise<Swa
       "4222",
       "--publish-addr",
       manager.addr,
+      "--consul-addr",
+      "",
+      "--consul-dns-addr",
+      "",
     ]);
     p.stdout?.on("data", (d: Buffer) => (out += d.toString()));
     p.stderr?.on("data", (d: Buffer) => (out += d.toString()));

@@ -663,3 +663,54 @@ test("property: a configured domain is stripped once, never down to nothing", ()
     propertyParams(300),
   );
 });
+
+test("a `*` client and SRV records (the Consul DNS table): any address asks; SRV targets come with their A", async (t) => {
+  const dns = new DnsServer({
+    host: "127.0.0.1",
+    port: 0,
+    upstreams: [],
+    domains: ["service.consul", "consul"],
+  });
+  await dns.listen();
+  defer(t, () => dns.close());
+  dns.setRecords({
+    networks: {
+      consul: {
+        services: {
+          web: {
+            endpointMode: "dnsrr",
+            taskAddrs: ["10.0.0.3"],
+            aliases: ["_web._tcp"],
+            srv: [
+              { target: "0a000003.addr.dc1.consul", addr: "10.0.0.3", port: 31001 },
+              { target: "0a000003.addr.dc1.consul", addr: "10.0.0.3", port: 31002 },
+            ],
+          },
+        },
+        tasks: { "0a000003.addr.dc1": "10.0.0.3" },
+      },
+    },
+    clients: { "*": ["consul"] },
+  });
+  const port = portOf(dns);
+  assert.deepEqual(addrs(await ask(port, "web.service.consul", "A", NOWHERE)), ["10.0.0.3"]);
+  assert.deepEqual(addrs(await ask(port, "0a000003.addr.dc1.consul", "A", ON_B)), ["10.0.0.3"]);
+  for (const name of ["web.service.consul", "_web._tcp.service.consul"]) {
+    const res = await ask(port, name, "SRV", NOWHERE);
+    assert.equal(res.rcode, "NOERROR");
+    assert.ok(res.flags! & packet.AUTHORITATIVE_ANSWER);
+    const srv = (res.answers ?? []).map(
+      (a) => (a as { data: { port: number; target: string } }).data,
+    );
+    assert.deepEqual(srv.map((s) => s.port).sort(), [31001, 31002], name);
+    assert.ok(srv.every((s) => s.target === "0a000003.addr.dc1.consul"));
+    assert.deepEqual(
+      (res.additionals ?? [])
+        .filter((a) => a.type === "A")
+        .map((a) => (a as { data: string }).data),
+      ["10.0.0.3", "10.0.0.3"],
+    );
+  }
+  // An unknown name under an owned domain: NXDOMAIN, never forwarded.
+  assert.equal((await ask(port, "db.service.consul", "A", NOWHERE)).rcode, "NXDOMAIN");
+});
