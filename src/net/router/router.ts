@@ -112,6 +112,10 @@ const DROP_RESPONSE = new Set([
   "upgrade",
 ]);
 
+function uncork(res: ServerResponse): void {
+  res.uncork();
+}
+
 /** The value of cookie `name` in a Cookie header, or undefined. */
 export function cookieValue(header: string | undefined, name: string): string | undefined {
   if (header === undefined) return undefined;
@@ -374,6 +378,9 @@ export class HttpRouter {
           out.push("Set-Cookie", `${sticky.name}=${b.cookie}${live.state.cookieAttrs}`);
         }
         res.sendDate = false;
+        // Head and the body chunks parsed from the same read leave in one write (writev).
+        res.cork();
+        process.nextTick(uncork, res);
         res.writeHead(status, statusText, out);
         res.on("drain", () => resume());
         return true;
