@@ -3,7 +3,7 @@
 // notes under it, and the same data as JSON together with a description of the machine.
 import os from "node:os";
 
-export type Unit = "msgs/s" | "conns/s" | "Mbit/s" | "us" | "ms" | "s" | "bytes" | "text";
+export type Unit = "msgs/s" | "req/s" | "conns/s" | "Mbit/s" | "us" | "ms" | "s" | "bytes" | "text";
 
 export interface Row {
   id: string;
@@ -69,6 +69,7 @@ export function machineInfo(): Record<string, unknown> {
 
 const UNIT_LABEL: Record<Unit, string> = {
   "msgs/s": "msgs/s",
+  "req/s": "req/s",
   "conns/s": "conns/s",
   "Mbit/s": "Mbit/s",
   us: "µs",
@@ -83,6 +84,7 @@ export function formatValue(v: number | string | undefined, unit: Unit): string 
   if (typeof v === "string") return v;
   switch (unit) {
     case "msgs/s":
+    case "req/s":
       if (v >= 1e6) return `${(v / 1e6).toFixed(2)} M`;
       if (v >= 1e3) return `${(v / 1e3).toFixed(1)} k`;
       return v.toFixed(0);

@@ -8,6 +8,7 @@
 //   npm run bench -- cli orchestrator   # CLI start and one-node orchestration, vs Docker
 //   npm run bench -- network dns        # overlay networks and embedded DNS
 //   npm run bench -- stack              # stack deploy and redeploy, vs Docker Swarm
+//   npm run bench -- router             # HTTP router vs HAProxy and nginx, load from wrk
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { cliSuite } from "./cli.js";
@@ -19,6 +20,7 @@ import { dispatcherSuite } from "./dispatcher.js";
 import { dnsSuite } from "./dns.js";
 import { networkSuite } from "./network.js";
 import { stackSuite } from "./stack.js";
+import { routerSuite } from "./router.js";
 import { installExitHooks } from "./procs.js";
 import { formatTable, machineInfo, type Suite, type SuiteResult } from "./report.js";
 
@@ -32,6 +34,7 @@ const SUITES: Suite[] = [
   dnsSuite,
   networkSuite,
   stackSuite,
+  routerSuite,
 ];
 
 const COMMON = {
