@@ -319,7 +319,8 @@ export const MountSchema = Type.Object(
   { title: "Mount" },
 );
 export type Mount = Static<typeof MountSchema>;
-const NO_NUL_PATTERN = "^[^\\u0000]*$";
+/** The pattern of a string without NUL characters (checked as "must not contain NUL"). */
+export const NO_NUL = "^[^\\u0000]*$";
 
 /** Secrets and configs a task gets (Docker's SecretReference / ConfigReference, flattened). */
 const fileReference = (what: "secret" | "config", title: string) =>
@@ -328,7 +329,7 @@ const fileReference = (what: "secret" | "config", title: string) =>
       source: Type.String({
         minLength: 1,
         maxLength: 64,
-        pattern: NO_NUL_PATTERN,
+        pattern: NO_NUL,
         description: `The ${what}'s name (a client may send its name, id or a unique id prefix; the manager stores the name).`,
       }),
       id: Type.Optional(
@@ -337,7 +338,7 @@ const fileReference = (what: "secret" | "config", title: string) =>
       target: Type.String({
         minLength: 1,
         maxLength: 4096,
-        pattern: NO_NUL_PATTERN,
+        pattern: NO_NUL,
         description:
           what === "secret"
             ? "The file's name: /run/secrets/<target> in a container, $SHOAL_SECRETS_DIR/<target> for a process (default: the name)."
@@ -505,8 +506,6 @@ export const DEFAULT_MAX_REPLICAS = 10_000;
 export const MAX_REPLICAS_CEILING = 100_000;
 
 const L = SPEC_LIMITS;
-/** The pattern of a string without NUL characters (checked as "must not contain NUL"). */
-export const NO_NUL = NO_NUL_PATTERN;
 const text = (maxLength: number, description?: string) =>
   Type.String({ maxLength, pattern: NO_NUL, ...(description ? { description } : {}) });
 const boundedCount = (maximum: number, description?: string) =>

@@ -131,6 +131,47 @@ export function call<T>(method: string, path: string, body?: unknown): Promise<T
   return callAt<T>(apiTarget(), method, path, body);
 }
 
+/**
+ * Docker's inspect of several objects: GETs each in order; one that fails is reported as
+ * `Error: <message>` on stderr and left out.
+ */
+export async function getEach<T>(
+  refs: string[],
+  pathOf: (ref: string) => string,
+): Promise<{ found: T[]; failed: boolean }> {
+  const found: T[] = [];
+  let failed = false;
+  for (const ref of refs) {
+    try {
+      found.push(await call<T>("GET", pathOf(ref)));
+    } catch (err) {
+      if (!(err instanceof CliError)) throw err;
+      process.stderr.write(`Error: ${err.message}\n`);
+      failed = true;
+    }
+  }
+  return { found, failed };
+}
+
+/**
+ * Docker's rm of several objects: DELETEs each in order, printing its reference; one that fails
+ * is reported as the daemon's error. The exit code: 1 if any failed.
+ */
+export async function deleteEach(refs: string[], pathOf: (ref: string) => string): Promise<number> {
+  let failed = false;
+  for (const ref of refs) {
+    try {
+      await call("DELETE", pathOf(ref));
+      process.stdout.write(ref + "\n");
+    } catch (err) {
+      if (!(err instanceof CliError)) throw err;
+      process.stderr.write(`Error response from daemon: ${err.message}\n`);
+      failed = true;
+    }
+  }
+  return failed ? 1 : 0;
+}
+
 /** Streams a text response chunk by chunk (service logs -f). */
 export function stream(path: string, onData: (chunk: string) => void): Promise<void> {
   const target = apiTarget();

@@ -1,7 +1,7 @@
 // `shoal network create|ls|inspect|rm`: the swarm's networks, in Docker's words and columns.
 
-import { call } from "./api-client.js";
-import { CliError, UsageError } from "./errors.js";
+import { call, deleteEach, getEach } from "./api-client.js";
+import { UsageError } from "./errors.js";
 import { applyFilters, labelMatches, parseFilters, type FilterKeys } from "./filter.js";
 import { parseKeyValues } from "./args.js";
 import { rowPrinter, type ListOptions } from "./service.js";
@@ -103,18 +103,10 @@ export async function ls(o: ListOptions & { noTrunc?: boolean }): Promise<number
   return 0;
 }
 
+const networkPath = (ref: string) => `/v1/networks/${encodeURIComponent(ref)}`;
+
 export async function inspect(refs: string[], o: { format?: string }): Promise<number> {
-  const out: NetworkInspect[] = [];
-  let failed = false;
-  for (const ref of refs) {
-    try {
-      out.push(await call<NetworkInspect>("GET", `/v1/networks/${encodeURIComponent(ref)}`));
-    } catch (err) {
-      if (!(err instanceof CliError)) throw err;
-      process.stderr.write(`Error: ${err.message}\n`);
-      failed = true;
-    }
-  }
+  const { found: out, failed } = await getEach<NetworkInspect>(refs, networkPath);
   if (o.format !== undefined) {
     const t = parseTemplate(o.format);
     for (const n of out) process.stdout.write(execute(t, n as unknown as Row) + "\n");
@@ -125,17 +117,6 @@ export async function inspect(refs: string[], o: { format?: string }): Promise<n
 }
 
 /** Removes each network, printing its name; an error per name, exit 1 if any failed. */
-export async function rm(refs: string[]): Promise<number> {
-  let failed = false;
-  for (const ref of refs) {
-    try {
-      await call("DELETE", `/v1/networks/${encodeURIComponent(ref)}`);
-      process.stdout.write(ref + "\n");
-    } catch (err) {
-      if (!(err instanceof CliError)) throw err;
-      process.stderr.write(`Error response from daemon: ${err.message}\n`);
-      failed = true;
-    }
-  }
-  return failed ? 1 : 0;
+export function rm(refs: string[]): Promise<number> {
+  return deleteEach(refs, networkPath);
 }

@@ -3,8 +3,8 @@
 // the file (or stdin) to the API once; nothing here prints it, and the API never returns it.
 
 import { readFileSync } from "node:fs";
-import { call } from "./api-client.js";
-import { CliError, UsageError } from "./errors.js";
+import { call, deleteEach, getEach } from "./api-client.js";
+import { UsageError } from "./errors.js";
 import { applyFilters, labelMatches, parseFilters, type FilterKeys } from "./filter.js";
 import { parseKeyValues } from "./args.js";
 import { humanDuration } from "./format.js";
@@ -149,17 +149,7 @@ export async function inspect(
   refs: string[],
   o: { pretty?: boolean },
 ): Promise<number> {
-  const out: Array<SecretInfo | Config> = [];
-  let failed = false;
-  for (const ref of refs) {
-    try {
-      out.push(await call<SecretInfo | Config>("GET", path(kind, ref)));
-    } catch (err) {
-      if (!(err instanceof CliError)) throw err;
-      process.stderr.write(`Error: ${err.message}\n`);
-      failed = true;
-    }
-  }
+  const { found: out, failed } = await getEach<SecretInfo | Config>(refs, (r) => path(kind, r));
   if (o.pretty) {
     for (const x of out) process.stdout.write(prettyFile(kind, x) + "\n\n");
   } else {
@@ -169,17 +159,6 @@ export async function inspect(
 }
 
 /** Removes each one, printing its name; an error per name, exit 1 if any failed. */
-export async function rm(kind: FileKind, refs: string[]): Promise<number> {
-  let failed = false;
-  for (const ref of refs) {
-    try {
-      await call("DELETE", path(kind, ref));
-      process.stdout.write(ref + "\n");
-    } catch (err) {
-      if (!(err instanceof CliError)) throw err;
-      process.stderr.write(`Error response from daemon: ${err.message}\n`);
-      failed = true;
-    }
-  }
-  return failed ? 1 : 0;
+export function rm(kind: FileKind, refs: string[]): Promise<number> {
+  return deleteEach(refs, (r) => path(kind, r));
 }

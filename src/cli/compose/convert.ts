@@ -312,10 +312,7 @@ function stackNetworks(config: Dict, stack: string): Map<string, StackNetwork> {
   const decl = { default: {}, ...((config["networks"] ?? {}) as Dict) } as Dict;
   for (const [key, raw] of Object.entries(decl)) {
     const n = (raw ?? {}) as Dict;
-    const ext = n["external"];
-    const external = ext === true || (ext !== null && typeof ext === "object");
-    const extName = typeof ext === "object" && ext !== null ? (ext as Dict)["name"] : undefined;
-    const name = String(n["name"] ?? extName ?? (external ? key : `${stack}_${key}`));
+    const { name, external } = swarmName(key, n, stack);
     const path = `networks.${key}`;
     const driver = String(n["driver"] ?? "overlay");
     if (!external && driver !== "overlay" && driver !== "bridge")
@@ -345,7 +342,18 @@ function stackNetworks(config: Dict, stack: string): Map<string, StackNetwork> {
 
 /** Whether the swarm network name is the predefined host network, declared external. */
 function declaredHost(declared: Map<string, StackNetwork>, name: string): boolean {
-  return [...declared.values()].some((n) => n.external && n.name === "host" && n.name === name);
+  return name === "host" && [...declared.values()].some((n) => n.external && n.name === name);
+}
+
+/**
+ * A top-level network, volume, secret or config's name in the swarm, by Swarm's rule: its
+ * `name:`, else an external one's own name (`external.name`, or the key), else `<stack>_<key>`.
+ */
+function swarmName(key: string, x: Dict, stack: string): { name: string; external: boolean } {
+  const ext = x["external"];
+  const external = ext === true || (ext !== null && typeof ext === "object");
+  const extName = typeof ext === "object" && ext !== null ? (ext as Dict)["name"] : undefined;
+  return { name: String(x["name"] ?? extName ?? (external ? key : `${stack}_${key}`)), external };
 }
 
 /** The file's top-level `secrets:` or `configs:` by key: the swarm name and the data to create. */
@@ -359,10 +367,7 @@ function stackFiles(
   for (const [key, raw] of Object.entries((config[`${kind}s`] ?? {}) as Dict)) {
     const x = (raw ?? {}) as Dict;
     const path = `${kind}s.${key}`;
-    const ext = x["external"];
-    const external = ext === true || (ext !== null && typeof ext === "object");
-    const extName = typeof ext === "object" && ext !== null ? (ext as Dict)["name"] : undefined;
-    const name = String(x["name"] ?? extName ?? (external ? key : `${stack}_${key}`));
+    const { name, external } = swarmName(key, x, stack);
     if (external) {
       out.set(key, { name, external });
       continue;
@@ -786,11 +791,7 @@ export function convertVolumes(
           `volumes.${m.source}.driver`,
           `volume driver ${JSON.stringify(driver)} is not supported (local volumes only)`,
         );
-      const external = vol["external"] === true || typeof vol["external"] === "object";
-      const ext = vol["external"] as Dict | boolean | undefined;
-      if (typeof vol["name"] === "string") m.source = vol["name"];
-      else if (typeof ext === "object" && typeof ext?.["name"] === "string") m.source = ext["name"];
-      else if (!external) m.source = `${stack}_${m.source}`;
+      m.source = swarmName(m.source, vol, stack).name;
     }
     return m;
   });

@@ -4,7 +4,13 @@
 // its dependencies again (a dependency that fails later does not stop it, as in compose). Pure:
 // the reconciler asks before it fills a service's slots.
 
-import { replicasOf, type ServiceDependency, type Service, type Task } from "../../api/types.js";
+import {
+  replicasOf,
+  servesTraffic,
+  type ServiceDependency,
+  type Service,
+  type Task,
+} from "../../api/types.js";
 
 /** Whether one task of the dependency counts toward the condition. */
 function meets(t: Task, condition: ServiceDependency["condition"]): boolean {
@@ -16,12 +22,9 @@ function meets(t: Task, condition: ServiceDependency["condition"]): boolean {
         (t.status.state === "running" || t.status.state === "starting")
       );
     case "service_healthy":
-      // A task with a health check is `running` only once a check has passed.
-      return (
-        t.desiredState === "running" &&
-        t.status.state === "running" &&
-        t.status.health?.status !== "unhealthy"
-      );
+      // A task with a health check is `running` only once a check has passed: healthy is what
+      // may receive traffic.
+      return servesTraffic(t);
     case "service_completed_successfully":
       return t.status.state === "complete" && t.status.exitCode === 0;
   }
