@@ -84,6 +84,8 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
         "",
         "--consul-dns-addr",
         "",
+        "--http-addr",
+        "",
       ],
       { stdio: ["ignore", "ignore", "pipe"] },
     );

@@ -106,6 +106,8 @@ export async function startShoalDaemon(
       "",
       "--consul-dns-addr",
       "",
+      "--http-addr",
+      "",
     ];
     const ours = { SHOAL_DATA_DIR: dataDir, SHOAL_HOST: "", ...env };
     const stdio: ["ignore", "pipe", "pipe"] = ["ignore", "pipe", "pipe"];

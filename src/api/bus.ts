@@ -18,6 +18,7 @@
 // Every message is a schema; receivers `decode(XSchema, msg.data)` (schema.ts) and drop what
 // does not match. Messages accept properties they do not know, so a newer node can send more.
 
+import { RouteTableSchema } from "./routes.js";
 import { Type, type Static } from "@sinclair/typebox";
 import {
   BASE64_PATTERN,
@@ -193,6 +194,7 @@ export const AssignmentsSchema = Type.Object(
       }),
     ),
     dns: Type.Optional(DnsTableSchema),
+    routes: Type.Optional(RouteTableSchema),
     secrets: Type.Optional(
       Type.Array(TaskFileDataSchema, {
         description: "The data of each secret the node's tasks use (by id), and no other.",

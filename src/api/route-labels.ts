@@ -302,3 +302,24 @@ function interlock(labels: Record<string, string>, keys: string[], out: LabelRou
   if (cookie !== undefined) route.sticky = { name: cookie, secure: false, httpOnly: false };
   out.routes.push(route);
 }
+
+const bySpec = new WeakMap<object, ServiceRoute[]>();
+
+/**
+ * The routes a service spec's labels claim (label problems leave a route out; the CLI prints
+ * them at deploy). Cached per spec object: the store hands out the same frozen spec until it
+ * changes, so the dispatcher parses a service's labels once, not on every publish.
+ */
+export function specRoutes(spec: { name: string; labels: Record<string, string> }): ServiceRoute[] {
+  let routes = bySpec.get(spec);
+  if (routes === undefined) {
+    routes = routesFromLabels(spec.name, spec.labels).routes;
+    bySpec.set(spec, routes);
+  }
+  return routes;
+}
+
+/** The ports a service's tasks listen on for its routes, each once. */
+export function routedPorts(spec: { name: string; labels: Record<string, string> }): number[] {
+  return [...new Set(specRoutes(spec).map((r) => r.port))];
+}

@@ -31,6 +31,8 @@ export interface DaemonFlags {
   defaultAddrPoolMaskLength?: string;
   consulAddr?: string;
   consulDnsAddr?: string;
+  httpAddr?: string;
+  httpAccessLog?: boolean;
 }
 
 /** What the address choice reads from the machine (injected by tests). */
@@ -125,10 +127,13 @@ export interface ParsedDaemonFlags {
   /** --consul-addr and --consul-dns-addr when given ("" = off). */
   consulAddr: string | undefined;
   consulDnsAddr: string | undefined;
+  /** --http-addr when given ("" = off), and --http-access-log. */
+  httpAddr: string | undefined;
+  httpAccessLog: boolean;
 }
 
-/** A --consul-addr / --consul-dns-addr value: "" (off) or [host]:port. */
-function consulAddrFlag(flag: string, v: string | undefined): string | undefined {
+/** A --consul-addr / --consul-dns-addr / --http-addr value: "" (off) or [host]:port. */
+function serviceAddrFlag(flag: string, v: string | undefined): string | undefined {
   if (v === undefined || v === "") return v;
   let hp;
   try {
@@ -218,8 +223,10 @@ export function parseDaemonFlags(
     monitorPort,
     fenceMarginMs,
     addrPool,
-    consulAddr: consulAddrFlag("--consul-addr", f.consulAddr),
-    consulDnsAddr: consulAddrFlag("--consul-dns-addr", f.consulDnsAddr),
+    consulAddr: serviceAddrFlag("--consul-addr", f.consulAddr),
+    consulDnsAddr: serviceAddrFlag("--consul-dns-addr", f.consulDnsAddr),
+    httpAddr: serviceAddrFlag("--http-addr", f.httpAddr),
+    httpAccessLog: !!f.httpAccessLog,
   };
 }
 
@@ -276,6 +283,8 @@ export function runOptions(
     ...(p.monitorPort !== undefined ? { monitorPort: p.monitorPort } : {}),
     ...(p.consulAddr !== undefined ? { consulAddr: p.consulAddr } : {}),
     ...(p.consulDnsAddr !== undefined ? { consulDnsAddr: p.consulDnsAddr } : {}),
+    ...(p.httpAddr !== undefined ? { httpAddr: p.httpAddr } : {}),
+    ...(p.httpAccessLog ? { httpAccessLog: true } : {}),
   };
 }
 
@@ -308,6 +317,8 @@ export function givenRunOptions(
     ...(f.monitorPort !== undefined || up ? { monitorPort: p.monitorPort ?? 0 } : {}),
     ...(p.consulAddr !== undefined ? { consulAddr: p.consulAddr } : {}),
     ...(p.consulDnsAddr !== undefined ? { consulDnsAddr: p.consulDnsAddr } : {}),
+    ...(p.httpAddr !== undefined ? { httpAddr: p.httpAddr } : {}),
+    ...(f.httpAccessLog !== undefined ? { httpAccessLog: p.httpAccessLog } : {}),
     // `up` on the default Consul addresses: a taken port is a warning, not a failed start.
     ...(up && p.consulAddr === undefined && p.consulDnsAddr === undefined
       ? { consulBestEffort: true }
@@ -348,5 +359,7 @@ export function daemonArgv(o: FullRunOptions): string[] {
       : ["--monitor-port", "0"]),
     ...(o.consulAddr !== undefined ? ["--consul-addr", o.consulAddr] : []),
     ...(o.consulDnsAddr !== undefined ? ["--consul-dns-addr", o.consulDnsAddr] : []),
+    ...(o.httpAddr !== undefined ? ["--http-addr", o.httpAddr] : []),
+    ...(o.httpAccessLog ? ["--http-access-log"] : []),
   ];
 }

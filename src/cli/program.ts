@@ -151,6 +151,11 @@ function daemonFlags(cmd: Command): Command {
       "--consul-dns-addr <addr>",
       'managers: its DNS interface for <service>.service.consul, [ip]:port (default :8600, "" off)',
     )
+    .option(
+      "--http-addr <addr>",
+      'the HTTP router that sends requests to services by host name, [ip]:port (default :80, "" off)',
+    )
+    .option("--http-access-log", "print an access log line (common log format) per routed request")
     .option("-D, --debug", "log debug messages")
     .addHelpText("after", DAEMON_HELP);
 }

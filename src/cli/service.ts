@@ -3,6 +3,7 @@
 
 import { resolve as resolvePath } from "node:path";
 import { call, stream } from "./api-client.js";
+import { routesFromLabels } from "../api/route-labels.js";
 import {
   parseBytesFlag,
   parseCpusFlag,
@@ -603,6 +604,18 @@ function splitWords(s: string): string[] {
 
 // ---- create / update / scale / rollback ----------------------------------------------------------
 
+/**
+ * What the HTTP router will not do with a service's Traefik or interlock labels, one
+ * `WARNING:` line each (written at deploy, so nothing is ignored silently).
+ */
+export function routeLabelWarnings(spec: { name: string; labels: Record<string, string> }): string {
+  const { warnings, errors } = routesFromLabels(spec.name, spec.labels);
+  return [
+    ...errors.map((e) => `WARNING: service ${spec.name}: ${e}; its route is left out\n`),
+    ...warnings.map((w) => `WARNING: service ${spec.name}: ${w}\n`),
+  ].join("");
+}
+
 export async function create(command: string[], o: CreateOptions): Promise<number> {
   if (command.length === 0 && o.image === undefined)
     throw new UsageError(
@@ -610,6 +623,7 @@ export async function create(command: string[], o: CreateOptions): Promise<numbe
     );
   const name = o.name ?? `svc-${Math.random().toString(36).slice(2, 8)}`;
   const spec = createSpec(o, command, name);
+  process.stderr.write(routeLabelWarnings(spec));
   const s = await call<Service>("POST", "/v1/services", { spec });
   process.stdout.write(`${s.id}\n`);
   if (!o.detach) return progress(s.id, !!o.quiet);
@@ -628,6 +642,7 @@ export async function update(ref: string, command: string[], o: UpdateOptions): 
     o = { ...o, networkRm: ids };
   }
   const spec = updatedSpec(cur.spec, o, command);
+  process.stderr.write(routeLabelWarnings(spec));
   const s = await call<Service>("POST", `/v1/services/${encodeURIComponent(ref)}/update`, { spec });
   process.stdout.write(`${s.spec.name}\n`);
   if (!o.detach) return progress(s.id, !!o.quiet);

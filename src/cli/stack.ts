@@ -17,6 +17,7 @@ import {
   TASK_FILTERS,
   progress,
   rowPrinter,
+  routeLabelWarnings,
   serviceRows,
   taskRows,
   type ListOptions,
@@ -131,6 +132,7 @@ export async function deploy(stack: string, o: DeployOptions): Promise<number> {
   const byName = new Map(services.map((s) => [s.spec.name, s]));
   const touched: string[] = [];
   for (const spec of converted.services) {
+    process.stderr.write(routeLabelWarnings(spec));
     const cur = byName.get(spec.name);
     if (!cur) {
       process.stdout.write(`Creating service ${spec.name}\n`);

@@ -308,6 +308,11 @@ export async function joinSwarm(managerArg: string, f: JoinFlags): Promise<numbe
     ...(p.debug ? ["--debug"] : []),
     ...(p.cpus !== undefined ? ["--cpus", String(p.cpus)] : []),
     ...(p.memoryBytes !== undefined ? ["--memory", String(p.memoryBytes)] : []),
+    ...(p.fenceMarginMs !== undefined
+      ? ["--fencing-margin", p.fenceMarginMs < 0 ? "off" : `${p.fenceMarginMs}ms`]
+      : []),
+    ...(p.httpAddr !== undefined ? ["--http-addr", p.httpAddr] : []),
+    ...(p.httpAccessLog ? ["--http-access-log"] : []),
   ];
   await startDetached(p.dataDir, argv, () =>
     // It holds the node's bus password: readable by its owner only.

@@ -25,10 +25,10 @@ import { nodeDrivers } from "../node/node-drivers.js";
 import { NodeRuntime } from "../node/runtime.js";
 import { NodeTaskDns } from "./task-dns.js";
 import { startConsul, type RunningConsul } from "./consul.js";
-import { RoutingMesh } from "../net/mesh.js";
+import { NodeEdge } from "./edge.js";
 import { SHOAL_VERSION } from "../lib/version.js";
 import { isWildcard, joinHostPort, parseHostPort } from "../lib/addr.js";
-import { fencingOf, forgetSwarm, meshBackends } from "./state.js";
+import { fencingOf, forgetSwarm } from "./state.js";
 import { apiTcpRefusal, socketPath } from "../api/paths.js";
 import type { Info } from "../api/http.js";
 
@@ -60,6 +60,9 @@ export interface DaemonOptions {
   consulDnsAddr?: string;
   /** A Consul address that cannot be bound is a warning, not a failed start (`shoal up`). */
   consulBestEffort?: boolean;
+  /** The HTTP router's [host]:port ("" or undefined: off), and its access log. */
+  httpAddr?: string;
+  httpAccessLog?: boolean;
   log: Logger;
 }
 
@@ -72,7 +75,7 @@ export class Daemon {
   dispatcher!: Dispatcher;
   joinPort = 0;
   join!: JoinServer;
-  mesh!: RoutingMesh;
+  edge!: NodeEdge;
   consul: RunningConsul | undefined;
   nodeId = "";
   private stopping = false;
@@ -182,7 +185,14 @@ export class Daemon {
     const joinHost = listen.host || "0.0.0.0";
     this.joinPort = await this.join.listen(joinHost, joinPort);
     log.info(`Listening for joins on ${joinHost}:${this.joinPort}`);
-    this.mesh = new RoutingMesh(log.child("mesh"), this.opts.publishHost);
+    this.edge = new NodeEdge({
+      publishHost: this.opts.publishHost,
+      httpAddr: this.opts.httpAddr,
+      httpAccessLog: this.opts.httpAccessLog ?? false,
+      ownHost: this.advertiseHost(),
+      log,
+    });
+    await this.edge.start();
     // The API is up before the first reconcile pass: a pass that fails or takes long must not
     // keep the operator from inspecting or fixing the cluster.
     this.api = new Api(this.manager, {
@@ -224,7 +234,8 @@ export class Daemon {
       cpus: this.opts.cpus,
       memoryBytes: this.opts.memoryBytes,
       ...fencingOf(this.opts.fenceMarginMs),
-      onEndpoints: (eps) => void this.mesh.sync(meshBackends(eps, this.advertiseHost())),
+      onEndpoints: (eps) => this.edge.endpoints(eps),
+      onRoutes: (table) => this.edge.routes(table),
       log,
     });
     await this.runtime.start();
@@ -354,7 +365,7 @@ export class Daemon {
     await this.manager?.stop();
     await this.api?.close();
     await this.consul?.close();
-    await this.mesh?.close();
+    await this.edge?.close();
     await this.nats?.shutdown();
     await this.store?.close();
     const dir = this.opts.dataDir;

@@ -37,6 +37,10 @@ export interface DaemonRunOptions {
   consulDnsAddr?: string;
   /** Go on without them when their addresses are taken (`shoal up`'s defaults); not saved. */
   consulBestEffort?: boolean;
+  /** The HTTP router's host:port ("" = off); a taken port is a warning. */
+  httpAddr?: string;
+  /** An access log line per routed request, on standard output. */
+  httpAccessLog?: boolean;
   debug?: boolean;
 }
 
@@ -69,6 +73,8 @@ export function resolveDaemonOptions(given: DaemonRunOptions, log: Logger): Reso
     publishHost: "0.0.0.0",
     consulAddr: ":8500",
     consulDnsAddr: ":8600",
+    httpAddr: ":80",
+    httpAccessLog: false,
     debug: false,
     ...defined(saved),
     ...defined(given),
@@ -108,6 +114,8 @@ export async function runDaemon(given: DaemonRunOptions, banner = false): Promis
       cpus: o.cpus,
       memoryBytes: o.memoryBytes,
       fenceMarginMs: o.fenceMarginMs,
+      httpAddr: o.httpAddr,
+      httpAccessLog: o.httpAccessLog,
       log,
     });
     await w.start();

@@ -11,8 +11,8 @@ import type { Logger } from "../nats/log.js";
 import { nodeDrivers } from "../node/node-drivers.js";
 import { NodeRuntime } from "../node/runtime.js";
 import { NodeTaskDns } from "./task-dns.js";
-import { RoutingMesh } from "../net/mesh.js";
-import { fencingOf, forgetSwarm, meshBackends } from "./state.js";
+import { NodeEdge } from "./edge.js";
+import { fencingOf, forgetSwarm } from "./state.js";
 import { parseHostPort } from "../lib/addr.js";
 import { parseToken } from "../api/token.js";
 import type { JoinRequest, JoinResponse } from "../manager/join.js";
@@ -32,6 +32,9 @@ export interface WorkerOptions {
   memoryBytes?: number;
   /** Fencing's margin, ms; -1: no fencing (`--fencing-margin off`). */
   fenceMarginMs?: number;
+  /** The HTTP router's [host]:port ("" or undefined: off), and its access log. */
+  httpAddr?: string;
+  httpAccessLog?: boolean;
   log: Logger;
 }
 
@@ -126,7 +129,7 @@ export function workerApi(h: {
 
 export class WorkerDaemon {
   runtime!: NodeRuntime;
-  mesh!: RoutingMesh;
+  edge!: NodeEdge;
   nodeId = "";
   private api: Server | null = null;
   private stopping = false;
@@ -181,7 +184,14 @@ export class WorkerDaemon {
     writeFileSync(this.savedFile, JSON.stringify({ token, managerAddr, answer } satisfies Saved));
     chmodSync(this.savedFile, 0o600);
     this.nodeId = answer.nodeId;
-    this.mesh = new RoutingMesh(log.child("mesh"), this.opts.publishHost);
+    this.edge = new NodeEdge({
+      publishHost: this.opts.publishHost,
+      httpAddr: this.opts.httpAddr,
+      httpAccessLog: this.opts.httpAccessLog ?? false,
+      ownHost: this.opts.advertiseAddr,
+      log,
+    });
+    await this.edge.start();
     this.runtime = new NodeRuntime({
       nodeId: answer.nodeId,
       hostname: hostname(),
@@ -195,7 +205,8 @@ export class WorkerDaemon {
       cpus: this.opts.cpus,
       memoryBytes: this.opts.memoryBytes,
       ...fencingOf(this.opts.fenceMarginMs),
-      onEndpoints: (eps) => void this.mesh.sync(meshBackends(eps, this.opts.advertiseAddr)),
+      onEndpoints: (eps) => this.edge.endpoints(eps),
+      onRoutes: (table) => this.edge.routes(table),
       log,
     });
     await this.runtime.start();
@@ -231,7 +242,7 @@ export class WorkerDaemon {
     if (this.stopping) return this.done;
     this.stopping = true;
     await this.runtime?.stop(leaving);
-    await this.mesh?.close();
+    await this.edge?.close();
     const api = this.api;
     if (api) await new Promise<void>((r) => api.close(() => r()));
     rmSync(join(this.opts.dataDir, "daemon.pid"), { force: true });

@@ -28,6 +28,7 @@ import { decode, DroppedMessages } from "../api/schema.js";
 import { dnsTableOf, nodeNetworksOf } from "./network-view.js";
 import { agentPassword } from "./bus-users.js";
 import { filesForTasks } from "./secrets.js";
+import { routeTableOf } from "./route-table.js";
 import { isTerminal, servesTraffic, type Node, type Service, type Task } from "../api/types.js";
 
 const codec = JSONCodec<unknown>();
@@ -192,7 +193,8 @@ export class Dispatcher {
     });
     const view = { nodes, tasks, services, networks };
     const endpoints = endpointsOf(services, tasks, nodes);
-    const endpointsSig = JSON.stringify(endpoints);
+    const routes = routeTableOf(services, tasks, nodes);
+    const edgeSig = JSON.stringify([endpoints, routes]);
     for (const n of nodes) {
       const mine = byNode.get(n.id) ?? [];
       // A node's networks and DNS table change with tasks anywhere on its networks (a task
@@ -202,13 +204,14 @@ export class Dispatcher {
       const netSig = nets.length > 0 ? JSON.stringify([nets, dns]) : "";
       const f = files.get(n.id);
       const fileSig = f ? [...f.secrets, ...f.configs].map((x) => x.id).join(",") : "";
-      const sig = `${this.period} ${endpointsSig} ${netSig} ${fileSig} ${mine.map((t) => `${t.id}:${t.desiredState}`).join(",")}`;
+      const sig = `${this.period} ${edgeSig} ${netSig} ${fileSig} ${mine.map((t) => `${t.id}:${t.desiredState}`).join(",")}`;
       if (!all && this.sent.get(n.id) === sig) continue;
       this.sent.set(n.id, sig);
       const msg: Assignments = {
         nodeId: n.id,
         tasks: mine,
         endpoints,
+        ...(routes.routes.length > 0 ? { routes } : {}),
         heartbeatMs: this.period,
         networks: nets,
         ...(dns ? { dns } : {}),

@@ -30,6 +30,7 @@ import {
   type StartIntent,
 } from "./drivers/driver.js";
 import { expandTemplate } from "./template.js";
+import { routedPorts } from "../api/route-labels.js";
 import { BRIDGE_GATEWAY, natsUrlForBridge } from "./drivers/netns.js";
 import { PortForwarder } from "./forward.js";
 import { isTerminal, networkOf, type Task, type TaskReport, type TaskState } from "../api/types.js";
@@ -352,8 +353,11 @@ export class Agent {
         ? writeTaskFiles(taskFilesDir(this.opts.dataDir, t.id), spec, this.fileData)
         : null;
       const bridge = networkOf(spec) === "bridge" || overlay.length > 0;
-      for (const p of spec.ports) {
-        const target = String(p.target);
+      // A host port for each published target and each port the service's routes go to: the
+      // routing mesh and the HTTP routers on every node reach the task there.
+      const targets = new Set([...spec.ports.map((p) => p.target), ...routedPorts(spec)]);
+      for (const port of targets) {
+        const target = String(port);
         if (l.hostPorts[target] !== undefined) continue;
         if (bridge) {
           // Listening right away holds the port; connections are refused until the task runs.

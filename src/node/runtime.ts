@@ -4,6 +4,7 @@
 // and enforceable limits in every heartbeat), one heartbeat path whose period the manager sets,
 // and the dispatcher as the only sender of assignments.
 
+import type { RouteTable } from "../api/routes.js";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { Agent } from "./agent.js";
@@ -40,6 +41,8 @@ export interface NodeRuntimeOptions {
   dns?: TaskDns;
   /** Published port → endpoints of its service anywhere in the cluster (for the routing mesh). */
   onEndpoints: (endpoints: Record<string, Endpoint[]>) => void;
+  /** The HTTP router's table, from every assignment message. */
+  onRoutes?: (table: RouteTable) => void;
   log: Logger;
 }
 
@@ -85,6 +88,7 @@ export class NodeRuntime {
       heartbeatMs: opts.heartbeatMs,
       facts,
       onEndpoints: opts.onEndpoints,
+      ...(opts.onRoutes ? { onRoutes: opts.onRoutes } : {}),
       onNetworks: (nets, dns) => this.onNetworks(nets, dns),
       ...(opts.fencing !== undefined ? { fencing: opts.fencing } : {}),
       ...(opts.fenceMarginMs !== undefined ? { fenceMarginMs: opts.fenceMarginMs } : {}),

@@ -10,6 +10,7 @@
 // (disconnected, or no assignments for the grace) and when the managers are back; their next
 // assignment starts again whatever is still wanted here.
 
+import type { RouteTable } from "../api/routes.js";
 import { connect, JSONCodec, type NatsConnection } from "nats";
 import type { Agent, TaskReport } from "./agent.js";
 import {
@@ -45,6 +46,8 @@ export interface SessionOptions {
   bus: BusCredentials;
   heartbeatMs: number;
   onEndpoints: (endpoints: Record<string, Endpoint[]>) => void;
+  /** The HTTP router's table (every node gets the same one). */
+  onRoutes?: (table: RouteTable) => void;
   /** The networks of the node's tasks and its DNS table, told before the tasks themselves. */
   onNetworks?: (networks: NodeNetwork[], dns: DnsTable | undefined) => void;
   /** What the node reports about itself with every heartbeat (drivers, resources, limits). */
@@ -141,6 +144,7 @@ export class AgentSession {
         this.opts.onNetworks?.(a.networks ?? [], a.dns);
         this.agent?.assign(a.tasks, { secrets: a.secrets ?? [], configs: a.configs ?? [] });
         this.opts.onEndpoints(a.endpoints);
+        this.opts.onRoutes?.(a.routes ?? { routes: [] });
       },
     });
     this.nc.subscribe(logsSubject(this.opts.nodeId), {

@@ -272,3 +272,30 @@ test("--consul-addr and --consul-dns-addr: checked, passed on by init, best effo
   const given = parse({ consulAddr: ":8500" });
   assert.equal(givenRunOptions({ consulAddr: ":8500" }, given, true).consulBestEffort, undefined);
 });
+
+test("--http-addr and --http-access-log: checked, passed on by init and join's daemon", () => {
+  const m = machine("10.0.0.5");
+  const parse = (f: Record<string, string | boolean>) =>
+    parseDaemonFlags({ dataDir: "/d", ...f }, { natsPort: 4222 }, m);
+  for (const given of ["", ":80", "127.0.0.1:0", "[::1]:8080"]) {
+    assert.equal(parse({ httpAddr: given }).httpAddr, given);
+  }
+  for (const bad of ["example.com:80", "127.0.0.1", ":70000"]) {
+    assert.throws(
+      () => parse({ httpAddr: bad }),
+      (e: Error) => e instanceof UsageError && e.message.includes(`"--http-addr"`),
+      bad,
+    );
+  }
+  const p = parse({ httpAddr: "127.0.0.1:8081", httpAccessLog: true });
+  const argv = daemonArgv(runOptions(p, { host: "10.0.0.5", port: 2377 }));
+  assert.deepEqual(argv.slice(argv.indexOf("--http-addr")), [
+    "--http-addr",
+    "127.0.0.1:8081",
+    "--http-access-log",
+  ]);
+  const off = parse({});
+  assert.equal(off.httpAddr, undefined, "not given: the daemon's default (:80) applies");
+  assert.ok(!daemonArgv(runOptions(off, { host: "10.0.0.5", port: 2377 })).includes("--http-addr"));
+  assert.equal(givenRunOptions({ httpAddr: "" }, parse({ httpAddr: "" }), false).httpAddr, "");
+});

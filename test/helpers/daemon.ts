@@ -30,6 +30,8 @@ export interface TestDaemon {
   /** With `consul`: the Consul API's and DNS's ports on 127.0.0.1 (from the log). */
   consulPort?: number;
   consulDnsPort?: number;
+  /** With `http`: the HTTP router's port on 127.0.0.1 (from the log). */
+  httpPort?: number;
 }
 
 export function runCli(dataDir: string, args: string[], timeoutMs = 60_000): Promise<CliResult> {
@@ -56,7 +58,7 @@ export function runCli(dataDir: string, args: string[], timeoutMs = 60_000): Pro
  * never bind the fixed defaults.
  */
 export async function startDaemon(
-  opts: { uid?: number; consul?: boolean } = {},
+  opts: { uid?: number; consul?: boolean; http?: boolean } = {},
 ): Promise<TestDaemon> {
   const dataDir = mkdtempSync(join(tmpdir(), "shoal-test-"));
   const as = opts.uid === undefined ? {} : { uid: opts.uid, gid: opts.uid, env: { HOME: dataDir } };
@@ -81,6 +83,8 @@ export async function startDaemon(
         opts.consul ? "127.0.0.1:0" : "",
         "--consul-dns-addr",
         opts.consul ? "127.0.0.1:0" : "",
+        "--http-addr",
+        opts.http ? "127.0.0.1:0" : "",
       ],
       {
         stdio: ["ignore", "pipe", "pipe"],
@@ -96,6 +100,7 @@ export async function startDaemon(
       d.consulPort = Number(/Consul API listening on http:\/\/[^ ]*:(\d+)/.exec(out)?.[1]);
       d.consulDnsPort = Number(/Consul DNS listening on [^ ]*:(\d+)/.exec(out)?.[1]);
     }
+    if (opts.http) d.httpPort = Number(/HTTP router listening on [^ ]*:(\d+)/.exec(out)?.[1]);
   };
   const d: TestDaemon = {
     dataDir,

@@ -239,7 +239,12 @@ export class HttpRouter {
           });
           this.pools.set(key, pool);
         }
-        const cookie = createHash("sha256").update(key).digest("hex").slice(0, 16);
+        // Named after the task when the table says which: the same on every node's router,
+        // which may reach that task at another address (loopback on its own node).
+        const cookie = createHash("sha256")
+          .update(b.id ?? key)
+          .digest("hex")
+          .slice(0, 16);
         return { key, host: b.host, port: b.port, cookie, pool };
       });
       const sticky = cr.route.sticky;
