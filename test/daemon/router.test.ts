@@ -6,64 +6,16 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import WebSocket from "ws";
 import { apiAt, checkFor, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import {
+  routedGet as get,
+  routerTaskScript as taskScript,
+  type Answer,
+} from "../helpers/router.js";
 import type { Task } from "../../src/api/types.js";
-
-interface Answer {
-  status: number;
-  body: string;
-  setCookie: string[];
-}
-
-function get(port: number, host: string, cookie?: string, path = "/"): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: "127.0.0.1",
-        port,
-        path,
-        headers: { Host: host, ...(cookie ? { Cookie: cookie } : {}) },
-        agent: false,
-      },
-      (res) => {
-        let body = "";
-        res.on("data", (c: Buffer) => (body += c.toString()));
-        res.on("end", () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            body,
-            setCookie: res.headers["set-cookie"] ?? [],
-          }),
-        );
-      },
-    );
-    req.on("error", reject);
-    req.end();
-  });
-}
-
-/** The task answers `<task id> <pid> <x-forwarded-host>` and echoes WebSocket messages. */
-function taskScript(dir: string): string {
-  const ws = join(process.cwd(), "node_modules", "ws");
-  const file = join(dir, "task.cjs");
-  writeFileSync(
-    file,
-    `const http = require("http");
-const { WebSocketServer } = require(${JSON.stringify(ws)});
-const id = process.env.SHOAL_TASK_ID;
-const s = http.createServer((q, r) => r.end(id + " " + process.pid + " " + (q.headers["x-forwarded-host"] || "")));
-new WebSocketServer({ server: s }).on("connection", (c) => c.on("message", (m) => c.send("echo " + id + " " + m)));
-// In a task of a network (the compose file's) the node's forwarder comes from outside the
-// task's namespace: every address, not loopback.
-s.listen(+process.env.PORT);
-`,
-  );
-  return file;
-}
 
 async function running(d: TestDaemon, service: string): Promise<Task[]> {
   const ts = await apiAt<Task[]>(d.dataDir, `/v1/tasks?service=${service}`);
