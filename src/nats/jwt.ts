@@ -96,7 +96,7 @@ export function decodeJwt(token: string, type: ClaimType): JwtClaims {
   const nats = claims.nats as Record<string, unknown> | undefined;
   if (typeof nats !== "object" || nats === null) throw new JwtError("the JWT has no nats claims");
   if (nats["type"] !== type) {
-    throw new JwtError(`expected a ${type} JWT, got ${JSON.stringify(nats["type"])}`);
+    throw new JwtError(`expected a JWT of type ${type}, got ${JSON.stringify(nats["type"])}`);
   }
   if (typeof claims.iss !== "string" || typeof claims.sub !== "string") {
     throw new JwtError("the JWT has no issuer or subject");
