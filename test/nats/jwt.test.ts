@@ -23,10 +23,12 @@ import {
   RawConn,
   runGoServer,
   runServer,
+  ROOT,
   useServer,
   type RunningServer,
 } from "../helpers/servers.js";
 import { defer } from "../helpers/defer.js";
+import { execFileSync } from "node:child_process";
 import {
   credsFile,
   makeAccount,
@@ -361,6 +363,44 @@ describe("JWT users (operator mode)", () => {
     assert.equal(decodeJwt(A.jwt, "account").sub, A.pub);
     // A seed round-trips through nkeys.js (the helper's keys are real NKeys).
     assert.equal(fromSeed(makeUser(A.kp).seed).getPublicKey().startsWith("U"), true);
+  });
+});
+
+describe("nkeys.js stays unloaded without NKeys or JWTs", () => {
+  /** Runs a server in a fresh process with the options' JSON, connects once, tells whether nkeys.js was loaded. */
+  function nkeysLoaded(conf: string): boolean {
+    const script = `
+      import { createRequire } from "node:module";
+      import { connect } from "node:net";
+      import { Server } from "${ROOT}/dist/src/nats/server.js";
+      import { applyConfig, defaultOptions, validateOptions } from "${ROOT}/dist/src/nats/options.js";
+      import { parseConfig } from "${ROOT}/dist/src/nats/conf.js";
+      import { silentLogger } from "${ROOT}/dist/src/nats/log.js";
+      const opts = { ...defaultOptions(), host: "127.0.0.1", port: -1 };
+      applyConfig(opts, parseConfig(${JSON.stringify(conf)}), () => {});
+      const s = new Server(validateOptions(opts), silentLogger);
+      await s.startServer();
+      const sock = connect(s.port, "127.0.0.1");
+      await new Promise((r) => sock.once("data", r));
+      sock.write('CONNECT {"verbose":false}\\r\\nPING\\r\\n');
+      await new Promise((r) => sock.once("data", r));
+      sock.destroy();
+      const cache = createRequire(import.meta.url).cache;
+      console.log(Object.keys(cache).some((k) => k.includes("nkeys.js")) ? "loaded" : "not loaded");
+      await s.shutdown();
+      process.exit(0);
+    `;
+    const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], {
+      encoding: "utf8",
+      timeout: 20_000,
+    });
+    return out.trim().endsWith("loaded") && !out.trim().endsWith("not loaded");
+  }
+
+  test("a server without auth does not load it; an operator-mode server does", (t) => {
+    assert.equal(nkeysLoaded(""), false);
+    const w = makeWorld(t);
+    assert.equal(nkeysLoaded(w.conf), true);
   });
 });
 
