@@ -3,7 +3,6 @@
 // publisher usually sends to few subjects; the cache is bounded.
 
 import { randomBytes, timingSafeEqual } from "node:crypto";
-import { createRequire } from "node:module";
 import type {
   Options,
   Permissions,
@@ -13,6 +12,9 @@ import type {
 } from "./options.js";
 import { patternIsSubsetOf, subjectHasWildcard, subjectMatchesPattern } from "./subject.js";
 import { sameDn } from "./tls.js";
+import { authenticateJwt, verifyNonce, type JwtLimits } from "./jwt.js";
+
+export { verifyNonce };
 
 export interface ConnectAuth {
   user?: string;
@@ -25,6 +27,8 @@ export interface ConnectAuth {
   nonce?: string;
   /** With verify_and_map: the client certificate's identities (tls.ts certIdentities). */
   certIdentities?: string[];
+  /** Operator mode: the user JWT (its key signs the nonce in `sig`). */
+  jwt?: string;
 }
 
 /** What a client may do once authenticated; null permissions mean everything is allowed. */
@@ -33,6 +37,9 @@ export interface AuthResult {
   permissions: CompiledPermissions | null;
   /** The user's account name; undefined: the global account ($G). */
   account?: string | undefined;
+  /** A JWT user's: when its authentication expires (ms since the epoch), and its limits. */
+  expiresAt?: number | null;
+  limits?: JwtLimits;
 }
 
 function equal(a: string, b: string): boolean {
@@ -43,13 +50,17 @@ function equal(a: string, b: string): boolean {
 
 export function authRequired(opts: Readonly<Options>): boolean {
   return (
-    opts.username !== "" || opts.authToken !== "" || opts.users.length > 0 || opts.nkeys.length > 0
+    opts.username !== "" ||
+    opts.authToken !== "" ||
+    opts.users.length > 0 ||
+    opts.nkeys.length > 0 ||
+    opts.operator !== null
   );
 }
 
 /** INFO carries a nonce for the client to sign when any user is known by NKey (nats-server's nonceRequired). */
 export function nonceRequired(opts: Readonly<Options>): boolean {
-  return opts.nkeys.length > 0;
+  return opts.nkeys.length > 0 || opts.operator !== null;
 }
 
 /** A fresh nonce as nats-server makes it: 11 random bytes, base64url without padding. */
@@ -57,31 +68,36 @@ export function newNonce(): string {
   return randomBytes(11).toString("base64url");
 }
 
-type NkeysLib = typeof import("nkeys.js");
-let nkeysLib: NkeysLib | null = null;
-
-/** nkeys.js, loaded on the first NKey login: it costs some 7 MiB resident, so only when used. */
-function nkeys(): NkeysLib {
-  return (nkeysLib ??= createRequire(import.meta.url)("nkeys.js") as NkeysLib);
-}
-
-/** Did the holder of `nkey`'s seed sign `nonce` (sig in base64url, or standard base64)? */
-export function verifyNonce(nkey: string, nonce: string, sig: string): boolean {
-  if (nonce === "" || sig === "") return false;
-  try {
-    const sigBytes = /[+/=]/.test(sig) ? Buffer.from(sig, "base64") : Buffer.from(sig, "base64url");
-    return nkeys().fromPublic(nkey).verify(Buffer.from(nonce, "latin1"), sigBytes);
-  } catch {
-    return false;
-  }
-}
-
 function userResult(u: User): AuthResult {
   return { user: u.user, permissions: compile(u.permissions), account: u.account };
 }
 
-/** Checks CONNECT credentials; null means the client is refused (Authorization Violation). */
-export function authenticate(opts: Readonly<Options>, c: ConnectAuth): AuthResult | null {
+/**
+ * Checks CONNECT credentials; null means the client is refused (Authorization Violation). With
+ * `why`, a refusal's reason is told (nats-server's debug line). `nowMs` checks JWT times.
+ */
+export function authenticate(
+  opts: Readonly<Options>,
+  c: ConnectAuth,
+  why?: (reason: string) => void,
+  nowMs: number = Date.now(),
+): AuthResult | null {
+  // Operator mode: a user JWT, and nothing else (nats-server's trustedKeys).
+  if (opts.operator !== null) {
+    const r = authenticateJwt(opts.operator.accounts, c, nowMs);
+    if (!r.ok) {
+      why?.(r.why);
+      return null;
+    }
+    const u = r.user;
+    return {
+      user: u.pub,
+      permissions: compile(u.permissions),
+      account: u.account,
+      expiresAt: u.expiresAt,
+      limits: u.limits,
+    };
+  }
   // As nats-server: a CONNECT naming an nkey is checked against the nkey users alone.
   if (opts.nkeys.length > 0 && (c.nkey ?? "") !== "") {
     const n = opts.nkeys.find((x) => x.nkey === c.nkey);

@@ -17,6 +17,7 @@ import { copyBytes, writeAscii, writeUint } from "./bytes.js";
 import { Subscription, type MsgTarget } from "./subscription.js";
 import { isValidLiteralSubject, isValidSubject, isValidQueueName } from "./subject.js";
 import { authenticate, newNonce, type CompiledPermissions, type ConnectAuth } from "./auth.js";
+import { tighter, type JwtLimits } from "./jwt.js";
 import type { Server } from "./server.js";
 import type { Options } from "./options.js";
 import type { Account } from "./accounts.js";
@@ -53,6 +54,7 @@ export interface ConnectOptions {
   auth_token?: string;
   nkey?: string;
   sig?: string;
+  jwt?: string;
   tls_required?: boolean;
 }
 
@@ -186,6 +188,9 @@ export class Client implements ParserSink, MsgTarget {
   /** verify_and_map: the client certificate's identities, matched against the users. */
   certIdentities: string[] | undefined;
   perms: CompiledPermissions | null = null;
+  /** A JWT user's limits, beyond the server's (-1: none; auth.ts AuthResult.limits). */
+  private userMaxPayload = -1;
+  private userMaxSubs = -1;
   /** The nonce sent in INFO for an NKey user to sign ("" when the server has no NKey users). */
   readonly nonce: string;
   /** The credentials of CONNECT, kept to check them again when the users are reloaded. */
@@ -220,6 +225,7 @@ export class Client implements ParserSink, MsgTarget {
   /** How many times this connection was paused as a fast producer. */
   stalls = 0;
   private readonly written = (): void => this.onWritten();
+  /** The authorization timeout before CONNECT; a JWT user's expiry after it (nats-server's atmr). */
   private authTimer: NodeJS.Timeout | null = null;
   // The message being received: set by the PUB/HPUB control line, used by its payload.
   private pubSubject = "";
@@ -401,10 +407,13 @@ export class Client implements ParserSink, MsgTarget {
       auth_token: parsed.opts.auth_token,
       nkey: parsed.opts.nkey,
       sig: parsed.opts.sig,
+      jwt: parsed.opts.jwt,
       nonce: this.nonce,
       certIdentities: this.certIdentities,
     };
-    const auth = authenticate(this.server.authFor(this.socket).opts, this.credentials);
+    const auth = authenticate(this.server.authFor(this.socket).opts, this.credentials, (why) =>
+      this.server.log.debug(`${this.tag} - ${why}`),
+    );
     // Naming an account in CONNECT is refused too (nats-server's dynamic accounts are gone).
     if (auth === null || parsed.account) {
       this.authViolation();
@@ -417,6 +426,7 @@ export class Client implements ParserSink, MsgTarget {
     }
     this.user = auth.user;
     this.perms = auth.permissions;
+    if (auth.limits !== undefined) this.applyJwtLimits(acc, auth.limits, auth.expiresAt ?? null);
     // Subscriptions made before CONNECT (no authentication) are in $G, where the user is too.
     this.acc = acc;
     this.sublist = acc.sublist;
@@ -435,6 +445,42 @@ export class Client implements ParserSink, MsgTarget {
       );
     }
     if (this.opts.verbose) this.sendProto("+OK\r\n");
+  }
+
+  /**
+   * A JWT user's limits (its own and its account's: subscriptions, payload, connections) and the
+   * timer that closes the connection when its JWT expires, as nats-server's applyAccountLimits
+   * and setExpiration.
+   */
+  private applyJwtLimits(acc: Account, limits: JwtLimits, expiresAt: number | null): void {
+    const accLimits = this.server.opts.operator?.accounts.get(acc.name)?.limits;
+    this.userMaxPayload = tighter(limits.payload, accLimits?.payload ?? -1);
+    this.userMaxSubs = tighter(limits.subs, accLimits?.subs ?? -1);
+    const maxConn = accLimits?.conn ?? -1;
+    if (maxConn >= 0) {
+      let n = 0;
+      for (const c of this.server.clients.values()) if (c.acc === acc && c !== this) n++;
+      if (n >= maxConn) {
+        this.server.log.error(`${this.tag} - ${ErrText.MaxAccountConnections}`);
+        throw new ProtocolError(
+          ErrText.MaxAccountConnections,
+          "account connections exceeded",
+          CloseReason.MaxAccountConnections,
+        );
+      }
+    }
+    if (expiresAt !== null) {
+      this.authTimer = setTimeout(
+        () => {
+          this.authTimer = null;
+          this.server.log.debug(`${this.tag} - ${ErrText.AuthExpired}`);
+          this.sendErr(ErrText.AuthExpired);
+          this.close(CloseReason.AuthExpired);
+        },
+        Math.max(0, expiresAt - Date.now()),
+      );
+      this.authTimer.unref();
+    }
   }
 
   /**
@@ -533,10 +579,12 @@ export class Client implements ParserSink, MsgTarget {
     hdr: number,
     size: number,
   ): number {
-    if (size > this.server.opts.maxPayload) {
-      this.server.log.error(
-        `${this.tag} - Maximum Payload Violation: ${size} > ${this.server.opts.maxPayload}`,
-      );
+    if (
+      size > this.server.opts.maxPayload ||
+      (this.userMaxPayload >= 0 && size > this.userMaxPayload)
+    ) {
+      const max = tighter(this.server.opts.maxPayload, this.userMaxPayload);
+      this.server.log.error(`${this.tag} - Maximum Payload Violation: ${size} > ${max}`);
       throw new ProtocolError(ErrText.MaxPayload, "max payload exceeded", CloseReason.MaxPayload);
     }
     this.pubSubject = this.server.subjectString(buf, subjectStart, subjectEnd);
@@ -567,8 +615,8 @@ export class Client implements ParserSink, MsgTarget {
       );
       return;
     }
-    const max = this.server.opts.maxSubscriptions;
-    if (max > 0 && this.subs.size >= max) {
+    const max = tighter(this.server.opts.maxSubscriptions || -1, this.userMaxSubs);
+    if (max >= 0 && this.subs.size >= max) {
       this.sendErr(ErrText.MaxSubscriptions);
       this.server.log.error(`${this.tag} - Maximum Subscriptions Exceeded (max=${max})`);
       return;

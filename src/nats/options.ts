@@ -12,6 +12,14 @@ import {
   type ConfValue,
 } from "./conf.js";
 import { loadTls, parseTlsBlock, type TlsConfig } from "./tls.js";
+import {
+  accountFromJwt,
+  decodeJwt,
+  readOperatorJwt,
+  timeIssue,
+  type JwtAccount,
+  type TrustedOperator,
+} from "./jwt.js";
 
 export interface SubjectPermission {
   allow: string[];
@@ -79,6 +87,21 @@ export const GLOBAL_ACCOUNT = "$G";
 /** nats-server's default system account. */
 export const DEFAULT_SYSTEM_ACCOUNT = "$SYS";
 
+/** Operator mode (`operator`, `resolver: MEMORY`, `resolver_preload`): users are JWTs (jwt.ts). */
+export interface OperatorOptions {
+  operators: TrustedOperator[];
+  /** `resolver`: "MEMORY", or "" when not configured. */
+  resolver: string;
+  /** `resolver_preload`: account public key → account JWT. */
+  preload: Record<string, string>;
+  /**
+   * Filled by validateOptions: the preloaded accounts signed by a trusted operator (their
+   * AccountConfigs are in Options.accounts), and why others were left out (logged at start).
+   */
+  accounts: Map<string, JwtAccount>;
+  problems: string[];
+}
+
 export interface ClusterOptions {
   name: string;
   host: string;
@@ -139,6 +162,8 @@ export interface Options {
   accounts: AccountConfig[];
   /** `system_account` (nats-server's default $SYS, created when not configured). */
   systemAccount: string;
+  /** Operator mode; null without `operator`. */
+  operator: OperatorOptions | null;
   cluster: ClusterOptions | null;
   /** The `websocket {}` block; null when there is none (or its port is 0). */
   websocket: WebsocketOptions | null;
@@ -246,6 +271,7 @@ export function defaultOptions(): Options {
     noAuthUser: "",
     accounts: [],
     systemAccount: DEFAULT_SYSTEM_ACCOUNT,
+    operator: null,
     cluster: null,
     websocket: null,
     tls: null,
@@ -929,6 +955,58 @@ export function applyConfig(opts: Options, conf: ConfObject, warn: Warn): void {
       case "system":
         opts.systemAccount = str(v, key);
         break;
+      case "operator":
+      case "operators":
+      case "root":
+      case "roots":
+      case "root_operator":
+      case "root_operators": {
+        const list = typeof v === "string" ? [v] : strList(v, key);
+        operatorOptions(opts).operators = list.map((f) => {
+          try {
+            return readOperatorJwt(f);
+          } catch (err) {
+            throw new OptionsError(`config: error parsing operator JWT: ${(err as Error).message}`);
+          }
+        });
+        break;
+      }
+      case "resolver":
+      case "account_resolver":
+      case "accounts_resolver": {
+        const r = typeof v === "string" ? v.trim() : "";
+        if (!/^MEM(ORY)?$/i.test(r)) {
+          throw new OptionsError(
+            `config: ${key}: only MEMORY is supported by shoal (with resolver_preload), got ${JSON.stringify(v)}`,
+          );
+        }
+        operatorOptions(opts).resolver = "MEMORY";
+        break;
+      }
+      case "resolver_preload": {
+        if (typeof v !== "object" || v === null || Array.isArray(v)) {
+          throw new OptionsError(
+            "config: preload should be a map of account_public_key:account_jwt",
+          );
+        }
+        const preload = operatorOptions(opts).preload;
+        for (const [pub, token] of Object.entries(v)) {
+          if (typeof token !== "string") {
+            throw new OptionsError(
+              `config: resolver_preload.${pub}: preload map value should be a string JWT`,
+            );
+          }
+          try {
+            decodeJwt(token, "account");
+          } catch (err) {
+            throw new OptionsError(
+              `config: resolver_preload.${pub}: invalid account JWT: ${(err as Error).message}`,
+            );
+          }
+          preload[pub] = token;
+        }
+        break;
+      }
       case "gateway":
       case "mqtt":
         warn(`"${key}" is not supported by shoal and is ignored`);
@@ -939,6 +1017,88 @@ export function applyConfig(opts: Options, conf: ConfObject, warn: Warn): void {
   }
   opts.users.push(...accountUsers);
   opts.nkeys.push(...accountNkeys);
+}
+
+function operatorOptions(opts: Options): OperatorOptions {
+  return (opts.operator ??= {
+    operators: [],
+    resolver: "",
+    preload: {},
+    accounts: new Map(),
+    problems: [],
+  });
+}
+
+/**
+ * nats-server's validateTrustedOperators, then the preloaded accounts: those signed by a trusted
+ * operator key become the configuration's accounts (imports of exports they may not use are left
+ * out, as nats-server skips them); the others are left out with the reason, so that their users
+ * are refused. The system account must be among them.
+ */
+function validateOperator(opts: Options, nowMs: number): void {
+  const op = opts.operator;
+  if (op === null) return;
+  if (op.operators.length === 0) {
+    throw new OptionsError("config: resolver and resolver_preload need an operator");
+  }
+  if (op.resolver === "") {
+    throw new OptionsError("operators require an account resolver to be configured");
+  }
+  if (opts.accounts.length > 0) {
+    throw new OptionsError("operators do not allow Accounts to be configured directly");
+  }
+  if (opts.users.length + opts.nkeys.length > 0) {
+    throw new OptionsError("operators do not allow users to be configured directly");
+  }
+  if (opts.username !== "" || opts.authToken !== "") {
+    throw new OptionsError("operators do not allow a user or token to be configured directly");
+  }
+  const trusted = new Set(op.operators.flatMap((o) => [o.pub, ...o.signingKeys]));
+  if (opts.systemAccount === DEFAULT_SYSTEM_ACCOUNT && op.operators.length === 1) {
+    opts.systemAccount = op.operators[0]!.systemAccount || DEFAULT_SYSTEM_ACCOUNT;
+  }
+  op.accounts = new Map();
+  op.problems = [];
+  const rejected = new Map<string, string>();
+  for (const [pub, token] of Object.entries(op.preload)) {
+    let acc: JwtAccount;
+    try {
+      acc = accountFromJwt(pub, token);
+    } catch (err) {
+      rejected.set(pub, (err as Error).message);
+      continue;
+    }
+    if (!trusted.has(acc.claims.iss)) {
+      rejected.set(pub, "account validation failed: not signed by a trusted operator");
+      continue;
+    }
+    const t = timeIssue(acc.claims, Math.floor(nowMs / 1000));
+    if (t !== null) op.problems.push(`Account [${pub}] has validation issues: ${t}`);
+    op.accounts.set(pub, acc);
+  }
+  for (const [pub, why] of rejected) op.problems.push(`Account [${pub}] is left out: ${why}`);
+  if (opts.systemAccount !== DEFAULT_SYSTEM_ACCOUNT && !op.accounts.has(opts.systemAccount)) {
+    const why = rejected.get(opts.systemAccount) ?? "account missing";
+    throw new OptionsError(`error resolving system account: ${why}`);
+  }
+  for (const acc of op.accounts.values()) {
+    const imports = acc.config.imports.filter((imp) => {
+      const from = op.accounts.get(imp.account)?.config;
+      const ok = from?.exports.some(
+        (e) =>
+          e.kind === imp.kind &&
+          patternIsSubsetOf(imp.subject, e.subject) &&
+          (e.accounts.length === 0 || e.accounts.includes(acc.pub)),
+      );
+      if (!ok) {
+        op.problems.push(
+          `Account [${acc.pub}]: ${imp.kind} import "${imp.subject}" of account [${imp.account}] left out: not exported to it${from === undefined ? " (account missing)" : ""}`,
+        );
+      }
+      return ok === true;
+    });
+    opts.accounts.push({ ...acc.config, imports });
+  }
 }
 
 /** Accounts, their users, imports and exports hang together (nats-server's checks). */
@@ -1065,6 +1225,7 @@ export function validateOptions(opts: Options): Readonly<Options> {
   if (opts.noAuthUser && !opts.users.some((u) => u.user === opts.noAuthUser)) {
     throw new OptionsError(`no_auth_user: "${opts.noAuthUser}" not present as user`);
   }
+  validateOperator(opts, Date.now());
   validateAccounts(opts);
   validateWebsocket(opts);
   if (opts.websocket !== null && opts.websocket.port === 0) opts.websocket = null;

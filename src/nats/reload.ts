@@ -40,6 +40,7 @@ const FIXED: Array<[Key, string]> = [
   ["pidFile", "PidFile"],
   ["portsFileDir", "PortsFileDir"],
   ["allowNonTls", "AllowNonTLS"],
+  ["operator", "TrustedOperators"],
 ];
 
 /** Options applied at once by assigning them (read where they are used). */

@@ -134,6 +134,12 @@ export class Server implements AccountRouter, SysReqServer {
     log.info(`  Name:     ${this.name}`);
     log.info(`  ID:       ${this.id}`);
     if (this.opts.configFile) log.info(`Using configuration file: ${this.opts.configFile}`);
+    if (this.opts.operator) {
+      log.info("Trusted Operators");
+      for (const o of this.opts.operator.operators)
+        log.info(`  Operator: ${JSON.stringify(o.name)}`);
+      for (const p of this.opts.operator.problems) log.warn(p);
+    }
     if (this.opts.pidFile) writeFileSync(this.opts.pidFile, String(process.pid));
     if (this.monitor) await this.monitor.listen();
     const ready = new Promise<void>((r) => (this.readyResolve = r));
