@@ -5,7 +5,10 @@
 // window is 0) are the restarts already made; a crashing task with max 3 gives 1 + 3 = 4 failed
 // tasks and then stops. A task lost with its node (orphaned) did not fail on its own: it is
 // replaced whatever the condition (Swarm keeps "none" tasks of a dead node dead; shoal does not),
-// and counts as an attempt. The replacement may start `delayMs` after the end.
+// and counts as an attempt. The replacement may start `delayMs` after the end — except after an
+// orphaned task: the delay keeps a crashing task from looping, and a task lost with its machine
+// did not crash, so its replacement starts at once (Swarm waits the delay there too; shoal puts
+// the service back on its feet seconds sooner).
 
 import type { RestartPolicy, Task } from "../../api/types.js";
 
@@ -46,5 +49,6 @@ export function restartDecision(i: RestartInput): RestartDecision {
   if (policy.maxAttempts > 0 && restartsMade(i) >= policy.maxAttempts) {
     return { restart: false, reason: `max restart attempts (${policy.maxAttempts}) reached` };
   }
-  return { restart: true, notBefore: last.status.timestamp + policy.delayMs };
+  const delay = state === "orphaned" ? 0 : policy.delayMs;
+  return { restart: true, notBefore: last.status.timestamp + delay };
 }

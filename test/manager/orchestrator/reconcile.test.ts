@@ -637,6 +637,9 @@ describe("reconcile: scenarios to a fixed point", () => {
     const lost = sim.running("web").find((t) => t.nodeId === "n1")!;
 
     sim.setNode("n1", { status: "down" });
+    sim.reconcile();
+    const next = sim.tasks.find((t) => t.slot === lost.slot && t.id !== lost.id)!;
+    assert.equal(next.desiredState, "running", "no restart delay for a task lost with its node");
     sim.converge();
     assert.equal(sim.get(lost.id).status.state, "orphaned");
     assert.equal(sim.get(lost.id).status.message, "node is down");
