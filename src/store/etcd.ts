@@ -682,7 +682,7 @@ function parseRev(value: Buffer): RevValue | null {
 }
 
 /** The end of the key range holding every key that starts with `key`. */
-function prefixEnd(key: Buffer): Buffer {
+export function prefixEnd(key: Buffer): Buffer {
   const end = Buffer.from(key);
   for (let i = end.length - 1; i >= 0; i--) {
     if (end[i]! < 0xff) {
