@@ -200,6 +200,34 @@ describe("etcd store", { skip: etcdSkip() }, () => {
     );
   });
 
+  test("a 3-member etcd: stores on different members agree, and go on when one member stops", async (t) => {
+    const three = await startEtcd({ members: 3 });
+    t.after(() => three.stop());
+    const [e0, e1, e2] = three.endpoints;
+    const a = await openEtcdStore({ endpoints: [e0!, e1!] });
+    t.after(() => a.close());
+    const b = await openEtcdStore({ endpoints: [e2!, e1!] });
+    t.after(() => b.close());
+    await a.update((tx) => tx.putService(service("s1", "web")));
+    await b.sync();
+    assert.equal(
+      b.view((tx) => tx.getServiceByName("web")?.id),
+      "s1",
+    );
+    await three.members[0]!.stop("SIGKILL");
+    // a's first endpoint is gone: its client moves to the next; the quorum (2 of 3) commits.
+    await a.update((tx) => tx.putService(service("s2", "api")));
+    await b.update((tx) => tx.putMeta("after", true));
+    await a.sync();
+    await b.sync();
+    for (const s of [a, b]) {
+      assert.deepEqual(
+        s.view((tx) => ({ s: ids(tx.listServices()), m: tx.getMeta("after"), r: tx.revision() })),
+        { s: ["s1", "s2"], m: true, r: 3 },
+      );
+    }
+  });
+
   test("bad options are refused with a clear error", async () => {
     await assert.rejects(
       openEtcdStore({ endpoints: etcd.endpoints, prefix: "/no-slash" }),
