@@ -228,7 +228,11 @@ export class EtcdStore implements Store {
 
   // ---- the mirror -------------------------------------------------------------------------
 
+  /** Loads the state into a new mirror, swapped in whole (a view never sees half of it). */
   private async load(): Promise<void> {
+    const next = new State();
+    let seq = 0;
+    let revMod = "0";
     const key = Buffer.from(this.prefix);
     const rangeEnd = prefixEnd(key);
     let start = key;
@@ -241,10 +245,19 @@ export class EtcdStore implements Store {
         ...(at ? { revision: at } : {}),
       });
       at ??= res.header.revision;
-      for (const kv of res.kvs) this.applyKv(kv.key.toString(), kv.value, kv.mod_revision);
+      for (const kv of res.kvs) {
+        const k = kv.key.toString();
+        if (k === this.revKey) {
+          seq = parseRev(kv.value)?.seq ?? seq;
+          revMod = kv.mod_revision;
+        } else this.applyKv(next, k, kv.value, kv.mod_revision);
+      }
       if (!res.more || res.kvs.length === 0) break;
       start = Buffer.concat([res.kvs[res.kvs.length - 1]!.key, Buffer.from([0])]);
     }
+    this.state = next;
+    this.seq = seq;
+    this.revMod = revMod;
     this.etcdRev = BigInt(at);
     await this.startWatch(this.etcdRev + 1n);
   }
@@ -276,11 +289,9 @@ export class EtcdStore implements Store {
     const old = this.state;
     for (let delay = 100; !this.closed; delay = Math.min(delay * 2, 2000)) {
       try {
-        this.state = new State();
         await this.load();
         break;
       } catch (err) {
-        this.state = old;
         this.onWarning(`reloading the state from etcd failed: ${(err as Error).message}`);
         await new Promise((r) => setTimeout(r, delay));
       }
@@ -338,14 +349,14 @@ export class EtcdStore implements Store {
     for (const ev of group) {
       const key = ev.kv.key.toString();
       const value = ev.type === "Delete" ? null : ev.kv.value;
-      const op = this.applyKv(key, value, rev);
+      const op = this.applyKv(this.state, key, value, rev);
       if (op) ops.push(op);
     }
     if (ops.length > 0) this.emit(eventsOf(ops));
   }
 
   /** Applies one key's new value (null: deleted) to the mirror; returns its op, if a state key. */
-  private applyKv(key: string, value: Buffer | null, modRev: string): Op | null {
+  private applyKv(state: State, key: string, value: Buffer | null, modRev: string): Op | null {
     if (key === this.revKey) {
       this.revMod = value === null ? "0" : modRev;
       if (value !== null) this.seq = parseRev(value)?.seq ?? this.seq;
@@ -361,7 +372,7 @@ export class EtcdStore implements Store {
     }
     let op: Op;
     if (value === null) {
-      if (this.state.get(kind, id) === undefined) return null;
+      if (state.get(kind, id) === undefined) return null;
       op = { action: "delete", kind, id, value: null };
     } else {
       let parsed: unknown;
@@ -373,7 +384,7 @@ export class EtcdStore implements Store {
       }
       op = { action: "put", kind, id, value: deepFreeze(parsed) };
     }
-    this.state.apply(op);
+    state.apply(op);
     return op;
   }
 
