@@ -9,6 +9,7 @@
 //   npm run bench -- network dns        # overlay networks and embedded DNS
 //   npm run bench -- stack              # stack deploy and redeploy, vs Docker Swarm
 //   npm run bench -- router             # HTTP router vs HAProxy and nginx, load from wrk
+//   npm run bench -- store              # state store writes: embedded vs etcd
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { cliSuite } from "./cli.js";
@@ -21,6 +22,7 @@ import { dnsSuite } from "./dns.js";
 import { networkSuite } from "./network.js";
 import { stackSuite } from "./stack.js";
 import { routerSuite } from "./router.js";
+import { storeSuite } from "./store.js";
 import { installExitHooks } from "./procs.js";
 import { formatTable, machineInfo, type Suite, type SuiteResult } from "./report.js";
 
@@ -35,6 +37,7 @@ const SUITES: Suite[] = [
   networkSuite,
   stackSuite,
   routerSuite,
+  storeSuite,
 ];
 
 const COMMON = {

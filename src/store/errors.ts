@@ -22,7 +22,15 @@ export type StoreErrorCode =
   /** Writing or syncing the log failed; the batch was not committed. */
   | "ERR_IO"
   /** An earlier I/O failure left the disk state unknown; the store refuses further writes. */
-  | "ERR_FAILED";
+  | "ERR_FAILED"
+  /** etcd store: this manager is not (or no longer) the leader; the batch was not committed. */
+  | "ERR_NOT_LEADER"
+  /** etcd store: a batch larger than one etcd transaction may be (--max-txn-ops, request size). */
+  | "ERR_TOO_LARGE"
+  /** etcd store: another writer kept committing first; the batch was not committed. */
+  | "ERR_CONFLICT"
+  /** etcd store: etcd could not be reached; the message says whether the batch was committed. */
+  | "ERR_UNAVAILABLE";
 
 export class StoreError extends Error {
   constructor(

@@ -1,0 +1,297 @@
+// Leader election on etcd, for several managers: one of them is the leader at a time.
+//
+// Each candidate holds an etcd lease (TTL `ttlSeconds`, kept alive every TTL/3) and puts the key
+// `<prefix><lease id>` = its id, attached to the lease. The leader is the candidate whose key
+// has the smallest create revision (the oldest key alive): keys are only ever created newer, so
+// once a candidate's key is the oldest it stays the leader until the key goes — resigned
+// (`close` revokes the lease), or expired (the process died or lost etcd for a TTL). Every
+// candidate also observes: it loads the prefix and watches it, so `leaderId`, `isLeader` and
+// `onChange` follow the keys as etcd orders them (the same protocol as etcd's own
+// concurrency.Election, written here on lease + txn + watch to expose the fence and to bound
+// how long a candidate believes it leads).
+//
+// A leader that loses etcd keeps believing it leads only while its lease can still be alive:
+// until the TTL after the last keep-alive it sent that etcd acknowledged. The store's writes do
+// not rely on that belief: each transaction compares the leader key's create revision (the
+// `fence()`), so a deposed leader's write fails in etcd itself (etcd.ts, ERR_NOT_LEADER).
+//
+// Failover time: the old leader's key expires at most TTL after its last keep-alive; etcd checks
+// expiries about every 500 ms; the watch then tells the next candidate. With the default TTL of
+// 3 s a new leader is in place about 3-4 s after the old one died (the goal is < 5 s).
+
+import type { Etcd3, Lease, Watcher } from "etcd3";
+import { prefixEnd, type Fence } from "./etcd.js";
+import { StoreError } from "./errors.js";
+
+export interface LeaderElectionOptions {
+  client: Etcd3;
+  /** This candidate's id (the node id), what the others see as `leaderId`. */
+  id: string;
+  /** Key prefix of the election (default "/shoal-election/"); must end with "/". */
+  prefix?: string;
+  /** Lease TTL in whole seconds (default 3; etcd raises TTLs under about 2 s). */
+  ttlSeconds?: number;
+  /** Only observe, never campaign (a reader that wants to know the leader). */
+  observeOnly?: boolean;
+  /** Delay before campaigning again after the lease was lost (default 500 ms). */
+  retryMs?: number;
+  /** The clock (tests inject one). */
+  now?: () => number;
+  onWarning?: (msg: string) => void;
+}
+
+export const DEFAULT_ELECTION_PREFIX = "/shoal-election/";
+export const DEFAULT_LEADER_TTL_SECONDS = 3;
+
+interface Candidate {
+  createRevision: bigint;
+  id: string;
+}
+
+export class LeaderElection {
+  private readonly candidates = new Map<string, Candidate>();
+  private readonly listeners = new Set<(leaderId: string | undefined) => void>();
+  private watcher: Watcher | null = null;
+  private lease: Lease | null = null;
+  private myKey: string | null = null;
+  private myCreate = "";
+  /** When the last acknowledged keep-alive (or the grant) was sent. */
+  private renewedAt = 0;
+  private sentAt = 0;
+  private expiryTimer: NodeJS.Timeout | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private last: { key: string | undefined; leaderId: string | undefined } = {
+    key: undefined,
+    leaderId: undefined,
+  };
+  private closed = false;
+  private readonly prefix: string;
+  private readonly ttl: number;
+  private readonly now: () => number;
+  private readonly onWarning: (msg: string) => void;
+
+  private constructor(private readonly opts: LeaderElectionOptions) {
+    this.prefix = opts.prefix ?? DEFAULT_ELECTION_PREFIX;
+    this.ttl = opts.ttlSeconds ?? DEFAULT_LEADER_TTL_SECONDS;
+    this.now = opts.now ?? Date.now;
+    this.onWarning =
+      opts.onWarning ?? ((msg: string) => process.emitWarning(msg, "ShoalElectionWarning"));
+  }
+
+  /** Starts observing (resolves once the current leader is known) and campaigning. */
+  static async start(opts: LeaderElectionOptions): Promise<LeaderElection> {
+    const prefix = opts.prefix ?? DEFAULT_ELECTION_PREFIX;
+    if (!prefix.endsWith("/")) {
+      throw new StoreError("ERR_INVALID", `the election prefix must end with "/", not "${prefix}"`);
+    }
+    const ttl = opts.ttlSeconds ?? DEFAULT_LEADER_TTL_SECONDS;
+    if (!Number.isSafeInteger(ttl) || ttl < 1) {
+      throw new StoreError("ERR_INVALID", `the leader TTL must be whole seconds >= 1, not ${ttl}`);
+    }
+    if (typeof opts.id !== "string" || opts.id === "") {
+      throw new StoreError("ERR_INVALID", "a leader election needs the candidate's id");
+    }
+    const e = new LeaderElection(opts);
+    await e.observe();
+    if (!opts.observeOnly) void e.campaign();
+    return e;
+  }
+
+  /** The current leader's id as this candidate knows it; undefined while there is none. */
+  get leaderId(): string | undefined {
+    return this.current().leaderId;
+  }
+
+  /** Whether this candidate is the leader (its key is the oldest and its lease can be alive). */
+  get isLeader(): boolean {
+    return this.myKey !== null && this.current().key === this.myKey;
+  }
+
+  /** The fence the store compares in each transaction, while this candidate leads. */
+  fence(): Fence | null {
+    return this.isLeader ? { key: this.myKey!, createRevision: this.myCreate } : null;
+  }
+
+  /**
+   * Calls `fn` with the leader's id each time the leadership changes hands (a new leader key,
+   * or none: undefined). Returns an unsubscribe function.
+   */
+  onChange(fn: (leaderId: string | undefined) => void): () => void {
+    const entry = (id: string | undefined) => fn(id);
+    this.listeners.add(entry);
+    return () => void this.listeners.delete(entry);
+  }
+
+  /** Resigns (revokes the lease: the next candidate leads at once) and stops observing. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    const lease = this.stop();
+    if (lease) {
+      await lease.revoke().catch((err: Error) => {
+        this.onWarning(`resigning the leadership failed (it expires in ${this.ttl} s): ${err}`);
+      });
+    }
+    await this.cancelWatch();
+  }
+
+  /** Stops without resigning, as a crashed candidate does: its key expires after the TTL. */
+  async abandon(): Promise<void> {
+    if (this.closed) return;
+    this.stop()?.release();
+    await this.cancelWatch();
+  }
+
+  private stop(): Lease | null {
+    this.closed = true;
+    const lease = this.lease;
+    this.lease = null;
+    this.myKey = null;
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.changed();
+    return lease;
+  }
+
+  private async cancelWatch(): Promise<void> {
+    const w = this.watcher;
+    this.watcher = null;
+    if (w) await w.cancel().catch(() => {});
+  }
+
+  // ---- observing --------------------------------------------------------------------------
+
+  private async observe(): Promise<void> {
+    const key = Buffer.from(this.prefix);
+    const res = await this.opts.client.kv.range({ key, range_end: prefixEnd(key) });
+    for (const kv of res.kvs) {
+      this.candidates.set(kv.key.toString(), {
+        createRevision: BigInt(kv.create_revision),
+        id: kv.value.toString(),
+      });
+    }
+    const w = await this.opts.client
+      .watch()
+      .prefix(this.prefix)
+      .startRevision(String(BigInt(res.header.revision) + 1n))
+      .create();
+    this.watcher = w;
+    w.on("data", (r) => {
+      if (this.watcher !== w) return;
+      for (const ev of r.events) {
+        const k = ev.kv.key.toString();
+        if (ev.type === "Delete") this.candidates.delete(k);
+        else {
+          this.candidates.set(k, {
+            createRevision: BigInt(ev.kv.create_revision),
+            id: ev.kv.value.toString(),
+          });
+        }
+      }
+      this.changed();
+    });
+    w.on("error", (err) => {
+      if (this.watcher !== w || this.closed) return;
+      this.onWarning(`the election watch stopped (${err.message}); observing again`);
+      this.candidates.clear();
+      this.changed();
+      void this.reobserve();
+    });
+    this.changed();
+  }
+
+  private async reobserve(): Promise<void> {
+    await this.cancelWatch();
+    for (let delay = 100; !this.closed; delay = Math.min(delay * 2, 2000)) {
+      try {
+        await this.observe();
+        return;
+      } catch (err) {
+        this.onWarning(`observing the election failed: ${(err as Error).message}`);
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+
+  /** The oldest key and its id; my own key only while my lease can be alive. */
+  private current(): { key: string | undefined; leaderId: string | undefined } {
+    let best: [string, Candidate] | undefined;
+    for (const entry of this.candidates) {
+      if (!best || entry[1].createRevision < best[1].createRevision) best = entry;
+    }
+    if (!best) return { key: undefined, leaderId: undefined };
+    if (best[0] === this.myKey && this.now() >= this.renewedAt + this.ttl * 1000) {
+      return { key: undefined, leaderId: undefined }; // my lease may have expired: nobody known
+    }
+    return { key: best[0], leaderId: best[1].id };
+  }
+
+  private changed(): void {
+    const now = this.closed ? { key: undefined, leaderId: undefined } : this.current();
+    if (now.key === this.last.key) return;
+    this.last = now;
+    for (const l of [...this.listeners]) {
+      try {
+        l(now.leaderId);
+      } catch (err) {
+        this.onWarning(`a leader listener threw: ${(err as Error)?.stack ?? String(err)}`);
+      }
+    }
+  }
+
+  // ---- campaigning ------------------------------------------------------------------------
+
+  private async campaign(): Promise<void> {
+    this.retryTimer = null;
+    if (this.closed) return;
+    const lease = this.opts.client.lease(this.ttl, { autoKeepAlive: true });
+    this.lease = lease;
+    lease.on("lost", (err) => this.lost(lease, err));
+    lease.on("keepaliveFired", () => (this.sentAt = this.now()));
+    lease.on("keepaliveSucceeded", () => this.renewed(lease, this.sentAt));
+    try {
+      const sent = this.now();
+      const leaseId = await lease.grant();
+      const key = `${this.prefix}${leaseId}`;
+      const res = await this.opts.client.kv.txn({
+        compare: [{ key: Buffer.from(key), target: "Create", result: "Equal", create_revision: 0 }],
+        success: [
+          {
+            request_put: {
+              key: Buffer.from(key),
+              value: Buffer.from(this.opts.id),
+              lease: leaseId,
+            },
+          },
+        ],
+        failure: [],
+      });
+      if (this.lease !== lease) return; // closed or lost meanwhile
+      this.myKey = key;
+      this.myCreate = res.header.revision;
+      this.renewed(lease, sent);
+    } catch (err) {
+      this.lost(lease, err as Error);
+    }
+  }
+
+  private renewed(lease: Lease, sentAt: number): void {
+    if (this.lease !== lease) return;
+    this.renewedAt = Math.max(this.renewedAt, sentAt);
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    // When the lease may have run out without a renewal heard: no longer the leader.
+    const left = this.renewedAt + this.ttl * 1000 - this.now();
+    this.expiryTimer = setTimeout(() => this.changed(), Math.max(0, left) + 1);
+    this.expiryTimer.unref();
+    this.changed();
+  }
+
+  private lost(lease: Lease, err: Error): void {
+    if (this.lease !== lease || this.closed) return;
+    this.onWarning(`the leader lease was lost (${err.message}); campaigning again`);
+    this.lease = null;
+    this.myKey = null;
+    lease.release();
+    this.changed();
+    this.retryTimer = setTimeout(() => void this.campaign(), this.opts.retryMs ?? 500);
+  }
+}

@@ -1,0 +1,186 @@
+// Test helpers for the etcd store and the leader election: `startEtcd()` runs a real etcd (the
+// Debian etcd-server package) of 1 or 3 members on ports it picks, with a temporary data dir,
+// and stops it by pid (and removes the dir) when the test or suite ends, pass or fail.
+//
+// Without the etcd binary the suites skip (`etcdSkip`), except in CI (CI set in the
+// environment), where they run and fail saying what to install (.ci/run installs it).
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePort } from "./cluster.js";
+
+/** Finds the etcd binary, or null when it is not installed. */
+export function etcdPath(): string | null {
+  const candidates = [
+    process.env["ETCD"],
+    ...(process.env["PATH"] ?? "").split(":").map((d) => `${d}/etcd`),
+    "/usr/bin/etcd",
+    "/usr/sbin/etcd",
+  ];
+  for (const c of candidates) if (c && existsSync(c)) return c;
+  return null;
+}
+
+export const ETCD_MISSING = "etcd is not installed (apt-get install etcd-server, or set ETCD)";
+const CI = !["", "0", "false"].includes(process.env["CI"] ?? "");
+
+/** The `skip` option of an etcd suite: a reason when etcd is missing outside CI, else false. */
+export function etcdSkip(): string | false {
+  return etcdPath() === null && !CI ? ETCD_MISSING : false;
+}
+
+export interface EtcdMember {
+  name: string;
+  clientUrl: string;
+  peerUrl: string;
+  dataDir: string;
+  proc: ChildProcess;
+  output(): string;
+  /** Stops the member (SIGTERM, SIGKILL after 5 s); resolves when it has exited. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export interface EtcdCluster {
+  members: EtcdMember[];
+  /** The members' client URLs. */
+  endpoints: string[];
+  /** Stops every member and removes the data dirs. */
+  stop(): Promise<void>;
+}
+
+export interface StartEtcdOptions {
+  /** 1 (default) or 3. */
+  members?: number;
+  /** Extra flags for every member (e.g. ["--max-txn-ops", "1000"]). */
+  args?: string[];
+}
+
+/** Starts an etcd of `members` members on 127.0.0.1 and waits until it serves. */
+export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdCluster> {
+  const bin = etcdPath();
+  if (bin === null) {
+    throw new Error(
+      `${ETCD_MISSING}; CI (set in the environment) runs the etcd suites, so install it on this ` +
+        "machine: apt-get install -y etcd-server (as .ci/run does)",
+    );
+  }
+  const n = opts.members ?? 1;
+  const root = mkdtempSync(join(tmpdir(), "shoal-etcd-"));
+  const members: EtcdMember[] = [];
+  const cluster: EtcdCluster = {
+    members,
+    endpoints: [],
+    async stop() {
+      await Promise.all(members.map((m) => m.stop()));
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+  try {
+    const ports: Array<[number, number]> = [];
+    for (let i = 0; i < n; i++) ports.push([await freePort(), await freePort()]);
+    const initial = ports.map(([, peer], i) => `m${i}=http://127.0.0.1:${peer}`).join(",");
+    for (let i = 0; i < n; i++) {
+      const [client, peer] = ports[i]!;
+      members.push(
+        spawnMember(bin, {
+          name: `m${i}`,
+          clientUrl: `http://127.0.0.1:${client}`,
+          peerUrl: `http://127.0.0.1:${peer}`,
+          dataDir: join(root, `m${i}`),
+          initial,
+          args: opts.args ?? [],
+        }),
+      );
+    }
+    cluster.endpoints = members.map((m) => m.clientUrl);
+    await Promise.all(members.map((m) => waitHealthy(m)));
+    return cluster;
+  } catch (err) {
+    await cluster.stop();
+    throw err;
+  }
+}
+
+function spawnMember(
+  bin: string,
+  m: {
+    name: string;
+    clientUrl: string;
+    peerUrl: string;
+    dataDir: string;
+    initial: string;
+    args: string[];
+  },
+): EtcdMember {
+  const proc = spawn(
+    bin,
+    [
+      "--name",
+      m.name,
+      "--data-dir",
+      m.dataDir,
+      "--listen-client-urls",
+      m.clientUrl,
+      "--advertise-client-urls",
+      m.clientUrl,
+      "--listen-peer-urls",
+      m.peerUrl,
+      "--initial-advertise-peer-urls",
+      m.peerUrl,
+      "--initial-cluster",
+      m.initial,
+      "--initial-cluster-state",
+      "new",
+      "--initial-cluster-token",
+      `shoal-test-${process.pid}`,
+      ...m.args,
+    ],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let out = "";
+  const keep = (d: Buffer) => {
+    out += d.toString();
+    if (out.length > 200_000) out = out.slice(-100_000);
+  };
+  proc.stdout!.on("data", keep);
+  proc.stderr!.on("data", keep);
+  const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
+  return {
+    name: m.name,
+    clientUrl: m.clientUrl,
+    peerUrl: m.peerUrl,
+    dataDir: m.dataDir,
+    proc,
+    output: () => out,
+    async stop(signal: NodeJS.Signals = "SIGTERM") {
+      if (proc.exitCode === null && proc.signalCode === null && proc.pid !== undefined) {
+        process.kill(proc.pid, signal);
+        const t = setTimeout(() => proc.pid !== undefined && proc.kill("SIGKILL"), 5000);
+        await exited;
+        clearTimeout(t);
+      }
+    },
+  };
+}
+
+async function waitHealthy(m: EtcdMember, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (m.proc.exitCode !== null) {
+      throw new Error(`etcd member ${m.name} exited (${m.proc.exitCode}):\n${m.output()}`);
+    }
+    try {
+      const res = await fetch(`${m.clientUrl}/health`);
+      const body = (await res.json()) as { health?: string };
+      if (body.health === "true") return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`etcd member ${m.name} not healthy in ${ms} ms:\n${m.output()}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
