@@ -61,6 +61,7 @@ import {
   ConfigSchema,
   ConfigInfoSchema,
 } from "../src/api/types.js";
+import { ClusterEventSchema, EventActorSchema, EventCredentialsSchema } from "../src/api/events.js";
 
 export const API_DOC = fileURLToPath(new URL("../../docs/api.md", import.meta.url));
 
@@ -111,6 +112,9 @@ const TYPES: TSchema[] = [
   ConfigSchema,
   ConfigInfoSchema,
   ConfigCreateSchema,
+  ClusterEventSchema,
+  EventActorSchema,
+  EventCredentialsSchema,
   JoinRequestSchema,
   JoinResponseSchema,
 ];

@@ -24,6 +24,7 @@ import {
   DEFAULT_MAX_REPLICAS,
   MAX_REPLICAS_CEILING,
 } from "./types.js";
+import { EventCredentialsSchema } from "./events.js";
 
 // ---- bodies -------------------------------------------------------------------------------------
 
@@ -325,6 +326,14 @@ function route<const R extends RouteSchema>(r: R): R {
 const Ref = Type.Object({
   ref: Type.String({ minLength: 1, description: "id, name, or a unique id prefix" }),
 });
+/** A time in a query: Unix seconds, with up to nine decimals (as Docker's CLI sends it). */
+const unixTime = (description: string) =>
+  Type.String({
+    pattern: "^[0-9]{1,12}(\\.[0-9]{1,9})?$",
+    errorMessage: "must be Unix seconds (e.g. 1700000000.5)",
+    description,
+  });
+
 /** A query flag: `1` sets it. */
 const flag = (description: string) =>
   Type.Optional(Type.Union([Type.Literal("1"), Type.Literal("0")], { description }));
@@ -531,6 +540,41 @@ export const apiRoutes = {
       service: Type.Optional(Type.String({ description: "A service id, name or id prefix." })),
     }),
     reply: Type.Array(TaskSchema),
+  }),
+  events: route({
+    method: "GET",
+    url: "/v1/events",
+    summary:
+      "Cluster events as a stream, like Docker's /events: the recorded ones since `since` (or after `after`), then new ones as they happen, until `until` (or until the client closes).",
+    querystring: Type.Object({
+      since: Type.Optional(unixTime("Show recorded events from this time on (Unix seconds).")),
+      until: Type.Optional(
+        unixTime("Stop at this time (Unix seconds); in the past: history only."),
+      ),
+      after: Type.Optional(
+        Type.String({
+          pattern: "^[0-9]{1,15}$",
+          errorMessage: "must be an event seq",
+          description: "Resume: recorded events with a greater seq, then new ones.",
+        }),
+      ),
+      filters: Type.Optional(
+        Type.String({
+          maxLength: 4096,
+          description:
+            'Docker\'s form, JSON: `{"type":["service"],"service":["web"]}`; keys type, event, service, node, network, stack, scope (values of one key: any may match).',
+        }),
+      ),
+    }),
+    reply: null,
+    text: "`application/json`, one [ClusterEvent](#clusterevent) per line",
+  }),
+  eventCredentials: route({
+    method: "GET",
+    url: "/v1/events/credentials",
+    summary:
+      "The bus user that may only subscribe to the events (`$SHOAL.events.<type>.<id>`), for dashboards and tools with any NATS client.",
+    reply: EventCredentialsSchema,
   }),
   joinToken: route({
     method: "GET",

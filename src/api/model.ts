@@ -13,6 +13,9 @@ import type {
   UpdateConfig,
 } from "./types.js";
 
+/** The stack a service, network, secret or config belongs to (Docker's label). */
+export const NAMESPACE_LABEL = "com.docker.stack.namespace";
+
 /** Task states in order (Swarm's). A task only moves forward. */
 export const TASK_STATES = [
   "new",

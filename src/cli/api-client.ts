@@ -80,12 +80,14 @@ function send(
   body: unknown,
   onResponse: (res: IncomingMessage) => void,
   reject: (err: unknown) => void,
+  signal?: AbortSignal,
 ): void {
   const req = request(
-    { ...target, method, path, headers: { "Content-Type": "application/json" } },
+    { ...target, method, path, headers: { "Content-Type": "application/json" }, signal },
     onResponse,
   );
   req.on("error", (err: NodeJS.ErrnoException) => {
+    if (signal?.aborted) return; // the caller ended it
     if (err.code === "ENOENT" || err.code === "ECONNREFUSED")
       reject(new NoDaemonError(target, err));
     else reject(err);
@@ -172,8 +174,12 @@ export async function deleteEach(refs: string[], pathOf: (ref: string) => string
   return failed ? 1 : 0;
 }
 
-/** Streams a text response chunk by chunk (service logs -f). */
-export function stream(path: string, onData: (chunk: string) => void): Promise<void> {
+/** Streams a text response chunk by chunk (service logs -f); `signal` ends it (resolved). */
+export function stream(
+  path: string,
+  onData: (chunk: string) => void,
+  signal?: AbortSignal,
+): Promise<void> {
   const target = apiTarget();
   return new Promise((resolve, reject) => {
     send(
@@ -191,9 +197,11 @@ export function stream(path: string, onData: (chunk: string) => void): Promise<v
         res.setEncoding("utf8");
         res.on("data", onData);
         res.on("end", () => resolve());
-        res.on("error", reject);
+        res.on("error", (err) => (signal?.aborted ? resolve() : reject(err)));
       },
       reject,
+      signal,
     );
+    signal?.addEventListener("abort", () => resolve(), { once: true });
   });
 }

@@ -1,6 +1,7 @@
 // `--filter key=value` for the list commands, with Docker's semantics: values of one key are
 // alternatives (any may match), different keys must all match. Each command names the keys it
 // knows; another key, or a filter without `=`, is an error that says which keys there are.
+// (`events` sends its filters to the daemon, which knows its keys: `filterPairs`.)
 
 import { UsageError } from "./errors.js";
 
@@ -10,6 +11,19 @@ export type Filters = Map<string, string[]>;
 export type FilterKeys<T> = Record<string, (item: T, value: string) => boolean>;
 
 export function parseFilters<T>(list: string[], keys: FilterKeys<T>, what: string): Filters {
+  const out = filterPairs(list);
+  for (const key of out.keys()) {
+    if (!Object.hasOwn(keys, key)) {
+      throw new UsageError(
+        `Invalid filter '${key}' (${what} filters by ${Object.keys(keys).join(", ")})`,
+      );
+    }
+  }
+  return out;
+}
+
+/** The `key=value` pairs (keys lower-cased), whatever the keys; a filter without `=` is an error. */
+export function filterPairs(list: string[]): Filters {
   const out: Filters = new Map();
   for (const f of list) {
     const eq = f.indexOf("=");
@@ -19,11 +33,6 @@ export function parseFilters<T>(list: string[], keys: FilterKeys<T>, what: strin
       );
     }
     const key = f.slice(0, eq).trim().toLowerCase();
-    if (!Object.hasOwn(keys, key)) {
-      throw new UsageError(
-        `Invalid filter '${key}' (${what} filters by ${Object.keys(keys).join(", ")})`,
-      );
-    }
     out.set(key, [...(out.get(key) ?? []), f.slice(eq + 1)]);
   }
   return out;

@@ -707,6 +707,24 @@ Run 'shoal COMMAND --help' for more information on a command.`,
     .action(run(async (cmd) => (await swarm()).swarmUpdate(cmd.opts())));
   leaveCommand(sw);
 
+  // ---- shoal events ----
+  const events = () => import("./events.js");
+  const ev = program
+    .command("events")
+    .description("Get real time events from the cluster")
+    .option("--since <time>", "show events created since timestamp (or a duration back: 10m)")
+    .option("--until <time>", "stream events until this timestamp (or duration)")
+    .option(
+      "-f, --filter <filter>",
+      "filter output, key=value (type, event, service, node, network, stack, scope); repeatable",
+      collect,
+    )
+    .option("--format <format>", "format output: json, or a Go template ({{.Type}} {{.Action}})")
+    .action(run(async (cmd) => (await events()).events(cmd.opts())));
+  ev.command("credentials")
+    .description("Print the bus user that may only subscribe to the events ($SHOAL.events.>)")
+    .action(run(async () => (await events()).credentials()));
+
   program
     .command("store")
     .description("Manage this machine's cluster state store")

@@ -9,7 +9,7 @@ import { ConsulServer } from "../manager/consul/server.js";
 import { ConsulIndexes } from "../manager/consul/blocking.js";
 import { CONSUL_DOMAINS, consulDnsTable } from "../manager/consul/dns.js";
 import { DnsServer } from "../net/dns.js";
-import type { Store } from "../store/store.js";
+import { changesState, type Store } from "../store/store.js";
 import type { Logger } from "../lib/log.js";
 import { joinHostPort, parseHostPort } from "../lib/addr.js";
 
@@ -91,8 +91,8 @@ export async function startConsul(store: Store, o: ConsulOptions): Promise<Runni
       const apply = () => dns!.setRecords(consulDnsTable(ix.current()));
       apply();
       let scheduled = false;
-      unwatch = store.watch(() => {
-        if (scheduled) return;
+      unwatch = store.watch((events) => {
+        if (scheduled || !changesState(events)) return;
         scheduled = true;
         setImmediate(() => {
           scheduled = false;

@@ -16,7 +16,9 @@ import { Api } from "../manager/api.js";
 import { Dispatcher } from "../manager/dispatcher.js";
 import { JoinServer, type ClusterMeta } from "../manager/join.js";
 import { AGENT_USER, APP_USER } from "../api/bus.js";
-import { agentPassword, busUsers } from "../manager/bus-users.js";
+import { agentPassword, busUsers, eventsPassword } from "../manager/bus-users.js";
+import { leaderEvent } from "../manager/events/derive.js";
+import { EVENTS_SUBJECT_PREFIX, EVENTS_USER } from "../api/events.js";
 import { ManagerError } from "../manager/errors.js";
 import { makeToken, newId, newSecret } from "../manager/ids.js";
 import { checkPool } from "../manager/ipam.js";
@@ -209,6 +211,12 @@ export class Daemon {
         }
         setImmediate(() => void this.stop(true));
       },
+      eventCredentials: () => ({
+        urls: [`nats://${joinHostPort(this.advertiseHost(), this.nats.port)}`],
+        user: EVENTS_USER,
+        password: eventsPassword(meta.secret),
+        subject: `${EVENTS_SUBJECT_PREFIX}.>`,
+      }),
     });
     await this.api.listenUnix(socketPath(dataDir));
     if (this.opts.apiTcp) {
@@ -218,6 +226,8 @@ export class Daemon {
       log.info(`API listening on tcp://${h}:${port}`);
     }
     this.manager.start();
+    // One manager: it leads from its start (leader election will emit this on a change).
+    this.manager.events.emit(leaderEvent({ id: this.nodeId, hostname: hostname() }));
     await this.dispatcher.start();
     // This machine's node runtime: a client of its own control bus, over loopback, like any
     // worker's.

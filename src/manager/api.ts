@@ -13,6 +13,8 @@ import { apiRoutes as r, type Info, type ServiceSummary } from "../api/http.js";
 import { isTerminal, replicasOf, type ServiceSpec, type Task } from "../api/types.js";
 import { findNetwork, inspectNetwork, predefinedNetworks } from "./networks.js";
 import { findFile, infoOf } from "./secrets.js";
+import { streamEvents } from "./events/stream.js";
+import type { EventCredentials } from "../api/events.js";
 
 export interface ApiHooks {
   info(): Info;
@@ -26,6 +28,8 @@ export interface ApiHooks {
   /** Checks that published ports can be bound on this node (not taken by another program). */
   checkPortsFree(spec: ServiceSpec, serviceId: string): Promise<void>;
   leave(force: boolean): Promise<void>;
+  /** The events user's credentials on the bus (absent: the API has no bus). */
+  eventCredentials?(): EventCredentials;
 }
 
 export class Api {
@@ -149,6 +153,17 @@ export class Api {
         return tx.listTasks({ serviceId: s.id });
       }),
     );
+    addRoute(app, r.events, async ({ query }, reply) => {
+      const open = streamEvents(m.events, query); // a bad query throws here: a 400
+      reply.hijack();
+      open(reply.raw);
+    });
+    addRoute(app, r.eventCredentials, async () => {
+      if (!hooks.eventCredentials) {
+        throw new ManagerError("ERR_UNSUPPORTED", "this API serves no message bus");
+      }
+      return hooks.eventCredentials();
+    });
     addRoute(app, r.joinToken, async ({ params, query }) => ({
       token: await hooks.joinToken(params.role, query.rotate === "1"),
     }));

@@ -5,6 +5,9 @@
 //     node id, handed out only in that node's join answer; it may publish and subscribe only to
 //     the subjects carrying its node id (api/bus.ts); a removed node's user is gone from the
 //     list, so its connections are cut off at once (Server.reloadUsers);
+//   - the events user (password derived from the cluster secret, given by `shoal events
+//     credentials`) may only subscribe to the cluster events, $SHOAL.events.>: for dashboards
+//     and tools with any NATS client;
 //   - applications, the default user, may use every subject but $SHOAL.>.
 
 import { createHmac, createHash } from "node:crypto";
@@ -22,10 +25,28 @@ import {
   statusSubject,
   type BusCredentials,
 } from "../api/bus.js";
+import { EVENTS_SUBJECT_PREFIX, EVENTS_USER } from "../api/events.js";
 
 /** The agent user's password, derived from the cluster secret (never sent in a token). */
 export function agentPassword(clusterSecret: string): string {
   return createHash("sha256").update(`${clusterSecret}:agent`).digest("base64url");
+}
+
+/** The events user's password, derived from the cluster secret. */
+export function eventsPassword(clusterSecret: string): string {
+  return createHmac("sha256", clusterSecret).update("events").digest("base64url");
+}
+
+/** The events user: subscribes to the cluster events, publishes nothing. */
+export function eventsBusUser(clusterSecret: string): User {
+  return {
+    user: EVENTS_USER,
+    password: eventsPassword(clusterSecret),
+    permissions: {
+      publish: { allow: [], deny: [">"] },
+      subscribe: { allow: [`${EVENTS_SUBJECT_PREFIX}.>`], deny: [] },
+    },
+  };
 }
 
 /** A worker's credentials on the bus: nothing stored, any manager derives them again. */
@@ -64,6 +85,7 @@ export function busUsers(clusterSecret: string, workerIds: readonly string[] = [
   return [
     { user: AGENT_USER, password: agentPassword(clusterSecret) },
     { user: APP_USER, password: "", permissions: { publish: deny, subscribe: deny } },
+    eventsBusUser(clusterSecret),
     ...workerIds.map((id) => nodeBusUser(clusterSecret, id)),
   ];
 }

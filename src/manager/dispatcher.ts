@@ -25,6 +25,8 @@ import {
   LogsReplySchema,
 } from "../api/bus.js";
 import { decode, DroppedMessages } from "../api/schema.js";
+import { changesState } from "../store/store.js";
+import { eventSubject } from "../api/events.js";
 import { dnsTableOf, nodeNetworksOf } from "./network-view.js";
 import { agentPassword } from "./bus-users.js";
 import { filesForTasks } from "./secrets.js";
@@ -64,6 +66,7 @@ export class Dispatcher {
   private subs: Subscription[] = [];
   private timer: NodeJS.Timeout | null = null;
   private unwatch: (() => void) | null = null;
+  private unlisten: (() => void) | null = null;
   private pending = false;
   /** What each node was last sent, as a signature of what its agent acts on. */
   private readonly sent = new Map<string, string>();
@@ -106,7 +109,13 @@ export class Dispatcher {
         },
       }),
     );
-    this.unwatch = this.manager.store.watch(() => this.schedulePublish());
+    // Cluster events on the bus, for any NATS client with the events user (bus-users.ts).
+    this.unlisten = this.manager.events.listen((e) =>
+      this.nc?.publish(eventSubject(e), codec.encode(e)),
+    );
+    this.unwatch = this.manager.store.watch((events) => {
+      if (changesState(events)) this.schedulePublish();
+    });
     this.arm();
   }
 
@@ -304,6 +313,7 @@ export class Dispatcher {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.unwatch?.();
+    this.unlisten?.();
     for (const s of this.subs) s.unsubscribe();
     await this.nc?.close().catch(() => {});
   }

@@ -3,7 +3,7 @@
 // delays and heartbeats) runs the pure reconciler and scheduler over one consistent view and
 // writes their actions back in one batch. Agents report task status through `reportStatus`.
 
-import type { Store, WriteTx } from "../store/store.js";
+import { changesState, type Store, type WriteTx } from "../store/store.js";
 import { reconcile, applyAction, applyActions, type Action } from "./orchestrator/reconcile.js";
 import { schedule } from "./scheduler/index.js";
 import { NODE_SECRETS, newId, type NodeSecrets } from "./ids.js";
@@ -32,6 +32,7 @@ import type { Network } from "../api/types.js";
 import { createFileIn, removeFileIn, resolveSpecFiles, type FileKind } from "./secrets.js";
 import type { SecretCreate } from "../api/http.js";
 import type { Logger } from "../lib/log.js";
+import { EventLog } from "./events/log.js";
 
 /** What this component logs through (the one Logger interface, src/lib/log.ts). */
 export type ManagerLogger = Pick<Logger, "info" | "warn" | "error" | "debug">;
@@ -70,15 +71,22 @@ export class Manager {
   private invalid = new Map<string, { name: string; problem: string }>();
   /** The problem last logged per service (each is logged once, not every pass). */
   private readonly reported = new Map<string, string>();
+  /** Cluster events: derived from the store, and `events.emit(...)` for the others. */
+  readonly events: EventLog;
 
   constructor(
     readonly store: Store,
     readonly log: ManagerLogger,
     readonly opts: ManagerOptions = defaultManagerOptions(),
-  ) {}
+  ) {
+    this.events = new EventLog(store, { log });
+  }
 
   start(): void {
-    this.unwatch = this.store.watch(() => this.markDirty());
+    this.events.start();
+    this.unwatch = this.store.watch((events) => {
+      if (changesState(events)) this.markDirty();
+    });
     this.unwatchStalls = watchStalls(100, 250, (ms) => {
       this.liveness.credit(ms);
       this.log.debug(`manager event loop stalled for ${ms} ms: credited to every node`);
@@ -752,6 +760,7 @@ export class Manager {
     if (this.timer) clearInterval(this.timer);
     this.unwatch?.();
     this.unwatchStalls?.();
+    await this.events.stop();
   }
 }
 

@@ -1,5 +1,5 @@
 // The store's in-memory state and its transactions. `State` is the committed state: one Map per
-// kind (secrets, configs and Consul KV keys too) plus the indexes (service name → id, network name → id, serviceId → task ids, nodeId → task ids). A `Layer`
+// kind (secrets, configs, Consul KV keys and cluster events too) plus the indexes (service name → id, network name → id, serviceId → task ids, nodeId → task ids). A `Layer`
 // is a copy-on-write overlay of pending changes over another source; an update's batch writes
 // into a Layer over the group's Layer over the State, so reads inside the batch see its own
 // writes and the earlier batches of its group, and a batch that throws is simply dropped. `Tx`
@@ -8,6 +8,7 @@
 
 import type { Config, Network, Node, Secret, Service, Task } from "../api/types.js";
 import type { KvEntry } from "../api/consul.js";
+import type { ClusterEvent } from "../api/events.js";
 import type { Kind, StoreEvent, WriteTx } from "./store.js";
 import { StoreError } from "./errors.js";
 
@@ -19,6 +20,7 @@ export const KINDS: readonly Kind[] = [
   "secret",
   "config",
   "kv",
+  "event",
   "meta",
 ];
 
@@ -57,6 +59,7 @@ function kindMaps<V>(): Record<Kind, Map<string, V>> {
     secret: new Map(),
     config: new Map(),
     kv: new Map(),
+    event: new Map(),
     meta: new Map(),
   };
 }
@@ -329,6 +332,10 @@ export class Tx implements WriteTx {
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
+  listEvents(): ClusterEvent[] {
+    return this.list<ClusterEvent>("event").sort((a, b) => a.seq - b.seq);
+  }
+
   revision(): number {
     this.check();
     return this.rev;
@@ -449,6 +456,17 @@ export class Tx implements WriteTx {
 
   deleteKv(key: string): void {
     this.delete("kv", key);
+  }
+
+  putEvent(e: ClusterEvent): void {
+    if (!Number.isSafeInteger(e?.seq)) {
+      throw new StoreError("ERR_INVALID", "cannot store an event without an integer seq");
+    }
+    this.put("event", String(e.seq), e);
+  }
+
+  deleteEvent(seq: number): void {
+    this.delete("event", String(seq));
   }
 
   putMeta(key: string, value: unknown): void {

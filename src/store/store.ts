@@ -1,4 +1,4 @@
-// The cluster state store's interface: nodes, services, tasks, networks, secrets, configs, Consul KV keys and a few meta keys, read through
+// The cluster state store's interface: nodes, services, tasks, networks, secrets, configs, Consul KV keys, the recent cluster events and a few meta keys, read through
 // consistent synchronous views and written in atomic, durable, serialized batches, with a watch
 // feed of what each committed batch changed. `embedded.ts` implements it on the local disk (one
 // manager); `memory.ts` keeps it in memory only (tests); an etcd adapter can implement it for
@@ -12,10 +12,12 @@
 
 import type { Config, Network, Node, Secret, Service, Task } from "../api/types.js";
 import type { KvEntry } from "../api/consul.js";
+import type { ClusterEvent } from "../api/events.js";
 
 export { StoreError, type StoreErrorCode } from "./errors.js";
 
-export type Kind = "node" | "service" | "task" | "network" | "secret" | "config" | "kv" | "meta";
+export type Kind =
+  "node" | "service" | "task" | "network" | "secret" | "config" | "kv" | "event" | "meta";
 
 /** One write of a committed batch; `value` is the new (frozen) value, null for a delete. */
 export interface StoreEvent {
@@ -23,6 +25,12 @@ export interface StoreEvent {
   action: "put" | "delete";
   id: string;
   value: unknown | null;
+}
+
+/** Whether a batch's events change anything but the event history (which watchers that follow
+ * the cluster's state can ignore: the event log writes one batch per turn of the event loop). */
+export function changesState(events: readonly StoreEvent[]): boolean {
+  return events.some((e) => e.kind !== "event");
 }
 
 export interface ReadTx {
@@ -46,6 +54,8 @@ export interface ReadTx {
   getKv(key: string): KvEntry | undefined;
   /** The KV entries whose keys start with `prefix`, sorted by key. */
   listKv(prefix: string): KvEntry[];
+  /** The recorded cluster events (a bounded history), oldest first. */
+  listEvents(): ClusterEvent[];
   /**
    * The store's revision: in a view, the number of the last committed batch that wrote
    * something; in an update, the number this batch commits as if it writes. Durable: it only
@@ -74,6 +84,9 @@ export interface WriteTx extends ReadTx {
   /** Stores `e` under `e.key`. */
   putKv(e: KvEntry): void;
   deleteKv(key: string): void;
+  /** Stores a cluster event under its seq. */
+  putEvent(e: ClusterEvent): void;
+  deleteEvent(seq: number): void;
   putMeta(key: string, value: unknown): void;
   deleteMeta(key: string): void;
 }

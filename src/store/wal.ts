@@ -402,6 +402,8 @@ interface SnapshotDoc {
   configs?: unknown[];
   /** Consul KV entries (each has its `key`); absent in snapshots written before them. */
   kv?: unknown[];
+  /** Cluster events (each has its `seq`); absent in snapshots written before them. */
+  events?: unknown[];
   meta: Array<[string, unknown]>;
 }
 
@@ -416,6 +418,7 @@ export function encodeSnapshot(seq: number, state: State): Buffer {
     secrets: [...state.values("secret")],
     configs: [...state.values("config")],
     kv: [...state.values("kv")],
+    events: [...state.values("event")],
     meta: [...state.entries("meta")],
   };
   const text = JSON.stringify(doc);
@@ -463,6 +466,12 @@ export async function loadSnapshot(path: string, state: State): Promise<LoadedSn
     const key = (v as { key?: unknown } | null)?.key;
     if (typeof key !== "string") throw corrupt("a kv entry without a key");
     state.apply({ action: "put", kind: "kv", id: key, value: deepFreeze(v) });
+  }
+  if (!Array.isArray(doc.events ?? [])) throw corrupt("no event list");
+  for (const v of doc.events ?? []) {
+    const seq = (v as { seq?: unknown } | null)?.seq;
+    if (!Number.isSafeInteger(seq)) throw corrupt("an event without a seq");
+    state.apply({ action: "put", kind: "event", id: String(seq), value: deepFreeze(v) });
   }
   if (!Array.isArray(doc.meta)) throw corrupt("no meta list");
   for (const e of doc.meta) {

@@ -8,7 +8,12 @@
 import { join, isAbsolute, resolve } from "node:path";
 import { homedir } from "node:os";
 import { parseGoDuration } from "../../lib/duration.js";
-import { defaultRollbackConfig, defaultServiceSpec, updateConfigOf } from "../../api/model.js";
+import {
+  NAMESPACE_LABEL,
+  defaultRollbackConfig,
+  defaultServiceSpec,
+  updateConfigOf,
+} from "../../api/model.js";
 import type { NetworkCreate, SecretCreate } from "../../api/http.js";
 import type {
   HealthConfig,
@@ -24,7 +29,7 @@ import { ComposeError } from "../errors.js";
 import { parseEnvFile, type Lookup } from "./interpolate.js";
 import { DEPRECATED, UNSUPPORTED, toMap, type Dict } from "./load.js";
 
-export const NAMESPACE_LABEL = "com.docker.stack.namespace";
+export { NAMESPACE_LABEL };
 
 export interface StackNetwork {
   /** The network's name in the swarm. */

@@ -33,7 +33,9 @@ export function externalServices(get: <T>(key: string) => T | undefined): Extern
 }
 
 function touchesCatalog(e: StoreEvent): boolean {
-  return e.kind === "meta" ? e.id === EXTERNAL_SERVICES_META : e.kind !== "kv";
+  return e.kind === "meta"
+    ? e.id === EXTERNAL_SERVICES_META
+    : e.kind !== "kv" && e.kind !== "event";
 }
 
 export class ConsulIndexes implements EntryIndexes {
