@@ -801,14 +801,10 @@ export class Manager {
  * tasks (scaling, and the update, rollback and autoscale settings themselves replace nothing).
  */
 function versionAfter(cur: Service, next: ServiceSpec): number {
-  const strip = (s: ServiceSpec) =>
-    JSON.stringify({
-      ...s,
-      mode: "replicated" in s.mode ? "replicated" : "global",
-      update: null,
-      rollback: null,
-      autoscale: null,
-    });
+  // Without the fields that replace nothing (removed, not nulled: a field given on one side
+  // only must not change the key order and so the text).
+  const strip = ({ mode, update: _u, rollback: _r, autoscale: _a, ...rest }: ServiceSpec) =>
+    JSON.stringify({ ...rest, mode: "replicated" in mode ? "replicated" : "global" });
   return strip(next) === strip(cur.spec) ? cur.version : cur.version + 1;
 }
 
