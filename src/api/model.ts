@@ -3,6 +3,7 @@
 // does not load TypeBox.
 
 import type {
+  AutoscalePolicy,
   NetworkMode,
   RestartPolicy,
   RollbackConfig,
@@ -83,6 +84,17 @@ export function activeUpdateConfig(s: Service): UpdateConfig | RollbackConfig {
     st.version === s.version &&
     (st.state === "rollback_started" || st.state === "rollback_paused");
   return rollingBack ? rollbackConfigOf(s.spec) : updateConfigOf(s.spec);
+}
+
+/** Kubernetes' HPA defaults: scale down to the highest recommendation of 5 min; every 15 s. */
+export const AUTOSCALE_DEFAULTS = { stabilizationMs: 300_000, evaluationMs: 15_000 } as const;
+
+/** A spec's autoscaling policy with the defaults filled in (null: the service has none). */
+export function autoscaleOf(
+  spec: ServiceSpec,
+): (AutoscalePolicy & Required<Pick<AutoscalePolicy, "stabilizationMs" | "evaluationMs">>) | null {
+  if (!spec.autoscale) return null;
+  return { ...AUTOSCALE_DEFAULTS, ...spec.autoscale };
 }
 
 export function isTerminal(state: TaskState): boolean {

@@ -368,6 +368,59 @@ export type ConfigReference = Static<typeof ConfigReferenceSchema>;
 /** Secrets or configs a service may use (each). */
 export const MAX_FILE_REFERENCES = 64;
 
+/**
+ * A service's autoscaling policy (`--autoscale-*`, compose `x-shoal-autoscale`): Kubernetes'
+ * HPA rules between min and max replicas, towards each target given (at least one). Durations
+ * not given take the defaults (stabilization 5 min, evaluation every 15 s); see
+ * src/manager/autoscale/hpa.ts.
+ */
+export const AutoscalePolicySchema = Type.Object(
+  {
+    min: Type.Integer({ minimum: 1, maximum: 100_000, description: "The fewest replicas." }),
+    max: Type.Integer({ minimum: 1, maximum: 100_000, description: "The most replicas." }),
+    cpuPercent: Type.Optional(
+      Type.Number({
+        exclusiveMinimum: 0,
+        maximum: 100_000,
+        description:
+          "Target CPU use per task, percent of its CPU limit (else its reservation, else one core).",
+      }),
+    ),
+    memoryPercent: Type.Optional(
+      Type.Number({
+        exclusiveMinimum: 0,
+        maximum: 100_000,
+        description:
+          "Target memory use per task, percent of its memory limit (else its reservation; one of them is required).",
+      }),
+    ),
+    rps: Type.Optional(
+      Type.Number({
+        exclusiveMinimum: 0,
+        maximum: 1e9,
+        description: "Target requests per second per task (through the router or the mesh).",
+      }),
+    ),
+    stabilizationMs: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 2_147_483_647,
+        description:
+          "Scale down only to the highest recommendation of this window, ms (default 300000).",
+      }),
+    ),
+    evaluationMs: Type.Optional(
+      Type.Number({
+        minimum: 1000,
+        maximum: 2_147_483_647,
+        description: "How often the service is evaluated, ms (default 15000).",
+      }),
+    ),
+  },
+  { title: "AutoscalePolicy" },
+);
+export type AutoscalePolicy = Static<typeof AutoscalePolicySchema>;
+
 export const ServiceSpecSchema = Type.Object(
   {
     name: Type.String({
@@ -452,6 +505,7 @@ export const ServiceSpecSchema = Type.Object(
         description: "Configs the tasks get as files (`--config`).",
       }),
     ),
+    autoscale: Type.Optional(AutoscalePolicySchema),
   },
   { title: "ServiceSpec" },
 );
@@ -720,6 +774,26 @@ export const ServiceSpecInputSchema = Type.Object(
 
 // ---- services -----------------------------------------------------------------------------------
 
+/** The autoscaler's last decision on a service (`service inspect`). */
+export const AutoscaleStatusSchema = Type.Object(
+  {
+    lastDecisionAt: time("ms since epoch"),
+    metric: Type.Union([oneOf(["cpu", "memory", "rps"]), Type.Null()], {
+      description: "The target that decided (null: none had figures, or min/max did).",
+    }),
+    value: Type.Union([Type.Number(), Type.Null()], {
+      description: "The metric's value per task (percent, or requests per second).",
+    }),
+    target: Type.Union([Type.Number(), Type.Null()], { description: "The metric's target." }),
+    current: count("Replicas when the decision was made."),
+    desired: count("Replicas decided."),
+    reason: Type.String({ description: 'Why, e.g. "cpu 95% above target 70%".' }),
+    lastScaleAt: Type.Optional(time("When the autoscaler last changed the replicas.")),
+  },
+  { title: "AutoscaleStatus" },
+);
+export type AutoscaleStatus = Static<typeof AutoscaleStatusSchema>;
+
 /** Where the service's last update (or rollback) is, as Swarm's UpdateStatus. */
 export const UpdateStatusSchema = Type.Object(
   {
@@ -760,6 +834,11 @@ export const ServiceSchema = Type.Object(
     updateStatus: Type.Optional(
       Type.Union([UpdateStatusSchema, Type.Null()], {
         description: "Set by the first update; null (or absent) for a service never updated.",
+      }),
+    ),
+    autoscaleStatus: Type.Optional(
+      Type.Union([AutoscaleStatusSchema, Type.Null()], {
+        description: "The autoscaler's last decision (services with spec.autoscale).",
       }),
     ),
     createdAt: time("ms since epoch"),
@@ -940,6 +1019,8 @@ export type Task = Static<typeof TaskSchema>;
 
 export {
   TASK_STATES,
+  AUTOSCALE_DEFAULTS,
+  autoscaleOf,
   defaultRestartPolicy,
   defaultServiceSpec,
   defaultUpdateConfig,

@@ -62,3 +62,12 @@ export function parseKeyValues(list: string[], what: "env" | "label"): Record<st
   }
   return out;
 }
+
+/** "70%", "70" or 70 → 70 (a percent, > 0 and finite); null when it is not one. */
+export function percentValue(v: string | number): number | null {
+  const text = String(v).trim();
+  const m = /^(\d+(?:\.\d+)?)\s*%?$/.exec(text);
+  if (!m) return null;
+  const n = Number(m[1]);
+  return Number.isFinite(n) ? n : null;
+}

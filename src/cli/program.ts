@@ -238,6 +238,18 @@ function specFlags(cmd: Command): Command {
       .addOption(new Option("--healthcheck").hideHelp())
       .option("--no-healthcheck", "disable any container-specified HEALTHCHECK")
       .option("-u, --user <user>", "username or UID (format: <name|uid>[:<group|gid>])")
+      .option("--autoscale-min <n>", "autoscale: the fewest replicas (default 1)")
+      .option("--autoscale-max <n>", "autoscale: the most replicas (required to autoscale)")
+      .option("--autoscale-cpu <percent>", "autoscale: target CPU per task, e.g. 70% (0: none)")
+      .option(
+        "--autoscale-memory <percent>",
+        "autoscale: target memory per task, e.g. 80% of its limit (0: none)",
+      )
+      .option("--autoscale-rps <n>", "autoscale: target requests per second per task (0: none)")
+      .option(
+        "--autoscale-stabilization <duration>",
+        "autoscale: scale down only to the highest need of this window (default 5m)",
+      )
       .option("-d, --detach", "exit immediately instead of waiting for the service to converge")
       .option("-q, --quiet", "suppress progress output")
   );
@@ -415,7 +427,8 @@ Run 'shoal COMMAND --help' for more information on a command.`,
       .option("--args <args>", "the command's arguments")
       .option("--command <command>", "the command")
       .option("--force", "force an update even if no changes require it")
-      .option("--rollback", "roll back to the previous specification"),
+      .option("--rollback", "roll back to the previous specification")
+      .option("--autoscale-off", "stop autoscaling the service (its replicas stay)"),
   ).action(
     run(async (cmd) => {
       const { ref, command } = splitUpdateArgs(cmd.args, state.argv);

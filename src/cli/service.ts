@@ -10,12 +10,14 @@ import {
   parseDurationFlag,
   parseIntFlag,
   parseKeyValues,
+  percentValue,
 } from "./args.js";
 import { UsageError } from "./errors.js";
 import { applyFilters, labelMatches, parseFilters, type FilterKeys } from "./filter.js";
 import { capitalize, formatBytes, formatGoDuration, humanDuration } from "./format.js";
 import { rowFormatter, type ListFormat, type Row } from "./template.js";
 import {
+  autoscaleOf,
   defaultServiceSpec,
   isTerminal,
   networkOf,
@@ -78,6 +80,14 @@ export interface SpecOptions {
   rollbackMaxFailureRatio?: string;
   /** `-u, --user name|uid[:group|gid]` ("" clears it on update). */
   user?: string;
+  autoscaleMin?: string;
+  autoscaleMax?: string;
+  autoscaleCpu?: string;
+  autoscaleMemory?: string;
+  autoscaleRps?: string;
+  autoscaleStabilization?: string;
+  /** `--autoscale-off` (update): the service is no longer autoscaled. */
+  autoscaleOff?: boolean;
   detach?: boolean;
   quiet?: boolean;
 }
@@ -333,7 +343,73 @@ export function applySpecOptions(
   }
   applyPlacementOptions(s, o);
   applyRollbackOptions(s, o);
+  applyAutoscaleOptions(s, o, creating);
   return s;
+}
+
+/**
+ * The `--autoscale-*` flags: only what is given changes (on update, the rest of the policy
+ * stays); a new policy's min is 1 and its max is required; a target of 0 removes that target;
+ * `--autoscale-off` removes the policy. The manager checks the result (min <= max, a target...).
+ */
+export function applyAutoscaleOptions(s: ServiceSpec, o: SpecOptions, creating: boolean): void {
+  const given =
+    o.autoscaleMin !== undefined ||
+    o.autoscaleMax !== undefined ||
+    o.autoscaleCpu !== undefined ||
+    o.autoscaleMemory !== undefined ||
+    o.autoscaleRps !== undefined ||
+    o.autoscaleStabilization !== undefined;
+  if (o.autoscaleOff) {
+    if (creating) throw new UsageError("--autoscale-off can only be used with service update");
+    if (given) throw new UsageError("--autoscale-off conflicts with --autoscale-* options");
+    delete s.autoscale;
+    return;
+  }
+  if (!given) return;
+  if (!("replicated" in s.mode))
+    throw new UsageError("autoscaling can only be used with replicated mode");
+  const count = (flag: string, v: string): number => {
+    const n = parseIntFlag(flag, v);
+    if (n < 1) throw new UsageError(`invalid argument "${v}" for "${flag}" flag: must be >= 1`);
+    return n;
+  };
+  const target = (flag: string, v: string, percent: boolean): number => {
+    const n = percent ? percentValue(v) : /^\d+(\.\d+)?$/.test(v.trim()) ? Number(v) : null;
+    if (n === null)
+      throw new UsageError(
+        `invalid argument "${v}" for "${flag}" flag: expected ${percent ? "a percent like 70%" : "requests per second per task, like 100"}`,
+      );
+    return n;
+  };
+  const cur = s.autoscale;
+  const max = o.autoscaleMax !== undefined ? count("--autoscale-max", o.autoscaleMax) : cur?.max;
+  if (max === undefined) throw new UsageError("--autoscale-max is required to autoscale a service");
+  const a: NonNullable<ServiceSpec["autoscale"]> = {
+    ...cur,
+    min: o.autoscaleMin !== undefined ? count("--autoscale-min", o.autoscaleMin) : (cur?.min ?? 1),
+    max,
+  };
+  const targets = [
+    ["--autoscale-cpu", o.autoscaleCpu, "cpuPercent", true],
+    ["--autoscale-memory", o.autoscaleMemory, "memoryPercent", true],
+    ["--autoscale-rps", o.autoscaleRps, "rps", false],
+  ] as const;
+  for (const [flag, v, key, percent] of targets) {
+    if (v === undefined) continue;
+    const n = target(flag, v, percent);
+    if (n > 0) a[key] = n;
+    else delete a[key];
+  }
+  if (a.cpuPercent === undefined && a.memoryPercent === undefined && a.rps === undefined)
+    throw new UsageError(
+      "autoscaling needs a target: --autoscale-cpu, --autoscale-memory or --autoscale-rps",
+    );
+  if (o.autoscaleStabilization !== undefined)
+    a.stabilizationMs = parseDurationFlag("--autoscale-stabilization", o.autoscaleStabilization);
+  s.autoscale = a;
+  // A new autoscaled service starts at its min unless --replicas says otherwise.
+  if (creating && o.replicas === undefined) s.mode = { replicated: { replicas: a.min } };
 }
 
 /** `--placement-pref spread=node.labels.zone`, with Docker's words for a bad one. */
@@ -1045,6 +1121,7 @@ export function prettyService(
           ` Message:\t${s.updateStatus.message}`,
         ]
       : []),
+    ...prettyAutoscale(s, now),
     ...(networkOf(sp) === "bridge" ? ["Networks:\tbridge"] : []),
     "ContainerSpec:",
     ...(sp.driver === "docker" ? [` Image:\t\t${sp.image}`] : []),
@@ -1104,6 +1181,32 @@ export function prettyService(
       : []),
   ];
   return lines.join("\n");
+}
+
+/** The `Autoscale:` block of `service inspect --pretty`: the policy and the last decision. */
+export function prettyAutoscale(s: ServiceSummary, now: number): string[] {
+  const a = autoscaleOf(s.spec);
+  if (!a) return [];
+  const st = s.autoscaleStatus;
+  return [
+    "Autoscale:",
+    ` Min:\t\t${a.min}`,
+    ` Max:\t\t${a.max}`,
+    ...(a.cpuPercent !== undefined ? [` CPU:\t\t${a.cpuPercent}%`] : []),
+    ...(a.memoryPercent !== undefined ? [` Memory:\t${a.memoryPercent}%`] : []),
+    ...(a.rps !== undefined ? [` RPS:\t\t${a.rps}`] : []),
+    ` Stabilization:\t${formatGoDuration(a.stabilizationMs)}`,
+    ` Evaluation:\t${formatGoDuration(a.evaluationMs)}`,
+    ...(st
+      ? [
+          ` Last Decision:\t${humanDuration(now - st.lastDecisionAt)} ago: ${st.current} -> ${st.desired}`,
+          ` Reason:\t${st.reason}`,
+          ...(st.lastScaleAt !== undefined
+            ? [` Last Scale:\t${humanDuration(now - st.lastScaleAt)} ago`]
+            : []),
+        ]
+      : []),
+  ];
 }
 
 /** Docker's `RollbackConfig:` block of `service inspect --pretty` (delay and monitor when set). */

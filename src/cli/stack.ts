@@ -94,6 +94,17 @@ export function specChanged(cur: ServiceSpec, next: ServiceSpec): boolean {
   return sortedJson(cur) !== sortedJson(next);
 }
 
+/**
+ * An autoscaled service keeps the count it has (within the file's min and max) on a redeploy:
+ * the file's count is where it starts, not where a redeploy sends it back to.
+ */
+export function withAutoscaledReplicas(cur: ServiceSpec, next: ServiceSpec): ServiceSpec {
+  const a = next.autoscale;
+  if (!a || !("replicated" in cur.mode) || !("replicated" in next.mode)) return next;
+  const replicas = Math.min(a.max, Math.max(a.min, cur.mode.replicated.replicas));
+  return { ...next, mode: { replicated: { replicas } } };
+}
+
 export async function deploy(stack: string, o: DeployOptions): Promise<number> {
   const files = o.composeFile ?? [];
   if (files.length === 0)
@@ -131,9 +142,10 @@ export async function deploy(stack: string, o: DeployOptions): Promise<number> {
   const services = await call<ServiceSummary[]>("GET", "/v1/services");
   const byName = new Map(services.map((s) => [s.spec.name, s]));
   const touched: string[] = [];
-  for (const spec of converted.services) {
-    process.stderr.write(routeLabelWarnings(spec));
-    const cur = byName.get(spec.name);
+  for (const file of converted.services) {
+    process.stderr.write(routeLabelWarnings(file));
+    const cur = byName.get(file.name);
+    const spec = cur ? withAutoscaledReplicas(cur.spec, file) : file;
     if (!cur) {
       process.stdout.write(`Creating service ${spec.name}\n`);
       touched.push((await call<{ id: string }>("POST", "/v1/services", { spec })).id);

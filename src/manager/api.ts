@@ -7,7 +7,6 @@
 
 import type { FastifyInstance } from "fastify";
 import type { Manager } from "./manager.js";
-import { ManagerError } from "./errors.js";
 import { addRoute, createHttpApp, HttpListeners } from "./http.js";
 import { apiRoutes as r, type Info, type ServiceSummary } from "../api/http.js";
 import { isTerminal, replicasOf, type ServiceSpec, type Task } from "../api/types.js";
@@ -15,6 +14,7 @@ import { findNetwork, inspectNetwork, predefinedNetworks } from "./networks.js";
 import { findFile, infoOf } from "./secrets.js";
 import { streamEvents } from "./events/stream.js";
 import type { EventCredentials } from "../api/events.js";
+import { ManagerError } from "./errors.js";
 
 export interface ApiHooks {
   info(): Info;
@@ -74,12 +74,7 @@ export class Api {
     });
     addRoute(app, r.rollbackService, async ({ params }) => m.rollbackService(params.ref));
     addRoute(app, r.scaleService, async ({ params, body }) =>
-      m.updateService(params.ref, (spec) => {
-        if (!("replicated" in spec.mode)) {
-          throw new ManagerError("ERR_INVALID", `scale can only be used with replicated mode`);
-        }
-        return { ...spec, mode: { replicated: { replicas: body.replicas } } };
-      }),
+      m.scaleService(params.ref, body.replicas),
     );
     addRoute(app, r.removeService, async ({ params }) => m.removeService(params.ref));
     addRoute(app, r.serviceLogs, async ({ params, query }, reply) => {

@@ -586,6 +586,47 @@ export class Manager {
     });
   }
 
+  /**
+   * `service scale` (and the autoscaler): a replicated service's replica count; nothing else
+   * changes, so no task is replaced. `ifReplicas`: only while the count is still this (the
+   * autoscaler decided from it; a `service scale` in between wins: ERR_CONFLICT). `keepPrevious`:
+   * the spec a rollback returns to stays (with this count), so the autoscaler's steps never make a
+   * rollback go back to the spec being rolled out.
+   */
+  async scaleService(
+    ref: string,
+    replicas: number,
+    opts: { ifReplicas?: number; keepPrevious?: boolean } = {},
+  ): Promise<Service> {
+    const now = Date.now();
+    return this.store.update((tx) => {
+      const cur = this.findService(tx, ref);
+      if (!("replicated" in cur.spec.mode)) {
+        throw new ManagerError("ERR_INVALID", `scale can only be used with replicated mode`);
+      }
+      const had = cur.spec.mode.replicated.replicas;
+      if (opts.ifReplicas !== undefined && had !== opts.ifReplicas) {
+        throw new ManagerError(
+          "ERR_CONFLICT",
+          `service ${cur.spec.name} has ${had} replicas now, not ${opts.ifReplicas}`,
+        );
+      }
+      const mode = { replicated: { replicas } };
+      const spec: ServiceSpec = { ...cur.spec, mode };
+      validateSpec(spec, this.specLimits());
+      if (replicas === had) return cur;
+      const prev = cur.previousSpec;
+      const previousSpec = !opts.keepPrevious
+        ? cur.spec
+        : prev && "replicated" in prev.mode
+          ? { ...prev, mode }
+          : prev;
+      const s: Service = { ...cur, spec, previousSpec, updatedAt: now };
+      tx.putService(s);
+      return s;
+    });
+  }
+
   /** `service rollback`: the previous spec back, rolled out like an update. */
   async rollbackService(ref: string): Promise<Service> {
     const now = Date.now();
@@ -766,16 +807,13 @@ export class Manager {
 
 /**
  * The version a service has with `next` as its spec: bumped only by a change that affects its
- * tasks (scaling and the update and rollback settings themselves replace nothing).
+ * tasks (scaling, and the update, rollback and autoscale settings themselves replace nothing).
  */
 function versionAfter(cur: Service, next: ServiceSpec): number {
-  const strip = (s: ServiceSpec) =>
-    JSON.stringify({
-      ...s,
-      mode: "replicated" in s.mode ? "replicated" : "global",
-      update: null,
-      rollback: null,
-    });
+  // Without the fields that replace nothing (removed, not nulled: a field given on one side
+  // only must not change the key order and so the text).
+  const strip = ({ mode, update: _u, rollback: _r, autoscale: _a, ...rest }: ServiceSpec) =>
+    JSON.stringify({ ...rest, mode: "replicated" in mode ? "replicated" : "global" });
   return strip(next) === strip(cur.spec) ? cur.version : cur.version + 1;
 }
 

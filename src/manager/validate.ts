@@ -96,6 +96,30 @@ export function specProblems(
   if ((s.maxReplicasPerNode ?? 0) > 0 && !("replicated" in s.mode)) {
     out.push("spec.maxReplicasPerNode can only be used with replicated mode");
   }
+  out.push(...autoscaleProblems(s, limits));
+  return out;
+}
+
+/** What the autoscaling policy's schema cannot say: bounds in order, a target, a basis for %. */
+export function autoscaleProblems(s: ServiceSpec, limits: SpecLimits): string[] {
+  const a = s.autoscale;
+  if (!a) return [];
+  const out: string[] = [];
+  if (!("replicated" in s.mode)) out.push("spec.autoscale can only be used with replicated mode");
+  if (a.min > a.max) {
+    out.push(`spec.autoscale: min (${a.min}) must not be above max (${a.max})`);
+  }
+  if (a.max > limits.maxReplicas) {
+    out.push(`spec.autoscale.max must be <= ${limits.maxReplicas} (the swarm's maxReplicas)`);
+  }
+  if (a.cpuPercent === undefined && a.memoryPercent === undefined && a.rps === undefined) {
+    out.push("spec.autoscale needs a target: cpuPercent, memoryPercent or rps");
+  }
+  if (a.memoryPercent !== undefined && !s.limits.memoryBytes && !s.reservations.memoryBytes) {
+    out.push(
+      "spec.autoscale.memoryPercent needs a memory limit or reservation (--limit-memory or --reserve-memory): the percent is of it",
+    );
+  }
   return out;
 }
 

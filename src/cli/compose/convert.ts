@@ -16,6 +16,7 @@ import {
 } from "../../api/model.js";
 import type { NetworkCreate, SecretCreate } from "../../api/http.js";
 import type {
+  AutoscalePolicy,
   HealthConfig,
   NetworkAttachmentConfig,
   PortConfig,
@@ -26,6 +27,7 @@ import type {
   UpdateConfig,
 } from "../../api/types.js";
 import { ComposeError } from "../errors.js";
+import { percentValue } from "../args.js";
 import { parseEnvFile, type Lookup } from "./interpolate.js";
 import { DEPRECATED, UNSUPPORTED, toMap, type Dict } from "./load.js";
 
@@ -653,6 +655,14 @@ export function convertStack(config: Dict, stack: string, ctx: ConvertContext): 
     } else spec.networks = attach;
     const deps = convertDependsOn(svc["depends_on"], short, services, stack, path);
     if (deps.length > 0) spec.dependsOn = deps;
+    if (svc[AUTOSCALE_KEY] !== undefined && svc[AUTOSCALE_KEY] !== null) {
+      const hasReplicas = deploy["replicas"] !== undefined;
+      spec.autoscale = convertAutoscale(svc[AUTOSCALE_KEY], `${path}.${AUTOSCALE_KEY}`);
+      if (!("replicated" in spec.mode))
+        throw err(`${path}.${AUTOSCALE_KEY}`, "can only be used with replicated mode");
+      // Without deploy.replicas the service starts at its min.
+      if (!hasReplicas) spec.mode = { replicated: { replicas: spec.autoscale.min } };
+    }
     const secretRefs = serviceFiles(svc, "secret", secrets, path, short);
     if (secretRefs) spec.secrets = secretRefs;
     const configRefs = serviceFiles(svc, "config", configs, path, short);
@@ -667,6 +677,59 @@ export function convertStack(config: Dict, stack: string, ctx: ConvertContext): 
     configs: [...configs.values()],
     warnings,
   };
+}
+
+/** shoal's compose extension for autoscaling (compose allows `x-` keys in a service). */
+export const AUTOSCALE_KEY = "x-shoal-autoscale";
+
+/**
+ * `x-shoal-autoscale: {min, max, cpu, memory, rps, stabilization}` as a spec's policy: min 1
+ * unless given, max required, at least one target; cpu and memory are percents (`70%` or 70),
+ * rps a number per task, stabilization a duration. The manager checks the rest (min <= max...).
+ */
+export function convertAutoscale(v: unknown, path: string): AutoscalePolicy {
+  if (typeof v !== "object" || v === null || Array.isArray(v))
+    throw err(path, "must be a mapping (min, max, cpu, memory, rps, stabilization)");
+  const x = v as Dict;
+  const known = ["min", "max", "cpu", "memory", "rps", "stabilization"];
+  for (const k of Object.keys(x)) {
+    if (!known.includes(k)) throw err(`${path}.${k}`, `is not a known key (${known.join(", ")})`);
+  }
+  const count = (k: string): number | undefined => {
+    if (x[k] === undefined) return undefined;
+    const n = Number(x[k]);
+    if (!Number.isInteger(n) || n < 1)
+      throw err(`${path}.${k}`, `must be a whole number >= 1, not ${JSON.stringify(x[k])}`);
+    return n;
+  };
+  const max = count("max");
+  if (max === undefined) throw err(`${path}.max`, "is required");
+  const a: AutoscalePolicy = { min: count("min") ?? 1, max };
+  const pct = (k: "cpu" | "memory"): number | undefined => {
+    if (x[k] === undefined) return undefined;
+    const n = typeof x[k] === "number" || typeof x[k] === "string" ? percentValue(x[k]) : null;
+    if (n === null || n <= 0)
+      throw err(`${path}.${k}`, `must be a percent like 70%, not ${JSON.stringify(x[k])}`);
+    return n;
+  };
+  const cpu = pct("cpu");
+  if (cpu !== undefined) a.cpuPercent = cpu;
+  const memory = pct("memory");
+  if (memory !== undefined) a.memoryPercent = memory;
+  if (x["rps"] !== undefined) {
+    const n = Number(x["rps"]);
+    if (typeof x["rps"] === "boolean" || !Number.isFinite(n) || n <= 0)
+      throw err(
+        `${path}.rps`,
+        `must be a number of requests per second > 0, not ${JSON.stringify(x["rps"])}`,
+      );
+    a.rps = n;
+  }
+  if (a.cpuPercent === undefined && a.memoryPercent === undefined && a.rps === undefined)
+    throw err(path, "needs a target: cpu, memory or rps");
+  if (x["stabilization"] !== undefined)
+    a.stabilizationMs = duration(x["stabilization"], `${path}.stabilization`);
+  return a;
 }
 
 /** `depends_on` in either syntax as a map: a list of names, or names → their settings. */
