@@ -20,6 +20,7 @@ import {
   statusSubject,
   type Endpoint,
   type Heartbeat,
+  type TaskStats,
   type LogsReply,
   type LogsRequest,
   logsSubject,
@@ -58,6 +59,8 @@ export interface SessionOptions {
   fenceMarginMs?: number;
   /** The clock (ms); tests inject one. */
   now?: () => number;
+  /** Task figures sampled since the last heartbeat, or null when none are new (metrics.ts). */
+  stats?: () => TaskStats[] | null;
   log: { info(m: string): void; warn(m: string): void };
 }
 
@@ -335,11 +338,13 @@ export class AgentSession {
         if (r.sentTerminal > 5) this.latest.delete(id);
       }
     }
+    const stats = this.opts.stats?.() ?? null;
     const hb: Heartbeat = {
       nodeId: this.opts.nodeId,
       hostname: this.opts.hostname,
       tasks,
       ...(this.opts.facts ?? {}),
+      ...(stats ? { stats } : {}),
     };
     nc.publish(hbSubject(this.opts.nodeId), codec.encode(hb));
   }
