@@ -149,6 +149,7 @@ export class Dispatcher {
       })
       .catch(() => {});
     await this.manager.reportStatus(hb.nodeId, hb.tasks).catch(() => {});
+    if (hb.stats) this.manager.metrics.record(hb.nodeId, hb.stats);
   }
 
   private schedulePublish(): void {

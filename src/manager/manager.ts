@@ -32,6 +32,7 @@ import type { Network } from "../api/types.js";
 import { createFileIn, removeFileIn, resolveSpecFiles, type FileKind } from "./secrets.js";
 import type { SecretCreate } from "../api/http.js";
 import type { Logger } from "../lib/log.js";
+import { MetricsBook } from "./metrics-book.js";
 
 /** What this component logs through (the one Logger interface, src/lib/log.ts). */
 export type ManagerLogger = Pick<Logger, "info" | "warn" | "error" | "debug">;
@@ -66,6 +67,8 @@ export class Manager {
   private passCount = 0;
   /** When each node was last heard from (in memory; the store only gets status changes). */
   readonly liveness = new Liveness();
+  /** What running tasks use now, as their nodes last sampled it (metrics-book.ts). */
+  readonly metrics: MetricsBook;
   /** Stored services the last pass left alone, and why (see invalidServices). */
   private invalid = new Map<string, { name: string; problem: string }>();
   /** The problem last logged per service (each is logged once, not every pass). */
@@ -75,10 +78,13 @@ export class Manager {
     readonly store: Store,
     readonly log: ManagerLogger,
     readonly opts: ManagerOptions = defaultManagerOptions(),
-  ) {}
+  ) {
+    this.metrics = new MetricsBook(store);
+  }
 
   start(): void {
     this.unwatch = this.store.watch(() => this.markDirty());
+    this.metrics.start();
     this.unwatchStalls = watchStalls(100, 250, (ms) => {
       this.liveness.credit(ms);
       this.log.debug(`manager event loop stalled for ${ms} ms: credited to every node`);
@@ -752,6 +758,7 @@ export class Manager {
     if (this.timer) clearInterval(this.timer);
     this.unwatch?.();
     this.unwatchStalls?.();
+    this.metrics.stop();
   }
 }
 
