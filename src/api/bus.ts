@@ -150,6 +150,13 @@ export const HeartbeatSchema = Type.Object(
         description: "What the node's running tasks use, sent after each new sample.",
       }),
     ),
+    metricsPort: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 65535,
+        description: "The port of the node's /metrics (`--metrics-addr`), when it serves one.",
+      }),
+    ),
     requests: Type.Optional(
       Type.Array(ServiceRequestsSchema, {
         description: "Requests per service through this node's router since its last heartbeat.",

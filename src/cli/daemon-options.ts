@@ -31,6 +31,7 @@ export interface DaemonFlags {
   defaultAddrPoolMaskLength?: string;
   consulAddr?: string;
   consulDnsAddr?: string;
+  metricsAddr?: string;
 }
 
 /** What the address choice reads from the machine (injected by tests). */
@@ -125,9 +126,11 @@ export interface ParsedDaemonFlags {
   /** --consul-addr and --consul-dns-addr when given ("" = off). */
   consulAddr: string | undefined;
   consulDnsAddr: string | undefined;
+  /** --metrics-addr when given ("" = off). */
+  metricsAddr: string | undefined;
 }
 
-/** A --consul-addr / --consul-dns-addr value: "" (off) or [host]:port. */
+/** A --consul-addr / --consul-dns-addr / --metrics-addr value: "" (off) or [host]:port. */
 function consulAddrFlag(flag: string, v: string | undefined): string | undefined {
   if (v === undefined || v === "") return v;
   let hp;
@@ -220,6 +223,7 @@ export function parseDaemonFlags(
     addrPool,
     consulAddr: consulAddrFlag("--consul-addr", f.consulAddr),
     consulDnsAddr: consulAddrFlag("--consul-dns-addr", f.consulDnsAddr),
+    metricsAddr: consulAddrFlag("--metrics-addr", f.metricsAddr),
   };
 }
 
@@ -276,6 +280,7 @@ export function runOptions(
     ...(p.monitorPort !== undefined ? { monitorPort: p.monitorPort } : {}),
     ...(p.consulAddr !== undefined ? { consulAddr: p.consulAddr } : {}),
     ...(p.consulDnsAddr !== undefined ? { consulDnsAddr: p.consulDnsAddr } : {}),
+    ...(p.metricsAddr !== undefined ? { metricsAddr: p.metricsAddr } : {}),
   };
 }
 
@@ -308,6 +313,7 @@ export function givenRunOptions(
     ...(f.monitorPort !== undefined || up ? { monitorPort: p.monitorPort ?? 0 } : {}),
     ...(p.consulAddr !== undefined ? { consulAddr: p.consulAddr } : {}),
     ...(p.consulDnsAddr !== undefined ? { consulDnsAddr: p.consulDnsAddr } : {}),
+    ...(p.metricsAddr !== undefined ? { metricsAddr: p.metricsAddr } : {}),
     // `up` on the default Consul addresses: a taken port is a warning, not a failed start.
     ...(up && p.consulAddr === undefined && p.consulDnsAddr === undefined
       ? { consulBestEffort: true }
@@ -348,5 +354,6 @@ export function daemonArgv(o: FullRunOptions): string[] {
       : ["--monitor-port", "0"]),
     ...(o.consulAddr !== undefined ? ["--consul-addr", o.consulAddr] : []),
     ...(o.consulDnsAddr !== undefined ? ["--consul-dns-addr", o.consulDnsAddr] : []),
+    ...(o.metricsAddr !== undefined ? ["--metrics-addr", o.metricsAddr] : []),
   ];
 }

@@ -151,6 +151,10 @@ function daemonFlags(cmd: Command): Command {
       "--consul-dns-addr <addr>",
       'managers: its DNS interface for <service>.service.consul, [ip]:port (default :8600, "" off)',
     )
+    .option(
+      "--metrics-addr <addr>",
+      'the node\'s Prometheus /metrics (and on managers /sd, http_sd_configs), [ip]:port (default :9323, "" off)',
+    )
     .option("-D, --debug", "log debug messages")
     .addHelpText("after", DAEMON_HELP);
 }

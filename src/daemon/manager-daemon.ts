@@ -25,6 +25,8 @@ import { nodeDrivers } from "../node/node-drivers.js";
 import { NodeRuntime } from "../node/runtime.js";
 import { NodeTaskDns } from "./task-dns.js";
 import { startConsul, type RunningConsul } from "./consul.js";
+import { startMetricsServer, type RunningMetrics } from "./metrics-server.js";
+import { prometheusTargets } from "../manager/prometheus-sd.js";
 import { RoutingMesh } from "../net/mesh.js";
 import { SHOAL_VERSION } from "../lib/version.js";
 import { isWildcard, joinHostPort, parseHostPort } from "../lib/addr.js";
@@ -60,6 +62,9 @@ export interface DaemonOptions {
   consulDnsAddr?: string;
   /** A Consul address that cannot be bound is a warning, not a failed start (`shoal up`). */
   consulBestEffort?: boolean;
+  /** The node's /metrics and the swarm's Prometheus discovery (`--metrics-addr`, default
+   * :9323); "" = off. */
+  metricsAddr?: string;
   log: Logger;
 }
 
@@ -74,6 +79,7 @@ export class Daemon {
   join!: JoinServer;
   mesh!: RoutingMesh;
   consul: RunningConsul | undefined;
+  metrics: RunningMetrics | undefined;
   nodeId = "";
   private stopping = false;
   /** The workers that have a user on the bus now. */
@@ -227,6 +233,16 @@ export class Daemon {
       onEndpoints: (eps) => void this.mesh.sync(meshBackends(eps, this.advertiseHost())),
       log,
     });
+    this.metrics = await startMetricsServer({
+      addr: this.opts.metricsAddr ?? "",
+      metrics: this.runtime.metrics,
+      sd: () =>
+        this.store.view((tx) =>
+          prometheusTargets(tx, (id) => this.manager.metrics.metricsPortOf(id)),
+        ),
+      log: log.child("metrics"),
+    });
+    this.runtime.metricsPort = this.metrics.port;
     await this.runtime.start();
 
     writeFileSync(join(dataDir, "daemon.pid"), String(process.pid));
@@ -354,6 +370,7 @@ export class Daemon {
     await this.manager?.stop();
     await this.api?.close();
     await this.consul?.close();
+    await this.metrics?.close();
     await this.mesh?.close();
     await this.nats?.shutdown();
     await this.store?.close();

@@ -37,6 +37,8 @@ export interface DaemonRunOptions {
   consulDnsAddr?: string;
   /** Go on without them when their addresses are taken (`shoal up`'s defaults); not saved. */
   consulBestEffort?: boolean;
+  /** The node's /metrics (and on managers Prometheus' discovery), host:port ("" = off). */
+  metricsAddr?: string;
   debug?: boolean;
 }
 
@@ -69,6 +71,7 @@ export function resolveDaemonOptions(given: DaemonRunOptions, log: Logger): Reso
     publishHost: "0.0.0.0",
     consulAddr: ":8500",
     consulDnsAddr: ":8600",
+    metricsAddr: ":9323",
     debug: false,
     ...defined(saved),
     ...defined(given),
@@ -108,6 +111,7 @@ export async function runDaemon(given: DaemonRunOptions, banner = false): Promis
       cpus: o.cpus,
       memoryBytes: o.memoryBytes,
       fenceMarginMs: o.fenceMarginMs,
+      metricsAddr: o.metricsAddr,
       log,
     });
     await w.start();
@@ -130,6 +134,8 @@ function printBanner(d: Daemon, o: ResolvedDaemonOptions): void {
   const monitor = o.monitorPort > 0 ? `http://127.0.0.1:${d.nats.opts.httpPort}` : "off";
   const http = d.consul?.httpPort;
   const dns = d.consul?.dnsPort;
+  const metrics =
+    d.metrics?.port !== undefined ? `http://127.0.0.1:${d.metrics.port}/metrics` : "off";
   const consul =
     (http !== undefined ? `http://127.0.0.1:${http}` : "off") +
     (dns !== undefined ? `, DNS 127.0.0.1:${dns}` : "");
@@ -140,6 +146,7 @@ function printBanner(d: Daemon, o: ResolvedDaemonOptions): void {
       `  NATS:        ${d.localNatsUrl()}\n` +
       `  monitoring:  ${monitor}\n` +
       `  consul:      ${consul}\n` +
+      `  metrics:     ${metrics}\n` +
       `  joins:       ${o.advertiseAddr}\n` +
       `  data:        ${o.dataDir}\n` +
       `Try: shoal service create --name hello --replicas 2 -- node -e "setInterval(()=>console.log('hi'),1000)"\n` +

@@ -20,6 +20,7 @@ import { JoinResponseSchema } from "../api/http.js";
 import { check, matches } from "../api/schema.js";
 import { socketPath } from "../api/paths.js";
 import { SHOAL_VERSION } from "../lib/version.js";
+import { startMetricsServer, type RunningMetrics } from "./metrics-server.js";
 
 export interface WorkerOptions {
   dataDir: string;
@@ -32,6 +33,8 @@ export interface WorkerOptions {
   memoryBytes?: number;
   /** Fencing's margin, ms; -1: no fencing (`--fencing-margin off`). */
   fenceMarginMs?: number;
+  /** The node's /metrics (`--metrics-addr`, default :9323); "" = off. */
+  metricsAddr?: string;
   log: Logger;
 }
 
@@ -129,6 +132,7 @@ export class WorkerDaemon {
   mesh!: RoutingMesh;
   nodeId = "";
   private api: Server | null = null;
+  metrics: RunningMetrics | undefined;
   private stopping = false;
   readonly done: Promise<void>;
   private resolveDone!: () => void;
@@ -198,6 +202,12 @@ export class WorkerDaemon {
       onEndpoints: (eps) => void this.mesh.sync(meshBackends(eps, this.opts.advertiseAddr)),
       log,
     });
+    this.metrics = await startMetricsServer({
+      addr: this.opts.metricsAddr ?? "",
+      metrics: this.runtime.metrics,
+      log: log.child("metrics"),
+    });
+    this.runtime.metricsPort = this.metrics.port;
     await this.runtime.start();
     await this.listenApi();
     writeFileSync(join(dataDir, "daemon.pid"), String(process.pid));
@@ -232,6 +242,7 @@ export class WorkerDaemon {
     this.stopping = true;
     await this.runtime?.stop(leaving);
     await this.mesh?.close();
+    await this.metrics?.close();
     const api = this.api;
     if (api) await new Promise<void>((r) => api.close(() => r()));
     rmSync(join(this.opts.dataDir, "daemon.pid"), { force: true });

@@ -10,6 +10,7 @@
 //   forService(serviceId)   the figures of the service's tasks, one entry per task
 //   forTask(taskId)         one task's figures, or undefined
 //   all()                   every task's figures
+//   metricsPortOf(nodeId)   the port of the node's own /metrics, as its heartbeats tell it
 //
 // A figure is only kept for a task the store places on the node that sent it, and not in a
 // terminal state; a task that stops, a node that goes down or is removed is forgotten at once
@@ -29,6 +30,7 @@ export interface TaskFigures extends TaskStats {
 export class MetricsBook {
   private readonly byTask = new Map<string, TaskFigures>();
   private readonly byNode = new Map<string, Set<string>>();
+  private readonly metricsPorts = new Map<string, number>();
   private unwatch: (() => void) | null = null;
 
   constructor(private readonly store: Store) {}
@@ -65,6 +67,16 @@ export class MetricsBook {
     if (ids.size > 0) this.byNode.set(nodeId, ids);
   }
 
+  /** What a node's heartbeat says of its /metrics port (undefined: it serves none). */
+  setMetricsPort(nodeId: string, port: number | undefined): void {
+    if (port === undefined) this.metricsPorts.delete(nodeId);
+    else this.metricsPorts.set(nodeId, port);
+  }
+
+  metricsPortOf(nodeId: string): number | undefined {
+    return this.metricsPorts.get(nodeId);
+  }
+
   forService(serviceId: string): TaskFigures[] {
     return [...this.byTask.values()].filter((f) => f.serviceId === serviceId);
   }
@@ -99,6 +111,7 @@ export class MetricsBook {
       } else if (e.kind === "node") {
         const n = e.value as Node | null;
         if (n === null || n.status !== "ready") this.forgetNode(e.id);
+        if (n === null) this.metricsPorts.delete(e.id);
       }
     }
   }

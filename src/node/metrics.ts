@@ -20,8 +20,13 @@ export interface SampledTask {
   taskId: string;
   serviceId: string;
   serviceName: string;
+  /** The task's name as `docker stats` shows a container's: `<service>.<slot>.<task id>`. */
+  name: string;
   handle: Handle;
 }
+
+/** A task's latest figures with what names it. */
+export type SampledStats = TaskStats & { serviceId: string; serviceName: string; name: string };
 
 /** Cores used between two readings of a CPU counter (ns) taken `ms` apart; 0 when not known. */
 export function coresBetween(
@@ -57,7 +62,7 @@ export interface TaskSamplerOptions {
   /** Reads a task's counters (the agent's driver set); null when it cannot. */
   usage: (h: Handle, snap: ProcSnapshot) => Promise<TaskUsage | null>;
   /** Called after every round with the latest figures (the /metrics gauges). */
-  onSample?: (stats: Array<TaskStats & { serviceId: string; serviceName: string }>) => void;
+  onSample?: (stats: SampledStats[]) => void;
   intervalMs?: number;
   /** The clock (ms); tests inject one. */
   now?: () => number;
@@ -67,7 +72,7 @@ export interface TaskSamplerOptions {
 
 export class TaskSampler {
   private readonly prev = new Map<string, { cpuNanos: number; at: number }>();
-  private latestStats: Array<TaskStats & { serviceId: string; serviceName: string }> = [];
+  private latestStats: SampledStats[] = [];
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private readonly now: () => number;
@@ -91,7 +96,7 @@ export class TaskSampler {
   }
 
   /** The latest figures of every task that ran at the last round. */
-  latest(): Array<TaskStats & { serviceId: string; serviceName: string }> {
+  latest(): SampledStats[] {
     return this.latestStats;
   }
 
@@ -104,7 +109,7 @@ export class TaskSampler {
   private async round(): Promise<void> {
     const snap = new ProcSnapshot(this.opts.procDir);
     const tasks = this.opts.tasks();
-    const out: Array<TaskStats & { serviceId: string; serviceName: string }> = [];
+    const out: SampledStats[] = [];
     const seen = new Set<string>();
     for (const t of tasks) {
       let u: TaskUsage | null;
@@ -123,6 +128,7 @@ export class TaskSampler {
         ...toTaskStats(t.taskId, u, cores, at),
         serviceId: t.serviceId,
         serviceName: t.serviceName,
+        name: t.name,
       });
     }
     for (const id of this.prev.keys()) if (!seen.has(id)) this.prev.delete(id);

@@ -16,6 +16,7 @@ import type { Logger } from "../lib/log.js";
 import { SHOAL_VERSION } from "../lib/version.js";
 import { cidrHost } from "../lib/addr.js";
 import { TaskSampler } from "./metrics.js";
+import { NodeMetrics } from "./prometheus.js";
 
 export interface NodeRuntimeOptions {
   nodeId: string;
@@ -68,6 +69,10 @@ export class NodeRuntime {
   readonly session: AgentSession;
   /** What the tasks use, sampled every few seconds (sent with heartbeats, shown on /metrics). */
   readonly sampler: TaskSampler;
+  /** The node's /metrics registry (prometheus.ts). */
+  readonly metrics: NodeMetrics;
+  /** The port the daemon serves this node's /metrics on (told to the managers). */
+  metricsPort: number | undefined;
   private networksSig = "";
   /** Network changes are applied one after the other. */
   private networking: Promise<void> = Promise.resolve();
@@ -92,11 +97,12 @@ export class NodeRuntime {
       facts,
       onEndpoints: opts.onEndpoints,
       onNetworks: (nets, dns) => this.onNetworks(nets, dns),
+      metricsPort: () => this.metricsPort,
       // Each round's figures go with the next heartbeat, once.
       stats: () => {
         if (this.sampler.rounds === sentRound) return null;
         sentRound = this.sampler.rounds;
-        return this.sampler.latest().map(({ serviceId: _s, serviceName: _n, ...t }) => t);
+        return this.sampler.latest().map(({ serviceId: _s, serviceName: _n, name: _m, ...t }) => t);
       },
       ...(opts.fencing !== undefined ? { fencing: opts.fencing } : {}),
       ...(opts.fenceMarginMs !== undefined ? { fenceMarginMs: opts.fenceMarginMs } : {}),
@@ -121,10 +127,17 @@ export class NodeRuntime {
           taskId: task.id,
           serviceId: task.serviceId,
           serviceName: task.serviceName,
+          name: `${task.serviceName}.${task.slot || opts.nodeId}.${task.id}`,
           handle,
         })),
       usage: (h, snap) => set.usage(h, snap),
       ...(opts.sampleIntervalMs !== undefined ? { intervalMs: opts.sampleIntervalMs } : {}),
+    });
+    this.metrics = new NodeMetrics({
+      nodeId: opts.nodeId,
+      hostname: opts.hostname,
+      latest: () => this.sampler.latest(),
+      resources: facts.resources!,
     });
   }
 

@@ -61,6 +61,8 @@ export interface SessionOptions {
   now?: () => number;
   /** Task figures sampled since the last heartbeat, or null when none are new (metrics.ts). */
   stats?: () => TaskStats[] | null;
+  /** The port of the node's /metrics, once it serves one. */
+  metricsPort?: () => number | undefined;
   log: { info(m: string): void; warn(m: string): void };
 }
 
@@ -339,12 +341,14 @@ export class AgentSession {
       }
     }
     const stats = this.opts.stats?.() ?? null;
+    const metricsPort = this.opts.metricsPort?.();
     const hb: Heartbeat = {
       nodeId: this.opts.nodeId,
       hostname: this.opts.hostname,
       tasks,
       ...(this.opts.facts ?? {}),
       ...(stats ? { stats } : {}),
+      ...(metricsPort !== undefined ? { metricsPort } : {}),
     };
     nc.publish(hbSubject(this.opts.nodeId), codec.encode(hb));
   }

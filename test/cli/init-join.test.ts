@@ -235,6 +235,8 @@ test("init advertises the machine's address (not 127.0.0.1) and prints a join co
       "",
       "--consul-dns-addr",
       "",
+      "--metrics-addr",
+      "",
     ],
     env(dir),
   );
@@ -279,6 +281,8 @@ test("init whose daemon cannot start removes what it wrote and leaves no process
       "--consul-addr",
       "",
       "--consul-dns-addr",
+      "",
+      "--metrics-addr",
       "",
     ],
     env(dir),

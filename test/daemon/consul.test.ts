@@ -325,6 +325,8 @@ test("a daemon whose catalog address is taken fails at start, naming it", async 
       `127.0.0.1:${port}`,
       "--consul-dns-addr",
       "",
+      "--metrics-addr",
+      "",
     ],
     30_000,
   );

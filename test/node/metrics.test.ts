@@ -225,7 +225,13 @@ describe("sampler", () => {
     const handle = (id: string): Handle => ({ taskId: id, pid: 1, startedAt: 0 });
     const s = new TaskSampler({
       tasks: () =>
-        tasks.map((id) => ({ taskId: id, serviceId: "s", serviceName: "web", handle: handle(id) })),
+        tasks.map((id) => ({
+          taskId: id,
+          serviceId: "s",
+          serviceName: "web",
+          name: `web.1.${id}`,
+          handle: handle(id),
+        })),
       usage: async (h) => counters.get(h.taskId) ?? null,
       now: () => now,
     });
