@@ -28,6 +28,7 @@ import {
   SwarmUpdateSchema,
   TokenSchema,
   type RouteSchema,
+  TaskStatsRowSchema,
 } from "../src/api/http.js";
 import {
   NetworkAttachmentConfigSchema,
@@ -113,6 +114,7 @@ const TYPES: TSchema[] = [
   ConfigCreateSchema,
   JoinRequestSchema,
   JoinResponseSchema,
+  TaskStatsRowSchema,
 ];
 
 type S = Record<string | symbol, unknown>;

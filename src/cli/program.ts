@@ -722,6 +722,18 @@ Run 'shoal COMMAND --help' for more information on a command.`,
     );
 
   program
+    .command("stats")
+    .description("Display a live stream of tasks' resource usage statistics")
+    .argument("[task-or-service...]")
+    .option("--no-stream", "disable streaming stats and only pull the first result")
+    .option(
+      "--format <format>",
+      "format output using a custom template ('table', 'json', or a Go template)",
+    )
+    .option("--no-trunc", "do not truncate output")
+    .action(run(async (cmd) => (await import("./stats.js")).stats(cmd.args, cmd.opts())));
+
+  program
     .command("info")
     .description("Display system-wide information")
     .action(run(async () => (await swarm()).info()));
