@@ -28,6 +28,7 @@ import {
   SwarmUpdateSchema,
   TokenSchema,
   type RouteSchema,
+  TaskStatsRowSchema,
 } from "../src/api/http.js";
 import {
   NetworkAttachmentConfigSchema,
@@ -121,6 +122,7 @@ const TYPES: TSchema[] = [
   EventCredentialsSchema,
   JoinRequestSchema,
   JoinResponseSchema,
+  TaskStatsRowSchema,
 ];
 
 type S = Record<string | symbol, unknown>;

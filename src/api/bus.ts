@@ -89,6 +89,47 @@ export const LogsReplySchema = Type.Object(
 );
 export type LogsReply = Static<typeof LogsReplySchema>;
 
+/** What one running task uses, as its node last sampled it (src/node/metrics.ts). */
+export const TaskStatsSchema = Type.Object(
+  {
+    taskId: Type.String(),
+    cpuCores: Type.Number({
+      minimum: 0,
+      description: "CPU used over the last sampling interval, in cores (1.5 = one and a half).",
+    }),
+    memoryBytes: Type.Number({ minimum: 0, description: "Resident memory, bytes." }),
+    memoryLimitBytes: Type.Optional(
+      Type.Number({ minimum: 0, description: "The task's memory limit, when it has one." }),
+    ),
+    netRxBytes: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        description: "Bytes received, cumulative (tasks with a network namespace of their own).",
+      }),
+    ),
+    netTxBytes: Type.Optional(Type.Number({ minimum: 0, description: "Bytes sent, cumulative." })),
+    blockReadBytes: Type.Optional(Type.Number({ minimum: 0, description: "Cumulative." })),
+    blockWriteBytes: Type.Optional(Type.Number({ minimum: 0, description: "Cumulative." })),
+    pids: Type.Optional(Type.Integer({ minimum: 0, description: "Processes in the task." })),
+    sampledAt: Type.Number({ description: "When it was sampled, ms since epoch (node clock)." }),
+  },
+  { title: "TaskStats" },
+);
+export type TaskStats = Static<typeof TaskStatsSchema>;
+
+/** Requests one node's HTTP router or routing mesh passed to a service since its last heartbeat. */
+export const ServiceRequestsSchema = Type.Object(
+  {
+    serviceId: Type.String(),
+    count: Type.Integer({ minimum: 0 }),
+    latencyMsSum: Type.Optional(
+      Type.Number({ minimum: 0, description: "The sum of their latencies, ms." }),
+    ),
+  },
+  { title: "ServiceRequests" },
+);
+export type ServiceRequests = Static<typeof ServiceRequestsSchema>;
+
 export const HeartbeatSchema = Type.Object(
   {
     nodeId: Type.String(),
@@ -105,6 +146,23 @@ export const HeartbeatSchema = Type.Object(
     resources: Type.Optional(NodeResourcesSchema),
     limits: Type.Optional(NodeLimitsSchema),
     networks: Type.Optional(NodeNetworkingSchema),
+    stats: Type.Optional(
+      Type.Array(TaskStatsSchema, {
+        description: "What the node's running tasks use, sent after each new sample.",
+      }),
+    ),
+    metricsPort: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 65535,
+        description: "The port of the node's /metrics (`--metrics-addr`), when it serves one.",
+      }),
+    ),
+    requests: Type.Optional(
+      Type.Array(ServiceRequestsSchema, {
+        description: "Requests per service through this node's router since its last heartbeat.",
+      }),
+    ),
   },
   { title: "Heartbeat" },
 );

@@ -8,6 +8,7 @@
 
 import { Type, type Static, type TObject, type TSchema } from "@sinclair/typebox";
 import { closed } from "./schema.js";
+import { TaskStatsSchema } from "./bus.js";
 import {
   ConfigInfoSchema,
   ConfigSchema,
@@ -338,6 +339,25 @@ const unixTime = (description: string) =>
 const flag = (description: string) =>
   Type.Optional(Type.Union([Type.Literal("1"), Type.Literal("0")], { description }));
 
+/** One running task's current figures, for `shoal stats` (`GET /v1/tasks/stats`). */
+export const TaskStatsRowSchema = Type.Composite(
+  [
+    TaskStatsSchema,
+    Type.Object({
+      name: Type.String({ description: "`<service>.<slot>.<task id>` (global: the node id)." }),
+      serviceId: Type.String(),
+      serviceName: Type.String(),
+      nodeId: Type.String(),
+      node: Type.String({ description: "The node's hostname." }),
+      nodeMemoryBytes: Type.Number({
+        description: "The memory the node offers (what a task without a limit may use).",
+      }),
+    }),
+  ],
+  { title: "TaskStatsRow" },
+);
+export type TaskStatsRow = Static<typeof TaskStatsRowSchema>;
+
 export const apiRoutes = {
   info: route({
     method: "GET",
@@ -575,6 +595,16 @@ export const apiRoutes = {
     summary:
       "The bus user that may only subscribe to the events (`$SHOAL.events.<type>.<id>`), for dashboards and tools with any NATS client.",
     reply: EventCredentialsSchema,
+  }),
+  taskStats: route({
+    method: "GET",
+    url: "/v1/tasks/stats",
+    summary:
+      "What each running task uses now (of one service with `service=ref`), as its node last sampled it.",
+    querystring: Type.Object({
+      service: Type.Optional(Type.String({ description: "A service id, name or id prefix." })),
+    }),
+    reply: Type.Array(TaskStatsRowSchema),
   }),
   joinToken: route({
     method: "GET",

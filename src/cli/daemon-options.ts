@@ -33,6 +33,7 @@ export interface DaemonFlags {
   consulDnsAddr?: string;
   httpAddr?: string;
   httpAccessLog?: boolean;
+  metricsAddr?: string;
 }
 
 /** What the address choice reads from the machine (injected by tests). */
@@ -127,12 +128,14 @@ export interface ParsedDaemonFlags {
   /** --consul-addr and --consul-dns-addr when given ("" = off). */
   consulAddr: string | undefined;
   consulDnsAddr: string | undefined;
+  /** --metrics-addr when given ("" = off). */
+  metricsAddr: string | undefined;
   /** --http-addr when given ("" = off), and --http-access-log. */
   httpAddr: string | undefined;
   httpAccessLog: boolean;
 }
 
-/** A --consul-addr / --consul-dns-addr / --http-addr value: "" (off) or [host]:port. */
+/** A --consul-addr / --consul-dns-addr / --http-addr / --metrics-addr value: "" (off) or [host]:port. */
 function serviceAddrFlag(flag: string, v: string | undefined): string | undefined {
   if (v === undefined || v === "") return v;
   let hp;
@@ -227,6 +230,7 @@ export function parseDaemonFlags(
     consulDnsAddr: serviceAddrFlag("--consul-dns-addr", f.consulDnsAddr),
     httpAddr: serviceAddrFlag("--http-addr", f.httpAddr),
     httpAccessLog: !!f.httpAccessLog,
+    metricsAddr: serviceAddrFlag("--metrics-addr", f.metricsAddr),
   };
 }
 
@@ -285,6 +289,7 @@ export function runOptions(
     ...(p.consulDnsAddr !== undefined ? { consulDnsAddr: p.consulDnsAddr } : {}),
     ...(p.httpAddr !== undefined ? { httpAddr: p.httpAddr } : {}),
     ...(p.httpAccessLog ? { httpAccessLog: true } : {}),
+    ...(p.metricsAddr !== undefined ? { metricsAddr: p.metricsAddr } : {}),
   };
 }
 
@@ -319,6 +324,7 @@ export function givenRunOptions(
     ...(p.consulDnsAddr !== undefined ? { consulDnsAddr: p.consulDnsAddr } : {}),
     ...(p.httpAddr !== undefined ? { httpAddr: p.httpAddr } : {}),
     ...(f.httpAccessLog !== undefined ? { httpAccessLog: p.httpAccessLog } : {}),
+    ...(p.metricsAddr !== undefined ? { metricsAddr: p.metricsAddr } : {}),
     // `up` on the default Consul addresses: a taken port is a warning, not a failed start.
     ...(up && p.consulAddr === undefined && p.consulDnsAddr === undefined
       ? { consulBestEffort: true }
@@ -361,5 +367,6 @@ export function daemonArgv(o: FullRunOptions): string[] {
     ...(o.consulDnsAddr !== undefined ? ["--consul-dns-addr", o.consulDnsAddr] : []),
     ...(o.httpAddr !== undefined ? ["--http-addr", o.httpAddr] : []),
     ...(o.httpAccessLog ? ["--http-access-log"] : []),
+    ...(o.metricsAddr !== undefined ? ["--metrics-addr", o.metricsAddr] : []),
   ];
 }

@@ -156,6 +156,10 @@ function daemonFlags(cmd: Command): Command {
       'the HTTP router that sends requests to services by host name, [ip]:port (default :80, "" off)',
     )
     .option("--http-access-log", "print an access log line (common log format) per routed request")
+    .option(
+      "--metrics-addr <addr>",
+      'the node\'s Prometheus /metrics (and on managers /sd, http_sd_configs), [ip]:port (default :9323, "" off)',
+    )
     .option("-D, --debug", "log debug messages")
     .addHelpText("after", DAEMON_HELP);
 }
@@ -752,6 +756,18 @@ Run 'shoal COMMAND --help' for more information on a command.`,
         return repairStoreCommand(cmd.args[0]!);
       }),
     );
+
+  program
+    .command("stats")
+    .description("Display a live stream of tasks' resource usage statistics")
+    .argument("[task-or-service...]")
+    .option("--no-stream", "disable streaming stats and only pull the first result")
+    .option(
+      "--format <format>",
+      "format output using a custom template ('table', 'json', or a Go template)",
+    )
+    .option("--no-trunc", "do not truncate output")
+    .action(run(async (cmd) => (await import("./stats.js")).stats(cmd.args, cmd.opts())));
 
   program
     .command("info")

@@ -1,6 +1,8 @@
 // `shoal service create|ls|ps|scale|update|rollback|rm|inspect|logs`: Docker's `docker service`
 // words, flags and table columns, against the daemon's API. Loaded only by these commands.
 
+import { prettyFigures, serviceFigures, type ServiceFigures } from "./stats.js";
+import type { TaskStatsRow } from "../api/http.js";
 import { resolve as resolvePath } from "node:path";
 import { call, stream } from "./api-client.js";
 import { routesFromLabels } from "../api/route-labels.js";
@@ -1039,9 +1041,22 @@ export async function inspect(refs: string[], o: { pretty?: boolean }): Promise<
   const out: ServiceSummary[] = [];
   for (const ref of refs)
     out.push(await call<ServiceSummary>("GET", `/v1/services/${encodeURIComponent(ref)}`));
+  // The service's current figures (shoal's own; Docker shows none): sums over its tasks.
+  const figures = new Map<string, ServiceFigures>();
+  for (const sv of out) {
+    const rows = await call<TaskStatsRow[]>(
+      "GET",
+      `/v1/tasks/stats?service=${encodeURIComponent(sv.id)}`,
+    );
+    const f = serviceFigures(rows);
+    if (f) figures.set(sv.id, f);
+  }
   if (!o.pretty) {
     const withHealth = [];
-    for (const sv of out) withHealth.push(await withTaskHealth(sv));
+    for (const sv of out) {
+      const f = figures.get(sv.id);
+      withHealth.push({ ...(await withTaskHealth(sv)), ...(f ? { currentStats: f } : {}) });
+    }
     process.stdout.write(JSON.stringify(withHealth, null, 4) + "\n");
     return 0;
   }
@@ -1050,7 +1065,11 @@ export async function inspect(refs: string[], o: { pretty?: boolean }): Promise<
     for (const n of await call<Array<{ Id: string; Name: string }>>("GET", "/v1/networks"))
       names.set(n.Id, n.Name);
   }
-  for (const s of out) process.stdout.write(prettyService(s, Date.now(), names) + "\n\n");
+  for (const s of out) {
+    const f = figures.get(s.id);
+    const current = f ? `\n${prettyFigures(f)}` : "";
+    process.stdout.write(prettyService(s, Date.now(), names) + current + "\n\n");
+  }
   return 0;
 }
 

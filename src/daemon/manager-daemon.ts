@@ -28,6 +28,8 @@ import { NodeRuntime } from "../node/runtime.js";
 import { NodeTaskDns } from "./task-dns.js";
 import { startConsul, type RunningConsul } from "./consul.js";
 import { NodeEdge } from "./edge.js";
+import { startMetricsServer, type RunningMetrics } from "./metrics-server.js";
+import { prometheusTargets } from "../manager/prometheus-sd.js";
 import { SHOAL_VERSION } from "../lib/version.js";
 import { isWildcard, joinHostPort, parseHostPort } from "../lib/addr.js";
 import { fencingOf, forgetSwarm } from "./state.js";
@@ -65,6 +67,9 @@ export interface DaemonOptions {
   /** The HTTP router's [host]:port ("" or undefined: off), and its access log. */
   httpAddr?: string;
   httpAccessLog?: boolean;
+  /** The node's /metrics and the swarm's Prometheus discovery (`--metrics-addr`, default
+   * :9323); "" = off. */
+  metricsAddr?: string;
   log: Logger;
 }
 
@@ -79,6 +84,7 @@ export class Daemon {
   join!: JoinServer;
   edge!: NodeEdge;
   consul: RunningConsul | undefined;
+  metrics: RunningMetrics | undefined;
   nodeId = "";
   private stopping = false;
   /** The workers that have a user on the bus now. */
@@ -248,6 +254,16 @@ export class Daemon {
       onRoutes: (table) => this.edge.routes(table),
       log,
     });
+    this.metrics = await startMetricsServer({
+      addr: this.opts.metricsAddr ?? "",
+      metrics: this.runtime.metrics,
+      sd: () =>
+        this.store.view((tx) =>
+          prometheusTargets(tx, (id) => this.manager.metrics.metricsPortOf(id)),
+        ),
+      log: log.child("metrics"),
+    });
+    this.runtime.metricsPort = this.metrics.port;
     await this.runtime.start();
 
     writeFileSync(join(dataDir, "daemon.pid"), String(process.pid));
@@ -375,6 +391,7 @@ export class Daemon {
     await this.manager?.stop();
     await this.api?.close();
     await this.consul?.close();
+    await this.metrics?.close();
     await this.edge?.close();
     await this.nats?.shutdown();
     await this.store?.close();

@@ -41,6 +41,8 @@ export interface DaemonRunOptions {
   httpAddr?: string;
   /** An access log line per routed request, on standard output. */
   httpAccessLog?: boolean;
+  /** The node's /metrics (and on managers Prometheus' discovery), host:port ("" = off). */
+  metricsAddr?: string;
   debug?: boolean;
 }
 
@@ -75,6 +77,7 @@ export function resolveDaemonOptions(given: DaemonRunOptions, log: Logger): Reso
     consulDnsAddr: ":8600",
     httpAddr: ":80",
     httpAccessLog: false,
+    metricsAddr: ":9323",
     debug: false,
     ...defined(saved),
     ...defined(given),
@@ -116,6 +119,7 @@ export async function runDaemon(given: DaemonRunOptions, banner = false): Promis
       fenceMarginMs: o.fenceMarginMs,
       httpAddr: o.httpAddr,
       httpAccessLog: o.httpAccessLog,
+      metricsAddr: o.metricsAddr,
       log,
     });
     await w.start();
@@ -138,6 +142,8 @@ function printBanner(d: Daemon, o: ResolvedDaemonOptions): void {
   const monitor = o.monitorPort > 0 ? `http://127.0.0.1:${d.nats.opts.httpPort}` : "off";
   const http = d.consul?.httpPort;
   const dns = d.consul?.dnsPort;
+  const metrics =
+    d.metrics?.port !== undefined ? `http://127.0.0.1:${d.metrics.port}/metrics` : "off";
   const consul =
     (http !== undefined ? `http://127.0.0.1:${http}` : "off") +
     (dns !== undefined ? `, DNS 127.0.0.1:${dns}` : "");
@@ -148,6 +154,7 @@ function printBanner(d: Daemon, o: ResolvedDaemonOptions): void {
       `  NATS:        ${d.localNatsUrl()}\n` +
       `  monitoring:  ${monitor}\n` +
       `  consul:      ${consul}\n` +
+      `  metrics:     ${metrics}\n` +
       `  joins:       ${o.advertiseAddr}\n` +
       `  data:        ${o.dataDir}\n` +
       `Try: shoal service create --name hello --replicas 2 -- node -e "setInterval(()=>console.log('hi'),1000)"\n` +

@@ -20,6 +20,7 @@ import { JoinResponseSchema } from "../api/http.js";
 import { check, matches } from "../api/schema.js";
 import { socketPath } from "../api/paths.js";
 import { SHOAL_VERSION } from "../lib/version.js";
+import { startMetricsServer, type RunningMetrics } from "./metrics-server.js";
 
 export interface WorkerOptions {
   dataDir: string;
@@ -35,6 +36,8 @@ export interface WorkerOptions {
   /** The HTTP router's [host]:port ("" or undefined: off), and its access log. */
   httpAddr?: string;
   httpAccessLog?: boolean;
+  /** The node's /metrics (`--metrics-addr`, default :9323); "" = off. */
+  metricsAddr?: string;
   log: Logger;
 }
 
@@ -132,6 +135,7 @@ export class WorkerDaemon {
   edge!: NodeEdge;
   nodeId = "";
   private api: Server | null = null;
+  metrics: RunningMetrics | undefined;
   private stopping = false;
   readonly done: Promise<void>;
   private resolveDone!: () => void;
@@ -209,6 +213,12 @@ export class WorkerDaemon {
       onRoutes: (table) => this.edge.routes(table),
       log,
     });
+    this.metrics = await startMetricsServer({
+      addr: this.opts.metricsAddr ?? "",
+      metrics: this.runtime.metrics,
+      log: log.child("metrics"),
+    });
+    this.runtime.metricsPort = this.metrics.port;
     await this.runtime.start();
     await this.listenApi();
     writeFileSync(join(dataDir, "daemon.pid"), String(process.pid));
@@ -243,6 +253,7 @@ export class WorkerDaemon {
     this.stopping = true;
     await this.runtime?.stop(leaving);
     await this.edge?.close();
+    await this.metrics?.close();
     const api = this.api;
     if (api) await new Promise<void>((r) => api.close(() => r()));
     rmSync(join(this.opts.dataDir, "daemon.pid"), { force: true });

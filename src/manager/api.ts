@@ -8,8 +8,9 @@
 import type { FastifyInstance } from "fastify";
 import type { Manager } from "./manager.js";
 import { addRoute, createHttpApp, HttpListeners } from "./http.js";
-import { apiRoutes as r, type Info, type ServiceSummary } from "../api/http.js";
-import { isTerminal, replicasOf, type ServiceSpec, type Task } from "../api/types.js";
+import { apiRoutes as r, type Info, type ServiceSummary, type TaskStatsRow } from "../api/http.js";
+import { isTerminal, replicasOf, type Node, type ServiceSpec, type Task } from "../api/types.js";
+import type { TaskFigures } from "./metrics-book.js";
 import { findNetwork, inspectNetwork, predefinedNetworks } from "./networks.js";
 import { findFile, infoOf } from "./secrets.js";
 import { streamEvents } from "./events/stream.js";
@@ -159,6 +160,14 @@ export class Api {
       }
       return hooks.eventCredentials();
     });
+    addRoute(app, r.taskStats, async ({ query }) =>
+      m.store.view((tx) => {
+        const figures = query.service
+          ? m.metrics.forService(m.findService(tx, query.service).id)
+          : m.metrics.all();
+        return figures.map((f) => taskStatsRow(f, tx.getTask(f.taskId), tx.getNode(f.nodeId)));
+      }),
+    );
     addRoute(app, r.joinToken, async ({ params, query }) => ({
       token: await hooks.joinToken(params.role, query.rotate === "1"),
     }));
@@ -194,4 +203,19 @@ export function summary<S extends { spec: ServiceSpec }>(
     (t) => !isTerminal(t.status.state) && t.desiredState === "running",
   ).length;
   return { ...s, running, desired: replicasOf(s.spec) ?? desiredGlobal };
+}
+
+/** A task's figures as `GET /v1/tasks/stats` gives them. */
+function taskStatsRow(f: TaskFigures, t: Task | undefined, n: Node | undefined): TaskStatsRow {
+  const { nodeId, serviceId, serviceName, ...stats } = f;
+  const slot = t && t.slot > 0 ? String(t.slot) : nodeId;
+  return {
+    ...stats,
+    name: `${serviceName}.${slot}.${f.taskId}`,
+    serviceId,
+    serviceName,
+    nodeId,
+    node: n?.hostname ?? nodeId,
+    nodeMemoryBytes: n?.resources.memoryBytes ?? 0,
+  };
 }

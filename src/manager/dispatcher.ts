@@ -159,6 +159,8 @@ export class Dispatcher {
       })
       .catch(() => {});
     await this.manager.reportStatus(hb.nodeId, hb.tasks).catch(() => {});
+    if (hb.stats) this.manager.metrics.record(hb.nodeId, hb.stats);
+    this.manager.metrics.setMetricsPort(hb.nodeId, hb.metricsPort);
   }
 
   private schedulePublish(): void {

@@ -33,6 +33,7 @@ import { createFileIn, removeFileIn, resolveSpecFiles, type FileKind } from "./s
 import type { SecretCreate } from "../api/http.js";
 import type { Logger } from "../lib/log.js";
 import { EventLog } from "./events/log.js";
+import { MetricsBook } from "./metrics-book.js";
 
 /** What this component logs through (the one Logger interface, src/lib/log.ts). */
 export type ManagerLogger = Pick<Logger, "info" | "warn" | "error" | "debug">;
@@ -67,6 +68,8 @@ export class Manager {
   private passCount = 0;
   /** When each node was last heard from (in memory; the store only gets status changes). */
   readonly liveness = new Liveness();
+  /** What running tasks use now, as their nodes last sampled it (metrics-book.ts). */
+  readonly metrics: MetricsBook;
   /** Stored services the last pass left alone, and why (see invalidServices). */
   private invalid = new Map<string, { name: string; problem: string }>();
   /** The problem last logged per service (each is logged once, not every pass). */
@@ -80,6 +83,7 @@ export class Manager {
     readonly opts: ManagerOptions = defaultManagerOptions(),
   ) {
     this.events = new EventLog(store, { log });
+    this.metrics = new MetricsBook(store);
   }
 
   start(): void {
@@ -87,6 +91,7 @@ export class Manager {
     this.unwatch = this.store.watch((events) => {
       if (changesState(events)) this.markDirty();
     });
+    this.metrics.start();
     this.unwatchStalls = watchStalls(100, 250, (ms) => {
       this.liveness.credit(ms);
       this.log.debug(`manager event loop stalled for ${ms} ms: credited to every node`);
@@ -802,6 +807,7 @@ export class Manager {
     this.unwatch?.();
     this.unwatchStalls?.();
     await this.events.stop();
+    this.metrics.stop();
   }
 }
 

@@ -701,6 +701,15 @@ export class Agent {
       .map((l) => ({ taskId: l.task.id, pid: l.handle?.pid ?? null }));
   }
 
+  /** The tasks running here with their handles (the metrics sampler's list). */
+  handles(): Array<{ task: Task; handle: Handle }> {
+    const out: Array<{ task: Task; handle: Handle }> = [];
+    for (const l of this.local.values()) {
+      if (!l.done && !l.stopping && l.handle) out.push({ task: l.task, handle: l.handle });
+    }
+    return out;
+  }
+
   /** Stops watching; tasks keep running (a restarted agent adopts them) unless `stopTasks`. */
   async stop(stopTasks: boolean): Promise<void> {
     if (stopTasks) {

@@ -16,6 +16,8 @@ import type { NodeFacts, NodeResources } from "../api/types.js";
 import type { Logger } from "../lib/log.js";
 import { SHOAL_VERSION } from "../lib/version.js";
 import { cidrHost } from "../lib/addr.js";
+import { TaskSampler } from "./metrics.js";
+import { NodeMetrics } from "./prometheus.js";
 
 export interface NodeRuntimeOptions {
   nodeId: string;
@@ -39,6 +41,8 @@ export interface NodeRuntimeOptions {
   fenceMarginMs?: number;
   /** The DNS servers of the node's tasks (the daemon's, on src/net/dns.ts). */
   dns?: TaskDns;
+  /** Time between two samples of what the tasks use, ms (metrics.ts; default 2 s). */
+  sampleIntervalMs?: number;
   /** Published port → endpoints of its service anywhere in the cluster (for the routing mesh). */
   onEndpoints: (endpoints: Record<string, Endpoint[]>) => void;
   /** The HTTP router's table, from every assignment message. */
@@ -66,6 +70,12 @@ export interface TaskDns {
 export class NodeRuntime {
   readonly agent: Agent;
   readonly session: AgentSession;
+  /** What the tasks use, sampled every few seconds (sent with heartbeats, shown on /metrics). */
+  readonly sampler: TaskSampler;
+  /** The node's /metrics registry (prometheus.ts). */
+  readonly metrics: NodeMetrics;
+  /** The port the daemon serves this node's /metrics on (told to the managers). */
+  metricsPort: number | undefined;
   private networksSig = "";
   /** Network changes are applied one after the other. */
   private networking: Promise<void> = Promise.resolve();
@@ -80,6 +90,7 @@ export class NodeRuntime {
         ? { overlay: true }
         : { overlay: false, reason: opts.drivers.overlayUnsupported ?? "not reported" },
     };
+    let sentRound = 0;
     this.session = new AgentSession({
       nodeId: opts.nodeId,
       hostname: opts.hostname,
@@ -90,6 +101,13 @@ export class NodeRuntime {
       onEndpoints: opts.onEndpoints,
       ...(opts.onRoutes ? { onRoutes: opts.onRoutes } : {}),
       onNetworks: (nets, dns) => this.onNetworks(nets, dns),
+      metricsPort: () => this.metricsPort,
+      // Each round's figures go with the next heartbeat, once.
+      stats: () => {
+        if (this.sampler.rounds === sentRound) return null;
+        sentRound = this.sampler.rounds;
+        return this.sampler.latest().map(({ serviceId: _s, serviceName: _n, name: _m, ...t }) => t);
+      },
       ...(opts.fencing !== undefined ? { fencing: opts.fencing } : {}),
       ...(opts.fenceMarginMs !== undefined ? { fenceMarginMs: opts.fenceMarginMs } : {}),
       log: opts.log.child("agent"),
@@ -105,6 +123,25 @@ export class NodeRuntime {
         ? { shoalCommand: [process.execPath, process.argv[1]] as [string, string] }
         : {}),
       report: this.session.report,
+    });
+    const set = opts.drivers.set;
+    this.sampler = new TaskSampler({
+      tasks: () =>
+        this.agent.handles().map(({ task, handle }) => ({
+          taskId: task.id,
+          serviceId: task.serviceId,
+          serviceName: task.serviceName,
+          name: `${task.serviceName}.${task.slot || opts.nodeId}.${task.id}`,
+          handle,
+        })),
+      usage: (h, snap) => set.usage(h, snap),
+      ...(opts.sampleIntervalMs !== undefined ? { intervalMs: opts.sampleIntervalMs } : {}),
+    });
+    this.metrics = new NodeMetrics({
+      nodeId: opts.nodeId,
+      hostname: opts.hostname,
+      latest: () => this.sampler.latest(),
+      resources: facts.resources!,
     });
   }
 
@@ -135,11 +172,13 @@ export class NodeRuntime {
   async start(): Promise<void> {
     await this.agent.recover();
     await this.session.start(this.agent);
+    this.sampler.start();
   }
 
   /** Leaves the bus; `stopTasks` also stops every task (leave), otherwise they are adopted at
    * the next start. */
   async stop(stopTasks: boolean): Promise<void> {
+    this.sampler.stop();
     await this.session.stop();
     await this.agent.stop(stopTasks);
     await this.networking;

@@ -21,6 +21,7 @@ import {
   statusSubject,
   type Endpoint,
   type Heartbeat,
+  type TaskStats,
   type LogsReply,
   type LogsRequest,
   logsSubject,
@@ -61,6 +62,10 @@ export interface SessionOptions {
   fenceMarginMs?: number;
   /** The clock (ms); tests inject one. */
   now?: () => number;
+  /** Task figures sampled since the last heartbeat, or null when none are new (metrics.ts). */
+  stats?: () => TaskStats[] | null;
+  /** The port of the node's /metrics, once it serves one. */
+  metricsPort?: () => number | undefined;
   log: { info(m: string): void; warn(m: string): void };
 }
 
@@ -339,11 +344,15 @@ export class AgentSession {
         if (r.sentTerminal > 5) this.latest.delete(id);
       }
     }
+    const stats = this.opts.stats?.() ?? null;
+    const metricsPort = this.opts.metricsPort?.();
     const hb: Heartbeat = {
       nodeId: this.opts.nodeId,
       hostname: this.opts.hostname,
       tasks,
       ...(this.opts.facts ?? {}),
+      ...(stats ? { stats } : {}),
+      ...(metricsPort !== undefined ? { metricsPort } : {}),
     };
     nc.publish(hbSubject(this.opts.nodeId), codec.encode(hb));
   }

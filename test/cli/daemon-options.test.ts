@@ -299,3 +299,28 @@ test("--http-addr and --http-access-log: checked, passed on by init and join's d
   assert.ok(!daemonArgv(runOptions(off, { host: "10.0.0.5", port: 2377 })).includes("--http-addr"));
   assert.equal(givenRunOptions({ httpAddr: "" }, parse({ httpAddr: "" }), false).httpAddr, "");
 });
+
+test("--metrics-addr: checked, passed on by init and by daemon/up, off with an empty value", () => {
+  const m = machine("10.0.0.5");
+  const parse = (f: Record<string, string>) =>
+    parseDaemonFlags({ dataDir: "/d", ...f }, { natsPort: 4222 }, m);
+  for (const [given, want] of [
+    ["", ""],
+    [":9323", ":9323"],
+    ["127.0.0.1:0", "127.0.0.1:0"],
+  ] as const) {
+    assert.equal(parse({ metricsAddr: given }).metricsAddr, want, given);
+  }
+  assert.throws(
+    () => parse({ metricsAddr: "nowhere:9323" }),
+    (e: Error) => e instanceof UsageError && e.message.includes(`"--metrics-addr"`),
+  );
+  const p = parse({ metricsAddr: "" });
+  const argv = daemonArgv(runOptions(p, { host: "10.0.0.5", port: 2377 }));
+  assert.deepEqual(argv.slice(argv.indexOf("--metrics-addr")), ["--metrics-addr", ""]);
+  assert.equal(givenRunOptions({ metricsAddr: "" }, p, false).metricsAddr, "");
+  // Not given: nothing passed (the daemon's saved setting or its default, :9323, applies).
+  assert.ok(
+    !daemonArgv(runOptions(parse({}), { host: "10.0.0.5", port: 2377 })).includes("--metrics-addr"),
+  );
+});

@@ -237,6 +237,8 @@ test("init advertises the machine's address (not 127.0.0.1) and prints a join co
       "",
       "--http-addr",
       "",
+      "--metrics-addr",
+      "",
     ],
     env(dir),
   );
@@ -283,6 +285,8 @@ test("init whose daemon cannot start removes what it wrote and leaves no process
       "--consul-dns-addr",
       "",
       "--http-addr",
+      "",
+      "--metrics-addr",
       "",
     ],
     env(dir),

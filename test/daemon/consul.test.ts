@@ -327,6 +327,8 @@ test("a daemon whose catalog address is taken fails at start, naming it", async 
       "",
       "--http-addr",
       "",
+      "--metrics-addr",
+      "",
     ],
     30_000,
   );

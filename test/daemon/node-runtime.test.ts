@@ -111,7 +111,7 @@ test("leave --force forgets the swarm: a new init has one node, Ready, and no gh
   const dataDir = mkdtempSync(join(tmpdir(), "shoal-leave-"));
   const flags = [
     ...["--data-dir", dataDir, "--listen-addr", "127.0.0.1:0", "--nats-port", "-1"],
-    ...["--consul-addr", "", "--consul-dns-addr", "", "--http-addr", ""],
+    ...["--consul-addr", "", "--consul-dns-addr", "", "--http-addr", "", "--metrics-addr", ""],
   ];
   t.after(async () => {
     await runCli(dataDir, ["leave", "--force"], 30_000);

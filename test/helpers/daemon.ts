@@ -32,6 +32,8 @@ export interface TestDaemon {
   consulDnsPort?: number;
   /** With `http`: the HTTP router's port on 127.0.0.1 (from the log). */
   httpPort?: number;
+  /** With `metrics`: the port of its /metrics on 127.0.0.1 (from the log). */
+  metricsPort?: number;
 }
 
 export function runCli(dataDir: string, args: string[], timeoutMs = 60_000): Promise<CliResult> {
@@ -54,11 +56,11 @@ export function runCli(dataDir: string, args: string[], timeoutMs = 60_000): Pro
 
 /**
  * A daemon on a fresh data dir; with `uid`, run as that user (it owns the data dir). The
- * Consul-compatible API and DNS are off unless `consul` (then on 127.0.0.1, free ports): tests
- * never bind the fixed defaults.
+ * Consul-compatible API and DNS are off unless `consul`, /metrics unless `metrics` (then on
+ * 127.0.0.1, free ports): tests never bind the fixed defaults.
  */
 export async function startDaemon(
-  opts: { uid?: number; consul?: boolean; http?: boolean } = {},
+  opts: { uid?: number; consul?: boolean; http?: boolean; metrics?: boolean } = {},
 ): Promise<TestDaemon> {
   const dataDir = mkdtempSync(join(tmpdir(), "shoal-test-"));
   const as = opts.uid === undefined ? {} : { uid: opts.uid, gid: opts.uid, env: { HOME: dataDir } };
@@ -85,6 +87,8 @@ export async function startDaemon(
         opts.consul ? "127.0.0.1:0" : "",
         "--http-addr",
         opts.http ? "127.0.0.1:0" : "",
+        "--metrics-addr",
+        opts.metrics ? "127.0.0.1:0" : "",
       ],
       {
         stdio: ["ignore", "pipe", "pipe"],
@@ -101,6 +105,9 @@ export async function startDaemon(
       d.consulDnsPort = Number(/Consul DNS listening on [^ ]*:(\d+)/.exec(out)?.[1]);
     }
     if (opts.http) d.httpPort = Number(/HTTP router listening on [^ ]*:(\d+)/.exec(out)?.[1]);
+    if (opts.metrics) {
+      d.metricsPort = Number(/metrics: listening on http:\/\/[^ ]*:(\d+)\/metrics/.exec(out)?.[1]);
+    }
   };
   const d: TestDaemon = {
     dataDir,

@@ -191,3 +191,21 @@ test("the routing mesh: only running tasks not found unhealthy are endpoints", (
     [1, 2],
   );
 });
+
+test("a heartbeat's task figures reach the manager's metrics book", async (t) => {
+  const { store, manager, agent } = await setup(t, 60_000);
+  manager.metrics.start();
+  t.after(() => manager.metrics.stop());
+  await store.update((tx) => {
+    const t1 = tx.getTask("t1")!;
+    tx.putTask({ ...t1, status: { ...t1.status, state: "running" } });
+  });
+  const stats = [{ taskId: "t1", cpuCores: 0.75, memoryBytes: 4096, sampledAt: 5 }];
+  agent.publish(hbSubject("w1"), codec.encode({ nodeId: "w1", hostname: "h", tasks: [], stats }));
+  const f = await checkFor(2000, () => manager.metrics.forTask("t1"));
+  assert.equal(f?.cpuCores, 0.75);
+  assert.deepEqual(
+    manager.metrics.forService("s1").map((x) => x.taskId),
+    ["t1"],
+  );
+});

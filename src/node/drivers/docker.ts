@@ -58,8 +58,10 @@ import {
   type Executor,
   type ExecRequest,
   type ExecResult,
+  type UsageReader,
   EXEC_OUTPUT_MAX,
 } from "./driver.js";
+import { engineStatsUsage, type EngineStats, type TaskUsage } from "./usage.js";
 import { capLogsEvery, capTaskLogs, logPath } from "./logs.js";
 import { findIp, ipQuiet, ipRun, nsName } from "./netns.js";
 import { cidrHost } from "../../lib/addr.js";
@@ -232,7 +234,7 @@ function collectFrames(stream: Readable): Promise<string> {
   });
 }
 
-export class DockerDriver implements Driver, LimitReporter, Reaper, Executor {
+export class DockerDriver implements Driver, LimitReporter, Reaper, Executor, UsageReader {
   readonly name = "docker";
 
   /** The engine enforces NanoCpus and Memory itself. */
@@ -791,6 +793,33 @@ export class DockerDriver implements Driver, LimitReporter, Reaper, Executor {
       return { running, pid: info.State.Pid || dh.pid };
     } catch {
       return { running: false, pid: dh.pid };
+    }
+  }
+
+  /** The engine's memory (what it reports as the limit of a container without one). */
+  private engineMemory: Promise<number> | null = null;
+
+  /**
+   * What the container uses, from the Engine's stats API in one-shot mode (one answer, no wait
+   * for a second sample): it works for an engine on another machine too, where the container's
+   * cgroup files are out of reach.
+   */
+  async usage(h: Handle): Promise<TaskUsage | null> {
+    const dh = asDockerHandle(h);
+    if (dh === null) return null;
+    const run = this.runs.get(dh.containerId);
+    if (run && run.status !== null) return null;
+    this.engineMemory ??= this.docker.info().then(
+      (i: { MemTotal?: number }) => i.MemTotal ?? Number.MAX_SAFE_INTEGER,
+      () => Number.MAX_SAFE_INTEGER,
+    );
+    try {
+      const stats = await this.docker
+        .getContainer(dh.containerId)
+        .stats({ stream: false, "one-shot": true });
+      return engineStatsUsage(stats as EngineStats, await this.engineMemory);
+    } catch {
+      return null;
     }
   }
 

@@ -16,11 +16,14 @@ import {
   type RunSpec,
   type StartIntent,
   type TaskStats,
+  type UsageReader,
   reaps,
   execs,
+  readsUsage,
 } from "./driver.js";
+import type { ProcSnapshot, TaskUsage } from "./usage.js";
 
-export class DriverSet implements Driver, Reaper, Executor {
+export class DriverSet implements Driver, Reaper, Executor, UsageReader {
   readonly name = "set";
 
   constructor(private readonly drivers: Record<string, Driver>) {}
@@ -86,6 +89,17 @@ export class DriverSet implements Driver, Reaper, Executor {
       return { exitCode: -1, output: `the ${d.name} driver cannot run commands`, timedOut: false };
     }
     return d.exec(h, req);
+  }
+
+  /** What the task uses, from the driver that runs it (null for a driver that cannot tell). */
+  async usage(h: Handle, snap: ProcSnapshot): Promise<TaskUsage | null> {
+    let d: Driver;
+    try {
+      d = this.of(h);
+    } catch {
+      return null;
+    }
+    return readsUsage(d) ? d.usage(h, snap) : null;
   }
 
   /** The intent's driver reaps (a driver without the ability leaves nothing to reap). */

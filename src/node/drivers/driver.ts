@@ -8,6 +8,7 @@
 import type { NodeNetwork } from "../../api/bus.js";
 import { constants } from "node:os";
 import { signalOf } from "../../lib/signals.js";
+import type { ProcSnapshot, TaskUsage } from "./usage.js";
 
 export interface RunSpec {
   /** Which driver runs it (a DriverSet picks by this; "process" when absent). */
@@ -201,6 +202,19 @@ export function execs(d: Driver): d is Driver & Executor {
 
 /** Bytes of a command's output an exec keeps. */
 export const EXEC_OUTPUT_MAX = 4096;
+
+/**
+ * An optional ability: what a running task uses now (cumulative CPU time, memory, network and
+ * block I/O; drivers/usage.ts), or null when it does not run or cannot be read. `snap` is the
+ * machine's process table for this sampling round, shared by every task of the round.
+ */
+export interface UsageReader {
+  usage(h: Handle, snap: ProcSnapshot): Promise<TaskUsage | null>;
+}
+
+export function readsUsage(d: Driver): d is Driver & UsageReader {
+  return typeof (d as Partial<UsageReader>).usage === "function";
+}
 
 /** Which resource limits a driver can enforce on this node (the scheduler's limits filter). */
 export interface LimitSupport {

@@ -75,8 +75,10 @@ import {
   type Executor,
   type ExecRequest,
   type ExecResult,
+  type UsageReader,
   EXEC_OUTPUT_MAX,
 } from "./driver.js";
+import { cgroupUsage, processGroupUsage, type ProcSnapshot, type TaskUsage } from "./usage.js";
 import {
   createTaskCgroup,
   detectCgroups,
@@ -524,7 +526,7 @@ async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> 
   }
 }
 
-export class ProcessDriver implements Driver, Reaper, Executor {
+export class ProcessDriver implements Driver, Reaper, Executor, UsageReader {
   readonly name = "process";
   readonly opts: Readonly<ProcessDriverOptions>;
   private readonly runs = new Map<string, Run>();
@@ -941,6 +943,26 @@ export class ProcessDriver implements Driver, Reaper, Executor {
       rss += rssBytes(pid);
     }
     return { running, pid: ph.pid, rssBytes: rss, cpuSeconds: ticks / CLOCK_TICKS };
+  }
+
+  /**
+   * What the task uses: its cgroup's figures where it has a group (tasks with limits), the rest
+   * summed over its process group from /proc; its network namespace's counters when it has one.
+   */
+  async usage(h: Handle, snap: ProcSnapshot): Promise<TaskUsage | null> {
+    const run = this.runs.get(this.key(h));
+    const ph = run?.h ?? asProcessHandle(h);
+    if (ph === null || !onLinux || (run !== undefined && run.status !== null)) return null;
+    if (!isAlive(ph)) return null;
+    const u: TaskUsage = {
+      ...processGroupUsage(snap, ph.pid),
+      ...cgroupUsage(ph.cgroup?.dirs ?? []),
+    };
+    if (ph.net) {
+      const net = snap.netDev(ph.pid);
+      if (net) [u.netRxBytes, u.netTxBytes] = [net.rx, net.tx];
+    }
+    return u;
   }
 
   async recover(h: Handle): Promise<Handle | null> {
