@@ -14,6 +14,8 @@ import {
   InfoSchema,
   JoinRequestSchema,
   JoinResponseSchema,
+  RenewRequestSchema,
+  RenewResponseSchema,
   NetworkCreateSchema,
   NetworkInspectSchema,
   NodeUpdateSchema,
@@ -113,6 +115,8 @@ const TYPES: TSchema[] = [
   ConfigCreateSchema,
   JoinRequestSchema,
   JoinResponseSchema,
+  RenewRequestSchema,
+  RenewResponseSchema,
 ];
 
 type S = Record<string | symbol, unknown>;

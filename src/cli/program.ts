@@ -140,6 +140,10 @@ function daemonFlags(cmd: Command): Command {
       "prefix length of the subnets taken from the pool (default 24)",
     )
     .option(
+      "--cert-expiry <duration>",
+      "validity period of node certificates, when this creates the swarm (default 2160h0m0s)",
+    )
+    .option(
       "--fencing-margin <duration>",
       "how long past the managers' node-down grace a node that lost them keeps its tasks before stopping them (default: 2 heartbeat periods, at least 1s; off: never)",
     )
