@@ -212,15 +212,16 @@ export type Assignments = Static<typeof AssignmentsSchema>;
 export const AGENT_USER = "shoal-agent";
 
 /** How a node's runtime authenticates on the bus: a user and password (a manager's own runtime,
- * over loopback), or its certificate (`tls`: the files, read again at every reconnect; the user
- * is then the one the certificate maps to, for logs only). */
+ * over loopback), or its certificate (`tls`, PEM; the user is then the one the certificate maps
+ * to, for logs only). The client reads `tls` again at every reconnect: a renewal replaces its
+ * fields in place, all at once, so a reconnect never sees a new key with an old certificate. */
 export interface BusCredentials {
   user: string;
   pass: string;
   tls?: {
-    caFile: string;
-    certFile: string;
-    keyFile: string;
+    ca: string;
+    cert: string;
+    key: string;
     /** Checks the server's certificate beyond its chain (a manager's role, not a host name). */
     checkServerIdentity?: (host: string, cert: PeerCertificate) => Error | undefined;
   };

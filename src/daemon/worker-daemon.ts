@@ -11,6 +11,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { Logger } from "../nats/log.js";
+import type { BusCredentials } from "../api/bus.js";
 import { nodeDrivers } from "../node/node-drivers.js";
 import { NodeRuntime } from "../node/runtime.js";
 import { NodeTaskDns } from "./task-dns.js";
@@ -261,6 +262,8 @@ export class WorkerDaemon {
   nodeId = "";
   private api: Server | null = null;
   private renewTimer: NodeJS.Timeout | undefined;
+  /** The bus client's TLS settings, replaced in place by a renewal. */
+  private busTls: NonNullable<BusCredentials["tls"]> = { ca: "", cert: "", key: "" };
   private stopping = false;
   readonly done: Promise<void>;
   private resolveDone!: () => void;
@@ -313,6 +316,12 @@ export class WorkerDaemon {
     writeFileSync(this.savedFile, JSON.stringify({ token, managerAddr, answer } satisfies Saved));
     chmodSync(this.savedFile, 0o600);
     this.nodeId = answer.nodeId;
+    this.busTls = {
+      ca: readFileSync(paths.ca, "utf8"),
+      cert: readFileSync(paths.cert, "utf8"),
+      key: readFileSync(paths.key, "utf8"),
+      checkServerIdentity: managerIdentity,
+    };
     this.mesh = new RoutingMesh(log.child("mesh"), this.opts.publishHost);
     this.runtime = new NodeRuntime({
       nodeId: answer.nodeId,
@@ -322,12 +331,7 @@ export class WorkerDaemon {
       bus: {
         user: answer.busUser,
         pass: "",
-        tls: {
-          caFile: paths.ca,
-          certFile: paths.cert,
-          keyFile: paths.key,
-          checkServerIdentity: managerIdentity,
-        },
+        tls: this.busTls,
       },
       heartbeatMs: answer.heartbeatMs,
       natsUrl: answer.appNatsUrls[0] ?? "",
@@ -365,6 +369,8 @@ export class WorkerDaemon {
               keyPem: readFileSync(p.key, "utf8"),
             });
             await writeNodeCerts(this.opts.dataDir, { caPem: r.caCert, certPem: r.cert, keyPem });
+            // The bus client's next reconnect uses the new pair (both fields in one step).
+            Object.assign(this.busTls, { ca: r.caCert, cert: r.cert, key: keyPem });
             this.opts.log.info(
               `node certificate renewed (valid until ${new X509Certificate(r.cert).validTo})`,
             );

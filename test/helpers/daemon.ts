@@ -56,7 +56,7 @@ export function runCli(dataDir: string, args: string[], timeoutMs = 60_000): Pro
  * never bind the fixed defaults.
  */
 export async function startDaemon(
-  opts: { uid?: number; consul?: boolean } = {},
+  opts: { uid?: number; consul?: boolean; args?: string[] } = {},
 ): Promise<TestDaemon> {
   const dataDir = mkdtempSync(join(tmpdir(), "shoal-test-"));
   const as = opts.uid === undefined ? {} : { uid: opts.uid, gid: opts.uid, env: { HOME: dataDir } };
@@ -81,6 +81,7 @@ export async function startDaemon(
         opts.consul ? "127.0.0.1:0" : "",
         "--consul-dns-addr",
         opts.consul ? "127.0.0.1:0" : "",
+        ...(opts.args ?? []),
       ],
       {
         stdio: ["ignore", "pipe", "pipe"],
