@@ -181,6 +181,14 @@ export const SwarmSettingsSchema = Type.Object(
       maximum: MAX_REPLICAS_CEILING,
       description: `The most replicas a service may have (default ${DEFAULT_MAX_REPLICAS}, at most ${MAX_REPLICAS_CEILING}): every task is kept in the manager's memory. It cannot be set below a service's replica count.`,
     }),
+    certExpiryMs: Type.Optional(
+      Type.Integer({
+        minimum: 1000,
+        errorMessage: "must be at least 1 s",
+        description:
+          "Node certificates' lifetime, ms (`--cert-expiry`, default 90 days): certificates issued or renewed from now on.",
+      }),
+    ),
   },
   { title: "SwarmSettings" },
 );

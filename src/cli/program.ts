@@ -703,6 +703,7 @@ Run 'shoal COMMAND --help' for more information on a command.`,
   sw.command("update")
     .description("Update the swarm")
     .option("--heartbeat-period <duration>", "period of the nodes' heartbeats (default 1s)")
+    .option("--cert-expiry <duration>", "validity period of node certificates (default 2160h0m0s)")
     .action(run(async (cmd) => (await swarm()).swarmUpdate(cmd.opts())));
   leaveCommand(sw);
 

@@ -368,11 +368,21 @@ export async function joinToken(
   return 0;
 }
 
-export async function swarmUpdate(o: { heartbeatPeriod?: string }): Promise<number> {
-  if (o.heartbeatPeriod === undefined)
-    throw new UsageError('"shoal swarm update" needs an option: --heartbeat-period D');
+export async function swarmUpdate(o: {
+  heartbeatPeriod?: string;
+  certExpiry?: string;
+}): Promise<number> {
+  if (o.heartbeatPeriod === undefined && o.certExpiry === undefined)
+    throw new UsageError(
+      '"shoal swarm update" needs an option: --heartbeat-period D or --cert-expiry D',
+    );
   await call("POST", "/v1/swarm/update", {
-    heartbeatMs: parseDurationFlag("--heartbeat-period", o.heartbeatPeriod),
+    ...(o.heartbeatPeriod !== undefined
+      ? { heartbeatMs: parseDurationFlag("--heartbeat-period", o.heartbeatPeriod) }
+      : {}),
+    ...(o.certExpiry !== undefined
+      ? { certExpiryMs: parseDurationFlag("--cert-expiry", o.certExpiry) }
+      : {}),
   });
   process.stdout.write("Swarm updated.\n");
   return 0;

@@ -3,7 +3,8 @@
 // name the node, its role and the cluster; the worker's agent is on the bus by its certificate
 // alone; the bus's nodes' port refuses a connection without a certificate and one with a
 // certificate of another CA (even naming the worker); a manager token cannot be used to join as
-// a manager; both nodes renew their certificates at 80% of a short --cert-expiry; `node rm`
+// a manager; both nodes renew their certificates at 80% of a short --cert-expiry, and `swarm
+// update --cert-expiry` sets the lifetime of the next ones; `node rm`
 // refuses the removed node's certificate on new connections.
 
 import { test } from "node:test";
@@ -130,6 +131,18 @@ test("a worker joins with the CA's token, is on the bus by its certificate, rene
   assert.equal(certInfo(renewed).nodeId, wid);
   assert.equal(certInfo(renewed).role, "worker");
   checkFiles(wdir);
+
+  // swarm update --cert-expiry: the next renewal is for the new lifetime.
+  const upd = await d.cli("swarm", "update", "--cert-expiry", "1h");
+  assert.equal(upd.code, 0, upd.stderr);
+  await checkFor(
+    15_000,
+    () => {
+      const c = certInfo(readFileSync(certPaths(wdir).cert, "utf8"));
+      return c.notAfter - c.notBefore > 3_600_000;
+    },
+    100,
+  );
 
   // node rm: a new connection with the worker's (renewed, valid) certificate is refused.
   // The pair as the worker last wrote it whole (a renewal may be writing the files).
