@@ -141,8 +141,6 @@ export class JoinServer {
   private listeners: HttpListeners | null = null;
   private server: TlsServer | null = null;
   readonly limiter: FailureLimiter;
-  /** Requests that reached the endpoint (any path, refused or not). */
-  requests = 0;
 
   constructor(
     private readonly manager: Manager,
@@ -270,7 +268,6 @@ export class JoinServer {
     const app = createHttpApp(log, { bodyLimit: JOIN_BODY_LIMIT });
     const reasons = new WeakMap<FastifyRequest, string>();
     app.addHook("onRequest", async (req) => {
-      this.requests++;
       if (this.limiter.allowed(req.ip)) return;
       throw new ManagerError(
         "ERR_RATE_LIMITED",
