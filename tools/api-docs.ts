@@ -14,6 +14,8 @@ import {
   InfoSchema,
   JoinRequestSchema,
   JoinResponseSchema,
+  RenewRequestSchema,
+  RenewResponseSchema,
   NetworkCreateSchema,
   NetworkInspectSchema,
   NodeUpdateSchema,
@@ -123,6 +125,8 @@ const TYPES: TSchema[] = [
   JoinRequestSchema,
   JoinResponseSchema,
   TaskStatsRowSchema,
+  RenewRequestSchema,
+  RenewResponseSchema,
 ];
 
 type S = Record<string | symbol, unknown>;

@@ -11,7 +11,7 @@
 //
 // Who may use which subject (the manager's bus-users.ts): the managers' own clients (the
 // dispatcher, a manager's node runtime) are the agent user, for all of $SHOAL.>; each worker
-// has a user of its own, issued at join, that may publish and subscribe only to the subjects
+// is the user its certificate maps to, which may publish and subscribe only to the subjects
 // above that carry its node id, so a worker can neither read nor forge another node's
 // messages; applications connect as the default user, kept out of $SHOAL.> entirely.
 //
@@ -20,6 +20,7 @@
 
 import { RouteTableSchema } from "./routes.js";
 import { Type, type Static } from "@sinclair/typebox";
+import type { PeerCertificate } from "node:tls";
 import {
   BASE64_PATTERN,
   FILE_DATA_MAX_BYTES,
@@ -269,12 +270,20 @@ export const AssignmentsSchema = Type.Object(
 export type Assignments = Static<typeof AssignmentsSchema>;
 
 export const AGENT_USER = "shoal-agent";
-/** A worker's own user on the bus. */
-export const nodeUser = (nodeId: string) => `shoal-node-${nodeId}`;
 
-/** How a node's runtime authenticates on the bus. */
+/** How a node's runtime authenticates on the bus: a user and password (a manager's own runtime,
+ * over loopback), or its certificate (`tls`, PEM; the user is then the one the certificate maps
+ * to, for logs only). The client reads `tls` again at every reconnect: a renewal replaces its
+ * fields in place, all at once, so a reconnect never sees a new key with an old certificate. */
 export interface BusCredentials {
   user: string;
   pass: string;
+  tls?: {
+    ca: string;
+    cert: string;
+    key: string;
+    /** Checks the server's certificate beyond its chain (a manager's role, not a host name). */
+    checkServerIdentity?: (host: string, cert: PeerCertificate) => Error | undefined;
+  };
 }
 export const APP_USER = "app";

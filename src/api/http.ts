@@ -183,6 +183,14 @@ export const SwarmSettingsSchema = Type.Object(
       maximum: MAX_REPLICAS_CEILING,
       description: `The most replicas a service may have (default ${DEFAULT_MAX_REPLICAS}, at most ${MAX_REPLICAS_CEILING}): every task is kept in the manager's memory. It cannot be set below a service's replica count.`,
     }),
+    certExpiryMs: Type.Optional(
+      Type.Integer({
+        minimum: 1000,
+        errorMessage: "must be at least 1 s",
+        description:
+          "Node certificates' lifetime, ms (`--cert-expiry`, default 90 days): certificates issued or renewed from now on.",
+      }),
+    ),
   },
   { title: "SwarmSettings" },
 );
@@ -252,7 +260,12 @@ export const JoinRequestSchema = Type.Object(
   {
     token: Type.String({
       maxLength: 256,
-      description: "The join token (`SHOAL-1-<fingerprint>-<secret>`).",
+      description: "The join token (`SHOAL-1-<CA digest>-<secret>`).",
+    }),
+    csr: Type.String({
+      maxLength: 8192,
+      description:
+        "The node's certificate request (PKCS #10, PEM): the node keeps its key, the manager signs.",
     }),
     hostname: Type.String({ maxLength: 255 }),
     addr: Type.String({
@@ -281,12 +294,19 @@ export const JoinResponseSchema = Type.Object(
   {
     nodeId: Type.String(),
     role: NodeRoleSchema,
-    fingerprint: Type.String({ description: "The cluster's fingerprint (in the token)." }),
-    natsUrls: Type.Array(Type.String(), { description: "The managers' message servers." }),
-    busUser: Type.String({ description: "The node's own user on the bus." }),
-    busPassword: Type.String({
-      description: "Its password (kept in join.json, 0600); good while the node is in the swarm.",
+    caCert: Type.String({ description: "The cluster's root CA certificate (PEM)." }),
+    cert: Type.String({
+      description:
+        "The node's certificate (PEM): CN its id, OU its role, O the cluster; its identity on the bus.",
     }),
+    natsUrls: Type.Array(Type.String(), {
+      description:
+        "The managers' message servers for nodes (mutual TLS with the node's certificate).",
+    }),
+    appNatsUrls: Type.Array(Type.String(), {
+      description: "The managers' message servers for applications (no certificate).",
+    }),
+    busUser: Type.String({ description: "The bus user the node's certificate maps to (its DN)." }),
     heartbeatMs: Type.Number({ description: "The heartbeat period, ms." }),
     nodeSecret: Type.Optional(
       Type.String({
@@ -298,6 +318,21 @@ export const JoinResponseSchema = Type.Object(
   { title: "JoinResponse" },
 );
 export type JoinResponse = Static<typeof JoinResponseSchema>;
+
+export const RenewRequestSchema = Type.Object(
+  { csr: Type.String({ maxLength: 8192, description: "A new certificate request (PEM)." }) },
+  { title: "RenewRequest" },
+);
+export type RenewRequest = Static<typeof RenewRequestSchema>;
+
+export const RenewResponseSchema = Type.Object(
+  {
+    caCert: Type.String({ description: "The cluster's root CA certificate(s) (PEM)." }),
+    cert: Type.String({ description: "The node's new certificate (PEM)." }),
+  },
+  { title: "RenewResponse" },
+);
+export type RenewResponse = Static<typeof RenewResponseSchema>;
 
 // ---- routes -------------------------------------------------------------------------------------
 
@@ -639,6 +674,14 @@ export const joinRoutes = {
     summary: "A node presents a join token and gets what it needs to join the control bus.",
     body: JoinRequestSchema,
     reply: JoinResponseSchema,
+  }),
+  renew: route({
+    method: "POST",
+    url: "/v1/swarm/renew",
+    summary:
+      "A node renews its certificate: it connects with its current certificate (mutual TLS) and sends a new request.",
+    body: RenewRequestSchema,
+    reply: RenewResponseSchema,
   }),
 } as const;
 

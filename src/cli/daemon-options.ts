@@ -27,6 +27,7 @@ export interface DaemonFlags {
   memory?: string;
   monitorPort?: string;
   fencingMargin?: string;
+  certExpiry?: string;
   defaultAddrPool?: string;
   defaultAddrPoolMaskLength?: string;
   consulAddr?: string;
@@ -123,6 +124,8 @@ export interface ParsedDaemonFlags {
   monitorPort: number | undefined;
   /** --fencing-margin in ms; -1 = off. */
   fenceMarginMs: number | undefined;
+  /** --cert-expiry in ms (node certificates' lifetime, when this creates the swarm). */
+  certExpiryMs: number | undefined;
   /** --default-addr-pool and its mask length (checked further by the daemon). */
   addrPool: { pool: string; maskLength: number } | undefined;
   /** --consul-addr and --consul-dns-addr when given ("" = off). */
@@ -183,6 +186,14 @@ export function parseDaemonFlags(
         `invalid argument "${f.fencingMargin}" for "--fencing-margin" flag: expected a duration like 5s, or off`,
       );
   }
+  let certExpiryMs: number | undefined;
+  if (f.certExpiry !== undefined) {
+    certExpiryMs = parseGoDuration(f.certExpiry);
+    if (certExpiryMs === undefined || certExpiryMs < 1000)
+      throw new UsageError(
+        `invalid argument "${f.certExpiry}" for "--cert-expiry" flag: expected a duration of at least 1s, like 2160h`,
+      );
+  }
   let addrPool: ParsedDaemonFlags["addrPool"];
   if (f.defaultAddrPool !== undefined || f.defaultAddrPoolMaskLength !== undefined) {
     const pool = f.defaultAddrPool ?? "10.0.0.0/8";
@@ -225,6 +236,7 @@ export function parseDaemonFlags(
     memoryBytes,
     monitorPort,
     fenceMarginMs,
+    certExpiryMs,
     addrPool,
     consulAddr: serviceAddrFlag("--consul-addr", f.consulAddr),
     consulDnsAddr: serviceAddrFlag("--consul-dns-addr", f.consulDnsAddr),
@@ -283,6 +295,7 @@ export function runOptions(
     ...(p.cpus !== undefined ? { cpus: p.cpus } : {}),
     ...(p.memoryBytes !== undefined ? { memoryBytes: p.memoryBytes } : {}),
     ...(p.fenceMarginMs !== undefined ? { fenceMarginMs: p.fenceMarginMs } : {}),
+    ...(p.certExpiryMs !== undefined ? { certExpiryMs: p.certExpiryMs } : {}),
     ...(p.addrPool !== undefined ? { addrPool: p.addrPool } : {}),
     ...(p.monitorPort !== undefined ? { monitorPort: p.monitorPort } : {}),
     ...(p.consulAddr !== undefined ? { consulAddr: p.consulAddr } : {}),
@@ -318,6 +331,7 @@ export function givenRunOptions(
     ...(p.cpus !== undefined ? { cpus: p.cpus } : {}),
     ...(p.memoryBytes !== undefined ? { memoryBytes: p.memoryBytes } : {}),
     ...(p.fenceMarginMs !== undefined ? { fenceMarginMs: p.fenceMarginMs } : {}),
+    ...(p.certExpiryMs !== undefined ? { certExpiryMs: p.certExpiryMs } : {}),
     ...(p.addrPool !== undefined ? { addrPool: p.addrPool } : {}),
     ...(f.monitorPort !== undefined || up ? { monitorPort: p.monitorPort ?? 0 } : {}),
     ...(p.consulAddr !== undefined ? { consulAddr: p.consulAddr } : {}),
@@ -352,6 +366,7 @@ export function daemonArgv(o: FullRunOptions): string[] {
     ...(o.fenceMarginMs !== undefined
       ? ["--fencing-margin", o.fenceMarginMs < 0 ? "off" : `${o.fenceMarginMs}ms`]
       : []),
+    ...(o.certExpiryMs !== undefined ? ["--cert-expiry", `${o.certExpiryMs}ms`] : []),
     ...(o.addrPool !== undefined
       ? [
           "--default-addr-pool",

@@ -140,6 +140,10 @@ function daemonFlags(cmd: Command): Command {
       "prefix length of the subnets taken from the pool (default 24)",
     )
     .option(
+      "--cert-expiry <duration>",
+      "validity period of node certificates, when this creates the swarm (default 2160h0m0s)",
+    )
+    .option(
       "--fencing-margin <duration>",
       "how long past the managers' node-down grace a node that lost them keeps its tasks before stopping them (default: 2 heartbeat periods, at least 1s; off: never)",
     )
@@ -721,6 +725,7 @@ Run 'shoal COMMAND --help' for more information on a command.`,
   sw.command("update")
     .description("Update the swarm")
     .option("--heartbeat-period <duration>", "period of the nodes' heartbeats (default 1s)")
+    .option("--cert-expiry <duration>", "validity period of node certificates (default 2160h0m0s)")
     .action(run(async (cmd) => (await swarm()).swarmUpdate(cmd.opts())));
   leaveCommand(sw);
 

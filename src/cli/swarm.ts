@@ -32,7 +32,7 @@ import {
 } from "./daemon-options.js";
 import { joinHostPort, parseHostPort, AddressError } from "../lib/addr.js";
 import type { JoinResponse } from "../api/http.js";
-import { parseToken } from "../api/token.js";
+import { parseToken, TOKEN_FORMAT } from "../api/token.js";
 
 export const ALREADY_IN_SWARM =
   'This node is already part of a swarm. Use "shoal leave" to leave this swarm and join another one.';
@@ -134,14 +134,18 @@ async function waitForDaemon(dataDir: string, child: ChildProcess, logFile: stri
  * needs. If the daemon does not answer, it is stopped and every file this start added to the
  * data dir is removed (the data dir too, if it did not exist before).
  */
-async function startDetached(dataDir: string, argv: string[], prepare?: () => void): Promise<void> {
+async function startDetached(
+  dataDir: string,
+  argv: string[],
+  prepare?: () => void | Promise<void>,
+): Promise<void> {
   const created = !existsSync(dataDir);
   mkdirSync(dataDir, { recursive: true });
   const before = new Set(readdirSync(dataDir));
   const logFile = join(dataDir, "daemon.log");
   let child: ChildProcess | undefined;
   try {
-    prepare?.();
+    await prepare?.();
     const out = openSync(logFile, "a");
     try {
       child = spawn(process.execPath, [SHOAL_BIN, "daemon", ...argv], {
@@ -208,11 +212,11 @@ export async function daemon(f: DaemonFlags, up: boolean): Promise<number> {
 
 // ---- join ----------------------------------------------------------------------------------------
 
-/** The cluster fingerprint in a join token (`SHOAL-1-<fingerprint>-<secret>`). */
-export function tokenFingerprint(token: string): string {
+/** The CA digest in a join token (`SHOAL-1-<CA digest>-<secret>`). */
+export function tokenDigest(token: string): string {
   const t = parseToken(token);
-  if (!t) throw new UsageError("invalid join token: expected SHOAL-1-<fingerprint>-<secret>");
-  return t.fingerprint;
+  if (!t) throw new UsageError(`invalid join token: expected ${TOKEN_FORMAT}`);
+  return t.digest;
 }
 
 /** `HOST[:PORT]` of a manager (IPv6 in brackets with a port); the port defaults to 2377. */
@@ -271,7 +275,7 @@ export async function joinSwarm(managerArg: string, f: JoinFlags): Promise<numbe
       '"shoal join" requires a token and exactly 1 argument: shoal join --token TOKEN HOST:PORT',
     );
   const token = f.token.trim();
-  const fingerprint = tokenFingerprint(token);
+  tokenDigest(token);
   const m = parseManagerAddr(managerArg);
   const managerAddr = joinHostPort(m.host, m.port);
   const p = parseDaemonFlags(f, { natsPort: 4222 });
@@ -283,18 +287,19 @@ export async function joinSwarm(managerArg: string, f: JoinFlags): Promise<numbe
     throw new StartError(`cannot reach the manager at ${managerAddr}: ${(err as Error).message}`);
   }
   const advertise = p.advertise?.host ?? local;
-  const { requestJoin } = await import("../daemon/worker-daemon.js");
+  const { joinManager, writeNodeCerts, CaMismatchError } =
+    await import("../daemon/worker-daemon.js");
   let answer: JoinResponse;
+  let keyPem: string;
   try {
-    answer = await requestJoin(managerAddr, { token, hostname: hostname(), addr: advertise });
+    ({ answer, keyPem } = await joinManager(managerAddr, {
+      token,
+      hostname: hostname(),
+      addr: advertise,
+    }));
   } catch (err) {
-    process.stderr.write(`Error response from daemon: ${(err as Error).message}\n`);
-    return 1;
-  }
-  if (answer.fingerprint !== fingerprint) {
-    process.stderr.write(
-      `Error: the manager at ${managerAddr} belongs to another cluster (fingerprint mismatch)\n`,
-    );
+    const from = err instanceof CaMismatchError ? "Error" : "Error response from daemon";
+    process.stderr.write(`${from}: ${(err as Error).message}\n`);
     return 1;
   }
   await checkBusReachable(managerAddr, answer.natsUrls);
@@ -314,12 +319,13 @@ export async function joinSwarm(managerArg: string, f: JoinFlags): Promise<numbe
     ...(p.httpAddr !== undefined ? ["--http-addr", p.httpAddr] : []),
     ...(p.httpAccessLog ? ["--http-access-log"] : []),
   ];
-  await startDetached(p.dataDir, argv, () =>
-    // It holds the node's bus password: readable by its owner only.
+  await startDetached(p.dataDir, argv, async () => {
+    // It holds the node's secret: readable by its owner only.
     writeFileSync(join(p.dataDir, "join.json"), JSON.stringify({ token, managerAddr, answer }), {
       mode: 0o600,
-    }),
-  );
+    });
+    await writeNodeCerts(p.dataDir, { caPem: answer.caCert, certPem: answer.cert, keyPem });
+  });
   process.stdout.write(`This node joined a swarm as a ${answer.role}.\n`);
   return 0;
 }
@@ -367,11 +373,21 @@ export async function joinToken(
   return 0;
 }
 
-export async function swarmUpdate(o: { heartbeatPeriod?: string }): Promise<number> {
-  if (o.heartbeatPeriod === undefined)
-    throw new UsageError('"shoal swarm update" needs an option: --heartbeat-period D');
+export async function swarmUpdate(o: {
+  heartbeatPeriod?: string;
+  certExpiry?: string;
+}): Promise<number> {
+  if (o.heartbeatPeriod === undefined && o.certExpiry === undefined)
+    throw new UsageError(
+      '"shoal swarm update" needs an option: --heartbeat-period D or --cert-expiry D',
+    );
   await call("POST", "/v1/swarm/update", {
-    heartbeatMs: parseDurationFlag("--heartbeat-period", o.heartbeatPeriod),
+    ...(o.heartbeatPeriod !== undefined
+      ? { heartbeatMs: parseDurationFlag("--heartbeat-period", o.heartbeatPeriod) }
+      : {}),
+    ...(o.certExpiry !== undefined
+      ? { certExpiryMs: parseDurationFlag("--cert-expiry", o.certExpiry) }
+      : {}),
   });
   process.stdout.write("Swarm updated.\n");
   return 0;

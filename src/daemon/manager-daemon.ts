@@ -21,6 +21,18 @@ import { leaderEvent } from "../manager/events/derive.js";
 import { EVENTS_SUBJECT_PREFIX, EVENTS_USER } from "../api/events.js";
 import { ManagerError } from "../manager/errors.js";
 import { makeToken, newId, newSecret } from "../manager/ids.js";
+import {
+  CA_META,
+  caDigest,
+  certPaths,
+  createRootCa,
+  issueNodeCert,
+  newKeyAndCsr,
+  renewAt,
+  writeNodeCerts,
+  type CaMeta,
+} from "../manager/ca.js";
+import { defaultTlsConfig } from "../nats/tls.js";
 import { checkPool } from "../manager/ipam.js";
 import { isTerminal, type Node, type ServiceSpec, type Task } from "../api/types.js";
 import { nodeDrivers } from "../node/node-drivers.js";
@@ -42,8 +54,14 @@ export interface DaemonOptions {
   listenAddr: string;
   /** Address other nodes reach this one on. */
   advertiseAddr: string;
-  /** Client port of the embedded message server (-1 = random). */
+  /** Client port of the embedded message server (-1 = random): applications and this
+   * manager's own clients, no certificate. */
   natsPort: number;
+  /** The port of the message server's listener for nodes, mutual TLS with their certificates
+   * (default: the client port + 1, random when that is random). */
+  busPort?: number;
+  /** Node certificates' lifetime when this daemon creates the cluster (`--cert-expiry`). */
+  certExpiryMs?: number;
   /** HTTP monitoring port of the embedded message server (0 = off, -1 = random). */
   monitorPort?: number;
   /** Also serve the API on TCP host:port ("" = unix socket only). */
@@ -87,8 +105,11 @@ export class Daemon {
   metrics: RunningMetrics | undefined;
   nodeId = "";
   private stopping = false;
-  /** The workers that have a user on the bus now. */
-  private busIds = new Set<string>();
+  /** The nodes that have a user on the bus now, with their roles. */
+  private busIds = new Map<string, string>();
+  /** The port of the nodes' listener (mutual TLS). */
+  busPort = 0;
+  private renewTimer: NodeJS.Timeout | undefined;
   private unwatchNodes: (() => void) | null = null;
   readonly done: Promise<void>;
   private resolveDone!: () => void;
@@ -112,7 +133,12 @@ export class Daemon {
     this.nodeId = existsSync(idFile) ? readFileSync(idFile, "utf8").trim() : newId();
     const now = Date.now();
     if (this.opts.addrPool) checkPool(this.opts.addrPool);
+    // The cluster's root CA, made once, at init (in the store, where every manager finds it).
+    const newCa = this.store.view((tx) => tx.getMeta<CaMeta>(CA_META))
+      ? null
+      : await createRootCa(new Date(now), this.opts.certExpiryMs);
     await this.store.update((tx) => {
+      if (newCa && !tx.getMeta<CaMeta>(CA_META)) tx.putMeta(CA_META, newCa);
       if (!tx.getMeta<ClusterMeta>("cluster")) {
         tx.putMeta("cluster", {
           secret: newSecret(),
@@ -155,28 +181,44 @@ export class Daemon {
     });
 
     const meta = this.store.view((tx) => tx.getMeta<ClusterMeta>("cluster"))!;
-    // The control bus: reachable where joins are (other nodes' agents connect to it), with the
-    // agent user for $SHOAL.>, a user per worker for its own subjects, and applications as the
-    // default user, kept out of $SHOAL.> (bus-users.ts).
+    const ca = this.store.view((tx) => tx.getMeta<CaMeta>(CA_META))!;
+    // This manager's own certificate, new at every start (and renewed before it expires).
+    await this.issueOwnCert();
+    const certs = certPaths(dataDir);
+    // The control bus: reachable where joins are. Its client port takes applications (the
+    // default user, kept out of $SHOAL.>) and this manager's own clients (the agent user);
+    // nodes connect to its nodes' port with their certificates, each mapped to the user of its
+    // node (bus-users.ts).
     const natsOpts = validateOptions({
       ...defaultOptions(),
       host: listen.host || "0.0.0.0",
       port: this.opts.natsPort,
       httpPort: this.opts.monitorPort ?? 0,
       serverName: `shoal-${this.nodeId.slice(0, 12)}`,
-      users: busUsers(meta.secret, this.workerIds()),
+      users: busUsers(meta.secret, ca.clusterId, this.busNodes()),
       noAuthUser: APP_USER,
     });
     this.nats = new NatsServer(natsOpts, log.debugEnabled ? log : quiet(log));
     await this.nats.startServer();
+    const busPort =
+      this.opts.busPort ?? (this.nats.port > 0 && this.opts.natsPort > 0 ? this.nats.port + 1 : -1);
+    this.busPort = await this.nats.listenMapped(listen.host || "0.0.0.0", busPort, {
+      ...defaultTlsConfig(),
+      certFile: certs.cert,
+      keyFile: certs.key,
+      caFile: certs.ca,
+    });
     // A joined node's user exists before its join is answered (the watchers run inside the
     // commit); a removed node's connections are cut off at once.
     this.unwatchNodes = this.store.watch((events) => {
-      if (
-        !events.some((e) => e.kind === "node" && (e.action === "delete" || !this.busIds.has(e.id)))
-      )
-        return;
-      this.nats.reloadUsers(busUsers(meta.secret, this.workerIds()));
+      const changed = events.some(
+        (e) =>
+          e.kind === "node" &&
+          (e.action === "delete" ||
+            this.busIds.get(e.id) !== this.store.view((tx) => tx.getNode(e.id))?.role),
+      );
+      if (!changed) return;
+      this.nats.reloadUsers(busUsers(meta.secret, ca.clusterId, this.busNodes()));
     });
 
     this.manager = new Manager(this.store, log.child("manager"), defaultManagerOptions());
@@ -186,12 +228,16 @@ export class Daemon {
     });
     this.join = new JoinServer(
       this.manager,
-      () => [`nats://${joinHostPort(this.advertiseHost(), this.nats.port)}`],
+      () => ({
+        nodes: [`nats://${joinHostPort(this.advertiseHost(), this.busPort)}`],
+        apps: [`nats://${joinHostPort(this.advertiseHost(), this.nats.port)}`],
+      }),
       () => this.manager.heartbeatMs(),
     );
     const joinPort = listen.port ?? 2377;
     const joinHost = listen.host || "0.0.0.0";
-    this.joinPort = await this.join.listen(joinHost, joinPort);
+    this.joinPort = await this.join.listen(joinHost, joinPort, this.ownTls());
+    this.scheduleRenewal();
     log.info(`Listening for joins on ${joinHost}:${this.joinPort}`);
     this.edge = new NodeEdge({
       publishHost: this.opts.publishHost,
@@ -308,7 +354,11 @@ export class Daemon {
       tx.putMeta("cluster", next);
       return next;
     });
-    return makeToken(meta.secret, role === "worker" ? meta.workerSecret : meta.managerSecret);
+    const ca = this.store.view((tx) => tx.getMeta<CaMeta>(CA_META))!;
+    return makeToken(
+      caDigest(ca.certPem),
+      role === "worker" ? meta.workerSecret : meta.managerSecret,
+    );
   }
 
   /** A task's log lines, from the node that ran it (this one too) over the bus. */
@@ -362,17 +412,66 @@ export class Daemon {
     return a.port !== undefined ? this.opts.advertiseAddr : joinHostPort(a.host, this.joinPort);
   }
 
-  /** The host part of the advertise address. */
-  /** The workers in the store (each gets a bus user of its own); remembered in busIds. */
-  private workerIds(): string[] {
-    const ids = this.store.view((tx) =>
-      tx
-        .listNodes()
-        .filter((n) => n.role === "worker")
-        .map((n) => n.id),
+  /** The nodes in the store (each gets a bus user of its own); remembered in busIds. */
+  private busNodes(): { id: string; role: Node["role"] }[] {
+    const nodes = this.store.view((tx) => tx.listNodes().map((n) => ({ id: n.id, role: n.role })));
+    this.busIds = new Map(nodes.map((n) => [n.id, n.role]));
+    return nodes;
+  }
+
+  /** Issues this manager's own certificate (a new key) and writes the files, 0600. */
+  private async issueOwnCert(): Promise<void> {
+    const ca = this.store.view((tx) => tx.getMeta<CaMeta>(CA_META))!;
+    const { keyPem, csrPem } = await newKeyAndCsr();
+    const listen = parseHostPort(this.opts.listenAddr).host;
+    const certPem = await issueNodeCert(ca, csrPem, {
+      nodeId: this.nodeId,
+      role: "manager",
+      addrs: [this.advertiseHost(), listen, "127.0.0.1", "::1"].filter((a) => !isWildcard(a)),
+      now: new Date(),
+    });
+    await writeNodeCerts(this.opts.dataDir, { caPem: ca.certPem, certPem, keyPem });
+  }
+
+  /** The join endpoint's certificate: this manager's, from its files. */
+  private ownTls() {
+    const p = certPaths(this.opts.dataDir);
+    return {
+      certPem: readFileSync(p.cert, "utf8"),
+      keyPem: readFileSync(p.key, "utf8"),
+      caPem: readFileSync(p.ca, "utf8"),
+    };
+  }
+
+  /** Renews this manager's certificate at 80% of its lifetime; the join endpoint and the
+   * nodes' listener take the new one for new connections. */
+  private scheduleRenewal(retryMs = 0): void {
+    const cert = readFileSync(certPaths(this.opts.dataDir).cert, "utf8");
+    const wait = Math.max(retryMs, renewAt(cert) - Date.now());
+    this.renewTimer = setTimeout(
+      () => {
+        void (async () => {
+          try {
+            await this.issueOwnCert();
+            const p = certPaths(this.opts.dataDir);
+            this.join.setTls(this.ownTls());
+            this.nats.reloadMappedTls({
+              ...defaultTlsConfig(),
+              certFile: p.cert,
+              keyFile: p.key,
+              caFile: p.ca,
+            });
+            this.opts.log.info("node certificate renewed");
+            if (!this.stopping) this.scheduleRenewal();
+          } catch (err) {
+            this.opts.log.warn(`node certificate renewal failed: ${(err as Error).message}`);
+            if (!this.stopping) this.scheduleRenewal(5000);
+          }
+        })();
+      },
+      Math.min(wait, 2 ** 31 - 1),
     );
-    this.busIds = new Set(ids);
-    return ids;
+    this.renewTimer.unref();
   }
 
   private advertiseHost(): string {
@@ -384,6 +483,7 @@ export class Daemon {
   async stop(leaving: boolean): Promise<void> {
     if (this.stopping) return this.done;
     this.stopping = true;
+    clearTimeout(this.renewTimer);
     await this.runtime?.stop(leaving);
     this.unwatchNodes?.();
     await this.dispatcher?.stop();

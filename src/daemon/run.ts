@@ -30,6 +30,8 @@ export interface DaemonRunOptions {
   /** How long past the node-down grace a node that lost the managers keeps its tasks, ms; -1:
    * it never stops them (`--fencing-margin`). */
   fenceMarginMs?: number;
+  /** Node certificates' lifetime, ms, in a cluster this daemon creates (`--cert-expiry`). */
+  certExpiryMs?: number;
   /** The default address pool of a cluster this daemon creates (`shoal init`). */
   addrPool?: { pool: string; maskLength: number };
   /** The Consul-compatible API and its DNS interface, host:port ("" = off). */
@@ -46,7 +48,8 @@ export interface DaemonRunOptions {
   debug?: boolean;
 }
 
-type Optional = "cpus" | "memoryBytes" | "fenceMarginMs" | "addrPool" | "consulBestEffort";
+type Optional =
+  "cpus" | "memoryBytes" | "fenceMarginMs" | "certExpiryMs" | "addrPool" | "consulBestEffort";
 export type ResolvedDaemonOptions = Required<Omit<DaemonRunOptions, Optional>> &
   Pick<DaemonRunOptions, Optional>;
 

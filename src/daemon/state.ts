@@ -8,7 +8,14 @@ import type { Backend } from "../net/mesh.js";
 
 /** The files and folders that make this machine a member of a swarm. `leave` removes them all,
  * so a later `init` or `join` starts a new node, with no ghost of the old one. */
-export const SWARM_STATE = ["store", "node-id", "join.json", "daemon.json", "agent"] as const;
+export const SWARM_STATE = [
+  "store",
+  "node-id",
+  "join.json",
+  "daemon.json",
+  "agent",
+  "certificates",
+] as const;
 
 export function forgetSwarm(dataDir: string): void {
   for (const name of SWARM_STATE) rmSync(join(dataDir, name), { recursive: true, force: true });

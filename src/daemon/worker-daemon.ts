@@ -3,20 +3,38 @@
 // API socket for `shoal info` and `shoal leave`. The join answer is kept in the data dir so a
 // restarted worker rejoins with the same node id.
 
-import { createServer, request, type RequestListener, type Server } from "node:http";
+import { createServer, type RequestListener, type Server } from "node:http";
+import { request } from "node:https";
+import { connect as tlsConnect, type PeerCertificate } from "node:tls";
+import { X509Certificate } from "node:crypto";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { Logger } from "../nats/log.js";
+import type { BusCredentials } from "../api/bus.js";
 import { nodeDrivers } from "../node/node-drivers.js";
 import { NodeRuntime } from "../node/runtime.js";
 import { NodeTaskDns } from "./task-dns.js";
 import { NodeEdge } from "./edge.js";
 import { fencingOf, forgetSwarm } from "./state.js";
 import { parseHostPort } from "../lib/addr.js";
-import { parseToken } from "../api/token.js";
+import { parseToken, TOKEN_FORMAT } from "../api/token.js";
 import type { JoinRequest, JoinResponse } from "../manager/join.js";
-import { JoinResponseSchema } from "../api/http.js";
+import {
+  JoinResponseSchema,
+  RenewResponseSchema,
+  type RenewResponse,
+  type JoinRequest as JoinBody,
+} from "../api/http.js";
+import type { TSchema, Static } from "@sinclair/typebox";
+import {
+  caDigest,
+  certPaths,
+  newKeyAndCsr,
+  renewAt,
+  signedBy,
+  writeNodeCerts,
+} from "../manager/ca.js";
 import { check, matches } from "../api/schema.js";
 import { socketPath } from "../api/paths.js";
 import { SHOAL_VERSION } from "../lib/version.js";
@@ -41,14 +59,84 @@ export interface WorkerOptions {
   log: Logger;
 }
 
+/** How soon a failed certificate renewal is tried again. */
+const RENEW_RETRY_MS = 5000;
+
 interface Saved {
   token: string;
   managerAddr: string;
   answer: JoinResponse;
 }
 
-/** POSTs a join request to a manager's join port. */
-export function requestJoin(managerAddr: string, body: JoinRequest): Promise<JoinResponse> {
+export { writeNodeCerts };
+
+/** A join refused by the joining node itself: the manager's CA is not the token's. */
+export class CaMismatchError extends Error {
+  readonly code = "ERR_CA_MISMATCH";
+  override readonly name = "CaMismatchError";
+}
+
+/** The manager's certificate must be a manager's, from the CA: no host name is checked (the
+ * CA is the cluster's own, pinned by the token), as swarmkit checks the role. */
+function checkManager(caPem: string) {
+  return (host: string, cert: PeerCertificate): Error | undefined => {
+    const pem = new X509Certificate(cert.raw).toString();
+    if (!signedBy(pem, caPem)) return new Error("the manager's certificate is not from the CA");
+    return managerIdentity(host, cert);
+  };
+}
+
+/** A server certificate (whose chain Node checked against the CA) must be a manager's. */
+export function managerIdentity(_host: string, cert: PeerCertificate): Error | undefined {
+  if (/^OU=swarm-manager$/m.test(new X509Certificate(cert.raw).subject)) return undefined;
+  return new Error("the peer's certificate is not a manager's");
+}
+
+/**
+ * Connects to a manager's join port and reads its certificate chain without sending anything;
+ * returns the root CA when its digest is the token's (`digest`), or throws CaMismatchError. This
+ * is the only thing a joining node does before it trusts the manager.
+ */
+export function fetchManagerCa(managerAddr: string, digest: string): Promise<string> {
+  const { host, port } = parseHostPort(managerAddr);
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({ host, port: port ?? 2377, rejectUnauthorized: false, timeout: 10_000 });
+    s.once("timeout", () => s.destroy(new Error(`timed out reaching ${managerAddr}`)));
+    s.once("error", (err) =>
+      reject(new Error(`cannot reach the manager at ${managerAddr}: ${err.message}`)),
+    );
+    s.once("secureConnect", () => {
+      const chain: X509Certificate[] = [];
+      let c: tls_Peer | undefined = s.getPeerCertificate(true);
+      while (c?.raw && !chain.some((x) => x.raw.equals(c!.raw))) {
+        chain.push(new X509Certificate(c.raw));
+        c = c.issuerCertificate;
+      }
+      s.destroy();
+      const ca = chain.find((x) => caDigest(x.toString()) === digest);
+      const leaf = chain[0];
+      if (!ca || !leaf || !signedBy(leaf.toString(), ca.toString())) {
+        return reject(
+          new CaMismatchError(
+            `the manager at ${managerAddr} is not part of the swarm of this token: its certificate authority does not match the token's digest (the token was not sent)`,
+          ),
+        );
+      }
+      resolve(ca.toString());
+    });
+  });
+}
+type tls_Peer = PeerCertificate & { issuerCertificate?: tls_Peer };
+
+/** POSTs `body` to a manager's join port over TLS, trusting only `caPem` (and, for renewal,
+ * presenting the node's certificate). */
+function postJoinPort<S extends TSchema>(
+  managerAddr: string,
+  path: string,
+  body: unknown,
+  schema: S,
+  tls: { caPem: string; certPem?: string; keyPem?: string },
+): Promise<Static<S>> {
   const { host, port } = parseHostPort(managerAddr);
   return new Promise((resolve, reject) => {
     const req = request(
@@ -56,9 +144,13 @@ export function requestJoin(managerAddr: string, body: JoinRequest): Promise<Joi
         host,
         port: port ?? 2377,
         method: "POST",
-        path: "/v1/swarm/join",
+        path,
         headers: { "Content-Type": "application/json" },
         timeout: 10_000,
+        ca: tls.caPem,
+        ...(tls.certPem ? { cert: tls.certPem, key: tls.keyPem } : {}),
+        checkServerIdentity: checkManager(tls.caPem),
+        agent: false,
       },
       (res) => {
         let text = "";
@@ -75,7 +167,7 @@ export function requestJoin(managerAddr: string, body: JoinRequest): Promise<Joi
           if ((res.statusCode ?? 500) >= 400)
             return reject(new Error(json.message ?? `HTTP ${res.statusCode}`));
           try {
-            resolve(check(JoinResponseSchema, json, "", "the join answer"));
+            resolve(check(schema, json, "", "the manager's answer"));
           } catch (err) {
             reject(new Error(`unexpected answer from ${managerAddr}: ${(err as Error).message}`));
           }
@@ -88,6 +180,46 @@ export function requestJoin(managerAddr: string, body: JoinRequest): Promise<Joi
     );
     req.end(JSON.stringify(body));
   });
+}
+
+/** POSTs a join request to a manager's join port, whose CA must be `caPem`. */
+export function requestJoin(
+  managerAddr: string,
+  body: JoinBody,
+  caPem: string,
+): Promise<JoinResponse> {
+  return postJoinPort(managerAddr, "/v1/swarm/join", body, JoinResponseSchema, { caPem });
+}
+
+/** A node's certificate renewal at a manager: mutual TLS with its current certificate. */
+export function requestRenew(
+  managerAddr: string,
+  csr: string,
+  tls: { caPem: string; certPem: string; keyPem: string },
+): Promise<RenewResponse> {
+  return postJoinPort(managerAddr, "/v1/swarm/renew", { csr }, RenewResponseSchema, tls);
+}
+
+/**
+ * A whole join as a node does it: check the manager's CA against the token (before anything is
+ * sent), make a key and a certificate request, send the join, check the answer's certificate is
+ * from that CA and for our key. Returns the answer and the key (the caller keeps both, 0600).
+ */
+export async function joinManager(
+  managerAddr: string,
+  req: Omit<JoinRequest, "csr">,
+): Promise<{ answer: JoinResponse; keyPem: string }> {
+  const t = parseToken(req.token);
+  if (!t) throw new Error(`invalid join token: expected ${TOKEN_FORMAT}`);
+  const caPem = await fetchManagerCa(managerAddr, t.digest);
+  const { keyPem, csrPem } = await newKeyAndCsr();
+  const answer = await requestJoin(managerAddr, { ...req, csr: csrPem }, caPem);
+  if (caDigest(answer.caCert) !== t.digest || !signedBy(answer.cert, caPem)) {
+    throw new CaMismatchError(
+      `the manager at ${managerAddr} answered with a certificate from another CA`,
+    );
+  }
+  return { answer, keyPem };
 }
 
 /**
@@ -136,6 +268,9 @@ export class WorkerDaemon {
   nodeId = "";
   private api: Server | null = null;
   metrics: RunningMetrics | undefined;
+  private renewTimer: NodeJS.Timeout | undefined;
+  /** The bus client's TLS settings, replaced in place by a renewal. */
+  private busTls: NonNullable<BusCredentials["tls"]> = { ca: "", cert: "", key: "" };
   private stopping = false;
   readonly done: Promise<void>;
   private resolveDone!: () => void;
@@ -156,21 +291,27 @@ export class WorkerDaemon {
       : null;
     const token = this.opts.token || saved?.token || "";
     const managerAddr = this.opts.managerAddr || saved?.managerAddr || "";
-    const parsed = parseToken(token);
-    if (!parsed) throw new Error("invalid join token: expected SHOAL-1-<fingerprint>-<secret>");
+    if (!parseToken(token)) throw new Error(`invalid join token: expected ${TOKEN_FORMAT}`);
+    const paths = certPaths(dataDir);
     let answer: JoinResponse;
     try {
-      answer = await requestJoin(managerAddr, {
+      const joined = await joinManager(managerAddr, {
         token,
         hostname: hostname(),
         addr: this.opts.advertiseAddr,
         ...(saved ? { nodeId: saved.answer.nodeId } : {}),
         ...(saved?.answer.nodeSecret ? { nodeSecret: saved.answer.nodeSecret } : {}),
       });
+      answer = joined.answer;
+      await writeNodeCerts(dataDir, {
+        caPem: answer.caCert,
+        certPem: answer.cert,
+        keyPem: joined.keyPem,
+      });
     } catch (err) {
-      if (!saved) throw err;
-      // A join.json from an older shoal (no bus user of its own) cannot be used.
-      if (!matches(JoinResponseSchema, saved.answer)) {
+      if (!saved || err instanceof CaMismatchError) throw err;
+      // A join.json from an older shoal (no certificate) cannot be used.
+      if (!matches(JoinResponseSchema, saved.answer) || !existsSync(paths.key)) {
         throw new Error(
           `rejoin failed (${(err as Error).message}), and the saved join in ${this.savedFile} is not usable: run \`shoal swarm leave\` on this node and join again`,
         );
@@ -178,16 +319,16 @@ export class WorkerDaemon {
       log.warn(`rejoin failed (${(err as Error).message}); using the saved join`);
       answer = saved.answer;
     }
-    // The token names the cluster: refuse a manager that is not part of it.
-    if (answer.fingerprint !== parsed.fingerprint) {
-      throw new Error(
-        `the manager at ${managerAddr} belongs to another cluster (fingerprint mismatch)`,
-      );
-    }
-    // It holds the node's bus password: readable by its owner only, whatever the umask.
+    // It holds the node's secret: readable by its owner only, whatever the umask.
     writeFileSync(this.savedFile, JSON.stringify({ token, managerAddr, answer } satisfies Saved));
     chmodSync(this.savedFile, 0o600);
     this.nodeId = answer.nodeId;
+    this.busTls = {
+      ca: readFileSync(paths.ca, "utf8"),
+      cert: readFileSync(paths.cert, "utf8"),
+      key: readFileSync(paths.key, "utf8"),
+      checkServerIdentity: managerIdentity,
+    };
     this.edge = new NodeEdge({
       publishHost: this.opts.publishHost,
       httpAddr: this.opts.httpAddr,
@@ -201,9 +342,13 @@ export class WorkerDaemon {
       hostname: hostname(),
       dataDir,
       busUrls: answer.natsUrls,
-      bus: { user: answer.busUser, pass: answer.busPassword },
+      bus: {
+        user: answer.busUser,
+        pass: "",
+        tls: this.busTls,
+      },
       heartbeatMs: answer.heartbeatMs,
-      natsUrl: answer.natsUrls[0] ?? "",
+      natsUrl: answer.appNatsUrls[0] ?? "",
       drivers: await nodeDrivers(log, this.opts.advertiseAddr),
       dns: new NodeTaskDns(log.child("dns")),
       cpus: this.opts.cpus,
@@ -220,11 +365,46 @@ export class WorkerDaemon {
     });
     this.runtime.metricsPort = this.metrics.port;
     await this.runtime.start();
+    this.scheduleRenewal(managerAddr);
     await this.listenApi();
     writeFileSync(join(dataDir, "daemon.pid"), String(process.pid));
     log.info(
       `shoal daemon ${SHOAL_VERSION} ready: worker node ${answer.nodeId} joined ${managerAddr}`,
     );
+  }
+
+  /** Renews the node's certificate at 80% of its lifetime, through the join port (mutual TLS
+   * with the current one); a failure is retried soon. New bus connections use the new files. */
+  private scheduleRenewal(managerAddr: string, retryMs = 0): void {
+    const p = certPaths(this.opts.dataDir);
+    const cert = readFileSync(p.cert, "utf8");
+    const wait = Math.max(retryMs, renewAt(cert) - Date.now());
+    this.renewTimer = setTimeout(
+      () => {
+        void (async () => {
+          try {
+            const { keyPem, csrPem } = await newKeyAndCsr();
+            const r = await requestRenew(managerAddr, csrPem, {
+              caPem: readFileSync(p.ca, "utf8"),
+              certPem: readFileSync(p.cert, "utf8"),
+              keyPem: readFileSync(p.key, "utf8"),
+            });
+            await writeNodeCerts(this.opts.dataDir, { caPem: r.caCert, certPem: r.cert, keyPem });
+            // The bus client's next reconnect uses the new pair (both fields in one step).
+            Object.assign(this.busTls, { ca: r.caCert, cert: r.cert, key: keyPem });
+            this.opts.log.info(
+              `node certificate renewed (valid until ${new X509Certificate(r.cert).validTo})`,
+            );
+            if (!this.stopping) this.scheduleRenewal(managerAddr);
+          } catch (err) {
+            this.opts.log.warn(`node certificate renewal failed: ${(err as Error).message}`);
+            if (!this.stopping) this.scheduleRenewal(managerAddr, RENEW_RETRY_MS);
+          }
+        })();
+      },
+      Math.min(wait, 2 ** 31 - 1),
+    );
+    this.renewTimer.unref();
   }
 
   private async listenApi(): Promise<void> {
@@ -251,6 +431,7 @@ export class WorkerDaemon {
   async stop(leaving: boolean): Promise<void> {
     if (this.stopping) return this.done;
     this.stopping = true;
+    clearTimeout(this.renewTimer);
     await this.runtime?.stop(leaving);
     await this.edge?.close();
     await this.metrics?.close();

@@ -1,17 +1,23 @@
 // The control bus's users on a manager's embedded message server:
 //   - the agent user (password derived from the cluster secret, never leaves the managers) may
-//     use all of $SHOAL.>: the dispatcher and the managers' own node runtimes;
-//   - each worker has a user of its own whose password derives from the cluster secret and its
-//     node id, handed out only in that node's join answer; it may publish and subscribe only to
-//     the subjects carrying its node id (api/bus.ts); a removed node's user is gone from the
-//     list, so its connections are cut off at once (Server.reloadUsers);
+//     use all of $SHOAL.>: the dispatcher and the manager's own node runtime, over loopback on
+//     the message server's plain port;
+//   - each node has a user named by its certificate's subject (RFC 2253 DN
+//     `CN=<node id>,OU=<swarm-worker|swarm-manager>,O=<cluster id>`, ca.ts certUser), which the
+//     message server's nodes' listener maps a client certificate to (verify_and_map): a node's
+//     identity on the bus is its certificate. A worker may publish and subscribe only to the
+//     subjects carrying its node id (api/bus.ts); a manager's certificate may use all of
+//     $SHOAL.>. These users also carry a password that is derived from the cluster secret and
+//     never sent anywhere, so they cannot be used on the plain port. A removed node's user is
+//     gone from the list: its connections are cut off at once (Server.reloadUsers) and a new
+//     connection with its certificate maps to no user;
 //   - the events user (password derived from the cluster secret, given by `shoal events
 //     credentials`) may only subscribe to the cluster events, $SHOAL.events.>: for dashboards
 //     and tools with any NATS client;
 //   - applications, the default user, may use every subject but $SHOAL.>.
 
-import { createHmac, createHash } from "node:crypto";
-import type { User } from "../nats/options.js";
+import { createHash, createHmac } from "node:crypto";
+import type { Permissions, User } from "../nats/options.js";
 import {
   AGENT_USER,
   APP_USER,
@@ -21,11 +27,11 @@ import {
   hbSubject,
   logControlSubject,
   logsSubject,
-  nodeUser,
   statusSubject,
-  type BusCredentials,
 } from "../api/bus.js";
 import { EVENTS_SUBJECT_PREFIX, EVENTS_USER } from "../api/events.js";
+import type { NodeRole } from "../api/types.js";
+import { certUser } from "./ca.js";
 
 /** The agent user's password, derived from the cluster secret (never sent in a token). */
 export function agentPassword(clusterSecret: string): string {
@@ -49,43 +55,51 @@ export function eventsBusUser(clusterSecret: string): User {
   };
 }
 
-/** A worker's credentials on the bus: nothing stored, any manager derives them again. */
-export function nodeCredentials(clusterSecret: string, nodeId: string): BusCredentials {
-  const pass = createHmac("sha256", clusterSecret).update(`node:${nodeId}`).digest("base64url");
-  return { user: nodeUser(nodeId), pass };
-}
-
-/** A worker's user: its own subjects only. */
-export function nodeBusUser(clusterSecret: string, nodeId: string): User {
-  const { user, pass } = nodeCredentials(clusterSecret, nodeId);
+/** What a worker may do on the bus: its own subjects only. */
+export function workerPermissions(nodeId: string): Permissions {
   return {
-    user,
-    password: pass,
-    permissions: {
-      publish: {
-        allow: [
-          hbSubject(nodeId),
-          statusSubject(nodeId),
-          `${INBOX_PREFIX}.${nodeId}.>`,
-          `${SUBJECT_PREFIX}.logfollow.${nodeId}.>`,
-        ],
-        deny: [],
-      },
-      subscribe: {
-        allow: [assignSubject(nodeId), logsSubject(nodeId), logControlSubject(nodeId)],
-        deny: [],
-      },
+    publish: {
+      allow: [
+        hbSubject(nodeId),
+        statusSubject(nodeId),
+        `${INBOX_PREFIX}.${nodeId}.>`,
+        `${SUBJECT_PREFIX}.logfollow.${nodeId}.>`,
+      ],
+      deny: [],
+    },
+    subscribe: {
+      allow: [assignSubject(nodeId), logsSubject(nodeId), logControlSubject(nodeId)],
+      deny: [],
     },
   };
 }
 
-/** The embedded message server's users, given the workers now in the cluster. */
-export function busUsers(clusterSecret: string, workerIds: readonly string[] = []): User[] {
+/** A node's user: named by its certificate, with its role's permissions. */
+export function nodeBusUser(
+  clusterSecret: string,
+  clusterId: string,
+  node: { id: string; role: NodeRole },
+): User {
+  const password = createHmac("sha256", clusterSecret)
+    .update(`cert-only:${node.id}`)
+    .digest("base64url");
+  const user = certUser(node.id, node.role, clusterId);
+  return node.role === "manager"
+    ? { user, password }
+    : { user, password, permissions: workerPermissions(node.id) };
+}
+
+/** The embedded message server's users, given the nodes now in the cluster. */
+export function busUsers(
+  clusterSecret: string,
+  clusterId: string,
+  nodes: readonly { id: string; role: NodeRole }[] = [],
+): User[] {
   const deny = { allow: [], deny: [`${SUBJECT_PREFIX}.>`] };
   return [
     { user: AGENT_USER, password: agentPassword(clusterSecret) },
     { user: APP_USER, password: "", permissions: { publish: deny, subscribe: deny } },
     eventsBusUser(clusterSecret),
-    ...workerIds.map((id) => nodeBusUser(clusterSecret, id)),
+    ...nodes.map((n) => nodeBusUser(clusterSecret, clusterId, n)),
   ];
 }

@@ -5,6 +5,8 @@
 // and listening on any number of unix sockets and TCP ports with one app.
 
 import { createServer, type Server } from "node:http";
+import { createServer as createTlsServer, type Server as TlsServer } from "node:https";
+import type { SecureContextOptions } from "node:tls";
 import { chmodSync, rmSync } from "node:fs";
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import type { TSchema } from "@sinclair/typebox";
@@ -137,9 +139,27 @@ export class HttpListeners {
     return typeof a === "object" && a ? a.port : port;
   }
 
-  private async listen(fn: (s: Server, cb: () => void) => void): Promise<Server> {
+  /** HTTPS on a TCP port: `tls` (cert, key, ca; requestCert for client certificates, which
+   * the handlers check themselves). Returns the server: its certificate can be replaced with
+   * setSecureContext. */
+  async listenTls(
+    host: string,
+    port: number,
+    tls: SecureContextOptions & { requestCert?: boolean },
+  ): Promise<TlsServer> {
+    const make = () =>
+      createTlsServer({ ...tls, rejectUnauthorized: false, minVersion: "TLSv1.2" }, (req, res) =>
+        this.app.routing(req, res),
+      );
+    return (await this.listen((srv, cb) => srv.listen({ host, port }, cb), make)) as TlsServer;
+  }
+
+  private async listen(
+    fn: (s: Server, cb: () => void) => void,
+    make: () => Server = () => createServer((req, res) => this.app.routing(req, res)),
+  ): Promise<Server> {
     await this.app.ready();
-    const s = createServer((req, res) => this.app.routing(req, res));
+    const s = make();
     await new Promise<void>((resolve, reject) => {
       s.once("error", reject);
       fn(s, () => {

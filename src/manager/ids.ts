@@ -1,12 +1,14 @@
 // Identifiers and join tokens, shaped like Swarm's: 25-character base36 ids, and tokens
-// `SHOAL-1-<cluster fingerprint>-<secret>` whose middle part lets a joining node check that it
-// talks to the right cluster, and whose last part decides the role (worker or manager).
+// `SHOAL-1-<CA digest>-<secret>` whose middle part lets a joining node check the manager's
+// certificate authority before it sends the secret (ca.ts caDigest), and whose last part decides
+// the role (worker or manager).
 
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 
 const ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz";
 
-function base36(bytes: Buffer, length: number): string {
+/** `bytes` as `length` base36 digits (least significant first). */
+export function base36(bytes: Buffer, length: number): string {
   let n = BigInt("0x" + bytes.toString("hex"));
   let s = "";
   while (s.length < length) {
@@ -21,17 +23,13 @@ export function newId(): string {
   return base36(randomBytes(20), 25);
 }
 
-/** The cluster fingerprint: 50 base36 characters derived from the cluster's secret identity. */
-export function fingerprint(clusterSecret: string): string {
-  return base36(createHash("sha256").update(clusterSecret).digest(), 50);
-}
-
 export function newSecret(): string {
   return base36(randomBytes(20), 25);
 }
 
-export function makeToken(clusterSecret: string, roleSecret: string): string {
-  return `SHOAL-1-${fingerprint(clusterSecret)}-${roleSecret}`;
+/** A join token: the CA's digest (ca.ts caDigest) and a role's secret. */
+export function makeToken(caDigest: string, roleSecret: string): string {
+  return `SHOAL-1-${caDigest}-${roleSecret}`;
 }
 
 /** Meta key of the digests of the nodes' own secrets (given at their first join), by node id. */

@@ -1,26 +1,44 @@
-// The join endpoint (Swarm's port 2377): a node presents a join token; the manager checks the
-// token's cluster fingerprint and role secret, registers the node, and answers with what the
-// node needs to join the control bus. Only this endpoint is served on the network; the full API
-// stays on the local socket. Being on the network, it takes small bodies only (JOIN_BODY_LIMIT),
+// The join endpoint (Swarm's port 2377), over TLS with the manager's node certificate (its chain
+// carries the root CA, which a joining node checks against the token's digest before it sends
+// anything): a node presents a join token and a certificate request; the manager checks the
+// token's CA digest and role secret, registers the node, signs its certificate, and answers with
+// what the node needs to join the control bus. A node renews its certificate here too, proving
+// who it is with the certificate it has (mutual TLS). Only this endpoint is served on the
+// network; the full API stays on the local socket. Being on the network, it takes small bodies only (JOIN_BODY_LIMIT),
 // logs every refused join with its source address, and refuses an address that failed too
 // often (a token bucket per address: 429 without looking at the request).
 
+import type { TLSSocket } from "node:tls";
+import type { Server as TlsServer } from "node:https";
+import { X509Certificate } from "node:crypto";
 import {
   NODE_SECRETS,
-  fingerprint,
   newId,
   newSecret,
   secretDigest,
   secretsEqual,
   type NodeSecrets,
 } from "./ids.js";
-import { parseToken } from "../api/token.js";
-import { nodeCredentials } from "./bus-users.js";
+import { parseToken, TOKEN_FORMAT } from "../api/token.js";
+import {
+  CA_META,
+  CaError,
+  caDigest,
+  certInfo,
+  certUser,
+  issueNodeCert,
+  type CaMeta,
+} from "./ca.js";
 import type { Manager } from "./manager.js";
 import type { FastifyRequest } from "fastify";
 import { ManagerError, type ManagerErrorCode } from "./errors.js";
 import { addRoute, createHttpApp, HttpListeners } from "./http.js";
-import { joinRoutes, type JoinRequest, type JoinResponse } from "../api/http.js";
+import {
+  joinRoutes,
+  type JoinRequest,
+  type JoinResponse,
+  type RenewResponse,
+} from "../api/http.js";
 import type { Node, NodeRole } from "../api/types.js";
 
 export type { JoinRequest, JoinResponse } from "../api/http.js";
@@ -49,10 +67,10 @@ export class JoinError extends Error {
 }
 
 /** Decides a join: which role the token grants, or why it is refused. */
-export function checkToken(meta: ClusterMeta, token: string): NodeRole {
+export function checkToken(meta: ClusterMeta, digest: string, token: string): NodeRole {
   const t = parseToken(token);
-  if (!t) throw new JoinError("invalid join token: expected SHOAL-1-<fingerprint>-<secret>", 400);
-  if (t.fingerprint !== fingerprint(meta.secret)) {
+  if (!t) throw new JoinError(`invalid join token: expected ${TOKEN_FORMAT}`, 400);
+  if (t.digest !== digest) {
     throw new JoinError("invalid join token: it belongs to another cluster", 403);
   }
   if (secretsEqual(t.secret, meta.workerSecret)) return "worker";
@@ -121,20 +139,42 @@ export class FailureLimiter {
 
 export class JoinServer {
   private listeners: HttpListeners | null = null;
+  private server: TlsServer | null = null;
   readonly limiter: FailureLimiter;
 
   constructor(
     private readonly manager: Manager,
-    private readonly natsUrls: () => string[],
+    private readonly urls: () => { nodes: string[]; apps: string[] },
     private readonly heartbeatMs: () => number,
     limiter?: FailureLimiter,
   ) {
     this.limiter = limiter ?? new FailureLimiter();
   }
 
+  private ca(): CaMeta {
+    const ca = this.manager.store.view((tx) => tx.getMeta<CaMeta>(CA_META));
+    if (!ca) throw new Error("the cluster has no certificate authority");
+    return ca;
+  }
+
+  private async sign(csr: string, node: Node): Promise<string> {
+    try {
+      return await issueNodeCert(this.ca(), csr, {
+        nodeId: node.id,
+        role: node.role,
+        addrs: [node.addr],
+        now: new Date(),
+      });
+    } catch (err) {
+      if (err instanceof CaError) throw new JoinError(err.message, 400);
+      throw err;
+    }
+  }
+
   async join(req: JoinRequest): Promise<JoinResponse> {
     const meta = this.manager.store.view((tx) => tx.getMeta<ClusterMeta>("cluster"))!;
-    const role = checkToken(meta, req.token ?? "");
+    const ca = this.ca();
+    const role = checkToken(meta, caDigest(ca.certPem), req.token ?? "");
     if (role === "manager") {
       throw new JoinError(
         "joining as a manager is not supported yet: join with the worker token",
@@ -187,20 +227,43 @@ export class JoinServer {
       if (!existing) tx.putMeta(NODE_SECRETS, { ...secrets, [n.id]: secretDigest(nodeSecret) });
       return n;
     });
+    const urls = this.urls();
     return {
       nodeSecret,
       nodeId: node.id,
       role,
-      fingerprint: fingerprint(meta.secret),
-      natsUrls: this.natsUrls(),
-      ...busFields(nodeCredentials(meta.secret, node.id)),
+      caCert: ca.certPem,
+      cert: await this.sign(req.csr, node),
+      natsUrls: urls.nodes,
+      appNatsUrls: urls.apps,
+      busUser: certUser(node.id, role, ca.clusterId),
       heartbeatMs: this.heartbeatMs(),
     };
   }
 
+  /**
+   * A node's new certificate for `csr`; `peer` is the certificate it connected with, which must
+   * be from this cluster's CA, name a node still in the swarm, with that node's role.
+   */
+  async renew(csr: string, peer: { authorized: boolean; cert: X509Certificate | undefined }) {
+    if (!peer.cert || !peer.authorized) {
+      throw new JoinError(
+        "certificate renewal needs the node's current certificate from this swarm's CA",
+        403,
+      );
+    }
+    const ca = this.ca();
+    const info = certInfo(peer.cert.toString());
+    const node = this.manager.store.view((tx) => tx.getNode(info.nodeId));
+    if (!node || info.clusterId !== ca.clusterId || node.role !== info.role) {
+      throw new JoinError(`node ${info.nodeId || "?"} is not part of the swarm`, 403);
+    }
+    return { caCert: ca.certPem, cert: await this.sign(csr, node) } satisfies RenewResponse;
+  }
+
   /** Listens for joins; returns the port (useful with port 0). The body is checked against
    * the JoinRequest schema first; errors have the API's shape `{ "message", "code" }`. */
-  async listen(host: string, port: number): Promise<number> {
+  async listen(host: string, port: number, tls: JoinTls): Promise<number> {
     const log = this.manager.log;
     const app = createHttpApp(log, { bodyLimit: JOIN_BODY_LIMIT });
     const reasons = new WeakMap<FastifyRequest, string>();
@@ -224,8 +287,24 @@ export class JoinServer {
       );
     });
     addRoute(app, joinRoutes.join, ({ body }) => this.join(body));
+    addRoute(app, joinRoutes.renew, ({ body }, reply) => {
+      const socket = reply.request.raw.socket as TLSSocket;
+      const raw = socket.getPeerCertificate?.()?.raw;
+      const cert = raw ? new X509Certificate(raw) : undefined;
+      return this.renew(body.csr, { authorized: socket.authorized === true, cert });
+    });
     this.listeners = new HttpListeners(app);
-    return this.listeners.listenTcp(host, port);
+    this.server = await this.listeners.listenTls(host, port, {
+      ...tlsOptions(tls),
+      requestCert: true,
+    });
+    const a = this.server.address();
+    return typeof a === "object" && a ? a.port : port;
+  }
+
+  /** A new certificate for the endpoint (renewal, CA rotation): new connections use it. */
+  setTls(tls: JoinTls): void {
+    this.server?.setSecureContext(tlsOptions(tls));
   }
 
   async close(): Promise<void> {
@@ -235,4 +314,15 @@ export class JoinServer {
   }
 }
 
-const busFields = (c: { user: string; pass: string }) => ({ busUser: c.user, busPassword: c.pass });
+/** The join endpoint's certificate: the manager's node certificate and key, and the CA(s). */
+export interface JoinTls {
+  certPem: string;
+  keyPem: string;
+  caPem: string;
+}
+
+/** The chain sent is the node certificate then the root CA: a joining node reads the CA from
+ * it to check against its token; client certificates (renewal) are checked against the CA. */
+function tlsOptions(t: JoinTls) {
+  return { cert: t.certPem + "\n" + t.caPem, key: t.keyPem, ca: t.caPem };
+}

@@ -21,6 +21,7 @@ import {
   type TaskStatus,
 } from "../api/types.js";
 import type { NodeUpdate, SwarmSettings } from "../api/http.js";
+import { CA_META, type CaMeta } from "./ca.js";
 import { specProblems, validateSpec, type SpecLimits } from "./validate.js";
 import { ManagerError } from "./errors.js";
 import { Liveness, watchStalls } from "./liveness.js";
@@ -159,8 +160,14 @@ export class Manager {
           );
         }
       }
-      tx.putMeta("settings", next);
-      return next;
+      if (u.certExpiryMs !== undefined) {
+        const ca = tx.getMeta<CaMeta>(CA_META);
+        if (ca) tx.putMeta(CA_META, { ...ca, certExpiryMs: u.certExpiryMs });
+      }
+      const ca = tx.getMeta<CaMeta>(CA_META);
+      const { certExpiryMs: _set, ...keep } = next;
+      tx.putMeta("settings", keep);
+      return ca ? { ...keep, certExpiryMs: ca.certExpiryMs } : keep;
     });
   }
 

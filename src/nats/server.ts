@@ -20,7 +20,14 @@ import { bytesEqual } from "./bytes.js";
 import { Cluster, clientUrlsFor } from "./cluster.js";
 import type { Route } from "./route.js";
 import { WebsocketListener } from "./websocket.js";
-import { acceptTls, certIdentities, loadTls, TLS_HANDSHAKE_RECORD, type LoadedTls } from "./tls.js";
+import {
+  acceptTls,
+  certIdentities,
+  loadTls,
+  TLS_HANDSHAKE_RECORD,
+  type LoadedTls,
+  type TlsConfig,
+} from "./tls.js";
 import { listenerUrls, removePortsFile, writePortsFile, type Ports } from "./ports.js";
 
 /** The nats-server protocol level shoal speaks; clients use it to enable features. */
@@ -80,6 +87,8 @@ export class Server implements AccountRouter, SysReqServer {
   lameDuck = false;
   private nextCid = 1;
   private listener: NetServer | null = null;
+  /** The mapped listener (listenMapped): its TLS, its server, and the sockets it accepted. */
+  private mapped: { tls: LoadedTls; listener: NetServer; sockets: WeakSet<object> } | null = null;
   private pending: Array<Client | Route> = [];
   private routeEpoch = 0;
   private readonly routeTargets: (Route | null)[] = [];
@@ -194,13 +203,14 @@ export class Server implements AccountRouter, SysReqServer {
     this.timers.push(ping, deadline);
   }
 
-  private accept(socket: Socket): void {
+  private accept(socket: Socket, mapped = false): void {
     if (this.shuttingDown || this.lameDuck) {
       socket.destroy();
       return;
     }
+    if (mapped) this.mapped!.sockets.add(socket);
     const c = new Client(this, this.newCid(), socket);
-    const tls = this.tls;
+    const tls = mapped ? this.mapped!.tls : this.tls;
     if (tls === null) socket.on("data", (chunk: Buffer) => this.onClientData(c, chunk));
     socket.on("drain", () => c.onDrain());
     socket.on("error", (err) => {
@@ -223,7 +233,7 @@ export class Server implements AccountRouter, SysReqServer {
     // The client goes on with a ClientHello, or (allow_non_tls) with plain CONNECT.
     socket.once("data", (head: Buffer) => {
       socket.pause();
-      if (head[0] === TLS_HANDSHAKE_RECORD || !this.opts.allowNonTls) {
+      if (head[0] === TLS_HANDSHAKE_RECORD || !this.opts.allowNonTls || mapped) {
         this.upgradeClient(c, socket, head);
         return;
       }
@@ -274,7 +284,8 @@ export class Server implements AccountRouter, SysReqServer {
 
   /** The server side of a client's TLS handshake; the client then reads and writes through it. */
   private upgradeClient(c: Client, raw: Socket, head?: Buffer): void {
-    const tls = this.tls!;
+    const mapped = this.mapped?.sockets.has(raw) === true;
+    const tls = mapped ? this.mapped!.tls : this.tls!;
     const first = tls.cfg.handshakeFirst;
     c.tlsPending = true;
     acceptTls(raw, tls, tls.cfg.verify, head).then(
@@ -283,6 +294,7 @@ export class Server implements AccountRouter, SysReqServer {
           secure.destroy();
           return;
         }
+        if (mapped) this.mapped?.sockets.add(secure);
         c.socket = secure;
         c.tlsSecure = true;
         c.tlsPending = false;
@@ -325,8 +337,11 @@ export class Server implements AccountRouter, SysReqServer {
     if (c.nonce !== "") info["nonce"] = c.nonce;
     // With no_auth_user a client may leave credentials out: nats-server does not ask for them.
     if (this.authRequired && this.opts.noAuthUser === "") info["auth_required"] = true;
-    // WebSocket clients never take the TCP TLS path (the websocket block's TLS is refused).
-    if (this.tls && c.socket.websocket !== true) {
+    if (this.mapped?.sockets.has(c.socket)) {
+      info["tls_required"] = true;
+      info["tls_verify"] = true;
+      // WebSocket clients never take the TCP TLS path (the websocket block's TLS is refused).
+    } else if (this.tls && c.socket.websocket !== true) {
       // As nats-server: allow_non_tls offers TLS (tls_available) instead of requiring it.
       if (this.opts.allowNonTls) info["tls_available"] = true;
       else info["tls_required"] = true;
@@ -416,6 +431,11 @@ export class Server implements AccountRouter, SysReqServer {
    * client the websocket block's own when it has one (nats-server's auth override).
    */
   authFor(socket: ClientSocket): { opts: Readonly<Options>; required: boolean; timeoutMs: number } {
+    const mapped = this.mapped;
+    if (mapped?.sockets.has(socket)) {
+      const opts = { ...this.opts, tls: mapped.tls.cfg };
+      return { opts, required: true, timeoutMs: this.opts.authTimeoutMs };
+    }
     if (socket.websocket === true) {
       const ws = this.websocket;
       const base = ws?.authOverride ? ws.authOptions(this.opts) : this.opts;
@@ -436,6 +456,34 @@ export class Server implements AccountRouter, SysReqServer {
   /** The addresses clients can reach this server on (advertised to the cluster). */
   ownClientUrls(): string[] {
     return clientUrlsFor(this.opts.host, this.port, this.opts.clientAdvertise);
+  }
+
+  /**
+   * A second client listener (shoal's control bus for nodes): every client there must complete
+   * a TLS handshake with a certificate from `cfg`'s CA and is the user its certificate maps to
+   * (verify_and_map against the server's users), whatever the main listener allows. Returns
+   * the port bound. Not part of nats-server, whose verify_and_map is all or nothing on a port.
+   */
+  async listenMapped(host: string, port: number, cfg: TlsConfig): Promise<number> {
+    const tls = loadTls({ ...cfg, verify: true, verifyAndMap: true });
+    const listener = createServer({ noDelay: true }, (s) => this.accept(s, true));
+    this.mapped = { tls, listener, sockets: new WeakSet() };
+    await new Promise<void>((resolve, reject) => {
+      listener.once("error", reject);
+      listener.listen({ host, port: port < 0 ? 0 : port, exclusive: true }, () => {
+        listener.off("error", reject);
+        resolve();
+      });
+    });
+    const addr = listener.address();
+    const bound = typeof addr === "object" && addr !== null ? addr.port : port;
+    this.log.info(`Listening for mapped TLS client connections on ${hostPort(host, bound)}`);
+    return bound;
+  }
+
+  /** Replaces the mapped listener's certificate and CAs (new connections use them). */
+  reloadMappedTls(cfg: TlsConfig): void {
+    if (this.mapped) this.mapped.tls = loadTls({ ...cfg, verify: true, verifyAndMap: true });
   }
 
   /** The cluster's set of client URLs changed: tell clients that understand async INFO. */
@@ -740,6 +788,8 @@ export class Server implements AccountRouter, SysReqServer {
     const l = this.listener;
     this.listener = null;
     const ws = this.websocket?.close();
+    const m = this.mapped?.listener;
+    if (m) await new Promise<void>((r) => m.close(() => r()));
     if (l) await new Promise<void>((r) => l.close(() => r()));
     await ws;
   }

@@ -128,8 +128,9 @@ export class AgentSession {
     this.agent = agent;
     this.nc = await connect({
       servers: this.opts.natsUrls,
-      user: this.opts.bus.user,
-      pass: this.opts.bus.pass,
+      ...(this.opts.bus.tls
+        ? { tls: this.opts.bus.tls }
+        : { user: this.opts.bus.user, pass: this.opts.bus.pass }),
       name: `shoal-agent-${this.opts.nodeId}`,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,

@@ -6,16 +6,20 @@
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { connect } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 import fc from "fast-check";
 import { createMemoryStore } from "../../src/store/memory.js";
 import { Manager, defaultManagerOptions } from "../../src/manager/manager.js";
 import { Api } from "../../src/manager/api.js";
 import { FailureLimiter, JoinServer, type ClusterMeta } from "../../src/manager/join.js";
-import { makeToken, newSecret } from "../../src/manager/ids.js";
+import { newSecret } from "../../src/manager/ids.js";
 import { apiRoutes, joinRoutes, type RouteSchema } from "../../src/api/http.js";
 import { defaultServiceSpec } from "../../src/api/types.js";
 import { quietLog } from "../helpers/bus.js";
 import { defer } from "../helpers/defer.js";
+import { managerTls, storeCa, testCsr, testToken } from "../helpers/pki.js";
+
+const CSR = (await testCsr()).csrPem;
 import { propertyParams } from "../helpers/property.js";
 import { node } from "../store/helpers.js";
 
@@ -29,12 +33,20 @@ const META: ClusterMeta = {
 /** One raw HTTP/1.1 request; resolves with the status code (0: the connection closed early) once
  * the answer ends, or once the headers of a 200 without a length are in (a stream: GET
  * /v1/events may never end). */
-function raw(port: number, method: string, path: string, body: string): Promise<number> {
+function raw(
+  port: number,
+  method: string,
+  path: string,
+  body: string,
+  secure = false,
+): Promise<number> {
   return new Promise((resolve, reject) => {
-    const s = connect(port, "127.0.0.1");
+    const s = secure
+      ? tlsConnect({ port, host: "127.0.0.1", rejectUnauthorized: false })
+      : connect(port, "127.0.0.1");
     let text = "";
     s.setTimeout(5000, () => s.destroy(new Error(`no answer to ${method} ${path}`)));
-    s.on("connect", () => {
+    s.on(secure ? "secureConnect" : "connect", () => {
       const len = Buffer.byteLength(body);
       s.write(
         `${method} ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n` +
@@ -59,6 +71,7 @@ function raw(port: number, method: string, path: string, body: string): Promise<
 
 async function servers(t: TestContext) {
   const store = createMemoryStore();
+  await storeCa(store);
   await store.update((tx) => {
     tx.putMeta("cluster", META);
     tx.putNode(node("n1", { role: "manager" }));
@@ -95,12 +108,12 @@ async function servers(t: TestContext) {
   // The fuzzer fails many joins from one address: no rate limit here (tested in join-limits).
   const join = new JoinServer(
     manager,
-    () => ["nats://127.0.0.1:4222"],
+    () => ({ nodes: ["nats://127.0.0.1:4223"], apps: ["nats://127.0.0.1:4222"] }),
     () => 1000,
     new FailureLimiter({ burst: 1e9, refillMs: 1, maxTracked: 10 }),
   );
   defer(t, () => join.close());
-  const joinPort = await join.listen("127.0.0.1", 0);
+  const joinPort = await join.listen("127.0.0.1", 0, await managerTls());
   return { apiPort, joinPort, errors };
 }
 
@@ -195,7 +208,8 @@ test("mutated JSON bodies on every body route: refused or done, never 5xx", asyn
 test("fuzzed join requests: no crash, no 5xx", async (t) => {
   const s = await servers(t);
   const valid = {
-    token: makeToken(META.secret, META.workerSecret),
+    token: await testToken(META.workerSecret),
+    csr: CSR,
     hostname: "w",
     addr: "10.0.0.2",
   };
@@ -209,7 +223,7 @@ test("fuzzed join requests: no crash, no 5xx", async (t) => {
       methods,
       body,
       async (path, method, b) => {
-        const status = await raw(s.joinPort, method, path, b);
+        const status = await raw(s.joinPort, method, path, b, true);
         assert.ok(status >= 200 && status < 500, `${method} ${path} ${b}: ${status}`);
       },
     ),

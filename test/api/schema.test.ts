@@ -198,7 +198,7 @@ describe("check: messages name the field and the rule", () => {
       "exitCode must be an integer or null",
     ]);
     assert.deepEqual(
-      problems(joinRoutes.join.body, { token: "t", hostname: "h", addr: "a", nodeId: 1 }),
+      problems(joinRoutes.join.body, { token: "t", csr: "c", hostname: "h", addr: "a", nodeId: 1 }),
       ["nodeId must be a string"],
     );
   });

@@ -4,7 +4,8 @@
 
 import { spawn, type SpawnOptions } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer, type ServerResponse } from "node:http";
+import { createServer, type RequestListener, type ServerResponse } from "node:http";
+import { createServer as createTlsServer } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SHOAL_BIN } from "../helpers/servers.js";
@@ -30,12 +31,12 @@ export interface FakeApi {
 /** Serves on a unix socket, or on TCP when `tcp` names the host (then `port` is set). */
 export async function fakeApi(
   route: (req: FakeRequest) => FakeAnswer,
-  tcp?: { host: string },
+  tcp?: { host: string; tls?: { cert: string; key: string } },
 ): Promise<FakeApi & { port: number }> {
   const dir = mkdtempSync(join(tmpdir(), "shoal-fake-api-"));
   const socket = join(dir, "shoal.sock");
   const requests: FakeRequest[] = [];
-  const server = createServer((req, res) => {
+  const handler: RequestListener = (req, res) => {
     let text = "";
     req.on("data", (c: Buffer) => (text += c.toString()));
     req.on("end", () => {
@@ -51,7 +52,8 @@ export async function fakeApi(
       res.setHeader("Content-Type", "application/json");
       res.end(JSON.stringify(answer ? answer.json : { message: `no route ${r.method} ${r.path}` }));
     });
-  });
+  };
+  const server = tcp?.tls ? createTlsServer(tcp.tls, handler) : createServer(handler);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     if (tcp) server.listen({ host: tcp.host, port: 0 }, resolve);

@@ -13,9 +13,10 @@ import { killTaskProcesses, startDaemon } from "../helpers/daemon.js";
 import { checkFor } from "../helpers/servers.js";
 import { joinHostPort } from "../../src/lib/addr.js";
 import { systemAddress } from "../../src/lib/netif.js";
+import { createRootCa, issueNodeCert, newKeyAndCsr } from "../../src/manager/ca.js";
+import { managerTls, testCa, testToken } from "../helpers/pki.js";
 
-const FINGERPRINT = "f".repeat(50);
-const TOKEN = `SHOAL-1-${FINGERPRINT}-${"s".repeat(25)}`;
+const TOKEN = await testToken("s".repeat(25));
 const ALREADY =
   'This node is already part of a swarm. Use "shoal leave" to leave this swarm and join another one.';
 
@@ -58,28 +59,54 @@ function portOf(s: Server): number {
   return typeof a === "object" && a ? a.port : 0;
 }
 
-/** A stand-in join endpoint (port 2377's HTTP) answering with these message-server URLs. */
+/** A stand-in join endpoint (port 2377's HTTPS, with a manager certificate of the test CA, or
+ * of another CA with `foreign`) answering with these message-server URLs. */
 async function joinEndpoint(
   host: string,
   natsUrls: (req: FakeRequest) => string[],
-  fingerprint = FINGERPRINT,
+  foreign = false,
 ) {
+  const ca = foreign ? await createRootCa(new Date()) : await testCa();
+  const own = await managerTls();
+  const tls = foreign
+    ? await (async () => {
+        const { keyPem, csrPem } = await newKeyAndCsr();
+        const now = new Date();
+        const cert = await issueNodeCert(ca, csrPem, {
+          nodeId: "m",
+          role: "manager",
+          addrs: [],
+          now,
+        });
+        return { cert: cert + "\n" + ca.certPem, key: keyPem };
+      })()
+    : { cert: own.certPem + "\n" + own.caPem, key: own.keyPem };
   return fakeApi(
     (req) =>
       req.method === "POST" && req.path === "/v1/swarm/join"
-        ? {
-            json: {
+        ? (res) =>
+            void issueNodeCert(ca, (req.body as { csr: string }).csr, {
               nodeId: "w".repeat(25),
               role: "worker",
-              fingerprint,
-              natsUrls: natsUrls(req),
-              busUser: "shoal-node-w",
-              busPassword: "secret",
-              heartbeatMs: 1000,
-            },
-          }
+              addrs: [],
+              now: new Date(),
+            }).then((cert) => {
+              res.setHeader("Content-Type", "application/json");
+              res.end(
+                JSON.stringify({
+                  nodeId: "w".repeat(25),
+                  role: "worker",
+                  caCert: ca.certPem,
+                  cert,
+                  natsUrls: natsUrls(req),
+                  appNatsUrls: natsUrls(req),
+                  busUser: "CN=w",
+                  heartbeatMs: 1000,
+                }),
+              );
+            })
         : undefined,
-    { host },
+    { host, tls },
   );
 }
 
@@ -103,7 +130,7 @@ test("join: a manager that cannot be reached fails at once; nothing is started o
   assert.equal(bad.code, 1);
   assert.match(
     bad.stderr,
-    /^invalid join token: expected SHOAL-1-<fingerprint>-<secret>\nSee 'shoal join --help'\.\n$/,
+    /^invalid join token: expected SHOAL-1-<CA digest>-<secret>\nSee 'shoal join --help'\.\n$/,
   );
 });
 
@@ -136,16 +163,20 @@ test("join [::1]:PORT reaches the manager; a message server it cannot reach fail
   assert.equal(existsSync(dir), false);
 });
 
-test("join: a manager of another cluster is refused", async (t) => {
+test("join: a manager whose CA is not the token's is refused before the token is sent", async (t) => {
   const dir = freshDir(t);
-  const endpoint = await joinEndpoint("127.0.0.1", () => [], "0".repeat(50));
+  const endpoint = await joinEndpoint("127.0.0.1", () => [], true);
   t.after(() => endpoint.close());
   const r = await shoal(
     ["join", "--token", TOKEN, "--data-dir", dir, `127.0.0.1:${endpoint.port}`],
     env(dir),
   );
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /belongs to another cluster \(fingerprint mismatch\)/);
+  assert.match(
+    r.stderr,
+    /^Error: the manager at .* is not part of the swarm of this token: its certificate authority does not match the token's digest \(the token was not sent\)\n$/,
+  );
+  assert.deepEqual(endpoint.requests, [], "nothing reached the manager");
   assert.equal(existsSync(dir), false);
 });
 

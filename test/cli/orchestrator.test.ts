@@ -488,7 +488,7 @@ test("a published port already taken, node ls, info, join-token", async (t) => {
   const worker = await d.cli("swarm", "join-token", "-q", "worker");
   assert.match(worker.stdout.trim(), /^SHOAL-1-[0-9a-z]{50}-[0-9a-z]{25}$/);
   const manager = await d.cli("swarm", "join-token", "-q", "manager");
-  // Same cluster fingerprint, different secret.
+  // Same CA digest, different secret.
   assert.equal(manager.stdout.split("-")[2], worker.stdout.split("-")[2]);
   assert.notEqual(manager.stdout.trim(), worker.stdout.trim());
   const rotated = await d.cli("swarm", "join-token", "-q", "--rotate", "worker");

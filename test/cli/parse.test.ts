@@ -406,7 +406,7 @@ test("Go's spelling of boolean flags: --detach=false, -q=true; a command's own f
 });
 
 test("addresses the CLI reads: a manager's join address, SHOAL_HOST, a join token", async () => {
-  const { parseManagerAddr, tokenFingerprint } = await import("../../src/cli/swarm.js");
+  const { parseManagerAddr, tokenDigest } = await import("../../src/cli/swarm.js");
   const { apiTarget } = await import("../../src/cli/api-client.js");
   assert.deepEqual(parseManagerAddr("[::1]:2377"), { host: "::1", port: 2377 });
   assert.deepEqual(parseManagerAddr("::1"), { host: "::1", port: 2377 });
@@ -429,8 +429,8 @@ test("addresses the CLI reads: a manager's join address, SHOAL_HOST, a join toke
   assert.deepEqual(apiTarget({ SHOAL_DATA_DIR: "/d" }), { socketPath: "/d/shoal.sock" });
   for (const bad of ["http://x:1", "tcp://x", "tcp://[::1"])
     assert.throws(() => apiTarget({ SHOAL_HOST: bad }), /invalid SHOAL_HOST/);
-  assert.equal(tokenFingerprint(`SHOAL-1-${"a".repeat(50)}-${"b".repeat(25)}`), "a".repeat(50));
-  assert.throws(() => tokenFingerprint("SWMTKN-1-x"), /invalid join token/);
+  assert.equal(tokenDigest(`SHOAL-1-${"a".repeat(50)}-${"b".repeat(25)}`), "a".repeat(50));
+  assert.throws(() => tokenDigest("SWMTKN-1-x"), /invalid join token/);
 });
 
 test("health flags: create sets a CMD-SHELL check, update changes only what is given", async () => {

@@ -1,9 +1,10 @@
-// Each worker has a bus user of its own (issue 9 item 1). Before, every worker shared the agent
-// user: with one worker's password a forged `$SHOAL.assign.<other node>` ran a command as root
-// on another node, forged status failed another node's task, and forged heartbeats kept a
-// cut-off node Ready. Against a real daemon, with the credentials its join endpoint hands a
-// worker: every forgery is refused by the message server, a body naming another node is dropped
-// by the dispatcher, and `node rm` cuts the node's connection off at once.
+// Each worker has a bus user of its own (issue 9 item 1), and its certificate is its identity
+// on the bus (issue 14). Before, every worker shared the agent user: with one worker's password
+// a forged `$SHOAL.assign.<other node>` ran a command as root on another node, forged status
+// failed another node's task, and forged heartbeats kept a cut-off node Ready. Against a real
+// daemon, with the certificate its join endpoint signs for a worker: every forgery is refused by
+// the message server, a body naming another node is dropped by the dispatcher, and `node rm`
+// cuts the node's connection off at once and refuses its certificate from then on.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -17,7 +18,7 @@ import {
 } from "../../src/api/bus.js";
 import type { Info } from "../../src/api/http.js";
 import type { Node } from "../../src/api/types.js";
-import { requestJoin } from "../../src/daemon/worker-daemon.js";
+import { joinManager, managerIdentity } from "../../src/daemon/worker-daemon.js";
 import { apiAt, checkFor, startDaemon } from "../helpers/daemon.js";
 import { defer } from "../helpers/defer.js";
 
@@ -48,21 +49,32 @@ test("a worker's bus user reaches its own subjects only and dies with its node",
   const [, token, addr] = /--token (\S+) (\S+)/.exec(jt.stdout) ?? [];
   assert.ok(token && addr, jt.stdout);
 
-  const mine = await requestJoin(addr, { token, hostname: "attacker", addr: "127.0.0.1" });
-  const victim = await requestJoin(addr, { token, hostname: "victim", addr: "127.0.0.2" });
+  const j1 = await joinManager(addr, { token, hostname: "attacker", addr: "127.0.0.1" });
+  const j2 = await joinManager(addr, { token, hostname: "victim", addr: "127.0.0.2" });
+  const [mine, victim] = [j1.answer, j2.answer];
+  const asNode = (j: typeof j1) => ({
+    servers: j.answer.natsUrls,
+    tls: {
+      ca: j.answer.caCert,
+      cert: j.answer.cert,
+      key: j.keyPem,
+      checkServerIdentity: managerIdentity,
+    },
+    reconnect: false,
+  });
   assert.ok(!("agentPassword" in mine), "the agent user's password is not handed to workers");
-  assert.notEqual(mine.busPassword, victim.busPassword);
+  assert.notEqual(mine.busUser, victim.busUser);
+  // The node's user cannot be used without its certificate (on the plain port).
   await assert.rejects(
-    connect({ servers: info.natsUrl, user: AGENT_USER, pass: mine.busPassword, reconnect: false }),
+    connect({ servers: info.natsUrl, user: mine.busUser, pass: "", reconnect: false }),
+    (e: NatsError) => e.code === ErrorCode.AuthorizationViolation,
+  );
+  await assert.rejects(
+    connect({ servers: info.natsUrl, user: AGENT_USER, pass: "", reconnect: false }),
     (e: NatsError) => e.code === ErrorCode.AuthorizationViolation,
   );
 
-  const nc = await connect({
-    servers: info.natsUrl,
-    user: mine.busUser,
-    pass: mine.busPassword,
-    reconnect: false,
-  });
+  const nc = await connect(asNode(j1));
   defer(t, () => nc.close());
   const seen = violations(nc);
 
@@ -122,21 +134,12 @@ test("a worker's bus user reaches its own subjects only and dies with its node",
   assert.equal(rm.code, 0, rm.stderr);
   const err = (await closed) as NatsError | undefined;
   assert.equal(err?.code, ErrorCode.AuthorizationViolation, String(err));
+  // A new connection with its certificate maps to no user any more.
   await assert.rejects(
-    connect({
-      servers: info.natsUrl,
-      user: mine.busUser,
-      pass: mine.busPassword,
-      reconnect: false,
-    }),
+    connect(asNode(j1)),
     (e: NatsError) => e.code === ErrorCode.AuthorizationViolation,
   );
-  // The victim's credentials still work.
-  const other = await connect({
-    servers: info.natsUrl,
-    user: victim.busUser,
-    pass: victim.busPassword,
-    reconnect: false,
-  });
+  // The victim's certificate still works.
+  const other = await connect(asNode(j2));
   await other.close();
 });

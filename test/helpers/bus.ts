@@ -1,5 +1,7 @@
 // The control bus for tests, in one process: a message server with the bus users (agents and
-// the dispatcher authenticate, applications are kept out of $SHOAL.>), and a worker's side of it
+// the dispatcher authenticate, applications are kept out of $SHOAL.>; a worker here logs in
+// with a password and has the permissions its certificate's user has in a daemon, whose
+// certificates test/daemon/pki.test.ts covers), and a worker's side of it
 // (an AgentSession driving a real Agent over the mock driver). Everything stops when the test
 // ends.
 
@@ -7,7 +9,9 @@ import type { TestContext } from "node:test";
 import { Agent } from "../../src/node/agent.js";
 import { AgentSession, type SessionOptions } from "../../src/node/session.js";
 import { APP_USER } from "../../src/api/bus.js";
-import { agentPassword, busUsers, nodeCredentials } from "../../src/manager/bus-users.js";
+import type { BusCredentials } from "../../src/api/bus.js";
+import type { User } from "../../src/nats/options.js";
+import { agentPassword, busUsers, workerPermissions } from "../../src/manager/bus-users.js";
 import { MockDriver, MockKernel } from "../node/mock-driver.js";
 import { tempDir } from "../node/helpers.js";
 import { startServer } from "./servers.js";
@@ -19,11 +23,27 @@ export const quietLog = { info() {}, warn() {}, error() {}, debug() {} };
 /** The workers the test bus has users for. */
 export const BUS_WORKERS = ["w1", "w2", "w3"];
 
+/** Worker `nodeId`'s credentials on the test bus. */
+export function nodeCredentials(nodeId: string): BusCredentials {
+  return { user: `node-${nodeId}`, pass: `pass-${nodeId}` };
+}
+
+/** The test bus's users: the agent, applications, and workers w1-w3 (worker permissions). */
+export function testBusUsers(): User[] {
+  return [
+    ...busUsers(BUS_SECRET, "test-cluster"),
+    ...BUS_WORKERS.map((id) => {
+      const c = nodeCredentials(id);
+      return { user: c.user, password: c.pass, permissions: workerPermissions(id) };
+    }),
+  ];
+}
+
 /** A message server with the bus users (the agent user, workers w1-w3, applications); returns
  * its URL. */
 export async function startBus(t: TestContext): Promise<string> {
   const server = await startServer({
-    users: busUsers(BUS_SECRET, BUS_WORKERS),
+    users: testBusUsers(),
     noAuthUser: APP_USER,
   });
   t.after(() => server.shutdown());
@@ -41,7 +61,7 @@ export async function startWorkerSession(
     nodeId,
     hostname: nodeId,
     natsUrls: [url],
-    bus: nodeCredentials(BUS_SECRET, nodeId),
+    bus: nodeCredentials(nodeId),
     heartbeatMs: 100,
     onEndpoints: () => {},
     log: quietLog,

@@ -60,7 +60,7 @@ export function runCli(dataDir: string, args: string[], timeoutMs = 60_000): Pro
  * 127.0.0.1, free ports): tests never bind the fixed defaults.
  */
 export async function startDaemon(
-  opts: { uid?: number; consul?: boolean; http?: boolean; metrics?: boolean } = {},
+  opts: { uid?: number; consul?: boolean; http?: boolean; metrics?: boolean; args?: string[] } = {},
 ): Promise<TestDaemon> {
   const dataDir = mkdtempSync(join(tmpdir(), "shoal-test-"));
   const as = opts.uid === undefined ? {} : { uid: opts.uid, gid: opts.uid, env: { HOME: dataDir } };
@@ -89,6 +89,7 @@ export async function startDaemon(
         opts.http ? "127.0.0.1:0" : "",
         "--metrics-addr",
         opts.metrics ? "127.0.0.1:0" : "",
+        ...(opts.args ?? []),
       ],
       {
         stdio: ["ignore", "pipe", "pipe"],

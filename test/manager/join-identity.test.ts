@@ -8,9 +8,12 @@ import assert from "node:assert/strict";
 import { createMemoryStore } from "../../src/store/memory.js";
 import { Manager, defaultManagerOptions } from "../../src/manager/manager.js";
 import { JoinServer, type ClusterMeta } from "../../src/manager/join.js";
-import { makeToken, newSecret } from "../../src/manager/ids.js";
+import { newSecret } from "../../src/manager/ids.js";
 import type { Node } from "../../src/api/types.js";
 import { node } from "../store/helpers.js";
+import { storeCa, testCsr, testToken } from "../helpers/pki.js";
+
+const CSR = (await testCsr()).csrPem;
 import { quietLog } from "../helpers/bus.js";
 
 const META: ClusterMeta = {
@@ -19,10 +22,11 @@ const META: ClusterMeta = {
   managerSecret: newSecret(),
   createdAt: 1,
 };
-const token = makeToken(META.secret, META.workerSecret);
+const token = await testToken(META.workerSecret);
 
 async function setup() {
   const store = createMemoryStore();
+  await storeCa(store);
   await store.update((tx) => {
     tx.putMeta("cluster", META);
     tx.putNode(node("mgr", { role: "manager", addr: "10.0.0.1" }));
@@ -30,7 +34,7 @@ async function setup() {
   const manager = new Manager(store, quietLog, defaultManagerOptions());
   const server = new JoinServer(
     manager,
-    () => ["nats://10.0.0.1:4222"],
+    () => ({ nodes: ["nats://10.0.0.1:4223"], apps: ["nats://10.0.0.1:4222"] }),
     () => 1000,
   );
   const get = (id: string) => store.view((tx) => tx.getNode(id));
@@ -41,7 +45,7 @@ test("a join naming the manager's id is refused and changes nothing", async () =
   const { server, get, nodes } = await setup();
   const before = get("mgr");
   await assert.rejects(
-    server.join({ token, hostname: "evil", addr: "10.9.9.9", nodeId: "mgr" }),
+    server.join({ csr: CSR, token, hostname: "evil", addr: "10.9.9.9", nodeId: "mgr" }),
     (err: Error & { status?: number }) =>
       err.status === 403 && /node mgr is a manager: a join cannot take its place/.test(err.message),
   );
@@ -51,13 +55,14 @@ test("a join naming the manager's id is refused and changes nothing", async () =
 
 test("a rejoin keeps its id only with the node's own secret", async () => {
   const { server, get } = await setup();
-  const first = await server.join({ token, hostname: "w1", addr: "10.0.0.2" });
+  const first = await server.join({ csr: CSR, token, hostname: "w1", addr: "10.0.0.2" });
   assert.ok(first.nodeSecret, "the first join hands the node a secret");
   const registered = get(first.nodeId) as Node;
 
   for (const nodeSecret of [undefined, "wrong", newSecret()]) {
     await assert.rejects(
       server.join({
+        csr: CSR,
         token,
         hostname: "evil",
         addr: "10.9.9.9",
@@ -71,6 +76,7 @@ test("a rejoin keeps its id only with the node's own secret", async () => {
   }
 
   const again = await server.join({
+    csr: CSR,
     token,
     hostname: "w1",
     addr: "10.0.0.3",
@@ -84,9 +90,10 @@ test("a rejoin keeps its id only with the node's own secret", async () => {
 
 test("a removed node's secret is forgotten: naming its id again gets a new node", async () => {
   const { server, manager, get } = await setup();
-  const first = await server.join({ token, hostname: "w1", addr: "10.0.0.2" });
+  const first = await server.join({ csr: CSR, token, hostname: "w1", addr: "10.0.0.2" });
   await manager.removeNode(first.nodeId, true);
   const next = await server.join({
+    csr: CSR,
     token,
     hostname: "w1",
     addr: "10.0.0.2",

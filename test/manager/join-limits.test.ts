@@ -4,7 +4,7 @@
 
 import { test, describe, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { request } from "node:http";
+import { request } from "node:https";
 import { createMemoryStore } from "../../src/store/memory.js";
 import { Manager, defaultManagerOptions } from "../../src/manager/manager.js";
 import {
@@ -13,9 +13,12 @@ import {
   JoinServer,
   type ClusterMeta,
 } from "../../src/manager/join.js";
-import { makeToken, newSecret } from "../../src/manager/ids.js";
+import { newSecret } from "../../src/manager/ids.js";
 import { quietLog } from "../helpers/bus.js";
 import { defer } from "../helpers/defer.js";
+import { managerTls, storeCa, testCsr, testToken } from "../helpers/pki.js";
+
+const CSR = (await testCsr()).csrPem;
 
 const META: ClusterMeta = {
   secret: newSecret(),
@@ -23,12 +26,13 @@ const META: ClusterMeta = {
   managerSecret: newSecret(),
   createdAt: 1,
 };
-const worker = makeToken(META.secret, META.workerSecret);
-const wrong = makeToken(META.secret, newSecret());
+const worker = await testToken(META.workerSecret);
+const wrong = await testToken(newSecret());
 
 async function setup(t: TestContext, burst = 3) {
   const store = createMemoryStore();
   await store.update((tx) => tx.putMeta("cluster", META));
+  await storeCa(store);
   const warnings: string[] = [];
   const manager = new Manager(
     store,
@@ -39,11 +43,11 @@ async function setup(t: TestContext, burst = 3) {
   const limiter = new FailureLimiter({ burst, refillMs: 60_000, maxTracked: 100 }, () => now);
   const server = new JoinServer(
     manager,
-    () => ["nats://10.0.0.1:4222"],
+    () => ({ nodes: ["nats://10.0.0.1:4223"], apps: ["nats://10.0.0.1:4222"] }),
     () => 1000,
     limiter,
   );
-  const port = await server.listen("127.0.0.1", 0);
+  const port = await server.listen("127.0.0.1", 0, await managerTls());
   defer(t, () => server.close());
   const post = (body: string) =>
     new Promise<{ status: number; json: unknown }>((resolve, reject) => {
@@ -54,6 +58,7 @@ async function setup(t: TestContext, burst = 3) {
           method: "POST",
           path: "/v1/swarm/join",
           headers: { "Content-Type": "application/json" },
+          rejectUnauthorized: false,
         },
         (res) => {
           let text = "";
@@ -65,7 +70,8 @@ async function setup(t: TestContext, burst = 3) {
       req.on("error", reject);
       req.end(body);
     });
-  const join = (token: string) => post(JSON.stringify({ token, hostname: "w", addr: "10.0.0.2" }));
+  const join = (token: string) =>
+    post(JSON.stringify({ csr: CSR, token, hostname: "w", addr: "10.0.0.2" }));
   return {
     post,
     join,
@@ -78,7 +84,12 @@ async function setup(t: TestContext, burst = 3) {
 describe("join limits", () => {
   test("a body over 64 KiB is refused (413) before it is parsed", async (t) => {
     const s = await setup(t, 100);
-    const body = JSON.stringify({ token: worker, hostname: "w", addr: "x".repeat(70_000) });
+    const body = JSON.stringify({
+      csr: CSR,
+      token: worker,
+      hostname: "w",
+      addr: "x".repeat(70_000),
+    });
     assert.ok(body.length > JOIN_BODY_LIMIT);
     const r = await s.post(body);
     assert.equal(r.status, 413);
@@ -88,7 +99,9 @@ describe("join limits", () => {
 
   test("fields have bounded lengths", async (t) => {
     const s = await setup(t, 100);
-    const r = await s.post(JSON.stringify({ token: worker, hostname: "h".repeat(256), addr: "a" }));
+    const r = await s.post(
+      JSON.stringify({ csr: CSR, token: worker, hostname: "h".repeat(256), addr: "a" }),
+    );
     assert.deepEqual(r.json, {
       message: "hostname must be at most 255 characters",
       code: "ERR_INVALID",

@@ -4,7 +4,7 @@
 
 import { test, describe, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { request } from "node:http";
+import { request } from "node:https";
 import { createMemoryStore } from "../../src/store/memory.js";
 import { Manager, defaultManagerOptions } from "../../src/manager/manager.js";
 import { JoinServer, type ClusterMeta } from "../../src/manager/join.js";
@@ -13,6 +13,9 @@ import { JoinResponseSchema } from "../../src/api/http.js";
 import { problems } from "../../src/api/schema.js";
 import { quietLog } from "../helpers/bus.js";
 import { defer } from "../helpers/defer.js";
+import { managerTls, storeCa, testCsr, testToken } from "../helpers/pki.js";
+
+const CSR = (await testCsr()).csrPem;
 
 const META: ClusterMeta = {
   secret: newSecret(),
@@ -24,13 +27,14 @@ const META: ClusterMeta = {
 async function setup(t: TestContext) {
   const store = createMemoryStore();
   await store.update((tx) => tx.putMeta("cluster", META));
+  await storeCa(store);
   const manager = new Manager(store, quietLog, defaultManagerOptions());
   const server = new JoinServer(
     manager,
-    () => ["nats://10.0.0.1:4222"],
+    () => ({ nodes: ["nats://10.0.0.1:4223"], apps: ["nats://10.0.0.1:4222"] }),
     () => 1000,
   );
-  const port = await server.listen("127.0.0.1", 0);
+  const port = await server.listen("127.0.0.1", 0, await managerTls());
   defer(t, () => server.close());
   const post = (path: string, body: unknown) =>
     new Promise<{ status: number; json: unknown }>((resolve, reject) => {
@@ -41,6 +45,7 @@ async function setup(t: TestContext) {
           method: "POST",
           path,
           headers: { "Content-Type": "application/json" },
+          rejectUnauthorized: false,
         },
         (res) => {
           let text = "";
@@ -55,16 +60,16 @@ async function setup(t: TestContext) {
   return { post, nodes };
 }
 
-const worker = makeToken(META.secret, META.workerSecret);
+const worker = await testToken(META.workerSecret);
 
 describe("join endpoint", () => {
   test("a bad body gets 400 naming the field, and no node is registered", async (t) => {
     const { post, nodes } = await setup(t);
     const cases: Array<[unknown, string]> = [
-      [{ token: 5, hostname: "h", addr: "10.0.0.2" }, "token must be a string"],
-      [{ token: worker, addr: "10.0.0.2" }, "hostname is required"],
+      [{ csr: CSR, token: 5, hostname: "h", addr: "10.0.0.2" }, "token must be a string"],
+      [{ csr: CSR, token: worker, addr: "10.0.0.2" }, "hostname is required"],
       [
-        { token: worker, hostname: "h", addr: "10.0.0.2", role: "manager" },
+        { csr: CSR, token: worker, hostname: "h", addr: "10.0.0.2", role: "manager" },
         "role is not a known field",
       ],
       ["[1,2]", "body must be an object"],
@@ -80,7 +85,8 @@ describe("join endpoint", () => {
   test("a token of another cluster is 403 ERR_TOKEN; other paths 404, same shape", async (t) => {
     const { post, nodes } = await setup(t);
     const r = await post("/v1/swarm/join", {
-      token: makeToken("other-cluster", META.workerSecret),
+      token: makeToken("0".repeat(50), META.workerSecret),
+      csr: CSR,
       hostname: "h",
       addr: "10.0.0.2",
     });
@@ -100,7 +106,12 @@ describe("join endpoint", () => {
 
   test("a good join registers the node and answers a JoinResponse", async (t) => {
     const { post, nodes } = await setup(t);
-    const r = await post("/v1/swarm/join", { token: worker, hostname: "h", addr: "10.0.0.2" });
+    const r = await post("/v1/swarm/join", {
+      csr: CSR,
+      token: worker,
+      hostname: "h",
+      addr: "10.0.0.2",
+    });
     assert.equal(r.status, 200);
     assert.deepEqual(problems(JoinResponseSchema, r.json, "reply"), []);
     assert.equal((r.json as { role: string }).role, "worker");

@@ -17,15 +17,8 @@ import {
   type StatusMessage,
 } from "../../src/api/bus.js";
 import type { Task, TaskState } from "../../src/api/types.js";
-import { busUsers } from "../../src/manager/bus-users.js";
 import { checkFor, defer } from "./helpers.js";
-import {
-  BUS_AGENT_PASSWORD,
-  BUS_SECRET,
-  BUS_WORKERS,
-  startBus,
-  startWorkerSession,
-} from "../helpers/bus.js";
+import { BUS_AGENT_PASSWORD, testBusUsers, startBus, startWorkerSession } from "../helpers/bus.js";
 import { startServer } from "../helpers/servers.js";
 import type { MockKernel } from "./mock-driver.js";
 import { task } from "../store/helpers.js";
@@ -182,7 +175,7 @@ describe("fencing", () => {
 
   test("a lost connection is logged at once, and the return", async (t) => {
     let server = await startServer({
-      users: busUsers(BUS_SECRET, BUS_WORKERS),
+      users: testBusUsers(),
       noAuthUser: APP_USER,
     });
     const port = server.port;
@@ -196,7 +189,7 @@ describe("fencing", () => {
       cap.lines.join("\n"),
     );
     server = await startServer({
-      users: busUsers(BUS_SECRET, BUS_WORKERS),
+      users: testBusUsers(),
       noAuthUser: APP_USER,
       port,
     });
