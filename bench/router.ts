@@ -382,6 +382,9 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
       notes.push(`${what}: requests/s ${rps.toFixed(2)}x, p99 ${p99.toFixed(2)}x${goal}`);
     }
   }
+  notes.push(
+    "L4 mesh rows: the HAProxy column is HAProxy in mode tcp, the shoal column the routing mesh",
+  );
   if (profDir) notes.push(`CPU profile of the shoal router written to ${profDir}`);
   return {
     suite: "router",

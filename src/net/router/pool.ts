@@ -1,8 +1,8 @@
 // Kept-alive connections to one backend (host:port): a request takes an idle one (the most
 // recently used) or opens a new one up to the limit, and waits in line beyond it; after a response
 // that leaves the connection reusable it goes back to the pool (or straight to the next in line),
-// and an idle one closes after a while (never later than the backend's own Keep-Alive timeout
-// says, less a second). Each connection reports its bytes and events to the exchange that owns it
+// and an idle one is not used after a while (never later than the backend's own Keep-Alive
+// timeout says, less a second). Each connection reports its bytes and events to the exchange that owns it
 // at the moment; an idle connection that receives bytes or closes is dropped.
 
 import { createConnection, type Socket } from "node:net";
@@ -33,6 +33,9 @@ export class BackendConn {
   connecting = true;
   /** Served an exchange before (a failure before any answer may be the backend closing it). */
   reused = false;
+  /** When it went idle (ms since the epoch), and how long it may stay so. */
+  idleSince = 0;
+  idleMs = 0;
 
   constructor(
     readonly sock: Socket,
@@ -58,6 +61,10 @@ export class BackendPool {
       while (this.idle.length > 0) {
         const c = this.idle.pop()!;
         if (c.sock.destroyed) continue;
+        if (Date.now() - c.idleSince >= c.idleMs) {
+          c.sock.destroy();
+          continue;
+        }
         c.reused = true;
         this.give(c, owner);
         return;
@@ -100,7 +107,10 @@ export class BackendPool {
       c.sock.destroy();
       return;
     }
-    c.sock.setTimeout(idleMs);
+    // Checked when it is taken again (no timer per request); an idle connection also closes
+    // after the socket's timeout (timeoutMs) without traffic.
+    c.idleSince = Date.now();
+    c.idleMs = idleMs;
     this.idle.push(c);
   }
 
@@ -117,7 +127,6 @@ export class BackendPool {
 
   private give(c: BackendConn, owner: ConnOwner): void {
     c.owner = owner;
-    c.sock.setTimeout(c.connecting ? this.opts.connectTimeoutMs : this.opts.timeoutMs);
     owner.onUp(c);
   }
 
@@ -125,9 +134,10 @@ export class BackendPool {
     const sock = createConnection({ host: this.host, port: this.port, noDelay: true });
     const c = new BackendConn(sock, this);
     this.count++;
+    sock.setTimeout(this.opts.connectTimeoutMs);
     sock.once("connect", () => {
       c.connecting = false;
-      if (c.owner !== null) sock.setTimeout(this.opts.timeoutMs);
+      sock.setTimeout(this.opts.timeoutMs);
     });
     sock.on("data", (d: Buffer) => {
       if (c.owner !== null) c.owner.onUpData(d);

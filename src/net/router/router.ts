@@ -341,11 +341,14 @@ class ClientConn implements ConnOwner {
   private status = 0;
   private bytes = 0;
   private at: Date | undefined;
+  /** The client's address (X-Forwarded-For, the access log). */
+  private readonly ip: string;
 
   constructor(
     private readonly router: HttpRouter,
     private readonly sock: Socket,
   ) {
+    this.ip = clientIp(sock);
     sock.on("data", (d: Buffer) => this.onData(d));
     sock.on("end", () => this.onEnd());
     sock.on("error", () => {});
@@ -482,7 +485,7 @@ class ClientConn implements ConnOwner {
     if (setCookie) {
       this.cookieLine = `Set-Cookie: ${live.state.route.sticky!.name}=${b.cookie}${live.state.cookieAttrs}\r\n`;
     }
-    this.fwdHead = forwardRequestHead(h, { clientIp: clientIp(this.sock), port: router.localPort });
+    this.fwdHead = forwardRequestHead(h, { clientIp: this.ip, port: router.localPort });
     b.pool.acquire(this);
   }
 
@@ -536,7 +539,7 @@ class ClientConn implements ConnOwner {
     if (log !== undefined) {
       const size = this.bytes > 0 ? String(this.bytes) : "-";
       log(
-        `${clientIp(this.sock) || "-"} - - [${clfTime(this.at!)}] "${h.method} ${h.target} HTTP/1.${h.minor}" ${this.status} ${size}`,
+        `${this.ip || "-"} - - [${clfTime(this.at!)}] "${h.method} ${h.target} HTTP/1.${h.minor}" ${this.status} ${size}`,
       );
     }
     this.req = undefined;
@@ -623,7 +626,7 @@ class ClientConn implements ConnOwner {
     }
     const end = this.bodyPart(data, r.headLength);
     if (end < 0) return;
-    const len = Buffer.byteLength(text, "latin1");
+    const len = text.length; // latin1: one byte per character
     const out = Buffer.allocUnsafe(len + end - r.headLength);
     out.write(text, 0, len, "latin1");
     data.copy(out, len, r.headLength, end);
