@@ -10,6 +10,9 @@
 //   robin with keep-alive to the backends, one thread/worker each (the router is one thread too).
 //   A proxy that is not installed is reported as "not installed", not failed.
 // - wrk: `wrk -t2 -c<connections> -d<duration>s --latency -H "Host: web.bench"`.
+// - "CPU per request": the CPU time (user + system, /proc/PID/stat) the proxy's processes used
+//   during the timed run divided by the requests wrk completed; unlike requests/s it hardly
+//   depends on what else the machine runs.
 //
 // - The routing mesh (L4) rows: shoal's RoutingMesh (src/net/mesh.ts, TCP connection forwarding,
 //   round robin per connection) against HAProxy in `mode tcp` (balance roundrobin) to the same 3
@@ -19,11 +22,11 @@
 // profile of the shoal router process (node --cpu-prof) into DIR.
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BUSY } from "./nats.js";
-import { cpuSnapshot, otherLoad } from "./procfs.js";
+import { cpuSnapshot, otherLoad, processTree } from "./procfs.js";
 import { track, waitExit } from "./procs.js";
 import type { Row, Suite, SuiteContext, SuiteResult } from "./report.js";
 import { freePort } from "./servers.js";
@@ -69,6 +72,8 @@ process.stdout.write("ready\\n");
 `;
 
 interface Wrk {
+  /** Requests completed. */
+  requests: number;
   rps: number;
   p50Ms: number;
   p99Ms: number;
@@ -84,13 +89,32 @@ function ms(text: string): number {
 }
 
 export function parseWrk(out: string): Wrk {
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN);
   const rps = Number(/Requests\/sec:\s+([0-9.]+)/.exec(out)?.[1] ?? NaN);
   const p50 = /^\s+50%\s+(\S+)/m.exec(out)?.[1] ?? "";
   const p99 = /^\s+99%\s+(\S+)/m.exec(out)?.[1] ?? "";
   const e = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
   const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
   const errors = (e ? e.slice(1).reduce((s, x) => s + Number(x), 0) : 0) + non2xx;
-  return { rps, p50Ms: ms(p50), p99Ms: ms(p99), errors };
+  return { requests, rps, p50Ms: ms(p50), p99Ms: ms(p99), errors };
+}
+
+/**
+ * CPU seconds (user + system) the process and its descendants have used (/proc/PID/stat, in
+ * clock ticks of 1/100 s as on Linux): the proxy's cost per request whatever else the machine runs.
+ */
+function cpuSeconds(pid: number): number {
+  let sum = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, "latin1");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      sum += (Number(f[11]) + Number(f[12])) / 100;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return sum;
 }
 
 /** Starts a child and waits for "ready" on its stdout (or for it to fail). */
@@ -296,9 +320,11 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
     { id: "rps", label: "requests/s", unit: "req/s", better: "higher", values: {} },
     { id: "p50", label: "latency p50", unit: "ms", better: "lower", values: {} },
     { id: "p99", label: "latency p99", unit: "ms", better: "lower", values: {} },
+    { id: "cpu", label: "proxy CPU per request", unit: "us", better: "lower", values: {} },
     { id: "l4-rps", label: "L4 mesh requests/s", unit: "req/s", better: "higher", values: {} },
     { id: "l4-p50", label: "L4 mesh latency p50", unit: "ms", better: "lower", values: {} },
     { id: "l4-p99", label: "L4 mesh latency p99", unit: "ms", better: "lower", values: {} },
+    { id: "l4-cpu", label: "L4 mesh CPU per request", unit: "us", better: "lower", values: {} },
   ];
   const rowsOf = (p: Proxy) => rows.filter((r) => r.id.startsWith("l4-") === (p.layer === "tcp"));
   for (const r of rows.filter((r) => r.id.startsWith("l4-"))) r.values.nginx = "not run";
@@ -326,11 +352,14 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
           // Warm up: connections to the backends, the JIT.
           await runWrk(port, connections, 1);
           const before = cpuSnapshot();
+          const cpu0 = cpuSeconds(child.pid!);
           const out = await runWrk(port, connections, seconds);
+          const cpuUs = (1e6 * (cpuSeconds(child.pid!) - cpu0)) / parseWrk(out).requests;
           const busy = otherLoad(before, cpuSnapshot());
           const w = parseWrk(out);
           ctx.log(
-            `router: ${proxy.label}: ${w.rps.toFixed(0)} req/s, p50 ${w.p50Ms} ms, p99 ${w.p99Ms} ms` +
+            `router: ${proxy.label}: ${w.rps.toFixed(0)} req/s, p50 ${w.p50Ms} ms, p99 ${w.p99Ms} ms, ` +
+              `CPU ${cpuUs.toFixed(0)} µs/request` +
               (w.errors > 0 ? `, ${w.errors} errors` : "") +
               (busy > BUSY ? ` (other load ${(100 * busy).toFixed(0)}%)` : ""),
           );
@@ -347,6 +376,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
           best("rps", w.rps, true);
           best("p50", w.p50Ms, false);
           best("p99", w.p99Ms, false);
+          best("cpu", cpuUs, false);
         } catch (err) {
           for (const r of rowsOf(proxy)) r.values[proxy.id] ??= "failed";
           notes.push(`${proxy.label}: ${(err as Error).message.split("\n")[0]}`);

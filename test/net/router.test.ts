@@ -550,3 +550,17 @@ test("Expect: 100-continue is answered by the router", async (t) => {
   assert.match(out, /"body":"abc"/);
   assert.doesNotMatch(out, /"expect"/);
 });
+
+test("an idle client connection is closed after keepAliveTimeoutMs; one in use is not", async (t) => {
+  const b = await backend(t, "a");
+  const { port } = await startRouter(
+    t,
+    { routes: [route("web", "Host(`web.test`)", [b.backend])] },
+    { keepAliveTimeoutMs: 50 },
+  );
+  // Never sends anything: closed by the router, without an answer.
+  assert.equal(await raw(port, []), "");
+  // Answered, then closed once idle (the client asked to keep it open).
+  const out = await raw(port, "GET / HTTP/1.1\r\nHost: web.test\r\n\r\n");
+  assert.deepEqual(statuses(out), [200]);
+});

@@ -15,8 +15,6 @@ export interface ConnOwner {
   /** The backend ended its side. */
   onUpEnd(): void;
   onUpError(err: Error & { code?: string }): void;
-  /** No bytes moved for the timeout; `connecting` while the connection was still being opened. */
-  onUpTimeout(connecting: boolean): void;
   onUpDrain(): void;
 }
 
@@ -24,13 +22,13 @@ export interface PoolOptions {
   max: number;
   /** How long an idle connection stays open at most. */
   idleMs: number;
-  connectTimeoutMs: number;
-  timeoutMs: number;
 }
 
 export class BackendConn {
   owner: ConnOwner | null = null;
   connecting = true;
+  /** When it was opened (ms since the epoch): the owner times the connect out (no socket timer). */
+  readonly openedAt = Date.now();
   /** Served an exchange before (a failure before any answer may be the backend closing it). */
   reused = false;
   /** When it went idle (ms since the epoch), and how long it may stay so. */
@@ -107,8 +105,8 @@ export class BackendPool {
       c.sock.destroy();
       return;
     }
-    // Checked when it is taken again (no timer per request); an idle connection also closes
-    // after the socket's timeout (timeoutMs) without traffic.
+    // Checked when it is taken again (no timer per request); the backend closes it sooner or
+    // later, which drops it from the pool.
     c.idleSince = Date.now();
     c.idleMs = idleMs;
     this.idle.push(c);
@@ -134,10 +132,8 @@ export class BackendPool {
     const sock = createConnection({ host: this.host, port: this.port, noDelay: true });
     const c = new BackendConn(sock, this);
     this.count++;
-    sock.setTimeout(this.opts.connectTimeoutMs);
     sock.once("connect", () => {
       c.connecting = false;
-      sock.setTimeout(this.opts.timeoutMs);
     });
     sock.on("data", (d: Buffer) => {
       if (c.owner !== null) c.owner.onUpData(d);
@@ -145,10 +141,6 @@ export class BackendPool {
     });
     sock.on("end", () => c.owner?.onUpEnd());
     sock.on("error", (err) => c.owner?.onUpError(err));
-    sock.on("timeout", () => {
-      if (c.owner !== null) c.owner.onUpTimeout(c.connecting);
-      else sock.destroy();
-    });
     sock.on("drain", () => c.owner?.onUpDrain());
     sock.on("close", () => {
       this.count--;

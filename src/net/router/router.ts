@@ -188,14 +188,35 @@ export class HttpRouter {
   private readonly clients = new Set<Socket>();
   /** @internal */ readonly tunnels = new Set<Socket>();
   /** @internal */ localPort = 0;
+  /** @internal Client connections proxying HTTP (not tunnels), for the timeout sweep. */
+  readonly conns = new Set<ClientConn>();
+  /**
+   * @internal A coarse clock (ms since the epoch) read at every sweep: connections stamp their
+   * last activity with it, so no socket carries a timer (Node refreshes those on every read and
+   * write) and no request reads the time.
+   */
+  clock = Date.now();
+  /** @internal How often timeouts are checked; they fire up to two of these late. */
+  readonly tick: number;
+  private readonly sweeper: NodeJS.Timeout;
 
   constructor(options: Partial<RouterOptions> = {}) {
     this.opts = Object.freeze({ ...defaultRouterOptions(), ...options });
+    const o = this.opts;
+    const shortest = Math.min(o.timeoutMs, o.connectTimeoutMs, o.keepAliveTimeoutMs);
+    this.tick = Math.min(1000, Math.max(10, Math.floor(shortest / 4)));
+    this.sweeper = setInterval(() => this.sweep(), this.tick).unref();
     this.server = createServer({ noDelay: true, allowHalfOpen: true }, (sock) => {
       this.clients.add(sock);
       sock.once("close", () => this.clients.delete(sock));
-      new ClientConn(this, sock);
+      this.conns.add(new ClientConn(this, sock));
     });
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    this.clock = now;
+    for (const c of this.conns) c.check(now);
   }
 
   /** Starts serving; port 0 picks a free one. Resolves with the address it listens on. */
@@ -231,8 +252,6 @@ export class HttpRouter {
           pool = new BackendPool(b.host, b.port, {
             max: this.opts.maxConnectionsPerBackend,
             idleMs: 30_000,
-            connectTimeoutMs: this.opts.connectTimeoutMs,
-            timeoutMs: this.opts.timeoutMs,
           });
           this.pools.set(key, pool);
         }
@@ -273,6 +292,7 @@ export class HttpRouter {
 
   /** Stops serving: closes the listener, every client and backend connection and every tunnel. */
   async close(): Promise<void> {
+    clearInterval(this.sweeper);
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const s of this.clients) s.destroy();
     this.clients.clear();
@@ -341,6 +361,9 @@ class ClientConn implements ConnOwner {
   private status = 0;
   private bytes = 0;
   private at: Date | undefined;
+  /** The router's clock at the client's last bytes, and at the backend's last activity. */
+  private io: number;
+  private upIo = 0;
   /** The client's address (X-Forwarded-For, the access log). */
   private readonly ip: string;
 
@@ -349,19 +372,38 @@ class ClientConn implements ConnOwner {
     private readonly sock: Socket,
   ) {
     this.ip = clientIp(sock);
+    this.io = router.clock;
     sock.on("data", (d: Buffer) => this.onData(d));
     sock.on("end", () => this.onEnd());
     sock.on("error", () => {});
     sock.on("close", () => this.onClose());
     sock.on("drain", () => this.up?.sock.resume());
-    sock.setTimeout(router.opts.keepAliveTimeoutMs, () => {
-      if (this.req === undefined) sock.destroy();
-    });
+  }
+
+  /**
+   * The timeouts, at a sweep: an idle client connection closes after keepAliveTimeoutMs; a
+   * backend that takes longer than connectTimeoutMs to connect, or is silent for timeoutMs, is
+   * given up (504). Stamps come from the coarse clock, so a tick of slack keeps them from firing
+   * early.
+   */
+  check(now: number): void {
+    const o = this.router.opts;
+    const slack = this.router.tick;
+    if (this.req === undefined) {
+      if (now - this.io > o.keepAliveTimeoutMs + slack) this.sock.destroy();
+      return;
+    }
+    const up = this.up;
+    if (up === undefined) return;
+    if (up.connecting) {
+      if (now - up.openedAt > o.connectTimeoutMs) this.onUpTimeout(true);
+    } else if (now - this.upIo > o.timeoutMs + slack) this.onUpTimeout(false);
   }
 
   // --- client side ---
 
   private onData(d: Buffer): void {
+    this.io = this.router.clock;
     if (this.closing) return;
     if (this.req !== undefined && !this.reqDone) {
       let n: number;
@@ -391,6 +433,7 @@ class ClientConn implements ConnOwner {
   }
 
   private onClose(): void {
+    this.router.conns.delete(this);
     if (this.up !== undefined) {
       const up = this.up;
       this.up = undefined;
@@ -507,6 +550,7 @@ class ClientConn implements ConnOwner {
   private forward(part: Buffer): void {
     if (this.sink || part.length === 0) return;
     if (this.up !== undefined) {
+      this.upIo = this.router.clock;
       if (!this.up.sock.write(part)) this.sock.pause();
     } else (this.queued ??= []).push(part);
   }
@@ -557,6 +601,7 @@ class ClientConn implements ConnOwner {
 
   onUp(conn: BackendConn): void {
     this.up = conn;
+    this.upIo = this.router.clock;
     const head = this.fwdHead;
     if (this.queued !== undefined) {
       const hb = Buffer.from(head, "latin1");
@@ -567,6 +612,7 @@ class ClientConn implements ConnOwner {
   }
 
   onUpData(d: Buffer): void {
+    this.upIo = this.router.clock;
     if (this.resp === undefined) {
       const data = this.rbuf === undefined ? d : Buffer.concat([this.rbuf, d]);
       let r: ResponseHead | null;
@@ -744,7 +790,7 @@ class ClientConn implements ConnOwner {
     this.answer(f.status, f.reason);
   }
 
-  onUpTimeout(connecting: boolean): void {
+  private onUpTimeout(connecting: boolean): void {
     const code = connecting ? "ETIMEDOUT" : "UND_ERR_HEADERS_TIMEOUT";
     const err = Object.assign(new Error(connecting ? "connect timeout" : "timeout"), { code });
     this.retried = true; // a timeout is not retried
@@ -780,7 +826,7 @@ class ClientConn implements ConnOwner {
     socket.removeAllListeners("data");
     socket.removeAllListeners("end");
     socket.removeAllListeners("drain");
-    socket.setTimeout(0);
+    router.conns.delete(this);
     const reject = (status: number, reason: string) => {
       socket.end(errorResponse(status, reason, true, false));
     };
