@@ -10,16 +10,23 @@
 //   robin with keep-alive to the backends, one thread/worker each (the router is one thread too).
 //   A proxy that is not installed is reported as "not installed", not failed.
 // - wrk: `wrk -t2 -c<connections> -d<duration>s --latency -H "Host: web.bench"`.
+// - "CPU per request": the CPU time (user + system, /proc/PID/stat) the proxy's processes used
+//   during the timed run divided by the requests wrk completed; unlike requests/s it hardly
+//   depends on what else the machine runs.
+//
+// - The routing mesh (L4) rows: shoal's RoutingMesh (src/net/mesh.ts, TCP connection forwarding,
+//   round robin per connection) against HAProxy in `mode tcp` (balance roundrobin) to the same 3
+//   backends, the same wrk load through each (keep-alive connections, forwarded as TCP streams).
 //
 // Options: --router-connections N (wrk connections, default 64); --router-prof DIR writes a CPU
 // profile of the shoal router process (node --cpu-prof) into DIR.
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BUSY } from "./nats.js";
-import { cpuSnapshot, otherLoad } from "./procfs.js";
+import { cpuSnapshot, otherLoad, processTree } from "./procfs.js";
 import { track, waitExit } from "./procs.js";
 import type { Row, Suite, SuiteContext, SuiteResult } from "./report.js";
 import { freePort } from "./servers.js";
@@ -52,7 +59,21 @@ process.on("SIGTERM", () => process.exit(0));
 process.stdout.write("ready\\n");
 `;
 
+const MESH = `
+const [url, port, ...backends] = process.argv.slice(1);
+const { RoutingMesh } = await import(url);
+const log = { info() {}, warn: (m) => process.stderr.write(m + "\\n"), debug() {} };
+const mesh = new RoutingMesh(log, "127.0.0.1");
+await mesh.sync(
+  new Map([[Number(port), backends.map((p) => ({ host: "127.0.0.1", port: Number(p) }))]]),
+);
+process.on("SIGTERM", () => process.exit(0));
+process.stdout.write("ready\\n");
+`;
+
 interface Wrk {
+  /** Requests completed. */
+  requests: number;
   rps: number;
   p50Ms: number;
   p99Ms: number;
@@ -68,13 +89,32 @@ function ms(text: string): number {
 }
 
 export function parseWrk(out: string): Wrk {
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN);
   const rps = Number(/Requests\/sec:\s+([0-9.]+)/.exec(out)?.[1] ?? NaN);
   const p50 = /^\s+50%\s+(\S+)/m.exec(out)?.[1] ?? "";
   const p99 = /^\s+99%\s+(\S+)/m.exec(out)?.[1] ?? "";
   const e = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
   const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
   const errors = (e ? e.slice(1).reduce((s, x) => s + Number(x), 0) : 0) + non2xx;
-  return { rps, p50Ms: ms(p50), p99Ms: ms(p99), errors };
+  return { requests, rps, p50Ms: ms(p50), p99Ms: ms(p99), errors };
+}
+
+/**
+ * CPU seconds (user + system) the process and its descendants have used (/proc/PID/stat, in
+ * clock ticks of 1/100 s as on Linux): the proxy's cost per request whatever else the machine runs.
+ */
+function cpuSeconds(pid: number): number {
+  let sum = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, "latin1");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      sum += (Number(f[11]) + Number(f[12])) / 100;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return sum;
 }
 
 /** Starts a child and waits for "ready" on its stdout (or for it to fail). */
@@ -124,15 +164,15 @@ async function waitPort(port: number, child: ChildProcess, timeoutMs = 10_000): 
   }
 }
 
-function haproxyConfig(port: number, backends: number[]): string {
+function haproxyConfig(port: number, backends: number[], mode: "http" | "tcp"): string {
+  const http = mode === "http";
   return [
     "global",
     "  nbthread 1",
     "  maxconn 4000",
     "defaults",
-    "  mode http",
-    "  option http-keep-alive",
-    "  option forwardfor",
+    `  mode ${mode}`,
+    ...(http ? ["  option http-keep-alive", "  option forwardfor"] : []),
     "  timeout connect 5s",
     "  timeout client 60s",
     "  timeout server 60s",
@@ -141,7 +181,7 @@ function haproxyConfig(port: number, backends: number[]): string {
     "  default_backend be",
     "backend be",
     "  balance roundrobin",
-    "  http-reuse always",
+    ...(http ? ["  http-reuse always"] : []),
     ...backends.map((p, i) => `  server b${i} 127.0.0.1:${p}`),
     "",
   ].join("\n");
@@ -203,8 +243,11 @@ function runWrk(port: number, connections: number, seconds: number): Promise<str
 }
 
 interface Proxy {
+  /** The column it fills. */
   id: string;
   label: string;
+  /** HTTP proxies fill the HTTP rows, TCP ones (the routing mesh) the L4 rows. */
+  layer: "http" | "tcp";
   /** Starts the proxy on `port` in front of `backends`; resolves with its process. */
   start(port: number, backends: number[], dir: string): Promise<ChildProcess>;
   available(): string | null;
@@ -212,22 +255,26 @@ interface Proxy {
 
 function proxies(profDir: string | undefined): Proxy[] {
   const routerUrl = new URL("../src/net/router/router.js", import.meta.url).href;
-  return [
-    {
-      id: "haproxy",
-      label: "HAProxy",
-      available: () => which("haproxy"),
-      async start(port, backends, dir) {
-        const cfg = join(dir, "haproxy.cfg");
-        writeFileSync(cfg, haproxyConfig(port, backends));
-        const child = await start(which("haproxy")!, ["-db", "-f", cfg], null);
-        await waitPort(port, child);
-        return child;
-      },
+  const meshUrl = new URL("../src/net/mesh.js", import.meta.url).href;
+  const haproxy = (layer: "http" | "tcp"): Proxy => ({
+    id: "haproxy",
+    label: layer === "http" ? "HAProxy" : "HAProxy (mode tcp)",
+    layer,
+    available: () => which("haproxy"),
+    async start(port, backends, dir) {
+      const cfg = join(dir, `haproxy-${layer}.cfg`);
+      writeFileSync(cfg, haproxyConfig(port, backends, layer));
+      const child = await start(which("haproxy")!, ["-db", "-f", cfg], null);
+      await waitPort(port, child);
+      return child;
     },
+  });
+  return [
+    haproxy("http"),
     {
       id: "nginx",
       label: "nginx",
+      layer: "http",
       available: () => which("nginx"),
       async start(port, backends, dir) {
         const cfg = join(dir, "nginx.conf");
@@ -241,10 +288,22 @@ function proxies(profDir: string | undefined): Proxy[] {
     {
       id: "shoal",
       label: "shoal",
+      layer: "http",
       available: () => process.execPath,
       start(port, backends) {
         const prof = profDir ? ["--cpu-prof", "--cpu-prof-dir", profDir] : [];
         const args = [...prof, "--input-type=module", "-e", ROUTER, routerUrl, String(port)];
+        return start(process.execPath, [...args, ...backends.map(String)], "ready");
+      },
+    },
+    haproxy("tcp"),
+    {
+      id: "shoal",
+      label: "shoal mesh",
+      layer: "tcp",
+      available: () => process.execPath,
+      start(port, backends) {
+        const args = ["--input-type=module", "-e", MESH, meshUrl, String(port)];
         return start(process.execPath, [...args, ...backends.map(String)], "ready");
       },
     },
@@ -261,7 +320,14 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
     { id: "rps", label: "requests/s", unit: "req/s", better: "higher", values: {} },
     { id: "p50", label: "latency p50", unit: "ms", better: "lower", values: {} },
     { id: "p99", label: "latency p99", unit: "ms", better: "lower", values: {} },
+    { id: "cpu", label: "proxy CPU per request", unit: "us", better: "lower", values: {} },
+    { id: "l4-rps", label: "L4 mesh requests/s", unit: "req/s", better: "higher", values: {} },
+    { id: "l4-p50", label: "L4 mesh latency p50", unit: "ms", better: "lower", values: {} },
+    { id: "l4-p99", label: "L4 mesh latency p99", unit: "ms", better: "lower", values: {} },
+    { id: "l4-cpu", label: "L4 mesh CPU per request", unit: "us", better: "lower", values: {} },
   ];
+  const rowsOf = (p: Proxy) => rows.filter((r) => r.id.startsWith("l4-") === (p.layer === "tcp"));
+  for (const r of rows.filter((r) => r.id.startsWith("l4-"))) r.values.nginx = "not run";
   const all = proxies(profDir);
   const backendProcs: ChildProcess[] = [];
   try {
@@ -273,7 +339,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
     }
     const missing = all.filter((p) => p.available() === null);
     for (const proxy of missing) {
-      for (const r of rows) r.values[proxy.id] = "not installed";
+      for (const r of rowsOf(proxy)) r.values[proxy.id] = "not installed";
       notes.push(`${proxy.label} is not installed (apt-get install -y ${proxy.id})`);
     }
     // Rounds outside, systems inside: a change in the machine's other load hits all alike.
@@ -286,17 +352,21 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
           // Warm up: connections to the backends, the JIT.
           await runWrk(port, connections, 1);
           const before = cpuSnapshot();
+          const cpu0 = cpuSeconds(child.pid!);
           const out = await runWrk(port, connections, seconds);
+          const cpuUs = (1e6 * (cpuSeconds(child.pid!) - cpu0)) / parseWrk(out).requests;
           const busy = otherLoad(before, cpuSnapshot());
           const w = parseWrk(out);
           ctx.log(
-            `router: ${proxy.label}: ${w.rps.toFixed(0)} req/s, p50 ${w.p50Ms} ms, p99 ${w.p99Ms} ms` +
+            `router: ${proxy.label}: ${w.rps.toFixed(0)} req/s, p50 ${w.p50Ms} ms, p99 ${w.p99Ms} ms, ` +
+              `CPU ${cpuUs.toFixed(0)} µs/request` +
               (w.errors > 0 ? `, ${w.errors} errors` : "") +
               (busy > BUSY ? ` (other load ${(100 * busy).toFixed(0)}%)` : ""),
           );
           if (w.errors > 0) notes.push(`${proxy.label}: wrk counted ${w.errors} errors`);
+          const pre = proxy.layer === "tcp" ? "l4-" : "";
           const best = (id: string, v: number, higher: boolean) => {
-            const row = rows.find((r) => r.id === id)!;
+            const row = rows.find((r) => r.id === pre + id)!;
             const old = row.values[proxy.id];
             if (typeof old !== "number" || (higher ? v > old : v < old)) {
               row.values[proxy.id] = v;
@@ -306,8 +376,9 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
           best("rps", w.rps, true);
           best("p50", w.p50Ms, false);
           best("p99", w.p99Ms, false);
+          best("cpu", cpuUs, false);
         } catch (err) {
-          for (const r of rows) r.values[proxy.id] ??= "failed";
+          for (const r of rowsOf(proxy)) r.values[proxy.id] ??= "failed";
           notes.push(`${proxy.label}: ${(err as Error).message.split("\n")[0]}`);
         } finally {
           if (child) await stop(child);
@@ -322,25 +393,35 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
     notes.push(`* other processes used more than ${100 * BUSY}% of the CPUs meanwhile`);
   }
   const v = (row: string, col: string) => rows.find((r) => r.id === row)!.values[col];
-  for (const other of ["haproxy", "nginx"]) {
+  for (const [pre, other] of [
+    ["", "haproxy"],
+    ["", "nginx"],
+    ["l4-", "haproxy"],
+  ] as const) {
     const [sr, or, sp, op] = [
-      v("rps", "shoal"),
-      v("rps", other),
-      v("p99", "shoal"),
-      v("p99", other),
+      v(`${pre}rps`, "shoal"),
+      v(`${pre}rps`, other),
+      v(`${pre}p99`, "shoal"),
+      v(`${pre}p99`, other),
     ];
     if ([sr, or, sp, op].every((x) => typeof x === "number")) {
       const rps = (sr as number) / (or as number);
       const p99 = (sp as number) / (op as number);
       const goal = other === "haproxy" ? ` (goal: >= 0.80 and <= 1.50)` : "";
-      notes.push(`shoal/${other}: requests/s ${rps.toFixed(2)}x, p99 ${p99.toFixed(2)}x${goal}`);
+      const what = pre === "" ? `shoal/${other}` : `L4: shoal mesh/${other} mode tcp`;
+      notes.push(`${what}: requests/s ${rps.toFixed(2)}x, p99 ${p99.toFixed(2)}x${goal}`);
     }
   }
+  notes.push(
+    "L4 mesh rows: the HAProxy column is HAProxy in mode tcp, the shoal column the routing mesh",
+  );
   if (profDir) notes.push(`CPU profile of the shoal router written to ${profDir}`);
   return {
     suite: "router",
-    title: `HTTP router: ${connections} keep-alive connections from wrk, 3 Node.js backends`,
-    columns: all.map((p) => ({ id: p.id, label: p.label })),
+    title:
+      `HTTP router and L4 routing mesh: ${connections} keep-alive connections from wrk, ` +
+      "3 Node.js backends",
+    columns: all.filter((p) => p.layer === "http").map((p) => ({ id: p.id, label: p.label })),
     rows,
     notes,
     params: { seconds, connections, repeat: ctx.repeat, wrk: "wrk -t2 --latency" },
@@ -349,7 +430,8 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
 
 export const routerSuite: Suite = {
   name: "router",
-  description: "HTTP router vs HAProxy and nginx, 3 backends, load from wrk",
+  description:
+    "HTTP router vs HAProxy and nginx, routing mesh vs HAProxy mode tcp, 3 backends, load from wrk",
   options: {
     "router-connections": { type: "string", description: "router: wrk connections (default 64)" },
     "router-prof": { type: "string", description: "router: write a CPU profile into this dir" },

@@ -19,6 +19,18 @@ interface Listener {
   next: number;
 }
 
+/**
+ * Bytes from `from` to `to` as they come, reading paused while `to` is full; `to` ends when
+ * `from` does. What `pipe` does, without its per-chunk bookkeeping.
+ */
+function relay(from: Socket, to: Socket): void {
+  from.on("data", (d: Buffer) => {
+    if (!to.write(d)) from.pause();
+  });
+  to.on("drain", () => from.resume());
+  from.on("end", () => to.end());
+}
+
 export class RoutingMesh {
   private readonly listeners = new Map<number, Listener>();
   private backends = new Map<number, Backend[]>();
@@ -40,7 +52,10 @@ export class RoutingMesh {
     }
     for (const port of backends.keys()) {
       if (this.listeners.has(port)) continue;
-      const l: Listener = { server: createServer((s) => this.forward(port, l, s)), next: 0 };
+      const l: Listener = {
+        server: createServer({ noDelay: true }, (s) => this.forward(port, l, s)),
+        next: 0,
+      };
       this.listeners.set(port, l);
       try {
         await new Promise<void>((resolve, reject) => {
@@ -65,14 +80,14 @@ export class RoutingMesh {
       return;
     }
     const b = list[l.next++ % list.length]!;
-    const upstream = createConnection({ host: b.host, port: b.port });
+    const upstream = createConnection({ host: b.host, port: b.port, noDelay: true });
     client.on("error", () => upstream.destroy());
     upstream.on("error", (err) => {
       this.log.debug(`routing mesh: ${port} -> ${b.host}:${b.port}: ${err.message}`);
       client.destroy();
     });
-    client.pipe(upstream);
-    upstream.pipe(client);
+    relay(client, upstream);
+    relay(upstream, client);
   }
 
   async close(): Promise<void> {

@@ -7,7 +7,7 @@
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { Agent, createServer, request, type IncomingHttpHeaders, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { connect, createServer as createNetServer, type AddressInfo } from "node:net";
 import { WebSocket, WebSocketServer } from "ws";
 import { HttpRouter, type RouterOptions } from "../../src/net/router/router.js";
 import type { Route, RouteBackend, RouteTable } from "../../src/api/routes.js";
@@ -365,4 +365,202 @@ test("access log: one common-log-format line per request", async (t) => {
     `127.0.0.1 - - [02/Jan/2024:03:04:05 +0000] "GET /x?y=1 HTTP/1.1" 200 ${Buffer.byteLength(ok.body)}`,
   );
   assert.equal(lines[1], '127.0.0.1 - - [02/Jan/2024:03:04:05 +0000] "GET / HTTP/1.1" 404 30');
+});
+
+/** Sends `bytes` on a raw connection to the router and resolves with all it got until it closed. */
+function raw(port: number, bytes: string | string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: "127.0.0.1", port }, () => {
+      // Pieces go in separate writes, on separate turns of the event loop.
+      const parts = typeof bytes === "string" ? [bytes] : bytes;
+      const send = (i: number) => {
+        if (i === parts.length) return;
+        s.write(parts[i]!);
+        setImmediate(() => send(i + 1));
+      };
+      send(0);
+    });
+    let out = "";
+    s.on("data", (d: Buffer) => (out += d.toString("latin1")));
+    s.on("error", reject);
+    s.on("close", () => resolve(out));
+  });
+}
+
+/** The status codes of the responses in a raw byte stream, in order. */
+const statuses = (text: string) =>
+  [...text.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => Number(m[1]));
+
+test("pipelined requests are answered in order on one connection", async (t) => {
+  const bs = await Promise.all(["a", "b", "c"].map((n) => backend(t, n)));
+  const { port } = await startRouter(t, {
+    routes: [
+      route(
+        "web",
+        "Host(`web.test`)",
+        bs.map((b) => b.backend),
+      ),
+    ],
+  });
+  const req = (path: string, extra = "") =>
+    `GET ${path} HTTP/1.1\r\nHost: web.test\r\n${extra}\r\n`;
+  const out = await raw(port, [
+    req("/1") + req("/2") + "GET /3 HTTP/1.1\r\nHost: nope.test\r\n\r\n" + req("/4").slice(0, 10),
+    req("/4").slice(10) + req("/5", "Connection: close\r\n"),
+  ]);
+  assert.deepEqual(statuses(out), [200, 200, 404, 200, 200]);
+  const urls = [...out.matchAll(/"url":"([^"]+)"/g)].map((m) => m[1]);
+  assert.deepEqual(urls, ["/1", "/2", "/4", "/5"]);
+  const names = [...out.matchAll(/"name":"([^"]+)"/g)].map((m) => m[1]);
+  assert.deepEqual(names, ["a", "b", "c", "a"]);
+  assert.match(out, /Connection: close\r\n\r\n[^]*$/);
+});
+
+test("request smuggling and malformed heads get 400 and the connection closes", async (t) => {
+  const b = await backend(t, "a");
+  const { port } = await startRouter(t, {
+    routes: [route("web", "Host(`web.test`)", [b.backend])],
+  });
+  const cases = [
+    "POST / HTTP/1.1\r\nHost: web.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "POST / HTTP/1.1\r\nHost: web.test\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde",
+    "POST / HTTP/1.1\r\nHost: web.test\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+    "POST / HTTP/1.1\r\nHost: web.test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    "GET / HTTP/1.1\r\nHost: web.test\r\nX: a\r\n folded\r\n\r\n",
+    "GET /x y HTTP/1.1\r\nHost: web.test\r\n\r\n",
+  ];
+  for (const c of cases) {
+    // A second request after the bad one is never answered: the router closed.
+    const out = await raw(port, c + "GET / HTTP/1.1\r\nHost: web.test\r\n\r\n");
+    assert.deepEqual(statuses(out), [400], JSON.stringify(c));
+    assert.match(out, /Connection: close\r\n/);
+  }
+  assert.deepEqual(statuses(await raw(port, "GET / HTTP/2.0\r\nHost: web.test\r\n\r\n")), [505]);
+  const big = `GET / HTTP/1.1\r\nHost: web.test\r\nX-Big: ${"x".repeat(20_000)}\r\n\r\n`;
+  assert.deepEqual(statuses(await raw(port, big)), [431]);
+  assert.equal(b.connections, 0);
+});
+
+test("chunked bodies pass through both ways; HEAD, 204 and 304 have no body", async (t) => {
+  const server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (d: Buffer) => (body += d.toString()));
+    req.on("end", () => {
+      if (req.url === "/204") return res.writeHead(204).end();
+      if (req.url === "/304") return res.writeHead(304).end();
+      // No Content-Length: node sends the body chunked.
+      res.writeHead(200, { "Content-Type": "text/plain" });
+      res.write(`${req.method} ${req.headers["transfer-encoding"] ?? "-"} `);
+      res.end(`got [${body}]`);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  defer(t, () => {
+    server.closeAllConnections();
+    return new Promise((r) => server.close(r));
+  });
+  const lines: string[] = [];
+  const { port } = await startRouter(
+    t,
+    {
+      routes: [
+        route("web", "Host(`web.test`)", [
+          { host: "127.0.0.1", port: (server.address() as AddressInfo).port },
+        ]),
+      ],
+    },
+    { accessLog: (l) => lines.push(l) },
+  );
+  const out = await raw(port, [
+    "POST /c HTTP/1.1\r\nHost: web.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
+    "lo\r\n6;x=1\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n",
+    "HEAD /h HTTP/1.1\r\nHost: web.test\r\n\r\nGET /204 HTTP/1.1\r\nHost: web.test\r\n\r\n",
+    "GET /304 HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n",
+  ]);
+  assert.deepEqual(statuses(out), [200, 200, 204, 304]);
+  const first = out.slice(0, out.indexOf("HTTP/1.1", 5));
+  assert.match(first, /Transfer-Encoding: chunked\r\n/);
+  const body = first.slice(first.indexOf("\r\n\r\n") + 4);
+  const decoded = body.replace(/[0-9a-f]+\r\n([^]*?)\r\n/g, "$1");
+  assert.equal(decoded, "POST chunked got [hello world]");
+  assert.match(lines[0]!, /"POST \/c HTTP\/1.1" 200 30$/);
+  // After the HEAD response's head comes the 204 response right away: no body in between.
+  assert.match(out, /\r\n\r\nHTTP\/1.1 204 No Content\r\n/);
+});
+
+test("a request that meets a kept-alive backend connection closing is retried on a new one", async (t) => {
+  // Answers the first request on each connection, and closes on the second without answering
+  // (as a backend does when its keep-alive timeout strikes just as a request arrives).
+  let connections = 0;
+  const server = createNetServer((s) => {
+    connections++;
+    let seen = 0;
+    s.on("data", (d: Buffer) => {
+      seen += d.toString("latin1").split("\r\n\r\n").length - 1;
+      if (seen === 1) s.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+      else s.destroy();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  defer(t, () => new Promise<void>((r) => server.close(() => r())));
+  const { port } = await startRouter(t, {
+    routes: [
+      route("web", "Host(`web.test`)", [
+        { host: "127.0.0.1", port: (server.address() as AddressInfo).port },
+      ]),
+    ],
+  });
+  for (let i = 1; i <= 3; i++) {
+    const r = await get(port, "web.test");
+    assert.equal(r.status, 200, `request ${i}`);
+    assert.equal(r.body, "ok");
+    assert.equal(connections, i);
+  }
+  // A request with a body is not sent twice: the failure is the answer.
+  const post = await get(port, "web.test", "/", { method: "POST", body: "x" });
+  assert.equal(post.status, 502);
+  assert.equal(
+    post.body,
+    `backend 127.0.0.1:${(server.address() as AddressInfo).port} reset the connection\n`,
+  );
+});
+
+test("Expect: 100-continue is answered by the router", async (t) => {
+  const b = await backend(t, "a");
+  const { port } = await startRouter(t, {
+    routes: [route("web", "Host(`web.test`)", [b.backend])],
+  });
+  // The body goes out once the 100 arrived.
+  const out = await new Promise<string>((resolve, reject) => {
+    const s = connect({ host: "127.0.0.1", port }, () =>
+      s.write(
+        "POST /e HTTP/1.1\r\nHost: web.test\r\nExpect: 100-continue\r\nContent-Length: 3\r\n" +
+          "Connection: close\r\n\r\n",
+      ),
+    );
+    let text = "";
+    s.on("data", (d: Buffer) => {
+      if (text === "" && d.toString().startsWith("HTTP/1.1 100 Continue\r\n\r\n")) s.write("abc");
+      text += d.toString();
+    });
+    s.on("error", reject);
+    s.on("close", () => resolve(text));
+  });
+  assert.deepEqual(statuses(out), [100, 200]);
+  assert.match(out, /"body":"abc"/);
+  assert.doesNotMatch(out, /"expect"/);
+});
+
+test("an idle client connection is closed after keepAliveTimeoutMs; one in use is not", async (t) => {
+  const b = await backend(t, "a");
+  const { port } = await startRouter(
+    t,
+    { routes: [route("web", "Host(`web.test`)", [b.backend])] },
+    { keepAliveTimeoutMs: 50 },
+  );
+  // Never sends anything: closed by the router, without an answer.
+  assert.equal(await raw(port, []), "");
+  // Answered, then closed once idle (the client asked to keep it open).
+  const out = await raw(port, "GET / HTTP/1.1\r\nHost: web.test\r\n\r\n");
+  assert.deepEqual(statuses(out), [200]);
 });

@@ -1,40 +1,52 @@
-// The HTTP router: one node:http server that routes every request by its Host header (port
-// stripped, case ignored) and path to a backend of the first route that matches (highest
-// priority first, src/net/router/match.ts), round robin over the route's backends, or to the
-// backend a sticky cookie names while that backend is in the table (a cookie naming one that left
-// is rewritten to the new pick). It adds X-Forwarded-For (appended), -Proto, -Host, -Port and
-// X-Real-Ip; passes WebSocket (any Upgrade) requests through as raw byte pipes both ways until
-// either side closes; and answers its own errors as one-line text bodies that say why: 404 no
-// route for the host, 503 no healthy backend, 502 backend refused/reset/unreachable, 504 backend
-// timed out. An optional access log writes one common-log-format line per request.
+// The HTTP router: routes every request by its Host header (port stripped, case ignored) and path
+// to a backend of the first route that matches (highest priority first, src/net/router/match.ts),
+// round robin over the route's backends, or to the backend a sticky cookie names while that
+// backend is in the table (a cookie naming one that left is rewritten to the new pick). It adds
+// X-Forwarded-For (appended), -Proto, -Host, -Port and X-Real-Ip; passes WebSocket (any Upgrade)
+// requests through as raw byte pipes both ways until either side closes; and answers its own
+// errors as one-line text bodies that say why: 404 no route for the host, 503 no healthy backend,
+// 502 backend refused/reset/unreachable, 504 backend timed out. An optional access log writes one
+// common-log-format line per request.
 //
 // The route table is plain data (src/api/routes.ts); `update(table)` swaps it in at once and the
 // next request uses it. Routes and their round-robin counters are rebuilt per update; connection
 // pools are kept per backend address across updates and closed when no route names them.
 //
-// Client to backends: undici's Pool, one per backend address. undici is Node.js's own HTTP/1.1
-// client project (it is what `fetch` runs on), kept by the Node.js organisation, with no
-// dependencies; a Pool keeps connections alive and reuses them, bounds them per backend, and its
-// low-level `dispatch` hands the response head and body chunks straight to a handler, so the
-// router streams them to the client with backpressure and no intermediate stream objects —
-// faster than node:http's Agent for this job, which builds a ClientRequest/IncomingMessage pair
-// per request. Version 6 supports Node 18.17 and later (the project runs on Node 20).
+// It proxies HTTP/1.x on raw sockets (a benchmark showed node:http plus undici spending the time
+// in their own layers, not in routing; docs/benchmarks.md "The router suite"): a client
+// connection reads request heads (src/net/router/http1.ts parses only what routing and framing
+// need, strictly), writes the rewritten head and the body bytes as they come to a kept-alive
+// backend connection (src/net/router/pool.ts), reads the response head for its framing, passes
+// the head on without hop-by-hop headers (plus the sticky cookie) and the body bytes unchanged,
+// then gives the backend connection back. One request at a time per client connection: pipelined
+// requests wait in the read buffer and are answered in order.
 
 import { createHash } from "node:crypto";
+import { STATUS_CODES } from "node:http";
 import {
+  createConnection,
   createServer,
-  STATUS_CODES,
-  type IncomingMessage,
+  type AddressInfo,
   type Server,
-  type ServerResponse,
-} from "node:http";
-import { createConnection, type AddressInfo, type Socket } from "node:net";
-import { Pool, type Dispatcher } from "undici";
+  type Socket,
+} from "node:net";
 import { check } from "../../api/schema.js";
 import { RouteTableSchema, type Route, type RouteTable } from "../../api/routes.js";
 import { joinHostPort } from "../../lib/addr.js";
 import type { Logger } from "../../lib/log.js";
+import {
+  ChunkedScanner,
+  forwardRequestHead,
+  Framing,
+  HttpParseError,
+  parseRequestHead,
+  parseResponseHead,
+  responseFraming,
+  type RequestHead,
+  type ResponseHead,
+} from "./http1.js";
 import { compileTable, findRoute, requestHost, requestPath, type CompiledRoute } from "./match.js";
+import { BackendPool, type BackendConn, type ConnOwner } from "./pool.js";
 
 export type RouterLogger = Pick<Logger, "info" | "warn" | "debug">;
 
@@ -48,6 +60,8 @@ export interface RouterOptions {
   keepAliveTimeoutMs: number;
   /** Connections kept open to one backend at most (requests beyond wait for one). */
   maxConnectionsPerBackend: number;
+  /** The largest request head accepted (431 beyond); response heads may be 4 times that. */
+  maxHeadBytes: number;
   /** Called with one common-log-format line per request, when set. */
   accessLog?: (line: string) => void;
   /** The clock of the access log (tests pass a fixed one). */
@@ -61,6 +75,7 @@ export function defaultRouterOptions(): RouterOptions {
     connectTimeoutMs: 10_000,
     keepAliveTimeoutMs: 30_000,
     maxConnectionsPerBackend: 256,
+    maxHeadBytes: 16 * 1024,
     now: () => new Date(),
   };
 }
@@ -72,7 +87,7 @@ interface Backend {
   port: number;
   /** The sticky cookie's value that names this backend. */
   cookie: string;
-  pool: Pool;
+  pool: BackendPool;
 }
 
 interface RouteState {
@@ -86,35 +101,8 @@ interface RouteState {
 
 type Live = CompiledRoute & { state: RouteState };
 
-/** Request headers that belong to one connection (RFC 9110 7.6.1), and those the router sets. */
-const DROP_REQUEST = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "transfer-encoding",
-  "te",
-  "trailer",
-  "upgrade",
-  "expect",
-  "x-forwarded-for",
-  "x-forwarded-proto",
-  "x-forwarded-host",
-  "x-forwarded-port",
-  "x-real-ip",
-]);
-const DROP_RESPONSE = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "transfer-encoding",
-  "te",
-  "trailer",
-  "upgrade",
-]);
-
-function uncork(res: ServerResponse): void {
-  res.uncork();
-}
+/** Bytes of pipelined requests read ahead while one is in flight, before reading pauses. */
+const READ_AHEAD = 64 * 1024;
 
 /** The value of cookie `name` in a Cookie header, or undefined. */
 export function cookieValue(header: string | undefined, name: string): string | undefined {
@@ -179,25 +167,56 @@ export function backendFailure(
   }
 }
 
+/** A complete answer of the router's own: a one-line text body that says why. */
+function errorResponse(status: number, reason: string, close: boolean, head: boolean): string {
+  const body = `${reason}\n`;
+  return (
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\n` +
+    `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+    `${close ? "Connection: close\r\n" : ""}\r\n${head ? "" : body}`
+  );
+}
+
+/** Retrying on a fresh connection is safe for these when the request has no body. */
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
+
 export class HttpRouter {
-  private readonly opts: RouterOptions;
+  /** @internal */ readonly opts: RouterOptions;
   private readonly server: Server;
   private routes: Live[] = [];
-  private readonly pools = new Map<string, Pool>();
-  private readonly tunnels = new Set<Socket>();
-  private localPort = 0;
+  private readonly pools = new Map<string, BackendPool>();
+  private readonly clients = new Set<Socket>();
+  /** @internal */ readonly tunnels = new Set<Socket>();
+  /** @internal */ localPort = 0;
+  /** @internal Client connections proxying HTTP (not tunnels), for the timeout sweep. */
+  readonly conns = new Set<ClientConn>();
+  /**
+   * @internal A coarse clock (ms since the epoch) read at every sweep: connections stamp their
+   * last activity with it, so no socket carries a timer (Node refreshes those on every read and
+   * write) and no request reads the time.
+   */
+  clock = Date.now();
+  /** @internal How often timeouts are checked; they fire up to two of these late. */
+  readonly tick: number;
+  private readonly sweeper: NodeJS.Timeout;
 
   constructor(options: Partial<RouterOptions> = {}) {
     this.opts = Object.freeze({ ...defaultRouterOptions(), ...options });
-    this.server = createServer({ noDelay: true }, (req, res) => this.handle(req, res));
-    this.server.keepAliveTimeout = this.opts.keepAliveTimeoutMs;
-    this.server.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) =>
-      this.tunnel(req, socket, head),
-    );
-    this.server.on("clientError", (err, socket: Socket) => {
-      if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
-      else socket.destroy(err);
+    const o = this.opts;
+    const shortest = Math.min(o.timeoutMs, o.connectTimeoutMs, o.keepAliveTimeoutMs);
+    this.tick = Math.min(1000, Math.max(10, Math.floor(shortest / 4)));
+    this.sweeper = setInterval(() => this.sweep(), this.tick).unref();
+    this.server = createServer({ noDelay: true, allowHalfOpen: true }, (sock) => {
+      this.clients.add(sock);
+      sock.once("close", () => this.clients.delete(sock));
+      this.conns.add(new ClientConn(this, sock));
     });
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    this.clock = now;
+    for (const c of this.conns) c.check(now);
   }
 
   /** Starts serving; port 0 picks a free one. Resolves with the address it listens on. */
@@ -230,12 +249,9 @@ export class HttpRouter {
         used.add(key);
         let pool = this.pools.get(key);
         if (pool === undefined) {
-          pool = new Pool(`http://${key}`, {
-            connections: this.opts.maxConnectionsPerBackend,
-            connectTimeout: this.opts.connectTimeoutMs,
-            headersTimeout: this.opts.timeoutMs,
-            bodyTimeout: this.opts.timeoutMs,
-            keepAliveTimeout: 30_000,
+          pool = new BackendPool(b.host, b.port, {
+            max: this.opts.maxConnectionsPerBackend,
+            idleMs: 30_000,
           });
           this.pools.set(key, pool);
         }
@@ -268,7 +284,7 @@ export class HttpRouter {
       if (used.has(key)) continue;
       this.pools.delete(key);
       // In-flight requests finish; new ones cannot reach this pool any more.
-      pool.close().catch(() => {});
+      pool.close();
     }
     for (const p of problems) this.opts.log.warn(p);
     return problems;
@@ -276,18 +292,24 @@ export class HttpRouter {
 
   /** Stops serving: closes the listener, every client and backend connection and every tunnel. */
   async close(): Promise<void> {
+    clearInterval(this.sweeper);
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeAllConnections();
+    for (const s of this.clients) s.destroy();
+    this.clients.clear();
     for (const s of this.tunnels) s.destroy();
     this.tunnels.clear();
-    const pools = [...this.pools.values()];
+    for (const p of this.pools.values()) p.close();
     this.pools.clear();
-    await Promise.all(pools.map((p) => p.destroy().catch(() => {})));
     await closed;
   }
 
-  /** The backend for a request on `live`, and whether its sticky cookie must be (re)set. */
-  private pick(live: Live, cookieHeader: string | undefined): { b: Backend; setCookie: boolean } {
+  /** @internal The route for a host and request target. */
+  find(host: string, target: string): Live | undefined {
+    return findRoute(this.routes, host, requestPath(target)) as Live | undefined;
+  }
+
+  /** @internal The backend for a request on `live`, and whether its sticky cookie must be (re)set. */
+  pick(live: Live, cookieHeader: string | undefined): { b: Backend; setCookie: boolean } {
     const st = live.state;
     const sticky = st.route.sticky;
     if (sticky !== undefined) {
@@ -299,184 +321,549 @@ export class HttpRouter {
     st.next = (st.next + 1) % st.backends.length;
     return { b, setCookie: sticky !== undefined };
   }
+}
 
-  /** The request headers for the backend, as a flat [name, value, ...] list. */
-  private forwardHeaders(req: IncomingMessage, upgrade: boolean): string[] {
-    const raw = req.rawHeaders;
-    const out: string[] = [];
-    let dropNamed: Set<string> | undefined;
-    const conn = req.headers.connection;
-    if (conn !== undefined && conn.includes(",")) {
-      dropNamed = new Set(conn.split(",").map((s) => s.trim().toLowerCase()));
-    } else if (conn !== undefined) {
-      const c = conn.trim().toLowerCase();
-      if (c !== "keep-alive" && c !== "close" && c !== "upgrade") dropNamed = new Set([c]);
-    }
-    let prior: string | undefined;
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i]!;
-      const lower = name.toLowerCase();
-      if (lower === "x-forwarded-for") {
-        prior = prior === undefined ? raw[i + 1]! : `${prior}, ${raw[i + 1]!}`;
-        continue;
-      }
-      if (DROP_REQUEST.has(lower) || dropNamed?.has(lower)) continue;
-      out.push(name, raw[i + 1]!);
-    }
-    const ip = clientIp(req.socket);
-    out.push("X-Forwarded-For", prior === undefined ? ip : `${prior}, ${ip}`);
-    out.push("X-Forwarded-Proto", "http");
-    if (req.headers.host !== undefined) out.push("X-Forwarded-Host", req.headers.host);
-    out.push("X-Forwarded-Port", String(this.localPort));
-    out.push("X-Real-Ip", ip);
-    if (upgrade) out.push("Connection", "Upgrade", "Upgrade", req.headers.upgrade ?? "");
-    return out;
+/**
+ * One client connection: reads requests one at a time, proxies each to a backend connection it
+ * holds for the exchange, and answers in order. Invariant: `req` is set from the moment a head is
+ * parsed until both the request body has been read (`reqDone`) and the response sent (`respDone`).
+ */
+class ClientConn implements ConnOwner {
+  private buf: Buffer | undefined;
+  private req: RequestHead | undefined;
+  private reqDone = true;
+  private bodyLeft = 0;
+  private chunks: ChunkedScanner | undefined;
+  /** Body bytes read before the backend connection was handed over. */
+  private queued: Buffer[] | undefined;
+  /** The router answered itself: the rest of the request body is read and dropped. */
+  private sink = false;
+  private looping = false;
+  private ended = false;
+  private closeAfter = false;
+  /** The connection is being closed: bytes still arriving are dropped. */
+  private closing = false;
+
+  private b: Backend | undefined;
+  private setCookie = false;
+  private cookieLine = "";
+  private up: BackendConn | undefined;
+  private retried = false;
+  private fwdHead = "";
+
+  private rbuf: Buffer | undefined;
+  private resp: ResponseHead | undefined;
+  private respDone = true;
+  private respFraming: Framing = Framing.none;
+  private respLeft = 0;
+  private respChunks: ChunkedScanner | undefined;
+  private respSpill = false;
+  private status = 0;
+  private bytes = 0;
+  private at: Date | undefined;
+  /** The router's clock at the client's last bytes, and at the backend's last activity. */
+  private io: number;
+  private upIo = 0;
+  /** The client's address (X-Forwarded-For, the access log). */
+  private readonly ip: string;
+
+  constructor(
+    private readonly router: HttpRouter,
+    private readonly sock: Socket,
+  ) {
+    this.ip = clientIp(sock);
+    this.io = router.clock;
+    sock.on("data", (d: Buffer) => this.onData(d));
+    sock.on("end", () => this.onEnd());
+    sock.on("error", () => {});
+    sock.on("close", () => this.onClose());
+    sock.on("drain", () => this.up?.sock.resume());
   }
 
-  private handle(req: IncomingMessage, res: ServerResponse): void {
-    let bytes = 0;
-    if (this.opts.accessLog !== undefined) {
-      const log = this.opts.accessLog;
-      const at = this.opts.now();
-      res.once("finish", () => {
-        const size = bytes > 0 ? String(bytes) : "-";
-        log(
-          `${clientIp(req.socket) || "-"} - - [${clfTime(at)}] "${req.method} ${req.url} HTTP/${req.httpVersion}" ${res.statusCode} ${size}`,
-        );
-      });
+  /**
+   * The timeouts, at a sweep: an idle client connection closes after keepAliveTimeoutMs; a
+   * backend that takes longer than connectTimeoutMs to connect, or is silent for timeoutMs, is
+   * given up (504). Stamps come from the coarse clock, so a tick of slack keeps them from firing
+   * early.
+   */
+  check(now: number): void {
+    const o = this.router.opts;
+    const slack = this.router.tick;
+    if (this.req === undefined) {
+      if (now - this.io > o.keepAliveTimeoutMs + slack) this.sock.destroy();
+      return;
     }
-    const host = requestHost(req.headers.host);
-    const live = findRoute(this.routes, host, requestPath(req.url)) as Live | undefined;
+    const up = this.up;
+    if (up === undefined) return;
+    if (up.connecting) {
+      if (now - up.openedAt > o.connectTimeoutMs) this.onUpTimeout(true);
+    } else if (now - this.upIo > o.timeoutMs + slack) this.onUpTimeout(false);
+  }
+
+  // --- client side ---
+
+  private onData(d: Buffer): void {
+    this.io = this.router.clock;
+    if (this.closing) return;
+    if (this.req !== undefined && !this.reqDone) {
+      let n: number;
+      try {
+        n = this.bodyEnd(d, 0);
+      } catch (err) {
+        this.badBody(err as HttpParseError);
+        return;
+      }
+      this.forward(n === d.length ? d : d.subarray(0, n));
+      if (n < d.length) this.append(d.subarray(n));
+      if (this.reqDone) this.maybeFinish();
+      return;
+    }
+    this.append(d);
+    if (this.req === undefined) this.next();
+    else if (this.buf!.length > READ_AHEAD) this.sock.pause();
+  }
+
+  private append(d: Buffer): void {
+    this.buf = this.buf === undefined ? d : Buffer.concat([this.buf, d]);
+  }
+
+  private onEnd(): void {
+    this.ended = true;
+    if (this.req === undefined && !this.looping) this.sock.end();
+  }
+
+  private onClose(): void {
+    this.router.conns.delete(this);
+    if (this.up !== undefined) {
+      const up = this.up;
+      this.up = undefined;
+      up.pool.release(up, false);
+    } else if (this.b !== undefined && this.req !== undefined) this.b.pool.cancel(this);
+    this.req = undefined;
+    this.buf = undefined;
+  }
+
+  /** Starts the requests waiting in the read buffer, one after the other. */
+  private next(): void {
+    if (this.looping) return;
+    this.looping = true;
+    try {
+      while (this.req === undefined && this.buf !== undefined && !this.sock.destroyed) {
+        let h: RequestHead | null;
+        try {
+          h = parseRequestHead(this.buf, this.router.opts.maxHeadBytes);
+        } catch (err) {
+          const e = err as HttpParseError;
+          this.buf = undefined;
+          this.closing = true;
+          this.sock.end(errorResponse(e.status, `bad request: ${e.message}`, true, false));
+          return;
+        }
+        if (h === null) break;
+        const rest = h.headLength < this.buf.length ? this.buf.subarray(h.headLength) : undefined;
+        this.buf = undefined;
+        this.start(h, rest);
+      }
+      if (this.req === undefined) {
+        if (this.sock.isPaused()) this.sock.resume();
+        if (this.ended && this.buf === undefined) this.sock.end();
+      }
+    } finally {
+      this.looping = false;
+    }
+  }
+
+  private start(h: RequestHead, rest: Buffer | undefined): void {
+    const router = this.router;
+    this.req = h;
+    this.at = router.opts.accessLog !== undefined ? router.opts.now() : undefined;
+    this.status = 0;
+    this.bytes = 0;
+    this.sink = false;
+    this.retried = false;
+    this.closeAfter = !h.keepAlive || this.ended;
+    this.respDone = false;
+    this.resp = undefined;
+    this.rbuf = undefined;
+    this.b = undefined;
+    if (h.isUpgrade) {
+      this.tunnel(h, rest);
+      return;
+    }
+    this.chunks = h.transferEncoding !== undefined ? new ChunkedScanner(400) : undefined;
+    this.bodyLeft = h.contentLength > 0 ? h.contentLength : 0;
+    this.reqDone = this.chunks === undefined && this.bodyLeft === 0;
+    this.queued = undefined;
+    if (rest !== undefined) {
+      let n = 0;
+      if (!this.reqDone) {
+        try {
+          n = this.bodyEnd(rest, 0);
+        } catch (err) {
+          this.badBody(err as HttpParseError);
+          return;
+        }
+        this.forward(n === rest.length ? rest : rest.subarray(0, n));
+      }
+      if (n < rest.length) this.buf = rest.subarray(n);
+    }
+    if (h.expectContinue && !this.reqDone) this.sock.write("HTTP/1.1 100 Continue\r\n\r\n");
+    if (h.method === "CONNECT") {
+      this.answer(405, "CONNECT is not supported");
+      return;
+    }
+    const host = requestHost(h.host);
+    const live = router.find(host, h.target);
     if (live === undefined) {
-      bytes = this.fail(res, 404, `no route for host "${host}"`);
+      this.answer(404, `no route for host "${host}"`);
       return;
     }
     if (live.state.backends.length === 0) {
-      bytes = this.fail(res, 503, `no healthy backend for service ${live.state.route.service}`);
+      this.answer(503, `no healthy backend for service ${live.state.route.service}`);
       return;
     }
-    const { b, setCookie } = this.pick(live, req.headers.cookie);
-    const cl = req.headers["content-length"];
-    const hasBody =
-      (cl !== undefined && cl !== "0") || req.headers["transfer-encoding"] !== undefined;
-    const timeoutMs = this.opts.timeoutMs;
-    let abort: ((err?: Error) => void) | undefined;
-    let done = false;
-    res.once("close", () => {
-      if (!done) abort?.(new Error("client went away"));
-    });
+    const { b, setCookie } = router.pick(live, h.cookie);
+    this.b = b;
+    this.setCookie = setCookie;
+    if (setCookie) {
+      this.cookieLine = `Set-Cookie: ${live.state.route.sticky!.name}=${b.cookie}${live.state.cookieAttrs}\r\n`;
+    }
+    this.fwdHead = forwardRequestHead(h, { clientIp: this.ip, port: router.localPort });
+    b.pool.acquire(this);
+  }
 
-    const handler: Dispatcher.DispatchHandlers = {
-      onConnect: (a) => {
-        abort = a;
-      },
-      onHeaders: (status, rawHeaders, resume, statusText) => {
-        if (status < 200) return true; // 1xx: the final head follows
-        const out: string[] = [];
-        for (let i = 0; i < rawHeaders.length; i += 2) {
-          const name = rawHeaders[i]!.toString("latin1");
-          if (DROP_RESPONSE.has(name.toLowerCase())) continue;
-          out.push(name, rawHeaders[i + 1]!.toString("latin1"));
-        }
-        if (setCookie) {
-          const sticky = live.state.route.sticky!;
-          out.push("Set-Cookie", `${sticky.name}=${b.cookie}${live.state.cookieAttrs}`);
-        }
-        res.sendDate = false;
-        // Head and the body chunks parsed from the same read leave in one write (writev).
-        res.cork();
-        process.nextTick(uncork, res);
-        res.writeHead(status, statusText, out);
-        res.on("drain", () => resume());
-        return true;
-      },
-      onData: (chunk) => {
-        bytes += chunk.length;
-        return res.write(chunk);
-      },
-      onComplete: () => {
-        done = true;
-        res.end();
-      },
-      onError: (err: Error & { code?: string }) => {
-        done = true;
-        if (res.destroyed) return;
-        if (res.headersSent) {
-          res.destroy(err);
+  /** Where the request body ends in `d` from `start` (all of it: `d.length`); sets `reqDone`. */
+  private bodyEnd(d: Buffer, start: number): number {
+    if (this.chunks !== undefined) {
+      const e = this.chunks.scan(d, start);
+      if (e < 0) return d.length;
+      this.reqDone = true;
+      return e;
+    }
+    const n = Math.min(this.bodyLeft, d.length - start);
+    this.bodyLeft -= n;
+    if (this.bodyLeft === 0) this.reqDone = true;
+    return start + n;
+  }
+
+  /** Request body bytes: to the backend, queued until there is one, or dropped. */
+  private forward(part: Buffer): void {
+    if (this.sink || part.length === 0) return;
+    if (this.up !== undefined) {
+      this.upIo = this.router.clock;
+      if (!this.up.sock.write(part)) this.sock.pause();
+    } else (this.queued ??= []).push(part);
+  }
+
+  /** A request body with bad chunked framing: answered when nothing was sent yet, then closed. */
+  private badBody(err: HttpParseError): void {
+    this.dropUp();
+    this.closing = true;
+    if (this.resp === undefined && this.status === 0) {
+      this.sock.end(errorResponse(400, `bad request: ${err.message}`, true, false));
+    } else this.sock.destroy();
+  }
+
+  /** Answers the request itself; the rest of its body is read and dropped. */
+  private answer(status: number, reason: string): void {
+    this.sink = true;
+    this.queued = undefined;
+    const text = errorResponse(status, reason, this.closeAfter, this.req!.method === "HEAD");
+    this.sock.write(text, "latin1");
+    this.status = status;
+    this.bytes = Buffer.byteLength(reason) + 1;
+    this.respDone = true;
+    this.maybeFinish();
+  }
+
+  private maybeFinish(): void {
+    if (!this.respDone || !this.reqDone || this.req === undefined) return;
+    const h = this.req;
+    const log = this.router.opts.accessLog;
+    if (log !== undefined) {
+      const size = this.bytes > 0 ? String(this.bytes) : "-";
+      log(
+        `${this.ip || "-"} - - [${clfTime(this.at!)}] "${h.method} ${h.target} HTTP/1.${h.minor}" ${this.status} ${size}`,
+      );
+    }
+    this.req = undefined;
+    this.b = undefined;
+    if (this.closeAfter) {
+      this.buf = undefined;
+      this.closing = true;
+      this.sock.end();
+      return;
+    }
+    this.next();
+  }
+
+  // --- backend side (ConnOwner) ---
+
+  onUp(conn: BackendConn): void {
+    this.up = conn;
+    this.upIo = this.router.clock;
+    const head = this.fwdHead;
+    if (this.queued !== undefined) {
+      const hb = Buffer.from(head, "latin1");
+      const ok = conn.sock.write(Buffer.concat([hb, ...this.queued]));
+      this.queued = undefined;
+      if (!ok) this.sock.pause();
+    } else conn.sock.write(head, "latin1");
+  }
+
+  onUpData(d: Buffer): void {
+    this.upIo = this.router.clock;
+    if (this.resp === undefined) {
+      const data = this.rbuf === undefined ? d : Buffer.concat([this.rbuf, d]);
+      let r: ResponseHead | null;
+      try {
+        r = parseResponseHead(data, 4 * this.router.opts.maxHeadBytes);
+      } catch (err) {
+        this.upFailed(
+          502,
+          `backend ${this.b!.key} sent an invalid response: ${(err as Error).message}`,
+        );
+        return;
+      }
+      if (r === null) {
+        this.rbuf = data;
+        return;
+      }
+      this.rbuf = undefined;
+      if (r.status < 200) {
+        // 1xx: the final head follows (101 only answers an Upgrade, which is tunnelled).
+        if (r.status === 101) {
+          this.upFailed(502, `backend ${this.b!.key} sent an invalid response: 101 to a request`);
           return;
         }
-        const f = backendFailure(err, b.key, timeoutMs);
-        this.opts.log.debug(`${req.method} ${host}${req.url} -> ${b.key}: ${err.message}`);
-        bytes = this.fail(res, f.status, f.reason);
-      },
-    };
-    b.pool.dispatch(
-      {
-        method: req.method as Dispatcher.HttpMethod,
-        path: req.url ?? "/",
-        headers: this.forwardHeaders(req, false),
-        body: hasBody ? req : null,
-      },
-      handler,
-    );
+        if (r.headLength < data.length) this.onUpData(data.subarray(r.headLength));
+        return;
+      }
+      this.head(r, data);
+      return;
+    }
+    this.body(d, 0);
   }
 
-  /** Answers with `status` and `reason` as a one-line text body; returns the body's size. */
-  private fail(res: ServerResponse, status: number, reason: string): number {
-    const body = Buffer.from(`${reason}\n`);
-    res.writeHead(status, {
-      "Content-Type": "text/plain; charset=utf-8",
-      "Content-Length": body.length,
-    });
-    res.end(body);
-    return body.length;
+  /** Sends the response head (and the body bytes that came with it) to the client. */
+  private head(r: ResponseHead, data: Buffer): void {
+    this.resp = r;
+    this.status = r.status;
+    const framing = responseFraming(this.req!.method, r);
+    this.respFraming = framing;
+    this.respLeft = framing === Framing.length ? r.contentLength : 0;
+    this.respChunks = framing === Framing.chunked ? new ChunkedScanner(502) : undefined;
+    this.respSpill = false;
+    // The backend answered before the request body ended: close after this response.
+    if (framing === Framing.close || !this.reqDone) this.closeAfter = true;
+    let text = `HTTP/1.1 ${r.status}${r.reason}\r\n${r.kept}`;
+    if (this.setCookie) text += this.cookieLine;
+    if (this.closeAfter) text += "Connection: close\r\n";
+    text += "\r\n";
+    if (framing === Framing.none) {
+      this.respSpill = r.headLength < data.length;
+      this.sock.write(text, "latin1");
+      this.respEnd();
+      return;
+    }
+    if (r.headLength === data.length) {
+      this.sock.write(text, "latin1");
+      return;
+    }
+    const end = this.bodyPart(data, r.headLength);
+    if (end < 0) return;
+    const len = text.length; // latin1: one byte per character
+    const out = Buffer.allocUnsafe(len + end - r.headLength);
+    out.write(text, 0, len, "latin1");
+    data.copy(out, len, r.headLength, end);
+    if (!this.sock.write(out)) this.up?.sock.pause();
+    if (this.respDone) this.respEnd();
   }
+
+  /** Where the response body ends in `d` from `start` (sets `respDone`), or -1 after an error. */
+  private bodyPart(d: Buffer, start: number): number {
+    let end: number;
+    switch (this.respFraming) {
+      case Framing.length: {
+        const n = Math.min(this.respLeft, d.length - start);
+        this.respLeft -= n;
+        this.bytes += n;
+        end = start + n;
+        if (this.respLeft === 0) this.respDone = true;
+        break;
+      }
+      case Framing.chunked: {
+        const sc = this.respChunks!;
+        const before = sc.dataBytes;
+        try {
+          const e = sc.scan(d, start);
+          end = e < 0 ? d.length : e;
+          if (e >= 0) this.respDone = true;
+        } catch {
+          this.dropUp();
+          this.sock.destroy();
+          return -1;
+        }
+        this.bytes += sc.dataBytes - before;
+        break;
+      }
+      default:
+        end = d.length;
+        this.bytes += d.length - start;
+    }
+    if (this.respDone && end < d.length) this.respSpill = true;
+    return end;
+  }
+
+  private body(d: Buffer, start: number): void {
+    const end = this.bodyPart(d, start);
+    if (end < 0) return;
+    if (end > start) {
+      const ok = this.sock.write(start === 0 && end === d.length ? d : d.subarray(start, end));
+      if (!ok) this.up?.sock.pause();
+    }
+    if (this.respDone) this.respEnd();
+  }
+
+  /** The response is complete: the backend connection goes back to its pool when reusable. */
+  private respEnd(): void {
+    this.respDone = true;
+    const up = this.up;
+    if (up !== undefined) {
+      this.up = undefined;
+      const r = this.resp!;
+      const reusable =
+        this.reqDone &&
+        !this.respSpill &&
+        !r.close &&
+        this.respFraming !== Framing.close &&
+        this.req!.minor === 1;
+      up.pool.release(up, reusable, r.keepAliveTimeout);
+    }
+    if (this.sock.isPaused() && this.reqDone) this.sock.resume();
+    if (!this.reqDone && this.closeAfter) {
+      // The backend answered before the body ended; it is not read any further.
+      this.reqDone = true;
+    }
+    this.maybeFinish();
+  }
+
+  onUpEnd(): void {
+    if (this.resp !== undefined && this.respFraming === Framing.close) {
+      this.respEnd();
+      return;
+    }
+    this.onUpError(Object.assign(new Error("connection closed"), { code: "ECONNRESET" }));
+  }
+
+  onUpError(err: Error & { code?: string }): void {
+    const up = this.up;
+    const b = this.b;
+    if (this.req === undefined || b === undefined) return;
+    this.dropUp();
+    const h = this.req;
+    // A kept-alive connection the backend closed just as the request left: once more, on a new
+    // connection, when that cannot do a request twice.
+    if (
+      up !== undefined &&
+      up.reused &&
+      this.resp === undefined &&
+      this.rbuf === undefined &&
+      !this.retried &&
+      IDEMPOTENT.has(h.method) &&
+      h.contentLength <= 0 &&
+      h.transferEncoding === undefined
+    ) {
+      this.retried = true;
+      b.pool.acquire(this, true);
+      return;
+    }
+    if (this.resp !== undefined) {
+      this.sock.destroy();
+      return;
+    }
+    const f = backendFailure(err, b.key, this.router.opts.timeoutMs);
+    this.router.opts.log.debug(
+      `${h.method} ${h.host ?? ""}${h.target} -> ${b.key}: ${err.message}`,
+    );
+    if (!this.reqDone) this.closeAfter = true;
+    this.answer(f.status, f.reason);
+  }
+
+  private onUpTimeout(connecting: boolean): void {
+    const code = connecting ? "ETIMEDOUT" : "UND_ERR_HEADERS_TIMEOUT";
+    const err = Object.assign(new Error(connecting ? "connect timeout" : "timeout"), { code });
+    this.retried = true; // a timeout is not retried
+    this.onUpError(err);
+  }
+
+  onUpDrain(): void {
+    if (!this.sink) this.sock.resume();
+  }
+
+  private upFailed(status: number, reason: string): void {
+    this.dropUp();
+    this.router.opts.log.debug(reason);
+    if (!this.reqDone) this.closeAfter = true;
+    this.resp = undefined;
+    this.answer(status, reason);
+  }
+
+  /** Closes the backend connection of this exchange, if any. */
+  private dropUp(): void {
+    const up = this.up;
+    if (up === undefined) return;
+    this.up = undefined;
+    up.pool.release(up, false);
+  }
+
+  // --- Upgrade ---
 
   /** An Upgrade request (WebSocket): a raw pipe to a backend, both ways, until either closes. */
-  private tunnel(req: IncomingMessage, socket: Socket, head: Buffer): void {
+  private tunnel(h: RequestHead, rest: Buffer | undefined): void {
+    const router = this.router;
+    const socket = this.sock;
+    socket.removeAllListeners("data");
+    socket.removeAllListeners("end");
+    socket.removeAllListeners("drain");
+    router.conns.delete(this);
     const reject = (status: number, reason: string) => {
-      const body = `${reason}\n`;
-      socket.end(
-        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
-          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-      );
+      socket.end(errorResponse(status, reason, true, false));
     };
-    socket.on("error", () => socket.destroy());
-    const host = requestHost(req.headers.host);
-    const live = findRoute(this.routes, host, requestPath(req.url)) as Live | undefined;
+    socket.on("end", () => socket.end());
+    const host = requestHost(h.host);
+    const live = router.find(host, h.target);
     if (live === undefined) return reject(404, `no route for host "${host}"`);
     if (live.state.backends.length === 0) {
       return reject(503, `no healthy backend for service ${live.state.route.service}`);
     }
-    const { b } = this.pick(live, req.headers.cookie);
+    const { b } = router.pick(live, h.cookie);
     const up = createConnection({ host: b.host, port: b.port, noDelay: true });
-    this.tunnels.add(socket);
-    this.tunnels.add(up);
+    router.tunnels.add(socket);
+    router.tunnels.add(up);
     let connected = false;
-    up.setTimeout(this.opts.connectTimeoutMs, () => {
-      if (!connected)
+    up.setTimeout(router.opts.connectTimeoutMs, () => {
+      if (!connected) {
         up.destroy(Object.assign(new Error("connect timeout"), { code: "ETIMEDOUT" }));
+      }
     });
     up.once("connect", () => {
       connected = true;
       up.setTimeout(0);
-      const h = this.forwardHeaders(req, true);
-      let text = `${req.method} ${req.url} HTTP/1.1\r\n`;
-      for (let i = 0; i < h.length; i += 2) text += `${h[i]}: ${h[i + 1]}\r\n`;
-      up.write(`${text}\r\n`);
-      if (head.length > 0) up.write(head);
+      up.write(forwardRequestHead(h, { clientIp: clientIp(socket), port: router.localPort }));
+      if (rest !== undefined) up.write(rest);
       socket.pipe(up);
       up.pipe(socket);
     });
     up.on("error", (err: Error & { code?: string }) => {
       if (!connected && socket.writable) {
-        const f = backendFailure(err, b.key, this.opts.timeoutMs);
+        const f = backendFailure(err, b.key, router.opts.timeoutMs);
         reject(f.status, f.reason);
       } else socket.destroy();
     });
     const cleanup = () => {
-      this.tunnels.delete(socket);
-      this.tunnels.delete(up);
+      router.tunnels.delete(socket);
+      router.tunnels.delete(up);
       socket.destroy();
       up.destroy();
     };
@@ -485,8 +872,8 @@ export class HttpRouter {
       // A refused connection has already answered the client; let that answer flush.
       if (connected) cleanup();
       else {
-        this.tunnels.delete(up);
-        this.tunnels.delete(socket);
+        router.tunnels.delete(up);
+        router.tunnels.delete(socket);
       }
     });
   }
