@@ -31,6 +31,7 @@ export interface DaemonFlags {
   defaultAddrPoolMaskLength?: string;
   consulAddr?: string;
   consulDnsAddr?: string;
+  dashboardAddr?: string;
 }
 
 /** What the address choice reads from the machine (injected by tests). */
@@ -125,10 +126,12 @@ export interface ParsedDaemonFlags {
   /** --consul-addr and --consul-dns-addr when given ("" = off). */
   consulAddr: string | undefined;
   consulDnsAddr: string | undefined;
+  /** --dashboard-addr when given ("" = off). */
+  dashboardAddr: string | undefined;
 }
 
-/** A --consul-addr / --consul-dns-addr value: "" (off) or [host]:port. */
-function consulAddrFlag(flag: string, v: string | undefined): string | undefined {
+/** A --consul-addr / --consul-dns-addr / --dashboard-addr value: "" (off) or [host]:port. */
+function addrFlag(flag: string, v: string | undefined): string | undefined {
   if (v === undefined || v === "") return v;
   let hp;
   try {
@@ -218,8 +221,9 @@ export function parseDaemonFlags(
     monitorPort,
     fenceMarginMs,
     addrPool,
-    consulAddr: consulAddrFlag("--consul-addr", f.consulAddr),
-    consulDnsAddr: consulAddrFlag("--consul-dns-addr", f.consulDnsAddr),
+    consulAddr: addrFlag("--consul-addr", f.consulAddr),
+    consulDnsAddr: addrFlag("--consul-dns-addr", f.consulDnsAddr),
+    dashboardAddr: addrFlag("--dashboard-addr", f.dashboardAddr),
   };
 }
 
@@ -276,6 +280,7 @@ export function runOptions(
     ...(p.monitorPort !== undefined ? { monitorPort: p.monitorPort } : {}),
     ...(p.consulAddr !== undefined ? { consulAddr: p.consulAddr } : {}),
     ...(p.consulDnsAddr !== undefined ? { consulDnsAddr: p.consulDnsAddr } : {}),
+    ...(p.dashboardAddr !== undefined ? { dashboardAddr: p.dashboardAddr } : {}),
   };
 }
 
@@ -308,6 +313,7 @@ export function givenRunOptions(
     ...(f.monitorPort !== undefined || up ? { monitorPort: p.monitorPort ?? 0 } : {}),
     ...(p.consulAddr !== undefined ? { consulAddr: p.consulAddr } : {}),
     ...(p.consulDnsAddr !== undefined ? { consulDnsAddr: p.consulDnsAddr } : {}),
+    ...(p.dashboardAddr !== undefined ? { dashboardAddr: p.dashboardAddr } : {}),
     // `up` on the default Consul addresses: a taken port is a warning, not a failed start.
     ...(up && p.consulAddr === undefined && p.consulDnsAddr === undefined
       ? { consulBestEffort: true }
@@ -348,5 +354,6 @@ export function daemonArgv(o: FullRunOptions): string[] {
       : ["--monitor-port", "0"]),
     ...(o.consulAddr !== undefined ? ["--consul-addr", o.consulAddr] : []),
     ...(o.consulDnsAddr !== undefined ? ["--consul-dns-addr", o.consulDnsAddr] : []),
+    ...(o.dashboardAddr !== undefined ? ["--dashboard-addr", o.dashboardAddr] : []),
   ];
 }

@@ -151,6 +151,10 @@ function daemonFlags(cmd: Command): Command {
       "--consul-dns-addr <addr>",
       'managers: its DNS interface for <service>.service.consul, [ip]:port (default :8600, "" off)',
     )
+    .option(
+      "--dashboard-addr <addr>",
+      'managers: the web dashboard, [ip]:port (default 127.0.0.1:8080, "" off; any other address than loopback asks for `shoal dashboard token`)',
+    )
     .option("-D, --debug", "log debug messages")
     .addHelpText("after", DAEMON_HELP);
 }
@@ -701,6 +705,16 @@ Run 'shoal COMMAND --help' for more information on a command.`,
     .option("--heartbeat-period <duration>", "period of the nodes' heartbeats (default 1s)")
     .action(run(async (cmd) => (await swarm()).swarmUpdate(cmd.opts())));
   leaveCommand(sw);
+
+  program
+    .command("dashboard")
+    .description("The web dashboard managers serve")
+    .command("token")
+    .description(
+      "Print the dashboard's login token (asked for when it is bound to a non-loopback address)",
+    )
+    .option("--rotate", "replace the token (every open session ends)")
+    .action(run(async (cmd) => (await swarm()).dashboardToken(cmd.opts())));
 
   program
     .command("store")

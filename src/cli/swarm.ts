@@ -362,6 +362,16 @@ export async function joinToken(
   return 0;
 }
 
+/** `shoal dashboard token`: the dashboard's login token. */
+export async function dashboardToken(o: { rotate?: boolean }): Promise<number> {
+  const { token } = await call<{ token: string }>(
+    "GET",
+    `/v1/dashboard/token${o.rotate ? "?rotate=1" : ""}`,
+  );
+  process.stdout.write(token + "\n");
+  return 0;
+}
+
 export async function swarmUpdate(o: { heartbeatPeriod?: string }): Promise<number> {
   if (o.heartbeatPeriod === undefined)
     throw new UsageError('"shoal swarm update" needs an option: --heartbeat-period D');

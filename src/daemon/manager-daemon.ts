@@ -25,6 +25,7 @@ import { nodeDrivers } from "../node/node-drivers.js";
 import { NodeRuntime } from "../node/runtime.js";
 import { NodeTaskDns } from "./task-dns.js";
 import { startConsul, type RunningConsul } from "./consul.js";
+import { Dashboard } from "../manager/dashboard/server.js";
 import { RoutingMesh } from "../net/mesh.js";
 import { SHOAL_VERSION } from "../lib/version.js";
 import { isWildcard, joinHostPort, parseHostPort } from "../lib/addr.js";
@@ -60,6 +61,8 @@ export interface DaemonOptions {
   consulDnsAddr?: string;
   /** A Consul address that cannot be bound is a warning, not a failed start (`shoal up`). */
   consulBestEffort?: boolean;
+  /** The web dashboard's host:port (`--dashboard-addr`); "" or absent = off. */
+  dashboardAddr?: string;
   log: Logger;
 }
 
@@ -74,6 +77,9 @@ export class Daemon {
   join!: JoinServer;
   mesh!: RoutingMesh;
   consul: RunningConsul | undefined;
+  dashboard: Dashboard | undefined;
+  /** Where the dashboard listens, when it does. */
+  dashboardUrl: string | undefined;
   nodeId = "";
   private stopping = false;
   /** The workers that have a user on the bus now. */
@@ -207,6 +213,7 @@ export class Daemon {
       const port = await this.api.listenTcp(h, p);
       log.info(`API listening on tcp://${h}:${port}`);
     }
+    await this.startDashboard();
     this.manager.start();
     await this.dispatcher.start();
     // This machine's node runtime: a client of its own control bus, over loopback, like any
@@ -233,6 +240,30 @@ export class Daemon {
     log.info(
       `shoal daemon ${SHOAL_VERSION} ready: node ${this.nodeId}, API unix://${socketPath(dataDir)}, NATS ${this.localNatsUrl()}`,
     );
+  }
+
+  /** The web dashboard on --dashboard-addr; an address it cannot bind is a warning. */
+  private async startDashboard(): Promise<void> {
+    const addr = this.opts.dashboardAddr ?? "";
+    if (addr === "") return;
+    const hp = parseHostPort(addr);
+    const log = this.opts.log;
+    const d = new Dashboard(this.manager, {
+      host: hp.host || "0.0.0.0",
+      port: hp.port ?? 8080,
+      logs: (task, o, write) => this.taskLogs(task, o, write),
+    });
+    try {
+      const port = await d.listen();
+      this.dashboard = d;
+      this.dashboardUrl = d.url(port);
+      log.info(`Dashboard listening on ${this.dashboardUrl}`);
+    } catch (err) {
+      await d.close();
+      log.warn(
+        `dashboard: cannot listen on ${addr} (${(err as Error).message}); going on without it`,
+      );
+    }
   }
 
   /** The embedded message server as this machine reaches it. */
@@ -353,6 +384,7 @@ export class Daemon {
     await this.join?.close();
     await this.manager?.stop();
     await this.api?.close();
+    await this.dashboard?.close();
     await this.consul?.close();
     await this.mesh?.close();
     await this.nats?.shutdown();

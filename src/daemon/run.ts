@@ -37,6 +37,8 @@ export interface DaemonRunOptions {
   consulDnsAddr?: string;
   /** Go on without them when their addresses are taken (`shoal up`'s defaults); not saved. */
   consulBestEffort?: boolean;
+  /** The web dashboard, host:port ("" = off; a taken port is a warning). */
+  dashboardAddr?: string;
   debug?: boolean;
 }
 
@@ -69,6 +71,7 @@ export function resolveDaemonOptions(given: DaemonRunOptions, log: Logger): Reso
     publishHost: "0.0.0.0",
     consulAddr: ":8500",
     consulDnsAddr: ":8600",
+    dashboardAddr: "127.0.0.1:8080",
     debug: false,
     ...defined(saved),
     ...defined(given),
@@ -140,6 +143,7 @@ function printBanner(d: Daemon, o: ResolvedDaemonOptions): void {
       `  NATS:        ${d.localNatsUrl()}\n` +
       `  monitoring:  ${monitor}\n` +
       `  consul:      ${consul}\n` +
+      `  dashboard:   ${d.dashboardUrl ?? "off"}\n` +
       `  joins:       ${o.advertiseAddr}\n` +
       `  data:        ${o.dataDir}\n` +
       `Try: shoal service create --name hello --replicas 2 -- node -e "setInterval(()=>console.log('hi'),1000)"\n` +

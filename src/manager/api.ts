@@ -13,6 +13,7 @@ import { apiRoutes as r, type Info, type ServiceSummary } from "../api/http.js";
 import { isTerminal, replicasOf, type ServiceSpec, type Task } from "../api/types.js";
 import { findNetwork, inspectNetwork, predefinedNetworks } from "./networks.js";
 import { findFile, infoOf } from "./secrets.js";
+import { dashboardToken } from "./dashboard/token.js";
 
 export interface ApiHooks {
   info(): Info;
@@ -70,12 +71,7 @@ export class Api {
     });
     addRoute(app, r.rollbackService, async ({ params }) => m.rollbackService(params.ref));
     addRoute(app, r.scaleService, async ({ params, body }) =>
-      m.updateService(params.ref, (spec) => {
-        if (!("replicated" in spec.mode)) {
-          throw new ManagerError("ERR_INVALID", `scale can only be used with replicated mode`);
-        }
-        return { ...spec, mode: { replicated: { replicas: body.replicas } } };
-      }),
+      m.updateService(params.ref, (spec) => scaledSpec(spec, body.replicas)),
     );
     addRoute(app, r.removeService, async ({ params }) => m.removeService(params.ref));
     addRoute(app, r.serviceLogs, async ({ params, query }, reply) => {
@@ -152,6 +148,9 @@ export class Api {
     addRoute(app, r.joinToken, async ({ params, query }) => ({
       token: await hooks.joinToken(params.role, query.rotate === "1"),
     }));
+    addRoute(app, r.dashboardToken, async ({ query }) => ({
+      token: await dashboardToken(m.store, query.rotate === "1"),
+    }));
     addRoute(app, r.updateSwarm, async ({ body }) => m.updateSwarm(body));
     addRoute(app, r.leave, async ({ query }) => {
       await hooks.leave(query.force === "1");
@@ -170,6 +169,14 @@ export class Api {
   close(): Promise<void> {
     return this.listeners.close();
   }
+}
+
+/** `service scale`: the spec with another replica count (replicated services only). */
+export function scaledSpec(spec: ServiceSpec, replicas: number): ServiceSpec {
+  if (!("replicated" in spec.mode)) {
+    throw new ManagerError("ERR_INVALID", `scale can only be used with replicated mode`);
+  }
+  return { ...spec, mode: { replicated: { replicas } } };
 }
 
 /** A service with its task counts (REPLICAS running/desired, as Swarm counts them). */

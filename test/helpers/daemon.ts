@@ -30,6 +30,8 @@ export interface TestDaemon {
   /** With `consul`: the Consul API's and DNS's ports on 127.0.0.1 (from the log). */
   consulPort?: number;
   consulDnsPort?: number;
+  /** With `dashboard` (an address to bind, e.g. 127.0.0.1:0): the dashboard's URL (from the log). */
+  dashboardUrl?: string | undefined;
 }
 
 export function runCli(dataDir: string, args: string[], timeoutMs = 60_000): Promise<CliResult> {
@@ -56,7 +58,7 @@ export function runCli(dataDir: string, args: string[], timeoutMs = 60_000): Pro
  * never bind the fixed defaults.
  */
 export async function startDaemon(
-  opts: { uid?: number; consul?: boolean } = {},
+  opts: { uid?: number; consul?: boolean; dashboard?: string } = {},
 ): Promise<TestDaemon> {
   const dataDir = mkdtempSync(join(tmpdir(), "shoal-test-"));
   const as = opts.uid === undefined ? {} : { uid: opts.uid, gid: opts.uid, env: { HOME: dataDir } };
@@ -81,6 +83,8 @@ export async function startDaemon(
         opts.consul ? "127.0.0.1:0" : "",
         "--consul-dns-addr",
         opts.consul ? "127.0.0.1:0" : "",
+        "--dashboard-addr",
+        opts.dashboard ?? "",
       ],
       {
         stdio: ["ignore", "pipe", "pipe"],
@@ -95,6 +99,9 @@ export async function startDaemon(
     if (opts.consul) {
       d.consulPort = Number(/Consul API listening on http:\/\/[^ ]*:(\d+)/.exec(out)?.[1]);
       d.consulDnsPort = Number(/Consul DNS listening on [^ ]*:(\d+)/.exec(out)?.[1]);
+    }
+    if (opts.dashboard) {
+      d.dashboardUrl = /Dashboard listening on (http:\/\/\S+)/.exec(out)?.[1];
     }
   };
   const d: TestDaemon = {
