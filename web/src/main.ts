@@ -123,8 +123,11 @@ async function onAction(b: HTMLButtonElement): Promise<void> {
           `Scale ${service} from ${svc?.desired ?? "?"} to ${n} replicas?`,
           "Scale",
         ))
-      )
+      ) {
+        drafts.delete(service); // cancelled: the field shows the service's count again
+        render();
         return;
+      }
       await act(() => api.scale(service, n), `${service} scaled to ${n}`);
       drafts.delete(service);
       render();
@@ -183,6 +186,8 @@ function start(): void {
   main.addEventListener("keydown", (e) => {
     const i = e.target as HTMLInputElement;
     if (e.key === "Enter" && i.dataset["draft"] !== undefined) {
+      // Not also the key's own press: it would reach the dialog's focused button.
+      e.preventDefault();
       document.getElementById(`${i.id}-go`)?.click();
     }
   });
@@ -190,7 +195,8 @@ function start(): void {
     const { view, arg } = route();
     if (view === "service" && !logs.has(arg)) void loadLogs(arg);
     render();
-    $("view").focus();
+    window.scrollTo(0, 0);
+    $("view").focus({ preventScroll: true });
   });
   const { view, arg } = route();
   if (view === "service") void loadLogs(arg);

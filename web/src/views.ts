@@ -96,6 +96,13 @@ function updateStatus(svc: DashService): string {
   return `<span class="update update-${esc(u.state)}" title="${esc(u.message)}">${esc(u.state.replace(/_/g, " "))}</span>`;
 }
 
+/** The update's message, when it says more than its state. */
+function updateMessage(svc: DashService): string {
+  const u = svc.updateStatus;
+  if (!u?.message || u.message === u.state.replace(/_/g, " ")) return "";
+  return ` — ${esc(u.message)}`;
+}
+
 function autoscaleText(a: unknown): string {
   if (a === null || typeof a !== "object") return esc(JSON.stringify(a));
   return Object.entries(a as Record<string, unknown>)
@@ -179,7 +186,7 @@ export function serviceView(
       <dt>Replicas</dt><dd data-replicas="${svc.running}/${svc.desired}">${svc.running}/${svc.desired} (${esc(svc.mode)})</dd>
       <dt>Ports</dt><dd>${esc(ports(svc))}</dd>
       <dt>Image / command</dt><dd><code>${esc(svc.image)}</code></dd>
-      <dt>Update</dt><dd>${updateStatus(svc)} ${svc.updateStatus?.message ? esc(svc.updateStatus.message) : ""}</dd>
+      <dt>Update</dt><dd>${updateStatus(svc)}${updateMessage(svc)}</dd>
       ${svc.autoscale !== undefined ? `<dt>Autoscale</dt><dd>${autoscaleText(svc.autoscale)}</dd>` : ""}
     </dl>
     <p class="actions">${scaleControl(svc, drafts.get(svc.name))} ${rollbackControl(svc)}</p>
