@@ -30,3 +30,18 @@ export async function openPage(t: TestContext): Promise<{ browser: Browser; page
   page.setDefaultTimeout(15_000);
   return { browser, page };
 }
+
+/**
+ * Waits until `expr` (JavaScript text, run in the page) is truthy. Each check is one evaluation
+ * from outside the page: Playwright's own waitForFunction polls with an eval inside the page,
+ * which the dashboard's Content-Security-Policy rightly refuses.
+ */
+export async function waitForPage(page: Page, expr: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await page.evaluate(expr)) return;
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${expr}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

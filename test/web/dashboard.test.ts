@@ -11,7 +11,7 @@ import type { Page } from "playwright-core";
 import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { checkFor } from "../helpers/servers.js";
 import { defer } from "../helpers/defer.js";
-import { browserSkip, openPage } from "../helpers/browser.js";
+import { browserSkip, openPage, waitForPage } from "../helpers/browser.js";
 
 const SHOTS = process.env["SHOAL_DASHBOARD_SHOTS"] === "1";
 const TICK = `setInterval(()=>console.log('tick', Date.now()),500)`;
@@ -66,8 +66,9 @@ function gridCards(page: Page, svc: string): Promise<Array<[string, string]>> {
 }
 
 /** Waits until the grid shows `n` running tasks of a service. */
-function waitRunning(page: Page, svc: string, n: number): Promise<unknown> {
-  return page.waitForFunction(
+function waitRunning(page: Page, svc: string, n: number): Promise<void> {
+  return waitForPage(
+    page,
     `document.querySelectorAll('li.task[data-service="${svc}"][data-state="running"]').length === ${n}`,
   );
 }
@@ -149,9 +150,7 @@ describe("dashboard in a browser", { skip: browserSkip }, () => {
     await confirm(page, /Roll web back/);
     await checkFor(10_000, async () => (await desired(d, "web")) === 3, 100);
     await page.waitForSelector('dd[data-replicas="3/3"]');
-    await page.waitForFunction(
-      `/tick/.test(document.querySelector("pre.logs")?.textContent ?? "")`,
-    );
+    await waitForPage(page, `/tick/.test(document.querySelector("pre.logs")?.textContent ?? "")`);
     await shot(page, "service");
 
     // Drain the node from the page; its tasks stop (one node: nowhere else to go); activate.

@@ -65,8 +65,8 @@ export function gridView(s: DashState): string {
   const live = s.tasks.filter(isLive);
   const cols = s.nodes.map((n) => {
     const mine = live.filter((t) => t.nodeId === n.id);
-    return `<section class="column node-${esc(n.status)}" data-node="${esc(n.hostname)}" aria-labelledby="col-${esc(n.id)}">
-      <h3 id="col-${esc(n.id)}">${esc(n.hostname)}</h3>
+    return `<section class="column node-${esc(n.status)}" data-node="${esc(n.hostname)}" data-node-id="${esc(n.id)}" aria-labelledby="col-${esc(n.id)}">
+      <h3 id="col-${esc(n.id)}">${esc(n.hostname)} <code class="muted">${esc(n.id.slice(0, 12))}</code></h3>
       <p class="badges">${nodeBadges(n)}</p>
       <ul class="tasks" aria-label="Tasks on ${esc(n.hostname)}">${mine.map(taskCard).join("") || `<li class="empty">no tasks</li>`}</ul>
     </section>`;
