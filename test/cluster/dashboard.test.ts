@@ -1,6 +1,7 @@
 // The dashboard on the three-machine test bed (prefix "hda"), in headless Chromium: the grid
 // shows each task on the node the CLI says it runs on; a worker killed outright goes down on
-// the page and its tasks appear on the other nodes within seconds, with no reload.
+// the page and its tasks appear on the other nodes within seconds, with no reload. With
+// SHOAL_DASHBOARD_SHOTS=1 it saves docs/dashboard-grid.png and docs/dashboard-grid-node-down.png.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -11,6 +12,7 @@ import { checkFor } from "../helpers/servers.js";
 import type { Node, Task } from "../../src/api/types.js";
 
 const DASH_PORT = 8080;
+const SHOTS = process.env["SHOAL_DASHBOARD_SHOTS"] === "1";
 const TICK = `setInterval(()=>console.log('tick'),1000)`;
 
 /** The running task cards of a service: task id → the node id of their column (the bed's hosts
@@ -60,6 +62,7 @@ test(
     );
     const want = new Map((await s.running("web")).map((x) => [x.id, x.nodeId]));
     assert.deepEqual(new Map(await gridCards(page, "web")), want);
+    if (SHOTS) await page.screenshot({ path: "docs/dashboard-grid.png" });
 
     // Kill a worker with its tasks; its column goes down and its tasks come back elsewhere.
     const victim = s.workers[0]!;
@@ -81,6 +84,7 @@ test(
       20_000,
     );
     const tookMs = Date.now() - killedAt;
+    if (SHOTS) await page.screenshot({ path: "docs/dashboard-grid-node-down.png" });
     // The page agrees with the CLI, and it never reloaded.
     const after = (await s.api<Task[]>("/v1/tasks?service=web")).filter(
       (x) => x.status.state === "running" && x.desiredState === "running",
