@@ -22,6 +22,7 @@ import {
   sessionCookie,
 } from "../../src/manager/dashboard/auth.js";
 import { dashboardToken } from "../../src/manager/dashboard/token.js";
+import { dashService } from "../../src/manager/dashboard/view.js";
 import { DashEventSchema, DashStateSchema, type DashState } from "../../src/api/dashboard.js";
 import { matches, problems } from "../../src/api/schema.js";
 import type { Asset } from "../../src/manager/dashboard/assets.js";
@@ -160,6 +161,16 @@ describe("the event feed derived from store changes", () => {
       ],
     );
   });
+});
+
+test("a service's autoscale section is shown only when its spec has one", () => {
+  const plain = service("s1", "web");
+  assert.equal("autoscale" in dashService(plain, []), false);
+  const auto = { min: 1, max: 5, metric: "cpu", target: 70 };
+  const scaled = { ...plain, spec: { ...plain.spec, autoscale: auto } } as Service;
+  const v = dashService(scaled, []);
+  assert.deepEqual(v.autoscale, auto);
+  assert.ok(matches(DashStateSchema, { revision: 1, nodes: [], services: [v], tasks: [] }));
 });
 
 describe("the login", () => {
