@@ -8,6 +8,10 @@
 import { test, describe, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { resolveDaemonOptions } from "../../src/daemon/run.js";
 import type { Page } from "playwright-core";
 import { startDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { checkFor } from "../helpers/servers.js";
@@ -232,5 +236,21 @@ test("a dashboard port that is taken: a warning, and the daemon runs without it"
     new RegExp(`dashboard: cannot listen on 127.0.0.1:${port} .*going on without it`),
   );
   assert.equal(d.dashboardUrl, undefined);
+  // The setting is kept for the next start, like the other addresses.
+  const saved = JSON.parse(readFileSync(join(d.dataDir, "daemon.json"), "utf8")) as {
+    dashboardAddr?: string;
+  };
+  assert.equal(saved.dashboardAddr, `127.0.0.1:${port}`);
   assert.match(await cli(d, "node", "ls"), /Ready/);
+});
+
+test("the dashboard's default address is loopback, 127.0.0.1:8080, saved in daemon.json", (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "shoal-dash-opts-"));
+  defer(t, () => rmSync(dir, { recursive: true, force: true }));
+  const quiet = { warn() {} } as unknown as Parameters<typeof resolveDaemonOptions>[1];
+  const o = resolveDaemonOptions({ dataDir: dir, advertiseAddr: "127.0.0.1:2377" }, quiet);
+  assert.equal(o.dashboardAddr, "127.0.0.1:8080");
+  const again = resolveDaemonOptions({ dataDir: dir, dashboardAddr: "" }, quiet);
+  assert.equal(again.dashboardAddr, "");
+  assert.equal(resolveDaemonOptions({ dataDir: dir }, quiet).dashboardAddr, "", "kept");
 });
