@@ -649,6 +649,14 @@ export const apiRoutes = {
     querystring: Type.Object({ rotate: flag("Replace the token.") }),
     reply: TokenSchema,
   }),
+  dashboardToken: route({
+    method: "GET",
+    url: "/v1/dashboard/token",
+    summary:
+      "The web dashboard's login token, made at first use (`rotate=1`: a new one; open sessions end).",
+    querystring: Type.Object({ rotate: flag("Replace the token.") }),
+    reply: TokenSchema,
+  }),
   updateSwarm: route({
     method: "POST",
     url: "/v1/swarm/update",

@@ -35,6 +35,7 @@ export interface DaemonFlags {
   httpAddr?: string;
   httpAccessLog?: boolean;
   metricsAddr?: string;
+  dashboardAddr?: string;
 }
 
 /** What the address choice reads from the machine (injected by tests). */
@@ -131,6 +132,8 @@ export interface ParsedDaemonFlags {
   /** --consul-addr and --consul-dns-addr when given ("" = off). */
   consulAddr: string | undefined;
   consulDnsAddr: string | undefined;
+  /** --dashboard-addr when given ("" = off). */
+  dashboardAddr: string | undefined;
   /** --metrics-addr when given ("" = off). */
   metricsAddr: string | undefined;
   /** --http-addr when given ("" = off), and --http-access-log. */
@@ -138,7 +141,8 @@ export interface ParsedDaemonFlags {
   httpAccessLog: boolean;
 }
 
-/** A --consul-addr / --consul-dns-addr / --http-addr / --metrics-addr value: "" (off) or [host]:port. */
+/** A --consul-addr / --consul-dns-addr / --http-addr / --metrics-addr / --dashboard-addr value: "" (off)
+ * or [host]:port. */
 function serviceAddrFlag(flag: string, v: string | undefined): string | undefined {
   if (v === undefined || v === "") return v;
   let hp;
@@ -243,6 +247,7 @@ export function parseDaemonFlags(
     httpAddr: serviceAddrFlag("--http-addr", f.httpAddr),
     httpAccessLog: !!f.httpAccessLog,
     metricsAddr: serviceAddrFlag("--metrics-addr", f.metricsAddr),
+    dashboardAddr: serviceAddrFlag("--dashboard-addr", f.dashboardAddr),
   };
 }
 
@@ -303,6 +308,7 @@ export function runOptions(
     ...(p.httpAddr !== undefined ? { httpAddr: p.httpAddr } : {}),
     ...(p.httpAccessLog ? { httpAccessLog: true } : {}),
     ...(p.metricsAddr !== undefined ? { metricsAddr: p.metricsAddr } : {}),
+    ...(p.dashboardAddr !== undefined ? { dashboardAddr: p.dashboardAddr } : {}),
   };
 }
 
@@ -339,6 +345,7 @@ export function givenRunOptions(
     ...(p.httpAddr !== undefined ? { httpAddr: p.httpAddr } : {}),
     ...(f.httpAccessLog !== undefined ? { httpAccessLog: p.httpAccessLog } : {}),
     ...(p.metricsAddr !== undefined ? { metricsAddr: p.metricsAddr } : {}),
+    ...(p.dashboardAddr !== undefined ? { dashboardAddr: p.dashboardAddr } : {}),
     // `up` on the default Consul addresses: a taken port is a warning, not a failed start.
     ...(up && p.consulAddr === undefined && p.consulDnsAddr === undefined
       ? { consulBestEffort: true }
@@ -383,5 +390,6 @@ export function daemonArgv(o: FullRunOptions): string[] {
     ...(o.httpAddr !== undefined ? ["--http-addr", o.httpAddr] : []),
     ...(o.httpAccessLog ? ["--http-access-log"] : []),
     ...(o.metricsAddr !== undefined ? ["--metrics-addr", o.metricsAddr] : []),
+    ...(o.dashboardAddr !== undefined ? ["--dashboard-addr", o.dashboardAddr] : []),
   ];
 }

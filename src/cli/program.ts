@@ -164,6 +164,10 @@ function daemonFlags(cmd: Command): Command {
       "--metrics-addr <addr>",
       'the node\'s Prometheus /metrics (and on managers /sd, http_sd_configs), [ip]:port (default :9323, "" off)',
     )
+    .option(
+      "--dashboard-addr <addr>",
+      'managers: the web dashboard, [ip]:port (default 127.0.0.1:8080, "" off; any other address than loopback asks for `shoal dashboard token`)',
+    )
     .option("-D, --debug", "log debug messages")
     .addHelpText("after", DAEMON_HELP);
 }
@@ -746,6 +750,16 @@ Run 'shoal COMMAND --help' for more information on a command.`,
   ev.command("credentials")
     .description("Print the bus user that may only subscribe to the events ($SHOAL.events.>)")
     .action(run(async () => (await events()).credentials()));
+
+  program
+    .command("dashboard")
+    .description("The web dashboard managers serve")
+    .command("token")
+    .description(
+      "Print the dashboard's login token (asked for when it is bound to a non-loopback address)",
+    )
+    .option("--rotate", "replace the token (every open session ends)")
+    .action(run(async (cmd) => (await swarm()).dashboardToken(cmd.opts())));
 
   program
     .command("store")

@@ -373,6 +373,16 @@ export async function joinToken(
   return 0;
 }
 
+/** `shoal dashboard token`: the dashboard's login token. */
+export async function dashboardToken(o: { rotate?: boolean }): Promise<number> {
+  const { token } = await call<{ token: string }>(
+    "GET",
+    `/v1/dashboard/token${o.rotate ? "?rotate=1" : ""}`,
+  );
+  process.stdout.write(token + "\n");
+  return 0;
+}
+
 export async function swarmUpdate(o: {
   heartbeatPeriod?: string;
   certExpiry?: string;

@@ -42,6 +42,7 @@ import { startConsul, type RunningConsul } from "./consul.js";
 import { NodeEdge } from "./edge.js";
 import { startMetricsServer, type RunningMetrics } from "./metrics-server.js";
 import { prometheusTargets } from "../manager/prometheus-sd.js";
+import { Dashboard } from "../manager/dashboard/server.js";
 import { SHOAL_VERSION } from "../lib/version.js";
 import { isWildcard, joinHostPort, parseHostPort } from "../lib/addr.js";
 import { fencingOf, forgetSwarm } from "./state.js";
@@ -88,6 +89,8 @@ export interface DaemonOptions {
   /** The node's /metrics and the swarm's Prometheus discovery (`--metrics-addr`, default
    * :9323); "" = off. */
   metricsAddr?: string;
+  /** The web dashboard's host:port (`--dashboard-addr`); "" or absent = off. */
+  dashboardAddr?: string;
   log: Logger;
 }
 
@@ -103,6 +106,9 @@ export class Daemon {
   edge!: NodeEdge;
   consul: RunningConsul | undefined;
   metrics: RunningMetrics | undefined;
+  dashboard: Dashboard | undefined;
+  /** Where the dashboard listens, when it does. */
+  dashboardUrl: string | undefined;
   nodeId = "";
   private stopping = false;
   /** The nodes that have a user on the bus now, with their roles. */
@@ -277,6 +283,7 @@ export class Daemon {
       const port = await this.api.listenTcp(h, p);
       log.info(`API listening on tcp://${h}:${port}`);
     }
+    await this.startDashboard();
     this.manager.start();
     // One manager: it leads from its start (leader election will emit this on a change).
     this.manager.events.emit(leaderEvent({ id: this.nodeId, hostname: hostname() }));
@@ -316,6 +323,30 @@ export class Daemon {
     log.info(
       `shoal daemon ${SHOAL_VERSION} ready: node ${this.nodeId}, API unix://${socketPath(dataDir)}, NATS ${this.localNatsUrl()}`,
     );
+  }
+
+  /** The web dashboard on --dashboard-addr; an address it cannot bind is a warning. */
+  private async startDashboard(): Promise<void> {
+    const addr = this.opts.dashboardAddr ?? "";
+    if (addr === "") return;
+    const hp = parseHostPort(addr);
+    const log = this.opts.log;
+    const d = new Dashboard(this.manager, {
+      host: hp.host || "0.0.0.0",
+      port: hp.port ?? 8080,
+      logs: (task, o, write) => this.taskLogs(task, o, write),
+    });
+    try {
+      const port = await d.listen();
+      this.dashboard = d;
+      this.dashboardUrl = d.url(port);
+      log.info(`Dashboard listening on ${this.dashboardUrl}`);
+    } catch (err) {
+      await d.close();
+      log.warn(
+        `dashboard: cannot listen on ${addr} (${(err as Error).message}); going on without it`,
+      );
+    }
   }
 
   /** The embedded message server as this machine reaches it. */
@@ -490,6 +521,7 @@ export class Daemon {
     await this.join?.close();
     await this.manager?.stop();
     await this.api?.close();
+    await this.dashboard?.close();
     await this.consul?.close();
     await this.metrics?.close();
     await this.edge?.close();

@@ -45,6 +45,8 @@ export interface DaemonRunOptions {
   httpAccessLog?: boolean;
   /** The node's /metrics (and on managers Prometheus' discovery), host:port ("" = off). */
   metricsAddr?: string;
+  /** The web dashboard, host:port ("" = off; a taken port is a warning). */
+  dashboardAddr?: string;
   debug?: boolean;
 }
 
@@ -81,6 +83,7 @@ export function resolveDaemonOptions(given: DaemonRunOptions, log: Logger): Reso
     httpAddr: ":80",
     httpAccessLog: false,
     metricsAddr: ":9323",
+    dashboardAddr: "127.0.0.1:8080",
     debug: false,
     ...defined(saved),
     ...defined(given),
@@ -158,6 +161,7 @@ function printBanner(d: Daemon, o: ResolvedDaemonOptions): void {
       `  monitoring:  ${monitor}\n` +
       `  consul:      ${consul}\n` +
       `  metrics:     ${metrics}\n` +
+      `  dashboard:   ${d.dashboardUrl ?? "off"}\n` +
       `  joins:       ${o.advertiseAddr}\n` +
       `  data:        ${o.dataDir}\n` +
       `Try: shoal service create --name hello --replicas 2 -- node -e "setInterval(()=>console.log('hi'),1000)"\n` +

@@ -16,6 +16,7 @@ import { findFile, infoOf } from "./secrets.js";
 import { streamEvents } from "./events/stream.js";
 import type { EventCredentials } from "../api/events.js";
 import { ManagerError } from "./errors.js";
+import { dashboardToken } from "./dashboard/token.js";
 
 export interface ApiHooks {
   info(): Info;
@@ -171,6 +172,9 @@ export class Api {
     addRoute(app, r.joinToken, async ({ params, query }) => ({
       token: await hooks.joinToken(params.role, query.rotate === "1"),
     }));
+    addRoute(app, r.dashboardToken, async ({ query }) => ({
+      token: await dashboardToken(m.store, query.rotate === "1"),
+    }));
     addRoute(app, r.updateSwarm, async ({ body }) => m.updateSwarm(body));
     addRoute(app, r.leave, async ({ query }) => {
       await hooks.leave(query.force === "1");
@@ -191,6 +195,7 @@ export class Api {
   }
 }
 
+/** `service scale`: the spec with another replica count (replicated services only). */
 /** A service with its task counts (REPLICAS running/desired, as Swarm counts them). */
 export function summary<S extends { spec: ServiceSpec }>(
   id: string,

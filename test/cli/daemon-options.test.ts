@@ -324,3 +324,35 @@ test("--metrics-addr: checked, passed on by init and by daemon/up, off with an e
     !daemonArgv(runOptions(parse({}), { host: "10.0.0.5", port: 2377 })).includes("--metrics-addr"),
   );
 });
+
+test("--dashboard-addr: checked like the other addresses, passed on by init and daemon", () => {
+  const m = machine("10.0.0.5");
+  const parse = (f: Record<string, string>) =>
+    parseDaemonFlags({ dataDir: "/d", ...f }, { natsPort: 4222 }, m);
+  for (const good of ["", "127.0.0.1:8080", ":8080", "0.0.0.0:0", "[::1]:8080"])
+    assert.equal(parse({ dashboardAddr: good }).dashboardAddr, good);
+  for (const bad of ["localhost:8080", "127.0.0.1", ":70000"]) {
+    assert.throws(
+      () => parse({ dashboardAddr: bad }),
+      (e: Error) => e instanceof UsageError && e.message.includes(`"--dashboard-addr"`),
+      bad,
+    );
+  }
+  const p = parse({ dashboardAddr: "10.0.0.5:9000" });
+  const argv = daemonArgv(runOptions(p, { host: "10.0.0.5", port: 2377 }));
+  assert.deepEqual(
+    argv.slice(argv.indexOf("--dashboard-addr"), argv.indexOf("--dashboard-addr") + 2),
+    ["--dashboard-addr", "10.0.0.5:9000"],
+  );
+  assert.equal(
+    givenRunOptions({ dashboardAddr: "" }, parse({ dashboardAddr: "" }), false).dashboardAddr,
+    "",
+  );
+  // Not given: nothing passed, the daemon's default (127.0.0.1:8080) or its saved setting applies.
+  assert.ok(
+    !daemonArgv(runOptions(parse({}), { host: "10.0.0.5", port: 2377 })).includes(
+      "--dashboard-addr",
+    ),
+  );
+  assert.equal(givenRunOptions({}, parse({}), true).dashboardAddr, undefined);
+});

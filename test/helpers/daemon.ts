@@ -34,6 +34,8 @@ export interface TestDaemon {
   httpPort?: number;
   /** With `metrics`: the port of its /metrics on 127.0.0.1 (from the log). */
   metricsPort?: number;
+  /** With `dashboard` (an address to bind, e.g. 127.0.0.1:0): the dashboard's URL (from the log). */
+  dashboardUrl?: string | undefined;
 }
 
 export function runCli(dataDir: string, args: string[], timeoutMs = 60_000): Promise<CliResult> {
@@ -60,7 +62,14 @@ export function runCli(dataDir: string, args: string[], timeoutMs = 60_000): Pro
  * 127.0.0.1, free ports): tests never bind the fixed defaults.
  */
 export async function startDaemon(
-  opts: { uid?: number; consul?: boolean; http?: boolean; metrics?: boolean; args?: string[] } = {},
+  opts: {
+    uid?: number;
+    consul?: boolean;
+    http?: boolean;
+    metrics?: boolean;
+    dashboard?: string;
+    args?: string[];
+  } = {},
 ): Promise<TestDaemon> {
   const dataDir = mkdtempSync(join(tmpdir(), "shoal-test-"));
   const as = opts.uid === undefined ? {} : { uid: opts.uid, gid: opts.uid, env: { HOME: dataDir } };
@@ -89,6 +98,8 @@ export async function startDaemon(
         opts.http ? "127.0.0.1:0" : "",
         "--metrics-addr",
         opts.metrics ? "127.0.0.1:0" : "",
+        "--dashboard-addr",
+        opts.dashboard ?? "",
         ...(opts.args ?? []),
       ],
       {
@@ -108,6 +119,9 @@ export async function startDaemon(
     if (opts.http) d.httpPort = Number(/HTTP router listening on [^ ]*:(\d+)/.exec(out)?.[1]);
     if (opts.metrics) {
       d.metricsPort = Number(/metrics: listening on http:\/\/[^ ]*:(\d+)\/metrics/.exec(out)?.[1]);
+    }
+    if (opts.dashboard) {
+      d.dashboardUrl = /Dashboard listening on (http:\/\/\S+)/.exec(out)?.[1];
     }
   };
   const d: TestDaemon = {

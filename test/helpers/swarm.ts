@@ -33,9 +33,14 @@ export interface Swarm {
   cleanup(): Promise<void>;
 }
 
-/** A bed of `hosts` machines with the manager up; `joined` workers joined already. */
-export async function startSwarm(hosts: number, joined = hosts - 1): Promise<Swarm> {
-  const bed = await createTestBed(hosts);
+/** A bed of `hosts` machines with the manager up; `joined` workers joined already. `prefix`
+ * names the bed's interfaces; `managerArgs` adds flags to the manager daemon's. */
+export async function startSwarm(
+  hosts: number,
+  joined = hosts - 1,
+  opts: { prefix?: string; managerArgs?: (manager: Host) => string[] } = {},
+): Promise<Swarm> {
+  const bed = await createTestBed(hosts, opts.prefix !== undefined ? { prefix: opts.prefix } : {});
   const dirs = bed.hosts.map(() => mkdtempSync(join(tmpdir(), "shoal-node-")));
   const [manager, ...workers] = bed.hosts as [Host, ...Host[]];
   const cleanup = async () => {
@@ -62,6 +67,7 @@ export async function startSwarm(hosts: number, joined = hosts - 1): Promise<Swa
       "",
       "--consul-dns-addr",
       "",
+      ...(opts.managerArgs?.(manager) ?? []),
     ]);
     p.stdout?.on("data", (d: Buffer) => (out += d.toString()));
     p.stderr?.on("data", (d: Buffer) => (out += d.toString()));
