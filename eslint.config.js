@@ -152,4 +152,16 @@ export default tseslint.config(
     files: ["bin/**/*.js"],
     languageOptions: { globals: { process: "readonly", console: "readonly" } },
   },
+  {
+    // The examples are Node.js programs users run as tasks.
+    files: ["examples/**/*.mjs"],
+    languageOptions: {
+      globals: {
+        process: "readonly",
+        console: "readonly",
+        URL: "readonly",
+        URLSearchParams: "readonly",
+      },
+    },
+  },
 );
