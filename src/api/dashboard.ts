@@ -87,23 +87,6 @@ export const DashStateSchema = Type.Object(
 );
 export type DashState = Static<typeof DashStateSchema>;
 
-/** One message of `GET /api/events`, as `docker events --format json` prints one. */
-export const DashEventSchema = Type.Object(
-  {
-    Type: Type.String({ description: "service, task, node." }),
-    Action: Type.String({ description: "create, update, remove." }),
-    Actor: Type.Object({
-      ID: Type.String(),
-      Attributes: Type.Record(Type.String(), Type.String()),
-    }),
-    time: Type.Integer({ description: "Seconds since epoch." }),
-    timeNano: Type.Number({ description: "Nanoseconds since epoch (ms precision)." }),
-    seq: Type.Integer({ minimum: 1, description: "Grows by one per event." }),
-  },
-  { title: "DashEvent" },
-);
-export type DashEvent = Static<typeof DashEventSchema>;
-
 export const DashLoginSchema = closed(
   Type.Object({ token: Type.String({ minLength: 1, maxLength: 256 }) }, { title: "DashLogin" }),
 );
@@ -168,7 +151,8 @@ export const dashRoutes = {
   events: route({
     method: "GET",
     url: "/api/events",
-    summary: "Server-sent events: `event` (a DashEvent) for the recent history, then live.",
+    summary:
+      "Server-sent events: `event` (a [ClusterEvent](#clusterevent), as `shoal events` gives it) for the recent history, then live.",
     reply: null,
     text: "`text/event-stream`",
   }),

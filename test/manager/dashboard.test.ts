@@ -10,10 +10,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openEmbeddedStore } from "../../src/store/embedded.js";
-import type { Store, StoreEvent } from "../../src/store/store.js";
+import type { Store } from "../../src/store/store.js";
 import { Manager, defaultManagerOptions } from "../../src/manager/manager.js";
 import { Dashboard } from "../../src/manager/dashboard/server.js";
-import { EventLog } from "../../src/manager/dashboard/events.js";
 import {
   cookieValue,
   hasSession,
@@ -23,145 +22,14 @@ import {
 } from "../../src/manager/dashboard/auth.js";
 import { dashboardToken } from "../../src/manager/dashboard/token.js";
 import { dashService } from "../../src/manager/dashboard/view.js";
-import { DashEventSchema, DashStateSchema, type DashState } from "../../src/api/dashboard.js";
+import { DashStateSchema, type DashState } from "../../src/api/dashboard.js";
 import { matches, problems } from "../../src/api/schema.js";
 import type { Asset } from "../../src/manager/dashboard/assets.js";
 import { quietLog } from "../helpers/bus.js";
 import { defer } from "../helpers/defer.js";
 import { checkFor } from "../helpers/servers.js";
 import { node, service, task } from "../store/helpers.js";
-import { defaultServiceSpec, type Node, type Service, type Task } from "../../src/api/types.js";
-
-const put = (kind: StoreEvent["kind"], value: Node | Service | Task): StoreEvent => ({
-  kind,
-  action: "put",
-  id: value.id,
-  value,
-});
-const del = (kind: StoreEvent["kind"], id: string): StoreEvent => ({
-  kind,
-  action: "delete",
-  id,
-  value: null,
-});
-const withState = (t: Task, state: Task["status"]["state"], err = ""): Task => ({
-  ...t,
-  status: { ...t.status, state, err },
-});
-const replicas = (s: Service, n: number): Service => ({
-  ...s,
-  spec: { ...s.spec, mode: { replicated: { replicas: n } } },
-});
-
-describe("the event feed derived from store changes", () => {
-  const n1 = node("n1", { hostname: "alpha" });
-  const s1 = service("s1", "web");
-  const t1 = task("t1", "s1", "n1", { serviceName: "web", slot: 2 });
-  const cases: Array<{ name: string; batch: StoreEvent[]; want: string[] }> = [
-    {
-      name: "a new service",
-      batch: [put("service", service("s2", "api"))],
-      want: ["service create name=api"],
-    },
-    {
-      name: "a scaled service",
-      batch: [put("service", replicas(s1, 3))],
-      want: ["service scale name=web replicas.new=3 replicas.old=1"],
-    },
-    {
-      name: "an update that starts",
-      batch: [
-        put("service", {
-          ...s1,
-          version: 2,
-          updateStatus: {
-            state: "updating",
-            version: 2,
-            startedAt: 5,
-            completedAt: null,
-            message: "m",
-          },
-        }),
-      ],
-      want: ["service update message=m name=web updatestate.new=updating"],
-    },
-    { name: "a removed service", batch: [del("service", "s1")], want: ["service remove name=web"] },
-    {
-      name: "a node going down",
-      batch: [put("node", { ...n1, status: "down" })],
-      want: ["node update name=alpha state.new=down state.old=ready"],
-    },
-    {
-      name: "a drained node",
-      batch: [put("node", { ...n1, availability: "drain" })],
-      want: ["node update availability.new=drain availability.old=active name=alpha"],
-    },
-    {
-      name: "a task that runs, on its node",
-      batch: [put("task", withState(t1, "running"))],
-      want: [
-        "task update name=web.2 node=alpha service=web slot=2 state.new=running state.old=new",
-      ],
-    },
-    {
-      name: "a task that fails, with its error",
-      batch: [put("task", withState(t1, "failed", "task: non-zero exit (1)"))],
-      want: [
-        "task update err=task: non-zero exit (1) name=web.2 node=alpha service=web slot=2 state.new=failed state.old=new",
-      ],
-    },
-    {
-      name: "the steps on the way to running are quiet",
-      batch: [put("task", withState(t1, "assigned")), put("task", withState(t1, "starting"))],
-      want: [],
-    },
-    {
-      name: "a task that cannot be placed says why",
-      batch: [put("task", { ...withState(t1, "pending", "no suitable node"), nodeId: "" })],
-      want: [
-        "task update err=no suitable node name=web.2 service=web slot=2 state.new=pending state.old=new",
-      ],
-    },
-    { name: "a task leaving the history is no news", batch: [del("task", "t1")], want: [] },
-    {
-      name: "other kinds are ignored",
-      batch: [{ kind: "meta", action: "put", id: "settings", value: {} }],
-      want: [],
-    },
-  ];
-  for (const c of cases) {
-    test(c.name, () => {
-      const log = new EventLog({ nodes: [n1], services: [s1], tasks: [t1] });
-      const got = log.derive(c.batch, 1_700_000_000_123);
-      const text = got.map(
-        (e) =>
-          `${e.Type} ${e.Action} ${Object.entries(e.Actor.Attributes)
-            .sort(([a], [b]) => a.localeCompare(b))
-            .map(([k, v]) => `${k}=${v}`)
-            .join(" ")}`,
-      );
-      assert.deepEqual(text, c.want);
-      for (const e of got) {
-        assert.ok(matches(DashEventSchema, e), problems(DashEventSchema, e).join("; "));
-        assert.equal(e.time, 1_700_000_000);
-        assert.equal(e.timeNano, 1_700_000_000_123_000_000);
-      }
-    });
-  }
-
-  test("seq grows by one across batches and the history keeps the last `limit`", () => {
-    const log = new EventLog({ nodes: [], services: [], tasks: [] }, 3);
-    for (let i = 0; i < 5; i++) log.derive([put("service", service(`s${i}`, `svc${i}`))], 0);
-    assert.deepEqual(
-      log.history().map((e) => [e.seq, e.Actor.Attributes["name"]]),
-      [
-        [3, "svc2"],
-        [4, "svc3"],
-        [5, "svc4"],
-      ],
-    );
-  });
-});
+import { defaultServiceSpec, type Service } from "../../src/api/types.js";
 
 test("a service's autoscale section is shown only when its spec has one", () => {
   const plain = service("s1", "web");
@@ -370,25 +238,31 @@ describe("the dashboard server", () => {
 
   test("the event stream: the recent history at connect, then live", async (t) => {
     const { manager, port } = await setup(t);
+    // The manager's event log (what `shoal events` reads) feeds the stream.
+    manager.events.start();
+    defer(t, () => manager.events.stop());
     await manager.updateService("web", (spec) => ({
       ...spec,
       mode: { replicated: { replicas: 2 } },
     }));
+    type Ev = { Type: string; Action: string; Actor: { Attributes: Record<string, string> } };
+    await checkFor(5000, () => manager.events.recent().some((e) => e.Action === "scale"), 10);
     const s = await openStream(t, port, "/api/events", "event");
-    await checkFor(5000, () => s.messages.length >= 1, 10);
-    await manager.updateNode("alpha", { availability: "drain" });
-    await checkFor(5000, () => s.messages.length >= 2, 10);
-    const evs = s.messages as Array<{
-      Type: string;
-      Actor: { Attributes: Record<string, string> };
-    }>;
-    assert.deepEqual(evs[0]!.Actor.Attributes, {
+    const evs = s.messages as Ev[];
+    await checkFor(5000, () => evs.some((e) => e.Action === "scale"), 10);
+    const history = evs.length;
+    const scale = evs.find((e) => e.Action === "scale")!;
+    assert.equal(scale.Type, "service");
+    assert.deepEqual(scale.Actor.Attributes, {
       name: "web",
       "replicas.old": "1",
       "replicas.new": "2",
     });
-    assert.equal(evs[1]!.Type, "node");
-    assert.equal(evs[1]!.Actor.Attributes["availability.new"], "drain");
+    await manager.updateNode("alpha", { availability: "drain" });
+    await checkFor(5000, () => evs.some((e) => e.Type === "node"), 10);
+    const drained = evs.findIndex((e) => e.Type === "node");
+    assert.ok(drained >= history, "the node event comes live, after the history");
+    assert.equal(evs[drained]!.Actor.Attributes["availability.new"], "drain");
   });
 
   test("the logs: the last lines of each placed task", async (t) => {

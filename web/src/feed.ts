@@ -1,6 +1,5 @@
-// The event feed: the one place the page reads cluster events from. Today the dashboard server
-// derives them from the store's changes; when `shoal events` serves its own history and live
-// feed, the server's /api/events streams those instead and nothing here changes. Each event is
+// The event feed: the one place the page reads cluster events from — the manager's event log,
+// what `shoal events` reads, streamed by the dashboard server's /api/events. Each event is
 // delivered once (by `seq`), oldest first, including the recent history sent at (re)connect.
 
 import type { DashEvent } from "./types.js";
@@ -41,13 +40,20 @@ export function describeEvent(e: DashEvent): string {
     if (a["availability.new"])
       return `node ${name} availability ${a["availability.old"]} → ${a["availability.new"]}`;
     if (a["state.new"]) return `node ${name} ${a["state.new"]}`;
-    return `node ${name} ${e.Action === "create" ? "joined" : e.Action === "remove" ? "removed" : "updated"}`;
+    const done: Record<string, string> = { join: "joined", remove: "removed", create: "joined" };
+    return `node ${name} ${done[e.Action] ?? e.Action}`;
   }
   if (e.Type === "task") {
     const where = a["node"] ? ` on ${a["node"]}` : "";
-    const health = a["health"] ? ` (${a["health"]})` : "";
-    const err = a["err"] ? ` — ${a["err"]}` : "";
-    return `task ${name} ${a["state.new"] ?? e.Action}${health}${where}${err}`;
+    const err = a["error"] ? ` — ${a["error"]}` : "";
+    const health = /^health_status: (.*)$/.exec(e.Action);
+    if (health) return `task ${name} ${health[1]}${where}`;
+    return `task ${name} ${e.Action}${where}${err}`;
   }
-  return `${e.Type} ${name} ${e.Action}`;
+  if (e.Type === "autoscale") {
+    const why = a["reason"] ? ` (${a["reason"]})` : "";
+    return `autoscaler scaled ${name} ${a["replicas.old"]} → ${a["replicas.new"]}${why}`;
+  }
+  if (e.Type === "manager" && e.Action === "leader") return `manager ${name} is the leader`;
+  return `${e.Type} ${name} ${e.Action === "create" ? "created" : e.Action === "remove" ? "removed" : e.Action}`;
 }

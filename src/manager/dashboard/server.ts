@@ -6,7 +6,9 @@
 //
 // The state stream follows the store's watch: a burst of commits is coalesced into one message
 // `coalesceMs` after the first (default 100 ms), so a change reaches the page well within a
-// second and a rolling update does not send one message per task.
+// second and a rolling update does not send one message per task. The event feed is the
+// manager's event log (src/manager/events/, what `shoal events` reads): its recent history at
+// connect, then each event as it is recorded.
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { ServerResponse } from "node:http";
@@ -14,10 +16,11 @@ import type { Manager } from "../manager.js";
 import type { ApiHooks } from "../api.js";
 import { ManagerError } from "../errors.js";
 import { addRoute, createHttpApp, HttpListeners } from "../http.js";
-import { dashRoutes as r, type DashEvent } from "../../api/dashboard.js";
+import { dashRoutes as r } from "../../api/dashboard.js";
+import type { ClusterEvent } from "../../api/events.js";
 import { joinHostPort } from "../../lib/addr.js";
 import { dashState } from "./view.js";
-import { EventLog } from "./events.js";
+import { changesState } from "../../store/store.js";
 import { hasSession, needsToken, sessionCookie, tokenMatches } from "./auth.js";
 import { loadAssets, type Asset } from "./assets.js";
 import { currentToken, dashboardToken } from "./token.js";
@@ -29,10 +32,12 @@ export interface DashboardOptions {
   logs: ApiHooks["logs"];
   coalesceMs?: number;
   keepaliveMs?: number;
-  now?: () => number;
   /** The page's files (default: web/ of this package). */
   assets?: Map<string, Asset>;
 }
+
+/** How many recorded events a page gets when it connects. */
+const HISTORY_AT_CONNECT = 500;
 
 /** One open server-sent-events reply. */
 class Stream {
@@ -57,7 +62,7 @@ export class Dashboard {
   private readonly listeners: HttpListeners;
   private readonly stateStreams = new Set<Stream>();
   private readonly eventStreams = new Set<Stream>();
-  private readonly events: EventLog;
+  private readonly unlisten: () => void;
   private readonly unwatch: () => void;
   private flushTimer: NodeJS.Timeout | null = null;
   private readonly keepalive: NodeJS.Timeout;
@@ -67,18 +72,10 @@ export class Dashboard {
     private readonly opts: DashboardOptions,
   ) {
     const m = manager;
-    const now = opts.now ?? Date.now;
     this.requireToken = needsToken(opts.host);
-    this.events = new EventLog(
-      m.store.view((tx) => ({
-        nodes: tx.listNodes(),
-        services: tx.listServices(),
-        tasks: tx.listTasks(),
-      })),
-    );
+    this.unlisten = m.events.listen((e) => this.sendEvent(e));
     this.unwatch = m.store.watch((batch) => {
-      const evs = this.events.derive(batch, now());
-      for (const e of evs) this.sendEvent(e);
+      if (!changesState(batch)) return;
       if (this.stateStreams.size > 0 && !this.flushTimer) {
         this.flushTimer = setTimeout(() => this.flush(), opts.coalesceMs ?? 100);
       }
@@ -134,7 +131,9 @@ export class Dashboard {
     });
     addRoute(app, r.events, async (_input, reply) => {
       const s = this.open(reply, this.eventStreams);
-      for (const e of this.events.history()) s.send("event", JSON.stringify(e), e.seq);
+      for (const e of m.events.recent().slice(-HISTORY_AT_CONNECT)) {
+        s.send("event", JSON.stringify(e), e.seq);
+      }
     });
     addRoute(app, r.scale, async ({ params, body }) => m.scaleService(params.ref, body.replicas));
     addRoute(app, r.rollback, async ({ params }) => m.rollbackService(params.ref));
@@ -171,6 +170,7 @@ export class Dashboard {
 
   async close(): Promise<void> {
     this.unwatch();
+    this.unlisten();
     clearInterval(this.keepalive);
     if (this.flushTimer) clearTimeout(this.flushTimer);
     for (const s of [...this.stateStreams, ...this.eventStreams]) s.res.end();
@@ -202,7 +202,7 @@ export class Dashboard {
     for (const s of this.stateStreams) s.send("state", data);
   }
 
-  private sendEvent(e: DashEvent): void {
+  private sendEvent(e: ClusterEvent): void {
     if (this.eventStreams.size === 0) return;
     const data = JSON.stringify(e);
     for (const s of this.eventStreams) s.send("event", data, e.seq);
