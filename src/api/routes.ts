@@ -64,6 +64,9 @@ export type RouteBackend = Static<typeof RouteBackendSchema>;
 export const RouteSchema = Type.Object(
   {
     service: Type.String({ minLength: 1, description: "The service that claims the route." }),
+    serviceId: Type.Optional(
+      Type.String({ description: "Its id: the router counts requests per service by it." }),
+    ),
     router: ServiceRouteSchema.properties.router,
     rule: ServiceRouteSchema.properties.rule,
     priority: ServiceRouteSchema.properties.priority,

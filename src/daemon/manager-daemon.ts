@@ -40,6 +40,8 @@ import { NodeRuntime } from "../node/runtime.js";
 import { NodeTaskDns } from "./task-dns.js";
 import { startConsul, type RunningConsul } from "./consul.js";
 import { NodeEdge } from "./edge.js";
+import { Autoscaler } from "../manager/autoscale/autoscaler.js";
+import { autoscaleEvent } from "../manager/events/derive.js";
 import { startMetricsServer, type RunningMetrics } from "./metrics-server.js";
 import { prometheusTargets } from "../manager/prometheus-sd.js";
 import { Dashboard } from "../manager/dashboard/server.js";
@@ -101,6 +103,7 @@ export class Daemon {
   nats!: NatsServer;
   api!: Api;
   dispatcher!: Dispatcher;
+  autoscaler: Autoscaler | undefined;
   joinPort = 0;
   join!: JoinServer;
   edge!: NodeEdge;
@@ -285,6 +288,19 @@ export class Daemon {
     }
     await this.startDashboard();
     this.manager.start();
+    // The autoscaler reads what the nodes measured and what the routers counted (the metrics
+    // book); each change of a count it makes is a cluster event.
+    this.autoscaler = new Autoscaler(this.manager, {
+      metrics: this.manager.metrics,
+      log: log.child("autoscaler"),
+      onDecision: (d) => {
+        if (!d.scaled) return;
+        this.manager.events.emit(
+          autoscaleEvent({ id: d.serviceId, name: d.serviceName }, d.current, d.desired, d.reason),
+        );
+      },
+    });
+    this.autoscaler.start();
     // One manager: it leads from its start (leader election will emit this on a change).
     this.manager.events.emit(leaderEvent({ id: this.nodeId, hostname: hostname() }));
     await this.dispatcher.start();
@@ -305,6 +321,7 @@ export class Daemon {
       ...fencingOf(this.opts.fenceMarginMs),
       onEndpoints: (eps) => this.edge.endpoints(eps),
       onRoutes: (table) => this.edge.routes(table),
+      requests: () => this.edge.router?.takeRequestCounts() ?? [],
       log,
     });
     this.metrics = await startMetricsServer({
@@ -519,6 +536,7 @@ export class Daemon {
     this.unwatchNodes?.();
     await this.dispatcher?.stop();
     await this.join?.close();
+    this.autoscaler?.stop();
     await this.manager?.stop();
     await this.api?.close();
     await this.dashboard?.close();

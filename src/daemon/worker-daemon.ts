@@ -356,6 +356,7 @@ export class WorkerDaemon {
       ...fencingOf(this.opts.fenceMarginMs),
       onEndpoints: (eps) => this.edge.endpoints(eps),
       onRoutes: (table) => this.edge.routes(table),
+      requests: () => this.edge.router?.takeRequestCounts() ?? [],
       log,
     });
     this.metrics = await startMetricsServer({

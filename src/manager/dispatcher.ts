@@ -161,6 +161,7 @@ export class Dispatcher {
     await this.manager.reportStatus(hb.nodeId, hb.tasks).catch(() => {});
     if (hb.stats) this.manager.metrics.record(hb.nodeId, hb.stats);
     this.manager.metrics.setMetricsPort(hb.nodeId, hb.metricsPort);
+    if (hb.requests) this.manager.metrics.recordRequests(hb.nodeId, hb.requests, Date.now());
   }
 
   private schedulePublish(): void {

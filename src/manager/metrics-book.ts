@@ -11,14 +11,22 @@
 //   forTask(taskId)         one task's figures, or undefined
 //   all()                   every task's figures
 //   metricsPortOf(nodeId)   the port of the node's own /metrics, as its heartbeats tell it
+//   recordRequests(nodeId, counts, at)   what a node's HTTP router sent to each service since
+//                           its last heartbeat
+//   serviceRps(serviceId, now)   requests per second to the service, all routers together,
+//                           over the last RPS_WINDOW_MS
 //
 // A figure is only kept for a task the store places on the node that sent it, and not in a
 // terminal state; a task that stops, a node that goes down or is removed is forgotten at once
 // (the store's watch), not at the node's next round.
 
 import type { Store, StoreEvent } from "../store/store.js";
-import type { TaskStats } from "../api/bus.js";
+import type { ServiceRequests, TaskStats } from "../api/bus.js";
+
+/** The window requests per second are averaged over. */
+export const RPS_WINDOW_MS = 10_000;
 import { isTerminal, type Node, type Task } from "../api/types.js";
+import type { AutoscaleMetrics, TaskUsage } from "./autoscale/autoscaler.js";
 
 /** One task's latest figures, with where it runs. */
 export interface TaskFigures extends TaskStats {
@@ -27,11 +35,17 @@ export interface TaskFigures extends TaskStats {
   serviceName: string;
 }
 
-export class MetricsBook {
+/** The book is the autoscaler's source of figures (AutoscaleMetrics, autoscale/autoscaler.ts). */
+export class MetricsBook implements AutoscaleMetrics {
   private readonly byTask = new Map<string, TaskFigures>();
   private readonly byNode = new Map<string, Set<string>>();
   private readonly metricsPorts = new Map<string, number>();
   private unwatch: (() => void) | null = null;
+  /** Per service, the request counts the routers reported, with when (oldest first). */
+  private readonly requests = new Map<string, Array<{ at: number; count: number }>>();
+  private readonly started = new Map<string, number>();
+  /** When the manager received each task's figures (its own clock, unlike `sampledAt`). */
+  private readonly receivedAt = new Map<string, number>();
 
   constructor(private readonly store: Store) {}
 
@@ -46,7 +60,7 @@ export class MetricsBook {
   }
 
   /** A node's latest sampling round (see the file header). */
-  record(nodeId: string, stats: TaskStats[]): void {
+  record(nodeId: string, stats: TaskStats[], at = Date.now()): void {
     this.forgetNode(nodeId);
     const ids = new Set<string>();
     this.store.view((tx) => {
@@ -61,6 +75,7 @@ export class MetricsBook {
           serviceId: t.serviceId,
           serviceName: t.serviceName,
         });
+        this.receivedAt.set(s.taskId, at);
         ids.add(s.taskId);
       }
     });
@@ -77,6 +92,52 @@ export class MetricsBook {
     return this.metricsPorts.get(nodeId);
   }
 
+  /** Counts from a node's router (see the file header); `at` is the manager's clock. */
+  recordRequests(_nodeId: string, counts: readonly ServiceRequests[], at: number): void {
+    for (const c of counts) {
+      if (c.count <= 0) continue;
+      let list = this.requests.get(c.serviceId);
+      if (list === undefined) {
+        list = [];
+        this.requests.set(c.serviceId, list);
+        this.started.set(c.serviceId, at);
+      }
+      list.push({ at, count: c.count });
+    }
+  }
+
+  /**
+   * Requests per second to the service over the last RPS_WINDOW_MS (over the time since its first
+   * request when that is shorter, so a load that just began counts at once); 0 when none came.
+   */
+  serviceRps(serviceId: string, now = Date.now()): number {
+    const list = this.requests.get(serviceId);
+    if (list === undefined) return 0;
+    const from = now - RPS_WINDOW_MS;
+    while (list.length > 0 && list[0]!.at <= from) list.shift();
+    if (list.length === 0) {
+      this.requests.delete(serviceId);
+      this.started.delete(serviceId);
+      return 0;
+    }
+    let sum = 0;
+    for (const r of list) sum += r.count;
+    const span = Math.min(RPS_WINDOW_MS, Math.max(1000, now - this.started.get(serviceId)!));
+    return (sum * 1000) / span;
+  }
+
+  /** One task's CPU and memory for the autoscaler, stamped with when they arrived. */
+  taskUsage(taskId: string): TaskUsage | undefined {
+    const f = this.byTask.get(taskId);
+    if (f === undefined) return undefined;
+    const at = this.receivedAt.get(taskId);
+    return {
+      cpuCores: f.cpuCores,
+      memoryBytes: f.memoryBytes,
+      ...(at !== undefined ? { at } : {}),
+    };
+  }
+
   forService(serviceId: string): TaskFigures[] {
     return [...this.byTask.values()].filter((f) => f.serviceId === serviceId);
   }
@@ -90,7 +151,10 @@ export class MetricsBook {
   }
 
   private forgetNode(nodeId: string): void {
-    for (const id of this.byNode.get(nodeId) ?? []) this.byTask.delete(id);
+    for (const id of this.byNode.get(nodeId) ?? []) {
+      this.byTask.delete(id);
+      this.receivedAt.delete(id);
+    }
     this.byNode.delete(nodeId);
   }
 
@@ -98,6 +162,7 @@ export class MetricsBook {
     const f = this.byTask.get(taskId);
     if (!f) return;
     this.byTask.delete(taskId);
+    this.receivedAt.delete(taskId);
     this.byNode.get(f.nodeId)?.delete(taskId);
   }
 

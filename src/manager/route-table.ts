@@ -35,6 +35,7 @@ export function routeTableOf(services: Service[], tasks: Task[], nodes: Node[]):
       }
       routes.push({
         service: s.spec.name,
+        serviceId: s.id,
         router: r.router,
         rule: r.rule,
         priority: r.priority,

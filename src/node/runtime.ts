@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { Agent } from "./agent.js";
 import { AgentSession } from "./session.js";
 import type { NodeDrivers } from "./node-drivers.js";
-import type { BusCredentials, Endpoint, NodeNetwork } from "../api/bus.js";
+import type { BusCredentials, Endpoint, NodeNetwork, ServiceRequests } from "../api/bus.js";
 import type { DnsTable } from "../api/dns.js";
 import type { NodeFacts, NodeResources } from "../api/types.js";
 import type { Logger } from "../lib/log.js";
@@ -47,6 +47,8 @@ export interface NodeRuntimeOptions {
   onEndpoints: (endpoints: Record<string, Endpoint[]>) => void;
   /** The HTTP router's table, from every assignment message. */
   onRoutes?: (table: RouteTable) => void;
+  /** Requests the node's HTTP router sent to each service since the last call (heartbeats). */
+  requests?: () => ServiceRequests[];
   log: Logger;
 }
 
@@ -102,6 +104,7 @@ export class NodeRuntime {
       ...(opts.onRoutes ? { onRoutes: opts.onRoutes } : {}),
       onNetworks: (nets, dns) => this.onNetworks(nets, dns),
       metricsPort: () => this.metricsPort,
+      ...(opts.requests ? { requests: opts.requests } : {}),
       // Each round's figures go with the next heartbeat, once.
       stats: () => {
         if (this.sampler.rounds === sentRound) return null;

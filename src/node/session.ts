@@ -22,6 +22,7 @@ import {
   type Endpoint,
   type Heartbeat,
   type TaskStats,
+  type ServiceRequests,
   type LogsReply,
   type LogsRequest,
   logsSubject,
@@ -66,6 +67,8 @@ export interface SessionOptions {
   stats?: () => TaskStats[] | null;
   /** The port of the node's /metrics, once it serves one. */
   metricsPort?: () => number | undefined;
+  /** Requests the node's HTTP router sent to each service since the last heartbeat. */
+  requests?: () => ServiceRequests[];
   log: { info(m: string): void; warn(m: string): void };
 }
 
@@ -347,6 +350,7 @@ export class AgentSession {
     }
     const stats = this.opts.stats?.() ?? null;
     const metricsPort = this.opts.metricsPort?.();
+    const requests = this.opts.requests?.() ?? [];
     const hb: Heartbeat = {
       nodeId: this.opts.nodeId,
       hostname: this.opts.hostname,
@@ -354,6 +358,7 @@ export class AgentSession {
       ...(this.opts.facts ?? {}),
       ...(stats ? { stats } : {}),
       ...(metricsPort !== undefined ? { metricsPort } : {}),
+      ...(requests.length > 0 ? { requests } : {}),
     };
     nc.publish(hbSubject(this.opts.nodeId), codec.encode(hb));
   }

@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createMemoryStore } from "../../src/store/memory.js";
-import { MetricsBook } from "../../src/manager/metrics-book.js";
+import { MetricsBook, RPS_WINDOW_MS } from "../../src/manager/metrics-book.js";
 import type { TaskStats } from "../../src/api/bus.js";
 import { node, service, task } from "../store/helpers.js";
 
@@ -81,4 +81,31 @@ test("a task that stops, a node that goes down or is removed are forgotten at on
   await store.update((tx) => tx.deleteNode("n1"));
   assert.deepEqual(book.all(), []);
   book.stop();
+});
+
+test("taskUsage gives the autoscaler a task's CPU and memory, stamped with the manager's clock", async () => {
+  const { book } = await setup();
+  book.record("n1", [stat("a", 0.75)], 5000);
+  assert.deepEqual(book.taskUsage("a"), { cpuCores: 0.75, memoryBytes: 1000, at: 5000 });
+  assert.equal(book.taskUsage("b"), undefined, "no figures yet");
+});
+
+test("serviceRps: the routers' counts of every node, per second over the window", async () => {
+  const { book } = await setup();
+  assert.equal(book.serviceRps("s1", 0), 0, "no requests yet");
+  // Two nodes' routers, one heartbeat a second each, for 20 s: 30 requests a second in all.
+  for (let t = 1000; t <= 20_000; t += 1000) {
+    book.recordRequests("n1", [{ serviceId: "s1", count: 20 }], t);
+    book.recordRequests("n2", [{ serviceId: "s1", count: 10 }], t);
+    book.recordRequests("n2", [{ serviceId: "s2", count: 0 }], t);
+  }
+  assert.equal(book.serviceRps("s1", 20_000), 30);
+  assert.equal(book.serviceRps("s2", 20_000), 0);
+  // A load that just began counts over the time since it began (at least a second).
+  book.recordRequests("n1", [{ serviceId: "s2", count: 50 }], 21_000);
+  assert.equal(book.serviceRps("s2", 21_000), 50);
+  book.recordRequests("n1", [{ serviceId: "s2", count: 50 }], 22_000);
+  assert.equal(book.serviceRps("s2", 23_000), 50);
+  // The load stops: once the window has passed, nothing is left.
+  assert.equal(book.serviceRps("s1", 20_000 + RPS_WINDOW_MS), 0);
 });

@@ -564,3 +564,24 @@ test("an idle client connection is closed after keepAliveTimeoutMs; one in use i
   const out = await raw(port, "GET / HTTP/1.1\r\nHost: web.test\r\n\r\n");
   assert.deepEqual(statuses(out), [200]);
 });
+
+test("requests are counted per service (by id, else name) until taken, for the autoscaler", async (t) => {
+  const b = await backend(t, "a");
+  const { router, port } = await startRouter(t, {
+    routes: [
+      route("web", "Host(`web.test`)", [b.backend], { serviceId: "s-web" }),
+      route("api", "Host(`api.test`)", [b.backend]),
+      route("empty", "Host(`empty.test`)", []),
+    ],
+  });
+  for (let i = 0; i < 3; i++) await get(port, "web.test");
+  await get(port, "api.test");
+  assert.equal((await get(port, "empty.test")).status, 503);
+  assert.equal((await get(port, "nobody.test")).status, 404);
+  const counts = router.takeRequestCounts().sort((x, y) => (x.serviceId < y.serviceId ? -1 : 1));
+  assert.deepEqual(counts, [
+    { serviceId: "api", count: 1 },
+    { serviceId: "s-web", count: 3 },
+  ]);
+  assert.deepEqual(router.takeRequestCounts(), [], "taken: counting starts again");
+});

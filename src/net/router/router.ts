@@ -188,6 +188,8 @@ export class HttpRouter {
   private readonly clients = new Set<Socket>();
   /** @internal */ readonly tunnels = new Set<Socket>();
   /** @internal */ localPort = 0;
+  /** Requests sent on to each service's tasks since `takeRequestCounts` was last called. */
+  private readonly counts = new Map<string, number>();
   /** @internal Client connections proxying HTTP (not tunnels), for the timeout sweep. */
   readonly conns = new Set<ClientConn>();
   /**
@@ -308,9 +310,21 @@ export class HttpRouter {
     return findRoute(this.routes, host, requestPath(target)) as Live | undefined;
   }
 
+  /**
+   * How many requests each service received since the last call (by service id, else name), for
+   * the autoscaler's requests per second; the counts start again from zero.
+   */
+  takeRequestCounts(): Array<{ serviceId: string; count: number }> {
+    const out = [...this.counts].map(([serviceId, count]) => ({ serviceId, count }));
+    this.counts.clear();
+    return out;
+  }
+
   /** @internal The backend for a request on `live`, and whether its sticky cookie must be (re)set. */
   pick(live: Live, cookieHeader: string | undefined): { b: Backend; setCookie: boolean } {
     const st = live.state;
+    const key = st.route.serviceId ?? st.route.service;
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
     const sticky = st.route.sticky;
     if (sticky !== undefined) {
       const v = cookieValue(cookieHeader, sticky.name);
