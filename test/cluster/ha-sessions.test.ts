@@ -1,12 +1,16 @@
 // Issue 13's walkthrough, examples/ha-sessions/ as its README runs it, on three machines of the
 // namespace test bed: Redis on the manager, the web app on a worker behind the HTTP router
-// (host name goweb.example.url). A user logs in and counts page views; the machine that serves
-// the web task dies without warning (network cut, every process killed); the page answers again
-// from the other worker, with the same session and the count going on.
+// (host name goweb.example.url). A user logs in and counts page views; a load through the router
+// makes the autoscaler add web tasks up to its max on both workers, each answering, and they go
+// back to the min once the load stops; then the machine that serves the web task dies without
+// warning (network cut, every process killed), and the page answers again from the other
+// worker, with the same session and the count going on.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { request } from "node:http";
 import { execFileSync } from "node:child_process";
@@ -72,7 +76,7 @@ test("ha-sessions: the web task's machine dies, the page comes back elsewhere wi
   }
   let swarm: Swarm;
   try {
-    swarm = await startSwarm(3);
+    swarm = await startSwarm(3, 2, { prefix: "has" });
   } catch (err) {
     return t.skip(`no test bed: ${(err as Error).message}`);
   }
@@ -83,10 +87,17 @@ test("ha-sessions: the web task's machine dies, the page comes back elsewhere wi
   if (swarm.bed.mode !== "netns") return t.skip("needs network namespaces");
   assert.ok(existsSync(join(EXAMPLE, "docker-compose.yml")));
 
-  // As the README says: from the example's folder, on a manager.
+  // As the README says: from the example's folder, on a manager; the autoscaler's window
+  // shortened from 1m so the test need not wait as long.
+  const tmp = mkdtempSync(join(tmpdir(), "shoal-ha-"));
+  t.after(() => rmSync(tmp, { recursive: true, force: true }));
+  const file = join(tmp, "docker-compose.yml");
+  const compose = readFileSync(join(EXAMPLE, "docker-compose.yml"), "utf8");
+  assert.match(compose, /stabilization: 1m/);
+  writeFileSync(file, compose.replace("stabilization: 1m", "stabilization: 15s"));
   const deployed = await swarm.manager.exec(
     process.execPath,
-    [SHOAL_BIN, "stack", "deploy", "-c", "docker-compose.yml", "goweb"],
+    [SHOAL_BIN, "stack", "deploy", "-c", file, "goweb"],
     { cwd: EXAMPLE, env: { SHOAL_DATA_DIR: swarm.dirs[0]!, SHOAL_HOST: "", PWD: EXAMPLE } },
   );
   assert.equal(deployed.code, 0, deployed.stdout + deployed.stderr);
@@ -121,6 +132,50 @@ test("ha-sessions: the web task's machine dies, the page comes back elsewhere wi
     views = v.views;
     servedBy = v.nodeId;
   }
+
+  // Load through the router: the autoscaler (20 requests a second per task) adds tasks up to
+  // its max, 4, spread over both workers; every one answers.
+  const wrk = spawn(
+    "wrk",
+    ["-t1", "-c4", "-d120s", "-H", `Host: ${HOST}`, `http://${entry}/health`],
+    {
+      stdio: "ignore",
+    },
+  );
+  const loadStarted = Date.now();
+  let upAfter = 0;
+  try {
+    await checkFor(
+      90_000,
+      async () => (await serving()).length === 4 && (upAfter = Date.now() - loadStarted) > 0,
+      500,
+    );
+  } finally {
+    wrk.kill("SIGKILL");
+  }
+  const four = await serving();
+  assert.equal(new Set(four.map((x) => x.nodeId)).size, 2, "on both workers");
+  const answered = new Set<string>();
+  await checkFor(
+    20_000,
+    async () => {
+      const r = await call(entry, "GET", "/?json", { Cookie: cookie }).catch(() => undefined);
+      if (r?.status === 200) answered.add((JSON.parse(r.body) as { task: string }).task);
+      views += r?.status === 200 ? 1 : 0;
+      return answered.size === 4;
+    },
+    50,
+  );
+  const web = (
+    await swarm.api<Array<{ spec: { name: string }; autoscaleStatus?: { reason: string } }>>(
+      "/v1/services",
+    )
+  ).find((x) => x.spec.name === "goweb_web");
+  t.diagnostic(
+    `scaled to 4 tasks ${upAfter} ms after the load began (${web?.autoscaleStatus?.reason ?? ""})`,
+  );
+  // The load is over: back to the min once the window has passed.
+  await checkFor(90_000, async () => (await swarm.running("goweb_web")).length === 1, 500);
 
   // Pull the plug on the worker that serves the page.
   const [task] = (await serving()) as Task[];
