@@ -8,6 +8,7 @@ import { Type, type Static } from "@sinclair/typebox";
 import { closed } from "./schema.js";
 import { OkSchema, ScaleBodySchema, type RouteSchema } from "./http.js";
 import {
+  AutoscaleStatusSchema,
   NodeAvailabilitySchema,
   NodeRoleSchema,
   NodeSchema,
@@ -37,6 +38,19 @@ export const DashNodeSchema = Type.Object(
 );
 export type DashNode = Static<typeof DashNodeSchema>;
 
+/** One autoscaler decision on the dashboard's chart. */
+export const AutoscalePointSchema = Type.Object(
+  {
+    at: Type.Number({ description: "When it was decided, ms since epoch." }),
+    replicas: Type.Integer({ minimum: 0, description: "The replicas it decided." }),
+    value: Type.Union([Type.Number(), Type.Null()], {
+      description: "The deciding metric's value per task (null: no figures).",
+    }),
+  },
+  { title: "AutoscalePoint" },
+);
+export type AutoscalePoint = Static<typeof AutoscalePointSchema>;
+
 export const DashServiceSchema = Type.Object(
   {
     id: Type.String(),
@@ -51,6 +65,10 @@ export const DashServiceSchema = Type.Object(
     canRollback: Type.Boolean({ description: "The service has a previous spec." }),
     autoscale: Type.Optional(
       Type.Unknown({ description: "The spec's `autoscale` section, when it has one." }),
+    ),
+    autoscaleStatus: Type.Optional(AutoscaleStatusSchema),
+    autoscaleHistory: Type.Optional(
+      Type.Array(AutoscalePointSchema, { description: "The last hour's decisions, oldest first." }),
     ),
   },
   { title: "DashService" },

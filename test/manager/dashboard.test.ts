@@ -22,6 +22,7 @@ import {
 } from "../../src/manager/dashboard/auth.js";
 import { dashboardToken } from "../../src/manager/dashboard/token.js";
 import { dashService } from "../../src/manager/dashboard/view.js";
+import { AutoscaleHistory, HISTORY_MS } from "../../src/manager/dashboard/history.js";
 import { DashStateSchema, type DashState } from "../../src/api/dashboard.js";
 import { matches, problems } from "../../src/api/schema.js";
 import type { Asset } from "../../src/manager/dashboard/assets.js";
@@ -39,6 +40,52 @@ test("a service's autoscale section is shown only when its spec has one", () => 
   const v = dashService(scaled, []);
   assert.deepEqual(v.autoscale, auto);
   assert.ok(matches(DashStateSchema, { revision: 1, nodes: [], services: [v], tasks: [] }));
+});
+
+test("the autoscaler's last hour: one point per decision, an hour kept, gone with the policy", () => {
+  const policy = { min: 1, max: 5, cpuPercent: 70 };
+  const at = (n: number, desired: number, value: number | null) =>
+    ({
+      ...service("s1", "web"),
+      spec: { ...service("s1", "web").spec, autoscale: policy },
+      autoscaleStatus: {
+        lastDecisionAt: n,
+        metric: "cpu",
+        value,
+        target: 70,
+        current: desired,
+        desired,
+        reason: "r",
+      },
+    }) as Service;
+  const h = new AutoscaleHistory();
+  h.observe([at(1000, 1, 10)]);
+  h.onEvents([{ kind: "service", action: "put", id: "s1", value: at(1000, 1, 10) }]);
+  h.onEvents([{ kind: "service", action: "put", id: "s1", value: at(16_000, 2, 140) }]);
+  assert.deepEqual(
+    h.of("s1"),
+    [
+      { at: 1000, replicas: 1, value: 10 },
+      { at: 16_000, replicas: 2, value: 140 },
+    ],
+    "the same decision seen twice is one point",
+  );
+  h.onEvents([
+    { kind: "service", action: "put", id: "s1", value: at(16_000 + HISTORY_MS, 3, null) },
+  ]);
+  assert.deepEqual(
+    h.of("s1").map((p) => p.at),
+    [16_000, 16_000 + HISTORY_MS],
+    "an hour kept",
+  );
+  const v = dashService(at(16_000 + HISTORY_MS, 3, null), [], h);
+  assert.equal(v.autoscaleStatus?.desired, 3);
+  assert.equal(v.autoscaleHistory?.length, 2);
+  assert.ok(matches(DashStateSchema, { revision: 1, nodes: [], services: [v], tasks: [] }));
+  const off = { ...at(20_000 + HISTORY_MS, 3, 1), spec: service("s1", "web").spec } as Service;
+  h.onEvents([{ kind: "service", action: "put", id: "s1", value: off }]);
+  assert.deepEqual(h.of("s1"), [], "autoscaling turned off: no chart");
+  assert.equal("autoscaleHistory" in dashService(off, [], h), false);
 });
 
 describe("the login", () => {

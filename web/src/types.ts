@@ -40,6 +40,16 @@ export interface DashService {
   updateStatus: UpdateStatus | null;
   canRollback: boolean;
   autoscale?: unknown;
+  /** The autoscaler's last decision. */
+  autoscaleStatus?: { reason: string; current: number; desired: number; lastDecisionAt: number };
+  /** Its decisions over the last hour, oldest first. */
+  autoscaleHistory?: AutoscalePoint[];
+}
+
+export interface AutoscalePoint {
+  at: number;
+  replicas: number;
+  value: number | null;
 }
 
 export interface DashTask {

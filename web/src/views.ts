@@ -2,7 +2,14 @@
 // view; main.ts keeps focus and drafts across renders). Every value from the cluster goes
 // through esc(). Controls have stable ids so focus survives a re-render.
 
-import type { DashEvent, DashNode, DashService, DashState, DashTask } from "./types.js";
+import type {
+  AutoscalePoint,
+  DashEvent,
+  DashNode,
+  DashService,
+  DashState,
+  DashTask,
+} from "./types.js";
 import { describeEvent } from "./feed.js";
 
 export function esc(v: unknown): string {
@@ -110,6 +117,37 @@ function autoscaleText(a: unknown): string {
     .join(", ");
 }
 
+/**
+ * The autoscaler's last hour as a small SVG chart: replicas as a solid step line, the deciding
+ * metric's value (scaled to its own maximum) as a dashed line; its words in the label.
+ */
+export function autoscaleChart(points: AutoscalePoint[]): string {
+  if (points.length === 0) return `<p class="muted">No autoscaler decisions yet.</p>`;
+  const [w, h] = [320, 64];
+  const t1 = points.at(-1)!.at;
+  const t0 = Math.min(points[0]!.at, t1 - 60_000);
+  const x = (at: number) => ((at - t0) / (t1 - t0)) * w;
+  const maxR = Math.max(1, ...points.map((p) => p.replicas));
+  const maxV = Math.max(0, ...points.map((p) => p.value ?? 0));
+  const y = (v: number, max: number) => h - 4 - (v / max) * (h - 8);
+  const steps = points
+    .map((p, i) => `${i === 0 ? "M" : "H"}${x(p.at).toFixed(1)} V${y(p.replicas, maxR).toFixed(1)}`)
+    .join(" ");
+  const metric =
+    maxV > 0
+      ? `<path d="${points
+          .filter((p) => p.value !== null)
+          .map(
+            (p, i) => `${i === 0 ? "M" : "L"}${x(p.at).toFixed(1)} ${y(p.value!, maxV).toFixed(1)}`,
+          )
+          .join(" ")}" class="metric" />`
+      : "";
+  const last = points.at(-1)!;
+  const label = `Replicas over the last hour: now ${last.replicas}, at most ${maxR}${maxV > 0 ? `; metric now ${last.value ?? "unknown"}, at most ${Math.round(maxV * 10) / 10}` : ""}`;
+  return `<svg class="autoscale-chart" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img" aria-label="${esc(label)}">
+    <title>${esc(label)}</title><path d="${steps}" class="replicas" />${metric}</svg>`;
+}
+
 export function scaleControl(svc: DashService, draft: string | undefined): string {
   if (svc.mode !== "replicated") return "";
   const id = `scale-${slug(svc.name)}`;
@@ -187,7 +225,7 @@ export function serviceView(
       <dt>Ports</dt><dd>${esc(ports(svc))}</dd>
       <dt>Image / command</dt><dd><code>${esc(svc.image)}</code></dd>
       <dt>Update</dt><dd>${updateStatus(svc)}${updateMessage(svc)}</dd>
-      ${svc.autoscale !== undefined ? `<dt>Autoscale</dt><dd>${autoscaleText(svc.autoscale)}</dd>` : ""}
+      ${svc.autoscale !== undefined ? `<dt>Autoscale</dt><dd>${autoscaleText(svc.autoscale)}${svc.autoscaleStatus ? `<br />last decision: ${svc.autoscaleStatus.current} → ${svc.autoscaleStatus.desired}, ${esc(svc.autoscaleStatus.reason)}` : ""}<br />${autoscaleChart(svc.autoscaleHistory ?? [])}</dd>` : ""}
     </dl>
     <p class="actions">${scaleControl(svc, drafts.get(svc.name))} ${rollbackControl(svc)}</p>
     <h3>Tasks</h3>

@@ -20,6 +20,7 @@ import { dashRoutes as r } from "../../api/dashboard.js";
 import type { ClusterEvent } from "../../api/events.js";
 import { joinHostPort } from "../../lib/addr.js";
 import { dashState } from "./view.js";
+import { AutoscaleHistory } from "./history.js";
 import { changesState } from "../../store/store.js";
 import { hasSession, needsToken, sessionCookie, tokenMatches } from "./auth.js";
 import { loadAssets, type Asset } from "./assets.js";
@@ -63,6 +64,7 @@ export class Dashboard {
   private readonly stateStreams = new Set<Stream>();
   private readonly eventStreams = new Set<Stream>();
   private readonly unlisten: () => void;
+  private readonly history = new AutoscaleHistory();
   private readonly unwatch: () => void;
   private flushTimer: NodeJS.Timeout | null = null;
   private readonly keepalive: NodeJS.Timeout;
@@ -74,8 +76,10 @@ export class Dashboard {
     const m = manager;
     this.requireToken = needsToken(opts.host);
     this.unlisten = m.events.listen((e) => this.sendEvent(e));
+    this.history.observe(m.store.view((tx) => tx.listServices()));
     this.unwatch = m.store.watch((batch) => {
       if (!changesState(batch)) return;
+      this.history.onEvents(batch);
       if (this.stateStreams.size > 0 && !this.flushTimer) {
         this.flushTimer = setTimeout(() => this.flush(), opts.coalesceMs ?? 100);
       }
@@ -127,7 +131,7 @@ export class Dashboard {
     });
     addRoute(app, r.state, async (_input, reply) => {
       const s = this.open(reply, this.stateStreams);
-      s.send("state", JSON.stringify(m.store.view(dashState)));
+      s.send("state", JSON.stringify(m.store.view((tx) => dashState(tx, this.history))));
     });
     addRoute(app, r.events, async (_input, reply) => {
       const s = this.open(reply, this.eventStreams);
@@ -198,7 +202,7 @@ export class Dashboard {
   private flush(): void {
     this.flushTimer = null;
     if (this.stateStreams.size === 0) return;
-    const data = JSON.stringify(this.manager.store.view(dashState));
+    const data = JSON.stringify(this.manager.store.view((tx) => dashState(tx, this.history)));
     for (const s of this.stateStreams) s.send("state", data);
   }
 

@@ -6,8 +6,10 @@ import type { ReadTx } from "../../store/store.js";
 import type { DashNode, DashService, DashState, DashTask } from "../../api/dashboard.js";
 import type { Node, Service, Task } from "../../api/types.js";
 import { summary } from "../api.js";
+import type { AutoscaleHistory } from "./history.js";
 
-export function dashState(tx: ReadTx): DashState {
+/** What the dashboard shows; `history` adds the autoscaler's last hour per service. */
+export function dashState(tx: ReadTx, history?: AutoscaleHistory): DashState {
   const tasks = tx.listTasks();
   return {
     revision: tx.revision(),
@@ -17,7 +19,7 @@ export function dashState(tx: ReadTx): DashState {
       .sort((a, b) => a.hostname.localeCompare(b.hostname) || a.id.localeCompare(b.id)),
     services: tx
       .listServices()
-      .map((s) => dashService(s, tasks))
+      .map((s) => dashService(s, tasks, history))
       .sort((a, b) => a.name.localeCompare(b.name)),
     tasks: tasks
       .map(dashTask)
@@ -45,7 +47,7 @@ export function dashNode(n: Node): DashNode {
   };
 }
 
-export function dashService(s: Service, tasks: Task[]): DashService {
+export function dashService(s: Service, tasks: Task[], history?: AutoscaleHistory): DashService {
   const { running, desired } = summary(s.id, s, tasks);
   // `autoscale` is a spec section another part of shoal adds; shown when a spec has it.
   const autoscale = (s.spec as { autoscale?: unknown }).autoscale;
@@ -61,6 +63,12 @@ export function dashService(s: Service, tasks: Task[]): DashService {
     updateStatus: s.updateStatus ? { ...s.updateStatus } : null,
     canRollback: s.previousSpec !== null,
     ...(autoscale !== undefined ? { autoscale } : {}),
+    ...(autoscale !== undefined && s.autoscaleStatus
+      ? { autoscaleStatus: { ...s.autoscaleStatus } }
+      : {}),
+    ...(autoscale !== undefined && history
+      ? { autoscaleHistory: history.of(s.id).map((p) => ({ ...p })) }
+      : {}),
   };
 }
 
