@@ -110,6 +110,8 @@ export class Daemon {
   consul: RunningConsul | undefined;
   metrics: RunningMetrics | undefined;
   dashboard: Dashboard | undefined;
+  /** The dashboard's port (0: none), named when a service wants to publish it. */
+  private dashboardPort = 0;
   /** Where the dashboard listens, when it does. */
   dashboardUrl: string | undefined;
   nodeId = "";
@@ -355,6 +357,7 @@ export class Daemon {
     });
     try {
       const port = await d.listen();
+      this.dashboardPort = port;
       this.dashboard = d;
       this.dashboardUrl = d.url(port);
       log.info(`Dashboard listening on ${this.dashboardUrl}`);
@@ -425,6 +428,18 @@ export class Daemon {
     for (const l of lines) write(prefix + l);
   }
 
+  /** What of this daemon's own listens on `port`, as a hint for the error. */
+  private ownUse(port: number): string {
+    const own: Array<[number | undefined, string]> = [
+      [this.dashboardPort, "the dashboard (--dashboard-addr)"],
+      [this.edge?.httpPort, "the HTTP router (--http-addr)"],
+      [this.consul?.httpPort, "the Consul-compatible API (--consul-addr)"],
+      [this.metrics?.port, "the metrics (--metrics-addr)"],
+    ];
+    const hit = own.find(([p]) => p === port);
+    return hit ? `: ${hit[1]} of this shoal daemon listens there` : "";
+  }
+
   private async checkPortsFree(spec: ServiceSpec, serviceId: string): Promise<void> {
     const ours = this.store.view((tx) => {
       const s = serviceId ? tx.getService(serviceId) : undefined;
@@ -442,7 +457,7 @@ export class Daemon {
           reject(
             new ManagerError(
               "ERR_PORT_IN_USE",
-              `published port ${p.published} is already in use on this node (${err.code ?? err.message})`,
+              `published port ${p.published} is already in use on this node (${err.code ?? err.message})${this.ownUse(p.published)}`,
             ),
           ),
         );

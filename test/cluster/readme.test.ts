@@ -62,15 +62,15 @@ test("README: init, the printed join command on two machines, a service answerin
   await sh(
     m1,
     0,
-    `shoal service create --name web --replicas 3 -p 8080:8000 -- node -e "require('http').createServer((q,s)=>s.end('hi '+process.env.SHOAL_TASK_SLOT)).listen(process.env.PORT)"`,
+    `shoal service create --name web --replicas 3 -p 8088:8000 -- node -e "require('http').createServer((q,s)=>s.end('hi '+process.env.SHOAL_TASK_SLOT)).listen(process.env.PORT)"`,
   );
   for (const h of bed.hosts) {
     const seen = new Set<string>();
     await checkFor(20_000, async () => {
-      seen.add(await httpGet(h.addr, 8080));
+      seen.add(await httpGet(h.addr, 8088));
       return seen.size === 3;
     });
-    assert.deepEqual([...seen].sort(), ["hi 1", "hi 2", "hi 3"], `port 8080 on ${h.name}`);
+    assert.deepEqual([...seen].sort(), ["hi 1", "hi 2", "hi 3"], `port 8088 on ${h.name}`);
   }
   const ps = await sh(m1, 0, "shoal service ps web");
   assert.equal(ps.split("\n").filter((l) => /\bRunning\b/.test(l)).length, 3, ps);
