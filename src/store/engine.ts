@@ -11,7 +11,7 @@
 // the store: that group and every later update reject.
 
 import { StoreError } from "./errors.js";
-import { Layer, State, Tx, eventsOf, type Op } from "./state.js";
+import { Layer, State, Tx, Watchers, eventsOf, readView, type Op } from "./state.js";
 import type { ReadTx, Store, StoreEvent, WriteTx } from "./store.js";
 
 /** Where committed batches go. */
@@ -55,7 +55,7 @@ interface Done {
 
 export class StoreEngine implements Store {
   private readonly queue: Array<Pending | Job> = [];
-  private readonly listeners = new Set<(events: StoreEvent[]) => void>();
+  private readonly watchers = new Watchers();
   private loop: Promise<void> | null = null;
   private closing = false;
   private closed = false;
@@ -74,12 +74,7 @@ export class StoreEngine implements Store {
 
   view<T>(fn: (tx: ReadTx) => T): T {
     if (this.closed) throw new StoreError("ERR_CLOSED", "the store is closed");
-    const tx = new Tx(this.state, null, this.seq);
-    try {
-      return fn(tx);
-    } finally {
-      tx.close();
-    }
+    return readView(this.state, this.seq, fn);
   }
 
   update<T>(fn: (tx: WriteTx) => T): Promise<T> {
@@ -91,10 +86,7 @@ export class StoreEngine implements Store {
   }
 
   watch(listener: (events: StoreEvent[]) => void): () => void {
-    // A wrapper, so the same function can be subscribed twice and unsubscribed once.
-    const entry = (events: StoreEvent[]) => listener(events);
-    this.listeners.add(entry);
-    return () => void this.listeners.delete(entry);
+    return this.watchers.add(listener);
   }
 
   async close(): Promise<void> {
@@ -216,13 +208,7 @@ export class StoreEngine implements Store {
   }
 
   private emit(events: StoreEvent[]): void {
-    for (const l of [...this.listeners]) {
-      try {
-        l(events);
-      } catch (err) {
-        this.opts.onWarning(`a store watcher threw: ${(err as Error)?.stack ?? String(err)}`);
-      }
-    }
+    this.watchers.emit(events, (m) => this.opts.onWarning(m));
   }
 
   private noteFailure(err: unknown): void {

@@ -37,7 +37,17 @@
 import { randomUUID } from "node:crypto";
 import { Etcd3, type IOptions, type Watcher } from "etcd3";
 import { StoreError } from "./errors.js";
-import { KINDS, Layer, State, Tx, deepFreeze, eventsOf, type Op } from "./state.js";
+import {
+  KINDS,
+  Layer,
+  State,
+  Tx,
+  Watchers,
+  deepFreeze,
+  eventsOf,
+  readView,
+  type Op,
+} from "./state.js";
 import type { Kind, ReadTx, Store, StoreEvent, WriteTx } from "./store.js";
 
 /** etcd's default --max-txn-ops. */
@@ -113,7 +123,7 @@ export class EtcdStore implements Store {
   private etcdRev = 0n;
   private readonly revKey: string;
   private readonly queue: Pending[] = [];
-  private readonly listeners = new Set<(events: StoreEvent[]) => void>();
+  private readonly watchers = new Watchers();
   private readonly own = new Map<string, OwnCommit>();
   private readonly revWaiters: Array<{ rev: bigint; resolve: () => void }> = [];
   private loop: Promise<void> | null = null;
@@ -179,12 +189,7 @@ export class EtcdStore implements Store {
 
   view<T>(fn: (tx: ReadTx) => T): T {
     if (this.closed) throw new StoreError("ERR_CLOSED", "the store is closed");
-    const tx = new Tx(this.state, null, this.seq);
-    try {
-      return fn(tx);
-    } finally {
-      tx.close();
-    }
+    return readView(this.state, this.seq, fn);
   }
 
   update<T>(fn: (tx: WriteTx) => T): Promise<T> {
@@ -196,9 +201,7 @@ export class EtcdStore implements Store {
   }
 
   watch(listener: (events: StoreEvent[]) => void): () => void {
-    const entry = (events: StoreEvent[]) => listener(events);
-    this.listeners.add(entry);
-    return () => void this.listeners.delete(entry);
+    return this.watchers.add(listener);
   }
 
   async close(): Promise<void> {
@@ -404,13 +407,7 @@ export class EtcdStore implements Store {
   }
 
   private emit(events: StoreEvent[]): void {
-    for (const l of [...this.listeners]) {
-      try {
-        l(events);
-      } catch (err) {
-        this.onWarning(`a store watcher threw: ${(err as Error)?.stack ?? String(err)}`);
-      }
-    }
+    this.watchers.emit(events, (m) => this.onWarning(m));
   }
 
   // ---- the commit loop --------------------------------------------------------------------

@@ -9,7 +9,7 @@
 import type { Config, Network, Node, Secret, Service, Task } from "../api/types.js";
 import type { KvEntry } from "../api/consul.js";
 import type { ClusterEvent } from "../api/events.js";
-import type { Kind, StoreEvent, WriteTx } from "./store.js";
+import type { Kind, ReadTx, StoreEvent, WriteTx } from "./store.js";
 import { StoreError } from "./errors.js";
 
 export const KINDS: readonly Kind[] = [
@@ -513,6 +513,41 @@ export class Tx implements WriteTx {
   private check(): void {
     if (!this.open) {
       throw new StoreError("ERR_TX_CLOSED", "transaction used after its function returned");
+    }
+  }
+}
+
+/** A consistent read of `src` at revision `rev`: the `view` of every store built on State. */
+export function readView<T>(src: Source, rev: number, fn: (tx: ReadTx) => T): T {
+  const tx = new Tx(src, null, rev);
+  try {
+    return fn(tx);
+  } finally {
+    tx.close();
+  }
+}
+
+/**
+ * A store's watchers. Each subscription is a wrapper of its own, so the same function may be
+ * subscribed twice and unsubscribed once; a watcher that throws is reported, and the others
+ * still hear the batch.
+ */
+export class Watchers {
+  private readonly set = new Set<(events: StoreEvent[]) => void>();
+
+  add(listener: (events: StoreEvent[]) => void): () => void {
+    const entry = (events: StoreEvent[]) => listener(events);
+    this.set.add(entry);
+    return () => void this.set.delete(entry);
+  }
+
+  emit(events: StoreEvent[], onWarning: (message: string) => void): void {
+    for (const l of [...this.set]) {
+      try {
+        l(events);
+      } catch (err) {
+        onWarning(`a store watcher threw: ${(err as Error)?.stack ?? String(err)}`);
+      }
     }
   }
 }
