@@ -11,7 +11,7 @@
 // the store: that group and every later update reject.
 
 import { StoreError } from "./errors.js";
-import { Layer, State, Tx, Watchers, eventsOf, readView, type Op } from "./state.js";
+import { Layer, State, Watchers, eventsOf, readView, runUpdate, type Op } from "./state.js";
 import type { ReadTx, Store, StoreEvent, WriteTx } from "./store.js";
 
 /** Where committed batches go. */
@@ -157,30 +157,20 @@ export class StoreEngine implements Store {
     const records: Buffer[] = [];
     let seq = this.seq;
     for (const p of batch) {
-      const layer = new Layer(group);
-      const tx = new Tx(layer, layer, seq + 1);
-      let result: unknown;
+      let run: { result: unknown; ops: Op[] };
       try {
-        result = p.fn(tx);
-        if (isThenable(result)) {
-          result.then(undefined, () => {}); // its rejection is reported as ours
-          throw new StoreError(
-            "ERR_ASYNC_TX",
-            "an update function must be synchronous (it returned a promise); nothing was written",
-          );
-        }
+        run = runUpdate(p.fn, new Layer(group), seq + 1);
       } catch (err) {
         p.reject(err);
         continue;
-      } finally {
-        tx.close();
       }
-      if (tx.ops.length > 0) {
+      const { result, ops } = run;
+      if (ops.length > 0) {
         seq++;
-        if (this.journal) records.push(this.journal.encode(seq, tx.ops));
-        for (const op of tx.ops) group.apply(op);
+        if (this.journal) records.push(this.journal.encode(seq, ops));
+        for (const op of ops) group.apply(op);
       }
-      done.push({ p, result, ops: tx.ops });
+      done.push({ p, result, ops });
     }
     if (records.length > 0 && this.journal) {
       try {
@@ -217,12 +207,4 @@ export class StoreEngine implements Store {
       this.opts.onWarning(`store stopped accepting updates: ${err.message}`);
     }
   }
-}
-
-function isThenable(v: unknown): v is PromiseLike<unknown> {
-  return (
-    (typeof v === "object" || typeof v === "function") &&
-    v !== null &&
-    typeof (v as { then?: unknown }).then === "function"
-  );
 }

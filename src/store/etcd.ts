@@ -41,11 +41,11 @@ import {
   KINDS,
   Layer,
   State,
-  Tx,
   Watchers,
   deepFreeze,
   eventsOf,
   readView,
+  runUpdate,
   type Op,
 } from "./state.js";
 import type { Kind, ReadTx, Store, StoreEvent, WriteTx } from "./store.js";
@@ -524,26 +524,16 @@ export class EtcdStore implements Store {
     let bytes = this.revKey.length + 64 + OP_OVERHEAD;
     for (let k = 0; k < group.length; k++) {
       const p = group[k]!;
-      const batchLayer = new Layer(layer);
-      const tx = new Tx(batchLayer, batchLayer, seq + 1);
-      let result: unknown;
+      let run: { result: unknown; ops: Op[] };
       try {
-        result = p.fn(tx);
-        if (isThenable(result)) {
-          result.then(undefined, () => {});
-          throw new StoreError(
-            "ERR_ASYNC_TX",
-            "an update function must be synchronous (it returned a promise); nothing was written",
-          );
-        }
+        run = runUpdate(p.fn, new Layer(layer), seq + 1);
       } catch (err) {
         p.reject(err);
         continue;
-      } finally {
-        tx.close();
       }
-      if (tx.ops.length > 0) {
-        const size = this.sizeOf(tx.ops);
+      const { result, ops: written } = run;
+      if (written.length > 0) {
+        const size = this.sizeOf(written);
         if (ops + size.ops > this.maxTxnOps || bytes + size.bytes > this.maxTxnBytes) {
           if (ran.some((r) => r.ops.length > 0)) return { ran, rest: group.slice(k) };
           p.reject(
@@ -559,9 +549,9 @@ export class EtcdStore implements Store {
         ops += size.ops;
         bytes += size.bytes;
         seq++;
-        for (const op of tx.ops) layer.apply(op);
+        for (const op of written) layer.apply(op);
       }
-      ran.push({ p, result, ops: tx.ops });
+      ran.push({ p, result, ops: written });
     }
     return { ran, rest: [] };
   }
@@ -706,12 +696,4 @@ function unavailable(cause: unknown, what: string): StoreError {
   return new StoreError("ERR_UNAVAILABLE", `${what}: ${(cause as Error)?.message ?? cause}`, {
     cause,
   });
-}
-
-function isThenable(v: unknown): v is PromiseLike<unknown> {
-  return (
-    (typeof v === "object" || typeof v === "function") &&
-    v !== null &&
-    typeof (v as { then?: unknown }).then === "function"
-  );
 }

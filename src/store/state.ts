@@ -551,3 +551,37 @@ export class Watchers {
     }
   }
 }
+
+/**
+ * Runs one update function on a Tx over `layer` as batch `rev` (both stores' commit loops);
+ * the Tx is closed after. Throws what `fn` throws, and ERR_ASYNC_TX for a function that returned
+ * a promise (whose own rejection is then reported as this error, not left unhandled).
+ */
+export function runUpdate(
+  fn: (tx: WriteTx) => unknown,
+  layer: Layer,
+  rev: number,
+): { result: unknown; ops: Op[] } {
+  const tx = new Tx(layer, layer, rev);
+  try {
+    const result = fn(tx);
+    if (isThenable(result)) {
+      result.then(undefined, () => {});
+      throw new StoreError(
+        "ERR_ASYNC_TX",
+        "an update function must be synchronous (it returned a promise); nothing was written",
+      );
+    }
+    return { result, ops: tx.ops };
+  } finally {
+    tx.close();
+  }
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return (
+    (typeof v === "object" || typeof v === "function") &&
+    v !== null &&
+    typeof (v as { then?: unknown }).then === "function"
+  );
+}
