@@ -103,6 +103,9 @@ export class MetricsBook implements AutoscaleMetrics {
         this.started.set(c.serviceId, at);
       }
       list.push({ at, count: c.count });
+      // Kept to the window here too, not only when read: a routed service without autoscaling
+      // is never asked for its rate.
+      while (list[0]!.at <= at - RPS_WINDOW_MS) list.shift();
     }
   }
 

@@ -106,6 +106,13 @@ test("serviceRps: the routers' counts of every node, per second over the window"
   assert.equal(book.serviceRps("s2", 21_000), 50);
   book.recordRequests("n1", [{ serviceId: "s2", count: 50 }], 22_000);
   assert.equal(book.serviceRps("s2", 23_000), 50);
+  // Counts older than the window are dropped as new ones come, whether or not anyone reads the
+  // rate (a routed service without autoscaling): a day of heartbeats keeps 10 s of them.
+  for (let t = 30_000; t <= 30_000 + 86_400_000; t += 1000) {
+    book.recordRequests("n1", [{ serviceId: "s3", count: 1 }], t);
+  }
+  const kept = (book as unknown as { requests: Map<string, unknown[]> }).requests.get("s3")!;
+  assert.equal(kept.length, RPS_WINDOW_MS / 1000);
   // The load stops: once the window has passed, nothing is left.
   assert.equal(book.serviceRps("s1", 20_000 + RPS_WINDOW_MS), 0);
 });
