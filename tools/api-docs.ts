@@ -253,8 +253,11 @@ this file (a test fails when the two differ). -->
 
 The CLI talks to the daemon over HTTP with JSON bodies. By default the API listens on the unix
 socket \`$SHOAL_DATA_DIR/shoal.sock\` (\`~/.shoal/shoal.sock\`); \`shoal daemon --api-addr HOST:PORT\`
-also serves it on TCP. The CLI finds it through \`SHOAL_DATA_DIR\`, or \`SHOAL_HOST\`
-(\`unix:///path/to/shoal.sock\` or \`tcp://host:port\`), like \`DOCKER_HOST\`.
+also serves it on TCP (off loopback, or with \`--api-tls\`, as HTTPS with mutual TLS: a manager's
+certificate from the swarm's CA). The CLI finds it through \`SHOAL_DATA_DIR\`, or \`SHOAL_HOST\`
+(\`unix:///path/to/shoal.sock\` or \`tcp://host:port\`), like \`DOCKER_HOST\`, with
+\`SHOAL_TLS_VERIFY=1\` and \`SHOAL_CERT_PATH\` for TLS, like \`DOCKER_TLS_VERIFY\` and
+\`DOCKER_CERT_PATH\`.
 
 \`\`\`sh
 curl --unix-socket ~/.shoal/shoal.sock http://shoal/v1/services

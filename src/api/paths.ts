@@ -14,13 +14,33 @@ export function socketPath(dataDir: string): string {
 }
 
 /**
- * Why the API may not listen on TCP `addr` (`--api-addr`), or null when it may. The API has no
- * authentication yet (mutual TLS comes with HA managers), and anyone who reaches it runs commands
- * as the daemon's user: until then it listens only on loopback addresses. An address without a
+ * Whether the API on TCP `addr` (`--api-addr`) needs mutual TLS: anyone who reaches the API runs
+ * commands as the daemon's user on every node, so off loopback a client must present a manager's
+ * certificate from the swarm's CA (`forced`: on loopback too, `--api-tls`). An address without a
  * host means 127.0.0.1.
  */
-export function apiTcpRefusal(addr: string): string | null {
+export function apiTcpNeedsTls(addr: string, forced = false): boolean {
   const { host } = parseHostPort(addr);
-  if (host === "" || isLoopback(host)) return null;
-  return `refusing to serve the API on ${addr}: it has no authentication yet (mutual TLS is still to come) and anyone who reaches it can run commands on every node; use a loopback address (127.0.0.1:PORT or [::1]:PORT) or the unix socket`;
+  return forced || !(host === "" || isLoopback(host));
+}
+
+/** Where the CLI finds its client certificate for a TCP API with mutual TLS: SHOAL_CERT_PATH
+ * with Docker's names (ca.pem, cert.pem, key.pem), else this machine's node certificate under
+ * the data dir (swarmkit's names; a manager's works). */
+export function clientCertPaths(env: NodeJS.ProcessEnv = process.env) {
+  const dir = env["SHOAL_CERT_PATH"];
+  if (dir)
+    return { ca: join(dir, "ca.pem"), cert: join(dir, "cert.pem"), key: join(dir, "key.pem") };
+  return certPaths(env["SHOAL_DATA_DIR"] || defaultDataDir());
+}
+
+/** A node's certificate files under its data dir (swarmkit's names). */
+export function certPaths(dataDir: string) {
+  const dir = join(dataDir, "certificates");
+  return {
+    dir,
+    ca: join(dir, "swarm-root-ca.crt"),
+    cert: join(dir, "swarm-node.crt"),
+    key: join(dir, "swarm-node.key"),
+  };
 }

@@ -2,7 +2,9 @@
 // SHOAL_HOST (unix:///path/to/sock or tcp://host:port, IPv6 as tcp://[::1]:2375), like DOCKER_HOST.
 
 import { request, type IncomingMessage } from "node:http";
-import { defaultDataDir, socketPath } from "../api/paths.js";
+import { request as tlsRequest } from "node:https";
+import { readFileSync } from "node:fs";
+import { clientCertPaths, defaultDataDir, socketPath } from "../api/paths.js";
 import { AddressError, formatHost, parseHostPort } from "../lib/addr.js";
 import { CliError } from "./errors.js";
 
@@ -28,9 +30,18 @@ export class NoDaemonError extends CliError {
   }
 }
 
-export type ApiTarget = { socketPath: string } | { host: string; port: number };
+/** A client certificate and the CA that signed the server's (PEM). */
+export interface ApiTls {
+  ca: string;
+  cert: string;
+  key: string;
+}
 
-/** The API the CLI talks to: SHOAL_HOST, else the socket in SHOAL_DATA_DIR (or ~/.shoal). */
+export type ApiTarget = { socketPath: string } | { host: string; port: number; tls?: ApiTls };
+
+/** The API the CLI talks to: SHOAL_HOST, else the socket in SHOAL_DATA_DIR (or ~/.shoal). With
+ * SHOAL_TLS_VERIFY (Docker's DOCKER_TLS_VERIFY), a TCP host is spoken to with mutual TLS, with
+ * the certificate SHOAL_CERT_PATH names (see clientCertPaths). */
 export function apiTarget(env: NodeJS.ProcessEnv = process.env): ApiTarget {
   const h = env["SHOAL_HOST"];
   if (!h) return { socketPath: socketPath(env["SHOAL_DATA_DIR"] || defaultDataDir()) };
@@ -44,11 +55,28 @@ export function apiTarget(env: NodeJS.ProcessEnv = process.env): ApiTarget {
   try {
     const { host, port } = parseHostPort(h);
     if (!host || port === undefined || port <= 0) throw bad();
-    return { host, port };
+    const verify = env["SHOAL_TLS_VERIFY"];
+    return verify && verify !== "0" ? { host, port, tls: clientTls(env) } : { host, port };
   } catch (err) {
     if (err instanceof AddressError) throw bad();
     throw err;
   }
+}
+
+/** The client certificate files for SHOAL_TLS_VERIFY, read now; a missing one is named. */
+function clientTls(env: NodeJS.ProcessEnv): ApiTls {
+  const paths = clientCertPaths(env);
+  const read = (file: string) => {
+    try {
+      return readFileSync(file, "utf8");
+    } catch (err) {
+      throw new CliError(
+        "ERR_TLS",
+        `cannot read ${file} for SHOAL_TLS_VERIFY (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): set SHOAL_CERT_PATH to a directory with ca.pem, cert.pem and key.pem`,
+      );
+    }
+  };
+  return { ca: read(paths.ca), cert: read(paths.cert), key: read(paths.key) };
 }
 
 /** The socket of a data dir, whatever SHOAL_HOST says (init, join and leave talk to this node). */
@@ -82,15 +110,28 @@ function send(
   reject: (err: unknown) => void,
   signal?: AbortSignal,
 ): void {
-  const req = request(
-    { ...target, method, path, headers: { "Content-Type": "application/json" }, signal },
-    onResponse,
-  );
+  const headers = { "Content-Type": "application/json" };
+  const req =
+    "tls" in target && target.tls
+      ? tlsRequest(
+          { host: target.host, port: target.port, ...target.tls, method, path, headers, signal },
+          onResponse,
+        )
+      : request({ ...target, method, path, headers, signal }, onResponse);
   req.on("error", (err: NodeJS.ErrnoException) => {
     if (signal?.aborted) return; // the caller ended it
     if (err.code === "ENOENT" || err.code === "ECONNREFUSED")
       reject(new NoDaemonError(target, err));
-    else reject(err);
+    else if ("host" in target && !target.tls && err.code === "ECONNRESET") {
+      // What a TLS listener does to a plain HTTP request.
+      reject(
+        new CliError(
+          "ERR_TLS",
+          `the daemon at ${describeTarget(target)} closed the connection: if its API has mutual TLS (--api-addr off loopback, or --api-tls), set SHOAL_TLS_VERIFY=1`,
+          { cause: err },
+        ),
+      );
+    } else reject(err);
   });
   if (body !== undefined) req.write(JSON.stringify(body));
   req.end();

@@ -6,7 +6,7 @@
 
 import { isIP } from "node:net";
 import { networkInterfaces } from "node:os";
-import { apiTcpRefusal, defaultDataDir } from "../api/paths.js";
+import { defaultDataDir } from "../api/paths.js";
 import { formatHost, isWildcard, joinHostPort, parseHostPort, AddressError } from "../lib/addr.js";
 import { AdvertiseAddrError, systemAddress, type Interfaces } from "../lib/netif.js";
 import { parseBytesFlag, parseCpusFlag, parseIntFlag } from "./args.js";
@@ -21,6 +21,7 @@ export interface DaemonFlags {
   advertiseAddr?: string;
   natsPort?: string;
   apiAddr?: string;
+  apiTls?: boolean;
   publishAddr?: string;
   debug?: boolean;
   cpus?: string;
@@ -118,6 +119,8 @@ export interface ParsedDaemonFlags {
   advertise: HostAndPort | undefined;
   natsPort: number;
   apiTcp: string;
+  /** --api-tls: mutual TLS on a loopback TCP API too. */
+  apiTls: boolean;
   publishHost: string;
   debug: boolean;
   cpus: number | undefined;
@@ -221,8 +224,6 @@ export function parseDaemonFlags(
     const a = parseHostPort(f.apiAddr);
     if (a.port === undefined)
       throw new UsageError(`invalid --api-addr "${f.apiAddr}": expected HOST:PORT`);
-    const refused = apiTcpRefusal(f.apiAddr);
-    if (refused) throw new UsageError(refused);
   }
   return {
     dataDir: f.dataDir ?? defaultDataDir(),
@@ -234,6 +235,7 @@ export function parseDaemonFlags(
     natsPort:
       f.natsPort !== undefined ? portFlag("--nats-port", f.natsPort, true) : defaults.natsPort,
     apiTcp: f.apiAddr ?? "",
+    apiTls: !!f.apiTls,
     publishHost: f.publishAddr ?? "0.0.0.0",
     debug: !!f.debug,
     cpus,
@@ -295,6 +297,7 @@ export function runOptions(
     advertiseAddr: adv.port === 0 ? formatHost(adv.host) : joinHostPort(adv.host, adv.port),
     natsPort: p.natsPort,
     apiTcp: p.apiTcp,
+    ...(p.apiTls ? { apiTls: true } : {}),
     publishHost: p.publishHost,
     debug: p.debug,
     ...(p.cpus !== undefined ? { cpus: p.cpus } : {}),
@@ -333,6 +336,7 @@ export function givenRunOptions(
       : {}),
     ...(f.natsPort !== undefined || up ? { natsPort: p.natsPort } : {}),
     ...(f.apiAddr !== undefined ? { apiTcp: p.apiTcp } : {}),
+    ...(f.apiTls !== undefined ? { apiTls: p.apiTls } : {}),
     ...(f.publishAddr !== undefined ? { publishHost: p.publishHost } : {}),
     ...(p.cpus !== undefined ? { cpus: p.cpus } : {}),
     ...(p.memoryBytes !== undefined ? { memoryBytes: p.memoryBytes } : {}),
@@ -367,6 +371,7 @@ export function daemonArgv(o: FullRunOptions): string[] {
     "--publish-addr",
     o.publishHost,
     ...(o.apiTcp ? ["--api-addr", o.apiTcp] : []),
+    ...(o.apiTls ? ["--api-tls"] : []),
     ...(o.debug ? ["--debug"] : []),
     ...(o.cpus !== undefined ? ["--cpus", String(o.cpus)] : []),
     ...(o.memoryBytes !== undefined ? ["--memory", String(o.memoryBytes)] : []),

@@ -127,7 +127,11 @@ function daemonFlags(cmd: Command): Command {
       "--monitor-port <port>",
       "HTTP monitoring port of the embedded message server (0 off, -1 random)",
     )
-    .option("--api-addr <host:port>", "also serve the API on TCP")
+    .option(
+      "--api-addr <host:port>",
+      "also serve the API on TCP (off loopback with mutual TLS: a manager's certificate from the swarm's CA)",
+    )
+    .option("--api-tls", "mutual TLS on a loopback --api-addr too")
     .option("--publish-addr <host>", "bind address of published ports (default 0.0.0.0)")
     .option("--cpus <n>", "CPUs this node offers to tasks (default: the machine's)")
     .option("--memory <size>", "memory this node offers to tasks, e.g. 4g (default: the machine's)")

@@ -14,7 +14,8 @@ import type { Store } from "../store/store.js";
 import { Manager, defaultManagerOptions } from "../manager/manager.js";
 import { Api } from "../manager/api.js";
 import { Dispatcher } from "../manager/dispatcher.js";
-import { JoinServer, type ClusterMeta } from "../manager/join.js";
+import { JoinServer, tlsOptions, type ClusterMeta } from "../manager/join.js";
+import { apiPeerRefusal, peerOf } from "../manager/api-tls.js";
 import { AGENT_USER, APP_USER } from "../api/bus.js";
 import { agentPassword, busUsers, eventsPassword } from "../manager/bus-users.js";
 import { leaderEvent } from "../manager/events/derive.js";
@@ -48,7 +49,8 @@ import { Dashboard } from "../manager/dashboard/server.js";
 import { SHOAL_VERSION } from "../lib/version.js";
 import { isWildcard, joinHostPort, parseHostPort } from "../lib/addr.js";
 import { fencingOf, forgetSwarm } from "./state.js";
-import { apiTcpRefusal, socketPath } from "../api/paths.js";
+import { apiTcpNeedsTls, socketPath } from "../api/paths.js";
+import type { Server as TlsServer } from "node:https";
 import type { Info } from "../api/http.js";
 
 export interface DaemonOptions {
@@ -67,8 +69,10 @@ export interface DaemonOptions {
   certExpiryMs?: number;
   /** HTTP monitoring port of the embedded message server (0 = off, -1 = random). */
   monitorPort?: number;
-  /** Also serve the API on TCP host:port ("" = unix socket only). */
+  /** Also serve the API on TCP host:port ("" = unix socket only); off loopback with mutual TLS. */
   apiTcp: string;
+  /** Mutual TLS on the TCP API on loopback too (`--api-tls`). */
+  apiTls?: boolean;
   /** Bind address of published ports. */
   publishHost: string;
   /** The pool networks get subnets from, when this daemon creates the cluster
@@ -121,6 +125,8 @@ export class Daemon {
   /** The port of the nodes' listener (mutual TLS). */
   busPort = 0;
   private renewTimer: NodeJS.Timeout | undefined;
+  /** The TCP API's server when it has mutual TLS (its certificate is renewed with the node's). */
+  private apiTls: TlsServer | undefined;
   private unwatchNodes: (() => void) | null = null;
   readonly done: Promise<void>;
   private resolveDone!: () => void;
@@ -132,8 +138,6 @@ export class Daemon {
   async start(): Promise<void> {
     const { dataDir, log } = this.opts;
     const listen = parseHostPort(this.opts.listenAddr);
-    const refused = this.opts.apiTcp ? apiTcpRefusal(this.opts.apiTcp) : null;
-    if (refused) throw new ManagerError("ERR_INVALID", refused);
     mkdirSync(dataDir, { recursive: true });
     const idFile = join(dataDir, "node-id");
     // A node with an identity has a store: if it is gone, refuse rather than start a new cluster.
@@ -282,12 +286,7 @@ export class Daemon {
       }),
     });
     await this.api.listenUnix(socketPath(dataDir));
-    if (this.opts.apiTcp) {
-      const tcp = parseHostPort(this.opts.apiTcp);
-      const [h, p] = [tcp.host || "127.0.0.1", tcp.port ?? 0];
-      const port = await this.api.listenTcp(h, p);
-      log.info(`API listening on tcp://${h}:${port}`);
-    }
+    if (this.opts.apiTcp) await this.listenApiTcp(this.opts.apiTcp, ca.clusterId);
     await this.startDashboard();
     this.manager.start();
     // The autoscaler reads what the nodes measured and what the routers counted (the metrics
@@ -341,6 +340,30 @@ export class Daemon {
     writeFileSync(join(dataDir, "daemon.pid"), String(process.pid));
     log.info(
       `shoal daemon ${SHOAL_VERSION} ready: node ${this.nodeId}, API unix://${socketPath(dataDir)}, NATS ${this.localNatsUrl()}`,
+    );
+  }
+
+  /** The API on TCP (`--api-addr`): plain on loopback; off loopback (or with `--api-tls`) with
+   * mutual TLS, where only a manager's certificate from the swarm's CA may call it. */
+  private async listenApiTcp(addr: string, clusterId: string): Promise<void> {
+    const tcp = parseHostPort(addr);
+    const [h, p] = [tcp.host || "127.0.0.1", tcp.port ?? 0];
+    if (!apiTcpNeedsTls(addr, this.opts.apiTls)) {
+      const port = await this.api.listenTcp(h, p);
+      this.opts.log.info(`API listening on tcp://${joinHostPort(h, port)}`);
+      return;
+    }
+    this.apiTls = await this.api.listenTls(
+      h,
+      p,
+      { ...tlsOptions(this.ownTls()), requestCert: true },
+      (req) =>
+        apiPeerRefusal(peerOf(req), clusterId, (id) => this.store.view((tx) => tx.getNode(id))),
+    );
+    const a = this.apiTls.address();
+    const port = typeof a === "object" && a ? a.port : p;
+    this.opts.log.info(
+      `API listening on tcp://${joinHostPort(h, port)} (mutual TLS: a manager's certificate from the swarm's CA)`,
     );
   }
 
@@ -518,6 +541,7 @@ export class Daemon {
             await this.issueOwnCert();
             const p = certPaths(this.opts.dataDir);
             this.join.setTls(this.ownTls());
+            this.apiTls?.setSecureContext(tlsOptions(this.ownTls()));
             this.nats.reloadMappedTls({
               ...defaultTlsConfig(),
               certFile: p.cert,

@@ -23,6 +23,8 @@ export interface DaemonRunOptions {
   /** HTTP monitoring port of the embedded message server (0 = off). */
   monitorPort?: number;
   apiTcp?: string;
+  /** Mutual TLS on a loopback TCP API too (`--api-tls`). */
+  apiTls?: boolean;
   publishHost?: string;
   /** Overrides of the CPUs and memory the node reports (`--cpus`, `--memory`). */
   cpus?: number;
@@ -77,6 +79,7 @@ export function resolveDaemonOptions(given: DaemonRunOptions, log: Logger): Reso
     natsPort: 4222,
     monitorPort: 0,
     apiTcp: "",
+    apiTls: false,
     publishHost: "0.0.0.0",
     consulAddr: ":8500",
     consulDnsAddr: ":8600",

@@ -5,10 +5,19 @@
 // `{ "message", "code" }` with a status derived from the error code. docs/api.md is generated
 // from the route schemas (`npm run docs:api`).
 
+import type { IncomingMessage } from "node:http";
+import type { Server as TlsServer } from "node:https";
+import type { SecureContextOptions } from "node:tls";
 import type { FastifyInstance } from "fastify";
 import type { Manager } from "./manager.js";
 import { addRoute, createHttpApp, HttpListeners } from "./http.js";
-import { apiRoutes as r, type Info, type ServiceSummary, type TaskStatsRow } from "../api/http.js";
+import {
+  apiRoutes as r,
+  type ErrorBody,
+  type Info,
+  type ServiceSummary,
+  type TaskStatsRow,
+} from "../api/http.js";
 import { isTerminal, replicasOf, type Node, type ServiceSpec, type Task } from "../api/types.js";
 import type { TaskFigures } from "./metrics-book.js";
 import { findNetwork, inspectNetwork, predefinedNetworks } from "./networks.js";
@@ -188,6 +197,16 @@ export class Api {
 
   listenTcp(host: string, port: number): Promise<number> {
     return this.listeners.listenTcp(host, port);
+  }
+
+  /** The API on TCP with mutual TLS: `authorize` decides who may call it (api-tls.ts). */
+  listenTls(
+    host: string,
+    port: number,
+    tls: SecureContextOptions & { requestCert?: boolean },
+    authorize: (req: IncomingMessage) => { status: number; body: ErrorBody } | null,
+  ): Promise<TlsServer> {
+    return this.listeners.listenTls(host, port, tls, authorize);
   }
 
   close(): Promise<void> {

@@ -13,11 +13,12 @@ import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { createHash, randomBytes, webcrypto, X509Certificate } from "node:crypto";
 import { chmod, mkdir } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { dirname } from "node:path";
 import { isIP } from "node:net";
 import { writeFileDurable } from "../lib/durable.js";
 import { base36, newId } from "./ids.js";
 import type { NodeRole } from "../api/types.js";
+import { certPaths } from "../api/paths.js";
 
 /** The provider type @peculiar/x509 takes (the DOM's Crypto, which Node's webcrypto is). */
 type ProviderCrypto = Extract<Parameters<typeof x509.cryptoProvider.set>[0], object>;
@@ -50,16 +51,7 @@ export interface CaMeta {
 }
 export const CA_META = "ca";
 
-/** A node's certificate files under its data dir (swarmkit's names). */
-export function certPaths(dataDir: string) {
-  const dir = join(dataDir, "certificates");
-  return {
-    dir,
-    ca: join(dir, "swarm-root-ca.crt"),
-    cert: join(dir, "swarm-node.crt"),
-    key: join(dir, "swarm-node.key"),
-  };
-}
+export { certPaths };
 
 export class CaError extends Error {
   readonly code = "ERR_CA";

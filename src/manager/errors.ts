@@ -5,6 +5,7 @@ export type ManagerErrorCode =
   | "ERR_NAME_IN_USE"
   | "ERR_PORT_IN_USE"
   | "ERR_CONFLICT"
+  | "ERR_UNAUTHORIZED"
   | "ERR_FORBIDDEN"
   | "ERR_INVALID"
   | "ERR_UNSUPPORTED"
@@ -30,6 +31,8 @@ export function httpStatusOf(code: string): number {
     case "ERR_PORT_IN_USE":
     case "ERR_CONFLICT":
       return 409;
+    case "ERR_UNAUTHORIZED":
+      return 401;
     case "ERR_TOKEN":
     case "ERR_FORBIDDEN":
       return 403;

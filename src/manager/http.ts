@@ -4,7 +4,7 @@
 // `{ "message", "code" }`, including unknown routes (404), bad JSON and internal errors (500) —
 // and listening on any number of unix sockets and TCP ports with one app.
 
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server } from "node:http";
 import { createServer as createTlsServer, type Server as TlsServer } from "node:https";
 import type { SecureContextOptions } from "node:tls";
 import { chmodSync, rmSync } from "node:fs";
@@ -146,11 +146,16 @@ export class HttpListeners {
     host: string,
     port: number,
     tls: SecureContextOptions & { requestCert?: boolean },
+    /** Checks each request before routing: an error reply refuses it. */
+    authorize?: (req: IncomingMessage) => { status: number; body: ErrorBody } | null,
   ): Promise<TlsServer> {
     const make = () =>
-      createTlsServer({ ...tls, rejectUnauthorized: false, minVersion: "TLSv1.2" }, (req, res) =>
-        this.app.routing(req, res),
-      );
+      createTlsServer({ ...tls, rejectUnauthorized: false, minVersion: "TLSv1.2" }, (req, res) => {
+        const refused = authorize?.(req);
+        if (!refused) return this.app.routing(req, res);
+        res.writeHead(refused.status, { "Content-Type": "application/json" });
+        res.end(JSON.stringify(refused.body));
+      });
     return (await this.listen((srv, cb) => srv.listen({ host, port }, cb), make)) as TlsServer;
   }
 

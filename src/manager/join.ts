@@ -323,6 +323,8 @@ export interface JoinTls {
 
 /** The chain sent is the node certificate then the root CA: a joining node reads the CA from
  * it to check against its token; client certificates (renewal) are checked against the CA. */
-function tlsOptions(t: JoinTls) {
+/** A TLS server's options for a manager's certificate (its chain with the CA) and key, trusting
+ * the CA for client certificates. */
+export function tlsOptions(t: JoinTls) {
   return { cert: t.certPem + "\n" + t.caPem, key: t.keyPem, ca: t.caPem };
 }

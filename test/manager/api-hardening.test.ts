@@ -2,7 +2,7 @@
 // the API with its field named and nothing stored; a service spec has bounds, and the replica
 // count a cluster-wide limit (the swarm's maxReplicas); a service already stored that no longer
 // validates is reported and left alone while the others reconcile; a path `new URL` rejects
-// does not crash the worker's API; a TCP API listens on loopback only.
+// does not crash the worker's API; a TCP API off loopback has mutual TLS.
 
 import { test, describe, type TestContext } from "node:test";
 import assert from "node:assert/strict";
@@ -12,7 +12,7 @@ import type { Store } from "../../src/store/store.js";
 import { Manager, defaultManagerOptions } from "../../src/manager/manager.js";
 import { Api } from "../../src/manager/api.js";
 import { workerApi } from "../../src/daemon/worker-daemon.js";
-import { apiTcpRefusal } from "../../src/api/paths.js";
+import { apiTcpNeedsTls } from "../../src/api/paths.js";
 import { parseDaemonFlags } from "../../src/cli/daemon-options.js";
 import {
   DEFAULT_MAX_REPLICAS,
@@ -411,22 +411,29 @@ describe("the worker's local API", () => {
 });
 
 describe("a TCP API", () => {
-  test("listens on loopback only, until it has authentication", () => {
-    for (const ok of ["127.0.0.1:2375", "[::1]:2375", "localhost:2375", ":2375", "127.1.2.3:1"]) {
-      assert.equal(apiTcpRefusal(ok), null, ok);
+  test("has mutual TLS off loopback (or with --api-tls), plain on loopback", () => {
+    for (const plain of [
+      "127.0.0.1:2375",
+      "[::1]:2375",
+      "localhost:2375",
+      ":2375",
+      "127.1.2.3:1",
+    ]) {
+      assert.equal(apiTcpNeedsTls(plain), false, plain);
+      assert.equal(apiTcpNeedsTls(plain, true), true, plain);
     }
-    for (const bad of ["0.0.0.0:2375", "10.0.0.5:2375", "[::]:2375", "example.com:2375"]) {
-      assert.equal(
-        apiTcpRefusal(bad),
-        `refusing to serve the API on ${bad}: it has no authentication yet (mutual TLS is still to come) and anyone who reaches it can run commands on every node; use a loopback address (127.0.0.1:PORT or [::1]:PORT) or the unix socket`,
-      );
+    for (const tls of ["0.0.0.0:2375", "10.0.0.5:2375", "[::]:2375", "example.com:2375"]) {
+      assert.equal(apiTcpNeedsTls(tls), true, tls);
     }
   });
 
-  test("the CLI refuses a non-loopback --api-addr before starting anything", () => {
-    assert.throws(
-      () => parseDaemonFlags({ apiAddr: "0.0.0.0:2375" }, { natsPort: 4222 }),
-      /refusing to serve the API on 0.0.0.0:2375: it has no authentication yet/,
+  test("the CLI takes a non-loopback --api-addr (the daemon serves it with mutual TLS)", () => {
+    const p = parseDaemonFlags({ apiAddr: "0.0.0.0:2376" }, { natsPort: 4222 });
+    assert.equal(p.apiTcp, "0.0.0.0:2376");
+    assert.equal(p.apiTls, false);
+    assert.equal(
+      parseDaemonFlags({ apiAddr: "127.0.0.1:2376", apiTls: true }, { natsPort: 4222 }).apiTls,
+      true,
     );
   });
 });
