@@ -232,6 +232,18 @@ export const TaskFileDataSchema = Type.Object(
 );
 export type TaskFileData = Static<typeof TaskFileDataSchema>;
 
+/** A service's user on the message server: its tasks get it in NATS_URL, NATS_USER and
+ * NATS_PASSWORD; it belongs to its stack's account. */
+export const AppCredentialsSchema = Type.Object(
+  {
+    serviceId: Type.String(),
+    user: Type.String(),
+    password: Type.String(),
+  },
+  { title: "AppCredentials" },
+);
+export type AppCredentials = Static<typeof AppCredentialsSchema>;
+
 export const AssignmentsSchema = Type.Object(
   {
     nodeId: Type.String(),
@@ -262,6 +274,12 @@ export const AssignmentsSchema = Type.Object(
     configs: Type.Optional(
       Type.Array(TaskFileDataSchema, {
         description: "The data of each config the node's tasks use (by id), and no other.",
+      }),
+    ),
+    appCredentials: Type.Optional(
+      Type.Array(AppCredentialsSchema, {
+        description:
+          "The message server's user of each service the node's tasks belong to, and no other.",
       }),
     ),
   },

@@ -17,7 +17,14 @@ import { Dispatcher } from "../manager/dispatcher.js";
 import { JoinServer, tlsOptions, type ClusterMeta } from "../manager/join.js";
 import { apiPeerRefusal, peerOf } from "../manager/api-tls.js";
 import { AGENT_USER, APP_USER } from "../api/bus.js";
-import { agentPassword, busUsers, eventsPassword } from "../manager/bus-users.js";
+import {
+  agentPassword,
+  appAccountOf,
+  appAccounts,
+  busUsers,
+  eventsPassword,
+} from "../manager/bus-users.js";
+import type { AccountConfig, User } from "../nats/options.js";
 import { leaderEvent } from "../manager/events/derive.js";
 import { EVENTS_SUBJECT_PREFIX, EVENTS_USER } from "../api/events.js";
 import { ManagerError } from "../manager/errors.js";
@@ -120,8 +127,8 @@ export class Daemon {
   dashboardUrl: string | undefined;
   nodeId = "";
   private stopping = false;
-  /** The nodes that have a user on the bus now, with their roles. */
-  private busIds = new Map<string, string>();
+  /** What the bus's users and accounts were made from (nodes' roles, services' accounts). */
+  private busSig = "";
   /** The port of the nodes' listener (mutual TLS). */
   busPort = 0;
   private renewTimer: NodeJS.Timeout | undefined;
@@ -210,7 +217,7 @@ export class Daemon {
       port: this.opts.natsPort,
       httpPort: this.opts.monitorPort ?? 0,
       serverName: `shoal-${this.nodeId.slice(0, 12)}`,
-      users: busUsers(meta.secret, ca.clusterId, this.busNodes()),
+      ...this.busAuth(meta.secret, ca.clusterId),
       noAuthUser: APP_USER,
     });
     this.nats = new NatsServer(natsOpts, log.debugEnabled ? log : quiet(log));
@@ -226,14 +233,10 @@ export class Daemon {
     // A joined node's user exists before its join is answered (the watchers run inside the
     // commit); a removed node's connections are cut off at once.
     this.unwatchNodes = this.store.watch((events) => {
-      const changed = events.some(
-        (e) =>
-          e.kind === "node" &&
-          (e.action === "delete" ||
-            this.busIds.get(e.id) !== this.store.view((tx) => tx.getNode(e.id))?.role),
-      );
-      if (!changed) return;
-      this.nats.reloadUsers(busUsers(meta.secret, ca.clusterId, this.busNodes()));
+      if (!events.some((e) => e.kind === "node" || e.kind === "service")) return;
+      const sig = this.busSig;
+      const auth = this.busAuth(meta.secret, ca.clusterId);
+      if (this.busSig !== sig) this.nats.reloadAuth(auth.users, auth.accounts);
     });
 
     this.manager = new Manager(this.store, log.child("manager"), defaultManagerOptions());
@@ -498,11 +501,21 @@ export class Daemon {
     return a.port !== undefined ? this.opts.advertiseAddr : joinHostPort(a.host, this.joinPort);
   }
 
-  /** The nodes in the store (each gets a bus user of its own); remembered in busIds. */
-  private busNodes(): { id: string; role: Node["role"] }[] {
-    const nodes = this.store.view((tx) => tx.listNodes().map((n) => ({ id: n.id, role: n.role })));
-    this.busIds = new Map(nodes.map((n) => [n.id, n.role]));
-    return nodes;
+  /** The message server's users and accounts for the nodes and services in the store (each
+   * node and each service has a user of its own, a service in its stack's account); what they
+   * depend on is remembered in busSig. */
+  private busAuth(secret: string, clusterId: string): { users: User[]; accounts: AccountConfig[] } {
+    return this.store.view((tx) => {
+      const nodes = tx.listNodes().map((n) => ({ id: n.id, role: n.role }));
+      const services = tx
+        .listServices()
+        .map((s) => ({ id: s.id, spec: { labels: s.spec.labels } }));
+      this.busSig = JSON.stringify([nodes, services.map((s) => [s.id, appAccountOf(s)])]);
+      return {
+        users: busUsers(secret, clusterId, nodes, services),
+        accounts: appAccounts(services),
+      };
+    });
   }
 
   /** Issues this manager's own certificate (a new key) and writes the files, 0600. */

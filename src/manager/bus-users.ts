@@ -14,10 +14,14 @@
 //   - the events user (password derived from the cluster secret, given by `shoal events
 //     credentials`) may only subscribe to the cluster events, $SHOAL.events.>: for dashboards
 //     and tools with any NATS client;
-//   - applications, the default user, may use every subject but $SHOAL.>.
+//   - applications: each service has a user of its own (`svc-<service id>`, password derived
+//     from the cluster secret and the service id, sent only to the nodes that run its tasks, in
+//     their assignments), in its stack's account (`stack-<name>`) or, outside stacks, the
+//     `apps` account, where the anonymous default user is too. One stack's subjects are
+//     private to it; no application user may use $SHOAL.> (the control bus lives in $G).
 
 import { createHash, createHmac } from "node:crypto";
-import type { Permissions, User } from "../nats/options.js";
+import type { AccountConfig, Permissions, User } from "../nats/options.js";
 import {
   AGENT_USER,
   APP_USER,
@@ -30,7 +34,9 @@ import {
   statusSubject,
 } from "../api/bus.js";
 import { EVENTS_SUBJECT_PREFIX, EVENTS_USER } from "../api/events.js";
-import type { NodeRole } from "../api/types.js";
+import type { NodeRole, Service } from "../api/types.js";
+import type { AppCredentials } from "../api/bus.js";
+import { NAMESPACE_LABEL } from "../api/model.js";
 import { certUser } from "./ca.js";
 
 /** The agent user's password, derived from the cluster secret (never sent in a token). */
@@ -89,17 +95,50 @@ export function nodeBusUser(
     : { user, password, permissions: workerPermissions(node.id) };
 }
 
-/** The embedded message server's users, given the nodes now in the cluster. */
+/** The account of applications outside stacks, and of the anonymous default user. */
+export const APPS_ACCOUNT = "apps";
+
+/** What a service is, for its user: its id and labels (the stack's namespace label). */
+export type AppService = Pick<Service, "id"> & { spec: Pick<Service["spec"], "labels"> };
+
+/** The account a service's user belongs to: its stack's, or the applications' one. */
+export function appAccountOf(s: AppService): string {
+  const stack = s.spec.labels[NAMESPACE_LABEL];
+  return stack ? `stack-${stack}` : APPS_ACCOUNT;
+}
+
+/** A service's user and password on the message server. */
+export function appCredentials(clusterSecret: string, serviceId: string): AppCredentials {
+  return {
+    serviceId,
+    user: `svc-${serviceId}`,
+    password: createHmac("sha256", clusterSecret).update(`app:${serviceId}`).digest("base64url"),
+  };
+}
+
+/** The accounts applications live in: the applications' one and one per stack. */
+export function appAccounts(services: readonly AppService[]): AccountConfig[] {
+  const names = new Set([APPS_ACCOUNT, ...services.map(appAccountOf)]);
+  return [...names].sort().map((name) => ({ name, exports: [], imports: [] }));
+}
+
+/** The embedded message server's users, given the nodes and services now in the cluster. */
 export function busUsers(
   clusterSecret: string,
   clusterId: string,
   nodes: readonly { id: string; role: NodeRole }[] = [],
+  services: readonly AppService[] = [],
 ): User[] {
   const deny = { allow: [], deny: [`${SUBJECT_PREFIX}.>`] };
+  const app = { publish: deny, subscribe: deny };
   return [
     { user: AGENT_USER, password: agentPassword(clusterSecret) },
-    { user: APP_USER, password: "", permissions: { publish: deny, subscribe: deny } },
+    { user: APP_USER, password: "", permissions: app, account: APPS_ACCOUNT },
     eventsBusUser(clusterSecret),
     ...nodes.map((n) => nodeBusUser(clusterSecret, clusterId, n)),
+    ...services.map((s) => {
+      const c = appCredentials(clusterSecret, s.id);
+      return { user: c.user, password: c.password, permissions: app, account: appAccountOf(s) };
+    }),
   ];
 }

@@ -11,7 +11,13 @@ import { buildAccounts, type Account, type AccountRouter } from "./accounts.js";
 import { userInfoResponse, type SysReqServer } from "./sysreq.js";
 import { subjectMatchesPattern } from "./subject.js";
 import type { Subscription } from "./subscription.js";
-import { GLOBAL_ACCOUNT, type NkeyUser, type Options, type User } from "./options.js";
+import {
+  GLOBAL_ACCOUNT,
+  type AccountConfig,
+  type NkeyUser,
+  type Options,
+  type User,
+} from "./options.js";
 import type { Logger } from "./log.js";
 import { authRequired, nonceRequired } from "./auth.js";
 import { CloseReason, ErrText, type CloseReasonText } from "./errors.js";
@@ -706,6 +712,16 @@ export class Server implements AccountRouter, SysReqServer {
     this.authRequired = authRequired(this.opts);
     this.nonceRequired = nonceRequired(this.opts);
     for (const c of [...this.clients.values()]) c.reauthorize();
+  }
+
+  /** reloadUsers with a new `accounts {}` too: accounts that stay keep their subscriptions, a
+   * client whose account is gone or changed is checked again like any other. */
+  reloadAuth(users: User[], accounts: AccountConfig[]): void {
+    if (JSON.stringify(accounts) !== JSON.stringify(this.opts.accounts)) {
+      this.opts = { ...this.opts, accounts };
+      this.accounts = buildAccounts(this.opts, this, this.accounts);
+    }
+    this.reloadUsers(users);
   }
 
   clientClosed(c: Client, reason: CloseReasonText): void {

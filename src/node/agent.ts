@@ -31,12 +31,12 @@ import {
 } from "./drivers/driver.js";
 import { expandTemplate } from "./template.js";
 import { routedPorts } from "../api/route-labels.js";
-import { BRIDGE_GATEWAY, natsUrlForBridge } from "./drivers/netns.js";
+import { BRIDGE_GATEWAY, natsUrlForBridge, natsUrlWithUser } from "./drivers/netns.js";
 import { PortForwarder } from "./forward.js";
 import { isTerminal, networkOf, type Task, type TaskReport, type TaskState } from "../api/types.js";
 import type { Logger } from "../lib/log.js";
 import { cidrHost } from "../lib/addr.js";
-import type { NodeNetwork } from "../api/bus.js";
+import type { AppCredentials, NodeNetwork } from "../api/bus.js";
 import type { OverlayAttachment } from "./drivers/driver.js";
 import { writeFileDurable } from "../lib/durable.js";
 import {
@@ -176,6 +176,8 @@ export class Agent {
   }
   /** The data of the secrets and configs this node's tasks use, as last sent (task-files.ts). */
   private fileData: FileData = { secret: new Map(), config: new Map() };
+  /** Each service's user on the message server, by service id, as last sent. */
+  private appCredentials = new Map<string, AppCredentials>();
   private starting = 0;
   private readonly startWaiters: Array<() => void> = [];
   private readonly tasksDir: string;
@@ -289,13 +291,21 @@ export class Agent {
   }
 
   /** The full set of tasks assigned to this node. */
-  assign(tasks: Task[], files?: { secrets?: TaskFileData[]; configs?: TaskFileData[] }): void {
+  assign(
+    tasks: Task[],
+    files?: {
+      secrets?: TaskFileData[];
+      configs?: TaskFileData[];
+      appCredentials?: AppCredentials[];
+    },
+  ): void {
     if (this.stopped) return;
     if (files) {
       this.fileData = {
         secret: new Map((files.secrets ?? []).map((x) => [x.id, x.data])),
         config: new Map((files.configs ?? []).map((x) => [x.id, x.data])),
       };
+      this.appCredentials = new Map((files.appCredentials ?? []).map((c) => [c.serviceId, c]));
     }
     const wanted = new Map<string, Task>();
     for (const t of tasks) if (t.nodeId === this.opts.nodeId) wanted.set(t.id, t);
@@ -397,8 +407,16 @@ export class Agent {
       // address, or this node's own address on the task's first network with a way out.
       const way = overlay.find((o) => !o.network.internal)?.network.nodeAddr;
       const gateway = overlay.length > 0 ? way && cidrHost(way) : BRIDGE_GATEWAY;
-      env["NATS_URL"] =
+      const natsUrl =
         bridge && gateway ? natsUrlForBridge(this.opts.natsUrl, gateway) : this.opts.natsUrl;
+      // The service's own user (its stack's account), in the URL as the Go client reads it and
+      // apart for clients that take them as options (nats.js).
+      const cred = this.appCredentials.get(t.serviceId);
+      env["NATS_URL"] = cred ? natsUrlWithUser(natsUrl, cred.user, cred.password) : natsUrl;
+      if (cred) {
+        env["NATS_USER"] = cred.user;
+        env["NATS_PASSWORD"] = cred.password;
+      }
       // In its own namespace the task listens on the target ports themselves.
       const ports = Object.entries(l.hostPorts).map(
         ([target, host]) => [target, bridge ? target : String(host)] as const,

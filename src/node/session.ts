@@ -151,7 +151,11 @@ export class AgentSession {
         this.contact();
         if (a.heartbeatMs > 0 && a.heartbeatMs !== this.period) this.setPeriod(a.heartbeatMs);
         this.opts.onNetworks?.(a.networks ?? [], a.dns);
-        this.agent?.assign(a.tasks, { secrets: a.secrets ?? [], configs: a.configs ?? [] });
+        this.agent?.assign(a.tasks, {
+          secrets: a.secrets ?? [],
+          configs: a.configs ?? [],
+          appCredentials: a.appCredentials ?? [],
+        });
         this.opts.onEndpoints(a.endpoints);
         this.opts.onRoutes?.(a.routes ?? { routes: [] });
       },

@@ -11,7 +11,12 @@ import { AgentSession, type SessionOptions } from "../../src/node/session.js";
 import { APP_USER } from "../../src/api/bus.js";
 import type { BusCredentials } from "../../src/api/bus.js";
 import type { User } from "../../src/nats/options.js";
-import { agentPassword, busUsers, workerPermissions } from "../../src/manager/bus-users.js";
+import {
+  agentPassword,
+  appAccounts,
+  busUsers,
+  workerPermissions,
+} from "../../src/manager/bus-users.js";
 import { MockDriver, MockKernel } from "../node/mock-driver.js";
 import { tempDir } from "../node/helpers.js";
 import { startServer } from "./servers.js";
@@ -39,12 +44,16 @@ export function testBusUsers(): User[] {
   ];
 }
 
+/** The test bus's authorization: its users, the applications' account, anonymous = app. */
+export function testBusAuth() {
+  return { users: testBusUsers(), accounts: appAccounts([]), noAuthUser: APP_USER };
+}
+
 /** A message server with the bus users (the agent user, workers w1-w3, applications); returns
  * its URL. */
 export async function startBus(t: TestContext): Promise<string> {
   const server = await startServer({
-    users: testBusUsers(),
-    noAuthUser: APP_USER,
+    ...testBusAuth(),
   });
   t.after(() => server.shutdown());
   return `nats://127.0.0.1:${server.port}`;

@@ -9,7 +9,6 @@ import assert from "node:assert/strict";
 import { connect, JSONCodec, type NatsConnection } from "nats";
 import {
   AGENT_USER,
-  APP_USER,
   assignSubject,
   hbSubject,
   statusSubject,
@@ -18,7 +17,7 @@ import {
 } from "../../src/api/bus.js";
 import type { Task, TaskState } from "../../src/api/types.js";
 import { checkFor, defer } from "./helpers.js";
-import { BUS_AGENT_PASSWORD, testBusUsers, startBus, startWorkerSession } from "../helpers/bus.js";
+import { BUS_AGENT_PASSWORD, testBusAuth, startBus, startWorkerSession } from "../helpers/bus.js";
 import { startServer } from "../helpers/servers.js";
 import type { MockKernel } from "./mock-driver.js";
 import { task } from "../store/helpers.js";
@@ -175,8 +174,7 @@ describe("fencing", () => {
 
   test("a lost connection is logged at once, and the return", async (t) => {
     let server = await startServer({
-      users: testBusUsers(),
-      noAuthUser: APP_USER,
+      ...testBusAuth(),
     });
     const port = server.port;
     defer(t, () => server.shutdown());
@@ -189,8 +187,7 @@ describe("fencing", () => {
       cap.lines.join("\n"),
     );
     server = await startServer({
-      users: testBusUsers(),
-      noAuthUser: APP_USER,
+      ...testBusAuth(),
       port,
     });
     const manager = await connect({ servers: url, user: AGENT_USER, pass: BUS_AGENT_PASSWORD });

@@ -431,12 +431,9 @@ export function asTaskNet(x: unknown): TaskNet | null {
   return null;
 }
 
-/**
- * The message server's URL as a bridge task reaches it: loopback inside the task's namespace is
- * its own, so a loopback host becomes the gateway (the node itself); any other host is reached
- * through the default route and stays. Comma-separated lists are rewritten one by one.
- */
-export function natsUrlForBridge(url: string, gateway = BRIDGE_GATEWAY): string {
+/** Rewrites each URL of a comma-separated list of message server URLs (`fn` returns null to
+ * keep one as it is; one that does not parse is kept too). */
+function mapNatsUrls(url: string, fn: (u: URL) => URL | null): string {
   return url
     .split(",")
     .map((one) => {
@@ -447,12 +444,30 @@ export function natsUrlForBridge(url: string, gateway = BRIDGE_GATEWAY): string 
       } catch {
         return s;
       }
-      const h = u.hostname.replace(/^\[|\]$/g, "");
-      if (h === "localhost" || h === "::1" || /^127\./.test(h)) {
-        u.hostname = gateway;
-        return u.toString();
-      }
-      return s;
+      return fn(u)?.toString() ?? s;
     })
     .join(",");
+}
+
+/**
+ * The message server's URL as a bridge task reaches it: loopback inside the task's namespace is
+ * its own, so a loopback host becomes the gateway (the node itself); any other host is reached
+ * through the default route and stays. Comma-separated lists are rewritten one by one.
+ */
+export function natsUrlForBridge(url: string, gateway = BRIDGE_GATEWAY): string {
+  return mapNatsUrls(url, (u) => {
+    const h = u.hostname.replace(/^\[|\]$/g, "");
+    if (!(h === "localhost" || h === "::1" || /^127\./.test(h))) return null;
+    u.hostname = gateway;
+    return u;
+  });
+}
+
+/** The message server's URLs with a user and password in each (percent-encoded). */
+export function natsUrlWithUser(url: string, user: string, password: string): string {
+  return mapNatsUrls(url, (u) => {
+    u.username = user;
+    u.password = password;
+    return u;
+  });
 }
