@@ -240,6 +240,19 @@ test("parseResponseHead: status, framing, the headers passed on", () => {
     const s = parseResponseHead(b(`HTTP/1.1 ${status} X\r\nContent-Length: 3\r\n\r\n`), MAX)!;
     assert.equal(responseFraming("GET", s), Framing.none, String(status));
   }
+  for (const [value, timeout] of [
+    ["timeout=5", 5],
+    ["max=100, Timeout=30", 30],
+    ["max=5;timeout=7", 7],
+    ["xtimeout=5", -1],
+    ["timeout=, timeout=9", 9],
+    ["timeout=x", -1],
+  ] as const) {
+    const k = parseResponseHead(b(`HTTP/1.1 200 OK\r\nKeep-Alive: ${value}\r\n\r\n`), MAX)!;
+    assert.equal(k.keepAliveTimeout, timeout, value);
+  }
+  const closing = parseResponseHead(b("HTTP/1.1 200 OK\r\nConnection: Close\r\n\r\n"), MAX)!;
+  assert.equal(closing.close, true);
   const gz = parseResponseHead(b("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"), MAX)!;
   assert.equal(responseFraming("GET", gz), Framing.close);
   assert.equal(gz.close, true);

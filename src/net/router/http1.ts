@@ -166,6 +166,42 @@ function trimOws(s: string): string {
   return a === 0 && b === s.length ? s : s.slice(a, b);
 }
 
+const KEEP_ALIVE = Buffer.from("keep-alive", "latin1");
+const CLOSE = Buffer.from("close", "latin1");
+const TIMEOUT = Buffer.from("timeout=", "latin1");
+
+/**
+ * buf[a, e) is `lower` but for case. `lower` holds lower-case letters, "-" and "=" only: a byte
+ * ORed with 0x20 equals one of those only for that character (or a control character, which no
+ * checked name or value holds).
+ */
+function sameLower(buf: Buffer, a: number, e: number, lower: Uint8Array): boolean {
+  if (e - a !== lower.length) return false;
+  for (let i = 0; i < lower.length; i++) if ((buf[a + i]! | 0x20) !== lower[i]) return false;
+  return true;
+}
+
+/** The tokens of a Connection value at buf[vs, ve), in lower case. */
+function connectionTokens(buf: Buffer, vs: number, ve: number): string[] {
+  if (sameLower(buf, vs, ve, KEEP_ALIVE)) return ["keep-alive"];
+  if (sameLower(buf, vs, ve, CLOSE)) return ["close"];
+  return tokens(buf.toString("latin1", vs, ve));
+}
+
+/** The `timeout=N` of a Keep-Alive value at buf[vs, ve) (at its start or after `,`, `;` or white space), or -1. */
+function keepAliveTimeout(buf: Buffer, vs: number, ve: number): number {
+  for (let p = vs; p + 8 < ve; p++) {
+    const c = p > vs ? buf[p - 1]! : 44;
+    if (c !== 44 && c !== 59 && c !== 32 && c !== 9) continue;
+    if (!sameLower(buf, p, p + 8, TIMEOUT)) continue;
+    let n = 0;
+    let q = p + 8;
+    while (q < ve && buf[q]! >= 48 && buf[q]! <= 57) n = n * 10 + buf[q++]! - 48;
+    if (q > p + 8) return n;
+  }
+  return -1;
+}
+
 function tokens(list: string): string[] {
   const out: string[] = [];
   for (const t of list.split(",")) {
@@ -334,7 +370,7 @@ export function parseRequestHead(buf: Buffer, maxHeadBytes: number): RequestHead
         break;
       }
       case H.connection:
-        h.connection.push(...tokens(buf.toString("latin1", vs, ve)));
+        h.connection.push(...connectionTokens(buf, vs, ve));
         break;
       case H.upgrade:
         h.upgrade = buf.toString("latin1", vs, ve);
@@ -499,7 +535,7 @@ export function parseResponseHead(buf: Buffer, maxHeadBytes: number): ResponseHe
         break;
       }
       case H.connection: {
-        const t = tokens(buf.toString("latin1", vs, ve));
+        const t = connectionTokens(buf, vs, ve);
         connection = connection === undefined ? t : connection.concat(t);
         if (t.includes("close")) r.close = true;
         else if (t.includes("keep-alive")) r.close = false;
@@ -507,8 +543,8 @@ export function parseResponseHead(buf: Buffer, maxHeadBytes: number): ResponseHe
         break;
       }
       case H.keepAlive: {
-        const km = /(?:^|[,;\s])timeout=(\d+)/i.exec(buf.toString("latin1", vs, ve));
-        if (km) r.keepAliveTimeout = Number(km[1]);
+        const t = keepAliveTimeout(buf, vs, ve);
+        if (t >= 0) r.keepAliveTimeout = t;
         drop = true;
         break;
       }
