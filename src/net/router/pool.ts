@@ -106,6 +106,9 @@ export class BackendPool {
       return;
     }
     c.reused = true;
+    // The exchange may have paused it for a slow client: the next one (or the pool, to see the
+    // backend close an idle connection) needs it reading.
+    if (c.sock.isPaused()) c.sock.resume();
     const next = this.waiting.shift();
     if (next !== undefined) {
       this.give(c, next);
