@@ -11,6 +11,7 @@ import {
   HttpParseError,
   parseRequestHead,
   parseResponseHead,
+  requestHeaders,
   responseFraming,
 } from "../../src/net/router/http1.js";
 
@@ -41,7 +42,7 @@ test("parseRequestHead: what routing and framing need, null until the head is co
   assert.equal(h.expectContinue, true);
   assert.equal(h.keepAlive, true);
   assert.equal(h.isUpgrade, false);
-  assert.deepEqual(h.headers.slice(-4), ["X-Empty", "", "X-Spaces", "v w"]);
+  assert.deepEqual(requestHeaders(h).slice(-4), ["X-Empty", "", "X-Spaces", "v w"]);
 
   const h10 = parseRequestHead(b("GET / HTTP/1.0\r\n\r\n"), MAX)!;
   assert.equal(h10.minor, 0);
@@ -125,6 +126,11 @@ test("parseRequestHead refuses what a proxy must not guess at (smuggling, malfor
     ["GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505, /HTTP\/2.0 is not supported/],
     ["GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505, /HTTP\/1.2 is not supported/],
     ["GET / HTTP/1.1\r\n: b\r\nHost: a\r\n\r\n", 400, /malformed header line/],
+    ["GET / HTTP/1.1\rX: y\r\nHost: a\r\n\r\n", 400, /malformed request line/],
+    ["GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\r\n\r\n", 400, /invalid character in header X-A/],
+    ["GET / HTTP/1.1\r\nHost: a\r\nX-A\r\n\r\n", 400, /malformed header line "X-A"/],
+    ["GET / HTTP/11\r\nHost: a\r\n\r\n", 400, /malformed request line/],
+    ["GET / HTTQ/1.1\r\nHost: a\r\n\r\n", 400, /malformed request line/],
   ];
   for (const [text, status, why] of cases) {
     assert.throws(
@@ -173,6 +179,16 @@ test("forwardRequestHead: hop-by-hop headers out, X-Forwarded-* in, the body's f
     "GET /s HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: ::1\r\nX-Forwarded-Proto: http\r\n" +
       "X-Forwarded-Host: a\r\nX-Forwarded-Port: 8080\r\nX-Real-Ip: ::1\r\n" +
       "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+  );
+  // Nothing to leave out: the request line and header lines go on byte for byte (obs-text too).
+  const plain = parseRequestHead(
+    b("GET /x HTTP/1.1\r\nhost: a\r\nX-Sp:  v \t\r\nX-O: caf\xe9\r\n\r\n"),
+    MAX,
+  )!;
+  assert.equal(
+    forwardRequestHead(plain, { clientIp: "10.0.0.7", port: 80 }),
+    "GET /x HTTP/1.1\r\nhost: a\r\nX-Sp:  v \t\r\nX-O: caf\xe9\r\nX-Forwarded-For: 10.0.0.7\r\n" +
+      "X-Forwarded-Proto: http\r\nX-Forwarded-Host: a\r\nX-Forwarded-Port: 80\r\nX-Real-Ip: 10.0.0.7\r\n\r\n",
   );
   const h10 = parseRequestHead(b("GET / HTTP/1.0\r\nContent-Length: 0\r\n\r\n"), MAX)!;
   assert.equal(
@@ -224,6 +240,19 @@ test("parseResponseHead: status, framing, the headers passed on", () => {
     const s = parseResponseHead(b(`HTTP/1.1 ${status} X\r\nContent-Length: 3\r\n\r\n`), MAX)!;
     assert.equal(responseFraming("GET", s), Framing.none, String(status));
   }
+  for (const [value, timeout] of [
+    ["timeout=5", 5],
+    ["max=100, Timeout=30", 30],
+    ["max=5;timeout=7", 7],
+    ["xtimeout=5", -1],
+    ["timeout=, timeout=9", 9],
+    ["timeout=x", -1],
+  ] as const) {
+    const k = parseResponseHead(b(`HTTP/1.1 200 OK\r\nKeep-Alive: ${value}\r\n\r\n`), MAX)!;
+    assert.equal(k.keepAliveTimeout, timeout, value);
+  }
+  const closing = parseResponseHead(b("HTTP/1.1 200 OK\r\nConnection: Close\r\n\r\n"), MAX)!;
+  assert.equal(closing.close, true);
   const gz = parseResponseHead(b("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"), MAX)!;
   assert.equal(responseFraming("GET", gz), Framing.close);
   assert.equal(gz.close, true);
@@ -238,6 +267,9 @@ test("parseResponseHead: status, framing, the headers passed on", () => {
     ["HTTP/2 200 OK\r\n\r\n", /malformed status line/],
     ["HTTP/1.1 20 OK\r\n\r\n", /malformed status line/],
     ["HTTP/1.1 200 OK\r\nX : y\r\n\r\n", /malformed header line/],
+    ["HTTP/1.1 200 O\x01K\r\n\r\n", /malformed status line/],
+    ["HTTP/1.1 2000\r\n\r\n", /malformed status line/],
+    ["HTTP/1.1 200 OK\r\nX: a\x7f\r\n\r\n", /invalid character in header X/],
   ];
   for (const [text, why] of bad) {
     assert.throws(

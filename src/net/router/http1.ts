@@ -31,10 +31,18 @@ export interface RequestHead {
   minor: number;
   /** Bytes of the head, including any empty lines before it and the blank line after it. */
   headLength: number;
-  /** The headers in order as [name, value, ...] (names as sent, values without outer spaces). */
-  headers: string[];
-  /** The header names in lower case, one per header. */
-  names: string[];
+  /** The buffer the head was parsed from (its bytes are forwarded from there). */
+  raw: Buffer;
+  /** Where the request line starts in `raw`, and where the header lines end (before the blank line). */
+  start: number;
+  end: number;
+  /**
+   * Each header line as 5 numbers: where it starts, where its colon is, where its value starts and
+   * ends (without outer spaces), and where the next line starts; offsets into `raw`.
+   */
+  lines: number[];
+  /** A header the forwarded head leaves out is present (else the head is forwarded as it came). */
+  rewrite: boolean;
   host: string | undefined;
   cookie: string | undefined;
   upgrade: string | undefined;
@@ -70,30 +78,63 @@ export interface ResponseHead {
 }
 
 const CRLF2 = Buffer.from("\r\n\r\n");
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-// Control characters (but HTAB) may not appear in a field value or reason phrase (RFC 9110 5.5).
-// eslint-disable-next-line no-control-regex
-const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
-const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP\/(\d)\.(\d)$/;
-// eslint-disable-next-line no-control-regex
-const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)((?: [^\x00-\x08\x0a-\x1f\x7f]*)?)$/;
-const DIGITS = /^\d{1,15}$/;
+
+/** tchar (RFC 9110 5.6.2): the bytes of a method or a header name. */
+const TCHAR = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+  TCHAR[c.charCodeAt(0)] = 1;
+}
+
+/** The header names the router reads or leaves out, as small numbers (others are 0). */
+const H = {
+  other: 0,
+  host: 1,
+  cookie: 2,
+  expect: 3,
+  upgrade: 4,
+  connection: 5,
+  contentLength: 6,
+  transferEncoding: 7,
+  forwardedFor: 8,
+  keepAlive: 9,
+  /** Left out of what is forwarded, not read otherwise. */
+  dropped: 10,
+} as const;
+
+const NAMES: Array<[string, number]> = [
+  ["host", H.host],
+  ["cookie", H.cookie],
+  ["expect", H.expect],
+  ["upgrade", H.upgrade],
+  ["connection", H.connection],
+  ["content-length", H.contentLength],
+  ["transfer-encoding", H.transferEncoding],
+  ["x-forwarded-for", H.forwardedFor],
+  ["keep-alive", H.keepAlive],
+  ["proxy-connection", H.dropped],
+  ["te", H.dropped],
+  ["trailer", H.dropped],
+  ["x-forwarded-proto", H.dropped],
+  ["x-forwarded-host", H.dropped],
+  ["x-forwarded-port", H.dropped],
+  ["x-real-ip", H.dropped],
+];
+/** NAMES by length, as bytes: a header's name is compared only with those of its length. */
+const BY_LENGTH: Array<Array<[Uint8Array, number]>> = [];
+for (const [name, id] of NAMES) {
+  (BY_LENGTH[name.length] ??= []).push([Buffer.from(name, "latin1"), id]);
+}
 
 /** Request headers that belong to one connection (RFC 9110 7.6.1), and those the router sets. */
-const DROP_REQUEST = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "te",
-  "trailer",
-  "upgrade",
-  "expect",
-  "x-forwarded-for",
-  "x-forwarded-proto",
-  "x-forwarded-host",
-  "x-forwarded-port",
-  "x-real-ip",
+const DROP_REQUEST = new Set<number>([
+  H.connection,
+  H.keepAlive,
+  H.dropped,
+  H.upgrade,
+  H.expect,
+  H.forwardedFor,
 ]);
+/** Response headers that belong to one connection. */
 const DROP_RESPONSE = new Set([
   "connection",
   "keep-alive",
@@ -103,6 +144,19 @@ const DROP_RESPONSE = new Set([
   "upgrade",
 ]);
 
+/** Which of NAMES the header name at buf[a, a + n) is (case ignored), or H.other. */
+function headerId(buf: Buffer, a: number, n: number): number {
+  const candidates = BY_LENGTH[n];
+  if (candidates === undefined) return H.other;
+  next: for (const [name, id] of candidates) {
+    // A tchar ORed with 0x20 equals a lower-case letter or "-" only for that letter (either case)
+    // or "-" itself.
+    for (let i = 0; i < n; i++) if ((buf[a + i]! | 0x20) !== name[i]) continue next;
+    return id;
+  }
+  return H.other;
+}
+
 /** `s` without spaces and tabs at either end (String.trim also strips latin1's NBSP). */
 function trimOws(s: string): string {
   let a = 0;
@@ -110,6 +164,42 @@ function trimOws(s: string): string {
   while (a < b && (s.charCodeAt(a) === 32 || s.charCodeAt(a) === 9)) a++;
   while (b > a && (s.charCodeAt(b - 1) === 32 || s.charCodeAt(b - 1) === 9)) b--;
   return a === 0 && b === s.length ? s : s.slice(a, b);
+}
+
+const KEEP_ALIVE = Buffer.from("keep-alive", "latin1");
+const CLOSE = Buffer.from("close", "latin1");
+const TIMEOUT = Buffer.from("timeout=", "latin1");
+
+/**
+ * buf[a, e) is `lower` but for case. `lower` holds lower-case letters, "-" and "=" only: a byte
+ * ORed with 0x20 equals one of those only for that character (or a control character, which no
+ * checked name or value holds).
+ */
+function sameLower(buf: Buffer, a: number, e: number, lower: Uint8Array): boolean {
+  if (e - a !== lower.length) return false;
+  for (let i = 0; i < lower.length; i++) if ((buf[a + i]! | 0x20) !== lower[i]) return false;
+  return true;
+}
+
+/** The tokens of a Connection value at buf[vs, ve), in lower case. */
+function connectionTokens(buf: Buffer, vs: number, ve: number): string[] {
+  if (sameLower(buf, vs, ve, KEEP_ALIVE)) return ["keep-alive"];
+  if (sameLower(buf, vs, ve, CLOSE)) return ["close"];
+  return tokens(buf.toString("latin1", vs, ve));
+}
+
+/** The `timeout=N` of a Keep-Alive value at buf[vs, ve) (at its start or after `,`, `;` or white space), or -1. */
+function keepAliveTimeout(buf: Buffer, vs: number, ve: number): number {
+  for (let p = vs; p + 8 < ve; p++) {
+    const c = p > vs ? buf[p - 1]! : 44;
+    if (c !== 44 && c !== 59 && c !== 32 && c !== 9) continue;
+    if (!sameLower(buf, p, p + 8, TIMEOUT)) continue;
+    let n = 0;
+    let q = p + 8;
+    while (q < ve && buf[q]! >= 48 && buf[q]! <= 57) n = n * 10 + buf[q++]! - 48;
+    if (q > p + 8) return n;
+  }
+  return -1;
 }
 
 function tokens(list: string): string[] {
@@ -122,14 +212,14 @@ function tokens(list: string): string[] {
 }
 
 /**
- * The head's lines (without the blank line), or null while the head is incomplete; `start` skips
- * empty lines a client may send between requests (RFC 9112 2.2).
+ * Where the head starts and where its blank line is, or null while the head is incomplete;
+ * `start` skips empty lines a client may send between requests (RFC 9112 2.2).
  */
-function headLines(
+function headBounds(
   buf: Buffer,
   max: number,
   tooLarge: number,
-): { lines: string[]; length: number } | null {
+): { start: number; end: number } | null {
   let start = 0;
   while (start + 1 < buf.length && buf[start] === 13 && buf[start + 1] === 10) start += 2;
   const end = buf.indexOf(CRLF2, start);
@@ -138,49 +228,110 @@ function headLines(
     return null;
   }
   if (end + 4 - start > max) throw new HttpParseError(tooLarge, "message head too large");
-  return { lines: buf.toString("latin1", start, end).split("\r\n"), length: end + 4 };
-}
-
-/** One header line split into its name and value; throws on a malformed one. */
-function headerLine(line: string, status: number): [string, string] {
-  const colon = line.indexOf(":");
-  const name = colon > 0 ? line.slice(0, colon) : "";
-  if (!TOKEN.test(name)) {
-    throw new HttpParseError(status, `malformed header line "${line.slice(0, 40)}"`);
-  }
-  const value = trimOws(line.slice(colon + 1));
-  if (BAD_VALUE.test(value)) {
-    throw new HttpParseError(status, `invalid character in header ${name}`);
-  }
-  return [name, value];
-}
-
-function contentLength(value: string, seen: number, status: number): number {
-  if (seen >= 0) throw new HttpParseError(status, "more than one Content-Length");
-  if (!DIGITS.test(value)) throw new HttpParseError(status, `invalid Content-Length "${value}"`);
-  return Number(value);
+  return { start, end };
 }
 
 /**
+ * Reads the header line at `a` (the head's lines all end in CRLF, the last one at the blank
+ * line) into `out` (the 5 numbers of RequestHead.lines): the name must be a token right before
+ * the colon, the value free of control characters but HTAB (a bare CR or LF included).
+ */
+function headerLine(buf: Buffer, a: number, out: number[], status: number): void {
+  let i = a;
+  while (TCHAR[buf[i]!] === 1) i++;
+  if (i === a || buf[i] !== 58) {
+    let e = buf.indexOf("\r\n", a, "latin1");
+    if (e < 0 || e - a > 40) e = a + 40;
+    throw new HttpParseError(status, `malformed header line "${buf.toString("latin1", a, e)}"`);
+  }
+  const colon = i++;
+  while (buf[i] === 32 || buf[i] === 9) i++;
+  const vs = i;
+  let ve = i;
+  for (;;) {
+    const c = buf[i]!;
+    if (c === 13 && buf[i + 1] === 10) break;
+    if ((c < 32 && c !== 9) || c === 127) {
+      const name = buf.toString("latin1", a, colon);
+      throw new HttpParseError(status, `invalid character in header ${name}`);
+    }
+    i++;
+    if (c !== 32 && c !== 9) ve = i;
+  }
+  out.push(a, colon, vs, ve, i + 2);
+}
+
+/** A Content-Length value at buf[vs, ve): one decimal number of at most 15 digits. */
+function contentLength(buf: Buffer, vs: number, ve: number, seen: number, status: number): number {
+  if (seen >= 0) throw new HttpParseError(status, "more than one Content-Length");
+  let n = 0;
+  const ok = ve > vs && ve - vs <= 15;
+  for (let i = vs; ok && i < ve; i++) {
+    const d = buf[i]! - 48;
+    if (d < 0 || d > 9) {
+      n = -1;
+      break;
+    }
+    n = n * 10 + d;
+  }
+  if (!ok || n < 0) {
+    const value = buf.toString("latin1", vs, ve);
+    throw new HttpParseError(status, `invalid Content-Length "${value}"`);
+  }
+  return n;
+}
+
+const malformedRequestLine = () => new HttpParseError(400, "malformed request line");
+
+/**
  * Parses the request head at the start of `buf`: null while it is incomplete; throws an
- * HttpParseError (status 400, 431 or 505) for one the router must refuse.
+ * HttpParseError (status 400, 431 or 505) for one the router must refuse. Only the values the
+ * router reads become strings; the head's bytes stay in `buf` (`raw`) for forwarding.
  */
 export function parseRequestHead(buf: Buffer, maxHeadBytes: number): RequestHead | null {
-  const head = headLines(buf, maxHeadBytes, 431);
-  if (head === null) return null;
-  const { lines } = head;
-  const m = REQUEST_LINE.exec(lines[0]!);
-  if (m === null) throw new HttpParseError(400, "malformed request line");
-  if (m[3] !== "1" || (m[4] !== "0" && m[4] !== "1")) {
-    throw new HttpParseError(505, `HTTP/${m[3]}.${m[4]} is not supported`);
+  const bounds = headBounds(buf, maxHeadBytes, 431);
+  if (bounds === null) return null;
+  const { start, end } = bounds;
+  // method SP request-target SP HTTP/d.d CRLF
+  let i = start;
+  while (TCHAR[buf[i]!] === 1) i++;
+  if (i === start || buf[i] !== 32) throw malformedRequestLine();
+  const method = buf.toString("latin1", start, i);
+  const ts = ++i;
+  while (i < end && buf[i]! >= 0x21 && buf[i]! <= 0x7e) i++;
+  if (i === ts || buf[i] !== 32) throw malformedRequestLine();
+  const target = buf.toString("latin1", ts, i);
+  i++;
+  const major = buf[i + 5]! - 48;
+  const minor = buf[i + 7]! - 48;
+  if (
+    i + 8 > end ||
+    buf[i] !== 72 || // HTTP/
+    buf[i + 1] !== 84 ||
+    buf[i + 2] !== 84 ||
+    buf[i + 3] !== 80 ||
+    buf[i + 4] !== 47 ||
+    !(major >= 0 && major <= 9) ||
+    buf[i + 6] !== 46 ||
+    !(minor >= 0 && minor <= 9) ||
+    buf[i + 8] !== 13 ||
+    buf[i + 9] !== 10
+  ) {
+    throw malformedRequestLine();
+  }
+  if (major !== 1 || minor > 1) {
+    throw new HttpParseError(505, `HTTP/${major}.${minor} is not supported`);
   }
   const h: RequestHead = {
-    method: m[1]!,
-    target: m[2]!,
-    minor: m[4] === "1" ? 1 : 0,
-    headLength: head.length,
-    headers: [],
-    names: [],
+    method,
+    target,
+    minor,
+    headLength: end + 4,
+    raw: buf,
+    start,
+    end: end + 2,
+    lines: [],
+    rewrite: false,
     host: undefined,
     cookie: undefined,
     upgrade: undefined,
@@ -192,38 +343,51 @@ export function parseRequestHead(buf: Buffer, maxHeadBytes: number): RequestHead
     keepAlive: false,
     isUpgrade: false,
   };
-  for (let i = 1; i < lines.length; i++) {
-    const [name, value] = headerLine(lines[i]!, 400);
-    const lower = name.toLowerCase();
-    h.headers.push(name, value);
-    h.names.push(lower);
-    switch (lower) {
-      case "host":
+  const lines = h.lines;
+  let pos = i + 10;
+  while (pos < end + 2) {
+    headerLine(buf, pos, lines, 400);
+    const k = lines.length - 5;
+    const a = lines[k]!;
+    const vs = lines[k + 2]!;
+    const ve = lines[k + 3]!;
+    pos = lines[k + 4]!;
+    const id = headerId(buf, a, lines[k + 1]! - a);
+    if (id === H.other) continue;
+    if (DROP_REQUEST.has(id)) h.rewrite = true;
+    switch (id) {
+      case H.host:
         if (h.host !== undefined) throw new HttpParseError(400, "more than one Host");
-        h.host = value;
+        h.host = buf.toString("latin1", vs, ve);
         break;
-      case "content-length":
-        h.contentLength = contentLength(value, h.contentLength, 400);
+      case H.contentLength:
+        h.contentLength = contentLength(buf, vs, ve, h.contentLength, 400);
         break;
-      case "transfer-encoding":
+      case H.transferEncoding: {
+        const value = buf.toString("latin1", vs, ve);
         h.transferEncoding =
           h.transferEncoding === undefined ? value : `${h.transferEncoding}, ${value}`;
         break;
-      case "connection":
-        h.connection.push(...tokens(value));
+      }
+      case H.connection:
+        h.connection.push(...connectionTokens(buf, vs, ve));
         break;
-      case "upgrade":
-        h.upgrade = value;
+      case H.upgrade:
+        h.upgrade = buf.toString("latin1", vs, ve);
         break;
-      case "cookie":
+      case H.cookie: {
+        const value = buf.toString("latin1", vs, ve);
         h.cookie = h.cookie === undefined ? value : `${h.cookie}; ${value}`;
         break;
-      case "expect":
-        h.expectContinue = value.toLowerCase() === "100-continue";
+      }
+      case H.expect:
+        h.expectContinue = buf.toString("latin1", vs, ve).toLowerCase() === "100-continue";
         break;
-      case "x-forwarded-for":
+      case H.forwardedFor: {
+        const value = buf.toString("latin1", vs, ve);
         h.forwardedFor = h.forwardedFor === undefined ? value : `${h.forwardedFor}, ${value}`;
         break;
+      }
     }
   }
   if (h.minor === 1 && h.host === undefined) throw new HttpParseError(400, "no Host header");
@@ -246,6 +410,19 @@ export function parseRequestHead(buf: Buffer, maxHeadBytes: number): RequestHead
   return h;
 }
 
+/** The request's headers in order as [name, value, ...] (names as sent, values trimmed). */
+export function requestHeaders(h: RequestHead): string[] {
+  const out: string[] = [];
+  const l = h.lines;
+  for (let k = 0; k < l.length; k += 5) {
+    out.push(
+      h.raw.toString("latin1", l[k], l[k + 1]),
+      h.raw.toString("latin1", l[k + 2], l[k + 3]),
+    );
+  }
+  return out;
+}
+
 export interface ForwardInfo {
   /** The client's address. */
   clientIp: string;
@@ -254,19 +431,30 @@ export interface ForwardInfo {
 }
 
 /**
- * The head the router sends to a backend: the request line and headers as received, without
+ * The head the router sends to a backend: the request line and header lines as received, without
  * hop-by-hop headers (and those Connection names) and the X-Forwarded-* the router sets, then
  * X-Forwarded-For (the client appended), -Proto, -Host, -Port and X-Real-Ip; for an Upgrade
  * request, Connection: Upgrade and the Upgrade header. Content-Length and Transfer-Encoding stay:
  * the body passes through as it came.
  */
 export function forwardRequestHead(h: RequestHead, f: ForwardInfo): string {
-  let s = `${h.method} ${h.target} HTTP/1.${h.minor}\r\n`;
-  const named = h.connection;
-  for (let i = 0; i < h.names.length; i++) {
-    const lower = h.names[i]!;
-    if (DROP_REQUEST.has(lower) || (named.length > 0 && named.includes(lower))) continue;
-    s += `${h.headers[2 * i]!}: ${h.headers[2 * i + 1]!}\r\n`;
+  const raw = h.raw;
+  let s: string;
+  if (!h.rewrite) {
+    s = raw.toString("latin1", h.start, h.end);
+  } else {
+    const l = h.lines;
+    s = raw.toString("latin1", h.start, l.length > 0 ? l[0] : h.end);
+    const named = h.connection;
+    for (let k = 0; k < l.length; k += 5) {
+      const a = l[k]!;
+      const id = headerId(raw, a, l[k + 1]! - a);
+      if (DROP_REQUEST.has(id)) continue;
+      if (named.length > 0 && named.includes(raw.toString("latin1", a, l[k + 1]).toLowerCase())) {
+        continue;
+      }
+      s += raw.toString("latin1", a, l[k + 4]);
+    }
   }
   const ip = f.clientIp;
   s += `X-Forwarded-For: ${h.forwardedFor === undefined ? ip : `${h.forwardedFor}, ${ip}`}\r\n`;
@@ -282,52 +470,93 @@ export function forwardRequestHead(h: RequestHead, f: ForwardInfo): string {
  * HttpParseError (status 502) for a malformed or ambiguous one.
  */
 export function parseResponseHead(buf: Buffer, maxHeadBytes: number): ResponseHead | null {
-  const head = headLines(buf, maxHeadBytes, 502);
-  if (head === null) return null;
-  const { lines } = head;
-  const m = STATUS_LINE.exec(lines[0]!);
-  if (m === null) throw new HttpParseError(502, "malformed status line");
+  const bounds = headBounds(buf, maxHeadBytes, 502);
+  if (bounds === null) return null;
+  const { start, end } = bounds;
+  // HTTP/1.d SP 3DIGIT [SP reason] CRLF (the reason without control characters but HTAB)
+  const i = start;
+  const minor = buf[i + 7]! - 48;
+  const d0 = buf[i + 9]! - 48;
+  const d1 = buf[i + 10]! - 48;
+  const d2 = buf[i + 11]! - 48;
+  if (
+    i + 12 > end ||
+    buf.toString("latin1", i, i + 7) !== "HTTP/1." ||
+    (minor !== 0 && minor !== 1) ||
+    buf[i + 8] !== 32 ||
+    !(d0 >= 1 && d0 <= 9 && d1 >= 0 && d1 <= 9 && d2 >= 0 && d2 <= 9)
+  ) {
+    throw new HttpParseError(502, "malformed status line");
+  }
+  let e = i + 12;
+  if (buf[e] !== 13) {
+    if (buf[e] !== 32) throw new HttpParseError(502, "malformed status line");
+    for (;;) {
+      const c = buf[e]!;
+      if (c === 13 && buf[e + 1] === 10) break;
+      if ((c < 32 && c !== 9) || c === 127) throw new HttpParseError(502, "malformed status line");
+      e++;
+    }
+  } else if (buf[e + 1] !== 10) throw new HttpParseError(502, "malformed status line");
   const r: ResponseHead = {
-    status: Number(m[2]),
-    reason: m[3]!,
-    minor: m[1] === "1" ? 1 : 0,
-    headLength: head.length,
+    status: d0 * 100 + d1 * 10 + d2,
+    reason: e === i + 12 ? "" : buf.toString("latin1", i + 12, e),
+    minor,
+    headLength: end + 4,
     kept: "",
     contentLength: -1,
     chunked: false,
-    close: m[1] !== "1",
+    close: minor !== 1,
     keepAliveTimeout: -1,
   };
   let te: string | undefined;
   let connection: string[] | undefined;
-  const names: string[] = [];
-  const values: string[] = [];
-  for (let i = 1; i < lines.length; i++) {
-    const [name, value] = headerLine(lines[i]!, 502);
-    const lower = name.toLowerCase();
-    switch (lower) {
-      case "content-length":
-        r.contentLength = contentLength(value, r.contentLength, 502);
+  const lines: number[] = [];
+  /** Per line: passed on (1) or not (0). */
+  const keep: number[] = [];
+  let dropped = false;
+  let pos = e + 2;
+  while (pos < end + 2) {
+    headerLine(buf, pos, lines, 502);
+    const k = lines.length - 5;
+    const a = lines[k]!;
+    const vs = lines[k + 2]!;
+    const ve = lines[k + 3]!;
+    pos = lines[k + 4]!;
+    const id = headerId(buf, a, lines[k + 1]! - a);
+    let drop = false;
+    switch (id) {
+      case H.contentLength:
+        r.contentLength = contentLength(buf, vs, ve, r.contentLength, 502);
         break;
-      case "transfer-encoding":
+      case H.transferEncoding: {
+        const value = buf.toString("latin1", vs, ve);
         te = te === undefined ? value : `${te}, ${value}`;
         break;
-      case "connection": {
-        const t = tokens(value);
+      }
+      case H.connection: {
+        const t = connectionTokens(buf, vs, ve);
         connection = connection === undefined ? t : connection.concat(t);
         if (t.includes("close")) r.close = true;
         else if (t.includes("keep-alive")) r.close = false;
+        drop = true;
         break;
       }
-      case "keep-alive": {
-        const km = /(?:^|[,;\s])timeout=(\d+)/i.exec(value);
-        if (km) r.keepAliveTimeout = Number(km[1]);
+      case H.keepAlive: {
+        const t = keepAliveTimeout(buf, vs, ve);
+        if (t >= 0) r.keepAliveTimeout = t;
+        drop = true;
         break;
       }
+      case H.upgrade:
+        drop = true;
+        break;
+      case H.dropped:
+        drop = DROP_RESPONSE.has(buf.toString("latin1", a, lines[k + 1]).toLowerCase());
+        break;
     }
-    if (DROP_RESPONSE.has(lower)) continue;
-    names.push(lower);
-    values.push(`${name}: ${value}\r\n`);
+    keep.push(drop ? 0 : 1);
+    if (drop) dropped = true;
   }
   if (te !== undefined) {
     if (r.contentLength >= 0) {
@@ -338,12 +567,33 @@ export function parseResponseHead(buf: Buffer, maxHeadBytes: number): ResponseHe
     r.chunked = codings[codings.length - 1] === "chunked";
     if (!r.chunked) r.close = true;
   }
-  let kept = "";
-  for (let i = 0; i < values.length; i++) {
-    if (connection !== undefined && connection.includes(names[i]!)) continue;
-    kept += values[i]!;
+  if (connection !== undefined) {
+    // Headers that Connection names are hop-by-hop too.
+    for (let k = 0; k < lines.length; k += 5) {
+      if (keep[k / 5] === 0) continue;
+      const name = buf.toString("latin1", lines[k], lines[k + 1]).toLowerCase();
+      if (connection.includes(name)) {
+        keep[k / 5] = 0;
+        dropped = true;
+      }
+    }
   }
-  r.kept = kept;
+  if (lines.length === 0) r.kept = "";
+  else if (!dropped) r.kept = buf.toString("latin1", lines[0], end + 2);
+  else {
+    // Runs of kept lines, each as one slice.
+    let kept = "";
+    for (let k = 0; k < lines.length;) {
+      if (keep[k / 5] === 0) {
+        k += 5;
+        continue;
+      }
+      const a = lines[k]!;
+      while (k < lines.length && keep[k / 5] === 1) k += 5;
+      kept += buf.toString("latin1", a, lines[k - 1]);
+    }
+    r.kept = kept;
+  }
   return r;
 }
 

@@ -4,6 +4,11 @@
 // and an idle one is not used after a while (never later than the backend's own Keep-Alive
 // timeout says, less a second). Each connection reports its bytes and events to the exchange that owns it
 // at the moment; an idle connection that receives bytes or closes is dropped.
+//
+// Backend sockets read into one buffer shared by all of them (net's `onread`), not through the
+// socket's Readable stream: no Buffer allocated, pushed and emitted per read. The bytes handed to
+// `onUpData` are only valid during that call: an owner that keeps them (or a write that may queue
+// them) copies them first.
 
 import { createConnection, type Socket } from "node:net";
 
@@ -11,6 +16,7 @@ import { createConnection, type Socket } from "node:net";
 export interface ConnOwner {
   /** Handed a connection (maybe still connecting: writes are queued until it is). */
   onUp(conn: BackendConn): void;
+  /** Bytes from the backend, in the shared read buffer: valid only during the call. */
   onUpData(data: Buffer): void;
   /** The backend ended its side. */
   onUpEnd(): void;
@@ -23,6 +29,12 @@ export interface PoolOptions {
   /** How long an idle connection stays open at most. */
   idleMs: number;
 }
+
+/**
+ * The read buffer of every backend socket. Reads run one at a time on the event loop and each is
+ * handled (written on or copied) before the next, so one buffer serves them all.
+ */
+const READ_BUF = Buffer.allocUnsafe(64 * 1024);
 
 export class BackendConn {
   owner: ConnOwner | null = null;
@@ -94,6 +106,9 @@ export class BackendPool {
       return;
     }
     c.reused = true;
+    // The exchange may have paused it for a slow client: the next one (or the pool, to see the
+    // backend close an idle connection) needs it reading.
+    if (c.sock.isPaused()) c.sock.resume();
     const next = this.waiting.shift();
     if (next !== undefined) {
       this.give(c, next);
@@ -129,15 +144,26 @@ export class BackendPool {
   }
 
   private open(): BackendConn {
-    const sock = createConnection({ host: this.host, port: this.port, noDelay: true });
-    const c = new BackendConn(sock, this);
+    // `c` is assigned before the socket can read: the callback runs on a later tick.
+    // eslint-disable-next-line prefer-const
+    let c: BackendConn;
+    const sock = createConnection({
+      host: this.host,
+      port: this.port,
+      noDelay: true,
+      onread: {
+        buffer: READ_BUF,
+        callback: (n: number, buf: Uint8Array) => {
+          if (c.owner !== null) c.owner.onUpData((buf as Buffer).subarray(0, n));
+          else sock.destroy();
+          return true;
+        },
+      },
+    });
+    c = new BackendConn(sock, this);
     this.count++;
     sock.once("connect", () => {
       c.connecting = false;
-    });
-    sock.on("data", (d: Buffer) => {
-      if (c.owner !== null) c.owner.onUpData(d);
-      else sock.destroy();
     });
     sock.on("end", () => c.owner?.onUpEnd());
     sock.on("error", (err) => c.owner?.onUpError(err));

@@ -640,7 +640,8 @@ class ClientConn implements ConnOwner {
         return;
       }
       if (r === null) {
-        this.rbuf = data;
+        // `d` is the pool's read buffer, reused by the next read.
+        this.rbuf = data === d ? Buffer.from(d) : data;
         return;
       }
       this.rbuf = undefined;
@@ -733,7 +734,8 @@ class ClientConn implements ConnOwner {
     const end = this.bodyPart(d, start);
     if (end < 0) return;
     if (end > start) {
-      const ok = this.sock.write(start === 0 && end === d.length ? d : d.subarray(start, end));
+      // A copy: `d` is the pool's read buffer, and the socket may queue what it cannot send now.
+      const ok = this.sock.write(Buffer.from(d.subarray(start, end)));
       if (!ok) this.up?.sock.pause();
     }
     if (this.respDone) this.respEnd();
