@@ -20,7 +20,7 @@ import { bytesEqual } from "./bytes.js";
 import { Cluster, clientUrlsFor } from "./cluster.js";
 import type { Route } from "./route.js";
 import { WebsocketListener } from "./websocket.js";
-import { readInto, READ_BUFFER_SIZE } from "./readinto.js";
+import { readBufferSize, readInto } from "./readinto.js";
 import {
   acceptTls,
   certIdentities,
@@ -215,7 +215,7 @@ export class Server implements AccountRouter, SysReqServer {
     const tls = mapped ? this.mapped!.tls : this.tls;
     const c = new Client(this, this.newCid(), socket);
     if (tls === null) {
-      this.readBuf ??= Buffer.allocUnsafe(READ_BUFFER_SIZE);
+      this.readBuf ??= Buffer.allocUnsafe(readBufferSize(this.opts.maxPending));
       const fast = readInto(socket, this.readBuf, (chunk) => this.onClientData(c, chunk));
       if (fast !== null) c.socket = socket = fast;
       else socket.on("data", (chunk: Buffer) => this.onClientData(c, chunk));

@@ -6,11 +6,11 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
 import { once } from "node:events";
-import { readInto, READ_BUFFER_SIZE } from "../../src/nats/readinto.js";
+import { MAX_READ, MIN_READ, readBufferSize, readInto } from "../../src/nats/readinto.js";
 import { checkFor, useServer } from "../helpers/servers.js";
 
 test("readInto: reads land in the given buffer; pause, resume, write and close work", async (t) => {
-  const buffer = Buffer.alloc(READ_BUFFER_SIZE);
+  const buffer = Buffer.alloc(MIN_READ);
   const chunks: string[] = [];
   const arenas = new Set<ArrayBufferLike>();
   let moved: net.Socket | null = null;
@@ -87,4 +87,11 @@ test("the server reads every plain TCP client into one buffer", async (t) => {
   await checkFor(5000, () => pongs === 4);
   assert.equal(srv.inMsgs, 4);
   assert.equal(arenas.size, 1, "all reads of both clients landed in the same memory");
+});
+
+test("readBufferSize: 256 KiB reads, but no more than an eighth of max_pending, nor under 64 KiB", () => {
+  assert.equal(readBufferSize(64 * 1024 * 1024), MAX_READ);
+  assert.equal(readBufferSize(1024 * 1024), 128 * 1024);
+  assert.equal(readBufferSize(256 * 1024), MIN_READ);
+  assert.equal(MAX_READ, 256 * 1024);
 });
