@@ -13,7 +13,7 @@ import type {
 } from "./nats-load.js";
 import { Worker } from "./procs.js";
 import type { Row, Suite, SuiteContext, SuiteResult, Unit } from "./report.js";
-import { cpuSnapshot, otherLoad, residentBytes, sampleRss } from "./procfs.js";
+import { cpuSnapshot, otherLoad, processCpuSeconds, residentBytes, sampleRss } from "./procfs.js";
 import { openConnection } from "./nats-proto.js";
 import { makeCerts, type Certs } from "../test/helpers/certs.js";
 import {
@@ -87,11 +87,39 @@ const ROWS: Array<Omit<Row, "values">> = [
     unit: "conns/s",
     better: "higher",
   },
+  ...cpuRows(),
   { id: "rss-idle", label: "RSS, no clients", unit: "bytes", better: "lower" },
   { id: "rss-1000", label: "RSS, 1,000 idle clients", unit: "bytes", better: "lower" },
   { id: "rss-pubsub-16", label: "RSS peak during pub→sub 16 B", unit: "bytes", better: "lower" },
   { id: "rss-pubsub-1024", label: "RSS peak during pub→sub 1 KiB", unit: "bytes", better: "lower" },
 ];
+
+/**
+ * Server CPU time (user + system, /proc/PID/stat) per message published, for each throughput
+ * row: a second figure that other load on the machine changes much less than the rates.
+ */
+function cpuRows(): Array<Omit<Row, "values">> {
+  const of: Array<[string, string]> = [
+    ["pub-16", "pub only, 16 B"],
+    ["pub-1024", "pub only, 1 KiB"],
+    ["pubsub-16", "pub→sub, 16 B"],
+    ["pubsub-1024", "pub→sub, 1 KiB"],
+    ["ws-pubsub-16", "pub→sub over WebSocket, 16 B"],
+    ["ws-pubsub-1024", "pub→sub over WebSocket, 1 KiB"],
+    ["tls-pubsub-16", "TLS pub→sub, 16 B"],
+    ["tls-pubsub-1024", "TLS pub→sub, 1 KiB"],
+  ];
+  return of.map(([id, label]) => ({
+    id: `${id}-cpu`,
+    label: `server CPU per message, ${label}`,
+    unit: "ns",
+    better: "lower",
+  }));
+}
+
+/** Server CPU nanoseconds per message from a reading taken before the run. */
+const cpuPerMsg = (pid: number, cpu0: number, msgs: number) =>
+  msgs > 0 ? ((processCpuSeconds(pid) - cpu0) * 1e9) / msgs : 0;
 
 /** Forks a load generator, gives it its job and waits until it is connected. */
 export async function worker(job: Job, name: string): Promise<Worker> {
@@ -130,12 +158,16 @@ const resultTimeout = (p: LoadParams) => p.durationMs + 30_000;
 function pubOnly(size: number): Scenario {
   return {
     name: `pub only ${size} B`,
-    rows: [`pub-${size}`],
+    rows: [`pub-${size}`, `pub-${size}-cpu`],
     async run(server, p) {
       const pub = await publisher(server, p, "bench.pub", size);
+      const cpu0 = processCpuSeconds(server.pid);
       pub.send({ cmd: "go" });
       const r = await pub.next<PubResult>("result", resultTimeout(p));
-      return { [`pub-${size}`]: r.sent / ((r.endNs - r.startNs) / 1e9) };
+      return {
+        [`pub-${size}`]: r.sent / ((r.endNs - r.startNs) / 1e9),
+        [`pub-${size}-cpu`]: cpuPerMsg(server.pid, cpu0, r.sent),
+      };
     },
   };
 }
@@ -153,9 +185,10 @@ function pubSub(
   ws = false,
 ): Scenario {
   const name = subs === 1 ? `pub→sub ${size} B` : `fan-out 1→${subs} ${size} B`;
+  const cpuRow = ROWS.some((r) => r.id === `${rowId}-cpu`) ? `${rowId}-cpu` : null;
   return {
     name: ws ? `${name} over WebSocket` : name,
-    rows: rssRow ? [rowId, rssRow] : [rowId],
+    rows: [rowId, ...(cpuRow ? [cpuRow] : []), ...(rssRow ? [rssRow] : [])],
     websocket: ws,
     async run(server, p, note) {
       const subject = "bench.fan";
@@ -184,12 +217,15 @@ function pubSub(
       const rss = sampleRss(server.pid, 50);
       let rate: number;
       let peak: number;
+      const cpu0 = processCpuSeconds(server.pid);
+      const counts = { sent: 0 };
       try {
-        rate = await timeDelivery(pub, subWorkers, subs, p, note);
+        rate = await timeDelivery(pub, subWorkers, subs, p, note, counts);
       } finally {
         peak = rss.stop();
       }
       const out: Metrics = { [rowId]: rate };
+      if (cpuRow) out[cpuRow] = cpuPerMsg(server.pid, cpu0, counts.sent);
       if (rssRow) out[rssRow] = peak;
       return out;
     },
@@ -211,9 +247,12 @@ export async function timeDelivery(
   subs: number,
   p: LoadParams,
   _note: (s: string) => void,
+  /** Filled with the number of messages published. */
+  counts?: { sent: number },
 ): Promise<number> {
   pub.send({ cmd: "go" });
   const sent = (await pub.next<PubResult>("result", resultTimeout(p))).sent;
+  if (counts) counts.sent = sent;
   for (const w of subWorkers) w.send({ cmd: "finish", expected: sent });
   const results = await Promise.all(subWorkers.map((w) => w.next<SubResult>("result", 30_000)));
   const conns: SubConnResult[] = results.flatMap((r) => r.conns);
@@ -474,6 +513,7 @@ function fmt(v: number, unit: Unit): string {
   if (unit === "msgs/s") return `${(v / 1e6).toFixed(2)}M/s`;
   if (unit === "conns/s") return `${v.toFixed(0)}/s`;
   if (unit === "us") return `${v.toFixed(0)}µs`;
+  if (unit === "ns") return `${v.toFixed(0)}ns`;
   if (unit === "bytes") return `${(v / 1048576).toFixed(1)}MiB`;
   return String(v);
 }

@@ -3,7 +3,8 @@
 // notes under it, and the same data as JSON together with a description of the machine.
 import os from "node:os";
 
-export type Unit = "msgs/s" | "req/s" | "conns/s" | "Mbit/s" | "us" | "ms" | "s" | "bytes" | "text";
+export type Unit =
+  "msgs/s" | "req/s" | "conns/s" | "Mbit/s" | "ns" | "us" | "ms" | "s" | "bytes" | "text";
 
 export interface Row {
   id: string;
@@ -71,6 +72,7 @@ const UNIT_LABEL: Record<Unit, string> = {
   "msgs/s": "msgs/s",
   "req/s": "req/s",
   "conns/s": "conns/s",
+  ns: "ns",
   "Mbit/s": "Mbit/s",
   us: "µs",
   ms: "ms",
@@ -90,6 +92,8 @@ export function formatValue(v: number | string | undefined, unit: Unit): string 
       return v.toFixed(0);
     case "conns/s":
     case "Mbit/s":
+      return v.toFixed(0);
+    case "ns":
       return v.toFixed(0);
     case "us":
       return v < 10 ? v.toFixed(1) : v.toFixed(0);

@@ -626,7 +626,9 @@ export class Parser {
 
   private holdSplitArg(buf: Buffer, len: number): void {
     if (this.argBuf === null) {
-      this.argBuf = Buffer.allocUnsafe(Math.min(this.maxControlLine + 2, 4096 + 2));
+      // Small enough to come from Node's buffer pool (a split line is held once per read by a
+      // busy publisher); appendArg grows it for a longer line.
+      this.argBuf = Buffer.allocUnsafe(Math.min(this.maxControlLine + 2, 256));
       this.argLen = 0;
       this.appendArg(buf, this.argStart, len);
     } else {

@@ -26,6 +26,7 @@ import { bytesEqual } from "./bytes.js";
 import { Cluster, clientUrlsFor } from "./cluster.js";
 import type { Route } from "./route.js";
 import { WebsocketListener } from "./websocket.js";
+import { readBufferSize, readInto } from "./readinto.js";
 import {
   acceptTls,
   certIdentities,
@@ -106,6 +107,8 @@ export class Server implements AccountRouter, SysReqServer {
   private timers: NodeJS.Timeout[] = [];
   private shuttingDown = false;
   private lastSubjectBuf = Buffer.alloc(256);
+  /** What plain TCP clients' reads land in, one after another (readinto.ts); made on first use. */
+  private readBuf: Buffer | null = null;
   private lastSubjectLen = -1;
   private lastSubject = "";
   private readyResolve!: () => void;
@@ -215,9 +218,14 @@ export class Server implements AccountRouter, SysReqServer {
       return;
     }
     if (mapped) this.mapped!.sockets.add(socket);
-    const c = new Client(this, this.newCid(), socket);
     const tls = mapped ? this.mapped!.tls : this.tls;
-    if (tls === null) socket.on("data", (chunk: Buffer) => this.onClientData(c, chunk));
+    const c = new Client(this, this.newCid(), socket);
+    if (tls === null) {
+      this.readBuf ??= Buffer.allocUnsafe(readBufferSize(this.opts.maxPending));
+      const fast = readInto(socket, this.readBuf, (chunk) => this.onClientData(c, chunk));
+      if (fast !== null) c.socket = socket = fast;
+      else socket.on("data", (chunk: Buffer) => this.onClientData(c, chunk));
+    }
     socket.on("drain", () => c.onDrain());
     socket.on("error", (err) => {
       this.log.debug(`${c.tag} - Client connection error: ${err.message}`);
