@@ -146,8 +146,9 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Task starts in flight at once; more wait their turn (see `startSlot`). */
-const CONCURRENT_STARTS = 8;
+/** Task starts in flight at once; more wait their turn (see `startSlot`). A docker task's start
+ * is mostly waiting on its engine: a stack of ten services starts in one go. */
+const CONCURRENT_STARTS = 16;
 
 export class Agent {
   private readonly local = new Map<string, Local>();
@@ -337,6 +338,9 @@ export class Agent {
     const dir = this.taskDir(t.id);
     mkdirSync(dir, { recursive: true });
     this.opts.report([{ taskId: t.id, state: "preparing", message: "preparing" }]);
+    // A task on networks waits for them without holding a start slot: the tasks whose
+    // networks are there meanwhile start.
+    if (t.networks && t.networks.length > 0) await this.networksReady;
     await this.startSlot();
     try {
       if (l.stopping || this.stopped) {
