@@ -38,6 +38,8 @@ export const OVERLAY_MTU = 1450;
 /** `ip netns exec NS` bind-mounts the files of /etc/netns/NS over /etc. */
 const NETNS_ETC = "/etc/netns";
 const NETNS_RUN = "/run/netns";
+/** The links of the daemon's network namespace (`ip netns exec` mounts its own sysfs). */
+const SYS_NET = "/sys/class/net";
 /** First line of the resolv.conf files this daemon writes: how it recognises its own. */
 const RESOLV_MARK = "# shoal overlay";
 const CMD_TIMEOUT_MS = 10_000;
@@ -535,11 +537,12 @@ export class Overlays {
     if (!existsSync(join(NETNS_RUN, ns))) {
       throw new OverlayError(OverlayErrorCode.BadNetwork, `no network namespace ${ns}`);
     }
-    const links = new Map((await this.links()).map((l) => [l.ifname, l]));
+    // The links of this namespace, looked up in its sysfs (no `ip` process per task).
+    const link = (name: string) => existsSync(join(SYS_NET, name));
     for (const { network, addr } of nets) {
       checkNetwork(network);
       parseCidr(addr, `address on ${network.name}`);
-      if (!links.has(this.names.bridge(network.vni))) {
+      if (!link(this.names.bridge(network.vni))) {
         if (!waited) {
           // A sync queued before may be making it.
           await this.queue;
@@ -563,7 +566,7 @@ export class Overlays {
         const dev = `eth${i}`;
         const [a] = parseCidr(addr, "task address");
         // A veth left by an earlier attach of the same task goes, with its peer.
-        if (links.has(veth)) await ipQuiet(this.ip, ["link", "del", veth]);
+        if (link(veth)) await ipQuiet(this.ip, ["link", "del", veth]);
         made.push(veth);
         this.attaching.add(veth);
         this.busyVeths?.add(veth);
