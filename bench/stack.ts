@@ -281,7 +281,10 @@ async function engineFloor(e: DockerEngine, k: number): Promise<number> {
     );
     return (performance.now() - t0) / 1000;
   } finally {
-    await Promise.all(made.map((id) => e.api(`/containers/${id}?force=1`, "DELETE")));
+    // A removal the engine is slow to answer does not lose the figure (the bed removes it).
+    await Promise.all(
+      made.map((id) => e.api(`/containers/${id}?force=1`, "DELETE").catch(() => undefined)),
+    );
   }
 }
 
