@@ -17,7 +17,9 @@
 // network. The redeploy adds an environment variable to svc0. A time runs from spawning the CLI
 // until the condition holds, polled through each side's API; after every run the stack is removed
 // (`stack rm`) and the bench waits until its containers and network are gone. Each row shows the
-// median over --stack-runs runs; the two sides take turns going first.
+// median over --stack-runs runs; the two sides take turns going first. After each round, the
+// engine alone: the ten containers created and started at once through its API (a note: the
+// floor under both sides).
 
 import { execFile } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -257,6 +259,35 @@ async function once(ctx: SuiteContext, t: Target, dir: string, stack: string): P
   }
 }
 
+/**
+ * The engine alone, as a floor: the stack's ten containers created and started at once through
+ * the Engine API (`NetworkMode: none`, as shoal's docker driver asks; the engine makes each its
+ * network namespace), without shoal or Swarm. Seconds until every one started; they are removed.
+ */
+async function engineFloor(e: DockerEngine, k: number): Promise<number> {
+  const made: string[] = [];
+  try {
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: SERVICES }, async (_, i) => {
+        const c = await e.api<{ Id: string }>(`/containers/create?name=floor${k}-${i}`, "POST", {
+          Image: IMAGE,
+          Cmd: ["sleep", "3600"],
+          HostConfig: { NetworkMode: "none", Init: true },
+        });
+        made.push(c.Id);
+        await e.api(`/containers/${c.Id}/start`, "POST");
+      }),
+    );
+    return (performance.now() - t0) / 1000;
+  } finally {
+    // A removal the engine is slow to answer does not lose the figure (the bed removes it).
+    await Promise.all(
+      made.map((id) => e.api(`/containers/${id}?force=1`, "DELETE").catch(() => undefined)),
+    );
+  }
+}
+
 const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const list = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(", ");
@@ -269,6 +300,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
   const notes: string[] = [];
   const params: Record<string, unknown> = { services: SERVICES, runs, pollMs: POLL_MS };
   const results: Record<string, Run[] | string> = { swarm: [], shoal: [] };
+  const floor: number[] = [];
 
   const why = ctx.options["skip-docker"] === true ? "--skip-docker" : dockerUnavailable();
   if (why !== null) {
@@ -305,6 +337,11 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
             notes.push(`${t.name} failed in run ${k}: ${errorText(err).split("\n").join(" | ")}`);
             results[id] = `failed: ${errorText(err).split("\n")[0]!.slice(0, 60)}`;
           }
+        }
+        try {
+          floor.push(await engineFloor(engine, k));
+        } catch (err) {
+          ctx.log(`stack (engine): failed: ${errorText(err)}`);
         }
       }
       notes.push(
@@ -355,6 +392,14 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
         `(the CLI returned after ${list(r.map((x) => x.redeployCli))})`,
     );
     params[`${id}Runs`] = r;
+  }
+  if (floor.length > 0) {
+    notes.push(
+      `The engine alone (a floor for both): ${SERVICES} containers like the stack's created and ` +
+        `started at once through the Engine API (NetworkMode none, as shoal's docker driver ` +
+        `asks), all started after ${median(floor).toFixed(2)} s (median; runs ${list(floor)})`,
+    );
+    params["engineFloor"] = floor;
   }
   const speedUps: string[] = [];
   for (const row of ["deploy", "redeploy"] as const) {

@@ -73,6 +73,7 @@ async function ensureFiles(
   kind: "secret" | "config",
   list: StackFile[],
 ): Promise<Map<string, string>> {
+  if (list.length === 0) return new Map();
   const existing = await call<SecretInfo[]>("GET", `/v1/${kind}s`);
   const ids = new Map(existing.map((x) => [x.name, x.id]));
   for (const x of list) {
@@ -105,6 +106,24 @@ export function withAutoscaledReplicas(cur: ServiceSpec, next: ServiceSpec): Ser
   return { ...next, mode: { replicated: { replicas } } };
 }
 
+/** One call of a deploy: what it says, and the call (resolves the service's id). */
+interface Step {
+  line: string;
+  run: () => Promise<string>;
+}
+
+/**
+ * Runs the steps at once (their lines first, in order); resolves their ids in order once all
+ * are done, or rejects with the error of the first that failed (in order) once all settled.
+ */
+async function inParallel(steps: Step[]): Promise<string[]> {
+  for (const s of steps) process.stdout.write(s.line);
+  const results = await Promise.allSettled(steps.map((s) => s.run()));
+  const failed = results.find((r) => r.status === "rejected");
+  if (failed) throw failed.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<string>).value);
+}
+
 export async function deploy(stack: string, o: DeployOptions): Promise<number> {
   const files = o.composeFile ?? [];
   if (files.length === 0)
@@ -118,8 +137,12 @@ export async function deploy(stack: string, o: DeployOptions): Promise<number> {
   });
   for (const w of converted.warnings) process.stderr.write(w + "\n");
 
-  // Networks first: external ones must exist, the stack's own are created when missing.
-  const existing = await call<NetworkInspect[]>("GET", "/v1/networks");
+  // Networks first: external ones must exist, the stack's own are created when missing. (The
+  // services are listed meanwhile.)
+  const [existing, services] = await Promise.all([
+    call<NetworkInspect[]>("GET", "/v1/networks"),
+    call<ServiceSummary[]>("GET", "/v1/services"),
+  ]);
   const ids = new Map(existing.map((n) => [n.Name, n.Id]));
   for (const n of converted.networks) {
     if (!n.external) continue;
@@ -139,23 +162,37 @@ export async function deploy(stack: string, o: DeployOptions): Promise<number> {
   const secretIds = await ensureFiles("secret", converted.secrets);
   const configIds = await ensureFiles("config", converted.configs);
 
-  const services = await call<ServiceSummary[]>("GET", "/v1/services");
   const byName = new Map(services.map((s) => [s.spec.name, s]));
-  const touched: string[] = [];
+  // The calls go out together (each its own store write on the manager), in file order; a
+  // service created with depends_on goes after them, one at a time as before, so that an
+  // optional dependency of the file exists when the manager first looks (depends.ts).
+  const now: Step[] = [];
+  const after: Step[] = [];
   for (const file of converted.services) {
     process.stderr.write(routeLabelWarnings(file));
     const cur = byName.get(file.name);
     const spec = cur ? withAutoscaledReplicas(cur.spec, file) : file;
     if (!cur) {
-      process.stdout.write(`Creating service ${spec.name}\n`);
-      touched.push((await call<{ id: string }>("POST", "/v1/services", { spec })).id);
+      (spec.dependsOn?.length ? after : now).push({
+        line: `Creating service ${spec.name}\n`,
+        run: async () => (await call<{ id: string }>("POST", "/v1/services", { spec })).id,
+      });
     } else if (
       specChanged(cur.spec, withFileIds(withNetworkIds(spec, ids), secretIds, configIds))
     ) {
-      process.stdout.write(`Updating service ${spec.name} (id: ${cur.id})\n`);
-      await call("POST", `/v1/services/${encodeURIComponent(cur.id)}/update`, { spec });
-      touched.push(cur.id);
+      now.push({
+        line: `Updating service ${spec.name} (id: ${cur.id})\n`,
+        run: async () => {
+          await call("POST", `/v1/services/${encodeURIComponent(cur.id)}/update`, { spec });
+          return cur.id;
+        },
+      });
     }
+  }
+  const touched = await inParallel(now);
+  for (const step of after) {
+    process.stdout.write(step.line);
+    touched.push(await step.run());
   }
   if (o.prune) {
     const keep = new Set(converted.services.map((s) => s.name));

@@ -146,8 +146,9 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Task starts in flight at once; more wait their turn (see `startSlot`). */
-const CONCURRENT_STARTS = 8;
+/** Task starts in flight at once; more wait their turn (see `startSlot`). A docker task's start
+ * is mostly waiting on its engine: a stack of ten services starts in one go. */
+const CONCURRENT_STARTS = 16;
 
 export class Agent {
   private readonly local = new Map<string, Local>();
@@ -164,15 +165,28 @@ export class Agent {
     this.networksReady = ready;
   }
 
-  /** A task's networks as its driver wires them; throws while one is not known here yet. */
-  private async overlayOf(t: Task): Promise<OverlayAttachment[]> {
-    if (!t.networks || t.networks.length === 0) return [];
-    await this.networksReady;
-    return t.networks.map((a) => {
-      const network = this.networks.get(a.networkId);
+  /**
+   * A task's networks as its driver wires them, and a promise that settles once the node has
+   * built them (the driver waits for it only to wire the task); throws while one is not known
+   * here yet, after the networks being built.
+   */
+  private async overlayOf(
+    t: Task,
+  ): Promise<{ overlay: OverlayAttachment[]; ready: Promise<void> }> {
+    const attached = t.networks ?? [];
+    if (attached.length === 0) return { overlay: [], ready: Promise.resolve() };
+    const find = () => attached.map((a) => this.networks.get(a.networkId));
+    let found = find();
+    if (found.some((n) => n === undefined)) {
+      await this.networksReady;
+      found = find();
+    }
+    const overlay = attached.map((a, i) => {
+      const network = found[i];
       if (!network) throw new Error(`network ${a.networkId} is not set up on this node yet`);
       return { network, addr: a.addr };
     });
+    return { overlay, ready: this.networksReady };
   }
   /** The data of the secrets and configs this node's tasks use, as last sent (task-files.ts). */
   private fileData: FileData = { secret: new Map(), config: new Map() };
@@ -357,7 +371,7 @@ export class Agent {
         return;
       }
       const spec = t.spec;
-      const overlay = await this.overlayOf(t);
+      const { overlay, ready } = await this.overlayOf(t);
       // Secrets and configs are on disk before the task starts (errors name them, never their data).
       const files = hasTaskFiles(spec)
         ? writeTaskFiles(taskFilesDir(this.opts.dataDir, t.id), spec, this.fileData)
@@ -454,7 +468,7 @@ export class Agent {
         stopSignal: spec.stopSignal,
         logMaxBytes: this.opts.logMaxBytes,
         ...(bridge ? { network: "bridge" as const } : {}),
-        ...(overlay.length > 0 ? { overlay } : {}),
+        ...(overlay.length > 0 ? { overlay, overlayReady: ready } : {}),
         ...(spec.mounts?.length
           ? { mounts: spec.mounts, volumesDir: join(this.opts.dataDir, "volumes") }
           : {}),

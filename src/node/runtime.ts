@@ -17,6 +17,7 @@ import type { Logger } from "../lib/log.js";
 import { SHOAL_VERSION } from "../lib/version.js";
 import { cidrHost } from "../lib/addr.js";
 import { TaskSampler } from "./metrics.js";
+import { NetworkSyncs } from "./network-syncs.js";
 import { NodeMetrics } from "./prometheus.js";
 
 export interface NodeRuntimeOptions {
@@ -79,10 +80,19 @@ export class NodeRuntime {
   /** The port the daemon serves this node's /metrics on (told to the managers). */
   metricsPort: number | undefined;
   private networksSig = "";
-  /** Network changes are applied one after the other. */
-  private networking: Promise<void> = Promise.resolve();
+  /** Network changes are applied one after the other (network-syncs.ts). */
+  private readonly networkSyncs: NetworkSyncs;
 
   constructor(readonly opts: NodeRuntimeOptions) {
+    const overlays = opts.drivers.overlays;
+    this.networkSyncs = new NetworkSyncs(
+      async (nets) => {
+        if (overlays) await overlays.sync(nets);
+        else if (nets.length > 0) opts.log.warn("this node cannot have overlay networks");
+        await opts.dns?.listenOn(nets.map((n) => cidrHost(n.nodeAddr)));
+      },
+      (err) => opts.log.warn(`setting up networks: ${err.message}`),
+    );
     const facts: NodeFacts = {
       engineVersion: SHOAL_VERSION,
       drivers: opts.drivers.names,
@@ -159,16 +169,7 @@ export class NodeRuntime {
     const sig = JSON.stringify(nets);
     if (sig === this.networksSig) return;
     this.networksSig = sig;
-    const overlays = this.opts.drivers.overlays;
-    const log = this.opts.log;
-    this.networking = this.networking
-      .then(async () => {
-        if (overlays) await overlays.sync(nets);
-        else if (nets.length > 0) log.warn("this node cannot have overlay networks");
-        await dns?.listenOn(nets.map((n) => cidrHost(n.nodeAddr)));
-      })
-      .catch((err: Error) => log.warn(`setting up networks: ${err.message}`));
-    this.agent.setNetworks(nets, this.networking);
+    this.agent.setNetworks(nets, this.networkSyncs.set(nets));
   }
 
   /** Adopts the tasks still running from before, then joins the control bus. */
@@ -184,7 +185,7 @@ export class NodeRuntime {
     this.sampler.stop();
     await this.session.stop();
     await this.agent.stop(stopTasks);
-    await this.networking;
+    await this.networkSyncs.idle();
     await this.opts.dns?.close();
     if (stopTasks) await this.opts.drivers.overlays?.removeAll();
   }

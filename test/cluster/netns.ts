@@ -826,7 +826,9 @@ export async function createTestBed(
   if (specs.length < 1 || specs.length > 200) {
     throw new TestBedError("BAD_NAME", `a test bed has 1 to 200 hosts, not ${specs.length}`);
   }
-  const prefix = opts.prefix ?? DEFAULT_PREFIX;
+  // SHOAL_TESTBED_PREFIX: a run that must keep its names apart from other runs' (several at
+  // once on one machine) names its beds itself.
+  const prefix = opts.prefix ?? process.env["SHOAL_TESTBED_PREFIX"] ?? DEFAULT_PREFIX;
   checkPrefix(prefix);
   const env = process.env["SHOAL_TESTBED"];
   const wanted =

@@ -591,9 +591,12 @@ export class DockerDriver implements Driver, LimitReporter, Reaper, Executor, Us
    */
   private async wire(spec: RunSpec, pid: number): Promise<string | undefined> {
     const ns = nsName(spec.taskId);
-    // A name an earlier, interrupted start of the task left would be taken.
-    await this.release(ns);
+    // A name an earlier, interrupted start of the task left would be taken. (Without the name,
+    // what that start wired went with its container's namespace, or attach replaces it.)
+    if (existsSync(join(NETNS_DIR, ns))) await this.release(ns);
     if (pid <= 0) return undefined;
+    // The container was made and started while the node built its networks.
+    await spec.overlayReady;
     try {
       await ipRun(this.opts.ipPath, ["netns", "attach", ns, String(pid)]);
     } catch (err) {

@@ -47,6 +47,12 @@ export interface RunSpec {
    */
   overlay?: OverlayAttachment[];
   /**
+   * Settles once the node has built those networks (never rejects): a driver wires the task
+   * after it, and may do what needs no network before (a container is created and started
+   * meanwhile). Absent: built already.
+   */
+  overlayReady?: Promise<void>;
+  /**
    * What the task sees at some of its paths (Docker's mounts). A bind's source is a path on the
    * node, a volume's the name of a volume kept on the node (created on first use, kept after the
    * task; "" = a new anonymous one). A driver that cannot rejects with ERR_MOUNTS_UNSUPPORTED; a

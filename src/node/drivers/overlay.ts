@@ -38,6 +38,8 @@ export const OVERLAY_MTU = 1450;
 /** `ip netns exec NS` bind-mounts the files of /etc/netns/NS over /etc. */
 const NETNS_ETC = "/etc/netns";
 const NETNS_RUN = "/run/netns";
+/** The links of the daemon's network namespace (`ip netns exec` mounts its own sysfs). */
+const SYS_NET = "/sys/class/net";
 /** First line of the resolv.conf files this daemon writes: how it recognises its own. */
 const RESOLV_MARK = "# shoal overlay";
 const CMD_TIMEOUT_MS = 10_000;
@@ -191,11 +193,14 @@ export class Overlays {
   private readonly bridgeBin: string;
   private readonly names: ReturnType<typeof overlayNames>;
   private readonly tag: string;
-  /** Settles when every call queued so far has. */
+  /** Settles when every sync queued so far has. */
   private queue: Promise<unknown> = Promise.resolve();
-  /** Settles when the last exclusive call queued (and all before it) has. */
-  private lastExclusive: Promise<unknown> = Promise.resolve();
   private warnedNoIptables = false;
+  /** The veths attach calls are making now (a sync running beside them leaves them alone). */
+  private readonly attaching = new Set<string>();
+  /** While a sync runs: every veth an attach was making since it started (its snapshot of the
+   * links may show one without its bridge even after the attach is done). */
+  private busyVeths: Set<string> | null = null;
 
   constructor(private readonly opts: OverlayOptions) {
     this.ip = opts.ipPath;
@@ -206,22 +211,11 @@ export class Overlays {
 
   /**
    * Runs a call that changes the networks themselves (bridges, VXLAN, rules) alone: after every
-   * call queued before it, and before any queued after it.
+   * sync queued before it, and before any queued after it.
    */
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const p = this.queue.then(fn, fn);
     this.queue = p.catch(() => undefined);
-    this.lastExclusive = this.queue;
-    return p;
-  }
-
-  /**
-   * Runs a call about one task's namespace (its own veths and resolv.conf) after the exclusive
-   * calls queued before it, but beside other tasks' calls: a stack's tasks are wired at once.
-   */
-  private shared<T>(fn: () => Promise<T>): Promise<T> {
-    const p = this.lastExclusive.then(fn, fn);
-    this.queue = Promise.all([this.queue, p.catch(() => undefined)]);
     return p;
   }
 
@@ -230,14 +224,20 @@ export class Overlays {
     return this.exclusive(() => this.doSync(networks));
   }
 
-  /** Wires the task namespace `ns` into its networks (synced before): eth0, eth1, ... */
+  /**
+   * Wires the task namespace `ns` into its networks (synced before): eth0, eth1, ... A call
+   * about one task's namespace (its own veths and resolv.conf) runs at once, beside other
+   * tasks' and beside a sync (which leaves the veths being made alone): a stack's tasks are
+   * wired while its VIP backends are synced. Only a network whose bridge is not there yet waits
+   * for the syncs queued before.
+   */
   attach(ns: string, nets: Array<{ network: NodeNetwork; addr: string }>): Promise<void> {
-    return this.shared(() => this.doAttach(ns, nets));
+    return this.doAttach(ns, nets, false);
   }
 
-  /** Removes the task's veths and its resolv.conf. */
+  /** Removes the task's veths and its resolv.conf (at once, as attach). */
   detach(ns: string): Promise<void> {
-    return this.shared(() => this.doDetach(ns));
+    return this.doDetach(ns);
   }
 
   /** Removes everything this daemon made (`shoal leave`). */
@@ -264,6 +264,19 @@ export class Overlays {
       seen.add(n.vni);
     }
     if (networks.length > 0) writeFileSync("/proc/sys/net/ipv4/ip_forward", "1");
+    const busy = new Set(this.attaching);
+    this.busyVeths = busy;
+    try {
+      await this.syncLinks(networks, busy);
+    } finally {
+      this.busyVeths = null;
+    }
+    await this.syncRules(networks);
+    this.sweepResolvConf(networks.length === 0);
+  }
+
+  /** Removes the links no longer wanted (but the veths in `busy`), makes the wanted ones. */
+  private async syncLinks(networks: NodeNetwork[], busy: Set<string>): Promise<void> {
     let links = await this.links();
     const wanted = new Set<string>();
     for (const n of networks) {
@@ -274,7 +287,9 @@ export class Overlays {
     // another network (the links are named by VNI).
     for (const l of links) {
       const isVeth = l.ifname.startsWith(this.names.vethPrefix);
-      const orphan = isVeth ? l.master === undefined || !wanted.has(l.master) : false;
+      // A veth an attach is making has no master for a moment: it is not an orphan.
+      const orphan =
+        isVeth && !busy.has(l.ifname) ? l.master === undefined || !wanted.has(l.master) : false;
       if ((!isVeth && !wanted.has(l.ifname)) || orphan) {
         await ipQuiet(this.ip, ["link", "del", l.ifname]);
         this.opts.log.info(`overlay: removed ${l.ifname}`);
@@ -283,8 +298,6 @@ export class Overlays {
     links = await this.links();
     const byName = new Map(links.map((l) => [l.ifname, l]));
     for (const n of networks) await this.syncNetwork(n, byName);
-    await this.syncRules(networks);
-    this.sweepResolvConf(networks.length === 0);
   }
 
   private async syncNetwork(n: NodeNetwork, byName: Map<string, LinkInfo>): Promise<void> {
@@ -519,15 +532,22 @@ export class Overlays {
   private async doAttach(
     ns: string,
     nets: Array<{ network: NodeNetwork; addr: string }>,
+    waited: boolean,
   ): Promise<void> {
     if (!existsSync(join(NETNS_RUN, ns))) {
       throw new OverlayError(OverlayErrorCode.BadNetwork, `no network namespace ${ns}`);
     }
-    const links = new Map((await this.links()).map((l) => [l.ifname, l]));
+    // The links of this namespace, looked up in its sysfs (no `ip` process per task).
+    const link = (name: string) => existsSync(join(SYS_NET, name));
     for (const { network, addr } of nets) {
       checkNetwork(network);
       parseCidr(addr, `address on ${network.name}`);
-      if (!links.has(this.names.bridge(network.vni))) {
+      if (!link(this.names.bridge(network.vni))) {
+        if (!waited) {
+          // A sync queued before may be making it.
+          await this.queue;
+          return this.doAttach(ns, nets, true);
+        }
         throw new OverlayError(
           OverlayErrorCode.NotSynced,
           `network ${network.name} (${network.id}) is not set up on this node (sync first)`,
@@ -546,8 +566,10 @@ export class Overlays {
         const dev = `eth${i}`;
         const [a] = parseCidr(addr, "task address");
         // A veth left by an earlier attach of the same task goes, with its peer.
-        if (links.has(veth)) await ipQuiet(this.ip, ["link", "del", veth]);
+        if (link(veth)) await ipQuiet(this.ip, ["link", "del", veth]);
         made.push(veth);
+        this.attaching.add(veth);
+        this.busyVeths?.add(veth);
         host.push(
           `link add ${veth} mtu ${mtu} type veth peer name ${dev} mtu ${mtu} address ${macOf(a)} netns ${ns}`,
           `link set ${veth} alias "${this.names.vethAlias(ns)}"`,
@@ -576,6 +598,8 @@ export class Overlays {
       for (const v of made) await ipQuiet(this.ip, ["link", "del", v]);
       this.removeResolvConf(ns);
       throw err;
+    } finally {
+      for (const v of made) this.attaching.delete(v);
     }
   }
 

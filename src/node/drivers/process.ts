@@ -606,6 +606,7 @@ export class ProcessDriver implements Driver, Reaper, Executor, UsageReader {
     try {
       if (overlay.length > 0) {
         try {
+          await spec.overlayReady;
           net = await createTaskNamespace(this.opts.ipPath, spec.taskId);
           await this.opts.overlays!.attach(net.ns, overlay);
           net = { ...net, address: cidrHost(overlay[0]!.addr) };
