@@ -410,9 +410,11 @@ export class Client implements ParserSink, MsgTarget {
       jwt: parsed.opts.jwt,
       nonce: this.nonce,
       certIdentities: this.certIdentities,
+      host: this.host,
+      connectionType: this.socket.websocket ? "WEBSOCKET" : "STANDARD",
     };
-    const auth = authenticate(this.server.authFor(this.socket).opts, this.credentials, (why) =>
-      this.server.log.debug(`${this.tag} - ${why}`),
+    const auth = authenticate(this.server.authFor(this.socket).opts, this.credentials, (why, e) =>
+      this.server.log[e ? "error" : "debug"](`${this.tag} - ${why}`),
     );
     // Naming an account in CONNECT is refused too (nats-server's dynamic accounts are gone).
     if (auth === null || parsed.account) {
