@@ -232,6 +232,8 @@ export interface JwtAccount {
 }
 
 const num = (v: unknown): number => (typeof v === "number" && Number.isFinite(v) ? v : -1);
+/** A limit of a JWT: one it leaves out is 0, as nats-server decodes it (nsc writes -1, none). */
+const limit = (v: unknown): number => (typeof v === "number" && Number.isFinite(v) ? v : 0);
 const strings = (v: unknown): string[] =>
   Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
 const revocationList = (v: unknown): Record<string, number> =>
@@ -423,10 +425,10 @@ export function accountFromJwt(pub: string, token: string): JwtAccount {
   }
   // nats-io/jwt's Account.Validate: the operator's limits on imports, exports and wildcards.
   const limited = !emptyLimits(lim);
-  if (limited && num(lim["imports"]) >= 0 && importClaims.length > num(lim["imports"])) {
+  if (limited && limit(lim["imports"]) >= 0 && importClaims.length > limit(lim["imports"])) {
     throw new JwtError("the account contains more imports than allowed by the operator");
   }
-  if (limited && num(lim["exports"]) >= 0 && exportClaims.length > num(lim["exports"])) {
+  if (limited && limit(lim["exports"]) >= 0 && exportClaims.length > limit(lim["exports"])) {
     throw new JwtError("the account contains more exports than allowed by the operator");
   }
   // (`wildcards: false` is not checked: nats-server 2.9 lets such an account in too.)
@@ -434,7 +436,7 @@ export function accountFromJwt(pub: string, token: string): JwtAccount {
     pub,
     claims,
     signingKeys: signingKeyList(n["signing_keys"]),
-    limits: { subs: num(lim["subs"]), payload: num(lim["payload"]), conn: num(lim["conn"]) },
+    limits: { subs: limit(lim["subs"]), payload: limit(lim["payload"]), conn: limit(lim["conn"]) },
     revocations: revocationList(n["revocations"]),
     defaultPermissions: jwtPermissions((n["default_permissions"] ?? {}) as Record<string, unknown>),
     config: { name: pub, exports, imports },
@@ -603,7 +605,7 @@ export function authenticateJwt(
   const acc = accounts.get(accPub);
   if (acc === undefined) return fail("Account JWT lookup error: account missing");
   let perms = jwtPermissions(juc.nats);
-  let limits: JwtLimits = { subs: num(juc.nats["subs"]), payload: num(juc.nats["payload"]) };
+  let limits: JwtLimits = { subs: limit(juc.nats["subs"]), payload: limit(juc.nats["payload"]) };
   let rules: Record<string, unknown> = juc.nats;
   if (juc.iss !== acc.pub) {
     const sk = acc.signingKeys.find((k) => k.key === juc.iss);
@@ -611,7 +613,7 @@ export function authenticateJwt(
     if (sk.scope !== null) {
       // A scoped signer's users get the scope's permissions and limits, not their own.
       perms = jwtPermissions(sk.scope);
-      limits = { subs: num(sk.scope["subs"]), payload: num(sk.scope["payload"]) };
+      limits = { subs: limit(sk.scope["subs"]), payload: limit(sk.scope["payload"]) };
       rules = sk.scope;
     }
   }

@@ -9,10 +9,12 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, jwtAuthenticator, StringCodec, type NatsError } from "nats";
+import { createAccount } from "nkeys.js";
 import {
   checkFor,
   goServerPath,
   runGoServer,
+  RawConn,
   runServer,
   useServer,
   type RunningServer,
@@ -23,6 +25,7 @@ import {
   makeActivation,
   makeOperator,
   makeUser,
+  signJwt,
   type TestAccount,
   type TestOperator,
   type TestUser,
@@ -243,7 +246,7 @@ describe("activation tokens (token_req exports)", () => {
             account: w.X.pub,
             type: "stream",
             local_subject: "soon.>",
-            token: makeActivation(w.xKp, pub, "priv.>", "stream", {}, { exp: nowSec() + 2 }),
+            token: makeActivation(w.xKp, pub, "priv.>", "stream", {}, { exp: nowSec() + 4 }),
           },
         ],
       },
@@ -252,7 +255,7 @@ describe("activation tokens (token_req exports)", () => {
     );
     const s = await useServer(t, optionsOf(confOf(w.op, w.sys, [w.X, soon])));
     assert.equal(s.accounts.get(pub)?.config.imports.length, 1);
-    await checkFor(5000, () => s.accounts.get(pub)?.config.imports.length === 0 || undefined, 100);
+    await checkFor(8000, () => s.accounts.get(pub)?.config.imports.length === 0 || undefined, 100);
     assert.equal(s.accounts.get(w.X.pub)?.sublist.count(), 0);
   });
 });
@@ -409,7 +412,83 @@ describe("account JWT limits nats-io/jwt checks", () => {
       assert.deepEqual(results[0], ["ok", av, av, "ok"]);
     },
   );
+
+  test(
+    "differential: limits a JWT leaves out (account or user) are zero, as nats-server reads them",
+    { skip },
+    async (t) => {
+      const op = makeOperator();
+      const sys = makeAccount(op.kp);
+      const A = makeAccount(op.kp);
+      const bareKp = createAccount();
+      const bare = {
+        kp: bareKp,
+        pub: bareKp.getPublicKey(),
+        jwt: signJwt(op.kp, bareKp.getPublicKey(), { type: "account" }),
+      };
+      const partial = makeAccount(op.kp);
+      const partialJwt = signJwt(op.kp, partial.pub, { type: "account", limits: { conn: 5 } });
+      const partialAcc = { ...partial, jwt: partialJwt };
+      const [go, shoal] = await both(t, tempDir(t), confOf(op, sys, [A, bare, partialAcc]));
+      const users: Array<[string, TestUser]> = [
+        ["user without limits", bareUser(A)],
+        ["user of an account without limits", makeUser(bare.kp)],
+        ["user of an account with only conn", makeUser(partialAcc.kp)],
+        ["user with payload 3", makeUser(A.kp, { payload: 3 })],
+        ["user with subs 1", makeUser(A.kp, { subs: 1 })],
+      ];
+      const seen: Record<string, string[]> = {};
+      for (const [name, u] of users) {
+        const replies = [];
+        for (const srv of [go!, shoal!]) replies.push(await rawSession(t, srv.port, u));
+        assert.deepEqual(replies[1], replies[0], name);
+        seen[name] = replies[0]!;
+      }
+      // nats-server's reading, which shoal follows: no subs, no payload, no connections.
+      assert.ok(seen["user without limits"]!.includes("INFO max_payload=0"));
+      assert.ok(seen["user without limits"]!.includes("-ERR 'maximum subscriptions exceeded'"));
+      assert.deepEqual(seen["user of an account without limits"], [
+        "-ERR 'maximum account active connections exceeded'",
+        "(closed)",
+      ]);
+    },
+  );
 });
+
+/** A user of `a` whose JWT has no subs/data/payload claims at all. */
+function bareUser(a: TestAccount): TestUser {
+  const u = makeUser(a.kp);
+  return { ...u, jwt: signJwt(a.kp, u.pub, { type: "user", pub: {}, sub: {} }) };
+}
+
+/**
+ * CONNECT as u on a raw connection, PING, then SUB, PUB 5 bytes, PING: the lines the server
+ * answers, sorted (nats-server's -ERR for a user at its subscription limit races the PONG), an
+ * INFO as its max_payload only, and whether the server closed the connection.
+ */
+async function rawSession(t: TestContext, port: number, u: TestUser): Promise<string[]> {
+  const c = await RawConn.connect(port);
+  defer(t, () => c.close());
+  await c.waitFor(/^INFO .*\r\n/);
+  const info = JSON.parse(/^INFO (.*) \r\n/.exec(c.data)![1]!) as Record<string, unknown>;
+  c.data = "";
+  const sig = Buffer.from(u.kp.sign(Buffer.from(String(info["nonce"])))).toString("base64url");
+  const args = { verbose: false, pedantic: false, protocol: 1, jwt: u.jwt, sig };
+  c.send(`CONNECT ${JSON.stringify(args)}\r\nPING\r\n`);
+  await c.waitFor(/PONG\r\n|-ERR .*\r\n/, 3000, true);
+  if (!c.closed) {
+    c.send("SUB x 1\r\nPUB x 5\r\nhello\r\nPING\r\n");
+    await c.waitFor(/PONG\r\n[^]*PONG\r\n/, 1000, true).catch(() => "");
+  }
+  if (/-ERR/.test(c.data)) await c.waitClosed(1000).catch(() => "");
+  const lines = c.data
+    .split("\r\n")
+    .filter((l) => l !== "")
+    .map((l) =>
+      l.startsWith("INFO ") ? `INFO max_payload=${JSON.parse(l.slice(5))["max_payload"]}` : l,
+    );
+  return [...lines.sort(), c.closed ? "(closed)" : "(open)"];
+}
 
 // ---- directory resolvers ----------------------------------------------------------------------
 
