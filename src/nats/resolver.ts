@@ -2,8 +2,9 @@
 // (the accounts of `resolver_preload`), or a directory resolver — `resolver { type: full, dir }`
 // or `type: cache` — whose directory holds one `<account public key>.jwt` file per account, as
 // nats-server's DirJWTStore writes them (unsharded). shoal reads the directory when the options
-// are validated (at start and at each reload); it does not answer $SYS.REQ.CLAIMS.UPDATE/LOOKUP
-// nor sync with other servers. The URL resolver is refused at config load.
+// are validated at start (a reload does not yet apply changed files); it does not answer
+// $SYS.REQ.CLAIMS.UPDATE/LOOKUP nor sync with other servers. The URL resolver is refused at
+// config load.
 
 import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
