@@ -29,6 +29,9 @@ export interface ConnectAuth {
   certIdentities?: string[];
   /** Operator mode: the user JWT (its key signs the nonce in `sig`). */
   jwt?: string;
+  /** Operator mode: the client's IP address and connection type (STANDARD, WEBSOCKET). */
+  host?: string;
+  connectionType?: string;
 }
 
 /** What a client may do once authenticated; null permissions mean everything is allowed. */
@@ -74,19 +77,19 @@ function userResult(u: User): AuthResult {
 
 /**
  * Checks CONNECT credentials; null means the client is refused (Authorization Violation). With
- * `why`, a refusal's reason is told (nats-server's debug line). `nowMs` checks JWT times.
+ * `why`, a refusal's reason is told (nats-server's debug line, or error line when `error`). `nowMs` checks JWT times.
  */
 export function authenticate(
   opts: Readonly<Options>,
   c: ConnectAuth,
-  why?: (reason: string) => void,
+  why?: (reason: string, error?: boolean) => void,
   nowMs: number = Date.now(),
 ): AuthResult | null {
   // Operator mode: a user JWT, and nothing else (nats-server's trustedKeys).
   if (opts.operator !== null) {
     const r = authenticateJwt(opts.operator.accounts, c, nowMs);
     if (!r.ok) {
-      why?.(r.why);
+      why?.(r.why, r.error);
       return null;
     }
     const u = r.user;

@@ -191,6 +191,8 @@ export class Client implements ParserSink, MsgTarget {
   /** A JWT user's limits, beyond the server's (-1: none; auth.ts AuthResult.limits). */
   private userMaxPayload = -1;
   private userMaxSubs = -1;
+  /** A JWT user's payload limit differs from the server's: INFO tells it after the first PONG. */
+  private jwtInfoPending = false;
   /** The nonce sent in INFO for an NKey user to sign ("" when the server has no NKey users). */
   readonly nonce: string;
   /** The credentials of CONNECT, kept to check them again when the users are reloaded. */
@@ -297,6 +299,7 @@ export class Client implements ParserSink, MsgTarget {
       case Op.PING:
         if (trace) this.traceIn("PING", null);
         this.sendProto("PONG\r\n");
+        if (this.jwtInfoPending) this.sendJwtInfo();
         return -1;
       case Op.PONG:
         if (trace) this.traceIn("PONG", null);
@@ -410,9 +413,11 @@ export class Client implements ParserSink, MsgTarget {
       jwt: parsed.opts.jwt,
       nonce: this.nonce,
       certIdentities: this.certIdentities,
+      host: this.host,
+      connectionType: this.socket.websocket ? "WEBSOCKET" : "STANDARD",
     };
-    const auth = authenticate(this.server.authFor(this.socket).opts, this.credentials, (why) =>
-      this.server.log.debug(`${this.tag} - ${why}`),
+    const auth = authenticate(this.server.authFor(this.socket).opts, this.credentials, (why, e) =>
+      this.server.log[e ? "error" : "debug"](`${this.tag} - ${why}`),
     );
     // Naming an account in CONNECT is refused too (nats-server's dynamic accounts are gone).
     if (auth === null || parsed.account) {
@@ -456,6 +461,18 @@ export class Client implements ParserSink, MsgTarget {
     const accLimits = this.server.opts.operator?.accounts.get(acc.name)?.limits;
     this.userMaxPayload = tighter(limits.payload, accLimits?.payload ?? -1);
     this.userMaxSubs = tighter(limits.subs, accLimits?.subs ?? -1);
+    const maxPayload = tighter(this.userMaxPayload, this.server.opts.maxPayload);
+    this.jwtInfoPending = maxPayload !== this.server.opts.maxPayload && this.opts.protocol >= 1;
+    if (tighter(this.userMaxSubs, this.server.opts.maxSubscriptions || -1) === 0) {
+      // nats-server's applyAccountLimits: a user already at its subscription limit is told so
+      // and closed (20 ms later, as there).
+      setImmediate(() => {
+        if (this.closed) return;
+        this.server.log.error(`${this.tag} - ${ErrText.MaxSubscriptions}`);
+        this.sendErr(ErrText.MaxSubscriptions);
+        setTimeout(() => this.close(CloseReason.MaxSubscriptions), 20).unref();
+      });
+    }
     const maxConn = accLimits?.conn ?? -1;
     if (maxConn >= 0) {
       let n = 0;
@@ -481,6 +498,18 @@ export class Client implements ParserSink, MsgTarget {
       );
       this.authTimer.unref();
     }
+  }
+
+  /**
+   * nats-server's processPing: after the first PONG, a client whose JWT lowers the maximum payload
+   * gets an INFO with its own `max_payload`.
+   */
+  private sendJwtInfo(): void {
+    this.jwtInfoPending = false;
+    const info = JSON.parse(this.server.infoLine(this).slice(5, -3)) as Record<string, unknown>;
+    info["max_payload"] = tighter(this.userMaxPayload, this.server.opts.maxPayload);
+    delete info["nonce"];
+    this.sendProto(`INFO ${JSON.stringify(info)} \r\n`);
   }
 
   /**

@@ -43,6 +43,7 @@ export const CloseReason = {
   ParseError: "Protocol Violation",
   ProtocolViolation: "Protocol Violation",
   MaxPayload: "Maximum Message Payload Exceeded",
+  MaxSubscriptions: "Maximum Subscriptions Exceeded",
   MaxControlLine: "Maximum Control Line Exceeded",
   MaxConnections: "Maximum Connections Exceeded",
   BadClientProtocol: "Bad Client Protocol Version",

@@ -7,7 +7,9 @@
 
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { BlockList, isIP } from "node:net";
 import type { AccountConfig, ExportConfig, ImportConfig, Permissions } from "./options.js";
+import { patternIsSubsetOf } from "./subject.js";
 
 /** A JWT that cannot be used, with what is wrong with it. */
 export class JwtError extends Error {
@@ -26,7 +28,7 @@ export function nkeys(): NkeysLib {
   return (nkeysLib ??= createRequire(import.meta.url)("nkeys.js") as NkeysLib);
 }
 
-export type ClaimType = "operator" | "account" | "user";
+export type ClaimType = "operator" | "account" | "user" | "activation";
 
 export interface JwtClaims {
   jti: string;
@@ -45,6 +47,8 @@ const PREFIX: Record<ClaimType, { sub: string; iss: string; issName: string }> =
   operator: { sub: "O", iss: "O", issName: "operator" },
   account: { sub: "A", iss: "O", issName: "operator" },
   user: { sub: "U", iss: "A", issName: "account" },
+  // An activation is issued by the exporting account (or its signing key) to the importing one.
+  activation: { sub: "A", iss: "A", issName: "account" },
 };
 
 function decodePart(part: string, what: string): Record<string, unknown> {
@@ -106,7 +110,8 @@ export function decodeJwt(token: string, type: ClaimType): JwtClaims {
     throw new JwtError(`a ${type} JWT must be signed by an ${p.issName} key, not ${claims.iss}`);
   }
   if (!claims.sub.startsWith(p.sub)) {
-    throw new JwtError(`the subject of a ${type} JWT must be a ${type} public key`);
+    const what = type === "activation" ? "an account" : `a ${type}`;
+    throw new JwtError(`the subject of a ${type} JWT must be ${what} public key`);
   }
   const sig = Buffer.from(s, "base64url");
   if (!verifySignature(claims.iss, Buffer.from(`${h}.${c}`, "latin1"), sig)) {
@@ -191,7 +196,25 @@ export interface JwtLimits {
   payload: number;
 }
 
-/** An account of `resolver_preload`, as the server uses it. */
+/** An export of an account JWT as the JWT states it (token_req and revoked activations). */
+export interface JwtExport {
+  kind: "stream" | "service";
+  subject: string;
+  tokenReq: boolean;
+  /** Importing account (or "*") → activations issued at or before this time (seconds) are revoked. */
+  revocations: Record<string, number>;
+}
+
+/** An import of an account JWT as the JWT states it: `subject` is the exporter's subject. */
+export interface JwtImport {
+  kind: "stream" | "service";
+  account: string;
+  subject: string;
+  /** The activation token ("" when none). */
+  token: string;
+}
+
+/** An account of `resolver_preload` (or of a directory resolver), as the server uses it. */
 export interface JwtAccount {
   pub: string;
   claims: JwtClaims;
@@ -203,11 +226,26 @@ export interface JwtAccount {
   /** Permissions of users whose JWT has none (`default_permissions`). */
   defaultPermissions: Permissions | undefined;
   config: AccountConfig;
+  exportClaims: JwtExport[];
+  /** One per entry of config.imports, in the same order. */
+  importClaims: JwtImport[];
 }
 
 const num = (v: unknown): number => (typeof v === "number" && Number.isFinite(v) ? v : -1);
+/** A limit of a JWT: one it leaves out is 0, as nats-server decodes it (nsc writes -1, none). */
+const limit = (v: unknown): number => (typeof v === "number" && Number.isFinite(v) ? v : 0);
 const strings = (v: unknown): string[] =>
   Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
+const revocationList = (v: unknown): Record<string, number> =>
+  Object.fromEntries(
+    Object.entries((v ?? {}) as Record<string, unknown>).map(([k, t]) => [k, num(t)]),
+  );
+
+/** nats-server's isRevoked: is `key` (or "*") revoked for tokens issued at `iat`? */
+function isRevoked(revocations: Record<string, number>, key: string, iat: number): boolean {
+  const t = Math.max(revocations[key] ?? -1, revocations["*"] ?? -1);
+  return t >= 0 && t >= iat;
+}
 
 /** A JWT's `pub`/`sub`/`resp` (user claims, a scope template, default_permissions) as Permissions. */
 export function jwtPermissions(n: Record<string, unknown>): Permissions | undefined {
@@ -232,7 +270,114 @@ export function jwtPermissions(n: Record<string, unknown>): Permissions | undefi
   return p.publish || p.subscribe || p.response ? p : undefined;
 }
 
-/** The account a preloaded account JWT describes (its imports not yet checked against exporters). */
+/**
+ * nats-io/jwt's Import.Validate of an import's activation token (errors there make the whole
+ * account JWT invalid, as in nats-server): the token decodes and verifies, was issued by the
+ * exporting account to `importer`, for the import's kind and a subject containing its subject.
+ */
+function validateImportToken(imp: JwtImport, importer: string): JwtClaims | null {
+  if (imp.token === "") return null;
+  let act: JwtClaims;
+  try {
+    act = decodeJwt(imp.token, "activation");
+  } catch {
+    throw new JwtError(
+      `import ${JSON.stringify(imp.subject)} contains an invalid activation token`,
+    );
+  }
+  if (act.iss !== imp.account && act.nats["issuer_account"] !== imp.account) {
+    throw new JwtError(
+      `activation token doesn't match account for import ${JSON.stringify(imp.subject)}`,
+    );
+  }
+  if (act.sub !== importer) {
+    throw new JwtError(
+      `activation token doesn't match account it is being included in, ${JSON.stringify(imp.subject)}`,
+    );
+  }
+  const kind = act.nats["kind"];
+  if (kind !== imp.kind) {
+    throw new JwtError(
+      `mismatch between token import type ${String(kind)} and type of import ${imp.kind}`,
+    );
+  }
+  const actSubject = typeof act.nats["subject"] === "string" ? act.nats["subject"] : "";
+  if (!patternIsSubsetOf(imp.subject, actSubject)) {
+    throw new JwtError(
+      `activation token import subject ${JSON.stringify(actSubject)} doesn't match import ${JSON.stringify(imp.subject)}`,
+    );
+  }
+  return act;
+}
+
+/**
+ * nats-server's checkActivation: may `importer` import `exporter`'s token_req export with the
+ * import's activation token at `nowSec`? The token's issuer must be the exporter (or, with
+ * issuer_account, one of its signing keys), not expired, not revoked by the export. On success,
+ * when the activation expires (seconds; null: never).
+ */
+export function checkActivation(
+  exporter: JwtAccount,
+  exp: JwtExport,
+  importer: string,
+  imp: JwtImport,
+  nowSec: number,
+): { ok: true; expires: number | null } | { ok: false } {
+  let act: JwtClaims | null;
+  try {
+    act = validateImportToken(imp, importer);
+  } catch {
+    return { ok: false };
+  }
+  if (act === null) return { ok: false };
+  const issuerAccount =
+    typeof act.nats["issuer_account"] === "string" ? act.nats["issuer_account"] : "";
+  if (issuerAccount !== "") {
+    if (issuerAccount !== exporter.pub) return { ok: false };
+    if (!exporter.signingKeys.some((k) => k.key === act.iss)) return { ok: false };
+  }
+  if (typeof act.nbf === "number" && act.nbf > 0 && nowSec < act.nbf) return { ok: false };
+  const expires = typeof act.exp === "number" && act.exp > 0 ? act.exp : null;
+  if (expires !== null && expires <= nowSec) return { ok: false };
+  if (isRevoked(exp.revocations, act.sub, act.iat)) return { ok: false };
+  return { ok: true, expires };
+}
+
+/**
+ * The export of `exporter` that an import of `subject` falls under, as nats-server's
+ * checkStreamExportApproved / checkServiceExportApproved look for it: the export of that very
+ * subject, else one the subject is a subset of.
+ */
+export function exportFor(
+  exporter: JwtAccount,
+  kind: "stream" | "service",
+  subject: string,
+): JwtExport | undefined {
+  const same = exporter.exportClaims.filter((e) => e.kind === kind);
+  return (
+    same.find((e) => e.subject === subject) ??
+    same.find((e) => patternIsSubsetOf(subject, e.subject))
+  );
+}
+
+/** nats-io/jwt's OperatorLimits.IsEmpty: every limit zero (absent), nested ones too. */
+function emptyLimits(o: Record<string, unknown>): boolean {
+  return Object.values(o).every((v) =>
+    typeof v === "number"
+      ? v === 0
+      : typeof v === "boolean"
+        ? !v
+        : typeof v === "object" && v !== null
+          ? emptyLimits(v as Record<string, unknown>)
+          : true,
+  );
+}
+
+/**
+ * The account a preloaded account JWT describes (its imports not yet checked against exporters).
+ * An account JWT that nats-io/jwt finds invalid (more imports or exports than its limits allow,
+ * an import with a bad activation token) throws.
+ */
 export function accountFromJwt(pub: string, token: string): JwtAccount {
   const claims = decodeJwt(token, "account");
   if (claims.sub !== pub) {
@@ -241,20 +386,33 @@ export function accountFromJwt(pub: string, token: string): JwtAccount {
   const n = claims.nats;
   const lim = (n["limits"] ?? {}) as Record<string, unknown>;
   const exports: ExportConfig[] = [];
+  const exportClaims: JwtExport[] = [];
   for (const e of Array.isArray(n["exports"]) ? (n["exports"] as Record<string, unknown>[]) : []) {
     const kind = e["type"] === "service" ? "service" : "stream";
     if (typeof e["subject"] !== "string") continue;
-    // An export that needs an activation token is imported by none here (tokens are not read).
-    exports.push({ kind, subject: e["subject"], accounts: e["token_req"] ? [" token"] : [] });
+    const tokenReq = e["token_req"] === true;
+    exports.push({ kind, subject: e["subject"], accounts: [], ...(tokenReq ? { tokenReq } : {}) });
+    exportClaims.push({
+      kind,
+      subject: e["subject"],
+      tokenReq,
+      revocations: revocationList(e["revocations"]),
+    });
   }
   const imports: ImportConfig[] = [];
+  const importClaims: JwtImport[] = [];
   for (const i of Array.isArray(n["imports"]) ? (n["imports"] as Record<string, unknown>[]) : []) {
     const subject = typeof i["subject"] === "string" ? i["subject"] : "";
     const account = typeof i["account"] === "string" ? i["account"] : "";
     const local = typeof i["local_subject"] === "string" ? i["local_subject"] : "";
     const to = typeof i["to"] === "string" ? i["to"] : "";
+    const token = typeof i["token"] === "string" ? i["token"] : "";
     if (subject === "" || account === "") continue;
-    if (i["type"] === "service") {
+    const kind = i["type"] === "service" ? "service" : "stream";
+    const claim: JwtImport = { kind, account, subject, token };
+    validateImportToken(claim, pub);
+    importClaims.push(claim);
+    if (kind === "service") {
       // nats-server: with local_subject, local → subject; else subject (local) → to (exported).
       if (local !== "") imports.push({ kind: "service", account, subject, to: local });
       else imports.push({ kind: "service", account, subject: to || subject, to: subject });
@@ -265,15 +423,25 @@ export function accountFromJwt(pub: string, token: string): JwtAccount {
       imports.push({ kind: "stream", account, subject, to: mapped });
     }
   }
-  const rev = (n["revocations"] ?? {}) as Record<string, unknown>;
+  // nats-io/jwt's Account.Validate: the operator's limits on imports, exports and wildcards.
+  const limited = !emptyLimits(lim);
+  if (limited && limit(lim["imports"]) >= 0 && importClaims.length > limit(lim["imports"])) {
+    throw new JwtError("the account contains more imports than allowed by the operator");
+  }
+  if (limited && limit(lim["exports"]) >= 0 && exportClaims.length > limit(lim["exports"])) {
+    throw new JwtError("the account contains more exports than allowed by the operator");
+  }
+  // (`wildcards: false` is not checked: nats-server 2.9 lets such an account in too.)
   return {
     pub,
     claims,
     signingKeys: signingKeyList(n["signing_keys"]),
-    limits: { subs: num(lim["subs"]), payload: num(lim["payload"]), conn: num(lim["conn"]) },
-    revocations: Object.fromEntries(Object.entries(rev).map(([k, v]) => [k, num(v)])),
+    limits: { subs: limit(lim["subs"]), payload: limit(lim["payload"]), conn: limit(lim["conn"]) },
+    revocations: revocationList(n["revocations"]),
     defaultPermissions: jwtPermissions((n["default_permissions"] ?? {}) as Record<string, unknown>),
     config: { name: pub, exports, imports },
+    exportClaims,
+    importClaims,
   };
 }
 
@@ -287,20 +455,135 @@ export interface JwtUser {
   expiresAt: number | null;
 }
 
-/** Why a CONNECT's JWT is refused (nats-server's debug line), or the user it authenticates. */
-export type JwtAuthResult = { ok: true; user: JwtUser } | { ok: false; why: string };
+/**
+ * Why a CONNECT's JWT is refused (nats-server's log line, at debug level unless `error`), or the
+ * user it authenticates.
+ */
+export type JwtAuthResult =
+  { ok: true; user: JwtUser } | { ok: false; why: string; error?: boolean };
+
+/** What the server knows of the connection a JWT is presented on. */
+export interface JwtConnection {
+  jwt?: string | undefined;
+  sig?: string | undefined;
+  nonce?: string | undefined;
+  /** The client's IP address ("" when unknown), for the user's `src` CIDRs. */
+  host?: string | undefined;
+  /** nats-server's connection type (STANDARD, WEBSOCKET...), for `allowed_connection_types`. */
+  connectionType?: string | undefined;
+}
+
+/** The connection types nats-server 2.9 knows (jwt.ConnectionType*). */
+const CONNECTION_TYPES = new Set([
+  "STANDARD",
+  "WEBSOCKET",
+  "LEAFNODE",
+  "LEAFNODE_WS",
+  "MQTT",
+  "MQTT_WS",
+]);
 
 /**
- * nats-server's processClientOrLeafAuthentication with trusted operators: the user JWT, its
- * account (preloaded, trusted, not expired), the signer (the account or one of its signing keys),
- * the nonce signature (unless a bearer token), revocations. `nowMs` is injected for tests.
+ * nats-server's convertAllowedConnectionTypes and connectionTypeAllowed: null when `type` may
+ * connect, else why not. Unknown types are left out; if only unknown ones are listed, none may.
+ */
+export function connectionTypeIssue(allowed: string[], type: string): string | null {
+  if (allowed.length === 0) return null;
+  const known = allowed.map((t) => t.toUpperCase()).filter((t) => CONNECTION_TYPES.has(t));
+  const unknown = allowed.map((t) => t.toUpperCase()).filter((t) => !CONNECTION_TYPES.has(t));
+  if (known.length === 0) {
+    return `invalid connection types [${unknown.map((t) => JSON.stringify(t)).join(" ")}]`;
+  }
+  return known.includes(type) ? null : "Connection type not allowed";
+}
+
+/** nats-server's validateSrc: does one of the user's `src` CIDRs contain `host`? */
+export function sourceAllowed(src: string[], host: string): boolean {
+  if (src.length === 0) return true;
+  const family = isIP(host);
+  if (family === 0) return false;
+  const list = new BlockList();
+  for (const cidr of src) {
+    const [addr = "", bits = ""] = cidr.trim().split("/");
+    const f = isIP(addr);
+    const prefix = Number(bits);
+    // An entry that is not a CIDR makes nats-server refuse (ParseCIDR fails).
+    if (f === 0 || bits === "" || !Number.isInteger(prefix)) return false;
+    if (prefix < 0 || prefix > (f === 4 ? 32 : 128)) return false;
+    list.addSubnet(addr, prefix, f === 4 ? "ipv4" : "ipv6");
+  }
+  return list.check(host, family === 4 ? "ipv4" : "ipv6");
+}
+
+/** The wall-clock time of day at `nowMs` in `zone` ("" : the server's local time), in ms. */
+function timeOfDayMs(nowMs: number, zone: string): number {
+  const d = new Date(nowMs);
+  if (zone === "") {
+    return (
+      ((d.getHours() * 60 + d.getMinutes()) * 60 + d.getSeconds()) * 1000 + d.getMilliseconds()
+    );
+  }
+  const parts = new Intl.DateTimeFormat("en-US", {
+    timeZone: zone,
+    hourCycle: "h23",
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+  }).formatToParts(d);
+  const part = (t: string) => Number(parts.find((p) => p.type === t)?.value ?? 0);
+  return ((part("hour") * 60 + part("minute")) * 60 + part("second")) * 1000 + d.getMilliseconds();
+}
+
+const HMS = /^(\d{2}):(\d{2}):(\d{2})$/;
+const hmsMs = (s: unknown): number | null => {
+  const m = typeof s === "string" ? HMS.exec(s) : null;
+  if (m === null) return null;
+  const [h, mi, se] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  return h < 24 && mi < 60 && se < 60 ? ((h * 60 + mi) * 60 + se) * 1000 : null;
+};
+
+/**
+ * nats-server's validateTimes: may the user connect at `nowMs`, given its `times` ranges
+ * ("HH:MM:SS" start and end, in `times_location` or the server's zone), and for how long (ms;
+ * null: no limit)? As there, a range whose start is after its end runs from the start today to
+ * the end tomorrow (so before today's start, e.g. at 01:00 in 22:00–02:00, it does not allow).
+ */
+export function validateTimes(
+  user: Record<string, unknown>,
+  nowMs: number,
+): { allowed: boolean; validForMs: number | null } {
+  const times = Array.isArray(user["times"]) ? (user["times"] as Record<string, unknown>[]) : [];
+  if (times.length === 0) return { allowed: true, validForMs: null };
+  const zone = typeof user["times_location"] === "string" ? user["times_location"] : "";
+  let now: number;
+  try {
+    now = timeOfDayMs(nowMs, zone);
+  } catch {
+    return { allowed: false, validForMs: null }; // an unknown zone (nats-server: LoadLocation fails)
+  }
+  const DAY = 24 * 60 * 60 * 1000;
+  for (const r of times) {
+    const start = hmsMs(r["start"]);
+    let end = hmsMs(r["end"]);
+    if (start === null || end === null) return { allowed: false, validForMs: null };
+    if (start > end) end += DAY;
+    if (start < now && end > now) return { allowed: true, validForMs: end - now };
+  }
+  return { allowed: false, validForMs: null };
+}
+
+/**
+ * nats-server's processClientOrLeafAuthentication with trusted operators: the user JWT, the
+ * connection type, its account (preloaded, trusted, not expired), the signer (the account or one
+ * of its signing keys), the nonce signature (unless a bearer token), revocations, the source
+ * address and the connect times. `nowMs` is injected for tests.
  */
 export function authenticateJwt(
   accounts: ReadonlyMap<string, JwtAccount>,
-  c: { jwt?: string | undefined; sig?: string | undefined; nonce?: string | undefined },
+  c: JwtConnection,
   nowMs: number,
 ): JwtAuthResult {
-  const fail = (why: string): JwtAuthResult => ({ ok: false, why });
+  const fail = (why: string, error = false): JwtAuthResult => ({ ok: false, why, error });
   if ((c.jwt ?? "") === "") return fail("Authentication requires a user JWT");
   let juc: JwtClaims;
   try {
@@ -311,29 +594,47 @@ export function authenticateJwt(
   const nowSec = Math.floor(nowMs / 1000);
   const t = timeIssue(juc, nowSec);
   if (t !== null) return fail(`User JWT no longer valid: ${t}`);
+  const ct = connectionTypeIssue(
+    strings(juc.nats["allowed_connection_types"]),
+    c.connectionType ?? "STANDARD",
+  );
+  if (ct !== null) return fail(ct);
   const issuerAccount =
     typeof juc.nats["issuer_account"] === "string" ? juc.nats["issuer_account"] : "";
   const accPub = issuerAccount !== "" ? issuerAccount : juc.iss;
   const acc = accounts.get(accPub);
   if (acc === undefined) return fail("Account JWT lookup error: account missing");
   let perms = jwtPermissions(juc.nats);
-  let limits: JwtLimits = { subs: num(juc.nats["subs"]), payload: num(juc.nats["payload"]) };
+  let limits: JwtLimits = { subs: limit(juc.nats["subs"]), payload: limit(juc.nats["payload"]) };
+  let rules: Record<string, unknown> = juc.nats;
   if (juc.iss !== acc.pub) {
     const sk = acc.signingKeys.find((k) => k.key === juc.iss);
     if (sk === undefined) return fail("User JWT issuer is not known");
     if (sk.scope !== null) {
       // A scoped signer's users get the scope's permissions and limits, not their own.
       perms = jwtPermissions(sk.scope);
-      limits = { subs: num(sk.scope["subs"]), payload: num(sk.scope["payload"]) };
+      limits = { subs: limit(sk.scope["subs"]), payload: limit(sk.scope["payload"]) };
+      rules = sk.scope;
     }
   }
   if (timeIssue(acc.claims, nowSec) !== null) return fail("Account JWT has expired");
-  if (juc.nats["bearer_token"] !== true) {
+  if (rules["bearer_token"] !== true) {
     if ((c.sig ?? "") === "") return fail("Signature missing");
     if (!verifyNonce(juc.sub, c.nonce ?? "", c.sig!)) return fail("Signature not verified");
   }
-  const revokedAt = Math.max(acc.revocations[juc.sub] ?? -1, acc.revocations["*"] ?? -1);
-  if (revokedAt >= 0 && juc.iat <= revokedAt) return fail("User authentication revoked");
+  if (isRevoked(acc.revocations, juc.sub, juc.iat)) return fail("User authentication revoked");
+  // src, times and times_location are user limits: a scope's template replaces the user's.
+  const src = rules["src"];
+  const cidrs =
+    typeof src === "string" ? src.split(",").filter((x) => x.trim() !== "") : strings(src);
+  if (!sourceAllowed(cidrs, c.host ?? "")) return fail(`Bad src Ip ${c.host ?? ""}`, true);
+  const times = validateTimes(rules, nowMs);
+  if (!times.allowed) return fail("Outside connect times", true);
+  let expiresAt = typeof juc.exp === "number" && juc.exp > 0 ? juc.exp * 1000 : null;
+  if (times.validForMs !== null) {
+    const end = nowMs + times.validForMs;
+    expiresAt = expiresAt === null ? end : Math.min(expiresAt, end);
+  }
   return {
     ok: true,
     user: {
@@ -341,7 +642,7 @@ export function authenticateJwt(
       account: acc.pub,
       permissions: perms ?? acc.defaultPermissions,
       limits,
-      expiresAt: typeof juc.exp === "number" && juc.exp > 0 ? juc.exp * 1000 : null,
+      expiresAt,
     },
   };
 }

@@ -306,6 +306,7 @@ export function accountz(s: Server, q: { acc?: string } = {}): Record<string, un
       subject: e.subject,
       type: e.kind,
       ...(e.kind === "service" ? { response_type: "Singleton" } : {}),
+      ...(e.tokenReq ? { token_req: true } : {}),
       ...(e.accounts.length > 0 ? { approved_accounts: e.accounts } : {}),
     }));
   }

@@ -12,9 +12,12 @@ import {
   type ConfValue,
 } from "./conf.js";
 import { loadTls, parseTlsBlock, type TlsConfig } from "./tls.js";
+import { parseResolver, readResolverDir, type ResolverConfig } from "./resolver.js";
 import {
   accountFromJwt,
+  checkActivation,
   decodeJwt,
+  exportFor,
   readOperatorJwt,
   timeIssue,
   type JwtAccount,
@@ -61,6 +64,8 @@ export interface ExportConfig {
   subject: string;
   /** The accounts allowed to import it; empty: every account. */
   accounts: string[];
+  /** An account JWT's export that needs an activation token (jwt.ts checkActivation). */
+  tokenReq?: boolean;
 }
 
 /**
@@ -90,8 +95,10 @@ export const DEFAULT_SYSTEM_ACCOUNT = "$SYS";
 /** Operator mode (`operator`, `resolver: MEMORY`, `resolver_preload`): users are JWTs (jwt.ts). */
 export interface OperatorOptions {
   operators: TrustedOperator[];
-  /** `resolver`: "MEMORY", or "" when not configured. */
-  resolver: string;
+  /** `resolver`: "MEMORY", a directory resolver (FULL, CACHE), or "" when not configured. */
+  resolver: "" | ResolverConfig["type"];
+  /** A directory resolver's directory: its `<key>.jwt` files join `preload` at validation. */
+  resolverDir: string;
   /** `resolver_preload`: account public key → account JWT. */
   preload: Record<string, string>;
   /**
@@ -100,6 +107,8 @@ export interface OperatorOptions {
    */
   accounts: Map<string, JwtAccount>;
   problems: string[];
+  /** Filled by validateOptions: imports allowed by an activation token that expires (seconds). */
+  activationExpiries: { account: string; import: ImportConfig; expires: number }[];
 }
 
 export interface ClusterOptions {
@@ -974,13 +983,9 @@ export function applyConfig(opts: Options, conf: ConfObject, warn: Warn): void {
       case "resolver":
       case "account_resolver":
       case "accounts_resolver": {
-        const r = typeof v === "string" ? v.trim() : "";
-        if (!/^MEM(ORY)?$/i.test(r)) {
-          throw new OptionsError(
-            `config: ${key}: only MEMORY is supported by shoal (with resolver_preload), got ${JSON.stringify(v)}`,
-          );
-        }
-        operatorOptions(opts).resolver = "MEMORY";
+        const r = parseResolver(v, key, warn);
+        operatorOptions(opts).resolver = r.type;
+        operatorOptions(opts).resolverDir = r.dir;
         break;
       }
       case "resolver_preload": {
@@ -1023,9 +1028,11 @@ function operatorOptions(opts: Options): OperatorOptions {
   return (opts.operator ??= {
     operators: [],
     resolver: "",
+    resolverDir: "",
     preload: {},
     accounts: new Map(),
     problems: [],
+    activationExpiries: [],
   });
 }
 
@@ -1059,8 +1066,11 @@ function validateOperator(opts: Options, nowMs: number): void {
   }
   op.accounts = new Map();
   op.problems = [];
+  op.activationExpiries = [];
   const rejected = new Map<string, string>();
-  for (const [pub, token] of Object.entries(op.preload)) {
+  const tokens = op.resolverDir !== "" ? readResolverDir(op.resolverDir) : {};
+  Object.assign(tokens, op.preload);
+  for (const [pub, token] of Object.entries(tokens)) {
     let acc: JwtAccount;
     try {
       acc = accountFromJwt(pub, token);
@@ -1081,21 +1091,32 @@ function validateOperator(opts: Options, nowMs: number): void {
     const why = rejected.get(opts.systemAccount) ?? "account missing";
     throw new OptionsError(`error resolving system account: ${why}`);
   }
+  const nowSec = Math.floor(nowMs / 1000);
   for (const acc of op.accounts.values()) {
-    const imports = acc.config.imports.filter((imp) => {
-      const from = op.accounts.get(imp.account)?.config;
-      const ok = from?.exports.some(
-        (e) =>
-          e.kind === imp.kind &&
-          patternIsSubsetOf(imp.subject, e.subject) &&
-          (e.accounts.length === 0 || e.accounts.includes(acc.pub)),
-      );
+    const imports = acc.config.imports.filter((imp, i) => {
+      const claim = acc.importClaims[i]!;
+      const from = op.accounts.get(imp.account);
+      if (from === undefined) {
+        op.problems.push(
+          `Can't locate account [${imp.account}] for import of [${claim.subject}] ${imp.kind} (account missing)`,
+        );
+        return false;
+      }
+      const e = exportFor(from, claim.kind, claim.subject);
+      let ok = e !== undefined && !e.tokenReq;
+      if (e?.tokenReq) {
+        const act = checkActivation(from, e, acc.pub, claim, nowSec);
+        ok = act.ok;
+        if (act.ok && act.expires !== null) {
+          op.activationExpiries.push({ account: acc.pub, import: imp, expires: act.expires });
+        }
+      }
       if (!ok) {
         op.problems.push(
-          `Account [${acc.pub}]: ${imp.kind} import "${imp.subject}" of account [${imp.account}] left out: not exported to it${from === undefined ? " (account missing)" : ""}`,
+          `Error adding ${imp.kind} import to account [${acc.pub}]: ${imp.kind} import not authorized`,
         );
       }
-      return ok === true;
+      return ok;
     });
     opts.accounts.push({ ...acc.config, imports });
   }

@@ -14,6 +14,7 @@ import type { Subscription } from "./subscription.js";
 import {
   GLOBAL_ACCOUNT,
   type AccountConfig,
+  type ImportConfig,
   type NkeyUser,
   type Options,
   type User,
@@ -157,6 +158,7 @@ export class Server implements AccountRouter, SysReqServer {
       for (const o of this.opts.operator.operators)
         log.info(`  Operator: ${JSON.stringify(o.name)}`);
       for (const p of this.opts.operator.problems) log.warn(p);
+      for (const e of this.opts.operator.activationExpiries) this.expireActivation(e);
     }
     if (this.opts.pidFile) writeFileSync(this.opts.pidFile, String(process.pid));
     if (this.monitor) await this.monitor.listen();
@@ -819,6 +821,33 @@ export class Server implements AccountRouter, SysReqServer {
   }
 
   /** Closes every connection and listener. Idempotent. */
+  /**
+   * nats-server's activationExpired: an import that an activation token allowed is dropped when
+   * the token expires (`expires` in seconds since the epoch).
+   */
+  private expireActivation(e: { account: string; import: ImportConfig; expires: number }): void {
+    const left = e.expires * 1000 - Date.now();
+    const t = setTimeout(
+      () => {
+        if (e.expires * 1000 > Date.now()) return this.expireActivation(e);
+        const gone = JSON.stringify(e.import);
+        const accounts = this.opts.accounts.map((a) =>
+          a.name !== e.account
+            ? a
+            : { ...a, imports: a.imports.filter((i) => JSON.stringify(i) !== gone) },
+        );
+        this.opts = Object.freeze({ ...this.opts, accounts });
+        this.accounts = buildAccounts(this.opts, this, this.accounts);
+        this.log.debug(
+          `Activation token for ${e.import.kind} import of [${e.import.subject}] in account [${e.account}] expired`,
+        );
+      },
+      Math.max(0, Math.min(left, 2 ** 31 - 1)),
+    );
+    t.unref();
+    this.timers.push(t);
+  }
+
   async shutdown(): Promise<void> {
     if (this.shuttingDown) return this.done;
     this.shuttingDown = true;

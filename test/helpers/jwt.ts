@@ -105,3 +105,18 @@ export function credsFile(u: TestUser): string {
     "",
   ].join("\n");
 }
+
+/**
+ * An activation token (nsc's `generate activation`): `exporter` lets account `importer` import
+ * `subject` of the given kind. `extra` adds or replaces top-level claims (exp, iat...).
+ */
+export function makeActivation(
+  exporter: KeyPair,
+  importer: string,
+  subject: string,
+  kind: "stream" | "service",
+  nats: Record<string, unknown> = {},
+  extra: Record<string, unknown> = {},
+): string {
+  return signJwt(exporter, importer, { type: "activation", subject, kind, ...nats }, extra);
+}

@@ -1,0 +1,570 @@
+// The rest of operator mode, against the Go nats-server where the outcome can be compared:
+// activation tokens of token_req exports, the user JWT's src / times / allowed_connection_types,
+// the account limits nats-io/jwt checks (imports, exports, wildcards), and the directory
+// resolvers (`resolver { type: full, dir }`).
+
+import { test, describe, type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect, jwtAuthenticator, StringCodec, type NatsError } from "nats";
+import { createAccount } from "nkeys.js";
+import { WebSocket } from "ws";
+import { connect as wsConnect, jwtAuthenticator as wsJwtAuthenticator } from "nats.ws";
+import {
+  checkFor,
+  goServerPath,
+  runGoServer,
+  RawConn,
+  runServer,
+  useServer,
+  type RunningServer,
+} from "../helpers/servers.js";
+import { defer } from "../helpers/defer.js";
+import {
+  makeAccount,
+  makeActivation,
+  makeOperator,
+  makeUser,
+  signJwt,
+  type TestAccount,
+  type TestOperator,
+  type TestUser,
+} from "../helpers/jwt.js";
+import {
+  applyConfig,
+  defaultOptions,
+  validateOptions,
+  type Options,
+} from "../../src/nats/options.js";
+import { parseConfig } from "../../src/nats/conf.js";
+import { authenticate } from "../../src/nats/auth.js";
+import { connectionTypeIssue, sourceAllowed, validateTimes } from "../../src/nats/jwt.js";
+
+const sc = StringCodec();
+const nowSec = () => Math.floor(Date.now() / 1000);
+const skip = goServerPath() ? false : "the Go nats-server is not installed";
+
+function tempDir(t: TestContext): string {
+  const dir = mkdtempSync(join(tmpdir(), "shoal-jwt-rules-"));
+  defer(t, () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function confOf(op: TestOperator, sys: TestAccount, accounts: TestAccount[], extra = ""): string {
+  const preload = [sys, ...accounts].map((a) => `  ${a.pub}: "${a.jwt}"`).join("\n");
+  return [
+    `operator: "${op.jwt}"`,
+    "resolver: MEMORY",
+    `resolver_preload: {\n${preload}\n}`,
+    `system_account: ${sys.pub}`,
+    extra,
+    "",
+  ].join("\n");
+}
+
+function optionsOf(conf: string): Options {
+  const opts = defaultOptions();
+  applyConfig(opts, parseConfig(conf), () => {});
+  return opts;
+}
+
+/** The Go server and shoal (as a process) on the same config; both stopped at the end. */
+async function both(t: TestContext, dir: string, conf: string): Promise<RunningServer[]> {
+  return Promise.all(
+    (["go", "shoal"] as const).map(async (kind) => {
+      const file = join(dir, `${kind}.conf`);
+      writeFileSync(file, conf.replaceAll("@KIND@", kind));
+      const srv = await (kind === "go" ? runGoServer : runServer)(["-c", file, "-p", "-1", "-D"]);
+      defer(t, () => srv.stop("SIGKILL"));
+      return srv;
+    }),
+  );
+}
+
+/** "ok" or the connect error's message. */
+async function outcome(port: number, u: TestUser): Promise<string> {
+  try {
+    const nc = await connect({
+      servers: `127.0.0.1:${port}`,
+      reconnect: false,
+      authenticator: jwtAuthenticator(u.jwt, u.seed),
+    });
+    await nc.close();
+    return "ok";
+  } catch (err) {
+    return (err as NatsError).message;
+  }
+}
+
+// ---- activation tokens ------------------------------------------------------------------------
+
+/** An exporter X (token_req stream priv.> and service psvc.>) and importers, one per case. */
+function activationWorld() {
+  const op = makeOperator();
+  const sys = makeAccount(op.kp);
+  const xKp = makeAccount(op.kp).kp; // the exporter's key, known before its JWT
+  const x = xKp.getPublicKey();
+  const importer = (name: string, token: (pub: string, kind: "stream" | "service") => string) => {
+    const kp = makeAccount(op.kp).kp;
+    const pub = kp.getPublicKey();
+    const imports = (["stream", "service"] as const).map((kind) => ({
+      name: `${name}-${kind}`,
+      subject: kind === "stream" ? "priv.>" : "psvc.ping",
+      account: x,
+      type: kind,
+      local_subject: kind === "stream" ? `${name}.>` : `${name}.ping`,
+      ...(token(pub, kind) !== "" ? { token: token(pub, kind) } : {}),
+    }));
+    return { name, acc: makeAccount(op.kp, { imports }, {}, kp) };
+  };
+  const act = (pub: string, kind: "stream" | "service", extra: Record<string, unknown> = {}) =>
+    makeActivation(xKp, pub, kind === "stream" ? "priv.>" : "psvc.>", kind, {}, extra);
+  const importers = [
+    importer("valid", (pub, kind) => act(pub, kind)),
+    importer("none", () => ""),
+    importer("expired", (pub, kind) => act(pub, kind, { exp: nowSec() - 10 })),
+    importer("revoked", (pub, kind) => act(pub, kind, { iat: nowSec() - 100 })),
+  ];
+  // The "revoked" importer's tokens were issued before the export's revocation of its key.
+  const revokedPub = importers[3]!.acc.pub;
+  const exports = [
+    { name: "priv", subject: "priv.>", type: "stream", token_req: true },
+    { name: "psvc", subject: "psvc.>", type: "service", token_req: true },
+  ].map((e) => ({ ...e, revocations: { [revokedPub]: nowSec() - 50 } }));
+  const X = makeAccount(op.kp, { exports }, {}, xKp);
+  return { op, sys, X, xKp, importers };
+}
+
+/** What an importer gets: the stream message (or not), the service reply (or not). */
+async function probe(port: number, X: TestAccount, imp: { name: string; acc: TestAccount }) {
+  const ux = makeUser(X.kp);
+  const ui = makeUser(imp.acc.kp);
+  const a = await connect({
+    servers: `127.0.0.1:${port}`,
+    reconnect: false,
+    authenticator: jwtAuthenticator(ux.jwt, ux.seed),
+  });
+  const b = await connect({
+    servers: `127.0.0.1:${port}`,
+    reconnect: false,
+    authenticator: jwtAuthenticator(ui.jwt, ui.seed),
+  });
+  try {
+    const got: string[] = [];
+    b.subscribe(">", { callback: (_e, m) => got.push(m.subject) });
+    await b.flush();
+    a.subscribe("psvc.ping", { callback: (_e, m) => m.respond(sc.encode("pong")) });
+    await a.flush();
+    a.publish("priv.news", sc.encode("x"));
+    await a.flush();
+    b.publish("marker", sc.encode("m"));
+    await b.flush();
+    // The marker comes after the stream message, if that was delivered at all.
+    await checkFor(2000, () => got.includes("marker") || undefined);
+    let reply: string;
+    try {
+      const r = await b.request(`${imp.name}.ping`, sc.encode("?"), { timeout: 1000 });
+      reply = sc.decode(r.data);
+    } catch (err) {
+      reply = (err as NatsError).code;
+    }
+    return { got: got.filter((s) => !s.startsWith("_INBOX") && s !== `${imp.name}.ping`), reply };
+  } finally {
+    await a.close();
+    await b.close();
+  }
+}
+
+describe("activation tokens (token_req exports)", () => {
+  test("a valid token imports; none, expired or revoked: the import is left out", async (t) => {
+    const w = activationWorld();
+    const conf = confOf(w.op, w.sys, [w.X, ...w.importers.map((i) => i.acc)]);
+    const opts = validateOptions(optionsOf(conf));
+    const s = await useServer(t, optionsOf(conf));
+    const results: Record<string, unknown> = {};
+    for (const imp of w.importers) results[imp.name] = await probe(s.port, w.X, imp);
+    assert.deepEqual(results["valid"], { got: ["valid.news", "marker"], reply: "pong" });
+    for (const name of ["none", "expired", "revoked"]) {
+      // The importer's own ">" subscription gets the request: no responder, a timeout.
+      assert.deepEqual(results[name], { got: ["marker"], reply: "TIMEOUT" }, name);
+    }
+    const problems = opts.operator!.problems.join("\n");
+    for (const imp of w.importers.slice(1)) {
+      assert.match(
+        problems,
+        new RegExp(
+          `Error adding stream import to account \\[${imp.acc.pub}\\]: stream import not authorized`,
+        ),
+      );
+    }
+  });
+
+  test("an import whose token was issued to another account makes the account invalid", () => {
+    const w = activationWorld();
+    const other = makeAccount(w.op.kp);
+    const bad = makeAccount(w.op.kp, {
+      imports: [
+        {
+          name: "s",
+          subject: "priv.>",
+          account: w.X.pub,
+          type: "stream",
+          token: makeActivation(w.xKp, other.pub, "priv.>", "stream"),
+        },
+      ],
+    });
+    const opts = validateOptions(optionsOf(confOf(w.op, w.sys, [w.X, bad])));
+    assert.equal(opts.operator!.accounts.has(bad.pub), false);
+    assert.match(
+      opts.operator!.problems.join("\n"),
+      /activation token doesn't match account it is being included in/,
+    );
+  });
+
+  test("differential: the same imports work on Go and shoal", { skip }, async (t) => {
+    const w = activationWorld();
+    const conf = confOf(w.op, w.sys, [w.X, ...w.importers.map((i) => i.acc)]);
+    const [go, shoal] = await both(t, tempDir(t), conf);
+    for (const imp of w.importers) {
+      const g = await probe(go!.port, w.X, imp);
+      const s = await probe(shoal!.port, w.X, imp);
+      assert.deepEqual(s, g, imp.name);
+    }
+  });
+
+  test("an import is dropped when its activation expires", { timeout: 15_000 }, async (t) => {
+    const w = activationWorld();
+    const kp = makeAccount(w.op.kp).kp;
+    const pub = kp.getPublicKey();
+    const soon = makeAccount(
+      w.op.kp,
+      {
+        imports: [
+          {
+            name: "s",
+            subject: "priv.>",
+            account: w.X.pub,
+            type: "stream",
+            local_subject: "soon.>",
+            token: makeActivation(w.xKp, pub, "priv.>", "stream", {}, { exp: nowSec() + 4 }),
+          },
+        ],
+      },
+      {},
+      kp,
+    );
+    const s = await useServer(t, optionsOf(confOf(w.op, w.sys, [w.X, soon])));
+    assert.equal(s.accounts.get(pub)?.config.imports.length, 1);
+    await checkFor(8000, () => s.accounts.get(pub)?.config.imports.length === 0 || undefined, 100);
+    assert.equal(s.accounts.get(w.X.pub)?.sublist.count(), 0);
+  });
+});
+
+// ---- user restrictions ------------------------------------------------------------------------
+
+describe("user JWT restrictions: src, times, allowed_connection_types", () => {
+  test("validateTimes: ranges in a zone, the time left, nats-server's midnight rule", () => {
+    // 2026-01-01T12:00:00Z
+    const noon = Date.UTC(2026, 0, 1, 12, 0, 0);
+    const u = (times: unknown[], zone = "UTC") => ({ times, times_location: zone });
+    assert.deepEqual(validateTimes({}, noon), { allowed: true, validForMs: null });
+    assert.deepEqual(validateTimes(u([{ start: "11:00:00", end: "13:00:00" }]), noon), {
+      allowed: true,
+      validForMs: 3600_000,
+    });
+    assert.equal(validateTimes(u([{ start: "13:00:00", end: "14:00:00" }]), noon).allowed, false);
+    // In New York it is 07:00.
+    const ny = u([{ start: "06:30:00", end: "07:30:00" }], "America/New_York");
+    assert.deepEqual(validateTimes(ny, noon), { allowed: true, validForMs: 1800_000 });
+    // Across midnight: from the start today to the end tomorrow.
+    const late = u([{ start: "11:00:00", end: "01:00:00" }]);
+    assert.deepEqual(validateTimes(late, noon), { allowed: true, validForMs: 13 * 3600_000 });
+    assert.equal(validateTimes(late, Date.UTC(2026, 0, 1, 0, 30)).allowed, false);
+    assert.equal(validateTimes(u([{ start: "x", end: "y" }]), noon).allowed, false);
+    assert.equal(
+      validateTimes(u([{ start: "11:00:00", end: "13:00:00" }], "Nowhere/X"), noon).allowed,
+      false,
+    );
+  });
+
+  test("sourceAllowed and connectionTypeIssue", () => {
+    assert.equal(sourceAllowed([], ""), true);
+    assert.equal(sourceAllowed(["127.0.0.0/8"], "127.0.0.1"), true);
+    assert.equal(sourceAllowed(["10.0.0.0/8", "192.168.1.0/24"], "192.168.1.7"), true);
+    assert.equal(sourceAllowed(["10.0.0.0/8"], "127.0.0.1"), false);
+    assert.equal(sourceAllowed(["::1/128"], "::1"), true);
+    assert.equal(sourceAllowed(["127.0.0.1"], "127.0.0.1"), false); // not a CIDR
+    assert.equal(sourceAllowed(["127.0.0.0/8"], ""), false);
+    assert.equal(connectionTypeIssue([], "STANDARD"), null);
+    assert.equal(connectionTypeIssue(["standard"], "STANDARD"), null);
+    assert.equal(connectionTypeIssue(["WEBSOCKET"], "STANDARD"), "Connection type not allowed");
+    assert.equal(connectionTypeIssue(["FOO", "STANDARD"], "STANDARD"), null);
+    assert.equal(connectionTypeIssue(["FOO"], "STANDARD"), 'invalid connection types ["FOO"]');
+  });
+
+  test("authenticate: the window's end is the user's expiry; refusals are error lines", () => {
+    const op = makeOperator();
+    const A = makeAccount(op.kp);
+    const opts = validateOptions(optionsOf(confOf(op, makeAccount(op.kp), [A])));
+    const noon = Date.UTC(2026, 0, 1, 12, 0, 0);
+    const creds = (u: TestUser, more: Record<string, string> = {}) => {
+      const nonce = "abcdefghijk";
+      const sig = Buffer.from(u.kp.sign(Buffer.from(nonce))).toString("base64url");
+      return { jwt: u.jwt, sig, nonce, host: "127.0.0.1", connectionType: "STANDARD", ...more };
+    };
+    const timed = makeUser(A.kp, {
+      times: [{ start: "11:00:00", end: "12:30:00" }],
+      times_location: "UTC",
+    });
+    assert.equal(authenticate(opts, creds(timed), undefined, noon)?.expiresAt, noon + 1800_000);
+    const lines: Array<[string, boolean | undefined]> = [];
+    const why = (r: string, e?: boolean) => lines.push([r, e]);
+    assert.equal(authenticate(opts, creds(timed), why, noon + 3600_000), null);
+    const remote = makeUser(A.kp, { src: ["10.0.0.0/8"] });
+    assert.equal(authenticate(opts, creds(remote), why, noon), null);
+    const wsOnly = makeUser(A.kp, { allowed_connection_types: ["WEBSOCKET"] });
+    assert.equal(authenticate(opts, creds(wsOnly), why, noon), null);
+    assert.ok(authenticate(opts, creds(wsOnly, { connectionType: "WEBSOCKET" }), why, noon));
+    assert.deepEqual(lines, [
+      ["Outside connect times", true],
+      ["Bad src Ip 127.0.0.1", true],
+      ["Connection type not allowed", false],
+    ]);
+  });
+
+  test(
+    "differential: the same users connect or are refused, with the same log lines",
+    { skip },
+    async (t) => {
+      const op = makeOperator();
+      const sys = makeAccount(op.kp);
+      const A = makeAccount(op.kp);
+      const dir = tempDir(t);
+      const [go, shoal] = await both(t, dir, confOf(op, sys, [A]));
+      // A window that holds now, and one that does not, in UTC.
+      const hms = (ms: number) => new Date(ms).toISOString().slice(11, 19);
+      const now = Date.now();
+      const cases: Array<[string, TestUser]> = [
+        ["src allows loopback", makeUser(A.kp, { src: ["127.0.0.0/8"] })],
+        ["src elsewhere", makeUser(A.kp, { src: ["10.0.0.0/8"] })],
+        ["standard allowed", makeUser(A.kp, { allowed_connection_types: ["STANDARD"] })],
+        ["websocket only", makeUser(A.kp, { allowed_connection_types: ["WEBSOCKET"] })],
+        ["unknown type only", makeUser(A.kp, { allowed_connection_types: ["CARRIER_PIGEON"] })],
+        [
+          "outside times",
+          makeUser(A.kp, {
+            times: [{ start: hms(now + 2 * 3600_000), end: hms(now + 3 * 3600_000) }],
+            times_location: "UTC",
+          }),
+        ],
+      ];
+      for (const [name, u] of cases) {
+        const [g, s] = [await outcome(go!.port, u), await outcome(shoal!.port, u)];
+        assert.equal(s, g, `${name}: go ${g}, shoal ${s}`);
+      }
+      assert.equal(await outcome(go!.port, cases[0]![1]), "ok");
+      assert.equal(await outcome(go!.port, cases[1]![1]), "'Authorization Violation'");
+      for (const srv of [go!, shoal!]) {
+        assert.match(srv.output(), /\[ERR\] .*Bad src Ip 127\.0\.0\.1/);
+        assert.match(srv.output(), /\[ERR\] .*Outside connect times/);
+        assert.match(srv.output(), /\[DBG\] .*Connection type not allowed/);
+      }
+    },
+  );
+});
+
+test("a WEBSOCKET-only user connects over WebSocket and is refused over TCP", async (t) => {
+  const op = makeOperator();
+  const A = makeAccount(op.kp);
+  const conf = `${confOf(op, makeAccount(op.kp), [A])}\nwebsocket { host: 127.0.0.1, port: -1, no_tls: true }\n`;
+  const s = await useServer(t, optionsOf(conf));
+  const wsOnly = makeUser(A.kp, { allowed_connection_types: ["WEBSOCKET"] });
+  const tcpOnly = makeUser(A.kp, { allowed_connection_types: ["STANDARD"] });
+  (globalThis as { WebSocket?: unknown }).WebSocket ??= WebSocket;
+  const viaWs = async (u: TestUser) => {
+    try {
+      const nc = await wsConnect({
+        servers: s.websocketUrls()[0]!,
+        reconnect: false,
+        authenticator: wsJwtAuthenticator(u.jwt, u.seed),
+      });
+      await nc.close();
+      return "ok";
+    } catch (err) {
+      return (err as Error).message;
+    }
+  };
+  assert.equal(await viaWs(wsOnly), "ok");
+  assert.equal(await outcome(s.port, wsOnly), "'Authorization Violation'");
+  assert.equal(await outcome(s.port, tcpOnly), "ok");
+  assert.match(await viaWs(tcpOnly), /Authorization Violation/);
+});
+
+// ---- account limits -------------------------------------------------------------------------
+
+describe("account JWT limits nats-io/jwt checks", () => {
+  test(
+    "differential: more imports or exports than the limits allow: its users are refused",
+    { skip },
+    async (t) => {
+      const op = makeOperator();
+      const sys = makeAccount(op.kp);
+      const ok = makeAccount(op.kp, {
+        exports: [{ name: "e", subject: "e.>", type: "stream" }],
+      });
+      const tooManyExports = makeAccount(op.kp, {
+        exports: [
+          { name: "a", subject: "a", type: "stream" },
+          { name: "b", subject: "b", type: "stream" },
+        ],
+        limits: { exports: 1 },
+      });
+      const tooManyImports = makeAccount(op.kp, {
+        imports: [{ name: "e", subject: "e.>", account: ok.pub, type: "stream" }],
+        limits: { imports: 0 },
+      });
+      const noWildcards = makeAccount(op.kp, {
+        exports: [{ name: "w", subject: "w.*", type: "stream" }],
+        limits: { wildcards: false },
+      });
+      const accounts = [ok, tooManyExports, tooManyImports, noWildcards];
+      const [go, shoal] = await both(t, tempDir(t), confOf(op, sys, accounts));
+      const results: string[][] = [];
+      for (const srv of [go!, shoal!]) {
+        results.push(await Promise.all(accounts.map((a) => outcome(srv.port, makeUser(a.kp)))));
+      }
+      assert.deepEqual(results[1], results[0]);
+      // nats-server 2.9 lets an account with wildcard exports in despite `wildcards: false`.
+      const av = "'Authorization Violation'";
+      assert.deepEqual(results[0], ["ok", av, av, "ok"]);
+    },
+  );
+
+  test(
+    "differential: limits a JWT leaves out (account or user) are zero, as nats-server reads them",
+    { skip },
+    async (t) => {
+      const op = makeOperator();
+      const sys = makeAccount(op.kp);
+      const A = makeAccount(op.kp);
+      const bareKp = createAccount();
+      const bare = {
+        kp: bareKp,
+        pub: bareKp.getPublicKey(),
+        jwt: signJwt(op.kp, bareKp.getPublicKey(), { type: "account" }),
+      };
+      const partial = makeAccount(op.kp);
+      const partialJwt = signJwt(op.kp, partial.pub, { type: "account", limits: { conn: 5 } });
+      const partialAcc = { ...partial, jwt: partialJwt };
+      const [go, shoal] = await both(t, tempDir(t), confOf(op, sys, [A, bare, partialAcc]));
+      const users: Array<[string, TestUser]> = [
+        ["user without limits", bareUser(A)],
+        ["user of an account without limits", makeUser(bare.kp)],
+        ["user of an account with only conn", makeUser(partialAcc.kp)],
+        ["user with payload 3", makeUser(A.kp, { payload: 3 })],
+        ["user with subs 1", makeUser(A.kp, { subs: 1 })],
+      ];
+      const seen: Record<string, string[]> = {};
+      for (const [name, u] of users) {
+        const replies = [];
+        for (const srv of [go!, shoal!]) replies.push(await rawSession(t, srv.port, u));
+        assert.deepEqual(replies[1], replies[0], name);
+        seen[name] = replies[0]!;
+      }
+      // nats-server's reading, which shoal follows: no subs, no payload, no connections.
+      assert.ok(seen["user without limits"]!.includes("INFO max_payload=0"));
+      assert.ok(seen["user without limits"]!.includes("-ERR 'maximum subscriptions exceeded'"));
+      assert.deepEqual(seen["user of an account without limits"], [
+        "-ERR 'maximum account active connections exceeded'",
+        "(closed)",
+      ]);
+    },
+  );
+});
+
+/** A user of `a` whose JWT has no subs/data/payload claims at all. */
+function bareUser(a: TestAccount): TestUser {
+  const u = makeUser(a.kp);
+  return { ...u, jwt: signJwt(a.kp, u.pub, { type: "user", pub: {}, sub: {} }) };
+}
+
+/**
+ * CONNECT as u on a raw connection with PING, SUB, PUB 5 bytes, PING in one write: the distinct
+ * lines the server answers, sorted (nats-server's -ERR for a user at its subscription limit comes
+ * from a goroutine, at no fixed place), an INFO as its max_payload only, and whether the server
+ * closed the connection.
+ */
+async function rawSession(t: TestContext, port: number, u: TestUser): Promise<string[]> {
+  const c = await RawConn.connect(port);
+  defer(t, () => c.close());
+  await c.waitFor(/^INFO .*\r\n/);
+  const info = JSON.parse(/^INFO (.*) \r\n/.exec(c.data)![1]!) as Record<string, unknown>;
+  c.data = "";
+  const sig = Buffer.from(u.kp.sign(Buffer.from(String(info["nonce"])))).toString("base64url");
+  const args = { verbose: false, pedantic: false, protocol: 1, jwt: u.jwt, sig };
+  c.send(`CONNECT ${JSON.stringify(args)}\r\nPING\r\nSUB x 1\r\nPUB x 5\r\nhello\r\nPING\r\n`);
+  await c.waitFor(/PONG\r\n[^]*PONG\r\n/, 3000, true);
+  if (/-ERR/.test(c.data)) await c.waitClosed(1000).catch(() => "");
+  const lines = c.data
+    .split("\r\n")
+    .filter((l) => l !== "")
+    .map((l) =>
+      l.startsWith("INFO ")
+        ? `INFO max_payload=${(JSON.parse(l.slice(5)) as Record<string, unknown>)["max_payload"]}`
+        : l,
+    );
+  return [...new Set(lines)].sort().concat(c.closed ? "(closed)" : "(open)");
+}
+
+// ---- directory resolvers ----------------------------------------------------------------------
+
+describe("directory resolvers", () => {
+  test(
+    "differential: a user of an account whose JWT is in the full resolver's dir connects",
+    { skip },
+    async (t) => {
+      const op = makeOperator();
+      const sys = makeAccount(op.kp);
+      const A = makeAccount(op.kp);
+      const dir = tempDir(t);
+      for (const kind of ["go", "shoal"]) {
+        mkdirSync(join(dir, kind));
+        for (const a of [sys, A]) writeFileSync(join(dir, kind, `${a.pub}.jwt`), a.jwt);
+      }
+      const conf = [
+        `operator: "${op.jwt}"`,
+        `system_account: ${sys.pub}`,
+        `resolver { type: full, dir: "${join(dir, "@KIND@")}", allow_delete: false, interval: "2m", timeout: "1.9s" }`,
+      ].join("\n");
+      const [go, shoal] = await both(t, dir, conf);
+      const missing = makeAccount(op.kp);
+      for (const srv of [go!, shoal!]) {
+        assert.equal(await outcome(srv.port, makeUser(A.kp)), "ok");
+        assert.equal(await outcome(srv.port, makeUser(missing.kp)), "'Authorization Violation'");
+      }
+    },
+  );
+
+  test("config: cache and full read the directory; URL and unknown fields are refused by name", (t) => {
+    const op = makeOperator();
+    const sys = makeAccount(op.kp);
+    const A = makeAccount(op.kp);
+    const dir = tempDir(t);
+    for (const a of [sys, A]) writeFileSync(join(dir, `${a.pub}.jwt`), a.jwt);
+    writeFileSync(join(dir, "README"), "not a JWT");
+    const base = `operator: "${op.jwt}"\nsystem_account: ${sys.pub}\n`;
+    for (const type of ["full", "cache"]) {
+      const opts = validateOptions(optionsOf(`${base}resolver { type: ${type}, dir: "${dir}" }`));
+      assert.deepEqual([...opts.operator!.accounts.keys()].sort(), [sys.pub, A.pub].sort());
+    }
+    const bad = (conf: string, re: RegExp) =>
+      assert.throws(() => validateOptions(optionsOf(base + conf)), re);
+    bad(`resolver: URL(http://127.0.0.1:9090/jwt/v1/accounts/)`, /resolver: the URL resolver/);
+    bad(`resolver { type: full }`, /resolver: dir has no value/);
+    bad(`resolver { type: other, dir: "${dir}" }`, /resolver.type: expected full or cache/);
+    bad(`resolver { type: full, dir: "${dir}", allow_delete: true }`, /resolver.allow_delete/);
+    bad(`resolver { type: full, dir: "${dir}", colour: red }`, /unknown field "colour"/);
+  });
+});
