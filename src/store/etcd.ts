@@ -61,12 +61,68 @@ export interface Fence {
   createRevision: string;
 }
 
+/**
+ * Client TLS for etcd (PEM): the CA that signed the members' certificates and, for mutual TLS
+ * (the managed members require it), this client's certificate and key — a manager's node
+ * certificate from the cluster CA.
+ */
+export interface EtcdTls {
+  ca: string | Buffer;
+  cert?: string | Buffer;
+  key?: string | Buffer;
+}
+
+export interface EtcdClientOptions {
+  /** etcd client URLs or host:port (https when `tls` is given). */
+  endpoints: string[];
+  tls?: EtcdTls;
+  /** Extra etcd3 client options. */
+  clientOptions?: Omit<IOptions, "hosts">;
+}
+
+/**
+ * An etcd3 client of `endpoints`, over TLS when `tls` is given. A call etcd does not answer
+ * fails after 5 s (streams excepted), so a commit never hangs the store's loop.
+ */
+export function etcdClient(opts: EtcdClientOptions): Etcd3 {
+  if (opts.endpoints.length === 0) {
+    throw new StoreError("ERR_INVALID", "an etcd client needs at least one endpoint");
+  }
+  const tls = opts.tls;
+  if (tls && (tls.cert === undefined) !== (tls.key === undefined)) {
+    throw new StoreError("ERR_INVALID", "etcd client TLS needs both a certificate and its key");
+  }
+  const hosts = opts.endpoints.map((e) => {
+    if (!tls) return e;
+    if (e.startsWith("http://")) {
+      throw new StoreError("ERR_INVALID", `etcd endpoint ${e} is http:// but TLS is configured`);
+    }
+    return e.startsWith("https://") ? e : `https://${e}`;
+  });
+  return new Etcd3({
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 5000 }),
+    ...(tls
+      ? {
+          credentials: {
+            rootCertificate: Buffer.from(tls.ca),
+            ...(tls.key !== undefined ? { privateKey: Buffer.from(tls.key) } : {}),
+            ...(tls.cert !== undefined ? { certChain: Buffer.from(tls.cert) } : {}),
+          },
+        }
+      : {}),
+    ...opts.clientOptions,
+    hosts,
+  });
+}
+
 export interface EtcdStoreOptions {
   /** etcd client URLs or host:port (ignored when `client` is given). */
   endpoints?: string[];
+  /** Client TLS when the store makes its client (see `etcdClient`). */
+  tls?: EtcdTls;
   /** A client to use (not closed by the store); otherwise the store makes and closes its own. */
   client?: Etcd3;
-  /** Extra etcd3 client options (TLS credentials...), when the store makes its client. */
+  /** Extra etcd3 client options, when the store makes its client. */
   clientOptions?: Omit<IOptions, "hosts">;
   /** Key prefix of the state (default "/shoal/"); must end with "/". */
   prefix?: string;
@@ -169,11 +225,10 @@ export class EtcdStore implements Store {
       if (!opts.endpoints || opts.endpoints.length === 0) {
         throw new StoreError("ERR_INVALID", "the etcd store needs endpoints or a client");
       }
-      client = new Etcd3({
-        // A call etcd does not answer fails after 5 s, so a commit never hangs the loop.
-        defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 5000 }),
-        ...opts.clientOptions,
-        hosts: opts.endpoints,
+      client = etcdClient({
+        endpoints: opts.endpoints,
+        ...(opts.tls ? { tls: opts.tls } : {}),
+        ...(opts.clientOptions ? { clientOptions: opts.clientOptions } : {}),
       });
     }
     const store = new EtcdStore(client, !opts.client, prefix, opts);
