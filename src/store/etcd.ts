@@ -46,7 +46,9 @@ import {
   eventsOf,
   readView,
   runUpdate,
+  snapshotOf,
   type Op,
+  type StateSnapshot,
 } from "./state.js";
 import type { Kind, ReadTx, Store, StoreEvent, WriteTx } from "./store.js";
 
@@ -197,7 +199,7 @@ export class EtcdStore implements Store {
     readonly prefix: string,
     private readonly opts: EtcdStoreOptions,
   ) {
-    this.revKey = `${prefix}rev`;
+    this.revKey = etcdRevKey(prefix);
     this.onWarning =
       opts.onWarning ?? ((msg: string) => process.emitWarning(msg, "ShoalStoreWarning"));
     this.maxTxnOps = opts.maxTxnOps ?? DEFAULT_MAX_TXN_OPS;
@@ -233,6 +235,14 @@ export class EtcdStore implements Store {
     }
     const store = new EtcdStore(client, !opts.client, prefix, opts);
     try {
+      const moving = await client.kv.range({ key: Buffer.from(etcdMoveKey(prefix)) });
+      if (moving.kvs.length > 0) {
+        throw new StoreError(
+          "ERR_MOVE_UNFINISHED",
+          `a move of the state into etcd (${prefix}) was started and not finished ` +
+            `(${etcdMoveKey(prefix)} is set): run the move again`,
+        );
+      }
       await store.load();
     } catch (err) {
       await store.stopWatch();
@@ -267,6 +277,12 @@ export class EtcdStore implements Store {
     await this.stopWatch();
     for (const w of this.revWaiters.splice(0)) w.resolve();
     if (this.ownsClient) this.client.close();
+  }
+
+  /** Every object of the mirror and its revision, at once (tests, tools). */
+  snapshot(): StateSnapshot {
+    if (this.closed) throw new StoreError("ERR_CLOSED", "the store is closed");
+    return snapshotOf(this.state, this.seq);
   }
 
   /** The etcd revision the mirror is at (tests, monitoring). */
@@ -623,7 +639,7 @@ export class EtcdStore implements Store {
   }
 
   private keyOf(op: Op): string {
-    return `${this.prefix}${op.kind}/${op.id}`;
+    return etcdStateKey(this.prefix, op.kind, op.id);
   }
 
   private requestOf(op: Op): Record<string, unknown> {
@@ -691,6 +707,24 @@ export class EtcdStore implements Store {
     const err = unavailable(cause, "etcd did not answer the commit: the batch was not committed");
     for (const r of ran) r.p.reject(err);
   }
+}
+
+/** The key of one object: `<prefix><kind>/<id>`. */
+export function etcdStateKey(prefix: string, kind: Kind, id: string): string {
+  return `${prefix}${kind}/${id}`;
+}
+
+/** The key of the store's revision, `<prefix>rev`: {seq, commit}. */
+export function etcdRevKey(prefix: string): string {
+  return `${prefix}rev`;
+}
+
+/**
+ * The key marking a move of the state into etcd under way (move-to-etcd.ts): beside the prefix,
+ * not in it ("/shoal/" → "/shoal.move"), so the stores' watches never see it.
+ */
+export function etcdMoveKey(prefix: string): string {
+  return `${prefix.slice(0, -1)}.move`;
 }
 
 export function openEtcdStore(opts: EtcdStoreOptions): Promise<EtcdStore> {
