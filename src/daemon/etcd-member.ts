@@ -2,7 +2,8 @@
 // etcd on the managers themselves (issue 14, "managed"). Its data is under `<node data dir>/etcd`,
 // its name is the node id, its client and peer URLs are on the manager's address (ports 4379 and
 // 4380 by default, beside a user's own etcd on 2379/2380), and both clients and peers must
-// present a certificate from the cluster CA (the node's certificate files, `certPaths()`): the
+// present a manager's certificate from the cluster CA (the node's certificate files,
+// `certPaths()`; a manager's names "swarm-manager" in its DNS SANs, a worker's does not): the
 // member serves with the node certificate and trusts only the cluster CA.
 //
 // Three ways to start (`EtcdStart`):
@@ -28,7 +29,7 @@ import { request } from "node:https";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import type { Etcd3, IMember } from "etcd3";
-import { certPaths } from "../manager/ca.js";
+import { certPaths, roleOu } from "../manager/ca.js";
 import type { EtcdTls } from "../store/etcd.js";
 import { joinHostPort } from "../lib/addr.js";
 import { silentLogger, type Logger } from "../lib/log.js";
@@ -270,6 +271,10 @@ export class EtcdMember extends EventEmitter<{
       "--trusted-ca-file",
       ca,
       "--client-cert-auth",
+      // Only managers' certificates (their DNS SAN names the role, ca.ts): a worker's
+      // certificate is from the same CA but must not reach the state.
+      "--client-cert-allowed-hostname",
+      roleOu("manager"),
       "--peer-cert-file",
       cert,
       "--peer-key-file",
@@ -277,6 +282,8 @@ export class EtcdMember extends EventEmitter<{
       "--peer-trusted-ca-file",
       ca,
       "--peer-client-cert-auth",
+      "--peer-cert-allowed-hostname",
+      roleOu("manager"),
       "--max-txn-ops",
       String(MANAGED_MAX_TXN_OPS),
       "--max-request-bytes",

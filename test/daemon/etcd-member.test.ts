@@ -17,12 +17,15 @@ import {
   addEtcdMember,
   listEtcdMembers,
   managedStoreLimits,
+  readEtcdTls,
   removeEtcdMember,
   type EtcdMemberOptions,
   type EtcdStart,
 } from "../../src/daemon/etcd-member.js";
-import { issueNodeCert, newKeyAndCsr, writeNodeCerts } from "../../src/manager/ca.js";
-import { etcdClient, openEtcdStore } from "../../src/store/etcd.js";
+import { certPaths, issueNodeCert, newKeyAndCsr, writeNodeCerts } from "../../src/manager/ca.js";
+import { openEmbeddedStore } from "../../src/store/embedded.js";
+import { etcdClient, openEtcdStore, type EtcdTls } from "../../src/store/etcd.js";
+import { moveStateToEtcd } from "../../src/store/move-to-etcd.js";
 import { LeaderElection } from "../../src/store/leader.js";
 import { defer } from "../helpers/defer.js";
 import { etcdSkip } from "../helpers/etcd.js";
@@ -35,15 +38,19 @@ function isCode(code: string) {
   return (err: unknown) => err instanceof EtcdMemberError && err.code === code;
 }
 
-/** A node data dir with a manager certificate for 127.0.0.1 from the test CA. */
-async function nodeDir(t: TestContext, nodeId: string): Promise<string> {
+/** A node data dir with a certificate for 127.0.0.1 from the test CA (a manager's by default). */
+async function nodeDir(
+  t: TestContext,
+  nodeId: string,
+  role: "manager" | "worker" = "manager",
+): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), `shoal-etcd-member-${nodeId}-`));
   defer(t, () => rmSync(dir, { recursive: true, force: true }));
   const ca = await testCa();
   const { keyPem, csrPem } = await newKeyAndCsr();
   const certPem = await issueNodeCert(ca, csrPem, {
     nodeId,
-    role: "manager",
+    role,
     addrs: ["127.0.0.1"],
     now: new Date(),
   });
@@ -78,6 +85,24 @@ async function startMember(
   return m;
 }
 
+/** Opening a store must fail (matching `re`); a store that opens is closed, then fails the test. */
+async function assertRefused(endpoints: string[], tls: EtcdTls | undefined, re: RegExp) {
+  let store;
+  try {
+    store = await openEtcdStore({
+      endpoints,
+      ...(tls ? { tls } : {}),
+      prefix: "/refused/",
+      clientOptions: { defaultCallOptions: () => ({ deadline: Date.now() + 3000 }) },
+    });
+  } catch (err) {
+    assert.match(String(err), re);
+    return;
+  }
+  await store.close();
+  assert.fail(`a store opened on ${endpoints.join(",")}: it should have been refused`);
+}
+
 function clientOf(t: TestContext, m: EtcdMember, endpoints = [m.clientUrl]) {
   const c = etcdClient({ endpoints, tls: m.clientTls() });
   defer(t, () => c.close());
@@ -85,7 +110,7 @@ function clientOf(t: TestContext, m: EtcdMember, endpoints = [m.clientUrl]) {
 }
 
 describe("managed etcd members", { skip: etcdSkip() }, () => {
-  test("a single member serves over mutual TLS and refuses a client without a certificate", async (t) => {
+  test("a single member serves over mutual TLS and refuses a client without a manager's certificate", async (t) => {
     const m = await startMember(t, await memberOpts(t, "mgr1"), { mode: "new" });
     assert.match(m.clientUrl, /^https:\/\/127\.0\.0\.1:\d+$/);
     const store = await openEtcdStore({
@@ -111,23 +136,12 @@ describe("managed etcd members", { skip: etcdSkip() }, () => {
 
     // The CA alone (no client certificate): the member refuses the TLS handshake.
     const { ca } = m.clientTls();
-    await assert.rejects(
-      openEtcdStore({
-        endpoints: [m.clientUrl],
-        tls: { ca },
-        prefix: "/nocert/",
-        clientOptions: { defaultCallOptions: () => ({ deadline: Date.now() + 3000 }) },
-      }),
-      /bad certificate|certificate required/,
-    );
+    await assertRefused([m.clientUrl], { ca }, /bad certificate|certificate required/);
+    // A worker's certificate, from the same CA, is refused too (not a manager's).
+    const worker = readEtcdTls(certPaths(await nodeDir(t, "wrk1", "worker")));
+    await assertRefused([m.clientUrl], worker, /bad certificate|certificate required/);
     // Plain http is not served at all.
-    await assert.rejects(
-      openEtcdStore({
-        endpoints: [m.clientUrl.replace("https://", "http://")],
-        prefix: "/plain/",
-        clientOptions: { defaultCallOptions: () => ({ deadline: Date.now() + 3000 }) },
-      }),
-    );
+    await assertRefused([m.clientUrl.replace("https://", "http://")], undefined, /UNAVAILABLE/);
   });
 
   test("grows to three members by memberAdd + join, the store works through any member, one is removed", async (t) => {
@@ -187,6 +201,34 @@ describe("managed etcd members", { skip: etcdSkip() }, () => {
     assert.equal(
       stores[0]!.view((tx) => tx.getServiceByName("after-remove")?.id),
       "s9",
+    );
+  });
+
+  test("an embedded state moves onto a managed member in one transaction (its raised limits)", async (t) => {
+    const m = await startMember(t, await memberOpts(t, "mgr1"), { mode: "new" });
+    const dir = mkdtempSync(join(tmpdir(), "shoal-embedded-"));
+    defer(t, () => rmSync(dir, { recursive: true, force: true }));
+    const src = await openEmbeddedStore(dir);
+    defer(t, () => src.close());
+    await src.update((tx) => {
+      for (let i = 0; i < 2000; i++) tx.putService(service(`s${i}`, `web-${i}`));
+    });
+    const report = await moveStateToEtcd(src, { client: clientOf(t, m), ...managedStoreLimits() });
+    // 2000 objects in one transaction (etcd's default --max-txn-ops is 128), then the rev key.
+    assert.equal(report.transactions, 2);
+    const dst = await openEtcdStore({
+      endpoints: [m.clientUrl],
+      tls: m.clientTls(),
+      ...managedStoreLimits(),
+    });
+    defer(t, () => dst.close());
+    assert.equal(
+      dst.view((tx) => tx.listServices().length),
+      2000,
+    );
+    assert.equal(
+      dst.view((tx) => tx.revision()),
+      src.view((tx) => tx.revision()),
     );
   });
 
