@@ -11,7 +11,17 @@
 // the store: that group and every later update reject.
 
 import { StoreError } from "./errors.js";
-import { Layer, State, Watchers, eventsOf, readView, runUpdate, type Op } from "./state.js";
+import {
+  Layer,
+  State,
+  Watchers,
+  eventsOf,
+  readView,
+  runUpdate,
+  snapshotOf,
+  type Op,
+  type StateSnapshot,
+} from "./state.js";
 import type { ReadTx, Store, StoreEvent, WriteTx } from "./store.js";
 
 /** Where committed batches go. */
@@ -96,6 +106,12 @@ export class StoreEngine implements Store {
     this.closed = true;
     await this.journal?.close();
     this.afterClose();
+  }
+
+  /** Every object of the committed state and its revision, at once (moving the state to etcd). */
+  snapshot(): StateSnapshot {
+    if (this.closed) throw new StoreError("ERR_CLOSED", "the store is closed");
+    return snapshotOf(this.state, this.seq);
   }
 
   /** Seq of the last committed batch that wrote something. */

@@ -30,7 +30,11 @@ export type StoreErrorCode =
   /** etcd store: another writer kept committing first; the batch was not committed. */
   | "ERR_CONFLICT"
   /** etcd store: etcd could not be reached; the message says whether the batch was committed. */
-  | "ERR_UNAVAILABLE";
+  | "ERR_UNAVAILABLE"
+  /** Moving a state into etcd: the etcd prefix already holds keys (a state, or someone else's). */
+  | "ERR_NOT_EMPTY"
+  /** etcd store: a move of the state into etcd was started and not finished: run it again. */
+  | "ERR_MOVE_UNFINISHED";
 
 export class StoreError extends Error {
   constructor(

@@ -46,7 +46,9 @@ import {
   eventsOf,
   readView,
   runUpdate,
+  snapshotOf,
   type Op,
+  type StateSnapshot,
 } from "./state.js";
 import type { Kind, ReadTx, Store, StoreEvent, WriteTx } from "./store.js";
 
@@ -61,12 +63,68 @@ export interface Fence {
   createRevision: string;
 }
 
+/**
+ * Client TLS for etcd (PEM): the CA that signed the members' certificates and, for mutual TLS
+ * (the managed members require it), this client's certificate and key — a manager's node
+ * certificate from the cluster CA.
+ */
+export interface EtcdTls {
+  ca: string | Buffer;
+  cert?: string | Buffer;
+  key?: string | Buffer;
+}
+
+export interface EtcdClientOptions {
+  /** etcd client URLs or host:port (https when `tls` is given). */
+  endpoints: string[];
+  tls?: EtcdTls;
+  /** Extra etcd3 client options. */
+  clientOptions?: Omit<IOptions, "hosts">;
+}
+
+/**
+ * An etcd3 client of `endpoints`, over TLS when `tls` is given. A call etcd does not answer
+ * fails after 5 s (streams excepted), so a commit never hangs the store's loop.
+ */
+export function etcdClient(opts: EtcdClientOptions): Etcd3 {
+  if (opts.endpoints.length === 0) {
+    throw new StoreError("ERR_INVALID", "an etcd client needs at least one endpoint");
+  }
+  const tls = opts.tls;
+  if (tls && (tls.cert === undefined) !== (tls.key === undefined)) {
+    throw new StoreError("ERR_INVALID", "etcd client TLS needs both a certificate and its key");
+  }
+  const hosts = opts.endpoints.map((e) => {
+    if (!tls) return e;
+    if (e.startsWith("http://")) {
+      throw new StoreError("ERR_INVALID", `etcd endpoint ${e} is http:// but TLS is configured`);
+    }
+    return e.startsWith("https://") ? e : `https://${e}`;
+  });
+  return new Etcd3({
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 5000 }),
+    ...(tls
+      ? {
+          credentials: {
+            rootCertificate: Buffer.from(tls.ca),
+            ...(tls.key !== undefined ? { privateKey: Buffer.from(tls.key) } : {}),
+            ...(tls.cert !== undefined ? { certChain: Buffer.from(tls.cert) } : {}),
+          },
+        }
+      : {}),
+    ...opts.clientOptions,
+    hosts,
+  });
+}
+
 export interface EtcdStoreOptions {
   /** etcd client URLs or host:port (ignored when `client` is given). */
   endpoints?: string[];
+  /** Client TLS when the store makes its client (see `etcdClient`). */
+  tls?: EtcdTls;
   /** A client to use (not closed by the store); otherwise the store makes and closes its own. */
   client?: Etcd3;
-  /** Extra etcd3 client options (TLS credentials...), when the store makes its client. */
+  /** Extra etcd3 client options, when the store makes its client. */
   clientOptions?: Omit<IOptions, "hosts">;
   /** Key prefix of the state (default "/shoal/"); must end with "/". */
   prefix?: string;
@@ -141,7 +199,7 @@ export class EtcdStore implements Store {
     readonly prefix: string,
     private readonly opts: EtcdStoreOptions,
   ) {
-    this.revKey = `${prefix}rev`;
+    this.revKey = etcdRevKey(prefix);
     this.onWarning =
       opts.onWarning ?? ((msg: string) => process.emitWarning(msg, "ShoalStoreWarning"));
     this.maxTxnOps = opts.maxTxnOps ?? DEFAULT_MAX_TXN_OPS;
@@ -169,15 +227,22 @@ export class EtcdStore implements Store {
       if (!opts.endpoints || opts.endpoints.length === 0) {
         throw new StoreError("ERR_INVALID", "the etcd store needs endpoints or a client");
       }
-      client = new Etcd3({
-        // A call etcd does not answer fails after 5 s, so a commit never hangs the loop.
-        defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 5000 }),
-        ...opts.clientOptions,
-        hosts: opts.endpoints,
+      client = etcdClient({
+        endpoints: opts.endpoints,
+        ...(opts.tls ? { tls: opts.tls } : {}),
+        ...(opts.clientOptions ? { clientOptions: opts.clientOptions } : {}),
       });
     }
     const store = new EtcdStore(client, !opts.client, prefix, opts);
     try {
+      const moving = await client.kv.range({ key: Buffer.from(etcdMoveKey(prefix)) });
+      if (moving.kvs.length > 0) {
+        throw new StoreError(
+          "ERR_MOVE_UNFINISHED",
+          `a move of the state into etcd (${prefix}) was started and not finished ` +
+            `(${etcdMoveKey(prefix)} is set): run the move again`,
+        );
+      }
       await store.load();
     } catch (err) {
       await store.stopWatch();
@@ -212,6 +277,12 @@ export class EtcdStore implements Store {
     await this.stopWatch();
     for (const w of this.revWaiters.splice(0)) w.resolve();
     if (this.ownsClient) this.client.close();
+  }
+
+  /** Every object of the mirror and its revision, at once (tests, tools). */
+  snapshot(): StateSnapshot {
+    if (this.closed) throw new StoreError("ERR_CLOSED", "the store is closed");
+    return snapshotOf(this.state, this.seq);
   }
 
   /** The etcd revision the mirror is at (tests, monitoring). */
@@ -568,7 +639,7 @@ export class EtcdStore implements Store {
   }
 
   private keyOf(op: Op): string {
-    return `${this.prefix}${op.kind}/${op.id}`;
+    return etcdStateKey(this.prefix, op.kind, op.id);
   }
 
   private requestOf(op: Op): Record<string, unknown> {
@@ -636,6 +707,24 @@ export class EtcdStore implements Store {
     const err = unavailable(cause, "etcd did not answer the commit: the batch was not committed");
     for (const r of ran) r.p.reject(err);
   }
+}
+
+/** The key of one object: `<prefix><kind>/<id>`. */
+export function etcdStateKey(prefix: string, kind: Kind, id: string): string {
+  return `${prefix}${kind}/${id}`;
+}
+
+/** The key of the store's revision, `<prefix>rev`: {seq, commit}. */
+export function etcdRevKey(prefix: string): string {
+  return `${prefix}rev`;
+}
+
+/**
+ * The key marking a move of the state into etcd under way (move-to-etcd.ts): beside the prefix,
+ * not in it ("/shoal/" → "/shoal.move"), so the stores' watches never see it.
+ */
+export function etcdMoveKey(prefix: string): string {
+  return `${prefix.slice(0, -1)}.move`;
 }
 
 export function openEtcdStore(opts: EtcdStoreOptions): Promise<EtcdStore> {

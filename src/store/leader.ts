@@ -20,11 +20,16 @@
 // 3 s a new leader is in place about 3-4 s after the old one died (the goal is < 5 s).
 
 import type { Etcd3, Lease, Watcher } from "etcd3";
-import { prefixEnd, type Fence } from "./etcd.js";
+import { etcdClient, prefixEnd, type EtcdTls, type Fence } from "./etcd.js";
 import { StoreError } from "./errors.js";
 
 export interface LeaderElectionOptions {
-  client: Etcd3;
+  /** A client to use (not closed by the election); otherwise give `endpoints` (and `tls`). */
+  client?: Etcd3;
+  /** etcd endpoints, when the election makes (and closes) its own client. */
+  endpoints?: string[];
+  /** Client TLS for `endpoints` (a manager's node certificate for the managed members). */
+  tls?: EtcdTls;
   /** This candidate's id (the node id), what the others see as `leaderId`. */
   id: string;
   /** Key prefix of the election (default "/shoal-election/"); must end with "/". */
@@ -69,8 +74,20 @@ export class LeaderElection {
   private readonly ttl: number;
   private readonly now: () => number;
   private readonly onWarning: (msg: string) => void;
+  private readonly client: Etcd3;
+  private readonly ownsClient: boolean;
 
   private constructor(private readonly opts: LeaderElectionOptions) {
+    if (opts.client) {
+      this.client = opts.client;
+      this.ownsClient = false;
+    } else {
+      this.client = etcdClient({
+        endpoints: opts.endpoints ?? [],
+        ...(opts.tls ? { tls: opts.tls } : {}),
+      });
+      this.ownsClient = true;
+    }
     this.prefix = opts.prefix ?? DEFAULT_ELECTION_PREFIX;
     this.ttl = opts.ttlSeconds ?? DEFAULT_LEADER_TTL_SECONDS;
     this.now = opts.now ?? Date.now;
@@ -91,8 +108,16 @@ export class LeaderElection {
     if (typeof opts.id !== "string" || opts.id === "") {
       throw new StoreError("ERR_INVALID", "a leader election needs the candidate's id");
     }
+    if (!opts.client && !opts.endpoints?.length) {
+      throw new StoreError("ERR_INVALID", "a leader election needs an etcd client or endpoints");
+    }
     const e = new LeaderElection(opts);
-    await e.observe();
+    try {
+      await e.observe();
+    } catch (err) {
+      if (e.ownsClient) e.client.close();
+      throw err;
+    }
     if (!opts.observeOnly) void e.campaign();
     return e;
   }
@@ -132,6 +157,7 @@ export class LeaderElection {
       });
     }
     await this.cancelWatch();
+    if (this.ownsClient) this.client.close();
   }
 
   /** Stops without resigning, as a crashed candidate does: its key expires after the TTL. */
@@ -139,6 +165,7 @@ export class LeaderElection {
     if (this.closed) return;
     this.stop()?.release();
     await this.cancelWatch();
+    if (this.ownsClient) this.client.close();
   }
 
   private stop(): Lease | null {
@@ -162,14 +189,14 @@ export class LeaderElection {
 
   private async observe(): Promise<void> {
     const key = Buffer.from(this.prefix);
-    const res = await this.opts.client.kv.range({ key, range_end: prefixEnd(key) });
+    const res = await this.client.kv.range({ key, range_end: prefixEnd(key) });
     for (const kv of res.kvs) {
       this.candidates.set(kv.key.toString(), {
         createRevision: BigInt(kv.create_revision),
         id: kv.value.toString(),
       });
     }
-    const w = await this.opts.client
+    const w = await this.client
       .watch()
       .prefix(this.prefix)
       .startRevision(String(BigInt(res.header.revision) + 1n))
@@ -243,7 +270,7 @@ export class LeaderElection {
   private async campaign(): Promise<void> {
     this.retryTimer = null;
     if (this.closed) return;
-    const lease = this.opts.client.lease(this.ttl, { autoKeepAlive: true });
+    const lease = this.client.lease(this.ttl, { autoKeepAlive: true });
     this.lease = lease;
     lease.on("lost", (err) => this.lost(lease, err));
     lease.on("keepaliveFired", () => (this.sentAt = this.now()));
@@ -252,7 +279,7 @@ export class LeaderElection {
       const sent = this.now();
       const leaseId = await lease.grant();
       const key = `${this.prefix}${leaseId}`;
-      const res = await this.opts.client.kv.txn({
+      const res = await this.client.kv.txn({
         compare: [{ key: Buffer.from(key), target: "Create", result: "Equal", create_revision: 0 }],
         success: [
           {

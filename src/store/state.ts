@@ -517,6 +517,20 @@ export class Tx implements WriteTx {
   }
 }
 
+/** Every object of a state at one revision (a consistent copy; the values are frozen, shared). */
+export interface StateSnapshot {
+  seq: number;
+  entries: Array<{ kind: Kind; id: string; value: unknown }>;
+}
+
+export function snapshotOf(state: State, seq: number): StateSnapshot {
+  const entries: StateSnapshot["entries"] = [];
+  for (const kind of KINDS) {
+    for (const [id, value] of state.entries(kind)) entries.push({ kind, id, value });
+  }
+  return { seq, entries };
+}
+
 /** A consistent read of `src` at revision `rev`: the `view` of every store built on State. */
 export function readView<T>(src: Source, rev: number, fn: (tx: ReadTx) => T): T {
   const tx = new Tx(src, null, rev);

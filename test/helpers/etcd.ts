@@ -6,22 +6,14 @@
 // environment), where they run and fail saying what to install (.ci/run installs it).
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./cluster.js";
+import { findEtcd } from "../../src/daemon/etcd-member.js";
 
-/** Finds the etcd binary, or null when it is not installed. */
-export function etcdPath(): string | null {
-  const candidates = [
-    process.env["ETCD"],
-    ...(process.env["PATH"] ?? "").split(":").map((d) => `${d}/etcd`),
-    "/usr/bin/etcd",
-    "/usr/sbin/etcd",
-  ];
-  for (const c of candidates) if (c && existsSync(c)) return c;
-  return null;
-}
+/** Finds the etcd binary, or null when it is not installed (as the managed members do). */
+export const etcdPath = findEtcd;
 
 export const ETCD_MISSING = "etcd is not installed (apt-get install etcd-server, or set ETCD)";
 const CI = !["", "0", "false"].includes(process.env["CI"] ?? "");
