@@ -71,6 +71,16 @@ const load = () =>
     .map((x) => x.toFixed(1))
     .join(" ");
 
+/** Runs one step, logged; a failure names the step. */
+async function step<T>(ctx: SuiteContext, name: string, fn: () => Promise<T>): Promise<T> {
+  ctx.log(`ha: ${name}...`);
+  try {
+    return await fn();
+  } catch (err) {
+    throw new Error(`${name}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
 async function run(ctx: SuiteContext): Promise<SuiteResult> {
   const notes: string[] = [];
   const result = (rows: Row[]): SuiteResult => ({
@@ -98,21 +108,23 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
   let swarm: Swarm | undefined;
   let cleanup = () => {};
   try {
-    swarm = await startSwarm(3, 2, { prefix: "hab" });
+    swarm = await step(ctx, "test bed", () => startSwarm(3, 2, { prefix: "hab" }));
     const s = swarm;
-    const deployed = await deployExample(s, { stabilization: "15s" });
+    const deployed = await step(ctx, "stack deploy", () =>
+      deployExample(s, { stabilization: "15s" }),
+    );
     cleanup = deployed.cleanup;
     const entry = deployed.entry;
-    const cookie = await login(entry, "ada");
+    const cookie = await step(ctx, "login", () => login(entry, "ada"));
     for (let round = 1; round <= ctx.repeat; round++) {
-      const l = await loadStep(s, entry, cookie);
+      const l = await step(ctx, `round ${round}: load step`, () => loadStep(s, entry, cookie));
       firstNew.push(l.firstNewMs);
       all.push(l.allMs);
       ctx.log(
         `ha: round ${round}: load step: a new task answered after ${l.firstNewMs} ms, all ${WEB_MAX} after ${l.allMs} ms (${l.reason})`,
       );
-      await backToMin(s);
-      const f = await failover(s, entry, cookie);
+      await step(ctx, `round ${round}: back to 1 task`, () => backToMin(s));
+      const f = await step(ctx, `round ${round}: failover`, () => failover(s, entry, cookie));
       if (f.back.user !== "ada") throw new Error(`the session was lost: ${JSON.stringify(f.back)}`);
       failovers.push(f.outageMs);
       if (f.steps["node down"] !== undefined) downs.push(f.steps["node down"]);
@@ -124,7 +136,9 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
           .map(([k, v]) => `${k} at ${v} ms`)
           .join(", ")}); views ${f.back.views}`,
       );
-      if (round < ctx.repeat) await revive(s, f.victim, f.victimNodeId);
+      if (round < ctx.repeat) {
+        await step(ctx, `round ${round}: worker back`, () => revive(s, f.victim, f.victimNodeId));
+      }
     }
   } catch (err) {
     notes.push(`stopped early: ${(err as Error).message}`);
