@@ -161,8 +161,8 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
   );
   return result([
     row("failover", "node death → page answers again", failovers, 5, "120–180"),
-    row("failover-down", "  of which: node marked down", downs, "", ""),
-    row("failover-healthy", "  of which: new task healthy", healthy, "", ""),
+    row("failover-down", "  node marked down, after", downs, "", ""),
+    row("failover-healthy", "  new task healthy, after", healthy, "", ""),
     row("scale-first", "load step → first new task answers", firstNew, 30, "no autoscaler"),
     row("scale-all", `load step → all ${WEB_MAX} tasks answer`, all, 30, "no autoscaler"),
   ]);
