@@ -10,6 +10,7 @@
 //   npm run bench -- stack              # stack deploy and redeploy, vs Docker Swarm
 //   npm run bench -- router             # HTTP router vs HAProxy and nginx, load from wrk
 //   npm run bench -- store              # state store writes: embedded vs etcd
+//   npm run bench -- ha --repeat 3      # HA walkthrough: failover and scale-up times (median of 3)
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { cliSuite } from "./cli.js";
@@ -23,6 +24,7 @@ import { networkSuite } from "./network.js";
 import { stackSuite } from "./stack.js";
 import { routerSuite } from "./router.js";
 import { storeSuite } from "./store.js";
+import { haSuite } from "./ha.js";
 import { installExitHooks } from "./procs.js";
 import { formatTable, machineInfo, type Suite, type SuiteResult } from "./report.js";
 
@@ -38,6 +40,7 @@ const SUITES: Suite[] = [
   stackSuite,
   routerSuite,
   storeSuite,
+  haSuite,
 ];
 
 const COMMON = {

@@ -161,7 +161,8 @@ export const HeartbeatSchema = Type.Object(
     ),
     requests: Type.Optional(
       Type.Array(ServiceRequestsSchema, {
-        description: "Requests per service through this node's router since its last heartbeat.",
+        description:
+          "Requests per service through this node's router, and new connections through its routing mesh, since its last heartbeat.",
       }),
     ),
   },
@@ -182,6 +183,10 @@ export const EndpointSchema = Type.Object(
   {
     host: Type.String(),
     port: Type.Integer({ minimum: 1, maximum: 65535 }),
+    serviceId: Type.Optional(
+      Type.String({ description: "The service it is a task of (the mesh counts under it)." }),
+    ),
+    service: Type.Optional(Type.String({ description: "That service's name." })),
   },
   { title: "Endpoint" },
 );

@@ -2,12 +2,14 @@
 // HTTP router by host name (L7), both fed from the assignment messages. Backends on this very
 // node (its advertised address) are reached over loopback.
 
-import type { Endpoint } from "../api/bus.js";
+import type { Endpoint, ServiceRequests } from "../api/bus.js";
 import type { RouteTable } from "../api/routes.js";
 import { parseHostPort } from "../lib/addr.js";
 import type { Logger } from "../lib/log.js";
+import type { TrafficFigures } from "../node/prometheus.js";
 import { RoutingMesh } from "../net/mesh.js";
 import { HttpRouter } from "../net/router/router.js";
+import { LATENCY_BUCKETS_S } from "../net/router/stats.js";
 import { meshBackends } from "./state.js";
 
 export interface EdgeOptions {
@@ -54,6 +56,39 @@ export class NodeEdge {
         `HTTP router: cannot listen on ${addr} (${(err as Error).message}); this node routes no HTTP requests (set --http-addr)`,
       );
     }
+  }
+
+  /**
+   * Requests per service since the last call, for the autoscaler's requests per second: what
+   * the router sent on plus the connections the mesh forwarded (one connection, one request: L4
+   * sees no requests). The router reaches tasks directly, never through the mesh, so nothing
+   * is counted twice.
+   */
+  takeRequestCounts(): ServiceRequests[] {
+    const sum = new Map<string, number>();
+    for (const c of this.router?.takeRequestCounts() ?? []) sum.set(c.serviceId, c.count);
+    for (const c of this.mesh.takeConnectionCounts()) {
+      sum.set(c.serviceId, (sum.get(c.serviceId) ?? 0) + c.count);
+    }
+    return [...sum].map(([serviceId, count]) => ({ serviceId, count }));
+  }
+
+  /** The router's and the mesh's figures per service, for /metrics. */
+  traffic(): TrafficFigures {
+    return {
+      router: (this.router?.stats.all() ?? []).map((t) => ({
+        serviceId: t.serviceId ?? "",
+        service: t.service,
+        requests: t.requests,
+        latency: {
+          bounds: LATENCY_BUCKETS_S,
+          buckets: t.buckets,
+          count: t.observed,
+          sumSeconds: t.sumMs / 1000,
+        },
+      })),
+      mesh: this.mesh.stats(),
+    };
   }
 
   endpoints(eps: Record<string, Endpoint[]>): void {

@@ -325,7 +325,8 @@ export class Daemon {
       ...fencingOf(this.opts.fenceMarginMs),
       onEndpoints: (eps) => this.edge.endpoints(eps),
       onRoutes: (table) => this.edge.routes(table),
-      requests: () => this.edge.router?.takeRequestCounts() ?? [],
+      requests: () => this.edge.takeRequestCounts(),
+      traffic: () => this.edge.traffic(),
       log,
     });
     this.metrics = await startMetricsServer({

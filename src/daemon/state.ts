@@ -33,7 +33,7 @@ export function meshBackends(
   for (const [port, list] of Object.entries(endpoints)) {
     map.set(
       Number(port),
-      list.map((e) => (e.host === ownHost ? { host: "127.0.0.1", port: e.port } : e)),
+      list.map((e) => (e.host === ownHost ? { ...e, host: "127.0.0.1" } : e)),
     );
   }
   return map;

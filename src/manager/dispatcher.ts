@@ -54,7 +54,7 @@ export function endpointsOf(
         if (!hp) continue;
         const node = byId.get(t.nodeId);
         if (!node || node.status !== "ready") continue;
-        list.push({ host: node.addr, port: hp });
+        list.push({ host: node.addr, port: hp, serviceId: s.id, service: s.spec.name });
       }
       out[String(p.published)] = list;
     }

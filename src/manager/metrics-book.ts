@@ -12,7 +12,8 @@
 //   all()                   every task's figures
 //   metricsPortOf(nodeId)   the port of the node's own /metrics, as its heartbeats tell it
 //   recordRequests(nodeId, counts, at)   what a node's HTTP router sent to each service since
-//                           its last heartbeat
+//                           its last heartbeat, plus the connections its routing mesh forwarded
+//                           (one connection counts as one request: L4 sees no requests)
 //   serviceRps(serviceId, now)   requests per second to the service, all routers together,
 //                           over the last RPS_WINDOW_MS
 //

@@ -2,6 +2,13 @@
 // connection to the next running task of the service (round robin), wherever it runs. The
 // backends come from the manager's view of running tasks; `sync()` opens and closes listeners
 // as services publish or drop ports.
+//
+// It counts per service (the service a backend says it belongs to; the port's number when none
+// does) the connections it forwarded and the bytes each way: clients to tasks ("in") and tasks
+// to clients ("out"). The node's /metrics exposes them (shoal_mesh_connections_total,
+// shoal_mesh_bytes_total); the heartbeat takes the new connections since the last one for the
+// autoscaler's requests per second (`takeConnectionCounts`): at L4 a request is not seen, so
+// through the mesh one new connection counts as one request (docs/design.md, "Autoscaling").
 
 import { createServer, createConnection, type Server, type Socket } from "node:net";
 import type { Logger } from "../lib/log.js";
@@ -9,6 +16,21 @@ import type { Logger } from "../lib/log.js";
 export interface Backend {
   host: string;
   port: number;
+  /** The service the backend is a task of (what the mesh counts under). */
+  serviceId?: string;
+  service?: string;
+}
+
+/** One service's figures in the mesh (cumulative since the node started, or the service came). */
+export interface MeshTraffic {
+  /** The service's id; for a port whose backends name none, `port:<n>`. */
+  serviceId: string;
+  service: string;
+  connections: number;
+  /** `connections` at the last `takeConnectionCounts`. */
+  taken: number;
+  bytesIn: number;
+  bytesOut: number;
 }
 
 /** What this component logs through (the one Logger interface, src/lib/log.ts). */
@@ -23,8 +45,9 @@ interface Listener {
  * Bytes from `from` to `to` as they come, reading paused while `to` is full; `to` ends when
  * `from` does. What `pipe` does, without its per-chunk bookkeeping.
  */
-function relay(from: Socket, to: Socket): void {
+function relay(from: Socket, to: Socket, count: (n: number) => void): void {
   from.on("data", (d: Buffer) => {
+    count(d.length);
     if (!to.write(d)) from.pause();
   });
   to.on("drain", () => from.resume());
@@ -34,6 +57,7 @@ function relay(from: Socket, to: Socket): void {
 export class RoutingMesh {
   private readonly listeners = new Map<number, Listener>();
   private backends = new Map<number, Backend[]>();
+  private readonly traffic = new Map<string, MeshTraffic>();
 
   constructor(
     private readonly log: MeshLogger,
@@ -43,6 +67,11 @@ export class RoutingMesh {
   /** Sets the backends of every published port; opens/closes listeners to match. */
   async sync(backends: Map<number, Backend[]>): Promise<void> {
     this.backends = backends;
+    const keep = new Set<string>();
+    for (const [port, list] of backends) keep.add(list[0]?.serviceId ?? `port:${port}`);
+    for (const [key, t] of this.traffic) {
+      if (!keep.has(key) && t.connections === t.taken) this.traffic.delete(key);
+    }
     for (const [port, l] of this.listeners) {
       if (!backends.has(port)) {
         this.listeners.delete(port);
@@ -80,14 +109,44 @@ export class RoutingMesh {
       return;
     }
     const b = list[l.next++ % list.length]!;
+    const t = this.trafficOf(port, b);
+    t.connections++;
     const upstream = createConnection({ host: b.host, port: b.port, noDelay: true });
     client.on("error", () => upstream.destroy());
     upstream.on("error", (err) => {
       this.log.debug(`routing mesh: ${port} -> ${b.host}:${b.port}: ${err.message}`);
       client.destroy();
     });
-    relay(client, upstream);
-    relay(upstream, client);
+    relay(client, upstream, (n) => (t.bytesIn += n));
+    relay(upstream, client, (n) => (t.bytesOut += n));
+  }
+
+  private trafficOf(port: number, b: Backend): MeshTraffic {
+    const key = b.serviceId ?? `port:${port}`;
+    let t = this.traffic.get(key);
+    if (t === undefined) {
+      t = { serviceId: key, service: "", connections: 0, taken: 0, bytesIn: 0, bytesOut: 0 };
+      this.traffic.set(key, t);
+    }
+    t.service = b.service ?? key;
+    return t;
+  }
+
+  /** Every service's figures (the /metrics exposition reads them). */
+  stats(): MeshTraffic[] {
+    return [...this.traffic.values()];
+  }
+
+  /** New connections per service since the last call (services with none are left out). */
+  takeConnectionCounts(): Array<{ serviceId: string; count: number }> {
+    const out: Array<{ serviceId: string; count: number }> = [];
+    for (const t of this.traffic.values()) {
+      const n = t.connections - t.taken;
+      if (n <= 0) continue;
+      t.taken = t.connections;
+      out.push({ serviceId: t.serviceId, count: n });
+    }
+    return out;
   }
 
   async close(): Promise<void> {

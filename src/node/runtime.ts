@@ -18,7 +18,7 @@ import { SHOAL_VERSION } from "../lib/version.js";
 import { cidrHost } from "../lib/addr.js";
 import { TaskSampler } from "./metrics.js";
 import { NetworkSyncs } from "./network-syncs.js";
-import { NodeMetrics } from "./prometheus.js";
+import { NodeMetrics, type TrafficFigures } from "./prometheus.js";
 
 export interface NodeRuntimeOptions {
   nodeId: string;
@@ -48,8 +48,11 @@ export interface NodeRuntimeOptions {
   onEndpoints: (endpoints: Record<string, Endpoint[]>) => void;
   /** The HTTP router's table, from every assignment message. */
   onRoutes?: (table: RouteTable) => void;
-  /** Requests the node's HTTP router sent to each service since the last call (heartbeats). */
+  /** Requests the node's HTTP router sent to each service, and new connections its routing
+   * mesh forwarded, since the last call (heartbeats). */
   requests?: () => ServiceRequests[];
+  /** The router's and the mesh's figures per service (/metrics). */
+  traffic?: () => TrafficFigures;
   log: Logger;
 }
 
@@ -155,6 +158,7 @@ export class NodeRuntime {
       hostname: opts.hostname,
       latest: () => this.sampler.latest(),
       resources: facts.resources!,
+      ...(opts.traffic ? { traffic: opts.traffic } : {}),
     });
   }
 

@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { startMetricsServer } from "../../src/daemon/metrics-server.js";
-import { NodeMetrics } from "../../src/node/prometheus.js";
+import { NodeMetrics, type TrafficFigures } from "../../src/node/prometheus.js";
 import type { SampledStats } from "../../src/node/metrics.js";
 
 const stats: SampledStats[] = [
@@ -102,4 +102,58 @@ test('"" serves nothing; a taken port is a warning, not a failure', async (t) =>
     warnings[0]!,
     new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE.*going on without /metrics`),
   );
+});
+
+test("/metrics: the router's requests and latency histogram, the mesh's connections and bytes", async () => {
+  // 13 bounds then +Inf, per bucket (not cumulative): 2 under 1 ms, 3 in (5 ms, 10 ms], 1 beyond.
+  const bounds = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+  const buckets = [2, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+  const traffic: TrafficFigures = {
+    router: [
+      {
+        serviceId: "s1",
+        service: "web",
+        requests: 7,
+        latency: { bounds, buckets, count: 6, sumSeconds: 12.5 },
+      },
+    ],
+    mesh: [{ serviceId: "s2", service: "db", connections: 4, bytesIn: 100, bytesOut: 2000 }],
+  };
+  const m = new NodeMetrics({
+    nodeId: "n1",
+    hostname: "host1",
+    latest: () => [],
+    resources: { nanoCpus: 1, memoryBytes: 1 },
+    traffic: () => traffic,
+  });
+  const text = await m.render();
+  const lines = (prefix: string) => text.split("\n").filter((l) => l.startsWith(prefix));
+  assert.deepEqual(lines("shoal_router_requests_total"), [
+    'shoal_router_requests_total{service="web",service_id="s1"} 7',
+  ]);
+  assert.match(text, /^# TYPE shoal_router_requests_total counter$/m);
+  assert.match(text, /^# TYPE shoal_router_request_duration_seconds histogram$/m);
+  const l = 'service="web",service_id="s1"';
+  assert.deepEqual(lines("shoal_router_request_duration_seconds"), [
+    ...bounds.map((b, i) => {
+      const cum = buckets.slice(0, i + 1).reduce((x, y) => x + y, 0);
+      return `shoal_router_request_duration_seconds_bucket{${l},le="${b}"} ${cum}`;
+    }),
+    `shoal_router_request_duration_seconds_bucket{${l},le="+Inf"} 6`,
+    `shoal_router_request_duration_seconds_sum{${l}} 12.5`,
+    `shoal_router_request_duration_seconds_count{${l}} 6`,
+  ]);
+  assert.deepEqual(lines("shoal_mesh_connections_total"), [
+    'shoal_mesh_connections_total{service="db",service_id="s2"} 4',
+  ]);
+  assert.deepEqual(lines("shoal_mesh_bytes_total"), [
+    'shoal_mesh_bytes_total{service="db",service_id="s2",direction="in"} 100',
+    'shoal_mesh_bytes_total{service="db",service_id="s2",direction="out"} 2000',
+  ]);
+  // Figures that grew are read again at the next scrape (cumulative, not added twice).
+  traffic.router[0]!.requests = 9;
+  traffic.mesh[0]!.connections = 5;
+  const again = await m.render();
+  assert.match(again, /^shoal_router_requests_total\{service="web",service_id="s1"\} 9$/m);
+  assert.match(again, /^shoal_mesh_connections_total\{service="db",service_id="s2"\} 5$/m);
 });

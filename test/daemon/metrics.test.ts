@@ -2,7 +2,8 @@
 // in `shoal stats --no-stream` and on the node's /metrics, with nonzero memory; the manager's
 // /sd lists the node and the task (a service labelled prometheus.io/port); with the real
 // Debian `prometheus` (when installed), its http_sd_configs discovers both and scrapes them;
-// and `--metrics-addr ""` serves nothing.
+// and `--metrics-addr ""` serves nothing. The router's requests and latency histogram and the
+// mesh's connections and bytes show per service, exactly as many as were sent.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -10,8 +11,9 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { createServer } from "node:net";
+import { createConnection, createServer } from "node:net";
 import { checkFor, startDaemon } from "../helpers/daemon.js";
+import { routedGet, routerTaskScript } from "../helpers/router.js";
 
 /** Most of a core, or on a machine busier than its CPUs (other tests share it) most of the
  * share of a core it can give. */
@@ -156,4 +158,76 @@ test('--metrics-addr "" serves nothing', async (t) => {
   assert.match(d.log(), /shoal daemon .* ready/);
   assert.doesNotMatch(d.log(), /metrics: listening/);
   assert.doesNotMatch(d.log(), /cannot listen/);
+});
+
+/** The value of the series `name{labels...}` whose labels include all of `has` (0: absent). */
+function series(text: string, name: string, has: string[]): number {
+  for (const line of text.split("\n")) {
+    if (line.startsWith(`${name}{`) && has.every((h) => line.includes(h))) {
+      return Number(line.split(" ").pop());
+    }
+  }
+  return 0;
+}
+
+/** One raw HTTP/1.0 exchange through a TCP port: the bytes sent and received. */
+function rawGet(port: number): Promise<{ sent: number; received: number }> {
+  const req = "GET / HTTP/1.0\r\nHost: web.test\r\n\r\n";
+  return new Promise((resolve, reject) => {
+    const c = createConnection({ host: "127.0.0.1", port });
+    let received = 0;
+    c.on("data", (d: Buffer) => (received += d.length));
+    c.on("close", () => resolve({ sent: Buffer.byteLength(req), received }));
+    c.on("error", reject);
+    c.write(req);
+  });
+}
+
+test("/metrics counts the router's requests (with their latency) and the mesh's connections and bytes", async (t) => {
+  const d = await startDaemon({ metrics: true, http: true });
+  const dir = mkdtempSync(join(tmpdir(), "hme-traffic-"));
+  t.after(async () => {
+    await d.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  assert.ok(d.metricsPort && d.httpPort, `the daemon logs both ports:\n${d.log()}`);
+  const published = await freePort();
+  const created = await d.cli(
+    ...["service", "create", "--name", "web", "-p", `${published}:8000`],
+    ...["--label", "traefik.http.routers.web.rule=Host(`web.test`)"],
+    ...["--label", "traefik.http.services.web.loadbalancer.server.port=8000"],
+    ...["--", process.execPath, routerTaskScript(dir)],
+  );
+  assert.equal(created.code, 0, created.stderr);
+  const scrape = async () => (await fetch(`http://127.0.0.1:${d.metricsPort}/metrics`)).text();
+  // Both ways in reach the task (the waiting itself is counted: figures are compared after it).
+  await checkFor(30_000, async () => (await routedGet(d.httpPort!, "web.test")).status === 200);
+  await checkFor(30_000, async () => (await rawGet(published)).received > 0);
+  const svc = 'service="web"';
+  const before = await scrape();
+  const figure = (text: string, name: string, more = "") => series(text, name, [svc, more]);
+  for (let i = 0; i < 5; i++) assert.equal((await routedGet(d.httpPort!, "web.test")).status, 200);
+  let sent = 0;
+  let received = 0;
+  for (let i = 0; i < 4; i++) {
+    const x = await rawGet(published);
+    sent += x.sent;
+    received += x.received;
+  }
+  const after = await scrape();
+  const delta = (name: string, more = "") => figure(after, name, more) - figure(before, name, more);
+  assert.equal(delta("shoal_router_requests_total"), 5, "router requests");
+  const hist = "shoal_router_request_duration_seconds";
+  assert.equal(delta(`${hist}_count`), 5, "latencies observed");
+  assert.equal(delta(`${hist}_bucket`, 'le="+Inf"'), 5);
+  assert.ok(delta(`${hist}_sum`) > 0, "their sum");
+  assert.equal(
+    figure(after, `${hist}_bucket`, 'le="+Inf"'),
+    figure(after, `${hist}_count`),
+    "+Inf holds every observation",
+  );
+  assert.equal(delta("shoal_mesh_connections_total"), 4, "mesh connections");
+  assert.equal(delta("shoal_mesh_bytes_total", 'direction="in"'), sent, "bytes in");
+  assert.equal(delta("shoal_mesh_bytes_total", 'direction="out"'), received, "bytes out");
+  assert.match(after, /^# TYPE shoal_router_request_duration_seconds histogram$/m);
 });

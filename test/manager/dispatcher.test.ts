@@ -190,6 +190,14 @@ test("the routing mesh: only running tasks not found unhealthy are endpoints", (
     eps["8080"]?.map((e) => e.port),
     [1, 2],
   );
+  assert.deepEqual(
+    eps["8080"]?.map((e) => [e.serviceId, e.service]),
+    [
+      [svc.id, svc.spec.name],
+      [svc.id, svc.spec.name],
+    ],
+    "each endpoint names its service (the mesh counts under it)",
+  );
 });
 
 test("a heartbeat's task figures reach the manager's metrics book", async (t) => {

@@ -10,6 +10,7 @@ import { Agent, createServer, request, type IncomingHttpHeaders, type Server } f
 import { connect, createServer as createNetServer, type AddressInfo } from "node:net";
 import { WebSocket, WebSocketServer } from "ws";
 import { HttpRouter, type RouterOptions } from "../../src/net/router/router.js";
+import { LATENCY_BUCKETS_S } from "../../src/net/router/stats.js";
 import type { Route, RouteBackend, RouteTable } from "../../src/api/routes.js";
 import { SchemaError } from "../../src/api/errors.js";
 import { defer } from "../helpers/defer.js";
@@ -584,4 +585,45 @@ test("requests are counted per service (by id, else name) until taken, for the a
     { serviceId: "s-web", count: 3 },
   ]);
   assert.deepEqual(router.takeRequestCounts(), [], "taken: counting starts again");
+});
+
+test("latency per service: from request head to response head, in exact buckets (injected clock)", async (t) => {
+  const b = await backend(t, "a");
+  // Every read of the clock moves it on by `step` ms: a request reads it at its start and when
+  // its response head goes out, so each request takes exactly `step`.
+  let now = 0;
+  let step = 3.5;
+  const { router, port } = await startRouter(
+    t,
+    {
+      routes: [
+        route("web", "Host(`web.test`)", [b.backend], { serviceId: "s-web" }),
+        route("dead", "Host(`dead.test`)", [{ host: "127.0.0.1", port: await freePort() }]),
+      ],
+    },
+    { latencyNow: () => (now += step) },
+  );
+  for (let i = 0; i < 3; i++) assert.equal((await get(port, "web.test")).status, 200);
+  step = 30;
+  assert.equal((await get(port, "web.test")).status, 200);
+  step = 2000;
+  assert.equal((await get(port, "dead.test")).status, 502, "the router's own 502 is timed too");
+  assert.equal((await get(port, "nobody.test")).status, 404, "no service: not timed");
+  const by = new Map(router.stats.all().map((s) => [s.service, s]));
+  const bucketOf = (s: number) => LATENCY_BUCKETS_S.indexOf(s);
+  const web = by.get("web")!;
+  const want = new Array<number>(LATENCY_BUCKETS_S.length + 1).fill(0);
+  want[bucketOf(0.005)] = 3;
+  want[bucketOf(0.05)] = 1;
+  assert.deepEqual([...web.buckets], want);
+  assert.equal(web.observed, 4);
+  assert.equal(web.sumMs, 3 * 3.5 + 30);
+  assert.equal(web.requests, 4);
+  assert.equal(web.serviceId, "s-web");
+  const dead = by.get("dead")!;
+  const wantDead = new Array<number>(LATENCY_BUCKETS_S.length + 1).fill(0);
+  wantDead[bucketOf(2.5)] = 1;
+  assert.deepEqual([...dead.buckets], wantDead);
+  assert.equal(dead.requests, 1);
+  assert.equal(router.stats.all().length, 2);
 });

@@ -47,6 +47,7 @@ import {
 } from "./http1.js";
 import { compileTable, findRoute, requestHost, requestPath, type CompiledRoute } from "./match.js";
 import { BackendPool, type BackendConn, type ConnOwner } from "./pool.js";
+import { RouterStats, type ServiceTraffic } from "./stats.js";
 
 export type RouterLogger = Pick<Logger, "info" | "warn" | "debug">;
 
@@ -66,6 +67,8 @@ export interface RouterOptions {
   accessLog?: (line: string) => void;
   /** The clock of the access log (tests pass a fixed one). */
   now: () => Date;
+  /** The monotonic clock (ms) of the latency histogram (src/net/router/stats.ts); tests inject. */
+  latencyNow: () => number;
 }
 
 export function defaultRouterOptions(): RouterOptions {
@@ -77,6 +80,7 @@ export function defaultRouterOptions(): RouterOptions {
     maxConnectionsPerBackend: 256,
     maxHeadBytes: 16 * 1024,
     now: () => new Date(),
+    latencyNow: () => performance.now(),
   };
 }
 
@@ -97,6 +101,8 @@ interface RouteState {
   next: number;
   /** The Set-Cookie attributes after the value (`; Path=/; HttpOnly`). */
   cookieAttrs: string;
+  /** The service's requests and latencies (src/net/router/stats.ts). */
+  traffic: ServiceTraffic;
 }
 
 type Live = CompiledRoute & { state: RouteState };
@@ -188,8 +194,8 @@ export class HttpRouter {
   private readonly clients = new Set<Socket>();
   /** @internal */ readonly tunnels = new Set<Socket>();
   /** @internal */ localPort = 0;
-  /** Requests sent on to each service's tasks since `takeRequestCounts` was last called. */
-  private readonly counts = new Map<string, number>();
+  /** Requests and latencies per service (src/net/router/stats.ts). */
+  readonly stats: RouterStats;
   /** @internal Client connections proxying HTTP (not tunnels), for the timeout sweep. */
   readonly conns = new Set<ClientConn>();
   /**
@@ -205,6 +211,7 @@ export class HttpRouter {
   constructor(options: Partial<RouterOptions> = {}) {
     this.opts = Object.freeze({ ...defaultRouterOptions(), ...options });
     const o = this.opts;
+    this.stats = new RouterStats(o.latencyNow);
     const shortest = Math.min(o.timeoutMs, o.connectTimeoutMs, o.keepAliveTimeoutMs);
     this.tick = Math.min(1000, Math.max(10, Math.floor(shortest / 4)));
     this.sweeper = setInterval(() => this.sweep(), this.tick).unref();
@@ -278,10 +285,12 @@ export class HttpRouter {
         byCookie: new Map(backends.map((b) => [b.cookie, b])),
         next: 0,
         cookieAttrs,
+        traffic: this.stats.service(cr.route.serviceId, cr.route.service),
       };
       return { ...cr, state };
     });
     this.routes = live;
+    this.stats.prune(new Set(live.map((l) => l.route.serviceId ?? l.route.service)));
     for (const [key, pool] of this.pools) {
       if (used.has(key)) continue;
       this.pools.delete(key);
@@ -315,16 +324,13 @@ export class HttpRouter {
    * the autoscaler's requests per second; the counts start again from zero.
    */
   takeRequestCounts(): Array<{ serviceId: string; count: number }> {
-    const out = [...this.counts].map(([serviceId, count]) => ({ serviceId, count }));
-    this.counts.clear();
-    return out;
+    return this.stats.takeRequestCounts();
   }
 
   /** @internal The backend for a request on `live`, and whether its sticky cookie must be (re)set. */
   pick(live: Live, cookieHeader: string | undefined): { b: Backend; setCookie: boolean } {
     const st = live.state;
-    const key = st.route.serviceId ?? st.route.service;
-    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+    st.traffic.requests++;
     const sticky = st.route.sticky;
     if (sticky !== undefined) {
       const v = cookieValue(cookieHeader, sticky.name);
@@ -375,6 +381,9 @@ class ClientConn implements ConnOwner {
   private status = 0;
   private bytes = 0;
   private at: Date | undefined;
+  /** The service whose latency histogram this request goes to, and when it started. */
+  private traffic: ServiceTraffic | undefined;
+  private t0 = 0;
   /** The router's clock at the client's last bytes, and at the backend's last activity. */
   private io: number;
   private upIo = 0;
@@ -500,6 +509,7 @@ class ClientConn implements ConnOwner {
     this.resp = undefined;
     this.rbuf = undefined;
     this.b = undefined;
+    this.traffic = undefined;
     if (h.isUpgrade) {
       this.tunnel(h, rest);
       return;
@@ -537,6 +547,8 @@ class ClientConn implements ConnOwner {
       return;
     }
     const { b, setCookie } = router.pick(live, h.cookie);
+    this.traffic = live.state.traffic;
+    this.t0 = router.opts.latencyNow();
     this.b = b;
     this.setCookie = setCookie;
     if (setCookie) {
@@ -584,6 +596,7 @@ class ClientConn implements ConnOwner {
     this.queued = undefined;
     const text = errorResponse(status, reason, this.closeAfter, this.req!.method === "HEAD");
     this.sock.write(text, "latin1");
+    this.observe();
     this.status = status;
     this.bytes = Buffer.byteLength(reason) + 1;
     this.respDone = true;
@@ -675,6 +688,7 @@ class ClientConn implements ConnOwner {
     if (this.setCookie) text += this.cookieLine;
     if (this.closeAfter) text += "Connection: close\r\n";
     text += "\r\n";
+    this.observe();
     if (framing === Framing.none) {
       this.respSpill = r.headLength < data.length;
       this.sock.write(text, "latin1");
@@ -823,6 +837,14 @@ class ClientConn implements ConnOwner {
     if (!this.reqDone) this.closeAfter = true;
     this.resp = undefined;
     this.answer(status, reason);
+  }
+
+  /** The response head is going out: the request's latency, once. */
+  private observe(): void {
+    const t = this.traffic;
+    if (t === undefined) return;
+    this.traffic = undefined;
+    t.observe(this.router.opts.latencyNow() - this.t0);
   }
 
   /** Closes the backend connection of this exchange, if any. */
