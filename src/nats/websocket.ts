@@ -12,7 +12,7 @@ import {
 } from "node:http";
 import type { Duplex } from "node:stream";
 import type { Socket } from "node:net";
-import { WebSocketServer, type WebSocket } from "ws";
+import type { WebSocketServer, WebSocket } from "ws";
 import { Client, type ClientSocket } from "./client.js";
 import { CloseReason, type CloseReasonText } from "./errors.js";
 import { clientUrlsFor } from "./cluster.js";
@@ -164,7 +164,8 @@ class HandshakeError extends Error {
 /** The WebSocket listener of a message server. */
 export class WebsocketListener {
   private readonly http: HttpServer;
-  private readonly wss: WebSocketServer;
+  /** Made by listen(): `ws` is loaded only by a server that has a websocket block. */
+  private wss: WebSocketServer | null = null;
   private allowed = new Map<string, Origin>();
   /** The port actually bound (differs from opts.port when it was -1). */
   port = 0;
@@ -181,18 +182,6 @@ export class WebsocketListener {
       if (o === null) server.log.error(`error parsing allowed origin: ${text}`);
       else this.allowed.set(o.host, o);
     }
-    this.wss = new WebSocketServer({
-      noServer: true,
-      clientTracking: false,
-      maxPayload: 0,
-      perMessageDeflate: opts.compression
-        ? {
-            serverNoContextTakeover: true,
-            clientNoContextTakeover: true,
-            threshold: COMPRESS_THRESHOLD,
-          }
-        : false,
-    });
     this.http = createServer((req) => {
       // Not an upgrade request: nats-server's handler answers it with the first failed check.
       const err = this.check(req);
@@ -215,6 +204,19 @@ export class WebsocketListener {
 
   async listen(): Promise<void> {
     const log = this.server.log;
+    const { WebSocketServer } = await import("ws");
+    this.wss ??= new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      maxPayload: 0,
+      perMessageDeflate: this.opts.compression
+        ? {
+            serverNoContextTakeover: true,
+            clientNoContextTakeover: true,
+            threshold: COMPRESS_THRESHOLD,
+          }
+        : false,
+    });
     const http = this.http;
     await new Promise<void>((resolve, reject) => {
       http.once("error", reject);
@@ -355,7 +357,7 @@ export class WebsocketListener {
       return;
     }
     socket.setTimeout(0);
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(ws, socket));
+    this.wss!.handleUpgrade(req, socket, head, (ws) => this.attach(ws, socket));
   }
 
   /** A completed upgrade: a Client reading and writing through the WebSocket. */
