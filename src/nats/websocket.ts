@@ -4,12 +4,7 @@
 // so WebSocket and TCP clients share one parser, one delivery path and one subject space.
 // Framing and permessage-deflate are the `ws` package's.
 
-import {
-  createServer,
-  STATUS_CODES,
-  type IncomingMessage,
-  type Server as HttpServer,
-} from "node:http";
+import type { IncomingMessage, Server as HttpServer } from "node:http";
 import type { Duplex } from "node:stream";
 import type { Socket } from "node:net";
 import type { WebSocketServer, WebSocket } from "ws";
@@ -182,7 +177,8 @@ export class WebsocketListener {
       if (o === null) server.log.error(`error parsing allowed origin: ${text}`);
       else this.allowed.set(o.host, o);
     }
-    this.http = createServer((req) => {
+    // node:http (and ws, in listen) are loaded only by a server with a websocket block.
+    this.http = process.getBuiltinModule("node:http").createServer((req) => {
       // Not an upgrade request: nats-server's handler answers it with the first failed check.
       const err = this.check(req);
       this.fail(
@@ -332,7 +328,7 @@ export class WebsocketListener {
       req.socket.remotePort ?? 0,
     );
     this.server.log.error(`${remote} - websocket handshake error: ${err.message}`);
-    const text = STATUS_CODES[err.status] ?? "Error";
+    const text = process.getBuiltinModule("node:http").STATUS_CODES[err.status] ?? "Error";
     const body = `${text}\n`;
     socket.end(
       `HTTP/1.1 ${err.status} ${text}\r\n` +
