@@ -92,6 +92,18 @@ const ROWS: Array<Omit<Row, "values">> = [
   { id: "rss-1000", label: "RSS, 1,000 idle clients", unit: "bytes", better: "lower" },
   { id: "rss-pubsub-16", label: "RSS peak during pub→sub 16 B", unit: "bytes", better: "lower" },
   { id: "rss-pubsub-1024", label: "RSS peak during pub→sub 1 KiB", unit: "bytes", better: "lower" },
+  {
+    id: "rss-stalled-peak",
+    label: "RSS peak, 1 KiB pub→20 subscribers that never read",
+    unit: "bytes",
+    better: "lower",
+  },
+  {
+    id: "rss-stalled-after",
+    label: "RSS 10 s after those were cut off and the load stopped",
+    unit: "bytes",
+    better: "lower",
+  },
 ];
 
 /**
@@ -315,6 +327,50 @@ const memory: Scenario = {
   },
 };
 
+/** How long the stalled-subscribers scenario publishes: past both servers' 10 s write deadline. */
+const STALLED_PUB_MS = 15_000;
+/** How long after the load it reads the RSS again. */
+const STALLED_SETTLE_MS = 10_000;
+
+/**
+ * One publisher of 1 KiB messages and 20 subscribers that subscribe and never read: the server
+ * queues up to max_pending (64 MiB) for each until it cuts them off as slow consumers. The rows
+ * are the peak RSS meanwhile, and the RSS once the subscribers are gone, the load has stopped
+ * and STALLED_SETTLE_MS have passed (whether the server gave the memory back).
+ */
+const stalledSubscribers: Scenario = {
+  name: "20 stalled subscribers",
+  rows: ["rss-stalled-peak", "rss-stalled-after"],
+  async run(server, p, note) {
+    const subs = await Promise.all(
+      Array.from({ length: 20 }, async (_, k) => {
+        const c = await openConnection(
+          server.port,
+          `bench-stalled-${k}`,
+          "SUB bench.stalled 1\r\n",
+        );
+        c.socket.pause(); // never reads again
+        c.socket.on("error", () => {});
+        return c.socket;
+      }),
+    );
+    const load = { ...p, durationMs: Math.max(p.durationMs, STALLED_PUB_MS) };
+    const pub = await publisher(server, load, "bench.stalled", 1024);
+    const rss = sampleRss(server.pid, 50);
+    let peak: number;
+    try {
+      pub.send({ cmd: "go" });
+      const r = await pub.next<PubResult>("result", resultTimeout(load));
+      note(`${r.sent} messages published`);
+    } finally {
+      for (const s of subs) s.destroy();
+      peak = rss.stop();
+    }
+    await new Promise((r) => setTimeout(r, STALLED_SETTLE_MS));
+    return { "rss-stalled-peak": peak, "rss-stalled-after": residentBytes(server.pid) };
+  },
+};
+
 /** The same pub→sub run over TLS connections (the server started with --tls). */
 function tlsPubSub(size: number): Scenario {
   const inner = pubSub(size, 1, 1, `tls-pubsub-${size}`);
@@ -355,6 +411,7 @@ const SCENARIOS: Scenario[] = [
   tlsHandshakes,
   requestReply,
   memory,
+  stalledSubscribers,
 ];
 
 /** A server spec that requires TLS of clients, with the run's certificate. */

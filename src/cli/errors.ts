@@ -1,6 +1,15 @@
 // The CLI's errors: each a class with a code. A UsageError is bad input on the command line; the
 // CLI prints it with Docker's pointer to the command's help (`See 'shoal service ps --help'.`).
 
+import type { Command } from "commander";
+
+/** "shoal service ps": the command's name with its parents'. */
+export function commandPath(cmd: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = cmd; c; c = c.parent) names.unshift(c.name());
+  return names.join(" ");
+}
+
 export class CliError extends Error {
   constructor(
     readonly code: string,

@@ -1,12 +1,13 @@
 // The `shoal` command: parses the command line (program.ts), runs the command, and turns every
 // failure into a message in Docker's words and an exit code — 0 for help and --version, 1 for
 // everything else. A reader that closes the pipe early (`shoal service logs web | head`) ends
-// the command quietly.
+// the command quietly. `shoal nats-server` goes straight to the message server, without the
+// command-line parser and the rest of the CLI (its flags are nats-server's, parsed there), so
+// that a server at rest holds only what it uses.
 
 import type { Command } from "commander";
-import { ApiError, NoDaemonError } from "./api-client.js";
-import { CliError, UsageError } from "./errors.js";
-import { buildProgram, commandPath, CommandFailure } from "./program.js";
+import { CliError, commandPath, UsageError } from "./errors.js";
+import type { CommandFailure } from "./program.js";
 
 /** Exits quietly when stdout or stderr is a pipe whose reader went away. */
 function exitOnBrokenPipe(): void {
@@ -64,6 +65,11 @@ export function parseErrorMessage(f: CommandFailure): string {
 
 export async function main(argv: string[]): Promise<number> {
   exitOnBrokenPipe();
+  if (argv[0] === "nats-server") return natsServer(argv.slice(1));
+  const [{ buildProgram, CommandFailure }, { ApiError, NoDaemonError }] = await Promise.all([
+    import("./program.js"),
+    import("./api-client.js"),
+  ]);
   const { program, state } = buildProgram(argv);
   try {
     await program.parseAsync(argv, { from: "user" });
@@ -90,6 +96,17 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`Error: ${err.message}\n`);
       return 1;
     }
+    process.stderr.write(`Error: ${(err as Error).message ?? String(err)}\n`);
+    return 1;
+  }
+}
+
+/** `shoal nats-server [flags]`: the message server alone, its failures worded as the CLI's. */
+async function natsServer(argv: string[]): Promise<number> {
+  try {
+    const { natsServerCommand } = await import("../daemon/nats-server.js");
+    return await natsServerCommand(argv);
+  } catch (err) {
     process.stderr.write(`Error: ${(err as Error).message ?? String(err)}\n`);
     return 1;
   }

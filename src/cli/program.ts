@@ -7,7 +7,7 @@
 import { Command, CommanderError, Option } from "commander";
 import { SHOAL_VERSION } from "../lib/version.js";
 import { collect } from "./args.js";
-import { UsageError } from "./errors.js";
+import { commandPath, UsageError } from "./errors.js";
 import type { CreateOptions, ListOptions, UpdateOptions } from "./service.js";
 import type { DaemonFlags } from "./daemon-options.js";
 import type { JoinFlags } from "./swarm.js";
@@ -72,12 +72,7 @@ export class CommandFailure extends Error {
   }
 }
 
-/** "shoal service ps": the command's name with its parents'. */
-export function commandPath(cmd: Command): string {
-  const names: string[] = [];
-  for (let c: Command | null = cmd; c; c = c.parent) names.unshift(c.name());
-  return names.join(" ");
-}
+export { commandPath };
 
 export interface ProgramState {
   /** The exit code the action returned. */

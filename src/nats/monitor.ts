@@ -2,13 +2,7 @@
 // nats-server's JSON field names. Each endpoint is a data function (varz(server), ...) kept
 // apart from the HTTP handler that serves it, so tests and the CLI can call them directly.
 
-import {
-  createServer,
-  type IncomingMessage,
-  type Server as HttpServer,
-  type ServerResponse,
-} from "node:http";
-import { createServer as createHttpsServer } from "node:https";
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from "node:http";
 import { cpus } from "node:os";
 import type { Server } from "./server.js";
 import type { Client } from "./client.js";
@@ -377,8 +371,11 @@ export class Monitor {
     const handler = (req: IncomingMessage, res: ServerResponse) => this.handle(req, res);
     const secure = this.secure && tls !== null;
     const http = secure
-      ? createHttpsServer({ cert: tls.cert, key: tls.key }, handler)
-      : createServer(handler);
+      ? // node:http(s) loaded when first used: a server without -m does without them.
+        process
+          .getBuiltinModule("node:https")
+          .createServer({ cert: tls.cert, key: tls.key }, handler)
+      : process.getBuiltinModule("node:http").createServer(handler);
     this.http = http;
     const want = secure ? o.httpsPort : o.httpPort;
     await new Promise<void>((resolve, reject) => {

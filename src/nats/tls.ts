@@ -8,14 +8,12 @@
 import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Socket } from "node:net";
-import {
-  connect as tlsConnect,
-  createSecureContext,
-  TLSSocket,
-  type SecureContext,
-} from "node:tls";
+import type { SecureContext, TLSSocket } from "node:tls";
 import { parseDuration, type ConfObject, type ConfValue } from "./conf.js";
 import { OptionsError } from "./errors.js";
+
+/** node:tls, loaded when first used: a server without TLS does without it (2 MiB at rest). */
+const nodeTls = () => process.getBuiltinModule("node:tls");
 
 export interface TlsConfig {
   certFile: string;
@@ -202,7 +200,7 @@ export function loadTls(cfg: TlsConfig): LoadedTls {
   }
   let context: SecureContext;
   try {
-    context = createSecureContext({ cert, key, ca, minVersion: "TLSv1.2" });
+    context = nodeTls().createSecureContext({ cert, key, ca, minVersion: "TLSv1.2" });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === "ERR_OSSL_X509_KEY_VALUES_MISMATCH" || /key values mismatch/i.test(e.message)) {
@@ -239,7 +237,7 @@ export function acceptTls(
   head?: Buffer,
 ): Promise<TLSSocket> {
   if (head !== undefined && head.length > 0) socket.unshift(head);
-  const t = new TLSSocket(socket, {
+  const t = new (nodeTls().TLSSocket)(socket, {
     isServer: true,
     secureContext: tls.context,
     requestCert,
@@ -250,7 +248,7 @@ export function acceptTls(
 
 /** Dials host:port and does the client side of a handshake (routes: verified, with our cert). */
 export function dialTls(socket: Socket, tls: LoadedTls, servername: string): Promise<TLSSocket> {
-  const t = tlsConnect({
+  const t = nodeTls().connect({
     socket,
     secureContext: tls.context,
     ca: tls.ca,

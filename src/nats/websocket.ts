@@ -4,15 +4,10 @@
 // so WebSocket and TCP clients share one parser, one delivery path and one subject space.
 // Framing and permessage-deflate are the `ws` package's.
 
-import {
-  createServer,
-  STATUS_CODES,
-  type IncomingMessage,
-  type Server as HttpServer,
-} from "node:http";
+import type { IncomingMessage, Server as HttpServer } from "node:http";
 import type { Duplex } from "node:stream";
 import type { Socket } from "node:net";
-import { WebSocketServer, type WebSocket } from "ws";
+import type { WebSocketServer, WebSocket } from "ws";
 import { Client, type ClientSocket } from "./client.js";
 import { CloseReason, type CloseReasonText } from "./errors.js";
 import { clientUrlsFor } from "./cluster.js";
@@ -164,7 +159,8 @@ class HandshakeError extends Error {
 /** The WebSocket listener of a message server. */
 export class WebsocketListener {
   private readonly http: HttpServer;
-  private readonly wss: WebSocketServer;
+  /** Made by listen(): `ws` is loaded only by a server that has a websocket block. */
+  private wss: WebSocketServer | null = null;
   private allowed = new Map<string, Origin>();
   /** The port actually bound (differs from opts.port when it was -1). */
   port = 0;
@@ -181,19 +177,8 @@ export class WebsocketListener {
       if (o === null) server.log.error(`error parsing allowed origin: ${text}`);
       else this.allowed.set(o.host, o);
     }
-    this.wss = new WebSocketServer({
-      noServer: true,
-      clientTracking: false,
-      maxPayload: 0,
-      perMessageDeflate: opts.compression
-        ? {
-            serverNoContextTakeover: true,
-            clientNoContextTakeover: true,
-            threshold: COMPRESS_THRESHOLD,
-          }
-        : false,
-    });
-    this.http = createServer((req) => {
+    // node:http (and ws, in listen) are loaded only by a server with a websocket block.
+    this.http = process.getBuiltinModule("node:http").createServer((req) => {
       // Not an upgrade request: nats-server's handler answers it with the first failed check.
       const err = this.check(req);
       this.fail(
@@ -215,6 +200,19 @@ export class WebsocketListener {
 
   async listen(): Promise<void> {
     const log = this.server.log;
+    const { WebSocketServer } = await import("ws");
+    this.wss ??= new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      maxPayload: 0,
+      perMessageDeflate: this.opts.compression
+        ? {
+            serverNoContextTakeover: true,
+            clientNoContextTakeover: true,
+            threshold: COMPRESS_THRESHOLD,
+          }
+        : false,
+    });
     const http = this.http;
     await new Promise<void>((resolve, reject) => {
       http.once("error", reject);
@@ -330,7 +328,7 @@ export class WebsocketListener {
       req.socket.remotePort ?? 0,
     );
     this.server.log.error(`${remote} - websocket handshake error: ${err.message}`);
-    const text = STATUS_CODES[err.status] ?? "Error";
+    const text = process.getBuiltinModule("node:http").STATUS_CODES[err.status] ?? "Error";
     const body = `${text}\n`;
     socket.end(
       `HTTP/1.1 ${err.status} ${text}\r\n` +
@@ -355,7 +353,7 @@ export class WebsocketListener {
       return;
     }
     socket.setTimeout(0);
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(ws, socket));
+    this.wss!.handleUpgrade(req, socket, head, (ws) => this.attach(ws, socket));
   }
 
   /** A completed upgrade: a Client reading and writing through the WebSocket. */

@@ -185,6 +185,33 @@ test("shoal version and shoal service ls load neither the daemon nor its librari
   assert.match(v.stdout, /^shoal version \d+\.\d+\.\d+/);
 });
 
+test("shoal nats-server loads the message server alone: not the CLI's parser, ws or the daemon", async (t) => {
+  // A server at rest holds what it loaded: the CLI's command tree (commander), ws (loaded only
+  // with a websocket block) and the orchestrator's libraries cost it RSS for nothing.
+  const dir = mkdtempSync(join(tmpdir(), "shoal-trace-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const trace = join(dir, "nats-server.txt");
+  const r = await shoal(
+    ["nats-server", "--version"],
+    { SHOAL_TRACE_MODULES: trace },
+    { nodeArgs: ["--import", TRACER] },
+  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^nats-server: v/);
+  const loaded = readFileSync(trace, "utf8").trim().split("\n");
+  assert.ok(
+    loaded.some((u) => u.endsWith("/dist/src/nats/server.js")),
+    loaded.join("\n"),
+  );
+  const forbidden = [
+    /\/src\/cli\/(program|api-client)\.js$/,
+    /\/src\/(store|manager|node|net|api)\//,
+    /\/node_modules\/(commander|ws|dockerode|fastify|@peculiar|ajv)\//,
+  ];
+  const bad = loaded.filter((u) => forbidden.some((re) => re.test(u)));
+  assert.deepEqual(bad, [], `shoal nats-server loaded:\n${bad.join("\n")}`);
+});
+
 test("service ls, service ps and node ls: -q, --format, --filter", async (t) => {
   const api = await fakeApi(cluster);
   t.after(() => api.close());

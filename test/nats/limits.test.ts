@@ -7,12 +7,17 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { createConnection } from "node:net";
+import { fork } from "node:child_process";
+import { once } from "node:events";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "nats";
 import type { Server } from "../../src/nats/server.js";
 import { connz } from "../../src/nats/monitor.js";
 import { checkFor, RawConn, runServer, useServer } from "../helpers/servers.js";
 import { defer } from "../helpers/defer.js";
+import type { GcServerStatus } from "../helpers/gc-server.js";
+
+const GC_SERVER = new URL("../helpers/gc-server.js", import.meta.url);
 
 const CRLF = Buffer.from("\r\n");
 
@@ -174,6 +179,63 @@ describe("limits", () => {
       `delivered ${varz["out_bytes"]} bytes before cutting off the slow consumer`,
     );
     assert.ok(grown < 64 * 1024 * 1024, `peak RSS grew by ${(grown / 1048576).toFixed(1)} MiB`);
+  });
+
+  test("what slow consumers held goes back to the OS once they are cut off", async (t) => {
+    // 20 subscribers that never read, 8 MiB max_pending each: the server holds over 100 MiB
+    // for them until it cuts them off, and then lets go of it: nothing of theirs is kept
+    // (closed clients stay listed in /connz), and the memory goes back to the OS. (At this size
+    // malloc gave it back before mapped buffers too; with 20 x 64 MiB it kept 900 MiB, see
+    // outbound.test.ts and the bench's slow-consumer row.)
+    const opts = { maxPending: 8 * 1024 * 1024, maxPayload: 64 * 1024, writeDeadlineMs: 60_000 };
+    const child = fork(GC_SERVER, [JSON.stringify(opts)], {
+      execArgv: ["--expose-gc"],
+      stdio: ["ignore", "ignore", "inherit", "ipc"],
+    });
+    defer(t, () => child.kill("SIGKILL"));
+    const ask = async (what: "status" | "gc") => {
+      const reply = once(child, "message");
+      child.send(what);
+      return (await reply)[0] as GcServerStatus;
+    };
+    const [first] = (await once(child, "message")) as [GcServerStatus];
+    const subs = await Promise.all(
+      Array.from({ length: 20 }, () => 0).map(() => burstyReader(t, first.port, "flood", 0, -1)),
+    );
+    const pub = await raw(t, first.port);
+    const base = (await ask("gc")).rss;
+    const frame = Buffer.from(`PUB flood 1024\r\n${"x".repeat(1024)}\r\n`);
+    const batch = Buffer.concat(Array.from({ length: 64 }, () => frame));
+    // Publish until every subscriber is cut off (each needs over 8 MiB queued for it).
+    for (let sent = 0; (await ask("status")).slowConsumers < subs.length; sent += 4096) {
+      assert.ok(sent < 1024 * 1024, "the subscribers were cut off within 1 GiB published");
+      for (let i = 0; i < 64; i++) {
+        if (!pub.socket.write(batch)) await once(pub.socket, "drain");
+      }
+    }
+    pub.send("PING\r\n");
+    await pub.waitFor(/PONG\r\nPONG\r\n/, 30_000);
+    // The server goes on serving others: what they allocate now lies above the freed memory.
+    const others = await Promise.all([0, 1, 2, 3].map(() => raw(t, first.port)));
+    for (const o of others) o.send("SUB flood 1\r\nPING\r\n");
+    pub.send(`PUB flood 1024\r\n${"x".repeat(1024)}\r\n`);
+    await Promise.all(others.map((o) => o.waitFor(/MSG flood 1 1024\r\n/)));
+    // (V8 frees the buffers of collected ArrayBuffers on a background thread, after gc().)
+    const peak = (await ask("status")).peak;
+    const grown = peak - base;
+    let after = await ask("gc");
+    await checkFor(
+      20_000,
+      async () => {
+        after = await ask("gc");
+        return after.rss - base < grown / 4;
+      },
+      200,
+    ).catch(() => {});
+    const kept = after.rss - base;
+    const mib = (n: number) => `${(n / 1048576).toFixed(0)} MiB`;
+    assert.ok(grown > 100 * 1048576, `the server held ${mib(grown)} at its peak`);
+    assert.ok(kept < grown / 4, `of ${mib(grown)} at the peak, ${mib(kept)} is still resident`);
   });
 
   test("a subscriber slower than its publisher gets every message: the publisher is paused", async (t) => {
