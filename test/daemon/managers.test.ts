@@ -1,0 +1,128 @@
+// Several manager daemons on one etcd (test/helpers/etcd.ts), on loopback with their own ports
+// and data dirs: the first leads, a follower serves reads from its mirror and forwards writes to
+// the leader, a dead leader is replaced, and without a leader a write fails with Swarm's words.
+
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { etcdSkip, startEtcd, type EtcdCluster } from "../helpers/etcd.js";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { checkFor, runCli, startDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { defer } from "../helpers/defer.js";
+
+const SLEEPER = ["node", "-e", "setInterval(()=>{},1000)"];
+const NO_LEADER = "The swarm does not have a leader.";
+
+describe("several managers on an etcd store", { skip: etcdSkip() }, () => {
+  let etcd: EtcdCluster;
+  before(async () => {
+    etcd = await startEtcd();
+  });
+  after(() => etcd?.stop());
+
+  const storeFlag = () => `etcd://${etcd.endpoints.map((u) => u.replace("http://", "")).join(",")}`;
+
+  async function manager(): Promise<TestDaemon> {
+    return startDaemon({ args: ["--store", storeFlag()] });
+  }
+
+  test("a missing etcd is a clear error naming its endpoints", async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "shoal-test-"));
+    defer(t, () => rmSync(dir, { recursive: true, force: true }));
+    const res = await runCli(dir, [
+      "daemon",
+      "--data-dir",
+      dir,
+      "--nats-port",
+      "-1",
+      "--listen-addr",
+      "127.0.0.1:0",
+      "--consul-addr",
+      "",
+      "--consul-dns-addr",
+      "",
+      "--http-addr",
+      "",
+      "--metrics-addr",
+      "",
+      "--store",
+      "etcd://127.0.0.1:1",
+    ]);
+    assert.equal(res.code, 1);
+    assert.match(
+      res.stderr,
+      /cannot use the etcd store at http:\/\/127\.0\.0\.1:1: .*ECONNREFUSED/,
+    );
+  });
+
+  test("a follower forwards writes to the leader and reads its mirror", async (t) => {
+    const m1 = await manager();
+    defer(t, () => m1.cleanup());
+    await checkFor(15_000, () => /is the leader/.test(m1.log()), 50);
+    const m2 = await manager();
+    defer(t, () => m2.cleanup());
+    // Both managers are nodes of one swarm.
+    await checkFor(15_000, async () => {
+      const ls = await m2.cli("node", "ls", "-q");
+      return ls.stdout.trim().split("\n").length === 2;
+    });
+    assert.doesNotMatch(m2.log(), /is the leader/);
+
+    // A write on the follower is done by the leader.
+    const created = await m2.cli(
+      "service",
+      "create",
+      "--name",
+      "web",
+      "--replicas",
+      "2",
+      "--",
+      ...SLEEPER,
+    );
+    assert.equal(created.code, 0, created.stderr);
+    // ...and both see it, running on the nodes the leader's scheduler chose.
+    for (const m of [m1, m2]) {
+      await checkFor(30_000, async () => {
+        const ps = await m.cli("service", "ps", "web", "--format", "{{.CurrentState}}");
+        return ps.stdout.split("\n").filter((l) => l.startsWith("Running")).length === 2;
+      });
+    }
+    // Streams and reads stay local; a bad write is refused by the leader's own checks.
+    const bad = await m2.cli("service", "scale", "web=-1");
+    assert.notEqual(bad.code, 0);
+
+    // The leader dies: the follower leads within seconds and the service is kept.
+    await m1.kill9();
+    await checkFor(15_000, () => /is the leader/.test(m2.log()), 50);
+    const scaled = await m2.cli("service", "scale", "web=3");
+    assert.equal(scaled.code, 0, scaled.stderr);
+    await checkFor(30_000, async () => {
+      const ps = await m2.cli("service", "ps", "web", "--format", "{{.CurrentState}}");
+      return ps.stdout.split("\n").filter((l) => l.startsWith("Running")).length === 3;
+    });
+  });
+
+  test("without a leader a write on a follower fails with Swarm's words", async (t) => {
+    // An etcd of its own, stopped under the managers: the leader's lease runs out.
+    const lost = await startEtcd();
+    defer(t, () => lost.stop());
+    const flag = `etcd://${lost.endpoints[0]!.replace("http://", "")}`;
+    const m1 = await startDaemon({ args: ["--store", flag] });
+    defer(t, () => m1.cleanup());
+    await checkFor(15_000, () => /is the leader/.test(m1.log()), 50);
+    const m2 = await startDaemon({ args: ["--store", flag] });
+    defer(t, () => m2.cleanup());
+    await lost.members[0]!.stop("SIGKILL");
+    await checkFor(15_000, () => /no longer leads/.test(m1.log()), 50);
+    for (const m of [m2, m1]) {
+      const res = await m.cli("service", "create", "--name", "nope", "--", ...SLEEPER);
+      assert.notEqual(res.code, 0);
+      assert.match(res.stderr, new RegExp(NO_LEADER));
+    }
+    // Reads still work, from the mirror.
+    const ls = await m2.cli("node", "ls", "-q");
+    assert.equal(ls.code, 0, ls.stderr);
+    assert.equal(ls.stdout.trim().split("\n").length, 2);
+  });
+});
