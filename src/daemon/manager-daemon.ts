@@ -280,6 +280,20 @@ export class Daemon {
       this.manager,
       () => this.busUrls(),
       () => this.manager.heartbeatMs(),
+      undefined,
+      {
+        store: () => etcd,
+        notLeader: () => {
+          if (this.isLeader()) return null;
+          const id = this.leadership?.leaderId();
+          const addr = id
+            ? this.store.view((tx) => tx.getMeta<ManagersMeta>(MANAGERS_META))?.[id]?.join
+            : undefined;
+          return addr
+            ? `this manager is not the leader: join through the leader, at ${addr}`
+            : NO_LEADER;
+        },
+      },
     );
     const joinPort = listen.port ?? 2377;
     const joinHost = listen.host || "0.0.0.0";
@@ -438,6 +452,7 @@ export class Daemon {
       const tasks = tx.listTasks();
       return {
         nodeId: this.nodeId,
+        ...(this.leaderId() !== undefined ? { leaderId: this.leaderId() } : {}),
         advertiseAddr: this.advertiseAddr(),
         version: SHOAL_VERSION,
         dataDir: this.opts.dataDir,
@@ -608,7 +623,13 @@ export class Daemon {
 
   /** Whether this manager does the leader's work (always, with the embedded store). */
   isLeader(): boolean {
-    return this.leadership ? this.leadership.isLeader() : true;
+    if (!this.opts.store || this.opts.store.length === 0) return true;
+    return this.leadership?.isLeader() ?? false;
+  }
+
+  /** The leading manager's id (this one, with the embedded store); undefined: none. */
+  leaderId(): string | undefined {
+    return this.leadership ? this.leadership.leaderId() : this.nodeId;
   }
 
   /** This manager started or stopped leading: the leader's duties follow. */
