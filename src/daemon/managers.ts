@@ -106,6 +106,7 @@ export class Leadership {
   private chain: Promise<void> = Promise.resolve();
   private closed = false;
   private unlisten: (() => void) | null = null;
+  private timer: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: LeadershipOptions) {}
 
@@ -144,6 +145,9 @@ export class Leadership {
       onWarning: (m) => opts.log.warn(`election: ${m}`),
     });
     this.unlisten = this.election.onChange(() => this.changed());
+    // Level-triggered too: the standing is checked every second, whatever was heard.
+    this.timer = setInterval(() => this.changed(), 1000);
+    this.timer.unref();
     this.changed();
   }
 
@@ -162,8 +166,15 @@ export class Leadership {
     return this.election?.leaderId;
   }
 
+  private settling = false;
+
   private changed(): void {
-    this.chain = this.chain.then(() => this.settle());
+    if (this.settling) return; // the settle under way reads the standing when it runs
+    this.settling = true;
+    this.chain = this.chain.then(() => {
+      this.settling = false;
+      return this.settle();
+    });
   }
 
   private async settle(): Promise<void> {
@@ -217,6 +228,7 @@ export class Leadership {
   /** Resigns (the next manager leads at once) and stops. */
   async stop(): Promise<void> {
     this.closed = true;
+    if (this.timer) clearInterval(this.timer);
     this.unlisten?.();
     await this.chain;
     await this.election?.close();
