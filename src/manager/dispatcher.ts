@@ -128,9 +128,10 @@ export class Dispatcher {
       }),
     );
     // Cluster events on the bus, for any NATS client with the events user (bus-users.ts).
-    this.unlisten = this.manager.events.listen((e) =>
-      this.nc?.publish(eventSubject(e), codec.encode(e)),
-    );
+    // Only the leader's: every manager hears the events, the bus must carry each once.
+    this.unlisten = this.manager.events.listen((e) => {
+      if (this.leads()) this.nc?.publish(eventSubject(e), codec.encode(e));
+    });
     this.unwatch = this.manager.store.watch((events) => {
       if (changesState(events)) this.schedulePublish();
     });
