@@ -216,6 +216,12 @@ export type ServiceSummary = Static<typeof ServiceSummarySchema>;
 export const InfoSchema = Type.Object(
   {
     nodeId: Type.String({ description: "This node's id." }),
+    leaderId: Type.Optional(
+      Type.String({
+        description:
+          "The leading manager's node id, as this manager knows it (absent: none leads).",
+      }),
+    ),
     advertiseAddr: Type.String({
       description: "The address other nodes join and reach this manager on (host:port).",
     }),
@@ -312,6 +318,12 @@ export const JoinResponseSchema = Type.Object(
       Type.String({
         description:
           "The node's own secret: a rejoin with its node id must present it (kept in join.json, 0600).",
+      }),
+    ),
+    store: Type.Optional(
+      Type.Array(Type.String(), {
+        description:
+          "A manager's join: the etcd client URLs of the cluster store its manager daemon opens.",
       }),
     ),
   },

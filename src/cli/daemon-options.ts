@@ -37,6 +37,7 @@ export interface DaemonFlags {
   httpAccessLog?: boolean;
   metricsAddr?: string;
   dashboardAddr?: string;
+  store?: string;
 }
 
 /** What the address choice reads from the machine (injected by tests). */
@@ -142,6 +143,32 @@ export interface ParsedDaemonFlags {
   /** --http-addr when given ("" = off), and --http-access-log. */
   httpAddr: string | undefined;
   httpAccessLog: boolean;
+  /** --store: the etcd client URLs ("" given: the embedded store). */
+  store: string[] | undefined;
+}
+
+/** `--store etcd://HOST:PORT[,HOST:PORT...]` as etcd client URLs; "" or "embedded": none. */
+export function parseStoreFlag(text: string): string[] {
+  const t = text.trim();
+  if (t === "" || t === "embedded") return [];
+  const body = t.startsWith("etcd://") ? t.slice("etcd://".length) : "";
+  const bad = (why: string) =>
+    new UsageError(
+      `invalid argument "${text}" for "--store" flag: ${why}; expected etcd://HOST:PORT[,HOST:PORT...]`,
+    );
+  if (body === "") throw bad("not an etcd:// address");
+  return body.split(",").map((item) => {
+    const h = item.trim();
+    let hp;
+    try {
+      hp = parseHostPort(h);
+    } catch {
+      throw bad(`"${h}" is not HOST:PORT`);
+    }
+    if (!hp.host || hp.port === undefined || hp.port <= 0 || hp.port > 65535)
+      throw bad(`"${h}" is not HOST:PORT`);
+    return `http://${joinHostPort(hp.host, hp.port)}`;
+  });
 }
 
 /** A --consul-addr / --consul-dns-addr / --http-addr / --metrics-addr / --dashboard-addr value: "" (off)
@@ -248,6 +275,7 @@ export function parseDaemonFlags(
     consulDnsAddr: serviceAddrFlag("--consul-dns-addr", f.consulDnsAddr),
     httpAddr: serviceAddrFlag("--http-addr", f.httpAddr),
     httpAccessLog: !!f.httpAccessLog,
+    store: f.store !== undefined ? parseStoreFlag(f.store) : undefined,
     metricsAddr: serviceAddrFlag("--metrics-addr", f.metricsAddr),
     dashboardAddr: serviceAddrFlag("--dashboard-addr", f.dashboardAddr),
   };
@@ -312,6 +340,7 @@ export function runOptions(
     ...(p.httpAccessLog ? { httpAccessLog: true } : {}),
     ...(p.metricsAddr !== undefined ? { metricsAddr: p.metricsAddr } : {}),
     ...(p.dashboardAddr !== undefined ? { dashboardAddr: p.dashboardAddr } : {}),
+    ...(p.store !== undefined ? { store: p.store } : {}),
   };
 }
 
@@ -350,6 +379,7 @@ export function givenRunOptions(
     ...(f.httpAccessLog !== undefined ? { httpAccessLog: p.httpAccessLog } : {}),
     ...(p.metricsAddr !== undefined ? { metricsAddr: p.metricsAddr } : {}),
     ...(p.dashboardAddr !== undefined ? { dashboardAddr: p.dashboardAddr } : {}),
+    ...(p.store !== undefined ? { store: p.store } : {}),
     // `up` on the default Consul addresses: a taken port is a warning, not a failed start.
     ...(up && p.consulAddr === undefined && p.consulDnsAddr === undefined
       ? { consulBestEffort: true }
@@ -396,5 +426,8 @@ export function daemonArgv(o: FullRunOptions): string[] {
     ...(o.httpAccessLog ? ["--http-access-log"] : []),
     ...(o.metricsAddr !== undefined ? ["--metrics-addr", o.metricsAddr] : []),
     ...(o.dashboardAddr !== undefined ? ["--dashboard-addr", o.dashboardAddr] : []),
+    ...(o.store && o.store.length > 0
+      ? ["--store", `etcd://${o.store.map((u) => u.replace(/^https?:\/\//, "")).join(",")}`]
+      : []),
   ];
 }

@@ -11,6 +11,7 @@ import { joinHostPort } from "../lib/addr.js";
 
 interface Info {
   nodeId: string;
+  leaderId?: string;
 }
 
 export const NODE_LS_FORMAT: ListFormat = {
@@ -43,15 +44,28 @@ export const NODE_FILTERS: FilterKeys<Node> = {
   },
 };
 
-/** `node ls` rows with Docker's fields; `Self` marks the node the CLI talks to. */
-export function nodeRows(nodes: Node[], selfId: string): Row[] {
+/** A manager's MANAGER STATUS as Docker prints it: the leader, or whether it is reachable (a
+ * manager whose heartbeats stopped is down: Unreachable). */
+export function managerStatus(n: Node, leaderId: string | undefined): string {
+  if (n.role !== "manager") return "";
+  if (n.id === leaderId) return "Leader";
+  return n.status === "down" ? "Unreachable" : "Reachable";
+}
+
+/** `node ls` rows with Docker's fields; `Self` marks the node the CLI talks to; the leader is
+ * `leaderId` (the node the CLI talks to when the daemon does not say: one manager). */
+export function nodeRows(
+  nodes: Node[],
+  selfId: string,
+  leaderId: string | undefined = selfId,
+): Row[] {
   return nodes.map((n) => ({
     ID: n.id,
     Self: n.id === selfId,
     Hostname: n.hostname,
     Status: capitalize(n.status),
     Availability: capitalize(n.availability),
-    ManagerStatus: n.role === "manager" ? (n.id === selfId ? "Leader" : "Reachable") : "",
+    ManagerStatus: managerStatus(n, leaderId),
     EngineVersion: n.engineVersion,
     TLSStatus: "Ready",
   }));
@@ -62,7 +76,7 @@ export async function ls(o: ListOptions): Promise<number> {
   const print = rowPrinter(o, NODE_LS_FORMAT);
   const info = await call<Info>("GET", "/v1/info");
   const nodes = await call<Node[]>("GET", "/v1/nodes");
-  print(nodeRows(applyFilters(nodes, filters, NODE_FILTERS), info.nodeId));
+  print(nodeRows(applyFilters(nodes, filters, NODE_FILTERS), info.nodeId, info.leaderId));
   return 0;
 }
 

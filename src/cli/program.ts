@@ -167,6 +167,10 @@ function daemonFlags(cmd: Command): Command {
       "--dashboard-addr <addr>",
       'managers: the web dashboard, [ip]:port (default 127.0.0.1:8080, "" off; any other address than loopback asks for `shoal dashboard token`)',
     )
+    .option(
+      "--store <etcd://host:port,...>",
+      "managers: keep the swarm's state in this etcd cluster, for several managers (default: the embedded store)",
+    )
     .option("-D, --debug", "log debug messages")
     .addHelpText("after", DAEMON_HELP);
 }

@@ -303,6 +303,19 @@ export async function joinSwarm(managerArg: string, f: JoinFlags): Promise<numbe
     return 1;
   }
   await checkBusReachable(managerAddr, answer.natsUrls);
+  if (answer.role === "manager") {
+    // A manager: a manager daemon of its own on the swarm's etcd store, as the node the join
+    // made (its id), with the certificate the join issued until it issues its own.
+    const store = answer.store ?? [];
+    const adv = { host: advertise, port: p.advertise?.port ?? p.listen.port };
+    const o = { ...runOptions(p, adv), store };
+    await startDetached(p.dataDir, daemonArgv(o), async () => {
+      writeFileSync(join(p.dataDir, "node-id"), answer.nodeId);
+      await writeNodeCerts(p.dataDir, { caPem: answer.caCert, certPem: answer.cert, keyPem });
+    });
+    process.stdout.write(`This node joined a swarm as a manager.\n`);
+    return 0;
+  }
   const argv = [
     "--data-dir",
     p.dataDir,

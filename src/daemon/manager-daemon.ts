@@ -5,12 +5,12 @@
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { mkdirSync, writeFileSync, rmSync, readFileSync, existsSync } from "node:fs";
-import { createServer as createNetServer } from "node:net";
+import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { Server as NatsServer } from "../nats/server.js";
-import { defaultOptions, validateOptions } from "../nats/options.js";
+import { defaultClusterOptions, defaultOptions, validateOptions } from "../nats/options.js";
 import { ServerLogger, type Logger } from "../nats/log.js";
 import { openEmbeddedStore } from "../store/embedded.js";
-import type { Store } from "../store/store.js";
+import type { ReadTx, Store } from "../store/store.js";
 import { Manager, defaultManagerOptions } from "../manager/manager.js";
 import { Api } from "../manager/api.js";
 import { Dispatcher } from "../manager/dispatcher.js";
@@ -59,6 +59,19 @@ import { fencingOf, forgetSwarm } from "./state.js";
 import { apiTcpNeedsTls, socketPath } from "../api/paths.js";
 import type { Server as TlsServer } from "node:https";
 import type { Info } from "../api/http.js";
+import type { EtcdStore } from "../store/etcd.js";
+import { FORWARDED_HEADER } from "../manager/api.js";
+import {
+  Leadership,
+  MANAGERS_META,
+  NO_LEADER,
+  isApiWrite,
+  openManagersStore,
+  type ForwardReply,
+  type ForwardRequest,
+  type ManagersMeta,
+} from "./managers.js";
+import { createHash } from "node:crypto";
 
 export interface DaemonOptions {
   dataDir: string;
@@ -104,6 +117,12 @@ export interface DaemonOptions {
   metricsAddr?: string;
   /** The web dashboard's host:port (`--dashboard-addr`); "" or absent = off. */
   dashboardAddr?: string;
+  /** etcd client URLs of the cluster store (`--store etcd://h1:2379,...`): several managers,
+   * one leader. Absent or empty: the embedded store (one manager). */
+  store?: string[];
+  /** With the etcd store: the message server's cluster port, routes between managers (default
+   * the client port + 2, random when the client port is). */
+  routePort?: number;
   log: Logger;
 }
 
@@ -135,6 +154,10 @@ export class Daemon {
   /** The TCP API's server when it has mutual TLS (its certificate is renewed with the node's). */
   private apiTls: TlsServer | undefined;
   private unwatchNodes: (() => void) | null = null;
+  /** With the etcd store: the election, the leader's duties, writes forwarded to the leader. */
+  leadership: Leadership | null = null;
+  /** Writes are unfenced until this manager campaigns (it registers itself first). */
+  private bootstrapping = true;
   readonly done: Promise<void>;
   private resolveDone!: () => void;
 
@@ -148,10 +171,22 @@ export class Daemon {
     mkdirSync(dataDir, { recursive: true });
     const idFile = join(dataDir, "node-id");
     // A node with an identity has a store: if it is gone, refuse rather than start a new cluster.
-    this.store = await openEmbeddedStore(join(dataDir, "store"), {
-      onWarning: (msg: string) => log.warn(`store: ${msg}`),
-      requireExisting: existsSync(idFile),
-    });
+    const etcd = this.opts.store && this.opts.store.length > 0 ? this.opts.store : null;
+    if (etcd) {
+      this.store = await openManagersStore(etcd, () => this.fence(), log);
+      if (existsSync(idFile) && !this.store.view((tx) => tx.getMeta("cluster"))) {
+        await this.store.close();
+        throw new ManagerError(
+          "ERR_INVALID",
+          `the etcd store at ${etcd.join(", ")} holds no swarm, but this node belongs to one: start it with the store it was created with`,
+        );
+      }
+    } else {
+      this.store = await openEmbeddedStore(join(dataDir, "store"), {
+        onWarning: (msg: string) => log.warn(`store: ${msg}`),
+        requireExisting: existsSync(idFile),
+      });
+    }
     this.nodeId = existsSync(idFile) ? readFileSync(idFile, "utf8").trim() : newId();
     const now = Date.now();
     if (this.opts.addrPool) checkPool(this.opts.addrPool);
@@ -219,6 +254,7 @@ export class Daemon {
       serverName: `shoal-${this.nodeId.slice(0, 12)}`,
       ...this.busAuth(meta.secret, ca.clusterId),
       noAuthUser: APP_USER,
+      ...(etcd ? { cluster: await this.clusterOptions(meta.secret, ca.clusterId) } : {}),
     });
     this.nats = new NatsServer(natsOpts, log.debugEnabled ? log : quiet(log));
     await this.nats.startServer();
@@ -238,19 +274,33 @@ export class Daemon {
       const auth = this.busAuth(meta.secret, ca.clusterId);
       if (this.busSig !== sig) this.nats.reloadAuth(auth.users, auth.accounts);
     });
+    if (etcd) await this.registerAddrs();
 
     this.manager = new Manager(this.store, log.child("manager"), defaultManagerOptions());
+    this.manager.leading = () => this.isLeader();
     this.dispatcher = new Dispatcher(this.manager, {
       natsUrl: `${this.localNatsUrl()}`,
       clusterSecret: meta.secret,
+      leading: () => this.isLeader(),
     });
     this.join = new JoinServer(
       this.manager,
-      () => ({
-        nodes: [`nats://${joinHostPort(this.advertiseHost(), this.busPort)}`],
-        apps: [`nats://${joinHostPort(this.advertiseHost(), this.nats.port)}`],
-      }),
+      () => this.busUrls(),
       () => this.manager.heartbeatMs(),
+      undefined,
+      {
+        store: () => etcd,
+        notLeader: () => {
+          if (this.isLeader()) return null;
+          const id = this.leadership?.leaderId();
+          const addr = id
+            ? this.store.view((tx) => tx.getMeta<ManagersMeta>(MANAGERS_META))?.[id]?.join
+            : undefined;
+          return addr
+            ? `this manager is not the leader: join through the leader, at ${addr}`
+            : NO_LEADER;
+        },
+      },
     );
     const joinPort = listen.port ?? 2377;
     const joinHost = listen.host || "0.0.0.0";
@@ -281,6 +331,12 @@ export class Daemon {
         }
         setImmediate(() => void this.stop(true));
       },
+      ...(etcd
+        ? {
+            forward: (req: ForwardRequest) => this.leadership!.forward(req),
+            isWrite: isApiWrite,
+          }
+        : {}),
       eventCredentials: () => ({
         urls: [`nats://${joinHostPort(this.advertiseHost(), this.nats.port)}`],
         user: EVENTS_USER,
@@ -304,10 +360,26 @@ export class Daemon {
         );
       },
     });
-    this.autoscaler.start();
-    // One manager: it leads from its start (leader election will emit this on a change).
-    this.manager.events.emit(leaderEvent({ id: this.nodeId, hostname: hostname() }));
     await this.dispatcher.start();
+    if (etcd) {
+      // Several managers: the leader's duties start when this manager is elected.
+      this.leadership = new Leadership({
+        client: (this.store as EtcdStore).client,
+        store: this.store as EtcdStore,
+        nodeId: this.nodeId,
+        natsUrl: this.localNatsUrl(),
+        agentPass: agentPassword(meta.secret),
+        answer: (req) => this.answerForwarded(req),
+        onLead: async (leading) => this.onLead(leading),
+        log,
+      });
+      this.bootstrapping = false;
+      await this.leadership.start();
+    } else {
+      this.autoscaler.start();
+      // One manager: it leads from its start.
+      this.manager.events.emit(leaderEvent({ id: this.nodeId, hostname: hostname() }));
+    }
     // This machine's node runtime: a client of its own control bus, over loopback, like any
     // worker's.
     this.runtime = new NodeRuntime({
@@ -407,6 +479,7 @@ export class Daemon {
       const tasks = tx.listTasks();
       return {
         nodeId: this.nodeId,
+        ...(this.leaderId() !== undefined ? { leaderId: this.leaderId() } : {}),
         advertiseAddr: this.advertiseAddr(),
         version: SHOAL_VERSION,
         dataDir: this.opts.dataDir,
@@ -425,13 +498,18 @@ export class Daemon {
   }
 
   private async joinToken(role: "worker" | "manager", rotate: boolean): Promise<string> {
-    const meta = await this.store.update((tx) => {
-      const m = tx.getMeta<ClusterMeta>("cluster")!;
-      if (!rotate) return m;
-      const next = { ...m, [role === "worker" ? "workerSecret" : "managerSecret"]: newSecret() };
-      tx.putMeta("cluster", next);
-      return next;
-    });
+    const read = (tx: ReadTx) => tx.getMeta<ClusterMeta>("cluster")!;
+    const meta = !rotate
+      ? this.store.view(read)
+      : await this.store.update((tx) => {
+          const m = read(tx);
+          const next = {
+            ...m,
+            [role === "worker" ? "workerSecret" : "managerSecret"]: newSecret(),
+          };
+          tx.putMeta("cluster", next);
+          return next;
+        });
     const ca = this.store.view((tx) => tx.getMeta<CaMeta>(CA_META))!;
     return makeToken(
       caDigest(ca.certPem),
@@ -575,6 +653,128 @@ export class Daemon {
     this.renewTimer.unref();
   }
 
+  /** With the etcd store: the store's fence (none while registering, before campaigning). */
+  private fence() {
+    if (this.bootstrapping) return undefined;
+    return this.leadership ? this.leadership.fence() : null;
+  }
+
+  /** Whether this manager does the leader's work (always, with the embedded store). */
+  isLeader(): boolean {
+    if (!this.opts.store || this.opts.store.length === 0) return true;
+    return this.leadership?.isLeader() ?? false;
+  }
+
+  /** The leading manager's id (this one, with the embedded store); undefined: none. */
+  leaderId(): string | undefined {
+    return this.leadership ? this.leadership.leaderId() : this.nodeId;
+  }
+
+  /** This manager started or stopped leading: the leader's duties follow. */
+  private async onLead(leading: boolean): Promise<void> {
+    if (!leading) {
+      this.autoscaler?.stop();
+      return;
+    }
+    this.manager.events.emit(leaderEvent({ id: this.nodeId, hostname: hostname() }));
+    this.manager.markDirty();
+    this.dispatcher.lead();
+    this.autoscaler?.start();
+  }
+
+  /** A write a follower forwarded: handled by this manager's API as a local call. */
+  private async answerForwarded(req: ForwardRequest): Promise<ForwardReply> {
+    if (!this.isLeader()) {
+      // Deposed since the follower asked (or etcd is lost): say so rather than try.
+      const body = { message: NO_LEADER, code: "ERR_NO_LEADER" };
+      return { status: 503, contentType: "application/json", body: JSON.stringify(body) };
+    }
+    const res = await this.api.app.inject({
+      method: req.method as "POST",
+      url: req.url,
+      headers: {
+        [FORWARDED_HEADER]: "1",
+        ...(req.body !== undefined ? { "content-type": "application/json" } : {}),
+      },
+      ...(req.body !== undefined ? { payload: JSON.stringify(req.body) } : {}),
+    });
+    return {
+      status: res.statusCode,
+      contentType: String(res.headers["content-type"] ?? "application/json"),
+      body: res.body,
+    };
+  }
+
+  /** The message server's cluster (routes to the other managers, their route URLs from the
+   * store), with mutual TLS on the node certificates and a password only managers know. */
+  private async clusterOptions(secret: string, clusterId: string) {
+    const certs = certPaths(this.opts.dataDir);
+    let port = this.opts.routePort ?? (this.opts.natsPort > 0 ? this.opts.natsPort + 2 : -1);
+    if (port <= 0) port = await freePort(parseHostPort(this.opts.listenAddr).host || "0.0.0.0");
+    const others = this.store.view((tx) => tx.getMeta<ManagersMeta>(MANAGERS_META)) ?? {};
+    const routes = Object.entries(others)
+      .filter(([id]) => id !== this.nodeId)
+      .map(([, a]) => a.route);
+    return {
+      ...defaultClusterOptions(),
+      name: `shoal-${clusterId.slice(0, 16)}`,
+      host: parseHostPort(this.opts.listenAddr).host || "0.0.0.0",
+      port,
+      routes,
+      advertise: joinHostPort(this.advertiseHost(), port),
+      // Workers get the managers' bus URLs from their join, not the client ports.
+      noAdvertise: true,
+      username: "shoal-route",
+      password: createHash("sha256").update(`${secret}:route`).digest("base64url"),
+      connectBackoffMs: 250,
+      tls: {
+        ...defaultTlsConfig(),
+        certFile: certs.cert,
+        keyFile: certs.key,
+        caFile: certs.ca,
+        verify: true,
+      },
+    };
+  }
+
+  /** Records where this manager's message server is reached (the `managers` meta key). */
+  private async registerAddrs(): Promise<void> {
+    const host = this.advertiseHost();
+    const addrs = {
+      bus: `nats://${joinHostPort(host, this.busPort)}`,
+      app: `nats://${joinHostPort(host, this.nats.port)}`,
+      route: `nats://${joinHostPort(host, this.nats.clusterPort())}`,
+      join: this.advertiseAddr(),
+    };
+    await this.store.update((tx) => {
+      const cur = tx.getMeta<ManagersMeta>(MANAGERS_META) ?? {};
+      tx.putMeta(MANAGERS_META, { ...cur, [this.nodeId]: addrs });
+    });
+  }
+
+  /** The message servers a node is given at its join: every manager's (this one's first). */
+  private busUrls(): { nodes: string[]; apps: string[] } {
+    const own = {
+      nodes: [`nats://${joinHostPort(this.advertiseHost(), this.busPort)}`],
+      apps: [`nats://${joinHostPort(this.advertiseHost(), this.nats.port)}`],
+    };
+    const all = this.store.view((tx) => tx.getMeta<ManagersMeta>(MANAGERS_META)) ?? {};
+    const managers = new Set(
+      this.store.view((tx) =>
+        tx
+          .listNodes()
+          .filter((n) => n.role === "manager")
+          .map((n) => n.id),
+      ),
+    );
+    for (const [id, a] of Object.entries(all)) {
+      if (id === this.nodeId || !managers.has(id)) continue;
+      own.nodes.push(a.bus);
+      own.apps.push(a.app);
+    }
+    return own;
+  }
+
   private advertiseHost(): string {
     return parseHostPort(this.opts.advertiseAddr).host;
   }
@@ -586,6 +786,7 @@ export class Daemon {
     this.stopping = true;
     clearTimeout(this.renewTimer);
     await this.runtime?.stop(leaving);
+    await this.leadership?.stop();
     this.unwatchNodes?.();
     await this.dispatcher?.stop();
     await this.join?.close();
@@ -605,6 +806,19 @@ export class Daemon {
     this.opts.log.info("shoal daemon stopped");
     this.resolveDone();
   }
+}
+
+/** A free TCP port on `host` (the route port must be known before the server starts: it is
+ * advertised to the other managers). */
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createNetServer();
+    s.once("error", reject);
+    s.listen({ host, port: 0 }, () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
 }
 
 /** The embedded message server logs only warnings and errors unless the daemon debugs. */

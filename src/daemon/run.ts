@@ -49,11 +49,19 @@ export interface DaemonRunOptions {
   metricsAddr?: string;
   /** The web dashboard, host:port ("" = off; a taken port is a warning). */
   dashboardAddr?: string;
+  /** etcd client URLs of the cluster store (several managers); [] or absent: embedded. */
+  store?: string[];
   debug?: boolean;
 }
 
 type Optional =
-  "cpus" | "memoryBytes" | "fenceMarginMs" | "certExpiryMs" | "addrPool" | "consulBestEffort";
+  | "cpus"
+  | "memoryBytes"
+  | "fenceMarginMs"
+  | "certExpiryMs"
+  | "addrPool"
+  | "consulBestEffort"
+  | "store";
 export type ResolvedDaemonOptions = Required<Omit<DaemonRunOptions, Optional>> &
   Pick<DaemonRunOptions, Optional>;
 

@@ -41,7 +41,21 @@ export interface ApiHooks {
   leave(force: boolean): Promise<void>;
   /** The events user's credentials on the bus (absent: the API has no bus). */
   eventCredentials?(): EventCredentials;
+  /**
+   * Several managers: a write to send to the leader. Resolves with the leader's answer, or null
+   * when this manager leads (it handles the request itself); throws when none leads.
+   */
+  forward?(req: { method: string; url: string; body?: unknown }): Promise<{
+    status: number;
+    contentType: string;
+    body: string;
+  } | null>;
+  /** Whether a request writes (is forwarded to the leader); default: none is. */
+  isWrite?(method: string, url: string): boolean;
 }
+
+/** The header a forwarded request carries, so the leader never forwards it again. */
+export const FORWARDED_HEADER = "x-shoal-forwarded";
 
 export class Api {
   readonly app: FastifyInstance;
@@ -53,6 +67,17 @@ export class Api {
     this.app = app;
     this.listeners = new HttpListeners(app);
     const allTasks = () => m.store.view((tx) => tx.listTasks());
+    const { forward, isWrite } = hooks;
+    if (forward && isWrite) {
+      // A follower's writes go to the leader, after the body parsed (its own schema checks run
+      // at the leader, which answers as a local call would).
+      app.addHook("preValidation", async (req, reply) => {
+        if (req.headers[FORWARDED_HEADER] || !isWrite(req.method, req.url)) return;
+        const res = await forward({ method: req.method, url: req.url, body: req.body });
+        if (!res) return;
+        return reply.code(res.status).type(res.contentType).send(res.body);
+      });
+    }
 
     addRoute(app, r.info, async () => hooks.info());
     addRoute(app, r.listNodes, async () => m.store.view((tx) => tx.listNodes()));

@@ -77,8 +77,25 @@ export class Dispatcher {
 
   constructor(
     private readonly manager: Manager,
-    private readonly opts: { natsUrl: string; clusterSecret: string },
+    private readonly opts: {
+      natsUrl: string;
+      clusterSecret: string;
+      /** Whether this manager leads (default: always). Every manager's dispatcher hears every
+       * heartbeat (its liveness stays current for when it leads), but only the leader's writes
+       * what they report and sends assignments. */
+      leading?: () => boolean;
+    },
   ) {}
+
+  private leads(): boolean {
+    return this.opts.leading ? this.opts.leading() : true;
+  }
+
+  /** This manager became the leader: every node gets its assignments now. */
+  lead(): void {
+    this.sent.clear();
+    this.publishAll(true);
+  }
 
   async start(): Promise<void> {
     this.nc = await connect({
@@ -106,14 +123,16 @@ export class Dispatcher {
           const m = decode(StatusMessageSchema, msg.data, "status");
           if (!m.ok) return this.dropped.drop(msg.subject, m.error);
           if (!this.fromItsNode(msg.subject, m.value.nodeId)) return;
+          if (!this.leads()) return;
           void this.manager.reportStatus(m.value.nodeId, m.value.reports).catch(() => {});
         },
       }),
     );
     // Cluster events on the bus, for any NATS client with the events user (bus-users.ts).
-    this.unlisten = this.manager.events.listen((e) =>
-      this.nc?.publish(eventSubject(e), codec.encode(e)),
-    );
+    // Only the leader's: every manager hears the events, the bus must carry each once.
+    this.unlisten = this.manager.events.listen((e) => {
+      if (this.leads()) this.nc?.publish(eventSubject(e), codec.encode(e));
+    });
     this.unwatch = this.manager.store.watch((events) => {
       if (changesState(events)) this.schedulePublish();
     });
@@ -150,6 +169,10 @@ export class Dispatcher {
     const known = this.manager.store.view((tx) => tx.getNode(hb.nodeId));
     if (!known) return; // removed or never joined: ignore it
     this.heartbeats++;
+    if (!this.leads()) {
+      this.manager.liveness.heard(hb.nodeId, Date.now(), this.manager.nodeDownAfterMs());
+      return this.recordMetrics(hb);
+    }
     await this.manager
       .heartbeat(hb.nodeId, Date.now(), {
         engineVersion: hb.engineVersion,
@@ -160,6 +183,11 @@ export class Dispatcher {
       })
       .catch(() => {});
     await this.manager.reportStatus(hb.nodeId, hb.tasks).catch(() => {});
+    this.recordMetrics(hb);
+  }
+
+  /** What the node measured, into the metrics book (in memory, on every manager). */
+  private recordMetrics(hb: Heartbeat): void {
     if (hb.stats) this.manager.metrics.record(hb.nodeId, hb.stats);
     this.manager.metrics.setMetricsPort(hb.nodeId, hb.metricsPort);
     if (hb.requests) this.manager.metrics.recordRequests(hb.nodeId, hb.requests, Date.now());
@@ -182,7 +210,7 @@ export class Dispatcher {
    */
   publishAll(all: boolean): void {
     const nc = this.nc;
-    if (!nc || nc.isClosed()) return;
+    if (!nc || nc.isClosed() || !this.leads()) return;
     this.arm();
     const byNode = new Map<string, Task[]>();
     const { nodes, tasks, services, networks, files } = this.manager.store.view((tx) => {

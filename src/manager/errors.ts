@@ -10,7 +10,9 @@ export type ManagerErrorCode =
   | "ERR_INVALID"
   | "ERR_UNSUPPORTED"
   | "ERR_TOKEN"
-  | "ERR_RATE_LIMITED";
+  | "ERR_RATE_LIMITED"
+  /** Several managers: none leads now (too few managers or etcd members online). */
+  | "ERR_NO_LEADER";
 
 export class ManagerError extends Error {
   constructor(
@@ -38,6 +40,10 @@ export function httpStatusOf(code: string): number {
       return 403;
     case "ERR_RATE_LIMITED":
       return 429;
+    case "ERR_NO_LEADER":
+    case "ERR_NOT_LEADER":
+    case "ERR_UNAVAILABLE":
+      return 503;
     case "ERR_INVALID":
     case "ERR_UNSUPPORTED":
       return 400;

@@ -62,7 +62,7 @@ export class JoinError extends Error {
   ) {
     super(message);
     this.name = "JoinError";
-    this.code = status === 403 ? "ERR_TOKEN" : "ERR_INVALID";
+    this.code = status === 403 ? "ERR_TOKEN" : status === 503 ? "ERR_NO_LEADER" : "ERR_INVALID";
   }
 }
 
@@ -147,6 +147,13 @@ export class JoinServer {
     private readonly urls: () => { nodes: string[]; apps: string[] },
     private readonly heartbeatMs: () => number,
     limiter?: FailureLimiter,
+    /** Several managers: the etcd store's client URLs a joining manager opens (null: the
+     * embedded store, which one manager only can hold), and why this manager cannot take a
+     * join when it does not lead (a join writes; null: it leads). */
+    private readonly managers: {
+      store: () => string[] | null;
+      notLeader: () => string | null;
+    } = { store: () => null, notLeader: () => null },
   ) {
     this.limiter = limiter ?? new FailureLimiter();
   }
@@ -175,12 +182,15 @@ export class JoinServer {
     const meta = this.manager.store.view((tx) => tx.getMeta<ClusterMeta>("cluster"))!;
     const ca = this.ca();
     const role = checkToken(meta, caDigest(ca.certPem), req.token ?? "");
-    if (role === "manager") {
+    const store = this.managers.store();
+    if (role === "manager" && store === null) {
       throw new JoinError(
-        "joining as a manager is not supported yet: join with the worker token",
+        "this swarm keeps its state in the embedded store, which only one manager can hold: a second manager needs an etcd store (shoal init --store etcd://HOST:PORT,...); join with the worker token",
         400,
       );
     }
+    const notLeader = this.managers.notLeader();
+    if (notLeader !== null) throw new JoinError(notLeader, 503);
     const now = Date.now();
     let nodeSecret = "";
     const node = await this.manager.store.update((tx) => {
@@ -238,6 +248,7 @@ export class JoinServer {
       appNatsUrls: urls.apps,
       busUser: certUser(node.id, role, ca.clusterId),
       heartbeatMs: this.heartbeatMs(),
+      ...(role === "manager" && store ? { store } : {}),
     };
   }
 

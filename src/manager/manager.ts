@@ -77,13 +77,18 @@ export class Manager {
   private readonly reported = new Map<string, string>();
   /** Cluster events: derived from the store, and `events.emit(...)` for the others. */
   readonly events: EventLog;
+  /**
+   * Whether this manager leads (always, with one manager). Only the leader reconciles and
+   * records events; the daemon sets this with leader election (several managers).
+   */
+  leading: () => boolean = () => true;
 
   constructor(
     readonly store: Store,
     readonly log: ManagerLogger,
     readonly opts: ManagerOptions = defaultManagerOptions(),
   ) {
-    this.events = new EventLog(store, { log });
+    this.events = new EventLog(store, { log, recording: () => this.leading() });
     this.metrics = new MetricsBook(store);
   }
 
@@ -187,7 +192,7 @@ export class Manager {
 
   /** One reconcile + schedule pass; passes never overlap. */
   async tick(): Promise<void> {
-    if (this.stopped) return;
+    if (this.stopped || !this.leading()) return;
     if (this.running) {
       this.again = true;
       return;

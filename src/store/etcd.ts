@@ -129,10 +129,11 @@ export interface EtcdStoreOptions {
   /** Key prefix of the state (default "/shoal/"); must end with "/". */
   prefix?: string;
   /**
-   * The leader's fence, asked before each group: null refuses writes (ERR_NOT_LEADER). Without
-   * this option the store writes unfenced (tests, tools).
+   * The leader's fence, asked before each group: null refuses writes (ERR_NOT_LEADER); undefined
+   * writes this group unfenced (a manager registering itself before it campaigns). Without this
+   * option the store writes unfenced (tests, tools).
    */
-  fence?: () => Fence | null;
+  fence?: () => Fence | null | undefined;
   maxTxnOps?: number;
   maxTxnBytes?: number;
   /** Most batches per group commit (default 512). */

@@ -65,9 +65,10 @@ export class LeaderElection {
   private sentAt = 0;
   private expiryTimer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
-  private last: { key: string | undefined; leaderId: string | undefined } = {
+  private last: { key: string | undefined; leaderId: string | undefined; mine: boolean } = {
     key: undefined,
     leaderId: undefined,
+    mine: false,
   };
   private closed = false;
   private readonly prefix: string;
@@ -139,7 +140,8 @@ export class LeaderElection {
 
   /**
    * Calls `fn` with the leader's id each time the leadership changes hands (a new leader key,
-   * or none: undefined). Returns an unsubscribe function.
+   * or none: undefined), and when this candidate learns the leader key is its own. Returns an
+   * unsubscribe function.
    */
   onChange(fn: (leaderId: string | undefined) => void): () => void {
     const entry = (id: string | undefined) => fn(id);
@@ -253,8 +255,11 @@ export class LeaderElection {
   }
 
   private changed(): void {
-    const now = this.closed ? { key: undefined, leaderId: undefined } : this.current();
-    if (now.key === this.last.key) return;
+    const cur = this.closed ? { key: undefined, leaderId: undefined } : this.current();
+    // Whether the key is this candidate's: the watch can bring its key before the transaction
+    // that put it answers, so "it is mine" may become known after the key did.
+    const now = { ...cur, mine: cur.key !== undefined && cur.key === this.myKey };
+    if (now.key === this.last.key && now.mine === this.last.mine) return;
     this.last = now;
     for (const l of [...this.listeners]) {
       try {

@@ -3,7 +3,7 @@
 // name the node, its role and the cluster; the worker's agent is on the bus by its certificate
 // alone; the bus's nodes' port refuses a connection without a certificate and one with a
 // certificate of another CA (even naming the worker); a manager token cannot be used to join as
-// a manager; both nodes renew their certificates at 80% of a short --cert-expiry, and `swarm
+// a manager (the swarm's store is the embedded one); both nodes renew their certificates at 80% of a short --cert-expiry, and `swarm
 // update --cert-expiry` sets the lifetime of the next ones; `node rm`
 // refuses the removed node's certificate on new connections.
 
@@ -111,11 +111,11 @@ test("a worker joins with the CA's token, is on the bus by its certificate, rene
   await assert.rejects(connect({ servers: busUrl, reconnect: false, tls: forgedTls }));
   await checkFor(5000, () => handshakeErrors() === 2);
 
-  // A manager token does not make a manager.
+  // A manager token does not make a manager of an embedded-store swarm.
   const mt = (await d.cli("swarm", "join-token", "-q", "manager")).stdout.trim();
   await assert.rejects(
     joinManager(addr, { token: mt, hostname: "m2", addr: "127.0.0.1" }),
-    /joining as a manager is not supported yet/,
+    /embedded store, which only one manager can hold/,
   );
 
   // Both renew at 80% of the 4 s lifetime: the worker through the join port, with its

@@ -69,6 +69,8 @@ export async function startDaemon(
     metrics?: boolean;
     dashboard?: string;
     args?: string[];
+    /** How long the daemon may take to be ready (default 15 s). */
+    readyMs?: number;
   } = {},
 ): Promise<TestDaemon> {
   const dataDir = mkdtempSync(join(tmpdir(), "shoal-test-"));
@@ -111,7 +113,7 @@ export async function startDaemon(
     );
     proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
     proc.stderr!.on("data", (d: Buffer) => (out += d.toString()));
-    await checkFor(15_000, () => /shoal daemon .* ready/.test(out), 50);
+    await checkFor(opts.readyMs ?? 15_000, () => /shoal daemon .* ready/.test(out), 50);
     if (opts.consul) {
       d.consulPort = Number(/Consul API listening on http:\/\/[^ ]*:(\d+)/.exec(out)?.[1]);
       d.consulDnsPort = Number(/Consul DNS listening on [^ ]*:(\d+)/.exec(out)?.[1]);

@@ -27,6 +27,11 @@ export interface EventLogOptions {
   /** The clock events are stamped with (ms). */
   now?: () => number;
   log: Pick<Logger, "warn">;
+  /**
+   * Whether this log records events (default: always). With several managers only the leader
+   * does; the others drop what they derive and instead follow the events the leader stored.
+   */
+  recording?: () => boolean;
 }
 
 type Listener = (e: ClusterEvent) => void;
@@ -126,7 +131,9 @@ export class EventLog {
   }
 
   private onBatch(events: StoreEvent[]): void {
+    const following = this.opts.recording ? !this.opts.recording() : false;
     for (const ev of events) {
+      if (ev.kind === "event" && following && ev.value) this.followed(ev.value as ClusterEvent);
       let prev: unknown;
       switch (ev.kind) {
         case "service":
@@ -170,7 +177,16 @@ export class EventLog {
     if (is !== undefined) this.stacks.set(is, (this.stacks.get(is) ?? 0) + 1);
   }
 
+  /** An event the leader stored, heard by a manager that does not lead. */
+  private followed(e: ClusterEvent): void {
+    if (e.seq <= this.seq) return;
+    this.seq = e.seq;
+    this.history = [...this.history, e].slice(-this.limit);
+    this.tell([e]);
+  }
+
   private queue(e: EventInput): void {
+    if (this.opts.recording && !this.opts.recording()) return; // the leader records it
     this.pending.push({
       Type: e.Type,
       Action: e.Action,
@@ -210,6 +226,10 @@ export class EventLog {
       );
     }
     this.history = [...this.history.slice(drop), ...batch];
+    this.tell(batch);
+  }
+
+  private tell(batch: ClusterEvent[]): void {
     for (const e of batch) {
       for (const fn of [...this.listeners]) {
         try {

@@ -1,0 +1,248 @@
+// Several managers on one etcd store: what a manager daemon adds to the single-manager one.
+//
+// - The store is an EtcdStore fenced by this manager's leadership (LeaderElection on the same
+//   etcd); before it campaigns, a manager registers itself unfenced (`bootstrapping`): that write
+//   is serialized with the leader's by the store's rev-key guard, and decides nothing.
+// - Only the leader reconciles, schedules, marks nodes down, sends assignments, autoscales and
+//   records events (the Manager's, Dispatcher's and Autoscaler's `leading` predicates say so).
+//   A new leader first brings its mirror up to etcd's latest commit (`store.sync()`).
+// - A follower serves reads from its mirror and forwards every write of the API to the leader
+//   over the control bus: the request (method, URL, JSON body) goes to `$SHOAL.mgr.<leader
+//   id>.api`, which only managers may use (the agent user over loopback, a manager's
+//   certificate), and the leader answers it by injecting it into its own API (the same routes,
+//   schemas and errors as a local call). Without a leader a write fails with Swarm's words.
+// - Each manager's entry in the meta key `managers` names its bus, client and route URLs: the
+//   next manager's message server routes to those of the others (one NATS cluster), and joins
+//   hand workers every manager's bus URL.
+
+import type { NatsConnection, Subscription } from "nats";
+import { connect, JSONCodec } from "nats";
+import type { Etcd3 } from "etcd3";
+import { LeaderElection } from "../store/leader.js";
+import { openEtcdStore, type EtcdStore, type Fence } from "../store/etcd.js";
+import { ManagerError } from "../manager/errors.js";
+import { AGENT_USER, INBOX_PREFIX, SUBJECT_PREFIX } from "../api/bus.js";
+import type { Logger } from "../lib/log.js";
+
+/** Swarm's words when no manager leads. */
+export const NO_LEADER =
+  "The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online.";
+
+/** The meta key holding each manager's addresses. */
+export const MANAGERS_META = "managers";
+
+/** Where a manager's message server is reached. */
+export interface ManagerAddrs {
+  /** The nodes' listener (mutual TLS): workers' agents. */
+  bus: string;
+  /** The client port: applications. */
+  app: string;
+  /** The cluster port: routes from the other managers. */
+  route: string;
+  /** The join endpoint, host:port. */
+  join: string;
+}
+
+export type ManagersMeta = Record<string, ManagerAddrs>;
+
+/** Opens the etcd store; an etcd that cannot be reached is an error naming its endpoints. */
+export async function openManagersStore(
+  endpoints: string[],
+  fence: () => Fence | null | undefined,
+  log: Logger,
+): Promise<EtcdStore> {
+  try {
+    return await openEtcdStore({
+      endpoints,
+      fence,
+      onWarning: (m) => log.warn(`store: ${m}`),
+    });
+  } catch (err) {
+    throw new ManagerError(
+      "ERR_INVALID",
+      `cannot use the etcd store at ${endpoints.join(", ")}: ${(err as Error).message} (is etcd running there and reachable from this machine?)`,
+      { cause: err },
+    );
+  }
+}
+
+/** What the API asks to forward; what the leader answered. */
+export interface ForwardRequest {
+  method: string;
+  url: string;
+  body?: unknown;
+}
+export interface ForwardReply {
+  status: number;
+  contentType: string;
+  body: string;
+}
+
+const codec = JSONCodec<unknown>();
+const apiSubject = (nodeId: string) => `${SUBJECT_PREFIX}.mgr.${nodeId}.api`;
+/** How long a follower waits for the leader's answer. */
+const FORWARD_TIMEOUT_MS = 15_000;
+
+export interface LeadershipOptions {
+  client: Etcd3;
+  store: EtcdStore;
+  nodeId: string;
+  /** The local message server (agent user). */
+  natsUrl: string;
+  agentPass: string;
+  /** Answers a forwarded request (the leader's API, by injection). */
+  answer: (req: ForwardRequest) => Promise<ForwardReply>;
+  /** Called (serialized) when this manager starts or stops leading. */
+  onLead: (leading: boolean) => Promise<void>;
+  log: Logger;
+}
+
+/** Leader election, the leader's duties switched on and off, and writes forwarded to it. */
+export class Leadership {
+  private election!: LeaderElection;
+  private nc: NatsConnection | null = null;
+  private sub: Subscription | null = null;
+  private leading = false;
+  private chain: Promise<void> = Promise.resolve();
+  private closed = false;
+  private unlisten: (() => void) | null = null;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly opts: LeadershipOptions) {}
+
+  async start(): Promise<void> {
+    const { opts } = this;
+    this.nc = await connect({
+      servers: opts.natsUrl,
+      user: AGENT_USER,
+      pass: opts.agentPass,
+      name: "shoal-manager-forward",
+      inboxPrefix: INBOX_PREFIX,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+    });
+    this.sub = this.nc.subscribe(apiSubject(opts.nodeId), {
+      callback: (err, msg) => {
+        if (err) return;
+        void (async () => {
+          let reply: ForwardReply;
+          try {
+            reply = await opts.answer(codec.decode(msg.data) as ForwardRequest);
+          } catch (e) {
+            reply = {
+              status: 500,
+              contentType: "application/json",
+              body: JSON.stringify({ message: (e as Error).message, code: "ERR_INTERNAL" }),
+            };
+          }
+          msg.respond(codec.encode(reply));
+        })();
+      },
+    });
+    this.election = await LeaderElection.start({
+      client: opts.client,
+      id: opts.nodeId,
+      onWarning: (m) => opts.log.warn(`election: ${m}`),
+    });
+    this.unlisten = this.election.onChange(() => this.changed());
+    // Level-triggered too: the standing is checked every second, whatever was heard.
+    this.timer = setInterval(() => this.changed(), 1000);
+    this.timer.unref();
+    this.changed();
+  }
+
+  /** The leader's fence for the store (null while this manager does not lead). */
+  fence(): Fence | null {
+    return this.election ? this.election.fence() : null;
+  }
+
+  /** Whether this manager leads and its mirror caught up when it began to. */
+  isLeader(): boolean {
+    return this.leading && !!this.election?.isLeader;
+  }
+
+  /** The leader's node id, as this manager knows it (undefined: none now). */
+  leaderId(): string | undefined {
+    return this.election?.leaderId;
+  }
+
+  private settling = false;
+
+  private changed(): void {
+    if (this.settling) return; // the settle under way reads the standing when it runs
+    this.settling = true;
+    this.chain = this.chain.then(() => {
+      this.settling = false;
+      return this.settle();
+    });
+  }
+
+  private async settle(): Promise<void> {
+    if (this.closed) return;
+    const want = this.election.isLeader;
+    if (want === this.leading) return;
+    if (want) {
+      try {
+        await this.opts.store.sync();
+      } catch (err) {
+        this.opts.log.warn(`cannot lead yet: ${(err as Error).message}`);
+        setTimeout(() => this.changed(), 500).unref();
+        return;
+      }
+      if (!this.election.isLeader) return;
+      this.leading = true;
+      this.opts.log.info(`this manager (${this.opts.nodeId}) is the leader`);
+    } else {
+      this.leading = false;
+      this.opts.log.warn(`this manager (${this.opts.nodeId}) no longer leads`);
+    }
+    await this.opts.onLead(this.leading).catch((err: Error) => {
+      this.opts.log.error(`switching the leader's duties failed: ${err.message}`);
+    });
+  }
+
+  /**
+   * Sends an API write to the leader; null when this manager leads (it handles it itself).
+   * Without a leader: ERR_NO_LEADER with Swarm's words.
+   */
+  async forward(req: ForwardRequest): Promise<ForwardReply | null> {
+    if (this.isLeader()) return null;
+    const leader = this.election.leaderId;
+    if (leader === undefined || leader === this.opts.nodeId || !this.nc) {
+      throw new ManagerError("ERR_NO_LEADER", NO_LEADER);
+    }
+    try {
+      const msg = await this.nc.request(apiSubject(leader), codec.encode(req), {
+        timeout: FORWARD_TIMEOUT_MS,
+      });
+      return codec.decode(msg.data) as ForwardReply;
+    } catch (err) {
+      throw new ManagerError(
+        "ERR_NO_LEADER",
+        `the leader (${leader}) did not answer (${(err as Error).message}). ${NO_LEADER}`,
+        { cause: err },
+      );
+    }
+  }
+
+  /** Resigns (the next manager leads at once) and stops. */
+  async stop(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.unlisten?.();
+    await this.chain;
+    await this.election?.close();
+    this.leading = false;
+    this.sub?.unsubscribe();
+    await this.nc?.close().catch(() => {});
+  }
+}
+
+/** Whether an API request writes, so that a follower forwards it to the leader. */
+export function isApiWrite(method: string, url: string): boolean {
+  const [path, query = ""] = url.split("?", 2);
+  if (method === "GET" || method === "HEAD") {
+    return path === "/v1/dashboard/token" || /(^|&)rotate=(1|true)(&|$)/.test(query);
+  }
+  return path !== "/v1/swarm/leave";
+}
