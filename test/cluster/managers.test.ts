@@ -7,6 +7,8 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { startSwarm, type Swarm } from "../helpers/swarm.js";
 import { apiAt, killTaskProcesses, runCli } from "../helpers/daemon.js";
 import { checkFor, SHOAL_BIN } from "../helpers/servers.js";
@@ -132,6 +134,15 @@ test(
     assert.equal(webNodes.size, 5, "one web task on each machine");
     assert.ok(webNodes.has(leader.nodeId), "the leader's machine runs a web task");
     const beforeTasks = await running(dirs[0]!, "before");
+    const webTasks = await running(dirs[0]!, "web");
+    // The workers that reach the bus through the leader's machine: they must move to another
+    // manager's message server before the new leader's node-down grace runs out.
+    const onLeaderBus = [3, 4].filter((i) =>
+      readFileSync(join(dirs[i]!, "daemon.log"), "utf8").includes(
+        `connected to the control bus at ${swarm.manager.addr}:`,
+      ),
+    );
+    t.diagnostic(`workers on the leader's message server: ${onLeaderBus.length} of 2`);
 
     // Pull the plug on the leader's machine.
     const died = Date.now();
@@ -174,9 +185,20 @@ test(
       if (ts.length === 2 && ts.every((x) => x.nodeId !== leader.nodeId)) return true;
       throw new Error(`before runs on ${ts.map((x) => x.nodeId).join(", ")}`);
     });
+    // Nothing that ran on a live machine was replaced: no live node was taken for dead.
+    const webNow = new Set((await running(follower, "web")).map((x) => x.id));
+    for (const x of webTasks.filter((w) => w.nodeId !== leader.nodeId))
+      assert.ok(
+        webNow.has(x.id),
+        `web task ${x.id} on live node ${x.nodeId} kept running\n${onLeaderBus.map((w) => readFileSync(join(dirs[w]!, "daemon.log"), "utf8").split("\n").slice(-25).join("\n")).join("\n---\n")}`,
+      );
     const beforeNow = new Set((await running(follower, "before")).map((x) => x.id));
+    const all = await apiAt<Task[]>(follower, "/v1/tasks?service=before");
     for (const x of beforeTasks.filter((b) => b.nodeId !== leader.nodeId))
-      assert.ok(beforeNow.has(x.id), `task ${x.id} of "before" on a live machine kept running`);
+      assert.ok(
+        beforeNow.has(x.id),
+        `task ${x.id} of "before" on a live machine kept running; dead node ${leader.nodeId}; tasks now:\n${JSON.stringify(all, null, 1)}`,
+      );
     const ls = await runCli(follower, ["service", "ls", "--format", "{{.Name}} {{.Replicas}}"]);
     assert.equal(ls.code, 0, ls.stderr);
     assert.deepEqual(ls.stdout.trim().split("\n").sort(), ["before 2/2", "web 5/5"]);
@@ -189,14 +211,15 @@ test(
         "--format",
         "{{.ID}} {{.Status}} {{.ManagerStatus}}",
       ]);
-      const rows = nl.stdout.trim().split("\n");
+      const rows = nl.stdout.split("\n").filter((r) => r !== "");
       const dead = rows.find((r) => r.startsWith(leader.nodeId));
       const lead = rows.find((r) => r.startsWith(newLeader));
       if (
         rows.length === 5 &&
         dead === `${leader.nodeId} Down Unreachable` &&
         lead === `${newLeader} Ready Leader` &&
-        rows.filter((r) => r.endsWith(" Reachable")).length === 1
+        rows.filter((r) => r.endsWith(" Reachable")).length === 1 &&
+        rows.filter((r) => r.includes(" Ready ")).length === 4
       )
         return true;
       throw new Error(`node ls on a follower:\n${nl.stdout}${nl.stderr}`);
