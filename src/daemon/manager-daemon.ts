@@ -676,6 +676,8 @@ export class Daemon {
       this.autoscaler?.stop();
       return;
     }
+    // Nodes whose bus connection was on the old leader's machine need time to reach ours.
+    this.manager.liveness.restart(Date.now());
     this.manager.events.emit(leaderEvent({ id: this.nodeId, hostname: hostname() }));
     this.manager.markDirty();
     this.dispatcher.lead();

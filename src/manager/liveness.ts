@@ -8,6 +8,7 @@
 //   asked about (a restarted manager gives every node a full grace period);
 // - time the manager itself was stalled (its event loop blocked, so heartbeats sat unread in
 //   a socket) is credited to every node;
+// - a new leader gives every node a full grace period from its election (`restart`);
 // - a node keeps the silence it was allowed when it last beat (3 periods then): when the
 //   period shrinks (`swarm update --heartbeat-period`), a node still on the old period is not
 //   blamed before its next beat, as swarmkit sets each node's expiry at its heartbeat.
@@ -45,6 +46,14 @@ export class Liveness {
   credit(ms: number): void {
     if (!(ms > 0)) return;
     for (const [id, at] of this.seen) this.seen.set(id, at + ms);
+  }
+
+  /** This manager has just become the leader: every node counts its silence from `at` at the
+   * latest, as swarmkit's dispatcher gives every node a grace period when it starts. A node
+   * whose bus connection was on the dead leader's machine needs that time to reach another
+   * manager's message server. */
+  restart(at: number): void {
+    for (const [id, seen] of this.seen) if (seen < at) this.seen.set(id, at);
   }
 
   /** The node was removed from the cluster. */

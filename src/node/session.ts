@@ -137,6 +137,13 @@ export class AgentSession {
       name: `shoal-agent-${this.opts.nodeId}`,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
+      // A manager whose machine vanished (no FIN, no RST) is noticed in 1-1.5 heartbeat
+      // periods (not the client's default 4 minutes), and a dial to it (the client tries it
+      // first again) gives up after one period (not 20 s), so the agent reaches another
+      // manager's server before the new leader's node-down grace and its own fencing run out.
+      pingInterval: Math.max(Math.round(this.opts.heartbeatMs / 2), 250),
+      maxPingOut: 2,
+      timeout: Math.max(this.opts.heartbeatMs, 1000),
       waitOnFirstConnect: true,
     });
     this.opts.log.info(`connected to the control bus at ${this.nc.getServer()}`);

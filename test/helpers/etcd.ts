@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./cluster.js";
 import { findEtcd } from "../../src/daemon/etcd-member.js";
+import { joinHostPort } from "../../src/lib/addr.js";
 
 /** Finds the etcd binary, or null when it is not installed (as the managed members do). */
 export const etcdPath = findEtcd;
@@ -47,9 +48,12 @@ export interface StartEtcdOptions {
   members?: number;
   /** Extra flags for every member (e.g. ["--max-txn-ops", "1000"]). */
   args?: string[];
+  /** The address the members listen on (default 127.0.0.1; e.g. a test bed's bridge address,
+   * which the bed's namespaces reach). */
+  host?: string;
 }
 
-/** Starts an etcd of `members` members on 127.0.0.1 and waits until it serves. */
+/** Starts an etcd of `members` members on `host` (127.0.0.1) and waits until it serves. */
 export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdCluster> {
   const bin = etcdPath();
   if (bin === null) {
@@ -72,14 +76,17 @@ export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdCluste
   try {
     const ports: Array<[number, number]> = [];
     for (let i = 0; i < n; i++) ports.push([await freePort(), await freePort()]);
-    const initial = ports.map(([, peer], i) => `m${i}=http://127.0.0.1:${peer}`).join(",");
+    const host = opts.host ?? "127.0.0.1";
+    const initial = ports
+      .map(([, peer], i) => `m${i}=http://${joinHostPort(host, peer)}`)
+      .join(",");
     for (let i = 0; i < n; i++) {
       const [client, peer] = ports[i]!;
       members.push(
         spawnMember(bin, {
           name: `m${i}`,
-          clientUrl: `http://127.0.0.1:${client}`,
-          peerUrl: `http://127.0.0.1:${peer}`,
+          clientUrl: `http://${joinHostPort(host, client)}`,
+          peerUrl: `http://${joinHostPort(host, peer)}`,
           dataDir: join(root, `m${i}`),
           initial,
           args: opts.args ?? [],

@@ -34,11 +34,15 @@ export interface Swarm {
 }
 
 /** A bed of `hosts` machines with the manager up; `joined` workers joined already. `prefix`
- * names the bed's interfaces; `managerArgs` adds flags to the manager daemon's. */
+ * names the bed's interfaces; `managerArgs` adds flags to the manager daemon's (it may start
+ * something on the bed first, e.g. an etcd on its bridge address). */
 export async function startSwarm(
   hosts: number,
   joined = hosts - 1,
-  opts: { prefix?: string; managerArgs?: (manager: Host) => string[] } = {},
+  opts: {
+    prefix?: string;
+    managerArgs?: (manager: Host, bed: TestBed) => string[] | Promise<string[]>;
+  } = {},
 ): Promise<Swarm> {
   const bed = await createTestBed(hosts, opts.prefix !== undefined ? { prefix: opts.prefix } : {});
   const dirs = bed.hosts.map(() => mkdtempSync(join(tmpdir(), "shoal-node-")));
@@ -49,6 +53,7 @@ export async function startSwarm(
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   };
   try {
+    const extra = (await opts.managerArgs?.(manager, bed)) ?? [];
     let out = "";
     const p = manager.spawn(process.execPath, [
       SHOAL_BIN,
@@ -67,7 +72,7 @@ export async function startSwarm(
       "",
       "--consul-dns-addr",
       "",
-      ...(opts.managerArgs?.(manager) ?? []),
+      ...extra,
     ]);
     p.stdout?.on("data", (d: Buffer) => (out += d.toString()));
     p.stderr?.on("data", (d: Buffer) => (out += d.toString()));

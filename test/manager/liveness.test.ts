@@ -11,6 +11,7 @@ type Step =
   | { heard: string; at: number }
   | { credit: number }
   | { forget: string }
+  | { restart: number }
   | { ask: string; at: number; silent: number };
 
 const cases: Array<{ name: string; steps: Step[] }> = [
@@ -51,6 +52,18 @@ const cases: Array<{ name: string; steps: Step[] }> = [
   {
     name: "credit never makes a node look heard from in the future",
     steps: [{ heard: "a", at: 1000 }, { credit: 5000 }, { ask: "a", at: 2000, silent: 0 }],
+  },
+  {
+    name: "a new leader counts every node's silence from its election at the latest",
+    steps: [
+      { heard: "a", at: 1000 },
+      { heard: "b", at: 6000 },
+      { restart: 5000 },
+      { ask: "a", at: 7000, silent: 2000 },
+      { ask: "b", at: 7000, silent: 1000 },
+      { heard: "a", at: 7500 },
+      { ask: "a", at: 8000, silent: 500 },
+    ],
   },
   {
     name: "a forgotten node starts over",
@@ -103,6 +116,7 @@ describe("liveness", () => {
         if ("heard" in s) l.heard(s.heard, s.at);
         else if ("credit" in s) l.credit(s.credit);
         else if ("forget" in s) l.forget(s.forget);
+        else if ("restart" in s) l.restart(s.restart);
         else assert.equal(l.silentFor(s.ask, s.at), s.silent, `step ${i}: ${JSON.stringify(s)}`);
       });
     });
