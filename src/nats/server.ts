@@ -37,6 +37,7 @@ import {
   type TlsConfig,
 } from "./tls.js";
 import { listenerUrls, removePortsFile, writePortsFile, type Ports } from "./ports.js";
+import { UrlResolver } from "./urlresolver.js";
 
 /** The nats-server protocol level shoal speaks; clients use it to enable features. */
 export const NATS_VERSION = "2.9.10";
@@ -120,6 +121,8 @@ export class Server implements AccountRouter, SysReqServer {
   port = 0;
   /** The ports file written at start (ports_file_dir), removed at shutdown. */
   private portsFile = "";
+  /** `resolver: URL(...)`: fetches the accounts not known yet (urlresolver.ts). */
+  readonly urlResolver = new UrlResolver(this);
 
   constructor(
     public opts: Readonly<Options>,
@@ -159,6 +162,7 @@ export class Server implements AccountRouter, SysReqServer {
         log.info(`  Operator: ${JSON.stringify(o.name)}`);
       for (const p of this.opts.operator.problems) log.warn(p);
       for (const e of this.opts.operator.activationExpiries) this.expireActivation(e);
+      await this.urlResolver.start(this.opts.systemAccount);
     }
     if (this.opts.pidFile) writeFileSync(this.opts.pidFile, String(process.pid));
     if (this.monitor) await this.monitor.listen();
@@ -550,6 +554,17 @@ export class Server implements AccountRouter, SysReqServer {
     const from = this.producer;
     if (from === null) return 0;
     return this.route(from, subject, reply, hdr, payload, null, start, end, acc);
+  }
+
+  /** An account fetched by the URL resolver (or fetched again): added, or its config replaced. */
+  addAccount(
+    cfg: AccountConfig,
+    expiries: { account: string; import: ImportConfig; expires: number }[],
+  ): void {
+    const accounts = [...this.opts.accounts.filter((a) => a.name !== cfg.name), cfg];
+    this.opts = Object.freeze({ ...this.opts, accounts });
+    this.accounts = buildAccounts(this.opts, this, this.accounts);
+    for (const e of expiries) this.expireActivation(e);
   }
 
   /** An account by name (undefined or "": $G). */
