@@ -436,6 +436,17 @@ export class Client implements ParserSink, MsgTarget {
     if (this.opts.verbose) this.sendProto("+OK\r\n");
     const reply = this.pubReply;
     const delivered = this.server.route(this, subject, reply, this.pubHdr, buf, null, start, end);
+    if (
+      subject.charCodeAt(0) === 36 /* $ */ &&
+      this.server.claimsUpdate(
+        this,
+        subject,
+        reply,
+        buf.subarray(start + Math.max(0, this.pubHdr), end),
+      )
+    ) {
+      return;
+    }
     if (delivered === 0 && reply !== "") {
       if (subject === USER_INFO_SUBJECT) this.server.answerUserInfo(this, reply);
       else if (this.opts.no_responders && this.opts.headers) this.sendNoResponders(reply);

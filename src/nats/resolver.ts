@@ -2,8 +2,9 @@
 // (the accounts of `resolver_preload`), or a directory resolver — `resolver { type: full, dir }`
 // or `type: cache` — whose directory holds one `<account public key>.jwt` file per account, as
 // nats-server's DirJWTStore writes them (unsharded). shoal reads the directory when the options
-// are validated at start (a reload does not yet apply changed files); it does not answer
-// $SYS.REQ.CLAIMS.UPDATE/LOOKUP nor sync with other servers. Or `URL(<base>)`: an account's JWT
+// are validated at start (a reload does not yet apply changed files); a full resolver takes
+// $SYS.REQ.CLAIMS.UPDATE (claims.ts), but shoal answers no LOOKUP/DELETE nor syncs with other
+// servers. Or `URL(<base>)`: an account's JWT
 // is fetched by GET <base><account public key> when first needed (fetchAccountJwt), as
 // nats-server's URLAccResolver does, and kept.
 

@@ -38,6 +38,7 @@ import {
 } from "./tls.js";
 import { listenerUrls, removePortsFile, writePortsFile, type Ports } from "./ports.js";
 import { UrlResolver } from "./urlresolver.js";
+import { claimsUpdate, claimsUpdateTarget } from "./claims.js";
 
 /** The nats-server protocol level shoal speaks; clients use it to enable features. */
 export const NATS_VERSION = "2.9.10";
@@ -565,6 +566,23 @@ export class Server implements AccountRouter, SysReqServer {
     this.opts = Object.freeze({ ...this.opts, accounts });
     this.accounts = buildAccounts(this.opts, this, this.accounts);
     for (const e of expiries) this.expireActivation(e);
+    // Its users are checked again against the new JWT (revocations, signing keys, expiry).
+    for (const c of [...this.clients.values()]) if (c.acc.name === cfg.name) c.reauthorize();
+  }
+
+  /**
+   * A message a system-account user published to $SYS.REQ.CLAIMS.UPDATE or
+   * $SYS.REQ.ACCOUNT.<key>.CLAIMS.UPDATE, with a full directory resolver (claims.ts): handled and
+   * answered on `reply`. False when the message is not such an update.
+   */
+  claimsUpdate(c: Client, subject: string, reply: string, body: Buffer): boolean {
+    const op = this.opts.operator;
+    if (op?.resolver !== "FULL" || c.acc.name !== this.opts.systemAccount) return false;
+    const target = claimsUpdateTarget(subject);
+    if (target === null) return false;
+    const out = claimsUpdate(this, target, body.toString());
+    if (reply !== "") this.deliverLocal(c.acc, reply, "", -1, out, 0, out.length);
+    return true;
   }
 
   /** An account by name (undefined or "": $G). */

@@ -5,7 +5,7 @@
 
 import { test, describe, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, jwtAuthenticator, StringCodec, type NatsError } from "nats";
@@ -741,4 +741,91 @@ describe("URL resolver", () => {
       /nats-server: could not fetch <"http:.*\/">: 404 Not Found/,
     );
   });
+});
+
+// ---- claim updates over $SYS ------------------------------------------------------------------
+
+describe("$SYS.REQ.CLAIMS.UPDATE", () => {
+  test(
+    "differential: a newer account JWT from a system user is saved in the full resolver's dir and applied",
+    { skip },
+    async (t) => {
+      const op = makeOperator();
+      const sys = makeAccount(op.kp);
+      const A = makeAccount(op.kp);
+      const signer = createAccount();
+      const revoked = makeUser(A.kp);
+      const A2 = makeAccount(
+        op.kp,
+        { signing_keys: [signer.getPublicKey()], revocations: { [revoked.pub]: nowSec() + 1 } },
+        { iat: nowSec() + 1 },
+        A.kp,
+      );
+      const other = makeAccount(op.kp);
+      const rogue = makeAccount(makeOperator().kp, {}, {}, A.kp);
+      const dir = tempDir(t);
+      for (const kind of ["go", "shoal"]) {
+        mkdirSync(join(dir, kind));
+        for (const a of [sys, A]) writeFileSync(join(dir, kind, `${a.pub}.jwt`), a.jwt);
+      }
+      const conf = [
+        `operator: "${op.jwt}"`,
+        `system_account: ${sys.pub}`,
+        `resolver { type: full, dir: "${join(dir, "@KIND@")}" }`,
+      ].join("\n");
+      const [go, shoal] = await both(t, dir, conf);
+      const replies: Record<string, string[]> = {};
+      for (const [kind, srv] of [
+        ["go", go!],
+        ["shoal", shoal!],
+      ] as const) {
+        const su = makeUser(sys.kp);
+        const nc = await connect({
+          servers: `127.0.0.1:${srv.port}`,
+          authenticator: jwtAuthenticator(su.jwt, su.seed),
+        });
+        defer(t, () => nc.close());
+        // A user the new JWT revokes, connected before: the update closes it.
+        const live = await connect({
+          servers: `127.0.0.1:${srv.port}`,
+          reconnect: false,
+          authenticator: jwtAuthenticator(revoked.jwt, revoked.seed),
+        });
+        defer(t, () => live.close());
+        // Before the update, a user signed by the new signing key is refused.
+        const byKey = makeUser(signer, { issuer_account: A.pub });
+        assert.equal(await outcome(srv.port, byKey), "'Authorization Violation'", kind);
+        const ask = async (subject: string, body: string) => {
+          const m = await nc.request(subject, sc.encode(body), { timeout: 2000 });
+          const r = JSON.parse(sc.decode(m.data)) as Record<string, unknown>;
+          assert.deepEqual(Object.keys(r["server"] as object), [
+            "name",
+            "host",
+            "id",
+            "ver",
+            "seq",
+            "jetstream",
+            "time",
+          ]);
+          delete r["server"];
+          return JSON.stringify(r);
+        };
+        replies[kind] = [
+          await ask("$SYS.REQ.CLAIMS.UPDATE", "garbage"),
+          await ask(`$SYS.REQ.ACCOUNT.${other.pub}.CLAIMS.UPDATE`, A2.jwt),
+          await ask("$SYS.REQ.CLAIMS.UPDATE", rogue.jwt),
+          await ask(`$SYS.REQ.ACCOUNT.${A.pub}.CLAIMS.UPDATE`, A2.jwt),
+        ];
+        assert.equal(readFileSync(join(dir, kind, `${A.pub}.jwt`), "utf8"), A2.jwt, kind);
+        assert.equal(await outcome(srv.port, byKey), "ok", kind);
+        await live.closed();
+        assert.equal(await outcome(srv.port, revoked), "'Authorization Violation'", kind);
+      }
+      assert.deepEqual(replies["shoal"], replies["go"]);
+      assert.match(
+        shoal!.output(),
+        /\[ERR\] jwt update resulted in error - n\/a - expected 3 chunks/,
+      );
+    },
+  );
 });
