@@ -715,6 +715,32 @@ describe("URL resolver", () => {
     },
   );
 
+  test("a reload keeps the fetched accounts: their users stay connected", async (t) => {
+    const op = makeOperator();
+    const sys = makeAccount(op.kp);
+    const A = makeAccount(op.kp);
+    const http = await jwtHttpServer(t, new Map([sys, A].map((a) => [a.pub, a.jwt])));
+    const dir = tempDir(t);
+    const file = join(dir, "shoal.conf");
+    const conf = `operator: "${op.jwt}"\nsystem_account: ${sys.pub}\nresolver: URL(${http.base("/")})\n`;
+    writeFileSync(file, conf);
+    const srv = await runServer(["-c", file, "-p", "-1"]);
+    defer(t, () => srv.stop("SIGKILL"));
+    const u = makeUser(A.kp);
+    const nc = await connect({
+      servers: `127.0.0.1:${srv.port}`,
+      reconnect: false,
+      authenticator: jwtAuthenticator(u.jwt, u.seed),
+    });
+    defer(t, () => nc.close());
+    writeFileSync(file, `${conf}max_payload: 4096\n`);
+    srv.proc.kill("SIGHUP");
+    await checkFor(5000, () => /Reloaded: max_payload = 4096/.test(srv.output()));
+    const cut = nc.closed().then(() => "closed");
+    assert.equal(await Promise.race([nc.flush().then(() => "open"), cut]), "open");
+    assert.doesNotMatch(srv.output(), /Failed to reload|Authorization Violation/);
+  });
+
   test("a base URL that does not answer 200, or a system account that cannot be fetched, stops the start", async (t) => {
     const op = makeOperator();
     const sys = makeAccount(op.kp);
