@@ -8,28 +8,15 @@
 
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { accountFromJwt, decodeJwt, timeIssue, type JwtAccount } from "./jwt.js";
-import {
-  jwtAccountConfig,
-  type AccountConfig,
-  type ImportConfig,
-  type Options,
-} from "./options.js";
-import type { Logger } from "./log.js";
+import { accountFromJwt, decodeJwt, type JwtAccount } from "./jwt.js";
 import type { SysReqServer } from "./sysreq.js";
+import { installAccount, trustedIssuer, type AccountHost } from "./urlresolver.js";
 
 export const CLAIMS_UPDATE_SUBJECT = "$SYS.REQ.CLAIMS.UPDATE";
 const ACCOUNT_UPDATE = /^\$SYS\.REQ\.ACCOUNT\.([^.]+)\.CLAIMS\.UPDATE$/;
 
 /** What a claims update needs of the server. */
-export interface ClaimsHost extends SysReqServer {
-  readonly opts: Readonly<Options>;
-  readonly log: Logger;
-  addAccount(
-    cfg: AccountConfig,
-    expiries: { account: string; import: ImportConfig; expires: number }[],
-  ): void;
-}
+export type ClaimsHost = AccountHost & SysReqServer;
 
 /** The account key a claims-update subject names ("" for CLAIMS.UPDATE), or null for others. */
 export function claimsUpdateTarget(subject: string): string | null {
@@ -101,19 +88,9 @@ function apply(host: ClaimsHost, pub: string, token: string, nowMs: number): voi
     host.log.error(`Account [${pub}] update failed: ${(err as Error).message}`);
     return;
   }
-  if (
-    !op.operators.some((o) => o.pub === acc.claims.iss || o.signingKeys.includes(acc.claims.iss))
-  ) {
+  if (!trustedIssuer(op, acc.claims.iss)) {
     host.log.error(`Account [${pub}] update failed: not signed by a trusted operator`);
     return;
   }
-  const nowSec = Math.floor(nowMs / 1000);
-  const t = timeIssue(acc.claims, nowSec);
-  if (t !== null) host.log.warn(`Account [${pub}] has validation issues: ${t}`);
-  op.accounts.set(pub, acc);
-  const problems = op.problems.length;
-  const expiries = op.activationExpiries.length;
-  const cfg = jwtAccountConfig(op, acc, nowSec);
-  for (const p of op.problems.slice(problems)) host.log.warn(p);
-  host.addAccount(cfg, op.activationExpiries.slice(expiries));
+  installAccount(host, acc, nowMs);
 }

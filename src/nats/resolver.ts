@@ -24,7 +24,8 @@ export interface ResolverConfig {
 /** How long a URL resolver waits for an account JWT (nats-server's http.Client timeout). */
 export const ACCOUNT_FETCH_TIMEOUT_MS = 2000;
 
-const ACCOUNT_KEY = /^A[A-Z2-7]{55}$/;
+/** An account's public key. */
+export const ACCOUNT_KEY = /^A[A-Z2-7]{55}$/;
 
 /**
  * `resolver` (or `account_resolver`, `accounts_resolver`) of a config: `MEM`/`MEMORY`, or a

@@ -4,14 +4,15 @@
 // for the system account; its JWT is verified like a preloaded one (signed by a trusted operator,
 // the accounts it imports from fetched too) and the account is kept for the server's lifetime.
 
-import { accountFromJwt, timeIssue } from "./jwt.js";
+import { accountFromJwt, timeIssue, type JwtAccount } from "./jwt.js";
 import {
   jwtAccountConfig,
   type AccountConfig,
   type ImportConfig,
+  type OperatorOptions,
   type Options,
 } from "./options.js";
-import { fetchAccountJwt } from "./resolver.js";
+import { ACCOUNT_KEY, fetchAccountJwt } from "./resolver.js";
 import { AccountFetchError } from "./errors.js";
 import type { Logger } from "./log.js";
 
@@ -25,8 +26,6 @@ export interface AccountHost {
     expiries: { account: string; import: ImportConfig; expires: number }[],
   ): void;
 }
-
-const ACCOUNT_KEY = /^A[A-Z2-7]{55}$/;
 
 export class UrlResolver {
   /** Fetches under way, by account key: a second user of the account waits for the same one. */
@@ -80,15 +79,10 @@ export class UrlResolver {
     } catch (err) {
       throw new AccountFetchError(`account validation failed: ${(err as Error).message}`);
     }
-    const trusted = op.operators.some(
-      (o) => o.pub === acc.claims.iss || o.signingKeys.includes(acc.claims.iss),
-    );
-    if (!trusted) {
+    if (!trustedIssuer(op, acc.claims.iss)) {
       throw new AccountFetchError("account validation failed: not signed by a trusted operator");
     }
-    const nowSec = Math.floor(this.nowMs() / 1000);
-    const t = timeIssue(acc.claims, nowSec);
-    if (t !== null) this.host.log.warn(`Account [${pub}] has validation issues: ${t}`);
+    // Known before its imports are fetched: an account importing from it back finds it.
     op.accounts.set(pub, acc);
     // The accounts it imports from, so that its imports can be checked (nats-server looks them up).
     for (const imp of acc.config.imports) {
@@ -98,10 +92,28 @@ export class UrlResolver {
         );
       }
     }
-    const problems = op.problems.length;
-    const expiries = op.activationExpiries.length;
-    const cfg = jwtAccountConfig(op, acc, nowSec);
-    for (const p of op.problems.slice(problems)) this.host.log.warn(p);
-    this.host.addAccount(cfg, op.activationExpiries.slice(expiries));
+    installAccount(this.host, acc, this.nowMs());
   }
+}
+
+/** Did a trusted operator (or one of its signing keys) issue the account JWT? */
+export function trustedIssuer(op: OperatorOptions, iss: string): boolean {
+  return op.operators.some((o) => o.pub === iss || o.signingKeys.includes(iss));
+}
+
+/**
+ * A trusted account JWT becomes one of the server's accounts (or replaces it), as a preloaded one
+ * would: its time issues and left-out imports are logged as warnings.
+ */
+export function installAccount(host: AccountHost, acc: JwtAccount, nowMs: number): void {
+  const op = host.opts.operator!;
+  const nowSec = Math.floor(nowMs / 1000);
+  const t = timeIssue(acc.claims, nowSec);
+  if (t !== null) host.log.warn(`Account [${acc.pub}] has validation issues: ${t}`);
+  op.accounts.set(acc.pub, acc);
+  const problems = op.problems.length;
+  const expiries = op.activationExpiries.length;
+  const cfg = jwtAccountConfig(op, acc, nowSec);
+  for (const p of op.problems.slice(problems)) host.log.warn(p);
+  host.addAccount(cfg, op.activationExpiries.slice(expiries));
 }
