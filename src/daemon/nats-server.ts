@@ -9,6 +9,7 @@ import { Server, NATS_VERSION } from "../nats/server.js";
 import { SHOAL_VERSION } from "../lib/version.js";
 import { OptionsError, ReloadError } from "../nats/errors.js";
 import { reloadServer } from "../nats/reload.js";
+import { fetchAccountJwt } from "../nats/resolver.js";
 
 const SIGNALS: Record<string, NodeJS.Signals> = {
   ldm: "SIGUSR2",
@@ -46,6 +47,15 @@ export async function natsServerCommand(argv: string[]): Promise<number> {
     // nats-server's words, on stderr as it writes them.
     process.stderr.write(`nats-server: configuration file ${opts.configFile} is valid\n`);
     return 0;
+  }
+  if (opts.operator?.resolver === "URL") {
+    // As nats-server 2.9's NewURLAccResolver: the base URL itself must answer 200.
+    try {
+      await fetchAccountJwt(opts.operator.resolverUrl, "");
+    } catch (err) {
+      process.stderr.write(`nats-server: ${(err as Error).message}\n`);
+      return 1;
+    }
   }
   const log = new ServerLogger({
     debug: opts.debug,

@@ -195,6 +195,11 @@ export class Client implements ParserSink, MsgTarget {
   private jwtInfoPending = false;
   /** The nonce sent in INFO for an NKey user to sign ("" when the server has no NKey users). */
   readonly nonce: string;
+  /** URL resolver: bytes of a CONNECT line not complete yet, and bytes held during a fetch. */
+  private preConnect: Buffer | null = null;
+  private held: Buffer[] | null = null;
+  /** The account was fetched (or could not be): CONNECT is processed now, whatever came of it. */
+  private lookedUp = false;
   /** The credentials of CONNECT, kept to check them again when the users are reloaded. */
   private credentials: ConnectAuth = {};
   connectReceived = false;
@@ -264,6 +269,14 @@ export class Client implements ParserSink, MsgTarget {
   onData(chunk: Buffer): void {
     if (this.closed) return;
     this.lastActivity = new Date();
+    if (
+      this.held !== null ||
+      (!this.connectReceived && !this.lookedUp && this.server.opts.operator?.resolverUrl)
+    ) {
+      const now = this.holdForAccount(chunk);
+      if (now === null) return;
+      chunk = now;
+    }
     try {
       this.parser.parse(chunk);
     } catch (err) {
@@ -278,6 +291,42 @@ export class Client implements ParserSink, MsgTarget {
         this.close(CloseReason.ProtocolViolation);
       }
     }
+  }
+
+  /**
+   * URL resolver: the bytes read before CONNECT is processed are held until CONNECT's account is
+   * known: when its user JWT names an account the server does not know, the account is fetched
+   * first (nats-server fetches it within CONNECT). Returns what to parse now, or null.
+   */
+  private holdForAccount(chunk: Buffer): Buffer | null {
+    // Copies: the socket reads into a buffer it reuses.
+    if (this.held !== null) {
+      this.held.push(Buffer.from(chunk));
+      return null;
+    }
+    const buf = this.preConnect === null ? chunk : Buffer.concat([this.preConnect, chunk]);
+    this.preConnect = null;
+    const eol = buf.indexOf(10);
+    if (eol < 0) {
+      if (buf.length > this.server.opts.maxControlLine) return buf;
+      this.preConnect = Buffer.from(buf);
+      return null;
+    }
+    const pub = connectAccount(buf.subarray(0, eol));
+    if (pub === null || !this.server.urlResolver.missing(pub)) return buf;
+    this.held = [Buffer.from(buf)];
+    this.lookedUp = true;
+    void this.server.urlResolver
+      .resolve(pub)
+      .catch((err: Error) =>
+        this.server.log.debug(`${this.tag} - Account JWT lookup error: ${err.message}`),
+      )
+      .then(() => {
+        const all = Buffer.concat(this.held!);
+        this.held = null;
+        this.onData(all);
+      });
+    return null;
   }
 
   // ---- ParserSink -------------------------------------------------------------------------
@@ -387,6 +436,17 @@ export class Client implements ParserSink, MsgTarget {
     if (this.opts.verbose) this.sendProto("+OK\r\n");
     const reply = this.pubReply;
     const delivered = this.server.route(this, subject, reply, this.pubHdr, buf, null, start, end);
+    if (
+      subject.charCodeAt(0) === 36 /* $ */ &&
+      this.server.claimsUpdate(
+        this,
+        subject,
+        reply,
+        buf.subarray(start + Math.max(0, this.pubHdr), end),
+      )
+    ) {
+      return;
+    }
     if (delivered === 0 && reply !== "") {
       if (subject === USER_INFO_SUBJECT) this.server.answerUserInfo(this, reply);
       else if (this.opts.no_responders && this.opts.headers) this.sendNoResponders(reply);
@@ -933,5 +993,27 @@ export class Client implements ParserSink, MsgTarget {
         this.server.log.trace(`${this.tag} - <-> [DELSUB ${sub.sid}]`);
       }
     }
+  }
+}
+
+/**
+ * The account a CONNECT line's user JWT belongs to (its issuer_account, else its issuer), without
+ * checking anything (processConnect does); null when the line is not such a CONNECT.
+ */
+function connectAccount(line: Buffer): string | null {
+  const m = /^\s*CONNECT\s+(\{.*\})\s*$/is.exec(line.toString());
+  if (m === null) return null;
+  try {
+    const jwt = (JSON.parse(m[1]!) as Record<string, unknown>)["jwt"];
+    if (typeof jwt !== "string") return null;
+    const claims = JSON.parse(Buffer.from(jwt.split(".")[1] ?? "", "base64url").toString()) as {
+      iss?: unknown;
+      nats?: { issuer_account?: unknown };
+    };
+    const acc = claims.nats?.issuer_account;
+    if (typeof acc === "string" && acc !== "") return acc;
+    return typeof claims.iss === "string" ? claims.iss : null;
+  } catch {
+    return null;
   }
 }

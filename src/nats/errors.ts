@@ -94,3 +94,12 @@ export class ReloadError extends Error {
     this.name = "ReloadError";
   }
 }
+
+/** A URL resolver could not get an account's JWT (the message has nats-server's words). */
+export class AccountFetchError extends Error {
+  readonly code = "ERR_NATS_ACCOUNT_FETCH";
+  constructor(message: string) {
+    super(message);
+    this.name = "AccountFetchError";
+  }
+}

@@ -95,10 +95,12 @@ export const DEFAULT_SYSTEM_ACCOUNT = "$SYS";
 /** Operator mode (`operator`, `resolver: MEMORY`, `resolver_preload`): users are JWTs (jwt.ts). */
 export interface OperatorOptions {
   operators: TrustedOperator[];
-  /** `resolver`: "MEMORY", a directory resolver (FULL, CACHE), or "" when not configured. */
+  /** `resolver`: "MEMORY", a directory resolver (FULL, CACHE), "URL", or "" when not configured. */
   resolver: "" | ResolverConfig["type"];
   /** A directory resolver's directory: its `<key>.jwt` files join `preload` at validation. */
   resolverDir: string;
+  /** A URL resolver's base URL: accounts missing from `accounts` are fetched there (server.ts). */
+  resolverUrl: string;
   /** `resolver_preload`: account public key → account JWT. */
   preload: Record<string, string>;
   /**
@@ -986,6 +988,7 @@ export function applyConfig(opts: Options, conf: ConfObject, warn: Warn): void {
         const r = parseResolver(v, key, warn);
         operatorOptions(opts).resolver = r.type;
         operatorOptions(opts).resolverDir = r.dir;
+        operatorOptions(opts).resolverUrl = r.url;
         break;
       }
       case "resolver_preload": {
@@ -1029,6 +1032,7 @@ function operatorOptions(opts: Options): OperatorOptions {
     operators: [],
     resolver: "",
     resolverDir: "",
+    resolverUrl: "",
     preload: {},
     accounts: new Map(),
     problems: [],
@@ -1087,39 +1091,56 @@ function validateOperator(opts: Options, nowMs: number): void {
     op.accounts.set(pub, acc);
   }
   for (const [pub, why] of rejected) op.problems.push(`Account [${pub}] is left out: ${why}`);
-  if (opts.systemAccount !== DEFAULT_SYSTEM_ACCOUNT && !op.accounts.has(opts.systemAccount)) {
+  // A URL resolver fetches a missing system account when the server starts.
+  const fetched = op.resolver === "URL";
+  if (
+    opts.systemAccount !== DEFAULT_SYSTEM_ACCOUNT &&
+    !op.accounts.has(opts.systemAccount) &&
+    !(fetched && !rejected.has(opts.systemAccount))
+  ) {
     const why = rejected.get(opts.systemAccount) ?? "account missing";
     throw new OptionsError(`error resolving system account: ${why}`);
   }
   const nowSec = Math.floor(nowMs / 1000);
-  for (const acc of op.accounts.values()) {
-    const imports = acc.config.imports.filter((imp, i) => {
-      const claim = acc.importClaims[i]!;
-      const from = op.accounts.get(imp.account);
-      if (from === undefined) {
-        op.problems.push(
-          `Can't locate account [${imp.account}] for import of [${claim.subject}] ${imp.kind} (account missing)`,
-        );
-        return false;
+  for (const acc of op.accounts.values()) opts.accounts.push(jwtAccountConfig(op, acc, nowSec));
+}
+
+/**
+ * The AccountConfig of a trusted account JWT: its imports of exports it may not use (or of
+ * accounts not known) are left out with the reason in `op.problems`, as nats-server skips them;
+ * imports allowed by an expiring activation token join `op.activationExpiries`.
+ */
+export function jwtAccountConfig(
+  op: OperatorOptions,
+  acc: JwtAccount,
+  nowSec: number,
+): AccountConfig {
+  const imports = acc.config.imports.filter((imp, i) => {
+    const claim = acc.importClaims[i]!;
+    const from = op.accounts.get(imp.account);
+    if (from === undefined) {
+      op.problems.push(
+        `Can't locate account [${imp.account}] for import of [${claim.subject}] ${imp.kind} (account missing)`,
+      );
+      return false;
+    }
+    const e = exportFor(from, claim.kind, claim.subject);
+    let ok = e !== undefined && !e.tokenReq;
+    if (e?.tokenReq) {
+      const act = checkActivation(from, e, acc.pub, claim, nowSec);
+      ok = act.ok;
+      if (act.ok && act.expires !== null) {
+        op.activationExpiries.push({ account: acc.pub, import: imp, expires: act.expires });
       }
-      const e = exportFor(from, claim.kind, claim.subject);
-      let ok = e !== undefined && !e.tokenReq;
-      if (e?.tokenReq) {
-        const act = checkActivation(from, e, acc.pub, claim, nowSec);
-        ok = act.ok;
-        if (act.ok && act.expires !== null) {
-          op.activationExpiries.push({ account: acc.pub, import: imp, expires: act.expires });
-        }
-      }
-      if (!ok) {
-        op.problems.push(
-          `Error adding ${imp.kind} import to account [${acc.pub}]: ${imp.kind} import not authorized`,
-        );
-      }
-      return ok;
-    });
-    opts.accounts.push({ ...acc.config, imports });
-  }
+    }
+    if (!ok) {
+      op.problems.push(
+        `Error adding ${imp.kind} import to account [${acc.pub}]: ${imp.kind} import not authorized`,
+      );
+    }
+    return ok;
+  });
+  return { ...acc.config, imports };
 }
 
 /** Accounts, their users, imports and exports hang together (nats-server's checks). */
@@ -1149,7 +1170,9 @@ function validateAccounts(opts: Options): void {
     if (seen.has(n.nkey)) throw new OptionsError(`config: duplicate nkey "${n.nkey}" detected`);
     seen.add(n.nkey);
   }
-  if (opts.systemAccount !== DEFAULT_SYSTEM_ACCOUNT && !names.has(opts.systemAccount)) {
+  // A URL resolver's system account may be fetched when the server starts.
+  const fetched = opts.operator?.resolver === "URL";
+  if (opts.systemAccount !== DEFAULT_SYSTEM_ACCOUNT && !names.has(opts.systemAccount) && !fetched) {
     throw new OptionsError(
       `config: system_account "${opts.systemAccount}" is not a configured account`,
     );

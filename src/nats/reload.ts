@@ -68,6 +68,30 @@ function show(key: Key, v: unknown): string {
   return String(v);
 }
 
+/**
+ * The accounts a URL resolver fetched are in no config file: a reload keeps them (and what their
+ * fetches added to the operator options), so their users are not cut.
+ */
+function keepFetched(cur: Readonly<Options>, next: Readonly<Options>): Readonly<Options> {
+  const op = cur.operator;
+  const nop = next.operator;
+  if (op?.resolver !== "URL" || nop?.resolver !== "URL" || op.resolverUrl !== nop.resolverUrl) {
+    return next;
+  }
+  const known = new Set(next.accounts.map((a) => a.name));
+  const fetched = cur.accounts.filter((a) => !known.has(a.name) && op.accounts.has(a.name));
+  return {
+    ...next,
+    accounts: [...next.accounts, ...fetched],
+    operator: {
+      ...nop,
+      accounts: new Map([...op.accounts, ...nop.accounts]),
+      problems: op.problems,
+      activationExpiries: op.activationExpiries,
+    },
+  };
+}
+
 /** The first option that differs and cannot be reloaded, as nats-server words it; null if none. */
 export function unsupportedChange(cur: Readonly<Options>, next: Readonly<Options>): string | null {
   for (const [key, name] of FIXED) {
@@ -88,6 +112,7 @@ export function reloadServer(
   logger: ReloadableLogger | null,
 ): string[] {
   const cur = server.opts;
+  next = keepFetched(cur, next);
   const refused = unsupportedChange(cur, next);
   if (refused !== null) throw new ReloadError(refused);
   // The tls block's files are read again (a rotated certificate under the same name is a change,

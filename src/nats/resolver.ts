@@ -2,27 +2,34 @@
 // (the accounts of `resolver_preload`), or a directory resolver — `resolver { type: full, dir }`
 // or `type: cache` — whose directory holds one `<account public key>.jwt` file per account, as
 // nats-server's DirJWTStore writes them (unsharded). shoal reads the directory when the options
-// are validated at start (a reload does not yet apply changed files); it does not answer
-// $SYS.REQ.CLAIMS.UPDATE/LOOKUP nor sync with other servers. The URL resolver is refused at
-// config load.
+// are validated at start (a reload does not yet apply changed files); a full resolver takes
+// $SYS.REQ.CLAIMS.UPDATE (claims.ts), but shoal answers no LOOKUP/DELETE nor syncs with other
+// servers. Or `URL(<base>)`: an account's JWT
+// is fetched by GET <base><account public key> when first needed (fetchAccountJwt), as
+// nats-server's URLAccResolver does, and kept.
 
 import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { ConfValue } from "./conf.js";
-import { OptionsError } from "./errors.js";
+import { AccountFetchError, OptionsError } from "./errors.js";
 
 export interface ResolverConfig {
-  type: "MEMORY" | "FULL" | "CACHE";
-  /** The directory of a FULL or CACHE resolver ("" for MEMORY). */
+  type: "MEMORY" | "FULL" | "CACHE" | "URL";
+  /** The directory of a FULL or CACHE resolver ("" otherwise). */
   dir: string;
+  /** The base URL of a URL resolver, ending in "/" ("" otherwise). */
+  url: string;
 }
 
-const ACCOUNT_KEY = /^A[A-Z2-7]{55}$/;
+/** How long a URL resolver waits for an account JWT (nats-server's http.Client timeout). */
+export const ACCOUNT_FETCH_TIMEOUT_MS = 2000;
+
+/** An account's public key. */
+export const ACCOUNT_KEY = /^A[A-Z2-7]{55}$/;
 
 /**
  * `resolver` (or `account_resolver`, `accounts_resolver`) of a config: `MEM`/`MEMORY`, or a
- * `{ type, dir, ... }` block, checked as nats-server checks it. `URL(...)` is refused: shoal does
- * not fetch account JWTs over HTTP.
+ * `{ type, dir, ... }` block, or `URL(<base url>)`, checked as nats-server checks them.
  */
 export function parseResolver(
   v: ConfValue,
@@ -31,11 +38,11 @@ export function parseResolver(
 ): ResolverConfig {
   if (typeof v === "string") {
     const r = v.trim();
-    if (/^MEM(ORY)?$/i.test(r)) return { type: "MEMORY", dir: "" };
-    if (/^URL\b/i.test(r)) {
-      throw new OptionsError(
-        `config: ${key}: the URL resolver (${r}) is not supported by shoal: use MEMORY with resolver_preload, or resolver { type: full, dir: <directory of account JWTs> }`,
-      );
+    if (/^MEM(ORY)?$/i.test(r)) return { type: "MEMORY", dir: "", url: "" };
+    const m = /^URL\((.*)\)$/i.exec(r);
+    if (m !== null) {
+      const raw = m[1]!.trim().replace(/^"(.*)"$/, "$1");
+      return { type: "URL", dir: "", url: resolverUrl(raw, key) };
     }
     throw new OptionsError(`config: ${key}: unknown resolver ${JSON.stringify(v)}`);
   }
@@ -83,7 +90,50 @@ export function parseResolver(
       `config: ${key}.type: expected full or cache, got ${JSON.stringify(type.toLowerCase())}`,
     );
   }
-  return { type, dir };
+  return { type, dir, url: "" };
+}
+
+/** The base URL of `URL(...)`: http or https, given a trailing "/" as nats-server does. */
+function resolverUrl(raw: string, key: string): string {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new OptionsError(`config: ${key}: URL resolver: invalid URL ${JSON.stringify(raw)}`);
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") {
+    throw new OptionsError(
+      `config: ${key}: URL resolver: expected an http or https URL, got ${JSON.stringify(raw)}`,
+    );
+  }
+  return raw.endsWith("/") ? raw : `${raw}/`;
+}
+
+/**
+ * GET <base><account public key>: the account's JWT (the body, trimmed), as nats-server's
+ * URLAccResolver.Fetch, with its error words. Fails after `timeoutMs`.
+ */
+export async function fetchAccountJwt(
+  base: string,
+  pub: string,
+  timeoutMs: number = ACCOUNT_FETCH_TIMEOUT_MS,
+): Promise<string> {
+  const url = base + pub;
+  let res: Response;
+  try {
+    res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  } catch (err) {
+    const e = err as Error;
+    const why = e.name === "TimeoutError" ? "timeout awaiting response" : (e.cause ?? e).toString();
+    throw new AccountFetchError(`could not fetch <${JSON.stringify(url)}>: ${why}`);
+  }
+  if (res.status !== 200) {
+    await res.body?.cancel();
+    throw new AccountFetchError(
+      `could not fetch <${JSON.stringify(url)}>: ${res.status} ${res.statusText}`,
+    );
+  }
+  return (await res.text()).trim();
 }
 
 /**

@@ -37,6 +37,8 @@ import {
   type TlsConfig,
 } from "./tls.js";
 import { listenerUrls, removePortsFile, writePortsFile, type Ports } from "./ports.js";
+import { UrlResolver } from "./urlresolver.js";
+import { claimsUpdate, claimsUpdateTarget } from "./claims.js";
 
 /** The nats-server protocol level shoal speaks; clients use it to enable features. */
 export const NATS_VERSION = "2.9.10";
@@ -120,6 +122,8 @@ export class Server implements AccountRouter, SysReqServer {
   port = 0;
   /** The ports file written at start (ports_file_dir), removed at shutdown. */
   private portsFile = "";
+  /** `resolver: URL(...)`: fetches the accounts not known yet (urlresolver.ts). */
+  readonly urlResolver = new UrlResolver(this);
 
   constructor(
     public opts: Readonly<Options>,
@@ -159,6 +163,7 @@ export class Server implements AccountRouter, SysReqServer {
         log.info(`  Operator: ${JSON.stringify(o.name)}`);
       for (const p of this.opts.operator.problems) log.warn(p);
       for (const e of this.opts.operator.activationExpiries) this.expireActivation(e);
+      await this.urlResolver.start(this.opts.systemAccount);
     }
     if (this.opts.pidFile) writeFileSync(this.opts.pidFile, String(process.pid));
     if (this.monitor) await this.monitor.listen();
@@ -550,6 +555,34 @@ export class Server implements AccountRouter, SysReqServer {
     const from = this.producer;
     if (from === null) return 0;
     return this.route(from, subject, reply, hdr, payload, null, start, end, acc);
+  }
+
+  /** An account fetched by the URL resolver (or fetched again): added, or its config replaced. */
+  addAccount(
+    cfg: AccountConfig,
+    expiries: { account: string; import: ImportConfig; expires: number }[],
+  ): void {
+    const accounts = [...this.opts.accounts.filter((a) => a.name !== cfg.name), cfg];
+    this.opts = Object.freeze({ ...this.opts, accounts });
+    this.accounts = buildAccounts(this.opts, this, this.accounts);
+    for (const e of expiries) this.expireActivation(e);
+    // Its users are checked again against the new JWT (revocations, signing keys, expiry).
+    for (const c of [...this.clients.values()]) if (c.acc.name === cfg.name) c.reauthorize();
+  }
+
+  /**
+   * A message a system-account user published to $SYS.REQ.CLAIMS.UPDATE or
+   * $SYS.REQ.ACCOUNT.<key>.CLAIMS.UPDATE, with a full directory resolver (claims.ts): handled and
+   * answered on `reply`. False when the message is not such an update.
+   */
+  claimsUpdate(c: Client, subject: string, reply: string, body: Buffer): boolean {
+    const op = this.opts.operator;
+    if (op?.resolver !== "FULL" || c.acc.name !== this.opts.systemAccount) return false;
+    const target = claimsUpdateTarget(subject);
+    if (target === null) return false;
+    const out = claimsUpdate(this, target, body.toString());
+    if (reply !== "") this.deliverLocal(c.acc, reply, "", -1, out, 0, out.length);
+    return true;
   }
 
   /** An account by name (undefined or "": $G). */

@@ -5,10 +5,12 @@
 
 import { test, describe, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, jwtAuthenticator, StringCodec, type NatsError } from "nats";
+import { createServer as createHttpServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { createAccount } from "nkeys.js";
 import { WebSocket } from "ws";
 import { connect as wsConnect, jwtAuthenticator as wsJwtAuthenticator } from "nats.ws";
@@ -39,6 +41,8 @@ import {
   type Options,
 } from "../../src/nats/options.js";
 import { parseConfig } from "../../src/nats/conf.js";
+import { fetchAccountJwt } from "../../src/nats/resolver.js";
+import { AccountFetchError } from "../../src/nats/errors.js";
 import { authenticate } from "../../src/nats/auth.js";
 import { connectionTypeIssue, sourceAllowed, validateTimes } from "../../src/nats/jwt.js";
 
@@ -572,10 +576,293 @@ describe("directory resolvers", () => {
     }
     const bad = (conf: string, re: RegExp) =>
       assert.throws(() => validateOptions(optionsOf(base + conf)), re);
-    bad(`resolver: URL(http://127.0.0.1:9090/jwt/v1/accounts/)`, /resolver: the URL resolver/);
+    bad(`resolver: URL(ftp://127.0.0.1:9090/jwt/v1/accounts/)`, /expected an http or https URL/);
+    bad(`resolver: URL(nonsense)`, /resolver: URL resolver: invalid URL "nonsense"/);
     bad(`resolver { type: full }`, /resolver: dir has no value/);
     bad(`resolver { type: other, dir: "${dir}" }`, /resolver.type: expected full or cache/);
     bad(`resolver { type: full, dir: "${dir}", allow_delete: true }`, /resolver.allow_delete/);
     bad(`resolver { type: full, dir: "${dir}", colour: red }`, /unknown field "colour"/);
   });
+});
+
+// ---- URL resolver -----------------------------------------------------------------------------
+
+/**
+ * An HTTP server answering GET <prefix><account key> with `jwts` (404 for others, 200 for the
+ * bare prefix), counting the requests.
+ */
+async function jwtHttpServer(
+  t: TestContext,
+  jwts: Map<string, string>,
+  hang: Set<string> = new Set(),
+): Promise<{ base: (prefix: string) => string; requests: string[]; failBase: boolean }> {
+  const requests: string[] = [];
+  const out = {
+    base: (prefix: string) => `http://127.0.0.1:${port}${prefix}`,
+    requests,
+    /** The bare prefix answers 404 too. */
+    failBase: false,
+  };
+  const srv = createHttpServer((req, res) => {
+    const url = req.url ?? "";
+    requests.push(url);
+    const pub = url.slice(url.lastIndexOf("/") + 1);
+    if (hang.has(pub)) return; // never answered: the resolver times out
+    // The base URL answers too: nats-server 2.9 checks it at start.
+    const jwt = pub === "" && !out.failBase ? "" : jwts.get(pub);
+    res.writeHead(jwt === undefined ? 404 : 200, { "content-type": "application/jwt" });
+    res.end(jwt ?? "");
+  });
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  defer(t, () => {
+    srv.closeAllConnections();
+    return new Promise<void>((r) => srv.close(() => r()));
+  });
+  const port = (srv.address() as AddressInfo).port;
+  return out;
+}
+
+describe("URL resolver", () => {
+  test("config: URL(...) is understood; the system account need not be known before start", () => {
+    const op = makeOperator();
+    const sys = makeAccount(op.kp);
+    const opts = validateOptions(
+      optionsOf(
+        `operator: "${op.jwt}"\nsystem_account: ${sys.pub}\nresolver: URL(http://127.0.0.1:9/jwt/v1/accounts)`,
+      ),
+    );
+    assert.equal(opts.operator!.resolver, "URL");
+    assert.equal(opts.operator!.resolverUrl, "http://127.0.0.1:9/jwt/v1/accounts/");
+    assert.equal(opts.operator!.accounts.size, 0);
+  });
+
+  test("fetchAccountJwt: nats-server's words for a 404, a refused connection and a timeout", async (t) => {
+    const A = makeAccount(makeOperator().kp);
+    const missing = createAccount().getPublicKey();
+    const slow = createAccount().getPublicKey();
+    const http = await jwtHttpServer(t, new Map([[A.pub, `${A.jwt}\n`]]), new Set([slow]));
+    const base = http.base("/jwt/v1/accounts/");
+    assert.equal(await fetchAccountJwt(base, A.pub), A.jwt);
+    await assert.rejects(fetchAccountJwt(base, missing), (err: Error) => {
+      assert.ok(err instanceof AccountFetchError);
+      assert.equal(err.message, `could not fetch <"${base}${missing}">: 404 Not Found`);
+      return true;
+    });
+    await assert.rejects(fetchAccountJwt(base, slow, 50), /could not fetch <.*>: timeout/);
+    const closed = createHttpServer();
+    await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    await assert.rejects(fetchAccountJwt(`http://127.0.0.1:${port}/`, A.pub), /ECONNREFUSED/);
+  });
+
+  test(
+    "differential: accounts are fetched when their users connect, kept, and verified",
+    { skip },
+    async (t) => {
+      const op = makeOperator();
+      const sys = makeAccount(op.kp);
+      const A = makeAccount(op.kp, {
+        exports: [{ name: "feed", subject: "feed.>", type: "stream" }],
+      });
+      const B = makeAccount(op.kp, {
+        imports: [{ name: "feed", subject: "feed.>", account: A.pub, type: "stream" }],
+      });
+      const rogue = makeAccount(makeOperator().kp);
+      const missing = makeAccount(op.kp);
+      const jwts = new Map([sys, A, B, rogue].map((a) => [a.pub, a.jwt]));
+      const http = await jwtHttpServer(t, jwts);
+      const dir = tempDir(t);
+      const conf = [
+        `operator: "${op.jwt}"`,
+        `system_account: ${sys.pub}`,
+        `resolver: URL(${http.base("/@KIND@/jwt/v1/accounts/")})`,
+      ].join("\n");
+      const [go, shoal] = await both(t, dir, conf);
+      for (const [kind, srv] of [
+        ["go", go!],
+        ["shoal", shoal!],
+      ] as const) {
+        const fetched = (pub: string) =>
+          http.requests.filter((r) => r === `/${kind}/jwt/v1/accounts/${pub}`).length;
+        assert.equal(await outcome(srv.port, makeUser(A.kp)), "ok", kind);
+        assert.equal(await outcome(srv.port, makeUser(A.kp)), "ok", kind);
+        assert.equal(fetched(A.pub), 1, `${kind}: A fetched once`);
+        for (const u of [makeUser(missing.kp), makeUser(rogue.kp)]) {
+          assert.equal(await outcome(srv.port, u), "'Authorization Violation'", kind);
+        }
+        // CONNECT, SUB, PUB and PING in one write: held while B (and A, its exporter) are fetched.
+        assert.deepEqual(await rawSession(t, srv.port, makeUser(B.kp)), [
+          "MSG x 1 5",
+          "PONG",
+          "hello",
+          "(open)",
+        ]);
+        // B's import of A's stream works.
+        const ub = makeUser(B.kp);
+        const nb = await connect({
+          servers: `127.0.0.1:${srv.port}`,
+          authenticator: jwtAuthenticator(ub.jwt, ub.seed),
+        });
+        defer(t, () => nb.close());
+        const ua = makeUser(A.kp);
+        const na = await connect({
+          servers: `127.0.0.1:${srv.port}`,
+          authenticator: jwtAuthenticator(ua.jwt, ua.seed),
+        });
+        defer(t, () => na.close());
+        const s = nb.subscribe("feed.>", { max: 1 });
+        await nb.flush();
+        na.publish("feed.x", sc.encode("streamed"));
+        for await (const m of s) assert.equal(sc.decode(m.data), "streamed", kind);
+      }
+      assert.match(
+        shoal!.output(),
+        new RegExp(
+          `Account JWT lookup error: could not fetch <.*/shoal/jwt/v1/accounts/${missing.pub}">: 404 Not Found`,
+        ),
+      );
+      assert.match(shoal!.output(), /account validation failed: not signed by a trusted operator/);
+    },
+  );
+
+  test("a reload keeps the fetched accounts: their users stay connected", async (t) => {
+    const op = makeOperator();
+    const sys = makeAccount(op.kp);
+    const A = makeAccount(op.kp);
+    const http = await jwtHttpServer(t, new Map([sys, A].map((a) => [a.pub, a.jwt])));
+    const dir = tempDir(t);
+    const file = join(dir, "shoal.conf");
+    const conf = `operator: "${op.jwt}"\nsystem_account: ${sys.pub}\nresolver: URL(${http.base("/")})\n`;
+    writeFileSync(file, conf);
+    const srv = await runServer(["-c", file, "-p", "-1"]);
+    defer(t, () => srv.stop("SIGKILL"));
+    const u = makeUser(A.kp);
+    const nc = await connect({
+      servers: `127.0.0.1:${srv.port}`,
+      reconnect: false,
+      authenticator: jwtAuthenticator(u.jwt, u.seed),
+    });
+    defer(t, () => nc.close());
+    writeFileSync(file, `${conf}max_payload: 4096\n`);
+    srv.proc.kill("SIGHUP");
+    await checkFor(5000, () => /Reloaded: max_payload = 4096/.test(srv.output()));
+    const cut = nc.closed().then(() => "closed");
+    assert.equal(await Promise.race([nc.flush().then(() => "open"), cut]), "open");
+    assert.doesNotMatch(srv.output(), /Failed to reload|Authorization Violation/);
+  });
+
+  test("a base URL that does not answer 200, or a system account that cannot be fetched, stops the start", async (t) => {
+    const op = makeOperator();
+    const sys = makeAccount(op.kp);
+    const http = await jwtHttpServer(t, new Map());
+    const dir = tempDir(t);
+    const file = join(dir, "shoal.conf");
+    const start = async (base: string) => {
+      writeFileSync(
+        file,
+        `operator: "${op.jwt}"\nsystem_account: ${sys.pub}\nresolver: URL(${base})\n`,
+      );
+      const srv = await runServer(["-c", file, "-p", "-1"]).catch((err: Error) => err);
+      if (!(srv instanceof Error)) defer(t, () => srv.stop("SIGKILL"));
+      assert.ok(srv instanceof Error, "the server must not start");
+      return srv.message;
+    };
+    assert.match(
+      await start(http.base("/")),
+      /Can't set system account: could not fetch <.*>: 404 Not Found/,
+    );
+    http.failBase = true;
+    assert.match(
+      await start(http.base("/")),
+      /nats-server: could not fetch <"http:.*\/">: 404 Not Found/,
+    );
+  });
+});
+
+// ---- claim updates over $SYS ------------------------------------------------------------------
+
+describe("$SYS.REQ.CLAIMS.UPDATE", () => {
+  test(
+    "differential: a newer account JWT from a system user is saved in the full resolver's dir and applied",
+    { skip },
+    async (t) => {
+      const op = makeOperator();
+      const sys = makeAccount(op.kp);
+      const A = makeAccount(op.kp);
+      const signer = createAccount();
+      const revoked = makeUser(A.kp);
+      const A2 = makeAccount(
+        op.kp,
+        { signing_keys: [signer.getPublicKey()], revocations: { [revoked.pub]: nowSec() + 1 } },
+        { iat: nowSec() + 1 },
+        A.kp,
+      );
+      const other = makeAccount(op.kp);
+      const rogue = makeAccount(makeOperator().kp, {}, {}, A.kp);
+      const dir = tempDir(t);
+      for (const kind of ["go", "shoal"]) {
+        mkdirSync(join(dir, kind));
+        for (const a of [sys, A]) writeFileSync(join(dir, kind, `${a.pub}.jwt`), a.jwt);
+      }
+      const conf = [
+        `operator: "${op.jwt}"`,
+        `system_account: ${sys.pub}`,
+        `resolver { type: full, dir: "${join(dir, "@KIND@")}" }`,
+      ].join("\n");
+      const [go, shoal] = await both(t, dir, conf);
+      const replies: Record<string, string[]> = {};
+      for (const [kind, srv] of [
+        ["go", go!],
+        ["shoal", shoal!],
+      ] as const) {
+        const su = makeUser(sys.kp);
+        const nc = await connect({
+          servers: `127.0.0.1:${srv.port}`,
+          authenticator: jwtAuthenticator(su.jwt, su.seed),
+        });
+        defer(t, () => nc.close());
+        // A user the new JWT revokes, connected before: the update closes it.
+        const live = await connect({
+          servers: `127.0.0.1:${srv.port}`,
+          reconnect: false,
+          authenticator: jwtAuthenticator(revoked.jwt, revoked.seed),
+        });
+        defer(t, () => live.close());
+        // Before the update, a user signed by the new signing key is refused.
+        const byKey = makeUser(signer, { issuer_account: A.pub });
+        assert.equal(await outcome(srv.port, byKey), "'Authorization Violation'", kind);
+        const ask = async (subject: string, body: string) => {
+          const m = await nc.request(subject, sc.encode(body), { timeout: 2000 });
+          const r = JSON.parse(sc.decode(m.data)) as Record<string, unknown>;
+          assert.deepEqual(Object.keys(r["server"] as object), [
+            "name",
+            "host",
+            "id",
+            "ver",
+            "seq",
+            "jetstream",
+            "time",
+          ]);
+          delete r["server"];
+          return JSON.stringify(r);
+        };
+        replies[kind] = [
+          await ask("$SYS.REQ.CLAIMS.UPDATE", "garbage"),
+          await ask(`$SYS.REQ.ACCOUNT.${other.pub}.CLAIMS.UPDATE`, A2.jwt),
+          await ask("$SYS.REQ.CLAIMS.UPDATE", rogue.jwt),
+          await ask(`$SYS.REQ.ACCOUNT.${A.pub}.CLAIMS.UPDATE`, A2.jwt),
+        ];
+        assert.equal(readFileSync(join(dir, kind, `${A.pub}.jwt`), "utf8"), A2.jwt, kind);
+        assert.equal(await outcome(srv.port, byKey), "ok", kind);
+        await live.closed();
+        assert.equal(await outcome(srv.port, revoked), "'Authorization Violation'", kind);
+      }
+      assert.deepEqual(replies["shoal"], replies["go"]);
+      assert.match(
+        shoal!.output(),
+        /\[ERR\] jwt update resulted in error - n\/a - expected 3 chunks/,
+      );
+    },
+  );
 });

@@ -427,7 +427,7 @@ describe("operator configuration", () => {
     );
     bad(`operator: "${join(w.dir, "missing.jwt")}"`, /error parsing operator JWT: cannot read/);
     bad(`operator: "${w.A.jwt}"`, /error parsing operator JWT: expected a JWT of type operator/);
-    bad(`${opLine}\nresolver: URL("http://x")`, /the URL resolver .* is not supported by shoal/);
+    bad(`${opLine}\nresolver: URL("ftp://x")`, /URL resolver: expected an http or https URL/);
     bad(
       w.conf.replace(/system_account: .*/, `system_account: ${createAccount().getPublicKey()}`),
       /error resolving system account: account missing/,
