@@ -252,7 +252,7 @@ export class Daemon {
       port: this.opts.natsPort,
       httpPort: this.opts.monitorPort ?? 0,
       serverName: `shoal-${this.nodeId.slice(0, 12)}`,
-      ...this.busAuth(meta.secret, ca.clusterId),
+      ...this.busAuth(meta.secret, ca.clusterId)!,
       noAuthUser: APP_USER,
       ...(etcd ? { cluster: await this.clusterOptions(meta.secret, ca.clusterId) } : {}),
     });
@@ -270,9 +270,8 @@ export class Daemon {
     // commit); a removed node's connections are cut off at once.
     this.unwatchNodes = this.store.watch((events) => {
       if (!events.some((e) => e.kind === "node" || e.kind === "service")) return;
-      const sig = this.busSig;
       const auth = this.busAuth(meta.secret, ca.clusterId);
-      if (this.busSig !== sig) this.nats.reloadAuth(auth.users, auth.accounts);
+      if (auth) this.nats.reloadAuth(auth.users, auth.accounts);
     });
     if (etcd) await this.registerAddrs();
 
@@ -582,14 +581,19 @@ export class Daemon {
 
   /** The message server's users and accounts for the nodes and services in the store (each
    * node and each service has a user of its own, a service in its stack's account); what they
-   * depend on is remembered in busSig. */
-  private busAuth(secret: string, clusterId: string): { users: User[]; accounts: AccountConfig[] } {
+   * depend on is remembered in busSig: null when that has not changed since the last call. */
+  private busAuth(
+    secret: string,
+    clusterId: string,
+  ): { users: User[]; accounts: AccountConfig[] } | null {
     return this.store.view((tx) => {
       const nodes = tx.listNodes().map((n) => ({ id: n.id, role: n.role }));
       const services = tx
         .listServices()
         .map((s) => ({ id: s.id, spec: { labels: s.spec.labels } }));
-      this.busSig = JSON.stringify([nodes, services.map((s) => [s.id, appAccountOf(s)])]);
+      const sig = JSON.stringify([nodes, services.map((s) => [s.id, appAccountOf(s)])]);
+      if (sig === this.busSig) return null;
+      this.busSig = sig;
       return {
         users: busUsers(secret, clusterId, nodes, services),
         accounts: appAccounts(services),

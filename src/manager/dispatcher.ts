@@ -28,9 +28,8 @@ import { decode, DroppedMessages } from "../api/schema.js";
 import { changesState } from "../store/store.js";
 import { eventSubject } from "../api/events.js";
 import { dnsTableOf, nodeNetworksOf } from "./network-view.js";
-import { agentPassword } from "./bus-users.js";
+import { agentPassword, appCredentials } from "./bus-users.js";
 import { filesForTasks } from "./secrets.js";
-import { appCredentials } from "./bus-users.js";
 import { routeTableOf } from "./route-table.js";
 import { isTerminal, servesTraffic, type Node, type Service, type Task } from "../api/types.js";
 
@@ -245,13 +244,13 @@ export class Dispatcher {
       const netSig = nets.length > 0 ? JSON.stringify([nets, dns]) : "";
       const f = files.get(n.id);
       const fileSig = f ? [...f.secrets, ...f.configs].map((x) => x.id).join(",") : "";
+      const sig = `${this.period} ${edgeSig} ${netSig} ${fileSig} ${mine.map((t) => `${t.id}:${t.desiredState}`).join(",")}`;
+      if (!all && this.sent.get(n.id) === sig) continue;
+      this.sent.set(n.id, sig);
       // The message server's user of each service with a task here (its tasks' NATS_URL).
       const creds = [...new Set(mine.map((t) => t.serviceId))]
         .sort()
         .map((id) => appCredentials(this.opts.clusterSecret, id));
-      const sig = `${this.period} ${edgeSig} ${netSig} ${fileSig} ${mine.map((t) => `${t.id}:${t.desiredState}`).join(",")}`;
-      if (!all && this.sent.get(n.id) === sig) continue;
-      this.sent.set(n.id, sig);
       const msg: Assignments = {
         nodeId: n.id,
         tasks: mine,
