@@ -183,6 +183,12 @@ export const SwarmSettingsSchema = Type.Object(
       maximum: MAX_REPLICAS_CEILING,
       description: `The most replicas a service may have (default ${DEFAULT_MAX_REPLICAS}, at most ${MAX_REPLICAS_CEILING}): every task is kept in the manager's memory. It cannot be set below a service's replica count.`,
     }),
+    natsAnonymous: Type.Optional(
+      Type.Boolean({
+        description:
+          "Whether clients that send no credentials may use the managers' message server, as the anonymous user of the applications' account (`--nats-anonymous`, default false: they are refused with Authorization Violation).",
+      }),
+    ),
     certExpiryMs: Type.Optional(
       Type.Integer({
         minimum: 1000,

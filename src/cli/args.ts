@@ -71,3 +71,21 @@ export function percentValue(v: string | number): number | null {
   const n = Number(m[1]);
   return Number.isFinite(n) ? n : null;
 }
+
+/** Go's strconv.ParseBool, which Docker's boolean flags and `--mount ro=` use. */
+export function parseGoBool(v: string): boolean | null {
+  if (["1", "t", "T", "true", "TRUE", "True"].includes(v)) return true;
+  if (["0", "f", "F", "false", "FALSE", "False"].includes(v)) return false;
+  return null;
+}
+
+/** A boolean flag with an optional value (`--flag`, `--flag=false`), in pflag's error frame. */
+export function parseBoolFlag(flag: string, v: string | boolean): boolean {
+  if (v === true) return true;
+  const b = parseGoBool(String(v));
+  if (b === null)
+    throw new UsageError(
+      `invalid argument "${String(v)}" for "${flag}" flag: strconv.ParseBool: parsing "${String(v)}": invalid syntax`,
+    );
+  return b;
+}

@@ -733,6 +733,10 @@ Run 'shoal COMMAND --help' for more information on a command.`,
     .description("Update the swarm")
     .option("--heartbeat-period <duration>", "period of the nodes' heartbeats (default 1s)")
     .option("--cert-expiry <duration>", "validity period of node certificates (default 2160h0m0s)")
+    .option(
+      "--nats-anonymous [bool]",
+      "let clients without credentials use the managers' message server (default false)",
+    )
     .action(run(async (cmd) => (await swarm()).swarmUpdate(cmd.opts())));
   leaveCommand(sw);
 

@@ -13,6 +13,7 @@ import {
   parseIntFlag,
   parseKeyValues,
   percentValue,
+  parseGoBool,
 } from "./args.js";
 import { UsageError } from "./errors.js";
 import { applyFilters, labelMatches, parseFilters, type FilterKeys } from "./filter.js";
@@ -185,13 +186,6 @@ export function parseNetworkAttachment(v: string): NetworkAttachmentConfig {
   });
   if (target === "") throw new UsageError(`invalid network "${v}": the network's name is missing`);
   return aliases.length > 0 ? { target, aliases } : { target };
-}
-
-/** Go's strconv.ParseBool, which Docker's `--mount ro=` uses. */
-function parseGoBool(v: string): boolean | null {
-  if (["1", "t", "T", "true", "TRUE", "True"].includes(v)) return true;
-  if (["0", "f", "F", "false", "FALSE", "False"].includes(v)) return false;
-  return null;
 }
 
 /**

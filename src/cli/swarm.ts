@@ -19,7 +19,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { call, callAt, localTarget, apiTarget, NoDaemonError } from "./api-client.js";
-import { parseDurationFlag } from "./args.js";
+import { parseBoolFlag, parseDurationFlag } from "./args.js";
 import { CliError, StartError, UsageError } from "./errors.js";
 import {
   chooseAdvertise,
@@ -399,12 +399,20 @@ export async function dashboardToken(o: { rotate?: boolean }): Promise<number> {
 export async function swarmUpdate(o: {
   heartbeatPeriod?: string;
   certExpiry?: string;
+  natsAnonymous?: string | boolean;
 }): Promise<number> {
-  if (o.heartbeatPeriod === undefined && o.certExpiry === undefined)
+  if (
+    o.heartbeatPeriod === undefined &&
+    o.certExpiry === undefined &&
+    o.natsAnonymous === undefined
+  )
     throw new UsageError(
-      '"shoal swarm update" needs an option: --heartbeat-period D or --cert-expiry D',
+      '"shoal swarm update" needs an option: --heartbeat-period D, --cert-expiry D or --nats-anonymous[=false]',
     );
   await call("POST", "/v1/swarm/update", {
+    ...(o.natsAnonymous !== undefined
+      ? { natsAnonymous: parseBoolFlag("--nats-anonymous", o.natsAnonymous) }
+      : {}),
     ...(o.heartbeatPeriod !== undefined
       ? { heartbeatMs: parseDurationFlag("--heartbeat-period", o.heartbeatPeriod) }
       : {}),

@@ -10,7 +10,7 @@ import { Server as NatsServer } from "../nats/server.js";
 import { defaultClusterOptions, defaultOptions, validateOptions } from "../nats/options.js";
 import { ServerLogger, type Logger } from "../nats/log.js";
 import { openEmbeddedStore } from "../store/embedded.js";
-import type { ReadTx, Store } from "../store/store.js";
+import type { ReadTx, Store, StoreEvent } from "../store/store.js";
 import { Manager, defaultManagerOptions } from "../manager/manager.js";
 import { Api } from "../manager/api.js";
 import { Dispatcher } from "../manager/dispatcher.js";
@@ -58,7 +58,7 @@ import { isWildcard, joinHostPort, parseHostPort } from "../lib/addr.js";
 import { fencingOf, forgetSwarm } from "./state.js";
 import { apiTcpNeedsTls, socketPath } from "../api/paths.js";
 import type { Server as TlsServer } from "node:https";
-import type { Info } from "../api/http.js";
+import type { Info, SwarmSettings } from "../api/http.js";
 import type { EtcdStore } from "../store/etcd.js";
 import { FORWARDED_HEADER } from "../manager/api.js";
 import {
@@ -253,7 +253,6 @@ export class Daemon {
       httpPort: this.opts.monitorPort ?? 0,
       serverName: `shoal-${this.nodeId.slice(0, 12)}`,
       ...this.busAuth(meta.secret, ca.clusterId)!,
-      noAuthUser: APP_USER,
       ...(etcd ? { cluster: await this.clusterOptions(meta.secret, ca.clusterId) } : {}),
     });
     this.nats = new NatsServer(natsOpts, log.debugEnabled ? log : quiet(log));
@@ -269,9 +268,11 @@ export class Daemon {
     // A joined node's user exists before its join is answered (the watchers run inside the
     // commit); a removed node's connections are cut off at once.
     this.unwatchNodes = this.store.watch((events) => {
-      if (!events.some((e) => e.kind === "node" || e.kind === "service")) return;
+      const bus = (e: StoreEvent) =>
+        e.kind === "node" || e.kind === "service" || (e.kind === "meta" && e.id === "settings");
+      if (!events.some(bus)) return;
       const auth = this.busAuth(meta.secret, ca.clusterId);
-      if (auth) this.nats.reloadAuth(auth.users, auth.accounts);
+      if (auth) this.nats.reloadAuth(auth.users, auth.accounts, auth.noAuthUser);
     });
     if (etcd) await this.registerAddrs();
 
@@ -585,18 +586,20 @@ export class Daemon {
   private busAuth(
     secret: string,
     clusterId: string,
-  ): { users: User[]; accounts: AccountConfig[] } | null {
+  ): { users: User[]; accounts: AccountConfig[]; noAuthUser: string } | null {
     return this.store.view((tx) => {
       const nodes = tx.listNodes().map((n) => ({ id: n.id, role: n.role }));
       const services = tx
         .listServices()
         .map((s) => ({ id: s.id, spec: { labels: s.spec.labels } }));
-      const sig = JSON.stringify([nodes, services.map((s) => [s.id, appAccountOf(s)])]);
+      const anonymous = tx.getMeta<Partial<SwarmSettings>>("settings")?.natsAnonymous === true;
+      const sig = JSON.stringify([nodes, services.map((s) => [s.id, appAccountOf(s)]), anonymous]);
       if (sig === this.busSig) return null;
       this.busSig = sig;
       return {
-        users: busUsers(secret, clusterId, nodes, services),
+        users: busUsers(secret, clusterId, nodes, services, anonymous),
         accounts: appAccounts(services),
+        noAuthUser: anonymous ? APP_USER : "",
       };
     });
   }

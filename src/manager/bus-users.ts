@@ -17,8 +17,10 @@
 //   - applications: each service has a user of its own (`svc-<service id>`, password derived
 //     from the cluster secret and the service id, sent only to the nodes that run its tasks, in
 //     their assignments), in its stack's account (`stack-<name>`) or, outside stacks, the
-//     `apps` account, where the anonymous default user is too. One stack's subjects are
-//     private to it; no application user may use $SHOAL.> (the control bus lives in $G).
+//     `apps` account, where the anonymous default user is too when the swarm enables it
+//     (`--nats-anonymous`; off by default, so a client without credentials is refused). One
+//     stack's subjects are private to it; no application user may use $SHOAL.> (the control
+//     bus lives in $G).
 
 import { createHash, createHmac } from "node:crypto";
 import type { AccountConfig, Permissions, User } from "../nats/options.js";
@@ -95,7 +97,7 @@ export function nodeBusUser(
     : { user, password, permissions: workerPermissions(node.id) };
 }
 
-/** The account of applications outside stacks, and of the anonymous default user. */
+/** The account of applications outside stacks, and of the anonymous default user (if enabled). */
 export const APPS_ACCOUNT = "apps";
 
 /** What a service is, for its user: its id and labels (the stack's namespace label). */
@@ -122,18 +124,25 @@ export function appAccounts(services: readonly AppService[]): AccountConfig[] {
   return [...names].sort().map((name) => ({ name, exports: [], imports: [] }));
 }
 
-/** The embedded message server's users, given the nodes and services now in the cluster. */
+/**
+ * The embedded message server's users, given the nodes and services now in the cluster. The
+ * anonymous default user (clients that send no credentials, in the applications' account) is
+ * there only when the swarm enables it (`shoal init/swarm update --nats-anonymous`).
+ */
 export function busUsers(
   clusterSecret: string,
   clusterId: string,
   nodes: readonly { id: string; role: NodeRole }[] = [],
   services: readonly AppService[] = [],
+  anonymous = false,
 ): User[] {
   const deny = { allow: [], deny: [`${SUBJECT_PREFIX}.>`] };
   const app = { publish: deny, subscribe: deny };
   return [
     { user: AGENT_USER, password: agentPassword(clusterSecret) },
-    { user: APP_USER, password: "", permissions: app, account: APPS_ACCOUNT },
+    ...(anonymous
+      ? [{ user: APP_USER, password: "", permissions: app, account: APPS_ACCOUNT }]
+      : []),
     eventsBusUser(clusterSecret),
     ...nodes.map((n) => nodeBusUser(clusterSecret, clusterId, n)),
     ...services.map((s) => {

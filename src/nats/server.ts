@@ -759,11 +759,14 @@ export class Server implements AccountRouter, SysReqServer {
 
   /** reloadUsers with a new `accounts {}` too: accounts that stay keep their subscriptions, a
    * client whose account is gone or changed is checked again like any other. */
-  reloadAuth(users: User[], accounts: AccountConfig[]): void {
+  reloadAuth(users: User[], accounts: AccountConfig[], noAuthUser?: string): void {
     if (JSON.stringify(accounts) !== JSON.stringify(this.opts.accounts)) {
       this.opts = { ...this.opts, accounts };
       this.accounts = buildAccounts(this.opts, this, this.accounts);
     }
+    // The default user changes with the users that name it; a client without credentials that
+    // was mapped to a default user now gone is cut off by reloadUsers like any removed user.
+    if (noAuthUser !== undefined) this.opts = { ...this.opts, noAuthUser };
     this.reloadUsers(users);
   }
 

@@ -68,8 +68,15 @@ test("a stack's subjects are private to it; other applications share the default
   await create("blog_pub", publisher("blog"), "blog");
   await create("plain_pub", publisher("plain"));
 
+  // Clients without credentials are refused until the swarm enables the anonymous user.
+  await assert.rejects(connect({ servers: `127.0.0.1:${port}`, reconnect: false }), (e: Error) =>
+    /Authorization Violation/i.test(e.message),
+  );
+  const on = await d.cli("swarm", "update", "--nats-anonymous");
+  assert.equal(on.code, 0, on.stderr);
+
   // An anonymous client (the applications' account) hears a service outside stacks.
-  const nc = await connect({ servers: `127.0.0.1:${port}` });
+  const nc = await connect({ servers: `127.0.0.1:${port}`, reconnect: false });
   t.after(() => nc.close());
   const sc = StringCodec();
   const heard = new Set<string>();
@@ -96,4 +103,16 @@ test("a stack's subjects are private to it; other applications share the default
   assert.ok(count(got, /got from-shop/) > 0);
   assert.equal(count(got, /got from-(blog|plain|anon)/), 0, got);
   assert.ok(!heard.has("from-shop") && !heard.has("from-blog"), [...heard].join(","));
+
+  // Turned off again: the anonymous connection is cut off at once, and a new one refused.
+  const closed = nc.closed();
+  const off = await d.cli("swarm", "update", "--nats-anonymous=false");
+  assert.equal(off.code, 0, off.stderr);
+  await closed;
+  await assert.rejects(connect({ servers: `127.0.0.1:${port}`, reconnect: false }), (e: Error) =>
+    /Authorization Violation/i.test(e.message),
+  );
+  const bad = await d.cli("swarm", "update", "--nats-anonymous=maybe");
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /invalid argument "maybe" for "--nats-anonymous" flag/);
 });

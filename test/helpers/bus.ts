@@ -36,7 +36,7 @@ export function nodeCredentials(nodeId: string): BusCredentials {
 /** The test bus's users: the agent, applications, and workers w1-w3 (worker permissions). */
 export function testBusUsers(): User[] {
   return [
-    ...busUsers(BUS_SECRET, "test-cluster"),
+    ...busUsers(BUS_SECRET, "test-cluster", [], [], true),
     ...BUS_WORKERS.map((id) => {
       const c = nodeCredentials(id);
       return { user: c.user, password: c.pass, permissions: workerPermissions(id) };

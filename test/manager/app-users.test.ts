@@ -53,7 +53,7 @@ describe("applications' users and accounts", () => {
   });
 
   test("the users: each service in its account, none may use $SHOAL.>", () => {
-    const users = busUsers("s", "cl", [], [svc("x", "shop"), svc("y")]);
+    const users = busUsers("s", "cl", [], [svc("x", "shop"), svc("y")], true);
     const x = users.find((u) => u.user === "svc-x")!;
     const y = users.find((u) => u.user === "svc-y")!;
     const anon = users.find((u) => u.user === APP_USER)!;
@@ -65,6 +65,17 @@ describe("applications' users and accounts", () => {
       assert.deepEqual(u.permissions?.publish?.deny, ["$SHOAL.>"]);
       assert.deepEqual(u.permissions?.subscribe?.deny, ["$SHOAL.>"]);
     }
+  });
+
+  test("the anonymous default user exists only when the swarm enables it", () => {
+    assert.equal(
+      busUsers("s", "cl", [], [svc("y")]).some((u) => u.user === APP_USER),
+      false,
+    );
+    assert.equal(
+      busUsers("s", "cl", [], [svc("y")], true).some((u) => u.user === APP_USER),
+      true,
+    );
   });
 });
 
