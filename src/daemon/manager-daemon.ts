@@ -266,13 +266,19 @@ export class Daemon {
       caFile: certs.ca,
     });
     // A joined node's user exists before its join is answered (the watchers run inside the
-    // commit); a removed node's connections are cut off at once.
+    // commit); a removed node's connections are cut off at once. Connected nodes learn every
+    // manager's nodes' port (a manager that joined after them, one that left) from an INFO.
+    const nodesPorts = () => this.busUrls().nodes.map((u) => new URL(u).host);
+    this.nats.setMappedConnectUrls(nodesPorts());
     this.unwatchNodes = this.store.watch((events) => {
       const bus = (e: StoreEvent) =>
         e.kind === "node" || e.kind === "service" || (e.kind === "meta" && e.id === "settings");
-      if (!events.some(bus)) return;
-      const auth = this.busAuth(meta.secret, ca.clusterId);
-      if (auth) this.nats.reloadAuth(auth.users, auth.accounts, auth.noAuthUser);
+      if (events.some(bus)) {
+        const auth = this.busAuth(meta.secret, ca.clusterId);
+        if (auth) this.nats.reloadAuth(auth.users, auth.accounts, auth.noAuthUser);
+      }
+      if (events.some((e) => e.kind === "node" || (e.kind === "meta" && e.id === MANAGERS_META)))
+        this.nats.setMappedConnectUrls(nodesPorts());
     });
     if (etcd) await this.registerAddrs();
 
@@ -761,7 +767,8 @@ export class Daemon {
     });
   }
 
-  /** The message servers a node is given at its join: every manager's (this one's first). */
+  /** The message servers a node is given at its join, and learns while connected: every live
+   * manager's (this one's first); a manager marked down is left out until it is back. */
   private busUrls(): { nodes: string[]; apps: string[] } {
     const own = {
       nodes: [`nats://${joinHostPort(this.advertiseHost(), this.busPort)}`],
@@ -772,7 +779,7 @@ export class Daemon {
       this.store.view((tx) =>
         tx
           .listNodes()
-          .filter((n) => n.role === "manager")
+          .filter((n) => n.role === "manager" && n.status !== "down")
           .map((n) => n.id),
       ),
     );

@@ -374,6 +374,12 @@ export class Server implements AccountRouter, SysReqServer {
         info["connect_urls"] = this.cluster.connectUrls();
       }
     }
+    if (this.mapped?.sockets.has(c.socket)) {
+      // The nodes' listener has URLs of its own (the other managers' nodes' ports): the
+      // cluster's client URLs would send a node to ports that do not map its certificate.
+      if (this.mappedConnectUrls.length > 0) info["connect_urls"] = this.mappedConnectUrls;
+      else delete info["connect_urls"];
+    }
     if (this.lameDuck) info["ldm"] = true;
     // The cluster's connect_urls are nats:// addresses, of no use to a WebSocket client.
     if (c.socket.websocket === true) delete info["connect_urls"];
@@ -508,6 +514,24 @@ export class Server implements AccountRouter, SysReqServer {
   }
 
   /** The cluster's set of client URLs changed: tell clients that understand async INFO. */
+  /** connect_urls (`host:port`) for the clients of the nodes' listener (listenMapped), set by
+   * its owner. */
+  private mappedConnectUrls: string[] = [];
+
+  /**
+   * Sets the URLs the nodes' listener's clients learn (every manager's nodes' port), and tells
+   * its connected clients at once with an INFO, as a cluster change tells ordinary clients: a
+   * node that joined before a manager learns that manager without joining again.
+   */
+  setMappedConnectUrls(urls: readonly string[]): void {
+    if (JSON.stringify(urls) === JSON.stringify(this.mappedConnectUrls)) return;
+    this.mappedConnectUrls = [...urls];
+    for (const c of this.clients.values()) {
+      if (this.mapped?.sockets.has(c.socket) && c.opts.protocol >= 1 && c.connectReceived)
+        c.sendProto(this.infoLine(c));
+    }
+  }
+
   clientUrlsChanged(): void {
     for (const c of this.clients.values()) {
       if (c.opts.protocol >= 1 && c.connectReceived) c.sendProto(this.infoLine(c));

@@ -17,6 +17,11 @@ import {
   type TestDaemon,
 } from "../helpers/daemon.js";
 import { defer } from "../helpers/defer.js";
+import { connect } from "nats";
+import { joinManager, managerIdentity } from "../../src/daemon/worker-daemon.js";
+
+/** `host:port` of a nats:// URL, as connect_urls lists it. */
+const hostPort = (u: string) => new URL(u).host;
 
 const SLEEPER = ["node", "-e", "setInterval(()=>{},1000)"];
 const NO_LEADER = "The swarm does not have a leader.";
@@ -159,6 +164,52 @@ describe("several managers on an etcd store", { skip: etcdSkip() }, () => {
     assert.equal(res.code, 1);
     assert.match(res.stderr, /embedded store, which only one manager can hold/);
     assert.equal(existsSync(join(dir, "node-id")), false);
+  });
+
+  test("a node connected before a manager joined learns that manager's bus port", async (t) => {
+    const m1 = await manager();
+    defer(t, () => m1.cleanup());
+    await checkFor(30_000, () => /is the leader/.test(m1.log()), 50);
+    // A worker joins (its certificate from the join endpoint) and connects to the bus.
+    const wt = (await m1.cli("swarm", "join-token", "-q", "worker")).stdout.trim();
+    const info = await apiAt<{ advertiseAddr: string }>(m1.dataDir, "/v1/info");
+    const j = await joinManager(info.advertiseAddr, {
+      token: wt,
+      hostname: "early",
+      addr: "127.0.0.1",
+    });
+    const asNode = (servers: string[]) => ({
+      servers,
+      tls: {
+        ca: j.answer.caCert,
+        cert: j.answer.cert,
+        key: j.keyPem,
+        checkServerIdentity: managerIdentity,
+      },
+      reconnect: false,
+    });
+    const nc = await connect(asNode(j.answer.natsUrls));
+    defer(t, () => nc.close());
+    // It is told the nodes' ports only (never the plain client port, which maps no certificate).
+    assert.deepEqual(nc.info?.connect_urls, j.answer.natsUrls.map(hostPort));
+
+    const m2 = await joinAsManager(m1);
+    defer(t, () => m2.cleanup());
+    // It learns the new manager's nodes' port (an INFO), where its certificate is its identity.
+    const known = new Set(j.answer.natsUrls.map(hostPort));
+    let other = "";
+    await checkFor(30_000, async () => {
+      for (const u of nc.info?.connect_urls ?? []) {
+        if (known.has(u)) continue;
+        const nc2 = await connect({ ...asNode([`nats://${u}`]), timeout: 2000 }).catch(() => null);
+        if (!nc2) continue;
+        const id = nc2.info?.server_id ?? "";
+        await nc2.close();
+        if (id !== nc.info?.server_id) other = id;
+      }
+      return other !== "";
+    });
+    assert.notEqual(other, nc.info?.server_id);
   });
 
   test("without a leader a write on a follower fails with Swarm's words", async (t) => {
