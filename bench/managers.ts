@@ -21,11 +21,13 @@
 
 import { loadavg } from "node:os";
 import { netnsAvailable } from "../test/cluster/netns.js";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { apiAt, killTaskProcesses } from "../test/helpers/daemon.js";
 import { etcdPath, ETCD_MISSING } from "../test/helpers/etcd.js";
 import { leaderOf, startManagers } from "../test/helpers/managers.js";
 import { checkFor } from "../test/helpers/servers.js";
-import type { Task } from "../src/api/types.js";
+import type { Node, Task } from "../src/api/types.js";
 import { SHOAL_VERSION } from "../src/lib/version.js";
 import type { Row, Suite, SuiteContext, SuiteResult } from "./report.js";
 import { SKIP_DOCKER, dockerManagerFailover } from "./swarm-docker.js";
@@ -37,6 +39,7 @@ const SERVICE = "web";
 
 interface Run {
   leaderMs: number;
+  downMs: number;
   firstMs: number;
   allMs: number;
   spread: string;
@@ -98,33 +101,64 @@ async function shoalOnce(ctx: SuiteContext, k: number, etcd: "one" | "per-manage
     await swarm.manager.cut();
     await swarm.manager.kill();
     killTaskProcesses(dirs[0]!);
+    // Every survivor is asked; the first to see a step times it.
     let leaderMs: number | null = null;
+    let downMs: number | null = null;
     let firstMs: number | null = null;
-    const allMs = await checkFor(
-      120_000,
-      async () => {
-        if (leaderMs === null) {
-          const ids = await Promise.all(survivors.map((d) => leaderOf(d).catch(() => undefined)));
-          if (ids.some((id) => id !== undefined && id !== leaderId)) {
-            leaderMs = performance.now() - t0;
-          }
-        }
-        const ts = await running(survivors[0]!);
-        const moved = ts.filter((t) => !before.has(t.id) && t.nodeId !== leaderId);
-        if (firstMs === null && moved.length > 0) firstMs = performance.now() - t0;
-        if (leaderMs !== null && ts.length === REPLICAS && ts.every((t) => t.nodeId !== leaderId))
-          return performance.now() - t0;
-        throw new Error(
-          `leader ${leaderMs === null ? "not yet elected" : "elected"}; ` +
-            `${ts.length} running, ${moved.length} moved`,
-        );
-      },
-      50,
-    );
-    const run: Run = { leaderMs: leaderMs!, firstMs: firstMs ?? allMs, allMs, spread };
+    let last = "";
+    const see = async (dir: string): Promise<boolean> => {
+      const id = await leaderOf(dir).catch(() => undefined);
+      if (leaderMs === null && id !== undefined && id !== leaderId) {
+        leaderMs = performance.now() - t0;
+      }
+      const ns = await apiAt<Node[]>(dir, "/v1/nodes");
+      if (downMs === null && ns.find((n) => n.id === leaderId)?.status === "down") {
+        downMs = performance.now() - t0;
+      }
+      const ts = await running(dir);
+      const moved = ts.filter((t) => !before.has(t.id) && t.nodeId !== leaderId);
+      if (firstMs === null && moved.length > 0) firstMs = performance.now() - t0;
+      last +=
+        `${dir === survivors[0] ? "manager 2" : "manager 3"}: leader ${id ?? "none"}, ` +
+        `dead node ${ns.find((n) => n.id === leaderId)?.status ?? "?"}, ` +
+        `${ts.length} running, ${moved.length} moved; `;
+      return ts.length === REPLICAS && ts.every((t) => t.nodeId !== leaderId);
+    };
+    let allMs: number;
+    try {
+      allMs = await checkFor(
+        120_000,
+        async () => {
+          last = "";
+          const done = await Promise.all(survivors.map((d) => see(d).catch(() => false)));
+          if (leaderMs !== null && done.includes(true)) return performance.now() - t0;
+          throw new Error(last);
+        },
+        50,
+      );
+    } catch (err) {
+      const logs = survivors
+        .map((d, i) => {
+          const lines = readFileSync(join(d, "daemon.log"), "utf8").trimEnd().split("\n");
+          return `manager ${i + 2}'s daemon.log:\n${lines.slice(-15).join("\n")}`;
+        })
+        .join("\n");
+      ctx.log(`managers: shoal run ${k}: timed out; the survivors' last lines:\n${logs}`);
+      throw new Error(
+        `run ${k}: not all tasks moved within 120 s (${(err as Error).message.trim()})`,
+        { cause: err },
+      );
+    }
+    const run: Run = {
+      leaderMs: leaderMs!,
+      downMs: downMs ?? allMs,
+      firstMs: firstMs ?? allMs,
+      allMs,
+      spread,
+    };
     ctx.log(
       `managers: shoal run ${k}: spread ${spread}; new leader after ${(run.leaderMs / 1000).toFixed(2)} s, ` +
-        `first task elsewhere after ${(run.firstMs / 1000).toFixed(2)} s, all after ${(allMs / 1000).toFixed(2)} s`,
+        `dead node down after ${(run.downMs / 1000).toFixed(2)} s, first task elsewhere after ${(run.firstMs / 1000).toFixed(2)} s, all after ${(allMs / 1000).toFixed(2)} s`,
     );
     return run;
   } finally {
@@ -154,6 +188,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
   };
   const values = {
     leader: {} as Row["values"],
+    down: {} as Row["values"],
     first: {} as Row["values"],
     all: {} as Row["values"],
   };
@@ -163,6 +198,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
   } else {
     const d = await dockerManagerFailover(ctx, runs, REPLICAS, PREFIX);
     values.leader["docker"] = d.leader;
+    values.down["docker"] = d.down;
     values.first["docker"] = d.first;
     values.all["docker"] = d.all;
     notes.push(...d.notes);
@@ -177,32 +213,38 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
   if (why !== null) {
     for (const v of Object.values(values)) v["shoal"] = why;
   } else {
+    // A failed run is noted and the next one made: a run that never recovers is a finding.
     const results: Run[] = [];
     let failure: string | null = null;
-    try {
-      for (let k = 1; k <= runs; k++) results.push(await shoalOnce(ctx, k, etcd));
-    } catch (err) {
-      failure = err instanceof Error ? err.message : String(err);
-      ctx.log(`managers: shoal failed: ${failure}`);
-      notes.push(`shoal failed: ${failure.split("\n").join(" | ")}`);
+    for (let k = 1; k <= runs; k++) {
+      try {
+        results.push(await shoalOnce(ctx, k, etcd));
+      } catch (err) {
+        failure = err instanceof Error ? err.message : String(err);
+        ctx.log(`managers: shoal failed: ${failure}`);
+        notes.push(`shoal failed: ${failure.split("\n").join(" | ")}`);
+      }
     }
     if (results.length === 0) {
       const text = `failed: ${(failure ?? "no run").split("\n")[0]!.slice(0, 60)}`;
       for (const v of Object.values(values)) v["shoal"] = text;
     } else {
       values.leader["shoal"] = median(results.map((r) => r.leaderMs));
+      values.down["shoal"] = median(results.map((r) => r.downMs));
       values.first["shoal"] = median(results.map((r) => r.firstMs));
       values.all["shoal"] = median(results.map((r) => r.allMs));
       const secs = (f: (r: Run) => number) =>
         results.map((r) => (f(r) / 1000).toFixed(2)).join(", ");
       notes.push(
-        `shoal runs (s): new leader ${secs((r) => r.leaderMs)}; first task elsewhere ` +
+        `shoal runs (s): new leader ${secs((r) => r.leaderMs)}; dead node down ` +
+          `${secs((r) => r.downMs)}; first task elsewhere ` +
           `${secs((r) => r.firstMs)}; all ${secs((r) => r.allMs)}; spread before the kill ` +
           `(leader first): ${results.map((r) => r.spread).join(", ")}` +
-          (failure !== null ? `; medians over ${results.length} of ${runs} runs` : ""),
+          (results.length < runs ? `; medians over ${results.length} of ${runs} runs` : ""),
       );
       params["shoal"] = {
         leaderMs: results.map((r) => Math.round(r.leaderMs)),
+        downMs: results.map((r) => Math.round(r.downMs)),
         firstMs: results.map((r) => Math.round(r.firstMs)),
         allMs: results.map((r) => Math.round(r.allMs)),
       };
@@ -239,6 +281,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
     ],
     rows: [
       row("leader", "leader killed → a survivor names a new leader"),
+      row("down", "leader killed → its machine marked down"),
       row("first", "leader killed → first of its tasks running elsewhere"),
       row("all", `leader killed → all of its tasks running elsewhere`),
     ],
