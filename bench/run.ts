@@ -11,6 +11,7 @@
 //   npm run bench -- router             # HTTP router vs HAProxy and nginx, load from wrk
 //   npm run bench -- store              # state store writes: embedded vs etcd
 //   npm run bench -- ha --repeat 3      # HA walkthrough: failover and scale-up times (median of 3)
+//   npm run bench -- managers store     # manager failover vs Docker Swarm; etcd store throughput
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { cliSuite } from "./cli.js";
@@ -25,6 +26,7 @@ import { stackSuite } from "./stack.js";
 import { routerSuite } from "./router.js";
 import { storeSuite } from "./store.js";
 import { haSuite } from "./ha.js";
+import { managersSuite } from "./managers.js";
 import { installExitHooks } from "./procs.js";
 import { formatTable, machineInfo, type Suite, type SuiteResult } from "./report.js";
 
@@ -41,6 +43,7 @@ const SUITES: Suite[] = [
   routerSuite,
   storeSuite,
   haSuite,
+  managersSuite,
 ];
 
 const COMMON = {

@@ -63,7 +63,7 @@ export const SKIP_DOCKER: Record<string, SuiteOption> = {
   "skip-docker": {
     type: "boolean",
     description:
-      "swarm, orchestrator, cli, stack: leave out the Docker columns (they need root, dockerd, containerd, runc, busybox-static)",
+      "swarm, managers, orchestrator, cli, stack: leave out the Docker columns (they need root, dockerd, containerd, runc, busybox-static)",
   },
 };
 
@@ -179,6 +179,7 @@ interface ApiTask {
 interface ApiNode {
   ID: string;
   Status: { State: string; Addr?: string };
+  ManagerStatus?: { Leader?: boolean; Reachability?: string };
 }
 
 interface ApiVersion {
@@ -487,7 +488,11 @@ let bedCount = 0;
  * Starts n engines, one per host of a fresh test bed, each with the image IMAGE imported. On
  * failure everything started is stopped again and the error (with the engine's log) is thrown.
  */
-export async function startDockerBed(ctx: SuiteContext, n: number): Promise<DockerBed> {
+export async function startDockerBed(
+  ctx: SuiteContext,
+  n: number,
+  opts: { prefix?: string } = {},
+): Promise<DockerBed> {
   const tools = findTools();
   if (typeof tools === "string") throw new Error(tools);
   if (!swept) {
@@ -514,7 +519,7 @@ export async function startDockerBed(ctx: SuiteContext, n: number): Promise<Dock
   try {
     mkdirSync(runDir, { recursive: true });
     const image = makeImage(tools.busybox, runDir);
-    bed = await createTestBed(n);
+    bed = await createTestBed(n, opts.prefix !== undefined ? { prefix: opts.prefix } : {});
     const started = bed.hosts.map((h) => startEngine(tools, h, join(runDir, h.name)));
     await Promise.all(started.map((e) => engineUp(e)));
     const ver = await api<ApiVersion>(started[0]!.sock, "/version");
@@ -604,84 +609,125 @@ interface Run {
   versions: Record<string, string>;
 }
 
+/**
+ * Makes the bed's engines one swarm with Swarm's defaults: the first runs `swarm init`, the next
+ * `managers - 1` join with the manager token, the rest with the worker token, each advertising
+ * its host's address. Resolves the node ids (in the engines' order) once the first engine sees
+ * every node ready and every manager reachable.
+ */
+async function formSwarm(engines: DockerEngine[], managers: number): Promise<string[]> {
+  const first = engines[0]!;
+  await first.docker(["swarm", "init", "--advertise-addr", first.host.addr]);
+  const tokens = {
+    manager: await first.docker(["swarm", "join-token", "-q", "manager"]),
+    worker: await first.docker(["swarm", "join-token", "-q", "worker"]),
+  };
+  for (const [i, e] of engines.entries()) {
+    if (i === 0) continue;
+    const token = i < managers ? tokens.manager : tokens.worker;
+    await e.docker([
+      "swarm",
+      "join",
+      "--advertise-addr",
+      e.host.addr,
+      "--token",
+      token,
+      `${first.host.addr}:2377`,
+    ]);
+  }
+  const nodeIds = await Promise.all(
+    engines.map(async (e) => {
+      const info = await e.api<{ Swarm: { NodeID: string } }>("/info");
+      return info.Swarm.NodeID;
+    }),
+  );
+  await until(
+    async () => {
+      const nodes = await first.api<ApiNode[]>("/nodes");
+      return (
+        nodes.length === engines.length &&
+        nodes.every((n) => n.Status.State === "ready") &&
+        nodes.filter((n) => n.ManagerStatus?.Reachability === "reachable").length === managers
+      );
+    },
+    60_000,
+    `${engines.length} nodes ready, ${managers} managers reachable`,
+  );
+  return nodeIds;
+}
+
+/** `docker service create` of `replicas` x `sleep 100000` (host network, restart delay 0 s). */
+async function createSleepService(mgr: DockerEngine, replicas: number): Promise<void> {
+  await mgr.docker([
+    "service",
+    "create",
+    "-d",
+    "--name",
+    SERVICE,
+    "--replicas",
+    String(replicas),
+    "--restart-delay",
+    "0s",
+    "--network",
+    "host",
+    "--no-resolve-image",
+    IMAGE,
+    "sleep",
+    "100000",
+  ]);
+}
+
+/** The service's tasks desired and actually running, as the manager `e` reports them. */
+async function runningTasks(e: DockerEngine): Promise<ApiTask[]> {
+  const filters = encodeURIComponent(
+    JSON.stringify({ service: [SERVICE], "desired-state": ["running"] }),
+  );
+  return (await e.api<ApiTask[]>(`/tasks?filters=${filters}`)).filter(
+    (t) => t.DesiredState === "running" && t.Status.State === "running",
+  );
+}
+
+/** Waits for `replicas` running tasks; they, and how many each node runs ("2/2/2"). */
+async function allRunning(
+  mgr: DockerEngine,
+  replicas: number,
+  nodeIds: string[],
+): Promise<{ tasks: ApiTask[]; perNode: number[]; spread: string }> {
+  const tasks = await until(
+    async () => {
+      const r = await runningTasks(mgr);
+      return r.length === replicas ? r : null;
+    },
+    60_000,
+    `${replicas} tasks running`,
+  );
+  const perNode = nodeIds.map((id) => tasks.filter((t) => t.NodeID === id).length);
+  return { tasks, perNode, spread: perNode.join("/") };
+}
+
+/** Throws unless the victim's `expected` tasks are `sleep` processes in its namespace (else
+ * killing the namespace would miss them). */
+function checkInNamespace(victim: DockerEngine, expected: number): void {
+  const inNs = sleepsIn(victim.host.ns);
+  if (inNs !== expected) {
+    throw new Error(`${expected} tasks on the victim but ${inNs} sleep processes in its namespace`);
+  }
+}
+
 async function nodeLossOnce(ctx: SuiteContext, k: number): Promise<Run> {
   const bed = await startDockerBed(ctx, 3);
   try {
-    const [mgr, w1, w2] = bed.engines as [DockerEngine, DockerEngine, DockerEngine];
+    const [mgr, , w2] = bed.engines as [DockerEngine, DockerEngine, DockerEngine];
     const versions = mgr.versions;
-    await mgr.docker(["swarm", "init", "--advertise-addr", mgr.host.addr]);
-    const token = await mgr.docker(["swarm", "join-token", "-q", "worker"]);
-    for (const w of [w1, w2]) {
-      await w.docker([
-        "swarm",
-        "join",
-        "--advertise-addr",
-        w.host.addr,
-        "--token",
-        token,
-        `${mgr.host.addr}:2377`,
-      ]);
-    }
-    const nodeIds = await Promise.all(
-      bed.engines.map(async (e) => {
-        const info = await e.api<{ Swarm: { NodeID: string } }>("/info");
-        return info.Swarm.NodeID;
-      }),
-    );
+    const nodeIds = await formSwarm(bed.engines, 1);
     const victimId = nodeIds[2]!;
-    // All three nodes ready in the manager's view before the service is created.
-    await until(
-      async () => {
-        const nodes = await mgr.api<ApiNode[]>("/nodes");
-        return nodes.length === 3 && nodes.every((n) => n.Status.State === "ready");
-      },
-      30_000,
-      "3 nodes ready",
-    );
     ctx.log(`docker: run ${k}: swarm of 3 engines ready (${versions["dockerd"]})`);
 
-    await mgr.docker([
-      "service",
-      "create",
-      "-d",
-      "--name",
-      SERVICE,
-      "--replicas",
-      String(REPLICAS),
-      "--restart-delay",
-      "0s",
-      "--network",
-      "host",
-      "--no-resolve-image",
-      IMAGE,
-      "sleep",
-      "100000",
-    ]);
-    const filters = encodeURIComponent(
-      JSON.stringify({ service: [SERVICE], "desired-state": ["running"] }),
-    );
-    const running = async () =>
-      (await mgr.api<ApiTask[]>(`/tasks?filters=${filters}`)).filter(
-        (t) => t.DesiredState === "running" && t.Status.State === "running",
-      );
-    const first = await until(
-      async () => {
-        const r = await running();
-        return r.length === REPLICAS ? r : null;
-      },
-      60_000,
-      `${REPLICAS} tasks running`,
-    );
-    const perNode = nodeIds.map((id) => first.filter((t) => t.NodeID === id).length);
-    const spread = perNode.join("/");
+    await createSleepService(mgr, REPLICAS);
+    const { perNode, spread } = await allRunning(mgr, REPLICAS, nodeIds);
     if (perNode[2] === 0) throw new Error(`no task on the worker to kill (spread ${spread})`);
-    // The container processes must be inside the victim's namespace, or kill() would miss them.
-    const inNs = sleepsIn(w2.host.ns);
-    if (inNs !== perNode[2]) {
-      throw new Error(
-        `${perNode[2]} tasks on the victim but ${inNs} sleep processes in its namespace`,
-      );
-    }
+    checkInNamespace(w2, perNode[2]!);
+    const running = () => runningTasks(mgr);
 
     const t0 = performance.now();
     await w2.host.kill();
@@ -786,4 +832,197 @@ export async function dockerNodeLoss(ctx: SuiteContext, runs: number): Promise<D
   params["runsMs"] = results.map((r) => Math.round(r.ms));
   params["downMs"] = results.map((r) => (r.downMs === null ? null : Math.round(r.downMs)));
   return { value: median, runsMs: results.map((r) => r.ms), notes, params };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The manager-failover scenario (the `managers` suite): 3 managers and 2 workers, a service with
+// tasks on every node, the leader's host killed outright (cut off the network, then every process
+// in its namespace killed); timed until a surviving manager names
+// another leader, and until the first of the dead host's tasks runs again elsewhere.
+
+/** What the Docker column of the managers suite shows. */
+export interface DockerFailover {
+  /** Median seconds to a new leader / to the first rescheduled task / to all of them, or why
+   * there is none ("not run: ...", "failed: ..."). */
+  leader: number | string;
+  down: number | string;
+  first: number | string;
+  all: number | string;
+  notes: string[];
+  params: Record<string, unknown>;
+}
+
+interface FailoverRun {
+  leaderMs: number;
+  downMs: number;
+  firstMs: number;
+  allMs: number;
+  spread: string;
+  versions: Record<string, string>;
+  defaults: string;
+}
+
+/** Swarm's failover-related settings as `docker info` (/info) reports them. */
+interface ApiInfo {
+  Swarm: {
+    NodeID: string;
+    Cluster?: {
+      Spec?: {
+        Raft?: { ElectionTick?: number; HeartbeatTick?: number };
+        Dispatcher?: { HeartbeatPeriod?: number };
+      };
+    };
+  };
+}
+
+async function managerFailoverOnce(
+  ctx: SuiteContext,
+  k: number,
+  replicas: number,
+  prefix: string | undefined,
+): Promise<FailoverRun> {
+  const bed = await startDockerBed(ctx, 5, prefix !== undefined ? { prefix } : {});
+  try {
+    const engines = bed.engines;
+    const [leader, survivor] = engines as [DockerEngine, DockerEngine];
+    const versions = leader.versions;
+    const nodeIds = await formSwarm(engines, 3);
+    const victimId = nodeIds[0]!;
+    const nodes = await leader.api<ApiNode[]>("/nodes");
+    if (nodes.find((n) => n.ManagerStatus?.Leader === true)?.ID !== victimId) {
+      throw new Error("the first manager does not lead");
+    }
+    const spec = (await leader.api<ApiInfo>("/info")).Swarm.Cluster?.Spec;
+    const period = spec?.Dispatcher?.HeartbeatPeriod;
+    const defaults =
+      `election tick ${spec?.Raft?.ElectionTick ?? "?"}, heartbeat tick ${spec?.Raft?.HeartbeatTick ?? "?"} ` +
+      `(1 tick = 1 s), dispatcher heartbeat period ${period === undefined ? "?" : `${period / 1e9} s`}`;
+    ctx.log(`docker: run ${k}: swarm of 3 managers + 2 workers ready (${versions["dockerd"]})`);
+
+    await createSleepService(leader, replicas);
+    const { tasks, perNode, spread } = await allRunning(leader, replicas, nodeIds);
+    if (perNode[0] === 0) throw new Error(`no task on the leader's host (spread ${spread})`);
+    checkInNamespace(leader, perNode[0]!);
+    const before = new Set(tasks.map((t) => t.ID));
+
+    // Pulled plug: off the network first, so no FIN or RST of the dying processes reaches anyone.
+    const t0 = performance.now();
+    await leader.host.cut();
+    await leader.host.kill();
+    let leaderMs: number | null = null;
+    let downMs: number | null = null;
+    let firstMs: number | null = null;
+    const allMs = await until(
+      async () => {
+        if (leaderMs === null || downMs === null) {
+          const ns = await survivor.api<ApiNode[]>("/nodes").catch(() => []);
+          const lead = ns.find((n) => n.ManagerStatus?.Leader === true);
+          if (leaderMs === null && lead !== undefined && lead.ID !== victimId) {
+            leaderMs = performance.now() - t0;
+          }
+          if (downMs === null && ns.find((n) => n.ID === victimId)?.Status.State === "down") {
+            downMs = performance.now() - t0;
+          }
+        }
+        const r = await runningTasks(survivor);
+        const moved = r.filter((t) => !before.has(t.ID) && t.NodeID !== victimId);
+        if (firstMs === null && moved.length > 0) firstMs = performance.now() - t0;
+        const done =
+          leaderMs !== null && r.length === replicas && r.every((t) => t.NodeID !== victimId);
+        return done ? performance.now() - t0 : null;
+      },
+      180_000,
+      `a new leader and ${replicas} tasks running on the survivors`,
+      100,
+    );
+    // Every rescheduled task ran before all did; the first one was seen by then.
+    const run: FailoverRun = {
+      leaderMs: leaderMs!,
+      downMs: downMs ?? allMs,
+      firstMs: firstMs ?? allMs,
+      allMs,
+      spread,
+      versions,
+      defaults,
+    };
+    ctx.log(
+      `docker: run ${k}: spread ${spread}; new leader after ${(run.leaderMs / 1000).toFixed(2)} s, ` +
+        `its node down after ${(run.downMs / 1000).toFixed(2)} s, first task elsewhere after ${(run.firstMs / 1000).toFixed(2)} s, all after ${(allMs / 1000).toFixed(2)} s`,
+    );
+    return run;
+  } finally {
+    await bed.stop();
+  }
+}
+
+function medianSeconds(ms: number[]): number {
+  const s = [...ms].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return (s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2) / 1000;
+}
+
+/**
+ * Runs the Docker Swarm manager-failover scenario `runs` times on beds named with `prefix`;
+ * never throws (a failure is the column's text and a note).
+ */
+export async function dockerManagerFailover(
+  ctx: SuiteContext,
+  runs: number,
+  replicas: number,
+  prefix?: string,
+): Promise<DockerFailover> {
+  const why = dockerUnavailable();
+  if (why !== null) {
+    ctx.log(`docker: not run: ${why}`);
+    const value = `not run: ${why}`;
+    return { leader: value, down: value, first: value, all: value, notes: [], params: {} };
+  }
+  const results: FailoverRun[] = [];
+  let failure: string | null = null;
+  // A failed run is noted (the last failure) and the next one made.
+  for (let k = 1; k <= runs; k++) {
+    try {
+      results.push(await managerFailoverOnce(ctx, k, replicas, prefix));
+    } catch (err) {
+      failure = `run ${k}: ${err instanceof Error ? err.message : String(err)}`;
+      ctx.log(`docker: failed: ${failure}`);
+    }
+  }
+  await removeDir(BASE).catch(() => undefined);
+  const v = results[0]?.versions ?? {};
+  const notes: string[] = [];
+  const params: Record<string, unknown> = { docker: v };
+  if (failure !== null) notes.push(`Docker Swarm failed: ${failure.split("\n").join(" | ")}`);
+  if (results.length === 0) {
+    const value = `failed: ${(failure ?? "no run").split("\n")[0]!.slice(0, 60)}`;
+    return { leader: value, down: value, first: value, all: value, notes, params };
+  }
+  const secs = (f: (r: FailoverRun) => number) =>
+    results.map((r) => (f(r) / 1000).toFixed(2)).join(", ");
+  notes.push(
+    `Docker Swarm runs (s): new leader ${secs((r) => r.leaderMs)}; its node down ` +
+      `${secs((r) => r.downMs)}; first task elsewhere ` +
+      `${secs((r) => r.firstMs)}; all ${secs((r) => r.allMs)}; spread before the kill ` +
+      `(leader first): ${results.map((r) => r.spread).join(", ")}`,
+  );
+  notes.push(
+    `Docker Swarm: dockerd ${v["dockerd"] ?? "?"} (API ${v["api"] ?? "?"}), containerd ${v["containerd"] ?? "?"}, ` +
+      `runc ${v["runc"] ?? "?"}, CLI ${v["cli"] ?? "?"}; one dockerd per network namespace as in the swarm suite; ` +
+      `swarm defaults as \`docker info\` reports them: ${results[0]!.defaults}; the leader found with ` +
+      `/nodes (ManagerStatus.Leader) on a surviving manager, polled every 100 ms; a fresh swarm for each run`,
+  );
+  if (failure !== null)
+    notes.push(`Docker Swarm medians are over ${results.length} of ${runs} runs`);
+  params["leaderMs"] = results.map((r) => Math.round(r.leaderMs));
+  params["downMs"] = results.map((r) => Math.round(r.downMs));
+  params["firstMs"] = results.map((r) => Math.round(r.firstMs));
+  params["allMs"] = results.map((r) => Math.round(r.allMs));
+  return {
+    leader: medianSeconds(results.map((r) => r.leaderMs)),
+    down: medianSeconds(results.map((r) => r.downMs)),
+    first: medianSeconds(results.map((r) => r.firstMs)),
+    all: medianSeconds(results.map((r) => r.allMs)),
+    notes,
+    params,
+  };
 }

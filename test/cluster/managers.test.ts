@@ -1,5 +1,6 @@
-// Issue 14 on the network-namespace test bed: 3 managers on one etcd (in the root namespace, on
-// the bed's bridge address, which every host reaches) and 2 workers, each on its own machine.
+// Issue 14 on the network-namespace test bed (set up by test/helpers/managers.ts): 3 managers on
+// one etcd (in the root namespace, on the bed's bridge address, which every host reaches) and 2
+// workers, each on its own machine.
 // A replicated service runs on every machine; then the leader's machine dies outright (its link
 // down, every process of it killed): another manager leads within seconds, the dead machine's
 // tasks run elsewhere, the earlier service is intact, `node ls` on a survivor shows the dead
@@ -9,16 +10,16 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { startSwarm, type Swarm } from "../helpers/swarm.js";
 import { apiAt, killTaskProcesses, runCli } from "../helpers/daemon.js";
-import { checkFor, SHOAL_BIN } from "../helpers/servers.js";
-import { etcdSkip, startEtcd, type EtcdCluster } from "../helpers/etcd.js";
+import { checkFor } from "../helpers/servers.js";
+import { etcdSkip } from "../helpers/etcd.js";
+import {
+  NoTestBedError,
+  startManagers,
+  type ManagerInfo as Info,
+  type Managers,
+} from "../helpers/managers.js";
 import type { Task } from "../../src/api/types.js";
-
-interface Info {
-  nodeId: string;
-  leaderId?: string;
-}
 
 /** Running tasks (desired running) of a service, as the manager on `dir` sees them. */
 async function running(dir: string, service: string): Promise<Task[]> {
@@ -32,80 +33,16 @@ test(
     skip: etcdSkip(),
   },
   async (t) => {
-    let etcd: EtcdCluster | undefined;
-    let swarm: Swarm;
+    let managers: Managers;
     try {
-      swarm = await startSwarm(5, 0, {
-        prefix: "ham",
-        async managerArgs(_m, bed) {
-          etcd = await startEtcd({ host: bed.bridgeAddr });
-          return [
-            "--store",
-            `etcd://${etcd.endpoints.map((u) => u.slice("http://".length)).join(",")}`,
-          ];
-        },
-      });
+      managers = await startManagers({ prefix: "ham" });
     } catch (err) {
-      await etcd?.stop();
-      return t.skip(`no test bed: ${(err as Error).message}`);
+      if (err instanceof NoTestBedError) return t.skip(err.message);
+      throw err;
     }
-    t.after(async () => {
-      for (const d of swarm.dirs) killTaskProcesses(d);
-      await swarm.cleanup();
-      await etcd?.stop();
-    });
-    if (swarm.bed.mode !== "netns") return t.skip("needs network namespaces");
-    const hosts = swarm.bed.hosts;
+    t.after(() => managers.cleanup());
+    const swarm = managers.swarm;
     const dirs = swarm.dirs;
-
-    // Two more managers, joined with the manager token on their own machines, before the workers
-    // (a worker learns the managers from its join answer).
-    const managerToken = (await swarm.ok("swarm", "join-token", "-q", "manager")).trim();
-    for (const i of [1, 2]) {
-      const h = hosts[i]!;
-      const r = await h.exec(
-        process.execPath,
-        [
-          SHOAL_BIN,
-          "join",
-          "--token",
-          managerToken,
-          "--data-dir",
-          dirs[i]!,
-          "--listen-addr",
-          `${h.addr}:2377`,
-          "--advertise-addr",
-          `${h.addr}:2377`,
-          "--publish-addr",
-          h.addr,
-          "--consul-addr",
-          "",
-          "--consul-dns-addr",
-          "",
-          `${swarm.manager.addr}:2377`,
-        ],
-        { timeoutMs: 60_000 },
-      );
-      assert.equal(r.code, 0, `join of ${h.name} as a manager: ${r.stderr}${r.stdout}`);
-      assert.match(r.stdout, /This node joined a swarm as a manager\./);
-    }
-    // Workers: joinWorker(i) joins hosts[i + 1] with the worker token.
-    await swarm.joinWorker(2);
-    await swarm.joinWorker(3);
-    await checkFor(60_000, async () => {
-      // Thrown rather than false: checkFor fails with the last state seen.
-      const ls = await swarm.cli("node", "ls", "--format", "{{.Status}}/{{.ManagerStatus}}");
-      const rows = ls.stdout.trim().split("\n").sort().join(",");
-      const leaders = await Promise.all(
-        [dirs[1]!, dirs[2]!].map(async (d) => (await apiAt<Info>(d, "/v1/info")).leaderId),
-      );
-      if (
-        rows !== "Ready/,Ready/,Ready/Leader,Ready/Reachable,Ready/Reachable" ||
-        leaders.includes(undefined)
-      )
-        throw new Error(`node ls: ${rows}${ls.stderr}; the followers' leaders: ${leaders}`);
-      return true;
-    });
     const leader = await apiAt<Info>(dirs[0]!, "/v1/info");
     assert.equal(leader.leaderId, leader.nodeId, "the first manager leads");
 

@@ -5,7 +5,7 @@
 // Without the etcd binary the suites skip (`etcdSkip`), except in CI (CI set in the
 // environment), where they run and fail saying what to install (.ci/run installs it).
 
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -51,6 +51,13 @@ export interface StartEtcdOptions {
   /** The address the members listen on (default 127.0.0.1; e.g. a test bed's bridge address,
    * which the bed's namespaces reach). */
   host?: string;
+  /** One member on each of these machines (e.g. a test bed's hosts, in their network
+   * namespaces), on its address and etcd's own ports 2379/2380; `members` and `host` are then
+   * ignored. A member dies with its machine (Host.kill()). */
+  hosts?: Array<{
+    addr: string;
+    spawn(cmd: string, args: string[], opts?: Pick<SpawnOptions, "stdio">): ChildProcess;
+  }>;
 }
 
 /** Starts an etcd of `members` members on `host` (127.0.0.1) and waits until it serves. */
@@ -62,7 +69,8 @@ export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdCluste
         "machine: apt-get install -y etcd-server (as .ci/run does)",
     );
   }
-  const n = opts.members ?? 1;
+  const hosts = opts.hosts;
+  const n = hosts?.length ?? opts.members ?? 1;
   const root = mkdtempSync(join(tmpdir(), "shoal-etcd-"));
   const members: EtcdMember[] = [];
   const cluster: EtcdCluster = {
@@ -74,23 +82,33 @@ export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdCluste
     },
   };
   try {
-    const ports: Array<[number, number]> = [];
-    for (let i = 0; i < n; i++) ports.push([await freePort(), await freePort()]);
-    const host = opts.host ?? "127.0.0.1";
-    const initial = ports
-      .map(([, peer], i) => `m${i}=http://${joinHostPort(host, peer)}`)
+    // [address, client port, peer port] of each member.
+    const places: Array<[string, number, number]> = [];
+    for (let i = 0; i < n; i++) {
+      places.push(
+        hosts
+          ? [hosts[i]!.addr, 2379, 2380]
+          : [opts.host ?? "127.0.0.1", await freePort(), await freePort()],
+      );
+    }
+    const initial = places
+      .map(([host, , peer], i) => `m${i}=http://${joinHostPort(host, peer)}`)
       .join(",");
     for (let i = 0; i < n; i++) {
-      const [client, peer] = ports[i]!;
+      const [host, client, peer] = places[i]!;
       members.push(
-        spawnMember(bin, {
-          name: `m${i}`,
-          clientUrl: `http://${joinHostPort(host, client)}`,
-          peerUrl: `http://${joinHostPort(host, peer)}`,
-          dataDir: join(root, `m${i}`),
-          initial,
-          args: opts.args ?? [],
-        }),
+        spawnMember(
+          bin,
+          {
+            name: `m${i}`,
+            clientUrl: `http://${joinHostPort(host, client)}`,
+            peerUrl: `http://${joinHostPort(host, peer)}`,
+            dataDir: join(root, `m${i}`),
+            initial,
+            args: opts.args ?? [],
+          },
+          hosts?.[i]?.spawn.bind(hosts[i]) ?? spawn,
+        ),
       );
     }
     cluster.endpoints = members.map((m) => m.clientUrl);
@@ -112,8 +130,9 @@ function spawnMember(
     initial: string;
     args: string[];
   },
+  run: (cmd: string, args: string[], opts: Pick<SpawnOptions, "stdio">) => ChildProcess,
 ): EtcdMember {
-  const proc = spawn(
+  const proc = run(
     bin,
     [
       "--name",
