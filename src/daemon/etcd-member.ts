@@ -38,6 +38,8 @@ export const DEFAULT_ETCD_CLIENT_PORT = 4379;
 export const DEFAULT_ETCD_PEER_PORT = 4380;
 /** --max-txn-ops of the managed members. */
 export const MANAGED_MAX_TXN_OPS = 10_000;
+/** The etcd clients' keep-alive ping period on managed members, ms (etcdClient keepaliveMs). */
+export const MANAGED_KEEPALIVE_MS = 1000;
 /** --max-request-bytes of the managed members (10 MiB, etcd's advised ceiling). */
 export const MANAGED_MAX_REQUEST_BYTES = 10 * 1024 * 1024;
 export const ETCD_INSTALL_HINT = "apt-get install etcd-server (Debian/Ubuntu), or set ETCD";
@@ -286,6 +288,10 @@ export class EtcdMember extends EventEmitter<{
       roleOu("manager"),
       "--max-txn-ops",
       String(MANAGED_MAX_TXN_OPS),
+      // Clients ping every MANAGED_KEEPALIVE_MS to notice a member that vanished (etcd's
+      // default refuses pings more often than every 5 s).
+      "--grpc-keepalive-min-time",
+      `${MANAGED_KEEPALIVE_MS}ms`,
       "--max-request-bytes",
       String(MANAGED_MAX_REQUEST_BYTES),
       "--auto-compaction-mode",

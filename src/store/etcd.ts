@@ -36,6 +36,7 @@
 
 import { randomUUID } from "node:crypto";
 import { Etcd3, type IOptions, type Watcher } from "etcd3";
+import { ExponentialBackoff } from "cockatiel";
 import { StoreError } from "./errors.js";
 import {
   KINDS,
@@ -74,12 +75,19 @@ export interface EtcdTls {
   key?: string | Buffer;
 }
 
+const DEFAULT_KEEPALIVE_MS = 6000;
+
 export interface EtcdClientOptions {
   /** etcd client URLs or host:port (https when `tls` is given). */
   endpoints: string[];
   tls?: EtcdTls;
   /** Extra etcd3 client options. */
   clientOptions?: Omit<IOptions, "hosts">;
+  /**
+   * gRPC keep-alive ping period, ms (default 6000, above the 5 s etcd allows by default,
+   * `--grpc-keepalive-min-time`; the managed members allow 1 s).
+   */
+  keepaliveMs?: number;
 }
 
 /**
@@ -101,8 +109,20 @@ export function etcdClient(opts: EtcdClientOptions): Etcd3 {
     }
     return e.startsWith("https://") ? e : `https://${e}`;
   });
+  const keepaliveMs = opts.keepaliveMs ?? DEFAULT_KEEPALIVE_MS;
   return new Etcd3({
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 5000 }),
+    // A member whose machine vanished (no FIN, no RST) must be noticed: without pings a watch
+    // or lease stream to it waits forever and the mirror freezes. A lost ping closes the
+    // connection, the stream errors, and the watch is opened again on a live member, soon
+    // (the default backoff grows to 30 s).
+    grpcOptions: {
+      "grpc.keepalive_time_ms": keepaliveMs,
+      "grpc.keepalive_timeout_ms": Math.min(keepaliveMs, 2000),
+    },
+    faultHandling: {
+      watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2000 }).next(),
+    },
     ...(tls
       ? {
           credentials: {
