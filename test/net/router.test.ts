@@ -7,9 +7,9 @@
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { Agent, createServer, request, type IncomingHttpHeaders, type Server } from "node:http";
-import { connect, createServer as createNetServer, type AddressInfo } from "node:net";
+import { connect, createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
 import { WebSocket, WebSocketServer } from "ws";
-import { HttpRouter, type RouterOptions } from "../../src/net/router/router.js";
+import { adoptClientSocket, HttpRouter, type RouterOptions } from "../../src/net/router/router.js";
 import { LATENCY_BUCKETS_S } from "../../src/net/router/stats.js";
 import type { Route, RouteBackend, RouteTable } from "../../src/api/routes.js";
 import { SchemaError } from "../../src/api/errors.js";
@@ -626,4 +626,48 @@ test("latency per service: from request head to response head, in exact buckets 
   assert.deepEqual([...dead.buckets], wantDead);
   assert.equal(dead.requests, 1);
   assert.equal(router.stats.all().length, 2);
+});
+
+test("an accepted client socket reads into the router's buffer: each read is its own copy, not a 'data' event", async (t) => {
+  const got: Buffer[] = [];
+  const acks: Array<() => void> = [];
+  let adopted: Socket | undefined;
+  const server = createNetServer({ pauseOnConnect: true, allowHalfOpen: true }, (accepted) => {
+    const s = adoptClientSocket(accepted, (d) => {
+      got.push(d);
+      s.write(`ack ${got.length}\n`);
+    });
+    s.on("end", () => s.end("bye\n"));
+    adopted = s;
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  defer(t, () => {
+    adopted?.destroy();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
+  const c = connect((server.address() as AddressInfo).port, "127.0.0.1");
+  defer(t, () => c.destroy());
+  let answer = "";
+  c.on("data", (d: Buffer) => {
+    answer += d.toString();
+    acks.shift()?.();
+  });
+  const ack = () => new Promise<void>((r) => acks.push(r));
+  c.write("one");
+  await ack();
+  c.write("two!");
+  await ack();
+  // The second read reused the shared buffer; the first one's bytes were copied out before it.
+  assert.deepEqual(
+    got.map((d) => d.toString()),
+    ["one", "two!"],
+  );
+  assert.ok(adopted !== undefined && adopted !== null);
+  assert.equal(adopted.listenerCount("data"), 0, "reads do not go through the Readable");
+  assert.equal(adopted.readableLength, 0);
+  // Half-close is seen ('end'), and the socket still writes after it.
+  const closed = new Promise<void>((r) => c.once("end", () => r()));
+  c.end();
+  await closed;
+  assert.equal(answer, "ack 1\nack 2\nbye\n");
 });
