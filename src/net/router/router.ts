@@ -43,6 +43,7 @@ import {
   parseRequestHead,
   parseResponseHead,
   responseFraming,
+  responseHeadBytes,
   type RequestHead,
   type ResponseHead,
 } from "./http1.js";
@@ -741,28 +742,23 @@ class ClientConn implements ConnOwner {
     this.respSpill = false;
     // The backend answered before the request body ended: close after this response.
     if (framing === Framing.close || !this.reqDone) this.closeAfter = true;
-    let text = `HTTP/1.1 ${r.status}${r.reason}\r\n${r.kept}`;
-    if (this.setCookie) text += this.cookieLine;
-    if (this.closeAfter) text += "Connection: close\r\n";
-    text += "\r\n";
+    let extra = this.setCookie ? this.cookieLine : "";
+    if (this.closeAfter) extra += "Connection: close\r\n";
     this.observe();
+    const hl = r.headLength;
     if (framing === Framing.none) {
-      this.respSpill = r.headLength < data.length;
-      this.sock.write(text, "latin1");
+      this.respSpill = hl < data.length;
+      this.sock.write(responseHeadBytes(r, extra, data, hl, hl));
       this.respEnd();
       return;
     }
-    if (r.headLength === data.length) {
-      this.sock.write(text, "latin1");
+    if (hl === data.length) {
+      this.sock.write(responseHeadBytes(r, extra, data, hl, hl));
       return;
     }
-    const end = this.bodyPart(data, r.headLength);
+    const end = this.bodyPart(data, hl);
     if (end < 0) return;
-    const len = text.length; // latin1: one byte per character
-    const out = Buffer.allocUnsafe(len + end - r.headLength);
-    out.write(text, 0, len, "latin1");
-    data.copy(out, len, r.headLength, end);
-    if (!this.sock.write(out)) this.up?.sock.pause();
+    if (!this.sock.write(responseHeadBytes(r, extra, data, hl, end))) this.up?.sock.pause();
     if (this.respDone) this.respEnd();
   }
 
