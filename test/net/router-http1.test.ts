@@ -6,6 +6,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   ChunkedScanner,
+  forwardedLines,
+  forwardRequestBytes,
   forwardRequestHead,
   Framing,
   HttpParseError,
@@ -229,6 +231,26 @@ test("responseHeadBytes: HTTP/1.1, the status line and kept lines as received, t
     responseHeadBytes(q, "Connection: close\r\n", big, q.headLength, big.length).toString(),
     `HTTP/1.1 200 OK\r\n${long}Content-Length: 600\r\nConnection: close\r\n\r\n${"z".repeat(600)}`,
   );
+});
+
+test("forwardRequestBytes: the bytes of forwardRequestHead, from the head's ranges and the given lines", () => {
+  const f = { clientIp: "10.0.0.1", port: 80 };
+  for (const text of [
+    "GET /a HTTP/1.1\r\nHost: web.test\r\nAccept: */*\r\n\r\n",
+    "GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\nA: 1\r\nKeep-Alive: 5\r\nB: 2\r\n\r\n",
+    "POST / HTTP/1.1\r\nConnection: close, X-Hop\r\nHost: h\r\nX-Hop: 1\r\nContent-Length: 0\r\n\r\n",
+    "GET / HTTP/1.1\r\nX-Forwarded-For: 1.1.1.1\r\nHost: h\r\nX-Real-Ip: 9.9.9.9\r\n\r\n",
+    `GET / HTTP/1.1\r\nHost: h\r\nX-Long: ${"v".repeat(400)}\r\n\r\n`,
+    "GET / HTTP/1.0\r\n\r\n",
+  ]) {
+    const h = parseRequestHead(b(text), MAX)!;
+    const lines = b(forwardedLines(h, f));
+    assert.equal(
+      forwardRequestBytes(h, lines).toString("latin1"),
+      forwardRequestHead(h, f),
+      JSON.stringify(text),
+    );
+  }
 });
 
 test("parseResponseHead: status, framing, the headers passed on", () => {

@@ -267,6 +267,58 @@ test("X-Forwarded-For is appended; -Proto, -Host, -Port and X-Real-Ip are set", 
   assert.equal(plain.seen!.headers["x-forwarded-for"], "127.0.0.1");
 });
 
+test("X-Forwarded-* follow each request's own Host and X-Forwarded-For on one client connection", async (t) => {
+  const b = await backend(t, "a");
+  const { port } = await startRouter(t, {
+    routes: [route("web", "Host(`a.test`) || Host(`b.test`)", [b.backend])],
+  });
+  const c = connect(port, "127.0.0.1");
+  defer(t, () => c.destroy());
+  let buf = "";
+  let waiting: (() => void) | undefined;
+  c.on("data", (d: Buffer) => {
+    buf += d.toString("latin1");
+    waiting?.();
+  });
+  /** Sends a head without Connection (forwarded as received) and reads the backend's JSON. */
+  const ask = async (head: string) => {
+    c.write(`GET / HTTP/1.1\r\n${head}\r\n`);
+    for (;;) {
+      // The backend's answer is chunked: the head, chunks, the last chunk.
+      const end = buf.indexOf("\r\n\r\n");
+      const last = buf.indexOf("\r\n0\r\n\r\n", end);
+      if (end >= 0 && last >= 0) {
+        let body = "";
+        for (let p = end + 4; p < last;) {
+          const eol = buf.indexOf("\r\n", p);
+          const n = parseInt(buf.slice(p, eol), 16);
+          body += buf.slice(eol + 2, eol + 2 + n);
+          p = eol + 2 + n + 2;
+        }
+        buf = buf.slice(last + 7);
+        return (JSON.parse(body) as { headers: IncomingHttpHeaders }).headers;
+      }
+      await new Promise<void>((r) => (waiting = r));
+    }
+  };
+  const seen = [
+    await ask("Host: a.test\r\n"),
+    await ask("Host: b.test\r\n"),
+    await ask("Host: b.test\r\nX-Forwarded-For: 203.0.113.9\r\n"),
+    await ask("Host: a.test\r\n"),
+  ];
+  assert.deepEqual(
+    seen.map((h) => [h["x-forwarded-host"], h["x-forwarded-for"], h["x-real-ip"]]),
+    [
+      ["a.test", "127.0.0.1", "127.0.0.1"],
+      ["b.test", "127.0.0.1", "127.0.0.1"],
+      ["b.test", "203.0.113.9, 127.0.0.1", "127.0.0.1"],
+      ["a.test", "127.0.0.1", "127.0.0.1"],
+    ],
+  );
+  assert.ok(seen.every((h) => h["x-forwarded-port"] === String(port)));
+});
+
 test("request bodies pass through; backend connections are reused", async (t) => {
   const b = await backend(t, "a");
   const { port } = await startRouter(t, {

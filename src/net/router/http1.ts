@@ -437,36 +437,64 @@ export interface ForwardInfo {
 /**
  * The head the router sends to a backend: the request line and header lines as received, without
  * hop-by-hop headers (and those Connection names) and the X-Forwarded-* the router sets, then
- * X-Forwarded-For (the client appended), -Proto, -Host, -Port and X-Real-Ip; for an Upgrade
- * request, Connection: Upgrade and the Upgrade header. Content-Length and Transfer-Encoding stay:
- * the body passes through as it came.
+ * forwardedLines. Content-Length and Transfer-Encoding stay: the body passes through as it came.
  */
 export function forwardRequestHead(h: RequestHead, f: ForwardInfo): string {
-  const raw = h.raw;
-  let s: string;
-  if (!h.rewrite) {
-    s = raw.toString("latin1", h.start, h.end);
-  } else {
-    const l = h.lines;
-    s = raw.toString("latin1", h.start, l.length > 0 ? l[0] : h.end);
-    const named = h.connection;
-    for (let k = 0; k < l.length; k += 5) {
-      const a = l[k]!;
-      const id = headerId(raw, a, l[k + 1]! - a);
-      if (DROP_REQUEST.has(id)) continue;
-      if (named.length > 0 && named.includes(raw.toString("latin1", a, l[k + 1]).toLowerCase())) {
-        continue;
-      }
-      s += raw.toString("latin1", a, l[k + 4]);
-    }
-  }
+  const r = forwardedRanges(h);
+  let s = "";
+  for (let k = 0; k < r.length; k += 2) s += h.raw.toString("latin1", r[k], r[k + 1]);
+  return s + forwardedLines(h, f);
+}
+
+/**
+ * forwardRequestHead as bytes: the head's lines copied from `raw`, then `lines`
+ * (forwardedLines in latin1, which a client connection keeps while they stay the same).
+ */
+export function forwardRequestBytes(h: RequestHead, lines: Buffer): Buffer {
+  const r = forwardedRanges(h);
+  let n = lines.length;
+  for (let k = 0; k < r.length; k += 2) n += r[k + 1]! - r[k]!;
+  const out = Buffer.allocUnsafe(n);
+  let pos = 0;
+  for (let k = 0; k < r.length; k += 2) pos = copyBytes(h.raw, r[k]!, r[k + 1]!, out, pos);
+  copyBytes(lines, 0, lines.length, out, pos);
+  return out;
+}
+
+/**
+ * The lines the router adds to a forwarded head, and the blank line that ends it: X-Forwarded-For
+ * (the client appended), -Proto, -Host, -Port and X-Real-Ip; for an Upgrade request, Connection:
+ * Upgrade and the Upgrade header.
+ */
+export function forwardedLines(h: RequestHead, f: ForwardInfo): string {
   const ip = f.clientIp;
-  s += `X-Forwarded-For: ${h.forwardedFor === undefined ? ip : `${h.forwardedFor}, ${ip}`}\r\n`;
+  let s = `X-Forwarded-For: ${h.forwardedFor === undefined ? ip : `${h.forwardedFor}, ${ip}`}\r\n`;
   s += "X-Forwarded-Proto: http\r\n";
   if (h.host !== undefined) s += `X-Forwarded-Host: ${h.host}\r\n`;
   s += `X-Forwarded-Port: ${f.port}\r\nX-Real-Ip: ${ip}\r\n`;
   if (h.isUpgrade) s += `Connection: Upgrade\r\nUpgrade: ${h.upgrade!}\r\n`;
   return `${s}\r\n`;
+}
+
+/** The request line and the header lines forwarded as received, as [start, end) ranges of `raw`. */
+function forwardedRanges(h: RequestHead): number[] {
+  if (!h.rewrite) return [h.start, h.end];
+  const raw = h.raw;
+  const l = h.lines;
+  const out = [h.start, l.length > 0 ? l[0]! : h.end];
+  // keep-alive is left out anyway; close names no header.
+  const named = h.connection.filter((t) => t !== "keep-alive" && t !== "close");
+  for (let k = 0; k < l.length; k += 5) {
+    const a = l[k]!;
+    const id = headerId(raw, a, l[k + 1]! - a);
+    if (DROP_REQUEST.has(id)) continue;
+    if (named.length > 0 && named.includes(raw.toString("latin1", a, l[k + 1]).toLowerCase())) {
+      continue;
+    }
+    if (out[out.length - 1] === a) out[out.length - 1] = l[k + 4]!;
+    else out.push(a, l[k + 4]!);
+  }
+  return out;
 }
 
 /**

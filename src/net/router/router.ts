@@ -37,6 +37,8 @@ import { joinHostPort } from "../../lib/addr.js";
 import type { Logger } from "../../lib/log.js";
 import {
   ChunkedScanner,
+  forwardedLines,
+  forwardRequestBytes,
   forwardRequestHead,
   Framing,
   HttpParseError,
@@ -423,7 +425,10 @@ class ClientConn implements ConnOwner {
   /** An Upgrade request's backend socket, once connected: the client's bytes go there as they come. */
   private pipeTo: Socket | undefined;
   private retried = false;
-  private fwdHead = "";
+  private fwdHead: Buffer | undefined;
+  /** forwardedLines as bytes for requests from this client without X-Forwarded-For, by Host. */
+  private fwdLines: Buffer | undefined;
+  private fwdLinesHost: string | undefined;
 
   private rbuf: Buffer | undefined;
   private resp: ResponseHead | undefined;
@@ -612,7 +617,21 @@ class ClientConn implements ConnOwner {
     if (setCookie) {
       this.cookieLine = `Set-Cookie: ${live.state.route.sticky!.name}=${b.cookie}${live.state.cookieAttrs}\r\n`;
     }
-    this.fwdHead = forwardRequestHead(h, { clientIp: this.ip, port: router.localPort });
+    let lines: Buffer;
+    if (h.forwardedFor !== undefined) {
+      lines = Buffer.from(
+        forwardedLines(h, { clientIp: this.ip, port: router.localPort }),
+        "latin1",
+      );
+    } else {
+      if (this.fwdLines === undefined || h.host !== this.fwdLinesHost) {
+        const text = forwardedLines(h, { clientIp: this.ip, port: router.localPort });
+        this.fwdLines = Buffer.from(text, "latin1");
+        this.fwdLinesHost = h.host;
+      }
+      lines = this.fwdLines;
+    }
+    this.fwdHead = forwardRequestBytes(h, lines);
     b.pool.acquire(this);
   }
 
@@ -687,13 +706,12 @@ class ClientConn implements ConnOwner {
   onUp(conn: BackendConn): void {
     this.up = conn;
     this.upIo = this.router.clock;
-    const head = this.fwdHead;
+    const head = this.fwdHead!;
     if (this.queued !== undefined) {
-      const hb = Buffer.from(head, "latin1");
-      const ok = conn.sock.write(Buffer.concat([hb, ...this.queued]));
+      const ok = conn.sock.write(Buffer.concat([head, ...this.queued]));
       this.queued = undefined;
       if (!ok) this.sock.pause();
-    } else conn.sock.write(head, "latin1");
+    } else conn.sock.write(head);
   }
 
   onUpData(d: Buffer): void {
