@@ -367,8 +367,8 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
         let child: ChildProcess | undefined;
         try {
           child = await proxy.start(port, ports, dir);
-          // Warm up: connections to the backends, the JIT (a timed run after 1 s of warm-up still
-          // had the router's code compiling: 5-80 % more CPU per request than the run after it).
+          // Warm up: connections to the backends, the JIT (after 1 s of warm-up the router's timed
+          // run still cost 2-120 % more CPU per request than the run right after it).
           await runWrk(port, connections, WARM_UP_S);
           const before = cpuSnapshot();
           const cpu0 = cpuSeconds(child.pid!);
