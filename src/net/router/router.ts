@@ -14,8 +14,9 @@
 //
 // It proxies HTTP/1.x on raw sockets (a benchmark showed node:http plus undici spending the time
 // in their own layers, not in routing; docs/benchmarks.md "The router suite"): a client
-// connection reads request heads (src/net/router/http1.ts parses only what routing and framing
-// need, strictly), writes the rewritten head and the body bytes as they come to a kept-alive
+// connection reads (through net's `onread`, adoptClientSocket) request heads
+// (src/net/router/http1.ts parses only what routing and framing need, strictly), writes the
+// rewritten head (built as bytes) and the body bytes as they come to a kept-alive
 // backend connection (src/net/router/pool.ts), reads the response head for its framing, passes
 // the head on without hop-by-hop headers (plus the sticky cookie) and the body bytes unchanged,
 // then gives the backend connection back. One request at a time per client connection: pipelined
