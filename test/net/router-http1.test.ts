@@ -6,13 +6,18 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   ChunkedScanner,
+  forwardedLines,
+  forwardRequestBytes,
   forwardRequestHead,
   Framing,
   HttpParseError,
+  keptHeaders,
   parseRequestHead,
   parseResponseHead,
+  reasonPhrase,
   requestHeaders,
   responseFraming,
+  responseHeadBytes,
 } from "../../src/net/router/http1.js";
 
 const b = (s: string) => Buffer.from(s, "latin1");
@@ -198,6 +203,56 @@ test("forwardRequestHead: hop-by-hop headers out, X-Forwarded-* in, the body's f
   );
 });
 
+test("responseHeadBytes: HTTP/1.1, the status line and kept lines as received, the router's lines, the body bytes", () => {
+  const text =
+    "HTTP/1.0 201 Created\r\nConnection: keep-alive\r\nA: 1\r\nKeep-Alive: timeout=5\r\n" +
+    "B: 2\r\nContent-Length: 5\r\n\r\nhelloNEXT";
+  const whole = b(text);
+  const r = parseResponseHead(whole, MAX)!;
+  assert.deepEqual(
+    responseHeadBytes(r, "Set-Cookie: s=1\r\n", whole, r.headLength, r.headLength + 5).toString(
+      "latin1",
+    ),
+    "HTTP/1.1 201 Created\r\nA: 1\r\nB: 2\r\nContent-Length: 5\r\nSet-Cookie: s=1\r\n\r\nhello",
+  );
+  // Nothing left out: the header lines in one run; no extra lines, no body.
+  const plain = b("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX: y\r\n\r\n");
+  const p = parseResponseHead(plain, MAX)!;
+  assert.equal(p.pass.length, 4);
+  assert.equal(
+    responseHeadBytes(p, "", plain, p.headLength, p.headLength).toString("latin1"),
+    "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX: y\r\n\r\n",
+  );
+  // A long header run and body are copied whole.
+  const long = `X-Long: ${"v".repeat(1000)}\r\n`;
+  const big = b(`HTTP/1.1 200 OK\r\n${long}Content-Length: 600\r\n\r\n${"z".repeat(600)}`);
+  const q = parseResponseHead(big, MAX)!;
+  assert.equal(
+    responseHeadBytes(q, "Connection: close\r\n", big, q.headLength, big.length).toString(),
+    `HTTP/1.1 200 OK\r\n${long}Content-Length: 600\r\nConnection: close\r\n\r\n${"z".repeat(600)}`,
+  );
+});
+
+test("forwardRequestBytes: the bytes of forwardRequestHead, from the head's ranges and the given lines", () => {
+  const f = { clientIp: "10.0.0.1", port: 80 };
+  for (const text of [
+    "GET /a HTTP/1.1\r\nHost: web.test\r\nAccept: */*\r\n\r\n",
+    "GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\nA: 1\r\nKeep-Alive: 5\r\nB: 2\r\n\r\n",
+    "POST / HTTP/1.1\r\nConnection: close, X-Hop\r\nHost: h\r\nX-Hop: 1\r\nContent-Length: 0\r\n\r\n",
+    "GET / HTTP/1.1\r\nX-Forwarded-For: 1.1.1.1\r\nHost: h\r\nX-Real-Ip: 9.9.9.9\r\n\r\n",
+    `GET / HTTP/1.1\r\nHost: h\r\nX-Long: ${"v".repeat(400)}\r\n\r\n`,
+    "GET / HTTP/1.0\r\n\r\n",
+  ]) {
+    const h = parseRequestHead(b(text), MAX)!;
+    const lines = b(forwardedLines(h, f));
+    assert.equal(
+      forwardRequestBytes(h, lines).toString("latin1"),
+      forwardRequestHead(h, f),
+      JSON.stringify(text),
+    );
+  }
+});
+
 test("parseResponseHead: status, framing, the headers passed on", () => {
   const text =
     "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n" +
@@ -209,10 +264,10 @@ test("parseResponseHead: status, framing, the headers passed on", () => {
   }
   const r = parseResponseHead(whole, MAX)!;
   assert.equal(r.status, 200);
-  assert.equal(r.reason, " OK");
+  assert.equal(reasonPhrase(r), " OK");
   assert.equal(r.headLength, whole.length - 5);
   assert.equal(
-    r.kept,
+    keptHeaders(r),
     "Content-Type: text/plain\r\nContent-Length: 5\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n",
   );
   assert.equal(r.contentLength, 5);
@@ -225,13 +280,13 @@ test("parseResponseHead: status, framing, the headers passed on", () => {
     b("HTTP/1.1 404 \r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"),
     MAX,
   )!;
-  assert.equal(chunked.reason, " ");
-  assert.equal(chunked.kept, "Transfer-Encoding: chunked\r\n");
+  assert.equal(reasonPhrase(chunked), " ");
+  assert.equal(keptHeaders(chunked), "Transfer-Encoding: chunked\r\n");
   assert.equal(chunked.close, true);
   assert.equal(responseFraming("GET", chunked), Framing.chunked);
 
   const old = parseResponseHead(b("HTTP/1.0 200\r\n\r\n"), MAX)!;
-  assert.equal(old.reason, "");
+  assert.equal(reasonPhrase(old), "");
   assert.equal(old.close, true);
   assert.equal(responseFraming("GET", old), Framing.close);
   const oldKept = parseResponseHead(b("HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\n\r\n"), MAX)!;

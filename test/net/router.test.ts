@@ -7,9 +7,9 @@
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { Agent, createServer, request, type IncomingHttpHeaders, type Server } from "node:http";
-import { connect, createServer as createNetServer, type AddressInfo } from "node:net";
+import { connect, createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
 import { WebSocket, WebSocketServer } from "ws";
-import { HttpRouter, type RouterOptions } from "../../src/net/router/router.js";
+import { adoptClientSocket, HttpRouter, type RouterOptions } from "../../src/net/router/router.js";
 import { LATENCY_BUCKETS_S } from "../../src/net/router/stats.js";
 import type { Route, RouteBackend, RouteTable } from "../../src/api/routes.js";
 import { SchemaError } from "../../src/api/errors.js";
@@ -265,6 +265,58 @@ test("X-Forwarded-For is appended; -Proto, -Host, -Port and X-Real-Ip are set", 
   assert.equal(h.host, "web.test:8080");
   const plain = await get(port, "web.test");
   assert.equal(plain.seen!.headers["x-forwarded-for"], "127.0.0.1");
+});
+
+test("X-Forwarded-* follow each request's own Host and X-Forwarded-For on one client connection", async (t) => {
+  const b = await backend(t, "a");
+  const { port } = await startRouter(t, {
+    routes: [route("web", "Host(`a.test`) || Host(`b.test`)", [b.backend])],
+  });
+  const c = connect(port, "127.0.0.1");
+  defer(t, () => c.destroy());
+  let buf = "";
+  let waiting: (() => void) | undefined;
+  c.on("data", (d: Buffer) => {
+    buf += d.toString("latin1");
+    waiting?.();
+  });
+  /** Sends a head without Connection (forwarded as received) and reads the backend's JSON. */
+  const ask = async (head: string) => {
+    c.write(`GET / HTTP/1.1\r\n${head}\r\n`);
+    for (;;) {
+      // The backend's answer is chunked: the head, chunks, the last chunk.
+      const end = buf.indexOf("\r\n\r\n");
+      const last = buf.indexOf("\r\n0\r\n\r\n", end);
+      if (end >= 0 && last >= 0) {
+        let body = "";
+        for (let p = end + 4; p < last;) {
+          const eol = buf.indexOf("\r\n", p);
+          const n = parseInt(buf.slice(p, eol), 16);
+          body += buf.slice(eol + 2, eol + 2 + n);
+          p = eol + 2 + n + 2;
+        }
+        buf = buf.slice(last + 7);
+        return (JSON.parse(body) as { headers: IncomingHttpHeaders }).headers;
+      }
+      await new Promise<void>((r) => (waiting = r));
+    }
+  };
+  const seen = [
+    await ask("Host: a.test\r\n"),
+    await ask("Host: b.test\r\n"),
+    await ask("Host: b.test\r\nX-Forwarded-For: 203.0.113.9\r\n"),
+    await ask("Host: a.test\r\n"),
+  ];
+  assert.deepEqual(
+    seen.map((h) => [h["x-forwarded-host"], h["x-forwarded-for"], h["x-real-ip"]]),
+    [
+      ["a.test", "127.0.0.1", "127.0.0.1"],
+      ["b.test", "127.0.0.1", "127.0.0.1"],
+      ["b.test", "203.0.113.9, 127.0.0.1", "127.0.0.1"],
+      ["a.test", "127.0.0.1", "127.0.0.1"],
+    ],
+  );
+  assert.ok(seen.every((h) => h["x-forwarded-port"] === String(port)));
 });
 
 test("request bodies pass through; backend connections are reused", async (t) => {
@@ -626,4 +678,48 @@ test("latency per service: from request head to response head, in exact buckets 
   assert.deepEqual([...dead.buckets], wantDead);
   assert.equal(dead.requests, 1);
   assert.equal(router.stats.all().length, 2);
+});
+
+test("an accepted client socket reads into the router's buffer: each read is its own copy, not a 'data' event", async (t) => {
+  const got: Buffer[] = [];
+  const acks: Array<() => void> = [];
+  let adopted: Socket | undefined;
+  const server = createNetServer({ pauseOnConnect: true, allowHalfOpen: true }, (accepted) => {
+    const s = adoptClientSocket(accepted, (d) => {
+      got.push(d);
+      s.write(`ack ${got.length}\n`);
+    });
+    s.on("end", () => s.end("bye\n"));
+    adopted = s;
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  defer(t, () => {
+    adopted?.destroy();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
+  const c = connect((server.address() as AddressInfo).port, "127.0.0.1");
+  defer(t, () => c.destroy());
+  let answer = "";
+  c.on("data", (d: Buffer) => {
+    answer += d.toString();
+    acks.shift()?.();
+  });
+  const ack = () => new Promise<void>((r) => acks.push(r));
+  c.write("one");
+  await ack();
+  c.write("two!");
+  await ack();
+  // The second read reused the shared buffer; the first one's bytes were copied out before it.
+  assert.deepEqual(
+    got.map((d) => d.toString()),
+    ["one", "two!"],
+  );
+  assert.ok(adopted !== undefined && adopted !== null);
+  assert.equal(adopted.listenerCount("data"), 0, "reads do not go through the Readable");
+  assert.equal(adopted.readableLength, 0);
+  // Half-close is seen ('end'), and the socket still writes after it.
+  const closed = new Promise<void>((r) => c.once("end", () => r()));
+  c.end();
+  await closed;
+  assert.equal(answer, "ack 1\nack 2\nbye\n");
 });

@@ -63,12 +63,16 @@ export interface RequestHead {
 
 export interface ResponseHead {
   status: number;
-  /** The reason phrase with its leading space (` OK`), or "". */
-  reason: string;
   minor: number;
   headLength: number;
-  /** The header lines the router passes on (`Name: value\r\n` each), hop-by-hop ones left out. */
-  kept: string;
+  /** The buffer the head was parsed from. */
+  raw: Buffer;
+  /**
+   * What the router passes on of the head after the version, as [start, end) offsets into `raw`:
+   * the rest of the status line (` 200 OK\r\n`), then the runs of header lines kept (hop-by-hop
+   * ones left out). Copied as bytes (responseHeadBytes); no string is made of them.
+   */
+  pass: number[];
   contentLength: number;
   chunked: boolean;
   /** The backend closes the connection after this response. */
@@ -433,36 +437,64 @@ export interface ForwardInfo {
 /**
  * The head the router sends to a backend: the request line and header lines as received, without
  * hop-by-hop headers (and those Connection names) and the X-Forwarded-* the router sets, then
- * X-Forwarded-For (the client appended), -Proto, -Host, -Port and X-Real-Ip; for an Upgrade
- * request, Connection: Upgrade and the Upgrade header. Content-Length and Transfer-Encoding stay:
- * the body passes through as it came.
+ * forwardedLines. Content-Length and Transfer-Encoding stay: the body passes through as it came.
  */
 export function forwardRequestHead(h: RequestHead, f: ForwardInfo): string {
-  const raw = h.raw;
-  let s: string;
-  if (!h.rewrite) {
-    s = raw.toString("latin1", h.start, h.end);
-  } else {
-    const l = h.lines;
-    s = raw.toString("latin1", h.start, l.length > 0 ? l[0] : h.end);
-    const named = h.connection;
-    for (let k = 0; k < l.length; k += 5) {
-      const a = l[k]!;
-      const id = headerId(raw, a, l[k + 1]! - a);
-      if (DROP_REQUEST.has(id)) continue;
-      if (named.length > 0 && named.includes(raw.toString("latin1", a, l[k + 1]).toLowerCase())) {
-        continue;
-      }
-      s += raw.toString("latin1", a, l[k + 4]);
-    }
-  }
+  const r = forwardedRanges(h);
+  let s = "";
+  for (let k = 0; k < r.length; k += 2) s += h.raw.toString("latin1", r[k], r[k + 1]);
+  return s + forwardedLines(h, f);
+}
+
+/**
+ * forwardRequestHead as bytes: the head's lines copied from `raw`, then `lines`
+ * (forwardedLines in latin1, which a client connection keeps while they stay the same).
+ */
+export function forwardRequestBytes(h: RequestHead, lines: Buffer): Buffer {
+  const r = forwardedRanges(h);
+  let n = lines.length;
+  for (let k = 0; k < r.length; k += 2) n += r[k + 1]! - r[k]!;
+  const out = Buffer.allocUnsafe(n);
+  let pos = 0;
+  for (let k = 0; k < r.length; k += 2) pos = copyBytes(h.raw, r[k]!, r[k + 1]!, out, pos);
+  copyBytes(lines, 0, lines.length, out, pos);
+  return out;
+}
+
+/**
+ * The lines the router adds to a forwarded head, and the blank line that ends it: X-Forwarded-For
+ * (the client appended), -Proto, -Host, -Port and X-Real-Ip; for an Upgrade request, Connection:
+ * Upgrade and the Upgrade header.
+ */
+export function forwardedLines(h: RequestHead, f: ForwardInfo): string {
   const ip = f.clientIp;
-  s += `X-Forwarded-For: ${h.forwardedFor === undefined ? ip : `${h.forwardedFor}, ${ip}`}\r\n`;
+  let s = `X-Forwarded-For: ${h.forwardedFor === undefined ? ip : `${h.forwardedFor}, ${ip}`}\r\n`;
   s += "X-Forwarded-Proto: http\r\n";
   if (h.host !== undefined) s += `X-Forwarded-Host: ${h.host}\r\n`;
   s += `X-Forwarded-Port: ${f.port}\r\nX-Real-Ip: ${ip}\r\n`;
   if (h.isUpgrade) s += `Connection: Upgrade\r\nUpgrade: ${h.upgrade!}\r\n`;
   return `${s}\r\n`;
+}
+
+/** The request line and the header lines forwarded as received, as [start, end) ranges of `raw`. */
+function forwardedRanges(h: RequestHead): number[] {
+  if (!h.rewrite) return [h.start, h.end];
+  const raw = h.raw;
+  const l = h.lines;
+  const out = [h.start, l.length > 0 ? l[0]! : h.end];
+  // keep-alive is left out anyway; close names no header.
+  const named = h.connection.filter((t) => t !== "keep-alive" && t !== "close");
+  for (let k = 0; k < l.length; k += 5) {
+    const a = l[k]!;
+    const id = headerId(raw, a, l[k + 1]! - a);
+    if (DROP_REQUEST.has(id)) continue;
+    if (named.length > 0 && named.includes(raw.toString("latin1", a, l[k + 1]).toLowerCase())) {
+      continue;
+    }
+    if (out[out.length - 1] === a) out[out.length - 1] = l[k + 4]!;
+    else out.push(a, l[k + 4]!);
+  }
+  return out;
 }
 
 /**
@@ -481,7 +513,13 @@ export function parseResponseHead(buf: Buffer, maxHeadBytes: number): ResponseHe
   const d2 = buf[i + 11]! - 48;
   if (
     i + 12 > end ||
-    buf.toString("latin1", i, i + 7) !== "HTTP/1." ||
+    buf[i] !== 72 || // HTTP/1.
+    buf[i + 1] !== 84 ||
+    buf[i + 2] !== 84 ||
+    buf[i + 3] !== 80 ||
+    buf[i + 4] !== 47 ||
+    buf[i + 5] !== 49 ||
+    buf[i + 6] !== 46 ||
     (minor !== 0 && minor !== 1) ||
     buf[i + 8] !== 32 ||
     !(d0 >= 1 && d0 <= 9 && d1 >= 0 && d1 <= 9 && d2 >= 0 && d2 <= 9)
@@ -500,10 +538,10 @@ export function parseResponseHead(buf: Buffer, maxHeadBytes: number): ResponseHe
   } else if (buf[e + 1] !== 10) throw new HttpParseError(502, "malformed status line");
   const r: ResponseHead = {
     status: d0 * 100 + d1 * 10 + d2,
-    reason: e === i + 12 ? "" : buf.toString("latin1", i + 12, e),
     minor,
     headLength: end + 4,
-    kept: "",
+    raw: buf,
+    pass: [i + 8, e + 2],
     contentLength: -1,
     chunked: false,
     close: minor !== 1,
@@ -567,34 +605,86 @@ export function parseResponseHead(buf: Buffer, maxHeadBytes: number): ResponseHe
     r.chunked = codings[codings.length - 1] === "chunked";
     if (!r.chunked) r.close = true;
   }
-  if (connection !== undefined) {
-    // Headers that Connection names are hop-by-hop too.
+  // Headers that Connection names are hop-by-hop too (keep-alive is left out anyway; close names
+  // no header).
+  const named = connection?.filter((t) => t !== "keep-alive" && t !== "close");
+  if (named !== undefined && named.length > 0) {
     for (let k = 0; k < lines.length; k += 5) {
       if (keep[k / 5] === 0) continue;
       const name = buf.toString("latin1", lines[k], lines[k + 1]).toLowerCase();
-      if (connection.includes(name)) {
+      if (named.includes(name)) {
         keep[k / 5] = 0;
         dropped = true;
       }
     }
   }
-  if (lines.length === 0) r.kept = "";
-  else if (!dropped) r.kept = buf.toString("latin1", lines[0], end + 2);
-  else {
-    // Runs of kept lines, each as one slice.
-    let kept = "";
-    for (let k = 0; k < lines.length;) {
-      if (keep[k / 5] === 0) {
-        k += 5;
-        continue;
-      }
-      const a = lines[k]!;
-      while (k < lines.length && keep[k / 5] === 1) k += 5;
-      kept += buf.toString("latin1", a, lines[k - 1]);
+  if (lines.length === 0) return r;
+  if (!dropped) {
+    r.pass.push(lines[0]!, end + 2);
+    return r;
+  }
+  // Runs of kept lines, each as one range.
+  for (let k = 0; k < lines.length;) {
+    if (keep[k / 5] === 0) {
+      k += 5;
+      continue;
     }
-    r.kept = kept;
+    const a = lines[k]!;
+    while (k < lines.length && keep[k / 5] === 1) k += 5;
+    r.pass.push(a, lines[k - 1]!);
   }
   return r;
+}
+
+/** The reason phrase with its leading space (` OK`), or "". */
+export function reasonPhrase(r: ResponseHead): string {
+  const [a, b] = r.pass;
+  return r.raw.toString("latin1", a! + 4, b! - 2);
+}
+
+/** The header lines the router passes on (`Name: value\r\n` each), hop-by-hop ones left out. */
+export function keptHeaders(r: ResponseHead): string {
+  let s = "";
+  for (let k = 2; k < r.pass.length; k += 2)
+    s += r.raw.toString("latin1", r.pass[k], r.pass[k + 1]);
+  return s;
+}
+
+const HTTP11 = Buffer.from("HTTP/1.1", "latin1");
+
+/**
+ * The response head the router sends to its client, as bytes: `HTTP/1.1`, the status line's rest
+ * and the kept header lines copied from the backend's head, then `extra` (header lines the router
+ * adds, latin1), the blank line, and `body[bodyStart, bodyEnd)` (the body bytes that came with
+ * the head) in the same buffer.
+ */
+export function responseHeadBytes(
+  r: ResponseHead,
+  extra: string,
+  body: Buffer,
+  bodyStart: number,
+  bodyEnd: number,
+): Buffer {
+  const pass = r.pass;
+  const raw = r.raw;
+  let n = 8 + extra.length + 2 + (bodyEnd - bodyStart);
+  for (let k = 0; k < pass.length; k += 2) n += pass[k + 1]! - pass[k]!;
+  const out = Buffer.allocUnsafe(n);
+  let pos = 0;
+  for (; pos < 8; pos++) out[pos] = HTTP11[pos]!;
+  for (let k = 0; k < pass.length; k += 2) pos = copyBytes(raw, pass[k]!, pass[k + 1]!, out, pos);
+  if (extra.length > 0) pos += out.write(extra, pos, "latin1");
+  out[pos++] = 13;
+  out[pos++] = 10;
+  copyBytes(body, bodyStart, bodyEnd, out, pos);
+  return out;
+}
+
+/** Copies src[a, b) into dst at `pos`; the position after. A loop for the short header runs. */
+function copyBytes(src: Buffer, a: number, b: number, dst: Buffer, pos: number): number {
+  if (b - a > 256) return pos + src.copy(dst, pos, a, b);
+  for (let i = a; i < b; i++) dst[pos++] = src[i]!;
+  return pos;
 }
 
 /** How a response's body ends (RFC 9112 6.3). */

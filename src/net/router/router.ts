@@ -14,8 +14,9 @@
 //
 // It proxies HTTP/1.x on raw sockets (a benchmark showed node:http plus undici spending the time
 // in their own layers, not in routing; docs/benchmarks.md "The router suite"): a client
-// connection reads request heads (src/net/router/http1.ts parses only what routing and framing
-// need, strictly), writes the rewritten head and the body bytes as they come to a kept-alive
+// connection reads (through net's `onread`, adoptClientSocket) request heads
+// (src/net/router/http1.ts parses only what routing and framing need, strictly), writes the
+// rewritten head (built as bytes) and the body bytes as they come to a kept-alive
 // backend connection (src/net/router/pool.ts), reads the response head for its framing, passes
 // the head on without hop-by-hop headers (plus the sticky cookie) and the body bytes unchanged,
 // then gives the backend connection back. One request at a time per client connection: pipelined
@@ -26,9 +27,10 @@ import { STATUS_CODES } from "node:http";
 import {
   createConnection,
   createServer,
+  Socket,
   type AddressInfo,
   type Server,
-  type Socket,
+  type SocketConstructorOpts,
 } from "node:net";
 import { check } from "../../api/schema.js";
 import { RouteTableSchema, type Route, type RouteTable } from "../../api/routes.js";
@@ -36,12 +38,15 @@ import { joinHostPort } from "../../lib/addr.js";
 import type { Logger } from "../../lib/log.js";
 import {
   ChunkedScanner,
+  forwardedLines,
+  forwardRequestBytes,
   forwardRequestHead,
   Framing,
   HttpParseError,
   parseRequestHead,
   parseResponseHead,
   responseFraming,
+  responseHeadBytes,
   type RequestHead,
   type ResponseHead,
 } from "./http1.js";
@@ -109,6 +114,50 @@ type Live = CompiledRoute & { state: RouteState };
 
 /** Bytes of pipelined requests read ahead while one is in flight, before reading pauses. */
 const READ_AHEAD = 64 * 1024;
+
+/**
+ * The read buffer of every client socket (as pool.ts's for backend sockets): reads run one at a
+ * time on the event loop, and each is copied out before the next.
+ */
+const CLIENT_READ_BUF = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * An accepted connection as a socket that reads through net's `onread` into CLIENT_READ_BUF,
+ * handing `onData` a copy of each read: Node offers `onread` only to sockets made from options,
+ * and an accepted socket reads through its Readable (a buffer allocated, pushed, emitted and a
+ * tick scheduled per read; a quarter of the router's CPU per request in its benchmark). So the
+ * server accepts paused (`pauseOnConnect`), the accepted socket's handle moves to a Socket made
+ * as net's server makes it plus `onread`, and the first socket, left without a handle, is
+ * destroyed (which keeps the server's connection count). `_handle` is not a documented property:
+ * where it is missing (another runtime), the accepted socket is used as it is, through `data`.
+ */
+export function adoptClientSocket(sock: Socket, onData: (d: Buffer) => void): Socket {
+  const accepted = sock as Socket & { _handle?: { readStart?: unknown } | null };
+  const handle = accepted._handle;
+  if (handle === null || typeof handle !== "object" || typeof handle.readStart !== "function") {
+    sock.on("data", onData);
+    sock.resume();
+    return sock;
+  }
+  accepted._handle = null;
+  sock.destroy();
+  const opts = {
+    handle,
+    allowHalfOpen: true,
+    readable: true,
+    writable: true,
+    onread: {
+      buffer: CLIENT_READ_BUF,
+      callback: (n: number, buf: Uint8Array) => {
+        const d = Buffer.allocUnsafe(n);
+        d.set(buf.subarray(0, n));
+        onData(d);
+        return true;
+      },
+    },
+  };
+  return new Socket(opts as SocketConstructorOpts);
+}
 
 /** The value of cookie `name` in a Cookie header, or undefined. */
 export function cookieValue(header: string | undefined, name: string): string | undefined {
@@ -215,10 +264,16 @@ export class HttpRouter {
     const shortest = Math.min(o.timeoutMs, o.connectTimeoutMs, o.keepAliveTimeoutMs);
     this.tick = Math.min(1000, Math.max(10, Math.floor(shortest / 4)));
     this.sweeper = setInterval(() => this.sweep(), this.tick).unref();
-    this.server = createServer({ noDelay: true, allowHalfOpen: true }, (sock) => {
+    const serverOpts = { noDelay: true, allowHalfOpen: true, pauseOnConnect: true };
+    this.server = createServer(serverOpts, (accepted) => {
+      // `conn` is assigned before the socket can read: reads start on a later tick.
+      // eslint-disable-next-line prefer-const
+      let conn: ClientConn;
+      const sock = adoptClientSocket(accepted, (d) => conn.onData(d));
       this.clients.add(sock);
       sock.once("close", () => this.clients.delete(sock));
-      this.conns.add(new ClientConn(this, sock));
+      conn = new ClientConn(this, sock);
+      this.conns.add(conn);
     });
   }
 
@@ -368,8 +423,13 @@ class ClientConn implements ConnOwner {
   private setCookie = false;
   private cookieLine = "";
   private up: BackendConn | undefined;
+  /** An Upgrade request's backend socket, once connected: the client's bytes go there as they come. */
+  private pipeTo: Socket | undefined;
   private retried = false;
-  private fwdHead = "";
+  private fwdHead: Buffer | undefined;
+  /** forwardedLines as bytes for requests from this client without X-Forwarded-For, by Host. */
+  private fwdLines: Buffer | undefined;
+  private fwdLinesHost: string | undefined;
 
   private rbuf: Buffer | undefined;
   private resp: ResponseHead | undefined;
@@ -396,7 +456,6 @@ class ClientConn implements ConnOwner {
   ) {
     this.ip = clientIp(sock);
     this.io = router.clock;
-    sock.on("data", (d: Buffer) => this.onData(d));
     sock.on("end", () => this.onEnd());
     sock.on("error", () => {});
     sock.on("close", () => this.onClose());
@@ -425,8 +484,13 @@ class ClientConn implements ConnOwner {
 
   // --- client side ---
 
-  private onData(d: Buffer): void {
+  /** @internal Bytes from the client (a buffer this connection owns). */
+  onData(d: Buffer): void {
     this.io = this.router.clock;
+    if (this.pipeTo !== undefined) {
+      if (!this.pipeTo.write(d)) this.sock.pause();
+      return;
+    }
     if (this.closing) return;
     if (this.req !== undefined && !this.reqDone) {
       let n: number;
@@ -554,7 +618,21 @@ class ClientConn implements ConnOwner {
     if (setCookie) {
       this.cookieLine = `Set-Cookie: ${live.state.route.sticky!.name}=${b.cookie}${live.state.cookieAttrs}\r\n`;
     }
-    this.fwdHead = forwardRequestHead(h, { clientIp: this.ip, port: router.localPort });
+    let lines: Buffer;
+    if (h.forwardedFor !== undefined) {
+      lines = Buffer.from(
+        forwardedLines(h, { clientIp: this.ip, port: router.localPort }),
+        "latin1",
+      );
+    } else {
+      if (this.fwdLines === undefined || h.host !== this.fwdLinesHost) {
+        const text = forwardedLines(h, { clientIp: this.ip, port: router.localPort });
+        this.fwdLines = Buffer.from(text, "latin1");
+        this.fwdLinesHost = h.host;
+      }
+      lines = this.fwdLines;
+    }
+    this.fwdHead = forwardRequestBytes(h, lines);
     b.pool.acquire(this);
   }
 
@@ -629,13 +707,12 @@ class ClientConn implements ConnOwner {
   onUp(conn: BackendConn): void {
     this.up = conn;
     this.upIo = this.router.clock;
-    const head = this.fwdHead;
+    const head = this.fwdHead!;
     if (this.queued !== undefined) {
-      const hb = Buffer.from(head, "latin1");
-      const ok = conn.sock.write(Buffer.concat([hb, ...this.queued]));
+      const ok = conn.sock.write(Buffer.concat([head, ...this.queued]));
       this.queued = undefined;
       if (!ok) this.sock.pause();
-    } else conn.sock.write(head, "latin1");
+    } else conn.sock.write(head);
   }
 
   onUpData(d: Buffer): void {
@@ -684,28 +761,23 @@ class ClientConn implements ConnOwner {
     this.respSpill = false;
     // The backend answered before the request body ended: close after this response.
     if (framing === Framing.close || !this.reqDone) this.closeAfter = true;
-    let text = `HTTP/1.1 ${r.status}${r.reason}\r\n${r.kept}`;
-    if (this.setCookie) text += this.cookieLine;
-    if (this.closeAfter) text += "Connection: close\r\n";
-    text += "\r\n";
+    let extra = this.setCookie ? this.cookieLine : "";
+    if (this.closeAfter) extra += "Connection: close\r\n";
     this.observe();
+    const hl = r.headLength;
     if (framing === Framing.none) {
-      this.respSpill = r.headLength < data.length;
-      this.sock.write(text, "latin1");
+      this.respSpill = hl < data.length;
+      this.sock.write(responseHeadBytes(r, extra, data, hl, hl));
       this.respEnd();
       return;
     }
-    if (r.headLength === data.length) {
-      this.sock.write(text, "latin1");
+    if (hl === data.length) {
+      this.sock.write(responseHeadBytes(r, extra, data, hl, hl));
       return;
     }
-    const end = this.bodyPart(data, r.headLength);
+    const end = this.bodyPart(data, hl);
     if (end < 0) return;
-    const len = text.length; // latin1: one byte per character
-    const out = Buffer.allocUnsafe(len + end - r.headLength);
-    out.write(text, 0, len, "latin1");
-    data.copy(out, len, r.headLength, end);
-    if (!this.sock.write(out)) this.up?.sock.pause();
+    if (!this.sock.write(responseHeadBytes(r, extra, data, hl, end))) this.up?.sock.pause();
     if (this.respDone) this.respEnd();
   }
 
@@ -861,12 +933,17 @@ class ClientConn implements ConnOwner {
   private tunnel(h: RequestHead, rest: Buffer | undefined): void {
     const router = this.router;
     const socket = this.sock;
-    socket.removeAllListeners("data");
+    // From here on the connection is a byte pipe: nothing more is parsed, and the client's bytes
+    // wait (reading paused) until the backend is connected, then go there as they come (onData).
+    this.closing = true;
+    socket.pause();
     socket.removeAllListeners("end");
     socket.removeAllListeners("drain");
     router.conns.delete(this);
     const reject = (status: number, reason: string) => {
       socket.end(errorResponse(status, reason, true, false));
+      // Read on (and drop) until the client closes its side.
+      socket.resume();
     };
     socket.on("end", () => socket.end());
     const host = requestHost(h.host);
@@ -880,6 +957,12 @@ class ClientConn implements ConnOwner {
     router.tunnels.add(socket);
     router.tunnels.add(up);
     let connected = false;
+    let clientEnded = false;
+    socket.on("end", () => {
+      if (connected) up.end();
+      else clientEnded = true;
+    });
+    up.on("drain", () => socket.resume());
     up.setTimeout(router.opts.connectTimeoutMs, () => {
       if (!connected) {
         up.destroy(Object.assign(new Error("connect timeout"), { code: "ETIMEDOUT" }));
@@ -890,7 +973,11 @@ class ClientConn implements ConnOwner {
       up.setTimeout(0);
       up.write(forwardRequestHead(h, { clientIp: clientIp(socket), port: router.localPort }));
       if (rest !== undefined) up.write(rest);
-      socket.pipe(up);
+      if (clientEnded) up.end();
+      else {
+        this.pipeTo = up;
+        socket.resume();
+      }
       up.pipe(socket);
     });
     up.on("error", (err: Error & { code?: string }) => {
