@@ -27,7 +27,8 @@ import { bytesEqual } from "./bytes.js";
 import { Cluster, clientUrlsFor } from "./cluster.js";
 import type { Route } from "./route.js";
 import { WebsocketListener } from "./websocket.js";
-import { readBufferSize, readInto } from "./readinto.js";
+import { readBufferSize } from "./readinto.js";
+import { readInto } from "../lib/readinto.js";
 import {
   acceptTls,
   certIdentities,

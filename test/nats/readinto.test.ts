@@ -6,7 +6,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
 import { once } from "node:events";
-import { MAX_READ, MIN_READ, readBufferSize, readInto } from "../../src/nats/readinto.js";
+import { MAX_READ, MIN_READ, readBufferSize } from "../../src/nats/readinto.js";
+import { readInto } from "../../src/lib/readinto.js";
 import { checkFor, useServer } from "../helpers/servers.js";
 
 test("readInto: reads land in the given buffer; pause, resume, write and close work", async (t) => {

@@ -27,14 +27,14 @@ import { STATUS_CODES } from "node:http";
 import {
   createConnection,
   createServer,
-  Socket,
   type AddressInfo,
   type Server,
-  type SocketConstructorOpts,
+  type Socket,
 } from "node:net";
 import { check } from "../../api/schema.js";
 import { RouteTableSchema, type Route, type RouteTable } from "../../api/routes.js";
 import { joinHostPort } from "../../lib/addr.js";
+import { readInto } from "../../lib/readinto.js";
 import type { Logger } from "../../lib/log.js";
 import {
   ChunkedScanner,
@@ -122,41 +122,19 @@ const READ_AHEAD = 64 * 1024;
 const CLIENT_READ_BUF = Buffer.allocUnsafe(64 * 1024);
 
 /**
- * An accepted connection as a socket that reads through net's `onread` into CLIENT_READ_BUF,
- * handing `onData` a copy of each read: Node offers `onread` only to sockets made from options,
- * and an accepted socket reads through its Readable (a buffer allocated, pushed, emitted and a
- * tick scheduled per read; a quarter of the router's CPU per request in its benchmark). So the
- * server accepts paused (`pauseOnConnect`), the accepted socket's handle moves to a Socket made
- * as net's server makes it plus `onread`, and the first socket, left without a handle, is
- * destroyed (which keeps the server's connection count). `_handle` is not a documented property:
- * where it is missing (another runtime), the accepted socket is used as it is, through `data`.
+ * An accepted connection (accepted with `pauseOnConnect`) as a socket that reads through net's
+ * `onread` into CLIENT_READ_BUF (src/lib/readinto.ts), handing `onData` a copy of each read: an
+ * accepted socket's Readable costs a quarter of the router's CPU per request in its benchmark.
+ * Where readInto cannot move the handle, the accepted socket is used as it is, through `data`.
  */
 export function adoptClientSocket(sock: Socket, onData: (d: Buffer) => void): Socket {
-  const accepted = sock as Socket & { _handle?: { readStart?: unknown } | null };
-  const handle = accepted._handle;
-  if (handle === null || typeof handle !== "object" || typeof handle.readStart !== "function") {
-    sock.on("data", onData);
-    sock.resume();
-    return sock;
-  }
-  accepted._handle = null;
-  sock.destroy();
-  const opts = {
-    handle,
+  const fast = readInto(sock, CLIENT_READ_BUF, (chunk) => onData(Buffer.from(chunk)), {
     allowHalfOpen: true,
-    readable: true,
-    writable: true,
-    onread: {
-      buffer: CLIENT_READ_BUF,
-      callback: (n: number, buf: Uint8Array) => {
-        const d = Buffer.allocUnsafe(n);
-        d.set(buf.subarray(0, n));
-        onData(d);
-        return true;
-      },
-    },
-  };
-  return new Socket(opts as SocketConstructorOpts);
+  });
+  if (fast !== null) return fast;
+  sock.on("data", onData);
+  sock.resume();
+  return sock;
 }
 
 /** The value of cookie `name` in a Cookie header, or undefined. */
