@@ -35,8 +35,8 @@
 // moved, and its commit field says whether it was ours.
 
 import { randomUUID } from "node:crypto";
-import { Etcd3, type IOptions, type Watcher } from "etcd3";
-import { ExponentialBackoff } from "cockatiel";
+import { Etcd3, isRecoverableError, type IOptions, type Watcher } from "etcd3";
+import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen } from "cockatiel";
 import { StoreError } from "./errors.js";
 import {
   KINDS,
@@ -122,6 +122,14 @@ export function etcdClient(opts: EtcdClientOptions): Etcd3 {
     },
     faultHandling: {
       watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2000 }).next(),
+      // A member that failed a call (its machine gone: the call waited out its deadline) is
+      // skipped for 5 s, not tried again until it has failed 3 times in a row (the default):
+      // calls pick members at random, so each of those failures cost a new leader 5 s.
+      host: () =>
+        circuitBreaker(handleWhen(isRecoverableError), {
+          halfOpenAfter: 5000,
+          breaker: new ConsecutiveBreaker(1),
+        }),
     },
     ...(tls
       ? {
