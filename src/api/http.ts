@@ -326,6 +326,21 @@ export const JoinResponseSchema = Type.Object(
           "A manager's join: the etcd client URLs of the cluster store its manager daemon opens.",
       }),
     ),
+    etcd: Type.Optional(
+      Type.Object(
+        {
+          initialCluster: Type.String({
+            maxLength: 65536,
+            description:
+              "The managed etcd's members (`name=peerURL,...`, etcd's --initial-cluster) the joining manager starts its own member with; the member was added already.",
+          }),
+        },
+        {
+          description:
+            "A manager's join on a swarm whose managers run their own etcd members (managed): the joining manager starts its member and opens the store on it.",
+        },
+      ),
+    ),
   },
   { title: "JoinResponse" },
 );

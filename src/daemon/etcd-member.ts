@@ -101,10 +101,11 @@ export interface EtcdMemberOptions {
   stopGraceMs?: number;
 }
 
-/** Finds the etcd binary, or null. */
+/** Finds the etcd binary, or null. $ETCD, when set, is the only place looked at. */
 export function findEtcd(): string | null {
+  const given = process.env["ETCD"];
+  if (given) return existsSync(given) ? given : null;
   const candidates = [
-    process.env["ETCD"],
     ...(process.env["PATH"] ?? "").split(":").map((d) => (d ? `${d}/etcd` : "")),
     "/usr/bin/etcd",
     "/usr/sbin/etcd",

@@ -4,7 +4,7 @@
 
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { mkdirSync, writeFileSync, rmSync, readFileSync, existsSync } from "node:fs";
+import { mkdirSync, writeFileSync, rmSync, readFileSync, existsSync, renameSync } from "node:fs";
 import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { Server as NatsServer } from "../nats/server.js";
 import { defaultClusterOptions, defaultOptions, validateOptions } from "../nats/options.js";
@@ -14,7 +14,7 @@ import type { ReadTx, Store } from "../store/store.js";
 import { Manager, defaultManagerOptions } from "../manager/manager.js";
 import { Api } from "../manager/api.js";
 import { Dispatcher } from "../manager/dispatcher.js";
-import { JoinServer, tlsOptions, type ClusterMeta } from "../manager/join.js";
+import { JoinError, JoinServer, tlsOptions, type ClusterMeta } from "../manager/join.js";
 import { apiPeerRefusal, peerOf } from "../manager/api-tls.js";
 import { AGENT_USER, APP_USER } from "../api/bus.js";
 import {
@@ -59,7 +59,20 @@ import { fencingOf, forgetSwarm } from "./state.js";
 import { apiTcpNeedsTls, socketPath } from "../api/paths.js";
 import type { Server as TlsServer } from "node:https";
 import type { Info } from "../api/http.js";
-import type { EtcdStore } from "../store/etcd.js";
+import { etcdClient, type EtcdStore } from "../store/etcd.js";
+import type { EmbeddedStore } from "../store/embedded.js";
+import { moveStateToEtcd } from "../store/move-to-etcd.js";
+import {
+  DEFAULT_ETCD_PEER_PORT,
+  ETCD_INSTALL_HINT,
+  EtcdMember,
+  addEtcdMember,
+  findEtcd,
+  managedStoreLimits,
+  type EtcdMemberOptions,
+  type EtcdStart,
+} from "./etcd-member.js";
+import { ETCD_JOIN_FILE, MOVED_STORE_DIR, patchSettings } from "./state.js";
 import { FORWARDED_HEADER } from "../manager/api.js";
 import {
   Leadership,
@@ -120,6 +133,9 @@ export interface DaemonOptions {
   /** etcd client URLs of the cluster store (`--store etcd://h1:2379,...`): several managers,
    * one leader. Absent or empty: the embedded store (one manager). */
   store?: string[];
+  /** The state lives in etcd members the managers run themselves (managed): this manager
+   * starts and supervises its own (`etcd-member.ts`). Set once a second manager joined. */
+  managedEtcd?: boolean;
   /** With the etcd store: the message server's cluster port, routes between managers (default
    * the client port + 2, random when the client port is). */
   routePort?: number;
@@ -156,6 +172,14 @@ export class Daemon {
   private unwatchNodes: (() => void) | null = null;
   /** With the etcd store: the election, the leader's duties, writes forwarded to the leader. */
   leadership: Leadership | null = null;
+  /** The etcd client URLs of the store (null: the embedded store). */
+  private etcdEndpoints: string[] | null = null;
+  /** This manager's own etcd member (managed etcd). */
+  member: EtcdMember | null = null;
+  /** The state is moving to etcd (a second manager joins). */
+  private moving = false;
+  /** Set when this daemon stopped to come back at once with these options (run.ts). */
+  restartWith: Partial<DaemonOptions> | null = null;
   /** Writes are unfenced until this manager campaigns (it registers itself first). */
   private bootstrapping = true;
   readonly done: Promise<void>;
@@ -171,9 +195,31 @@ export class Daemon {
     mkdirSync(dataDir, { recursive: true });
     const idFile = join(dataDir, "node-id");
     // A node with an identity has a store: if it is gone, refuse rather than start a new cluster.
-    const etcd = this.opts.store && this.opts.store.length > 0 ? this.opts.store : null;
-    if (etcd) {
+    const external = this.opts.store && this.opts.store.length > 0 ? this.opts.store : null;
+    if (this.opts.managedEtcd) {
+      if (!existsSync(idFile)) {
+        throw new ManagerError("ERR_INVALID", "managed etcd store without a node id");
+      }
+      this.nodeId = readFileSync(idFile, "utf8").trim();
+      this.member = await this.startMember();
+      this.etcdEndpoints = [this.member.clientUrl];
+      try {
+        this.store = await openManagersStore(this.etcdEndpoints, () => this.fence(), log, {
+          tls: this.member.clientTls(),
+          ...managedStoreLimits(),
+        });
+      } catch (err) {
+        await this.member.stop();
+        throw err;
+      }
+    } else if (external) {
+      this.etcdEndpoints = external;
+    }
+    const etcd = this.etcdEndpoints;
+    if (etcd && !this.member) {
       this.store = await openManagersStore(etcd, () => this.fence(), log);
+    }
+    if (etcd) {
       if (existsSync(idFile) && !this.store.view((tx) => tx.getMeta("cluster"))) {
         await this.store.close();
         throw new ManagerError(
@@ -289,6 +335,10 @@ export class Daemon {
       undefined,
       {
         store: () => etcd,
+        ...(etcd ? {} : { moveToEtcd: () => this.moveToEtcd() }),
+        ...(this.member
+          ? { addMember: (id: string, addr: string) => this.addMember(id, addr) }
+          : {}),
         notLeader: () => {
           if (this.isLeader()) return null;
           const id = this.leadership?.leaderId();
@@ -657,6 +707,109 @@ export class Daemon {
     this.renewTimer.unref();
   }
 
+  /** The options of this manager's etcd member. */
+  private memberOptions(): EtcdMemberOptions {
+    return {
+      nodeId: this.nodeId,
+      dataDir: this.opts.dataDir,
+      addr: this.advertiseHost(),
+      log: this.opts.log.child("etcd"),
+    };
+  }
+
+  /** Starts this manager's etcd member: again from its data, or joining the members its join
+   * answer named (etcd-join.json, written by `shoal join`). */
+  private async startMember(): Promise<EtcdMember> {
+    const dir = this.opts.dataDir;
+    const joinFile = join(dir, ETCD_JOIN_FILE);
+    let how: EtcdStart;
+    if (existsSync(join(dir, "etcd", "member"))) how = { mode: "restart" };
+    else if (existsSync(joinFile)) {
+      const note = JSON.parse(readFileSync(joinFile, "utf8")) as { initialCluster?: unknown };
+      if (typeof note.initialCluster !== "string" || note.initialCluster === "") {
+        throw new ManagerError("ERR_INVALID", `${joinFile} names no etcd members to join`);
+      }
+      how = { mode: "join", initialCluster: note.initialCluster };
+    } else {
+      throw new ManagerError(
+        "ERR_INVALID",
+        `this manager runs on the managed etcd store but has no etcd member data in ${join(dir, "etcd")}: remove the node (shoal node rm) and join it again`,
+      );
+    }
+    const m = await EtcdMember.start(this.memberOptions(), how);
+    rmSync(joinFile, { force: true });
+    return m;
+  }
+
+  /**
+   * A manager joins a swarm on the embedded store: its state moves to an etcd member this
+   * manager starts ("new"), and the daemon comes back on it, in this process (run.ts). The move
+   * runs in the embedded store's commit loop (`handOver`): no write lands between its snapshot
+   * and its end, and every write after it is refused until the daemon runs on etcd, so nothing
+   * acknowledged is lost. Tasks are not touched: the node runtime stops without stopping them
+   * and adopts them again. Always throws a JoinError: why the move failed (the swarm stays on
+   * its embedded store, unharmed), or that the joining manager should try again in a moment.
+   */
+  private async moveToEtcd(): Promise<never> {
+    const retry = new JoinError(
+      "this swarm's state is moving to etcd to take a second manager: try again in a few seconds",
+      503,
+    );
+    if (this.moving) throw retry;
+    if (findEtcd() === null) {
+      throw new JoinError(
+        `a second manager needs the managed etcd store, and etcd is not installed on the manager ${this.advertiseHost()}: install it there (and on every manager) with ${ETCD_INSTALL_HINT}; this swarm stays on its embedded store`,
+        400,
+      );
+    }
+    this.moving = true;
+    const log = this.opts.log;
+    const etcdDir = join(this.opts.dataDir, "etcd");
+    let member: EtcdMember | null = null;
+    try {
+      // Anything there is what an earlier failed move left (this node runs embedded).
+      rmSync(etcdDir, { recursive: true, force: true });
+      member = await EtcdMember.start(this.memberOptions(), { mode: "new" });
+      const client = etcdClient({ endpoints: [member.clientUrl], tls: member.clientTls() });
+      try {
+        await (this.store as EmbeddedStore).handOver(async (snap) => {
+          const r = await moveStateToEtcd(
+            { snapshot: () => snap },
+            { client, ...managedStoreLimits() },
+          );
+          // Before any write is refused: a restart from here on comes back on etcd.
+          patchSettings(this.opts.dataDir, { managedEtcd: true });
+          log.info(
+            `the state moved to etcd (${r.objects} objects, revision ${r.seq}) for a second manager`,
+          );
+        });
+      } finally {
+        client.close();
+      }
+      await member.stop();
+    } catch (err) {
+      await member?.stop().catch(() => {});
+      rmSync(etcdDir, { recursive: true, force: true });
+      this.moving = false;
+      log.error(`moving the state to etcd failed: ${(err as Error).message}`);
+      throw new JoinError(
+        `cannot move this swarm's state to etcd for a second manager: ${(err as Error).message}; the swarm stays on its embedded store`,
+        500,
+      );
+    }
+    this.restartWith = { managedEtcd: true };
+    setImmediate(() => void this.stop(false));
+    throw retry;
+  }
+
+  /** Adds a joining manager's etcd member (through this leader's member). */
+  private async addMember(nodeId: string, addr: string): Promise<string> {
+    const peerUrl = `https://${joinHostPort(addr, DEFAULT_ETCD_PEER_PORT)}`;
+    const r = await addEtcdMember((this.store as EtcdStore).client, nodeId, peerUrl);
+    this.opts.log.info(`etcd member ${nodeId} (${peerUrl}) added`);
+    return r.initialCluster;
+  }
+
   /** With the etcd store: the store's fence (none while registering, before campaigning). */
   private fence() {
     if (this.bootstrapping) return undefined;
@@ -665,7 +818,7 @@ export class Daemon {
 
   /** Whether this manager does the leader's work (always, with the embedded store). */
   isLeader(): boolean {
-    if (!this.opts.store || this.opts.store.length === 0) return true;
+    if (!this.etcdEndpoints) return true;
     return this.leadership?.isLeader() ?? false;
   }
 
@@ -805,7 +958,13 @@ export class Daemon {
     await this.edge?.close();
     await this.nats?.shutdown();
     await this.store?.close();
+    await this.member?.stop();
     const dir = this.opts.dataDir;
+    if (this.restartWith?.managedEtcd && existsSync(join(dir, "store"))) {
+      // Kept for the record, never opened again: the state lives in etcd now.
+      rmSync(join(dir, MOVED_STORE_DIR), { recursive: true, force: true });
+      renameSync(join(dir, "store"), join(dir, MOVED_STORE_DIR));
+    }
     rmSync(join(dir, "daemon.pid"), { force: true });
     rmSync(socketPath(dir), { force: true });
     if (leaving) forgetSwarm(dir);

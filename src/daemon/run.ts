@@ -13,6 +13,7 @@ import { systemAddress } from "../lib/netif.js";
 import type { Logger } from "../lib/log.js";
 import { Daemon } from "./manager-daemon.js";
 import { WorkerDaemon } from "./worker-daemon.js";
+import { SETTINGS_FILE } from "./state.js";
 
 /** The daemon's settings as flags give them; what is left out comes from daemon.json or a default. */
 export interface DaemonRunOptions {
@@ -51,6 +52,9 @@ export interface DaemonRunOptions {
   dashboardAddr?: string;
   /** etcd client URLs of the cluster store (several managers); [] or absent: embedded. */
   store?: string[];
+  /** The state lives in etcd members the managers run themselves (set when a second manager
+   * joined, saved in daemon.json; never a flag). */
+  managedEtcd?: boolean;
   debug?: boolean;
 }
 
@@ -61,11 +65,10 @@ type Optional =
   | "certExpiryMs"
   | "addrPool"
   | "consulBestEffort"
-  | "store";
+  | "store"
+  | "managedEtcd";
 export type ResolvedDaemonOptions = Required<Omit<DaemonRunOptions, Optional>> &
   Pick<DaemonRunOptions, Optional>;
-
-const SETTINGS_FILE = "daemon.json";
 
 function defined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
@@ -142,10 +145,21 @@ export async function runDaemon(given: DaemonRunOptions, banner = false): Promis
     await w.start();
     [stop, done] = [() => w.stop(false), w.done];
   } else {
-    const d = new Daemon({ ...o, log });
+    let d = new Daemon({ ...o, log });
     await d.start();
     if (banner) printBanner(d, o);
-    [stop, done] = [() => d.stop(false), d.done];
+    stop = () => d.stop(false);
+    // A manager that moved its state to etcd (a second manager joined) stopped its components
+    // and comes back here on the new store, in this process: its tasks keep running.
+    done = (async () => {
+      for (;;) {
+        await d.done;
+        if (!d.restartWith) return;
+        log.info("restarting the manager's components on the managed etcd store");
+        d = new Daemon({ ...o, ...d.restartWith, log });
+        await d.start();
+      }
+    })();
   }
   process.once("SIGINT", () => void stop());
   process.once("SIGTERM", () => void stop());

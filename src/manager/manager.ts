@@ -765,9 +765,10 @@ export class Manager {
     return this.store.update((tx) => {
       const n = this.findNode(tx, ref);
       if (n.role === "manager") {
+        // swarmkit's words (a manager holds a member of the store's cluster).
         throw new ManagerError(
           "ERR_INVALID",
-          `rejected: node ${n.id} is a manager and cannot be removed`,
+          `rpc error: code = FailedPrecondition desc = node ${n.id} is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal`,
         );
       }
       if (n.status === "ready" && !force) {
