@@ -39,7 +39,9 @@ export const ALREADY_IN_SWARM =
 
 const SHOAL_BIN = fileURLToPath(new URL("../../../bin/shoal.js", import.meta.url));
 /** How long a started daemon has to answer on its socket. */
-const START_TIMEOUT_MS = 30_000;
+const START_TIMEOUT_MS = 15_000;
+/** ...and a joining manager's, which first starts its etcd member and lets it catch up. */
+const MANAGED_START_TIMEOUT_MS = 45_000;
 /** How long `join` tries again while the manager answers 503 (no leader, state moving). */
 const JOIN_RETRY_MS = 60_000;
 /** How long a connection to the manager (join port, message server) may take. */
@@ -115,8 +117,13 @@ async function stopChild(child: ChildProcess): Promise<void> {
   await waitExit(child, 2000);
 }
 
-async function waitForDaemon(dataDir: string, child: ChildProcess, logFile: string): Promise<void> {
-  const deadline = Date.now() + START_TIMEOUT_MS;
+async function waitForDaemon(
+  dataDir: string,
+  child: ChildProcess,
+  logFile: string,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
     if ((await runningDaemon(dataDir)) !== null) return;
     if (exited(child)) {
@@ -124,7 +131,7 @@ async function waitForDaemon(dataDir: string, child: ChildProcess, logFile: stri
     }
     if (Date.now() > deadline) {
       throw new StartError(
-        `the shoal daemon did not answer within ${START_TIMEOUT_MS / 1000}s${logTail(logFile)}`,
+        `the shoal daemon did not answer within ${timeoutMs / 1000}s${logTail(logFile)}`,
       );
     }
     await new Promise((r) => setTimeout(r, 100));
@@ -140,6 +147,7 @@ async function startDetached(
   dataDir: string,
   argv: string[],
   prepare?: () => void | Promise<void>,
+  timeoutMs = START_TIMEOUT_MS,
 ): Promise<void> {
   const created = !existsSync(dataDir);
   mkdirSync(dataDir, { recursive: true });
@@ -158,7 +166,7 @@ async function startDetached(
     } finally {
       closeSync(out);
     }
-    await waitForDaemon(dataDir, child, logFile);
+    await waitForDaemon(dataDir, child, logFile, timeoutMs);
     child.unref();
   } catch (err) {
     if (child) await stopChild(child);
@@ -329,15 +337,20 @@ export async function joinSwarm(managerArg: string, f: JoinFlags): Promise<numbe
     const store = managed ? [] : (answer.store ?? []);
     const adv = { host: advertise, port: p.advertise?.port ?? p.listen.port };
     const o = { ...runOptions(p, adv), store };
-    await startDetached(p.dataDir, daemonArgv(o), async () => {
-      writeFileSync(join(p.dataDir, "node-id"), answer.nodeId);
-      await writeNodeCerts(p.dataDir, { caPem: answer.caCert, certPem: answer.cert, keyPem });
-      if (managed) {
-        const { ETCD_JOIN_FILE, patchSettings } = await import("../daemon/state.js");
-        writeFileSync(join(p.dataDir, ETCD_JOIN_FILE), JSON.stringify(managed), { mode: 0o600 });
-        patchSettings(p.dataDir, { managedEtcd: true });
-      }
-    });
+    await startDetached(
+      p.dataDir,
+      daemonArgv(o),
+      async () => {
+        writeFileSync(join(p.dataDir, "node-id"), answer.nodeId);
+        await writeNodeCerts(p.dataDir, { caPem: answer.caCert, certPem: answer.cert, keyPem });
+        if (managed) {
+          const { ETCD_JOIN_FILE, patchSettings } = await import("../daemon/state.js");
+          writeFileSync(join(p.dataDir, ETCD_JOIN_FILE), JSON.stringify(managed), { mode: 0o600 });
+          patchSettings(p.dataDir, { managedEtcd: true });
+        }
+      },
+      managed ? MANAGED_START_TIMEOUT_MS : START_TIMEOUT_MS,
+    );
     process.stdout.write(`This node joined a swarm as a manager.\n`);
     return 0;
   }

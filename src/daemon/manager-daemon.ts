@@ -10,7 +10,7 @@ import { Server as NatsServer } from "../nats/server.js";
 import { defaultClusterOptions, defaultOptions, validateOptions } from "../nats/options.js";
 import { ServerLogger, type Logger } from "../nats/log.js";
 import { openEmbeddedStore } from "../store/embedded.js";
-import type { ReadTx, Store } from "../store/store.js";
+import type { ReadTx, Store, WriteTx } from "../store/store.js";
 import { Manager, defaultManagerOptions } from "../manager/manager.js";
 import { Api } from "../manager/api.js";
 import { Dispatcher } from "../manager/dispatcher.js";
@@ -28,11 +28,19 @@ import type { AccountConfig, User } from "../nats/options.js";
 import { leaderEvent } from "../manager/events/derive.js";
 import { EVENTS_SUBJECT_PREFIX, EVENTS_USER } from "../api/events.js";
 import { ManagerError } from "../manager/errors.js";
-import { makeToken, newId, newSecret } from "../manager/ids.js";
+import {
+  NODE_SECRETS,
+  makeToken,
+  newId,
+  newSecret,
+  secretDigest,
+  type NodeSecrets,
+} from "../manager/ids.js";
 import {
   CA_META,
   caDigest,
   certPaths,
+  certUser,
   createRootCa,
   issueNodeCert,
   newKeyAndCsr,
@@ -58,7 +66,7 @@ import { isWildcard, joinHostPort, parseHostPort } from "../lib/addr.js";
 import { fencingOf, forgetSwarm } from "./state.js";
 import { apiTcpNeedsTls, socketPath } from "../api/paths.js";
 import type { Server as TlsServer } from "node:https";
-import type { Info } from "../api/http.js";
+import type { Info, JoinResponse } from "../api/http.js";
 import { etcdClient, type EtcdStore } from "../store/etcd.js";
 import type { EmbeddedStore } from "../store/embedded.js";
 import { moveStateToEtcd } from "../store/move-to-etcd.js";
@@ -66,8 +74,10 @@ import {
   DEFAULT_ETCD_PEER_PORT,
   ETCD_INSTALL_HINT,
   EtcdMember,
+  DEFAULT_ETCD_CLIENT_PORT,
   addEtcdMember,
   findEtcd,
+  removeEtcdMember,
   managedStoreLimits,
   type EtcdMemberOptions,
   type EtcdStart,
@@ -178,8 +188,11 @@ export class Daemon {
   member: EtcdMember | null = null;
   /** The state is moving to etcd (a second manager joins). */
   private moving = false;
-  /** Set when this daemon stopped to come back at once with these options (run.ts). */
-  restartWith: Partial<DaemonOptions> | null = null;
+  /** Set when this daemon stopped to come back at once with these options, or as a worker
+   * (demoted; its join.json written), in this process (run.ts). */
+  restartWith: (Partial<DaemonOptions> & { worker?: boolean }) | null = null;
+  /** This manager was demoted and is becoming a worker. */
+  private demoting = false;
   /** Writes are unfenced until this manager campaigns (it registers itself first). */
   private bootstrapping = true;
   readonly done: Promise<void>;
@@ -316,6 +329,9 @@ export class Daemon {
     // commit); a removed node's connections are cut off at once.
     this.unwatchNodes = this.store.watch((events) => {
       if (!events.some((e) => e.kind === "node" || e.kind === "service")) return;
+      const self = events.find((e) => e.kind === "node" && e.id === this.nodeId)?.value as
+        Node | null | undefined;
+      if (self?.role === "worker" && this.member && !this.demoting) void this.becomeWorker();
       const auth = this.busAuth(meta.secret, ca.clusterId);
       if (auth) this.nats.reloadAuth(auth.users, auth.accounts);
     });
@@ -323,6 +339,7 @@ export class Daemon {
 
     this.manager = new Manager(this.store, log.child("manager"), defaultManagerOptions());
     this.manager.leading = () => this.isLeader();
+    if (this.member) this.manager.onDemote = (tx, node) => this.demoteIn(tx, node);
     this.dispatcher = new Dispatcher(this.manager, {
       natsUrl: `${this.localNatsUrl()}`,
       clusterSecret: meta.secret,
@@ -802,6 +819,84 @@ export class Daemon {
     throw retry;
   }
 
+  /**
+   * In the batch that demotes `node` (the leader's): it gets a node secret (the digest in the
+   * node secrets, the secret itself under DEMOTED_META for that node's daemon to read, as only
+   * managers read the store) to rejoin as a worker with, and leaves the managers' addresses.
+   */
+  private demoteIn(tx: WriteTx, node: Node): void {
+    const secret = newSecret();
+    const secrets = tx.getMeta<NodeSecrets>(NODE_SECRETS) ?? {};
+    tx.putMeta(NODE_SECRETS, { ...secrets, [node.id]: secretDigest(secret) });
+    const demoted = tx.getMeta<Record<string, string>>(DEMOTED_META) ?? {};
+    tx.putMeta(DEMOTED_META, { ...demoted, [node.id]: secret });
+    const { [node.id]: _gone, ...rest } = tx.getMeta<ManagersMeta>(MANAGERS_META) ?? {};
+    tx.putMeta(MANAGERS_META, rest);
+  }
+
+  /**
+   * This manager was demoted (its node is a worker in the store): it writes the join.json a
+   * worker daemon rejoins with (the worker token, its node secret, the other managers' bus
+   * URLs), takes its etcd member out of the cluster through the other members, stops its
+   * components and comes back as a worker daemon, in this process (run.ts). Tasks keep running:
+   * the worker's node runtime adopts them, as at any restart.
+   */
+  private async becomeWorker(): Promise<void> {
+    this.demoting = true;
+    const { dataDir, log } = this.opts;
+    log.info(`this manager (${this.nodeId}) was demoted: becoming a worker`);
+    try {
+      const r = this.store.view((tx) => ({
+        meta: tx.getMeta<ClusterMeta>("cluster")!,
+        ca: tx.getMeta<CaMeta>(CA_META)!,
+        secret: tx.getMeta<Record<string, string>>(DEMOTED_META)?.[this.nodeId],
+        managers: tx.listNodes().filter((n) => n.role === "manager" && n.id !== this.nodeId),
+        addrs: tx.getMeta<ManagersMeta>(MANAGERS_META) ?? {},
+      }));
+      if (!r.secret) throw new Error("the leader left no node secret for this node");
+      const others = r.managers.flatMap((n) => (r.addrs[n.id] ? [r.addrs[n.id]!] : []));
+      const leader = this.leaderId();
+      const via = (leader !== undefined ? r.addrs[leader] : undefined) ?? others[0];
+      if (!via) throw new Error("no other manager's address is known");
+      const answer: JoinResponse = {
+        nodeId: this.nodeId,
+        role: "worker",
+        caCert: r.ca.certPem,
+        cert: readFileSync(certPaths(dataDir).cert, "utf8"),
+        natsUrls: others.map((a) => a.bus),
+        appNatsUrls: others.map((a) => a.app),
+        busUser: certUser(this.nodeId, "worker", r.ca.clusterId),
+        heartbeatMs: this.manager.heartbeatMs(),
+        nodeSecret: r.secret,
+      };
+      const token = makeToken(caDigest(r.ca.certPem), r.meta.workerSecret);
+      writeFileSync(
+        join(dataDir, "join.json"),
+        JSON.stringify({ token, managerAddr: via.join, answer }),
+        { mode: 0o600 },
+      );
+      patchSettings(dataDir, { managedEtcd: false });
+      // Through the other members: this one leaves the cluster and exits.
+      const endpoints = r.managers.map(
+        (n) => `https://${joinHostPort(n.addr, DEFAULT_ETCD_CLIENT_PORT)}`,
+      );
+      const client = etcdClient({ endpoints, tls: this.member!.clientTls() });
+      try {
+        await removeEtcdMember(client, this.nodeId);
+      } finally {
+        client.close();
+      }
+    } catch (err) {
+      log.error(`becoming a worker failed: ${(err as Error).message}`);
+      rmSync(join(dataDir, "join.json"), { force: true });
+      patchSettings(dataDir, { managedEtcd: true });
+      this.demoting = false;
+      return;
+    }
+    this.restartWith = { worker: true };
+    await this.stop(false);
+  }
+
   /** Adds a joining manager's etcd member (through this leader's member). */
   private async addMember(nodeId: string, addr: string): Promise<string> {
     const peerUrl = `https://${joinHostPort(addr, DEFAULT_ETCD_PEER_PORT)}`;
@@ -960,6 +1055,7 @@ export class Daemon {
     await this.store?.close();
     await this.member?.stop();
     const dir = this.opts.dataDir;
+    if (this.restartWith?.worker) rmSync(join(dir, "etcd"), { recursive: true, force: true });
     if (this.restartWith?.managedEtcd && existsSync(join(dir, "store"))) {
       // Kept for the record, never opened again: the state lives in etcd now.
       rmSync(join(dir, MOVED_STORE_DIR), { recursive: true, force: true });
@@ -972,6 +1068,9 @@ export class Daemon {
     this.resolveDone();
   }
 }
+
+/** A demoted manager's node secret, for its daemon to rejoin as a worker (by node id). */
+const DEMOTED_META = "demoted";
 
 /** A free TCP port on `host` (the route port must be known before the server starts: it is
  * advertised to the other managers). */

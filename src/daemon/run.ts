@@ -126,8 +126,7 @@ export async function runDaemon(given: DaemonRunOptions, banner = false): Promis
   const o = resolveDaemonOptions(given, log);
   let stop: () => Promise<void>;
   let done: Promise<void>;
-  if (existsSync(join(o.dataDir, "join.json"))) {
-    // This node joined a swarm as a worker.
+  const worker = async (): Promise<WorkerDaemon> => {
     const w = new WorkerDaemon({
       dataDir: o.dataDir,
       token: "",
@@ -143,6 +142,11 @@ export async function runDaemon(given: DaemonRunOptions, banner = false): Promis
       log,
     });
     await w.start();
+    return w;
+  };
+  if (existsSync(join(o.dataDir, "join.json"))) {
+    // This node joined a swarm as a worker.
+    const w = await worker();
     [stop, done] = [() => w.stop(false), w.done];
   } else {
     let d = new Daemon({ ...o, log });
@@ -151,12 +155,20 @@ export async function runDaemon(given: DaemonRunOptions, banner = false): Promis
     stop = () => d.stop(false);
     // A manager that moved its state to etcd (a second manager joined) stopped its components
     // and comes back here on the new store, in this process: its tasks keep running.
+    // A demoted manager comes back as a worker, the same way.
     done = (async () => {
       for (;;) {
         await d.done;
-        if (!d.restartWith) return;
+        const next = d.restartWith;
+        if (!next) return;
+        if (next.worker) {
+          log.info("this node is a worker now: starting its worker daemon");
+          const w = await worker();
+          stop = () => w.stop(false);
+          return w.done;
+        }
         log.info("restarting the manager's components on the managed etcd store");
-        d = new Daemon({ ...o, ...d.restartWith, log });
+        d = new Daemon({ ...o, ...next, log });
         await d.start();
       }
     })();

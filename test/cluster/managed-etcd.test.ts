@@ -179,6 +179,46 @@ test(
       return true;
     });
     assert.equal((await running(dirs[0]!, "web")).length, 3);
+
+    // Demote the third manager: its member leaves etcd, it goes on as a worker.
+    const thirdInfo = await apiAt<Info>(dirs[3]!, "/v1/info");
+    const third = thirdInfo.nodeId;
+    assert.equal(
+      await swarm.ok("node", "demote", third),
+      `Manager ${third} demoted in the swarm.\n`,
+    );
+    await checkFor(60_000, async () => {
+      const rows = await managerStatuses(swarm);
+      if (rows !== "Ready/,Ready/,Ready/Leader,Ready/Reachable")
+        throw new Error(`node ls: ${rows}`);
+      return existsSync(join(dirs[3]!, "join.json")) && !existsSync(join(dirs[3]!, "etcd"));
+    });
+    assert.equal(settings(dirs[3]!).managedEtcd, false);
+    await checkFor(30_000, async () => {
+      const w = await apiAt<Info & { role?: string }>(dirs[3]!, "/v1/info").catch(() => null);
+      return w?.role === "worker";
+    });
+    assert.equal(
+      (await apiAt<Info>(dirs[3]!, "/v1/info")).pid,
+      thirdInfo.pid,
+      "the same process, as a worker daemon",
+    );
+    // The second manager too; the last one cannot be.
+    const second = (await apiAt<Info>(dirs[2]!, "/v1/info")).nodeId;
+    await swarm.ok("node", "demote", second);
+    await checkFor(60_000, async () => {
+      const rows = await managerStatuses(swarm);
+      if (rows !== "Ready/,Ready/,Ready/,Ready/Leader") throw new Error(`node ls: ${rows}`);
+      return true;
+    });
+    const last = await swarm.cli("node", "demote", info.nodeId);
+    assert.equal(last.code, 1);
+    assert.match(last.stderr, /attempting to demote the last manager of the swarm/);
+    const promote = await swarm.cli("node", "promote", third);
+    assert.equal(promote.code, 1);
+    assert.match(promote.stderr, /not supported yet/);
+    await swarm.ok("service", "scale", "web=4");
+    await checkFor(60_000, async () => (await running(dirs[0]!, "web")).length === 4);
   },
 );
 
