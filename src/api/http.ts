@@ -291,6 +291,12 @@ export const JoinRequestSchema = Type.Object(
         description: "The secret the manager gave the node when it first joined.",
       }),
     ),
+    etcd: Type.Optional(
+      Type.Boolean({
+        description:
+          "Whether the joining machine has etcd installed; false: a manager's join on managed etcd is refused before anything changes (its member could not start).",
+      }),
+    ),
   },
   { title: "JoinRequest" },
 );

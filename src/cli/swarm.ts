@@ -299,6 +299,9 @@ export async function joinSwarm(managerArg: string, f: JoinFlags): Promise<numbe
   const advertise = p.advertise?.host ?? local;
   const { joinManager, writeNodeCerts, CaMismatchError, JoinRefusedError } =
     await import("../daemon/worker-daemon.js");
+  // A manager on managed etcd runs a member of its own: the manager refuses the join at once
+  // when this machine has no etcd, before it adds a member that could never start.
+  const { findEtcd } = await import("../daemon/etcd-member.js");
   let answer: JoinResponse;
   let keyPem: string;
   // 503: no leader at the moment, or the first manager is moving its state to etcd to take a
@@ -312,6 +315,7 @@ export async function joinSwarm(managerArg: string, f: JoinFlags): Promise<numbe
           token,
           hostname: hostname(),
           addr: advertise,
+          etcd: findEtcd() !== null,
         }));
         break;
       } catch (err) {

@@ -198,6 +198,13 @@ export class JoinServer {
     const ca = this.ca();
     const role = checkToken(meta, caDigest(ca.certPem), req.token ?? "");
     const store = this.managers.store();
+    const managed = this.managers.addMember !== undefined || this.managers.moveToEtcd !== undefined;
+    if (role === "manager" && managed && req.etcd === false) {
+      throw new JoinError(
+        "a manager runs its own etcd member, and etcd is not installed on the joining machine: install it there (Debian/Ubuntu: apt-get install etcd-server), then join again",
+        400,
+      );
+    }
     if (role === "manager" && store === null) {
       if (this.managers.moveToEtcd) await this.managers.moveToEtcd();
       throw new JoinError(

@@ -28,7 +28,7 @@ async function running(dir: string, service: string): Promise<Task[]> {
 }
 
 /** `shoal join --token TOKEN` of host `h` (data dir `dir`) to the manager at `addr`. */
-function joinAs(h: Host, dir: string, token: string, addr: string) {
+function joinAs(h: Host, dir: string, token: string, addr: string, env?: Record<string, string>) {
   return h.exec(
     process.execPath,
     [
@@ -50,7 +50,7 @@ function joinAs(h: Host, dir: string, token: string, addr: string) {
       "",
       `${addr}:2377`,
     ],
-    { timeoutMs: 120_000 },
+    { timeoutMs: 120_000, ...(env ? { env } : {}) },
   );
 }
 
@@ -108,6 +108,14 @@ test(
 
     // The second manager: the first one moves its state into its own etcd member.
     const managerToken = (await swarm.ok("swarm", "join-token", "-q", "manager")).trim();
+    // A machine without etcd is refused at once: nothing moves.
+    const noEtcd = await joinAs(hosts[2]!, dirs[2]!, managerToken, swarm.manager.addr, {
+      ETCD: "/nonexistent/etcd",
+    });
+    assert.equal(noEtcd.code, 1, noEtcd.stdout);
+    assert.match(noEtcd.stderr, /etcd is not installed on the joining machine/);
+    assert.equal(settings(dirs[0]!).managedEtcd, undefined);
+    assert.ok(!existsSync(join(dirs[0]!, "etcd")), "no etcd member was started");
     const j2 = await joinAs(hosts[2]!, dirs[2]!, managerToken, swarm.manager.addr);
     assert.equal(j2.code, 0, `join of a second manager: ${j2.stderr}${j2.stdout}`);
     assert.match(j2.stdout, /This node joined a swarm as a manager\./);
