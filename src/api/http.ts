@@ -297,6 +297,12 @@ export const JoinRequestSchema = Type.Object(
         description: "The secret the manager gave the node when it first joined.",
       }),
     ),
+    etcd: Type.Optional(
+      Type.Boolean({
+        description:
+          "Whether the joining machine has etcd installed; false: a manager's join on managed etcd is refused before anything changes (its member could not start).",
+      }),
+    ),
   },
   { title: "JoinRequest" },
 );
@@ -331,6 +337,21 @@ export const JoinResponseSchema = Type.Object(
         description:
           "A manager's join: the etcd client URLs of the cluster store its manager daemon opens.",
       }),
+    ),
+    etcd: Type.Optional(
+      Type.Object(
+        {
+          initialCluster: Type.String({
+            maxLength: 65536,
+            description:
+              "The managed etcd's members (`name=peerURL,...`, etcd's --initial-cluster) the joining manager starts its own member with; the member was added already.",
+          }),
+        },
+        {
+          description:
+            "A manager's join on a swarm whose managers run their own etcd members (managed): the joining manager starts its member and opens the store on it.",
+        },
+      ),
     ),
   },
   { title: "JoinResponse" },

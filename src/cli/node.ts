@@ -141,6 +141,19 @@ export async function update(ref: string, o: NodeUpdateOptions): Promise<number>
   return 0;
 }
 
+/** `node promote` / `node demote`: the role change, in Docker's words, node by node. */
+export async function setRole(refs: string[], role: "manager" | "worker"): Promise<number> {
+  for (const ref of refs) {
+    await call("POST", `/v1/nodes/${encodeURIComponent(ref)}/update`, { role });
+    process.stdout.write(
+      role === "manager"
+        ? `Node ${ref} promoted to a manager in the swarm.\n`
+        : `Manager ${ref} demoted in the swarm.\n`,
+    );
+  }
+  return 0;
+}
+
 export async function rm(refs: string[], o: { force?: boolean }): Promise<number> {
   for (const ref of refs) {
     await call("DELETE", `/v1/nodes/${encodeURIComponent(ref)}${o.force ? "?force=1" : ""}`);

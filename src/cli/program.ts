@@ -544,21 +544,16 @@ Run 'shoal COMMAND --help' for more information on a command.`,
     .argument("<node...>")
     .option("-f, --force", "force remove a node from the swarm")
     .action(run(async (cmd) => (await node()).rm(cmd.args, cmd.opts())));
-  for (const name of ["promote", "demote"]) {
-    nodes
-      .command(name)
-      .description(
-        `${name === "promote" ? "Promote" : "Demote"} one or more nodes (not supported yet)`,
-      )
-      .argument("<node...>")
-      .action(
-        run(async () => {
-          throw new UsageError(
-            `"shoal node ${name}" is not supported yet: shoal runs one manager (HA managers come with the etcd store)`,
-          );
-        }),
-      );
-  }
+  nodes
+    .command("promote")
+    .description("Promote one or more nodes to manager in the swarm")
+    .argument("<node...>")
+    .action(run(async (cmd) => (await node()).setRole(cmd.args, "manager")));
+  nodes
+    .command("demote")
+    .description("Demote one or more nodes from manager in the swarm")
+    .argument("<node...>")
+    .action(run(async (cmd) => (await node()).setRole(cmd.args, "worker")));
 
   // ---- shoal network ----
   const nets = program.command("network").description("Manage networks");

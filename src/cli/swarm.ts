@@ -40,6 +40,10 @@ export const ALREADY_IN_SWARM =
 const SHOAL_BIN = fileURLToPath(new URL("../../../bin/shoal.js", import.meta.url));
 /** How long a started daemon has to answer on its socket. */
 const START_TIMEOUT_MS = 15_000;
+/** ...and a joining manager's, which first starts its etcd member and lets it catch up. */
+const MANAGED_START_TIMEOUT_MS = 45_000;
+/** How long `join` tries again while the manager answers 503 (no leader, state moving). */
+const JOIN_RETRY_MS = 60_000;
 /** How long a connection to the manager (join port, message server) may take. */
 const CONNECT_TIMEOUT_MS = 5_000;
 
@@ -113,8 +117,13 @@ async function stopChild(child: ChildProcess): Promise<void> {
   await waitExit(child, 2000);
 }
 
-async function waitForDaemon(dataDir: string, child: ChildProcess, logFile: string): Promise<void> {
-  const deadline = Date.now() + START_TIMEOUT_MS;
+async function waitForDaemon(
+  dataDir: string,
+  child: ChildProcess,
+  logFile: string,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
     if ((await runningDaemon(dataDir)) !== null) return;
     if (exited(child)) {
@@ -122,7 +131,7 @@ async function waitForDaemon(dataDir: string, child: ChildProcess, logFile: stri
     }
     if (Date.now() > deadline) {
       throw new StartError(
-        `the shoal daemon did not answer within ${START_TIMEOUT_MS / 1000}s${logTail(logFile)}`,
+        `the shoal daemon did not answer within ${timeoutMs / 1000}s${logTail(logFile)}`,
       );
     }
     await new Promise((r) => setTimeout(r, 100));
@@ -138,6 +147,7 @@ async function startDetached(
   dataDir: string,
   argv: string[],
   prepare?: () => void | Promise<void>,
+  timeoutMs = START_TIMEOUT_MS,
 ): Promise<void> {
   const created = !existsSync(dataDir);
   mkdirSync(dataDir, { recursive: true });
@@ -156,7 +166,7 @@ async function startDetached(
     } finally {
       closeSync(out);
     }
-    await waitForDaemon(dataDir, child, logFile);
+    await waitForDaemon(dataDir, child, logFile, timeoutMs);
     child.unref();
   } catch (err) {
     if (child) await stopChild(child);
@@ -287,16 +297,35 @@ export async function joinSwarm(managerArg: string, f: JoinFlags): Promise<numbe
     throw new StartError(`cannot reach the manager at ${managerAddr}: ${(err as Error).message}`);
   }
   const advertise = p.advertise?.host ?? local;
-  const { joinManager, writeNodeCerts, CaMismatchError } =
+  const { joinManager, writeNodeCerts, CaMismatchError, JoinRefusedError } =
     await import("../daemon/worker-daemon.js");
+  // A manager on managed etcd runs a member of its own: the manager refuses the join at once
+  // when this machine has no etcd, before it adds a member that could never start.
+  const { findEtcd } = await import("../daemon/etcd-member.js");
   let answer: JoinResponse;
   let keyPem: string;
+  // 503: no leader at the moment, or the first manager is moving its state to etcd to take a
+  // second manager (its join port closes while it restarts on etcd); both pass in seconds.
+  const retryUntil = Date.now() + JOIN_RETRY_MS;
+  let waiting = false;
   try {
-    ({ answer, keyPem } = await joinManager(managerAddr, {
-      token,
-      hostname: hostname(),
-      addr: advertise,
-    }));
+    for (;;) {
+      try {
+        ({ answer, keyPem } = await joinManager(managerAddr, {
+          token,
+          hostname: hostname(),
+          addr: advertise,
+          etcd: findEtcd() !== null,
+        }));
+        break;
+      } catch (err) {
+        const busy = err instanceof JoinRefusedError && err.status === 503;
+        if (!(busy || (waiting && !(err instanceof JoinRefusedError))) || Date.now() > retryUntil)
+          throw err;
+        waiting = true;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
   } catch (err) {
     const from = err instanceof CaMismatchError ? "Error" : "Error response from daemon";
     process.stderr.write(`${from}: ${(err as Error).message}\n`);
@@ -306,13 +335,26 @@ export async function joinSwarm(managerArg: string, f: JoinFlags): Promise<numbe
   if (answer.role === "manager") {
     // A manager: a manager daemon of its own on the swarm's etcd store, as the node the join
     // made (its id), with the certificate the join issued until it issues its own.
-    const store = answer.store ?? [];
+    // With managed etcd members (answer.etcd) it starts its own member, which the manager
+    // added already; otherwise it opens the external etcd the swarm runs on.
+    const managed = answer.etcd;
+    const store = managed ? [] : (answer.store ?? []);
     const adv = { host: advertise, port: p.advertise?.port ?? p.listen.port };
     const o = { ...runOptions(p, adv), store };
-    await startDetached(p.dataDir, daemonArgv(o), async () => {
-      writeFileSync(join(p.dataDir, "node-id"), answer.nodeId);
-      await writeNodeCerts(p.dataDir, { caPem: answer.caCert, certPem: answer.cert, keyPem });
-    });
+    await startDetached(
+      p.dataDir,
+      daemonArgv(o),
+      async () => {
+        writeFileSync(join(p.dataDir, "node-id"), answer.nodeId);
+        await writeNodeCerts(p.dataDir, { caPem: answer.caCert, certPem: answer.cert, keyPem });
+        if (managed) {
+          const { ETCD_JOIN_FILE, patchSettings } = await import("../daemon/state.js");
+          writeFileSync(join(p.dataDir, ETCD_JOIN_FILE), JSON.stringify(managed), { mode: 0o600 });
+          patchSettings(p.dataDir, { managedEtcd: true });
+        }
+      },
+      managed ? MANAGED_START_TIMEOUT_MS : START_TIMEOUT_MS,
+    );
     process.stdout.write(`This node joined a swarm as a manager.\n`);
     return 0;
   }

@@ -38,8 +38,6 @@ export const DEFAULT_ETCD_CLIENT_PORT = 4379;
 export const DEFAULT_ETCD_PEER_PORT = 4380;
 /** --max-txn-ops of the managed members. */
 export const MANAGED_MAX_TXN_OPS = 10_000;
-/** The etcd clients' keep-alive ping period on managed members, ms (etcdClient keepaliveMs). */
-export const MANAGED_KEEPALIVE_MS = 1000;
 /** --max-request-bytes of the managed members (10 MiB, etcd's advised ceiling). */
 export const MANAGED_MAX_REQUEST_BYTES = 10 * 1024 * 1024;
 export const ETCD_INSTALL_HINT = "apt-get install etcd-server (Debian/Ubuntu), or set ETCD";
@@ -103,10 +101,11 @@ export interface EtcdMemberOptions {
   stopGraceMs?: number;
 }
 
-/** Finds the etcd binary, or null. */
+/** Finds the etcd binary, or null. $ETCD, when set, is the only place looked at. */
 export function findEtcd(): string | null {
+  const given = process.env["ETCD"];
+  if (given) return existsSync(given) ? given : null;
   const candidates = [
-    process.env["ETCD"],
     ...(process.env["PATH"] ?? "").split(":").map((d) => (d ? `${d}/etcd` : "")),
     "/usr/bin/etcd",
     "/usr/sbin/etcd",
@@ -288,10 +287,6 @@ export class EtcdMember extends EventEmitter<{
       roleOu("manager"),
       "--max-txn-ops",
       String(MANAGED_MAX_TXN_OPS),
-      // Clients ping every MANAGED_KEEPALIVE_MS to notice a member that vanished (etcd's
-      // default refuses pings more often than every 5 s).
-      "--grpc-keepalive-min-time",
-      `${MANAGED_KEEPALIVE_MS}ms`,
       "--max-request-bytes",
       String(MANAGED_MAX_REQUEST_BYTES),
       "--auto-compaction-mode",

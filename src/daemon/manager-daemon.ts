@@ -4,17 +4,17 @@
 
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { mkdirSync, writeFileSync, rmSync, readFileSync, existsSync } from "node:fs";
+import { mkdirSync, writeFileSync, rmSync, readFileSync, existsSync, renameSync } from "node:fs";
 import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { Server as NatsServer } from "../nats/server.js";
 import { defaultClusterOptions, defaultOptions, validateOptions } from "../nats/options.js";
 import { ServerLogger, type Logger } from "../nats/log.js";
 import { openEmbeddedStore } from "../store/embedded.js";
-import type { ReadTx, Store, StoreEvent } from "../store/store.js";
+import type { ReadTx, Store, StoreEvent, WriteTx } from "../store/store.js";
 import { Manager, defaultManagerOptions } from "../manager/manager.js";
 import { Api } from "../manager/api.js";
 import { Dispatcher } from "../manager/dispatcher.js";
-import { JoinServer, tlsOptions, type ClusterMeta } from "../manager/join.js";
+import { JoinError, JoinServer, tlsOptions, type ClusterMeta } from "../manager/join.js";
 import { apiPeerRefusal, peerOf } from "../manager/api-tls.js";
 import { AGENT_USER, APP_USER } from "../api/bus.js";
 import {
@@ -28,11 +28,19 @@ import type { AccountConfig, User } from "../nats/options.js";
 import { leaderEvent } from "../manager/events/derive.js";
 import { EVENTS_SUBJECT_PREFIX, EVENTS_USER } from "../api/events.js";
 import { ManagerError } from "../manager/errors.js";
-import { makeToken, newId, newSecret } from "../manager/ids.js";
+import {
+  NODE_SECRETS,
+  makeToken,
+  newId,
+  newSecret,
+  secretDigest,
+  type NodeSecrets,
+} from "../manager/ids.js";
 import {
   CA_META,
   caDigest,
   certPaths,
+  certUser,
   createRootCa,
   issueNodeCert,
   newKeyAndCsr,
@@ -58,8 +66,23 @@ import { isWildcard, joinHostPort, parseHostPort } from "../lib/addr.js";
 import { fencingOf, forgetSwarm } from "./state.js";
 import { apiTcpNeedsTls, socketPath } from "../api/paths.js";
 import type { Server as TlsServer } from "node:https";
-import type { Info, SwarmSettings } from "../api/http.js";
-import type { EtcdStore } from "../store/etcd.js";
+import type { Info, JoinResponse, SwarmSettings } from "../api/http.js";
+import { etcdClient, type EtcdStore } from "../store/etcd.js";
+import type { EmbeddedStore } from "../store/embedded.js";
+import { moveStateToEtcd } from "../store/move-to-etcd.js";
+import {
+  DEFAULT_ETCD_PEER_PORT,
+  ETCD_INSTALL_HINT,
+  EtcdMember,
+  DEFAULT_ETCD_CLIENT_PORT,
+  addEtcdMember,
+  findEtcd,
+  removeEtcdMember,
+  managedStoreLimits,
+  type EtcdMemberOptions,
+  type EtcdStart,
+} from "./etcd-member.js";
+import { ETCD_JOIN_FILE, MOVED_STORE_DIR, patchSettings } from "./state.js";
 import { FORWARDED_HEADER } from "../manager/api.js";
 import {
   Leadership,
@@ -120,6 +143,9 @@ export interface DaemonOptions {
   /** etcd client URLs of the cluster store (`--store etcd://h1:2379,...`): several managers,
    * one leader. Absent or empty: the embedded store (one manager). */
   store?: string[];
+  /** The state lives in etcd members the managers run themselves (managed): this manager
+   * starts and supervises its own (`etcd-member.ts`). Set once a second manager joined. */
+  managedEtcd?: boolean;
   /** With the etcd store: the message server's cluster port, routes between managers (default
    * the client port + 2, random when the client port is). */
   routePort?: number;
@@ -156,6 +182,17 @@ export class Daemon {
   private unwatchNodes: (() => void) | null = null;
   /** With the etcd store: the election, the leader's duties, writes forwarded to the leader. */
   leadership: Leadership | null = null;
+  /** The etcd client URLs of the store (null: the embedded store). */
+  private etcdEndpoints: string[] | null = null;
+  /** This manager's own etcd member (managed etcd). */
+  member: EtcdMember | null = null;
+  /** The state is moving to etcd (a second manager joins). */
+  private moving = false;
+  /** Set when this daemon stopped to come back at once with these options, or as a worker
+   * (demoted; its join.json written), in this process (run.ts). */
+  restartWith: (Partial<DaemonOptions> & { worker?: boolean }) | null = null;
+  /** This manager was demoted and is becoming a worker. */
+  private demoting = false;
   /** Writes are unfenced until this manager campaigns (it registers itself first). */
   private bootstrapping = true;
   readonly done: Promise<void>;
@@ -171,9 +208,31 @@ export class Daemon {
     mkdirSync(dataDir, { recursive: true });
     const idFile = join(dataDir, "node-id");
     // A node with an identity has a store: if it is gone, refuse rather than start a new cluster.
-    const etcd = this.opts.store && this.opts.store.length > 0 ? this.opts.store : null;
-    if (etcd) {
+    const external = this.opts.store && this.opts.store.length > 0 ? this.opts.store : null;
+    if (this.opts.managedEtcd) {
+      if (!existsSync(idFile)) {
+        throw new ManagerError("ERR_INVALID", "managed etcd store without a node id");
+      }
+      this.nodeId = readFileSync(idFile, "utf8").trim();
+      this.member = await this.startMember();
+      this.etcdEndpoints = [this.member.clientUrl];
+      try {
+        this.store = await openManagersStore(this.etcdEndpoints, () => this.fence(), log, {
+          tls: this.member.clientTls(),
+          ...managedStoreLimits(),
+        });
+      } catch (err) {
+        await this.member.stop();
+        throw err;
+      }
+    } else if (external) {
+      this.etcdEndpoints = external;
+    }
+    const etcd = this.etcdEndpoints;
+    if (etcd && !this.member) {
       this.store = await openManagersStore(etcd, () => this.fence(), log);
+    }
+    if (etcd) {
       if (existsSync(idFile) && !this.store.view((tx) => tx.getMeta("cluster"))) {
         await this.store.close();
         throw new ManagerError(
@@ -274,6 +333,9 @@ export class Daemon {
       const bus = (e: StoreEvent) =>
         e.kind === "node" || e.kind === "service" || (e.kind === "meta" && e.id === "settings");
       if (events.some(bus)) {
+        const self = events.find((e) => e.kind === "node" && e.id === this.nodeId)?.value as
+          Node | null | undefined;
+        if (self?.role === "worker" && this.member && !this.demoting) void this.becomeWorker();
         const auth = this.busAuth(meta.secret, ca.clusterId);
         if (auth) this.nats.reloadAuth(auth.users, auth.accounts, auth.noAuthUser);
       }
@@ -284,6 +346,7 @@ export class Daemon {
 
     this.manager = new Manager(this.store, log.child("manager"), defaultManagerOptions());
     this.manager.leading = () => this.isLeader();
+    if (this.member) this.manager.onDemote = (tx, node) => this.demoteIn(tx, node);
     this.dispatcher = new Dispatcher(this.manager, {
       natsUrl: `${this.localNatsUrl()}`,
       clusterSecret: meta.secret,
@@ -296,6 +359,10 @@ export class Daemon {
       undefined,
       {
         store: () => etcd,
+        ...(etcd ? {} : { moveToEtcd: () => this.moveToEtcd() }),
+        ...(this.member
+          ? { addMember: (id: string, addr: string) => this.addMember(id, addr) }
+          : {}),
         notLeader: () => {
           if (this.isLeader()) return null;
           const id = this.leadership?.leaderId();
@@ -666,6 +733,187 @@ export class Daemon {
     this.renewTimer.unref();
   }
 
+  /** The options of this manager's etcd member. */
+  private memberOptions(): EtcdMemberOptions {
+    return {
+      nodeId: this.nodeId,
+      dataDir: this.opts.dataDir,
+      addr: this.advertiseHost(),
+      log: this.opts.log.child("etcd"),
+    };
+  }
+
+  /** Starts this manager's etcd member: again from its data, or joining the members its join
+   * answer named (etcd-join.json, written by `shoal join`). */
+  private async startMember(): Promise<EtcdMember> {
+    const dir = this.opts.dataDir;
+    const joinFile = join(dir, ETCD_JOIN_FILE);
+    let how: EtcdStart;
+    if (existsSync(join(dir, "etcd", "member"))) how = { mode: "restart" };
+    else if (existsSync(joinFile)) {
+      const note = JSON.parse(readFileSync(joinFile, "utf8")) as { initialCluster?: unknown };
+      if (typeof note.initialCluster !== "string" || note.initialCluster === "") {
+        throw new ManagerError("ERR_INVALID", `${joinFile} names no etcd members to join`);
+      }
+      how = { mode: "join", initialCluster: note.initialCluster };
+    } else {
+      throw new ManagerError(
+        "ERR_INVALID",
+        `this manager runs on the managed etcd store but has no etcd member data in ${join(dir, "etcd")}: remove the node (shoal node rm) and join it again`,
+      );
+    }
+    const m = await EtcdMember.start(this.memberOptions(), how);
+    rmSync(joinFile, { force: true });
+    return m;
+  }
+
+  /**
+   * A manager joins a swarm on the embedded store: its state moves to an etcd member this
+   * manager starts ("new"), and the daemon comes back on it, in this process (run.ts). The move
+   * runs in the embedded store's commit loop (`handOver`): no write lands between its snapshot
+   * and its end, and every write after it is refused until the daemon runs on etcd, so nothing
+   * acknowledged is lost. Tasks are not touched: the node runtime stops without stopping them
+   * and adopts them again. Always throws a JoinError: why the move failed (the swarm stays on
+   * its embedded store, unharmed), or that the joining manager should try again in a moment.
+   */
+  private async moveToEtcd(): Promise<never> {
+    const retry = new JoinError(
+      "this swarm's state is moving to etcd to take a second manager: try again in a few seconds",
+      503,
+    );
+    if (this.moving) throw retry;
+    if (findEtcd() === null) {
+      throw new JoinError(
+        `a second manager needs the managed etcd store, and etcd is not installed on the manager ${this.advertiseHost()}: install it there (and on every manager) with ${ETCD_INSTALL_HINT}; this swarm stays on its embedded store`,
+        400,
+      );
+    }
+    this.moving = true;
+    const log = this.opts.log;
+    const etcdDir = join(this.opts.dataDir, "etcd");
+    let member: EtcdMember | null = null;
+    try {
+      // Anything there is what an earlier failed move left (this node runs embedded).
+      rmSync(etcdDir, { recursive: true, force: true });
+      member = await EtcdMember.start(this.memberOptions(), { mode: "new" });
+      const client = etcdClient({ endpoints: [member.clientUrl], tls: member.clientTls() });
+      try {
+        await (this.store as EmbeddedStore).handOver(async (snap) => {
+          const r = await moveStateToEtcd(
+            { snapshot: () => snap },
+            { client, ...managedStoreLimits() },
+          );
+          // Before any write is refused: a restart from here on comes back on etcd.
+          patchSettings(this.opts.dataDir, { managedEtcd: true });
+          log.info(
+            `the state moved to etcd (${r.objects} objects, revision ${r.seq}) for a second manager`,
+          );
+        });
+      } finally {
+        client.close();
+      }
+      await member.stop();
+    } catch (err) {
+      await member?.stop().catch(() => {});
+      rmSync(etcdDir, { recursive: true, force: true });
+      this.moving = false;
+      log.error(`moving the state to etcd failed: ${(err as Error).message}`);
+      throw new JoinError(
+        `cannot move this swarm's state to etcd for a second manager: ${(err as Error).message}; the swarm stays on its embedded store`,
+        500,
+      );
+    }
+    this.restartWith = { managedEtcd: true };
+    setImmediate(() => void this.stop(false));
+    throw retry;
+  }
+
+  /**
+   * In the batch that demotes `node` (the leader's): it gets a node secret (the digest in the
+   * node secrets, the secret itself under DEMOTED_META for that node's daemon to read, as only
+   * managers read the store) to rejoin as a worker with, and leaves the managers' addresses.
+   */
+  private demoteIn(tx: WriteTx, node: Node): void {
+    const secret = newSecret();
+    const secrets = tx.getMeta<NodeSecrets>(NODE_SECRETS) ?? {};
+    tx.putMeta(NODE_SECRETS, { ...secrets, [node.id]: secretDigest(secret) });
+    const demoted = tx.getMeta<Record<string, string>>(DEMOTED_META) ?? {};
+    tx.putMeta(DEMOTED_META, { ...demoted, [node.id]: secret });
+    const { [node.id]: _gone, ...rest } = tx.getMeta<ManagersMeta>(MANAGERS_META) ?? {};
+    tx.putMeta(MANAGERS_META, rest);
+  }
+
+  /**
+   * This manager was demoted (its node is a worker in the store): it writes the join.json a
+   * worker daemon rejoins with (the worker token, its node secret, the other managers' bus
+   * URLs), takes its etcd member out of the cluster through the other members, stops its
+   * components and comes back as a worker daemon, in this process (run.ts). Tasks keep running:
+   * the worker's node runtime adopts them, as at any restart.
+   */
+  private async becomeWorker(): Promise<void> {
+    this.demoting = true;
+    const { dataDir, log } = this.opts;
+    log.info(`this manager (${this.nodeId}) was demoted: becoming a worker`);
+    try {
+      const r = this.store.view((tx) => ({
+        meta: tx.getMeta<ClusterMeta>("cluster")!,
+        ca: tx.getMeta<CaMeta>(CA_META)!,
+        secret: tx.getMeta<Record<string, string>>(DEMOTED_META)?.[this.nodeId],
+        managers: tx.listNodes().filter((n) => n.role === "manager" && n.id !== this.nodeId),
+        addrs: tx.getMeta<ManagersMeta>(MANAGERS_META) ?? {},
+      }));
+      if (!r.secret) throw new Error("the leader left no node secret for this node");
+      const others = r.managers.flatMap((n) => (r.addrs[n.id] ? [r.addrs[n.id]!] : []));
+      const leader = this.leaderId();
+      const via = (leader !== undefined ? r.addrs[leader] : undefined) ?? others[0];
+      if (!via) throw new Error("no other manager's address is known");
+      const answer: JoinResponse = {
+        nodeId: this.nodeId,
+        role: "worker",
+        caCert: r.ca.certPem,
+        cert: readFileSync(certPaths(dataDir).cert, "utf8"),
+        natsUrls: others.map((a) => a.bus),
+        appNatsUrls: others.map((a) => a.app),
+        busUser: certUser(this.nodeId, "worker", r.ca.clusterId),
+        heartbeatMs: this.manager.heartbeatMs(),
+        nodeSecret: r.secret,
+      };
+      const token = makeToken(caDigest(r.ca.certPem), r.meta.workerSecret);
+      writeFileSync(
+        join(dataDir, "join.json"),
+        JSON.stringify({ token, managerAddr: via.join, answer }),
+        { mode: 0o600 },
+      );
+      patchSettings(dataDir, { managedEtcd: false });
+      // Through the other members: this one leaves the cluster and exits.
+      const endpoints = r.managers.map(
+        (n) => `https://${joinHostPort(n.addr, DEFAULT_ETCD_CLIENT_PORT)}`,
+      );
+      const client = etcdClient({ endpoints, tls: this.member!.clientTls() });
+      try {
+        await removeEtcdMember(client, this.nodeId);
+      } finally {
+        client.close();
+      }
+    } catch (err) {
+      log.error(`becoming a worker failed: ${(err as Error).message}`);
+      rmSync(join(dataDir, "join.json"), { force: true });
+      patchSettings(dataDir, { managedEtcd: true });
+      this.demoting = false;
+      return;
+    }
+    this.restartWith = { worker: true };
+    await this.stop(false);
+  }
+
+  /** Adds a joining manager's etcd member (through this leader's member). */
+  private async addMember(nodeId: string, addr: string): Promise<string> {
+    const peerUrl = `https://${joinHostPort(addr, DEFAULT_ETCD_PEER_PORT)}`;
+    const r = await addEtcdMember((this.store as EtcdStore).client, nodeId, peerUrl);
+    this.opts.log.info(`etcd member ${nodeId} (${peerUrl}) added`);
+    return r.initialCluster;
+  }
+
   /** With the etcd store: the store's fence (none while registering, before campaigning). */
   private fence() {
     if (this.bootstrapping) return undefined;
@@ -674,7 +922,7 @@ export class Daemon {
 
   /** Whether this manager does the leader's work (always, with the embedded store). */
   isLeader(): boolean {
-    if (!this.opts.store || this.opts.store.length === 0) return true;
+    if (!this.etcdEndpoints) return true;
     return this.leadership?.isLeader() ?? false;
   }
 
@@ -815,7 +1063,14 @@ export class Daemon {
     await this.edge?.close();
     await this.nats?.shutdown();
     await this.store?.close();
+    await this.member?.stop();
     const dir = this.opts.dataDir;
+    if (this.restartWith?.worker) rmSync(join(dir, "etcd"), { recursive: true, force: true });
+    if (this.restartWith?.managedEtcd && existsSync(join(dir, "store"))) {
+      // Kept for the record, never opened again: the state lives in etcd now.
+      rmSync(join(dir, MOVED_STORE_DIR), { recursive: true, force: true });
+      renameSync(join(dir, "store"), join(dir, MOVED_STORE_DIR));
+    }
     rmSync(join(dir, "daemon.pid"), { force: true });
     rmSync(socketPath(dir), { force: true });
     if (leaving) forgetSwarm(dir);
@@ -823,6 +1078,9 @@ export class Daemon {
     this.resolveDone();
   }
 }
+
+/** A demoted manager's node secret, for its daemon to rejoin as a worker (by node id). */
+const DEMOTED_META = "demoted";
 
 /** A free TCP port on `host` (the route port must be known before the server starts: it is
  * advertised to the other managers). */

@@ -19,7 +19,7 @@ import type { NatsConnection, Subscription } from "nats";
 import { connect, JSONCodec } from "nats";
 import type { Etcd3 } from "etcd3";
 import { LeaderElection } from "../store/leader.js";
-import { openEtcdStore, type EtcdStore, type Fence } from "../store/etcd.js";
+import { openEtcdStore, type EtcdStore, type EtcdStoreOptions, type Fence } from "../store/etcd.js";
 import { ManagerError } from "../manager/errors.js";
 import { AGENT_USER, INBOX_PREFIX, SUBJECT_PREFIX } from "../api/bus.js";
 import type { Logger } from "../lib/log.js";
@@ -50,12 +50,15 @@ export async function openManagersStore(
   endpoints: string[],
   fence: () => Fence | null | undefined,
   log: Logger,
+  /** The managed members: client TLS (the node's certificate) and their raised limits. */
+  managed?: Pick<EtcdStoreOptions, "tls" | "maxTxnOps" | "maxTxnBytes">,
 ): Promise<EtcdStore> {
   try {
     return await openEtcdStore({
       endpoints,
       fence,
       onWarning: (m) => log.warn(`store: ${m}`),
+      ...managed,
     });
   } catch (err) {
     throw new ManagerError(

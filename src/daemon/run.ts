@@ -13,6 +13,7 @@ import { systemAddress } from "../lib/netif.js";
 import type { Logger } from "../lib/log.js";
 import { Daemon } from "./manager-daemon.js";
 import { WorkerDaemon } from "./worker-daemon.js";
+import { SETTINGS_FILE } from "./state.js";
 
 /** The daemon's settings as flags give them; what is left out comes from daemon.json or a default. */
 export interface DaemonRunOptions {
@@ -51,6 +52,9 @@ export interface DaemonRunOptions {
   dashboardAddr?: string;
   /** etcd client URLs of the cluster store (several managers); [] or absent: embedded. */
   store?: string[];
+  /** The state lives in etcd members the managers run themselves (set when a second manager
+   * joined, saved in daemon.json; never a flag). */
+  managedEtcd?: boolean;
   debug?: boolean;
 }
 
@@ -61,11 +65,10 @@ type Optional =
   | "certExpiryMs"
   | "addrPool"
   | "consulBestEffort"
-  | "store";
+  | "store"
+  | "managedEtcd";
 export type ResolvedDaemonOptions = Required<Omit<DaemonRunOptions, Optional>> &
   Pick<DaemonRunOptions, Optional>;
-
-const SETTINGS_FILE = "daemon.json";
 
 function defined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
@@ -123,8 +126,7 @@ export async function runDaemon(given: DaemonRunOptions, banner = false): Promis
   const o = resolveDaemonOptions(given, log);
   let stop: () => Promise<void>;
   let done: Promise<void>;
-  if (existsSync(join(o.dataDir, "join.json"))) {
-    // This node joined a swarm as a worker.
+  const worker = async (): Promise<WorkerDaemon> => {
     const w = new WorkerDaemon({
       dataDir: o.dataDir,
       token: "",
@@ -140,12 +142,36 @@ export async function runDaemon(given: DaemonRunOptions, banner = false): Promis
       log,
     });
     await w.start();
+    return w;
+  };
+  if (existsSync(join(o.dataDir, "join.json"))) {
+    // This node joined a swarm as a worker.
+    const w = await worker();
     [stop, done] = [() => w.stop(false), w.done];
   } else {
-    const d = new Daemon({ ...o, log });
+    let d = new Daemon({ ...o, log });
     await d.start();
     if (banner) printBanner(d, o);
-    [stop, done] = [() => d.stop(false), d.done];
+    stop = () => d.stop(false);
+    // A manager that moved its state to etcd (a second manager joined) stopped its components
+    // and comes back here on the new store, in this process: its tasks keep running.
+    // A demoted manager comes back as a worker, the same way.
+    done = (async () => {
+      for (;;) {
+        await d.done;
+        const next = d.restartWith;
+        if (!next) return;
+        if (next.worker) {
+          log.info("this node is a worker now: starting its worker daemon");
+          const w = await worker();
+          stop = () => w.stop(false);
+          return w.done;
+        }
+        log.info("restarting the manager's components on the managed etcd store");
+        d = new Daemon({ ...o, ...next, log });
+        await d.start();
+      }
+    })();
   }
   process.once("SIGINT", () => void stop());
   process.once("SIGTERM", () => void stop());

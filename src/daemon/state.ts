@@ -1,7 +1,7 @@
 // What a daemon keeps in its data dir between runs, and what `leave` forgets, plus the one
 // mapping from the cluster's endpoints to this machine's routing-mesh backends.
 
-import { rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Endpoint } from "../api/bus.js";
 import type { Backend } from "../net/mesh.js";
@@ -15,7 +15,26 @@ export const SWARM_STATE = [
   "daemon.json",
   "agent",
   "certificates",
+  "etcd",
+  "etcd-join.json",
+  "store.moved",
 ] as const;
+
+/** The daemon's saved settings (flags, and the store it runs on), in the data dir. */
+export const SETTINGS_FILE = "daemon.json";
+/** A joining manager's one-shot note for its first start: the etcd members to join. */
+export const ETCD_JOIN_FILE = "etcd-join.json";
+/** Where the embedded store's files go once its state moved to etcd (kept, never opened). */
+export const MOVED_STORE_DIR = "store.moved";
+
+/** Changes some of the saved settings (daemon.json), keeping the others; 0600. */
+export function patchSettings(dataDir: string, patch: Record<string, unknown>): void {
+  const file = join(dataDir, SETTINGS_FILE);
+  const cur = existsSync(file)
+    ? (JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>)
+    : {};
+  writeFileSync(file, JSON.stringify({ ...cur, ...patch }, null, 2) + "\n", { mode: 0o600 });
+}
 
 export function forgetSwarm(dataDir: string): void {
   for (const name of SWARM_STATE) rmSync(join(dataDir, name), { recursive: true, force: true });

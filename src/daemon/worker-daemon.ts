@@ -70,6 +70,19 @@ interface Saved {
 
 export { writeNodeCerts };
 
+/** The manager answered the join (or renewal) with an error; 503: try again soon (no leader
+ * now, or the state is moving to etcd for a second manager). */
+export class JoinRefusedError extends Error {
+  readonly code = "ERR_JOIN_REFUSED";
+  override readonly name = "JoinRefusedError";
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
 /** A join refused by the joining node itself: the manager's CA is not the token's. */
 export class CaMismatchError extends Error {
   readonly code = "ERR_CA_MISMATCH";
@@ -146,7 +159,8 @@ function postJoinPort<S extends TSchema>(
         method: "POST",
         path,
         headers: { "Content-Type": "application/json" },
-        timeout: 10_000,
+        // A manager's join may wait for etcd to take its member (up to about 20 s).
+        timeout: 45_000,
         ca: tls.caPem,
         ...(tls.certPem ? { cert: tls.certPem, key: tls.keyPem } : {}),
         checkServerIdentity: checkManager(tls.caPem),
@@ -165,7 +179,9 @@ function postJoinPort<S extends TSchema>(
             );
           }
           if ((res.statusCode ?? 500) >= 400)
-            return reject(new Error(json.message ?? `HTTP ${res.statusCode}`));
+            return reject(
+              new JoinRefusedError(json.message ?? `HTTP ${res.statusCode}`, res.statusCode ?? 500),
+            );
           try {
             resolve(check(schema, json, "", "the manager's answer"));
           } catch (err) {

@@ -137,6 +137,24 @@ export class FailureLimiter {
   }
 }
 
+/** What the join endpoint asks of the daemon about managers (see JoinServer's constructor). */
+export interface JoinManagers {
+  store: () => string[] | null;
+  notLeader: () => string | null;
+  /**
+   * On the embedded store: makes room for a second manager (the state moves to a managed etcd
+   * member). It never returns: it throws a JoinError saying either why not (this manager stays
+   * on its embedded store) or that the joining manager should try again in a moment (503).
+   * Absent: a manager token is refused on the embedded store.
+   */
+  moveToEtcd?: () => Promise<never>;
+  /**
+   * With managed etcd members: adds the joining manager's member (named by its node id, on its
+   * address) and returns etcd's --initial-cluster for it to start with.
+   */
+  addMember?: (nodeId: string, addr: string) => Promise<string>;
+}
+
 export class JoinServer {
   private listeners: HttpListeners | null = null;
   private server: TlsServer | null = null;
@@ -150,10 +168,7 @@ export class JoinServer {
     /** Several managers: the etcd store's client URLs a joining manager opens (null: the
      * embedded store, which one manager only can hold), and why this manager cannot take a
      * join when it does not lead (a join writes; null: it leads). */
-    private readonly managers: {
-      store: () => string[] | null;
-      notLeader: () => string | null;
-    } = { store: () => null, notLeader: () => null },
+    private readonly managers: JoinManagers = { store: () => null, notLeader: () => null },
   ) {
     this.limiter = limiter ?? new FailureLimiter();
   }
@@ -183,7 +198,15 @@ export class JoinServer {
     const ca = this.ca();
     const role = checkToken(meta, caDigest(ca.certPem), req.token ?? "");
     const store = this.managers.store();
+    const managed = this.managers.addMember !== undefined || this.managers.moveToEtcd !== undefined;
+    if (role === "manager" && managed && req.etcd === false) {
+      throw new JoinError(
+        "a manager runs its own etcd member, and etcd is not installed on the joining machine: install it there (Debian/Ubuntu: apt-get install etcd-server), then join again",
+        400,
+      );
+    }
     if (role === "manager" && store === null) {
+      if (this.managers.moveToEtcd) await this.managers.moveToEtcd();
       throw new JoinError(
         "this swarm keeps its state in the embedded store, which only one manager can hold: a second manager needs an etcd store (shoal init --store etcd://HOST:PORT,...); join with the worker token",
         400,
@@ -237,6 +260,25 @@ export class JoinServer {
       if (!existing) tx.putMeta(NODE_SECRETS, { ...secrets, [n.id]: secretDigest(nodeSecret) });
       return n;
     });
+    let etcd: { initialCluster: string } | undefined;
+    if (role === "manager" && this.managers.addMember) {
+      try {
+        etcd = { initialCluster: await this.managers.addMember(node.id, node.addr) };
+      } catch (err) {
+        // The node is not a manager without its member: take the registration back.
+        await this.manager.store
+          .update((tx) => {
+            tx.deleteNode(node.id);
+            const { [node.id]: _gone, ...rest } = tx.getMeta<NodeSecrets>(NODE_SECRETS) ?? {};
+            tx.putMeta(NODE_SECRETS, rest);
+          })
+          .catch(() => {});
+        throw new JoinError(
+          `cannot add the joining manager's etcd member: ${(err as Error).message}`,
+          500,
+        );
+      }
+    }
     const urls = this.urls();
     return {
       nodeSecret,
@@ -249,6 +291,7 @@ export class JoinServer {
       busUser: certUser(node.id, role, ca.clusterId),
       heartbeatMs: this.heartbeatMs(),
       ...(role === "manager" && store ? { store } : {}),
+      ...(etcd ? { etcd } : {}),
     };
   }
 

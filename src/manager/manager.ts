@@ -82,6 +82,11 @@ export class Manager {
    * records events; the daemon sets this with leader election (several managers).
    */
   leading: () => boolean = () => true;
+  /**
+   * Set by the daemon when managers can be demoted (managed etcd members): called inside the
+   * demoting batch, with the node already a worker in `tx`. Absent: role changes are refused.
+   */
+  onDemote: ((tx: WriteTx, node: Node) => void) | undefined;
 
   constructor(
     readonly store: Store,
@@ -740,23 +745,45 @@ export class Manager {
         `invalid availability "${u.availability}": active, pause or drain`,
       );
     }
-    if (u.role !== undefined) {
-      throw new ManagerError(
-        "ERR_UNSUPPORTED",
-        "promoting or demoting nodes is not supported yet: shoal runs one manager",
-      );
+    if (u.role !== undefined && u.role !== "worker" && u.role !== "manager") {
+      throw new ManagerError("ERR_INVALID", `invalid role "${String(u.role)}": worker or manager`);
     }
     return this.store.update((tx) => {
       const n = this.findNode(tx, ref);
       const labels = { ...n.labels, ...(u.labelAdd ?? {}) };
       for (const k of u.labelRm ?? []) delete labels[k];
+      const role = u.role ?? n.role;
+      if (role === "manager" && n.role === "worker") {
+        throw new ManagerError(
+          "ERR_UNSUPPORTED",
+          "promoting a worker to a manager is not supported yet: join the machine with the manager token instead (shoal swarm join-token manager)",
+        );
+      }
+      const demote = role === "worker" && n.role === "manager";
+      if (demote) {
+        // swarmkit's words.
+        if (tx.listNodes().filter((x) => x.role === "manager").length <= 1) {
+          throw new ManagerError(
+            "ERR_INVALID",
+            "rpc error: code = FailedPrecondition desc = attempting to demote the last manager of the swarm",
+          );
+        }
+        if (!this.onDemote) {
+          throw new ManagerError(
+            "ERR_UNSUPPORTED",
+            "demoting a manager needs the managed etcd store (managers that joined with the manager token)",
+          );
+        }
+      }
       const next: Node = {
         ...n,
+        role,
         availability: u.availability ?? n.availability,
         labels,
         updatedAt: Date.now(),
       };
       tx.putNode(next);
+      if (demote) this.onDemote!(tx, next);
       return next;
     });
   }
@@ -765,9 +792,10 @@ export class Manager {
     return this.store.update((tx) => {
       const n = this.findNode(tx, ref);
       if (n.role === "manager") {
+        // swarmkit's words (a manager holds a member of the store's cluster).
         throw new ManagerError(
           "ERR_INVALID",
-          `rejected: node ${n.id} is a manager and cannot be removed`,
+          `rpc error: code = FailedPrecondition desc = node ${n.id} is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal`,
         );
       }
       if (n.status === "ready" && !force) {

@@ -114,6 +114,29 @@ export class StoreEngine implements Store {
     return snapshotOf(this.state, this.seq);
   }
 
+  /**
+   * Hands the state over (to etcd, when a second manager joins): runs `move` on a snapshot in
+   * the commit loop, after every update queued before it and before any queued after it, so no
+   * write lands between the snapshot and the end of the move. Once `move` succeeded, every
+   * later write is refused (ERR_MOVED, the queued ones too): the state lives elsewhere now. A
+   * move that fails changes nothing here (its error is thrown; writes go on).
+   */
+  async handOver(move: (snap: StateSnapshot) => Promise<void>): Promise<void> {
+    let error: { err: unknown } | null = null;
+    await this.runInLoop(async () => {
+      try {
+        await move(this.snapshot());
+        this.failed = new StoreError(
+          "ERR_MOVED",
+          "the state moved to etcd (a second manager joined): this store takes no more writes",
+        );
+      } catch (err) {
+        error = { err };
+      }
+    });
+    if (error !== null) throw (error as { err: unknown }).err;
+  }
+
   /** Seq of the last committed batch that wrote something. */
   get lastSeq(): number {
     return this.seq;

@@ -34,7 +34,9 @@ export type StoreErrorCode =
   /** Moving a state into etcd: the etcd prefix already holds keys (a state, or someone else's). */
   | "ERR_NOT_EMPTY"
   /** etcd store: a move of the state into etcd was started and not finished: run it again. */
-  | "ERR_MOVE_UNFINISHED";
+  | "ERR_MOVE_UNFINISHED"
+  /** Embedded store: its state was handed over to etcd (`handOver`); it takes no more writes. */
+  | "ERR_MOVED";
 
 export class StoreError extends Error {
   constructor(

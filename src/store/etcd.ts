@@ -84,8 +84,8 @@ export interface EtcdClientOptions {
   /** Extra etcd3 client options. */
   clientOptions?: Omit<IOptions, "hosts">;
   /**
-   * gRPC keep-alive ping period, ms (default 6000, above the 5 s etcd allows by default,
-   * `--grpc-keepalive-min-time`; the managed members allow 1 s).
+   * gRPC keep-alive ping period, ms (default 6000: etcd refuses pings more often than its
+   * `--grpc-keepalive-min-time`, 5 s by default).
    */
   keepaliveMs?: number;
 }

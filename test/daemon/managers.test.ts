@@ -153,8 +153,9 @@ describe("several managers on an etcd store", { skip: etcdSkip() }, () => {
     });
   });
 
-  test("an embedded-store swarm refuses a second manager, saying why", async (t) => {
-    const m1 = await startDaemon({ readyMs: 60_000 });
+  // (With etcd, a second manager moves the state to etcd: test/cluster/managed-etcd.test.ts.)
+  test("an embedded-store swarm without etcd refuses a second manager, saying what to install", async (t) => {
+    const m1 = await startDaemon({ readyMs: 60_000, env: { ETCD: "/nonexistent/etcd" } });
     defer(t, () => m1.cleanup());
     const token = (await m1.cli("swarm", "join-token", "-q", "manager")).stdout.trim();
     const info = await apiAt<{ advertiseAddr: string }>(m1.dataDir, "/v1/info");
@@ -162,8 +163,9 @@ describe("several managers on an etcd store", { skip: etcdSkip() }, () => {
     defer(t, () => rmSync(dir, { recursive: true, force: true }));
     const res = await runCli(dir, ["join", "--token", token, ...ISOLATED(dir), info.advertiseAddr]);
     assert.equal(res.code, 1);
-    assert.match(res.stderr, /embedded store, which only one manager can hold/);
+    assert.match(res.stderr, /etcd is not installed on the manager .*apt-get install etcd-server/);
     assert.equal(existsSync(join(dir, "node-id")), false);
+    assert.equal(existsSync(join(m1.dataDir, "etcd")), false);
   });
 
   test("a node connected before a manager joined learns that manager's bus port", async (t) => {

@@ -71,6 +71,8 @@ export async function startDaemon(
     args?: string[];
     /** How long the daemon may take to be ready (default 15 s). */
     readyMs?: number;
+    /** Added to the daemon's environment. */
+    env?: Record<string, string>;
   } = {},
 ): Promise<TestDaemon> {
   const dataDir = mkdtempSync(join(tmpdir(), "shoal-test-"));
@@ -108,7 +110,7 @@ export async function startDaemon(
         stdio: ["ignore", "pipe", "pipe"],
         uid: as.uid,
         gid: as.gid,
-        env: { ...process.env, ...as.env, SHOAL_DATA_DIR: dataDir },
+        env: { ...process.env, ...as.env, ...opts.env, SHOAL_DATA_DIR: dataDir },
       },
     );
     proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));

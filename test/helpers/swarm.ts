@@ -42,6 +42,8 @@ export async function startSwarm(
   opts: {
     prefix?: string;
     managerArgs?: (manager: Host, bed: TestBed) => string[] | Promise<string[]>;
+    /** Environment of the manager daemon (added to the test's). */
+    managerEnv?: Record<string, string>;
   } = {},
 ): Promise<Swarm> {
   const bed = await createTestBed(hosts, opts.prefix !== undefined ? { prefix: opts.prefix } : {});
@@ -55,25 +57,29 @@ export async function startSwarm(
   try {
     const extra = (await opts.managerArgs?.(manager, bed)) ?? [];
     let out = "";
-    const p = manager.spawn(process.execPath, [
-      SHOAL_BIN,
-      "daemon",
-      "--data-dir",
-      dirs[0]!,
-      "--listen-addr",
-      `${manager.addr}:2377`,
-      "--advertise-addr",
-      `${manager.addr}:2377`,
-      "--nats-port",
-      "4222",
-      "--publish-addr",
-      manager.addr,
-      "--consul-addr",
-      "",
-      "--consul-dns-addr",
-      "",
-      ...extra,
-    ]);
+    const p = manager.spawn(
+      process.execPath,
+      [
+        SHOAL_BIN,
+        "daemon",
+        "--data-dir",
+        dirs[0]!,
+        "--listen-addr",
+        `${manager.addr}:2377`,
+        "--advertise-addr",
+        `${manager.addr}:2377`,
+        "--nats-port",
+        "4222",
+        "--publish-addr",
+        manager.addr,
+        "--consul-addr",
+        "",
+        "--consul-dns-addr",
+        "",
+        ...extra,
+      ],
+      opts.managerEnv ? { env: opts.managerEnv } : {},
+    );
     p.stdout?.on("data", (d: Buffer) => (out += d.toString()));
     p.stderr?.on("data", (d: Buffer) => (out += d.toString()));
     await checkFor(20_000, () => /ready/.test(out), 50);
