@@ -10,6 +10,7 @@ import { SHOAL_VERSION } from "../lib/version.js";
 import { OptionsError, ReloadError } from "../nats/errors.js";
 import { reloadServer } from "../nats/reload.js";
 import { fetchAccountJwt } from "../nats/resolver.js";
+import { loadClientTls } from "../nats/tls.js";
 
 const SIGNALS: Record<string, NodeJS.Signals> = {
   ldm: "SIGUSR2",
@@ -51,7 +52,8 @@ export async function natsServerCommand(argv: string[]): Promise<number> {
   if (opts.operator?.resolver === "URL") {
     // As nats-server 2.9's NewURLAccResolver: the base URL itself must answer 200.
     try {
-      await fetchAccountJwt(opts.operator.resolverUrl, "");
+      const tls = opts.resolverTls ? loadClientTls(opts.resolverTls) : undefined;
+      await fetchAccountJwt(opts.operator.resolverUrl, "", undefined, tls);
     } catch (err) {
       process.stderr.write(`nats-server: ${(err as Error).message}\n`);
       return 1;

@@ -495,6 +495,7 @@ export class Client implements ParserSink, MsgTarget {
     // Subscriptions made before CONNECT (no authentication) are in $G, where the user is too.
     this.acc = acc;
     this.sublist = acc.sublist;
+    if (this.server.opts.operator) this.server.loadedAccounts.add(acc.name);
     if (this.opts.protocol < 0 || this.opts.protocol > 1) {
       throw new ProtocolError(
         ErrText.BadClientProtocol,

@@ -17,6 +17,7 @@ export const ErrText = {
   MaxSubscriptions: "maximum subscriptions exceeded",
   MaxAccountConnections: "maximum account active connections exceeded",
   AuthExpired: "User Authentication Expired",
+  AccountAuthExpired: "Account Authentication Expired",
   SecureRequired: "Secure Connection - TLS Required",
   NoHeaders: "Headers Not Supported",
   BadClientProtocol: "invalid client protocol",

@@ -11,7 +11,7 @@ import {
   type ConfObject,
   type ConfValue,
 } from "./conf.js";
-import { loadTls, parseTlsBlock, type TlsConfig } from "./tls.js";
+import { loadClientTls, loadTls, parseTlsBlock, type TlsConfig } from "./tls.js";
 import { parseResolver, readResolverDir, type ResolverConfig } from "./resolver.js";
 import {
   accountFromJwt,
@@ -101,6 +101,8 @@ export interface OperatorOptions {
   resolverDir: string;
   /** A URL resolver's base URL: accounts missing from `accounts` are fetched there (server.ts). */
   resolverUrl: string;
+  /** A full resolver's `allow_delete` (claims.ts answers $SYS.REQ.CLAIMS.DELETE). */
+  resolverAllowDelete: boolean;
   /** `resolver_preload`: account public key → account JWT. */
   preload: Record<string, string>;
   /**
@@ -180,6 +182,8 @@ export interface Options {
   websocket: WebsocketOptions | null;
   /** TLS for clients (the top-level tls block); its certificate also serves https monitoring. */
   tls: TlsConfig | null;
+  /** `resolver_tls`: the TLS of a URL resolver's HTTPS fetches (resolver.ts). */
+  resolverTls?: TlsConfig;
   /** With tls: clients that do not start a handshake stay plain. */
   allowNonTls: boolean;
   /** Monitoring over https (with the tls certificate); 0 = off, -1 = random port. */
@@ -989,8 +993,12 @@ export function applyConfig(opts: Options, conf: ConfObject, warn: Warn): void {
         operatorOptions(opts).resolver = r.type;
         operatorOptions(opts).resolverDir = r.dir;
         operatorOptions(opts).resolverUrl = r.url;
+        operatorOptions(opts).resolverAllowDelete = r.allowDelete;
         break;
       }
+      case "resolver_tls":
+        opts.resolverTls = parseTlsBlock(v, key, warn);
+        break;
       case "resolver_preload": {
         if (typeof v !== "object" || v === null || Array.isArray(v)) {
           throw new OptionsError(
@@ -1033,6 +1041,7 @@ function operatorOptions(opts: Options): OperatorOptions {
     resolver: "",
     resolverDir: "",
     resolverUrl: "",
+    resolverAllowDelete: false,
     preload: {},
     accounts: new Map(),
     problems: [],
@@ -1248,6 +1257,7 @@ export function validateOptions(opts: Options): Readonly<Options> {
   }
   // The certificate files are read now, so that a bad file stops the server (and -t) at once.
   if (opts.tls) loadTls(opts.tls);
+  if (opts.resolverTls) loadClientTls(opts.resolverTls);
   if (opts.cluster?.tls) loadTls(opts.cluster.tls);
   if (opts.cluster) port(opts.cluster.port, "cluster port");
   if (opts.maxPayload <= 0) throw new OptionsError("max_payload must be positive");

@@ -3,8 +3,7 @@
 // or `type: cache` — whose directory holds one `<account public key>.jwt` file per account, as
 // nats-server's DirJWTStore writes them (unsharded). shoal reads the directory when the options
 // are validated at start (a reload does not yet apply changed files); a full resolver takes
-// $SYS.REQ.CLAIMS.UPDATE (claims.ts), but shoal answers no LOOKUP/DELETE nor syncs with other
-// servers. Or `URL(<base>)`: an account's JWT
+// the $SYS.REQ.CLAIMS requests (claims.ts), but shoal does not sync with other servers. Or `URL(<base>)`: an account's JWT
 // is fetched by GET <base><account public key> when first needed (fetchAccountJwt), as
 // nats-server's URLAccResolver does, and kept.
 
@@ -12,6 +11,7 @@ import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { ConfValue } from "./conf.js";
 import { AccountFetchError, OptionsError } from "./errors.js";
+import type { ClientTls } from "./tls.js";
 
 export interface ResolverConfig {
   type: "MEMORY" | "FULL" | "CACHE" | "URL";
@@ -19,6 +19,8 @@ export interface ResolverConfig {
   dir: string;
   /** The base URL of a URL resolver, ending in "/" ("" otherwise). */
   url: string;
+  /** A full resolver's `allow_delete`: it answers $SYS.REQ.CLAIMS.DELETE (claims.ts). */
+  allowDelete: boolean;
 }
 
 /** How long a URL resolver waits for an account JWT (nats-server's http.Client timeout). */
@@ -38,11 +40,11 @@ export function parseResolver(
 ): ResolverConfig {
   if (typeof v === "string") {
     const r = v.trim();
-    if (/^MEM(ORY)?$/i.test(r)) return { type: "MEMORY", dir: "", url: "" };
+    if (/^MEM(ORY)?$/i.test(r)) return { type: "MEMORY", dir: "", url: "", allowDelete: false };
     const m = /^URL\((.*)\)$/i.exec(r);
     if (m !== null) {
       const raw = m[1]!.trim().replace(/^"(.*)"$/, "$1");
-      return { type: "URL", dir: "", url: resolverUrl(raw, key) };
+      return { type: "URL", dir: "", url: resolverUrl(raw, key), allowDelete: false };
     }
     throw new OptionsError(`config: ${key}: unknown resolver ${JSON.stringify(v)}`);
   }
@@ -51,6 +53,7 @@ export function parseResolver(
   }
   let dir = "";
   let type = "";
+  let allowDelete = false;
   for (const [k, val] of Object.entries(v)) {
     switch (k.toLowerCase()) {
       case "dir":
@@ -71,12 +74,14 @@ export function parseResolver(
         warn(`${key}.interval: shoal does not sync account JWTs with other servers`);
         break;
       case "allow_delete":
-      case "hard_delete":
-        if (val === true) {
-          throw new OptionsError(
-            `config: ${key}.${k}: shoal does not serve $SYS.REQ.CLAIMS.DELETE, so it deletes no account JWT`,
-          );
+        if (typeof val !== "boolean") {
+          throw new OptionsError(`config: ${key}.allow_delete must be true or false`);
         }
+        allowDelete = val;
+        break;
+      case "hard_delete":
+        // nats-server 2.9.10 does not read it: a deleted JWT is renamed to <key>.jwt.deleted.
+        warn(`${key}.hard_delete is ignored, as by nats-server 2.9: deleted JWTs are renamed`);
         break;
       default:
         throw new OptionsError(`config: ${key}: unknown field "${k}"`);
@@ -90,7 +95,10 @@ export function parseResolver(
       `config: ${key}.type: expected full or cache, got ${JSON.stringify(type.toLowerCase())}`,
     );
   }
-  return { type, dir, url: "" };
+  if (type === "CACHE" && allowDelete) {
+    throw new OptionsError(`config: ${key}: CACHE does not accept allow_delete`);
+  }
+  return { type, dir, url: "", allowDelete };
 }
 
 /** The base URL of `URL(...)`: http or https, given a trailing "/" as nats-server does. */
@@ -111,29 +119,81 @@ function resolverUrl(raw: string, key: string): string {
 
 /**
  * GET <base><account public key>: the account's JWT (the body, trimmed), as nats-server's
- * URLAccResolver.Fetch, with its error words. Fails after `timeoutMs`.
+ * URLAccResolver.Fetch, with its error words. Fails after `timeoutMs`. An https base uses `tls`
+ * (resolver_tls: client certificate, CA) when given.
  */
 export async function fetchAccountJwt(
   base: string,
   pub: string,
   timeoutMs: number = ACCOUNT_FETCH_TIMEOUT_MS,
+  tls?: ClientTls,
 ): Promise<string> {
   const url = base + pub;
-  let res: Response;
+  let res: { status: number; statusText: string; text: () => Promise<string> };
   try {
-    res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    res =
+      tls !== undefined && url.startsWith("https:")
+        ? await httpsGet(url, tls, timeoutMs)
+        : await fetchText(url, timeoutMs);
   } catch (err) {
     const e = err as Error;
     const why = e.name === "TimeoutError" ? "timeout awaiting response" : (e.cause ?? e).toString();
     throw new AccountFetchError(`could not fetch <${JSON.stringify(url)}>: ${why}`);
   }
   if (res.status !== 200) {
-    await res.body?.cancel();
     throw new AccountFetchError(
       `could not fetch <${JSON.stringify(url)}>: ${res.status} ${res.statusText}`,
     );
   }
   return (await res.text()).trim();
+}
+
+async function fetchText(url: string, timeoutMs: number) {
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  if (res.status !== 200) await res.body?.cancel();
+  return res;
+}
+
+/** A GET over node:https with resolver_tls's certificate and CA (fetch takes neither). */
+function httpsGet(
+  url: string,
+  tls: ClientTls,
+  timeoutMs: number,
+): Promise<{ status: number; statusText: string; text: () => Promise<string> }> {
+  const https = process.getBuiltinModule("node:https");
+  return new Promise((resolve, reject) => {
+    const req = https.get(
+      url,
+      {
+        ca: tls.ca,
+        cert: tls.cert,
+        key: tls.key,
+        rejectUnauthorized: !tls.insecure,
+        signal: AbortSignal.timeout(timeoutMs),
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        const body = new Promise<string>((ok, fail) => {
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => ok(Buffer.concat(chunks).toString("utf8")));
+          res.on("error", fail);
+        });
+        if (res.statusCode !== 200) res.resume();
+        resolve({
+          status: res.statusCode ?? 0,
+          statusText: res.statusMessage ?? "",
+          text: () => body,
+        });
+      },
+    );
+    req.on("error", (err: Error) =>
+      reject(
+        err.name === "AbortError"
+          ? Object.assign(new Error("timeout"), { name: "TimeoutError" })
+          : err,
+      ),
+    );
+  });
 }
 
 /**

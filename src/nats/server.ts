@@ -39,7 +39,7 @@ import {
 } from "./tls.js";
 import { listenerUrls, removePortsFile, writePortsFile, type Ports } from "./ports.js";
 import { UrlResolver } from "./urlresolver.js";
-import { claimsUpdate, claimsUpdateTarget } from "./claims.js";
+import { answerClaims, claimsRequest } from "./claims.js";
 
 /** The nats-server protocol level shoal speaks; clients use it to enable features. */
 export const NATS_VERSION = "2.9.10";
@@ -596,18 +596,56 @@ export class Server implements AccountRouter, SysReqServer {
   }
 
   /**
-   * A message a system-account user published to $SYS.REQ.CLAIMS.UPDATE or
-   * $SYS.REQ.ACCOUNT.<key>.CLAIMS.UPDATE, with a full directory resolver (claims.ts): handled and
-   * answered on `reply`. False when the message is not such an update.
+   * A message a system-account user published to one of the $SYS claims subjects its resolver
+   * answers (claims.ts: CLAIMS.UPDATE, LOOKUP, LIST, DELETE): handled and answered on `reply`.
+   * False when the message is not such a request.
    */
   claimsUpdate(c: Client, subject: string, reply: string, body: Buffer): boolean {
     const op = this.opts.operator;
-    if (op?.resolver !== "FULL" || c.acc.name !== this.opts.systemAccount) return false;
-    const target = claimsUpdateTarget(subject);
-    if (target === null) return false;
-    const out = claimsUpdate(this, target, body.toString());
-    if (reply !== "") this.deliverLocal(c.acc, reply, "", -1, out, 0, out.length);
+    if (!op || c.acc.name !== this.opts.systemAccount) return false;
+    const req = claimsRequest(subject, op.resolver);
+    if (req === null) return false;
+    const out = answerClaims(this, req, body.toString());
+    if (reply !== "" && out !== null) {
+      this.deliverLocal(c.acc, reply, "", -1, out, 0, out.length);
+    }
     return true;
+  }
+
+  /** Accounts users have connected to (nats-server keeps such an account loaded). */
+  readonly loadedAccounts = new Set<string>();
+
+  /**
+   * Does the server hold account `pub`, as nats-server's accounts map would: the system account,
+   * one a user connected to, or one such an account imports from.
+   */
+  holdsAccount(pub: string): boolean {
+    if (!this.accounts.has(pub)) return false;
+    if (pub === this.opts.systemAccount || this.loadedAccounts.has(pub)) return true;
+    return this.opts.accounts.some(
+      (a) => this.loadedAccounts.has(a.name) && a.imports.some((i) => i.account === pub),
+    );
+  }
+
+  /**
+   * An account deleted from the resolver (claims.ts): its connections get `Account
+   * Authentication Expired` and it is gone, so its users are refused.
+   */
+  removeAccount(pub: string): void {
+    const op = this.opts.operator;
+    if (!op || !this.accounts.has(pub)) return;
+    this.log.debug(`Disable account ${pub} due to remove`);
+    for (const c of [...this.clients.values()]) {
+      if (c.acc.name !== pub) continue;
+      this.log.debug(`${c.tag} - ${ErrText.AccountAuthExpired}`);
+      c.sendErr(ErrText.AccountAuthExpired);
+      c.close(CloseReason.AuthExpired);
+    }
+    op.accounts.delete(pub);
+    this.loadedAccounts.delete(pub);
+    const accounts = this.opts.accounts.filter((a) => a.name !== pub);
+    this.opts = Object.freeze({ ...this.opts, accounts });
+    this.accounts = buildAccounts(this.opts, this, this.accounts);
   }
 
   /** An account by name (undefined or "": $G). */

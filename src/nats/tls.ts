@@ -219,6 +219,31 @@ export function loadTls(cfg: TlsConfig): LoadedTls {
   return { cfg, context, ca, cert, key };
 }
 
+/** The files of a tls block for outgoing HTTPS (resolver_tls): all optional. */
+export interface ClientTls {
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+  insecure: boolean;
+}
+
+/**
+ * Loads a tls block used by a client (resolver_tls): a certificate pair when one is given, and
+ * ca_file to verify the server, with nats-server's errors (as loadTls).
+ */
+export function loadClientTls(cfg: TlsConfig): ClientTls {
+  if (cfg.certFile !== "" || cfg.keyFile !== "") {
+    const l = loadTls(cfg);
+    return { ca: l.ca, cert: l.cert, key: l.key, insecure: cfg.insecure };
+  }
+  if (cfg.caFile === "") return { insecure: cfg.insecure };
+  const ca = readFile(cfg.caFile, "ca_file", "");
+  if (pemBlocks(ca, /^CERTIFICATE$/).length === 0) {
+    throw new TlsConfigError(`failed to parse root ca certificate (ca_file ${cfg.caFile})`);
+  }
+  return { ca, insecure: cfg.insecure };
+}
+
 /** Why a handshake did not complete. */
 export class TlsHandshakeError extends Error {
   readonly code = "TLS_HANDSHAKE";

@@ -15,6 +15,7 @@ import {
 import { ACCOUNT_KEY, fetchAccountJwt } from "./resolver.js";
 import { AccountFetchError } from "./errors.js";
 import type { Logger } from "./log.js";
+import { loadClientTls, type ClientTls, type TlsConfig } from "./tls.js";
 
 /** What the resolver needs of the server. */
 export interface AccountHost {
@@ -67,10 +68,20 @@ export class UrlResolver {
     return p;
   }
 
+  /** resolver_tls, loaded on first use (validateOptions checked its files). */
+  private tls(): ClientTls | undefined {
+    const cfg = this.host.opts.resolverTls;
+    if (cfg === undefined) return undefined;
+    if (this.loadedTls?.cfg !== cfg) this.loadedTls = { cfg, tls: loadClientTls(cfg) };
+    return this.loadedTls!.tls;
+  }
+
+  private loadedTls: { cfg: TlsConfig; tls: ClientTls } | undefined;
+
   private async fetch(pub: string): Promise<void> {
     const op = this.host.opts.operator!;
     const started = this.nowMs();
-    const token = await fetchAccountJwt(op.resolverUrl, pub);
+    const token = await fetchAccountJwt(op.resolverUrl, pub, undefined, this.tls());
     this.host.log.debug(`Account [${pub}] fetch took ${this.nowMs() - started}ms`);
     if (op.accounts.has(pub)) return;
     let acc;

@@ -5,7 +5,9 @@
 import { test, describe, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { pathToFileURL } from "node:url";
+import { natsServerModuleUrl } from "../../src/cli/main.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { WebSocket } from "ws";
@@ -476,4 +478,20 @@ describe("shoal nats-server process", () => {
     const none = await shoal("nats-server", "--signal", `ldm=${pidFile}`);
     assert.notEqual(none.code, 0, "no PID file to signal");
   });
+});
+
+test("shoal nats-server loads the one-file bundle unless a later tsc made it stale", (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "shoal-bundle-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const url = pathToFileURL(`${dir}/`);
+  const compiled = join(dir, "nats-server.js");
+  const bundle = join(dir, "nats-server.bundle.js");
+  writeFileSync(compiled, "");
+  assert.equal(natsServerModuleUrl(url).pathname, compiled, "no bundle");
+  writeFileSync(bundle, "");
+  utimesSync(compiled, 1000, 1000);
+  utimesSync(bundle, 2000, 2000);
+  assert.equal(natsServerModuleUrl(url).pathname, bundle, "bundle newer");
+  utimesSync(compiled, 3000, 3000);
+  assert.equal(natsServerModuleUrl(url).pathname, compiled, "compiled rewritten after the bundle");
 });

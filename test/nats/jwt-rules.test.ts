@@ -5,11 +5,13 @@
 
 import { test, describe, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, jwtAuthenticator, StringCodec, type NatsError } from "nats";
 import { createServer as createHttpServer } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import { useCerts } from "../helpers/certs.js";
 import type { AddressInfo } from "node:net";
 import { createAccount } from "nkeys.js";
 import { WebSocket } from "ws";
@@ -580,7 +582,18 @@ describe("directory resolvers", () => {
     bad(`resolver: URL(nonsense)`, /resolver: URL resolver: invalid URL "nonsense"/);
     bad(`resolver { type: full }`, /resolver: dir has no value/);
     bad(`resolver { type: other, dir: "${dir}" }`, /resolver.type: expected full or cache/);
-    bad(`resolver { type: full, dir: "${dir}", allow_delete: true }`, /resolver.allow_delete/);
+    bad(
+      `resolver { type: cache, dir: "${dir}", allow_delete: true }`,
+      /CACHE does not accept allow_delete/,
+    );
+    bad(
+      `resolver { type: full, dir: "${dir}", allow_delete: 1 }`,
+      /allow_delete must be true or false/,
+    );
+    const full = validateOptions(
+      optionsOf(`${base}resolver { type: full, dir: "${dir}", allow_delete: true }`),
+    );
+    assert.equal(full.operator!.resolverAllowDelete, true);
     bad(`resolver { type: full, dir: "${dir}", colour: red }`, /unknown field "colour"/);
   });
 });
@@ -865,4 +878,216 @@ describe("$SYS.REQ.CLAIMS.UPDATE", () => {
       );
     },
   );
+});
+
+describe("$SYS claims requests of each resolver", () => {
+  for (const type of ["full", "cache", "memory"] as const) {
+    test(
+      `differential: ${type}: UPDATE, LOOKUP, LIST and DELETE answer as nats-server's`,
+      { skip, timeout: 30_000 },
+      async (t) => {
+        const op = makeOperator();
+        const other = makeOperator();
+        const sys = makeAccount(op.kp);
+        const A = makeAccount(op.kp);
+        const B = makeAccount(op.kp); // known to the resolver, no user: not held
+        const C = makeAccount(op.kp); // unknown
+        const dir = tempDir(t);
+        let conf = `operator: "${op.jwt}"\nsystem_account: ${sys.pub}\n`;
+        if (type === "memory") {
+          const preload = [sys, A, B].map((a) => `  ${a.pub}: "${a.jwt}"`).join("\n");
+          conf += `resolver: MEMORY\nresolver_preload {\n${preload}\n}\n`;
+        } else {
+          for (const kind of ["go", "shoal"]) {
+            mkdirSync(join(dir, kind));
+            for (const a of [sys, A, B]) writeFileSync(join(dir, kind, `${a.pub}.jwt`), a.jwt);
+          }
+          const del = type === "full" ? ", allow_delete: true" : "";
+          conf += `resolver { type: ${type}, dir: "${join(dir, "@KIND@")}"${del} }\n`;
+        }
+        const [go, shoal] = await both(t, dir, conf);
+        const names = new Map([sys, A, B, C].map((a, i) => [a.pub, ["SYS", "A", "B", "C"][i]!]));
+        names.set(op.pub, "OP").set(other.pub, "OTHER");
+        const replies: Record<string, string[]> = {};
+        const A2 = makeAccount(op.kp, { tags: ["v2"] }, { iat: nowSec() + 1 }, A.kp);
+        const B2 = makeAccount(op.kp, { tags: ["v2"] }, {}, B.kp);
+        const rogueA = makeAccount(other.kp, {}, {}, A.kp);
+        const del = (signer: typeof op.kp, accounts: unknown) =>
+          signJwt(signer, signer.getPublicKey(), { accounts });
+        for (const [kind, srv] of [
+          ["go", go!],
+          ["shoal", shoal!],
+        ] as const) {
+          const su = makeUser(sys.kp);
+          const nc = await connect({
+            servers: `127.0.0.1:${srv.port}`,
+            authenticator: jwtAuthenticator(su.jwt, su.seed),
+          });
+          defer(t, () => nc.close());
+          const ua = makeUser(A.kp);
+          const live = await connect({
+            servers: `127.0.0.1:${srv.port}`,
+            reconnect: false,
+            authenticator: jwtAuthenticator(ua.jwt, ua.seed),
+          });
+          defer(t, () => live.close());
+          const got: string[] = [];
+          const inbox = `_INBOX.claims.${kind}`;
+          nc.subscribe(`${inbox}.>`, {
+            callback: (_e, m) => {
+              let text = sc.decode(m.data).replace(/,?"server":\{[^}]*\}/, "");
+              for (const [k, v] of names) text = text.replaceAll(k, `<${v}>`);
+              got.push(`${m.subject.slice(inbox.length + 1)} ${text}`);
+            },
+          });
+          let n = 0;
+          const ask = (subject: string, body: string) => {
+            nc.publish(subject, sc.encode(body), { reply: `${inbox}.${++n}` });
+          };
+          ask(`$SYS.REQ.ACCOUNT.${A.pub}.CLAIMS.UPDATE`, rogueA.jwt);
+          ask(`$SYS.REQ.ACCOUNT.${A.pub}.CLAIMS.UPDATE`, A2.jwt);
+          ask(`$SYS.ACCOUNT.${A.pub}.CLAIMS.UPDATE`, A2.jwt);
+          ask(`$SYS.REQ.ACCOUNT.${B.pub}.CLAIMS.UPDATE`, B2.jwt);
+          ask(`$SYS.REQ.ACCOUNT.${C.pub}.CLAIMS.UPDATE`, A2.jwt);
+          ask(`$SYS.REQ.ACCOUNT.${A.pub}.CLAIMS.UPDATE`, "");
+          ask(`$SYS.REQ.ACCOUNT.${A.pub}.CLAIMS.UPDATE`, "garbage");
+          ask("$SYS.REQ.CLAIMS.UPDATE", A2.jwt);
+          ask(`$SYS.REQ.ACCOUNT.${A.pub}.CLAIMS.LOOKUP`, "");
+          ask(`$SYS.REQ.ACCOUNT.${C.pub}.CLAIMS.LOOKUP`, "");
+          ask("$SYS.REQ.ACCOUNT.ABC.CLAIMS.LOOKUP", "");
+          ask("$SYS.REQ.CLAIMS.LIST", "");
+          ask("$SYS.REQ.CLAIMS.DELETE", "garbage");
+          ask("$SYS.REQ.CLAIMS.DELETE", del(A.kp, [B.pub]));
+          ask("$SYS.REQ.CLAIMS.DELETE", del(op.kp, "x"));
+          ask("$SYS.REQ.CLAIMS.DELETE", del(op.kp, ["nope"]));
+          ask("$SYS.REQ.CLAIMS.DELETE", del(op.kp, [sys.pub]));
+          ask("$SYS.REQ.CLAIMS.DELETE", del(other.kp, [A.pub]));
+          ask("$SYS.REQ.CLAIMS.DELETE", del(op.kp, [A.pub, C.pub]));
+          ask("$SYS.REQ.CLAIMS.LIST", "");
+          await nc.flush();
+          // nats-server answers some of them asynchronously (out of order): wait for them all.
+          // A full resolver does not answer a LOOKUP of a missing account or a bad key; a request
+          // no resolver takes gets "no responders".
+          const unanswered = type === "full" ? 2 : 0;
+          await checkFor(5000, () => got.length >= n - unanswered || undefined);
+          replies[kind] = got.sort((x, y) => parseInt(x) - parseInt(y));
+          if (type !== "memory") {
+            // A's user was cut with nats-server's error; a new one is refused.
+            const err = await live.closed();
+            assert.match(String(err), /Account Authentication Expired/, kind);
+            assert.equal(await outcome(srv.port, makeUser(A.kp)), "'Authorization Violation'");
+          } else {
+            // MEMORY applied A2: the user stays.
+            await live.flush();
+          }
+        }
+        assert.deepEqual(replies["shoal"], replies["go"]);
+        if (type !== "memory") {
+          const files = (kind: string) => readdirSync(join(dir, kind)).sort();
+          assert.deepEqual(files("shoal"), files("go"));
+          assert.equal(
+            readFileSync(join(dir, "shoal", `${B.pub}.jwt`), "utf8"),
+            readFileSync(join(dir, "go", `${B.pub}.jwt`), "utf8"),
+          );
+        }
+        if (type === "full") {
+          assert.match(shoal!.output(), /\[ERR\] Merging resulted in error: invalid public key/);
+          assert.match(shoal!.output(), /\[ERR\] Merging resulted in error: open .*: no such file/);
+        }
+      },
+    );
+  }
+});
+
+describe("resolver_tls", () => {
+  test(
+    "differential: a URL resolver fetches over HTTPS with resolver_tls's client certificate and CA",
+    { skip, timeout: 30_000 },
+    async (t) => {
+      const certs = useCerts(t);
+      const op = makeOperator();
+      const sys = makeAccount(op.kp);
+      const A = makeAccount(op.kp);
+      const jwts = new Map([sys, A].map((a) => [a.pub, a.jwt]));
+      const peers: string[] = [];
+      // The JWT server wants a client certificate signed by the CA.
+      const srv = createHttpsServer(
+        {
+          cert: readFileSync(certs.server.cert),
+          key: readFileSync(certs.server.key),
+          ca: readFileSync(certs.ca),
+          requestCert: true,
+          rejectUnauthorized: true,
+        },
+        (req, res) => {
+          const peer = (req.socket as import("node:tls").TLSSocket).getPeerCertificate();
+          peers.push(`${req.url ?? ""} ${peer.subject?.CN ?? ""}`);
+          const pub = (req.url ?? "").slice((req.url ?? "").lastIndexOf("/") + 1);
+          const jwt = pub === "" ? "" : jwts.get(pub);
+          res.writeHead(jwt === undefined ? 404 : 200);
+          res.end(jwt ?? "");
+        },
+      );
+      await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+      defer(t, () => {
+        srv.closeAllConnections();
+        return new Promise<void>((r) => srv.close(() => r()));
+      });
+      const base = `https://127.0.0.1:${(srv.address() as AddressInfo).port}/@KIND@/`;
+      const dir = tempDir(t);
+      const conf = [
+        `operator: "${op.jwt}"`,
+        `system_account: ${sys.pub}`,
+        `resolver: URL(${base})`,
+        `resolver_tls { cert_file: "${certs.alice.cert}", key_file: "${certs.alice.key}", ca_file: "${certs.ca}" }`,
+      ].join("\n");
+      const [go, shoal] = await both(t, dir, conf);
+      for (const [kind, s] of [
+        ["go", go!],
+        ["shoal", shoal!],
+      ] as const) {
+        assert.equal(await outcome(s.port, makeUser(A.kp)), "ok", kind);
+        assert.ok(peers.includes(`/${kind}/${A.pub} alice`), `${kind}: ${peers.join(", ")}`);
+      }
+      // Without resolver_tls the server's certificate is not trusted: shoal does not start.
+      const file = join(dir, "plain.conf");
+      writeFileSync(file, conf.split("\n").slice(0, 3).join("\n").replace("@KIND@", "shoal"));
+      const err = await runServer(["-c", file, "-p", "-1"]).then(
+        (s) => {
+          defer(t, () => s.stop("SIGKILL"));
+          return null;
+        },
+        (e: Error) => e,
+      );
+      assert.match(String(err), /could not fetch <"https:.*\/shoal\/">:.*certificate/);
+    },
+  );
+
+  test("config: resolver_tls files are checked with nats-server's errors", (t) => {
+    const certs = useCerts(t);
+    const op = makeOperator();
+    const sys = makeAccount(op.kp);
+    const base = `operator: "${op.jwt}"\nsystem_account: ${sys.pub}\nresolver: URL(https://127.0.0.1:9/)\n`;
+    const check = (block: string) => () =>
+      validateOptions(optionsOf(`${base}resolver_tls ${block}\n`));
+    assert.doesNotThrow(check(`{ ca_file: "${certs.ca}" }`));
+    assert.throws(
+      check(`{ cert_file: "${certs.alice.cert}" }`),
+      /missing 'key_file' in TLS configuration/,
+    );
+    assert.throws(
+      check(`{ key_file: "${certs.alice.key}" }`),
+      /missing 'cert_file' in TLS configuration/,
+    );
+    assert.throws(
+      check(`{ cert_file: "/nope.pem", key_file: "${certs.alice.key}" }`),
+      /error parsing X509 certificate\/key pair: open \/nope.pem: no such file or directory/,
+    );
+    assert.throws(check(`{ ca_file: "/nope.pem" }`), /open \/nope.pem: no such file or directory/);
+    assert.throws(
+      check(`{ ca_file: "${certs.alice.key}" }`),
+      /failed to parse root ca certificate/,
+    );
+    assert.throws(check(`{ colour: red }`), /unknown field "colour" in resolver_tls/);
+  });
 });
