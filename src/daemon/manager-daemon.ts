@@ -45,6 +45,7 @@ import {
   type CaMeta,
 } from "../manager/ca.js";
 import { finishCaRotation } from "../manager/ca-rotation.js";
+import { readStoreTls, storeEndpoints, type StoreTlsFiles } from "./store-tls.js";
 import { defaultTlsConfig } from "../nats/tls.js";
 import { checkPool } from "../manager/ipam.js";
 import {
@@ -131,6 +132,8 @@ export interface DaemonOptions {
   /** etcd client URLs of the cluster store (`--store etcd://h1:2379,...`): several managers,
    * one leader. Absent or empty: the embedded store (one manager). */
   store?: string[];
+  /** Client TLS to an external etcd (store-tls.ts). */
+  storeTls?: StoreTlsFiles;
   /** With the etcd store: the message server's cluster port, routes between managers (default
    * the client port + 2, random when the client port is). */
   routePort?: number;
@@ -182,9 +185,18 @@ export class Daemon {
     mkdirSync(dataDir, { recursive: true });
     const idFile = join(dataDir, "node-id");
     // A node with an identity has a store: if it is gone, refuse rather than start a new cluster.
-    const etcd = this.opts.store && this.opts.store.length > 0 ? this.opts.store : null;
+    const tls = this.opts.storeTls;
+    const etcd =
+      this.opts.store && this.opts.store.length > 0
+        ? storeEndpoints(this.opts.store, tls !== undefined)
+        : null;
     if (etcd) {
-      this.store = await openManagersStore(etcd, () => this.fence(), log);
+      this.store = await openManagersStore(
+        etcd,
+        () => this.fence(),
+        log,
+        tls ? readStoreTls(tls) : undefined,
+      );
       if (existsSync(idFile) && !this.store.view((tx) => tx.getMeta("cluster"))) {
         await this.store.close();
         throw new ManagerError(

@@ -19,7 +19,7 @@ import type { NatsConnection, Subscription } from "nats";
 import { connect, JSONCodec } from "nats";
 import type { Etcd3 } from "etcd3";
 import { LeaderElection } from "../store/leader.js";
-import { openEtcdStore, type EtcdStore, type Fence } from "../store/etcd.js";
+import { openEtcdStore, type EtcdStore, type EtcdTls, type Fence } from "../store/etcd.js";
 import { ManagerError } from "../manager/errors.js";
 import { AGENT_USER, INBOX_PREFIX, SUBJECT_PREFIX } from "../api/bus.js";
 import type { Logger } from "../lib/log.js";
@@ -50,17 +50,19 @@ export async function openManagersStore(
   endpoints: string[],
   fence: () => Fence | null | undefined,
   log: Logger,
+  tls?: EtcdTls,
 ): Promise<EtcdStore> {
   try {
     return await openEtcdStore({
       endpoints,
+      ...(tls ? { tls } : {}),
       fence,
       onWarning: (m) => log.warn(`store: ${m}`),
     });
   } catch (err) {
     throw new ManagerError(
       "ERR_INVALID",
-      `cannot use the etcd store at ${endpoints.join(", ")}: ${(err as Error).message} (is etcd running there and reachable from this machine?)`,
+      `cannot use the etcd store at ${endpoints.join(", ")}: ${(err as Error).message} (is etcd running there and reachable from this machine?${tls ? " Does --store-cacert name the CA of its certificates, and do --store-cert and --store-key name a certificate it accepts?" : ""})`,
       { cause: err },
     );
   }

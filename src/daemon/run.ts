@@ -12,6 +12,7 @@ import { formatHost, isWildcard, joinHostPort, parseHostPort } from "../lib/addr
 import { systemAddress } from "../lib/netif.js";
 import type { Logger } from "../lib/log.js";
 import { Daemon } from "./manager-daemon.js";
+import type { StoreTlsFiles } from "./store-tls.js";
 import { WorkerDaemon } from "./worker-daemon.js";
 
 /** The daemon's settings as flags give them; what is left out comes from daemon.json or a default. */
@@ -51,6 +52,8 @@ export interface DaemonRunOptions {
   dashboardAddr?: string;
   /** etcd client URLs of the cluster store (several managers); [] or absent: embedded. */
   store?: string[];
+  /** Client TLS to an external etcd (`--store-cacert`, `--store-cert`, `--store-key`: paths). */
+  storeTls?: StoreTlsFiles;
   debug?: boolean;
 }
 
@@ -61,7 +64,8 @@ type Optional =
   | "certExpiryMs"
   | "addrPool"
   | "consulBestEffort"
-  | "store";
+  | "store"
+  | "storeTls";
 export type ResolvedDaemonOptions = Required<Omit<DaemonRunOptions, Optional>> &
   Pick<DaemonRunOptions, Optional>;
 
