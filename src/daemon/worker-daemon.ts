@@ -19,6 +19,7 @@ import { NodeEdge } from "./edge.js";
 import { fencingOf, forgetSwarm } from "./state.js";
 import { parseHostPort } from "../lib/addr.js";
 import { parseToken, TOKEN_FORMAT } from "../api/token.js";
+import { makeToken } from "../manager/ids.js";
 import type { JoinRequest, JoinResponse } from "../manager/join.js";
 import {
   JoinResponseSchema,
@@ -293,19 +294,14 @@ export class WorkerDaemon {
     const saved = existsSync(this.savedFile)
       ? (JSON.parse(readFileSync(this.savedFile, "utf8")) as Saved)
       : null;
-    const token = this.opts.token || saved?.token || "";
+    let token = this.opts.token || saved?.token || "";
     const managerAddr = this.opts.managerAddr || saved?.managerAddr || "";
     if (!parseToken(token)) throw new Error(`invalid join token: expected ${TOKEN_FORMAT}`);
     const paths = certPaths(dataDir);
     let answer: JoinResponse;
     try {
-      const joined = await joinManager(managerAddr, {
-        token,
-        hostname: hostname(),
-        addr: this.opts.advertiseAddr,
-        ...(saved ? { nodeId: saved.answer.nodeId } : {}),
-        ...(saved?.answer.nodeSecret ? { nodeSecret: saved.answer.nodeSecret } : {}),
-      });
+      const joined = await this.rejoin(managerAddr, token, saved);
+      token = joined.token;
       answer = joined.answer;
       await writeNodeCerts(dataDir, {
         caPem: answer.caCert,
@@ -388,6 +384,41 @@ export class WorkerDaemon {
     log.info(
       `shoal daemon ${SHOAL_VERSION} ready: worker node ${answer.nodeId} joined ${managerAddr}`,
     );
+  }
+
+  /**
+   * Joins (again) with `token`; on a rejoin after a root CA rotation the saved token names the
+   * old root, so a manager whose chain does not end at it is tried again with the same secret and
+   * each root the node trusts now (refused before the secret is sent, as any CA mismatch).
+   * Returns the token that worked, saved for the next start.
+   */
+  private async rejoin(managerAddr: string, token: string, saved: Saved | null) {
+    const req = {
+      hostname: hostname(),
+      addr: this.opts.advertiseAddr,
+      ...(saved ? { nodeId: saved.answer.nodeId } : {}),
+      ...(saved?.answer.nodeSecret ? { nodeSecret: saved.answer.nodeSecret } : {}),
+    };
+    const t = parseToken(token)!;
+    const caFile = certPaths(this.opts.dataDir).ca;
+    const trusted = saved && existsSync(caFile) ? splitPem(readFileSync(caFile, "utf8")) : [];
+    const candidates = [
+      token,
+      ...trusted
+        .map(caDigest)
+        .filter((d) => d !== t.digest)
+        .map((d) => makeToken(d, t.secret)),
+    ];
+    let mismatch: unknown;
+    for (const tok of candidates) {
+      try {
+        return { token: tok, ...(await joinManager(managerAddr, { ...req, token: tok })) };
+      } catch (err) {
+        if (!(err instanceof CaMismatchError)) throw err;
+        mismatch = err;
+      }
+    }
+    throw mismatch;
   }
 
   /** Renews the node's certificate at 80% of its lifetime, through the join port (mutual TLS

@@ -9,8 +9,16 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFile, spawn } from "node:child_process";
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { join } from "node:path";
@@ -167,4 +175,27 @@ test("swarm ca --rotate moves every node to a new root; the old root is then ref
   const ok = await cliWith(env, ["node", "ls", "-q"]);
   assert.equal(ok.code, 0, ok.stderr);
   assert.equal(ok.stdout.trim().split("\n").length, 2);
+
+  // The worker restarts: its saved token names the old root, so it rejoins with the root it
+  // trusts now (same secret), as the same node.
+  const pid = Number(readFileSync(join(wdir, "daemon.pid"), "utf8"));
+  process.kill(pid, "SIGTERM");
+  await checkFor(20_000, () => !existsSync(join(wdir, "daemon.pid")));
+  const log = openSync(join(wdir, "restart.log"), "a");
+  const again = spawn(process.execPath, [SHOAL_BIN, "daemon", "--data-dir", wdir], {
+    stdio: ["ignore", log, log],
+    detached: true,
+    env: { ...process.env, SHOAL_DATA_DIR: wdir },
+  });
+  again.unref();
+  closeSync(log);
+  await checkFor(20_000, () =>
+    /ready: worker node/.test(readFileSync(join(wdir, "restart.log"), "utf8")),
+  );
+  const restarted = JSON.parse(readFileSync(join(wdir, "join.json"), "utf8")) as {
+    token: string;
+    answer: JoinResponse;
+  };
+  assert.equal(restarted.answer.nodeId, wid);
+  assert.equal(parseToken(restarted.token)?.digest, newDigest);
 });
