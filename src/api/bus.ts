@@ -26,6 +26,7 @@ import {
   FILE_DATA_MAX_BYTES,
   NodeLimitsSchema,
   NodeNetworkingSchema,
+  NodeTlsInfoSchema,
   NodeResourcesSchema,
   TaskReportSchema,
   TaskSchema,
@@ -147,6 +148,7 @@ export const HeartbeatSchema = Type.Object(
     resources: Type.Optional(NodeResourcesSchema),
     limits: Type.Optional(NodeLimitsSchema),
     networks: Type.Optional(NodeNetworkingSchema),
+    tls: Type.Optional(NodeTlsInfoSchema),
     stats: Type.Optional(
       Type.Array(TaskStatsSchema, {
         description: "What the node's running tasks use, sent after each new sample.",
@@ -279,6 +281,12 @@ export const AssignmentsSchema = Type.Object(
     configs: Type.Optional(
       Type.Array(TaskFileDataSchema, {
         description: "The data of each config the node's tasks use (by id), and no other.",
+      }),
+    ),
+    trustRoots: Type.Optional(
+      Type.Array(Type.String(), {
+        description:
+          "The digests of the root CAs nodes should trust, the one that signs first: a node whose certificate is from another root, or that trusts other roots, renews its certificate (a root CA rotation).",
       }),
     ),
     appCredentials: Type.Optional(

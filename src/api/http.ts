@@ -202,6 +202,46 @@ export const SwarmSettingsSchema = Type.Object(
 );
 export type SwarmSettings = Static<typeof SwarmSettingsSchema>;
 
+/** The swarm's root CA and a rotation's progress (`shoal swarm ca`). */
+export const SwarmCaSchema = Type.Object(
+  {
+    certPem: Type.String({
+      description: "The root CA certificate that signs node certificates (PEM).",
+    }),
+    digest: Type.String({
+      description: "Its digest, as join tokens carry it once no rotation is under way.",
+    }),
+    rotating: Type.Boolean({
+      description:
+        "A rotation is under way: the previous root is still trusted (and still in the join tokens) until every node has a certificate from the new one.",
+    }),
+    nodes: Type.Integer({ description: "Nodes in the swarm." }),
+    certsRotated: Type.Integer({
+      description:
+        'Nodes whose certificate is from this root (Docker\'s "rotated TLS certificates").',
+    }),
+    rootsRotated: Type.Integer({
+      description: 'Nodes that trust this root only (Docker\'s "rotated CA certificates").',
+    }),
+  },
+  { title: "SwarmCa" },
+);
+export type SwarmCa = Static<typeof SwarmCaSchema>;
+
+export const CaRotateSchema = Type.Object(
+  {
+    certExpiryMs: Type.Optional(
+      Type.Integer({
+        minimum: 1000,
+        errorMessage: "must be at least 1 s",
+        description: "Also set the node certificates' lifetime, ms (`--cert-expiry`).",
+      }),
+    ),
+  },
+  { title: "CaRotate" },
+);
+export type CaRotate = Static<typeof CaRotateSchema>;
+
 export const SwarmUpdateSchema = Type.Partial(SwarmSettingsSchema, { title: "SwarmUpdate" });
 export type SwarmUpdate = Static<typeof SwarmUpdateSchema>;
 
@@ -702,6 +742,20 @@ export const apiRoutes = {
     summary: "Changes cluster settings. Returns them all.",
     body: SwarmUpdateSchema,
     reply: SwarmSettingsSchema,
+  }),
+  swarmCa: route({
+    method: "GET",
+    url: "/v1/swarm/ca",
+    summary: "The root CA certificate, and how far a rotation has come.",
+    reply: SwarmCaSchema,
+  }),
+  rotateCa: route({
+    method: "POST",
+    url: "/v1/swarm/ca/rotate",
+    summary:
+      "A new root CA (Docker's `swarm ca --rotate`): nodes renew their certificates from it, trusting both roots meanwhile; when every node has, the old root is dropped and the join tokens change. Refused while a rotation is under way.",
+    body: CaRotateSchema,
+    reply: SwarmCaSchema,
   }),
   leave: route({
     method: "POST",

@@ -69,7 +69,23 @@ export interface NodeFacts {
   limits: Record<string, LimitSupport>;
   /** Whether the node can have overlay networks, and why not. */
   networks?: NodeNetworking;
+  /** Who issued the node's certificate and which roots it trusts (`swarm ca --rotate`). */
+  tls?: NodeTlsInfo;
 }
+
+export const NodeTlsInfoSchema = Type.Object(
+  {
+    certIssuer: Type.String({
+      description:
+        "The digest of the root CA that issued the node's certificate (as join tokens carry it; empty: none of the roots it trusts).",
+    }),
+    trustRoots: Type.Array(Type.String(), {
+      description: "The digests of the root CAs the node trusts.",
+    }),
+  },
+  { title: "NodeTlsInfo", description: "Docker's TLSInfo: what a root CA rotation waits for." },
+);
+export type NodeTlsInfo = Static<typeof NodeTlsInfoSchema>;
 
 export const NodeNetworkingSchema = Type.Object(
   {
@@ -99,6 +115,7 @@ export const NodeSchema = Type.Object(
     ),
     limits: Type.Optional(NodeLimitsSchema),
     networks: Type.Optional(NodeNetworkingSchema),
+    tls: Type.Optional(NodeTlsInfoSchema),
     lastSeen: time(
       "The heartbeat that last made the node ready (ms since epoch); later heartbeats are kept in the manager's memory, not written here.",
     ),

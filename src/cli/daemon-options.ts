@@ -13,6 +13,8 @@ import { parseBytesFlag, parseCpusFlag, parseIntFlag } from "./args.js";
 import { UsageError } from "./errors.js";
 import { parseGoDuration } from "../lib/duration.js";
 import type { DaemonRunOptions } from "../daemon/run.js";
+import type { StoreTlsFiles } from "../daemon/store-tls.js";
+import { resolve } from "node:path";
 
 /** The daemon flags as commander gives them. */
 export interface DaemonFlags {
@@ -38,6 +40,9 @@ export interface DaemonFlags {
   metricsAddr?: string;
   dashboardAddr?: string;
   store?: string;
+  storeCacert?: string;
+  storeCert?: string;
+  storeKey?: string;
 }
 
 /** What the address choice reads from the machine (injected by tests). */
@@ -145,20 +150,31 @@ export interface ParsedDaemonFlags {
   httpAccessLog: boolean;
   /** --store: the etcd client URLs ("" given: the embedded store). */
   store: string[] | undefined;
+  /** --store-cacert, --store-cert, --store-key (absolute paths): TLS to an external etcd. */
+  storeTls: StoreTlsFiles | undefined;
 }
 
-/** `--store etcd://HOST:PORT[,HOST:PORT...]` as etcd client URLs; "" or "embedded": none. */
+/**
+ * `--store etcd://HOST:PORT[,HOST:PORT...]` as etcd client URLs (http://); `etcds://` (or
+ * https:// URLs, comma-separated) for TLS (https://); "" or "embedded": none.
+ */
 export function parseStoreFlag(text: string): string[] {
   const t = text.trim();
   if (t === "" || t === "embedded") return [];
-  const body = t.startsWith("etcd://") ? t.slice("etcd://".length) : "";
+  const scheme = /^(etcds?):\/\//.exec(t)?.[1] ?? (t.startsWith("https://") ? "https" : "");
+  const body = scheme === "https" ? t : t.slice(`${scheme}://`.length);
   const bad = (why: string) =>
     new UsageError(
-      `invalid argument "${text}" for "--store" flag: ${why}; expected etcd://HOST:PORT[,HOST:PORT...]`,
+      `invalid argument "${text}" for "--store" flag: ${why}; expected etcd://HOST:PORT[,HOST:PORT...] (etcds:// for TLS)`,
     );
-  if (body === "") throw bad("not an etcd:// address");
+  if (scheme === "" || body === "") throw bad("not an etcd:// address");
+  const url = scheme === "etcd" ? "http" : "https";
   return body.split(",").map((item) => {
-    const h = item.trim();
+    let h = item.trim();
+    if (scheme === "https") {
+      if (!h.startsWith("https://")) throw bad(`"${h}" is not an https:// URL`);
+      h = h.slice("https://".length).replace(/\/$/, "");
+    }
     let hp;
     try {
       hp = parseHostPort(h);
@@ -167,8 +183,37 @@ export function parseStoreFlag(text: string): string[] {
     }
     if (!hp.host || hp.port === undefined || hp.port <= 0 || hp.port > 65535)
       throw bad(`"${h}" is not HOST:PORT`);
-    return `http://${joinHostPort(hp.host, hp.port)}`;
+    return `${url}://${joinHostPort(hp.host, hp.port)}`;
   });
+}
+
+/** --store-cacert, --store-cert, --store-key: paths made absolute; the certificate and key go
+ * together, and TLS needs the CA (etcdctl's --cacert, --cert, --key). */
+export function parseStoreTlsFlags(
+  f: DaemonFlags,
+  store: string[] | undefined,
+): StoreTlsFiles | undefined {
+  const { storeCacert: ca, storeCert: cert, storeKey: key } = f;
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new UsageError('"--store-cert" and "--store-key" go together: give both or neither');
+  }
+  if (ca === undefined) {
+    if (cert !== undefined) {
+      throw new UsageError(
+        '"--store-cert" needs "--store-cacert": the CA that signed the etcd members\' certificates',
+      );
+    }
+    if (store?.some((u) => u.startsWith("https://"))) {
+      throw new UsageError(
+        'an etcds:// (TLS) store needs "--store-cacert": the CA that signed the etcd members\' certificates',
+      );
+    }
+    return undefined;
+  }
+  return {
+    cacert: resolve(ca),
+    ...(cert !== undefined && key !== undefined ? { cert: resolve(cert), key: resolve(key) } : {}),
+  };
 }
 
 /** A --consul-addr / --consul-dns-addr / --http-addr / --metrics-addr / --dashboard-addr value: "" (off)
@@ -252,6 +297,7 @@ export function parseDaemonFlags(
     if (a.port === undefined)
       throw new UsageError(`invalid --api-addr "${f.apiAddr}": expected HOST:PORT`);
   }
+  const store = f.store !== undefined ? parseStoreFlag(f.store) : undefined;
   return {
     dataDir: f.dataDir ?? defaultDataDir(),
     listen: { host: listen.host, port: listen.port ?? DEFAULT_JOIN_PORT },
@@ -275,7 +321,8 @@ export function parseDaemonFlags(
     consulDnsAddr: serviceAddrFlag("--consul-dns-addr", f.consulDnsAddr),
     httpAddr: serviceAddrFlag("--http-addr", f.httpAddr),
     httpAccessLog: !!f.httpAccessLog,
-    store: f.store !== undefined ? parseStoreFlag(f.store) : undefined,
+    store,
+    storeTls: parseStoreTlsFlags(f, store),
     metricsAddr: serviceAddrFlag("--metrics-addr", f.metricsAddr),
     dashboardAddr: serviceAddrFlag("--dashboard-addr", f.dashboardAddr),
   };
@@ -341,6 +388,7 @@ export function runOptions(
     ...(p.metricsAddr !== undefined ? { metricsAddr: p.metricsAddr } : {}),
     ...(p.dashboardAddr !== undefined ? { dashboardAddr: p.dashboardAddr } : {}),
     ...(p.store !== undefined ? { store: p.store } : {}),
+    ...(p.storeTls !== undefined ? { storeTls: p.storeTls } : {}),
   };
 }
 
@@ -380,6 +428,7 @@ export function givenRunOptions(
     ...(p.metricsAddr !== undefined ? { metricsAddr: p.metricsAddr } : {}),
     ...(p.dashboardAddr !== undefined ? { dashboardAddr: p.dashboardAddr } : {}),
     ...(p.store !== undefined ? { store: p.store } : {}),
+    ...(p.storeTls !== undefined ? { storeTls: p.storeTls } : {}),
     // `up` on the default Consul addresses: a taken port is a warning, not a failed start.
     ...(up && p.consulAddr === undefined && p.consulDnsAddr === undefined
       ? { consulBestEffort: true }
@@ -427,7 +476,13 @@ export function daemonArgv(o: FullRunOptions): string[] {
     ...(o.metricsAddr !== undefined ? ["--metrics-addr", o.metricsAddr] : []),
     ...(o.dashboardAddr !== undefined ? ["--dashboard-addr", o.dashboardAddr] : []),
     ...(o.store && o.store.length > 0
-      ? ["--store", `etcd://${o.store.map((u) => u.replace(/^https?:\/\//, "")).join(",")}`]
+      ? [
+          "--store",
+          `${o.store.some((u) => u.startsWith("https://")) ? "etcds" : "etcd"}://${o.store.map((u) => u.replace(/^https?:\/\//, "")).join(",")}`,
+        ]
       : []),
+    ...(o.storeTls ? ["--store-cacert", o.storeTls.cacert] : []),
+    ...(o.storeTls?.cert !== undefined ? ["--store-cert", o.storeTls.cert] : []),
+    ...(o.storeTls?.key !== undefined ? ["--store-key", o.storeTls.key] : []),
   ];
 }

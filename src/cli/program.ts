@@ -11,6 +11,7 @@ import { commandPath, UsageError } from "./errors.js";
 import type { CreateOptions, ListOptions, UpdateOptions } from "./service.js";
 import type { DaemonFlags } from "./daemon-options.js";
 import type { JoinFlags } from "./swarm.js";
+import type { SwarmCaOptions } from "./swarm-ca.js";
 import type { NodeUpdateOptions } from "./node.js";
 import type { NetworkCreateOptions } from "./network.js";
 
@@ -169,8 +170,11 @@ function daemonFlags(cmd: Command): Command {
     )
     .option(
       "--store <etcd://host:port,...>",
-      "managers: keep the swarm's state in this etcd cluster, for several managers (default: the embedded store)",
+      "managers: keep the swarm's state in this etcd cluster, for several managers (default: the embedded store; etcds:// for TLS)",
     )
+    .option("--store-cacert <file>", "managers: the CA of the etcd members' certificates (TLS)")
+    .option("--store-cert <file>", "managers: the client certificate etcd asks for (TLS)")
+    .option("--store-key <file>", "managers: the key of --store-cert")
     .option("-D, --debug", "log debug messages")
     .addHelpText("after", DAEMON_HELP);
 }
@@ -724,6 +728,15 @@ Run 'shoal COMMAND --help' for more information on a command.`,
     .option("-q, --quiet", "only display the token")
     .option("--rotate", "rotate the join token")
     .action(run(async (cmd) => (await swarm()).joinToken(cmd.args[0]!, cmd.opts())));
+  sw.command("ca")
+    .description("Display and rotate the root CA")
+    .option("--rotate", "rotate the swarm CA: a new root, every node's certificate renewed from it")
+    .option("-d, --detach", "exit immediately instead of waiting for the root rotation to converge")
+    .option("-q, --quiet", "suppress progress output")
+    .option("--cert-expiry <duration>", "validity period for node certificates (default 2160h0m0s)")
+    .action(
+      run(async (cmd) => (await import("./swarm-ca.js")).swarmCa(cmd.opts<SwarmCaOptions>())),
+    );
   sw.command("update")
     .description("Update the swarm")
     .option("--heartbeat-period <duration>", "period of the nodes' heartbeats (default 1s)")

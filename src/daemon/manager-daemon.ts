@@ -38,19 +38,31 @@ import {
 } from "../manager/ids.js";
 import {
   CA_META,
-  caDigest,
   certPaths,
   certUser,
   createRootCa,
   issueNodeCert,
+  joinPem,
   newKeyAndCsr,
   renewAt,
+  tlsInfoOf,
+  tokenDigest,
+  trustDigests,
+  trustPem,
   writeNodeCerts,
   type CaMeta,
 } from "../manager/ca.js";
+import { finishCaRotation } from "../manager/ca-rotation.js";
+import { readStoreTls, storeEndpoints, type StoreTlsFiles } from "./store-tls.js";
 import { defaultTlsConfig } from "../nats/tls.js";
 import { checkPool } from "../manager/ipam.js";
-import { isTerminal, type Node, type ServiceSpec, type Task } from "../api/types.js";
+import {
+  isTerminal,
+  type Node,
+  type NodeTlsInfo,
+  type ServiceSpec,
+  type Task,
+} from "../api/types.js";
 import { nodeDrivers } from "../node/node-drivers.js";
 import { NodeRuntime } from "../node/runtime.js";
 import { NodeTaskDns } from "./task-dns.js";
@@ -146,6 +158,8 @@ export interface DaemonOptions {
   /** The state lives in etcd members the managers run themselves (managed): this manager
    * starts and supervises its own (`etcd-member.ts`). Set once a second manager joined. */
   managedEtcd?: boolean;
+  /** Client TLS to an external etcd (store-tls.ts). */
+  storeTls?: StoreTlsFiles;
   /** With the etcd store: the message server's cluster port, routes between managers (default
    * the client port + 2, random when the client port is). */
   routePort?: number;
@@ -208,7 +222,11 @@ export class Daemon {
     mkdirSync(dataDir, { recursive: true });
     const idFile = join(dataDir, "node-id");
     // A node with an identity has a store: if it is gone, refuse rather than start a new cluster.
-    const external = this.opts.store && this.opts.store.length > 0 ? this.opts.store : null;
+    const tls = this.opts.storeTls;
+    const external =
+      this.opts.store && this.opts.store.length > 0
+        ? storeEndpoints(this.opts.store, tls !== undefined)
+        : null;
     if (this.opts.managedEtcd) {
       if (!existsSync(idFile)) {
         throw new ManagerError("ERR_INVALID", "managed etcd store without a node id");
@@ -230,7 +248,12 @@ export class Daemon {
     }
     const etcd = this.etcdEndpoints;
     if (etcd && !this.member) {
-      this.store = await openManagersStore(etcd, () => this.fence(), log);
+      this.store = await openManagersStore(
+        etcd,
+        () => this.fence(),
+        log,
+        tls ? { tls: readStoreTls(tls) } : undefined,
+      );
     }
     if (etcd) {
       if (existsSync(idFile) && !this.store.view((tx) => tx.getMeta("cluster"))) {
@@ -330,6 +353,13 @@ export class Daemon {
     const nodesPorts = () => this.busUrls().nodes.map((u) => new URL(u).host);
     this.nats.setMappedConnectUrls(nodesPorts());
     this.unwatchNodes = this.store.watch((events) => {
+      if (events.some((e) => e.kind === "meta" && e.id === CA_META)) this.onCaChange();
+      // The nodes' certificates may all be from the new root now (their heartbeats say so).
+      if (this.isLeader() && events.some((e) => e.kind === "node")) {
+        void finishCaRotation(this.store).catch((err: Error) =>
+          log.warn(`ending the root CA rotation: ${err.message}`),
+        );
+      }
       const bus = (e: StoreEvent) =>
         e.kind === "node" || e.kind === "service" || (e.kind === "meta" && e.id === "settings");
       if (events.some(bus)) {
@@ -351,6 +381,7 @@ export class Daemon {
       natsUrl: `${this.localNatsUrl()}`,
       clusterSecret: meta.secret,
       leading: () => this.isLeader(),
+      trustRoots: () => this.trustRoots(),
     });
     this.join = new JoinServer(
       this.manager,
@@ -472,6 +503,7 @@ export class Daemon {
       onRoutes: (table) => this.edge.routes(table),
       requests: () => this.edge.takeRequestCounts(),
       traffic: () => this.edge.traffic(),
+      tlsInfo: () => this.ownTlsInfo(),
       log,
     });
     this.metrics = await startMetricsServer({
@@ -584,10 +616,7 @@ export class Daemon {
           return next;
         });
     const ca = this.store.view((tx) => tx.getMeta<CaMeta>(CA_META))!;
-    return makeToken(
-      caDigest(ca.certPem),
-      role === "worker" ? meta.workerSecret : meta.managerSecret,
-    );
+    return makeToken(tokenDigest(ca), role === "worker" ? meta.workerSecret : meta.managerSecret);
   }
 
   /** A task's log lines, from the node that ran it (this one too) over the bus. */
@@ -688,7 +717,59 @@ export class Daemon {
       addrs: [this.advertiseHost(), listen, "127.0.0.1", "::1"].filter((a) => !isWildcard(a)),
       now: new Date(),
     });
-    await writeNodeCerts(this.opts.dataDir, { caPem: ca.certPem, certPem, keyPem });
+    // During a root CA rotation the certificate is from the new root, followed by the new root
+    // cross-signed by the old, so that nodes trusting the old root only still verify it.
+    await writeNodeCerts(this.opts.dataDir, {
+      caPem: trustPem(ca),
+      certPem: ca.rotation ? joinPem(certPem, ca.rotation.crossSignedPem) : certPem,
+      keyPem,
+    });
+    this.ownTlsMemo = undefined;
+  }
+
+  private ownTlsMemo: NodeTlsInfo | undefined;
+  private trustMemo: { for: string; digests: string[] } | undefined;
+
+  /** Who issued this manager's certificate and which roots it trusts (its heartbeats say). */
+  private ownTlsInfo(): NodeTlsInfo {
+    if (!this.ownTlsMemo) {
+      const t = this.ownTls();
+      this.ownTlsMemo = tlsInfoOf(t.certPem, t.caPem);
+    }
+    return this.ownTlsMemo;
+  }
+
+  /** The digests of the roots nodes should trust, the signing one first. */
+  private trustRoots(): string[] {
+    const ca = this.store.view((tx) => tx.getMeta<CaMeta>(CA_META));
+    if (!ca) return [];
+    const key = trustPem(ca);
+    if (this.trustMemo?.for !== key) this.trustMemo = { for: key, digests: trustDigests(ca) };
+    return this.trustMemo.digests;
+  }
+
+  /** The CA meta changed (a rotation began or ended): this manager's certificate and trust follow
+   * at once, for the join endpoint, the nodes' listener and the TCP API. */
+  private onCaChange(): void {
+    const roots = this.trustRoots();
+    const mine = this.ownTlsInfo();
+    if (mine.certIssuer === roots[0] && mine.trustRoots.join() === roots.join()) return;
+    clearTimeout(this.renewTimer);
+    this.opts.log.info("the swarm's root CA changed: renewing this manager's certificate");
+    this.scheduleRenewal(0, true);
+  }
+
+  /** This manager's certificate files changed: new connections use them. */
+  private reloadOwnTls(): void {
+    const p = certPaths(this.opts.dataDir);
+    this.join.setTls(this.ownTls());
+    this.apiTls?.setSecureContext(tlsOptions(this.ownTls()));
+    this.nats.reloadMappedTls({
+      ...defaultTlsConfig(),
+      certFile: p.cert,
+      keyFile: p.key,
+      caFile: p.ca,
+    });
   }
 
   /** The join endpoint's certificate: this manager's, from its files. */
@@ -703,23 +784,15 @@ export class Daemon {
 
   /** Renews this manager's certificate at 80% of its lifetime; the join endpoint and the
    * nodes' listener take the new one for new connections. */
-  private scheduleRenewal(retryMs = 0): void {
+  private scheduleRenewal(retryMs = 0, now = false): void {
     const cert = readFileSync(certPaths(this.opts.dataDir).cert, "utf8");
-    const wait = Math.max(retryMs, renewAt(cert) - Date.now());
+    const wait = now ? 0 : Math.max(retryMs, renewAt(cert) - Date.now());
     this.renewTimer = setTimeout(
       () => {
         void (async () => {
           try {
             await this.issueOwnCert();
-            const p = certPaths(this.opts.dataDir);
-            this.join.setTls(this.ownTls());
-            this.apiTls?.setSecureContext(tlsOptions(this.ownTls()));
-            this.nats.reloadMappedTls({
-              ...defaultTlsConfig(),
-              certFile: p.cert,
-              keyFile: p.key,
-              caFile: p.ca,
-            });
+            this.reloadOwnTls();
             this.opts.log.info("node certificate renewed");
             if (!this.stopping) this.scheduleRenewal();
           } catch (err) {
@@ -878,7 +951,7 @@ export class Daemon {
         heartbeatMs: this.manager.heartbeatMs(),
         nodeSecret: r.secret,
       };
-      const token = makeToken(caDigest(r.ca.certPem), r.meta.workerSecret);
+      const token = makeToken(tokenDigest(r.ca), r.meta.workerSecret);
       writeFileSync(
         join(dataDir, "join.json"),
         JSON.stringify({ token, managerAddr: via.join, answer }),

@@ -50,7 +50,8 @@ export async function openManagersStore(
   endpoints: string[],
   fence: () => Fence | null | undefined,
   log: Logger,
-  /** The managed members: client TLS (the node's certificate) and their raised limits. */
+  /** Client TLS (an external etcd's files, or on managed members the node's certificate) and,
+   * on managed members, their raised limits. */
   managed?: Pick<EtcdStoreOptions, "tls" | "maxTxnOps" | "maxTxnBytes">,
 ): Promise<EtcdStore> {
   try {
@@ -63,7 +64,7 @@ export async function openManagersStore(
   } catch (err) {
     throw new ManagerError(
       "ERR_INVALID",
-      `cannot use the etcd store at ${endpoints.join(", ")}: ${(err as Error).message} (is etcd running there and reachable from this machine?)`,
+      `cannot use the etcd store at ${endpoints.join(", ")}: ${(err as Error).message} (is etcd running there and reachable from this machine?${managed?.tls ? " Does --store-cacert name the CA of its certificates, and do --store-cert and --store-key name a certificate it accepts?" : ""})`,
       { cause: err },
     );
   }

@@ -12,6 +12,7 @@ import { formatHost, isWildcard, joinHostPort, parseHostPort } from "../lib/addr
 import { systemAddress } from "../lib/netif.js";
 import type { Logger } from "../lib/log.js";
 import { Daemon } from "./manager-daemon.js";
+import type { StoreTlsFiles } from "./store-tls.js";
 import { WorkerDaemon } from "./worker-daemon.js";
 import { SETTINGS_FILE } from "./state.js";
 
@@ -55,6 +56,8 @@ export interface DaemonRunOptions {
   /** The state lives in etcd members the managers run themselves (set when a second manager
    * joined, saved in daemon.json; never a flag). */
   managedEtcd?: boolean;
+  /** Client TLS to an external etcd (`--store-cacert`, `--store-cert`, `--store-key`: paths). */
+  storeTls?: StoreTlsFiles;
   debug?: boolean;
 }
 
@@ -66,7 +69,8 @@ type Optional =
   | "addrPool"
   | "consulBestEffort"
   | "store"
-  | "managedEtcd";
+  | "managedEtcd"
+  | "storeTls";
 export type ResolvedDaemonOptions = Required<Omit<DaemonRunOptions, Optional>> &
   Pick<DaemonRunOptions, Optional>;
 

@@ -19,6 +19,7 @@ import { NodeEdge } from "./edge.js";
 import { fencingOf, forgetSwarm } from "./state.js";
 import { parseHostPort } from "../lib/addr.js";
 import { parseToken, TOKEN_FORMAT } from "../api/token.js";
+import { makeToken } from "../manager/ids.js";
 import type { JoinRequest, JoinResponse } from "../manager/join.js";
 import {
   JoinResponseSchema,
@@ -27,12 +28,16 @@ import {
   type JoinRequest as JoinBody,
 } from "../api/http.js";
 import type { TSchema, Static } from "@sinclair/typebox";
+import type { NodeTlsInfo } from "../api/types.js";
 import {
   caDigest,
   certPaths,
+  chainReaches,
+  issuerDigest,
   newKeyAndCsr,
   renewAt,
-  signedBy,
+  splitPem,
+  tlsInfoOf,
   writeNodeCerts,
 } from "../manager/ca.js";
 import { check, matches } from "../api/schema.js";
@@ -89,16 +94,6 @@ export class CaMismatchError extends Error {
   override readonly name = "CaMismatchError";
 }
 
-/** The manager's certificate must be a manager's, from the CA: no host name is checked (the
- * CA is the cluster's own, pinned by the token), as swarmkit checks the role. */
-function checkManager(caPem: string) {
-  return (host: string, cert: PeerCertificate): Error | undefined => {
-    const pem = new X509Certificate(cert.raw).toString();
-    if (!signedBy(pem, caPem)) return new Error("the manager's certificate is not from the CA");
-    return managerIdentity(host, cert);
-  };
-}
-
 /** A server certificate (whose chain Node checked against the CA) must be a manager's. */
 export function managerIdentity(_host: string, cert: PeerCertificate): Error | undefined {
   if (/^OU=swarm-manager$/m.test(new X509Certificate(cert.raw).subject)) return undefined;
@@ -126,16 +121,19 @@ export function fetchManagerCa(managerAddr: string, digest: string): Promise<str
         c = c.issuerCertificate;
       }
       s.destroy();
-      const ca = chain.find((x) => caDigest(x.toString()) === digest);
-      const leaf = chain[0];
-      if (!ca || !leaf || !signedBy(leaf.toString(), ca.toString())) {
+      // The token's CA, reached from the manager's certificate (during a CA rotation through
+      // the new root cross-signed by the old one, whose digest the tokens still carry).
+      const pems = chain.map((x) => x.toString());
+      const at = pems.findIndex((x) => caDigest(x) === digest);
+      const ca = pems[at];
+      if (!ca || !chainReaches(pems, at)) {
         return reject(
           new CaMismatchError(
             `the manager at ${managerAddr} is not part of the swarm of this token: its certificate authority does not match the token's digest (the token was not sent)`,
           ),
         );
       }
-      resolve(ca.toString());
+      resolve(ca);
     });
   });
 }
@@ -163,7 +161,9 @@ function postJoinPort<S extends TSchema>(
         timeout: 45_000,
         ca: tls.caPem,
         ...(tls.certPem ? { cert: tls.certPem, key: tls.keyPem } : {}),
-        checkServerIdentity: checkManager(tls.caPem),
+        // Node checked the chain against `ca` (the token's CA, pinned; during a CA rotation
+        // through the cross-signed new root); no host name is checked, the role is.
+        checkServerIdentity: managerIdentity,
         agent: false,
       },
       (res) => {
@@ -230,7 +230,10 @@ export async function joinManager(
   const caPem = await fetchManagerCa(managerAddr, t.digest);
   const { keyPem, csrPem } = await newKeyAndCsr();
   const answer = await requestJoin(managerAddr, { ...req, csr: csrPem }, caPem);
-  if (caDigest(answer.caCert) !== t.digest || !signedBy(answer.cert, caPem)) {
+  // The answer came over a connection that trusted the token's CA only; its roots must include
+  // that CA (more than one during a CA rotation) and one of them must have signed the node's.
+  const roots = splitPem(answer.caCert);
+  if (!roots.some((r) => caDigest(r) === t.digest) || !issuerDigest(answer.cert, answer.caCert)) {
     throw new CaMismatchError(
       `the manager at ${managerAddr} answered with a certificate from another CA`,
     );
@@ -285,6 +288,8 @@ export class WorkerDaemon {
   private api: Server | null = null;
   metrics: RunningMetrics | undefined;
   private renewTimer: NodeJS.Timeout | undefined;
+  private renewing = false;
+  private tlsMemo: { cert: string; info: NodeTlsInfo } | undefined;
   /** The bus client's TLS settings, replaced in place by a renewal. */
   private busTls: NonNullable<BusCredentials["tls"]> = { ca: "", cert: "", key: "" };
   private stopping = false;
@@ -305,19 +310,14 @@ export class WorkerDaemon {
     const saved = existsSync(this.savedFile)
       ? (JSON.parse(readFileSync(this.savedFile, "utf8")) as Saved)
       : null;
-    const token = this.opts.token || saved?.token || "";
+    let token = this.opts.token || saved?.token || "";
     const managerAddr = this.opts.managerAddr || saved?.managerAddr || "";
     if (!parseToken(token)) throw new Error(`invalid join token: expected ${TOKEN_FORMAT}`);
     const paths = certPaths(dataDir);
     let answer: JoinResponse;
     try {
-      const joined = await joinManager(managerAddr, {
-        token,
-        hostname: hostname(),
-        addr: this.opts.advertiseAddr,
-        ...(saved ? { nodeId: saved.answer.nodeId } : {}),
-        ...(saved?.answer.nodeSecret ? { nodeSecret: saved.answer.nodeSecret } : {}),
-      });
+      const joined = await this.rejoin(managerAddr, token, saved);
+      token = joined.token;
       answer = joined.answer;
       await writeNodeCerts(dataDir, {
         caPem: answer.caCert,
@@ -372,6 +372,17 @@ export class WorkerDaemon {
       ...fencingOf(this.opts.fenceMarginMs),
       onEndpoints: (eps) => this.edge.endpoints(eps),
       onRoutes: (table) => this.edge.routes(table),
+      tlsInfo: () => this.tlsInfo(),
+      onTrustRoots: (roots) => {
+        // A root CA rotation: a certificate from another root, or other roots trusted, is
+        // renewed now (once at a time; a failure retries on the renewal timer).
+        const mine = this.tlsInfo();
+        if (mine.certIssuer === roots[0] && mine.trustRoots.join() === roots.join()) return;
+        if (this.renewing || this.stopping) return;
+        clearTimeout(this.renewTimer);
+        this.opts.log.info("the swarm's root CA changed: renewing the node certificate");
+        this.scheduleRenewal(managerAddr, 0, true);
+      },
       requests: () => this.edge.takeRequestCounts(),
       traffic: () => this.edge.traffic(),
       log,
@@ -391,15 +402,51 @@ export class WorkerDaemon {
     );
   }
 
+  /**
+   * Joins (again) with `token`; on a rejoin after a root CA rotation the saved token names the
+   * old root, so a manager whose chain does not end at it is tried again with the same secret and
+   * each root the node trusts now (refused before the secret is sent, as any CA mismatch).
+   * Returns the token that worked, saved for the next start.
+   */
+  private async rejoin(managerAddr: string, token: string, saved: Saved | null) {
+    const req = {
+      hostname: hostname(),
+      addr: this.opts.advertiseAddr,
+      ...(saved ? { nodeId: saved.answer.nodeId } : {}),
+      ...(saved?.answer.nodeSecret ? { nodeSecret: saved.answer.nodeSecret } : {}),
+    };
+    const t = parseToken(token)!;
+    const caFile = certPaths(this.opts.dataDir).ca;
+    const trusted = saved && existsSync(caFile) ? splitPem(readFileSync(caFile, "utf8")) : [];
+    const candidates = [
+      token,
+      ...trusted
+        .map(caDigest)
+        .filter((d) => d !== t.digest)
+        .map((d) => makeToken(d, t.secret)),
+    ];
+    let mismatch: unknown;
+    for (const tok of candidates) {
+      try {
+        return { token: tok, ...(await joinManager(managerAddr, { ...req, token: tok })) };
+      } catch (err) {
+        if (!(err instanceof CaMismatchError)) throw err;
+        mismatch = err;
+      }
+    }
+    throw mismatch;
+  }
+
   /** Renews the node's certificate at 80% of its lifetime, through the join port (mutual TLS
    * with the current one); a failure is retried soon. New bus connections use the new files. */
-  private scheduleRenewal(managerAddr: string, retryMs = 0): void {
+  private scheduleRenewal(managerAddr: string, retryMs = 0, now = false): void {
     const p = certPaths(this.opts.dataDir);
     const cert = readFileSync(p.cert, "utf8");
-    const wait = Math.max(retryMs, renewAt(cert) - Date.now());
+    const wait = now ? 0 : Math.max(retryMs, renewAt(cert) - Date.now());
     this.renewTimer = setTimeout(
       () => {
         void (async () => {
+          this.renewing = true;
           try {
             const { keyPem, csrPem } = await newKeyAndCsr();
             const r = await requestRenew(managerAddr, csrPem, {
@@ -417,12 +464,23 @@ export class WorkerDaemon {
           } catch (err) {
             this.opts.log.warn(`node certificate renewal failed: ${(err as Error).message}`);
             if (!this.stopping) this.scheduleRenewal(managerAddr, RENEW_RETRY_MS);
+          } finally {
+            this.renewing = false;
           }
         })();
       },
       Math.min(wait, 2 ** 31 - 1),
     );
     this.renewTimer.unref();
+  }
+
+  /** Who issued the bus certificate and which roots the node trusts (recomputed on renewal). */
+  private tlsInfo(): NodeTlsInfo {
+    const { cert, ca } = this.busTls;
+    if (this.tlsMemo?.cert !== cert + ca) {
+      this.tlsMemo = { cert: cert + ca, info: tlsInfoOf(cert, ca) };
+    }
+    return this.tlsMemo.info;
   }
 
   private async listenApi(): Promise<void> {

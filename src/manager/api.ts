@@ -25,6 +25,7 @@ import { findFile, infoOf } from "./secrets.js";
 import { streamEvents } from "./events/stream.js";
 import type { EventCredentials } from "../api/events.js";
 import { ManagerError } from "./errors.js";
+import { rotateCa, swarmCa } from "./ca-rotation.js";
 import { dashboardToken } from "./dashboard/token.js";
 
 export interface ApiHooks {
@@ -210,6 +211,8 @@ export class Api {
       token: await dashboardToken(m.store, query.rotate === "1"),
     }));
     addRoute(app, r.updateSwarm, async ({ body }) => m.updateSwarm(body));
+    addRoute(app, r.swarmCa, async () => m.store.view(swarmCa));
+    addRoute(app, r.rotateCa, async ({ body }) => rotateCa(m.store, new Date(), body));
     addRoute(app, r.leave, async ({ query }) => {
       await hooks.leave(query.force === "1");
       return { ok: true as const };

@@ -48,6 +48,11 @@ export interface CaMeta {
   keyPem: string;
   /** Node certificates' lifetime, ms (`--cert-expiry`). */
   certExpiryMs: number;
+  /** During `swarm ca --rotate` (certPem/keyPem being the new root): the root it replaces,
+   * still trusted, and the new root's certificate signed by the old root's key, which managers
+   * serve after their own certificate so a node that trusts the old root only still verifies
+   * them. Both go when every node has a certificate from the new root. */
+  rotation?: { previousPem: string; crossSignedPem: string; startedAt: number };
 }
 export const CA_META = "ca";
 
@@ -73,13 +78,15 @@ function serial(): string {
   return b.toString("hex");
 }
 
-/** A new root CA for a cluster. */
-export async function createRootCa(
-  now: Date,
-  certExpiryMs = DEFAULT_CERT_EXPIRY_MS,
-): Promise<CaMeta> {
+const caExtensions = async (publicKey: CryptoKey) => [
+  new x509.BasicConstraintsExtension(true, 1, true),
+  new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+  await x509.SubjectKeyIdentifierExtension.create(publicKey),
+];
+
+/** A new self-signed root: its certificate and key (PEM). */
+async function newRoot(now: Date): Promise<{ certPem: string; keyPem: string }> {
   const keys = (await webcrypto.subtle.generateKey(ALG, true, ["sign", "verify"])) as CryptoKeyPair;
-  const clusterId = newId();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial(),
     name: "CN=swarm-ca",
@@ -87,22 +94,99 @@ export async function createRootCa(
     notAfter: new Date(now.getTime() + ROOT_CA_EXPIRY_MS),
     keys,
     signingAlgorithm: ALG,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, 1, true),
-      new x509.KeyUsagesExtension(
-        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
-        true,
-      ),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-    ],
+    extensions: await caExtensions(keys.publicKey),
   });
   const key = await webcrypto.subtle.exportKey("pkcs8", keys.privateKey);
+  return { certPem: cert.toString("pem"), keyPem: pem(key, "PRIVATE KEY") };
+}
+
+/** A new root CA for a cluster. */
+export async function createRootCa(
+  now: Date,
+  certExpiryMs = DEFAULT_CERT_EXPIRY_MS,
+): Promise<CaMeta> {
+  return { clusterId: newId(), ...(await newRoot(now)), certExpiryMs };
+}
+
+/**
+ * `swarm ca --rotate`: a new root that signs from now on, the old one still trusted, and the new
+ * root cross-signed by the old (same subject and key, issued by the old root), so that a node
+ * trusting only the old root verifies a certificate from the new one through it. Refused while
+ * a rotation is under way (nodes may hold certificates from either root).
+ */
+export async function rotateRootCa(ca: CaMeta, now: Date): Promise<CaMeta> {
+  if (ca.rotation) {
+    throw new CaError(
+      "a root CA rotation is already in progress: wait until every node has a certificate from the new root (shoal swarm ca shows the progress)",
+    );
+  }
+  const next = await newRoot(now);
+  const root = new x509.X509Certificate(next.certPem);
+  const old = new x509.X509Certificate(ca.certPem);
+  const cross = await x509.X509CertificateGenerator.create({
+    serialNumber: serial(),
+    subject: root.subject,
+    issuer: old.subject,
+    notBefore: root.notBefore,
+    notAfter: old.notAfter < root.notAfter ? old.notAfter : root.notAfter,
+    signingKey: await importKey(ca.keyPem),
+    publicKey: root.publicKey,
+    signingAlgorithm: ALG,
+    extensions: [
+      ...(await caExtensions(await root.publicKey.export())),
+      await x509.AuthorityKeyIdentifierExtension.create(old),
+    ],
+  });
   return {
-    clusterId,
-    certPem: cert.toString("pem"),
-    keyPem: pem(key, "PRIVATE KEY"),
-    certExpiryMs,
+    ...ca,
+    ...next,
+    rotation: {
+      previousPem: ca.certPem,
+      crossSignedPem: cross.toString("pem"),
+      startedAt: now.getTime(),
+    },
   };
+}
+
+/** The roots a node should trust now, PEM (the signing root first, then a rotation's old one). */
+export function trustPem(ca: CaMeta): string {
+  return ca.rotation ? joinPem(ca.certPem, ca.rotation.previousPem) : ca.certPem;
+}
+
+/** PEM blocks as one bundle (each on its own lines). */
+export function joinPem(...pems: string[]): string {
+  return pems.map((p) => p.trim() + "\n").join("");
+}
+
+/** The digests of the roots a node should trust now, the signing root's first. */
+export function trustDigests(ca: CaMeta): string[] {
+  return splitPem(trustPem(ca)).map(caDigest);
+}
+
+/** The digest join tokens carry: the old root's during a rotation (a joining node finds it at
+ * the end of the managers' chains), else the root's. */
+export function tokenDigest(ca: CaMeta): string {
+  return caDigest(ca.rotation?.previousPem ?? ca.certPem);
+}
+
+/** The certificates in a PEM bundle, each as PEM. */
+export function splitPem(bundle: string): string[] {
+  return bundle.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+}
+
+/** The digest of the root in `trust` (a PEM bundle) that issued `certPem`, or "" for none. */
+export function issuerDigest(certPem: string, trust: string): string {
+  const root = splitPem(trust).find((r) => signedBy(certPem, r));
+  return root ? caDigest(root) : "";
+}
+
+/** What a node says of its certificates (Docker's TLSInfo): who issued its certificate and
+ * which roots it trusts, as digests. */
+export function tlsInfoOf(
+  certPem: string,
+  trust: string,
+): { certIssuer: string; trustRoots: string[] } {
+  return { certIssuer: issuerDigest(certPem, trust), trustRoots: splitPem(trust).map(caDigest) };
 }
 
 /** The CA's digest as a token carries it: SHA-256 of the certificate's DER, 50 base36 chars. */
@@ -249,4 +333,12 @@ export async function writeNodeCerts(
     await chmod(path, 0o600);
   }
   await chmod(dirname(p.cert), 0o700);
+}
+
+/** Whether each certificate of `chain` (PEM, leaf first) up to index `upTo` was signed by the
+ * next one: the chain from the leaf reaches `chain[upTo]`. */
+export function chainReaches(chain: string[], upTo: number): boolean {
+  if (upTo < 1 || upTo >= chain.length) return false;
+  for (let i = 0; i < upTo; i++) if (!signedBy(chain[i]!, chain[i + 1]!)) return false;
+  return true;
 }

@@ -83,6 +83,9 @@ export class Dispatcher {
        * heartbeat (its liveness stays current for when it leads), but only the leader's writes
        * what they report and sends assignments. */
       leading?: () => boolean;
+      /** The digests of the roots nodes should trust, the signing one first (ca.ts
+       * trustDigests): sent with the assignments, so nodes renew during a root CA rotation. */
+      trustRoots?: () => string[];
     },
   ) {}
 
@@ -179,6 +182,7 @@ export class Dispatcher {
         resources: hb.resources,
         limits: hb.limits,
         ...(hb.networks ? { networks: hb.networks } : {}),
+        ...(hb.tls ? { tls: hb.tls } : {}),
       })
       .catch(() => {});
     await this.manager.reportStatus(hb.nodeId, hb.tasks).catch(() => {});
@@ -235,6 +239,7 @@ export class Dispatcher {
     const endpoints = endpointsOf(services, tasks, nodes);
     const routes = routeTableOf(services, tasks, nodes);
     const edgeSig = JSON.stringify([endpoints, routes]);
+    const trustRoots = this.opts.trustRoots?.() ?? [];
     for (const n of nodes) {
       const mine = byNode.get(n.id) ?? [];
       // A node's networks and DNS table change with tasks anywhere on its networks (a task
@@ -244,7 +249,7 @@ export class Dispatcher {
       const netSig = nets.length > 0 ? JSON.stringify([nets, dns]) : "";
       const f = files.get(n.id);
       const fileSig = f ? [...f.secrets, ...f.configs].map((x) => x.id).join(",") : "";
-      const sig = `${this.period} ${edgeSig} ${netSig} ${fileSig} ${mine.map((t) => `${t.id}:${t.desiredState}`).join(",")}`;
+      const sig = `${this.period} ${trustRoots.join()} ${edgeSig} ${netSig} ${fileSig} ${mine.map((t) => `${t.id}:${t.desiredState}`).join(",")}`;
       if (!all && this.sent.get(n.id) === sig) continue;
       this.sent.set(n.id, sig);
       // The message server's user of each service with a task here (its tasks' NATS_URL).
@@ -262,6 +267,7 @@ export class Dispatcher {
         ...(f && f.secrets.length > 0 ? { secrets: f.secrets } : {}),
         ...(f && f.configs.length > 0 ? { configs: f.configs } : {}),
         ...(creds.length > 0 ? { appCredentials: creds } : {}),
+        ...(trustRoots.length > 0 ? { trustRoots } : {}),
       };
       try {
         nc.publish(assignSubject(n.id), codec.encode(msg));

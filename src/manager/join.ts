@@ -23,10 +23,11 @@ import { parseToken, TOKEN_FORMAT } from "../api/token.js";
 import {
   CA_META,
   CaError,
-  caDigest,
   certInfo,
   certUser,
   issueNodeCert,
+  tokenDigest,
+  trustPem,
   type CaMeta,
 } from "./ca.js";
 import type { Manager } from "./manager.js";
@@ -196,7 +197,7 @@ export class JoinServer {
   async join(req: JoinRequest): Promise<JoinResponse> {
     const meta = this.manager.store.view((tx) => tx.getMeta<ClusterMeta>("cluster"))!;
     const ca = this.ca();
-    const role = checkToken(meta, caDigest(ca.certPem), req.token ?? "");
+    const role = checkToken(meta, tokenDigest(ca), req.token ?? "");
     const store = this.managers.store();
     const managed = this.managers.addMember !== undefined || this.managers.moveToEtcd !== undefined;
     if (role === "manager" && managed && req.etcd === false) {
@@ -284,7 +285,7 @@ export class JoinServer {
       nodeSecret,
       nodeId: node.id,
       role,
-      caCert: ca.certPem,
+      caCert: trustPem(ca),
       cert: await this.sign(req.csr, node),
       natsUrls: urls.nodes,
       appNatsUrls: urls.apps,
@@ -312,7 +313,7 @@ export class JoinServer {
     if (!node || info.clusterId !== ca.clusterId || node.role !== info.role) {
       throw new JoinError(`node ${info.nodeId || "?"} is not part of the swarm`, 403);
     }
-    return { caCert: ca.certPem, cert: await this.sign(csr, node) } satisfies RenewResponse;
+    return { caCert: trustPem(ca), cert: await this.sign(csr, node) } satisfies RenewResponse;
   }
 
   /** Listens for joins; returns the port (useful with port 0). The body is checked against

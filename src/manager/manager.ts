@@ -531,7 +531,8 @@ export class Manager {
           n.resources.memoryBytes !== facts.resources.memoryBytes)) ||
       (facts.limits !== undefined && JSON.stringify(n.limits) !== JSON.stringify(facts.limits)) ||
       (facts.networks !== undefined &&
-        JSON.stringify(n.networks) !== JSON.stringify(facts.networks));
+        JSON.stringify(n.networks) !== JSON.stringify(facts.networks)) ||
+      (facts.tls !== undefined && JSON.stringify(n.tls) !== JSON.stringify(facts.tls));
     const known = this.store.view((tx) => tx.getNode(nodeId));
     if (!known || !changed(known)) return;
     await this.store.update((tx) => {
@@ -546,6 +547,7 @@ export class Manager {
         ...(facts.resources !== undefined ? { resources: facts.resources } : {}),
         ...(facts.limits !== undefined ? { limits: facts.limits } : {}),
         ...(facts.networks !== undefined ? { networks: facts.networks } : {}),
+        ...(facts.tls !== undefined ? { tls: facts.tls } : {}),
         updatedAt: now,
       });
     });

@@ -8,7 +8,7 @@ import type { RouteTable } from "../api/routes.js";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { Agent } from "./agent.js";
-import { AgentSession } from "./session.js";
+import { AgentSession, type SessionOptions } from "./session.js";
 import type { NodeDrivers } from "./node-drivers.js";
 import type { BusCredentials, Endpoint, NodeNetwork, ServiceRequests } from "../api/bus.js";
 import type { DnsTable } from "../api/dns.js";
@@ -48,6 +48,9 @@ export interface NodeRuntimeOptions {
   onEndpoints: (endpoints: Record<string, Endpoint[]>) => void;
   /** The HTTP router's table, from every assignment message. */
   onRoutes?: (table: RouteTable) => void;
+  /** The node's certificates (session.ts): reported with heartbeats; the roots managers want. */
+  tlsInfo?: SessionOptions["tlsInfo"];
+  onTrustRoots?: SessionOptions["onTrustRoots"];
   /** Requests the node's HTTP router sent to each service, and new connections its routing
    * mesh forwarded, since the last call (heartbeats). */
   requests?: () => ServiceRequests[];
@@ -115,6 +118,8 @@ export class NodeRuntime {
       facts,
       onEndpoints: opts.onEndpoints,
       ...(opts.onRoutes ? { onRoutes: opts.onRoutes } : {}),
+      ...(opts.tlsInfo ? { tlsInfo: opts.tlsInfo } : {}),
+      ...(opts.onTrustRoots ? { onTrustRoots: opts.onTrustRoots } : {}),
       onNetworks: (nets, dns) => this.onNetworks(nets, dns),
       metricsPort: () => this.metricsPort,
       ...(opts.requests ? { requests: opts.requests } : {}),

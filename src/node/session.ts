@@ -36,7 +36,7 @@ import {
 import { decode, DroppedMessages } from "../api/schema.js";
 import type { DnsTable } from "../api/dns.js";
 import { readLogs } from "./drivers/logs.js";
-import { isTerminal, type NodeFacts } from "../api/types.js";
+import { isTerminal, type NodeFacts, type NodeTlsInfo } from "../api/types.js";
 
 const codec = JSONCodec<unknown>();
 
@@ -54,6 +54,12 @@ export interface SessionOptions {
   onNetworks?: (networks: NodeNetwork[], dns: DnsTable | undefined) => void;
   /** What the node reports about itself with every heartbeat (drivers, resources, limits). */
   facts?: NodeFacts;
+  /** Who issued the node's certificate and which roots it trusts, read at every heartbeat
+   * (it changes with a renewal). */
+  tlsInfo?: () => NodeTlsInfo | undefined;
+  /** The roots the managers want nodes to trust (assignments' trustRoots), the signing one
+   * first. */
+  onTrustRoots?: (digests: string[]) => void;
   /** A followed log not renewed for this long is ended (default FOLLOW_LEASE_MS). */
   followLeaseMs?: number;
   /** Stop the tasks after losing the managers for the node-down grace plus a margin (default
@@ -158,6 +164,7 @@ export class AgentSession {
         this.contact();
         if (a.heartbeatMs > 0 && a.heartbeatMs !== this.period) this.setPeriod(a.heartbeatMs);
         this.opts.onNetworks?.(a.networks ?? [], a.dns);
+        if (a.trustRoots) this.opts.onTrustRoots?.(a.trustRoots);
         this.agent?.assign(a.tasks, {
           secrets: a.secrets ?? [],
           configs: a.configs ?? [],
@@ -360,6 +367,7 @@ export class AgentSession {
       }
     }
     const stats = this.opts.stats?.() ?? null;
+    const tls = this.opts.tlsInfo?.();
     const metricsPort = this.opts.metricsPort?.();
     const requests = this.opts.requests?.() ?? [];
     const hb: Heartbeat = {
@@ -367,6 +375,7 @@ export class AgentSession {
       hostname: this.opts.hostname,
       tasks,
       ...(this.opts.facts ?? {}),
+      ...(tls ? { tls } : {}),
       ...(stats ? { stats } : {}),
       ...(metricsPort !== undefined ? { metricsPort } : {}),
       ...(requests.length > 0 ? { requests } : {}),

@@ -94,6 +94,8 @@ test("a worker's bus user reaches its own subjects only and dies with its node",
     hbSubject(victim.nodeId),
     logsSubject(victim.nodeId),
     `$SHOAL.inbox.${victim.nodeId}.x`,
+    // A manager's work: a write forwarded to the leader's API (managers.ts).
+    `$SHOAL.mgr.${info.nodeId}.api`,
   ];
   const task = { taskId: "t1", state: "failed", message: "forged" };
   for (const s of forged) {

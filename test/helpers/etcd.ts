@@ -6,7 +6,8 @@
 // environment), where they run and fail saying what to install (.ci/run installs it).
 
 import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { get as httpsGet } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./cluster.js";
@@ -58,6 +59,9 @@ export interface StartEtcdOptions {
     addr: string;
     spawn(cmd: string, args: string[], opts?: Pick<SpawnOptions, "stdio">): ChildProcess;
   }>;
+  /** Serve clients over TLS with these files (paths); `clientCertAuth`: require a client
+   * certificate from `ca` (etcd's --client-cert-auth). The health check presents `cert`. */
+  tls?: { ca: string; cert: string; key: string; clientCertAuth?: boolean };
 }
 
 /** Starts an etcd of `members` members on `host` (127.0.0.1) and waits until it serves. */
@@ -94,6 +98,18 @@ export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdCluste
     const initial = places
       .map(([host, , peer], i) => `m${i}=http://${joinHostPort(host, peer)}`)
       .join(",");
+    const tls = opts.tls;
+    const tlsArgs = tls
+      ? [
+          "--cert-file",
+          tls.cert,
+          "--key-file",
+          tls.key,
+          "--trusted-ca-file",
+          tls.ca,
+          ...(tls.clientCertAuth ? ["--client-cert-auth"] : []),
+        ]
+      : [];
     for (let i = 0; i < n; i++) {
       const [host, client, peer] = places[i]!;
       members.push(
@@ -101,18 +117,18 @@ export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdCluste
           bin,
           {
             name: `m${i}`,
-            clientUrl: `http://${joinHostPort(host, client)}`,
+            clientUrl: `${tls ? "https" : "http"}://${joinHostPort(host, client)}`,
             peerUrl: `http://${joinHostPort(host, peer)}`,
             dataDir: join(root, `m${i}`),
             initial,
-            args: opts.args ?? [],
+            args: [...tlsArgs, ...(opts.args ?? [])],
           },
           hosts?.[i]?.spawn.bind(hosts[i]) ?? spawn,
         ),
       );
     }
     cluster.endpoints = members.map((m) => m.clientUrl);
-    await Promise.all(members.map((m) => waitHealthy(m)));
+    await Promise.all(members.map((m) => waitHealthy(m, tls)));
     return cluster;
   } catch (err) {
     await cluster.stop();
@@ -183,15 +199,47 @@ function spawnMember(
   };
 }
 
-async function waitHealthy(m: EtcdMember, ms = 20_000): Promise<void> {
+/** GET /health: over TLS with the test's CA and certificate when the member serves TLS. */
+function health(url: string, tls: StartEtcdOptions["tls"]): Promise<{ health?: string }> {
+  if (!tls) return fetch(`${url}/health`).then((r) => r.json() as Promise<{ health?: string }>);
+  return new Promise((resolve, reject) => {
+    const req = httpsGet(
+      `${url}/health`,
+      {
+        ca: readFileSync(tls.ca),
+        cert: readFileSync(tls.cert),
+        key: readFileSync(tls.key),
+        servername: "etcd", // not the IP address (RFC 6066); the name is not checked
+        checkServerIdentity: () => undefined,
+      },
+      (res) => {
+        let body = "";
+        res.on("data", (c: Buffer) => (body += c.toString()));
+        res.on("end", () => {
+          try {
+            resolve(JSON.parse(body) as { health?: string });
+          } catch (err) {
+            reject(err as Error);
+          }
+        });
+      },
+    );
+    req.on("error", reject);
+  });
+}
+
+async function waitHealthy(
+  m: EtcdMember,
+  tls: StartEtcdOptions["tls"],
+  ms = 20_000,
+): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {
     if (m.proc.exitCode !== null) {
       throw new Error(`etcd member ${m.name} exited (${m.proc.exitCode}):\n${m.output()}`);
     }
     try {
-      const res = await fetch(`${m.clientUrl}/health`);
-      const body = (await res.json()) as { health?: string };
+      const body = await health(m.clientUrl, tls);
       if (body.health === "true") return;
     } catch {
       // not listening yet
