@@ -83,6 +83,18 @@ export interface EtcdClientOptions {
 }
 
 /**
+ * gRPC keep-alive of the client's connections: a ping every ETCD_KEEPALIVE_TIME_MS while a call
+ * is open, and a connection whose ping is not answered in ETCD_KEEPALIVE_TIMEOUT_MS is given up.
+ * Without it a connection to a member cut off the network (no reset ever comes) holds the
+ * watches on it forever: the mirror and the election's view freeze, and a follower never hears
+ * that the leader's key expired. With it the watch fails, and etcd3 opens it again on another
+ * member from the revision it had. etcd refuses pings more often than its
+ * --grpc-keepalive-min-time (5 s by default), hence 6 s.
+ */
+export const ETCD_KEEPALIVE_TIME_MS = 6000;
+export const ETCD_KEEPALIVE_TIMEOUT_MS = 2000;
+
+/**
  * An etcd3 client of `endpoints`, over TLS when `tls` is given. A call etcd does not answer
  * fails after 5 s (streams excepted), so a commit never hangs the store's loop.
  */
@@ -113,6 +125,12 @@ export function etcdClient(opts: EtcdClientOptions): Etcd3 {
         }
       : {}),
     ...opts.clientOptions,
+    grpcOptions: {
+      "grpc.keepalive_time_ms": ETCD_KEEPALIVE_TIME_MS,
+      "grpc.keepalive_timeout_ms": ETCD_KEEPALIVE_TIMEOUT_MS,
+      "grpc.keepalive_permit_without_calls": 0,
+      ...opts.clientOptions?.grpcOptions,
+    },
     hosts,
   });
 }

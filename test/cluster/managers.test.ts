@@ -11,7 +11,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { startSwarm, type Swarm } from "../helpers/swarm.js";
 import { apiAt, killTaskProcesses, runCli } from "../helpers/daemon.js";
-import { checkFor, SHOAL_BIN } from "../helpers/servers.js";
+import { checkFor } from "../helpers/servers.js";
 import { etcdSkip, startEtcd, type EtcdCluster } from "../helpers/etcd.js";
 import type { Task } from "../../src/api/types.js";
 
@@ -55,40 +55,12 @@ test(
       await etcd?.stop();
     });
     if (swarm.bed.mode !== "netns") return t.skip("needs network namespaces");
-    const hosts = swarm.bed.hosts;
     const dirs = swarm.dirs;
 
     // Two more managers, joined with the manager token on their own machines, before the workers
     // (a worker learns the managers from its join answer).
-    const managerToken = (await swarm.ok("swarm", "join-token", "-q", "manager")).trim();
-    for (const i of [1, 2]) {
-      const h = hosts[i]!;
-      const r = await h.exec(
-        process.execPath,
-        [
-          SHOAL_BIN,
-          "join",
-          "--token",
-          managerToken,
-          "--data-dir",
-          dirs[i]!,
-          "--listen-addr",
-          `${h.addr}:2377`,
-          "--advertise-addr",
-          `${h.addr}:2377`,
-          "--publish-addr",
-          h.addr,
-          "--consul-addr",
-          "",
-          "--consul-dns-addr",
-          "",
-          `${swarm.manager.addr}:2377`,
-        ],
-        { timeoutMs: 60_000 },
-      );
-      assert.equal(r.code, 0, `join of ${h.name} as a manager: ${r.stderr}${r.stdout}`);
-      assert.match(r.stdout, /This node joined a swarm as a manager\./);
-    }
+    await swarm.joinManager(0);
+    await swarm.joinManager(1);
     // Workers: joinWorker(i) joins hosts[i + 1] with the worker token.
     await swarm.joinWorker(2);
     await swarm.joinWorker(3);
