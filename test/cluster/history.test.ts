@@ -10,7 +10,7 @@
 // listened) or unknown (a timeout, or an answer that leaves it open). Each client has services
 // of its own, so each service's history is one sequence (test/helpers/history.ts).
 //
-// Meanwhile a fault loop runs a bounded number of rounds (SHOAL_HISTORY_ROUNDS, default 3):
+// Meanwhile a fault loop runs a bounded number of rounds (SHOAL_HISTORY_ROUNDS, default 2):
 //   1. the leader's machine dies outright (its link down, every process of it killed: the
 //      manager, its etcd member, its tasks); once the two others agree on a new leader, the
 //      machine comes back: the same etcd member on its data dir and `shoal daemon --data-dir`
@@ -27,7 +27,8 @@
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { request } from "node:http";
 import { join } from "node:path";
 import { Etcd3 } from "etcd3";
@@ -47,7 +48,7 @@ import { NO_LEADER } from "../../src/daemon/managers.js";
 import type { Info, ServiceSummary } from "../../src/api/http.js";
 import type { Node, Service, Task } from "../../src/api/types.js";
 
-const ROUNDS = Number(process.env["SHOAL_HISTORY_ROUNDS"] ?? 3);
+const ROUNDS = Number(process.env["SHOAL_HISTORY_ROUNDS"] ?? 2);
 const CLIENTS = 2;
 const KEYS_PER_CLIENT = 3;
 /** A client gives up on an answer after this long (a forwarded write waits 15 s for the leader). */
@@ -200,11 +201,19 @@ test(
       await etcd?.stop();
       return t.skip(`no test bed: ${(err as Error).message}`);
     }
-    const stopped = { clients: false };
+    const stopped = { clients: false, passed: false };
     const clientsDone: Array<Promise<void>> = [];
     t.after(async () => {
       stopped.clients = true;
       await Promise.allSettled(clientsDone);
+      if (!stopped.passed) {
+        // Keep what the daemons and the etcd members said, for the one who reads the failure.
+        const keep = mkdtempSync(join(tmpdir(), "shoal-history-"));
+        for (const [i, d] of swarm.dirs.entries())
+          cpSync(join(d, "daemon.log"), join(keep, `daemon-${i}.log`), { force: true });
+        for (const m of etcd?.members ?? []) writeFileSync(join(keep, `${m.name}.log`), m.output());
+        t.diagnostic(`the daemons' and etcd members' logs are kept in ${keep}`);
+      }
       for (const d of swarm.dirs) killTaskProcesses(d);
       await swarm.cleanup();
       await etcd?.stop();
@@ -419,6 +428,7 @@ test(
       },
       500,
     );
+    stopped.passed = true;
     t.diagnostic(
       `${stored.length} services, ${converged - 1} replicas running as acknowledged; ${Date.now() - began} ms in all`,
     );
