@@ -27,7 +27,15 @@
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { request } from "node:http";
 import { join } from "node:path";
@@ -208,11 +216,18 @@ test(
       await Promise.allSettled(clientsDone);
       if (!stopped.passed) {
         // Keep what the daemons and the etcd members said, for the one who reads the failure.
-        const keep = mkdtempSync(join(tmpdir(), "shoal-history-"));
-        for (const [i, d] of swarm.dirs.entries())
-          cpSync(join(d, "daemon.log"), join(keep, `daemon-${i}.log`), { force: true });
-        for (const m of etcd?.members ?? []) writeFileSync(join(keep, `${m.name}.log`), m.output());
-        t.diagnostic(`the daemons' and etcd members' logs are kept in ${keep}`);
+        try {
+          const keep = mkdtempSync(join(tmpdir(), "shoal-history-"));
+          for (const [i, d] of swarm.dirs.entries()) {
+            const f = join(d, "daemon.log");
+            if (existsSync(f)) cpSync(f, join(keep, `daemon-${i}.log`));
+          }
+          for (const m of etcd?.members ?? [])
+            writeFileSync(join(keep, `${m.name}.log`), m.output());
+          t.diagnostic(`the daemons' and etcd members' logs are kept in ${keep}`);
+        } catch (err) {
+          t.diagnostic(`could not keep the logs: ${(err as Error).message}`);
+        }
       }
       for (const d of swarm.dirs) killTaskProcesses(d);
       await swarm.cleanup();
@@ -310,9 +325,12 @@ test(
       await hosts[dead]!.heal();
       members[dead]!.start();
       await waitHealthy(members[dead]!, 30_000);
+      // Its output appended to daemon.log, where a joined manager's goes.
+      const out = openSync(join(dirs[dead]!, "daemon.log"), "a");
       hosts[dead]!.spawn(process.execPath, [SHOAL_BIN, "daemon", "--data-dir", dirs[dead]!], {
-        stdio: "ignore",
+        stdio: ["ignore", out, out],
       });
+      closeSync(out);
       await checkFor(60_000, async () => (await get<Info>(mdirs[dead]!, "/v1/info")).leaderId, 200);
       alive[dead] = true;
       await leaderOf([0, 1, 2]);
@@ -341,6 +359,13 @@ test(
     t.diagnostic(
       `${history.length} operations: ${count("ok")} ok, ${count("failed")} failed, ${count("unknown")} unknown`,
     );
+    // Why operations did not succeed, most frequent first (the manager's number left out).
+    const why = new Map<string, number>();
+    for (const e of history.filter((x) => x.result !== "ok")) {
+      const k = `${e.result}: ${(e.detail ?? "").replace(/^via manager \d+: /, "").slice(0, 70)}`;
+      why.set(k, (why.get(k) ?? 0) + 1);
+    }
+    for (const [k, n] of [...why].sort((a, b) => b[1] - a[1])) t.diagnostic(`  ${n} × ${k}`);
     assert.ok(count("ok") > 0, "some operations succeeded");
 
     // Exactly one leader, named by every manager.
@@ -374,6 +399,8 @@ test(
             `${e.start! - began} ms +${e.end! - e.start!}: client ${e.client} ${e.op.kind} ${e.op.key}${"replicas" in e.op ? `=${e.op.replicas}` : ""} -> ${e.result}${e.detail ? ` (${e.detail})` : ""}`,
         )
         .join("\n");
+    if (process.env["SHOAL_HISTORY_LOG"] === "1")
+      for (const l of log().split("\n")) t.diagnostic(l);
     assert.deepEqual(problems, [], `history violations; the history:\n${log()}`);
 
     // Every manager's view (its mirror, through the API) agrees with etcd.
