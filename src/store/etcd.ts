@@ -75,20 +75,25 @@ export interface EtcdTls {
   key?: string | Buffer;
 }
 
-const DEFAULT_KEEPALIVE_MS = 6000;
-
 export interface EtcdClientOptions {
   /** etcd client URLs or host:port (https when `tls` is given). */
   endpoints: string[];
   tls?: EtcdTls;
   /** Extra etcd3 client options. */
   clientOptions?: Omit<IOptions, "hosts">;
-  /**
-   * gRPC keep-alive ping period, ms (default 6000: etcd refuses pings more often than its
-   * `--grpc-keepalive-min-time`, 5 s by default).
-   */
-  keepaliveMs?: number;
 }
+
+/**
+ * gRPC keep-alive of the client's connections: a ping every ETCD_KEEPALIVE_TIME_MS while a call
+ * is open, and a connection whose ping is not answered in ETCD_KEEPALIVE_TIMEOUT_MS is given up.
+ * Without it a connection to a member cut off the network (no reset ever comes) holds the
+ * watches on it forever: the mirror and the election's view freeze, and a follower never hears
+ * that the leader's key expired. With it the watch fails, and etcd3 opens it again on another
+ * member from the revision it had. etcd refuses pings more often than its
+ * --grpc-keepalive-min-time (5 s by default), hence 6 s.
+ */
+export const ETCD_KEEPALIVE_TIME_MS = 6000;
+export const ETCD_KEEPALIVE_TIMEOUT_MS = 2000;
 
 /**
  * An etcd3 client of `endpoints`, over TLS when `tls` is given. A call etcd does not answer
@@ -109,18 +114,11 @@ export function etcdClient(opts: EtcdClientOptions): Etcd3 {
     }
     return e.startsWith("https://") ? e : `https://${e}`;
   });
-  const keepaliveMs = opts.keepaliveMs ?? DEFAULT_KEEPALIVE_MS;
   return new Etcd3({
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 5000 }),
-    // A member whose machine vanished (no FIN, no RST) must be noticed: without pings a watch
-    // or lease stream to it waits forever and the mirror freezes. A lost ping closes the
-    // connection, the stream errors, and the watch is opened again on a live member, soon
-    // (the default backoff grows to 30 s).
-    grpcOptions: {
-      "grpc.keepalive_time_ms": keepaliveMs,
-      "grpc.keepalive_timeout_ms": Math.min(keepaliveMs, 2000),
-    },
     faultHandling: {
+      // A watch that failed (its member gone) is opened again within 2 s (the default backoff
+      // grows to 30 s).
       watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2000 }).next(),
       // A member that failed a call (its machine gone: the call waited out its deadline) is
       // skipped for 5 s, not tried again until it has failed 3 times in a row (the default):
@@ -141,6 +139,12 @@ export function etcdClient(opts: EtcdClientOptions): Etcd3 {
         }
       : {}),
     ...opts.clientOptions,
+    grpcOptions: {
+      "grpc.keepalive_time_ms": ETCD_KEEPALIVE_TIME_MS,
+      "grpc.keepalive_timeout_ms": ETCD_KEEPALIVE_TIMEOUT_MS,
+      "grpc.keepalive_permit_without_calls": 0,
+      ...opts.clientOptions?.grpcOptions,
+    },
     hosts,
   });
 }

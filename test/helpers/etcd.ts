@@ -30,8 +30,11 @@ export interface EtcdMember {
   clientUrl: string;
   peerUrl: string;
   dataDir: string;
+  /** The running (or last) process of the member. */
   proc: ChildProcess;
   output(): string;
+  /** Starts the member again on its data dir (after it died, e.g. with its machine). */
+  start(): void;
   /** Stops the member (SIGTERM, SIGKILL after 5 s); resolves when it has exited. */
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
@@ -128,7 +131,7 @@ export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdCluste
       );
     }
     cluster.endpoints = members.map((m) => m.clientUrl);
-    await Promise.all(members.map((m) => waitHealthy(m, tls)));
+    await Promise.all(members.map((m) => waitHealthy(m, 20_000, tls)));
     return cluster;
   } catch (err) {
     await cluster.stop();
@@ -148,55 +151,72 @@ function spawnMember(
   },
   run: (cmd: string, args: string[], opts: Pick<SpawnOptions, "stdio">) => ChildProcess,
 ): EtcdMember {
-  const proc = run(
-    bin,
-    [
-      "--name",
-      m.name,
-      "--data-dir",
-      m.dataDir,
-      "--listen-client-urls",
-      m.clientUrl,
-      "--advertise-client-urls",
-      m.clientUrl,
-      "--listen-peer-urls",
-      m.peerUrl,
-      "--initial-advertise-peer-urls",
-      m.peerUrl,
-      "--initial-cluster",
-      m.initial,
-      "--initial-cluster-state",
-      "new",
-      "--initial-cluster-token",
-      `shoal-test-${process.pid}`,
-      ...m.args,
-    ],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
+  const launch = () => {
+    const proc = run(
+      bin,
+      [
+        "--name",
+        m.name,
+        "--data-dir",
+        m.dataDir,
+        "--listen-client-urls",
+        m.clientUrl,
+        "--advertise-client-urls",
+        m.clientUrl,
+        "--listen-peer-urls",
+        m.peerUrl,
+        "--initial-advertise-peer-urls",
+        m.peerUrl,
+        "--initial-cluster",
+        m.initial,
+        "--initial-cluster-state",
+        "new",
+        "--initial-cluster-token",
+        `shoal-test-${process.pid}`,
+        ...m.args,
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    proc.stdout!.on("data", keep);
+    proc.stderr!.on("data", keep);
+    exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
+    return proc;
+  };
   let out = "";
   const keep = (d: Buffer) => {
     out += d.toString();
     if (out.length > 200_000) out = out.slice(-100_000);
   };
-  proc.stdout!.on("data", keep);
-  proc.stderr!.on("data", keep);
-  const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
-  return {
+  let exited: Promise<void> = Promise.resolve();
+  const member: EtcdMember = {
     name: m.name,
     clientUrl: m.clientUrl,
     peerUrl: m.peerUrl,
     dataDir: m.dataDir,
-    proc,
+    proc: launch(),
     output: () => out,
+    start() {
+      // Again on its data (etcd ignores the initial-cluster flags then), e.g. after its
+      // machine was killed and brought back.
+      const p = member.proc;
+      if (p.exitCode === null && p.signalCode === null) return;
+      member.proc = launch();
+    },
     async stop(signal: NodeJS.Signals = "SIGTERM") {
+      const proc = member.proc;
       if (proc.exitCode === null && proc.signalCode === null && proc.pid !== undefined) {
-        process.kill(proc.pid, signal);
+        try {
+          process.kill(proc.pid, signal);
+        } catch {
+          return; // gone already (its machine was killed)
+        }
         const t = setTimeout(() => proc.pid !== undefined && proc.kill("SIGKILL"), 5000);
         await exited;
         clearTimeout(t);
       }
     },
   };
+  return member;
 }
 
 /** GET /health: over TLS with the test's CA and certificate when the member serves TLS. */
@@ -228,10 +248,11 @@ function health(url: string, tls: StartEtcdOptions["tls"]): Promise<{ health?: s
   });
 }
 
-async function waitHealthy(
+/** Waits until the member answers /health with true (or fails saying what it printed). */
+export async function waitHealthy(
   m: EtcdMember,
-  tls: StartEtcdOptions["tls"],
   ms = 20_000,
+  tls?: StartEtcdOptions["tls"],
 ): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {

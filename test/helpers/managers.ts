@@ -9,7 +9,7 @@
 
 import { startSwarm, type Swarm } from "./swarm.js";
 import { apiAt, killTaskProcesses } from "./daemon.js";
-import { checkFor, SHOAL_BIN } from "./servers.js";
+import { checkFor } from "./servers.js";
 import { startEtcd, type EtcdCluster } from "./etcd.js";
 
 export interface ManagerInfo {
@@ -78,40 +78,12 @@ export async function startManagers(opts: StartManagersOptions): Promise<Manager
     const s = swarm;
     if (s.bed.mode !== "netns")
       throw new NoTestBedError("needs network namespaces (root, iproute2)");
-    const hosts = s.bed.hosts;
     const dirs = s.dirs;
     // Two more managers, joined with the manager token on their own machines, before the
     // workers (a worker learns the managers from its join answer).
-    const managerToken = (await s.ok("swarm", "join-token", "-q", "manager")).trim();
-    for (const i of [1, 2]) {
-      const h = hosts[i]!;
-      const r = await h.exec(
-        process.execPath,
-        [
-          SHOAL_BIN,
-          "join",
-          "--token",
-          managerToken,
-          "--data-dir",
-          dirs[i]!,
-          "--listen-addr",
-          `${h.addr}:2377`,
-          "--advertise-addr",
-          `${h.addr}:2377`,
-          "--publish-addr",
-          h.addr,
-          "--consul-addr",
-          "",
-          "--consul-dns-addr",
-          "",
-          `${s.manager.addr}:2377`,
-        ],
-        { timeoutMs: 60_000 },
-      );
-      if (r.code !== 0 || !/This node joined a swarm as a manager\./.test(r.stdout)) {
-        throw new Error(`join of ${h.name} as a manager: exit ${r.code}: ${r.stderr}${r.stdout}`);
-      }
-    }
+    // joinManager(i) joins hosts[i + 1] with the manager token.
+    await s.joinManager(0);
+    await s.joinManager(1);
     // Workers: joinWorker(i) joins hosts[i + 1] with the worker token.
     await s.joinWorker(2);
     await s.joinWorker(3);

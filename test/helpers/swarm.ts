@@ -25,6 +25,9 @@ export interface Swarm {
   api<T>(path: string): Promise<T>;
   /** Joins worker i (0-based, of `workers`) with the worker token. */
   joinWorker(i: number): Promise<void>;
+  /** Joins host i (0-based, of `workers`) as a manager, with the manager token (several
+   * managers need the manager on an etcd store: see `managerArgs`). */
+  joinManager(i: number): Promise<void>;
   /** Starts worker i's daemon again on its data dir, as a user restarts one: `shoal daemon
    * --data-dir D` and nothing else (it rejoins with its saved settings). */
   restartWorker(i: number): void;
@@ -118,6 +121,36 @@ export async function startSwarm(
           { timeoutMs: 30_000 },
         );
         if (r.code !== 0) throw new Error(`join of ${h.name} failed: ${r.stderr}${r.stdout}`);
+      },
+      async joinManager(i) {
+        const h = workers[i]!;
+        const t = await runCli(dirs[0]!, ["swarm", "join-token", "-q", "manager"]);
+        if (t.code !== 0) throw new Error(`no manager token: ${t.stderr}${t.stdout}`);
+        const r = await h.exec(
+          process.execPath,
+          [
+            SHOAL_BIN,
+            "join",
+            "--token",
+            t.stdout.trim(),
+            "--data-dir",
+            dirs[i + 1]!,
+            "--listen-addr",
+            `${h.addr}:2377`,
+            "--advertise-addr",
+            `${h.addr}:2377`,
+            "--publish-addr",
+            h.addr,
+            "--consul-addr",
+            "",
+            "--consul-dns-addr",
+            "",
+            `${manager.addr}:2377`,
+          ],
+          { timeoutMs: 60_000 },
+        );
+        if (r.code !== 0 || !/This node joined a swarm as a manager\./.test(r.stdout))
+          throw new Error(`join of ${h.name} as a manager: exit ${r.code}\n${r.stderr}${r.stdout}`);
       },
       restartWorker(i) {
         const h = workers[i]!;
