@@ -51,3 +51,29 @@ export function readInto(
   socket.destroy();
   return fast;
 }
+
+/**
+ * readInto for a socket accepted with `pauseOnConnect` whose reads must outlive the callback
+ * (a proxy writes them on): `onData` gets a copy of each read (copyOf; cheaper than the
+ * Readable's own buffer per read). Where readInto cannot move the
+ * handle, the accepted socket is used as it is, through 'data'. Returns the socket to use.
+ */
+export function readCopies(
+  socket: Socket,
+  buffer: Buffer,
+  onData: (d: Buffer) => void,
+  opts: { allowHalfOpen?: boolean } = {},
+): Socket {
+  const fast = readInto(socket, buffer, (chunk) => onData(copyOf(chunk)), opts);
+  if (fast !== null) return fast;
+  socket.on("data", onData);
+  socket.resume();
+  return socket;
+}
+
+/** A copy of `chunk` in memory of its own (small ones from Node's buffer pool). */
+export function copyOf(chunk: Uint8Array): Buffer {
+  const d = Buffer.allocUnsafe(chunk.length);
+  d.set(chunk);
+  return d;
+}

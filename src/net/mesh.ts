@@ -12,6 +12,7 @@
 
 import { createServer, createConnection, type Server, type Socket } from "node:net";
 import type { Logger } from "../lib/log.js";
+import { copyOf, readCopies } from "../lib/readinto.js";
 
 export interface Backend {
   host: string;
@@ -42,16 +43,22 @@ interface Listener {
 }
 
 /**
- * Bytes from `from` to `to` as they come, reading paused while `to` is full; `to` ends when
- * `from` does. What `pipe` does, without its per-chunk bookkeeping.
+ * What one socket's reads land in, one read at a time on the event loop (src/lib/readinto.ts);
+ * each read is copied out before the next, since a write may keep it past the callback.
  */
-function relay(from: Socket, to: Socket, count: (n: number) => void): void {
-  from.on("data", (d: Buffer) => {
-    count(d.length);
-    if (!to.write(d)) from.pause();
-  });
+const READ_BUF = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * Sends bytes read from `from` on to `to`, pausing `from` while `to` is full; what `pipe` does,
+ * without its per-chunk bookkeeping. `to` ends when `from` does.
+ */
+function relayTo(from: Socket, to: Socket, count: (n: number) => void): (d: Buffer) => void {
   to.on("drain", () => from.resume());
   from.on("end", () => to.end());
+  return (d) => {
+    count(d.length);
+    if (!to.write(d)) from.pause();
+  };
 }
 
 export class RoutingMesh {
@@ -82,7 +89,9 @@ export class RoutingMesh {
     for (const port of backends.keys()) {
       if (this.listeners.has(port)) continue;
       const l: Listener = {
-        server: createServer({ noDelay: true }, (s) => this.forward(port, l, s)),
+        server: createServer({ noDelay: true, pauseOnConnect: true }, (s) =>
+          this.forward(port, l, s),
+        ),
         next: 0,
       };
       this.listeners.set(port, l);
@@ -102,23 +111,39 @@ export class RoutingMesh {
     }
   }
 
-  private forward(port: number, l: Listener, client: Socket): void {
+  /** A new connection (accepted paused): to the next backend, both ways read through onread. */
+  private forward(port: number, l: Listener, accepted: Socket): void {
     const list = this.backends.get(port) ?? [];
     if (list.length === 0) {
-      client.destroy();
+      accepted.destroy();
       return;
     }
     const b = list[l.next++ % list.length]!;
     const t = this.trafficOf(port, b);
     t.connections++;
-    const upstream = createConnection({ host: b.host, port: b.port, noDelay: true });
+    // Assigned below, before either socket can read (reads start on a later tick).
+    let toUpstream: (d: Buffer) => void = () => {};
+    let toClient: (d: Buffer) => void = () => {};
+    const client = readCopies(accepted, READ_BUF, (d) => toUpstream(d));
+    const upstream = createConnection({
+      host: b.host,
+      port: b.port,
+      noDelay: true,
+      onread: {
+        buffer: READ_BUF,
+        callback: (n: number, buf: Uint8Array) => {
+          toClient(copyOf(buf.subarray(0, n)));
+          return true;
+        },
+      },
+    });
     client.on("error", () => upstream.destroy());
     upstream.on("error", (err) => {
       this.log.debug(`routing mesh: ${port} -> ${b.host}:${b.port}: ${err.message}`);
       client.destroy();
     });
-    relay(client, upstream, (n) => (t.bytesIn += n));
-    relay(upstream, client, (n) => (t.bytesOut += n));
+    toUpstream = relayTo(client, upstream, (n) => (t.bytesIn += n));
+    toClient = relayTo(upstream, client, (n) => (t.bytesOut += n));
   }
 
   private trafficOf(port: number, b: Backend): MeshTraffic {

@@ -34,7 +34,7 @@ import {
 import { check } from "../../api/schema.js";
 import { RouteTableSchema, type Route, type RouteTable } from "../../api/routes.js";
 import { joinHostPort } from "../../lib/addr.js";
-import { readInto } from "../../lib/readinto.js";
+import { readCopies } from "../../lib/readinto.js";
 import type { Logger } from "../../lib/log.js";
 import {
   ChunkedScanner,
@@ -123,18 +123,12 @@ const CLIENT_READ_BUF = Buffer.allocUnsafe(64 * 1024);
 
 /**
  * An accepted connection (accepted with `pauseOnConnect`) as a socket that reads through net's
- * `onread` into CLIENT_READ_BUF (src/lib/readinto.ts), handing `onData` a copy of each read: an
- * accepted socket's Readable costs a quarter of the router's CPU per request in its benchmark.
- * Where readInto cannot move the handle, the accepted socket is used as it is, through `data`.
+ * `onread` into CLIENT_READ_BUF (readCopies, src/lib/readinto.ts), handing `onData` a copy of
+ * each read: an accepted socket's Readable costs a quarter of the router's CPU per request in
+ * its benchmark.
  */
 export function adoptClientSocket(sock: Socket, onData: (d: Buffer) => void): Socket {
-  const fast = readInto(sock, CLIENT_READ_BUF, (chunk) => onData(Buffer.from(chunk)), {
-    allowHalfOpen: true,
-  });
-  if (fast !== null) return fast;
-  sock.on("data", onData);
-  sock.resume();
-  return sock;
+  return readCopies(sock, CLIENT_READ_BUF, onData, { allowHalfOpen: true });
 }
 
 /** The value of cookie `name` in a Cookie header, or undefined. */
