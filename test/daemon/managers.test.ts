@@ -13,6 +13,7 @@ import {
   checkFor,
   killTaskProcesses,
   runCli,
+  isolatedFlags as ISOLATED,
   startDaemon,
   type TestDaemon,
 } from "../helpers/daemon.js";
@@ -25,30 +26,6 @@ const hostPort = (u: string) => new URL(u).host;
 
 const SLEEPER = ["node", "-e", "setInterval(()=>{},1000)"];
 const NO_LEADER = "The swarm does not have a leader.";
-
-/** Daemon flags for a daemon of a test: loopback, random ports, nothing on fixed ports. */
-const ISOLATED = (dir: string) => [
-  "--data-dir",
-  dir,
-  "--nats-port",
-  "-1",
-  "--listen-addr",
-  "127.0.0.1:0",
-  "--advertise-addr",
-  "127.0.0.1",
-  "--publish-addr",
-  "127.0.0.1",
-  "--consul-addr",
-  "",
-  "--consul-dns-addr",
-  "",
-  "--http-addr",
-  "",
-  "--metrics-addr",
-  "",
-  "--dashboard-addr",
-  "",
-];
 
 describe("several managers on an etcd store", { skip: etcdSkip() }, () => {
   let etcd: EtcdCluster;

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { createRootCa, issueNodeCert, newKeyAndCsr, type CaMeta } from "../../src/manager/ca.js";
 import { etcdClient } from "../../src/store/etcd.js";
 import { etcdSkip, startEtcd } from "../helpers/etcd.js";
-import { runCli, startDaemon } from "../helpers/daemon.js";
+import { isolatedFlags, runCli, startDaemon } from "../helpers/daemon.js";
 import { defer } from "../helpers/defer.js";
 
 async function pair(ca: CaMeta, nodeId: string) {
@@ -27,32 +27,7 @@ async function pair(ca: CaMeta, nodeId: string) {
 
 /** `shoal daemon` in the foreground on a new data dir: it fails before it is ready. */
 function failedStart(dir: string, store: string[]) {
-  return runCli(
-    dir,
-    [
-      "daemon",
-      "--data-dir",
-      dir,
-      "--nats-port",
-      "-1",
-      "--listen-addr",
-      "127.0.0.1:0",
-      "--publish-addr",
-      "127.0.0.1",
-      "--consul-addr",
-      "",
-      "--consul-dns-addr",
-      "",
-      "--http-addr",
-      "",
-      "--metrics-addr",
-      "",
-      "--dashboard-addr",
-      "",
-      ...store,
-    ],
-    40_000,
-  );
+  return runCli(dir, ["daemon", ...isolatedFlags(dir), ...store], 40_000);
 }
 
 describe("a manager on an etcd with TLS", { skip: etcdSkip() }, () => {

@@ -61,6 +61,30 @@ export function runCli(dataDir: string, args: string[], timeoutMs = 60_000): Pro
  * Consul-compatible API and DNS are off unless `consul`, /metrics unless `metrics` (then on
  * 127.0.0.1, free ports): tests never bind the fixed defaults.
  */
+/** Daemon flags for a daemon of a test: loopback, random ports, nothing on fixed ports. */
+export const isolatedFlags = (dir: string): string[] => [
+  "--data-dir",
+  dir,
+  "--nats-port",
+  "-1",
+  "--listen-addr",
+  "127.0.0.1:0",
+  "--advertise-addr",
+  "127.0.0.1",
+  "--publish-addr",
+  "127.0.0.1",
+  "--consul-addr",
+  "",
+  "--consul-dns-addr",
+  "",
+  "--http-addr",
+  "",
+  "--metrics-addr",
+  "",
+  "--dashboard-addr",
+  "",
+];
+
 export async function startDaemon(
   opts: {
     uid?: number;
