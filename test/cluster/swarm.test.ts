@@ -152,7 +152,13 @@ test("one manager and two workers: spread, node loss, return, tokens, $SHOAL.> c
     assert.equal(all.length, 6);
   });
 
-  // Applications (no credentials) cannot use $SHOAL.>.
+  // A client without credentials is refused, unless the swarm lets anonymous clients in; even
+  // then applications cannot use $SHOAL.>.
+  const refused = await RawConn.connect(4222, s.manager.addr);
+  t.after(() => refused.close());
+  refused.send('CONNECT {"verbose":false}\r\nPING\r\n');
+  assert.match(await refused.waitFor(/-ERR/), /Authorization Violation/);
+  assert.equal((await s.cli("swarm", "update", "--nats-anonymous")).code, 0);
   const app = await RawConn.connect(4222, s.manager.addr);
   t.after(() => app.close());
   app.send('CONNECT {"verbose":false}\r\nSUB $SHOAL.> 1\r\nPUB $SHOAL.hb.x 2\r\nhi\r\nPING\r\n');
