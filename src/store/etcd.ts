@@ -35,8 +35,8 @@
 // moved, and its commit field says whether it was ours.
 
 import { randomUUID } from "node:crypto";
-import { Etcd3, GRPCDeadlineExceededError, type IOptions, type Watcher } from "etcd3";
-import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen } from "cockatiel";
+import { Etcd3, type IOptions, type Watcher } from "etcd3";
+import { ExponentialBackoff } from "cockatiel";
 import { StoreError } from "./errors.js";
 import {
   KINDS,
@@ -120,20 +120,6 @@ export function etcdClient(opts: EtcdClientOptions): Etcd3 {
       // A watch that failed (its member gone) is opened again within 2 s (the default backoff
       // grows to 30 s).
       watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2000 }).next(),
-      // With several members: one whose call waited out its deadline (its machine gone: no
-      // answer, no refusal) is skipped for 5 s at once, not after 3 such failures in a row
-      // (etcd3's default; calls pick members at random, so each had cost a new leader 5 s).
-      // Other errors do not open it (a refusal costs no wait; a transient error must not bench
-      // a live member); a lone member keeps etcd3's default.
-      ...(hosts.length > 1
-        ? {
-            host: () =>
-              circuitBreaker(
-                handleWhen((e) => e instanceof GRPCDeadlineExceededError),
-                { halfOpenAfter: 5000, breaker: new ConsecutiveBreaker(1) },
-              ),
-          }
-        : {}),
     },
     ...(tls
       ? {
