@@ -40,7 +40,12 @@ async function silentProxy(target: { host: string; port: number }) {
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     cut: () => void (cut = true),
-    heal: () => void (cut = false),
+    // The link back: connections that lost bytes while it was cut (or were never forwarded)
+    // are reset, as their peers' stacks would; new ones go through.
+    heal: () => {
+      cut = false;
+      for (const s of sockets) s.destroy();
+    },
     async close() {
       for (const s of sockets) s.destroy();
       await new Promise<void>((r) => server.close(() => r()));
