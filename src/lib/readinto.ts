@@ -5,7 +5,8 @@
 // into cold memory the allocator has just handed out, and the garbage collector frees it later.
 // Node's `onread` option reads into a given buffer instead, but a net.Server cannot pass it to the
 // sockets it accepts: readInto hands an accepted socket's handle to a new Socket made with it.
-// Used by the message server (src/nats/server.ts) and the HTTP router (src/net/router/router.ts).
+// Used by the message server (src/nats/server.ts), the HTTP router (src/net/router/router.ts)
+// and the routing mesh (src/net/mesh.ts).
 //
 // `_handle` is not a documented property: where it is missing (another runtime, a socket with no
 // handle), readInto returns null and the caller reads the socket through 'data' as usual.
@@ -55,8 +56,8 @@ export function readInto(
 /**
  * readInto for a socket accepted with `pauseOnConnect` whose reads must outlive the callback
  * (a proxy writes them on): `onData` gets a copy of each read (copyOf; cheaper than the
- * Readable's own buffer per read). Where readInto cannot move the
- * handle, the accepted socket is used as it is, through 'data'. Returns the socket to use.
+ * Readable's own buffer per read). Where readInto cannot move the handle, the accepted socket
+ * is used as it is, through 'data'. Returns the socket to use.
  */
 export function readCopies(
   socket: Socket,

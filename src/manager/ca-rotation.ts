@@ -70,8 +70,10 @@ export async function rotateCa(
 export async function finishCaRotation(store: Store): Promise<boolean> {
   const ready = (tx: ReadTx) => {
     const ca = caOf(tx);
+    // Called on every node event: without a rotation under way, nothing to hash or scan.
+    if (ca.rotation === undefined) return false;
     const digest = caDigest(ca.certPem);
-    return ca.rotation !== undefined && tx.listNodes().every((n) => certFrom(n, digest));
+    return tx.listNodes().every((n) => certFrom(n, digest));
   };
   if (!store.view(ready)) return false;
   return store.update((tx) => {
