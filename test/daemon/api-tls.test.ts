@@ -4,26 +4,10 @@
 
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startDaemon, type CliResult } from "../helpers/daemon.js";
-import { SHOAL_BIN } from "../helpers/servers.js";
-
-function cliWith(env: NodeJS.ProcessEnv, args: string[]): Promise<CliResult> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [SHOAL_BIN, ...args],
-      { env: { ...process.env, ...env }, timeout: 30_000 },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === "number" ? err.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
+import { runCliEnv, startDaemon } from "../helpers/daemon.js";
 
 describe("the CLI over a TCP API with mutual TLS", () => {
   test("works with SHOAL_TLS_VERIFY and a manager's certificate, is told how without", async (t) => {
@@ -35,24 +19,24 @@ describe("the CLI over a TCP API with mutual TLS", () => {
     const empty = mkdtempSync(join(tmpdir(), "shoal-nocerts-"));
     t.after(() => rmSync(empty, { recursive: true, force: true }));
 
-    const ok = await cliWith(
+    const ok = await runCliEnv(
       { SHOAL_HOST: host, SHOAL_TLS_VERIFY: "1", SHOAL_DATA_DIR: d.dataDir },
       ["node", "ls", "-q"],
     );
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal(ok.stdout.trim().split("\n").length, 1);
 
-    const plain = await cliWith({ SHOAL_HOST: host, SHOAL_TLS_VERIFY: "", SHOAL_DATA_DIR: empty }, [
-      "node",
-      "ls",
-    ]);
+    const plain = await runCliEnv(
+      { SHOAL_HOST: host, SHOAL_TLS_VERIFY: "", SHOAL_DATA_DIR: empty },
+      ["node", "ls"],
+    );
     assert.notEqual(plain.code, 0);
     assert.match(
       plain.stderr,
       /closed the connection: if its API has mutual TLS .* set SHOAL_TLS_VERIFY=1/,
     );
 
-    const noFiles = await cliWith(
+    const noFiles = await runCliEnv(
       { SHOAL_HOST: host, SHOAL_TLS_VERIFY: "1", SHOAL_CERT_PATH: empty },
       ["node", "ls"],
     );

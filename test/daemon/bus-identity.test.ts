@@ -18,7 +18,8 @@ import {
 } from "../../src/api/bus.js";
 import type { Info } from "../../src/api/http.js";
 import type { Node } from "../../src/api/types.js";
-import { joinManager, managerIdentity } from "../../src/daemon/worker-daemon.js";
+import { joinManager } from "../../src/daemon/worker-daemon.js";
+import { nodeTls } from "../helpers/pki.js";
 import { apiAt, checkFor, startDaemon } from "../helpers/daemon.js";
 import { defer } from "../helpers/defer.js";
 
@@ -54,12 +55,7 @@ test("a worker's bus user reaches its own subjects only and dies with its node",
   const [mine, victim] = [j1.answer, j2.answer];
   const asNode = (j: typeof j1) => ({
     servers: j.answer.natsUrls,
-    tls: {
-      ca: j.answer.caCert,
-      cert: j.answer.cert,
-      key: j.keyPem,
-      checkServerIdentity: managerIdentity,
-    },
+    tls: nodeTls({ ca: j.answer.caCert, cert: j.answer.cert, key: j.keyPem }),
     reconnect: false,
   });
   assert.ok(!("agentPassword" in mine), "the agent user's password is not handed to workers");

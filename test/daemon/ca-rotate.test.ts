@@ -9,7 +9,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import {
   closeSync,
   existsSync,
@@ -20,42 +20,17 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { createPrivateKey, X509Certificate } from "node:crypto";
 import { join } from "node:path";
-import { connect, type TlsOptions } from "nats";
+import { connect } from "nats";
 import type { JoinResponse } from "../../src/api/http.js";
 import type { Node } from "../../src/api/types.js";
 import { caDigest, certPaths, signedBy, splitPem } from "../../src/manager/ca.js";
 import { parseToken } from "../../src/api/token.js";
-import { CaMismatchError, joinManager, managerIdentity } from "../../src/daemon/worker-daemon.js";
-import { apiAt, checkFor, runCli, startDaemon, type CliResult } from "../helpers/daemon.js";
+import { CaMismatchError, joinManager } from "../../src/daemon/worker-daemon.js";
+import { apiAt, checkFor, runCliEnv, startDaemon } from "../helpers/daemon.js";
+import { joinLocalWorker, nodePair, nodeTls } from "../helpers/pki.js";
 import { SHOAL_BIN } from "../helpers/servers.js";
 import { defer } from "../helpers/defer.js";
-
-/** A node's certificate and key as last written whole (a renewal may be writing them). */
-async function pairOf(dataDir: string): Promise<{ cert: string; key: string }> {
-  const pair = await checkFor(5000, () => {
-    const p = certPaths(dataDir);
-    const cert = readFileSync(p.cert, "utf8");
-    const key = readFileSync(p.key, "utf8");
-    return new X509Certificate(cert).checkPrivateKey(createPrivateKey(key)) && { cert, key };
-  });
-  return pair as { cert: string; key: string };
-}
-
-function cliWith(env: NodeJS.ProcessEnv, args: string[]): Promise<CliResult> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [SHOAL_BIN, ...args],
-      { env: { ...process.env, ...env }, timeout: 30_000 },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === "number" ? err.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
 
 test("swarm ca --rotate moves every node to a new root; the old root is then refused", async (t) => {
   const d = await startDaemon({ args: ["--api-addr", "127.0.0.1:0", "--api-tls"] });
@@ -72,43 +47,17 @@ test("swarm ca --rotate moves every node to a new root; the old root is then ref
   assert.equal(parseToken(oldToken)?.digest, oldDigest);
   const addr = (await apiAt<{ advertiseAddr: string }>(d.dataDir, "/v1/info")).advertiseAddr;
 
-  const wdir = mkdtempSync(join(tmpdir(), "shoal-rotate-"));
-  defer(t, () => {
-    const pidFile = join(wdir, "daemon.pid");
-    if (existsSync(pidFile)) {
-      try {
-        process.kill(Number(readFileSync(pidFile, "utf8")), "SIGKILL");
-      } catch {
-        // gone
-      }
-    }
-    rmSync(wdir, { recursive: true, force: true });
-  });
-  const joined = await runCli(wdir, [
-    "join",
-    "--token",
-    oldToken,
-    "--data-dir",
-    wdir,
-    "--advertise-addr",
-    "127.0.0.1",
-    "--publish-addr",
-    "127.0.0.1",
-    addr,
-  ]);
-  assert.equal(joined.code, 0, joined.stderr + joined.stdout);
-  const saved = JSON.parse(readFileSync(join(wdir, "join.json"), "utf8")) as {
-    answer: JoinResponse;
-  };
-  const wid = saved.answer.nodeId;
-  const busUrl = saved.answer.natsUrls[0]!;
+  const worker = await joinLocalWorker(t, oldToken, addr);
+  const wdir = worker.dir;
+  const wid = worker.nodeId;
+  const busUrl = worker.answer.natsUrls[0]!;
   await checkFor(20_000, async () => {
     const nodes = await apiAt<Node[]>(d.dataDir, "/v1/nodes");
     return nodes.length === 2 && nodes.every((n) => n.tls?.certIssuer === oldDigest);
   });
   // What the old root issued: the worker's pair for the bus, the manager's for the TCP API.
-  const oldWorker = await pairOf(wdir);
-  const oldManager = await pairOf(d.dataDir);
+  const oldWorker = await nodePair(wdir);
+  const oldManager = await nodePair(d.dataDir);
 
   const rotated = await d.cli("swarm", "ca", "--rotate");
   assert.equal(rotated.code, 0, rotated.stderr + rotated.stdout);
@@ -128,10 +77,10 @@ test("swarm ca --rotate moves every node to a new root; the old root is then ref
   for (const n of nodes) {
     assert.deepEqual(n.tls, { certIssuer: newDigest, trustRoots: [newDigest] }, n.id);
   }
-  const w = await pairOf(wdir);
+  const w = await nodePair(wdir);
   assert.ok(signedBy(w.cert, newRoot));
   assert.deepEqual(splitPem(readFileSync(certPaths(wdir).ca, "utf8")).map(caDigest), [newDigest]);
-  assert.ok(signedBy((await pairOf(d.dataDir)).cert, newRoot));
+  assert.ok(signedBy((await nodePair(d.dataDir)).cert, newRoot));
   assert.ok((await apiAt<Node[]>(d.dataDir, "/v1/nodes")).find((n) => n.id === wid));
 
   // The tokens carry the new digest; one with the old digest is refused by the joining node
@@ -147,13 +96,11 @@ test("swarm ca --rotate moves every node to a new root; the old root is then ref
   // A client that has only the old root's certificate: the bus refuses it in the handshake...
   const handshakeErrors = () => d.log().match(/TLS handshake error/g)?.length ?? 0;
   const before = handshakeErrors();
-  const oldTls: TlsOptions = { ca: newRoot, ...oldWorker };
-  Object.assign(oldTls, { checkServerIdentity: managerIdentity });
+  const oldTls = nodeTls({ ca: newRoot, ...oldWorker });
   await assert.rejects(connect({ servers: busUrl, reconnect: false, tls: oldTls }));
   await checkFor(5000, () => handshakeErrors() > before);
   // ...while the worker's new pair is taken.
-  const newTls: TlsOptions = { ca: newRoot, ...w };
-  Object.assign(newTls, { checkServerIdentity: managerIdentity });
+  const newTls = nodeTls({ ca: newRoot, ...w });
   const nc = await connect({ servers: busUrl, reconnect: false, tls: newTls });
   await nc.close();
 
@@ -168,11 +115,11 @@ test("swarm ca --rotate moves every node to a new root; the old root is then ref
     SHOAL_TLS_VERIFY: "1",
     SHOAL_CERT_PATH: certDir,
   };
-  const refused = await cliWith(env, ["node", "ls", "-q"]);
+  const refused = await runCliEnv(env, ["node", "ls", "-q"]);
   assert.notEqual(refused.code, 0, refused.stdout);
-  writeFileSync(join(certDir, "cert.pem"), (await pairOf(d.dataDir)).cert);
-  writeFileSync(join(certDir, "key.pem"), (await pairOf(d.dataDir)).key);
-  const ok = await cliWith(env, ["node", "ls", "-q"]);
+  writeFileSync(join(certDir, "cert.pem"), (await nodePair(d.dataDir)).cert);
+  writeFileSync(join(certDir, "key.pem"), (await nodePair(d.dataDir)).key);
+  const ok = await runCliEnv(env, ["node", "ls", "-q"]);
   assert.equal(ok.code, 0, ok.stderr);
   assert.equal(ok.stdout.trim().split("\n").length, 2);
 

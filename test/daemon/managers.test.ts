@@ -19,7 +19,8 @@ import {
 } from "../helpers/daemon.js";
 import { defer } from "../helpers/defer.js";
 import { connect } from "nats";
-import { joinManager, managerIdentity } from "../../src/daemon/worker-daemon.js";
+import { joinManager } from "../../src/daemon/worker-daemon.js";
+import { nodeTls } from "../helpers/pki.js";
 
 /** `host:port` of a nats:// URL, as connect_urls lists it. */
 const hostPort = (u: string) => new URL(u).host;
@@ -159,12 +160,7 @@ describe("several managers on an etcd store", { skip: etcdSkip() }, () => {
     });
     const asNode = (servers: string[]) => ({
       servers,
-      tls: {
-        ca: j.answer.caCert,
-        cert: j.answer.cert,
-        key: j.keyPem,
-        checkServerIdentity: managerIdentity,
-      },
+      tls: nodeTls({ ca: j.answer.caCert, cert: j.answer.cert, key: j.keyPem }),
       reconnect: false,
     });
     const nc = await connect(asNode(j.answer.natsUrls));

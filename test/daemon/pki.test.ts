@@ -9,12 +9,10 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { createPrivateKey, X509Certificate } from "node:crypto";
+import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { connect, ErrorCode, type NatsError, type TlsOptions } from "nats";
-import type { Info, JoinResponse } from "../../src/api/http.js";
+import { connect, ErrorCode, type NatsError } from "nats";
+import type { Info } from "../../src/api/http.js";
 import type { Node } from "../../src/api/types.js";
 import {
   certInfo,
@@ -23,8 +21,8 @@ import {
   issueNodeCert,
   newKeyAndCsr,
 } from "../../src/manager/ca.js";
-import { managerIdentity } from "../../src/daemon/worker-daemon.js";
-import { apiAt, checkFor, runCli, startDaemon } from "../helpers/daemon.js";
+import { apiAt, checkFor, startDaemon } from "../helpers/daemon.js";
+import { joinLocalWorker, nodePair, nodeTls } from "../helpers/pki.js";
 import { defer } from "../helpers/defer.js";
 
 const mode = (p: string) => statSync(p).mode & 0o777;
@@ -48,42 +46,16 @@ test("a worker joins with the CA's token, is on the bus by its certificate, rene
   const jt = await d.cli("swarm", "join-token", "worker");
   const [, token, addr] = /--token (\S+) (\S+)/.exec(jt.stdout) ?? [];
   assert.ok(token && addr, jt.stdout);
-  const wdir = mkdtempSync(join(tmpdir(), "shoal-pki-"));
-  defer(t, () => {
-    const pidFile = join(wdir, "daemon.pid");
-    if (existsSync(pidFile)) {
-      try {
-        process.kill(Number(readFileSync(pidFile, "utf8")), "SIGKILL");
-      } catch {
-        // gone
-      }
-    }
-    rmSync(wdir, { recursive: true, force: true });
-  });
-  const joined = await runCli(wdir, [
-    "join",
-    "--token",
-    token,
-    "--data-dir",
-    wdir,
-    "--advertise-addr",
-    "127.0.0.1",
-    "--publish-addr",
-    "127.0.0.1",
-    addr,
-  ]);
-  assert.equal(joined.code, 0, joined.stderr + joined.stdout);
+  const worker = await joinLocalWorker(t, token, addr);
+  const wdir = worker.dir;
   checkFiles(wdir);
-  const saved = JSON.parse(readFileSync(join(wdir, "join.json"), "utf8")) as {
-    answer: JoinResponse;
-  };
-  const wid = saved.answer.nodeId;
+  const wid = worker.nodeId;
   const first = readFileSync(certPaths(wdir).cert, "utf8");
   assert.deepEqual(
     { ...certInfo(first), notBefore: 0, notAfter: 0 },
     { nodeId: wid, role: "worker", clusterId: mine.clusterId, notBefore: 0, notAfter: 0 },
   );
-  assert.equal(saved.answer.busUser, `CN=${wid},OU=swarm-worker,O=${mine.clusterId}`);
+  assert.equal(worker.answer.busUser, `CN=${wid},OU=swarm-worker,O=${mine.clusterId}`);
   // Its agent is on the bus with that certificate: the worker is Ready.
   await checkFor(20_000, async () => {
     const nodes = await apiAt<Node[]>(d.dataDir, "/v1/nodes");
@@ -91,11 +63,10 @@ test("a worker joins with the CA's token, is on the bus by its certificate, rene
   });
 
   // The nodes' port: no certificate, or a certificate of another CA naming the worker: refused.
-  const busUrl = saved.answer.natsUrls[0]!;
+  const busUrl = worker.answer.natsUrls[0]!;
   const caPem = readFileSync(certPaths(wdir).ca, "utf8");
   const handshakeErrors = () => d.log().match(/TLS handshake error/g)?.length ?? 0;
-  const noCert: TlsOptions = { ca: caPem };
-  Object.assign(noCert, { checkServerIdentity: managerIdentity });
+  const noCert = nodeTls({ ca: caPem });
   await assert.rejects(connect({ servers: busUrl, reconnect: false, tls: noCert }));
   await checkFor(5000, () => handshakeErrors() === 1);
   const other = await createRootCa(new Date());
@@ -106,8 +77,7 @@ test("a worker joins with the CA's token, is on the bus by its certificate, rene
     addrs: ["127.0.0.1"],
     now: new Date(),
   });
-  const forgedTls: TlsOptions = { ca: caPem, cert: forgedCert, key: forged.keyPem };
-  Object.assign(forgedTls, { checkServerIdentity: managerIdentity });
+  const forgedTls = nodeTls({ ca: caPem, cert: forgedCert, key: forged.keyPem });
   await assert.rejects(connect({ servers: busUrl, reconnect: false, tls: forgedTls }));
   await checkFor(5000, () => handshakeErrors() === 2);
 
@@ -141,14 +111,7 @@ test("a worker joins with the CA's token, is on the bus by its certificate, rene
   );
 
   // node rm: a new connection with the worker's (renewed, valid) certificate is refused.
-  // The pair as the worker last wrote it whole (a renewal may be writing the files).
-  const pair = await checkFor(5000, () => {
-    const cert = readFileSync(certPaths(wdir).cert, "utf8");
-    const key = readFileSync(certPaths(wdir).key, "utf8");
-    return new X509Certificate(cert).checkPrivateKey(createPrivateKey(key)) && { cert, key };
-  });
-  const workerTls: TlsOptions = { ca: caPem, ...pair };
-  Object.assign(workerTls, { checkServerIdentity: managerIdentity });
+  const workerTls = nodeTls({ ca: caPem, ...(await nodePair(wdir)) });
   const asWorker = { servers: busUrl, reconnect: false, tls: workerTls };
   const nc = await connect(asWorker);
   await nc.close();

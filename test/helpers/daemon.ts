@@ -39,11 +39,20 @@ export interface TestDaemon {
 }
 
 export function runCli(dataDir: string, args: string[], timeoutMs = 60_000): Promise<CliResult> {
+  return runCliEnv({ SHOAL_DATA_DIR: dataDir, SHOAL_HOST: "" }, args, timeoutMs);
+}
+
+/** Runs `shoal ARGS` with `env` over this process's environment (SHOAL_HOST, SHOAL_TLS_VERIFY...). */
+export function runCliEnv(
+  env: NodeJS.ProcessEnv,
+  args: string[],
+  timeoutMs = 60_000,
+): Promise<CliResult> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       [SHOAL_BIN, ...args],
-      { env: { ...process.env, SHOAL_DATA_DIR: dataDir, SHOAL_HOST: "" }, timeout: timeoutMs },
+      { env: { ...process.env, ...env }, timeout: timeoutMs },
       (err, stdout, stderr) => {
         const code = err
           ? typeof (err as { code?: unknown }).code === "number"
@@ -56,11 +65,6 @@ export function runCli(dataDir: string, args: string[], timeoutMs = 60_000): Pro
   });
 }
 
-/**
- * A daemon on a fresh data dir; with `uid`, run as that user (it owns the data dir). The
- * Consul-compatible API and DNS are off unless `consul`, /metrics unless `metrics` (then on
- * 127.0.0.1, free ports): tests never bind the fixed defaults.
- */
 /** Daemon flags for a daemon of a test: loopback, random ports, nothing on fixed ports. */
 export const isolatedFlags = (dir: string): string[] => [
   "--data-dir",
@@ -85,6 +89,11 @@ export const isolatedFlags = (dir: string): string[] => [
   "",
 ];
 
+/**
+ * A daemon on a fresh data dir; with `uid`, run as that user (it owns the data dir). The
+ * Consul-compatible API and DNS are off unless `consul`, /metrics unless `metrics` (then on
+ * 127.0.0.1, free ports): tests never bind the fixed defaults.
+ */
 export async function startDaemon(
   opts: {
     uid?: number;
