@@ -764,12 +764,11 @@ export class Daemon {
     const p = certPaths(this.opts.dataDir);
     this.join.setTls(this.ownTls());
     this.apiTls?.setSecureContext(tlsOptions(this.ownTls()));
-    this.nats.reloadMappedTls({
-      ...defaultTlsConfig(),
-      certFile: p.cert,
-      keyFile: p.key,
-      caFile: p.ca,
-    });
+    const files = { ...defaultTlsConfig(), certFile: p.cert, keyFile: p.key, caFile: p.ca };
+    this.nats.reloadMappedTls(files);
+    // Routes between managers: a manager started after a CA rotation has only the new root's
+    // certificate and trust; the others must take theirs for the routes it makes or accepts.
+    this.nats.reloadRouteTls({ ...files, verify: true });
   }
 
   /** The join endpoint's certificate: this manager's, from its files. */

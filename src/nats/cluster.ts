@@ -18,7 +18,7 @@ import type { Logger } from "./log.js";
 import type { Server } from "./server.js";
 import { hostPort, NATS_VERSION } from "./server.js";
 import { goDuration } from "./monitor.js";
-import { acceptTls, dialTls, loadTls, type LoadedTls } from "./tls.js";
+import { acceptTls, dialTls, loadTls, type LoadedTls, type TlsConfig } from "./tls.js";
 
 interface ConfiguredRoute {
   url: string;
@@ -99,8 +99,8 @@ export class Cluster {
   private stopped = false;
   name: string;
   dynamicName: boolean;
-  /** TLS on routes (cluster.tls), loaded. */
-  readonly tls: LoadedTls | null;
+  /** TLS on routes (cluster.tls), loaded; replaced by reloadTls. */
+  tls: LoadedTls | null;
   port = 0;
 
   constructor(
@@ -120,6 +120,15 @@ export class Cluster {
         self: false,
       });
     }
+  }
+
+  /**
+   * New certificate files for routes (a renewal, a CA rotation): routes made from now on, both
+   * ways, use them; established routes stay (they were verified when they were made). Routes
+   * without TLS stay without it.
+   */
+  reloadTls(cfg: TlsConfig): void {
+    if (this.tls !== null) this.tls = loadTls(cfg);
   }
 
   async start(): Promise<void> {

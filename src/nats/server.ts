@@ -514,7 +514,11 @@ export class Server implements AccountRouter, SysReqServer {
     if (this.mapped) this.mapped.tls = loadTls({ ...cfg, verify: true, verifyAndMap: true });
   }
 
-  /** The cluster's set of client URLs changed: tell clients that understand async INFO. */
+  /** Replaces the routes' certificate and CAs (new routes use them; see Cluster.reloadTls). */
+  reloadRouteTls(cfg: TlsConfig): void {
+    this.cluster?.reloadTls(cfg);
+  }
+
   /** connect_urls (`host:port`) for the clients of the nodes' listener (listenMapped), set by
    * its owner. */
   private mappedConnectUrls: string[] = [];
@@ -533,6 +537,7 @@ export class Server implements AccountRouter, SysReqServer {
     }
   }
 
+  /** The cluster's set of client URLs changed: tell clients that understand async INFO. */
   clientUrlsChanged(): void {
     for (const c of this.clients.values()) {
       if (c.opts.protocol >= 1 && c.connectReceived) c.sendProto(this.infoLine(c));

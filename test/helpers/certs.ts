@@ -24,8 +24,9 @@ export interface Certs {
   alice: Pair;
   /** Subject CN=bob,OU=eng,O=shoal (no SAN): maps by its RFC 2253 DN. */
   bob: Pair;
-  /** Signed by a different CA. */
+  /** Signed by a different CA (otherCa), CN=alice, for localhost/127.0.0.1 like the server's. */
   stranger: Pair;
+  otherCa: string;
   /** The DN of bob's certificate as nats-server prints it (RFC 2253). */
   bobDn: string;
   remove(): void;
@@ -98,7 +99,13 @@ export function makeCerts(): Certs {
       `subjectAltName=email:alice@example.com\n${BOTH}`,
     );
     const bob = makeLeaf(dir, "ca", "bob", "/O=shoal/OU=eng/CN=bob", BOTH);
-    const stranger = makeLeaf(dir, "otherca", "stranger", "/CN=alice", BOTH);
+    const stranger = makeLeaf(
+      dir,
+      "otherca",
+      "stranger",
+      "/CN=alice",
+      `subjectAltName=DNS:localhost,IP:127.0.0.1\n${BOTH}`,
+    );
     return {
       dir,
       ca: join(dir, "ca.pem"),
@@ -106,6 +113,7 @@ export function makeCerts(): Certs {
       alice,
       bob,
       stranger,
+      otherCa: join(dir, "otherca.pem"),
       bobDn: "CN=bob,OU=eng,O=shoal",
       remove: () => rmSync(dir, { recursive: true, force: true }),
     };

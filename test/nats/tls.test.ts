@@ -14,7 +14,7 @@ import { connect as tlsConnect } from "node:tls";
 import { connect, StringCodec, type NatsConnection } from "nats";
 import { connect as wsConnect } from "nats.ws";
 import { WebSocket } from "ws";
-import { useCerts, type Certs } from "../helpers/certs.js";
+import { useCerts, type Certs, type Pair } from "../helpers/certs.js";
 import {
   checkFor,
   goServerPath,
@@ -27,6 +27,7 @@ import {
 import { defer, routePortOf } from "../helpers/cluster.js";
 import { defaultTlsConfig, type TlsConfig } from "../../src/nats/tls.js";
 import {
+  defaultClusterOptions,
   defaultOptions,
   defaultWebsocketOptions,
   loadConfigFile,
@@ -504,7 +505,14 @@ describe("https monitoring", () => {
   });
 });
 
-function routeTlsConf(c: Certs, dir: string, name: string, routes: string[]): string {
+function routeTlsConf(
+  c: Certs,
+  dir: string,
+  name: string,
+  routes: string[],
+  pair: Pair = c.server,
+  ca = c.ca,
+): string {
   const file = join(dir, `${name}.conf`);
   writeFileSync(
     file,
@@ -513,7 +521,7 @@ function routeTlsConf(c: Certs, dir: string, name: string, routes: string[]): st
      cluster {
        name: tlsc
        listen: 127.0.0.1:-1
-       tls { cert_file: "${c.server.cert}", key_file: "${c.server.key}", ca_file: "${c.ca}", timeout: 2 }
+       tls { cert_file: "${pair.cert}", key_file: "${pair.key}", ca_file: "${ca}", timeout: 2 }
        routes: [${routes.map((r) => `"${r}"`).join(", ")}]
      }\n`,
   );
@@ -575,18 +583,49 @@ describe("TLS routes", () => {
     },
   );
 
+  test("reloadRouteTls: new routes use the new certificate and CA, old ones are refused", async (t) => {
+    const c = useCerts(t);
+    const files = (pair: Pair, caFile: string): TlsConfig => ({
+      ...defaultTlsConfig(),
+      certFile: pair.cert,
+      keyFile: pair.key,
+      caFile,
+      verify: true,
+      timeoutMs: 2000,
+    });
+    const a = await useServer(t, {
+      cluster: {
+        ...defaultClusterOptions(),
+        name: "tlsc",
+        host: "127.0.0.1",
+        port: -1,
+        tls: files(c.server, c.ca),
+      },
+    });
+    // As after a CA rotation: a's route certificate and trust move to the other CA.
+    a.reloadRouteTls(files(c.stranger, c.otherCa));
+    const url = `nats-route://127.0.0.1:${a.clusterPort()}`;
+    // A server of the old CA only: refused.
+    const old = await runServer(["-c", routeTlsConf(c, c.dir, "old", [url])]);
+    defer(t, () => old.stop());
+    await checkFor(8000, () => /TLS route handshake error/.test(old.output()));
+    assert.equal(a.cluster?.numRoutes(), 0);
+    await old.stop();
+    // A server of the new CA: routed.
+    const fresh = await runServer([
+      "-c",
+      routeTlsConf(c, c.dir, "new", [url], c.stranger, c.otherCa),
+    ]);
+    defer(t, () => fresh.stop());
+    await checkFor(8000, async () => a.cluster?.numRoutes() === 1 && (await routesOf(fresh)) === 1);
+  });
+
   test("a route with a certificate from another CA is refused", async (t) => {
     const c = useCerts(t);
     const a = await runServer(["-c", routeTlsConf(c, c.dir, "a", [])]);
     defer(t, () => a.stop());
     const url = `nats-route://127.0.0.1:${await routePortOf(a)}`;
-    const file = routeTlsConf(c, c.dir, "b", [url]).replace(/$/, "");
-    writeFileSync(
-      file,
-      readFileSync(file, "utf8")
-        .replaceAll(c.server.cert, c.stranger.cert)
-        .replaceAll(c.server.key, c.stranger.key),
-    );
+    const file = routeTlsConf(c, c.dir, "b", [url], c.stranger);
     const b = await runServer(["-c", file]);
     defer(t, () => b.stop());
     await checkFor(8000, () => /TLS route handshake error/.test(a.output() + b.output()));
