@@ -24,7 +24,8 @@
 //     account exports the union of its services' `shoal.nats.export.stream|service` subjects
 //     (to every account) and imports the union of their `shoal.nats.import.stream|service`
 //     `<stack>:<subject>` entries (same subject name on both sides); an import of a subject the
-//     other account does not export is left out, with a warning, until it does.
+//     other account does not export is left out, with a warning, until it does; so is one that
+//     would close a cycle of imports.
 
 import { createHash, createHmac } from "node:crypto";
 import type {
@@ -34,7 +35,7 @@ import type {
   Permissions,
   User,
 } from "../nats/options.js";
-import { isValidSubject, patternIsSubsetOf } from "../nats/subject.js";
+import { isValidSubject, patternIsSubsetOf, subjectsOverlap } from "../nats/subject.js";
 import {
   AGENT_USER,
   APP_USER,
@@ -247,25 +248,48 @@ export function appAccountPlan(services: readonly AppService[]): {
   const byKey = <T>(m: Map<string, T>) =>
     [...m].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)).map(([, v]) => v);
   const names = [...accounts.keys()].sort();
-  return {
-    accounts: names.map((name) => {
-      const a = accounts.get(name)!;
-      const imports = byKey(a.imports).filter((i) => {
-        const exports = accounts.get(i.account)?.exports;
-        const ok = [...(exports?.values() ?? [])].some(
-          (e) => e.kind === i.kind && patternIsSubsetOf(i.subject, e.subject),
-        );
-        if (!ok) {
-          warnings.push(
-            `account "${name}" imports ${i.kind} "${i.subject}" from account "${i.account}", which does not export it: left out until it does`,
-          );
-        }
-        return ok;
-      });
-      return { name, exports: byKey(a.exports), imports };
-    }),
-    warnings,
+  // Imports placed so far, to refuse cycles (messages of `from` flow to `into`), as nats-server
+  // refuses an import that forms one.
+  const placed: { into: string; imp: ImportConfig }[] = [];
+  const flowsBack = (into: string, imp: ImportConfig): boolean => {
+    const seen = new Set([into]);
+    const todo = [into];
+    while (todo.length > 0) {
+      const at = todo.pop()!;
+      for (const p of placed) {
+        if (p.imp.account !== at || p.imp.kind !== imp.kind || seen.has(p.into)) continue;
+        if (!subjectsOverlap(p.imp.subject, imp.subject)) continue;
+        if (p.into === imp.account) return true;
+        seen.add(p.into);
+        todo.push(p.into);
+      }
+    }
+    return false;
   };
+  const result = names.map((name) => ({
+    name,
+    exports: byKey(accounts.get(name)!.exports),
+    imports: [] as ImportConfig[],
+  }));
+  for (const acc of result) {
+    for (const i of byKey(accounts.get(acc.name)!.imports)) {
+      const exports = accounts.get(i.account)?.exports;
+      const ok = [...(exports?.values() ?? [])].some(
+        (e) => e.kind === i.kind && patternIsSubsetOf(i.subject, e.subject),
+      );
+      const left = (why: string) =>
+        warnings.push(
+          `account "${acc.name}" imports ${i.kind} "${i.subject}" from account "${i.account}", ${why}`,
+        );
+      if (!ok) left("which does not export it: left out until it does");
+      else if (flowsBack(acc.name, i)) left("which would form a cycle of imports: left out");
+      else {
+        acc.imports.push(i);
+        placed.push({ into: acc.name, imp: i });
+      }
+    }
+  }
+  return { accounts: result, warnings };
 }
 
 /** The accounts applications live in, with their exports and imports (appAccountPlan). */

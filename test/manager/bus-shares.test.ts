@@ -6,6 +6,7 @@ import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { appAccountPlan, sharesOf, type AppService } from "../../src/manager/bus-users.js";
 import { specProblems } from "../../src/manager/validate.js";
+import { subjectsOverlap } from "../../src/nats/subject.js";
 import { defaultServiceSpec } from "../../src/api/types.js";
 import {
   NAMESPACE_LABEL,
@@ -202,6 +203,68 @@ describe("accounts' exports and imports", () => {
           plan.accounts.find((a) => a.name === "stack-b")?.imports,
           [],
           JSON.stringify(services),
+        );
+      }
+    }
+  });
+});
+
+describe("import cycles", () => {
+  test("subjects overlap when some literal subject matches both", () => {
+    for (const [a, b, want] of [
+      ["orders.>", "orders.new", true],
+      ["orders.*", "*.new", true],
+      ["orders.*", "orders.new.x", false],
+      ["orders.>", "audit.>", false],
+      [">", "x", true],
+      ["a.b", "a.b", true],
+      ["a.b", "a", false],
+    ] as const) {
+      assert.equal(subjectsOverlap(a, b), want, `${a} ${b}`);
+      assert.equal(subjectsOverlap(b, a), want, `${b} ${a}`);
+    }
+  });
+
+  test("an import that would make an overlapping subject go round is left out, with a warning", () => {
+    const both = (stack: string, from: string, subject: string) =>
+      svc(stack, stack, { [EXP_STREAM]: subject, [IMP_STREAM]: `${from}:${subject}` });
+    const cases: [AppService[], Record<string, string[]>, string[]][] = [
+      [
+        [both("a", "b", "orders.>"), both("b", "a", "orders.>")],
+        { "stack-a": ["orders.>"], "stack-b": [] },
+        [
+          'account "stack-b" imports stream "orders.>" from account "stack-a", which would form a cycle of imports: left out',
+        ],
+      ],
+      [
+        [
+          both("a", "c", "x.>"),
+          both("b", "a", "x.>"),
+          svc("c", "c", { [EXP_STREAM]: "x.>", [IMP_STREAM]: "b:x.*" }),
+        ],
+        { "stack-a": ["x.>"], "stack-b": ["x.>"], "stack-c": [] },
+        [
+          'account "stack-c" imports stream "x.*" from account "stack-b", which would form a cycle of imports: left out',
+        ],
+      ],
+      // Both ways on subjects that do not overlap: no cycle.
+      [
+        [
+          svc("a", "a", { [EXP_STREAM]: "a.>", [IMP_STREAM]: "b:b.>" }),
+          svc("b", "b", { [EXP_STREAM]: "b.>", [IMP_STREAM]: "a:a.>" }),
+        ],
+        { "stack-a": ["b.>"], "stack-b": ["a.>"] },
+        [],
+      ],
+    ];
+    for (const [services, imports, warnings] of cases) {
+      const plan = appAccountPlan(services);
+      assert.deepEqual(plan.warnings, warnings);
+      for (const [name, subjects] of Object.entries(imports)) {
+        assert.deepEqual(
+          plan.accounts.find((a) => a.name === name)?.imports.map((i) => i.subject),
+          subjects,
+          name,
         );
       }
     }
