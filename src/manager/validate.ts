@@ -71,7 +71,9 @@ export function specProblems(
       out.push(`spec.labels: a key must be at most ${SPEC_LIMITS.labelKeyLength} characters`);
     }
   }
-  out.push(...shareLabelProblems(s.labels));
+  // A stored spec's bad share labels are only left out of its account (bus-users.ts warns):
+  // labels that once meant nothing must not stop a service's orchestration.
+  if (!opts.stored) out.push(...shareLabelProblems(s.labels));
   const seen = new Set<string>();
   for (const p of s.ports) {
     const key = `${p.published}/${p.protocol}`;

@@ -107,6 +107,11 @@ describe("share labels", () => {
       labels,
     });
     assert.deepEqual(specProblems(spec({ [EXP_STREAM]: "orders.>", [IMP_SVC]: "a:rpc.x" })), []);
+    // Stored before these labels meant anything: the service is not left alone for them.
+    assert.deepEqual(
+      specProblems(spec({ [IMP_STREAM]: "orders" }), undefined, { stored: true }),
+      [],
+    );
     assert.deepEqual(specProblems(spec({ [IMP_STREAM]: "orders" })), [
       `spec.labels["${IMP_STREAM}"]: "orders" must be <stack>:<subject> (the stack that exports it; apps: services outside stacks)`,
     ]);
