@@ -17,6 +17,16 @@ import type {
 /** The stack a service, network, secret or config belongs to (Docker's label). */
 export const NAMESPACE_LABEL = "com.docker.stack.namespace";
 
+/**
+ * Labels by which a service shares subjects between the message server's accounts of stacks
+ * (src/manager/bus-users.ts): exports from its own account, `<subject>[,<subject>...]`; imports
+ * into it, `<stack>:<subject>[,...]` (`apps`: the account of services outside stacks).
+ */
+export const NATS_EXPORT_STREAM_LABEL = "shoal.nats.export.stream";
+export const NATS_EXPORT_SERVICE_LABEL = "shoal.nats.export.service";
+export const NATS_IMPORT_STREAM_LABEL = "shoal.nats.import.stream";
+export const NATS_IMPORT_SERVICE_LABEL = "shoal.nats.import.service";
+
 /** Task states in order (Swarm's). A task only moves forward. */
 export const TASK_STATES = [
   "new",

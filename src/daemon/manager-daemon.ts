@@ -20,9 +20,10 @@ import { AGENT_USER, APP_USER } from "../api/bus.js";
 import {
   agentPassword,
   appAccountOf,
-  appAccounts,
+  appAccountPlan,
   busUsers,
   eventsPassword,
+  shareLabelValues,
 } from "../manager/bus-users.js";
 import type { AccountConfig, User } from "../nats/options.js";
 import { leaderEvent } from "../manager/events/derive.js";
@@ -188,6 +189,8 @@ export class Daemon {
   private stopping = false;
   /** What the bus's users and accounts were made from (nodes' roles, services' accounts). */
   private busSig = "";
+  /** The warnings of the last accounts built (imports left out), each logged once. */
+  private busWarnings = new Set<string>();
   /** The port of the nodes' listener (mutual TLS). */
   busPort = 0;
   private renewTimer: NodeJS.Timeout | undefined;
@@ -683,7 +686,8 @@ export class Daemon {
   }
 
   /** The message server's users and accounts for the nodes and services in the store (each
-   * node and each service has a user of its own, a service in its stack's account); what they
+   * node and each service has a user of its own, a service in its stack's account, which
+   * exports and imports what its services' labels say); what they
    * depend on is remembered in busSig: null when that has not changed since the last call. */
   private busAuth(
     secret: string,
@@ -695,12 +699,21 @@ export class Daemon {
         .listServices()
         .map((s) => ({ id: s.id, spec: { labels: s.spec.labels } }));
       const anonymous = tx.getMeta<Partial<SwarmSettings>>("settings")?.natsAnonymous === true;
-      const sig = JSON.stringify([nodes, services.map((s) => [s.id, appAccountOf(s)]), anonymous]);
+      const sig = JSON.stringify([
+        nodes,
+        services.map((s) => [s.id, appAccountOf(s), shareLabelValues(s)]),
+        anonymous,
+      ]);
       if (sig === this.busSig) return null;
       this.busSig = sig;
+      // Exports and imports between stacks' accounts: an import of what is not exported (yet)
+      // is left out and said once; it is placed when the exporter's labels or stack come.
+      const plan = appAccountPlan(services);
+      for (const w of plan.warnings) if (!this.busWarnings.has(w)) this.opts.log.warn(`bus: ${w}`);
+      this.busWarnings = new Set(plan.warnings);
       return {
         users: busUsers(secret, clusterId, nodes, services, anonymous),
-        accounts: appAccounts(services),
+        accounts: plan.accounts,
         noAuthUser: anonymous ? APP_USER : "",
       };
     });

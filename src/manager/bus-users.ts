@@ -20,10 +20,22 @@
 //     `apps` account, where the anonymous default user is too when the swarm enables it
 //     (`--nats-anonymous`; off by default, so a client without credentials is refused). One
 //     stack's subjects are private to it; no application user may use $SHOAL.> (the control
-//     bus lives in $G).
+//     bus lives in $G). A stack shares subjects by its services' labels (api/model.ts): an
+//     account exports the union of its services' `shoal.nats.export.stream|service` subjects
+//     (to every account) and imports the union of their `shoal.nats.import.stream|service`
+//     `<stack>:<subject>` entries (same subject name on both sides); an import of a subject the
+//     other account does not export is left out, with a warning, until it does; so is one that
+//     would close a cycle of imports.
 
 import { createHash, createHmac } from "node:crypto";
-import type { AccountConfig, Permissions, User } from "../nats/options.js";
+import type {
+  AccountConfig,
+  ExportConfig,
+  ImportConfig,
+  Permissions,
+  User,
+} from "../nats/options.js";
+import { isValidSubject, patternIsSubsetOf, subjectsOverlap } from "../nats/subject.js";
 import {
   AGENT_USER,
   APP_USER,
@@ -38,7 +50,13 @@ import {
 import { EVENTS_SUBJECT_PREFIX, EVENTS_USER } from "../api/events.js";
 import type { NodeRole, Service } from "../api/types.js";
 import type { AppCredentials } from "../api/bus.js";
-import { NAMESPACE_LABEL } from "../api/model.js";
+import {
+  NAMESPACE_LABEL,
+  NATS_EXPORT_SERVICE_LABEL,
+  NATS_EXPORT_STREAM_LABEL,
+  NATS_IMPORT_SERVICE_LABEL,
+  NATS_IMPORT_STREAM_LABEL,
+} from "../api/model.js";
 import { certUser } from "./ca.js";
 
 /** The agent user's password, derived from the cluster secret (never sent in a token). */
@@ -118,10 +136,165 @@ export function appCredentials(clusterSecret: string, serviceId: string): AppCre
   };
 }
 
-/** The accounts applications live in: the applications' one and one per stack. */
+/** The labels that share subjects between accounts, with what each declares. */
+const SHARE_LABELS = [
+  { label: NATS_EXPORT_STREAM_LABEL, kind: "stream", dir: "export" },
+  { label: NATS_EXPORT_SERVICE_LABEL, kind: "service", dir: "export" },
+  { label: NATS_IMPORT_STREAM_LABEL, kind: "stream", dir: "import" },
+  { label: NATS_IMPORT_SERVICE_LABEL, kind: "service", dir: "import" },
+] as const;
+
+/** The account named by `<stack>` in an import label: `apps` is the applications' account. */
+export function stackAccount(stack: string): string {
+  return stack === APPS_ACCOUNT ? APPS_ACCOUNT : `stack-${stack}`;
+}
+
+/** What a service's labels share: its account's exports and imports, and what is wrong. */
+export interface Shares {
+  exports: ExportConfig[];
+  imports: ImportConfig[];
+  /** One sentence per bad entry, naming the label (the entry is left out). */
+  problems: string[];
+}
+
+/** What is wrong with a subject of a share label (null: nothing). */
+function subjectProblem(subject: string): string | null {
+  if (subject === "") return "an empty subject";
+  if (!isValidSubject(subject)) {
+    return `${JSON.stringify(subject)} is not a valid subject (no empty tokens or spaces, '>' only as the last token)`;
+  }
+  if (subject.split(".")[0] === SUBJECT_PREFIX) {
+    return `${JSON.stringify(subject)} is under ${SUBJECT_PREFIX}., which applications cannot use`;
+  }
+  return null;
+}
+
+/**
+ * A service's exports and imports, from its labels: exports `<subject>[,<subject>...]` (to every
+ * account), imports `<stack>:<subject>[,...]` from that stack's account (`apps`: services outside
+ * stacks), seen under the same subject here. A stack does not import from itself.
+ */
+export function sharesOf(labels: Readonly<Record<string, string>>): Shares {
+  const out: Shares = { exports: [], imports: [], problems: [] };
+  const own = appAccountOf({ id: "", spec: { labels } });
+  for (const { label, kind, dir } of SHARE_LABELS) {
+    const value = labels[label];
+    if (value === undefined) continue;
+    const bad = (what: string) => out.problems.push(`spec.labels["${label}"]: ${what}`);
+    for (const raw of value.split(",")) {
+      const entry = raw.trim();
+      if (dir === "export") {
+        const problem = subjectProblem(entry);
+        if (problem !== null) bad(problem);
+        else out.exports.push({ kind, subject: entry, accounts: [] });
+        continue;
+      }
+      const colon = entry.indexOf(":");
+      const stack = entry.slice(0, Math.max(colon, 0)).trim();
+      if (colon < 0 || stack === "" || /\s/.test(stack)) {
+        bad(
+          `${JSON.stringify(entry)} must be <stack>:<subject> (the stack that exports it; apps: services outside stacks)`,
+        );
+        continue;
+      }
+      const subject = entry.slice(colon + 1).trim();
+      const problem = subjectProblem(subject);
+      const account = stackAccount(stack);
+      if (problem !== null) bad(problem);
+      else if (account === own) bad(`${JSON.stringify(entry)}: a stack cannot import from itself`);
+      else out.imports.push({ kind, account, subject, to: subject });
+    }
+  }
+  return out;
+}
+
+/** The problems of a spec's share labels (validate.ts). */
+export function shareLabelProblems(labels: Readonly<Record<string, string>>): string[] {
+  return sharesOf(labels).problems;
+}
+
+/** The values of a service's share labels (what its account's exports and imports depend on). */
+export function shareLabelValues(s: AppService): (string | null)[] {
+  return SHARE_LABELS.map(({ label }) => s.spec.labels[label] ?? null);
+}
+
+/**
+ * The accounts applications live in (the applications' one and one per stack), each with the
+ * union of its services' exports and of their imports that the other account exports; the
+ * imports left out, and stored labels that do not parse, are warnings.
+ */
+export function appAccountPlan(services: readonly AppService[]): {
+  accounts: AccountConfig[];
+  warnings: string[];
+} {
+  const accounts = new Map<
+    string,
+    { exports: Map<string, ExportConfig>; imports: Map<string, ImportConfig> }
+  >();
+  const account = (name: string) => {
+    let a = accounts.get(name);
+    if (a === undefined) accounts.set(name, (a = { exports: new Map(), imports: new Map() }));
+    return a;
+  };
+  account(APPS_ACCOUNT);
+  const warnings: string[] = [];
+  for (const s of services) {
+    const a = account(appAccountOf(s));
+    const shares = sharesOf(s.spec.labels);
+    for (const p of shares.problems) warnings.push(`service ${s.id}: ${p}`);
+    for (const e of shares.exports) a.exports.set(`${e.kind} ${e.subject}`, e);
+    for (const i of shares.imports) a.imports.set(`${i.kind} ${i.account} ${i.subject}`, i);
+  }
+  const byKey = <T>(m: Map<string, T>) =>
+    [...m].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)).map(([, v]) => v);
+  const names = [...accounts.keys()].sort();
+  // Imports placed so far, to refuse cycles (messages of `from` flow to `into`), as nats-server
+  // refuses an import that forms one.
+  const placed: { into: string; imp: ImportConfig }[] = [];
+  const flowsBack = (into: string, imp: ImportConfig): boolean => {
+    const seen = new Set([into]);
+    const todo = [into];
+    while (todo.length > 0) {
+      const at = todo.pop()!;
+      for (const p of placed) {
+        if (p.imp.account !== at || p.imp.kind !== imp.kind || seen.has(p.into)) continue;
+        if (!subjectsOverlap(p.imp.subject, imp.subject)) continue;
+        if (p.into === imp.account) return true;
+        seen.add(p.into);
+        todo.push(p.into);
+      }
+    }
+    return false;
+  };
+  const result = names.map((name) => ({
+    name,
+    exports: byKey(accounts.get(name)!.exports),
+    imports: [] as ImportConfig[],
+  }));
+  for (const acc of result) {
+    for (const i of byKey(accounts.get(acc.name)!.imports)) {
+      const exports = accounts.get(i.account)?.exports;
+      const ok = [...(exports?.values() ?? [])].some(
+        (e) => e.kind === i.kind && patternIsSubsetOf(i.subject, e.subject),
+      );
+      const left = (why: string) =>
+        warnings.push(
+          `account "${acc.name}" imports ${i.kind} "${i.subject}" from account "${i.account}", ${why}`,
+        );
+      if (!ok) left("which does not export it: left out until it does");
+      else if (flowsBack(acc.name, i)) left("which would form a cycle of imports: left out");
+      else {
+        acc.imports.push(i);
+        placed.push({ into: acc.name, imp: i });
+      }
+    }
+  }
+  return { accounts: result, warnings };
+}
+
+/** The accounts applications live in, with their exports and imports (appAccountPlan). */
 export function appAccounts(services: readonly AppService[]): AccountConfig[] {
-  const names = new Set([APPS_ACCOUNT, ...services.map(appAccountOf)]);
-  return [...names].sort().map((name) => ({ name, exports: [], imports: [] }));
+  return appAccountPlan(services).accounts;
 }
 
 /**

@@ -4,7 +4,7 @@
 // command or an image for the chosen driver, a stop signal this system knows, environment
 // variable names, the command's total length, a published port given once, placement
 // constraints and preferences that parse, max replicas per node only for replicated services,
-// and the swarm's replica limit. A bad spec is refused with a message that names the field, and
+// the swarm's replica limit, and the message server's export and import labels (bus-users.ts). A bad spec is refused with a message that names the field, and
 // nothing is stored; a stored spec that no longer passes is reported by the manager and left
 // alone, never fatal.
 
@@ -17,6 +17,7 @@ import {
   type ServiceSpec,
 } from "../api/types.js";
 import { signalOf } from "../lib/signals.js";
+import { shareLabelProblems } from "./bus-users.js";
 
 const SpecInput = closed(ServiceSpecInputSchema);
 
@@ -70,6 +71,9 @@ export function specProblems(
       out.push(`spec.labels: a key must be at most ${SPEC_LIMITS.labelKeyLength} characters`);
     }
   }
+  // A stored spec's bad share labels are only left out of its account (bus-users.ts warns):
+  // labels that once meant nothing must not stop a service's orchestration.
+  if (!opts.stored) out.push(...shareLabelProblems(s.labels));
   const seen = new Set<string>();
   for (const p of s.ports) {
     const key = `${p.published}/${p.protocol}`;

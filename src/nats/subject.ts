@@ -159,3 +159,16 @@ export function patternIsSubsetOf(pattern: string, of: string): boolean {
     oi = oe + 1;
   }
 }
+
+/** Whether some literal subject matches both `a` and `b` (both may hold wildcards). */
+export function subjectsOverlap(a: string, b: string): boolean {
+  const at = a.split(".");
+  const bt = b.split(".");
+  for (let i = 0; i < at.length && i < bt.length; i++) {
+    const x = at[i]!;
+    const y = bt[i]!;
+    if (x === ">" || y === ">") return true;
+    if (x !== "*" && y !== "*" && x !== y) return false;
+  }
+  return at.length === bt.length;
+}
