@@ -4,9 +4,9 @@
 // command or an image for the chosen driver, a stop signal this system knows, environment
 // variable names, the command's total length, a published port given once, placement
 // constraints and preferences that parse, max replicas per node only for replicated services,
-// the swarm's replica limit, and the message server's export and import labels (bus-users.ts). A bad spec is refused with a message that names the field, and
-// nothing is stored; a stored spec that no longer passes is reported by the manager and left
-// alone, never fatal.
+// the swarm's replica limit, and the message server's export and import labels (bus-users.ts).
+// A bad spec is refused with a message that names the field, and nothing is stored; a stored
+// spec that no longer passes is reported by the manager and left alone, never fatal.
 
 import { parseConstraint, preferenceProblem } from "./scheduler/index.js";
 import { closed, problems, schemaError } from "../api/schema.js";
