@@ -209,7 +209,7 @@ test(
     let swarm: Swarm;
     try {
       swarm = await startSwarm(MANAGERS + 1, 0, {
-        prefix: "his",
+        prefix: process.env["SHOAL_HISTORY_PREFIX"] ?? "his",
         async managerArgs(_m, bed) {
           if (bed.mode !== "netns") return [];
           etcd = await startEtcd({ hosts: bed.hosts.slice(0, MANAGERS) });
