@@ -25,8 +25,14 @@
 // what the watch brought; and the watch resumes from the revision the view has.
 //
 // Failover time: the old leader's key expires at most TTL after its last keep-alive; etcd checks
-// expiries about every 500 ms; the watch then tells the next candidate. With the default TTL of
-// 3 s a new leader is in place about 3-4 s after the old one died (the goal is < 5 s).
+// expiries about every 500 ms; the watch (or the next read) then tells the next candidate. When
+// the dead machine's etcd member was also etcd's raft leader, etcd first elects another (1-2 s
+// with its default 1 s election timeout) and the new raft leader renews every lease by the
+// election timeout plus the TTL, the dead leader's too: about TTL + 2.5-3 s then. The default
+// TTL is 2 s, the least etcd grants with its default election timeout (it raises shorter ones to
+// 1.5 election timeouts): a new leader 2-2.5 s after the old one died, 4.5-5 s in the raft-leader
+// case (the goal is < 5 s). A keep-alive goes every TTL/3 (667 ms), so a leader tolerates two
+// lost in a row, and a new etcd raft leader extends leases rather than letting them lapse.
 
 import type { Etcd3, Lease, Watcher } from "etcd3";
 import { etcdClient, prefixEnd, type EtcdTls, type Fence } from "./etcd.js";
@@ -43,7 +49,7 @@ export interface LeaderElectionOptions {
   id: string;
   /** Key prefix of the election (default "/shoal-election/"); must end with "/". */
   prefix?: string;
-  /** Lease TTL in whole seconds (default 3; etcd raises TTLs under about 2 s). */
+  /** Lease TTL in whole seconds (default 2; etcd raises TTLs under 1.5 election timeouts). */
   ttlSeconds?: number;
   /** Only observe, never campaign (a reader that wants to know the leader). */
   observeOnly?: boolean;
@@ -57,7 +63,7 @@ export interface LeaderElectionOptions {
 }
 
 export const DEFAULT_ELECTION_PREFIX = "/shoal-election/";
-export const DEFAULT_LEADER_TTL_SECONDS = 3;
+export const DEFAULT_LEADER_TTL_SECONDS = 2;
 export const DEFAULT_ELECTION_POLL_MS = 1000;
 
 interface Candidate {
