@@ -30,9 +30,10 @@
 // with its default 1 s election timeout) and the new raft leader renews every lease by the
 // election timeout plus the TTL, the dead leader's too: about TTL + 2.5-3 s then. The default
 // TTL is 2 s, the least etcd grants with its default election timeout (it raises shorter ones to
-// 1.5 election timeouts): a new leader 2-2.5 s after the old one died, 4.5-5 s in the raft-leader
-// case (the goal is < 5 s). A keep-alive goes every TTL/3 (667 ms), so a leader tolerates two
-// lost in a row, and a new etcd raft leader extends leases rather than letting them lapse.
+// 1.5 election timeouts): on the managers bench a new leader 1.6-1.7 s after the old one died,
+// 4.9-5.5 s in the raft-leader case (docs/benchmarks.md; the goal is < 5 s). A keep-alive goes
+// every TTL/3 (667 ms), so a leader tolerates two lost in a row, and a new etcd raft leader
+// extends leases rather than letting them lapse.
 
 import type { Etcd3, Lease, Watcher } from "etcd3";
 import { etcdClient, prefixEnd, type EtcdTls, type Fence } from "./etcd.js";
