@@ -29,11 +29,13 @@ import { leaderOf, startManagers } from "../test/helpers/managers.js";
 import { checkFor } from "../test/helpers/servers.js";
 import type { Node, Task } from "../src/api/types.js";
 import { SHOAL_VERSION } from "../src/lib/version.js";
+import { DEFAULT_LEADER_TTL_SECONDS } from "../src/store/leader.js";
 import type { Row, Suite, SuiteContext, SuiteResult } from "./report.js";
 import { SKIP_DOCKER, dockerManagerFailover } from "./swarm-docker.js";
 
-/** The test bed's interface prefix, for shoal's beds and Docker's. */
-const PREFIX = "mgb";
+/** The test bed's interface prefix, for shoal's beds and Docker's (SHOAL_BENCH_PREFIX: another, when
+ * another bed of the same prefix may be running). */
+const PREFIX = process.env["SHOAL_BENCH_PREFIX"] ?? "mgb";
 const REPLICAS = 10;
 const SERVICE = "web";
 
@@ -252,7 +254,7 @@ async function run(ctx: SuiteContext): Promise<SuiteResult> {
   }
   notes.push(
     `shoal ${SHOAL_VERSION}: state in etcd (${etcdVersionNote(etcd)}), leader elected with an etcd ` +
-      "lease (TTL 3 s); heartbeat 1 s, a node down after 3 s of silence (counted from the election " +
+      `lease (TTL ${DEFAULT_LEADER_TTL_SECONDS} s); heartbeat 1 s, a node down after 3 s of silence (counted from the election ` +
       "at the latest); the leader found with /v1/info on the surviving managers, polled every 50 ms",
   );
   notes.push(

@@ -364,9 +364,17 @@ export class EtcdStore implements Store {
   private async startWatch(from: bigint): Promise<void> {
     const w = await this.client.watch().prefix(this.prefix).startRevision(String(from)).create();
     this.watcher = w;
+    // etcd3 resumes a broken watch from the header revision of etcd's last answer, which can be
+    // past the events it delivered (a created response comes before the events a resumed watch
+    // catches up on): resume from what the mirror applied (these run after etcd3's listeners).
+    const resumeFromMirror = () => {
+      if (this.watcher === w) w.request.start_revision = String(this.etcdRev + 1n);
+    };
+    w.on("connected", resumeFromMirror);
     w.on("data", (res) => {
       if (this.watcher !== w) return;
       this.onWatch(res.events);
+      resumeFromMirror();
     });
     w.on("error", (err) => {
       if (this.watcher !== w || this.closed) return;

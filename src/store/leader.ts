@@ -15,9 +15,25 @@
 // not rely on that belief: each transaction compares the leader key's create revision (the
 // `fence()`), so a deposed leader's write fails in etcd itself (etcd.ts, ERR_NOT_LEADER).
 //
+// The watch alone is not trusted to keep the view current: a watch stream can stall without an
+// error (its member cut off: until gRPC's keep-alive gives the connection up, and while etcd3
+// reconnects it to members that cannot be reached, which took over a minute in the history
+// test), and etcd3 resumes a broken watch from the revision in the header of etcd's last answer,
+// which can be ahead of the events it delivered (a created response comes before the events a
+// resumed watch catches up on). So every candidate also reads the prefix every `pollMs` (a
+// linearizable range, on whichever member answers) and takes it whole when it is newer than
+// what the watch brought; and the watch resumes from the revision the view has.
+//
 // Failover time: the old leader's key expires at most TTL after its last keep-alive; etcd checks
-// expiries about every 500 ms; the watch then tells the next candidate. With the default TTL of
-// 3 s a new leader is in place about 3-4 s after the old one died (the goal is < 5 s).
+// expiries about every 500 ms; the watch (or the next read) then tells the next candidate. When
+// the dead machine's etcd member was also etcd's raft leader, etcd first elects another (1-2 s
+// with its default 1 s election timeout) and the new raft leader renews every lease by the
+// election timeout plus the TTL, the dead leader's too: about TTL + 2.5-3 s then. The default
+// TTL is 2 s, the least etcd grants with its default election timeout (it raises shorter ones to
+// 1.5 election timeouts): on the managers bench a new leader 1.6-1.7 s after the old one died,
+// 4.9-5.5 s in the raft-leader case (docs/benchmarks.md; the goal is < 5 s). A keep-alive goes
+// every TTL/3 (667 ms), so a leader tolerates two lost in a row, and a new etcd raft leader
+// extends leases rather than letting them lapse.
 
 import type { Etcd3, Lease, Watcher } from "etcd3";
 import { etcdClient, prefixEnd, type EtcdTls, type Fence } from "./etcd.js";
@@ -34,19 +50,22 @@ export interface LeaderElectionOptions {
   id: string;
   /** Key prefix of the election (default "/shoal-election/"); must end with "/". */
   prefix?: string;
-  /** Lease TTL in whole seconds (default 3; etcd raises TTLs under about 2 s). */
+  /** Lease TTL in whole seconds (default 2; etcd raises TTLs under 1.5 election timeouts). */
   ttlSeconds?: number;
   /** Only observe, never campaign (a reader that wants to know the leader). */
   observeOnly?: boolean;
   /** Delay before campaigning again after the lease was lost (default 500 ms). */
   retryMs?: number;
+  /** How often the prefix is read besides the watch (default 1000 ms; 0: never). */
+  pollMs?: number;
   /** The clock (tests inject one). */
   now?: () => number;
   onWarning?: (msg: string) => void;
 }
 
 export const DEFAULT_ELECTION_PREFIX = "/shoal-election/";
-export const DEFAULT_LEADER_TTL_SECONDS = 3;
+export const DEFAULT_LEADER_TTL_SECONDS = 2;
+export const DEFAULT_ELECTION_POLL_MS = 1000;
 
 interface Candidate {
   createRevision: bigint;
@@ -54,7 +73,11 @@ interface Candidate {
 }
 
 export class LeaderElection {
-  private readonly candidates = new Map<string, Candidate>();
+  private candidates = new Map<string, Candidate>();
+  /** The etcd revision `candidates` is as of (a range's, or the last event's). */
+  private rev = 0n;
+  private pollTimer: NodeJS.Timeout | null = null;
+  private polling = false;
   private readonly listeners = new Set<(leaderId: string | undefined) => void>();
   private watcher: Watcher | null = null;
   private lease: Lease | null = null;
@@ -120,6 +143,11 @@ export class LeaderElection {
       throw err;
     }
     if (!opts.observeOnly) void e.campaign();
+    const pollMs = opts.pollMs ?? DEFAULT_ELECTION_POLL_MS;
+    if (pollMs > 0) {
+      e.pollTimer = setInterval(() => void e.poll(pollMs), pollMs);
+      e.pollTimer.unref();
+    }
     return e;
   }
 
@@ -177,6 +205,7 @@ export class LeaderElection {
     this.myKey = null;
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.pollTimer) clearInterval(this.pollTimer);
     this.changed();
     return lease;
   }
@@ -189,24 +218,68 @@ export class LeaderElection {
 
   // ---- observing --------------------------------------------------------------------------
 
-  private async observe(): Promise<void> {
+  /** Reads the prefix: the candidates as of the range's revision. */
+  private async load(deadlineMs?: number): Promise<{ rev: bigint; found: Map<string, Candidate> }> {
     const key = Buffer.from(this.prefix);
-    const res = await this.client.kv.range({ key, range_end: prefixEnd(key) });
+    const res = await this.client.kv.range(
+      { key, range_end: prefixEnd(key) },
+      deadlineMs !== undefined ? { deadline: Date.now() + deadlineMs } : undefined,
+    );
+    const found = new Map<string, Candidate>();
     for (const kv of res.kvs) {
-      this.candidates.set(kv.key.toString(), {
+      found.set(kv.key.toString(), {
         createRevision: BigInt(kv.create_revision),
         id: kv.value.toString(),
       });
     }
+    return { rev: BigInt(res.header.revision), found };
+  }
+
+  /** Takes a range's candidates when they are newer than the view. */
+  private take(r: { rev: bigint; found: Map<string, Candidate> }): void {
+    if (r.rev <= this.rev) return;
+    this.candidates = r.found;
+    this.rev = r.rev;
+    this.changed();
+  }
+
+  /** One read of the prefix besides the watch (none while one is under way). */
+  private async poll(deadlineMs: number): Promise<void> {
+    if (this.polling || this.closed) return;
+    this.polling = true;
+    try {
+      const r = await this.load(Math.max(deadlineMs, 500));
+      if (!this.closed) this.take(r);
+    } catch {
+      // etcd unreachable from here for now: the watch, or the next poll
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  private async observe(): Promise<void> {
+    this.take(await this.load());
     const w = await this.client
       .watch()
       .prefix(this.prefix)
-      .startRevision(String(BigInt(res.header.revision) + 1n))
+      .startRevision(String(this.rev + 1n))
       .create();
     this.watcher = w;
+    // etcd3 sets where a broken watch resumes from the header of etcd's last answer, which can
+    // be past the events delivered: resume from the view's revision instead (after etcd3's own
+    // listeners, which run first).
+    const resumeFromView = () => {
+      if (this.watcher === w) w.request.start_revision = String(this.rev + 1n);
+    };
+    w.on("connected", resumeFromView);
     w.on("data", (r) => {
       if (this.watcher !== w) return;
+      // One answer holds whole revisions (a transaction's events share one).
+      const had = this.rev;
       for (const ev of r.events) {
+        const rev = BigInt(ev.kv.mod_revision);
+        if (rev <= had) continue; // the view has it (a poll, or a resumed watch)
+        if (rev > this.rev) this.rev = rev;
         const k = ev.kv.key.toString();
         if (ev.type === "Delete") this.candidates.delete(k);
         else {
@@ -216,12 +289,14 @@ export class LeaderElection {
           });
         }
       }
+      resumeFromView();
       this.changed();
     });
     w.on("error", (err) => {
       if (this.watcher !== w || this.closed) return;
       this.onWarning(`the election watch stopped (${err.message}); observing again`);
       this.candidates.clear();
+      this.rev = 0n;
       this.changed();
       void this.reobserve();
     });

@@ -189,27 +189,16 @@ async function taskProcesses(
   return found;
 }
 
-/**
- * Opt-in (SHOAL_HISTORY=1) until the stale-leader problem it finds is fixed: after a leader's
- * machine is cut off, a manager restarted in an earlier round can keep naming it as the leader
- * for over a minute (test/cluster/README.md), so the test fails in about one run of three and
- * would make every CI run a gamble.
- */
-const HISTORY_SKIP =
-  process.env["SHOAL_HISTORY"] === "1"
-    ? etcdSkip()
-    : "opt-in: SHOAL_HISTORY=1 (fails in about one run of three: a known stale-leader problem)";
-
 test(
   "history: clients write through 3 managers on a 3-member etcd while leaders die and managers are cut off",
-  { skip: HISTORY_SKIP, timeout: 420_000 },
+  { skip: etcdSkip(), timeout: 420_000 },
   async (t: TestContext) => {
     const began = Date.now();
     let etcd: EtcdCluster | undefined;
     let swarm: Swarm;
     try {
       swarm = await startSwarm(MANAGERS + 1, 0, {
-        prefix: "his",
+        prefix: process.env["SHOAL_HISTORY_PREFIX"] ?? "his",
         async managerArgs(_m, bed) {
           if (bed.mode !== "netns") return [];
           etcd = await startEtcd({ hosts: bed.hosts.slice(0, MANAGERS) });

@@ -7,6 +7,7 @@
 
 import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer, connect, type AddressInfo, type Server, type Socket } from "node:net";
 import { get as httpsGet } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -270,4 +271,50 @@ export async function waitHealthy(
     }
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * A TCP proxy to `target` (an etcd member) that can go silent, as a cut link does: `cut` stops
+ * forwarding in both directions without closing anything (new connections are accepted and never
+ * answered), `heal` brings the link back. `stall` goes silent on the connections open now only
+ * (new ones are forwarded): a stream that hangs while the member can be reached.
+ */
+export async function silentProxy(target: { host: string; port: number }) {
+  const sockets = new Set<Socket>();
+  let cut = false;
+  const stalled = new WeakSet<Socket>();
+  const server: Server = createServer((down) => {
+    sockets.add(down);
+    down.on("close", () => sockets.delete(down));
+    down.on("error", () => {});
+    if (cut) return; // accepted, and never answered
+    const up = connect(target.port, target.host);
+    sockets.add(up);
+    up.on("close", () => sockets.delete(up));
+    up.on("error", () => down.destroy());
+    down.on("error", () => up.destroy());
+    // Forward unless cut: then bytes are read and dropped, nothing closes.
+    down.on("data", (d: Buffer) => void (cut || stalled.has(down) || up.write(d)));
+    up.on("data", (d: Buffer) => void (cut || stalled.has(down) || down.write(d)));
+    down.on("close", () => up.destroy());
+    up.on("close", () => down.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    cut: () => void (cut = true),
+    stall: () => {
+      for (const s of sockets) stalled.add(s);
+    },
+    // The link back: connections that lost bytes while it was cut (or were never forwarded)
+    // are reset, as their peers' stacks would; new ones go through.
+    heal: () => {
+      cut = false;
+      for (const s of sockets) s.destroy();
+    },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
 }

@@ -5,53 +5,15 @@
 // member never learned that the leader's key had expired.
 //
 // The member is reached through a TCP proxy in this process that can go silent: it stops
-// forwarding in both directions without closing anything, as a cut link does.
+// forwarding in both directions without closing anything, as a cut link does (`silentProxy`,
+// test/helpers/etcd.ts).
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createServer, connect, type Server, type Socket } from "node:net";
-import type { AddressInfo } from "node:net";
 import type { Watcher } from "etcd3";
 import { etcdClient } from "../../src/store/etcd.js";
-import { etcdSkip, startEtcd } from "../helpers/etcd.js";
+import { etcdSkip, silentProxy, startEtcd } from "../helpers/etcd.js";
 import { checkFor } from "../helpers/servers.js";
-
-/** A TCP proxy to `target` that can go silent (`cut`) and come back (`heal`). */
-async function silentProxy(target: { host: string; port: number }) {
-  const sockets = new Set<Socket>();
-  let cut = false;
-  const server: Server = createServer((down) => {
-    sockets.add(down);
-    down.on("close", () => sockets.delete(down));
-    down.on("error", () => {});
-    if (cut) return; // accepted, and never answered
-    const up = connect(target.port, target.host);
-    sockets.add(up);
-    up.on("close", () => sockets.delete(up));
-    up.on("error", () => down.destroy());
-    down.on("error", () => up.destroy());
-    // Forward unless cut: then bytes are read and dropped, nothing closes.
-    down.on("data", (d: Buffer) => void (cut || up.write(d)));
-    up.on("data", (d: Buffer) => void (cut || down.write(d)));
-    down.on("close", () => up.destroy());
-    up.on("close", () => down.destroy());
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    cut: () => void (cut = true),
-    // The link back: connections that lost bytes while it was cut (or were never forwarded)
-    // are reset, as their peers' stacks would; new ones go through.
-    heal: () => {
-      cut = false;
-      for (const s of sockets) s.destroy();
-    },
-    async close() {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-}
 
 test(
   "a watch through a member that goes silent fails over instead of hanging",
