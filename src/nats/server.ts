@@ -3,7 +3,7 @@
 // server-wide timers (pings, write deadlines), lame duck mode and shutdown.
 
 import { createServer, type Server as NetServer, type Socket } from "node:net";
-import { randomBytes, randomInt } from "node:crypto";
+import { idBytes, pick } from "../lib/lazy.js";
 import { writeFileSync, rmSync } from "node:fs";
 import { Client, WRITE_WINDOW, type ClientSocket } from "./client.js";
 import type { Sublist } from "./sublist.js";
@@ -50,7 +50,7 @@ const BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
 /** A server id shaped like nats-server's (an nkey public key: 'N' and 55 base32 characters). */
 export function newServerId(): string {
-  const bytes = randomBytes(55);
+  const bytes = idBytes(55);
   let id = "N";
   for (const b of bytes) id += BASE32[b & 31];
   return id;
@@ -676,7 +676,7 @@ export class Server implements AccountRouter, SysReqServer {
     for (const group of r.qsubs) {
       const local = group.filter((s) => !s.closed && s.conn.kind !== "Route");
       if (local.length === 0) continue;
-      const sub = local[local.length === 1 ? 0 : randomInt(local.length)]!;
+      const sub = local[local.length === 1 ? 0 : pick(local.length)]!;
       sub.conn.deliver(sub, subject, reply, hdr, payload, start, end);
       n++;
     }
@@ -740,7 +740,7 @@ export class Server implements AccountRouter, SysReqServer {
       if (fromRoute && (queues === null || !queues.includes(group[0]!.queue!))) continue;
       // Start at a random member; prefer a local one, fall back to a route picked at random
       // in proportion to its weight (how many members that server has), as nats-server does.
-      const startAt = len === 1 ? 0 : randomInt(len);
+      const startAt = len === 1 ? 0 : pick(len);
       let fallback: Route | null = null;
       let weights = 0;
       let done = false;
