@@ -39,7 +39,7 @@ import {
 } from "./tls.js";
 import { listenerUrls, removePortsFile, writePortsFile, type Ports } from "./ports.js";
 import { UrlResolver } from "./urlresolver.js";
-import { answerClaims, claimsRequest } from "./claims.js";
+import { answerClaims, claimsRequest, packReplies } from "./claims.js";
 
 /** The nats-server protocol level shoal speaks; clients use it to enable features. */
 export const NATS_VERSION = "2.9.10";
@@ -605,6 +605,12 @@ export class Server implements AccountRouter, SysReqServer {
     if (!op || c.acc.name !== this.opts.systemAccount) return false;
     const req = claimsRequest(subject, op.resolver);
     if (req === null) return false;
+    if (req.op === "pack") {
+      if (reply === "") return true;
+      for (const m of packReplies(this, body))
+        this.deliverLocal(c.acc, reply, "", -1, m, 0, m.length);
+      return true;
+    }
     const out = answerClaims(this, req, body.toString());
     if (reply !== "" && out !== null) {
       this.deliverLocal(c.acc, reply, "", -1, out, 0, out.length);

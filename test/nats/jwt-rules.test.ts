@@ -7,6 +7,7 @@ import { test, describe, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { connect, jwtAuthenticator, StringCodec, type NatsError } from "nats";
 import { createServer as createHttpServer } from "node:http";
@@ -997,6 +998,100 @@ describe("$SYS claims requests of each resolver", () => {
       },
     );
   }
+});
+
+describe("$SYS.REQ.CLAIMS.PACK", () => {
+  test(
+    "differential: a full resolver packs its JWTs unless the asker's hash matches; others do not answer",
+    { skip, timeout: 30_000 },
+    async (t) => {
+      const op = makeOperator();
+      const sys = makeAccount(op.kp);
+      const A = makeAccount(op.kp);
+      const B = makeAccount(op.kp);
+      const E = makeAccount(op.kp, {}, { exp: nowSec() - 60 }); // expired: not hashed, not packed
+      const dir = tempDir(t);
+      const files = [sys, A, B, E];
+      const hashOf = (jwts: string[]) => {
+        const h = Buffer.alloc(32);
+        for (const j of jwts) {
+          const d = createHash("sha256").update(j).digest();
+          for (let i = 0; i < 32; i++) h[i]! ^= d[i]!;
+        }
+        return h;
+      };
+      const names = new Map([sys, A, B, E].map((a, i) => [a.pub, ["SYS", "A", "B", "E"][i]!]));
+      const replies: Record<string, string[]> = {};
+      for (const type of ["full", "cache"] as const) {
+        for (const kind of ["go", "shoal"]) {
+          mkdirSync(join(dir, type, kind), { recursive: true });
+          for (const a of files) writeFileSync(join(dir, type, kind, `${a.pub}.jwt`), a.jwt);
+        }
+        const conf =
+          `operator: "${op.jwt}"\nsystem_account: ${sys.pub}\n` +
+          `resolver { type: ${type}, dir: "${join(dir, type, "@KIND@")}" }\n`;
+        const [go, shoal] = await both(t, join(dir, type), conf);
+        for (const [kind, srv] of [
+          ["go", go!],
+          ["shoal", shoal!],
+        ] as const) {
+          const su = makeUser(sys.kp);
+          const nc = await connect({
+            servers: `127.0.0.1:${srv.port}`,
+            authenticator: jwtAuthenticator(su.jwt, su.seed),
+          });
+          defer(t, () => nc.close());
+          const got: string[] = [];
+          const inbox = `_INBOX.pack.${kind}`;
+          let ends = 0;
+          nc.subscribe(`${inbox}.>`, {
+            callback: (_e, m) => {
+              let text = sc.decode(m.data);
+              for (const [k, v] of names) text = text.replaceAll(k, `<${v}>`);
+              for (const a of files) text = text.replaceAll(a.jwt, `jwt(${names.get(a.pub)})`);
+              if (m.data.length === 0) ends++;
+              const what = m.headers?.code === 503 ? "(no responders)" : text || "(end)";
+              got.push(`${m.subject.slice(inbox.length + 1)} ${what}`);
+            },
+          });
+          let n = 0;
+          const ask = (body: Uint8Array) => {
+            nc.publish("$SYS.REQ.CLAIMS.PACK", body, { reply: `${inbox}.${++n}` });
+          };
+          ask(new Uint8Array()); // no hash: all of it
+          ask(hashOf([sys, A, B].map((a) => a.jwt))); // the same live JWTs: nothing to send
+          ask(hashOf([sys.jwt])); // another set: all of it
+          nc.publish("$SYS.REQ.CLAIMS.PACK", new Uint8Array()); // no reply subject: ignored
+          // A marker request answered by every resolver, after the packs.
+          nc.publish("$SYS.REQ.CLAIMS.LIST", new Uint8Array(), { reply: `${inbox}.list` });
+          await nc.flush();
+          await checkFor(5000, () => got.some((g) => g.startsWith("list ")) || undefined);
+          if (type === "full") await checkFor(5000, () => ends >= 3 || undefined);
+          // Requests in order, each one's messages in the order they came.
+          replies[`${type} ${kind}`] = got
+            .filter((g) => !g.startsWith("list "))
+            .map((g, i) => [g, i] as const)
+            .sort(([x, i], [y, j]) => parseInt(x) - parseInt(y) || i - j)
+            .map(([g]) => g);
+        }
+        assert.deepEqual(replies[`${type} shoal`], replies[`${type} go`], type);
+      }
+      // Each request's messages in order; the JWTs by file name, the expired one left out.
+      const packed = [sys, A, B]
+        .sort((x, y) => (x.pub < y.pub ? -1 : 1))
+        .map((a) => `<${names.get(a.pub)}>|jwt(${names.get(a.pub)})`);
+      const of = (r: string) =>
+        replies["full go"]!.filter((g) => g.startsWith(`${r} `)).map((g) => g.slice(r.length + 1));
+      assert.deepEqual(of("1"), [...packed, "(end)"]);
+      assert.deepEqual(of("2"), ["(end)"]);
+      assert.deepEqual(of("3"), [...packed, "(end)"]);
+      // A cache resolver does not take the request: the server says no one did.
+      assert.deepEqual(
+        replies["cache go"],
+        ["1", "2", "3"].map((r) => `${r} (no responders)`),
+      );
+    },
+  );
 });
 
 describe("resolver_tls", () => {
