@@ -1185,4 +1185,92 @@ describe("resolver_tls", () => {
     );
     assert.throws(check(`{ colour: red }`), /unknown field "colour" in resolver_tls/);
   });
+
+  test(
+    "differential: a reload applies resolver_tls (a new block, or new files under the same names) to later fetches",
+    { skip, timeout: 30_000 },
+    async (t) => {
+      const certs = useCerts(t);
+      const op = makeOperator();
+      const sys = makeAccount(op.kp);
+      const A = makeAccount(op.kp);
+      const B = makeAccount(op.kp);
+      const C = makeAccount(op.kp);
+      const jwts = new Map([sys, A, B, C].map((a) => [a.pub, a.jwt]));
+      const peers: string[] = [];
+      const srv = createHttpsServer(
+        {
+          cert: readFileSync(certs.server.cert),
+          key: readFileSync(certs.server.key),
+          ca: readFileSync(certs.ca),
+          requestCert: true,
+          rejectUnauthorized: true,
+        },
+        (req, res) => {
+          const peer = (req.socket as import("node:tls").TLSSocket).getPeerCertificate();
+          const pub = (req.url ?? "").slice((req.url ?? "").lastIndexOf("/") + 1);
+          peers.push(`${req.url ?? ""} ${peer.subject?.CN ?? ""}`);
+          const jwt = pub === "" ? "" : jwts.get(pub);
+          res.writeHead(jwt === undefined ? 404 : 200);
+          res.end(jwt ?? "");
+        },
+      );
+      await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+      defer(t, () => {
+        srv.closeAllConnections();
+        return new Promise<void>((r) => srv.close(() => r()));
+      });
+      const base = `https://127.0.0.1:${(srv.address() as AddressInfo).port}/@KIND@/`;
+      const dir = tempDir(t);
+      // The client pair lives in files of its own, so that it can be replaced under the same names.
+      const pair = (kind: string, who: "alice" | "bob") => {
+        writeFileSync(join(dir, `${kind}-client.pem`), readFileSync(certs[who].cert));
+        writeFileSync(join(dir, `${kind}-client-key.pem`), readFileSync(certs[who].key));
+      };
+      const confWith = (cert: string, key: string) =>
+        [
+          `operator: "${op.jwt}"`,
+          `system_account: ${sys.pub}`,
+          `resolver: URL(${base})`,
+          `resolver_tls { cert_file: "${cert}", key_file: "${key}", ca_file: "${certs.ca}" }`,
+        ].join("\n");
+      const own = confWith(join(dir, "@KIND@-client.pem"), join(dir, "@KIND@-client-key.pem"));
+      for (const kind of ["go", "shoal"]) pair(kind, "alice");
+      const [go, shoal] = await both(t, dir, own);
+      for (const [kind, s] of [
+        ["go", go!],
+        ["shoal", shoal!],
+      ] as const) {
+        assert.equal(await outcome(s.port, makeUser(A.kp)), "ok", kind);
+        const reload = async () => {
+          const before = s.output().length;
+          s.proc.kill("SIGHUP");
+          await checkFor(
+            5000,
+            () =>
+              /Reloaded server configuration|Failed to reload/.test(s.output().slice(before)) ||
+              undefined,
+          );
+          assert.match(s.output().slice(before), /\[INF\] Reloaded server configuration/, kind);
+        };
+        // Bob's pair in the same files: the next fetch (B's, as its user connects) presents it.
+        pair(kind, "bob");
+        await reload();
+        assert.equal(await outcome(s.port, makeUser(B.kp)), "ok", kind);
+        assert.ok(peers.includes(`/${kind}/${B.pub} bob`), `${kind}: ${peers.join(", ")}`);
+        // A block naming alice's own files: C's fetch presents alice's certificate again.
+        writeFileSync(
+          join(dir, `${kind}.conf`),
+          confWith(certs.alice.cert, certs.alice.key).replaceAll("@KIND@", kind),
+        );
+        await reload();
+        assert.equal(await outcome(s.port, makeUser(C.kp)), "ok", kind);
+        assert.ok(peers.includes(`/${kind}/${C.pub} alice`), `${kind}: ${peers.join(", ")}`);
+      }
+      // Before the reload, alice's.
+      for (const kind of ["go", "shoal"]) {
+        assert.ok(peers.includes(`/${kind}/${A.pub} alice`), `${kind}: ${peers.join(", ")}`);
+      }
+    },
+  );
 });
