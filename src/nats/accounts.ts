@@ -18,7 +18,7 @@
 // request goes on in the exporter's account to local subscribers and routes alike; the `_R_.`
 // subjects of this server are interest in the exporter's account, so responses come back.
 
-import { randomBytes } from "node:crypto";
+import { idBytes } from "../lib/lazy.js";
 import type { AccountConfig, Options } from "./options.js";
 import { GLOBAL_ACCOUNT } from "./options.js";
 import { Sublist } from "./sublist.js";
@@ -107,7 +107,7 @@ export function mapSubject(subject: string, from: string, to: string): string {
 }
 
 /** nats-server's reply prefix for service responses. */
-const REPLY_PREFIX = `_R_.${randomBytes(4).toString("hex")}.`;
+const REPLY_PREFIX = `_R_.${idBytes(4).toString("hex")}.`;
 
 /** Delivers what an import receives into another account. */
 export class ImportTarget implements MsgTarget {

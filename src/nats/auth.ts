@@ -2,7 +2,7 @@
 // and per-user publish/subscribe permissions, as nats-server checks them. Permission results are cached per subject, since a
 // publisher usually sends to few subjects; the cache is bounded.
 
-import { randomBytes, timingSafeEqual } from "node:crypto";
+import { monotonicMs, nodeCrypto } from "../lib/lazy.js";
 import type {
   Options,
   Permissions,
@@ -48,7 +48,7 @@ export interface AuthResult {
 function equal(a: string, b: string): boolean {
   const ab = Buffer.from(a);
   const bb = Buffer.from(b);
-  return ab.length === bb.length && timingSafeEqual(ab, bb);
+  return ab.length === bb.length && nodeCrypto().timingSafeEqual(ab, bb);
 }
 
 export function authRequired(opts: Readonly<Options>): boolean {
@@ -68,7 +68,7 @@ export function nonceRequired(opts: Readonly<Options>): boolean {
 
 /** A fresh nonce as nats-server makes it: 11 random bytes, base64url without padding. */
 export function newNonce(): string {
-  return randomBytes(11).toString("base64url");
+  return nodeCrypto().randomBytes(11).toString("base64url");
 }
 
 function userResult(u: User): AuthResult {
@@ -244,7 +244,7 @@ export class ResponsePermits {
   private readonly replies = new Map<string, { at: number; n: number }>();
   constructor(
     private readonly perm: ResponsePermission,
-    private readonly now: () => number = () => performance.now(),
+    private readonly now: () => number = monotonicMs,
   ) {}
 
   /** A message with this reply subject was delivered to the connection. */

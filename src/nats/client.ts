@@ -24,6 +24,7 @@ import type { Account } from "./accounts.js";
 import type { Sublist } from "./sublist.js";
 import { USER_INFO_SUBJECT } from "./sysreq.js";
 import { goQuote } from "./log.js";
+import { monotonicMs } from "../lib/lazy.js";
 
 /** What a client connection reads from and writes to: a TCP socket, or a WebSocket (websocket.ts). */
 export interface ClientSocket extends ByteSink {
@@ -354,7 +355,7 @@ export class Client implements ParserSink, MsgTarget {
         if (trace) this.traceIn("PONG", null);
         this.pingsOut = 0;
         if (this.pingSentAt > 0) {
-          this.rtt = performance.now() - this.pingSentAt;
+          this.rtt = monotonicMs() - this.pingSentAt;
           this.pingSentAt = 0;
         }
         return -1;
@@ -848,7 +849,7 @@ export class Client implements ParserSink, MsgTarget {
 
   sendPing(): void {
     this.pingsOut++;
-    this.pingSentAt = performance.now();
+    this.pingSentAt = monotonicMs();
     this.sendProto("PING\r\n");
     this.flush();
   }

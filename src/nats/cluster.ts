@@ -10,7 +10,7 @@
 
 import { createServer, createConnection, type Server as NetServer, type Socket } from "node:net";
 import { networkInterfaces } from "node:os";
-import { randomBytes } from "node:crypto";
+import { idBytes, nodeCrypto } from "../lib/lazy.js";
 import { Route, type RouteInfo } from "./route.js";
 import { CloseReason, ErrText, type CloseReasonText } from "./errors.js";
 import { GLOBAL_ACCOUNT, splitHostPort, type ClusterOptions } from "./options.js";
@@ -110,7 +110,7 @@ export class Cluster {
   ) {
     this.dynamicName = opts.name === "";
     this.tls = opts.tls ? loadTls(opts.tls) : null;
-    this.name = opts.name || randomBytes(16).toString("base64url").slice(0, 22);
+    this.name = opts.name || idBytes(16).toString("base64url").slice(0, 22);
     for (const url of opts.routes) {
       this.configured.set(url, {
         url,
@@ -332,7 +332,7 @@ export class Cluster {
       headers: true,
       max_payload: this.server.opts.maxPayload,
     };
-    if (withNonce) info["nonce"] = randomBytes(11).toString("base64url");
+    if (withNonce) info["nonce"] = nodeCrypto().randomBytes(11).toString("base64url");
     if (this.opts.username) info["auth_required"] = true;
     if (this.tls) {
       info["tls_required"] = true;

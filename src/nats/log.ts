@@ -4,6 +4,7 @@
 
 import { appendFileSync, openSync, closeSync } from "node:fs";
 import { childLogger, type Logger } from "../lib/log.js";
+import { wallMs } from "../lib/lazy.js";
 
 export type Level = "INF" | "WRN" | "ERR" | "FTL" | "DBG" | "TRC";
 
@@ -114,7 +115,7 @@ export class ServerLogger implements Logger {
   private line(level: Level, msg: string): void {
     let ts = "";
     if (this.logtime) {
-      const now = performance.timeOrigin + performance.now();
+      const now = wallMs();
       const d = new Date(Math.floor(now));
       ts = logTimestamp(d, Math.floor((now * 1000) % 1_000_000)) + " ";
     }

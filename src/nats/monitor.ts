@@ -7,6 +7,7 @@ import { cpus } from "node:os";
 import type { Server } from "./server.js";
 import type { Client } from "./client.js";
 import { hostPort, NATS_VERSION } from "./server.js";
+import { monotonicMs } from "../lib/lazy.js";
 
 /** Go's time.Duration.String(): "1h2m3.5s", "311µs", "0s". */
 export function goDuration(ms: number): string {
@@ -46,10 +47,10 @@ export function uptime(ms: number): string {
 }
 
 let lastCpu = process.cpuUsage();
-let lastCpuAt = performance.now();
+let lastCpuAt = monotonicMs();
 
 function cpuPercent(): number {
-  const now = performance.now();
+  const now = monotonicMs();
   const usage = process.cpuUsage();
   const elapsedUs = (now - lastCpuAt) * 1000;
   const used = usage.user - lastCpu.user + (usage.system - lastCpu.system);

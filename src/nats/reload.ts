@@ -144,6 +144,10 @@ export function reloadServer(
       note(`${name} = ${show(key, next[key])}`);
     }
   }
+  // resolver_tls: the URL resolver's fetches from now on use the block read again (its files
+  // too, so a rotated certificate under the same name counts), as nats-server's; it logs nothing.
+  if (next.resolverTls) opts.resolverTls = next.resolverTls;
+  else delete opts.resolverTls;
   const authChanged: string[] = [];
   if (cur.username !== next.username) authChanged.push("authorization username");
   if (cur.password !== next.password) authChanged.push("authorization password");

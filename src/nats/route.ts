@@ -18,6 +18,7 @@ import { Outbound } from "./outbound.js";
 import { Subscription, type MsgTarget } from "./subscription.js";
 import type { Cluster } from "./cluster.js";
 import type { Account } from "./accounts.js";
+import { monotonicMs } from "../lib/lazy.js";
 
 export const GLOBAL_ACCOUNT = "$G";
 
@@ -142,7 +143,7 @@ export class Route implements ParserSink, MsgTarget {
       case Op.PONG:
         this.pingsOut = 0;
         if (this.pingSentAt > 0) {
-          this.rtt = performance.now() - this.pingSentAt;
+          this.rtt = monotonicMs() - this.pingSentAt;
           this.pingSentAt = 0;
         }
         return -1;
@@ -394,7 +395,7 @@ export class Route implements ParserSink, MsgTarget {
 
   sendPing(): void {
     this.pingsOut++;
-    this.pingSentAt = performance.now();
+    this.pingSentAt = monotonicMs();
     this.sendProto("PING\r\n");
   }
 

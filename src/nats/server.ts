@@ -3,7 +3,7 @@
 // server-wide timers (pings, write deadlines), lame duck mode and shutdown.
 
 import { createServer, type Server as NetServer, type Socket } from "node:net";
-import { randomBytes, randomInt } from "node:crypto";
+import { idBytes, pick } from "../lib/lazy.js";
 import { writeFileSync, rmSync } from "node:fs";
 import { Client, WRITE_WINDOW, type ClientSocket } from "./client.js";
 import type { Sublist } from "./sublist.js";
@@ -39,7 +39,7 @@ import {
 } from "./tls.js";
 import { listenerUrls, removePortsFile, writePortsFile, type Ports } from "./ports.js";
 import { UrlResolver } from "./urlresolver.js";
-import { answerClaims, claimsRequest } from "./claims.js";
+import { answerClaims, claimsRequest, packReplies } from "./claims.js";
 
 /** The nats-server protocol level shoal speaks; clients use it to enable features. */
 export const NATS_VERSION = "2.9.10";
@@ -50,7 +50,7 @@ const BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
 /** A server id shaped like nats-server's (an nkey public key: 'N' and 55 base32 characters). */
 export function newServerId(): string {
-  const bytes = randomBytes(55);
+  const bytes = idBytes(55);
   let id = "N";
   for (const b of bytes) id += BASE32[b & 31];
   return id;
@@ -610,6 +610,12 @@ export class Server implements AccountRouter, SysReqServer {
     if (!op || c.acc.name !== this.opts.systemAccount) return false;
     const req = claimsRequest(subject, op.resolver);
     if (req === null) return false;
+    if (req.op === "pack") {
+      if (reply === "") return true;
+      for (const m of packReplies(this, body))
+        this.deliverLocal(c.acc, reply, "", -1, m, 0, m.length);
+      return true;
+    }
     const out = answerClaims(this, req, body.toString());
     if (reply !== "" && out !== null) {
       this.deliverLocal(c.acc, reply, "", -1, out, 0, out.length);
@@ -681,7 +687,7 @@ export class Server implements AccountRouter, SysReqServer {
     for (const group of r.qsubs) {
       const local = group.filter((s) => !s.closed && s.conn.kind !== "Route");
       if (local.length === 0) continue;
-      const sub = local[local.length === 1 ? 0 : randomInt(local.length)]!;
+      const sub = local[local.length === 1 ? 0 : pick(local.length)]!;
       sub.conn.deliver(sub, subject, reply, hdr, payload, start, end);
       n++;
     }
@@ -745,7 +751,7 @@ export class Server implements AccountRouter, SysReqServer {
       if (fromRoute && (queues === null || !queues.includes(group[0]!.queue!))) continue;
       // Start at a random member; prefer a local one, fall back to a route picked at random
       // in proportion to its weight (how many members that server has), as nats-server does.
-      const startAt = len === 1 ? 0 : randomInt(len);
+      const startAt = len === 1 ? 0 : pick(len);
       let fallback: Route | null = null;
       let weights = 0;
       let done = false;

@@ -5,7 +5,7 @@
 // with allow_non_tls); the dial of a TLS route; and the identities of a client certificate that
 // verify_and_map matches against the users list.
 
-import { X509Certificate } from "node:crypto";
+import { nodeCrypto } from "../lib/lazy.js";
 import { readFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import type { SecureContext, TLSSocket } from "node:tls";
@@ -184,7 +184,7 @@ export function loadTls(cfg: TlsConfig): LoadedTls {
     );
   }
   try {
-    new X509Certificate(certs[0]!);
+    new (nodeCrypto().X509Certificate)(certs[0]!);
   } catch (err) {
     throw new TlsConfigError(
       `error parsing certificate: ${(err as Error).message} (cert_file ${cfg.certFile})`,
@@ -348,7 +348,7 @@ export const TLS_HANDSHAKE_RECORD = 0x16;
  * RFC 2253 DN ("CN=bob,OU=eng,O=shoal": the certificate's order reversed).
  */
 export function certIdentities(raw: Buffer): string[] {
-  const cert = new X509Certificate(raw);
+  const cert = new (nodeCrypto().X509Certificate)(raw);
   const san = splitSan(cert.subjectAltName ?? "");
   const pick = (kind: string) => san.filter((e) => e.kind === kind).map((e) => e.value);
   const out = [...pick("email"), ...pick("DNS"), ...pick("URI")];

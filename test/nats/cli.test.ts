@@ -495,3 +495,41 @@ test("shoal nats-server loads the one-file bundle unless a later tsc made it sta
   utimesSync(compiled, 3000, 3000);
   assert.equal(natsServerModuleUrl(url).pathname, compiled, "compiled rewritten after the bundle");
 });
+
+test("shoal nats-server at rest (a client came and went) loads neither node:crypto nor perf_hooks", async (t) => {
+  // node:crypto costs a server at rest 0.7 MiB and perf_hooks 0.25 MiB (docs/benchmarks.md):
+  // only NKeys, JWTs, passwords and TLS need crypto (src/lib/lazy.ts). The preload writes the
+  // built-in modules loaded when the server exits.
+  const dir = tempDir(t);
+  const list = join(dir, "modules.txt");
+  const preload =
+    "data:text/javascript," +
+    encodeURIComponent(
+      `import { writeFileSync } from "node:fs";
+       process.on("exit", () => writeFileSync(${JSON.stringify(list)}, process.moduleLoadList.join("\\n")));`,
+    );
+  const port = await freePort();
+  const p = spawn(
+    process.execPath,
+    ["--import", preload, SHOAL_BIN, "nats-server", "-a", "127.0.0.1", "-p", String(port)],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  let stderr = "";
+  p.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const closed = new Promise<void>((r) => p.once("close", () => r()));
+  t.after(() => {
+    p.kill("SIGKILL");
+    return closed;
+  });
+  const c = await checkFor(10_000, () => RawConn.connect(port), 50);
+  await c.waitFor(/^INFO .*\r\n/);
+  c.send("CONNECT {}\r\nPING\r\n");
+  await c.waitFor(/PONG\r\n/);
+  c.close();
+  p.kill("SIGTERM");
+  await closed;
+  const loaded = readFileSync(list, "utf8").split("\n");
+  assert.ok(loaded.includes("NativeModule net"), `no module list? ${stderr}\n${loaded.join(" ")}`);
+  const bad = loaded.filter((m) => /^NativeModule (crypto|perf_hooks)$/.test(m));
+  assert.deepEqual(bad, [], `loaded at rest: ${bad.join(", ")}`);
+});

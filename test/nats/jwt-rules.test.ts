@@ -7,6 +7,7 @@ import { test, describe, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { connect, jwtAuthenticator, StringCodec, type NatsError } from "nats";
 import { createServer as createHttpServer } from "node:http";
@@ -999,6 +1000,100 @@ describe("$SYS claims requests of each resolver", () => {
   }
 });
 
+describe("$SYS.REQ.CLAIMS.PACK", () => {
+  test(
+    "differential: a full resolver packs its JWTs unless the asker's hash matches; others do not answer",
+    { skip, timeout: 30_000 },
+    async (t) => {
+      const op = makeOperator();
+      const sys = makeAccount(op.kp);
+      const A = makeAccount(op.kp);
+      const B = makeAccount(op.kp);
+      const E = makeAccount(op.kp, {}, { exp: nowSec() - 60 }); // expired: not hashed, not packed
+      const dir = tempDir(t);
+      const files = [sys, A, B, E];
+      const hashOf = (jwts: string[]) => {
+        const h = Buffer.alloc(32);
+        for (const j of jwts) {
+          const d = createHash("sha256").update(j).digest();
+          for (let i = 0; i < 32; i++) h[i]! ^= d[i]!;
+        }
+        return h;
+      };
+      const names = new Map([sys, A, B, E].map((a, i) => [a.pub, ["SYS", "A", "B", "E"][i]!]));
+      const replies: Record<string, string[]> = {};
+      for (const type of ["full", "cache"] as const) {
+        for (const kind of ["go", "shoal"]) {
+          mkdirSync(join(dir, type, kind), { recursive: true });
+          for (const a of files) writeFileSync(join(dir, type, kind, `${a.pub}.jwt`), a.jwt);
+        }
+        const conf =
+          `operator: "${op.jwt}"\nsystem_account: ${sys.pub}\n` +
+          `resolver { type: ${type}, dir: "${join(dir, type, "@KIND@")}" }\n`;
+        const [go, shoal] = await both(t, join(dir, type), conf);
+        for (const [kind, srv] of [
+          ["go", go!],
+          ["shoal", shoal!],
+        ] as const) {
+          const su = makeUser(sys.kp);
+          const nc = await connect({
+            servers: `127.0.0.1:${srv.port}`,
+            authenticator: jwtAuthenticator(su.jwt, su.seed),
+          });
+          defer(t, () => nc.close());
+          const got: string[] = [];
+          const inbox = `_INBOX.pack.${kind}`;
+          let ends = 0;
+          nc.subscribe(`${inbox}.>`, {
+            callback: (_e, m) => {
+              let text = sc.decode(m.data);
+              for (const [k, v] of names) text = text.replaceAll(k, `<${v}>`);
+              for (const a of files) text = text.replaceAll(a.jwt, `jwt(${names.get(a.pub)})`);
+              if (m.data.length === 0) ends++;
+              const what = m.headers?.code === 503 ? "(no responders)" : text || "(end)";
+              got.push(`${m.subject.slice(inbox.length + 1)} ${what}`);
+            },
+          });
+          let n = 0;
+          const ask = (body: Uint8Array) => {
+            nc.publish("$SYS.REQ.CLAIMS.PACK", body, { reply: `${inbox}.${++n}` });
+          };
+          ask(new Uint8Array()); // no hash: all of it
+          ask(hashOf([sys, A, B].map((a) => a.jwt))); // the same live JWTs: nothing to send
+          ask(hashOf([sys.jwt])); // another set: all of it
+          nc.publish("$SYS.REQ.CLAIMS.PACK", new Uint8Array()); // no reply subject: ignored
+          // A marker request answered by every resolver, after the packs.
+          nc.publish("$SYS.REQ.CLAIMS.LIST", new Uint8Array(), { reply: `${inbox}.list` });
+          await nc.flush();
+          await checkFor(5000, () => got.some((g) => g.startsWith("list ")) || undefined);
+          if (type === "full") await checkFor(5000, () => ends >= 3 || undefined);
+          // Requests in order, each one's messages in the order they came.
+          replies[`${type} ${kind}`] = got
+            .filter((g) => !g.startsWith("list "))
+            .map((g, i) => [g, i] as const)
+            .sort(([x, i], [y, j]) => parseInt(x) - parseInt(y) || i - j)
+            .map(([g]) => g);
+        }
+        assert.deepEqual(replies[`${type} shoal`], replies[`${type} go`], type);
+      }
+      // Each request's messages in order; the JWTs by file name, the expired one left out.
+      const packed = [sys, A, B]
+        .sort((x, y) => (x.pub < y.pub ? -1 : 1))
+        .map((a) => `<${names.get(a.pub)}>|jwt(${names.get(a.pub)})`);
+      const of = (r: string) =>
+        replies["full go"]!.filter((g) => g.startsWith(`${r} `)).map((g) => g.slice(r.length + 1));
+      assert.deepEqual(of("1"), [...packed, "(end)"]);
+      assert.deepEqual(of("2"), ["(end)"]);
+      assert.deepEqual(of("3"), [...packed, "(end)"]);
+      // A cache resolver does not take the request: the server says no one did.
+      assert.deepEqual(
+        replies["cache go"],
+        ["1", "2", "3"].map((r) => `${r} (no responders)`),
+      );
+    },
+  );
+});
+
 describe("resolver_tls", () => {
   test(
     "differential: a URL resolver fetches over HTTPS with resolver_tls's client certificate and CA",
@@ -1090,4 +1185,92 @@ describe("resolver_tls", () => {
     );
     assert.throws(check(`{ colour: red }`), /unknown field "colour" in resolver_tls/);
   });
+
+  test(
+    "differential: a reload applies resolver_tls (a new block, or new files under the same names) to later fetches",
+    { skip, timeout: 30_000 },
+    async (t) => {
+      const certs = useCerts(t);
+      const op = makeOperator();
+      const sys = makeAccount(op.kp);
+      const A = makeAccount(op.kp);
+      const B = makeAccount(op.kp);
+      const C = makeAccount(op.kp);
+      const jwts = new Map([sys, A, B, C].map((a) => [a.pub, a.jwt]));
+      const peers: string[] = [];
+      const srv = createHttpsServer(
+        {
+          cert: readFileSync(certs.server.cert),
+          key: readFileSync(certs.server.key),
+          ca: readFileSync(certs.ca),
+          requestCert: true,
+          rejectUnauthorized: true,
+        },
+        (req, res) => {
+          const peer = (req.socket as import("node:tls").TLSSocket).getPeerCertificate();
+          const pub = (req.url ?? "").slice((req.url ?? "").lastIndexOf("/") + 1);
+          peers.push(`${req.url ?? ""} ${peer.subject?.CN ?? ""}`);
+          const jwt = pub === "" ? "" : jwts.get(pub);
+          res.writeHead(jwt === undefined ? 404 : 200);
+          res.end(jwt ?? "");
+        },
+      );
+      await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+      defer(t, () => {
+        srv.closeAllConnections();
+        return new Promise<void>((r) => srv.close(() => r()));
+      });
+      const base = `https://127.0.0.1:${(srv.address() as AddressInfo).port}/@KIND@/`;
+      const dir = tempDir(t);
+      // The client pair lives in files of its own, so that it can be replaced under the same names.
+      const pair = (kind: string, who: "alice" | "bob") => {
+        writeFileSync(join(dir, `${kind}-client.pem`), readFileSync(certs[who].cert));
+        writeFileSync(join(dir, `${kind}-client-key.pem`), readFileSync(certs[who].key));
+      };
+      const confWith = (cert: string, key: string) =>
+        [
+          `operator: "${op.jwt}"`,
+          `system_account: ${sys.pub}`,
+          `resolver: URL(${base})`,
+          `resolver_tls { cert_file: "${cert}", key_file: "${key}", ca_file: "${certs.ca}" }`,
+        ].join("\n");
+      const own = confWith(join(dir, "@KIND@-client.pem"), join(dir, "@KIND@-client-key.pem"));
+      for (const kind of ["go", "shoal"]) pair(kind, "alice");
+      const [go, shoal] = await both(t, dir, own);
+      for (const [kind, s] of [
+        ["go", go!],
+        ["shoal", shoal!],
+      ] as const) {
+        assert.equal(await outcome(s.port, makeUser(A.kp)), "ok", kind);
+        const reload = async () => {
+          const before = s.output().length;
+          s.proc.kill("SIGHUP");
+          await checkFor(
+            5000,
+            () =>
+              /Reloaded server configuration|Failed to reload/.test(s.output().slice(before)) ||
+              undefined,
+          );
+          assert.match(s.output().slice(before), /\[INF\] Reloaded server configuration/, kind);
+        };
+        // Bob's pair in the same files: the next fetch (B's, as its user connects) presents it.
+        pair(kind, "bob");
+        await reload();
+        assert.equal(await outcome(s.port, makeUser(B.kp)), "ok", kind);
+        assert.ok(peers.includes(`/${kind}/${B.pub} bob`), `${kind}: ${peers.join(", ")}`);
+        // A block naming alice's own files: C's fetch presents alice's certificate again.
+        writeFileSync(
+          join(dir, `${kind}.conf`),
+          confWith(certs.alice.cert, certs.alice.key).replaceAll("@KIND@", kind),
+        );
+        await reload();
+        assert.equal(await outcome(s.port, makeUser(C.kp)), "ok", kind);
+        assert.ok(peers.includes(`/${kind}/${C.pub} alice`), `${kind}: ${peers.join(", ")}`);
+      }
+      // Before the reload, alice's.
+      for (const kind of ["go", "shoal"]) {
+        assert.ok(peers.includes(`/${kind}/${A.pub} alice`), `${kind}: ${peers.join(", ")}`);
+      }
+    },
+  );
 });
