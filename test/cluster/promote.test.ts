@@ -4,7 +4,9 @@
 // processes, and comes back as a manager in the same process; a second promotion adds a third
 // etcd member; a manager that is an etcd member cannot be removed, even with --force; one that
 // leaves with `swarm leave --force` takes its member out of etcd (the members' count drops) and
-// can then be removed; the swarm goes on writing.
+// can then be removed; the swarm goes on writing. On an external etcd (`--store etcd://...`), a
+// demotion and a promotion change the role alone (no member of ours), the last manager still
+// cannot be demoted.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -13,7 +15,7 @@ import { join } from "node:path";
 import { startSwarm, type Swarm } from "../helpers/swarm.js";
 import { apiAt, killTaskProcesses, runCli } from "../helpers/daemon.js";
 import { checkFor } from "../helpers/servers.js";
-import { etcdSkip } from "../helpers/etcd.js";
+import { etcdSkip, startEtcd, type EtcdCluster } from "../helpers/etcd.js";
 import { etcdClient } from "../../src/store/etcd.js";
 import { listEtcdMembers, readEtcdTls } from "../../src/daemon/etcd-member.js";
 import { certPaths } from "../../src/manager/ca.js";
@@ -158,5 +160,83 @@ test(
     await waitStatuses(swarm, "Ready/Leader,Ready/Reachable");
     await swarm.ok("service", "scale", "web=4");
     await checkFor(60_000, async () => (await running()).length === 4);
+  },
+);
+
+test(
+  "external etcd: demote changes the role alone, the last manager stays, promote brings it back",
+  { skip: etcdSkip() },
+  async (t) => {
+    let etcd: EtcdCluster | undefined;
+    let swarm: Swarm;
+    try {
+      swarm = await startSwarm(2, 0, {
+        prefix: "pm",
+        async managerArgs(_m, bed) {
+          etcd = await startEtcd({ host: bed.bridgeAddr });
+          return [
+            "--store",
+            `etcd://${etcd.endpoints.map((u) => u.slice("http://".length)).join(",")}`,
+          ];
+        },
+      });
+    } catch (err) {
+      await etcd?.stop();
+      return t.skip(`no test bed: ${(err as Error).message}`);
+    }
+    t.after(async () => {
+      for (const d of swarm.dirs) killTaskProcesses(d);
+      await swarm.cleanup();
+      await etcd?.stop();
+    });
+    if (swarm.bed.mode !== "netns") return t.skip("needs network namespaces");
+    const dirs = swarm.dirs;
+    await swarm.joinManager(0);
+    await waitStatuses(swarm, "Ready/Leader,Ready/Reachable");
+    const first = await apiAt<Info>(dirs[0]!, "/v1/info");
+    const second = await apiAt<Info>(dirs[1]!, "/v1/info");
+
+    // Demoted: a worker daemon in the same process, nothing of etcd's touched.
+    assert.equal(
+      await swarm.ok("node", "demote", second.nodeId),
+      `Manager ${second.nodeId} demoted in the swarm.\n`,
+    );
+    await checkFor(60_000, async () => {
+      const w = await apiAt<Info>(dirs[1]!, "/v1/info").catch(() => null);
+      return w?.role === "worker";
+    });
+    assert.equal((await apiAt<Info>(dirs[1]!, "/v1/info")).pid, second.pid);
+    await waitStatuses(swarm, "Ready/,Ready/Leader");
+    assert.equal(
+      await swarm.ok("node", "demote", second.nodeId),
+      `Node ${second.nodeId} is already a worker.\n`,
+    );
+    const last = await swarm.cli("node", "demote", first.nodeId);
+    assert.equal(last.code, 1);
+    assert.match(last.stderr, /attempting to demote the last manager of the swarm/);
+
+    // Promoted again: a manager on the same etcd, in the same process.
+    assert.equal(
+      await swarm.ok("node", "promote", second.nodeId),
+      `Node ${second.nodeId} promoted to a manager in the swarm.\n`,
+    );
+    await checkFor(90_000, async () => {
+      const i = await apiAt<Info>(dirs[1]!, "/v1/info").catch(() => null);
+      return i !== null && i.role === undefined && i.leaderId === first.nodeId;
+    });
+    assert.equal((await apiAt<Info>(dirs[1]!, "/v1/info")).pid, second.pid);
+    assert.ok(!existsSync(join(dirs[1]!, "etcd")), "no etcd member of its own");
+    await waitStatuses(swarm, "Ready/Leader,Ready/Reachable");
+    // It serves writes (forwarded to the leader).
+    const r = await runCli(dirs[1]!, [
+      "service",
+      "create",
+      "--name",
+      "after",
+      "--",
+      "sleep",
+      "100000",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
   },
 );
