@@ -386,7 +386,18 @@ export class Daemon {
     this.manager = new Manager(this.store, log.child("manager"), defaultManagerOptions());
     this.manager.leading = () => this.isLeader();
     if (etcd) this.manager.onDemote = (tx, node) => this.demoteIn(tx, node);
-    this.manager.onPromote = (tx, node) => promoteIn(tx, node);
+    this.manager.onPromote = (tx, node) => {
+      // On the embedded store the promotion moves the state into an etcd member of this
+      // manager's: without etcd here it could never finish (and could not be undone by a
+      // demotion, which needs etcd): refused at once.
+      if (!etcd && findEtcd() === null) {
+        throw new ManagerError(
+          "ERR_INVALID",
+          `a second manager needs the managed etcd store, and etcd is not installed on the manager ${this.advertiseHost()}: install it there (and on every manager) with ${ETCD_INSTALL_HINT}; node ${node.id} stays a worker`,
+        );
+      }
+      promoteIn(tx, node);
+    };
     this.manager.storeMember = (node) => this.storeMember(node);
     this.manager.onRemoveManager = (tx, node) => forgetManagerIn(tx, node.id);
     this.dispatcher = new Dispatcher(this.manager, {
