@@ -11,7 +11,7 @@
 //   - "join": a member the caller has added through the existing members' cluster API first
 //     (`addEtcdMember`, which returns the initial cluster to start with);
 //   - "restart": a member with data from an earlier run (etcd ignores the initial-cluster flags).
-// `removeEtcdMember` takes a member out (node demote / node rm), through any other member.
+// `removeEtcdMember` takes a member out (node demote, a forced leave), through any other member.
 //
 // The supervisor restarts a member that exits without being asked to, after a backoff that
 // doubles from `restartMinMs` to `restartMaxMs` (reset once a run stayed up `restartResetMs`),
