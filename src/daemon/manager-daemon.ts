@@ -385,7 +385,7 @@ export class Daemon {
 
     this.manager = new Manager(this.store, log.child("manager"), defaultManagerOptions());
     this.manager.leading = () => this.isLeader();
-    if (etcd) this.manager.onDemote = (tx, node) => this.demoteIn(tx, node);
+    this.manager.onDemote = (tx, node) => this.demoteIn(tx, node);
     this.manager.onPromote = (tx, node) => {
       // On the embedded store the promotion moves the state into an etcd member of this
       // manager's: without etcd here it could never finish (and could not be undone by a
@@ -938,8 +938,22 @@ export class Daemon {
    * In the batch that demotes `node` (the leader's): it gets a node secret (the digest in the
    * node secrets, the secret itself under DEMOTED_META for that node's daemon to read, as only
    * managers read the store) to rejoin as a worker with, and leaves the managers' addresses.
+   * A node promoted but not running as a manager yet (still a worker daemon, asking) is only
+   * unmarked: it keeps its worker's secret, and stops asking when refused. On the embedded
+   * store that is the only demotion there is.
    */
   private demoteIn(tx: WriteTx, node: Node): void {
+    const promoting = tx.getMeta<Record<string, true>>(PROMOTING_META) ?? {};
+    if (promoting[node.id]) {
+      forgetManagerIn(tx, node.id);
+      return;
+    }
+    if (!this.etcdEndpoints) {
+      throw new ManagerError(
+        "ERR_UNSUPPORTED",
+        "demoting a manager needs several managers on an etcd store (managers that joined with the manager token)",
+      );
+    }
     const secret = newSecret();
     const secrets = tx.getMeta<NodeSecrets>(NODE_SECRETS) ?? {};
     tx.putMeta(NODE_SECRETS, { ...secrets, [node.id]: secretDigest(secret) });
@@ -1023,10 +1037,11 @@ export class Daemon {
   /**
    * Whether `node` (a manager) is still a member of the store's cluster, for `node rm`: on
    * managed etcd, whether etcd lists its member; on an external etcd (no members of ours),
-   * whether it is up; with the embedded store, always (it is this manager).
+   * whether it is up; with the embedded store, whether it is this manager (another is a
+   * promoted worker that never took over).
    */
   private async storeMember(node: Node): Promise<boolean> {
-    if (!this.etcdEndpoints) return true;
+    if (!this.etcdEndpoints) return node.id === this.nodeId;
     if (!this.member) return node.status !== "down";
     const peerUrl = `https://${joinHostPort(node.addr, DEFAULT_ETCD_PEER_PORT)}`;
     const members = await listEtcdMembers((this.store as EtcdStore).client);

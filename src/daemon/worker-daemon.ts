@@ -532,6 +532,12 @@ export class WorkerDaemon {
       }
     } catch (err) {
       if (this.stopping) return;
+      if (err instanceof JoinRefusedError && err.status === 409) {
+        // Demoted again before it took over: a worker it stays (asking again if promoted).
+        log.info(`not a manager any more: ${err.message}`);
+        this.promoting = false;
+        return;
+      }
       const busy = !(err instanceof JoinRefusedError) || err.status === 503;
       if (!busy) log.warn(`becoming a manager failed: ${(err as Error).message}; trying again`);
       this.promoteTimer = setTimeout(

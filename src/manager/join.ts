@@ -54,7 +54,7 @@ export interface ClusterMeta {
   addrPool?: { pool: string; maskLength: number };
 }
 
-/** A refused join; its code gives the HTTP status (403 for a wrong token, else 400). */
+/** A refused join; its code gives the HTTP status (403, 409, 503 as given, else 400). */
 export class JoinError extends Error {
   readonly code: ManagerErrorCode;
 
@@ -64,7 +64,14 @@ export class JoinError extends Error {
   ) {
     super(message);
     this.name = "JoinError";
-    this.code = status === 403 ? "ERR_TOKEN" : status === 503 ? "ERR_NO_LEADER" : "ERR_INVALID";
+    this.code =
+      status === 403
+        ? "ERR_TOKEN"
+        : status === 503
+          ? "ERR_NO_LEADER"
+          : status === 409
+            ? "ERR_CONFLICT"
+            : "ERR_INVALID";
   }
 }
 
@@ -317,9 +324,10 @@ export class JoinServer {
       throw new JoinError(`node ${info.nodeId || "?"} is not part of the swarm`, 403);
     }
     if (node.role !== "manager") {
+      // 409: the worker stops asking (demoted again before it took over).
       throw new JoinError(
         `node ${node.id} is a worker: promote it first (shoal node promote)`,
-        400,
+        409,
       );
     }
     const store = this.managers.store();

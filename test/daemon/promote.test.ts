@@ -1,7 +1,8 @@
 // `node promote` against a real manager daemon on its embedded store (the promoted machine is
 // played by the test, with the certificate the join endpoint signed for it): the node is a
 // manager in the store at once, its worker certificate still reaches the bus (it learns of the
-// promotion there: its assignments say `role: "manager"`) until its manager daemon takes over;
+// promotion there: its assignments say `role: "manager"`) until its manager daemon takes over,
+// and it can be demoted again before it does;
 // a manager without etcd refuses the promotion at once, naming what to install, and the node
 // stays a worker (the move to etcd could never happen, and only etcd can demote).
 
@@ -61,6 +62,14 @@ test("a promoted worker keeps its bus user and hears of its promotion there", as
   // Again: docker/cli's words, nothing changed.
   const again = await d.cli("node", "promote", id);
   assert.equal(again.stdout, `Node ${id} is already a manager.\n`);
+  // It never took over: the embedded store's manager can demote it (only unmarked: it keeps
+  // its worker's secret and bus user).
+  const demote = await d.cli("node", "demote", id);
+  assert.equal(demote.code, 0, demote.stderr);
+  assert.equal(demote.stdout, `Manager ${id} demoted in the swarm.\n`);
+  assert.equal((await apiAt<Node>(d.dataDir, `/v1/nodes/${id}`)).role, "worker");
+  await nc.flush();
+  assert.equal(nc.isClosed(), false);
 });
 
 test("without etcd on the manager a promotion is refused at once, naming what to install", async (t) => {

@@ -74,7 +74,7 @@ test("managed etcd: a promoted worker gets a manager's certificate and its membe
   // Still a worker: refused, nothing added.
   await assert.rejects(
     requestPromote(s.addr, { csr, etcd: true }, s.tls),
-    refused(400, /is a worker: promote it first/),
+    refused(409, /is a worker: promote it first/),
   );
   await s.manager.updateNode(s.joined.nodeId, { role: "manager" });
   // No etcd on the promoted machine: refused before a member is added.
