@@ -11,7 +11,12 @@ import { defaultClusterOptions, defaultOptions, validateOptions } from "../nats/
 import { ServerLogger, type Logger } from "../nats/log.js";
 import { openEmbeddedStore } from "../store/embedded.js";
 import type { ReadTx, Store, StoreEvent, WriteTx } from "../store/store.js";
-import { Manager, defaultManagerOptions } from "../manager/manager.js";
+import {
+  DEMOTE_QUORUM_LOSS,
+  Manager,
+  defaultManagerOptions,
+  demoteKeepsQuorum,
+} from "../manager/manager.js";
 import { Api } from "../manager/api.js";
 import { Dispatcher } from "../manager/dispatcher.js";
 import { JoinError, JoinServer, tlsOptions, type ClusterMeta } from "../manager/join.js";
@@ -953,6 +958,15 @@ export class Daemon {
         "ERR_UNSUPPORTED",
         "demoting a manager needs several managers on an etcd store (managers that joined with the manager token)",
       );
+    }
+    if (this.member) {
+      // Its etcd member goes: the members left that are up must still be a majority.
+      const members = tx
+        .listNodes()
+        .filter((n) => (n.role === "manager" && !promoting[n.id]) || n.id === node.id);
+      if (!demoteKeepsQuorum(members, node.id)) {
+        throw new ManagerError("ERR_INVALID", DEMOTE_QUORUM_LOSS);
+      }
     }
     const secret = newSecret();
     const secrets = tx.getMeta<NodeSecrets>(NODE_SECRETS) ?? {};

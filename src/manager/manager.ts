@@ -58,6 +58,24 @@ export type { SwarmSettings, NodeUpdate } from "../api/http.js";
 /** A status report from an agent about one task (the agent's TaskReport). */
 export type StatusReport = TaskReport;
 
+/** swarmkit's words when a demotion would cost the store's cluster its quorum. */
+export const DEMOTE_QUORUM_LOSS =
+  "rpc error: code = FailedPrecondition desc = can't remove member from the raft: this would result in a loss of quorum";
+
+/**
+ * swarmkit's quorum safeguard on demote (raft's CanRemoveMember): once `id` is out, the members
+ * still up must be a majority of the members left. `members` are the managers holding a member
+ * of the store's cluster; a manager marked down counts as unreachable.
+ */
+export function demoteKeepsQuorum(
+  members: readonly Pick<Node, "id" | "status">[],
+  id: string,
+): boolean {
+  const left = members.filter((m) => m.id !== id);
+  const quorum = Math.floor(left.length / 2) + 1;
+  return left.filter((m) => m.status !== "down").length >= quorum;
+}
+
 export class Manager {
   private dirty = true;
   private running = false;

@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createMemoryStore } from "../../src/store/memory.js";
-import { Manager, defaultManagerOptions } from "../../src/manager/manager.js";
+import { Manager, defaultManagerOptions, demoteKeepsQuorum } from "../../src/manager/manager.js";
 import { ManagerError } from "../../src/manager/errors.js";
 import { quietLog } from "../helpers/bus.js";
 import { node } from "../store/helpers.js";
@@ -166,4 +166,41 @@ test("node rm of a worker does not ask about store membership", async () => {
     store.view((tx) => tx.getNode("w0")),
     undefined,
   );
+});
+
+// swarmkit's CanRemoveMember: after the member goes, those up must be a majority of those left.
+test("a demotion keeps the store's quorum or is refused (swarmkit's safeguard)", () => {
+  const m = (id: string, status: "ready" | "down") => ({ id, status });
+  const cases: [string, ReturnType<typeof m>[], string, boolean][] = [
+    ["3 up, demote one", [m("a", "ready"), m("b", "ready"), m("c", "ready")], "c", true],
+    [
+      "3, one down, demote a live one",
+      [m("a", "ready"), m("b", "ready"), m("c", "down")],
+      "b",
+      false,
+    ],
+    [
+      "3, one down, demote the down one",
+      [m("a", "ready"), m("b", "ready"), m("c", "down")],
+      "c",
+      true,
+    ],
+    ["2 up, demote one", [m("a", "ready"), m("b", "ready")], "b", true],
+    ["2, one down, demote the live one", [m("a", "down"), m("b", "ready")], "b", false],
+    [
+      "5, two down, demote a live one",
+      [m("a", "ready"), m("b", "ready"), m("c", "ready"), m("d", "down"), m("e", "down")],
+      "c",
+      false,
+    ],
+    [
+      "5, one down, demote a live one",
+      [m("a", "ready"), m("b", "ready"), m("c", "ready"), m("d", "ready"), m("e", "down")],
+      "d",
+      true,
+    ],
+  ];
+  for (const [name, members, id, ok] of cases) {
+    assert.equal(demoteKeepsQuorum(members, id), ok, name);
+  }
 });
