@@ -15,6 +15,7 @@ import {
   JoinRequestSchema,
   JoinResponseSchema,
   RenewRequestSchema,
+  PromoteRequestSchema,
   RenewResponseSchema,
   NetworkCreateSchema,
   NetworkInspectSchema,
@@ -132,6 +133,7 @@ const TYPES: TSchema[] = [
   JoinResponseSchema,
   TaskStatsRowSchema,
   RenewRequestSchema,
+  PromoteRequestSchema,
   RenewResponseSchema,
 ];
 

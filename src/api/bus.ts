@@ -283,6 +283,12 @@ export const AssignmentsSchema = Type.Object(
         description: "The data of each config the node's tasks use (by id), and no other.",
       }),
     ),
+    role: Type.Optional(
+      Type.Literal("manager", {
+        description:
+          "Set when the node is a manager in the store: a worker daemon that reads it was promoted (`node promote`) and becomes a manager.",
+      }),
+    ),
     trustRoots: Type.Optional(
       Type.Array(Type.String(), {
         description:

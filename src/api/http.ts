@@ -404,6 +404,23 @@ export const RenewRequestSchema = Type.Object(
 );
 export type RenewRequest = Static<typeof RenewRequestSchema>;
 
+export const PromoteRequestSchema = Type.Object(
+  {
+    csr: Type.String({
+      maxLength: 8192,
+      description: "A certificate request for the manager's certificate (PEM).",
+    }),
+    etcd: Type.Optional(
+      Type.Boolean({
+        description:
+          "Whether the promoted machine has an etcd binary (a manager on managed etcd runs a member of its own).",
+      }),
+    ),
+  },
+  { title: "PromoteRequest" },
+);
+export type PromoteRequest = Static<typeof PromoteRequestSchema>;
+
 export const RenewResponseSchema = Type.Object(
   {
     caCert: Type.String({ description: "The cluster's root CA certificate(s) (PEM)." }),
@@ -783,6 +800,14 @@ export const joinRoutes = {
       "A node renews its certificate: it connects with its current certificate (mutual TLS) and sends a new request.",
     body: RenewRequestSchema,
     reply: RenewResponseSchema,
+  }),
+  promote: route({
+    method: "POST",
+    url: "/v1/swarm/promote",
+    summary:
+      "A promoted worker (`node promote`) becomes a manager: it connects with its worker certificate (mutual TLS) and gets a manager's certificate and the store to open (an etcd member added for it, on managed etcd).",
+    body: PromoteRequestSchema,
+    reply: JoinResponseSchema,
   }),
 } as const;
 

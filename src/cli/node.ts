@@ -141,15 +141,34 @@ export async function update(ref: string, o: NodeUpdateOptions): Promise<number>
   return 0;
 }
 
-/** `node promote` / `node demote`: the role change, in Docker's words, node by node. */
-export async function setRole(refs: string[], role: "manager" | "worker"): Promise<number> {
-  for (const ref of refs) {
-    await call("POST", `/v1/nodes/${encodeURIComponent(ref)}/update`, { role });
-    process.stdout.write(
+/** What `node promote`/`demote` prints for a node (docker/cli's promote.go and demote.go): a
+ * node already in the role is named by its id and left alone; otherwise by the name given. */
+export function roleChangeLine(
+  ref: string,
+  node: Pick<Node, "id" | "role">,
+  role: "manager" | "worker",
+): { change: boolean; line: string } {
+  if (node.role === role) {
+    return { change: false, line: `Node ${node.id} is already a ${role}.\n` };
+  }
+  return {
+    change: true,
+    line:
       role === "manager"
         ? `Node ${ref} promoted to a manager in the swarm.\n`
         : `Manager ${ref} demoted in the swarm.\n`,
-    );
+  };
+}
+
+/** `node promote` / `node demote`: the role change, in Docker's words, node by node. */
+export async function setRole(refs: string[], role: "manager" | "worker"): Promise<number> {
+  for (const ref of refs) {
+    const node = await call<Node>("GET", `/v1/nodes/${encodeURIComponent(ref)}`);
+    const r = roleChangeLine(ref, node, role);
+    if (r.change) {
+      await call("POST", `/v1/nodes/${encodeURIComponent(node.id)}/update`, { role });
+    }
+    process.stdout.write(r.line);
   }
   return 0;
 }

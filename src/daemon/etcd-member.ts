@@ -11,7 +11,7 @@
 //   - "join": a member the caller has added through the existing members' cluster API first
 //     (`addEtcdMember`, which returns the initial cluster to start with);
 //   - "restart": a member with data from an earlier run (etcd ignores the initial-cluster flags).
-// `removeEtcdMember` takes a member out (node demote / node rm), through any other member.
+// `removeEtcdMember` takes a member out (node demote, a forced leave), through any other member.
 //
 // The supervisor restarts a member that exits without being asked to, after a backoff that
 // doubles from `restartMinMs` to `restartMaxMs` (reset once a run stayed up `restartResetMs`),
@@ -452,7 +452,13 @@ export async function addEtcdMember(
 ): Promise<{ id: string; initialCluster: string }> {
   const list = await client.cluster.memberList({});
   const clash = list.members.find((m) => m.name === name || m.peerURLs.includes(peerUrl));
-  if (clash) {
+  if (clash && isUnstartedAt(clash, peerUrl) && list.members.length > 1) {
+    // Added for this node earlier, and never started (a promotion or join that failed after
+    // the add and is tried again): taken out and added again.
+    await reconfigure(`remove the unstarted member at ${peerUrl}`, waitMs, () =>
+      client.cluster.memberRemove({ ID: clash.ID }),
+    );
+  } else if (clash) {
     throw new EtcdMemberError(
       "ERR_ETCD_MEMBER",
       `etcd already has a member ${clash.name || clash.ID} at ${clash.peerURLs.join(",")}: remove it first`,
@@ -468,6 +474,11 @@ export async function addEtcdMember(
     })
     .join(",");
   return { id: res.member.ID, initialCluster };
+}
+
+/** Whether `m` was added at `peerUrl` alone and has not started (etcd names it once it has). */
+export function isUnstartedAt(m: Pick<IMember, "name" | "peerURLs">, peerUrl: string): boolean {
+  return m.name === "" && m.peerURLs.length === 1 && m.peerURLs[0] === peerUrl;
 }
 
 /** The cluster's members (names are empty for members added but not started yet). */

@@ -11,7 +11,12 @@ import { defaultClusterOptions, defaultOptions, validateOptions } from "../nats/
 import { ServerLogger, type Logger } from "../nats/log.js";
 import { openEmbeddedStore } from "../store/embedded.js";
 import type { ReadTx, Store, StoreEvent, WriteTx } from "../store/store.js";
-import { Manager, defaultManagerOptions } from "../manager/manager.js";
+import {
+  DEMOTE_QUORUM_LOSS,
+  Manager,
+  defaultManagerOptions,
+  demoteKeepsQuorum,
+} from "../manager/manager.js";
 import { Api } from "../manager/api.js";
 import { Dispatcher } from "../manager/dispatcher.js";
 import { JoinError, JoinServer, tlsOptions, type ClusterMeta } from "../manager/join.js";
@@ -90,6 +95,7 @@ import {
   DEFAULT_ETCD_CLIENT_PORT,
   addEtcdMember,
   findEtcd,
+  listEtcdMembers,
   removeEtcdMember,
   managedStoreLimits,
   type EtcdMemberOptions,
@@ -309,6 +315,12 @@ export class Daemon {
         updatedAt: now,
       };
       tx.putNode(node);
+      // A promoted worker is a manager now: its worker certificate's bus user can go.
+      const promoting = tx.getMeta<Record<string, true>>(PROMOTING_META);
+      if (promoting?.[this.nodeId]) {
+        const { [this.nodeId]: _done, ...rest } = promoting;
+        tx.putMeta(PROMOTING_META, rest);
+      }
     });
     // Only once the store holds the cluster, so an identity never comes without state.
     writeFileSync(idFile, this.nodeId);
@@ -368,7 +380,9 @@ export class Daemon {
       if (events.some(bus)) {
         const self = events.find((e) => e.kind === "node" && e.id === this.nodeId)?.value as
           Node | null | undefined;
-        if (self?.role === "worker" && this.member && !this.demoting) void this.becomeWorker();
+        if (self?.role === "worker" && this.etcdEndpoints && !this.demoting) {
+          void this.becomeWorker();
+        }
         const auth = this.busAuth(meta.secret, ca.clusterId);
         if (auth) this.nats.reloadAuth(auth.users, auth.accounts, auth.noAuthUser);
       }
@@ -379,7 +393,21 @@ export class Daemon {
 
     this.manager = new Manager(this.store, log.child("manager"), defaultManagerOptions());
     this.manager.leading = () => this.isLeader();
-    if (this.member) this.manager.onDemote = (tx, node) => this.demoteIn(tx, node);
+    this.manager.onDemote = (tx, node) => this.demoteIn(tx, node);
+    this.manager.onPromote = (tx, node) => {
+      // On the embedded store the promotion moves the state into an etcd member of this
+      // manager's: without etcd here it could never finish (and could not be undone by a
+      // demotion, which needs etcd): refused at once.
+      if (!etcd && findEtcd() === null) {
+        throw new ManagerError(
+          "ERR_INVALID",
+          `a second manager needs the managed etcd store, and etcd is not installed on the manager ${this.advertiseHost()}: install it there (and on every manager) with ${ETCD_INSTALL_HINT}; node ${node.id} stays a worker`,
+        );
+      }
+      promoteIn(tx, node);
+    };
+    this.manager.storeMember = (node) => this.storeMember(node);
+    this.manager.onRemoveManager = (tx, node) => forgetManagerIn(tx, node.id);
     this.dispatcher = new Dispatcher(this.manager, {
       natsUrl: `${this.localNatsUrl()}`,
       clusterSecret: meta.secret,
@@ -694,7 +722,17 @@ export class Daemon {
     clusterId: string,
   ): { users: User[]; accounts: AccountConfig[]; noAuthUser: string } | null {
     return this.store.view((tx) => {
-      const nodes = tx.listNodes().map((n) => ({ id: n.id, role: n.role }));
+      // A promoted worker keeps its worker certificate's user until it runs as a manager: it
+      // learns of its promotion over the bus.
+      const promoting = tx.getMeta<Record<string, true>>(PROMOTING_META) ?? {};
+      const nodes = tx.listNodes().flatMap((n) =>
+        n.role === "manager" && promoting[n.id]
+          ? [
+              { id: n.id, role: n.role },
+              { id: n.id, role: "worker" as const },
+            ]
+          : [{ id: n.id, role: n.role }],
+      );
       const services = tx
         .listServices()
         .map((s) => ({ id: s.id, spec: { labels: s.spec.labels } }));
@@ -917,8 +955,31 @@ export class Daemon {
    * In the batch that demotes `node` (the leader's): it gets a node secret (the digest in the
    * node secrets, the secret itself under DEMOTED_META for that node's daemon to read, as only
    * managers read the store) to rejoin as a worker with, and leaves the managers' addresses.
+   * A node promoted but not running as a manager yet (still a worker daemon, asking) is only
+   * unmarked: it keeps its worker's secret, and stops asking when refused. On the embedded
+   * store that is the only demotion there is.
    */
   private demoteIn(tx: WriteTx, node: Node): void {
+    const promoting = tx.getMeta<Record<string, true>>(PROMOTING_META) ?? {};
+    if (promoting[node.id]) {
+      forgetManagerIn(tx, node.id);
+      return;
+    }
+    if (!this.etcdEndpoints) {
+      throw new ManagerError(
+        "ERR_UNSUPPORTED",
+        "demoting a manager needs several managers on an etcd store (managers that joined with the manager token)",
+      );
+    }
+    if (this.member) {
+      // Its etcd member goes: the members left that are up must still be a majority.
+      const members = tx
+        .listNodes()
+        .filter((n) => (n.role === "manager" && !promoting[n.id]) || n.id === node.id);
+      if (!demoteKeepsQuorum(members, node.id)) {
+        throw new ManagerError("ERR_INVALID", DEMOTE_QUORUM_LOSS);
+      }
+    }
     const secret = newSecret();
     const secrets = tx.getMeta<NodeSecrets>(NODE_SECRETS) ?? {};
     tx.putMeta(NODE_SECRETS, { ...secrets, [node.id]: secretDigest(secret) });
@@ -970,25 +1031,47 @@ export class Daemon {
         { mode: 0o600 },
       );
       patchSettings(dataDir, { managedEtcd: false });
-      // Through the other members: this one leaves the cluster and exits.
-      const endpoints = r.managers.map(
-        (n) => `https://${joinHostPort(n.addr, DEFAULT_ETCD_CLIENT_PORT)}`,
-      );
-      const client = etcdClient({ endpoints, tls: this.member!.clientTls() });
-      try {
-        await removeEtcdMember(client, this.nodeId);
-      } finally {
-        client.close();
-      }
+      // Through the other members: this one leaves the cluster and exits. (On an external
+      // etcd there is no member: the role alone changed.)
+      if (this.member) await this.removeOwnMember(r.managers);
     } catch (err) {
       log.error(`becoming a worker failed: ${(err as Error).message}`);
       rmSync(join(dataDir, "join.json"), { force: true });
-      patchSettings(dataDir, { managedEtcd: true });
+      if (this.member) patchSettings(dataDir, { managedEtcd: true });
       this.demoting = false;
       return;
     }
     this.restartWith = { worker: true };
     await this.stop(false);
+  }
+
+  /** Takes this manager's etcd member out of the cluster through the other managers' members
+   * (demoted, or leaving): it exits, and the quorum counts the others only. */
+  private async removeOwnMember(others: Node[]): Promise<void> {
+    const endpoints = others.map(
+      (n) => `https://${joinHostPort(n.addr, DEFAULT_ETCD_CLIENT_PORT)}`,
+    );
+    if (endpoints.length === 0) throw new Error("no other manager's etcd member is known");
+    const client = etcdClient({ endpoints, tls: this.member!.clientTls() });
+    try {
+      await removeEtcdMember(client, this.nodeId);
+    } finally {
+      client.close();
+    }
+  }
+
+  /**
+   * Whether `node` (a manager) is still a member of the store's cluster, for `node rm`: on
+   * managed etcd, whether etcd lists its member; on an external etcd (no members of ours),
+   * whether it is up; with the embedded store, whether it is this manager (another is a
+   * promoted worker that never took over).
+   */
+  private async storeMember(node: Node): Promise<boolean> {
+    if (!this.etcdEndpoints) return node.id === this.nodeId;
+    if (!this.member) return node.status !== "down";
+    const peerUrl = `https://${joinHostPort(node.addr, DEFAULT_ETCD_PEER_PORT)}`;
+    const members = await listEtcdMembers((this.store as EtcdStore).client);
+    return members.some((m) => m.name === node.id || m.peerURLs.includes(peerUrl));
   }
 
   /** Adds a joining manager's etcd member (through this leader's member). */
@@ -1134,6 +1217,14 @@ export class Daemon {
     if (this.stopping) return this.done;
     this.stopping = true;
     clearTimeout(this.renewTimer);
+    // A manager leaving (`swarm leave --force`) leaves the store's cluster, as a swarmkit
+    // manager leaves raft: the other managers, read before the store closes, take its member out.
+    const others =
+      leaving && this.member && !this.demoting
+        ? this.store.view((tx) =>
+            tx.listNodes().filter((n) => n.role === "manager" && n.id !== this.nodeId),
+          )
+        : [];
     await this.runtime?.stop(leaving);
     await this.leadership?.stop();
     this.unwatchNodes?.();
@@ -1148,6 +1239,15 @@ export class Daemon {
     await this.edge?.close();
     await this.nats?.shutdown();
     await this.store?.close();
+    if (leaving && this.member) {
+      await this.removeOwnMember(others).then(
+        () => this.opts.log.info(`etcd member ${this.nodeId} left the cluster`),
+        (err: Error) =>
+          this.opts.log.warn(
+            `this manager's etcd member could not leave the cluster: ${err.message}`,
+          ),
+      );
+    }
     await this.member?.stop();
     const dir = this.opts.dataDir;
     if (this.restartWith?.worker) rmSync(join(dir, "etcd"), { recursive: true, force: true });
@@ -1166,6 +1266,24 @@ export class Daemon {
 
 /** A demoted manager's node secret, for its daemon to rejoin as a worker (by node id). */
 const DEMOTED_META = "demoted";
+/** Promoted workers not yet running as managers (by node id). */
+const PROMOTING_META = "promoting";
+
+/** In the batch that promotes `node`: it is promoting until its manager daemon registers. */
+function promoteIn(tx: WriteTx, node: Node): void {
+  const cur = tx.getMeta<Record<string, true>>(PROMOTING_META) ?? {};
+  tx.putMeta(PROMOTING_META, { ...cur, [node.id]: true });
+}
+
+/** In the batch that removes a manager (it left): its addresses and marks go too. */
+function forgetManagerIn(tx: WriteTx, id: string): void {
+  for (const key of [MANAGERS_META, PROMOTING_META, DEMOTED_META]) {
+    const cur = tx.getMeta<Record<string, unknown>>(key);
+    if (cur?.[id] === undefined) continue;
+    const { [id]: _gone, ...rest } = cur;
+    tx.putMeta(key, rest);
+  }
+}
 
 /** A free TCP port on `host` (the route port must be known before the server starts: it is
  * advertised to the other managers). */

@@ -129,7 +129,6 @@ export async function runDaemon(given: DaemonRunOptions, banner = false): Promis
   const log = new ServerLogger({ debug: given.debug ?? false });
   const o = resolveDaemonOptions(given, log);
   let stop: () => Promise<void>;
-  let done: Promise<void>;
   const worker = async (): Promise<WorkerDaemon> => {
     const w = new WorkerDaemon({
       dataDir: o.dataDir,
@@ -148,35 +147,48 @@ export async function runDaemon(given: DaemonRunOptions, banner = false): Promis
     await w.start();
     return w;
   };
+  let current: Daemon | WorkerDaemon;
   if (existsSync(join(o.dataDir, "join.json"))) {
     // This node joined a swarm as a worker.
     const w = await worker();
-    [stop, done] = [() => w.stop(false), w.done];
+    stop = () => w.stop(false);
+    current = w;
   } else {
-    let d = new Daemon({ ...o, log });
+    const d = new Daemon({ ...o, log });
     await d.start();
     if (banner) printBanner(d, o);
     stop = () => d.stop(false);
-    // A manager that moved its state to etcd (a second manager joined) stopped its components
-    // and comes back here on the new store, in this process: its tasks keep running.
-    // A demoted manager comes back as a worker, the same way.
-    done = (async () => {
-      for (;;) {
-        await d.done;
-        const next = d.restartWith;
+    current = d;
+  }
+  // A manager that moved its state to etcd (a second manager joined, or a worker was promoted)
+  // stopped its components and comes back here on the new store, in this process: its tasks
+  // keep running. A demoted manager comes back as a worker, a promoted worker as a manager, the
+  // same way.
+  const done = (async () => {
+    for (;;) {
+      await current.done;
+      let next: Partial<DaemonRunOptions> | null;
+      if (current instanceof WorkerDaemon) {
+        next = current.becameManager;
         if (!next) return;
-        if (next.worker) {
+        log.info("this node is a manager now: starting its manager's components");
+      } else {
+        const r = current.restartWith;
+        if (!r) return;
+        if (r.worker) {
           log.info("this node is a worker now: starting its worker daemon");
           const w = await worker();
-          stop = () => w.stop(false);
-          return w.done;
+          [stop, current] = [() => w.stop(false), w];
+          continue;
         }
         log.info("restarting the manager's components on the managed etcd store");
-        d = new Daemon({ ...o, ...next, log });
-        await d.start();
+        next = r;
       }
-    })();
-  }
+      const d = new Daemon({ ...o, ...next, log });
+      await d.start();
+      [stop, current] = [() => d.stop(false), d];
+    }
+  })();
   process.once("SIGINT", () => void stop());
   process.once("SIGTERM", () => void stop());
   await done;

@@ -24,9 +24,12 @@ import type { JoinRequest, JoinResponse } from "../manager/join.js";
 import {
   JoinResponseSchema,
   RenewResponseSchema,
+  type PromoteRequest,
   type RenewResponse,
   type JoinRequest as JoinBody,
 } from "../api/http.js";
+import { findEtcd } from "./etcd-member.js";
+import { ETCD_JOIN_FILE, patchSettings } from "./state.js";
 import type { TSchema, Static } from "@sinclair/typebox";
 import type { NodeTlsInfo } from "../api/types.js";
 import {
@@ -66,6 +69,10 @@ export interface WorkerOptions {
 
 /** How soon a failed certificate renewal is tried again. */
 const RENEW_RETRY_MS = 5000;
+/** How soon a promoted worker asks again to become a manager: while the state moves to etcd
+ * or no manager answers, and after a refusal. */
+const PROMOTE_BUSY_RETRY_MS = 1000;
+const PROMOTE_RETRY_MS = 10_000;
 
 interface Saved {
   token: string;
@@ -198,6 +205,16 @@ function postJoinPort<S extends TSchema>(
   });
 }
 
+/** A promoted worker asks a manager for a manager's certificate and store (mutual TLS with its
+ * worker certificate). */
+export function requestPromote(
+  managerAddr: string,
+  body: PromoteRequest,
+  tls: { caPem: string; certPem: string; keyPem: string },
+): Promise<JoinResponse> {
+  return postJoinPort(managerAddr, "/v1/swarm/promote", body, JoinResponseSchema, tls);
+}
+
 /** POSTs a join request to a manager's join port, whose CA must be `caPem`. */
 export function requestJoin(
   managerAddr: string,
@@ -293,6 +310,12 @@ export class WorkerDaemon {
   /** The bus client's TLS settings, replaced in place by a renewal. */
   private busTls: NonNullable<BusCredentials["tls"]> = { ca: "", cert: "", key: "" };
   private stopping = false;
+  /** Promoted (`node promote`): asking to become a manager. */
+  private promoting = false;
+  private promoteTimer: NodeJS.Timeout | undefined;
+  /** Set when this worker stopped to come back as a manager daemon on this store, in this
+   * process (run.ts): its tasks keep running and the manager's node runtime adopts them. */
+  becameManager: { managedEtcd: true } | { store: string[]; managedEtcd: false } | null = null;
   readonly done: Promise<void>;
   private resolveDone!: () => void;
 
@@ -382,6 +405,12 @@ export class WorkerDaemon {
         clearTimeout(this.renewTimer);
         this.opts.log.info("the swarm's root CA changed: renewing the node certificate");
         this.scheduleRenewal(managerAddr, 0, true);
+      },
+      onPromoted: () => {
+        if (this.promoting || this.stopping) return;
+        this.promoting = true;
+        log.info(`this worker (${answer.nodeId}) was promoted: becoming a manager`);
+        void this.becomeManager(managerAddr);
       },
       requests: () => this.edge.takeRequestCounts(),
       traffic: () => this.edge.traffic(),
@@ -474,6 +503,66 @@ export class WorkerDaemon {
     this.renewTimer.unref();
   }
 
+  /**
+   * Promoted: asks the manager for a manager's certificate (the manager moves the state to etcd
+   * first when it is alone on its embedded store, and adds an etcd member for this node on
+   * managed etcd), writes what a manager daemon starts from (its node id, certificate, the store
+   * in daemon.json, the etcd members to join) in place of join.json, and stops without stopping
+   * its tasks, to come back as a manager in this process (run.ts). Asks again until it works.
+   */
+  private async becomeManager(managerAddr: string): Promise<void> {
+    const { dataDir, log } = this.opts;
+    const p = certPaths(dataDir);
+    let answer: JoinResponse;
+    let keyPem: string;
+    try {
+      const k = await newKeyAndCsr();
+      keyPem = k.keyPem;
+      answer = await requestPromote(
+        managerAddr,
+        { csr: k.csrPem, etcd: findEtcd() !== null },
+        {
+          caPem: readFileSync(p.ca, "utf8"),
+          certPem: readFileSync(p.cert, "utf8"),
+          keyPem: readFileSync(p.key, "utf8"),
+        },
+      );
+      if (answer.role !== "manager" || answer.nodeId !== this.nodeId) {
+        throw new Error(`the manager answered for node ${answer.nodeId} as a ${answer.role}`);
+      }
+    } catch (err) {
+      if (this.stopping) return;
+      if (err instanceof JoinRefusedError && err.status === 409) {
+        // Demoted again before it took over: a worker it stays (asking again if promoted).
+        log.info(`not a manager any more: ${err.message}`);
+        this.promoting = false;
+        return;
+      }
+      const busy = !(err instanceof JoinRefusedError) || err.status === 503;
+      if (!busy) log.warn(`becoming a manager failed: ${(err as Error).message}; trying again`);
+      this.promoteTimer = setTimeout(
+        () => void this.becomeManager(managerAddr),
+        busy ? PROMOTE_BUSY_RETRY_MS : PROMOTE_RETRY_MS,
+      );
+      return;
+    }
+    if (this.stopping) return;
+    await writeNodeCerts(dataDir, { caPem: answer.caCert, certPem: answer.cert, keyPem });
+    writeFileSync(join(dataDir, "node-id"), answer.nodeId);
+    if (answer.etcd) {
+      writeFileSync(join(dataDir, ETCD_JOIN_FILE), JSON.stringify(answer.etcd), { mode: 0o600 });
+      patchSettings(dataDir, { managedEtcd: true });
+      this.becameManager = { managedEtcd: true };
+    } else {
+      patchSettings(dataDir, { managedEtcd: false, store: answer.store ?? [] });
+      this.becameManager = { store: answer.store ?? [], managedEtcd: false };
+    }
+    // From here a restart comes back as a manager.
+    rmSync(this.savedFile, { force: true });
+    log.info(`this node is a manager now (store ${answer.etcd ? "managed etcd" : "etcd"})`);
+    await this.stop(false);
+  }
+
   /** Who issued the bus certificate and which roots the node trusts (recomputed on renewal). */
   private tlsInfo(): NodeTlsInfo {
     const { cert, ca } = this.busTls;
@@ -508,6 +597,7 @@ export class WorkerDaemon {
     if (this.stopping) return this.done;
     this.stopping = true;
     clearTimeout(this.renewTimer);
+    clearTimeout(this.promoteTimer);
     await this.runtime?.stop(leaving);
     await this.edge?.close();
     await this.metrics?.close();

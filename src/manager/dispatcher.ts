@@ -249,7 +249,7 @@ export class Dispatcher {
       const netSig = nets.length > 0 ? JSON.stringify([nets, dns]) : "";
       const f = files.get(n.id);
       const fileSig = f ? [...f.secrets, ...f.configs].map((x) => x.id).join(",") : "";
-      const sig = `${this.period} ${trustRoots.join()} ${edgeSig} ${netSig} ${fileSig} ${mine.map((t) => `${t.id}:${t.desiredState}`).join(",")}`;
+      const sig = `${this.period} ${n.role} ${trustRoots.join()} ${edgeSig} ${netSig} ${fileSig} ${mine.map((t) => `${t.id}:${t.desiredState}`).join(",")}`;
       if (!all && this.sent.get(n.id) === sig) continue;
       this.sent.set(n.id, sig);
       // The message server's user of each service with a task here (its tasks' NATS_URL).
@@ -268,6 +268,7 @@ export class Dispatcher {
         ...(f && f.configs.length > 0 ? { configs: f.configs } : {}),
         ...(creds.length > 0 ? { appCredentials: creds } : {}),
         ...(trustRoots.length > 0 ? { trustRoots } : {}),
+        ...(n.role === "manager" ? { role: "manager" as const } : {}),
       };
       try {
         nc.publish(assignSubject(n.id), codec.encode(msg));

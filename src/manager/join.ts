@@ -38,6 +38,7 @@ import {
   joinRoutes,
   type JoinRequest,
   type JoinResponse,
+  type PromoteRequest,
   type RenewResponse,
 } from "../api/http.js";
 import type { Node, NodeRole } from "../api/types.js";
@@ -53,7 +54,7 @@ export interface ClusterMeta {
   addrPool?: { pool: string; maskLength: number };
 }
 
-/** A refused join; its code gives the HTTP status (403 for a wrong token, else 400). */
+/** A refused join; its code gives the HTTP status (403, 409, 503 as given, else 400). */
 export class JoinError extends Error {
   readonly code: ManagerErrorCode;
 
@@ -63,7 +64,14 @@ export class JoinError extends Error {
   ) {
     super(message);
     this.name = "JoinError";
-    this.code = status === 403 ? "ERR_TOKEN" : status === 503 ? "ERR_NO_LEADER" : "ERR_INVALID";
+    this.code =
+      status === 403
+        ? "ERR_TOKEN"
+        : status === 503
+          ? "ERR_NO_LEADER"
+          : status === 409
+            ? "ERR_CONFLICT"
+            : "ERR_INVALID";
   }
 }
 
@@ -297,6 +305,73 @@ export class JoinServer {
   }
 
   /**
+   * A promoted worker asks to become a manager (`node promote` made it one in the store); `peer`
+   * is its worker certificate. As a manager's join: on the embedded store the state moves to
+   * etcd first (`moveToEtcd`: 503, ask again), on managed etcd a member is added for it; the
+   * answer carries a manager's certificate and the store to open.
+   */
+  async promote(
+    req: PromoteRequest,
+    peer: { authorized: boolean; cert: X509Certificate | undefined },
+  ): Promise<JoinResponse> {
+    if (!peer.cert || !peer.authorized) {
+      throw new JoinError("a promotion needs the node's certificate from this swarm's CA", 403);
+    }
+    const ca = this.ca();
+    const info = certInfo(peer.cert.toString());
+    const node = this.manager.store.view((tx) => tx.getNode(info.nodeId));
+    if (!node || info.clusterId !== ca.clusterId) {
+      throw new JoinError(`node ${info.nodeId || "?"} is not part of the swarm`, 403);
+    }
+    if (node.role !== "manager") {
+      // 409: the worker stops asking (demoted again before it took over).
+      throw new JoinError(
+        `node ${node.id} is a worker: promote it first (shoal node promote)`,
+        409,
+      );
+    }
+    const store = this.managers.store();
+    const managed = this.managers.addMember !== undefined || this.managers.moveToEtcd !== undefined;
+    if (managed && req.etcd === false) {
+      throw new JoinError(
+        "a manager runs its own etcd member, and etcd is not installed on the promoted machine: install it there (Debian/Ubuntu: apt-get install etcd-server)",
+        400,
+      );
+    }
+    if (store === null) {
+      if (this.managers.moveToEtcd) await this.managers.moveToEtcd();
+      throw new JoinError(
+        "this swarm keeps its state in the embedded store, which only one manager can hold",
+        400,
+      );
+    }
+    let etcd: { initialCluster: string } | undefined;
+    if (this.managers.addMember) {
+      try {
+        etcd = { initialCluster: await this.managers.addMember(node.id, node.addr) };
+      } catch (err) {
+        throw new JoinError(
+          `cannot add the promoted manager's etcd member: ${(err as Error).message}`,
+          500,
+        );
+      }
+    }
+    const urls = this.urls();
+    return {
+      nodeId: node.id,
+      role: "manager",
+      caCert: trustPem(ca),
+      cert: await this.sign(req.csr, node),
+      natsUrls: urls.nodes,
+      appNatsUrls: urls.apps,
+      busUser: certUser(node.id, "manager", ca.clusterId),
+      heartbeatMs: this.heartbeatMs(),
+      store,
+      ...(etcd ? { etcd } : {}),
+    };
+  }
+
+  /**
    * A node's new certificate for `csr`; `peer` is the certificate it connected with, which must
    * be from this cluster's CA, name a node still in the swarm, with that node's role.
    */
@@ -347,6 +422,12 @@ export class JoinServer {
       const raw = socket.getPeerCertificate?.()?.raw;
       const cert = raw ? new X509Certificate(raw) : undefined;
       return this.renew(body.csr, { authorized: socket.authorized === true, cert });
+    });
+    addRoute(app, joinRoutes.promote, ({ body }, reply) => {
+      const socket = reply.request.raw.socket as TLSSocket;
+      const raw = socket.getPeerCertificate?.()?.raw;
+      const cert = raw ? new X509Certificate(raw) : undefined;
+      return this.promote(body, { authorized: socket.authorized === true, cert });
     });
     this.listeners = new HttpListeners(app);
     this.server = await this.listeners.listenTls(host, port, {

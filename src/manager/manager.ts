@@ -58,6 +58,24 @@ export type { SwarmSettings, NodeUpdate } from "../api/http.js";
 /** A status report from an agent about one task (the agent's TaskReport). */
 export type StatusReport = TaskReport;
 
+/** swarmkit's words when a demotion would cost the store's cluster its quorum. */
+export const DEMOTE_QUORUM_LOSS =
+  "rpc error: code = FailedPrecondition desc = can't remove member from the raft: this would result in a loss of quorum";
+
+/**
+ * swarmkit's quorum safeguard on demote (raft's CanRemoveMember): once `id` is out, the members
+ * still up must be a majority of the members left. `members` are the managers holding a member
+ * of the store's cluster; a manager marked down counts as unreachable.
+ */
+export function demoteKeepsQuorum(
+  members: readonly Pick<Node, "id" | "status">[],
+  id: string,
+): boolean {
+  const left = members.filter((m) => m.id !== id);
+  const quorum = Math.floor(left.length / 2) + 1;
+  return left.filter((m) => m.status !== "down").length >= quorum;
+}
+
 export class Manager {
   private dirty = true;
   private running = false;
@@ -87,6 +105,18 @@ export class Manager {
    * demoting batch, with the node already a worker in `tx`. Absent: role changes are refused.
    */
   onDemote: ((tx: WriteTx, node: Node) => void) | undefined;
+  /**
+   * Set by the manager daemon (it can turn a worker into a manager): called inside the promoting
+   * batch, with the node already a manager in `tx`. Absent: promotion is refused.
+   */
+  onPromote: ((tx: WriteTx, node: Node) => void) | undefined;
+  /**
+   * Whether a manager is still a member of the store's cluster (its etcd member, swarmkit's raft
+   * member): `node rm` refuses such a manager, even with --force. Absent: every manager is.
+   */
+  storeMember: ((node: Node) => Promise<boolean>) | undefined;
+  /** Called inside the batch that removes a manager no longer a member (forced leave). */
+  onRemoveManager: ((tx: WriteTx, node: Node) => void) | undefined;
 
   constructor(
     readonly store: Store,
@@ -739,7 +769,8 @@ export class Manager {
     return n;
   }
 
-  /** `node update`: availability and labels (role changes need HA managers: not yet). */
+  /** `node update`: availability, labels and role (`node promote`/`demote`, with the daemon's
+   * hooks, which make the node's machine follow). */
   async updateNode(ref: string, u: NodeUpdate): Promise<Node> {
     if (u.availability !== undefined && !["active", "pause", "drain"].includes(u.availability)) {
       throw new ManagerError(
@@ -755,10 +786,11 @@ export class Manager {
       const labels = { ...n.labels, ...(u.labelAdd ?? {}) };
       for (const k of u.labelRm ?? []) delete labels[k];
       const role = u.role ?? n.role;
-      if (role === "manager" && n.role === "worker") {
+      const promote = role === "manager" && n.role === "worker";
+      if (promote && !this.onPromote) {
         throw new ManagerError(
           "ERR_UNSUPPORTED",
-          "promoting a worker to a manager is not supported yet: join the machine with the manager token instead (shoal swarm join-token manager)",
+          "promoting a worker needs a manager daemon that can make it one: join the machine with the manager token instead (shoal swarm join-token manager)",
         );
       }
       const demote = role === "worker" && n.role === "manager";
@@ -773,7 +805,7 @@ export class Manager {
         if (!this.onDemote) {
           throw new ManagerError(
             "ERR_UNSUPPORTED",
-            "demoting a manager needs the managed etcd store (managers that joined with the manager token)",
+            "demoting a manager needs several managers on an etcd store (managers that joined with the manager token)",
           );
         }
       }
@@ -786,14 +818,23 @@ export class Manager {
       };
       tx.putNode(next);
       if (demote) this.onDemote!(tx, next);
+      if (promote) this.onPromote!(tx, next);
       return next;
     });
   }
 
+  /**
+   * `node rm`: as swarmkit's RemoveNode, a manager that is still a member of the store's cluster
+   * is refused even with --force (demote it first); one that left it (`swarm leave --force`) is
+   * removed as a worker is: when down, or with --force.
+   */
   async removeNode(ref: string, force: boolean): Promise<Node> {
+    const found = this.store.view((tx) => this.findNode(tx, ref));
+    const member =
+      found.role === "manager" ? await (this.storeMember?.(found) ?? Promise.resolve(true)) : false;
     return this.store.update((tx) => {
       const n = this.findNode(tx, ref);
-      if (n.role === "manager") {
+      if (n.role === "manager" && (member || found.role !== "manager")) {
         // swarmkit's words (a manager holds a member of the store's cluster).
         throw new ManagerError(
           "ERR_INVALID",
@@ -807,6 +848,7 @@ export class Manager {
         );
       }
       tx.deleteNode(n.id);
+      if (n.role === "manager") this.onRemoveManager?.(tx, n);
       const secrets = tx.getMeta<NodeSecrets>(NODE_SECRETS);
       if (secrets?.[n.id] !== undefined) {
         const { [n.id]: _gone, ...rest } = secrets;

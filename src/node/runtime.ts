@@ -51,6 +51,7 @@ export interface NodeRuntimeOptions {
   /** The node's certificates (session.ts): reported with heartbeats; the roots managers want. */
   tlsInfo?: SessionOptions["tlsInfo"];
   onTrustRoots?: SessionOptions["onTrustRoots"];
+  onPromoted?: SessionOptions["onPromoted"];
   /** Requests the node's HTTP router sent to each service, and new connections its routing
    * mesh forwarded, since the last call (heartbeats). */
   requests?: () => ServiceRequests[];
@@ -120,6 +121,7 @@ export class NodeRuntime {
       ...(opts.onRoutes ? { onRoutes: opts.onRoutes } : {}),
       ...(opts.tlsInfo ? { tlsInfo: opts.tlsInfo } : {}),
       ...(opts.onTrustRoots ? { onTrustRoots: opts.onTrustRoots } : {}),
+      ...(opts.onPromoted ? { onPromoted: opts.onPromoted } : {}),
       onNetworks: (nets, dns) => this.onNetworks(nets, dns),
       metricsPort: () => this.metricsPort,
       ...(opts.requests ? { requests: opts.requests } : {}),

@@ -60,6 +60,8 @@ export interface SessionOptions {
   /** The roots the managers want nodes to trust (assignments' trustRoots), the signing one
    * first. */
   onTrustRoots?: (digests: string[]) => void;
+  /** The managers say this node is a manager (assignments' role): a worker was promoted. */
+  onPromoted?: () => void;
   /** A followed log not renewed for this long is ended (default FOLLOW_LEASE_MS). */
   followLeaseMs?: number;
   /** Stop the tasks after losing the managers for the node-down grace plus a margin (default
@@ -165,6 +167,7 @@ export class AgentSession {
         if (a.heartbeatMs > 0 && a.heartbeatMs !== this.period) this.setPeriod(a.heartbeatMs);
         this.opts.onNetworks?.(a.networks ?? [], a.dns);
         if (a.trustRoots) this.opts.onTrustRoots?.(a.trustRoots);
+        if (a.role === "manager") this.opts.onPromoted?.();
         this.agent?.assign(a.tasks, {
           secrets: a.secrets ?? [],
           configs: a.configs ?? [],

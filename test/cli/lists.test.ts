@@ -12,7 +12,7 @@ import {
   SERVICE_PS_FORMAT,
   type TaskWithNode,
 } from "../../src/cli/service.js";
-import { nodeRows, NODE_FILTERS, NODE_LS_FORMAT } from "../../src/cli/node.js";
+import { nodeRows, NODE_FILTERS, NODE_LS_FORMAT, roleChangeLine } from "../../src/cli/node.js";
 import { renderRows } from "../../src/cli/template.js";
 import { UsageError } from "../../src/cli/errors.js";
 import {
@@ -284,5 +284,35 @@ test("service ps: a task's health in CURRENT STATE as docker ps shows it", () =>
   ];
   for (const [x, want] of table) {
     assert.equal(taskRows([x], { now: NOW })[0]!["CurrentState"], want, x.task.id);
+  }
+});
+
+test("node promote/demote print docker/cli's lines; a node already in the role is left alone", () => {
+  const cases: [
+    string,
+    { id: string; role: "manager" | "worker" },
+    "manager" | "worker",
+    boolean,
+    string,
+  ][] = [
+    [
+      "w1",
+      { id: "abc123", role: "worker" },
+      "manager",
+      true,
+      "Node w1 promoted to a manager in the swarm.\n",
+    ],
+    [
+      "m1",
+      { id: "def456", role: "manager" },
+      "manager",
+      false,
+      "Node def456 is already a manager.\n",
+    ],
+    ["m1", { id: "def456", role: "manager" }, "worker", true, "Manager m1 demoted in the swarm.\n"],
+    ["w1", { id: "abc123", role: "worker" }, "worker", false, "Node abc123 is already a worker.\n"],
+  ];
+  for (const [ref, node, role, change, line] of cases) {
+    assert.deepEqual(roleChangeLine(ref, node, role), { change, line }, `${ref} → ${role}`);
   }
 });

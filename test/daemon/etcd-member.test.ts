@@ -202,6 +202,18 @@ describe("managed etcd members", { skip: etcdSkip() }, () => {
       stores[0]!.view((tx) => tx.getServiceByName("after-remove")?.id),
       "s9",
     );
+
+    // A member added and never started (a promotion whose member failed to start) is taken
+    // out when the same node's member is added again at the same peer URL.
+    const url4 = "https://127.0.0.1:1";
+    const first = await addEtcdMember(c1, "mgr4", url4);
+    const again = await addEtcdMember(c1, "mgr4", url4);
+    assert.notEqual(again.id, first.id);
+    const unstarted = (await listEtcdMembers(c1)).filter((m) => m.name === "");
+    assert.deepEqual(
+      unstarted.map((m) => [m.ID, m.peerURLs]),
+      [[again.id, [url4]]],
+    );
   });
 
   test("an embedded state moves onto a managed member in one transaction (its raised limits)", async (t) => {
