@@ -10,8 +10,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { startSwarm, type Swarm } from "../helpers/swarm.js";
-import { killTaskProcesses } from "../helpers/daemon.js";
+import { netnsSwarm } from "../helpers/swarm.js";
 import {
   EXAMPLE,
   WEB_MAX,
@@ -29,17 +28,8 @@ test("ha-sessions: the web task's machine dies, the page comes back elsewhere wi
     if (process.env["CI"]) assert.fail("redis-server is missing (.ci/run installs it)");
     return t.skip("needs redis-server");
   }
-  let swarm: Swarm;
-  try {
-    swarm = await startSwarm(3, 2, { prefix: "has" });
-  } catch (err) {
-    return t.skip(`no test bed: ${(err as Error).message}`);
-  }
-  t.after(async () => {
-    for (const d of swarm.dirs) killTaskProcesses(d);
-    await swarm.cleanup();
-  });
-  if (swarm.bed.mode !== "netns") return t.skip("needs network namespaces");
+  const swarm = await netnsSwarm(t, 3, 2, { prefix: "has" });
+  if (swarm === undefined) return;
   assert.ok(existsSync(join(EXAMPLE, "docker-compose.yml")));
 
   // As the README says: from the example's folder, on a manager; the autoscaler's window

@@ -9,8 +9,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { startSwarm, type Swarm } from "../helpers/swarm.js";
-import { apiAt, killTaskProcesses } from "../helpers/daemon.js";
+import { netnsSwarm, type Swarm } from "../helpers/swarm.js";
+import { apiAt } from "../helpers/daemon.js";
 import { checkFor, SHOAL_BIN } from "../helpers/servers.js";
 import { etcdSkip } from "../helpers/etcd.js";
 import type { Host } from "./netns.js";
@@ -68,17 +68,8 @@ test(
   "embedded → etcd when a second manager joins under a running service; a third joins; a restart stays on etcd",
   { skip: etcdSkip() },
   async (t) => {
-    let swarm: Swarm;
-    try {
-      swarm = await startSwarm(4, 1, { prefix: "ewr" });
-    } catch (err) {
-      return t.skip(`no test bed: ${(err as Error).message}`);
-    }
-    t.after(async () => {
-      for (const d of swarm.dirs) killTaskProcesses(d);
-      await swarm.cleanup();
-    });
-    if (swarm.bed.mode !== "netns") return t.skip("needs network namespaces");
+    const swarm = await netnsSwarm(t, 4, 1, { prefix: "ewr" });
+    if (swarm === undefined) return;
     const hosts = swarm.bed.hosts;
     const dirs = swarm.dirs;
 
@@ -233,20 +224,11 @@ test(
 );
 
 test("without etcd on the first manager, a manager's join says what to install and nothing moves", async (t) => {
-  let swarm: Swarm;
-  try {
-    swarm = await startSwarm(2, 0, {
-      prefix: "ewr",
-      managerEnv: { ETCD: "/nonexistent/etcd" },
-    });
-  } catch (err) {
-    return t.skip(`no test bed: ${(err as Error).message}`);
-  }
-  t.after(async () => {
-    for (const d of swarm.dirs) killTaskProcesses(d);
-    await swarm.cleanup();
+  const swarm = await netnsSwarm(t, 2, 0, {
+    prefix: "ewr",
+    managerEnv: { ETCD: "/nonexistent/etcd" },
   });
-  if (swarm.bed.mode !== "netns") return t.skip("needs network namespaces");
+  if (swarm === undefined) return;
   const dirs = swarm.dirs;
   const pid = (await apiAt<Info>(dirs[0]!, "/v1/info")).pid;
   const managerToken = (await swarm.ok("swarm", "join-token", "-q", "manager")).trim();

@@ -12,7 +12,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { startSwarm, type Swarm } from "../helpers/swarm.js";
+import { netnsSwarm, startSwarm, type Swarm } from "../helpers/swarm.js";
 import { apiAt, killTaskProcesses, runCli } from "../helpers/daemon.js";
 import { checkFor } from "../helpers/servers.js";
 import { etcdSkip, startEtcd, type EtcdCluster } from "../helpers/etcd.js";
@@ -63,17 +63,8 @@ test(
   "promote a worker on the embedded store (the state moves), promote another (a member more), a forced leave takes its member out",
   { skip: etcdSkip() },
   async (t) => {
-    let swarm: Swarm;
-    try {
-      swarm = await startSwarm(3, 2, { prefix: "pm" });
-    } catch (err) {
-      return t.skip(`no test bed: ${(err as Error).message}`);
-    }
-    t.after(async () => {
-      for (const d of swarm.dirs) killTaskProcesses(d);
-      await swarm.cleanup();
-    });
-    if (swarm.bed.mode !== "netns") return t.skip("needs network namespaces");
+    const swarm = await netnsSwarm(t, 3, 2, { prefix: "pm" });
+    if (swarm === undefined) return;
     const dirs = swarm.dirs;
     const running = async () => {
       const ts = await apiAt<Task[]>(dirs[0]!, "/v1/tasks?service=web");

@@ -8,25 +8,15 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startSwarm, type Swarm } from "../helpers/swarm.js";
+import { netnsSwarm } from "../helpers/swarm.js";
 import { checkFor } from "../helpers/servers.js";
-import { killTaskProcesses } from "../helpers/daemon.js";
 import { routedGet, routerTaskScript } from "../helpers/router.js";
 
 test("router on three machines: two host names, every task from every machine, sticky across machines", async (t) => {
-  let swarm: Swarm;
-  try {
-    swarm = await startSwarm(3);
-  } catch (err) {
-    return t.skip(`no test bed: ${(err as Error).message}`);
-  }
+  const swarm = await netnsSwarm(t, 3);
+  if (swarm === undefined) return;
   const dir = mkdtempSync(join(tmpdir(), "shoal-router-"));
-  t.after(async () => {
-    for (const d of swarm.dirs) killTaskProcesses(d);
-    await swarm.cleanup();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  if (swarm.bed.mode !== "netns") return t.skip("needs network namespaces");
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const script = routerTaskScript(dir);
   const hosts = swarm.bed.hosts;
   const services = [

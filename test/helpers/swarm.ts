@@ -2,12 +2,13 @@
 // joined with the real `shoal join` on the others, each with its own data dir; the API of the
 // manager through its socket; and a cleanup that kills every host and removes everything.
 
+import type { TestContext } from "node:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createTestBed, type Host, type TestBed } from "../cluster/netns.js";
 import { SHOAL_BIN, checkFor } from "./servers.js";
-import { apiAt, runCli, type CliResult } from "./daemon.js";
+import { apiAt, killTaskProcesses, runCli, type CliResult } from "./daemon.js";
 export { apiAt };
 import type { Task } from "../../src/api/types.js";
 
@@ -168,4 +169,32 @@ export async function startSwarm(
     await cleanup();
     throw err;
   }
+}
+
+/**
+ * A swarm for a test on the network-namespace bed: the test is skipped (undefined returned) when
+ * there is no such bed; every host's tasks and the bed go when the test ends, even on failure.
+ */
+export async function netnsSwarm(
+  t: TestContext,
+  hosts: number,
+  joined = hosts - 1,
+  opts: Parameters<typeof startSwarm>[2] = {},
+): Promise<Swarm | undefined> {
+  let swarm: Swarm;
+  try {
+    swarm = await startSwarm(hosts, joined, opts);
+  } catch (err) {
+    t.skip(`no test bed: ${(err as Error).message}`);
+    return undefined;
+  }
+  t.after(async () => {
+    for (const d of swarm.dirs) killTaskProcesses(d);
+    await swarm.cleanup();
+  });
+  if (swarm.bed.mode !== "netns") {
+    t.skip("needs network namespaces");
+    return undefined;
+  }
+  return swarm;
 }
