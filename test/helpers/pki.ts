@@ -20,8 +20,16 @@ import {
   newKeyAndCsr,
   type CaMeta,
 } from "../../src/manager/ca.js";
-import type { JoinTls } from "../../src/manager/join.js";
-import { makeToken } from "../../src/manager/ids.js";
+import {
+  JoinServer,
+  type ClusterMeta,
+  type JoinManagers,
+  type JoinTls,
+} from "../../src/manager/join.js";
+import { Manager, defaultManagerOptions } from "../../src/manager/manager.js";
+import { createMemoryStore } from "../../src/store/memory.js";
+import { quietLog } from "./bus.js";
+import { makeToken, newSecret } from "../../src/manager/ids.js";
 import type { JoinResponse } from "../../src/api/http.js";
 import { managerIdentity } from "../../src/daemon/worker-daemon.js";
 import { checkFor, runCli } from "./daemon.js";
@@ -111,4 +119,44 @@ export async function joinLocalWorker(
     answer: JoinResponse;
   };
   return { dir, nodeId: saved.answer.nodeId, answer: saved.answer };
+}
+
+/** A join endpoint over TLS on 127.0.0.1 in this process: a memory store with a new cluster's
+ * secrets and the test CA, a manager on it; closed when the test ends. */
+export interface JoinBed {
+  meta: ClusterMeta;
+  store: Store;
+  ca: CaMeta;
+  manager: Manager;
+  server: JoinServer;
+  /** `127.0.0.1:<port>` of the join endpoint. */
+  addr: string;
+}
+
+export async function startJoinServer(
+  t: TestContext,
+  opts: { managers?: JoinManagers; setup?: (manager: Manager) => void } = {},
+): Promise<JoinBed> {
+  const meta: ClusterMeta = {
+    secret: newSecret(),
+    workerSecret: newSecret(),
+    managerSecret: newSecret(),
+    createdAt: 1,
+  };
+  const store = createMemoryStore();
+  defer(t, () => store.close());
+  await store.update((tx) => tx.putMeta("cluster", meta));
+  const ca = await storeCa(store);
+  const manager = new Manager(store, quietLog, defaultManagerOptions());
+  opts.setup?.(manager);
+  const server = new JoinServer(
+    manager,
+    () => ({ nodes: ["nats://127.0.0.1:4223"], apps: ["nats://127.0.0.1:4222"] }),
+    () => 1000,
+    undefined,
+    opts.managers,
+  );
+  const port = await server.listen("127.0.0.1", 0, await managerTls());
+  defer(t, () => server.close());
+  return { meta, store, ca, manager, server, addr: `127.0.0.1:${port}` };
 }

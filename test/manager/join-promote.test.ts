@@ -6,43 +6,17 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createMemoryStore } from "../../src/store/memory.js";
-import { Manager, defaultManagerOptions } from "../../src/manager/manager.js";
-import {
-  JoinError,
-  JoinServer,
-  type ClusterMeta,
-  type JoinManagers,
-} from "../../src/manager/join.js";
-import { newSecret } from "../../src/manager/ids.js";
+import { JoinError, type JoinManagers } from "../../src/manager/join.js";
 import { certInfo, newKeyAndCsr, signedBy } from "../../src/manager/ca.js";
 import { JoinRefusedError, requestPromote } from "../../src/daemon/worker-daemon.js";
-import { quietLog } from "../helpers/bus.js";
 import { defer } from "../helpers/defer.js";
-import { managerTls, storeCa, testToken } from "../helpers/pki.js";
+import { startJoinServer, testToken } from "../helpers/pki.js";
 
 async function setup(t: Parameters<typeof defer>[0], managers: JoinManagers) {
-  const meta: ClusterMeta = {
-    secret: newSecret(),
-    workerSecret: newSecret(),
-    managerSecret: newSecret(),
-    createdAt: 1,
-  };
-  const store = createMemoryStore();
-  defer(t, () => store.close());
-  await store.update((tx) => tx.putMeta("cluster", meta));
-  const ca = await storeCa(store);
-  const manager = new Manager(store, quietLog, defaultManagerOptions());
-  manager.onPromote = () => {};
-  const server = new JoinServer(
-    manager,
-    () => ({ nodes: ["nats://127.0.0.1:4223"], apps: ["nats://127.0.0.1:4222"] }),
-    () => 1000,
-    undefined,
+  const { meta, ca, manager, server, addr } = await startJoinServer(t, {
     managers,
-  );
-  const port = await server.listen("127.0.0.1", 0, await managerTls());
-  defer(t, () => server.close());
+    setup: (m) => (m.onPromote = () => {}),
+  });
   const key = await newKeyAndCsr();
   const joined = await server.join({
     token: await testToken(meta.workerSecret),
@@ -51,7 +25,7 @@ async function setup(t: Parameters<typeof defer>[0], managers: JoinManagers) {
     csr: key.csrPem,
   });
   const tls = { caPem: ca.certPem, certPem: joined.cert, keyPem: key.keyPem };
-  return { manager, addr: `127.0.0.1:${port}`, ca, joined, tls };
+  return { manager, addr, ca, joined, tls };
 }
 
 const refused = (status: number, re: RegExp) => (e: unknown) =>

@@ -6,10 +6,6 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createMemoryStore } from "../../src/store/memory.js";
-import { Manager, defaultManagerOptions } from "../../src/manager/manager.js";
-import { JoinServer, type ClusterMeta } from "../../src/manager/join.js";
-import { newSecret } from "../../src/manager/ids.js";
 import {
   certInfo,
   createRootCa,
@@ -18,30 +14,10 @@ import {
   signedBy,
 } from "../../src/manager/ca.js";
 import { requestRenew } from "../../src/daemon/worker-daemon.js";
-import { quietLog } from "../helpers/bus.js";
-import { defer } from "../helpers/defer.js";
-import { managerTls, storeCa, testToken } from "../helpers/pki.js";
+import { startJoinServer, testToken } from "../helpers/pki.js";
 
 test("renewal needs the node's current certificate from the CA and keeps its role", async (t) => {
-  const meta: ClusterMeta = {
-    secret: newSecret(),
-    workerSecret: newSecret(),
-    managerSecret: newSecret(),
-    createdAt: 1,
-  };
-  const store = createMemoryStore();
-  defer(t, () => store.close());
-  await store.update((tx) => tx.putMeta("cluster", meta));
-  const ca = await storeCa(store);
-  const manager = new Manager(store, quietLog, defaultManagerOptions());
-  const server = new JoinServer(
-    manager,
-    () => ({ nodes: ["nats://127.0.0.1:4223"], apps: ["nats://127.0.0.1:4222"] }),
-    () => 1000,
-  );
-  const port = await server.listen("127.0.0.1", 0, await managerTls());
-  defer(t, () => server.close());
-  const addr = `127.0.0.1:${port}`;
+  const { meta, store, ca, server, addr } = await startJoinServer(t);
 
   const mine = await newKeyAndCsr();
   const joined = await server.join({
