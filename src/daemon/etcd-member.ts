@@ -464,8 +464,14 @@ export async function addEtcdMember(
       `etcd already has a member ${clash.name || clash.ID} at ${clash.peerURLs.join(",")}: remove it first`,
     );
   }
-  const res = await reconfigure(`add member ${name} (${peerUrl})`, waitMs, () =>
-    client.cluster.memberAdd({ peerURLs: [peerUrl] }),
+  const res = await reconfigure(
+    `add member ${name} (${peerUrl})`,
+    waitMs,
+    () => client.cluster.memberAdd({ peerURLs: [peerUrl] }),
+    // etcd derives a new member's ID from its peer URLs and the current second: added again in
+    // the second its unstarted member was removed, it gets that removed ID, refused as "member
+    // not found"; the next second gives a new one.
+    clash !== undefined ? /member not found/ : undefined,
   );
   const initialCluster = res.members
     .flatMap((m) => {
@@ -515,16 +521,24 @@ export async function removeEtcdMember(
  * Runs a membership change, asking again while etcd answers "unhealthy cluster": it refuses a
  * change until every started member has been connected for a while (its strict
  * reconfiguration check), so a member that joined a moment ago makes the next change wait. The
- * etcd3 client's circuit breaker may open on those answers; it half-opens after 5 s.
+ * etcd3 client's circuit breaker may open on those answers; it half-opens after 5 s. Answers
+ * matching `alsoRetry` are asked again the same way.
  */
-async function reconfigure<T>(what: string, waitMs: number, change: () => Promise<T>): Promise<T> {
+async function reconfigure<T>(
+  what: string,
+  waitMs: number,
+  change: () => Promise<T>,
+  alsoRetry?: RegExp,
+): Promise<T> {
   const deadline = Date.now() + waitMs;
   for (let delay = 200; ; delay = Math.min(delay * 2, 2000)) {
     try {
       return await change();
     } catch (err) {
       const msg = (err as Error).message;
-      if (/unhealthy cluster|circuit breaker is open/.test(msg) && Date.now() + delay < deadline) {
+      const transient =
+        /unhealthy cluster|circuit breaker is open/.test(msg) || alsoRetry?.test(msg) === true;
+      if (transient && Date.now() + delay < deadline) {
         await new Promise((r) => setTimeout(r, delay));
         continue;
       }
