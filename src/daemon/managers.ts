@@ -86,6 +86,11 @@ const codec = JSONCodec<unknown>();
 const apiSubject = (nodeId: string) => `${SUBJECT_PREFIX}.mgr.${nodeId}.api`;
 /** How long a follower waits for the leader's answer. */
 const FORWARD_TIMEOUT_MS = 15_000;
+/**
+ * How long a write waits for an election under way (a leader lease is 2 s, and a new leader is
+ * known within about 2-5 s of the old one's death) before it fails for want of a leader.
+ */
+const LEADER_WAIT_MS = 5000;
 
 export interface LeadershipOptions {
   client: Etcd3;
@@ -207,13 +212,21 @@ export class Leadership {
 
   /**
    * Sends an API write to the leader; null when this manager leads (it handles it itself).
-   * Without a leader: ERR_NO_LEADER with Swarm's words.
+   * While an election is under way (no leader known, or this manager elected and taking up its
+   * duties) it waits up to LEADER_WAIT_MS; then, still without a leader: ERR_NO_LEADER with
+   * Swarm's words, nothing sent.
    */
   async forward(req: ForwardRequest): Promise<ForwardReply | null> {
-    if (this.isLeader()) return null;
-    const leader = this.election.leaderId;
-    if (leader === undefined || leader === this.opts.nodeId || !this.nc) {
-      throw new ManagerError("ERR_NO_LEADER", NO_LEADER);
+    const deadline = Date.now() + LEADER_WAIT_MS;
+    let leader: string | undefined;
+    for (;;) {
+      if (this.isLeader()) return null;
+      leader = this.election.leaderId;
+      if (leader !== undefined && leader !== this.opts.nodeId && this.nc) break;
+      if (this.closed || Date.now() >= deadline) {
+        throw new ManagerError("ERR_NO_LEADER", NO_LEADER);
+      }
+      await new Promise((r) => setTimeout(r, 100));
     }
     try {
       const msg = await this.nc.request(apiSubject(leader), codec.encode(req), {

@@ -286,7 +286,10 @@ test("DNS web.service.consul answers the healthy tasks only: one made unhealthy 
     ((await dnsAsk(d.consulDnsPort!, "web.service.consul", "SRV")) as number[]).sort();
   await checkFor(30_000, async () => (await healthyPorts()).length === 3, 100);
   await checkFor(10_000, async () => (await answer()).length === 3, 100);
-  assert.deepEqual(await answer(), await healthyPorts());
+  // (Seen once under a loaded CI: an answer of 2 here. The tasks' health says why if it recurs.)
+  const first = await answer();
+  const health = (await tasksOf(d, "web")).map((x) => [x.status.state, x.status.health]);
+  assert.deepEqual(first, await healthyPorts(), JSON.stringify(health));
   assert.deepEqual(await dnsAsk(d.consulDnsPort!, "web.service.consul", "A"), ["127.0.0.1"]);
 
   // Slot 2's check starts failing: its task leaves the answer, the others stay.
