@@ -410,7 +410,10 @@ export class JoinServer {
     app.addHook("onResponse", async (req, reply) => {
       if (reply.statusCode < 400 || reply.statusCode === 429) return;
       const reason = reasons.get(req) ?? `${req.method} ${req.url.split("?")[0]}`;
-      const left = this.limiter.failed(req.ip);
+      // Only the joining node's failures count (a wrong token, a bad request): a 5xx is this
+      // side's (no leader yet, the state moving to etcd: "ask again"), and a node that keeps
+      // asking through an election must not be locked out by it.
+      const left = reply.statusCode >= 500 || this.limiter.failed(req.ip);
       log.warn(
         `join from ${req.ip} refused (${reply.statusCode}): ${reason}` +
           (left ? "" : "; further attempts from this address are refused for a while"),

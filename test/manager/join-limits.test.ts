@@ -40,12 +40,14 @@ async function setup(t: TestContext, burst = 3) {
     defaultManagerOptions(),
   );
   let now = 1_000_000;
+  let notLeader: string | null = null;
   const limiter = new FailureLimiter({ burst, refillMs: 60_000, maxTracked: 100 }, () => now);
   const server = new JoinServer(
     manager,
     () => ({ nodes: ["nats://10.0.0.1:4223"], apps: ["nats://10.0.0.1:4222"] }),
     () => 1000,
     limiter,
+    { store: () => null, notLeader: () => notLeader },
   );
   const port = await server.listen("127.0.0.1", 0, await managerTls());
   defer(t, () => server.close());
@@ -77,6 +79,8 @@ async function setup(t: TestContext, burst = 3) {
     join,
     warnings,
     advance: (ms: number) => (now += ms),
+    /** Makes this manager a follower (joins answered 503, "ask the leader") or the leader. */
+    follow: (why: string | null) => (notLeader = why),
     nodes: () => store.view((tx) => tx.listNodes().length),
   };
 }
@@ -106,6 +110,16 @@ describe("join limits", () => {
       message: "hostname must be at most 255 characters",
       code: "ERR_INVALID",
     });
+  });
+
+  test("a join the manager cannot take now (503: no leader, a move under way) is no failure", async (t) => {
+    const s = await setup(t, 3);
+    s.follow("this manager does not lead: join through the leader");
+    for (let i = 0; i < 5; i++) assert.equal((await s.join(worker)).status, 503);
+    assert.equal(s.warnings.length, 5, "each is still logged");
+    s.follow(null);
+    assert.equal((await s.join(worker)).status, 200);
+    assert.equal(s.nodes(), 1);
   });
 
   test("failed joins are logged with the source address, then refused with 429", async (t) => {
