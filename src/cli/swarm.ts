@@ -306,12 +306,15 @@ export async function joinSwarm(managerArg: string, f: JoinFlags): Promise<numbe
   let keyPem: string;
   // 503: no leader at the moment, or the first manager is moving its state to etcd to take a
   // second manager (its join port closes while it restarts on etcd); both pass in seconds.
+  // A follower names the leader's join address ("join through the leader, at ADDR"), as a
+  // leadership can move while a manager joins: the next attempt goes there.
   const retryUntil = Date.now() + JOIN_RETRY_MS;
   let waiting = false;
+  let target = managerAddr;
   try {
     for (;;) {
       try {
-        ({ answer, keyPem } = await joinManager(managerAddr, {
+        ({ answer, keyPem } = await joinManager(target, {
           token,
           hostname: hostname(),
           addr: advertise,
@@ -322,6 +325,10 @@ export async function joinSwarm(managerArg: string, f: JoinFlags): Promise<numbe
         const busy = err instanceof JoinRefusedError && err.status === 503;
         if (!(busy || (waiting && !(err instanceof JoinRefusedError))) || Date.now() > retryUntil)
           throw err;
+        const leader = busy
+          ? /join through the leader, at (\S+)$/.exec(err.message)?.[1]
+          : undefined;
+        if (leader !== undefined) target = leader;
         waiting = true;
         await new Promise((r) => setTimeout(r, 1000));
       }
@@ -331,7 +338,7 @@ export async function joinSwarm(managerArg: string, f: JoinFlags): Promise<numbe
     process.stderr.write(`${from}: ${(err as Error).message}\n`);
     return 1;
   }
-  await checkBusReachable(managerAddr, answer.natsUrls);
+  await checkBusReachable(target, answer.natsUrls);
   if (answer.role === "manager") {
     // A manager: a manager daemon of its own on the swarm's etcd store, as the node the join
     // made (its id), with the certificate the join issued until it issues its own.

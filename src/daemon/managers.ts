@@ -87,10 +87,10 @@ const apiSubject = (nodeId: string) => `${SUBJECT_PREFIX}.mgr.${nodeId}.api`;
 /** How long a follower waits for the leader's answer. */
 const FORWARD_TIMEOUT_MS = 15_000;
 /**
- * How long a write waits for an election under way (a leader lease is 2 s, and a new leader is
- * known within about 2-5 s of the old one's death) before it fails for want of a leader.
+ * How long a write waits for an election under way (a leader lease is 3 s, and a new leader is
+ * known about 2.5-7 s after the old one's death) before it fails for want of a leader.
  */
-const LEADER_WAIT_MS = 5000;
+const LEADER_WAIT_MS = 8000;
 
 export interface LeadershipOptions {
   client: Etcd3;
