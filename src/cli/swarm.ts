@@ -297,42 +297,30 @@ export async function joinSwarm(managerArg: string, f: JoinFlags): Promise<numbe
     throw new StartError(`cannot reach the manager at ${managerAddr}: ${(err as Error).message}`);
   }
   const advertise = p.advertise?.host ?? local;
-  const { joinManager, writeNodeCerts, CaMismatchError, JoinRefusedError } =
+  const { joinManager, writeNodeCerts, CaMismatchError } =
     await import("../daemon/worker-daemon.js");
   // A manager on managed etcd runs a member of its own: the manager refuses the join at once
   // when this machine has no etcd, before it adds a member that could never start.
   const { findEtcd } = await import("../daemon/etcd-member.js");
   let answer: JoinResponse;
   let keyPem: string;
-  // 503: no leader at the moment, or the first manager is moving its state to etcd to take a
-  // second manager (its join port closes while it restarts on etcd); both pass in seconds.
-  // A follower names the leader's join address ("join through the leader, at ADDR"), as a
-  // leadership can move while a manager joins: the next attempt goes there.
-  const retryUntil = Date.now() + JOIN_RETRY_MS;
-  let waiting = false;
-  let target = managerAddr;
+  const { joinFollowingLeader } = await import("../daemon/join-retry.js");
+  let target: string;
   try {
-    for (;;) {
-      try {
-        ({ answer, keyPem } = await joinManager(target, {
+    ({
+      answer: { answer, keyPem },
+      target,
+    } = await joinFollowingLeader(
+      managerAddr,
+      (to) =>
+        joinManager(to, {
           token,
           hostname: hostname(),
           addr: advertise,
           etcd: findEtcd() !== null,
-        }));
-        break;
-      } catch (err) {
-        const busy = err instanceof JoinRefusedError && err.status === 503;
-        if (!(busy || (waiting && !(err instanceof JoinRefusedError))) || Date.now() > retryUntil)
-          throw err;
-        const leader = busy
-          ? /join through the leader, at (\S+)$/.exec(err.message)?.[1]
-          : undefined;
-        if (leader !== undefined) target = leader;
-        waiting = true;
-        await new Promise((r) => setTimeout(r, 1000));
-      }
-    }
+        }),
+      { retryMs: JOIN_RETRY_MS, intervalMs: 1000 },
+    ));
   } catch (err) {
     const from = err instanceof CaMismatchError ? "Error" : "Error response from daemon";
     process.stderr.write(`${from}: ${(err as Error).message}\n`);
