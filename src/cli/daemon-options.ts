@@ -481,8 +481,15 @@ export function daemonArgv(o: FullRunOptions): string[] {
           `${o.store.some((u) => u.startsWith("https://")) ? "etcds" : "etcd"}://${o.store.map((u) => u.replace(/^https?:\/\//, "")).join(",")}`,
         ]
       : []),
-    ...(o.storeTls ? ["--store-cacert", o.storeTls.cacert] : []),
-    ...(o.storeTls?.cert !== undefined ? ["--store-cert", o.storeTls.cert] : []),
-    ...(o.storeTls?.key !== undefined ? ["--store-key", o.storeTls.key] : []),
+    ...storeTlsArgv(o.storeTls),
+  ];
+}
+
+/** --store-cacert, --store-cert, --store-key for the daemon's argv (none without TLS). */
+export function storeTlsArgv(tls: StoreTlsFiles | undefined): string[] {
+  return [
+    ...(tls ? ["--store-cacert", tls.cacert] : []),
+    ...(tls?.cert !== undefined ? ["--store-cert", tls.cert] : []),
+    ...(tls?.key !== undefined ? ["--store-key", tls.key] : []),
   ];
 }

@@ -172,7 +172,10 @@ function daemonFlags(cmd: Command): Command {
       "--store <etcd://host:port,...>",
       "managers: keep the swarm's state in this etcd cluster, for several managers (default: the embedded store; etcds:// for TLS)",
     )
-    .option("--store-cacert <file>", "managers: the CA of the etcd members' certificates (TLS)")
+    .option(
+      "--store-cacert <file>",
+      "managers, and workers that may be promoted: the CA of the etcd members' certificates (TLS)",
+    )
     .option("--store-cert <file>", "managers: the client certificate etcd asks for (TLS)")
     .option("--store-key <file>", "managers: the key of --store-cert")
     .option("-D, --debug", "log debug messages")

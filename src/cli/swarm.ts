@@ -28,6 +28,7 @@ import {
   parseDaemonFlags,
   runOptions,
   DEFAULT_JOIN_PORT,
+  storeTlsArgv,
   type DaemonFlags,
 } from "./daemon-options.js";
 import { joinHostPort, parseHostPort, AddressError } from "../lib/addr.js";
@@ -368,6 +369,8 @@ export async function joinSwarm(managerArg: string, f: JoinFlags): Promise<numbe
       : []),
     ...(p.httpAddr !== undefined ? ["--http-addr", p.httpAddr] : []),
     ...(p.httpAccessLog ? ["--http-access-log"] : []),
+    // Not used by a worker: kept in daemon.json for a promotion on an external etcd with TLS.
+    ...storeTlsArgv(p.storeTls),
   ];
   await startDetached(p.dataDir, argv, async () => {
     // It holds the node's secret: readable by its owner only.

@@ -29,7 +29,7 @@ import {
   type JoinRequest as JoinBody,
 } from "../api/http.js";
 import { findEtcd } from "./etcd-member.js";
-import { ETCD_JOIN_FILE, patchSettings } from "./state.js";
+import { ETCD_JOIN_FILE, SETTINGS_FILE, patchSettings } from "./state.js";
 import type { TSchema, Static } from "@sinclair/typebox";
 import type { NodeTlsInfo } from "../api/types.js";
 import {
@@ -256,6 +256,22 @@ export async function joinManager(
     );
   }
   return { answer, keyPem };
+}
+
+/**
+ * Why a worker promoted to a manager on the external etcd `store` could not open it, or null:
+ * an etcd serving TLS needs the client TLS files a manager is given (`--store-cacert`, and
+ * `--store-cert`/`--store-key` when etcd asks for a client certificate), which a worker keeps
+ * in its settings when it joined with them.
+ */
+export function missingStoreTls(store: string[], dataDir: string): string | null {
+  if (!store.some((u) => u.startsWith("https://"))) return null;
+  const file = join(dataDir, SETTINGS_FILE);
+  const saved = existsSync(file)
+    ? (JSON.parse(readFileSync(file, "utf8")) as { storeTls?: { cacert?: string } })
+    : {};
+  if (saved.storeTls?.cacert) return null;
+  return `the swarm's store (${store.join(", ")}) is an etcd with TLS and this node has no client TLS for it: join this node with --store-cacert (and --store-cert, --store-key), as the managers were`;
 }
 
 /**
@@ -547,6 +563,13 @@ export class WorkerDaemon {
       return;
     }
     if (this.stopping) return;
+    const missing = missingStoreTls(answer.store ?? [], dataDir);
+    if (missing !== null) {
+      // It would come back as a manager that cannot open the store: it stays a worker.
+      log.warn(`cannot become a manager: ${missing}; trying again`);
+      this.promoteTimer = setTimeout(() => void this.becomeManager(managerAddr), PROMOTE_RETRY_MS);
+      return;
+    }
     await writeNodeCerts(dataDir, { caPem: answer.caCert, certPem: answer.cert, keyPem });
     writeFileSync(join(dataDir, "node-id"), answer.nodeId);
     if (answer.etcd) {

@@ -10,7 +10,8 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { netnsSwarm, startSwarm, type Swarm } from "../helpers/swarm.js";
 import { apiAt, killTaskProcesses, runCli } from "../helpers/daemon.js";
@@ -18,7 +19,7 @@ import { checkFor } from "../helpers/servers.js";
 import { etcdSkip, startEtcd, type EtcdCluster } from "../helpers/etcd.js";
 import { etcdClient } from "../../src/store/etcd.js";
 import { listEtcdMembers, readEtcdTls } from "../../src/daemon/etcd-member.js";
-import { certPaths } from "../../src/manager/ca.js";
+import { certPaths, createRootCa, issueNodeCert, newKeyAndCsr } from "../../src/manager/ca.js";
 import type { Task } from "../../src/api/types.js";
 
 interface Info {
@@ -219,6 +220,104 @@ test(
     assert.ok(!existsSync(join(dirs[1]!, "etcd")), "no etcd member of its own");
     await waitStatuses(swarm, "Ready/Leader,Ready/Reachable");
     // It serves writes (forwarded to the leader).
+    const r = await runCli(dirs[1]!, [
+      "service",
+      "create",
+      "--name",
+      "after",
+      "--",
+      "sleep",
+      "100000",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+  },
+);
+
+test(
+  "external etcd with TLS: a worker joined with --store-cacert/--store-cert/--store-key is promoted; one without is told what it lacks",
+  { skip: etcdSkip() },
+  async (t) => {
+    let etcd: EtcdCluster | undefined;
+    let swarm: Swarm;
+    const files = mkdtempSync(join(tmpdir(), "shoal-pm-tls-"));
+    const ca = await createRootCa(new Date());
+    const file = (name: string, data: string) => {
+      const p = join(files, name);
+      writeFileSync(p, data, { mode: 0o600 });
+      return p;
+    };
+    const pair = async (nodeId: string, addrs: string[]) => {
+      const { keyPem, csrPem } = await newKeyAndCsr();
+      const cert = await issueNodeCert(ca, csrPem, {
+        nodeId,
+        role: "manager",
+        addrs,
+        now: new Date(),
+      });
+      return { cert: file(`${nodeId}.pem`, cert), key: file(`${nodeId}-key.pem`, keyPem) };
+    };
+    const caFile = file("ca.pem", ca.certPem);
+    const client = await pair("client", ["127.0.0.1"]);
+    const tlsFlags = [
+      "--store-cacert",
+      caFile,
+      "--store-cert",
+      client.cert,
+      "--store-key",
+      client.key,
+    ];
+    try {
+      swarm = await startSwarm(3, 0, {
+        prefix: "pm",
+        async managerArgs(_m, bed) {
+          const server = await pair("etcd", [bed.bridgeAddr]);
+          etcd = await startEtcd({
+            host: bed.bridgeAddr,
+            tls: { ca: caFile, ...server, clientCertAuth: true },
+          });
+          const hosts = etcd.endpoints.map((u) => u.slice("https://".length));
+          return ["--store", `etcds://${hosts.join(",")}`, ...tlsFlags];
+        },
+      });
+    } catch (err) {
+      await etcd?.stop();
+      rmSync(files, { recursive: true, force: true });
+      return t.skip(`no test bed: ${(err as Error).message}`);
+    }
+    t.after(async () => {
+      for (const d of swarm.dirs) killTaskProcesses(d);
+      await swarm.cleanup();
+      await etcd?.stop();
+      rmSync(files, { recursive: true, force: true });
+    });
+    if (swarm.bed.mode !== "netns") return t.skip("needs network namespaces");
+    const dirs = swarm.dirs;
+    await swarm.joinWorker(0, tlsFlags);
+    await swarm.joinWorker(1);
+    const first = await apiAt<Info>(dirs[0]!, "/v1/info");
+    const w1 = await apiAt<Info>(dirs[1]!, "/v1/info");
+    const w2 = await apiAt<Info>(dirs[2]!, "/v1/info");
+
+    // Without the files: the worker stays a worker and says what it lacks.
+    await swarm.ok("node", "promote", w2.nodeId);
+    await checkFor(60_000, () =>
+      /cannot become a manager: the swarm's store \(https:\/\/.*\) is an etcd with TLS and this node has no client TLS for it: join this node with --store-cacert/.test(
+        readFileSync(join(dirs[2]!, "daemon.log"), "utf8"),
+      ),
+    );
+    const still = await apiAt<Info>(dirs[2]!, "/v1/info");
+    assert.equal(still.role, "worker");
+    assert.equal(still.pid, w2.pid);
+    await swarm.ok("node", "demote", w2.nodeId);
+
+    // With them: a manager on the same etcd, in the same process.
+    await swarm.ok("node", "promote", w1.nodeId);
+    await checkFor(90_000, async () => {
+      const i = await apiAt<Info>(dirs[1]!, "/v1/info").catch(() => null);
+      return i !== null && i.role === undefined && i.leaderId === first.nodeId;
+    });
+    assert.equal((await apiAt<Info>(dirs[1]!, "/v1/info")).pid, w1.pid);
+    await waitStatuses(swarm, "Ready/,Ready/Leader,Ready/Reachable");
     const r = await runCli(dirs[1]!, [
       "service",
       "create",

@@ -24,8 +24,8 @@ export interface Swarm {
   /** Runs `shoal ARGS` against the manager, which must succeed; its stdout. */
   ok(...args: string[]): Promise<string>;
   api<T>(path: string): Promise<T>;
-  /** Joins worker i (0-based, of `workers`) with the worker token. */
-  joinWorker(i: number): Promise<void>;
+  /** Joins worker i (0-based, of `workers`) with the worker token (and `extra` flags). */
+  joinWorker(i: number, extra?: string[]): Promise<void>;
   /** Joins host i (0-based, of `workers`) as a manager, with the manager token (several
    * managers need the manager on an etcd store: see `managerArgs`). */
   joinManager(i: number): Promise<void>;
@@ -102,7 +102,7 @@ export async function startSwarm(
         return r.stdout;
       },
       api: (path) => apiAt(dirs[0]!, path),
-      async joinWorker(i) {
+      async joinWorker(i, extra = []) {
         const h = workers[i]!;
         const r = await h.exec(
           process.execPath,
@@ -117,6 +117,7 @@ export async function startSwarm(
             h.addr,
             "--publish-addr",
             h.addr,
+            ...extra,
             `${manager.addr}:2377`,
           ],
           { timeoutMs: 30_000 },
