@@ -53,7 +53,7 @@ export function removedMemberVerdict(
   if (node.role === "manager") {
     return {
       worker: false,
-      reason: `this manager's etcd member was removed from the cluster, but node ${id} is still a manager in the swarm: demote it (shoal node demote ${id}, on another manager) and start this daemon again to go on as a worker, or remove it (shoal node rm ${id}) and join this machine again`,
+      reason: `node ${id} is still a manager in the swarm: demote it (shoal node demote ${id}, on another manager) and start this daemon again to go on as a worker, or remove it (shoal node rm ${id}) and join this machine again`,
     };
   }
   if (demotedSecret === undefined) {

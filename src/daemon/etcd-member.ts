@@ -517,8 +517,8 @@ export async function listEtcdMembers(client: Etcd3): Promise<IMember[]> {
 
 /**
  * Removes the member named `name` (a node id) through `client` (which should reach another
- * member). Returns false when there is no such member. Waits out "unhealthy cluster" as
- * `addEtcdMember` does.
+ * member). Returns false when there is no such member (or it went while this was under way).
+ * Waits out "unhealthy cluster" as `addEtcdMember` does.
  */
 export async function removeEtcdMember(
   client: Etcd3,
@@ -534,9 +534,16 @@ export async function removeEtcdMember(
       `${name} is the etcd cluster's last member: it cannot be removed`,
     );
   }
-  await reconfigure(`remove member ${name}`, waitMs, () =>
-    client.cluster.memberRemove({ ID: m.ID }),
-  );
+  try {
+    await reconfigure(`remove member ${name}`, waitMs, () =>
+      client.cluster.memberRemove({ ID: m.ID }),
+    );
+  } catch (err) {
+    // Removed by someone else since the list (a demoted manager and the leader both take out
+    // a member): gone, as asked.
+    if (/member not found/.test(String((err as Error).cause))) return false;
+    throw err;
+  }
   return true;
 }
 

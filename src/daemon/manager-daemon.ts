@@ -257,9 +257,10 @@ export class Daemon {
       } catch (err) {
         if (!(err instanceof EtcdMemberError) || err.code !== "ERR_ETCD_REMOVED") throw err;
         // Demoted while it was down: the leader took its member out.
-        await this.comeBackRemoved(err);
+        await this.comeBackRemoved();
         return;
       }
+      this.member.on("removed", () => void this.onMemberRemoved());
       this.etcdEndpoints = [this.member.clientUrl];
       try {
         this.store = await openManagersStore(this.etcdEndpoints, () => this.fence(), log, {
@@ -1046,44 +1047,21 @@ export class Daemon {
   /**
    * At start, this manager's etcd member refused to start: it was removed from the cluster while
    * this machine was down (the leader takes a down manager's member out when it demotes it, as
-   * swarmkit removes an unreachable manager's raft member). The store is read through the other
-   * managers' members (`etcd-peers.json`, client TLS with the node's certificate): a node that
-   * is a worker there comes back as one, as a demoted manager that was up does (join.json, then
-   * a worker daemon in this process), its member already gone and its etcd data removed, so a
-   * later promotion starts a clean member. Anything else fails the start, saying what to do.
+   * swarmkit removes an unreachable manager's raft member). Its node a worker in the store (read
+   * through the other managers' members, `demotedJoinThroughPeers`), it comes back as one, as a
+   * demoted manager that was up does: join.json, then a worker daemon in this process (run.ts),
+   * its member already gone and its etcd data removed, so a later promotion starts a clean
+   * member. Anything else fails the start, saying what to do.
    */
-  private async comeBackRemoved(removed: EtcdMemberError): Promise<void> {
+  private async comeBackRemoved(): Promise<void> {
     const { dataDir, log } = this.opts;
-    const endpoints = readPeers(dataDir);
     log.warn(
-      `this manager's etcd member was removed from the cluster while it was down: asking the other managers (${endpoints.join(", ") || "none known"}) what node ${this.nodeId} is now`,
+      `this manager's etcd member was removed from the cluster while it was down: asking the other managers what node ${this.nodeId} is now`,
     );
-    if (endpoints.length === 0) {
-      throw new EtcdMemberError(
-        "ERR_ETCD_REMOVED",
-        `${removed.message}, and no other manager's etcd member is known (${join(dataDir, ETCD_PEERS_FILE)}) to read this node from: run \`shoal swarm leave --force\` on this machine and join it again`,
-      );
-    }
-    const store = await openManagersStore(endpoints, () => null, log, {
-      tls: readEtcdTls(certPaths(dataDir)),
-      ...managedStoreLimits(),
-    });
-    let joinNote: DemotedJoin;
-    try {
-      const leader = await readLeaderId(store.client).catch(() => undefined);
-      joinNote = store.view((tx) => {
-        const verdict = removedMemberVerdict(
-          this.nodeId,
-          tx.getNode(this.nodeId),
-          tx.getMeta<Record<string, string>>(DEMOTED_META)?.[this.nodeId],
-        );
-        if (!verdict.worker) throw new EtcdMemberError("ERR_ETCD_REMOVED", verdict.reason);
-        return demotedJoin(tx, this.nodeId, readFileSync(certPaths(dataDir).cert, "utf8"), leader);
-      });
-    } finally {
-      await store.close();
-    }
-    writeFileSync(join(dataDir, "join.json"), JSON.stringify(joinNote), { mode: 0o600 });
+    const note = await this.demotedJoinThroughPeers(
+      `etcd member ${this.nodeId} was removed from the cluster while this machine was down`,
+    );
+    writeFileSync(join(dataDir, "join.json"), JSON.stringify(note), { mode: 0o600 });
     patchSettings(dataDir, { managedEtcd: false });
     rmSync(join(dataDir, "etcd"), { recursive: true, force: true });
     rmSync(join(dataDir, ETCD_PEERS_FILE), { force: true });
@@ -1091,6 +1069,84 @@ export class Daemon {
     this.restartWith = { worker: true };
     this.stopping = true;
     this.resolveDone();
+  }
+
+  /**
+   * This manager's running etcd member exited, removed from the cluster, without this manager
+   * leaving or being demoted through its own store: it was cut off (up, but marked down) when it
+   * was demoted, and its member learnt of its removal once it could reach its peers again. Its
+   * store is gone with its member: as at a start (`comeBackRemoved`), its node is read through
+   * the other managers' members and, a worker, it stops its components and comes back as a
+   * worker daemon in this process. Otherwise it says why and runs on without a store.
+   */
+  private async onMemberRemoved(): Promise<void> {
+    if (this.demoting || this.stopping) return;
+    this.demoting = true;
+    const { dataDir, log } = this.opts;
+    log.warn(
+      `this manager's etcd member was removed from the cluster: asking the other managers what node ${this.nodeId} is now`,
+    );
+    try {
+      const note = await this.demotedJoinThroughPeers(
+        `etcd member ${this.nodeId} was removed from the cluster`,
+      );
+      writeFileSync(join(dataDir, "join.json"), JSON.stringify(note), { mode: 0o600 });
+      patchSettings(dataDir, { managedEtcd: false });
+    } catch (err) {
+      log.error(`this manager has no store any more: ${(err as Error).message}`);
+      this.demoting = false;
+      return;
+    }
+    log.info(`this manager (${this.nodeId}) was demoted while it was cut off: becoming a worker`);
+    this.restartWith = { worker: true };
+    await this.stop(false);
+  }
+
+  /**
+   * The join.json of this node as a demoted manager, from the store read (read-only) through the
+   * other managers' etcd members (`etcd-peers.json`; client TLS with the node's certificate),
+   * when its own member was removed. Throws EtcdMemberError ERR_ETCD_REMOVED, starting with
+   * `what`, saying what to do when its node is not a demoted worker or no other member is known.
+   */
+  private async demotedJoinThroughPeers(what: string): Promise<DemotedJoin> {
+    const { dataDir, log } = this.opts;
+    const endpoints = readPeers(dataDir);
+    if (endpoints.length === 0) {
+      throw new EtcdMemberError(
+        "ERR_ETCD_REMOVED",
+        `${what}, and no other manager's etcd member is known (${join(dataDir, ETCD_PEERS_FILE)}) to read this node from: run \`shoal swarm leave --force\` on this machine and join it again`,
+      );
+    }
+    let store: EtcdStore;
+    try {
+      store = await openManagersStore(endpoints, () => null, log, {
+        tls: readEtcdTls(certPaths(dataDir)),
+        ...managedStoreLimits(),
+      });
+    } catch (err) {
+      throw new EtcdMemberError(
+        "ERR_ETCD_REMOVED",
+        `${what}, and this node cannot be read through the other managers' members: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+    try {
+      const leader = await readLeaderId(store.client).catch(() => undefined);
+      const cert = readFileSync(certPaths(dataDir).cert, "utf8");
+      return store.view((tx) => {
+        const verdict = removedMemberVerdict(
+          this.nodeId,
+          tx.getNode(this.nodeId),
+          tx.getMeta<Record<string, string>>(DEMOTED_META)?.[this.nodeId],
+        );
+        if (!verdict.worker) {
+          throw new EtcdMemberError("ERR_ETCD_REMOVED", `${what}; ${verdict.reason}`);
+        }
+        return demotedJoin(tx, this.nodeId, cert, leader);
+      });
+    } finally {
+      await store.close();
+    }
   }
 
   /**
@@ -1340,7 +1396,10 @@ export class Daemon {
     }
     await this.member?.stop();
     const dir = this.opts.dataDir;
-    if (this.restartWith?.worker) rmSync(join(dir, "etcd"), { recursive: true, force: true });
+    if (this.restartWith?.worker) {
+      rmSync(join(dir, "etcd"), { recursive: true, force: true });
+      rmSync(join(dir, ETCD_PEERS_FILE), { force: true });
+    }
     if (this.restartWith?.managedEtcd && existsSync(join(dir, "store"))) {
       // Kept for the record, never opened again: the state lives in etcd now.
       rmSync(join(dir, MOVED_STORE_DIR), { recursive: true, force: true });

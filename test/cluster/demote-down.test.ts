@@ -4,7 +4,8 @@
 // swarm goes on writing, and when the dead machine's daemon is started again from its data dir
 // it finds its member removed, reads its node through the other managers' members and carries on
 // as a worker (the same node id, Ready, an empty MANAGER STATUS, a task placed on it runs),
-// without anyone typing a command.
+// without anyone typing a command. Promoted again it starts a clean member; cut off (up, but
+// marked down) when demoted again, its running daemon goes on as a worker once it is reachable.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -57,7 +58,7 @@ const settings = (dir: string) =>
   JSON.parse(readFileSync(join(dir, "daemon.json"), "utf8")) as { managedEtcd?: boolean };
 
 test(
-  "a manager demoted while down: its etcd member goes at once, and its machine comes back as a worker",
+  "a manager demoted while down (or cut off): its etcd member goes at once, and it comes back as a worker",
   { skip: etcdSkip() },
   async (t) => {
     const swarm = await netnsSwarm(t, 3, 0, { prefix: "dd" });
@@ -69,7 +70,6 @@ test(
     const first = await apiAt<Info>(dirs[0]!, "/v1/info");
     const second = await apiAt<Info>(dirs[1]!, "/v1/info");
     const third = await apiAt<Info>(dirs[2]!, "/v1/info");
-    assert.equal(first.leaderId, first.nodeId, "the first manager leads");
     await checkFor(30_000, async () => (await etcdMembers(swarm)).length === 3);
 
     // Pull the plug on the third manager's machine (its daemon and its etcd member).
@@ -136,6 +136,39 @@ test(
       "sleep",
       "100000",
     );
+    await checkFor(60_000, async () => {
+      const ts = await swarm.running("on-it");
+      return ts.length === 1 && ts[0]!.nodeId === third.nodeId;
+    });
+
+    // Promoted again, it starts a clean member (its old data was removed): three members.
+    await swarm.ok("node", "promote", third.nodeId);
+    await checkFor(90_000, async () => {
+      const i = await apiAt<Info>(dirs[2]!, "/v1/info").catch(() => null);
+      return i !== null && i.role === undefined && i.leaderId !== undefined;
+    });
+    await waitStatuses(swarm, "Ready/Leader,Ready/Reachable,Ready/Reachable");
+    await checkFor(30_000, async () => (await etcdMembers(swarm)).length === 3);
+
+    // Cut off (up, but marked down) when demoted: its member goes at once as well, and once the
+    // machine is reachable again its member hears it was removed and the running daemon goes
+    // on as a worker, in the same process.
+    await host.cut();
+    await waitStatuses(swarm, "Down/Unreachable,Ready/Leader,Ready/Reachable");
+    await swarm.ok("node", "demote", third.nodeId);
+    assert.deepEqual(await etcdMembers(swarm), [first.nodeId, second.nodeId].sort());
+    await host.heal();
+    await checkFor(90_000, async () => {
+      if (p.exitCode !== null) throw new Error(`the daemon exited (${p.exitCode}):\n${out}`);
+      const i = await apiAt<Info>(dirs[2]!, "/v1/info").catch(() => null);
+      return i?.role === "worker";
+    });
+    assert.equal((await apiAt<Info>(dirs[2]!, "/v1/info")).pid, p.pid, "the same process");
+    assert.match(out, /was demoted while it was cut off: becoming a worker/);
+    await waitStatuses(swarm, "Ready/,Ready/Leader,Ready/Reachable");
+    assert.ok(!existsSync(join(dirs[2]!, "etcd")), "its etcd data is gone");
+    await swarm.ok("service", "scale", "on-it=0");
+    await swarm.ok("service", "scale", "on-it=1");
     await checkFor(60_000, async () => {
       const ts = await swarm.running("on-it");
       return ts.length === 1 && ts[0]!.nodeId === third.nodeId;
