@@ -225,6 +225,8 @@ export class Daemon {
   /** Set when this daemon stopped to come back at once with these options, or as a worker
    * (demoted; its join.json written), in this process (run.ts). */
   restartWith: (Partial<DaemonOptions> & { worker?: boolean }) | null = null;
+  /** The other managers' etcd client URLs last noted in etcd-peers.json (joined). */
+  private peersNoted: string | undefined;
   /** This manager was demoted and is becoming a worker. */
   private demoting = false;
   /** Writes are unfenced until this manager campaigns (it registers itself first). */
@@ -1178,14 +1180,14 @@ export class Daemon {
 
   /** Notes the other managers' etcd client URLs (`etcd-peers.json`) when they changed. */
   private notePeers(): void {
+    const urls = peerUrls(
+      this.store.view((tx) => tx.listNodes()),
+      this.nodeId,
+    );
+    if (urls.join() === this.peersNoted) return;
     try {
-      notePeers(
-        this.opts.dataDir,
-        peerUrls(
-          this.store.view((tx) => tx.listNodes()),
-          this.nodeId,
-        ),
-      );
+      notePeers(this.opts.dataDir, urls);
+      this.peersNoted = urls.join();
     } catch (err) {
       this.opts.log.warn(`noting the other managers' etcd members: ${(err as Error).message}`);
     }
