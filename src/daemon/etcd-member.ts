@@ -12,6 +12,8 @@
 //     (`addEtcdMember`, which returns the initial cluster to start with);
 //   - "restart": a member with data from an earlier run (etcd ignores the initial-cluster flags).
 // `removeEtcdMember` takes a member out (node demote, a forced leave), through any other member.
+// A member removed while it was down exits when it starts again (its peers refuse it): the start
+// fails with ERR_ETCD_REMOVED.
 //
 // The supervisor restarts a member that exits without being asked to, after a backoff that
 // doubles from `restartMinMs` to `restartMaxMs` (reset once a run stayed up `restartResetMs`),
@@ -57,7 +59,9 @@ export type EtcdMemberErrorCode =
   /** The member exited or did not become healthy while starting. */
   | "ERR_ETCD_START"
   /** The cluster API refused a member change. */
-  | "ERR_ETCD_MEMBER";
+  | "ERR_ETCD_MEMBER"
+  /** The member was removed from the cluster (its data is of no use any more). */
+  | "ERR_ETCD_REMOVED";
 
 export class EtcdMemberError extends Error {
   constructor(
@@ -112,6 +116,19 @@ export function findEtcd(): string | null {
   ];
   for (const c of candidates) if (c && existsSync(c)) return c;
   return null;
+}
+
+/** Whether etcd's output says its member was removed from the cluster: etcd 3.4 logs "the
+ * member has been permanently removed from the cluster" (a removed member that starts again
+ * hears it from its peers and exits, code 0), or "member has already been removed". */
+export function wasRemoved(output: string): boolean {
+  return /permanently removed from the cluster|member has already been removed/.test(output);
+}
+
+/** The client URL of the managed member of the manager at `addr` (every member listens on
+ * the default client port). */
+export function memberClientUrl(addr: string): string {
+  return `https://${joinHostPort(addr, DEFAULT_ETCD_CLIENT_PORT)}`;
 }
 
 /** The client TLS of a manager for its members (PEM contents of its certificate files). */
@@ -338,7 +355,7 @@ export class EtcdMember extends EventEmitter<{
   ): void {
     if (this.proc !== proc || this.stopping) return;
     this.emit("exit", code, signal);
-    if (/permanently removed from the cluster|member has already been removed/.test(this.output)) {
+    if (wasRemoved(this.output)) {
       this.log.info(`etcd member ${this.opts.nodeId} was removed from the cluster; not restarting`);
       this.stopping = true;
       rmSync(this.pidFile(), { force: true });
@@ -383,6 +400,12 @@ export class EtcdMember extends EventEmitter<{
           throw new EtcdMemberError(
             "ERR_ETCD_PORT",
             `etcd could not listen on ${inUse[1]}: the port is in use`,
+          );
+        }
+        if (wasRemoved(out)) {
+          throw new EtcdMemberError(
+            "ERR_ETCD_REMOVED",
+            `etcd member ${this.opts.nodeId} has been removed from the cluster: its data in ${this.etcdDir} is of no use any more`,
           );
         }
         throw new EtcdMemberError(
@@ -494,8 +517,8 @@ export async function listEtcdMembers(client: Etcd3): Promise<IMember[]> {
 
 /**
  * Removes the member named `name` (a node id) through `client` (which should reach another
- * member). Returns false when there is no such member. Waits out "unhealthy cluster" as
- * `addEtcdMember` does.
+ * member). Returns false when there is no such member (or it went while this was under way).
+ * Waits out "unhealthy cluster" as `addEtcdMember` does.
  */
 export async function removeEtcdMember(
   client: Etcd3,
@@ -511,9 +534,16 @@ export async function removeEtcdMember(
       `${name} is the etcd cluster's last member: it cannot be removed`,
     );
   }
-  await reconfigure(`remove member ${name}`, waitMs, () =>
-    client.cluster.memberRemove({ ID: m.ID }),
-  );
+  try {
+    await reconfigure(`remove member ${name}`, waitMs, () =>
+      client.cluster.memberRemove({ ID: m.ID }),
+    );
+  } catch (err) {
+    // Removed by someone else since the list (a demoted manager and the leader both take out
+    // a member): gone, as asked.
+    if (/member not found/.test(String((err as Error).cause))) return false;
+    throw err;
+  }
   return true;
 }
 

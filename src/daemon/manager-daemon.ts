@@ -12,6 +12,7 @@ import { ServerLogger, type Logger } from "../nats/log.js";
 import { openEmbeddedStore } from "../store/embedded.js";
 import type { ReadTx, Store, StoreEvent, WriteTx } from "../store/store.js";
 import {
+  DEFAULT_HEARTBEAT_MS,
   DEMOTE_QUORUM_LOSS,
   Manager,
   defaultManagerOptions,
@@ -92,16 +93,26 @@ import {
   DEFAULT_ETCD_PEER_PORT,
   ETCD_INSTALL_HINT,
   EtcdMember,
-  DEFAULT_ETCD_CLIENT_PORT,
+  EtcdMemberError,
   addEtcdMember,
   findEtcd,
   listEtcdMembers,
+  memberClientUrl,
+  readEtcdTls,
   removeEtcdMember,
   managedStoreLimits,
   type EtcdMemberOptions,
   type EtcdStart,
 } from "./etcd-member.js";
-import { ETCD_JOIN_FILE, MOVED_STORE_DIR, patchSettings } from "./state.js";
+import {
+  membersToRemove,
+  notePeers,
+  peerUrls,
+  readPeers,
+  removedMemberVerdict,
+} from "./demoted-member.js";
+import { readLeaderId } from "../store/leader.js";
+import { ETCD_JOIN_FILE, ETCD_PEERS_FILE, MOVED_STORE_DIR, patchSettings } from "./state.js";
 import { FORWARDED_HEADER } from "../manager/api.js";
 import {
   Leadership,
@@ -214,6 +225,8 @@ export class Daemon {
   /** Set when this daemon stopped to come back at once with these options, or as a worker
    * (demoted; its join.json written), in this process (run.ts). */
   restartWith: (Partial<DaemonOptions> & { worker?: boolean }) | null = null;
+  /** The other managers' etcd client URLs last noted in etcd-peers.json (joined). */
+  private peersNoted: string | undefined;
   /** This manager was demoted and is becoming a worker. */
   private demoting = false;
   /** Writes are unfenced until this manager campaigns (it registers itself first). */
@@ -241,7 +254,15 @@ export class Daemon {
         throw new ManagerError("ERR_INVALID", "managed etcd store without a node id");
       }
       this.nodeId = readFileSync(idFile, "utf8").trim();
-      this.member = await this.startMember();
+      try {
+        this.member = await this.startMember();
+      } catch (err) {
+        if (!(err instanceof EtcdMemberError) || err.code !== "ERR_ETCD_REMOVED") throw err;
+        // Demoted while it was down: the leader took its member out.
+        await this.comeBackRemoved();
+        return;
+      }
+      this.member.on("removed", () => void this.onMemberRemoved());
       this.etcdEndpoints = [this.member.clientUrl];
       try {
         this.store = await openManagersStore(this.etcdEndpoints, () => this.fence(), log, {
@@ -388,12 +409,15 @@ export class Daemon {
       }
       if (events.some((e) => e.kind === "node" || (e.kind === "meta" && e.id === MANAGERS_META)))
         this.nats.setMappedConnectUrls(nodesPorts());
+      if (this.member && events.some((e) => e.kind === "node")) this.notePeers();
     });
     if (etcd) await this.registerAddrs();
+    if (this.member) this.notePeers();
 
     this.manager = new Manager(this.store, log.child("manager"), defaultManagerOptions());
     this.manager.leading = () => this.isLeader();
     this.manager.onDemote = (tx, node) => this.demoteIn(tx, node);
+    if (this.member) this.manager.afterDemote = () => this.removeDownMembers();
     this.manager.onPromote = (tx, node) => {
       // On the embedded store the promotion moves the state into an etcd member of this
       // manager's: without etcd here it could never finish (and could not be undone by a
@@ -1001,35 +1025,12 @@ export class Daemon {
     const { dataDir, log } = this.opts;
     log.info(`this manager (${this.nodeId}) was demoted: becoming a worker`);
     try {
-      const r = this.store.view((tx) => ({
-        meta: tx.getMeta<ClusterMeta>("cluster")!,
-        ca: tx.getMeta<CaMeta>(CA_META)!,
-        secret: tx.getMeta<Record<string, string>>(DEMOTED_META)?.[this.nodeId],
-        managers: tx.listNodes().filter((n) => n.role === "manager" && n.id !== this.nodeId),
-        addrs: tx.getMeta<ManagersMeta>(MANAGERS_META) ?? {},
-      }));
-      if (!r.secret) throw new Error("the leader left no node secret for this node");
-      const others = r.managers.flatMap((n) => (r.addrs[n.id] ? [r.addrs[n.id]!] : []));
       const leader = this.leaderId();
-      const via = (leader !== undefined ? r.addrs[leader] : undefined) ?? others[0];
-      if (!via) throw new Error("no other manager's address is known");
-      const answer: JoinResponse = {
-        nodeId: this.nodeId,
-        role: "worker",
-        caCert: r.ca.certPem,
-        cert: readFileSync(certPaths(dataDir).cert, "utf8"),
-        natsUrls: others.map((a) => a.bus),
-        appNatsUrls: others.map((a) => a.app),
-        busUser: certUser(this.nodeId, "worker", r.ca.clusterId),
-        heartbeatMs: this.manager.heartbeatMs(),
-        nodeSecret: r.secret,
-      };
-      const token = makeToken(tokenDigest(r.ca), r.meta.workerSecret);
-      writeFileSync(
-        join(dataDir, "join.json"),
-        JSON.stringify({ token, managerAddr: via.join, answer }),
-        { mode: 0o600 },
-      );
+      const r = this.store.view((tx) => ({
+        join: demotedJoin(tx, this.nodeId, readFileSync(certPaths(dataDir).cert, "utf8"), leader),
+        managers: tx.listNodes().filter((n) => n.role === "manager" && n.id !== this.nodeId),
+      }));
+      writeFileSync(join(dataDir, "join.json"), JSON.stringify(r.join), { mode: 0o600 });
       patchSettings(dataDir, { managedEtcd: false });
       // Through the other members: this one leaves the cluster and exits. (On an external
       // etcd there is no member: the role alone changed.)
@@ -1045,12 +1046,157 @@ export class Daemon {
     await this.stop(false);
   }
 
+  /**
+   * At start, this manager's etcd member refused to start: it was removed from the cluster while
+   * this machine was down (the leader takes a down manager's member out when it demotes it, as
+   * swarmkit removes an unreachable manager's raft member). Its node a worker in the store (read
+   * through the other managers' members, `demotedJoinThroughPeers`), it comes back as one, as a
+   * demoted manager that was up does: join.json, then a worker daemon in this process (run.ts),
+   * its member already gone and its etcd data removed, so a later promotion starts a clean
+   * member. Anything else fails the start, saying what to do.
+   */
+  private async comeBackRemoved(): Promise<void> {
+    const { dataDir, log } = this.opts;
+    log.warn(
+      `this manager's etcd member was removed from the cluster while it was down: asking the other managers what node ${this.nodeId} is now`,
+    );
+    const note = await this.demotedJoinThroughPeers(
+      `etcd member ${this.nodeId} was removed from the cluster while this machine was down`,
+    );
+    writeFileSync(join(dataDir, "join.json"), JSON.stringify(note), { mode: 0o600 });
+    patchSettings(dataDir, { managedEtcd: false });
+    rmSync(join(dataDir, "etcd"), { recursive: true, force: true });
+    rmSync(join(dataDir, ETCD_PEERS_FILE), { force: true });
+    log.info(`this manager (${this.nodeId}) was demoted while it was down: becoming a worker`);
+    this.restartWith = { worker: true };
+    this.stopping = true;
+    this.resolveDone();
+  }
+
+  /**
+   * This manager's running etcd member exited, removed from the cluster, without this manager
+   * leaving or being demoted through its own store: it was cut off (up, but marked down) when it
+   * was demoted, and its member learnt of its removal once it could reach its peers again. Its
+   * store is gone with its member: as at a start (`comeBackRemoved`), its node is read through
+   * the other managers' members and, a worker, it stops its components and comes back as a
+   * worker daemon in this process. Otherwise it says why and runs on without a store.
+   */
+  private async onMemberRemoved(): Promise<void> {
+    if (this.demoting || this.stopping) return;
+    this.demoting = true;
+    const { dataDir, log } = this.opts;
+    log.warn(
+      `this manager's etcd member was removed from the cluster: asking the other managers what node ${this.nodeId} is now`,
+    );
+    try {
+      const note = await this.demotedJoinThroughPeers(
+        `etcd member ${this.nodeId} was removed from the cluster`,
+      );
+      writeFileSync(join(dataDir, "join.json"), JSON.stringify(note), { mode: 0o600 });
+      patchSettings(dataDir, { managedEtcd: false });
+    } catch (err) {
+      log.error(`this manager has no store any more: ${(err as Error).message}`);
+      this.demoting = false;
+      return;
+    }
+    log.info(`this manager (${this.nodeId}) was demoted while it was cut off: becoming a worker`);
+    this.restartWith = { worker: true };
+    await this.stop(false);
+  }
+
+  /**
+   * The join.json of this node as a demoted manager, from the store read (read-only) through the
+   * other managers' etcd members (`etcd-peers.json`; client TLS with the node's certificate),
+   * when its own member was removed. Throws EtcdMemberError ERR_ETCD_REMOVED, starting with
+   * `what`, saying what to do when its node is not a demoted worker or no other member is known.
+   */
+  private async demotedJoinThroughPeers(what: string): Promise<DemotedJoin> {
+    const { dataDir, log } = this.opts;
+    const endpoints = readPeers(dataDir);
+    if (endpoints.length === 0) {
+      throw new EtcdMemberError(
+        "ERR_ETCD_REMOVED",
+        `${what}, and no other manager's etcd member is known (${join(dataDir, ETCD_PEERS_FILE)}) to read this node from: run \`shoal swarm leave --force\` on this machine and join it again`,
+      );
+    }
+    let store: EtcdStore;
+    try {
+      store = await openManagersStore(endpoints, () => null, log, {
+        tls: readEtcdTls(certPaths(dataDir)),
+        ...managedStoreLimits(),
+      });
+    } catch (err) {
+      throw new EtcdMemberError(
+        "ERR_ETCD_REMOVED",
+        `${what}, and this node cannot be read through the other managers' members: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+    try {
+      const leader = await readLeaderId(store.client).catch(() => undefined);
+      const cert = readFileSync(certPaths(dataDir).cert, "utf8");
+      return store.view((tx) => {
+        const verdict = removedMemberVerdict(
+          this.nodeId,
+          tx.getNode(this.nodeId),
+          tx.getMeta<Record<string, string>>(DEMOTED_META)?.[this.nodeId],
+        );
+        if (!verdict.worker) {
+          throw new EtcdMemberError("ERR_ETCD_REMOVED", `${what}; ${verdict.reason}`);
+        }
+        return demotedJoin(tx, this.nodeId, cert, leader);
+      });
+    } finally {
+      await store.close();
+    }
+  }
+
+  /**
+   * The leader takes out the etcd members of demoted managers that are down (`membersToRemove`),
+   * through its own member: after a demotion commits, and when it starts leading (a demotion
+   * whose leader died first). A member already gone is fine; a failure is logged (the next
+   * demotion or election tries again) and does not undo the demotion.
+   */
+  private async removeDownMembers(): Promise<void> {
+    if (!this.member || !this.isLeader()) return;
+    const { log } = this.opts;
+    try {
+      const client = (this.store as EtcdStore).client;
+      const names = membersToRemove(
+        await listEtcdMembers(client),
+        this.store.view((tx) => tx.listNodes()),
+      );
+      for (const name of names) {
+        if (await removeEtcdMember(client, name)) {
+          log.info(`etcd member ${name} removed: its manager was demoted while down`);
+        }
+      }
+    } catch (err) {
+      log.warn(
+        `removing the etcd members of demoted managers that are down: ${(err as Error).message}`,
+      );
+    }
+  }
+
+  /** Notes the other managers' etcd client URLs (`etcd-peers.json`) when they changed. */
+  private notePeers(): void {
+    const urls = peerUrls(
+      this.store.view((tx) => tx.listNodes()),
+      this.nodeId,
+    );
+    if (urls.join() === this.peersNoted) return;
+    try {
+      notePeers(this.opts.dataDir, urls);
+      this.peersNoted = urls.join();
+    } catch (err) {
+      this.opts.log.warn(`noting the other managers' etcd members: ${(err as Error).message}`);
+    }
+  }
+
   /** Takes this manager's etcd member out of the cluster through the other managers' members
    * (demoted, or leaving): it exits, and the quorum counts the others only. */
   private async removeOwnMember(others: Node[]): Promise<void> {
-    const endpoints = others.map(
-      (n) => `https://${joinHostPort(n.addr, DEFAULT_ETCD_CLIENT_PORT)}`,
-    );
+    const endpoints = others.map((n) => memberClientUrl(n.addr));
     if (endpoints.length === 0) throw new Error("no other manager's etcd member is known");
     const client = etcdClient({ endpoints, tls: this.member!.clientTls() });
     try {
@@ -1111,6 +1257,8 @@ export class Daemon {
     this.manager.markDirty();
     this.dispatcher.lead();
     this.autoscaler?.start();
+    // A demotion whose leader died before it took the member of a down manager out.
+    if (this.member) void this.removeDownMembers();
   }
 
   /** A write a follower forwarded: handled by this manager's API as a local call. */
@@ -1250,7 +1398,10 @@ export class Daemon {
     }
     await this.member?.stop();
     const dir = this.opts.dataDir;
-    if (this.restartWith?.worker) rmSync(join(dir, "etcd"), { recursive: true, force: true });
+    if (this.restartWith?.worker) {
+      rmSync(join(dir, "etcd"), { recursive: true, force: true });
+      rmSync(join(dir, ETCD_PEERS_FILE), { force: true });
+    }
     if (this.restartWith?.managedEtcd && existsSync(join(dir, "store"))) {
       // Kept for the record, never opened again: the state lives in etcd now.
       rmSync(join(dir, MOVED_STORE_DIR), { recursive: true, force: true });
@@ -1266,6 +1417,49 @@ export class Daemon {
 
 /** A demoted manager's node secret, for its daemon to rejoin as a worker (by node id). */
 const DEMOTED_META = "demoted";
+
+/** The join.json a demoted manager's worker daemon starts from. */
+interface DemotedJoin {
+  token: string;
+  managerAddr: string;
+  answer: JoinResponse;
+}
+
+/**
+ * What demoted node `id` rejoins as a worker with (its join.json): the worker token, the node
+ * secret its demotion left, the other managers' bus URLs, and the join address of the leader
+ * (`leaderId`), else another manager's. `cert` is its current (manager's) certificate. Throws
+ * when there is no secret or no other manager.
+ */
+function demotedJoin(
+  tx: ReadTx,
+  id: string,
+  cert: string,
+  leaderId: string | undefined,
+): DemotedJoin {
+  const meta = tx.getMeta<ClusterMeta>("cluster")!;
+  const ca = tx.getMeta<CaMeta>(CA_META)!;
+  const secret = tx.getMeta<Record<string, string>>(DEMOTED_META)?.[id];
+  if (!secret) throw new Error("the leader left no node secret for this node");
+  const addrs = tx.getMeta<ManagersMeta>(MANAGERS_META) ?? {};
+  const managers = tx.listNodes().filter((n) => n.role === "manager" && n.id !== id);
+  const others = managers.flatMap((n) => (addrs[n.id] ? [addrs[n.id]!] : []));
+  const via =
+    (leaderId !== undefined && leaderId !== id ? addrs[leaderId] : undefined) ?? others[0];
+  if (!via) throw new Error("no other manager's address is known");
+  const answer: JoinResponse = {
+    nodeId: id,
+    role: "worker",
+    caCert: ca.certPem,
+    cert,
+    natsUrls: others.map((a) => a.bus),
+    appNatsUrls: others.map((a) => a.app),
+    busUser: certUser(id, "worker", ca.clusterId),
+    heartbeatMs: tx.getMeta<SwarmSettings>("settings")?.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
+    nodeSecret: secret,
+  };
+  return { token: makeToken(tokenDigest(ca), meta.workerSecret), managerAddr: via.join, answer };
+}
 /** Promoted workers not yet running as managers (by node id). */
 const PROMOTING_META = "promoting";
 

@@ -156,7 +156,8 @@ export async function runDaemon(given: DaemonRunOptions, banner = false): Promis
   } else {
     const d = new Daemon({ ...o, log });
     await d.start();
-    if (banner) printBanner(d, o);
+    // (A manager demoted while it was down comes back as a worker at once: no banner.)
+    if (banner && !d.restartWith) printBanner(d, o);
     stop = () => d.stop(false);
     current = d;
   }

@@ -17,6 +17,7 @@ export const SWARM_STATE = [
   "certificates",
   "etcd",
   "etcd-join.json",
+  "etcd-peers.json",
   "store.moved",
 ] as const;
 
@@ -24,6 +25,9 @@ export const SWARM_STATE = [
 export const SETTINGS_FILE = "daemon.json";
 /** A joining manager's one-shot note for its first start: the etcd members to join. */
 export const ETCD_JOIN_FILE = "etcd-join.json";
+/** A managed manager's note of the other managers' etcd client URLs, kept current while it runs:
+ * where it reads its node from when its own member was removed while it was down. */
+export const ETCD_PEERS_FILE = "etcd-peers.json";
 /** Where the embedded store's files go once its state moved to etcd (kept, never opened). */
 export const MOVED_STORE_DIR = "store.moved";
 

@@ -58,6 +58,9 @@ export type { SwarmSettings, NodeUpdate } from "../api/http.js";
 /** A status report from an agent about one task (the agent's TaskReport). */
 export type StatusReport = TaskReport;
 
+/** The nodes' heartbeat period when the swarm settings give none. */
+export const DEFAULT_HEARTBEAT_MS = 1000;
+
 /** swarmkit's words when a demotion would cost the store's cluster its quorum. */
 export const DEMOTE_QUORUM_LOSS =
   "rpc error: code = FailedPrecondition desc = can't remove member from the raft: this would result in a loss of quorum";
@@ -106,6 +109,11 @@ export class Manager {
    */
   onDemote: ((tx: WriteTx, node: Node) => void) | undefined;
   /**
+   * Called once the demoting batch committed, with the node as it committed (a worker now),
+   * before `updateNode` answers: the daemon takes a down manager's etcd member out.
+   */
+  afterDemote: ((node: Node) => Promise<void>) | undefined;
+  /**
    * Set by the manager daemon (it can turn a worker into a manager): called inside the promoting
    * batch, with the node already a manager in `tx`. Absent: promotion is refused.
    */
@@ -147,7 +155,10 @@ export class Manager {
 
   /** The heartbeat period agents are asked to keep (`shoal swarm update --heartbeat-period`). */
   heartbeatMs(): number {
-    return this.store.view((tx) => tx.getMeta<SwarmSettings>("settings"))?.heartbeatMs ?? 1000;
+    return (
+      this.store.view((tx) => tx.getMeta<SwarmSettings>("settings"))?.heartbeatMs ??
+      DEFAULT_HEARTBEAT_MS
+    );
   }
 
   /** The limits a service spec is checked against (the swarm settings'). */
@@ -781,7 +792,9 @@ export class Manager {
     if (u.role !== undefined && u.role !== "worker" && u.role !== "manager") {
       throw new ManagerError("ERR_INVALID", `invalid role "${String(u.role)}": worker or manager`);
     }
-    return this.store.update((tx) => {
+    // Set by the run of the batch's function that committed (the store may run it again).
+    let demoted = false;
+    const updated = await this.store.update((tx) => {
       const n = this.findNode(tx, ref);
       const labels = { ...n.labels, ...(u.labelAdd ?? {}) };
       for (const k of u.labelRm ?? []) delete labels[k];
@@ -819,8 +832,11 @@ export class Manager {
       tx.putNode(next);
       if (demote) this.onDemote!(tx, next);
       if (promote) this.onPromote!(tx, next);
+      demoted = demote;
       return next;
     });
+    if (demoted) await this.afterDemote?.(updated);
+    return updated;
   }
 
   /**

@@ -403,3 +403,21 @@ export class LeaderElection {
     this.retryTimer = setTimeout(() => void this.campaign(), this.opts.retryMs ?? 500);
   }
 }
+
+/**
+ * The leader's id as etcd holds it now (the id under the oldest key of the election prefix), for
+ * a process that does not campaign; undefined when no candidate is there.
+ */
+export async function readLeaderId(
+  client: Etcd3,
+  prefix = DEFAULT_ELECTION_PREFIX,
+): Promise<string | undefined> {
+  const key = Buffer.from(prefix);
+  const res = await client.kv.range({ key, range_end: prefixEnd(key) });
+  let best: { rev: bigint; id: string } | undefined;
+  for (const kv of res.kvs) {
+    const rev = BigInt(kv.create_revision);
+    if (!best || rev < best.rev) best = { rev, id: kv.value.toString() };
+  }
+  return best?.id;
+}

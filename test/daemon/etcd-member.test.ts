@@ -244,6 +244,29 @@ describe("managed etcd members", { skip: etcdSkip() }, () => {
     );
   });
 
+  test("a member removed while it was stopped fails its restart with ERR_ETCD_REMOVED", async (t) => {
+    const m1 = await startMember(t, await memberOpts(t, "rm1"), { mode: "new" });
+    const c1 = clientOf(t, m1);
+    const opts: EtcdMemberOptions[] = [];
+    const members = [m1];
+    for (const id of ["rm2", "rm3"]) {
+      const o = await memberOpts(t, id);
+      opts.push(o);
+      const { initialCluster } = await addEtcdMember(c1, id, `https://127.0.0.1:${o.peerPort}`);
+      members.push(await startMember(t, o, { mode: "join", initialCluster }));
+    }
+    // rm3's machine goes down; the cluster takes its member out (a demotion while down).
+    await members[2]!.stop();
+    assert.equal(await removeEtcdMember(c1, "rm3"), true);
+    await assert.rejects(
+      EtcdMember.start(opts[1]!, { mode: "restart" }),
+      (err: unknown) =>
+        isCode("ERR_ETCD_REMOVED")(err) &&
+        /rm3 has been removed from the cluster/.test(String(err)),
+    );
+    assert.deepEqual((await listEtcdMembers(c1)).map((m) => m.name).sort(), ["rm1", "rm2"]);
+  });
+
   test("the supervisor restarts a killed member from its data; a stopped one restarts by mode", async (t) => {
     const opts = await memberOpts(t, "mgr1");
     const m = await startMember(t, opts, { mode: "new" });

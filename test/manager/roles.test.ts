@@ -1,6 +1,6 @@
 // Role changes (`node demote` / `node promote`, `node update --role`) in the manager: the last
 // manager cannot be demoted (swarmkit's words), demoting and promoting need the daemon's hooks
-// and run them in the same batch, and `node rm` of a manager that is still a member of the
+// and run them in the same batch (and `afterDemote` once a demotion committed), and `node rm` of a manager that is still a member of the
 // store's cluster says to demote it first (one that left is removed as a worker is).
 
 import { test } from "node:test";
@@ -51,6 +51,27 @@ test("a demotion runs the daemon's hook in its batch; without the hook it is ref
   // A worker "demoted" again changes nothing and runs no hook.
   await manager.updateNode("w0", { role: "worker" });
   assert.deepEqual(seen, ["m1:worker"]);
+});
+
+test("afterDemote runs once the demotion committed, before updateNode answers; not for other updates", async () => {
+  const { store, manager } = await setup(3);
+  manager.onDemote = () => {};
+  const seen: string[] = [];
+  manager.afterDemote = async (n) => {
+    // Committed: the store holds the worker already.
+    seen.push(`${n.id}:${n.role}:${store.view((tx) => tx.getNode(n.id))?.role}`);
+  };
+  await manager.updateNode("m2", { role: "worker" });
+  assert.deepEqual(seen, ["m2:worker:worker"]);
+  await manager.updateNode("m2", { role: "worker" });
+  await manager.updateNode("m1", { availability: "drain" });
+  assert.deepEqual(seen, ["m2:worker:worker"], "no demotion, no call");
+  // A refused demotion (the hook in the batch throws) calls nothing after.
+  manager.onDemote = () => {
+    throw new ManagerError("ERR_INVALID", "no");
+  };
+  await assert.rejects(manager.updateNode("m1", { role: "worker" }), code("ERR_INVALID"));
+  assert.deepEqual(seen, ["m2:worker:worker"]);
 });
 
 test("a promotion runs the daemon's hook in its batch; without the hook it is refused", async () => {

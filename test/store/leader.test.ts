@@ -5,7 +5,11 @@
 import { after, before, describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { Etcd3 } from "etcd3";
-import { LeaderElection, type LeaderElectionOptions } from "../../src/store/leader.js";
+import {
+  LeaderElection,
+  readLeaderId,
+  type LeaderElectionOptions,
+} from "../../src/store/leader.js";
 import { openEtcdStore, type EtcdStore, type Fence } from "../../src/store/etcd.js";
 import { StoreError } from "../../src/store/store.js";
 import { etcdSkip, startEtcd, type EtcdCluster } from "../helpers/etcd.js";
@@ -109,6 +113,22 @@ describe("leader election", { skip: etcdSkip() }, () => {
       5000,
     );
     assert.notEqual(next, first);
+  });
+
+  test("readLeaderId names the leader as etcd holds it, for a process that does not campaign", async (t) => {
+    const all = await contenders(t, 2, { ttlSeconds: 30 });
+    const prefix = `/election-${n}/`;
+    const c = client(t);
+    const first = await oneLeader(all);
+    assert.equal(await readLeaderId(c, prefix), first.leaderId);
+    await first.close();
+    const next = await oneLeader(
+      all.filter((e) => e !== first),
+      5000,
+    );
+    assert.equal(await readLeaderId(c, prefix), next.leaderId);
+    assert.notEqual(next.leaderId, first.leaderId);
+    assert.equal(await readLeaderId(c, "/no-election-here/"), undefined);
   });
 
   test("fencing: a deposed leader's writes are refused by etcd, the new leader's commit", async (t) => {
