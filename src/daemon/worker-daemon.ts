@@ -563,7 +563,8 @@ export class WorkerDaemon {
       return;
     }
     if (this.stopping) return;
-    const missing = missingStoreTls(answer.store ?? [], dataDir);
+    // (Managed etcd members take the node's own certificate: only an external etcd needs files.)
+    const missing = answer.etcd ? null : missingStoreTls(answer.store ?? [], dataDir);
     if (missing !== null) {
       // It would come back as a manager that cannot open the store: it stays a worker.
       log.warn(`cannot become a manager: ${missing}; trying again`);
