@@ -199,12 +199,12 @@ test("shoal nats-server loads the message server alone: not the CLI's parser, ws
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^nats-server: v/);
   const loaded = readFileSync(trace, "utf8").trim().split("\n");
-  // The server's modules, or the one-file bundle of them `npm run build` makes (cli/main.ts).
+  // The server's modules, or the one-file bundle of them `npm run build` makes (cli/entry.cts).
   assert.ok(
     loaded.some(
       (u) =>
         u.endsWith("/dist/src/nats/server.js") ||
-        u.endsWith("/dist/src/daemon/nats-server.bundle.js"),
+        u.endsWith("/dist/src/daemon/nats-server.bundle.cjs"),
     ),
     loaded.join("\n"),
   );
