@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 // Entry point of the `shoal` command: runs the compiled CLI (built by `npm install` via
 // `prepare`). CommonJS (bin/package.json), so that `shoal nats-server` never starts Node's ES
 // module loader: see src/cli/entry.cts.
