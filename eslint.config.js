@@ -144,13 +144,18 @@ export default tseslint.config(
     },
   },
   {
-    files: ["src/**/*.ts"],
+    files: ["src/**/*.ts", "src/**/*.cts"],
     plugins: { shoal: { rules: { layers } } },
     rules: { "shoal/layers": "error" },
   },
   {
+    // CommonJS (bin/package.json): see src/cli/entry.cts.
     files: ["bin/**/*.js"],
-    languageOptions: { globals: { process: "readonly", console: "readonly" } },
+    languageOptions: {
+      sourceType: "commonjs",
+      globals: { process: "readonly", require: "readonly" },
+    },
+    rules: { "@typescript-eslint/no-require-imports": "off" },
   },
   {
     // The examples are Node.js programs users run as tasks.

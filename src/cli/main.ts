@@ -1,25 +1,14 @@
 // The `shoal` command: parses the command line (program.ts), runs the command, and turns every
 // failure into a message in Docker's words and an exit code — 0 for help and --version, 1 for
-// everything else. A reader that closes the pipe early (`shoal service logs web | head`) ends
-// the command quietly. `shoal nats-server` goes straight to the message server, without the
-// command-line parser and the rest of the CLI (its flags are nats-server's, parsed there), so
-// that a server at rest holds only what it uses.
+// everything else (entry.cts, the first module, sets it, and ends the command quietly when a
+// reader closes the pipe early: `shoal service logs web | head`). `shoal nats-server` goes
+// straight to the message server, without the command-line parser and the rest of the CLI (its
+// flags are nats-server's, parsed there), so that a server at rest holds only what it uses:
+// entry.cts runs the server's one-file bundle, and only when that is stale does it come here.
 
-import { statSync } from "node:fs";
 import type { Command } from "commander";
 import { CliError, commandPath, UsageError } from "./errors.js";
 import type { CommandFailure } from "./program.js";
-
-/** Exits quietly when stdout or stderr is a pipe whose reader went away. */
-function exitOnBrokenPipe(): void {
-  for (const s of [process.stdout, process.stderr]) {
-    if (s.listenerCount("error") > 0) continue;
-    s.on("error", (err: NodeJS.ErrnoException) => {
-      if (err.code === "EPIPE") process.exit(0);
-      throw err;
-    });
-  }
-}
 
 /** `Usage:  shoal service ps [options] <service...>` and the description, as Docker adds them. */
 function usageOf(cmd: Command): string {
@@ -65,7 +54,6 @@ export function parseErrorMessage(f: CommandFailure): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  exitOnBrokenPipe();
   if (argv[0] === "nats-server") return natsServer(argv.slice(1));
   const [{ buildProgram, CommandFailure }, { ApiError, NoDaemonError }] = await Promise.all([
     import("./program.js"),
@@ -102,37 +90,11 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-/**
- * The message server's code: the one-file bundle `npm run build` makes of it (esbuild, see
- * package.json), unless a later `tsc` rewrote the compiled modules (then the bundle is stale and
- * those are loaded). One module instead of about forty keeps Node's ESM loader from running its
- * path functions often enough for V8 to optimise them while the server starts, which would page
- * in the optimising compiler for good: 52.3 → 47.0 MiB resident at rest (docs/benchmarks.md).
- */
-function natsServerModule(): Promise<typeof import("../daemon/nats-server.js")> {
-  const url = natsServerModuleUrl(new URL("../daemon/", import.meta.url));
-  return url.pathname.endsWith(".bundle.js")
-    ? import("../daemon/nats-server.bundle.js")
-    : import("../daemon/nats-server.js");
-}
-
-/** `nats-server.bundle.js` of `dir` when not older than its `nats-server.js`, else the latter. */
-export function natsServerModuleUrl(dir: URL): URL {
-  const bundle = new URL("nats-server.bundle.js", dir);
-  const compiled = new URL("nats-server.js", dir);
-  try {
-    if (statSync(bundle).mtimeMs >= statSync(compiled).mtimeMs) return bundle;
-  } catch {
-    // no bundle: the compiled modules
-  }
-  return compiled;
-}
-
 /** `shoal nats-server [flags]`: the message server alone, its failures worded as the CLI's. */
 async function natsServer(argv: string[]): Promise<number> {
   try {
-    const { natsServerCommand } = await natsServerModule();
-    return await natsServerCommand(argv);
+    const { natsServerMain } = await import("../daemon/nats-server.js");
+    return await natsServerMain(argv);
   } catch (err) {
     process.stderr.write(`Error: ${(err as Error).message ?? String(err)}\n`);
     return 1;

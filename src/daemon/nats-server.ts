@@ -21,6 +21,19 @@ const SIGNALS: Record<string, NodeJS.Signals> = {
   reload: "SIGHUP",
 };
 
+/**
+ * The command as `shoal` runs it (src/cli/entry.cts, main.ts): a failure the command does not
+ * word itself is `Error: MESSAGE` on stderr and exit code 1, as for the CLI's other commands.
+ */
+export async function natsServerMain(argv: string[]): Promise<number> {
+  try {
+    return await natsServerCommand(argv);
+  } catch (err) {
+    process.stderr.write(`Error: ${(err as Error).message ?? String(err)}\n`);
+    return 1;
+  }
+}
+
 export async function natsServerCommand(argv: string[]): Promise<number> {
   let flags;
   const warnings: string[] = [];

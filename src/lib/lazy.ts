@@ -3,16 +3,18 @@
 // global loads `perf_hooks` (+0.25 MiB), so a message server with no TLS, no NKeys and no
 // passwords never loads them: its identifiers come from Math.random (V8 seeds it per process
 // from the OS's entropy), its clock from process.hrtime, and only secrets (nonces) and
-// certificates from node:crypto. See docs/benchmarks.md ("RSS at rest").
+// certificates from node:crypto. Built-in modules loaded on use come through
+// process.getBuiltinModule, not createRequire: `node:module` itself loads Node's ES module loader
+// (its modules, in a CommonJS process: `shoal nats-server`, src/cli/entry.cts). See
+// docs/benchmarks.md ("RSS at rest").
 
 import type * as Crypto from "node:crypto";
-import { createRequire } from "node:module";
 
 let cryptoLib: typeof Crypto | null = null;
 
 /** `node:crypto`, loaded the first time it is asked for. */
 export function nodeCrypto(): typeof Crypto {
-  return (cryptoLib ??= createRequire(import.meta.url)("node:crypto") as typeof Crypto);
+  return (cryptoLib ??= process.getBuiltinModule("node:crypto"));
 }
 
 /**

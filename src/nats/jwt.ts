@@ -6,7 +6,6 @@
 // processClientOrLeafAuthentication do; nkeys.js is loaded only when a JWT is first checked.
 
 import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { BlockList, isIP } from "node:net";
 import type { AccountConfig, ExportConfig, ImportConfig, Permissions } from "./options.js";
 import { patternIsSubsetOf } from "./subject.js";
@@ -25,6 +24,8 @@ let nkeysLib: NkeysLib | null = null;
 
 /** nkeys.js, loaded on first use (a server without JWTs or NKeys never loads it). */
 export function nkeys(): NkeysLib {
+  // node:module through getBuiltinModule: importing it loads Node's ES module loader (lazy.ts).
+  const { createRequire } = process.getBuiltinModule("node:module");
   return (nkeysLib ??= createRequire(import.meta.url)("nkeys.js") as NkeysLib);
 }
 

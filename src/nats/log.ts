@@ -2,7 +2,7 @@
 //   [1234] 2026/11/25 10:00:00.000000 [INF] Starting nats-server
 // Debug ([DBG]) and protocol trace ([TRC]) lines are only written when enabled (-D, -V).
 
-import { appendFileSync, openSync, closeSync } from "node:fs";
+import { appendFileSync, openSync, closeSync, readlinkSync } from "node:fs";
 import { childLogger, type Logger } from "../lib/log.js";
 import { wallMs } from "../lib/lazy.js";
 
@@ -26,12 +26,39 @@ function pad(n: number, w: number): string {
   return String(n).padStart(w, "0");
 }
 
-/** `2026/11/25 10:00:00.000000` in local time, with microseconds as nats-server prints them. */
-export function logTimestamp(d: Date, micros: number): string {
-  return (
-    `${d.getFullYear()}/${pad(d.getMonth() + 1, 2)}/${pad(d.getDate(), 2)} ` +
-    `${pad(d.getHours(), 2)}:${pad(d.getMinutes(), 2)}:${pad(d.getSeconds(), 2)}.${pad(micros, 6)}`
-  );
+/**
+ * `2026/11/25 10:00:00.000000` in local time, with microseconds as nats-server prints them;
+ * `utc`: local time is known to be UTC (localTimeIsUtc), so the UTC fields are the same.
+ */
+export function logTimestamp(d: Date, micros: number, utc = false): string {
+  return utc
+    ? `${d.getUTCFullYear()}/${pad(d.getUTCMonth() + 1, 2)}/${pad(d.getUTCDate(), 2)} ` +
+        `${pad(d.getUTCHours(), 2)}:${pad(d.getUTCMinutes(), 2)}:${pad(d.getUTCSeconds(), 2)}.${pad(micros, 6)}`
+    : `${d.getFullYear()}/${pad(d.getMonth() + 1, 2)}/${pad(d.getDate(), 2)} ` +
+        `${pad(d.getHours(), 2)}:${pad(d.getMinutes(), 2)}:${pad(d.getSeconds(), 2)}.${pad(micros, 6)}`;
+}
+
+/** Names of the UTC zone: `TZ` values and the ends of /etc/localtime's link into zoneinfo. */
+const UTC_ZONE =
+  /^:?(?:.*\/zoneinfo\/)?(?:Etc\/)?(?:UTC|UCT|Universal|Zulu|GMT|GMT0|GMT[+-]0|Greenwich)$/;
+
+/**
+ * Whether local time is UTC, found without asking the time zone database: `TZ` names UTC, or is
+ * unset and /etc/localtime links to a UTC zone (as in most containers). Asking it (any local-time
+ * getter of Date) pages in ICU's time zone code and data, 0.5 MiB resident for good, which a
+ * server whose local time is UTC need not pay (docs/benchmarks.md, "RSS at rest"). Anything
+ * else, /etc/localtime a copy or missing included, counts as not known to be UTC.
+ */
+export function localTimeIsUtc(
+  tz: string | undefined = process.env["TZ"],
+  localtimeLink: () => string = () => readlinkSync("/etc/localtime"),
+): boolean {
+  if (tz !== undefined) return UTC_ZONE.test(tz);
+  try {
+    return UTC_ZONE.test(localtimeLink());
+  } catch {
+    return false;
+  }
 }
 
 const GO_ESCAPES: Record<number, string> = {
@@ -93,6 +120,8 @@ export class ServerLogger implements Logger {
   debugEnabled: boolean;
   traceEnabled: boolean;
   private logtime: boolean;
+  /** Local time is UTC (localTimeIsUtc), asked at the first time stamp. */
+  private utc: boolean | undefined;
   private readonly write: (line: string) => void;
   private readonly prefix: string;
 
@@ -117,7 +146,8 @@ export class ServerLogger implements Logger {
     if (this.logtime) {
       const now = wallMs();
       const d = new Date(Math.floor(now));
-      ts = logTimestamp(d, Math.floor((now * 1000) % 1_000_000)) + " ";
+      this.utc ??= localTimeIsUtc();
+      ts = logTimestamp(d, Math.floor((now * 1000) % 1_000_000), this.utc) + " ";
     }
     this.write(`${this.prefix}${ts}[${level}] ${msg}`);
   }

@@ -4,10 +4,11 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
+import { promisify } from "node:util";
 import { fileURLToPath } from "node:url";
 import { fakeApi, shoal, type FakeRequest, type FakeAnswer } from "./fake-api.js";
 import { SHOAL_BIN } from "../helpers/servers.js";
@@ -185,6 +186,20 @@ test("shoal version and shoal service ls load neither the daemon nor its librari
   assert.match(v.stdout, /^shoal version \d+\.\d+\.\d+/);
 });
 
+test("bin/shoal.js runs as a program on PATH, through a symlink (what npm link gives)", async (t) => {
+  // bin/ is CommonJS (bin/package.json, src/cli/entry.cts): the shebang line and the module type
+  // must hold when the file is run by its link's name, without `node` in front.
+  const dir = mkdtempSync(join(tmpdir(), "shoal-path-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  symlinkSync(SHOAL_BIN, join(dir, "shoal"));
+  const env = { ...process.env, PATH: `${dir}:${process.env["PATH"] ?? ""}` };
+  const run = promisify(execFile);
+  const server = await run("shoal", ["nats-server", "--version"], { env });
+  assert.match(server.stdout, /^nats-server: v\d+\.\d+\.\d+ \(shoal /);
+  const cli = await run("shoal", ["version"], { env });
+  assert.match(cli.stdout, /^shoal version \d+\.\d+\.\d+/);
+});
+
 test("shoal nats-server loads the message server alone: not the CLI's parser, ws or the daemon", async (t) => {
   // A server at rest holds what it loaded: the CLI's command tree (commander), ws (loaded only
   // with a websocket block) and the orchestrator's libraries cost it RSS for nothing.
@@ -199,12 +214,12 @@ test("shoal nats-server loads the message server alone: not the CLI's parser, ws
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^nats-server: v/);
   const loaded = readFileSync(trace, "utf8").trim().split("\n");
-  // The server's modules, or the one-file bundle of them `npm run build` makes (cli/main.ts).
+  // The server's modules, or the one-file bundle of them `npm run build` makes (cli/entry.cts).
   assert.ok(
     loaded.some(
       (u) =>
         u.endsWith("/dist/src/nats/server.js") ||
-        u.endsWith("/dist/src/daemon/nats-server.bundle.js"),
+        u.endsWith("/dist/src/daemon/nats-server.bundle.cjs"),
     ),
     loaded.join("\n"),
   );

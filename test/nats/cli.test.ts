@@ -6,8 +6,7 @@ import { test, describe, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
-import { pathToFileURL } from "node:url";
-import { natsServerModuleUrl } from "../../src/cli/main.js";
+import { natsServerBundle } from "../../src/cli/entry.cjs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { WebSocket } from "ws";
@@ -483,35 +482,36 @@ describe("shoal nats-server process", () => {
 test("shoal nats-server loads the one-file bundle unless a later tsc made it stale", (t) => {
   const dir = mkdtempSync(join(tmpdir(), "shoal-bundle-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const url = pathToFileURL(`${dir}/`);
   const compiled = join(dir, "nats-server.js");
-  const bundle = join(dir, "nats-server.bundle.js");
+  const bundle = join(dir, "nats-server.bundle.cjs");
+  assert.equal(natsServerBundle(dir), null, "neither");
   writeFileSync(compiled, "");
-  assert.equal(natsServerModuleUrl(url).pathname, compiled, "no bundle");
+  assert.equal(natsServerBundle(dir), null, "no bundle");
   writeFileSync(bundle, "");
   utimesSync(compiled, 1000, 1000);
   utimesSync(bundle, 2000, 2000);
-  assert.equal(natsServerModuleUrl(url).pathname, bundle, "bundle newer");
+  assert.equal(natsServerBundle(dir), bundle, "bundle newer");
   utimesSync(compiled, 3000, 3000);
-  assert.equal(natsServerModuleUrl(url).pathname, compiled, "compiled rewritten after the bundle");
+  assert.equal(natsServerBundle(dir), null, "compiled rewritten after the bundle");
 });
 
-test("shoal nats-server at rest (a client came and went) loads neither node:crypto nor perf_hooks", async (t) => {
+test("shoal nats-server at rest (a client came and went) loads neither node:crypto, perf_hooks nor the ES module loader", async (t) => {
   // node:crypto costs a server at rest 0.7 MiB and perf_hooks 0.25 MiB (docs/benchmarks.md):
-  // only NKeys, JWTs, passwords and TLS need crypto (src/lib/lazy.ts). The preload writes the
-  // built-in modules loaded when the server exits.
+  // only NKeys, JWTs, passwords and TLS need crypto (src/lib/lazy.ts). Node's ES module loader
+  // costs it 1.3 MiB: the server is a CommonJS bundle (src/cli/entry.cts). The preload (CommonJS,
+  // so that it starts no ES module loader itself) writes the built-in modules loaded when the
+  // server exits.
   const dir = tempDir(t);
   const list = join(dir, "modules.txt");
-  const preload =
-    "data:text/javascript," +
-    encodeURIComponent(
-      `import { writeFileSync } from "node:fs";
-       process.on("exit", () => writeFileSync(${JSON.stringify(list)}, process.moduleLoadList.join("\\n")));`,
-    );
+  const preload = join(dir, "preload.cjs");
+  writeFileSync(
+    preload,
+    `process.on("exit", () => require("node:fs").writeFileSync(${JSON.stringify(list)}, process.moduleLoadList.join("\\n")));`,
+  );
   const port = await freePort();
   const p = spawn(
     process.execPath,
-    ["--import", preload, SHOAL_BIN, "nats-server", "-a", "127.0.0.1", "-p", String(port)],
+    ["--require", preload, SHOAL_BIN, "nats-server", "-a", "127.0.0.1", "-p", String(port)],
     { stdio: ["ignore", "ignore", "pipe"] },
   );
   let stderr = "";
@@ -530,6 +530,8 @@ test("shoal nats-server at rest (a client came and went) loads neither node:cryp
   await closed;
   const loaded = readFileSync(list, "utf8").split("\n");
   assert.ok(loaded.includes("NativeModule net"), `no module list? ${stderr}\n${loaded.join(" ")}`);
-  const bad = loaded.filter((m) => /^NativeModule (crypto|perf_hooks)$/.test(m));
+  const bad = loaded.filter((m) =>
+    /^NativeModule (crypto|perf_hooks|internal\/modules\/esm\/loader)$/.test(m),
+  );
   assert.deepEqual(bad, [], `loaded at rest: ${bad.join(", ")}`);
 });
