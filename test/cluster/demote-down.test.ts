@@ -9,53 +9,13 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { netnsSwarm, type Swarm } from "../helpers/swarm.js";
+import { netnsSwarm } from "../helpers/swarm.js";
 import { apiAt, killTaskProcesses } from "../helpers/daemon.js";
+import { etcdMembers, settings, waitStatuses, type Info } from "../helpers/manager-status.js";
 import { checkFor, SHOAL_BIN } from "../helpers/servers.js";
 import { etcdSkip } from "../helpers/etcd.js";
-import { etcdClient } from "../../src/store/etcd.js";
-import { listEtcdMembers, readEtcdTls } from "../../src/daemon/etcd-member.js";
-import { certPaths } from "../../src/manager/ca.js";
-
-interface Info {
-  nodeId: string;
-  leaderId?: string;
-  pid: number;
-  role?: string;
-}
-
-/** The names of the managed etcd's members, sorted, as the first manager's member lists them. */
-async function etcdMembers(swarm: Swarm): Promise<string[]> {
-  const client = etcdClient({
-    endpoints: [`https://${swarm.manager.addr}:4379`],
-    tls: readEtcdTls(certPaths(swarm.dirs[0]!)),
-  });
-  try {
-    return (await listEtcdMembers(client)).map((m) => m.name).sort();
-  } finally {
-    client.close();
-  }
-}
-
-/** MANAGER STATUS of every node, sorted, as `node ls` on the first manager prints it. */
-async function managerStatuses(swarm: Swarm): Promise<string> {
-  const ls = await swarm.cli("node", "ls", "--format", "{{.Status}}/{{.ManagerStatus}}");
-  if (ls.code !== 0) throw new Error(`node ls: ${ls.stderr}`);
-  return ls.stdout.trim().split("\n").sort().join(",");
-}
-
-async function waitStatuses(swarm: Swarm, want: string, ms = 90_000): Promise<void> {
-  await checkFor(ms, async () => {
-    const rows = await managerStatuses(swarm);
-    if (rows !== want) throw new Error(`node ls: ${rows} (want ${want})`);
-    return true;
-  });
-}
-
-const settings = (dir: string) =>
-  JSON.parse(readFileSync(join(dir, "daemon.json"), "utf8")) as { managedEtcd?: boolean };
 
 test(
   "a manager demoted while down (or cut off): its etcd member goes at once, and it comes back as a worker",

@@ -7,10 +7,11 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { netnsSwarm, type Swarm } from "../helpers/swarm.js";
+import { netnsSwarm } from "../helpers/swarm.js";
 import { apiAt } from "../helpers/daemon.js";
+import { managerStatuses, settings } from "../helpers/manager-status.js";
 import { checkFor, SHOAL_BIN } from "../helpers/servers.js";
 import { etcdSkip } from "../helpers/etcd.js";
 import type { Host } from "./netns.js";
@@ -53,16 +54,6 @@ function joinAs(h: Host, dir: string, token: string, addr: string, env?: Record<
     { timeoutMs: 120_000, ...(env ? { env } : {}) },
   );
 }
-
-/** MANAGER STATUS of every node, sorted, as `node ls` on `swarm`'s first manager prints it. */
-async function managerStatuses(swarm: Swarm): Promise<string> {
-  const ls = await swarm.cli("node", "ls", "--format", "{{.Status}}/{{.ManagerStatus}}");
-  if (ls.code !== 0) throw new Error(`node ls: ${ls.stderr}`);
-  return ls.stdout.trim().split("\n").sort().join(",");
-}
-
-const settings = (dir: string) =>
-  JSON.parse(readFileSync(join(dir, "daemon.json"), "utf8")) as { managedEtcd?: boolean };
 
 test(
   "embedded → etcd when a second manager joins under a running service; a third joins; a restart stays on etcd",
