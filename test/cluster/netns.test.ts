@@ -7,7 +7,7 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { createConnection } from "node:net";
 import {
   createTestBed,
@@ -237,6 +237,25 @@ describe("netns test bed", { skip: skipNetns }, () => {
     assert.deepEqual(reservationsOf(bed.id), []);
     assert.equal(pidAlive(sleeper.pid!), false);
     await bed.cleanup(); // idempotent
+  });
+
+  test("cleanup() removes the task namespaces a killed host's daemon left in /run/netns", async () => {
+    const bed = await createTestBed(1);
+    const name = `shoal-orphan${process.pid}`;
+    try {
+      // As a daemon on the host makes a task's namespace: in the host's own mount namespace,
+      // so the root sees only an empty file once the host is gone.
+      const r = await bed.hosts[0]!.exec("ip", ["netns", "add", name]);
+      assert.equal(r.code, 0, r.stderr);
+      mkdirSync(`/etc/netns/${name}`, { recursive: true });
+      assert.ok(existsSync(`/run/netns/${name}`));
+      await bed.cleanup();
+      assert.equal(existsSync(`/run/netns/${name}`), false);
+      assert.equal(existsSync(`/etc/netns/${name}`), false);
+    } finally {
+      rmSync(`/run/netns/${name}`, { force: true });
+      rmSync(`/etc/netns/${name}`, { recursive: true, force: true });
+    }
   });
 
   test("a test that throws midway still leaves nothing behind", async () => {

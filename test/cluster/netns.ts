@@ -21,7 +21,7 @@ import {
   type ChildProcess,
   type StdioOptions,
 } from "node:child_process";
-import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { constants } from "node:os";
 import type { TestContext } from "node:test";
 
@@ -532,6 +532,9 @@ class NetnsBed implements TestBed {
   private cleaning: Promise<void> | null = null;
   private done = false;
 
+  /** When the bed was made: task namespaces its hosts left behind are newer (orphanTaskNamespaces). */
+  private readonly since = Date.now();
+
   constructor(readonly id: string) {}
 
   created(r: Resource): void {
@@ -555,6 +558,7 @@ class NetnsBed implements TestBed {
       const c = undoCommand(r);
       if (c) await run(c[0], c[1]).catch(() => undefined); // absent already is fine
     }
+    removeOrphanTaskNamespaces(this.since);
     this.done = true;
     live.delete(this);
     const left = await this.leftovers();
@@ -805,6 +809,41 @@ class LoopbackBed implements TestBed {
     this.done = true;
     live.delete(this);
     for (const h of this.hosts) h.killSync();
+  }
+}
+
+/**
+ * The task namespaces a killed host left: a shoal daemon on a host of the bed makes its tasks'
+ * namespaces (`ip netns add shoal-<task>`, and /etc/netns/shoal-<task> for an overlay's DNS) in
+ * the host's own mount namespace, so when the host is killed without stopping its tasks, the
+ * root's /run/netns keeps an empty file that is no namespace (no mount on it) and /etc/netns a
+ * folder. Those made since `since` are removed; a namespace that is mounted (a daemon running
+ * outside the bed) is left alone.
+ */
+function removeOrphanTaskNamespaces(since: number): void {
+  const run = "/run/netns";
+  let names: string[];
+  try {
+    names = readdirSync(run).filter((n) => n.startsWith("shoal-"));
+  } catch {
+    return;
+  }
+  if (names.length === 0) return;
+  const mounted = new Set(
+    readFileSync("/proc/self/mountinfo", "utf8")
+      .split("\n")
+      .map((line) => line.split(" ")[4])
+      .filter((m): m is string => m !== undefined && m.startsWith(`${run}/`)),
+  );
+  for (const n of names) {
+    const file = `${run}/${n}`;
+    try {
+      if (mounted.has(file) || statSync(file).mtimeMs < since) continue;
+      rmSync(file, { force: true });
+      rmSync(`/etc/netns/${n}`, { recursive: true, force: true });
+    } catch {
+      // gone meanwhile
+    }
   }
 }
 
