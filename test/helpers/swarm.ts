@@ -55,6 +55,8 @@ export async function startSwarm(
   const [manager, ...workers] = bed.hosts as [Host, ...Host[]];
   const cleanup = async () => {
     for (const h of bed.hosts) await h.kill().catch(() => {});
+    // Tasks in namespaces of their own (bridge, overlay) are not the host's processes.
+    for (const d of dirs) killTaskProcesses(d);
     await bed.cleanup();
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   };
