@@ -5,7 +5,7 @@
 // no flags (`shoal daemon --data-dir D`, a service manager's restart) comes back as the same
 // node on the same addresses; flags given at the restart win.
 
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ServerLogger } from "../nats/log.js";
 import { formatHost, isWildcard, joinHostPort, parseHostPort } from "../lib/addr.js";
@@ -14,7 +14,7 @@ import type { Logger } from "../lib/log.js";
 import { Daemon } from "./manager-daemon.js";
 import type { StoreTlsFiles } from "./store-tls.js";
 import { WorkerDaemon } from "./worker-daemon.js";
-import { SETTINGS_FILE } from "./state.js";
+import { SETTINGS_FILE, readSettings } from "./state.js";
 
 /** The daemon's settings as flags give them; what is left out comes from daemon.json or a default. */
 export interface DaemonRunOptions {
@@ -85,9 +85,7 @@ function defined<T extends object>(o: T): Partial<T> {
  */
 export function resolveDaemonOptions(given: DaemonRunOptions, log: Logger): ResolvedDaemonOptions {
   const file = join(given.dataDir, SETTINGS_FILE);
-  const saved = existsSync(file)
-    ? (JSON.parse(readFileSync(file, "utf8")) as Partial<DaemonRunOptions>)
-    : {};
+  const saved = readSettings(given.dataDir) as Partial<DaemonRunOptions>;
   const o = {
     listenAddr: "0.0.0.0:2377",
     advertiseAddr: "",

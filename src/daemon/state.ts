@@ -31,13 +31,20 @@ export const ETCD_PEERS_FILE = "etcd-peers.json";
 /** Where the embedded store's files go once its state moved to etcd (kept, never opened). */
 export const MOVED_STORE_DIR = "store.moved";
 
+/** The saved settings (daemon.json) of `dataDir`; {} when there are none yet. */
+export function readSettings(dataDir: string): Record<string, unknown> {
+  const file = join(dataDir, SETTINGS_FILE);
+  return existsSync(file)
+    ? (JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>)
+    : {};
+}
+
 /** Changes some of the saved settings (daemon.json), keeping the others; 0600. */
 export function patchSettings(dataDir: string, patch: Record<string, unknown>): void {
   const file = join(dataDir, SETTINGS_FILE);
-  const cur = existsSync(file)
-    ? (JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>)
-    : {};
-  writeFileSync(file, JSON.stringify({ ...cur, ...patch }, null, 2) + "\n", { mode: 0o600 });
+  writeFileSync(file, JSON.stringify({ ...readSettings(dataDir), ...patch }, null, 2) + "\n", {
+    mode: 0o600,
+  });
 }
 
 export function forgetSwarm(dataDir: string): void {

@@ -29,7 +29,7 @@ import {
   type JoinRequest as JoinBody,
 } from "../api/http.js";
 import { findEtcd } from "./etcd-member.js";
-import { ETCD_JOIN_FILE, SETTINGS_FILE, patchSettings } from "./state.js";
+import { ETCD_JOIN_FILE, patchSettings, readSettings } from "./state.js";
 import type { TSchema, Static } from "@sinclair/typebox";
 import type { NodeTlsInfo } from "../api/types.js";
 import {
@@ -266,10 +266,7 @@ export async function joinManager(
  */
 export function missingStoreTls(store: string[], dataDir: string): string | null {
   if (!store.some((u) => u.startsWith("https://"))) return null;
-  const file = join(dataDir, SETTINGS_FILE);
-  const saved = existsSync(file)
-    ? (JSON.parse(readFileSync(file, "utf8")) as { storeTls?: { cacert?: string } })
-    : {};
+  const saved = readSettings(dataDir) as { storeTls?: { cacert?: string } };
   if (saved.storeTls?.cacert) return null;
   return `the swarm's store (${store.join(", ")}) is an etcd with TLS and this node has no client TLS for it: join this node with --store-cacert (and --store-cert, --store-key), as the managers were`;
 }
