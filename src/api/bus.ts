@@ -172,6 +172,44 @@ export const HeartbeatSchema = Type.Object(
 );
 export type Heartbeat = Static<typeof HeartbeatSchema>;
 
+/** Every manager's beat to the others (several managers; daemon/leader-silence.ts). */
+export const managerBeatSubject = `${SUBJECT_PREFIX}.mgr.beat`;
+
+export const ManagerBeatSchema = Type.Object(
+  {
+    nodeId: Type.String({ description: "The manager that beats." }),
+    leaderId: Type.Optional(Type.String({ description: "The leader it sees (none: absent)." })),
+    leaderSilentMs: Type.Number({
+      minimum: 0,
+      description: "How long it has not heard that leader's beats (0 when it is the leader).",
+    }),
+  },
+  { title: "ManagerBeat" },
+);
+export type ManagerBeat = Static<typeof ManagerBeatSchema>;
+
+/** An API write a follower sends to the leader (`$SHOAL.mgr.<leader id>.api`). */
+export const ForwardRequestSchema = Type.Object(
+  {
+    method: Type.String(),
+    url: Type.String(),
+    body: Type.Optional(Type.Unknown()),
+  },
+  { title: "ForwardRequest" },
+);
+export type ForwardRequest = Static<typeof ForwardRequestSchema>;
+
+/** The leader's answer to a forwarded write: its API's status, content type and body. */
+export const ForwardReplySchema = Type.Object(
+  {
+    status: Type.Integer({ minimum: 100, maximum: 599 }),
+    contentType: Type.String(),
+    body: Type.String(),
+  },
+  { title: "ForwardReply" },
+);
+export type ForwardReply = Static<typeof ForwardReplySchema>;
+
 export const StatusMessageSchema = Type.Object(
   {
     nodeId: Type.String(),

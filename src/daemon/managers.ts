@@ -14,6 +14,9 @@
 // - Each manager's entry in the meta key `managers` names its bus, client and route URLs: the
 //   next manager's message server routes to those of the others (one NATS cluster), and joins
 //   hand workers every manager's bus URL.
+// - Every manager beats on the bus (`$SHOAL.mgr.beat`): a leader that the others stop hearing
+//   has its lease revoked by them, so a new leader need not wait for etcd to expire it
+//   (leader-silence.ts says when).
 
 import type { NatsConnection, Subscription } from "nats";
 import { connect, JSONCodec } from "nats";
@@ -21,7 +24,20 @@ import type { Etcd3 } from "etcd3";
 import { LeaderElection } from "../store/leader.js";
 import { openEtcdStore, type EtcdStore, type EtcdStoreOptions, type Fence } from "../store/etcd.js";
 import { ManagerError } from "../manager/errors.js";
-import { AGENT_USER, INBOX_PREFIX, SUBJECT_PREFIX } from "../api/bus.js";
+import {
+  AGENT_USER,
+  INBOX_PREFIX,
+  SUBJECT_PREFIX,
+  ForwardReplySchema,
+  ForwardRequestSchema,
+  ManagerBeatSchema,
+  managerBeatSubject,
+  type ForwardReply,
+  type ForwardRequest,
+  type ManagerBeat,
+} from "../api/bus.js";
+import { decode, DroppedMessages } from "../api/schema.js";
+import { BEAT_MS, LeaderSilence } from "./leader-silence.js";
 import type { Logger } from "../lib/log.js";
 
 /** Swarm's words when no manager leads. */
@@ -70,17 +86,7 @@ export async function openManagersStore(
   }
 }
 
-/** What the API asks to forward; what the leader answered. */
-export interface ForwardRequest {
-  method: string;
-  url: string;
-  body?: unknown;
-}
-export interface ForwardReply {
-  status: number;
-  contentType: string;
-  body: string;
-}
+export type { ForwardRequest, ForwardReply };
 
 const codec = JSONCodec<unknown>();
 const apiSubject = (nodeId: string) => `${SUBJECT_PREFIX}.mgr.${nodeId}.api`;
@@ -104,6 +110,10 @@ export interface LeadershipOptions {
   /** Called (serialized) when this manager starts or stops leading. */
   onLead: (leading: boolean) => Promise<void>;
   log: Logger;
+  /** A monotonic clock in ms for the leader's silence (tests inject one). */
+  now?: () => number;
+  /** The leader lease's TTL in seconds (default: the election's, 3). */
+  ttlSeconds?: number;
 }
 
 /** Leader election, the leader's duties switched on and off, and writes forwarded to it. */
@@ -116,8 +126,18 @@ export class Leadership {
   private closed = false;
   private unlisten: (() => void) | null = null;
   private timer: NodeJS.Timeout | null = null;
+  private beatSub: Subscription | null = null;
+  private beatTimer: NodeJS.Timeout | null = null;
+  private deposing = false;
+  private readonly silence: LeaderSilence;
+  private readonly dropped: DroppedMessages;
+  private readonly now: () => number;
 
-  constructor(private readonly opts: LeadershipOptions) {}
+  constructor(private readonly opts: LeadershipOptions) {
+    this.now = opts.now ?? (() => performance.now());
+    this.silence = new LeaderSilence(opts.nodeId);
+    this.dropped = new DroppedMessages((m) => opts.log.warn(m));
+  }
 
   async start(): Promise<void> {
     const { opts } = this;
@@ -135,29 +155,81 @@ export class Leadership {
         if (err) return;
         void (async () => {
           let reply: ForwardReply;
+          const req = decode(ForwardRequestSchema, msg.data, "forwarded request");
           try {
-            reply = await opts.answer(codec.decode(msg.data) as ForwardRequest);
+            if (!req.ok) throw req.error;
+            reply = await opts.answer(req.value);
           } catch (e) {
             reply = {
-              status: 500,
+              status: req.ok ? 500 : 400,
               contentType: "application/json",
-              body: JSON.stringify({ message: (e as Error).message, code: "ERR_INTERNAL" }),
+              body: JSON.stringify({
+                message: (e as Error).message,
+                code: req.ok ? "ERR_INTERNAL" : "ERR_INVALID",
+              }),
             };
           }
           msg.respond(codec.encode(reply));
         })();
       },
     });
+    this.beatSub = this.nc.subscribe(managerBeatSubject, {
+      callback: (err, msg) => {
+        if (err) return;
+        const beat = decode(ManagerBeatSchema, msg.data, "manager beat");
+        if (beat.ok) this.silence.beat(beat.value, this.now());
+        else this.dropped.drop(msg.subject, beat.error);
+      },
+    });
     this.election = await LeaderElection.start({
       client: opts.client,
       id: opts.nodeId,
+      ...(opts.ttlSeconds !== undefined ? { ttlSeconds: opts.ttlSeconds } : {}),
       onWarning: (m) => opts.log.warn(`election: ${m}`),
     });
     this.unlisten = this.election.onChange(() => this.changed());
     // Level-triggered too: the standing is checked every second, whatever was heard.
     this.timer = setInterval(() => this.changed(), 1000);
     this.timer.unref();
+    this.beatTimer = setInterval(() => this.beat(), BEAT_MS);
+    this.beatTimer.unref();
+    this.beat();
     this.changed();
+  }
+
+  /** Says to the other managers which leader this one sees, then checks that leader's silence. */
+  private beat(): void {
+    if (this.closed || !this.nc) return;
+    const now = this.now();
+    const leaderId = this.election.leaderId;
+    const beat: ManagerBeat = {
+      nodeId: this.opts.nodeId,
+      ...(leaderId !== undefined ? { leaderId } : {}),
+      leaderSilentMs: this.silence.silentFor(leaderId, now),
+    };
+    this.nc.publish(managerBeatSubject, codec.encode(beat));
+    const verdict = this.silence.tick(leaderId, now);
+    if (verdict.depose && !this.deposing)
+      void this.depose(verdict.leaderId, verdict.witnesses, now);
+  }
+
+  /** Ends the term of a leader nobody hears (revokes its lease): the next candidate leads. */
+  private async depose(leaderId: string, witnesses: string[], now: number): Promise<void> {
+    this.deposing = true;
+    const silent = (this.silence.silentFor(leaderId, now) / 1000).toFixed(1);
+    try {
+      if (await this.election.depose(leaderId)) {
+        this.opts.log.warn(
+          `the leader (${leaderId}) was not heard for ${silent} s by this manager nor by ${witnesses.join(", ")}: its lease is revoked, a new leader will be elected`,
+        );
+      }
+    } catch (err) {
+      this.opts.log.warn(
+        `revoking the silent leader's (${leaderId}) lease failed: ${(err as Error).message}`,
+      );
+    } finally {
+      this.deposing = false;
+    }
   }
 
   /** The leader's fence for the store (null while this manager does not lead). */
@@ -232,7 +304,9 @@ export class Leadership {
       const msg = await this.nc.request(apiSubject(leader), codec.encode(req), {
         timeout: FORWARD_TIMEOUT_MS,
       });
-      return codec.decode(msg.data) as ForwardReply;
+      const reply = decode(ForwardReplySchema, msg.data, "the leader's answer");
+      if (!reply.ok) throw reply.error;
+      return reply.value;
     } catch (err) {
       throw new ManagerError(
         "ERR_NO_LEADER",
@@ -244,11 +318,23 @@ export class Leadership {
 
   /** Resigns (the next manager leads at once) and stops. */
   async stop(): Promise<void> {
+    await this.halt(false);
+  }
+
+  /** Stops without resigning and goes silent, as a manager whose machine died (tests). */
+  async abandon(): Promise<void> {
+    await this.halt(true);
+  }
+
+  private async halt(crash: boolean): Promise<void> {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.beatTimer) clearInterval(this.beatTimer);
+    this.beatSub?.unsubscribe();
     this.unlisten?.();
     await this.chain;
-    await this.election?.close();
+    if (crash) await this.election?.abandon();
+    else await this.election?.close();
     this.leading = false;
     this.sub?.unsubscribe();
     await this.nc?.close().catch(() => {});

@@ -178,6 +178,25 @@ export class LeaderElection {
     return () => void this.listeners.delete(entry);
   }
 
+  /**
+   * Ends another candidate's term: revokes the lease under the leader's key when the leader seen
+   * now is still `leaderId` (another manager's, never this one's). False when it is not (any
+   * more); a lease etcd no longer has counts as revoked. The watch (or the next read) then
+   * brings the next leader; this candidate reads the prefix at once.
+   */
+  async depose(leaderId: string): Promise<boolean> {
+    const cur = this.current();
+    if (cur.leaderId !== leaderId || cur.key === undefined || cur.key === this.myKey) return false;
+    const leaseId = cur.key.slice(this.prefix.length);
+    try {
+      await this.client.leaseClient.leaseRevoke({ ID: leaseId });
+    } catch (err) {
+      if (!/lease not found/i.test((err as Error).message)) throw err;
+    }
+    void this.poll(DEFAULT_ELECTION_POLL_MS);
+    return true;
+  }
+
   /** Resigns (revokes the lease: the next candidate leads at once) and stops observing. */
   async close(): Promise<void> {
     if (this.closed) return;

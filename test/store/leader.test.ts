@@ -115,6 +115,24 @@ describe("leader election", { skip: etcdSkip() }, () => {
     assert.notEqual(next, first);
   });
 
+  test("depose: another candidate revokes a silent leader's lease, the next leads at once", async (t) => {
+    // A TTL of 30 s: a handover that waited for the lease would time out below.
+    const all = await contenders(t, 3, { ttlSeconds: 30 });
+    const first = await oneLeader(all);
+    const firstId = first.leaderId!;
+    await first.abandon(); // as a dead machine: its lease stays until revoked or expired
+    const [a, b] = all.filter((e) => e !== first);
+    // Not a leader it does not see, nor itself.
+    assert.equal(await a!.depose("m-nobody"), false);
+    assert.equal(await a!.depose(firstId), true);
+    // b's view may still name the old leader: its lease is gone already, which is no error.
+    await assert.doesNotReject(b!.depose(firstId));
+    const next = await oneLeader([a!, b!], 5000);
+    assert.notEqual(next.leaderId, firstId);
+    assert.equal(await next.depose(next.leaderId!), false); // never its own term
+    assert.equal(next.isLeader, true);
+  });
+
   test("readLeaderId names the leader as etcd holds it, for a process that does not campaign", async (t) => {
     const all = await contenders(t, 2, { ttlSeconds: 30 });
     const prefix = `/election-${n}/`;
