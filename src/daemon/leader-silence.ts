@@ -92,6 +92,12 @@ export class LeaderSilence {
     this.beats.set(beat.nodeId, { beat, receivedAt: at });
   }
 
+  /** When a manager's beat last arrived (undefined: none since this manager started, or since
+   * it last stalled). */
+  lastHeard(nodeId: string): number | undefined {
+    return this.heard.get(nodeId);
+  }
+
   /** How long the leader seen now has been silent (0 for none, or this manager). */
   silentFor(leaderId: string | undefined, now: number): number {
     if (leaderId === undefined || leaderId === this.self) return 0;

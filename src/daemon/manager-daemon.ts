@@ -1251,8 +1251,9 @@ export class Daemon {
       this.autoscaler?.stop();
       return;
     }
-    // Nodes whose bus connection was on the old leader's machine need time to reach ours.
-    this.manager.liveness.restart(Date.now());
+    // Nodes whose bus connection was on the old leader's machine need time to reach ours; the
+    // old leader's own node counts from its last beat.
+    this.manager.liveness.restart(Date.now(), this.leadership?.previousLeader());
     this.manager.events.emit(leaderEvent({ id: this.nodeId, hostname: hostname() }));
     this.manager.markDirty();
     this.dispatcher.lead();

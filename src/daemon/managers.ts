@@ -129,6 +129,7 @@ export class Leadership {
   private beatSub: Subscription | null = null;
   private beatTimer: NodeJS.Timeout | null = null;
   private deposing = false;
+  private otherLeader: string | undefined;
   private readonly silence: LeaderSilence;
   private readonly dropped: DroppedMessages;
   private readonly now: () => number;
@@ -202,6 +203,7 @@ export class Leadership {
     if (this.closed || !this.nc) return;
     const now = this.now();
     const leaderId = this.election.leaderId;
+    if (leaderId !== undefined && leaderId !== this.opts.nodeId) this.otherLeader = leaderId;
     const beat: ManagerBeat = {
       nodeId: this.opts.nodeId,
       ...(leaderId !== undefined ? { leaderId } : {}),
@@ -211,6 +213,17 @@ export class Leadership {
     const verdict = this.silence.tick(leaderId, now);
     if (verdict.depose && !this.deposing)
       void this.depose(verdict.leaderId, verdict.witnesses, now);
+  }
+
+  /**
+   * The manager that led before this one (the last other leader it saw) and when its beat was
+   * last heard, on the wall clock; undefined when none was heard.
+   */
+  previousLeader(): { nodeId: string; heardAt: number } | undefined {
+    const nodeId = this.otherLeader;
+    const heard = nodeId === undefined ? undefined : this.silence.lastHeard(nodeId);
+    if (nodeId === undefined || heard === undefined) return undefined;
+    return { nodeId, heardAt: Date.now() - (this.now() - heard) };
   }
 
   /** Ends the term of a leader nobody hears (revokes its lease): the next candidate leads. */

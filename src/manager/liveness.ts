@@ -51,9 +51,17 @@ export class Liveness {
   /** This manager has just become the leader: every node counts its silence from `at` at the
    * latest, as swarmkit's dispatcher gives every node a grace period when it starts. A node
    * whose bus connection was on the dead leader's machine needs that time to reach another
-   * manager's message server. */
-  restart(at: number): void {
+   * manager's message server. `previousLeader`: the manager that led before, silent since
+   * `heardAt` (its last beat on the managers' bus), gets no grace. */
+  restart(at: number, previousLeader?: { nodeId: string; heardAt: number }): void {
+    const prev = previousLeader && {
+      id: previousLeader.nodeId,
+      at: Math.max(this.seen.get(previousLeader.nodeId) ?? 0, previousLeader.heardAt),
+    };
     for (const [id, seen] of this.seen) if (seen < at) this.seen.set(id, at);
+    // The manager that led before counts from when it was last heard (dead, or cut off): its
+    // agent's bus connection was its own message server, it has none to move.
+    if (prev) this.seen.set(prev.id, Math.min(prev.at, at));
   }
 
   /** The node was removed from the cluster. */

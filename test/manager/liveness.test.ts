@@ -11,7 +11,7 @@ type Step =
   | { heard: string; at: number }
   | { credit: number }
   | { forget: string }
-  | { restart: number }
+  | { restart: number; previousLeader?: { nodeId: string; heardAt: number } }
   | { ask: string; at: number; silent: number };
 
 const cases: Array<{ name: string; steps: Step[] }> = [
@@ -66,6 +66,34 @@ const cases: Array<{ name: string; steps: Step[] }> = [
     ],
   },
   {
+    name: "a new leader gives no grace to the node of the manager that led before",
+    steps: [
+      { heard: "a", at: 1000 },
+      { heard: "old", at: 1000 },
+      // old's manager beats were last heard at 1500, its agent's heartbeat at 1000
+      { restart: 5000, previousLeader: { nodeId: "old", heardAt: 1500 } },
+      { ask: "a", at: 7000, silent: 2000 },
+      { ask: "old", at: 7000, silent: 5500 },
+    ],
+  },
+  {
+    name: "the previous leader's node: its latest heartbeat counts if newer, never past the election",
+    steps: [
+      { heard: "old", at: 2500 },
+      { restart: 5000, previousLeader: { nodeId: "old", heardAt: 1500 } },
+      { ask: "old", at: 6000, silent: 3500 },
+      { restart: 8000, previousLeader: { nodeId: "new", heardAt: 9000 } },
+      { ask: "new", at: 9000, silent: 1000 },
+    ],
+  },
+  {
+    name: "the previous leader never heard before counts from its last beat",
+    steps: [
+      { restart: 5000, previousLeader: { nodeId: "old", heardAt: 4000 } },
+      { ask: "old", at: 6000, silent: 2000 },
+    ],
+  },
+  {
     name: "a forgotten node starts over",
     steps: [
       { heard: "a", at: 1000 },
@@ -116,7 +144,7 @@ describe("liveness", () => {
         if ("heard" in s) l.heard(s.heard, s.at);
         else if ("credit" in s) l.credit(s.credit);
         else if ("forget" in s) l.forget(s.forget);
-        else if ("restart" in s) l.restart(s.restart);
+        else if ("restart" in s) l.restart(s.restart, s.previousLeader);
         else assert.equal(l.silentFor(s.ask, s.at), s.silent, `step ${i}: ${JSON.stringify(s)}`);
       });
     });
