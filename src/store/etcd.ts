@@ -38,6 +38,7 @@ import { randomUUID } from "node:crypto";
 import { Etcd3, type IOptions, type Watcher } from "etcd3";
 import { ExponentialBackoff } from "cockatiel";
 import { StoreError } from "./errors.js";
+import { MemberProbe, PROBE_TIMEOUT_MS } from "./etcd-probe.js";
 import {
   KINDS,
   Layer,
@@ -81,6 +82,8 @@ export interface EtcdClientOptions {
   tls?: EtcdTls;
   /** Extra etcd3 client options. */
   clientOptions?: Omit<IOptions, "hosts">;
+  /** Told when a member is benched (it did not answer the probe) or let back. */
+  onMember?: (host: string, benched: boolean) => void;
 }
 
 /**
@@ -114,22 +117,26 @@ export function etcdClient(opts: EtcdClientOptions): Etcd3 {
     }
     return e.startsWith("https://") ? e : `https://${e}`;
   });
-  return new Etcd3({
+  const credentials = tls
+    ? {
+        credentials: {
+          rootCertificate: Buffer.from(tls.ca),
+          ...(tls.key !== undefined ? { privateKey: Buffer.from(tls.key) } : {}),
+          ...(tls.cert !== undefined ? { certChain: Buffer.from(tls.cert) } : {}),
+        },
+      }
+    : {};
+  // With several members, a member that does not answer is benched before calls wait on it.
+  const probe = hosts.length > 1 ? new MemberProbe(hosts, credentials, opts.onMember) : undefined;
+  const client = new Etcd3({
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 5000 }),
     faultHandling: {
       // A watch that failed (its member gone) is opened again within 2 s (the default backoff
       // grows to 30 s).
       watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2000 }).next(),
+      ...(probe ? { host: probe.policyFor } : {}),
     },
-    ...(tls
-      ? {
-          credentials: {
-            rootCertificate: Buffer.from(tls.ca),
-            ...(tls.key !== undefined ? { privateKey: Buffer.from(tls.key) } : {}),
-            ...(tls.cert !== undefined ? { certChain: Buffer.from(tls.cert) } : {}),
-          },
-        }
-      : {}),
+    ...credentials,
     ...opts.clientOptions,
     grpcOptions: {
       "grpc.keepalive_time_ms": ETCD_KEEPALIVE_TIME_MS,
@@ -139,7 +146,20 @@ export function etcdClient(opts: EtcdClientOptions): Etcd3 {
     },
     hosts,
   });
+  if (probe) {
+    probe.start();
+    // The probe lives as long as the client: closing one closes the other.
+    const close = client.close.bind(client);
+    client.close = () => {
+      probe.close();
+      close();
+    };
+  }
+  return client;
 }
+
+/** Where the store's warnings go when no `onWarning` is given. */
+const emitStoreWarning = (msg: string) => process.emitWarning(msg, "ShoalStoreWarning");
 
 export interface EtcdStoreOptions {
   /** etcd client URLs or host:port (ignored when `client` is given). */
@@ -225,8 +245,7 @@ export class EtcdStore implements Store {
     private readonly opts: EtcdStoreOptions,
   ) {
     this.revKey = etcdRevKey(prefix);
-    this.onWarning =
-      opts.onWarning ?? ((msg: string) => process.emitWarning(msg, "ShoalStoreWarning"));
+    this.onWarning = opts.onWarning ?? emitStoreWarning;
     this.maxTxnOps = opts.maxTxnOps ?? DEFAULT_MAX_TXN_OPS;
     this.maxTxnBytes = opts.maxTxnBytes ?? DEFAULT_MAX_TXN_BYTES;
     this.maxGroup = opts.maxGroup ?? 512;
@@ -256,6 +275,12 @@ export class EtcdStore implements Store {
         endpoints: opts.endpoints,
         ...(opts.tls ? { tls: opts.tls } : {}),
         ...(opts.clientOptions ? { clientOptions: opts.clientOptions } : {}),
+        onMember: (host, benched) =>
+          (opts.onWarning ?? emitStoreWarning)(
+            benched
+              ? `etcd member ${host} did not answer within ${PROBE_TIMEOUT_MS} ms: calls go to the other members`
+              : `etcd member ${host} answers again`,
+          ),
       });
     }
     const store = new EtcdStore(client, !opts.client, prefix, opts);
