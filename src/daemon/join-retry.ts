@@ -4,7 +4,7 @@
 // names the leader's join address ("join through the leader, at ADDR"), since leadership can
 // move while a node joins: the next attempt goes there. Anything else is the answer.
 
-import { JoinRefusedError } from "./worker-daemon.js";
+import { JoinRefusedError } from "./join-refused.js";
 
 const LEADER_AT = /join through the leader, at (\S+)$/;
 

@@ -29,6 +29,8 @@ import {
   type JoinRequest as JoinBody,
 } from "../api/http.js";
 import { findEtcd } from "./etcd-member.js";
+import { JoinRefusedError } from "./join-refused.js";
+import { joinFollowingLeader } from "./join-retry.js";
 import { ETCD_JOIN_FILE, patchSettings, readSettings } from "./state.js";
 import type { TSchema, Static } from "@sinclair/typebox";
 import type { NodeTlsInfo } from "../api/types.js";
@@ -82,18 +84,10 @@ interface Saved {
 
 export { writeNodeCerts };
 
-/** The manager answered the join (or renewal) with an error; 503: try again soon (no leader
- * now, or the state is moving to etcd for a second manager). */
-export class JoinRefusedError extends Error {
-  readonly code = "ERR_JOIN_REFUSED";
-  override readonly name = "JoinRefusedError";
-  constructor(
-    message: string,
-    readonly status: number,
-  ) {
-    super(message);
-  }
-}
+export { JoinRefusedError };
+
+/** How long a restarting worker asks again while the managers have no leader (503). */
+const REJOIN_RETRY_MS = 20_000;
 
 /** A join refused by the joining node itself: the manager's CA is not the token's. */
 export class CaMismatchError extends Error {
@@ -470,7 +464,14 @@ export class WorkerDaemon {
     let mismatch: unknown;
     for (const tok of candidates) {
       try {
-        return { token: tok, ...(await joinManager(managerAddr, { ...req, token: tok })) };
+        // While the managers elect a leader (this node was the leader and was just demoted,
+        // or it restarts as one dies), ask again: the saved join may not be usable any more.
+        const { answer } = await joinFollowingLeader(
+          managerAddr,
+          (to) => joinManager(to, { ...req, token: tok }),
+          { retryMs: REJOIN_RETRY_MS, intervalMs: 500 },
+        );
+        return { token: tok, ...answer };
       } catch (err) {
         if (!(err instanceof CaMismatchError)) throw err;
         mismatch = err;
