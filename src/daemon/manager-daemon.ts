@@ -1252,8 +1252,8 @@ export class Daemon {
       return;
     }
     // Nodes whose bus connection was on the old leader's machine need time to reach ours; the
-    // old leader's own node counts from its last beat.
-    this.manager.liveness.restart(Date.now(), this.leadership?.previousLeader());
+    // old leader's own node, when it went silent for good, counts from its last beat.
+    this.manager.liveness.restart(Date.now(), this.leadership?.silentPreviousLeader());
     this.manager.events.emit(leaderEvent({ id: this.nodeId, hostname: hostname() }));
     this.manager.markDirty();
     this.dispatcher.lead();

@@ -37,7 +37,7 @@ import {
   type ManagerBeat,
 } from "../api/bus.js";
 import { decode, DroppedMessages } from "../api/schema.js";
-import { BEAT_MS, LeaderSilence } from "./leader-silence.js";
+import { BEAT_MS, DEPOSE_AFTER_MS, LeaderSilence } from "./leader-silence.js";
 import type { Logger } from "../lib/log.js";
 
 /** Swarm's words when no manager leads. */
@@ -215,15 +215,24 @@ export class Leadership {
       void this.depose(verdict.leaderId, verdict.witnesses, now);
   }
 
+  /** Whether a beat of manager `nodeId` was heard (since this one started, or last stalled). */
+  heardFrom(nodeId: string): boolean {
+    return this.silence.lastHeard(nodeId) !== undefined;
+  }
+
   /**
    * The manager that led before this one (the last other leader it saw) and when its beat was
-   * last heard, on the wall clock; undefined when none was heard.
+   * last heard (wall clock), when it has been silent as long as a deposed leader is
+   * (DEPOSE_AFTER_MS): dead or cut off, not resigning (a demoted or restarting leader goes
+   * silent for a moment, and its node keeps the grace every node gets).
    */
-  previousLeader(): { nodeId: string; heardAt: number } | undefined {
+  silentPreviousLeader(): { nodeId: string; heardAt: number } | undefined {
     const nodeId = this.otherLeader;
     const heard = nodeId === undefined ? undefined : this.silence.lastHeard(nodeId);
     if (nodeId === undefined || heard === undefined) return undefined;
-    return { nodeId, heardAt: Date.now() - (this.now() - heard) };
+    const silentMs = this.now() - heard;
+    if (silentMs < DEPOSE_AFTER_MS) return undefined;
+    return { nodeId, heardAt: Date.now() - silentMs };
   }
 
   /** Ends the term of a leader nobody hears (revokes its lease): the next candidate leads. */
