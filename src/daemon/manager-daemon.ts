@@ -530,6 +530,10 @@ export class Daemon {
         agentPass: agentPassword(meta.secret),
         answer: (req) => this.answerForwarded(req),
         onLead: async (leading) => this.onLead(leading),
+        onPreviousLeaderSilent: ({ nodeId, heardAt }) => {
+          this.manager.liveness.endGrace(nodeId, heardAt);
+          this.manager.markDirty();
+        },
         log,
       });
       this.bootstrapping = false;
@@ -1251,9 +1255,9 @@ export class Daemon {
       this.autoscaler?.stop();
       return;
     }
-    // Nodes whose bus connection was on the old leader's machine need time to reach ours; the
-    // old leader's own node, when it went silent for good, counts from its last beat.
-    this.manager.liveness.restart(Date.now(), this.leadership?.silentPreviousLeader());
+    // Nodes whose bus connection was on the old leader's machine need time to reach ours (the
+    // old leader's own node too, until it is found silent for good: onPreviousLeaderSilent).
+    this.manager.liveness.restart(Date.now());
     this.manager.events.emit(leaderEvent({ id: this.nodeId, hostname: hostname() }));
     this.manager.markDirty();
     this.dispatcher.lead();

@@ -114,6 +114,9 @@ export interface LeadershipOptions {
   now?: () => number;
   /** The leader lease's TTL in seconds (default: the election's, 3). */
   ttlSeconds?: number;
+  /** While this manager leads: the manager that led before it went silent for good (once a
+   * term; `silentPreviousLeader`). */
+  onPreviousLeaderSilent?: (prev: { nodeId: string; heardAt: number }) => void;
 }
 
 /** Leader election, the leader's duties switched on and off, and writes forwarded to it. */
@@ -130,6 +133,8 @@ export class Leadership {
   private beatTimer: NodeJS.Timeout | null = null;
   private deposing = false;
   private otherLeader: string | undefined;
+  /** Whether this term told `onPreviousLeaderSilent` already. */
+  private toldSilent = false;
   private readonly silence: LeaderSilence;
   private readonly dropped: DroppedMessages;
   private readonly now: () => number;
@@ -210,6 +215,13 @@ export class Leadership {
       leaderSilentMs: this.silence.silentFor(leaderId, now),
     };
     this.nc.publish(managerBeatSubject, codec.encode(beat));
+    if (this.leading && !this.toldSilent) {
+      const prev = this.silentPreviousLeader();
+      if (prev) {
+        this.toldSilent = true;
+        this.opts.onPreviousLeaderSilent?.(prev);
+      }
+    }
     const verdict = this.silence.tick(leaderId, now);
     if (verdict.depose && !this.deposing)
       void this.depose(verdict.leaderId, verdict.witnesses, now);
@@ -294,6 +306,7 @@ export class Leadership {
       }
       if (!this.election.isLeader) return;
       this.leading = true;
+      this.toldSilent = false;
       this.opts.log.info(`this manager (${this.opts.nodeId}) is the leader`);
     } else {
       this.leading = false;

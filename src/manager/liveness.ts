@@ -16,6 +16,9 @@
 export class Liveness {
   private readonly seen = new Map<string, number>();
   private readonly allowed = new Map<string, number>();
+  /** When `restart` last ran, and when each node had been heard from before it. */
+  private restartedAt = Number.NEGATIVE_INFINITY;
+  private beforeRestart = new Map<string, number>();
 
   /** A heartbeat (or any message) from the node arrived at `at`; `allowMs` is the silence the
    * node may keep after it (the down-after period in effect now). */
@@ -51,17 +54,23 @@ export class Liveness {
   /** This manager has just become the leader: every node counts its silence from `at` at the
    * latest, as swarmkit's dispatcher gives every node a grace period when it starts. A node
    * whose bus connection was on the dead leader's machine needs that time to reach another
-   * manager's message server. `previousLeader`: the manager that led before, silent since
-   * `heardAt` (its last beat on the managers' bus), gets no grace. */
-  restart(at: number, previousLeader?: { nodeId: string; heardAt: number }): void {
-    const prev = previousLeader && {
-      id: previousLeader.nodeId,
-      at: Math.max(this.seen.get(previousLeader.nodeId) ?? 0, previousLeader.heardAt),
-    };
+   * manager's message server. */
+  restart(at: number): void {
+    this.restartedAt = at;
+    this.beforeRestart = new Map(this.seen);
     for (const [id, seen] of this.seen) if (seen < at) this.seen.set(id, at);
-    // The manager that led before counts from when it was last heard (dead, or cut off): its
-    // agent's bus connection was its own message server, it has none to move.
-    if (prev) this.seen.set(prev.id, Math.min(prev.at, at));
+  }
+
+  /**
+   * The node's grace from the last `restart` ends: the manager that led before, found silent
+   * for good (dead or cut off), has no bus connection to move. Unless it was heard since, it
+   * counts from when it was last heard: its heartbeat before the restart, or `heardAt`.
+   */
+  endGrace(nodeId: string, heardAt: number): void {
+    const seen = this.seen.get(nodeId);
+    if (seen !== undefined && seen > this.restartedAt) return; // heard since the election
+    const last = Math.max(heardAt, this.beforeRestart.get(nodeId) ?? Number.NEGATIVE_INFINITY);
+    this.seen.set(nodeId, Math.min(last, this.restartedAt));
   }
 
   /** The node was removed from the cluster. */

@@ -23,12 +23,14 @@ describe("deposing a silent leader", { skip: etcdSkip() }, () => {
   /** `count` managers on one etcd and one message server; each one's warnings are kept. */
   async function managers(t: TestContext, count: number) {
     const server = await useServer(t);
-    const all: Array<{ id: string; l: Leadership; warnings: string[] }> = [];
+    const all: Array<{ id: string; l: Leadership; warnings: string[]; silentPrevious: string[] }> =
+      [];
     for (let i = 0; i < count; i++) {
       const id = `m${i}`;
       const client = new Etcd3({ hosts: etcd.endpoints });
       defer(t, () => client.close());
       const warnings: string[] = [];
+      const silentPrevious: string[] = [];
       const log: Logger = { ...silentLogger, warn: (m) => warnings.push(m) };
       const store = await openEtcdStore({
         endpoints: etcd.endpoints,
@@ -46,10 +48,11 @@ describe("deposing a silent leader", { skip: etcdSkip() }, () => {
         onLead: () => Promise.resolve(),
         log,
         ttlSeconds: 30,
+        onPreviousLeaderSilent: (prev) => silentPrevious.push(prev.nodeId),
       });
       await l.start();
       defer(t, () => l.stop());
-      all.push({ id, l, warnings });
+      all.push({ id, l, warnings, silentPrevious });
       // The first starts alone, so that it leads.
       if (i === 0) await checkFor(10_000, () => l.isLeader() || null);
     }
@@ -75,6 +78,9 @@ describe("deposing a silent leader", { skip: etcdSkip() }, () => {
     const prev = next!.l.silentPreviousLeader();
     assert.equal(prev?.nodeId, "m0");
     assert.ok(Date.now() - prev.heardAt >= 3500, `m0 silent for ${Date.now() - prev.heardAt} ms`);
+    // ...and says so once, so that m0's node loses the grace a new leader gives every node.
+    await checkFor(5000, () => next!.silentPrevious.length > 0);
+    assert.deepEqual(next!.silentPrevious, ["m0"]);
     const said = rest.flatMap((m) => m.warnings).filter((w) => w.includes("its lease is revoked"));
     assert.ok(
       said.length >= 1,

@@ -11,7 +11,8 @@ type Step =
   | { heard: string; at: number }
   | { credit: number }
   | { forget: string }
-  | { restart: number; previousLeader?: { nodeId: string; heardAt: number } }
+  | { restart: number }
+  | { endGrace: string; heardAt: number }
   | { ask: string; at: number; silent: number };
 
 const cases: Array<{ name: string; steps: Step[] }> = [
@@ -66,31 +67,39 @@ const cases: Array<{ name: string; steps: Step[] }> = [
     ],
   },
   {
-    name: "a new leader gives no grace to the node of the manager that led before",
+    name: "the previous leader found silent for good loses its grace: counts from its last beat",
     steps: [
       { heard: "a", at: 1000 },
       { heard: "old", at: 1000 },
-      // old's manager beats were last heard at 1500, its agent's heartbeat at 1000
-      { restart: 5000, previousLeader: { nodeId: "old", heardAt: 1500 } },
-      { ask: "a", at: 7000, silent: 2000 },
+      { restart: 5000 },
+      { ask: "old", at: 6000, silent: 1000 },
+      // its manager's beats were last heard at 1500, its agent's heartbeat at 1000
+      { endGrace: "old", heardAt: 1500 },
       { ask: "old", at: 7000, silent: 5500 },
+      { ask: "a", at: 7000, silent: 2000 },
     ],
   },
   {
-    name: "the previous leader's node: its latest heartbeat counts if newer, never past the election",
+    name: "ending the grace: a later heartbeat before the election counts; one after it stands",
     steps: [
       { heard: "old", at: 2500 },
-      { restart: 5000, previousLeader: { nodeId: "old", heardAt: 1500 } },
+      { restart: 5000 },
+      { endGrace: "old", heardAt: 1500 },
       { ask: "old", at: 6000, silent: 3500 },
-      { restart: 8000, previousLeader: { nodeId: "new", heardAt: 9000 } },
-      { ask: "new", at: 9000, silent: 1000 },
+      { restart: 8000 },
+      { heard: "new", at: 8500 },
+      { endGrace: "new", heardAt: 4000 },
+      { ask: "new", at: 9000, silent: 500 },
     ],
   },
   {
-    name: "the previous leader never heard before counts from its last beat",
+    name: "ending the grace of a node never heard: from its last beat, never past the election",
     steps: [
-      { restart: 5000, previousLeader: { nodeId: "old", heardAt: 4000 } },
+      { restart: 5000 },
+      { endGrace: "old", heardAt: 4000 },
       { ask: "old", at: 6000, silent: 2000 },
+      { endGrace: "late", heardAt: 9000 },
+      { ask: "late", at: 6000, silent: 1000 },
     ],
   },
   {
@@ -144,7 +153,8 @@ describe("liveness", () => {
         if ("heard" in s) l.heard(s.heard, s.at);
         else if ("credit" in s) l.credit(s.credit);
         else if ("forget" in s) l.forget(s.forget);
-        else if ("restart" in s) l.restart(s.restart, s.previousLeader);
+        else if ("restart" in s) l.restart(s.restart);
+        else if ("endGrace" in s) l.endGrace(s.endGrace, s.heardAt);
         else assert.equal(l.silentFor(s.ask, s.at), s.silent, `step ${i}: ${JSON.stringify(s)}`);
       });
     });
