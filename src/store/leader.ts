@@ -34,7 +34,9 @@
 // election timeout) gave 1.6-1.7 s and 4.9-5.5 s. The default stays 3 s: with 2 s, a leader's
 // lease lapsed under a loaded CI run (a keep-alive every 667 ms, two lost in a row), and
 // leadership moved in the middle of a test's manager joins. A keep-alive goes every TTL/3, and
-// a new etcd raft leader extends leases rather than letting them lapse.
+// a new etcd raft leader extends leases rather than letting them lapse. The managers cut the
+// slow case short: a leader none of them hears for 3.5 s is deposed (`depose` revokes its
+// lease; src/daemon/leader-silence.ts says when).
 
 import type { Etcd3, Lease, Watcher } from "etcd3";
 import { etcdClient, prefixEnd, type EtcdTls, type Fence } from "./etcd.js";
