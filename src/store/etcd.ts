@@ -615,8 +615,21 @@ export class EtcdStore implements Store {
         await this.committed(res.header.revision, ran);
         return rest;
       }
-      this.own.delete(commit);
       const revKv = res.responses[0]?.response_range?.kvs[0];
+      // etcd3 sends a call that failed with a recoverable error (a deadline: the answer lost)
+      // again, to another member; when the first one had committed, this answer is the retry's,
+      // which finds the rev key moved — by this very commit, or by it and others after it. The
+      // mirror then brings this commit in (`applyRevision` takes it out of `own`).
+      if (revKv && parseRev(revKv.value)?.commit === commit) {
+        await this.committed(revKv.mod_revision, ran);
+        return rest;
+      }
+      await this.waitMirror(BigInt(revKv?.mod_revision ?? "0"));
+      if (!this.own.has(commit)) {
+        for (const r of ran) r.p.resolve(r.result);
+        return rest;
+      }
+      this.own.delete(commit);
       const fenceKv = fence ? res.responses[1]?.response_range?.kvs[0] : undefined;
       if (fence && fenceKv?.create_revision !== fence.createRevision) {
         const err = new StoreError(
@@ -635,7 +648,6 @@ export class EtcdStore implements Store {
         for (const p of live) p.reject(err);
         return [];
       }
-      await this.waitMirror(BigInt(revKv?.mod_revision ?? "0"));
       live = [...ran.map((r) => r.p), ...rest];
     }
   }
@@ -746,6 +758,12 @@ export class EtcdStore implements Store {
         const kv = res.responses[0]?.response_range?.kvs[0];
         if (kv && parseRev(kv.value)?.commit === commit) {
           await this.committed(kv.mod_revision, ran);
+          return;
+        }
+        // Moved by others; ours may be among the commits before theirs: the mirror tells.
+        await this.waitMirror(BigInt(kv?.mod_revision ?? "0"));
+        if (!this.own.has(commit)) {
+          for (const r of ran) r.p.resolve(r.result);
           return;
         }
         break;

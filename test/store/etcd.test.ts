@@ -4,6 +4,7 @@
 
 import { after, before, describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
+import { Etcd3 } from "etcd3";
 import { openEtcdStore, type EtcdStore, type EtcdStoreOptions } from "../../src/store/etcd.js";
 import { StoreError, type StoreEvent } from "../../src/store/store.js";
 import { etcdSkip, startEtcd, type EtcdCluster } from "../helpers/etcd.js";
@@ -226,6 +227,59 @@ describe("etcd store", { skip: etcdSkip() }, () => {
         { s: ["s1", "s2"], m: true, r: 3 },
       );
     }
+  });
+
+  /**
+   * A client whose next write transaction is committed and then sent once more, as etcd3 sends
+   * a call again when its answer was lost (a deadline); `between` runs in between. The caller
+   * gets the second answer.
+   */
+  function replayingClient(t: TestContext, between: () => Promise<void> = async () => {}) {
+    const client = new Etcd3({ hosts: etcd.endpoints });
+    t.after(() => client.close());
+    const txn = client.kv.txn.bind(client.kv);
+    let armed = false;
+    client.kv.txn = async (req, opts) => {
+      if (!armed || !(req.success ?? []).length) return txn(req, opts);
+      armed = false;
+      const first = await txn(req, opts);
+      assert.equal(first.succeeded, true, "the first attempt commits");
+      await between();
+      return txn(req, opts);
+    };
+    return { client, arm: () => (armed = true) };
+  }
+
+  test("a commit whose answer was lost and sent again (etcd3's retry) counts as committed", async (t) => {
+    const { client, arm } = replayingClient(t);
+    const s = await open(t, { client }, "/replay1/");
+    arm();
+    await s.update((tx) => tx.putService(service("s1", "web")));
+    assert.equal(
+      s.view((tx) => tx.getServiceByName("web")?.id),
+      "s1",
+    );
+    // Not run twice, not applied twice.
+    assert.equal(
+      s.view((tx) => tx.revision()),
+      1,
+    );
+  });
+
+  test("...and when another writer committed after it, before the retry", async (t) => {
+    const others: EtcdStore[] = [];
+    const { client, arm } = replayingClient(t, async () => {
+      await others[0]!.update((tx) => tx.putNode(node("n1")));
+    });
+    const s = await open(t, { client }, "/replay2/");
+    others.push(await open(t, {}, "/replay2/"));
+    arm();
+    await s.update((tx) => tx.putService(service("s1", "web")));
+    await s.sync();
+    assert.deepEqual(
+      s.view((tx) => ({ s: ids(tx.listServices()), n: ids(tx.listNodes()), rev: tx.revision() })),
+      { s: ["s1"], n: ["n1"], rev: 2 },
+    );
   });
 
   test("bad options are refused with a clear error", async () => {
