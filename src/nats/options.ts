@@ -12,7 +12,12 @@ import {
   type ConfValue,
 } from "./conf.js";
 import { loadClientTls, loadTls, parseTlsBlock, type TlsConfig } from "./tls.js";
-import { parseResolver, readResolverDir, type ResolverConfig } from "./resolver.js";
+import {
+  DEFAULT_SYNC_INTERVAL_MS,
+  parseResolver,
+  readResolverDir,
+  type ResolverConfig,
+} from "./resolver.js";
 import {
   accountFromJwt,
   checkActivation,
@@ -103,6 +108,8 @@ export interface OperatorOptions {
   resolverUrl: string;
   /** A full resolver's `allow_delete` (claims.ts answers $SYS.REQ.CLAIMS.DELETE). */
   resolverAllowDelete: boolean;
+  /** A full resolver's `interval`: how often it syncs its directory with the cluster's. */
+  resolverIntervalMs: number;
   /** `resolver_preload`: account public key → account JWT. */
   preload: Record<string, string>;
   /**
@@ -994,6 +1001,7 @@ export function applyConfig(opts: Options, conf: ConfObject, warn: Warn): void {
         operatorOptions(opts).resolverDir = r.dir;
         operatorOptions(opts).resolverUrl = r.url;
         operatorOptions(opts).resolverAllowDelete = r.allowDelete;
+        operatorOptions(opts).resolverIntervalMs = r.intervalMs;
         break;
       }
       case "resolver_tls":
@@ -1042,6 +1050,7 @@ function operatorOptions(opts: Options): OperatorOptions {
     resolverDir: "",
     resolverUrl: "",
     resolverAllowDelete: false,
+    resolverIntervalMs: DEFAULT_SYNC_INTERVAL_MS,
     preload: {},
     accounts: new Map(),
     problems: [],
