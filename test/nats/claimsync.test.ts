@@ -20,6 +20,8 @@ import { defer, routePortOf } from "../helpers/cluster.js";
 import { makeAccount, makeOperator, makeUser, type TestAccount } from "../helpers/jwt.js";
 import { mergePack, saveIfNewer } from "../../src/nats/claimsync.js";
 import type { ClaimsHost } from "../../src/nats/claims.js";
+import { applyConfig, defaultOptions } from "../../src/nats/options.js";
+import { parseConfig } from "../../src/nats/conf.js";
 
 const CI = !["", "0", "false"].includes(process.env["CI"] ?? "");
 const skipGo = goServerPath() !== null || CI ? false : "the Go nats-server is not installed";
@@ -30,6 +32,23 @@ function tempDir(t: TestContext): string {
   defer(t, () => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
+
+test("config: resolver.interval is a Go duration, 1 minute when missing or not positive", () => {
+  const op = makeOperator();
+  const intervalOf = (extra: string) => {
+    const opts = defaultOptions();
+    const text = `operator: "${op.jwt}"\nresolver { type: full, dir: "/tmp/x"${extra} }\n`;
+    applyConfig(opts, parseConfig(text), () => {});
+    return opts.operator!.resolverIntervalMs;
+  };
+  assert.equal(intervalOf(""), 60_000);
+  assert.equal(intervalOf(', interval: "1m30s"'), 90_000);
+  assert.equal(intervalOf(', interval: "250ms"'), 250);
+  assert.equal(intervalOf(', interval: "0s"'), 60_000);
+  assert.equal(intervalOf(', interval: "-1s"'), 60_000);
+  assert.throws(() => intervalOf(', interval: "abc"'), /interval: time: invalid duration "abc"/);
+  assert.throws(() => intervalOf(", interval: 5"), /interval must be a duration/);
+});
 
 describe("merging a pack into the directory (nats-server's saveIfNewer)", () => {
   test("a missing key is saved; a newer iat replaces; the same jti or an older iat does not", (t) => {
