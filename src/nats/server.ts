@@ -220,14 +220,22 @@ export class Server implements AccountRouter, SysReqServer, InternalHost {
   }
 
   private startTimers(): void {
-    const ping = setInterval(() => this.pingClients(), this.opts.pingIntervalMs);
+    this.startPingTimer();
     const deadline = setInterval(
       () => this.checkWriteDeadlines(),
       Math.max(50, Math.min(WRITE_CHECK_MS, this.opts.writeDeadlineMs / 2)),
     );
-    ping.unref();
     deadline.unref();
-    this.timers.push(ping, deadline);
+    this.timers.push(deadline);
+  }
+
+  /** The clients' ping timer, every ping_interval (started again when a reload changes it). */
+  private pingTimer: NodeJS.Timeout | null = null;
+
+  startPingTimer(): void {
+    if (this.pingTimer !== null) clearInterval(this.pingTimer);
+    this.pingTimer = setInterval(() => this.pingClients(), this.opts.pingIntervalMs);
+    this.pingTimer.unref();
   }
 
   private accept(socket: Socket, mapped = false): void {
@@ -978,6 +986,7 @@ export class Server implements AccountRouter, SysReqServer, InternalHost {
     this.shuttingDown = true;
     this.log.info("Initiating Shutdown...");
     for (const t of this.timers) clearInterval(t);
+    if (this.pingTimer !== null) clearInterval(this.pingTimer);
     this.claimsSync?.stop();
     const closing = this.closeListener();
     for (const c of [...this.clients.values()]) c.close(CloseReason.ServerShutdown);
