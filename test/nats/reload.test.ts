@@ -1,8 +1,8 @@
-// Configuration reload in operator mode (src/nats/reload.ts), against nats-server 2.9: the same
-// config and the same changes (resolver_preload accounts added, replaced and removed, log
-// settings, an account's default permissions, a new operator, another system account) given to
-// both, and the lines each logs on reload compared, in order. Then the order and words of
-// diffOptions without the Go server.
+// Configuration reload (src/nats/reload.ts) as nats-server 2.9 does it. In operator mode against
+// the Go server: the same config and the same changes (resolver_preload accounts added, replaced
+// and removed, log settings, an account's default permissions, a new operator, another system
+// account) given to both, and the lines each logs on reload compared, in order. Then the order
+// and words of diffOptions without the Go server, and a reloaded ping_interval at work.
 
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
@@ -13,15 +13,17 @@ import { connect, jwtAuthenticator } from "nats";
 import {
   checkFor,
   goServerPath,
+  RawConn,
   runGoServer,
   runServer,
+  useServer,
   type RunningServer,
 } from "../helpers/servers.js";
 import { defer } from "../helpers/defer.js";
 import { makeAccount, makeOperator, makeUser, type TestAccount } from "../helpers/jwt.js";
 import { applyConfig, defaultOptions, validateOptions } from "../../src/nats/options.js";
 import { parseConfig } from "../../src/nats/conf.js";
-import { diffOptions } from "../../src/nats/reload.js";
+import { diffOptions, reloadServer } from "../../src/nats/reload.js";
 
 const CI = !["", "0", "false"].includes(process.env["CI"] ?? "");
 const skipGo = goServerPath() !== null || CI ? false : "the Go nats-server is not installed";
@@ -282,4 +284,19 @@ describe("diffOptions: nats-server's order and words", () => {
       `config reload not supported for TrustedOperators: old=[${text(op)}], new=[${text(other)}]`,
     );
   });
+});
+
+test("a reloaded ping_interval paces the pings from then on", async (t) => {
+  const s = await useServer(t);
+  const c = await RawConn.connect(s.port);
+  t.after(() => c.close());
+  c.send('CONNECT {"verbose":false}\r\nPING\r\n');
+  await c.waitFor(/PONG\r\n/);
+  // From two minutes to 50ms: the server's PING comes at once instead of in two minutes.
+  assert.deepEqual(reloadServer(s, validateOptions({ ...s.opts, pingIntervalMs: 50 }), null), [
+    "authorization users",
+    "accounts",
+    "ping_interval = 50ms",
+  ]);
+  await c.waitFor(/PONG\r\nPING\r\n/, 2000);
 });
