@@ -44,7 +44,7 @@ function show(key: Key, v: unknown): string {
 
 /** What else than the options a reload compares (the server's state). */
 export interface ReloadState {
-  /** The tls block or the files it names differ from the running ones. */
+  /** nats-server finds the TLS configuration changed (see tlsDiffers). */
   tlsChanged: boolean;
   /** The URL resolver fetched something since start or the last reload. */
   resolverUsed: boolean;
@@ -179,7 +179,8 @@ export function reloadServer(
   // as nats-server compares the loaded certificates); a bad file fails the reload before anything
   // is applied. New connections use the new certificate, live ones keep their session.
   const tls = next.tls ? loadTls(next.tls) : null;
-  const tlsChanged = !sameTls(server.tls, tls);
+  const tlsChanged = tlsDiffers(server, tls);
+  server.clientTlsUsed = false;
   const lines = diffOptions(cur, next, { tlsChanged, resolverUsed: server.urlResolver.used });
   server.urlResolver.used = false;
   for (const line of lines) server.log.info(`Reloaded: ${line}`);
@@ -282,6 +283,19 @@ function reloadPreloads(server: Server, cur: Readonly<Options>, next: Readonly<O
     }
   }
   return deleted;
+}
+
+/**
+ * Does nats-server find its running TLS configuration unequal to the one read again? It does when
+ * the block or its files differ, and also, for the same ones, when either has a CA pool (which
+ * holds functions, never equal) or the running one has served a handshake since it was made (Go
+ * stores session ticket keys in it then): it says "tls = enabled" again.
+ */
+function tlsDiffers(server: Server, next: LoadedTls | null): boolean {
+  const cur = server.tls;
+  if (!sameTls(cur, next)) return true;
+  if (cur === null || next === null) return false;
+  return cur.ca !== undefined || next.ca !== undefined || server.clientTlsUsed;
 }
 
 /** The same tls block with the same file contents. */

@@ -90,6 +90,8 @@ export class Server implements AccountRouter, SysReqServer, InternalHost {
   readonly websocket: WebsocketListener | null;
   /** The client TLS (the top-level tls block) once its files are loaded; replaced by a reload. */
   tls: LoadedTls | null;
+  /** A client completed a TLS handshake with `tls` since start or the last reload (reload.ts). */
+  clientTlsUsed = false;
   configLoadTime = new Date();
   inMsgs = 0;
   inBytes = 0;
@@ -335,6 +337,7 @@ export class Server implements AccountRouter, SysReqServer, InternalHost {
           return;
         }
         if (mapped) this.mapped?.sockets.add(secure);
+        else this.clientTlsUsed = true;
         c.socket = secure;
         c.tlsSecure = true;
         c.tlsPending = false;

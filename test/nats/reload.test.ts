@@ -21,6 +21,7 @@ import {
 } from "../helpers/servers.js";
 import { defer } from "../helpers/defer.js";
 import { makeAccount, makeOperator, makeUser, type TestAccount } from "../helpers/jwt.js";
+import { useCerts } from "../helpers/certs.js";
 import { applyConfig, defaultOptions, validateOptions } from "../../src/nats/options.js";
 import { parseConfig } from "../../src/nats/conf.js";
 import { diffOptions, reloadServer } from "../../src/nats/reload.js";
@@ -178,6 +179,37 @@ describe("operator-mode reload, as nats-server 2.9 logs it", () => {
     },
   );
 });
+
+test(
+  "differential: the same tls block is 'tls = enabled' again once it served a handshake, or with a CA",
+  { skip: skipGo, timeout: 30_000 },
+  async (t) => {
+    const certs = useCerts(t);
+    const dir = mkdtempSync(join(tmpdir(), "shoal-reload-tls-"));
+    defer(t, () => rmSync(dir, { recursive: true, force: true }));
+    const block = (ca: string) =>
+      `tls { cert_file: "${certs.server.cert}", key_file: "${certs.server.key}"${ca} }\n`;
+    const got: Record<string, string[][]> = {};
+    for (const kind of ["go", "shoal"] as const) {
+      got[kind] = [];
+      for (const ca of ["", `, ca_file: "${certs.ca}"`]) {
+        const file = join(dir, `${kind}.conf`);
+        writeFileSync(file, block(ca));
+        const srv = await (kind === "go" ? runGoServer : runServer)(["-c", file, "-p", "-1"]);
+        defer(t, () => srv.stop("SIGKILL"));
+        // Nothing changed, no handshake yet; then after a client's handshake.
+        got[kind].push(await reload(srv, file, block(ca), new Map()));
+        const nc = await connect({ servers: `127.0.0.1:${srv.port}`, tls: { caFile: certs.ca } });
+        await nc.flush();
+        await nc.close();
+        got[kind].push(await reload(srv, file, block(ca), new Map()));
+      }
+    }
+    assert.deepEqual(got["shoal"], got["go"]);
+    const said = got["go"]!.map((lines) => lines.includes("[INF] Reloaded: tls = enabled"));
+    assert.deepEqual(said, [false, true, true, true]);
+  },
+);
 
 describe("diffOptions: nats-server's order and words", () => {
   const op = makeOperator();
