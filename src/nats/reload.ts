@@ -7,7 +7,7 @@
 // removed or moved to another account is disconnected). nats-server never finds its users and
 // accounts equal (they hold live state), so every reload says "Reloaded: authorization users" and
 // "Reloaded: accounts"; in operator mode its resolver is a new object too, hence "accounts" once
-// more (for a URL resolver only once it has fetched something). Then, with a MEMORY resolver, as
+// more (for a URL resolver only once it has fetched something or holds resolver_tls's config). Then, with a MEMORY resolver, as
 // its reloadAuthorization: the new resolver_preload's expired JWTs are warned about, and each
 // account the server holds is looked up in it again (debug lines; an account gone from it is
 // deleted: `Reloaded: deleting account [removed]: "<key>"`). In operator mode every client that
@@ -122,7 +122,9 @@ export function diffOptions(
     // nats-server swaps the resolver; shoal's start wires one in (sync, fetches) for good.
     refuse("AccountResolver", cur.operator?.resolver ?? "<nil>", resolver || "<nil>");
   }
-  if (resolver !== "" && (resolver !== "URL" || state.resolverUsed)) lines.push("accounts");
+  // A URL resolver equals a fresh one until it fetches, or is given resolver_tls's config.
+  const fresh = !state.resolverUsed && cur.resolverTls === undefined;
+  if (resolver !== "" && (resolver !== "URL" || !fresh)) lines.push("accounts");
   // resolver_tls: its TLS configuration holds a certificate pool, never equal to a new one.
   if (cur.resolverTls || next.resolverTls) lines.push("accounts");
   logged("serverTags", () => "tags");

@@ -221,6 +221,22 @@ describe("diffOptions: nats-server's order and words", () => {
   };
   const unchanged = { tlsChanged: false, resolverUsed: false };
 
+  test("a URL resolver is 'accounts' again once it fetched, or when it has resolver_tls", () => {
+    const url = (extra: string) =>
+      optionsOf(
+        `operator: "${op.jwt}"\nsystem_account: ${w.sys.pub}\nresolver: URL(http://127.0.0.1:9/)\n${extra}`,
+      );
+    const plain = url("");
+    const accounts = (cur: typeof plain, used: boolean) =>
+      diffOptions(cur, cur, { tlsChanged: false, resolverUsed: used }).filter(
+        (l) => l === "accounts",
+      ).length;
+    assert.equal(accounts(plain, false), 1);
+    assert.equal(accounts(plain, true), 2);
+    // The resolver's line, and resolver_tls's own (as nats-server 2.9.10 logs it).
+    assert.equal(accounts(url(`resolver_tls { insecure: true }`), false), 3);
+  });
+
   test("every reload says users and accounts; operator mode says accounts again", () => {
     const plain = optionsOf("port: 4222\n");
     assert.deepEqual(diffOptions(plain, plain, unchanged), ["authorization users", "accounts"]);
