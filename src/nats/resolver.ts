@@ -2,7 +2,7 @@
 // (the accounts of `resolver_preload`), or a directory resolver — `resolver { type: full, dir }`
 // or `type: cache` — whose directory holds one `<account public key>.jwt` file per account, as
 // nats-server's DirJWTStore writes them (unsharded). shoal reads the directory when the options
-// are validated at start (a reload does not yet apply changed files); a full resolver takes
+// are validated, at start and on a reload (reload.ts applies what changed); a full resolver takes
 // the $SYS.REQ.CLAIMS requests (claims.ts) and, every `interval`, syncs its directory with the
 // other servers of its cluster (claimsync.ts). Or `URL(<base>)`: an account's JWT is fetched by
 // GET <base><account public key> when first needed (fetchAccountJwt), as nats-server's
