@@ -51,8 +51,7 @@ export function formatGoDuration(ms: number): string {
 export function formatGoNanos(ns: number): string {
   const n = Math.round(ns);
   if (n < 1000) return `${n}ns`;
-  const frac = (v: number, unit: number, digits: number) => `${Number((v / unit).toFixed(digits))}`;
-  if (n < 1_000_000) return `${frac(n, 1000, 3)}µs`;
-  if (n < 1_000_000_000) return `${frac(n, 1_000_000, 6)}ms`;
+  if (n < 1_000_000) return `${Number((n / 1000).toFixed(3))}µs`;
+  if (n < 1_000_000_000) return `${Number((n / 1_000_000).toFixed(6))}ms`;
   return formatGoDuration(n / 1_000_000);
 }
