@@ -111,7 +111,7 @@ export async function natsServerCommand(argv: string[]): Promise<number> {
  */
 function reload(argv: string[], server: Server, log: ServerLogger): void {
   try {
-    const next = parseFlags(argv, (w) => log.warn(w)).options;
+    const next = parseFlags(argv, (w) => log.warn(w), true).options;
     reloadServer(server, next, log);
   } catch (err) {
     if (!(err instanceof OptionsError) && !(err instanceof ReloadError)) throw err;

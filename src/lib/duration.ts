@@ -43,3 +43,15 @@ export function formatGoDuration(ms: number): string {
   if (m > 0) return `${m}m${sec}`;
   return sec;
 }
+
+/**
+ * Nanoseconds as Go's time.Duration prints them: 950ns, 1.873µs, 2.5ms, 1.5s (three, six and
+ * nine decimals at most, trailing zeros dropped); a second or more as formatGoDuration.
+ */
+export function formatGoNanos(ns: number): string {
+  const n = Math.round(ns);
+  if (n < 1000) return `${n}ns`;
+  if (n < 1_000_000) return `${Number((n / 1000).toFixed(3))}µs`;
+  if (n < 1_000_000_000) return `${Number((n / 1_000_000).toFixed(6))}ms`;
+  return formatGoDuration(n / 1_000_000);
+}

@@ -11,10 +11,8 @@
 //   `nats.accounts` the keys to delete; a full resolver renames `<key>.jwt` to `<key>.jwt.deleted`
 //   (as 2.9.10 does), a cache resolver removes it; a held account is disabled: its connections
 //   get `Account Authentication Expired`.
-// - `$SYS.REQ.CLAIMS.PACK` (full): the payload is the asker's hash of its JWTs (the XOR of each
-//   JWT's SHA-256); when it equals the directory's, one empty message answers, else one message
-//   `<key>|<jwt>` per JWT that has not expired, in name order, then an empty one (nats-server's
-//   DirAccResolver answers it so that servers can sync their directories).
+// (`$SYS.REQ.CLAIMS.PACK`, which servers ask each other to sync their directories, is
+// claimsync.ts's.)
 // Replies are nats-server's JSON: {"data": {account, code: 200, message}} or {"error": {account,
 // code: 500, description}}, then the server block ("account" left out where nats-server has none).
 
@@ -24,7 +22,6 @@ import { accountFromJwt, decodeJwt, verifySignature, type JwtAccount } from "./j
 import type { SysReqServer } from "./sysreq.js";
 import { installAccount, trustedIssuer, type AccountHost } from "./urlresolver.js";
 import { ACCOUNT_KEY } from "./resolver.js";
-import { nodeCrypto } from "../lib/lazy.js";
 
 /** What a claims request needs of the server. */
 export interface ClaimsHost extends AccountHost, SysReqServer {
@@ -38,8 +35,7 @@ export type ClaimsRequest =
   | { op: "update"; target: string }
   | { op: "lookup"; target: string }
   | { op: "list" }
-  | { op: "delete" }
-  | { op: "pack" };
+  | { op: "delete" };
 
 const ACCOUNT_REQ = /^\$SYS\.REQ\.ACCOUNT\.([^.]+)\.CLAIMS\.(UPDATE|LOOKUP)$/;
 const ACCOUNT_UPDATE_OLD = /^\$SYS\.ACCOUNT\.([^.]+)\.CLAIMS\.UPDATE$/;
@@ -65,8 +61,6 @@ export function claimsRequest(subject: string, resolver: string): ClaimsRequest 
       return { op: "list" };
     case "$SYS.REQ.CLAIMS.DELETE":
       return { op: "delete" };
-    case "$SYS.REQ.CLAIMS.PACK":
-      return resolver === "FULL" ? { op: "pack" } : null;
     default:
       return null;
   }
@@ -116,7 +110,7 @@ function respond(
  */
 export function answerClaims(
   host: ClaimsHost,
-  req: Exclude<ClaimsRequest, { op: "pack" }>,
+  req: ClaimsRequest,
   body: string,
   nowMs: number = Date.now(),
 ): Buffer | null {
@@ -220,7 +214,7 @@ function memoryUpdate(host: ClaimsHost, pub: string, body: string, nowMs: number
 }
 
 /** A saved JWT replaces the running account when a trusted operator signed it. */
-function apply(host: ClaimsHost, pub: string, token: string, nowMs: number): void {
+export function apply(host: ClaimsHost, pub: string, token: string, nowMs: number): void {
   const op = host.opts.operator!;
   let acc: JwtAccount;
   try {
@@ -254,7 +248,7 @@ function lookup(host: ClaimsHost, pub: string): Buffer | null {
 }
 
 /** The account keys of the directory's JWTs, in name order. */
-function directoryKeys(dir: string): string[] {
+export function directoryKeys(dir: string): string[] {
   return readdirSync(dir)
     .filter((n) => n.endsWith(".jwt") && ACCOUNT_KEY.test(n.slice(0, -4)))
     .map((n) => n.slice(0, -4))
@@ -268,29 +262,42 @@ function list(host: ClaimsHost, nowMs: number): Buffer {
   return Buffer.from(JSON.stringify({ data: ids, server: serverBlock(host, nowMs) }));
 }
 
+export interface GenericClaims {
+  iss: string;
+  sub: string;
+  jti: string;
+  /** Issued at and expires, in seconds since the epoch (0 when missing). */
+  iat: number;
+  exp: number;
+  nats: unknown;
+}
+
 /**
- * The generic claims of a delete request, as nats-io/jwt's DecodeGeneric: three parts, the
+ * The generic claims of a JWT (a delete request, a synced account), as nats-io/jwt's DecodeGeneric: three parts, the
  * signature by the issuer it names.
  */
-function decodeGeneric(token: string): { iss: string; sub: string; exp: number; nats: unknown } {
+export function decodeGeneric(token: string): GenericClaims {
   const parts = token.split(".");
   if (parts.length !== 3) throw new Error("expected 3 chunks");
-  let claims: { iss?: unknown; sub?: unknown; exp?: unknown; nats?: unknown };
+  let claims: Record<string, unknown>;
   try {
     claims = JSON.parse(Buffer.from(parts[1]!, "base64url").toString("utf8")) as typeof claims;
   } catch {
     throw new Error("claims are not JSON");
   }
-  const iss = typeof claims.iss === "string" ? claims.iss : "";
+  const iss = typeof claims["iss"] === "string" ? claims["iss"] : "";
   const sig = Buffer.from(parts[2]!, "base64url");
   if (!verifySignature(iss, Buffer.from(`${parts[0]}.${parts[1]}`, "latin1"), sig)) {
     throw new Error("claim failed V2 signature verification");
   }
+  const num = (k: string) => (typeof claims[k] === "number" ? claims[k] : 0);
   return {
     iss,
-    sub: typeof claims.sub === "string" ? claims.sub : "",
-    exp: typeof claims.exp === "number" ? claims.exp : 0,
-    nats: claims.nats,
+    sub: typeof claims["sub"] === "string" ? claims["sub"] : "",
+    jti: typeof claims["jti"] === "string" ? claims["jti"] : "",
+    iat: num("iat"),
+    exp: num("exp"),
+    nats: claims["nats"],
   };
 }
 
@@ -351,46 +358,4 @@ function deleteAccounts(host: ClaimsHost, body: string, nowMs: number): Buffer {
     errs.join("\n"),
     nowMs,
   );
-}
-
-/**
- * The replies to a `$SYS.REQ.CLAIMS.PACK` request whose payload is `theirHash`, in order, as
- * nats-server's DirAccResolver sends them: one empty message when the hashes match, else one
- * `<key>|<jwt>` message per JWT of the directory and an empty one. An expired JWT is neither
- * hashed nor sent (nats-server's store stops tracking it).
- */
-export function packReplies(
-  host: ClaimsHost,
-  theirHash: Buffer,
-  nowMs: number = Date.now(),
-): Buffer[] {
-  const dir = host.opts.operator!.resolverDir;
-  const ours = Buffer.alloc(32);
-  const live: Buffer[] = [];
-  for (const pub of directoryKeys(dir)) {
-    let jwt: Buffer;
-    try {
-      jwt = readFileSync(join(dir, `${pub}.jwt`));
-    } catch {
-      continue; // removed since the directory was read
-    }
-    let exp = 0;
-    try {
-      exp = decodeGeneric(jwt.toString("utf8")).exp;
-    } catch {
-      // nats-server keeps a JWT it cannot decode
-    }
-    if (exp > 0 && exp < Math.floor(nowMs / 1000)) continue;
-    const h = nodeCrypto().createHash("sha256").update(jwt).digest();
-    for (let i = 0; i < 32; i++) ours[i]! ^= h[i]!;
-    live.push(Buffer.concat([Buffer.from(`${pub}|`), jwt]));
-  }
-  if (ours.equals(theirHash)) {
-    host.log.debug(`DirResolver - Pack request matches hash ${ours.toString("hex")}`);
-    return [Buffer.alloc(0)];
-  }
-  host.log.debug(
-    `DirResolver - Pack request hash ${theirHash.toString("hex")} - finished responding with hash ${ours.toString("hex")}`,
-  );
-  return [...live, Buffer.alloc(0)];
 }

@@ -606,6 +606,15 @@ export class Client implements ParserSink, MsgTarget {
     }
   }
 
+  /**
+   * A user JWT whose CONNECT also named its nkey (as the official clients send it): nats-server
+   * 2.9's configuration reload looks that nkey up among the configured nkey users, does not find
+   * it, and closes the connection as moved (Client Closed); reload.ts does the same.
+   */
+  jwtUserWithNkey(): boolean {
+    return (this.credentials.jwt ?? "") !== "" && (this.credentials.nkey ?? "") !== "";
+  }
+
   /** Is the CONNECT's nkey or user name now in another account (nats-server's clientHasMovedToDifferentAccount)? */
   private userMoved(opts: Readonly<Options>): boolean {
     const { nkey, user } = this.credentials;

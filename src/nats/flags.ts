@@ -122,8 +122,11 @@ function splitList(v: string): string[] {
 const BY_NAME = new Map<string, FlagDef>();
 for (const f of FLAGS) for (const n of f.names) BY_NAME.set(n, f);
 
-/** Parses argv (without the program and subcommand names) into validated options. */
-export function parseFlags(argv: string[], warn: Warn): ParsedFlags {
+/**
+ * Parses argv (without the program and subcommand names) into validated options (`reload`: for
+ * a running server, see validateOptions).
+ */
+export function parseFlags(argv: string[], warn: Warn, reload = false): ParsedFlags {
   let configFile = "";
   let help = false;
   let version = false;
@@ -186,7 +189,7 @@ export function parseFlags(argv: string[], warn: Warn): ParsedFlags {
   }
   // nats-server: the monitor listens on the client host unless told otherwise.
   if (opts.httpHost === "") opts.httpHost = opts.host;
-  return { options: validateOptions(opts), help, version, testConfig, signal };
+  return { options: validateOptions(opts, reload), help, version, testConfig, signal };
 }
 
 /** nats-server refuses -routes without a cluster listen address (flag or config). */

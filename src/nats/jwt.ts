@@ -143,6 +143,8 @@ export interface TrustedOperator {
   signingKeys: string[];
   /** The operator's `system_account` claim ("" when none). */
   systemAccount: string;
+  /** The decoded claims (a reload compares them, and prints them as nats-server does). */
+  claims: JwtClaims;
 }
 
 /** `operator: <file or JWT>`: the operator JWT, inline or read from a (possibly decorated) file. */
@@ -164,7 +166,51 @@ export function readOperatorJwt(value: string): TrustedOperator {
     name: c.name ?? "",
     signingKeys: signingKeyList(c.nats["signing_keys"]).map((k) => k.key),
     systemAccount: typeof c.nats["system_account"] === "string" ? c.nats["system_account"] : "",
+    claims: c,
   };
+}
+
+/** The fields of nats-io/jwt's OperatorClaims as Go marshals them, in its struct order. */
+const OPERATOR_CLAIM_FIELDS = ["aud", "exp", "jti", "iat", "iss", "name", "nbf", "sub"];
+const OPERATOR_NATS_FIELDS = [
+  "signing_keys",
+  "account_server_url",
+  "operator_service_urls",
+  "system_account",
+  "assert_server_version",
+  "strict_signing_key_usage",
+  "tags",
+  "type",
+  "version",
+];
+
+/**
+ * Operator claims as nats-io/jwt's OperatorClaims.String() prints them: Go's json.MarshalIndent
+ * (two spaces) of its struct, fields in struct order, empty ones left out, <, > and & escaped.
+ */
+export function operatorClaimsText(claims: JwtClaims): string {
+  const pick = (from: Record<string, unknown>, keys: string[]) => {
+    const out: Record<string, unknown> = {};
+    for (const k of keys) {
+      const v = from[k];
+      const empty =
+        v === undefined ||
+        v === null ||
+        v === "" ||
+        v === 0 ||
+        v === false ||
+        (Array.isArray(v) && v.length === 0);
+      if (!empty) out[k] = v;
+    }
+    return out;
+  };
+  const c = pick(claims as unknown as Record<string, unknown>, OPERATOR_CLAIM_FIELDS);
+  // A struct, so never left out.
+  c["nats"] = pick(claims.nats, OPERATOR_NATS_FIELDS);
+  return JSON.stringify(c, null, 2).replace(
+    /[<>&\u2028\u2029]/g,
+    (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }
 
 /** A signing key of an account: a plain key, or a scoped one whose users get its template. */

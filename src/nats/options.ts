@@ -12,7 +12,12 @@ import {
   type ConfValue,
 } from "./conf.js";
 import { loadClientTls, loadTls, parseTlsBlock, type TlsConfig } from "./tls.js";
-import { parseResolver, readResolverDir, type ResolverConfig } from "./resolver.js";
+import {
+  DEFAULT_SYNC_INTERVAL_MS,
+  parseResolver,
+  readResolverDir,
+  type ResolverConfig,
+} from "./resolver.js";
 import {
   accountFromJwt,
   checkActivation,
@@ -103,6 +108,8 @@ export interface OperatorOptions {
   resolverUrl: string;
   /** A full resolver's `allow_delete` (claims.ts answers $SYS.REQ.CLAIMS.DELETE). */
   resolverAllowDelete: boolean;
+  /** A full resolver's `interval`: how often it syncs its directory with the cluster's. */
+  resolverIntervalMs: number;
   /** `resolver_preload`: account public key → account JWT. */
   preload: Record<string, string>;
   /**
@@ -994,6 +1001,7 @@ export function applyConfig(opts: Options, conf: ConfObject, warn: Warn): void {
         operatorOptions(opts).resolverDir = r.dir;
         operatorOptions(opts).resolverUrl = r.url;
         operatorOptions(opts).resolverAllowDelete = r.allowDelete;
+        operatorOptions(opts).resolverIntervalMs = r.intervalMs;
         break;
       }
       case "resolver_tls":
@@ -1042,6 +1050,7 @@ function operatorOptions(opts: Options): OperatorOptions {
     resolverDir: "",
     resolverUrl: "",
     resolverAllowDelete: false,
+    resolverIntervalMs: DEFAULT_SYNC_INTERVAL_MS,
     preload: {},
     accounts: new Map(),
     problems: [],
@@ -1053,9 +1062,9 @@ function operatorOptions(opts: Options): OperatorOptions {
  * nats-server's validateTrustedOperators, then the preloaded accounts: those signed by a trusted
  * operator key become the configuration's accounts (imports of exports they may not use are left
  * out, as nats-server skips them); the others are left out with the reason, so that their users
- * are refused. The system account must be among them.
+ * are refused. The system account must be among them (unless `reload`).
  */
-function validateOperator(opts: Options, nowMs: number): void {
+function validateOperator(opts: Options, nowMs: number, reload: boolean): void {
   const op = opts.operator;
   if (op === null) return;
   if (op.operators.length === 0) {
@@ -1096,13 +1105,15 @@ function validateOperator(opts: Options, nowMs: number): void {
       continue;
     }
     const t = timeIssue(acc.claims, Math.floor(nowMs / 1000));
-    if (t !== null) op.problems.push(`Account [${pub}] has validation issues: ${t}`);
+    // nats-server's two lines (its checkResolvePreloads lists each issue).
+    if (t !== null) op.problems.push(`Account [${pub}] has validation issues:`, `  - ${t}`);
     op.accounts.set(pub, acc);
   }
   for (const [pub, why] of rejected) op.problems.push(`Account [${pub}] is left out: ${why}`);
   // A URL resolver fetches a missing system account when the server starts.
   const fetched = op.resolver === "URL";
   if (
+    !reload &&
     opts.systemAccount !== DEFAULT_SYSTEM_ACCOUNT &&
     !op.accounts.has(opts.systemAccount) &&
     !(fetched && !rejected.has(opts.systemAccount))
@@ -1153,7 +1164,7 @@ export function jwtAccountConfig(
 }
 
 /** Accounts, their users, imports and exports hang together (nats-server's checks). */
-function validateAccounts(opts: Options): void {
+function validateAccounts(opts: Options, reload: boolean): void {
   const names = new Set<string>();
   for (const a of opts.accounts) {
     if (a.name === GLOBAL_ACCOUNT) {
@@ -1179,9 +1190,14 @@ function validateAccounts(opts: Options): void {
     if (seen.has(n.nkey)) throw new OptionsError(`config: duplicate nkey "${n.nkey}" detected`);
     seen.add(n.nkey);
   }
-  // A URL resolver's system account may be fetched when the server starts.
-  const fetched = opts.operator?.resolver === "URL";
-  if (opts.systemAccount !== DEFAULT_SYSTEM_ACCOUNT && !names.has(opts.systemAccount) && !fetched) {
+  // A URL resolver's system account may be fetched when the server starts; a running server's
+  // operator-mode reload may lose it (reload.ts deletes it, as nats-server does).
+  const unresolved = opts.operator?.resolver === "URL" || (reload && opts.operator !== null);
+  if (
+    opts.systemAccount !== DEFAULT_SYSTEM_ACCOUNT &&
+    !names.has(opts.systemAccount) &&
+    !unresolved
+  ) {
     throw new OptionsError(
       `config: system_account "${opts.systemAccount}" is not a configured account`,
     );
@@ -1237,8 +1253,12 @@ export function loadConfigFile(opts: Options, file: string, warn: Warn): void {
   applyConfig(opts, conf, warn);
 }
 
-/** Checks the options hang together; returns them frozen. */
-export function validateOptions(opts: Options): Readonly<Options> {
+/**
+ * Checks the options hang together; returns them frozen. `reload`: options read again for a
+ * running server, whose system account need not resolve (nats-server resolves it at start only;
+ * a reload whose system account JWT is gone deletes the account, reload.ts).
+ */
+export function validateOptions(opts: Options, reload = false): Readonly<Options> {
   const port = (n: number, what: string) => {
     if (!Number.isInteger(n) || n < -1 || n > 65535) {
       throw new OptionsError(`invalid ${what} ${n}: must be 0..65535, or -1 for a random port`);
@@ -1279,8 +1299,8 @@ export function validateOptions(opts: Options): Readonly<Options> {
   if (opts.noAuthUser && !opts.users.some((u) => u.user === opts.noAuthUser)) {
     throw new OptionsError(`no_auth_user: "${opts.noAuthUser}" not present as user`);
   }
-  validateOperator(opts, Date.now());
-  validateAccounts(opts);
+  validateOperator(opts, Date.now(), reload);
+  validateAccounts(opts, reload);
   validateWebsocket(opts);
   if (opts.websocket !== null && opts.websocket.port === 0) opts.websocket = null;
   // Not set by a config or flags (see parseFlags, where it follows the client host as in

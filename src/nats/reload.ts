@@ -1,16 +1,27 @@
-// Configuration reload (SIGHUP, `--signal reload`), as nats-server's reload.go: the options read
-// again are compared with the running ones; when one that cannot change while running differs,
-// nothing is applied and the reload fails with nats-server's message ("config reload not
-// supported for Port: old=4222, new=4223"). Otherwise each change is applied and logged
-// ("Reloaded: debug = true"), users, accounts and permissions to live connections (Server.reloadUsers: a user removed
-// or moved to another account is disconnected).
+// Configuration reload (SIGHUP, `--signal reload`), as nats-server 2.9's reload.go. The options
+// read again are compared with the running ones field by field, in the order of nats-server's
+// Options struct (its diffOptions): the first that cannot change while running fails the reload
+// with nats-server's message ("config reload not supported for Port: old=4222, new=4223") and
+// nothing is applied; otherwise each change is logged in that order ("Reloaded: debug = true")
+// and applied, users, accounts and permissions to live connections (Server.reloadUsers: a user
+// removed or moved to another account is disconnected). nats-server never finds its users and
+// accounts equal (they hold live state), so every reload says "Reloaded: authorization users" and
+// "Reloaded: accounts"; in operator mode its resolver is a new object too, hence "accounts" once
+// more (for a URL resolver only once it has fetched something or holds resolver_tls's config). Then, with a MEMORY resolver, as
+// its reloadAuthorization: the new resolver_preload's expired JWTs are warned about, and each
+// account the server holds is looked up in it again (debug lines; an account gone from it is
+// deleted: `Reloaded: deleting account [removed]: "<key>"`). In operator mode every client that
+// logged in with a user JWT and its nkey (as the official clients do) is closed without a word:
+// nats-server looks that nkey up among the configured nkey users, finds none and takes the user
+// for moved.
 
-import { formatGoDuration } from "../lib/duration.js";
-import { ReloadError } from "./errors.js";
-import type { Options } from "./options.js";
+import { formatGoDuration, formatGoNanos } from "../lib/duration.js";
+import { CloseReason, ReloadError } from "./errors.js";
+import { GLOBAL_ACCOUNT, type Options } from "./options.js";
 import type { Server } from "./server.js";
 import { loadTls, type LoadedTls } from "./tls.js";
 import { buildAccounts } from "./accounts.js";
+import { decodeJwt, operatorClaimsText, timeIssue } from "./jwt.js";
 
 /** The logger settings a reload may change (ServerLogger.configure). */
 export interface ReloadableLogger {
@@ -18,43 +29,6 @@ export interface ReloadableLogger {
 }
 
 type Key = keyof Options;
-
-/**
- * Options that a reload refuses to change, by nats-server's Options field name, in the order of
- * its Options struct (the first difference found is the one reported).
- */
-const FIXED: Array<[Key, string]> = [
-  ["serverName", "ServerName"],
-  ["host", "Host"],
-  ["port", "Port"],
-  ["clientAdvertise", "ClientAdvertise"],
-  ["maxControlLine", "MaxControlLine"],
-  ["maxPending", "MaxPending"],
-  ["cluster", "Cluster"],
-  ["pingIntervalMs", "PingInterval"],
-  ["httpHost", "HTTPHost"],
-  ["httpPort", "HTTPPort"],
-  ["httpsPort", "HTTPSPort"],
-  ["websocket", "Websocket"],
-  ["logFile", "LogFile"],
-  ["pidFile", "PidFile"],
-  ["portsFileDir", "PortsFileDir"],
-  ["allowNonTls", "AllowNonTLS"],
-  ["operator", "TrustedOperators"],
-];
-
-/** Options applied at once by assigning them (read where they are used). */
-const PLAIN: Array<[Key, string]> = [
-  ["authTimeoutMs", "authorization timeout"],
-  ["maxPayload", "max_payload"],
-  ["maxConnections", "max_connections"],
-  ["maxSubscriptions", "max_subscriptions"],
-  ["pingMax", "ping_max"],
-  ["writeDeadlineMs", "write_deadline"],
-  ["lameDuckDurationMs", "lame_duck_duration"],
-  ["lameDuckGracePeriodMs", "lame_duck_grace_period"],
-  ["serverTags", "server_tags"],
-];
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
@@ -66,6 +40,95 @@ function show(key: Key, v: unknown): string {
   if (v === null || v === undefined) return "<nil>";
   if (typeof v === "object") return JSON.stringify(v);
   return String(v);
+}
+
+/** What else than the options a reload compares (the server's state). */
+export interface ReloadState {
+  /** nats-server finds the TLS configuration changed (see tlsDiffers). */
+  tlsChanged: boolean;
+  /** The URL resolver fetched something since start or the last reload. */
+  resolverUsed: boolean;
+}
+
+/**
+ * nats-server's diffOptions: the "Reloaded: ..." lines of a reload from `cur` to `next`, in the
+ * order of its Options struct. Throws ReloadError for the first option that cannot change.
+ */
+export function diffOptions(
+  cur: Readonly<Options>,
+  next: Readonly<Options>,
+  state: ReloadState,
+): string[] {
+  const lines: string[] = [];
+  const refuse = (name: string, old: string, now: string): never => {
+    throw new ReloadError(`config reload not supported for ${name}: old=${old}, new=${now}`);
+  };
+  const fixed = (key: Key, name: string) => {
+    if (!same(cur[key], next[key])) refuse(name, show(key, cur[key]), show(key, next[key]));
+  };
+  const logged = (key: Key, line: (v: string) => string) => {
+    if (!same(cur[key], next[key])) lines.push(line(show(key, next[key])));
+  };
+  fixed("serverName", "ServerName");
+  fixed("host", "Host");
+  fixed("port", "Port");
+  fixed("clientAdvertise", "ClientAdvertise");
+  logged("trace", (v) => `trace = ${v}`);
+  logged("debug", (v) => `debug = ${v}`);
+  logged("logtime", (v) => `logtime = ${v}`);
+  logged("maxConnections", (v) => `max_connections = ${v}`);
+  fixed("maxSubscriptions", "MaxSubs");
+  logged("nkeys", () => "authorization nkey users");
+  lines.push("authorization users", "accounts");
+  if (cur.noAuthUser !== next.noAuthUser) {
+    // Only dropping no_auth_user along with its user passes (and says nothing).
+    const kept = next.users.some((u) => u.user === cur.noAuthUser);
+    if (cur.noAuthUser === "" || next.noAuthUser !== "" || kept) {
+      refuse("NoAuthUser", cur.noAuthUser, next.noAuthUser);
+    }
+  }
+  fixed("systemAccount", "SystemAccount");
+  logged("username", () => "authorization username");
+  logged("password", () => "authorization password");
+  logged("authToken", () => "authorization token");
+  logged("pingIntervalMs", (v) => `ping_interval = ${v}`);
+  logged("pingMax", (v) => `ping_max = ${v}`);
+  fixed("httpHost", "HTTPHost");
+  fixed("httpPort", "HTTPPort");
+  fixed("httpsPort", "HTTPSPort");
+  logged("authTimeoutMs", (v) => `authorization timeout = ${v}`);
+  // nats-server reloads max_control_line; shoal's parsers keep the one they started with.
+  fixed("maxControlLine", "MaxControlLine");
+  logged("maxPayload", (v) => `max_payload = ${v}`);
+  fixed("maxPending", "MaxPending");
+  fixed("cluster", "Cluster");
+  fixed("websocket", "Websocket");
+  // nats-server reloads these three; shoal does not yet.
+  fixed("pidFile", "PidFile");
+  fixed("portsFileDir", "PortsFileDir");
+  fixed("logFile", "LogFile");
+  if (state.tlsChanged) lines.push(`tls = ${next.tls ? "enabled" : "disabled"}`);
+  fixed("allowNonTls", "AllowNonTLS");
+  logged("writeDeadlineMs", (v) => `write_deadline = ${v}`);
+  fixed("lameDuckDurationMs", "LameDuckDuration");
+  fixed("lameDuckGracePeriodMs", "LameDuckGracePeriod");
+  const claims = (o: Readonly<Options>) => (o.operator?.operators ?? []).map((x) => x.claims);
+  if (!same(claims(cur), claims(next))) {
+    const text = (o: Readonly<Options>) => `[${claims(o).map(operatorClaimsText).join(" ")}]`;
+    refuse("TrustedOperators", text(cur), text(next));
+  }
+  const resolver = next.operator?.resolver ?? "";
+  if (resolver !== (cur.operator?.resolver ?? "")) {
+    // nats-server swaps the resolver; shoal's start wires one in (sync, fetches) for good.
+    refuse("AccountResolver", cur.operator?.resolver ?? "<nil>", resolver || "<nil>");
+  }
+  // A URL resolver equals a fresh one until it fetches, or is given resolver_tls's config.
+  const fresh = !state.resolverUsed && cur.resolverTls === undefined;
+  if (resolver !== "" && (resolver !== "URL" || !fresh)) lines.push("accounts");
+  // resolver_tls: its TLS configuration holds a certificate pool, never equal to a new one.
+  if (cur.resolverTls || next.resolverTls) lines.push("accounts");
+  logged("serverTags", () => "tags");
+  return lines;
 }
 
 /**
@@ -94,12 +157,13 @@ function keepFetched(cur: Readonly<Options>, next: Readonly<Options>): Readonly<
 
 /** The first option that differs and cannot be reloaded, as nats-server words it; null if none. */
 export function unsupportedChange(cur: Readonly<Options>, next: Readonly<Options>): string | null {
-  for (const [key, name] of FIXED) {
-    if (!same(cur[key], next[key])) {
-      return `config reload not supported for ${name}: old=${show(key, cur[key])}, new=${show(key, next[key])}`;
-    }
+  try {
+    diffOptions(cur, next, { tlsChanged: false, resolverUsed: false });
+    return null;
+  } catch (err) {
+    if (err instanceof ReloadError) return err.message;
+    throw err;
   }
-  return null;
 }
 
 /**
@@ -113,74 +177,127 @@ export function reloadServer(
 ): string[] {
   const cur = server.opts;
   next = keepFetched(cur, next);
-  const refused = unsupportedChange(cur, next);
-  if (refused !== null) throw new ReloadError(refused);
   // The tls block's files are read again (a rotated certificate under the same name is a change,
   // as nats-server compares the loaded certificates); a bad file fails the reload before anything
   // is applied. New connections use the new certificate, live ones keep their session.
   const tls = next.tls ? loadTls(next.tls) : null;
-  const tlsChanged = !sameTls(server.tls, tls);
-  const done: string[] = [];
-  const note = (msg: string) => {
-    done.push(msg);
-    server.log.info(`Reloaded: ${msg}`);
-  };
-  const opts: Options = { ...cur };
-  for (const key of ["trace", "debug", "logtime"] as const) {
-    if (cur[key] !== next[key]) {
-      opts[key] = next[key];
-      note(`${key} = ${next[key]}`);
-    }
-  }
+  const tlsChanged = tlsDiffers(server, tls);
+  server.clientTlsUsed = false;
+  const lines = diffOptions(cur, next, { tlsChanged, resolverUsed: server.urlResolver.used });
+  server.urlResolver.used = false;
+  for (const line of lines) server.log.info(`Reloaded: ${line}`);
   if (
     logger &&
     (cur.trace !== next.trace || cur.debug !== next.debug || cur.logtime !== next.logtime)
   ) {
     logger.configure({ debug: next.debug, trace: next.trace, logtime: next.logtime });
   }
-  for (const [key, name] of PLAIN) {
-    if (!same(cur[key], next[key])) {
-      (opts as unknown as Record<string, unknown>)[key] = next[key];
-      note(`${name} = ${show(key, next[key])}`);
-    }
+  // Every option the diff let through takes its new value; the rest stay as they run.
+  const opts: Options = { ...cur };
+  for (const key of [
+    "trace",
+    "debug",
+    "logtime",
+    "maxConnections",
+    "pingIntervalMs",
+    "pingMax",
+    "authTimeoutMs",
+    "maxPayload",
+    "writeDeadlineMs",
+    "serverTags",
+    "username",
+    "password",
+    "authToken",
+    "noAuthUser",
+    "operator",
+  ] as const) {
+    (opts as unknown as Record<string, unknown>)[key] = next[key];
   }
   // resolver_tls: the URL resolver's fetches from now on use the block read again (its files
-  // too, so a rotated certificate under the same name counts), as nats-server's; it logs nothing.
+  // too, so a rotated certificate under the same name counts), as nats-server's.
   if (next.resolverTls) opts.resolverTls = next.resolverTls;
   else delete opts.resolverTls;
-  const authChanged: string[] = [];
-  if (cur.username !== next.username) authChanged.push("authorization username");
-  if (cur.password !== next.password) authChanged.push("authorization password");
-  if (cur.authToken !== next.authToken) authChanged.push("authorization token");
-  if (!same(cur.users, next.users)) authChanged.push("authorization users");
-  if (!same(cur.nkeys, next.nkeys)) authChanged.push("authorization nkeys");
-  if (cur.noAuthUser !== next.noAuthUser) authChanged.push(`no_auth_user = ${next.noAuthUser}`);
-  opts.username = next.username;
-  opts.password = next.password;
-  opts.authToken = next.authToken;
-  opts.noAuthUser = next.noAuthUser;
-  const accountsChanged =
-    !same(cur.accounts, next.accounts) || cur.systemAccount !== next.systemAccount;
-  if (accountsChanged) {
-    opts.accounts = next.accounts;
-    opts.systemAccount = next.systemAccount;
-    authChanged.push("accounts");
-  }
+  const deleted = next.operator?.resolver === "MEMORY" ? reloadPreloads(server, cur, next) : [];
+  const accountsChanged = !same(cur.accounts, next.accounts);
+  if (accountsChanged) opts.accounts = next.accounts;
   if (tlsChanged) {
     opts.tls = next.tls;
     server.tls = tls;
-    note(`tls = ${tls ? "enabled" : "disabled"}`);
   }
   server.opts = Object.freeze(opts);
+  for (const name of deleted) server.loadedAccounts.delete(name);
+  if (cur.pingIntervalMs !== next.pingIntervalMs) server.startPingTimer();
   // Accounts that stay keep their subscriptions; imports are placed again.
   if (accountsChanged) server.accounts = buildAccounts(server.opts, server, server.accounts);
-  for (const msg of authChanged) note(msg);
-  // Every connection is checked again, as nats-server's reloadAuthorization does (also when the
-  // tls block changed, since verify_and_map decides how certificate users are found).
-  if (authChanged.length > 0 || tlsChanged) server.reloadUsers(next.users, next.nkeys);
+  if (next.operator) {
+    for (const c of [...server.clients.values()]) {
+      if (c.jwtUserWithNkey()) c.close(CloseReason.ClientClosed);
+    }
+  }
+  // Every connection is checked again, as nats-server's reloadAuthorization does.
+  server.reloadUsers(next.users, next.nkeys);
   server.configLoadTime = new Date();
   server.log.info("Reloaded server configuration");
-  return done;
+  return lines;
+}
+
+/**
+ * A MEMORY resolver's reload, as nats-server's reloadAuthorization: the new preloads are checked
+ * (an expired JWT warned about), then each account the server holds is looked up in them. Returns
+ * the held accounts that are gone.
+ */
+function reloadPreloads(server: Server, cur: Readonly<Options>, next: Readonly<Options>): string[] {
+  const log = server.log;
+  const nop = next.operator!;
+  const nowSec = Math.floor(Date.now() / 1000);
+  for (const [pub, token] of Object.entries(nop.preload)) {
+    let issue: string | null;
+    try {
+      issue = timeIssue(decodeJwt(token, "account"), nowSec);
+    } catch {
+      log.error(`Preloaded account [${pub}] not valid`);
+      continue;
+    }
+    if (issue !== null) {
+      log.warn(`Account [${pub}] has validation issues:`);
+      log.warn(`  - ${issue}`);
+    }
+  }
+  const deleted: string[] = [];
+  for (const name of server.accounts.keys()) {
+    if (name === GLOBAL_ACCOUNT || !server.holdsAccount(name)) continue;
+    const started = process.hrtime.bigint();
+    const token = nop.preload[name];
+    const acc = nop.accounts.get(name);
+    log.debug(
+      `Account [${name}] fetch took ${formatGoNanos(Number(process.hrtime.bigint() - started))}`,
+    );
+    if (token === undefined) log.warn("Account fetch failed: account missing");
+    if (acc === undefined) {
+      log.info(`Reloaded: deleting account [removed]: "${name}"`);
+      deleted.push(name);
+      continue;
+    }
+    if (cur.operator?.accounts.get(name)?.claims.jti === acc.claims.jti) {
+      log.debug(`Requested account update for [${name}], same claims detected`);
+    } else {
+      log.debug(`Updating account claims: ${name}/${acc.claims.name ?? ""}`);
+    }
+  }
+  return deleted;
+}
+
+/**
+ * Does nats-server find its running TLS configuration unequal to the one read again? It does when
+ * the block or its files differ, and also, for the same ones, when either has a CA pool (which
+ * holds functions, never equal) or the running one has served a handshake since it was made (Go
+ * stores session ticket keys in it then): it says "tls = enabled" again.
+ */
+function tlsDiffers(server: Server, next: LoadedTls | null): boolean {
+  const cur = server.tls;
+  if (!sameTls(cur, next)) return true;
+  if (cur === null || next === null) return false;
+  return cur.ca !== undefined || next.ca !== undefined || server.clientTlsUsed;
 }
 
 /** The same tls block with the same file contents. */

@@ -2,14 +2,16 @@
 // (the accounts of `resolver_preload`), or a directory resolver — `resolver { type: full, dir }`
 // or `type: cache` — whose directory holds one `<account public key>.jwt` file per account, as
 // nats-server's DirJWTStore writes them (unsharded). shoal reads the directory when the options
-// are validated at start (a reload does not yet apply changed files); a full resolver takes
-// the $SYS.REQ.CLAIMS requests (claims.ts), but shoal does not sync with other servers. Or `URL(<base>)`: an account's JWT
-// is fetched by GET <base><account public key> when first needed (fetchAccountJwt), as
-// nats-server's URLAccResolver does, and kept.
+// are validated, at start and on a reload (reload.ts applies what changed); a full resolver takes
+// the $SYS.REQ.CLAIMS requests (claims.ts) and, every `interval`, syncs its directory with the
+// other servers of its cluster (claimsync.ts). Or `URL(<base>)`: an account's JWT is fetched by
+// GET <base><account public key> when first needed (fetchAccountJwt), as nats-server's
+// URLAccResolver does, and kept.
 
 import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { ConfValue } from "./conf.js";
+import { parseGoDuration } from "../lib/duration.js";
 import { AccountFetchError, OptionsError } from "./errors.js";
 import type { ClientTls } from "./tls.js";
 
@@ -21,7 +23,12 @@ export interface ResolverConfig {
   url: string;
   /** A full resolver's `allow_delete`: it answers $SYS.REQ.CLAIMS.DELETE (claims.ts). */
   allowDelete: boolean;
+  /** How often a full resolver asks the cluster for the JWTs it lacks (claimsync.ts). */
+  intervalMs: number;
 }
+
+/** A full resolver's sync interval when `interval` is missing, zero or negative (nats-server's). */
+export const DEFAULT_SYNC_INTERVAL_MS = 60_000;
 
 /** How long a URL resolver waits for an account JWT (nats-server's http.Client timeout). */
 export const ACCOUNT_FETCH_TIMEOUT_MS = 2000;
@@ -40,11 +47,12 @@ export function parseResolver(
 ): ResolverConfig {
   if (typeof v === "string") {
     const r = v.trim();
-    if (/^MEM(ORY)?$/i.test(r)) return { type: "MEMORY", dir: "", url: "", allowDelete: false };
+    const none = { dir: "", url: "", allowDelete: false, intervalMs: DEFAULT_SYNC_INTERVAL_MS };
+    if (/^MEM(ORY)?$/i.test(r)) return { ...none, type: "MEMORY" };
     const m = /^URL\((.*)\)$/i.exec(r);
     if (m !== null) {
       const raw = m[1]!.trim().replace(/^"(.*)"$/, "$1");
-      return { type: "URL", dir: "", url: resolverUrl(raw, key), allowDelete: false };
+      return { ...none, type: "URL", url: resolverUrl(raw, key) };
     }
     throw new OptionsError(`config: ${key}: unknown resolver ${JSON.stringify(v)}`);
   }
@@ -54,6 +62,7 @@ export function parseResolver(
   let dir = "";
   let type = "";
   let allowDelete = false;
+  let intervalMs = DEFAULT_SYNC_INTERVAL_MS;
   for (const [k, val] of Object.entries(v)) {
     switch (k.toLowerCase()) {
       case "dir":
@@ -70,9 +79,18 @@ export function parseResolver(
         // Bounds on the cache and on fetches from other servers: nothing to bound in shoal,
         // which reads the directory once.
         break;
-      case "interval":
-        warn(`${key}.interval: shoal does not sync account JWTs with other servers`);
+      case "interval": {
+        // A Go duration string, as nats-server's time.ParseDuration reads it.
+        if (typeof val !== "string") {
+          throw new OptionsError(`config: ${key}.interval must be a duration such as "2m"`);
+        }
+        const ms = parseGoDuration(val);
+        if (ms === undefined) {
+          throw new OptionsError(`config: ${key}.interval: time: invalid duration "${val}"`);
+        }
+        if (ms > 0) intervalMs = ms;
         break;
+      }
       case "allow_delete":
         if (typeof val !== "boolean") {
           throw new OptionsError(`config: ${key}.allow_delete must be true or false`);
@@ -98,7 +116,7 @@ export function parseResolver(
   if (type === "CACHE" && allowDelete) {
     throw new OptionsError(`config: ${key}: CACHE does not accept allow_delete`);
   }
-  return { type, dir, url: "", allowDelete };
+  return { type, dir, url: "", allowDelete, intervalMs };
 }
 
 /** The base URL of `URL(...)`: http or https, given a trailing "/" as nats-server does. */

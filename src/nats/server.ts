@@ -39,7 +39,9 @@ import {
 } from "./tls.js";
 import { listenerUrls, removePortsFile, writePortsFile, type Ports } from "./ports.js";
 import { UrlResolver } from "./urlresolver.js";
-import { answerClaims, claimsRequest, packReplies } from "./claims.js";
+import { answerClaims, claimsRequest } from "./claims.js";
+import { InternalClient, type InternalHost } from "./internal.js";
+import { ClaimsSync } from "./claimsync.js";
 
 /** The nats-server protocol level shoal speaks; clients use it to enable features. */
 export const NATS_VERSION = "2.9.10";
@@ -67,7 +69,7 @@ export interface ClosedClient {
   reason: CloseReasonText;
 }
 
-export class Server implements AccountRouter, SysReqServer {
+export class Server implements AccountRouter, SysReqServer, InternalHost {
   readonly id = newServerId();
   readonly name: string;
   /** The accounts by name: $G, the system account, and those of `accounts {}` (accounts.ts). */
@@ -88,6 +90,8 @@ export class Server implements AccountRouter, SysReqServer {
   readonly websocket: WebsocketListener | null;
   /** The client TLS (the top-level tls block) once its files are loaded; replaced by a reload. */
   tls: LoadedTls | null;
+  /** A client completed a TLS handshake with `tls` since start or the last reload (reload.ts). */
+  clientTlsUsed = false;
   configLoadTime = new Date();
   inMsgs = 0;
   inBytes = 0;
@@ -125,6 +129,10 @@ export class Server implements AccountRouter, SysReqServer {
   private portsFile = "";
   /** `resolver: URL(...)`: fetches the accounts not known yet (urlresolver.ts). */
   readonly urlResolver = new UrlResolver(this);
+  /** The server's own connection in the system account (internal.ts). */
+  readonly internal = new InternalClient(this);
+  /** A full resolver's sync of its directory with the cluster's (claimsync.ts). */
+  private claimsSync: ClaimsSync | null = null;
 
   constructor(
     public opts: Readonly<Options>,
@@ -165,6 +173,10 @@ export class Server implements AccountRouter, SysReqServer {
       for (const p of this.opts.operator.problems) log.warn(p);
       for (const e of this.opts.operator.activationExpiries) this.expireActivation(e);
       await this.urlResolver.start(this.opts.systemAccount);
+      if (this.opts.operator.resolver === "FULL") {
+        this.claimsSync = new ClaimsSync(this, this.internal);
+        this.claimsSync.start(this.opts.operator.resolverIntervalMs);
+      }
     }
     if (this.opts.pidFile) writeFileSync(this.opts.pidFile, String(process.pid));
     if (this.monitor) await this.monitor.listen();
@@ -210,14 +222,22 @@ export class Server implements AccountRouter, SysReqServer {
   }
 
   private startTimers(): void {
-    const ping = setInterval(() => this.pingClients(), this.opts.pingIntervalMs);
+    this.startPingTimer();
     const deadline = setInterval(
       () => this.checkWriteDeadlines(),
       Math.max(50, Math.min(WRITE_CHECK_MS, this.opts.writeDeadlineMs / 2)),
     );
-    ping.unref();
     deadline.unref();
-    this.timers.push(ping, deadline);
+    this.timers.push(deadline);
+  }
+
+  /** The clients' ping timer, every ping_interval (started again when a reload changes it). */
+  private pingTimer: NodeJS.Timeout | null = null;
+
+  startPingTimer(): void {
+    if (this.pingTimer !== null) clearInterval(this.pingTimer);
+    this.pingTimer = setInterval(() => this.pingClients(), this.opts.pingIntervalMs);
+    this.pingTimer.unref();
   }
 
   private accept(socket: Socket, mapped = false): void {
@@ -317,6 +337,7 @@ export class Server implements AccountRouter, SysReqServer {
           return;
         }
         if (mapped) this.mapped?.sockets.add(secure);
+        else this.clientTlsUsed = true;
         c.socket = secure;
         c.tlsSecure = true;
         c.tlsPending = false;
@@ -603,19 +624,14 @@ export class Server implements AccountRouter, SysReqServer {
   /**
    * A message a system-account user published to one of the $SYS claims subjects its resolver
    * answers (claims.ts: CLAIMS.UPDATE, LOOKUP, LIST, DELETE): handled and answered on `reply`.
-   * False when the message is not such a request.
+   * False when the message is not such a request. (CLAIMS.PACK is a subscription of the
+   * server's own connection, claimsync.ts, since other servers ask it too.)
    */
   claimsUpdate(c: Client, subject: string, reply: string, body: Buffer): boolean {
     const op = this.opts.operator;
     if (!op || c.acc.name !== this.opts.systemAccount) return false;
     const req = claimsRequest(subject, op.resolver);
     if (req === null) return false;
-    if (req.op === "pack") {
-      if (reply === "") return true;
-      for (const m of packReplies(this, body))
-        this.deliverLocal(c.acc, reply, "", -1, m, 0, m.length);
-      return true;
-    }
     const out = answerClaims(this, req, body.toString());
     if (reply !== "" && out !== null) {
       this.deliverLocal(c.acc, reply, "", -1, out, 0, out.length);
@@ -657,6 +673,16 @@ export class Server implements AccountRouter, SysReqServer {
     const accounts = this.opts.accounts.filter((a) => a.name !== pub);
     this.opts = Object.freeze({ ...this.opts, accounts });
     this.accounts = buildAccounts(this.opts, this, this.accounts);
+  }
+
+  /** The system account (InternalHost). */
+  systemAccount(): Account | undefined {
+    return this.accounts.get(this.opts.systemAccount);
+  }
+
+  /** An internal subscription's interest, told to routes (InternalHost). */
+  internalInterest(sub: Subscription, delta: 1 | -1, account: string): void {
+    this.cluster?.localInterest(sub, delta, account);
   }
 
   /** An account by name (undefined or "": $G). */
@@ -702,7 +728,7 @@ export class Server implements AccountRouter, SysReqServer {
    * them. Returns how many deliveries were made.
    */
   route(
-    from: Client | Route,
+    from: Client | Route | InternalClient,
     subject: string,
     reply: string,
     hdr: number,
@@ -963,6 +989,8 @@ export class Server implements AccountRouter, SysReqServer {
     this.shuttingDown = true;
     this.log.info("Initiating Shutdown...");
     for (const t of this.timers) clearInterval(t);
+    if (this.pingTimer !== null) clearInterval(this.pingTimer);
+    this.claimsSync?.stop();
     const closing = this.closeListener();
     for (const c of [...this.clients.values()]) c.close(CloseReason.ServerShutdown);
     await closing;

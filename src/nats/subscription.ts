@@ -1,9 +1,13 @@
-// A subscription as the subject index stores it: a client's SUB, or (later) a route's interest.
+// A subscription as the subject index stores it: a client's SUB, a route's interest, an import's,
+// or one of the server's own (internal.ts).
 // `conn` receives the messages; `max` and `delivered` implement UNSUB with a maximum.
 
 export interface MsgTarget {
-  /** Import: an account's import (accounts.ts), which delivers into another account. */
-  readonly kind: "Client" | "Route" | "Import";
+  /**
+   * Import: an account's import (accounts.ts), which delivers into another account; Internal:
+   * the server's own connection in the system account (internal.ts).
+   */
+  readonly kind: "Client" | "Route" | "Import" | "Internal";
   /**
    * Queue one message for delivery to this subscription (flushed by the server later); the
    * message is payload[start, end).

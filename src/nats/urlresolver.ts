@@ -31,6 +31,11 @@ export interface AccountHost {
 export class UrlResolver {
   /** Fetches under way, by account key: a second user of the account waits for the same one. */
   private readonly pending = new Map<string, Promise<void>>();
+  /**
+   * A fetch was made since start or since a reload cleared it: nats-server's resolver (its HTTP
+   * client) is then no longer equal to a fresh one, and its reload says "accounts" once more.
+   */
+  used = false;
 
   constructor(
     private readonly host: AccountHost,
@@ -79,6 +84,7 @@ export class UrlResolver {
   private loadedTls: { cfg: TlsConfig; tls: ClientTls } | undefined;
 
   private async fetch(pub: string): Promise<void> {
+    this.used = true;
     const op = this.host.opts.operator!;
     const started = this.nowMs();
     const token = await fetchAccountJwt(op.resolverUrl, pub, undefined, this.tls());

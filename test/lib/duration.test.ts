@@ -2,7 +2,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { formatGoDuration, parseGoDuration } from "../../src/lib/duration.js";
+import { formatGoDuration, formatGoNanos, parseGoDuration } from "../../src/lib/duration.js";
 
 test("parseGoDuration", () => {
   const rows: Array<[string, number | undefined]> = [
@@ -33,4 +33,11 @@ test("formatGoDuration", () => {
     "1m30s",
     "1h0m0s",
   ]);
+});
+
+test("formatGoNanos: as Go's time.Duration.String", () => {
+  assert.deepEqual(
+    [950, 1000, 1873, 38_863, 2_500_000, 1_234_567, 1_500_000_000].map(formatGoNanos),
+    ["950ns", "1µs", "1.873µs", "38.863µs", "2.5ms", "1.234567ms", "1.5s"],
+  );
 });
