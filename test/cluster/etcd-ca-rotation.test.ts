@@ -9,7 +9,9 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { request } from "node:https";
 import { netnsSwarm } from "../helpers/swarm.js";
 import { apiAt, runCli } from "../helpers/daemon.js";
@@ -17,7 +19,7 @@ import { etcdMembers, waitStatuses, type Info } from "../helpers/manager-status.
 import { checkFor, SHOAL_BIN } from "../helpers/servers.js";
 import { etcdSkip } from "../helpers/etcd.js";
 import { caDigest, certPaths, splitPem } from "../../src/manager/ca.js";
-import type { Node } from "../../src/api/types.js";
+import type { Node, Task } from "../../src/api/types.js";
 
 interface Pair {
   ca: string;
@@ -59,6 +61,25 @@ function health(addr: string, pair: Pair, trust = pair.ca): Promise<string> {
   });
 }
 
+/** Copies the daemons' logs (the joined managers', in their data dirs) where a failure's reader
+ * finds them; says where. */
+function keepLogs(dirs: string[]): void {
+  const keep = mkdtempSync(join(tmpdir(), "shoal-eca-"));
+  dirs.forEach((d, i) => {
+    const log = join(d, "daemon.log");
+    if (existsSync(log)) copyFileSync(log, join(keep, `n${i}.log`));
+  });
+  console.error(`the daemons' logs are kept in ${keep}`);
+}
+
+/** The service's tasks, every state, for a failure's message. */
+async function taskStates(dir: string): Promise<string> {
+  const ts = await apiAt<Task[]>(dir, "/v1/tasks?service=web");
+  return ts
+    .map((x) => `${x.id} slot ${x.slot} on ${x.nodeId}: ${x.status.state} (${x.status.message})`)
+    .join("\n");
+}
+
 test(
   "swarm ca --rotate on managed etcd: every member follows; a fourth manager joins; a restarted manager comes back",
   { skip: etcdSkip(), timeout: 900_000 },
@@ -67,78 +88,103 @@ test(
     if (swarm === undefined) return;
     const hosts = swarm.bed.hosts;
     const dirs = swarm.dirs;
+    try {
+      await swarm.joinManager(0);
+      await waitStatuses(swarm, "Ready/Leader,Ready/Reachable");
+      await swarm.joinManager(1);
+      await waitStatuses(swarm, "Ready/Leader,Ready/Reachable,Ready/Reachable");
+      const ids = await Promise.all([0, 1, 2].map((i) => apiAt<Info>(dirs[i]!, "/v1/info")));
+      assert.deepEqual(await etcdMembers(swarm), ids.map((i) => i.nodeId).sort());
 
-    await swarm.joinManager(0);
-    await waitStatuses(swarm, "Ready/Leader,Ready/Reachable");
-    await swarm.joinManager(1);
-    await waitStatuses(swarm, "Ready/Leader,Ready/Reachable,Ready/Reachable");
-    const ids = await Promise.all([0, 1, 2].map((i) => apiAt<Info>(dirs[i]!, "/v1/info")));
-    assert.deepEqual(await etcdMembers(swarm), ids.map((i) => i.nodeId).sort());
+      await swarm.ok(
+        "service",
+        "create",
+        "--name",
+        "web",
+        "--replicas",
+        "3",
+        "--",
+        "sleep",
+        "100000",
+      );
+      await checkFor(60_000, async () => (await swarm.running("web")).length === 3);
+      const tasks = (await swarm.running("web")).map((x) => x.id).sort();
+      // A manager's certificate from the old root, to present once the rotation is over.
+      const oldPair = pairOf(dirs[1]!);
+      const oldDigest = caDigest(oldPair.ca);
 
-    await swarm.ok(
-      "service",
-      "create",
-      "--name",
-      "web",
-      "--replicas",
-      "3",
-      "--",
-      "sleep",
-      "100000",
-    );
-    await checkFor(60_000, async () => (await swarm.running("web")).length === 3);
-    const tasks = (await swarm.running("web")).map((x) => x.id).sort();
-    // A manager's certificate from the old root, to present once the rotation is over.
-    const oldPair = pairOf(dirs[1]!);
-    const oldDigest = caDigest(oldPair.ca);
-
-    const rotated = await runCli(dirs[0]!, ["swarm", "ca", "--rotate"], 300_000);
-    assert.equal(rotated.code, 0, rotated.stderr + rotated.stdout);
-    assert.match(rotated.stdout, / {2}rotated TLS certificates: \[=+\] 3\/3 nodes\n/);
-    assert.match(rotated.stdout, / {2}rotated CA certificates: {2}\[=+\] 3\/3 nodes\n/);
-    const newDigest = caDigest(splitPem(rotated.stdout).at(-1)!);
-    assert.notEqual(newDigest, oldDigest);
-    for (const n of await swarm.api<Node[]>("/v1/nodes")) {
-      assert.deepEqual(n.tls, { certIssuer: newDigest, trustRoots: [newDigest] }, n.id);
-    }
-
-    // Every member answers healthy to its manager's new certificate, and refuses the old root's.
-    for (const i of [0, 1, 2]) {
-      const mine = pairOf(dirs[i]!);
-      assert.equal(caDigest(mine.ca), newDigest);
-      assert.equal(await health(hosts[i]!.addr, mine), "true", `member on ${hosts[i]!.name}`);
-      const refused = await health(hosts[i]!.addr, oldPair, mine.ca);
-      assert.match(refused, /^error: /, `member on ${hosts[i]!.name} with an old-root certificate`);
-    }
-
-    // A fourth manager joins after the rotation: its member is added and becomes healthy.
-    await swarm.joinManager(2);
-    await waitStatuses(swarm, "Ready/Leader,Ready/Reachable,Ready/Reachable,Ready/Reachable");
-    const fourth = await apiAt<Info>(dirs[3]!, "/v1/info");
-    assert.deepEqual(await etcdMembers(swarm), [...ids.map((i) => i.nodeId), fourth.nodeId].sort());
-    assert.equal(await health(hosts[3]!.addr, pairOf(dirs[3]!)), "true");
-
-    // The service's tasks are the same ones.
-    assert.deepEqual((await swarm.running("web")).map((x) => x.id).sort(), tasks);
-
-    // A manager restarted after the rotation comes back (its member rejoins its peers).
-    const second = ids[1]!;
-    process.kill(second.pid, "SIGTERM");
-    await checkFor(30_000, async () => {
-      try {
-        await apiAt<Info>(dirs[1]!, "/v1/info");
-        return false;
-      } catch {
-        return true;
+      const rotated = await runCli(dirs[0]!, ["swarm", "ca", "--rotate"], 300_000);
+      assert.equal(rotated.code, 0, rotated.stderr + rotated.stdout);
+      assert.match(rotated.stdout, / {2}rotated TLS certificates: \[=+\] 3\/3 nodes\n/);
+      assert.match(rotated.stdout, / {2}rotated CA certificates: {2}\[=+\] 3\/3 nodes\n/);
+      const newDigest = caDigest(splitPem(rotated.stdout).at(-1)!);
+      assert.notEqual(newDigest, oldDigest);
+      for (const n of await swarm.api<Node[]>("/v1/nodes")) {
+        assert.deepEqual(n.tls, { certIssuer: newDigest, trustRoots: [newDigest] }, n.id);
       }
-    });
-    hosts[1]!.spawn(process.execPath, [SHOAL_BIN, "daemon", "--data-dir", dirs[1]!]);
-    await checkFor(90_000, async () => {
-      const i = await apiAt<Info>(dirs[1]!, "/v1/info").catch(() => null);
-      return i !== null && i.pid !== second.pid && i.leaderId !== undefined;
-    });
-    await waitStatuses(swarm, "Ready/Leader,Ready/Reachable,Ready/Reachable,Ready/Reachable");
-    assert.equal(await health(hosts[1]!.addr, pairOf(dirs[1]!)), "true");
-    assert.deepEqual((await swarm.running("web")).map((x) => x.id).sort(), tasks);
+
+      assert.deepEqual(
+        (await swarm.running("web")).map((x) => x.id).sort(),
+        tasks,
+        `after the rotation:\n${await taskStates(dirs[0]!)}`,
+      );
+
+      // Every member answers healthy to its manager's new certificate, and refuses the old root's.
+      for (const i of [0, 1, 2]) {
+        const mine = pairOf(dirs[i]!);
+        assert.equal(caDigest(mine.ca), newDigest);
+        assert.equal(await health(hosts[i]!.addr, mine), "true", `member on ${hosts[i]!.name}`);
+        const refused = await health(hosts[i]!.addr, oldPair, mine.ca);
+        assert.match(
+          refused,
+          /^error: /,
+          `member on ${hosts[i]!.name} with an old-root certificate`,
+        );
+      }
+
+      // A fourth manager joins after the rotation: its member is added and becomes healthy.
+      await swarm.joinManager(2);
+      await waitStatuses(swarm, "Ready/Leader,Ready/Reachable,Ready/Reachable,Ready/Reachable");
+      const fourth = await apiAt<Info>(dirs[3]!, "/v1/info");
+      assert.deepEqual(
+        await etcdMembers(swarm),
+        [...ids.map((i) => i.nodeId), fourth.nodeId].sort(),
+      );
+      assert.equal(await health(hosts[3]!.addr, pairOf(dirs[3]!)), "true");
+
+      // The service's tasks are the same ones.
+      assert.deepEqual(
+        (await swarm.running("web")).map((x) => x.id).sort(),
+        tasks,
+        await taskStates(dirs[0]!),
+      );
+
+      // A manager restarted after the rotation comes back (its member rejoins its peers).
+      const second = ids[1]!;
+      process.kill(second.pid, "SIGTERM");
+      await checkFor(30_000, async () => {
+        try {
+          await apiAt<Info>(dirs[1]!, "/v1/info");
+          return false;
+        } catch {
+          return true;
+        }
+      });
+      hosts[1]!.spawn(process.execPath, [SHOAL_BIN, "daemon", "--data-dir", dirs[1]!]);
+      await checkFor(90_000, async () => {
+        const i = await apiAt<Info>(dirs[1]!, "/v1/info").catch(() => null);
+        return i !== null && i.pid !== second.pid && i.leaderId !== undefined;
+      });
+      await waitStatuses(swarm, "Ready/Leader,Ready/Reachable,Ready/Reachable,Ready/Reachable");
+      assert.equal(await health(hosts[1]!.addr, pairOf(dirs[1]!)), "true");
+      assert.deepEqual(
+        (await swarm.running("web")).map((x) => x.id).sort(),
+        tasks,
+        await taskStates(dirs[0]!),
+      );
+    } catch (err) {
+      keepLogs(dirs);
+      throw err;
+    }
   },
 );
