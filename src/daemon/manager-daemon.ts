@@ -444,6 +444,7 @@ export class Daemon {
           ),
         ],
         tls: () => readEtcdTls(certPaths(dataDir)),
+        recovered: () => this.etcdRecovered(),
         log: log.child("etcd"),
       });
     }
@@ -928,6 +929,27 @@ export class Daemon {
     clearTimeout(this.renewTimer);
     this.opts.log.info("the swarm's root CA changed: renewing this manager's certificate");
     this.scheduleRenewal(0, true);
+  }
+
+  /** Resolves once this manager's store reads from etcd again and a leader is known (after its
+   * member restarted), or after MEMBER_RECOVERY_MS, saying so. */
+  private async etcdRecovered(): Promise<void> {
+    const deadline = Date.now() + MEMBER_RECOVERY_MS;
+    while (!this.stopping) {
+      try {
+        await (this.store as EtcdStore).sync();
+        if (this.leaderId() !== undefined) return;
+      } catch {
+        // not yet
+      }
+      if (Date.now() > deadline) {
+        this.opts.log.warn(
+          `this manager's store or the election is not back ${MEMBER_RECOVERY_MS / 1000} s after its etcd member restarted`,
+        );
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
   }
 
   /** Whether this manager may take a certificate from the signing root now (member-trust.ts). */
@@ -1531,6 +1553,10 @@ export class Daemon {
     this.resolveDone();
   }
 }
+
+/** How long a manager that restarted its etcd member waits to be back on etcd before the next
+ * manager may restart its own. */
+const MEMBER_RECOVERY_MS = 20_000;
 
 /** A demoted manager's node secret, for its daemon to rejoin as a worker (by node id). */
 const DEMOTED_META = "demoted";

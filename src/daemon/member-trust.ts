@@ -10,10 +10,12 @@
 //   root carry the cross-signed root, which the members still on the old root verify).
 // - One member at a time: a manager restarts its member only while it holds an etcd lock (etcd3's
 //   lease-guarded key MEMBER_RESTART_LOCK) and every other member answers healthy
-//   (`restartVerdict`); the lock is taken through every member's client URL, not only its own,
-//   so a member that cannot reach its peers can still be restarted. The health check also covers
-//   a lock whose lease lapsed while its holder's member was restarting: the next manager sees
-//   that member unhealthy and waits.
+//   (`restartVerdict`), and keeps the lock until its store reads again and a leader is known
+//   (`recovered`), so the swarm is never left without a leader by restarts in a row. The lock is
+//   taken through every member's client URL, not only its own, so a member that cannot reach
+//   its peers can still be restarted, and its lease lives on while this manager's own member
+//   restarts; were it to lapse, the next manager would still find that member unhealthy and
+//   wait.
 // - A manager reports (its heartbeats' `Node.tls`) the roots its listeners trust and those its
 //   member still trusts (`reportedTrustRoots`), so the rotation's second bar ("rotated CA
 //   certificates") fills only once the members dropped the old root too.
@@ -94,6 +96,9 @@ export interface MemberTrustOptions {
   endpoints: () => string[];
   /** The client TLS of this manager now (its certificate files). */
   tls: () => EtcdTls;
+  /** Resolves once this manager works on etcd again after its member restarted (its store
+   * reads, a leader is known), so that the next member restarts only then. */
+  recovered?: () => Promise<void>;
   log: Logger;
   retryMs?: number;
 }
@@ -179,6 +184,8 @@ export class MemberTrust {
         log.info(`restarting etcd member ${nodeId} to trust the swarm's roots now`);
         await member.restart();
         log.info(`etcd member ${nodeId} restarted: it trusts the swarm's roots now`);
+        // The lock is kept until then: the next member waits for this manager to be back.
+        await this.opts.recovered?.();
         return "";
       } finally {
         // Else its lease lapses in LOCK_TTL_S.

@@ -35,8 +35,8 @@
 // moved, and its commit field says whether it was ours.
 
 import { randomUUID } from "node:crypto";
-import { Etcd3, type IOptions, type Watcher } from "etcd3";
-import { ExponentialBackoff } from "cockatiel";
+import { Etcd3, isRecoverableError, type IOptions, type Watcher } from "etcd3";
+import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen } from "cockatiel";
 import { StoreError } from "./errors.js";
 import { MemberProbe, PROBE_TIMEOUT_MS } from "./etcd-probe.js";
 import { EtcdTlsSource } from "./etcd-tls.js";
@@ -101,6 +101,15 @@ export const ETCD_KEEPALIVE_TIME_MS = 6000;
 export const ETCD_KEEPALIVE_TIMEOUT_MS = 2000;
 
 /**
+ * How long the circuit breaker of a client of one endpoint stays open (etcd3's default, for
+ * every host, is 5 s: it opens after 3 failures in a row). A client of several endpoints goes on
+ * with the others meanwhile; one of a single endpoint (a manager's, on its own etcd member) has
+ * nowhere else to go, and a member that restarts is back in 1-2 s: with 5 s its lease
+ * keep-alives (the leader's) stayed refused long enough for the lease to lapse.
+ */
+export const SINGLE_ENDPOINT_HALF_OPEN_MS = 1000;
+
+/**
  * An etcd3 client of `endpoints`, over TLS when `tls` is given. A call etcd does not answer
  * fails after 5 s (streams excepted), so a commit never hangs the store's loop.
  */
@@ -142,7 +151,14 @@ export function etcdClient(opts: EtcdClientOptions): Etcd3 {
       // A watch that failed (its member gone) is opened again within 2 s (the default backoff
       // grows to 30 s).
       watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2000 }).next(),
-      ...(probe ? { host: probe.policyFor } : {}),
+      // Several members: the probe's breakers; one: a breaker that half-opens sooner.
+      host: probe
+        ? probe.policyFor
+        : () =>
+            circuitBreaker(handleWhen(isRecoverableError), {
+              halfOpenAfter: SINGLE_ENDPOINT_HALF_OPEN_MS,
+              breaker: new ConsecutiveBreaker(3),
+            }),
     },
     ...credentials,
     ...opts.clientOptions,

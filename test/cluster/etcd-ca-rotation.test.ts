@@ -9,11 +9,11 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { copyFileSync, existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { request } from "node:https";
-import { netnsSwarm } from "../helpers/swarm.js";
+import { netnsSwarm, type Swarm } from "../helpers/swarm.js";
 import { apiAt, runCli } from "../helpers/daemon.js";
 import { etcdMembers, waitStatuses, type Info } from "../helpers/manager-status.js";
 import { checkFor, SHOAL_BIN } from "../helpers/servers.js";
@@ -61,11 +61,11 @@ function health(addr: string, pair: Pair, trust = pair.ca): Promise<string> {
   });
 }
 
-/** Copies the daemons' logs (the joined managers', in their data dirs) where a failure's reader
- * finds them; says where. */
-function keepLogs(dirs: string[]): void {
+/** Copies the daemons' logs where a failure's reader finds them; says where. */
+function keepLogs(swarm: Swarm): void {
   const keep = mkdtempSync(join(tmpdir(), "shoal-eca-"));
-  dirs.forEach((d, i) => {
+  writeFileSync(join(keep, "n0.log"), swarm.managerLog());
+  swarm.dirs.forEach((d, i) => {
     const log = join(d, "daemon.log");
     if (existsSync(log)) copyFileSync(log, join(keep, `n${i}.log`));
   });
@@ -177,13 +177,10 @@ test(
       });
       await waitStatuses(swarm, "Ready/Leader,Ready/Reachable,Ready/Reachable,Ready/Reachable");
       assert.equal(await health(hosts[1]!.addr, pairOf(dirs[1]!)), "true");
-      assert.deepEqual(
-        (await swarm.running("web")).map((x) => x.id).sort(),
-        tasks,
-        await taskStates(dirs[0]!),
-      );
+      // (A manager down for more than 3 heartbeats has its tasks run elsewhere: only the count.)
+      await checkFor(60_000, async () => (await swarm.running("web")).length === 3);
     } catch (err) {
-      keepLogs(dirs);
+      keepLogs(swarm);
       throw err;
     }
   },
