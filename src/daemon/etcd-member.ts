@@ -15,6 +15,10 @@
 // A member removed while it was down exits when it starts again (its peers refuse it): the start
 // fails with ERR_ETCD_REMOVED.
 //
+// etcd reads its certificate and key files at each handshake but its trusted CA file only when
+// it starts: `restart()` restarts a member on purpose (the root CA rotation, member-trust.ts),
+// and `trustedPem` is what the running member read from that file.
+//
 // The supervisor restarts a member that exits without being asked to, after a backoff that
 // doubles from `restartMinMs` to `restartMaxMs` (reset once a run stayed up `restartResetMs`),
 // logging each exit with etcd's last lines. `stop()` ends it by pid: SIGTERM, SIGKILL after a
@@ -154,6 +158,8 @@ export class EtcdMember extends EventEmitter<{
   readonly certFiles: { ca: string; cert: string; key: string };
   /** Restarts done by the supervisor. */
   restarts = 0;
+  /** The trusted CA file's PEM as the running member read it (at its last spawn). */
+  trustedPem = "";
   private proc: ChildProcess | null = null;
   private output = "";
   private stopping = false;
@@ -263,6 +269,24 @@ export class EtcdMember extends EventEmitter<{
     rmSync(this.pidFile(), { force: true });
   }
 
+  /**
+   * Restarts the member on purpose (SIGTERM, then a start on its data) and resolves once it
+   * answers healthy: it reads its trusted CA file again. Throws EtcdMemberError when it does not
+   * come back healthy (the supervisor then deals with it as with any exit).
+   */
+  async restart(): Promise<void> {
+    if (this.stopping) throw new EtcdMemberError("ERR_ETCD_START", "the etcd member was stopped");
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = null;
+    const old = this.proc;
+    // Its exit is not a crash: the supervisor ignores the exits of a process it no longer runs.
+    this.proc = null;
+    if (old) await endProcess(old, this.opts.stopGraceMs ?? 10_000);
+    if (this.stopping) throw new EtcdMemberError("ERR_ETCD_START", "the etcd member was stopped");
+    this.spawn(this.args({ mode: "restart" }));
+    await this.waitHealthy(this.opts.startTimeoutMs ?? 30_000);
+  }
+
   private pidFile(): string {
     return join(this.etcdDir, "shoal-etcd.pid");
   }
@@ -330,6 +354,11 @@ export class EtcdMember extends EventEmitter<{
   }
 
   private spawn(args: string[]): void {
+    try {
+      this.trustedPem = readFileSync(this.certFiles.ca, "utf8");
+    } catch {
+      this.trustedPem = ""; // etcd fails to start without it, and says so
+    }
     const proc = spawn(this.bin, args, { stdio: ["ignore", "pipe", "pipe"] });
     this.proc = proc;
     this.startedAt = Date.now();
@@ -414,7 +443,7 @@ export class EtcdMember extends EventEmitter<{
         );
       }
       if (this.stopping) throw new EtcdMemberError("ERR_ETCD_START", "the etcd member was stopped");
-      if (await healthy(this.clientUrl, tls)) return;
+      if (await memberHealthy(this.clientUrl, tls)) return;
       if (Date.now() > deadline) {
         throw new EtcdMemberError(
           "ERR_ETCD_START",
@@ -600,7 +629,7 @@ async function checkPort(addr: string, port: number, what: string): Promise<void
 }
 
 /** GET /health over mutual TLS: whether the member answers {"health":"true"}. */
-function healthy(clientUrl: string, tls: EtcdTls): Promise<boolean> {
+export function memberHealthy(clientUrl: string, tls: EtcdTls): Promise<boolean> {
   return new Promise((resolve) => {
     const req = request(
       `${clientUrl}/health`,

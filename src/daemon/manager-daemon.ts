@@ -56,6 +56,7 @@ import {
   tokenDigest,
   trustDigests,
   trustPem,
+  writeNodeCa,
   writeNodeCerts,
   type CaMeta,
 } from "../manager/ca.js";
@@ -87,6 +88,7 @@ import { apiTcpNeedsTls, socketPath } from "../api/paths.js";
 import type { Server as TlsServer } from "node:https";
 import type { Info, JoinResponse, SwarmSettings } from "../api/http.js";
 import { etcdClient, type EtcdStore } from "../store/etcd.js";
+import { EtcdTlsSource } from "../store/etcd-tls.js";
 import type { EmbeddedStore } from "../store/embedded.js";
 import { moveStateToEtcd } from "../store/move-to-etcd.js";
 import {
@@ -111,6 +113,7 @@ import {
   readPeers,
   removedMemberVerdict,
 } from "./demoted-member.js";
+import { MemberTrust, mayTakeCertFrom, reportedTrustRoots } from "./member-trust.js";
 import { readLeaderId } from "../store/leader.js";
 import { ETCD_JOIN_FILE, ETCD_PEERS_FILE, MOVED_STORE_DIR, patchSettings } from "./state.js";
 import { FORWARDED_HEADER } from "../manager/api.js";
@@ -220,6 +223,17 @@ export class Daemon {
   private etcdEndpoints: string[] | null = null;
   /** This manager's own etcd member (managed etcd). */
   member: EtcdMember | null = null;
+  /** The TLS of this manager's etcd client (managed etcd): it follows the certificate files. */
+  private etcdTls: EtcdTlsSource | null = null;
+  /** Restarts the member when the roots the swarm trusts change (member-trust.ts). */
+  private memberTrust: MemberTrust | null = null;
+  /** The start is over: CA changes are followed from then on (`onCaChange`). */
+  private started = false;
+  /** A `followCa` under way, and whether the CA changed again meanwhile. */
+  private following: Promise<void> | null = null;
+  private followAgain = false;
+  /** Writes of this manager's certificate files, one at a time. */
+  private tlsChain: Promise<void> = Promise.resolve();
   /** The state is moving to etcd (a second manager joins). */
   private moving = false;
   /** Set when this daemon stopped to come back at once with these options, or as a worker
@@ -264,9 +278,10 @@ export class Daemon {
       }
       this.member.on("removed", () => void this.onMemberRemoved());
       this.etcdEndpoints = [this.member.clientUrl];
+      this.etcdTls = new EtcdTlsSource(this.member.clientTls());
       try {
         this.store = await openManagersStore(this.etcdEndpoints, () => this.fence(), log, {
-          tls: this.member.clientTls(),
+          tls: this.etcdTls,
           ...managedStoreLimits(),
         });
       } catch (err) {
@@ -357,8 +372,10 @@ export class Daemon {
 
     const meta = this.store.view((tx) => tx.getMeta<ClusterMeta>("cluster"))!;
     const ca = this.store.view((tx) => tx.getMeta<CaMeta>(CA_META))!;
-    // This manager's own certificate, new at every start (and renewed before it expires).
-    await this.issueOwnCert();
+    // This manager's own certificate, new at every start (and renewed before it expires); with
+    // an etcd member that does not trust the signing root yet (a rotation began while this
+    // manager was down), once the member does (`followCa`, at the end of the start).
+    if (this.certMayMove()) await this.issueOwnCert();
     const certs = certPaths(dataDir);
     // The control bus: reachable where joins are. Its client port takes applications (the
     // default user, kept out of $SHOAL.>) and this manager's own clients (the agent user);
@@ -412,7 +429,25 @@ export class Daemon {
       if (this.member && events.some((e) => e.kind === "node")) this.notePeers();
     });
     if (etcd) await this.registerAddrs();
-    if (this.member) this.notePeers();
+    if (this.member) {
+      this.notePeers();
+      const member = this.member;
+      this.memberTrust = new MemberTrust({
+        member,
+        nodeId: this.nodeId,
+        wanted: () => trustPem(this.store.view((tx) => tx.getMeta<CaMeta>(CA_META))!),
+        endpoints: () => [
+          member.clientUrl,
+          ...peerUrls(
+            this.store.view((tx) => tx.listNodes()),
+            this.nodeId,
+          ),
+        ],
+        tls: () => readEtcdTls(certPaths(dataDir)),
+        recovered: () => this.etcdRecovered(),
+        log: log.child("etcd"),
+      });
+    }
 
     this.manager = new Manager(this.store, log.child("manager"), defaultManagerOptions());
     this.manager.leading = () => this.isLeader();
@@ -562,7 +597,7 @@ export class Daemon {
       onRoutes: (table) => this.edge.routes(table),
       requests: () => this.edge.takeRequestCounts(),
       traffic: () => this.edge.traffic(),
-      tlsInfo: () => this.ownTlsInfo(),
+      tlsInfo: () => this.reportedTlsInfo(),
       log,
     });
     this.metrics = await startMetricsServer({
@@ -581,6 +616,9 @@ export class Daemon {
     log.info(
       `shoal daemon ${SHOAL_VERSION} ready: node ${this.nodeId}, API unix://${socketPath(dataDir)}, NATS ${this.localNatsUrl()}`,
     );
+    // What changed while this manager was down (its member's trust, its certificate).
+    this.started = true;
+    this.onCaChange();
   }
 
   /** The API on TCP (`--api-addr`): plain on loopback; off loopback (or with `--api-tls`) with
@@ -809,13 +847,28 @@ export class Daemon {
   private ownTlsMemo: NodeTlsInfo | undefined;
   private trustMemo: { for: string; digests: string[] } | undefined;
 
-  /** Who issued this manager's certificate and which roots it trusts (its heartbeats say). */
+  /** Who issued this manager's certificate and which roots its listeners trust. */
   private ownTlsInfo(): NodeTlsInfo {
     if (!this.ownTlsMemo) {
       const t = this.ownTls();
       this.ownTlsMemo = tlsInfoOf(t.certPem, t.caPem);
     }
     return this.ownTlsMemo;
+  }
+
+  private memberRootsMemo: { pem: string; info: NodeTlsInfo; roots: string[] } | undefined;
+
+  /** What this manager's heartbeats say of its TLS: `ownTlsInfo`, and the roots its etcd member
+   * still trusts (it reads them at its start only: member-trust.ts). */
+  private reportedTlsInfo(): NodeTlsInfo {
+    const own = this.ownTlsInfo();
+    if (!this.member) return own;
+    const pem = this.member.trustedPem;
+    const memo = this.memberRootsMemo;
+    if (memo?.pem !== pem || memo.info !== own) {
+      this.memberRootsMemo = { pem, info: own, roots: reportedTrustRoots(own.trustRoots, pem) };
+    }
+    return { ...own, trustRoots: this.memberRootsMemo!.roots };
   }
 
   /** The digests of the roots nodes should trust, the signing one first. */
@@ -827,15 +880,89 @@ export class Daemon {
     return this.trustMemo.digests;
   }
 
-  /** The CA meta changed (a rotation began or ended): this manager's certificate and trust follow
-   * at once, for the join endpoint, the nodes' listener and the TCP API. */
+  /** The CA meta changed (a rotation began or ended): this manager follows (`followCa`), one
+   * pass at a time, again when it changed during a pass. */
   private onCaChange(): void {
+    if (!this.started || this.stopping) return;
+    if (this.following) {
+      this.followAgain = true;
+      void this.memberTrust?.settle(); // a wait under way reads the roots wanted again
+      return;
+    }
+    this.following = (async () => {
+      do {
+        this.followAgain = false;
+        try {
+          await this.followCa();
+        } catch (err) {
+          this.opts.log.warn(`following the swarm's root CA: ${(err as Error).message}`);
+        }
+      } while (this.followAgain && !this.stopping);
+    })().finally(() => (this.following = null));
+  }
+
+  /**
+   * This manager's trust and certificate follow the CA meta, for the join endpoint, the nodes'
+   * listener, the routes, the TCP API and its etcd client. With a managed etcd member, trust
+   * first (member-trust.ts): the CA file gets the roots the swarm trusts now, the member restarts
+   * on it (one member at a time in the swarm), and only then does the certificate move to the
+   * signing root.
+   */
+  private async followCa(): Promise<void> {
+    const ca = this.store.view((tx) => tx.getMeta<CaMeta>(CA_META));
+    if (!ca) return;
     const roots = this.trustRoots();
     const mine = this.ownTlsInfo();
-    if (mine.certIssuer === roots[0] && mine.trustRoots.join() === roots.join()) return;
+    const renew = mine.certIssuer !== roots[0] || mine.trustRoots.join() !== roots.join();
+    if (this.memberTrust) {
+      await this.serialTls(async () => {
+        if (this.ownTlsInfo().trustRoots.join() === roots.join()) return;
+        await writeNodeCa(this.opts.dataDir, trustPem(ca));
+        this.ownTlsMemo = undefined;
+        this.reloadOwnTls();
+      });
+      // Also when the certificate is current: a member started on an older CA file.
+      await this.memberTrust.settle();
+      if (this.stopping || !this.certMayMove()) return;
+    }
+    if (!renew) return;
     clearTimeout(this.renewTimer);
     this.opts.log.info("the swarm's root CA changed: renewing this manager's certificate");
     this.scheduleRenewal(0, true);
+  }
+
+  /** Resolves once this manager's store reads from etcd again and a leader is known (after its
+   * member restarted), or after MEMBER_RECOVERY_MS, saying so. */
+  private async etcdRecovered(): Promise<void> {
+    const deadline = Date.now() + MEMBER_RECOVERY_MS;
+    while (!this.stopping) {
+      try {
+        await (this.store as EtcdStore).sync();
+        if (this.leaderId() !== undefined) return;
+      } catch {
+        // not yet
+      }
+      if (Date.now() > deadline) {
+        this.opts.log.warn(
+          `this manager's store or the election is not back ${MEMBER_RECOVERY_MS / 1000} s after its etcd member restarted`,
+        );
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  /** Whether this manager may take a certificate from the signing root now (member-trust.ts). */
+  private certMayMove(): boolean {
+    const ca = this.store.view((tx) => tx.getMeta<CaMeta>(CA_META))!;
+    return mayTakeCertFrom(ca.certPem, this.member?.trustedPem);
+  }
+
+  /** Runs `fn`, which writes this manager's certificate files, after those under way. */
+  private serialTls(fn: () => Promise<void>): Promise<void> {
+    const run = this.tlsChain.then(fn);
+    this.tlsChain = run.catch(() => {});
+    return run;
   }
 
   /** This manager's certificate files changed: new connections use them. */
@@ -848,6 +975,12 @@ export class Daemon {
     // Routes between managers: a manager started after a CA rotation has only the new root's
     // certificate and trust; the others must take theirs for the routes it makes or accepts.
     this.nats.reloadRouteTls({ ...files, verify: true });
+    // The etcd client (the store's and the election's): its next connections.
+    try {
+      this.etcdTls?.set(readEtcdTls(p));
+    } catch (err) {
+      this.opts.log.warn(`the etcd client keeps its TLS: ${(err as Error).message}`);
+    }
   }
 
   /** The join endpoint's certificate: this manager's, from its files. */
@@ -867,7 +1000,7 @@ export class Daemon {
     const wait = now ? 0 : Math.max(retryMs, renewAt(cert) - Date.now());
     this.renewTimer = setTimeout(
       () => {
-        void (async () => {
+        void this.serialTls(async () => {
           try {
             await this.issueOwnCert();
             this.reloadOwnTls();
@@ -877,7 +1010,7 @@ export class Daemon {
             this.opts.log.warn(`node certificate renewal failed: ${(err as Error).message}`);
             if (!this.stopping) this.scheduleRenewal(5000);
           }
-        })();
+        });
       },
       Math.min(wait, 2 ** 31 - 1),
     );
@@ -1370,6 +1503,7 @@ export class Daemon {
     if (this.stopping) return this.done;
     this.stopping = true;
     clearTimeout(this.renewTimer);
+    this.memberTrust?.stop();
     // A manager leaving (`swarm leave --force`) leaves the store's cluster, as a swarmkit
     // manager leaves raft: the other managers, read before the store closes, take its member out.
     const others =
@@ -1419,6 +1553,10 @@ export class Daemon {
     this.resolveDone();
   }
 }
+
+/** How long a manager that restarted its etcd member waits to be back on etcd before the next
+ * manager may restart its own. */
+const MEMBER_RECOVERY_MS = 20_000;
 
 /** A demoted manager's node secret, for its daemon to rejoin as a worker (by node id). */
 const DEMOTED_META = "demoted";

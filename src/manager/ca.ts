@@ -335,6 +335,15 @@ export async function writeNodeCerts(
   await chmod(dirname(p.cert), 0o700);
 }
 
+/** Writes a node's CA file alone (the roots it trusts), readable by the owner only, as
+ * `writeNodeCerts` does: a manager that must trust a new root before it takes a certificate
+ * from it (the managed etcd members, daemon/member-trust.ts). */
+export async function writeNodeCa(dataDir: string, caPem: string): Promise<void> {
+  const p = certPaths(dataDir);
+  await writeFileDurable(p.ca, caPem, { mode: 0o600 });
+  await chmod(p.ca, 0o600);
+}
+
 /** Whether each certificate of `chain` (PEM, leaf first) up to index `upTo` was signed by the
  * next one: the chain from the leaf reaches `chain[upTo]`. */
 export function chainReaches(chain: string[], upTo: number): boolean {

@@ -65,10 +65,11 @@ export class MemberProbe {
   private timer: NodeJS.Timeout | null = null;
   private probing = false;
 
-  /** `hosts` as the client is given them; `options`: the client's TLS (credentials). */
+  /** `hosts` as the client is given them; `options`: the client's TLS (credentials, or a
+   * channel factory that brings its own: etcd-tls.ts). */
   constructor(
     hosts: readonly string[],
-    options: Pick<IOptions, "credentials">,
+    options: Pick<IOptions, "credentials" | "grpcOptions">,
     private readonly onChange: (host: string, isolated: boolean) => void = () => {},
   ) {
     this.members = hosts.map((host) => ({

@@ -35,10 +35,11 @@
 // moved, and its commit field says whether it was ours.
 
 import { randomUUID } from "node:crypto";
-import { Etcd3, type IOptions, type Watcher } from "etcd3";
-import { ExponentialBackoff } from "cockatiel";
+import { Etcd3, isRecoverableError, type IOptions, type Watcher } from "etcd3";
+import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen } from "cockatiel";
 import { StoreError } from "./errors.js";
 import { MemberProbe, PROBE_TIMEOUT_MS } from "./etcd-probe.js";
+import { EtcdTlsSource } from "./etcd-tls.js";
 import {
   KINDS,
   Layer,
@@ -79,7 +80,8 @@ export interface EtcdTls {
 export interface EtcdClientOptions {
   /** etcd client URLs or host:port (https when `tls` is given). */
   endpoints: string[];
-  tls?: EtcdTls;
+  /** Fixed, or a source whose changes the connections made from then on take (etcd-tls.ts). */
+  tls?: EtcdTls | EtcdTlsSource;
   /** Extra etcd3 client options. */
   clientOptions?: Omit<IOptions, "hosts">;
   /** Told when a member is benched (it did not answer the probe) or let back. */
@@ -99,6 +101,15 @@ export const ETCD_KEEPALIVE_TIME_MS = 6000;
 export const ETCD_KEEPALIVE_TIMEOUT_MS = 2000;
 
 /**
+ * How long the circuit breaker of a client of one endpoint stays open (etcd3's default, for
+ * every host, is 5 s: it opens after 3 failures in a row). A client of several endpoints goes on
+ * with the others meanwhile; one of a single endpoint (a manager's, on its own etcd member) has
+ * nowhere else to go, and a member that restarts is back in 1-2 s: with 5 s its lease
+ * keep-alives (the leader's) stayed refused long enough for the lease to lapse.
+ */
+export const SINGLE_ENDPOINT_HALF_OPEN_MS = 1000;
+
+/**
  * An etcd3 client of `endpoints`, over TLS when `tls` is given. A call etcd does not answer
  * fails after 5 s (streams excepted), so a commit never hangs the store's loop.
  */
@@ -106,7 +117,8 @@ export function etcdClient(opts: EtcdClientOptions): Etcd3 {
   if (opts.endpoints.length === 0) {
     throw new StoreError("ERR_INVALID", "an etcd client needs at least one endpoint");
   }
-  const tls = opts.tls;
+  const source = opts.tls instanceof EtcdTlsSource ? opts.tls : undefined;
+  const tls = opts.tls instanceof EtcdTlsSource ? opts.tls.current : opts.tls;
   if (tls && (tls.cert === undefined) !== (tls.key === undefined)) {
     throw new StoreError("ERR_INVALID", "etcd client TLS needs both a certificate and its key");
   }
@@ -127,14 +139,26 @@ export function etcdClient(opts: EtcdClientOptions): Etcd3 {
       }
     : {};
   // With several members, a member that does not answer is benched before calls wait on it.
-  const probe = hosts.length > 1 ? new MemberProbe(hosts, credentials, opts.onMember) : undefined;
+  // The probe's connections take the source's TLS as the client's do.
+  const probeOptions = {
+    ...credentials,
+    ...(source ? { grpcOptions: source.channelOptions() } : {}),
+  };
+  const probe = hosts.length > 1 ? new MemberProbe(hosts, probeOptions, opts.onMember) : undefined;
   const client = new Etcd3({
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 5000 }),
     faultHandling: {
       // A watch that failed (its member gone) is opened again within 2 s (the default backoff
       // grows to 30 s).
       watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2000 }).next(),
-      ...(probe ? { host: probe.policyFor } : {}),
+      // Several members: the probe's breakers; one: a breaker that half-opens sooner.
+      host: probe
+        ? probe.policyFor
+        : () =>
+            circuitBreaker(handleWhen(isRecoverableError), {
+              halfOpenAfter: SINGLE_ENDPOINT_HALF_OPEN_MS,
+              breaker: new ConsecutiveBreaker(3),
+            }),
     },
     ...credentials,
     ...opts.clientOptions,
@@ -143,6 +167,8 @@ export function etcdClient(opts: EtcdClientOptions): Etcd3 {
       "grpc.keepalive_timeout_ms": ETCD_KEEPALIVE_TIMEOUT_MS,
       "grpc.keepalive_permit_without_calls": 0,
       ...opts.clientOptions?.grpcOptions,
+      // etcd3's own credentials (above) are then left unused: the channels take the source's.
+      ...source?.channelOptions(),
     },
     hosts,
   });
@@ -165,7 +191,7 @@ export interface EtcdStoreOptions {
   /** etcd client URLs or host:port (ignored when `client` is given). */
   endpoints?: string[];
   /** Client TLS when the store makes its client (see `etcdClient`). */
-  tls?: EtcdTls;
+  tls?: EtcdTls | EtcdTlsSource;
   /** A client to use (not closed by the store); otherwise the store makes and closes its own. */
   client?: Etcd3;
   /** Extra etcd3 client options, when the store makes its client. */

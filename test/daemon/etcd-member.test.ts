@@ -17,12 +17,20 @@ import {
   addEtcdMember,
   listEtcdMembers,
   managedStoreLimits,
+  memberHealthy,
   readEtcdTls,
   removeEtcdMember,
   type EtcdMemberOptions,
   type EtcdStart,
 } from "../../src/daemon/etcd-member.js";
-import { certPaths, issueNodeCert, newKeyAndCsr, writeNodeCerts } from "../../src/manager/ca.js";
+import {
+  certPaths,
+  createRootCa,
+  issueNodeCert,
+  newKeyAndCsr,
+  writeNodeCerts,
+} from "../../src/manager/ca.js";
+import { EtcdTlsSource } from "../../src/store/etcd-tls.js";
 import { openEmbeddedStore } from "../../src/store/embedded.js";
 import { etcdClient, openEtcdStore, type EtcdTls } from "../../src/store/etcd.js";
 import { moveStateToEtcd } from "../../src/store/move-to-etcd.js";
@@ -305,6 +313,54 @@ describe("managed etcd members", { skip: etcdSkip() }, () => {
       s3.view((tx) => tx.getServiceByName("kept")?.id),
       "s1",
     );
+  });
+
+  test("a restart reads the trusted CA file again; a client on an EtcdTlsSource follows new files, a fixed one does not", async (t) => {
+    const opts = await memberOpts(t, "ca1");
+    const m = await startMember(t, opts, { mode: "new" });
+    const source = new EtcdTlsSource(m.clientTls());
+    const following = etcdClient({ endpoints: [m.clientUrl], tls: source });
+    defer(t, () => following.close());
+    const fixed = clientOf(t, m);
+    await following.put("/ca/k").value("v");
+    assert.equal(await fixed.get("/ca/k").string(), "v");
+    const firstPem = m.trustedPem;
+    assert.match(firstPem, /BEGIN CERTIFICATE/);
+
+    // The node's files move to another root (a rotation's end, for this member).
+    const other = await createRootCa(new Date());
+    const { keyPem, csrPem } = await newKeyAndCsr();
+    const certPem = await issueNodeCert(other, csrPem, {
+      nodeId: "ca1",
+      role: "manager",
+      addrs: ["127.0.0.1"],
+      now: new Date(),
+    });
+    await writeNodeCerts(opts.dataDir, { caPem: other.certPem, certPem, keyPem });
+    const files = readEtcdTls(certPaths(opts.dataDir));
+    // etcd serves the new certificate at once, but trusts only the CA file it started with.
+    assert.equal(await memberHealthy(m.clientUrl, files), false);
+
+    const pid = m.pid;
+    await m.restart();
+    assert.notEqual(m.pid, pid);
+    assert.equal(m.trustedPem, other.certPem);
+    assert.equal(await memberHealthy(m.clientUrl, files), true);
+    assert.equal(m.restarts, 0, "a restart on purpose is not the supervisor's");
+
+    // Its connection gone with the restart, a client connects again with the TLS it has.
+    const short = { deadline: Date.now() + 3000 };
+    await assert.rejects(fixed.get("/ca/k").options(short).string());
+    await assert.rejects(following.get("/ca/k").options(short).string());
+    source.set(files);
+    await checkFor(20_000, async () => {
+      const v = await following
+        .get("/ca/k")
+        .options({ deadline: Date.now() + 2000 })
+        .string()
+        .catch(() => null);
+      return v === "v";
+    });
   });
 
   test("restart without data is refused, naming the data dir", async (t) => {

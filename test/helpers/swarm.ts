@@ -34,6 +34,9 @@ export interface Swarm {
   restartWorker(i: number): void;
   /** Running tasks of a service whose desired state is running. */
   running(service: string): Promise<Task[]>;
+  /** What the first manager's daemon printed (the joined daemons log to `daemon.log` in their
+   * data dirs). */
+  managerLog(): string;
   cleanup(): Promise<void>;
 }
 
@@ -164,6 +167,7 @@ export async function startSwarm(
         const ts = await apiAt<Task[]>(dirs[0]!, `/v1/tasks?service=${service}`);
         return ts.filter((t) => t.status.state === "running" && t.desiredState === "running");
       },
+      managerLog: () => out,
       cleanup,
     };
     for (let i = 0; i < joined; i++) await s.joinWorker(i);
