@@ -333,8 +333,7 @@ export class EtcdMember extends EventEmitter<{
       // A member back from a partition asks before it campaigns (etcd 3.5's default; 3.4's is
       // off): with a stale log it cannot win, and without this it forced an election at every
       // timeout, leaving the cluster without a leader for seconds (the history test).
-      "--pre-vote",
-      "true",
+      "--pre-vote=true", // a boolean flag of Go's: "--pre-vote true" would be an argument
       "--auto-compaction-mode",
       "periodic",
       "--auto-compaction-retention",
