@@ -21,7 +21,6 @@ import {
   readEtcdTls,
   removeEtcdMember,
   type EtcdMemberOptions,
-  type EtcdStart,
 } from "../../src/daemon/etcd-member.js";
 import {
   certPaths,
@@ -36,61 +35,13 @@ import { etcdClient, openEtcdStore, type EtcdTls } from "../../src/store/etcd.js
 import { moveStateToEtcd } from "../../src/store/move-to-etcd.js";
 import { LeaderElection } from "../../src/store/leader.js";
 import { defer } from "../helpers/defer.js";
+import { memberOpts, nodeDir, startMember } from "../helpers/etcd-member.js";
 import { etcdSkip } from "../helpers/etcd.js";
-import { freePort } from "../helpers/cluster.js";
 import { checkFor } from "../helpers/servers.js";
-import { testCa } from "../helpers/pki.js";
 import { service } from "../store/helpers.js";
 
 function isCode(code: string) {
   return (err: unknown) => err instanceof EtcdMemberError && err.code === code;
-}
-
-/** A node data dir with a certificate for 127.0.0.1 from the test CA (a manager's by default). */
-async function nodeDir(
-  t: TestContext,
-  nodeId: string,
-  role: "manager" | "worker" = "manager",
-): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), `shoal-etcd-member-${nodeId}-`));
-  defer(t, () => rmSync(dir, { recursive: true, force: true }));
-  const ca = await testCa();
-  const { keyPem, csrPem } = await newKeyAndCsr();
-  const certPem = await issueNodeCert(ca, csrPem, {
-    nodeId,
-    role,
-    addrs: ["127.0.0.1"],
-    now: new Date(),
-  });
-  await writeNodeCerts(dir, { caPem: ca.certPem, certPem, keyPem });
-  return dir;
-}
-
-async function memberOpts(
-  t: TestContext,
-  nodeId: string,
-  extra: Partial<EtcdMemberOptions> = {},
-): Promise<EtcdMemberOptions> {
-  return {
-    nodeId,
-    dataDir: await nodeDir(t, nodeId),
-    addr: "127.0.0.1",
-    clientPort: await freePort(),
-    peerPort: await freePort(),
-    clusterToken: `shoal-test-${process.pid}`,
-    restartMinMs: 100,
-    ...extra,
-  };
-}
-
-async function startMember(
-  t: TestContext,
-  opts: EtcdMemberOptions,
-  how: EtcdStart,
-): Promise<EtcdMember> {
-  const m = await EtcdMember.start(opts, how);
-  defer(t, () => m.stop());
-  return m;
 }
 
 /** Opening a store must fail (matching `re`); a store that opens is closed, then fails the test. */

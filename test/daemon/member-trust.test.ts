@@ -5,11 +5,9 @@
 // restarts its member once the roots wanted change, but not while another manager holds the
 // restart lock nor while another member is down, and lets the lock go afterwards.
 
-import { describe, test, type TestContext } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFileSync, writeFileSync } from "node:fs";
 import {
   MEMBER_RESTART_LOCK,
   MemberTrust,
@@ -19,31 +17,22 @@ import {
   restartVerdict,
   type MemberHealth,
 } from "../../src/daemon/member-trust.js";
-import {
-  EtcdMember,
-  addEtcdMember,
-  type EtcdMemberOptions,
-  type EtcdStart,
-} from "../../src/daemon/etcd-member.js";
+import { EtcdMember, addEtcdMember } from "../../src/daemon/etcd-member.js";
 import {
   caDigest,
   certPaths,
   createRootCa,
-  issueNodeCert,
   joinPem,
-  newKeyAndCsr,
   rotateRootCa,
   trustPem,
-  writeNodeCerts,
   type CaMeta,
 } from "../../src/manager/ca.js";
 import { etcdClient } from "../../src/store/etcd.js";
 import { silentLogger, type Logger } from "../../src/lib/log.js";
 import { defer } from "../helpers/defer.js";
+import { memberOpts, startMember } from "../helpers/etcd-member.js";
 import { etcdSkip } from "../helpers/etcd.js";
-import { freePort } from "../helpers/cluster.js";
 import { checkFor } from "../helpers/servers.js";
-import { testCa } from "../helpers/pki.js";
 
 /** A rotation's three CA metas: before (root A), during (B signs, A trusted), after (B). */
 async function phases(): Promise<{ before: CaMeta; during: CaMeta; after: CaMeta }> {
@@ -136,44 +125,6 @@ describe("what a member's CA file holds, and when it restarts", () => {
     }
   });
 });
-
-/** A node data dir with a manager certificate for 127.0.0.1 from the test CA. */
-async function nodeDir(t: TestContext, nodeId: string): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), `shoal-member-trust-${nodeId}-`));
-  defer(t, () => rmSync(dir, { recursive: true, force: true }));
-  const ca = await testCa();
-  const { keyPem, csrPem } = await newKeyAndCsr();
-  const certPem = await issueNodeCert(ca, csrPem, {
-    nodeId,
-    role: "manager",
-    addrs: ["127.0.0.1"],
-    now: new Date(),
-  });
-  await writeNodeCerts(dir, { caPem: ca.certPem, certPem, keyPem });
-  return dir;
-}
-
-async function memberOpts(t: TestContext, nodeId: string): Promise<EtcdMemberOptions> {
-  return {
-    nodeId,
-    dataDir: await nodeDir(t, nodeId),
-    addr: "127.0.0.1",
-    clientPort: await freePort(),
-    peerPort: await freePort(),
-    clusterToken: `shoal-trust-${process.pid}`,
-    restartMinMs: 100,
-  };
-}
-
-async function startMember(
-  t: TestContext,
-  opts: EtcdMemberOptions,
-  how: EtcdStart,
-): Promise<EtcdMember> {
-  const m = await EtcdMember.start(opts, how);
-  defer(t, () => m.stop());
-  return m;
-}
 
 /** A logger that keeps its lines. */
 function recording(): Logger & { lines: string[] } {
