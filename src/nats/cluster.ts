@@ -4,9 +4,11 @@
 // Gossip is idempotent: whenever a route registers, its INFO (with "ip": its route URL) is
 // forwarded to every other route; a receiver ignores itself, members it already has and URLs it
 // is already dialling. Configured routes are kept level-triggered: a timer re-dials any
-// configured URL that has no live route to its server. Duplicate routes between one pair of
+// configured URL that has no live route to its server. Duplicate routes between two shoal
 // servers are resolved the same way on both sides: the connection dialled by the server with
-// the smaller id is kept.
+// the smaller id is kept. A Go nats-server keeps the route it registered first, so with a Go
+// peer shoal does the same (else each side could keep the other's choice and drop both, again
+// and again); when both sides still drop opposite ones, the side that dialled dials again.
 
 import { createServer, createConnection, type Server as NetServer, type Socket } from "node:net";
 import { networkInterfaces } from "node:os";
@@ -413,11 +415,18 @@ export class Cluster {
     }
     const existing = this.routes.get(id);
     if (existing) {
+      this.log.debug(`${r.tag} - Detected duplicate remote route "${id}"`);
+      if (info.go !== undefined) {
+        // A Go peer keeps its first; so do we, and if the duplicate was ours to dial, we dial
+        // again should the first one close.
+        if (r.didSolicit && !r.isConfigured && !existing.didSolicit) existing.redialUrl = r.url;
+        r.close(CloseReason.DuplicateRoute);
+        return;
+      }
       // Keep the connection dialled by the smaller server id; both sides pick the same one.
       const keeperSolicitedByUs = this.server.id < id;
       const keepNew =
         r.didSolicit === keeperSolicitedByUs && existing.didSolicit !== keeperSolicitedByUs;
-      this.log.debug(`${r.tag} - Detected duplicate remote route "${id}"`);
       if (!keepNew) {
         r.close(CloseReason.DuplicateRoute);
         return;
@@ -519,11 +528,9 @@ export class Cluster {
     // A route we dialled because of gossip is dialled again like nats-server does (with
     // connectRetries more tries), else a dropped connection between two live members would
     // leave the mesh partial for good.
-    const url = r.url;
+    const url = r.didSolicit ? (r.isConfigured ? "" : r.url) : r.redialUrl;
     if (
       wasRegistered &&
-      r.didSolicit &&
-      !r.isConfigured &&
       url !== "" &&
       reason !== CloseReason.ServerShutdown &&
       reason !== CloseReason.ClusterNameConflict &&

@@ -38,6 +38,8 @@ export interface RouteInfo {
   ldm?: boolean;
   headers?: boolean;
   max_payload?: number;
+  /** The Go version a Go nats-server was built with; shoal does not send it. */
+  go?: string;
 }
 
 export class Route implements ParserSink, MsgTarget {
@@ -57,6 +59,11 @@ export class Route implements ParserSink, MsgTarget {
   private readonly remoteAccounts = new Map<string, Account>();
   /** The URL this route was dialled on (solicited routes). */
   url = "";
+  /**
+   * A URL to dial again when this accepted route closes: the one we dialled for a duplicate of
+   * it that a Go peer made us drop (nats-server's "upgrade to solicited").
+   */
+  redialUrl = "";
   closed = false;
   connectReceived = false;
   registered = false;

@@ -1,8 +1,9 @@
 // Integration tests of a cluster that mixes shoal with the Go nats-server (2.9): a Go seed with
 // two shoal servers routing to it, and a shoal seed with two Go servers. Each must gossip into a
 // full mesh (seen on every server's /routez) and carry pub/sub in every direction, queue groups
-// with exactly-once delivery, headers and request/reply over the mixed routes. Skipped when the
-// Go nats-server is not installed.
+// with exactly-once delivery, headers and request/reply over the mixed routes. A shoal and a Go
+// server that each list the other keep the first route and drop only the duplicate. Skipped when
+// the Go nats-server is not installed.
 
 import { test, describe, type TestContext } from "node:test";
 import assert from "node:assert/strict";
@@ -21,7 +22,14 @@ import {
   runServer,
   type RunningServer,
 } from "../helpers/servers.js";
-import { defer, routePortOf, waitRoutez, waitRoutezInterest } from "../helpers/cluster.js";
+import {
+  defer,
+  freePort,
+  routePortOf,
+  routez,
+  waitRoutez,
+  waitRoutezInterest,
+} from "../helpers/cluster.js";
 
 const sc = StringCodec();
 const NAME = "mixed";
@@ -36,9 +44,14 @@ function record(sub: NatsSubscription): string[] {
   return got;
 }
 
-/** Starts a server of the given kind with a random route port, routing to `routes`. */
-async function start(t: TestContext, kind: Kind, routes: string[] = []): Promise<RunningServer> {
-  const args = ["-cluster", "nats://127.0.0.1:-1", "--cluster_name", NAME, "-m", "-1"];
+/** Starts a server of the given kind on a route port (random by default), routing to `routes`. */
+async function start(
+  t: TestContext,
+  kind: Kind,
+  routes: string[] = [],
+  routePort = -1,
+): Promise<RunningServer> {
+  const args = ["-cluster", `nats://127.0.0.1:${routePort}`, "--cluster_name", NAME, "-m", "-1"];
   if (routes.length > 0) args.push("-routes", routes.join(","));
   const s = kind === "go" ? await runGoServer(args) : await runServer(args);
   defer(t, () => s.stop());
@@ -187,6 +200,50 @@ async function exercise(t: TestContext, servers: RunningServer[]): Promise<void>
   await Promise.all(asks);
 }
 
+/** The rid of every route connection a server logged as created, in order. */
+function createdRids(s: RunningServer): number[] {
+  return [...s.output().matchAll(/ - rid:(\d+) - Route connection created/g)].map((m) =>
+    Number(m[1]),
+  );
+}
+
+/**
+ * A shoal and a Go server whose configurations each name the other, `first` started first: its
+ * dial fails, the second dials it, and then its own retry makes a duplicate. Both must keep the
+ * first connection and close only the duplicate. (The rule that kept the connection dialled by
+ * the smaller server id dropped both whenever that was the duplicate, over and over.)
+ */
+async function eachListsTheOther(t: TestContext, first: Kind): Promise<void> {
+  const shoalRoute = await freePort();
+  const goRoute = await freePort();
+  const routeTo = (port: number) => [`nats-route://127.0.0.1:${port}`];
+  const startKind = (kind: Kind) =>
+    kind === "go"
+      ? start(t, "go", routeTo(shoalRoute), goRoute)
+      : start(t, "shoal", routeTo(goRoute), shoalRoute);
+  const a = await startKind(first);
+  const b = await startKind(first === "go" ? "shoal" : "go");
+  const [go, shoal] = first === "go" ? [a, b] : [b, a];
+  // The duplicate was made and the Go server closed a route connection (the duplicate, or with
+  // the old rule maybe the first one too).
+  await checkFor(
+    10_000,
+    () => createdRids(go).length >= 2 && /connection closed/.test(go.output()),
+  );
+  const [shoalRz, goRz] = await waitRoutez([shoal.httpPort, go.httpPort]);
+  assert.equal(
+    shoalRz!.routes![0]!.rid,
+    createdRids(shoal)[0],
+    `shoal kept its first route\n${shoal.output()}`,
+  );
+  assert.equal(
+    goRz!.routes![0]!.rid,
+    createdRids(go)[0],
+    `Go kept its first route\n${go.output()}`,
+  );
+  assert.equal((await routez(shoal.httpPort)).routes![0]!.rid, shoalRz!.routes![0]!.rid);
+}
+
 const skip = goServerPath() === null ? "the Go nats-server is not installed" : false;
 
 describe("mixed cluster (shoal and Go nats-server)", { skip }, () => {
@@ -197,4 +254,12 @@ describe("mixed cluster (shoal and Go nats-server)", { skip }, () => {
   test("shoal seed, two Go servers routing to it", async (t) => {
     await exercise(t, await mixedCluster(t, "shoal"));
   });
+
+  // Which connection the old rule dropped depended on the random server ids: two rounds of each
+  // start order make a run that misses the case unlikely.
+  for (const [round, first] of (["go", "shoal", "go", "shoal"] as const).entries()) {
+    test(`a shoal and a Go server that each list the other, ${first} first (round ${round + 1}): one route, kept`, async (t) => {
+      await eachListsTheOther(t, first);
+    });
+  }
 });
