@@ -1170,8 +1170,13 @@ export class Daemon {
       writeFileSync(join(dataDir, "join.json"), JSON.stringify(r.join), { mode: 0o600 });
       patchSettings(dataDir, { managedEtcd: false });
       // Through the other members: this one leaves the cluster and exits. (On an external
-      // etcd there is no member: the role alone changed.)
-      if (this.member) await this.removeOwnMember(r.managers);
+      // etcd there is no member: the role alone changed.) A leader resigns first: once its
+      // member is out it can no longer revoke its lease, and the others would wait for it to
+      // expire. (Should the removal fail, it stays out of the election: it is no manager now.)
+      if (this.member) {
+        await this.leadership?.stop();
+        await this.removeOwnMember(r.managers);
+      }
     } catch (err) {
       log.error(`becoming a worker failed: ${(err as Error).message}`);
       rmSync(join(dataDir, "join.json"), { force: true });
