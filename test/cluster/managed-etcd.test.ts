@@ -193,8 +193,9 @@ test(
       thirdInfo.pid,
       "the same process, as a worker daemon",
     );
-    // The second manager too, the leader when it is one of them (the first manager restarted, so
-    // it rarely leads): it resigns before its member leaves, so it never waits out its lease.
+    // The second manager too. It has led in every run seen (the first one restarted above and
+    // the leadership stayed away from it); a leader must resign before its member leaves, or
+    // the others wait out its lease ("resigning the leadership failed" in its log).
     const second = (await apiAt<Info>(dirs[2]!, "/v1/info")).nodeId;
     const leaderDemoted = (await apiAt<Info>(dirs[0]!, "/v1/info")).leaderId === second;
     await swarm.ok("node", "demote", second);
