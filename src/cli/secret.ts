@@ -8,6 +8,7 @@ import { UsageError } from "./errors.js";
 import { applyFilters, labelMatches, parseFilters, type FilterKeys } from "./filter.js";
 import { parseKeyValues } from "./args.js";
 import { humanDuration } from "./format.js";
+import { goTimeString } from "../lib/gotime.js";
 import { rowPrinter, type ListOptions } from "./service.js";
 import type { Row, ListFormat } from "./template.js";
 import type { SecretCreate } from "../api/http.js";
@@ -60,13 +61,6 @@ export function fileRows(list: SecretInfo[], now: number): Row[] {
     }));
 }
 
-/** Go's time.Time String(): `2017-03-24 08:15:09.735 +0000 UTC` (trailing zeros dropped). */
-export function goTime(ms: number): string {
-  const iso = new Date(ms).toISOString(); // 2017-03-24T08:15:09.735Z
-  const frac = iso.slice(20, 23).replace(/0+$/, "");
-  return `${iso.slice(0, 10)} ${iso.slice(11, 19)}${frac ? "." + frac : ""} +0000 UTC`;
-}
-
 /** Docker's inspect shape; a config's carries its data (base64), a secret's never does. */
 export function inspectShape(x: SecretInfo | Config): object {
   const data = "data" in x ? { Data: x.data } : {};
@@ -90,13 +84,13 @@ export function prettyFile(kind: FileKind, x: SecretInfo | Config): string {
   if (kind === "secret") {
     lines.push(
       "Driver:            ",
-      `Created at:        ${goTime(x.createdAt)}`,
-      `Updated at:        ${goTime(x.updatedAt)}`,
+      `Created at:        ${goTimeString(x.createdAt)}`,
+      `Updated at:        ${goTimeString(x.updatedAt)}`,
     );
   } else {
     lines.push(
-      `Created at:        ${goTime(x.createdAt)}`,
-      `Updated at:        ${goTime(x.updatedAt)}`,
+      `Created at:        ${goTimeString(x.createdAt)}`,
+      `Updated at:        ${goTimeString(x.updatedAt)}`,
       "Data:",
       "data" in x ? Buffer.from(x.data, "base64").toString("utf8") : "",
     );

@@ -82,11 +82,11 @@ export async function natsServerCommand(argv: string[]): Promise<number> {
   const server = new Server(opts, log);
   const stop = () => void server.shutdown();
   process.on("SIGINT", () => {
-    log.info('Trapped "interrupt" signal');
+    log.debug('Trapped "interrupt" signal');
     stop();
   });
   process.on("SIGTERM", () => {
-    log.info('Trapped "terminated" signal');
+    log.debug('Trapped "terminated" signal');
     stop();
   });
   process.on("SIGUSR2", () => void server.enterLameDuckMode());

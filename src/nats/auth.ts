@@ -75,6 +75,21 @@ function userResult(u: User): AuthResult {
   return { user: u.user, permissions: compile(u.permissions), account: u.account };
 }
 
+/** A bcrypt hash as nats-server recognises one (`$2a$11$...`): compared by hash, not as text. */
+export function isBcrypt(password: string): boolean {
+  return /^\$2[abxy]?\$\d{2}\$/.test(password);
+}
+
+/**
+ * nats-server's "Plaintext passwords detected" check: the single user's password, or any user's
+ * that is not a bcrypt hash (users without one are skipped under verify_and_map).
+ */
+export function hasPlaintextPasswords(opts: Readonly<Options>): boolean {
+  if (opts.password !== "" && !isBcrypt(opts.password)) return true;
+  const mapped = opts.tls?.verifyAndMap === true;
+  return opts.users.some((u) => !(u.password === "" && mapped) && !isBcrypt(u.password));
+}
+
 /**
  * Checks CONNECT credentials; null means the client is refused (Authorization Violation). With
  * `why`, a refusal's reason is told (nats-server's debug line, or error line when `error`). `nowMs` checks JWT times.

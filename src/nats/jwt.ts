@@ -37,6 +37,7 @@ export interface JwtClaims {
   iss: string;
   sub: string;
   name?: string;
+  aud?: string;
   /** Seconds since the epoch; absent: never. */
   exp?: number;
   nbf?: number;

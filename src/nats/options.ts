@@ -169,6 +169,8 @@ export interface Options {
   pingMax: number;
   writeDeadlineMs: number;
   authTimeoutMs: number;
+  /** `authorization { timeout }` was given: TLS does not stretch authTimeoutMs then. */
+  authTimeoutSet: boolean;
   lameDuckDurationMs: number;
   lameDuckGracePeriodMs: number;
   username: string;
@@ -283,6 +285,7 @@ export function defaultOptions(): Options {
     pingMax: 2,
     writeDeadlineMs: 10_000,
     authTimeoutMs: 2000,
+    authTimeoutSet: false,
     lameDuckDurationMs: 2 * 60 * 1000,
     lameDuckGracePeriodMs: 10_000,
     username: "",
@@ -933,7 +936,10 @@ export function applyConfig(opts: Options, conf: ConfObject, warn: Warn): void {
         opts.authToken = a.token;
         opts.users = a.users;
         opts.nkeys = a.nkeys;
-        if (a.timeoutMs !== null) opts.authTimeoutMs = a.timeoutMs;
+        if (a.timeoutMs !== null) {
+          opts.authTimeoutMs = a.timeoutMs;
+          opts.authTimeoutSet = true;
+        }
         break;
       }
       case "no_auth_user":
@@ -1277,6 +1283,8 @@ export function validateOptions(opts: Options, reload = false): Readonly<Options
   }
   // The certificate files are read now, so that a bad file stops the server (and -t) at once.
   if (opts.tls) loadTls(opts.tls);
+  // As nats-server: with TLS, a client has the handshake's time and one second more to CONNECT.
+  if (opts.tls && !opts.authTimeoutSet) opts.authTimeoutMs = opts.tls.timeoutMs + 1000;
   if (opts.resolverTls) loadClientTls(opts.resolverTls);
   if (opts.cluster?.tls) loadTls(opts.cluster.tls);
   if (opts.cluster) port(opts.cluster.port, "cluster port");

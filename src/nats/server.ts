@@ -12,6 +12,7 @@ import { userInfoResponse, type SysReqServer } from "./sysreq.js";
 import { subjectMatchesPattern } from "./subject.js";
 import type { Subscription } from "./subscription.js";
 import {
+  DEFAULT_SYSTEM_ACCOUNT,
   GLOBAL_ACCOUNT,
   type AccountConfig,
   type ImportConfig,
@@ -19,8 +20,8 @@ import {
   type Options,
   type User,
 } from "./options.js";
-import type { Logger } from "./log.js";
-import { authRequired, nonceRequired } from "./auth.js";
+import { localTimeIsUtc, type Logger } from "./log.js";
+import { authRequired, hasPlaintextPasswords, nonceRequired } from "./auth.js";
 import { CloseReason, ErrText, type CloseReasonText } from "./errors.js";
 import { Monitor } from "./monitor.js";
 import { bytesEqual } from "./bytes.js";
@@ -46,6 +47,7 @@ import { ClaimsSync } from "./claimsync.js";
 /** The nats-server protocol level shoal speaks; clients use it to enable features. */
 export const NATS_VERSION = "2.9.10";
 import { SHOAL_VERSION } from "../lib/version.js";
+import { goTimeString } from "../lib/gotime.js";
 export { SHOAL_VERSION };
 
 const BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
@@ -165,11 +167,25 @@ export class Server implements AccountRouter, SysReqServer, InternalHost {
     if (this.cluster) log.info(`  Cluster:  ${this.cluster.name}`);
     log.info(`  Name:     ${this.name}`);
     log.info(`  ID:       ${this.id}`);
+    if (hasPlaintextPasswords(this.opts)) {
+      log.warn("Plaintext passwords detected, use nkeys or bcrypt");
+    }
     if (this.opts.configFile) log.info(`Using configuration file: ${this.opts.configFile}`);
     if (this.opts.operator) {
       log.info("Trusted Operators");
-      for (const o of this.opts.operator.operators)
+      // As nats-server 2.9 prints them; times in local time, as Go's time.Unix gives them.
+      const zone = localTimeIsUtc() ? "utc" : "local";
+      for (const o of this.opts.operator.operators) {
+        const { aud, iat, exp } = o.claims;
+        log.info(`  System  : ${JSON.stringify(typeof aud === "string" ? aud : "")}`);
         log.info(`  Operator: ${JSON.stringify(o.name)}`);
+        log.info(`  Issued  : ${goTimeString(iat * 1000, zone)}`);
+        log.info(`  Expires : ${exp ? goTimeString(exp * 1000, zone) : "Never"}`);
+      }
+      // Operator mode names accounts by public key: "$SYS" here means none was given.
+      if (this.opts.systemAccount === DEFAULT_SYSTEM_ACCOUNT) {
+        log.warn("Trusted Operators should utilize a System Account");
+      }
       for (const p of this.opts.operator.problems) log.warn(p);
       for (const e of this.opts.operator.activationExpiries) this.expireActivation(e);
       await this.urlResolver.start(this.opts.systemAccount);

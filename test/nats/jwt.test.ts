@@ -17,7 +17,7 @@ import {
   type NatsConnection,
   type NatsError,
 } from "nats";
-import { createAccount, fromSeed } from "nkeys.js";
+import { createAccount, createOperator, fromSeed } from "nkeys.js";
 import {
   goServerPath,
   RawConn,
@@ -34,6 +34,7 @@ import {
   makeAccount,
   makeOperator,
   makeUser,
+  signJwt,
   type TestAccount,
   type TestOperator,
   type TestUser,
@@ -461,6 +462,45 @@ describe("differential: the Go nats-server and shoal, same config and credential
     defer(t, () => srv.stop("SIGKILL"));
     return srv;
   }
+
+  /** The lines a server logged from "Trusted Operators" up to its first listener, without stamps. */
+  function operatorLines(out: string): string[] {
+    const lines = out.split("\n").map((l) => l.replace(/^\[\d+\] \S+ \S+ /, ""));
+    const from = lines.indexOf("[INF] Trusted Operators");
+    const to = lines.findIndex((l, i) => i > from && /Starting http monitor|Listening for/.test(l));
+    return lines.slice(from, to);
+  }
+
+  test(
+    "the Trusted Operators start lines, with and without a system account",
+    { skip },
+    async (t) => {
+      const dir = mkdtempSync(join(tmpdir(), "shoal-jwt-"));
+      defer(t, () => rmSync(dir, { recursive: true, force: true }));
+      const kp = createOperator();
+      const extra = { aud: "the audience", exp: nowSec() + 30 * 86400 };
+      const op = signJwt(kp, kp.getPublicKey(), { type: "operator" }, extra);
+      const sys = makeAccount(kp);
+      for (const withSys of [true, false]) {
+        const file = join(dir, `op-${withSys}.conf`);
+        writeFileSync(
+          file,
+          `operator: ${op}\n${withSys ? `system_account: ${sys.pub}\n` : ""}resolver: MEMORY\n` +
+            `resolver_preload: { ${sys.pub}: "${sys.jwt}" }\n`,
+        );
+        const [go, shoal] = await Promise.all([
+          runGoServer(["-c", file, "-p", "-1"]),
+          runServer(["-c", file, "-p", "-1"]),
+        ]);
+        defer(t, () => go.stop("SIGKILL"));
+        defer(t, () => shoal.stop("SIGKILL"));
+        const want = operatorLines(go.output());
+        assert.ok(want.length >= 5, go.output());
+        assert.match(want.join("\n"), /System {2}: "the audience"/);
+        assert.deepEqual(operatorLines(shoal.output()), want);
+      }
+    },
+  );
 
   test("each case: connect ok or the same error text", { skip }, async (t) => {
     const w = makeWorld(t);
