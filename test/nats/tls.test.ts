@@ -665,4 +665,50 @@ describe("differential: INFO TLS fields match nats-server's", () => {
       }
     },
   );
+
+  test(
+    "the auth timeout with TLS (/varz) and the plaintext-password warning, as nats-server",
+    { skip: !go && "no Go nats-server" },
+    async (t) => {
+      const c = useCerts(t);
+      const tls = `tls { cert_file: "${c.server.cert}", key_file: "${c.server.key}", timeout: 2 }`;
+      const hash = "$2a$11$PWIFAL8RsWyGI3jVZtO9Nu8.6jOxzxfZo7c/W0eLk017hjgUKWrhy";
+      // Each config, and what nats-server 2.9 does with it (checked against it below too).
+      const configs: Array<[string, string, { authTimeout: number; warns: boolean }]> = [
+        [
+          "tls, a plaintext password",
+          `${tls}\nauthorization { user: a, password: b }`,
+          { authTimeout: 3, warns: true },
+        ],
+        [
+          "tls, a timeout of its own, a bcrypt password",
+          `${tls}\nauthorization { timeout: 1\n users [ { user: a, password: "${hash}" } ] }`,
+          { authTimeout: 1, warns: false },
+        ],
+        [
+          "no tls, plaintext users",
+          `authorization { users [ { user: a, password: b } ] }`,
+          { authTimeout: 2, warns: true },
+        ],
+      ];
+      for (const [name, body, want] of configs) {
+        const file = join(c.dir, "auth-timeout.conf");
+        writeFileSync(file, `listen: 127.0.0.1:-1\nhttp: 127.0.0.1:-1\n${body}\n`);
+        const seen: Array<{ authTimeout: unknown; warns: boolean }> = [];
+        for (const run of [runGoServer, runServer]) {
+          const s = await run(["-c", file]);
+          defer(t, () => s.stop());
+          const varz = (await (await fetch(`http://127.0.0.1:${s.httpPort}/varz`)).json()) as {
+            auth_timeout: unknown;
+          };
+          const warns = /\[WRN\] Plaintext passwords detected, use nkeys or bcrypt\n/.test(
+            s.output(),
+          );
+          seen.push({ authTimeout: varz.auth_timeout, warns });
+        }
+        assert.deepEqual(seen[0], want, `${name}: nats-server`);
+        assert.deepEqual(seen[1], seen[0], name);
+      }
+    },
+  );
 });
