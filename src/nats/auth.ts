@@ -1,4 +1,5 @@
-// Client authentication (user/password, token, a users list, NKeys signing the server's nonce)
+// Client authentication (user/password, token, a users list, NKeys signing the server's nonce;
+// passwords and tokens may be bcrypt hashes)
 // and per-user publish/subscribe permissions, as nats-server checks them. Permission results are cached per subject, since a
 // publisher usually sends to few subjects; the cache is bounded.
 
@@ -51,6 +52,50 @@ function equal(a: string, b: string): boolean {
   return ab.length === bb.length && nodeCrypto().timingSafeEqual(ab, bb);
 }
 
+type BcryptLib = typeof import("bcryptjs");
+let bcryptLib: BcryptLib | null = null;
+
+/** bcryptjs, loaded the first time a bcrypt password is checked. */
+function bcrypt(): BcryptLib {
+  // node:module through getBuiltinModule: importing it loads Node's ES module loader (lazy.ts).
+  const { createRequire } = process.getBuiltinModule("node:module");
+  return (bcryptLib ??= createRequire(import.meta.url)("bcryptjs") as BcryptLib);
+}
+
+/** Digests of (hash, password) pairs that matched, so that a reconnecting client pays once. */
+const bcryptMatches = new Set<string>();
+const BCRYPT_MATCHES_MAX = 256;
+
+/**
+ * A configured password (or token) against the one a client sent, as nats-server's
+ * comparePasswords: a bcrypt hash by bcrypt, anything else as text in constant time. bcrypt is
+ * slow by design (about 150 ms at cost 11, on the event loop: CONNECT is handled synchronously),
+ * so a pair that matched once is remembered (bounded); a wrong password costs the full check.
+ */
+export function passwordMatches(stored: string, given: string): boolean {
+  if (!isBcrypt(stored)) return equal(stored, given);
+  const key = nodeCrypto()
+    .createHash("sha256")
+    .update(stored)
+    .update("\0")
+    .update(given)
+    .digest("base64");
+  if (bcryptMatches.has(key)) return true;
+  let ok: boolean;
+  try {
+    ok = bcrypt().compareSync(given, stored);
+  } catch {
+    ok = false; // a hash bcryptjs cannot read: nothing matches it
+  }
+  if (ok) {
+    if (bcryptMatches.size >= BCRYPT_MATCHES_MAX) {
+      bcryptMatches.delete(bcryptMatches.values().next().value as string);
+    }
+    bcryptMatches.add(key);
+  }
+  return ok;
+}
+
 export function authRequired(opts: Readonly<Options>): boolean {
   return (
     opts.username !== "" ||
@@ -75,9 +120,9 @@ function userResult(u: User): AuthResult {
   return { user: u.user, permissions: compile(u.permissions), account: u.account };
 }
 
-/** A bcrypt hash as nats-server recognises one (`$2a$11$...`): compared by hash, not as text. */
+/** A bcrypt hash as nats-server recognises one (`$2a$11$...`): compared by bcrypt, not as text. */
 export function isBcrypt(password: string): boolean {
-  return /^\$2[abxy]?\$\d{2}\$/.test(password);
+  return /^\$2[abxy]\$\d{2}\$/.test(password);
 }
 
 /**
@@ -140,15 +185,17 @@ export function authenticate(
       return userResult(u);
     }
     const u = opts.users.find((x) => x.user === name);
-    if (!u || !equal(u.password, c.pass ?? "")) return null;
+    if (!u || !passwordMatches(u.password, c.pass ?? "")) return null;
     return userResult(u);
   }
   if (opts.nkeys.length > 0) return null;
   if (opts.authToken !== "") {
-    return equal(opts.authToken, c.auth_token ?? "") ? { user: "", permissions: null } : null;
+    return passwordMatches(opts.authToken, c.auth_token ?? "")
+      ? { user: "", permissions: null }
+      : null;
   }
   if (opts.username !== "") {
-    const ok = equal(opts.username, c.user ?? "") && equal(opts.password, c.pass ?? "");
+    const ok = equal(opts.username, c.user ?? "") && passwordMatches(opts.password, c.pass ?? "");
     return ok ? { user: opts.username, permissions: null } : null;
   }
   return { user: "", permissions: null };

@@ -14,6 +14,7 @@ import { createServer, createConnection, type Server as NetServer, type Socket }
 import { networkInterfaces } from "node:os";
 import { idBytes, nodeCrypto } from "../lib/lazy.js";
 import { Route, type RouteInfo } from "./route.js";
+import { passwordMatches } from "./auth.js";
 import { CloseReason, ErrText, type CloseReasonText } from "./errors.js";
 import { GLOBAL_ACCOUNT, splitHostPort, type ClusterOptions } from "./options.js";
 import type { Logger } from "./log.js";
@@ -360,7 +361,7 @@ export class Cluster {
     }
     if (
       this.opts.username &&
-      (c.user !== this.opts.username || (c.pass ?? "") !== this.opts.password)
+      (c.user !== this.opts.username || !passwordMatches(this.opts.password, c.pass ?? ""))
     ) {
       this.log.error(`${r.tag} - authentication error`);
       r.sendProto(`-ERR '${ErrText.AuthViolation}'\r\n`);

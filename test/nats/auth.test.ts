@@ -27,7 +27,8 @@ import {
   useClient,
   type RunningServer,
 } from "../helpers/servers.js";
-import { ResponsePermits } from "../../src/nats/auth.js";
+import { isBcrypt, ResponsePermits } from "../../src/nats/auth.js";
+import bcryptjs from "bcryptjs";
 import { defer } from "../helpers/defer.js";
 
 const sc = StringCodec();
@@ -385,6 +386,100 @@ describe("queue permissions and allow_responses (raw sessions)", () => {
       },
     );
   }
+});
+
+describe("bcrypt passwords and tokens (as nats-server's comparePasswords)", () => {
+  // Cost 4, the least bcrypt takes, keeps the tests fast; servers read any cost.
+  const hash = (pw: string) => bcryptjs.hashSync(pw, 4);
+  const users: User[] = [
+    { user: "a", password: hash("a-pw") },
+    { user: "b", password: "b-pw" },
+  ];
+
+  test("isBcrypt knows nats-server's prefixes, and nothing else", () => {
+    for (const h of [hash("x"), "$2a$11$abc", "$2y$10$abc", "$2x$05$abc"])
+      assert.ok(isBcrypt(h), h);
+    for (const p of [
+      "",
+      "$2$05$abc",
+      "$2a$1$abc",
+      "$3a$11$abc",
+      "2a$11$abc",
+      "plain",
+      "$2c$11$abc",
+    ]) {
+      assert.equal(isBcrypt(p), false, p);
+    }
+  });
+
+  test("a hashed user's password, a hashed token; the hash itself never passes", async (t) => {
+    const s = await server(t, { users });
+    await (await client(t, s.port, { user: "a", pass: "a-pw" })).flush();
+    await (await client(t, s.port, { user: "b", pass: "b-pw" })).flush();
+    for (const [user, pass] of [
+      ["a", "wrong"],
+      ["a", users[0]!.password],
+      ["b", "a-pw"],
+    ]) {
+      await assert.rejects(
+        connect({ servers: `127.0.0.1:${s.port}`, user, pass, reconnect: false }),
+        isAuthViolation,
+        `${user}/${pass}`,
+      );
+    }
+    const tok = await server(t, { authToken: hash("tok-1") });
+    await (await client(t, tok.port, { token: "tok-1" })).flush();
+    await assert.rejects(
+      connect({ servers: `127.0.0.1:${tok.port}`, token: "tok-2", reconnect: false }),
+      isAuthViolation,
+    );
+  });
+
+  test(
+    "the same outcomes as the Go nats-server for the same config",
+    { skip: goServerPath() ? false : "the Go nats-server is not installed" },
+    async (t) => {
+      const dir = mkdtempSync(join(tmpdir(), "shoal-bcrypt-"));
+      defer(t, () => rmSync(dir, { recursive: true, force: true }));
+      const file = join(dir, "bcrypt.conf");
+      const list = users.map((u) => `{ user: ${u.user}, password: "${u.password}" }`).join(", ");
+      writeFileSync(file, `authorization { users [ ${list} ] }\n`);
+      const tries: Array<[string, string]> = [
+        ["a", "a-pw"],
+        ["a", "wrong"],
+        ["a", users[0]!.password],
+        ["b", "b-pw"],
+      ];
+      const outcomes: string[][] = [];
+      for (const run of [runGoServer, runServer]) {
+        const srv = await run(["-c", file, "-p", "-1"]);
+        defer(t, () => srv.stop("SIGKILL"));
+        const seen: string[] = [];
+        for (const [user, pass] of tries) {
+          const nc = await connect({
+            servers: `127.0.0.1:${srv.port}`,
+            user,
+            pass,
+            reconnect: false,
+          })
+            .then(async (nc) => {
+              await nc.close();
+              return "ok";
+            })
+            .catch((err: NatsError) => err.code);
+          seen.push(nc);
+        }
+        outcomes.push(seen);
+      }
+      assert.deepEqual(outcomes[0], [
+        "ok",
+        ErrorCode.AuthorizationViolation,
+        ErrorCode.AuthorizationViolation,
+        "ok",
+      ]);
+      assert.deepEqual(outcomes[1], outcomes[0]);
+    },
+  );
 });
 
 describe("ResponsePermits (allow_responses bookkeeping, injected time)", () => {
