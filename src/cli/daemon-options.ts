@@ -7,7 +7,14 @@
 import { isIP } from "node:net";
 import { networkInterfaces } from "node:os";
 import { defaultDataDir } from "../api/paths.js";
-import { formatHost, isWildcard, joinHostPort, parseHostPort, AddressError } from "../lib/addr.js";
+import {
+  AddressError,
+  formatHost,
+  isWildcard,
+  joinHostPort,
+  parseHostPort,
+  storeUsesTls,
+} from "../lib/addr.js";
 import { AdvertiseAddrError, systemAddress, type Interfaces } from "../lib/netif.js";
 import { parseBytesFlag, parseCpusFlag, parseIntFlag } from "./args.js";
 import { UsageError } from "./errors.js";
@@ -203,7 +210,7 @@ export function parseStoreTlsFlags(
         '"--store-cert" needs "--store-cacert": the CA that signed the etcd members\' certificates',
       );
     }
-    if (store?.some((u) => u.startsWith("https://"))) {
+    if (store && storeUsesTls(store)) {
       throw new UsageError(
         'an etcds:// (TLS) store needs "--store-cacert": the CA that signed the etcd members\' certificates',
       );
@@ -478,7 +485,7 @@ export function daemonArgv(o: FullRunOptions): string[] {
     ...(o.store && o.store.length > 0
       ? [
           "--store",
-          `${o.store.some((u) => u.startsWith("https://")) ? "etcds" : "etcd"}://${o.store.map((u) => u.replace(/^https?:\/\//, "")).join(",")}`,
+          `${storeUsesTls(o.store) ? "etcds" : "etcd"}://${o.store.map((u) => u.replace(/^https?:\/\//, "")).join(",")}`,
         ]
       : []),
     ...storeTlsArgv(o.storeTls),

@@ -17,7 +17,7 @@ import { NodeRuntime } from "../node/runtime.js";
 import { NodeTaskDns } from "./task-dns.js";
 import { NodeEdge } from "./edge.js";
 import { fencingOf, forgetSwarm } from "./state.js";
-import { parseHostPort } from "../lib/addr.js";
+import { parseHostPort, storeUsesTls } from "../lib/addr.js";
 import { parseToken, TOKEN_FORMAT } from "../api/token.js";
 import { makeToken } from "../manager/ids.js";
 import type { JoinRequest, JoinResponse } from "../manager/join.js";
@@ -259,7 +259,7 @@ export async function joinManager(
  * in its settings when it joined with them.
  */
 export function missingStoreTls(store: string[], dataDir: string): string | null {
-  if (!store.some((u) => u.startsWith("https://"))) return null;
+  if (!storeUsesTls(store)) return null;
   const saved = readSettings(dataDir) as { storeTls?: { cacert?: string } };
   if (saved.storeTls?.cacert) return null;
   return `the swarm's store (${store.join(", ")}) is an etcd with TLS and this node has no client TLS for it: join this node with --store-cacert (and --store-cert, --store-key), as the managers were`;

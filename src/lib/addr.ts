@@ -72,3 +72,8 @@ export function cidrHost(cidr: string): string {
   const slash = cidr.indexOf("/");
   return slash < 0 ? cidr : cidr.slice(0, slash);
 }
+
+/** Whether a store's endpoints (`--store` parsed: http:// or https:// URLs) are etcd with TLS. */
+export function storeUsesTls(urls: readonly string[]): boolean {
+  return urls.some((u) => u.startsWith("https://"));
+}

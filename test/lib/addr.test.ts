@@ -5,6 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   cidrHost,
+  storeUsesTls,
   formatHost,
   isLoopback,
   isWildcard,
@@ -77,4 +78,11 @@ test("cidrHost: the address part of an address with its prefix length", () => {
   assert.equal(cidrHost("10.0.1.5/24"), "10.0.1.5");
   assert.equal(cidrHost("10.0.1.5"), "10.0.1.5");
   assert.equal(cidrHost("fd00::1/64"), "fd00::1");
+});
+
+test("storeUsesTls: any https:// endpoint means etcd with TLS", () => {
+  assert.equal(storeUsesTls(["https://10.0.0.1:2379"]), true);
+  assert.equal(storeUsesTls(["http://10.0.0.1:2379", "https://10.0.0.2:2379"]), true);
+  assert.equal(storeUsesTls(["http://10.0.0.1:2379"]), false);
+  assert.equal(storeUsesTls([]), false);
 });
