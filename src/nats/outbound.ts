@@ -4,10 +4,13 @@
 // allocates one buffer per many messages, and an idle one holds none. Buffers grow with the
 // traffic (up to 64 KiB a piece).
 //
-// A connection that falls behind (more than SPILL_AT bytes waiting here) gets its further
-// buffers from mappedBuffer: memory mapped from the OS for that buffer alone, so that what a
-// stalled consumer held goes back to the OS once it is cut off, instead of staying in malloc's
-// heap (where freed 64 KiB pieces between live allocations are kept by the process for good).
+// A connection that falls behind (more than SPILL_AT bytes waiting here) keeps its further
+// filled pieces in mappedBuffer memory: mapped from the OS for it alone, so that what a stalled
+// consumer held goes back to the OS once it is cut off, instead of staying in malloc's heap
+// (where freed 64 KiB pieces between live allocations are kept by the process for good). The
+// pieces are copied there once full; frames are always written into ordinary buffers, because a
+// Buffer on a resizable ArrayBuffer has another elements kind: the hot writers (bytes.ts) that
+// met both deoptimized again and again and stayed several times slower for the server's life.
 
 /** Where flushed bytes go: a net.Socket, or anything that writes like one. */
 export interface ByteSink {
@@ -71,6 +74,9 @@ export class Outbound {
   private fullBytes = 0;
   /** Some of this connection's buffers were mapped (see mappedBuffer). */
   private mapped = false;
+  /** The mapped buffer that full pieces are copied into while the connection is behind. */
+  private spill: Buffer | null = null;
+  private spillPos = 0;
   /** Bytes appended but not yet handed to the socket. */
   get queued(): number {
     return this.fullBytes + this.pos - this.start;
@@ -80,19 +86,30 @@ export class Outbound {
   reserve(n: number): Buffer {
     const buf = this.buf;
     if (buf !== null && buf.length - this.pos >= n) return buf;
-    if (buf !== null && this.pos > this.start) {
-      const piece = buf.subarray(this.start, this.pos);
-      this.full.push(piece);
-      this.fullBytes += piece.length;
-    }
+    if (buf !== null && this.pos > this.start) this.keep(buf.subarray(this.start, this.pos));
     const size = Math.max(n, this.nextSize);
     this.nextSize = Math.min(MAX_CHUNK, this.nextSize * 2);
-    const spill = this.fullBytes >= SPILL_AT;
-    if (spill) this.mapped = true;
-    const fresh = spill ? mappedBuffer(Math.max(n, SPILL_CHUNK)) : Buffer.allocUnsafe(size);
+    const fresh = Buffer.allocUnsafe(size);
     this.pos = this.start = 0;
     this.buf = fresh;
     return fresh;
+  }
+
+  /** Queues a filled piece; behind by SPILL_AT or more, as a copy in mapped memory. */
+  private keep(piece: Buffer): void {
+    if (this.fullBytes >= SPILL_AT) {
+      this.mapped = true;
+      let spill = this.spill;
+      if (spill === null || spill.length - this.spillPos < piece.length) {
+        spill = this.spill = mappedBuffer(Math.max(piece.length, SPILL_CHUNK));
+        this.spillPos = 0;
+      }
+      piece.copy(spill, this.spillPos);
+      piece = spill.subarray(this.spillPos, this.spillPos + piece.length);
+      this.spillPos += piece.length;
+    }
+    this.full.push(piece);
+    this.fullBytes += piece.length;
   }
 
   get at(): number {
@@ -172,6 +189,8 @@ export class Outbound {
       this.buf = null;
       this.start = this.pos = 0;
       this.nextSize = MIN_CHUNK;
+      this.spill = null;
+      this.spillPos = 0;
     }
   }
 }
