@@ -177,6 +177,14 @@ export class ClaimsSync {
     this.timer.unref();
   }
 
+  /** A reload's new `interval`: the next request comes that long from now. */
+  restartTimer(intervalMs: number): void {
+    if (this.timer === null) return;
+    clearInterval(this.timer);
+    this.timer = setInterval(() => this.ask(), intervalMs);
+    this.timer.unref();
+  }
+
   stop(): void {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;

@@ -227,6 +227,11 @@ export function reloadServer(
   server.opts = Object.freeze(opts);
   for (const name of deleted) server.loadedAccounts.delete(name);
   if (cur.pingIntervalMs !== next.pingIntervalMs) server.startPingTimer();
+  // A full resolver asks for its peers' JWTs at the new interval from now on.
+  const interval = next.operator?.resolverIntervalMs;
+  if (interval !== undefined && interval !== cur.operator?.resolverIntervalMs) {
+    server.claimsSync?.restartTimer(interval);
+  }
   // Accounts that stay keep their subscriptions; imports are placed again.
   if (accountsChanged) server.accounts = buildAccounts(server.opts, server, server.accounts);
   if (next.operator) {

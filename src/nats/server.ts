@@ -134,7 +134,8 @@ export class Server implements AccountRouter, SysReqServer, InternalHost {
   /** The server's own connection in the system account (internal.ts). */
   readonly internal = new InternalClient(this);
   /** A full resolver's sync of its directory with the cluster's (claimsync.ts). */
-  private claimsSync: ClaimsSync | null = null;
+  /** A full resolver's directory sync (its timer follows a reload's `interval`). */
+  claimsSync: ClaimsSync | null = null;
 
   constructor(
     public opts: Readonly<Options>,

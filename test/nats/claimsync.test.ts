@@ -99,12 +99,12 @@ interface World {
   sys: TestAccount;
 }
 
-/** A config file of a full resolver over `dir`, syncing every 300ms, in cluster "sync". */
-function confOf(w: World, dir: string, routeTo: number | null): string {
+/** A config file of a full resolver over `dir`, syncing every `interval`, in cluster "sync". */
+function confOf(w: World, dir: string, routeTo: number | null, interval = "300ms"): string {
   return [
     `operator: "${w.op.jwt}"`,
     `system_account: ${w.sys.pub}`,
-    `resolver { type: full, dir: "${dir}", interval: "300ms" }`,
+    `resolver { type: full, dir: "${dir}", interval: "${interval}" }`,
     `cluster { name: sync, listen: "127.0.0.1:-1"${routeTo === null ? "" : `, routes: ["nats-route://127.0.0.1:${routeTo}"]`} }`,
     "",
   ].join("\n");
@@ -119,15 +119,16 @@ async function start(
   w: World,
   accounts: TestAccount[],
   routeTo: number | null,
-): Promise<{ srv: RunningServer; dir: string }> {
+  interval?: string,
+): Promise<{ srv: RunningServer; dir: string; file: string }> {
   const dir = join(root, name);
   mkdirSync(dir);
   for (const a of [w.sys, ...accounts]) writeFileSync(join(dir, `${a.pub}.jwt`), a.jwt);
   const file = join(root, `${name}.conf`);
-  writeFileSync(file, confOf(w, dir, routeTo));
+  writeFileSync(file, confOf(w, dir, routeTo, interval));
   const srv = await (kind === "go" ? runGoServer : runServer)(["-c", file, "-p", "-1"]);
   defer(t, () => srv.stop("SIGKILL"));
-  return { srv, dir };
+  return { srv, dir, file };
 }
 
 /** Waits until `dir` holds exactly `jwt` for account `pub`. */
@@ -181,6 +182,20 @@ describe("full resolvers of a cluster sync their directories", () => {
     // A synced account is one the server knows: its users log in.
     await userWorks(t, second.srv.port, onlyFirst);
     await userWorks(t, first.srv.port, onlySecond);
+  });
+
+  test("a reload's new interval applies: from an hour to 300ms, the sync comes", async (t) => {
+    const root = tempDir(t);
+    const op = makeOperator();
+    const w = { op, sys: makeAccount(op.kp) };
+    const onlyFirst = makeAccount(op.kp);
+    const first = await start(t, root, "first", "shoal", w, [onlyFirst], null, "1h");
+    const port = await routePortOf(first.srv);
+    const second = await start(t, root, "second", "shoal", w, [], port, "1h");
+    writeFileSync(second.file, confOf(w, second.dir, port, "300ms"));
+    second.srv.proc.kill("SIGHUP");
+    await checkFor(10_000, () => /Reloaded server configuration/.test(second.srv.output()));
+    await waitForJwt(second.dir, onlyFirst.pub, onlyFirst.jwt, "second, after its reload");
   });
 
   test(
