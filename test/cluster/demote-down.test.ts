@@ -50,17 +50,7 @@ test(
     );
     await waitStatuses(swarm, "Down/,Ready/Leader,Ready/Reachable");
     // The swarm writes on, on two members.
-    await swarm.ok(
-      "service",
-      "create",
-      "--name",
-      "web",
-      "--replicas",
-      "2",
-      "--",
-      "sleep",
-      "100000",
-    );
+    await swarm.sleepService("web", 2);
     await checkFor(60_000, async () => (await swarm.running("web")).length === 2);
     await swarm.ok("service", "scale", "web=3");
     await checkFor(60_000, async () => (await swarm.running("web")).length === 3);

@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { request } from "node:https";
 import { netnsSwarm, type Swarm } from "../helpers/swarm.js";
-import { apiAt, runCli } from "../helpers/daemon.js";
+import { apiAt, runCli, waitApiGone } from "../helpers/daemon.js";
 import { etcdMembers, waitStatuses, type Info } from "../helpers/manager-status.js";
 import { checkFor, SHOAL_BIN } from "../helpers/servers.js";
 import { etcdSkip } from "../helpers/etcd.js";
@@ -96,17 +96,7 @@ test(
       const ids = await Promise.all([0, 1, 2].map((i) => apiAt<Info>(dirs[i]!, "/v1/info")));
       assert.deepEqual(await etcdMembers(swarm), ids.map((i) => i.nodeId).sort());
 
-      await swarm.ok(
-        "service",
-        "create",
-        "--name",
-        "web",
-        "--replicas",
-        "3",
-        "--",
-        "sleep",
-        "100000",
-      );
+      await swarm.sleepService("web", 3);
       await checkFor(60_000, async () => (await swarm.running("web")).length === 3);
       const tasks = (await swarm.running("web")).map((x) => x.id).sort();
       // A manager's certificate from the old root, to present once the rotation is over.
@@ -162,14 +152,7 @@ test(
       // A manager restarted after the rotation comes back (its member rejoins its peers).
       const second = ids[1]!;
       process.kill(second.pid, "SIGTERM");
-      await checkFor(30_000, async () => {
-        try {
-          await apiAt<Info>(dirs[1]!, "/v1/info");
-          return false;
-        } catch {
-          return true;
-        }
-      });
+      await waitApiGone(dirs[1]!, 30_000);
       hosts[1]!.spawn(process.execPath, [SHOAL_BIN, "daemon", "--data-dir", dirs[1]!]);
       await checkFor(90_000, async () => {
         const i = await apiAt<Info>(dirs[1]!, "/v1/info").catch(() => null);

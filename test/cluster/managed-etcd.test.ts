@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { netnsSwarm } from "../helpers/swarm.js";
-import { apiAt } from "../helpers/daemon.js";
+import { apiAt, waitApiGone } from "../helpers/daemon.js";
 import { managerStatuses, settings } from "../helpers/manager-status.js";
 import { checkFor, SHOAL_BIN } from "../helpers/servers.js";
 import { etcdSkip } from "../helpers/etcd.js";
@@ -151,14 +151,7 @@ test(
     // The first manager restarts from its data dir alone: back on its etcd member.
     const info = await apiAt<Info>(dirs[0]!, "/v1/info");
     process.kill(info.pid, "SIGTERM");
-    await checkFor(30_000, async () => {
-      try {
-        await apiAt<Info>(dirs[0]!, "/v1/info");
-        return false;
-      } catch {
-        return true;
-      }
-    });
+    await waitApiGone(dirs[0]!, 30_000);
     swarm.manager.spawn(process.execPath, [SHOAL_BIN, "daemon", "--data-dir", dirs[0]!]);
     await checkFor(60_000, async () => {
       const i = await apiAt<Info>(dirs[0]!, "/v1/info").catch(() => null);

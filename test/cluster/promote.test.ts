@@ -34,17 +34,7 @@ test(
     };
 
     // A task on every machine, before anything moves.
-    await swarm.ok(
-      "service",
-      "create",
-      "--name",
-      "web",
-      "--replicas",
-      "3",
-      "--",
-      "sleep",
-      "100000",
-    );
+    await swarm.sleepService("web", 3);
     await checkFor(60_000, async () => (await running()).length === 3);
     const before = await running();
     assert.ok(before.every((x) => typeof x.status.pid === "number"));

@@ -237,6 +237,16 @@ export function apiAt<T>(dataDir: string, path: string): Promise<T> {
   });
 }
 
+/** Waits until the daemon API of a data dir stops answering (its daemon has exited). */
+export async function waitApiGone(dataDir: string, ms: number): Promise<void> {
+  await checkFor(ms, () =>
+    apiAt(dataDir, "/v1/info").then(
+      () => false,
+      () => true,
+    ),
+  );
+}
+
 /** A tiny HTTP server for tasks: answers its slot number on $PORT. */
 export const HTTP_TASK = [
   "node",

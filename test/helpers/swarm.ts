@@ -23,6 +23,8 @@ export interface Swarm {
   cli(...args: string[]): Promise<CliResult>;
   /** Runs `shoal ARGS` against the manager, which must succeed; its stdout. */
   ok(...args: string[]): Promise<string>;
+  /** `service create --name NAME --replicas N -- sleep 100000` on the manager, which must succeed. */
+  sleepService(name: string, replicas: number): Promise<string>;
   api<T>(path: string): Promise<T>;
   /** Joins worker i (0-based, of `workers`) with the worker token (and `extra` flags). */
   joinWorker(i: number, extra?: string[]): Promise<void>;
@@ -106,6 +108,18 @@ export async function startSwarm(
           throw new Error(`shoal ${args.join(" ")}: exit ${r.code}\n${r.stdout}${r.stderr}`);
         return r.stdout;
       },
+      sleepService: (name, replicas) =>
+        s.ok(
+          "service",
+          "create",
+          "--name",
+          name,
+          "--replicas",
+          String(replicas),
+          "--",
+          "sleep",
+          "100000",
+        ),
       api: (path) => apiAt(dirs[0]!, path),
       async joinWorker(i, extra = []) {
         const h = workers[i]!;
