@@ -173,14 +173,17 @@ export class ClaimsSync {
       }),
       this.internal.subscribe(this.inbox, null, (_s, _r, body) => this.received(body)),
     );
-    this.timer = setInterval(() => this.ask(), intervalMs);
-    this.timer.unref();
+    this.schedule(intervalMs);
   }
 
   /** A reload's new `interval`: the next request comes that long from now. */
   restartTimer(intervalMs: number): void {
     if (this.timer === null) return;
     clearInterval(this.timer);
+    this.schedule(intervalMs);
+  }
+
+  private schedule(intervalMs: number): void {
     this.timer = setInterval(() => this.ask(), intervalMs);
     this.timer.unref();
   }
