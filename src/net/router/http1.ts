@@ -237,10 +237,11 @@ function headBounds(
 
 /**
  * Reads the header line at `a` (the head's lines all end in CRLF, the last one at the blank
- * line) into `out` (the 5 numbers of RequestHead.lines): the name must be a token right before
- * the colon, the value free of control characters but HTAB (a bare CR or LF included).
+ * line) into `out` at `n` (the 5 numbers of RequestHead.lines), returning the index after
+ * them: the name must be a token right before the colon, the value free of control characters
+ * but HTAB (a bare CR or LF included).
  */
-function headerLine(buf: Buffer, a: number, out: number[], status: number): void {
+function headerLine(buf: Buffer, a: number, out: number[], n: number, status: number): number {
   let i = a;
   while (TCHAR[buf[i]!] === 1) i++;
   if (i === a || buf[i] !== 58) {
@@ -262,7 +263,12 @@ function headerLine(buf: Buffer, a: number, out: number[], status: number): void
     i++;
     if (c !== 32 && c !== 9) ve = i;
   }
-  out.push(a, colon, vs, ve, i + 2);
+  out[n] = a;
+  out[n + 1] = colon;
+  out[n + 2] = vs;
+  out[n + 3] = ve;
+  out[n + 4] = i + 2;
+  return n + 5;
 }
 
 /** A Content-Length value at buf[vs, ve): one decimal number of at most 15 digits. */
@@ -350,8 +356,8 @@ export function parseRequestHead(buf: Buffer, maxHeadBytes: number): RequestHead
   const lines = h.lines;
   let pos = i + 10;
   while (pos < end + 2) {
-    headerLine(buf, pos, lines, 400);
-    const k = lines.length - 5;
+    const k = lines.length;
+    headerLine(buf, pos, lines, k, 400);
     const a = lines[k]!;
     const vs = lines[k + 2]!;
     const ve = lines[k + 3]!;
@@ -498,6 +504,14 @@ function forwardedRanges(h: RequestHead): number[] {
 }
 
 /**
+ * parseResponseHead's header lines (5 numbers each, as RequestHead.lines) and which it passes on:
+ * scratch reused by every call (a parse runs to its end before the next starts); they grow (and
+ * stay grown) for a head with more lines than they hold.
+ */
+const respLines: number[] = new Array<number>(5 * 64).fill(0);
+const respKeep: number[] = new Array<number>(64).fill(0);
+
+/**
  * Parses a backend's response head at the start of `buf`: null while it is incomplete; throws an
  * HttpParseError (status 502) for a malformed or ambiguous one.
  */
@@ -549,14 +563,15 @@ export function parseResponseHead(buf: Buffer, maxHeadBytes: number): ResponseHe
   };
   let te: string | undefined;
   let connection: string[] | undefined;
-  const lines: number[] = [];
+  const lines = respLines;
   /** Per line: passed on (1) or not (0). */
-  const keep: number[] = [];
+  const keep = respKeep;
+  let n = 0;
   let dropped = false;
   let pos = e + 2;
   while (pos < end + 2) {
-    headerLine(buf, pos, lines, 502);
-    const k = lines.length - 5;
+    const k = n;
+    n = headerLine(buf, pos, lines, n, 502);
     const a = lines[k]!;
     const vs = lines[k + 2]!;
     const ve = lines[k + 3]!;
@@ -593,7 +608,7 @@ export function parseResponseHead(buf: Buffer, maxHeadBytes: number): ResponseHe
         drop = DROP_RESPONSE.has(buf.toString("latin1", a, lines[k + 1]).toLowerCase());
         break;
     }
-    keep.push(drop ? 0 : 1);
+    keep[k / 5] = drop ? 0 : 1;
     if (drop) dropped = true;
   }
   if (te !== undefined) {
@@ -609,7 +624,7 @@ export function parseResponseHead(buf: Buffer, maxHeadBytes: number): ResponseHe
   // no header).
   const named = connection?.filter((t) => t !== "keep-alive" && t !== "close");
   if (named !== undefined && named.length > 0) {
-    for (let k = 0; k < lines.length; k += 5) {
+    for (let k = 0; k < n; k += 5) {
       if (keep[k / 5] === 0) continue;
       const name = buf.toString("latin1", lines[k], lines[k + 1]).toLowerCase();
       if (named.includes(name)) {
@@ -618,19 +633,19 @@ export function parseResponseHead(buf: Buffer, maxHeadBytes: number): ResponseHe
       }
     }
   }
-  if (lines.length === 0) return r;
+  if (n === 0) return r;
   if (!dropped) {
     r.pass.push(lines[0]!, end + 2);
     return r;
   }
   // Runs of kept lines, each as one range.
-  for (let k = 0; k < lines.length;) {
+  for (let k = 0; k < n;) {
     if (keep[k / 5] === 0) {
       k += 5;
       continue;
     }
     const a = lines[k]!;
-    while (k < lines.length && keep[k / 5] === 1) k += 5;
+    while (k < n && keep[k / 5] === 1) k += 5;
     r.pass.push(a, lines[k - 1]!);
   }
   return r;
