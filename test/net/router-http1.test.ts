@@ -384,3 +384,26 @@ test("ChunkedScanner finds the end of a chunked body, whole or one byte at a tim
     );
   }
 });
+
+test("parseResponseHead: heads with more lines than its scratch holds, and heads parsed after them", () => {
+  // 200 lines, every third named by Connection (hop-by-hop); then smaller heads, whose result
+  // must not carry anything over from the large one.
+  let lines = "Connection: X-Hop\r\n";
+  let kept = "";
+  for (let i = 0; i < 200; i++) {
+    const line = i % 3 === 0 ? `X-Hop: ${i}\r\n` : `X-Keep-${i}: ${i}\r\n`;
+    lines += line;
+    if (i % 3 !== 0) kept += line;
+  }
+  const big = parseResponseHead(b(`HTTP/1.1 200 OK\r\n${lines}Content-Length: 0\r\n\r\n`), MAX)!;
+  assert.equal(keptHeaders(big), `${kept}Content-Length: 0\r\n`);
+  assert.equal(big.contentLength, 0);
+  const small = parseResponseHead(b("HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\n\r\n"), MAX)!;
+  assert.equal(keptHeaders(small), "A: 1\r\nB: 2\r\n");
+  const dropped = parseResponseHead(
+    b("HTTP/1.1 200 OK\r\nA: 1\r\nKeep-Alive: x\r\nB: 2\r\n\r\n"),
+    MAX,
+  )!;
+  assert.equal(keptHeaders(dropped), "A: 1\r\nB: 2\r\n");
+  assert.equal(keptHeaders(parseResponseHead(b("HTTP/1.1 204 No Content\r\n\r\n"), MAX)!), "");
+});
