@@ -348,6 +348,33 @@ export const JoinRequestSchema = Type.Object(
 );
 export type JoinRequest = Static<typeof JoinRequestSchema>;
 
+export const EtcdJoinSchema = Type.Object(
+  {
+    initialCluster: Type.String({
+      maxLength: 65536,
+      description:
+        "The managed etcd's members (`name=peerURL,...`, etcd's --initial-cluster) the joining manager starts its own member with; the member was added already.",
+    }),
+    memberId: Type.Optional(
+      Type.String({
+        maxLength: 32,
+        description:
+          "The etcd id of the joining manager's member, added as a raft learner: the joining manager promotes it to a voting member once it has caught up.",
+      }),
+    ),
+    endpoints: Type.Optional(
+      Type.Array(Type.String({ maxLength: 1024 }), {
+        maxItems: 64,
+        description: "The voting members' etcd client URLs, through which the learner is promoted.",
+      }),
+    ),
+  },
+  {
+    description:
+      "A manager's join on a swarm whose managers run their own etcd members (managed): the joining manager starts its member and opens the store on it.",
+  },
+);
+
 export const JoinResponseSchema = Type.Object(
   {
     nodeId: Type.String(),
@@ -378,25 +405,13 @@ export const JoinResponseSchema = Type.Object(
           "A manager's join: the etcd client URLs of the cluster store its manager daemon opens.",
       }),
     ),
-    etcd: Type.Optional(
-      Type.Object(
-        {
-          initialCluster: Type.String({
-            maxLength: 65536,
-            description:
-              "The managed etcd's members (`name=peerURL,...`, etcd's --initial-cluster) the joining manager starts its own member with; the member was added already.",
-          }),
-        },
-        {
-          description:
-            "A manager's join on a swarm whose managers run their own etcd members (managed): the joining manager starts its member and opens the store on it.",
-        },
-      ),
-    ),
+    etcd: Type.Optional(EtcdJoinSchema),
   },
   { title: "JoinResponse" },
 );
 export type JoinResponse = Static<typeof JoinResponseSchema>;
+/** A manager's join on managed etcd: how its member, added already, starts and is promoted. */
+export type EtcdJoin = Static<typeof EtcdJoinSchema>;
 
 export const RenewRequestSchema = Type.Object(
   { csr: Type.String({ maxLength: 8192, description: "A new certificate request (PEM)." }) },

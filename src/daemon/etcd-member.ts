@@ -11,6 +11,11 @@
 //   - "join": a member the caller has added through the existing members' cluster API first
 //     (`addEtcdMember`, which returns the initial cluster to start with);
 //   - "restart": a member with data from an earlier run (etcd ignores the initial-cluster flags).
+// A member is added as a raft learner, which does not count towards the quorum: a manager whose
+// daemon never starts its member (a promotion or join that fails half way) leaves the others
+// writing, even a cluster of one. Once the learner runs and has caught up, `start` promotes it to
+// a voting member through the voting members' client URLs that `addEtcdMember` returned (a
+// learner refuses every client request but its status).
 // `removeEtcdMember` takes a member out (node demote, a forced leave), through any other member.
 // A member removed while it was down exits when it starts again (its peers refuse it): the start
 // fails with ERR_ETCD_REMOVED.
@@ -36,7 +41,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import type { Etcd3, IMember } from "etcd3";
 import { certPaths, roleOu } from "../manager/ca.js";
-import type { EtcdTls } from "../store/etcd.js";
+import { etcdClient, type EtcdTls } from "../store/etcd.js";
 import { joinHostPort } from "../lib/addr.js";
 import { silentLogger, type Logger } from "../lib/log.js";
 
@@ -80,7 +85,15 @@ export class EtcdMemberError extends Error {
 
 /** How a member starts: see the file's header. */
 export type EtcdStart =
-  { mode: "new" } | { mode: "join"; initialCluster: string } | { mode: "restart" };
+  | { mode: "new" }
+  | ({ mode: "join"; initialCluster: string } & Partial<LearnerPromotion>)
+  | ({ mode: "restart" } & Partial<LearnerPromotion>);
+
+/** A member added as a learner, and where to promote it: the voting members' client URLs. */
+export interface LearnerPromotion {
+  memberId: string;
+  endpoints: string[];
+}
 
 export interface EtcdMemberOptions {
   /** The node id: the member's name. */
@@ -238,6 +251,9 @@ export class EtcdMember extends EventEmitter<{
     m.spawn(m.args(how));
     try {
       await m.waitHealthy(opts.startTimeoutMs ?? 30_000);
+      if (how.mode !== "new" && how.memberId !== undefined && how.endpoints !== undefined) {
+        await m.promote({ memberId: how.memberId, endpoints: how.endpoints });
+      }
     } catch (err) {
       await m.stop();
       throw err;
@@ -247,6 +263,20 @@ export class EtcdMember extends EventEmitter<{
 
   get pid(): number | undefined {
     return this.proc?.pid;
+  }
+
+  /** Promotes this member, added as a learner, to a voting member (done already: fine). */
+  private async promote(p: LearnerPromotion): Promise<void> {
+    if (p.endpoints.length === 0) {
+      throw new EtcdMemberError("ERR_ETCD_MEMBER", "no voting etcd member to promote through");
+    }
+    const client = etcdClient({ endpoints: p.endpoints, tls: this.clientTls() });
+    try {
+      await promoteEtcdMember(client, p.memberId, this.opts.startTimeoutMs ?? 30_000);
+      this.log.info(`etcd member ${this.opts.nodeId} promoted from learner to voting member`);
+    } finally {
+      client.close();
+    }
   }
 
   /** etcd's last output lines (diagnostics). */
@@ -496,16 +526,18 @@ export class EtcdMember extends EventEmitter<{
 }
 
 /**
- * Adds a member to the cluster `client` reaches (before it starts): returns its etcd id and the
- * --initial-cluster to start it with ("join"). While etcd answers "unhealthy cluster" (a member
- * joined less than about 5 s ago) it asks again, for up to `waitMs`.
+ * Adds a member, as a learner, to the cluster `client` reaches (before it starts): returns its
+ * etcd id, the --initial-cluster to start it with ("join") and the voting members' client URLs
+ * to promote it through. While etcd answers "unhealthy cluster" (a member joined less than about
+ * 5 s ago) or that it has a learner already (etcd 3.4 takes one at a time) it asks again, for up
+ * to `waitMs`.
  */
 export async function addEtcdMember(
   client: Etcd3,
   name: string,
   peerUrl: string,
   waitMs = 20_000,
-): Promise<{ id: string; initialCluster: string }> {
+): Promise<{ initialCluster: string } & LearnerPromotion> {
   const list = await client.cluster.memberList({});
   const clash = list.members.find((m) => m.name === name || m.peerURLs.includes(peerUrl));
   if (clash && isUnstartedAt(clash, peerUrl) && list.members.length > 1) {
@@ -523,11 +555,11 @@ export async function addEtcdMember(
   const res = await reconfigure(
     `add member ${name} (${peerUrl})`,
     waitMs,
-    () => client.cluster.memberAdd({ peerURLs: [peerUrl] }),
+    () => client.cluster.memberAdd({ peerURLs: [peerUrl], isLearner: true }),
     // etcd derives a new member's ID from its peer URLs and the current second: added again in
     // the second its unstarted member was removed, it gets that removed ID, refused as "member
     // not found"; the next second gives a new one.
-    clash !== undefined ? /member not found/ : undefined,
+    clash !== undefined ? /member not found|too many learner/ : /too many learner/,
   );
   const initialCluster = res.members
     .flatMap((m) => {
@@ -535,7 +567,33 @@ export async function addEtcdMember(
       return m.peerURLs.map((u) => `${n}=${u}`);
     })
     .join(",");
-  return { id: res.member.ID, initialCluster };
+  const endpoints = res.members
+    .filter((m) => m.ID !== res.member.ID && !m.isLearner)
+    .flatMap((m) => m.clientURLs);
+  return { memberId: res.member.ID, initialCluster, endpoints };
+}
+
+/**
+ * Promotes a learner to a voting member through `client` (voting members), asking again while
+ * etcd answers that it has not caught up (or has not started), for up to `waitMs`. A member that
+ * votes already is fine.
+ */
+export async function promoteEtcdMember(
+  client: Etcd3,
+  memberId: string,
+  waitMs = 30_000,
+): Promise<void> {
+  try {
+    await reconfigure(
+      `promote member ${memberId}`,
+      waitMs,
+      () => client.cluster.memberPromote({ ID: memberId }),
+      /in sync with leader/,
+    );
+  } catch (err) {
+    if (/can only promote a learner member$/.test(String((err as Error).cause))) return;
+    throw err;
+  }
 }
 
 /** Whether `m` was added at `peerUrl` alone and has not started (etcd names it once it has). */

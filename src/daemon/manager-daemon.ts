@@ -86,7 +86,7 @@ import { isWildcard, joinHostPort, parseHostPort } from "../lib/addr.js";
 import { fencingOf, forgetSwarm } from "./state.js";
 import { apiTcpNeedsTls, socketPath } from "../api/paths.js";
 import type { Server as TlsServer } from "node:https";
-import type { Info, JoinResponse, SwarmSettings } from "../api/http.js";
+import type { EtcdJoin, Info, JoinResponse, SwarmSettings } from "../api/http.js";
 import { etcdClient, type EtcdStore } from "../store/etcd.js";
 import { EtcdTlsSource } from "../store/etcd-tls.js";
 import type { EmbeddedStore } from "../store/embedded.js";
@@ -115,7 +115,13 @@ import {
 } from "./demoted-member.js";
 import { MemberTrust, mayTakeCertFrom, reportedTrustRoots } from "./member-trust.js";
 import { readLeaderId } from "../store/leader.js";
-import { ETCD_JOIN_FILE, ETCD_PEERS_FILE, MOVED_STORE_DIR, patchSettings } from "./state.js";
+import {
+  ETCD_JOIN_FILE,
+  ETCD_PEERS_FILE,
+  MOVED_STORE_DIR,
+  patchSettings,
+  readEtcdJoin,
+} from "./state.js";
 import { FORWARDED_HEADER } from "../manager/api.js";
 import {
   Leadership,
@@ -1028,18 +1034,20 @@ export class Daemon {
   }
 
   /** Starts this manager's etcd member: again from its data, or joining the members its join
-   * answer named (etcd-join.json, written by `shoal join`). */
+   * answer named (etcd-join.json, written by `shoal join`, kept until the member is promoted
+   * from learner: a start that stopped before that promotes it on the next). */
   private async startMember(): Promise<EtcdMember> {
     const dir = this.opts.dataDir;
     const joinFile = join(dir, ETCD_JOIN_FILE);
+    const note = existsSync(joinFile) ? readEtcdJoin(joinFile) : undefined;
+    const promotion = { memberId: note?.memberId, endpoints: note?.endpoints };
     let how: EtcdStart;
-    if (existsSync(join(dir, "etcd", "member"))) how = { mode: "restart" };
-    else if (existsSync(joinFile)) {
-      const note = JSON.parse(readFileSync(joinFile, "utf8")) as { initialCluster?: unknown };
-      if (typeof note.initialCluster !== "string" || note.initialCluster === "") {
+    if (existsSync(join(dir, "etcd", "member"))) how = { mode: "restart", ...promotion };
+    else if (note !== undefined) {
+      if (note.initialCluster === "") {
         throw new ManagerError("ERR_INVALID", `${joinFile} names no etcd members to join`);
       }
-      how = { mode: "join", initialCluster: note.initialCluster };
+      how = { mode: "join", initialCluster: note.initialCluster, ...promotion };
     } else {
       throw new ManagerError(
         "ERR_INVALID",
@@ -1362,12 +1370,12 @@ export class Daemon {
     return members.some((m) => m.name === node.id || m.peerURLs.includes(peerUrl));
   }
 
-  /** Adds a joining manager's etcd member (through this leader's member). */
-  private async addMember(nodeId: string, addr: string): Promise<string> {
+  /** Adds a joining manager's etcd member, a learner it promotes (through this leader's member). */
+  private async addMember(nodeId: string, addr: string): Promise<EtcdJoin> {
     const peerUrl = `https://${joinHostPort(addr, DEFAULT_ETCD_PEER_PORT)}`;
     const r = await addEtcdMember((this.store as EtcdStore).client, nodeId, peerUrl);
-    this.opts.log.info(`etcd member ${nodeId} (${peerUrl}) added`);
-    return r.initialCluster;
+    this.opts.log.info(`etcd member ${nodeId} (${peerUrl}) added as a learner`);
+    return r;
   }
 
   /** With the etcd store: the store's fence (none while registering, before campaigning). */

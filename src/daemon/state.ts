@@ -4,6 +4,8 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Endpoint } from "../api/bus.js";
+import { EtcdJoinSchema, type EtcdJoin } from "../api/http.js";
+import { check } from "../api/schema.js";
 import type { Backend } from "../net/mesh.js";
 
 /** The files and folders that make this machine a member of a swarm. `leave` removes them all,
@@ -23,7 +25,8 @@ export const SWARM_STATE = [
 
 /** The daemon's saved settings (flags, and the store it runs on), in the data dir. */
 export const SETTINGS_FILE = "daemon.json";
-/** A joining manager's one-shot note for its first start: the etcd members to join. */
+/** A joining manager's note for its first start: the etcd members to join, and where to promote
+ * its member from learner (EtcdJoin); removed once the member votes. */
 export const ETCD_JOIN_FILE = "etcd-join.json";
 /** A managed manager's note of the other managers' etcd client URLs, kept current while it runs:
  * where it reads its node from when its own member was removed while it was down. */
@@ -45,6 +48,11 @@ export function patchSettings(dataDir: string, patch: Record<string, unknown>): 
   writeFileSync(file, JSON.stringify({ ...readSettings(dataDir), ...patch }, null, 2) + "\n", {
     mode: 0o600,
   });
+}
+
+/** A joining manager's etcd-join.json, checked against its schema. */
+export function readEtcdJoin(file: string): EtcdJoin {
+  return check(EtcdJoinSchema, JSON.parse(readFileSync(file, "utf8")), "", file);
 }
 
 export function forgetSwarm(dataDir: string): void {

@@ -36,6 +36,7 @@ import { ManagerError, type ManagerErrorCode } from "./errors.js";
 import { addRoute, createHttpApp, HttpListeners } from "./http.js";
 import {
   joinRoutes,
+  type EtcdJoin,
   type JoinRequest,
   type JoinResponse,
   type PromoteRequest,
@@ -159,9 +160,9 @@ export interface JoinManagers {
   moveToEtcd?: () => Promise<never>;
   /**
    * With managed etcd members: adds the joining manager's member (named by its node id, on its
-   * address) and returns etcd's --initial-cluster for it to start with.
+   * address) and returns etcd's --initial-cluster for it to start with and where to promote it.
    */
-  addMember?: (nodeId: string, addr: string) => Promise<string>;
+  addMember?: (nodeId: string, addr: string) => Promise<EtcdJoin>;
 }
 
 export class JoinServer {
@@ -269,10 +270,10 @@ export class JoinServer {
       if (!existing) tx.putMeta(NODE_SECRETS, { ...secrets, [n.id]: secretDigest(nodeSecret) });
       return n;
     });
-    let etcd: { initialCluster: string } | undefined;
+    let etcd: EtcdJoin | undefined;
     if (role === "manager" && this.managers.addMember) {
       try {
-        etcd = { initialCluster: await this.managers.addMember(node.id, node.addr) };
+        etcd = await this.managers.addMember(node.id, node.addr);
       } catch (err) {
         // The node is not a manager without its member: take the registration back.
         await this.manager.store
@@ -345,10 +346,10 @@ export class JoinServer {
         400,
       );
     }
-    let etcd: { initialCluster: string } | undefined;
+    let etcd: EtcdJoin | undefined;
     if (this.managers.addMember) {
       try {
-        etcd = { initialCluster: await this.managers.addMember(node.id, node.addr) };
+        etcd = await this.managers.addMember(node.id, node.addr);
       } catch (err) {
         throw new JoinError(
           `cannot add the promoted manager's etcd member: ${(err as Error).message}`,

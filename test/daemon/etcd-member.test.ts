@@ -110,12 +110,24 @@ describe("managed etcd members", { skip: etcdSkip() }, () => {
     for (const id of ["mgr2", "mgr3"]) {
       const opts = await memberOpts(t, id);
       const peerUrl = `https://127.0.0.1:${opts.peerPort}`;
-      const { initialCluster } = await addEtcdMember(c1, id, peerUrl);
-      assert.match(initialCluster, new RegExp(`${id}=${peerUrl.replace(/[.]/g, "\\.")}`));
-      members.push(await startMember(t, opts, { mode: "join", initialCluster }));
+      const joined = await addEtcdMember(c1, id, peerUrl);
+      assert.match(joined.initialCluster, new RegExp(`${id}=${peerUrl.replace(/[.]/g, "\\.")}`));
+      // Added as a learner; the voting members are where it is promoted.
+      const added = (await listEtcdMembers(c1)).find((m) => m.ID === joined.memberId);
+      assert.equal(added?.isLearner, true);
+      assert.deepEqual(
+        joined.endpoints,
+        members.map((m) => m.clientUrl),
+      );
+      members.push(await startMember(t, opts, { mode: "join", ...joined }));
     }
-    const names = (await listEtcdMembers(c1)).map((m) => m.name).sort();
-    assert.deepEqual(names, ["mgr1", "mgr2", "mgr3"]);
+    const list = await listEtcdMembers(c1);
+    assert.deepEqual(list.map((m) => m.name).sort(), ["mgr1", "mgr2", "mgr3"]);
+    assert.deepEqual(
+      list.filter((m) => m.isLearner),
+      [],
+      "every joined member votes",
+    );
 
     // One store per member: a write through each is seen through all.
     const stores = [];
@@ -167,12 +179,28 @@ describe("managed etcd members", { skip: etcdSkip() }, () => {
     const url4 = "https://127.0.0.1:1";
     const first = await addEtcdMember(c1, "mgr4", url4);
     const again = await addEtcdMember(c1, "mgr4", url4);
-    assert.notEqual(again.id, first.id);
+    assert.notEqual(again.memberId, first.memberId);
     const unstarted = (await listEtcdMembers(c1)).filter((m) => m.name === "");
     assert.deepEqual(
       unstarted.map((m) => [m.ID, m.peerURLs]),
-      [[again.id, [url4]]],
+      [[again.memberId, [url4]]],
     );
+  });
+
+  test("a member added and never started leaves even a cluster of one writing (it is a learner)", async (t) => {
+    const m1 = await startMember(t, await memberOpts(t, "solo1"), { mode: "new" });
+    const c1 = clientOf(t, m1);
+    const joined = await addEtcdMember(c1, "solo2", "https://127.0.0.1:1");
+    assert.deepEqual(joined.endpoints, [m1.clientUrl]);
+    // Had it been added as a voter, one started member of two would be no quorum: the write
+    // would wait for etcd's request timeout and fail.
+    await c1.put("after-add").value("1");
+    assert.equal(await c1.get("after-add").string(), "1");
+    const list = await listEtcdMembers(c1);
+    assert.deepEqual(list.map((m) => [m.name, m.isLearner]).sort(), [
+      ["", true],
+      ["solo1", false],
+    ]);
   });
 
   test("an embedded state moves onto a managed member in one transaction (its raised limits)", async (t) => {
@@ -211,8 +239,8 @@ describe("managed etcd members", { skip: etcdSkip() }, () => {
     for (const id of ["rm2", "rm3"]) {
       const o = await memberOpts(t, id);
       opts.push(o);
-      const { initialCluster } = await addEtcdMember(c1, id, `https://127.0.0.1:${o.peerPort}`);
-      members.push(await startMember(t, o, { mode: "join", initialCluster }));
+      const joined = await addEtcdMember(c1, id, `https://127.0.0.1:${o.peerPort}`);
+      members.push(await startMember(t, o, { mode: "join", ...joined }));
     }
     // rm3's machine goes down; the cluster takes its member out (a demotion while down).
     await members[2]!.stop();

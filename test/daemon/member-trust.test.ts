@@ -148,8 +148,8 @@ describe("a MemberTrust with real etcd members", { skip: etcdSkip() }, () => {
     const members = [m1];
     for (const id of ["mt2", "mt3"]) {
       const o = await memberOpts(t, id);
-      const { initialCluster } = await addEtcdMember(c1, id, `https://127.0.0.1:${o.peerPort}`);
-      members.push(await startMember(t, o, { mode: "join", initialCluster }));
+      const joined = await addEtcdMember(c1, id, `https://127.0.0.1:${o.peerPort}`);
+      members.push(await startMember(t, o, { mode: "join", ...joined }));
       opts.push(o);
     }
     const [, m2, m3] = members as [EtcdMember, EtcdMember, EtcdMember];

@@ -40,7 +40,11 @@ test("managed etcd: a promoted worker gets a manager's certificate and its membe
     notLeader: () => (leading ? null : "this manager is not the leader"),
     addMember: async (id, addr) => {
       added.push(`${id}@${addr}`);
-      return `m0=https://10.0.0.1:4380,${id}=https://${addr}:4380`;
+      return {
+        initialCluster: `m0=https://10.0.0.1:4380,${id}=https://${addr}:4380`,
+        memberId: "1234",
+        endpoints: ["https://10.0.0.1:4379"],
+      };
     },
   });
   leading = false;
@@ -68,8 +72,11 @@ test("managed etcd: a promoted worker gets a manager's certificate and its membe
   assert.ok(signedBy(a.cert, s.ca.certPem));
   assert.equal(certInfo(a.cert).role, "manager");
   assert.equal(certInfo(a.cert).nodeId, s.joined.nodeId);
+  // The member is added as a learner: the answer says where the promoted manager promotes it.
   assert.deepEqual(a.etcd, {
     initialCluster: `m0=https://10.0.0.1:4380,${s.joined.nodeId}=https://10.0.0.7:4380`,
+    memberId: "1234",
+    endpoints: ["https://10.0.0.1:4379"],
   });
   assert.deepEqual(added, [`${s.joined.nodeId}@10.0.0.7`]);
 });

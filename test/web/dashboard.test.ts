@@ -144,6 +144,9 @@ describe("dashboard in a browser", { skip: browserSkip }, () => {
     await page.locator("dialog#confirm").waitFor({ state: "visible" });
     await page.locator("#confirm-cancel").click();
     await page.locator("dialog#confirm").waitFor({ state: "hidden" });
+    // The dialog's "close" event, which puts the service's count back in the field, is fired in
+    // a task of its own after the dialog is hidden.
+    await waitForPage(page, `document.querySelector("#scale-web").value === "1"`);
     assert.equal(await page.inputValue("#scale-web"), "1");
     assert.equal(await desired(d, "web"), 1);
 
