@@ -9,25 +9,26 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Node } from "../api/types.js";
-import { memberClientUrl } from "./etcd-member.js";
+import { memberClientUrl, memberPeerUrl } from "./etcd-member.js";
 import { ETCD_PEERS_FILE } from "./state.js";
 
 /**
- * The etcd members (by name, a node id) the leader takes out: those of nodes that are workers in
- * the store (demoted) and marked down. A demoted manager that is up removes its own member; a
- * member whose name is no node's (or empty: added, not started) is not ours to judge.
+ * The etcd members the leader takes out: those of nodes that are workers in the store (demoted)
+ * and marked down, by name (a node id), or, for a member added and never started (no name yet,
+ * a learner), by its peer URL on such a node's address (a promotion whose daemon never ran). A
+ * demoted manager that is up removes its own member; a member whose name is no node's is not
+ * ours to judge.
  */
-export function membersToRemove(
-  members: readonly { name: string }[],
-  nodes: readonly Pick<Node, "id" | "role" | "status">[],
-): string[] {
-  const byId = new Map(nodes.map((n) => [n.id, n]));
-  return members
-    .filter((m) => {
-      const n = byId.get(m.name);
-      return n !== undefined && n.role === "worker" && n.status === "down";
-    })
-    .map((m) => m.name);
+export function membersToRemove<M extends { name: string; peerURLs: string[] }>(
+  members: readonly M[],
+  nodes: readonly Pick<Node, "id" | "role" | "status" | "addr">[],
+): M[] {
+  const gone = nodes.filter((n) => n.role === "worker" && n.status === "down");
+  const ids = new Set(gone.map((n) => n.id));
+  const urls = new Set(gone.map((n) => memberPeerUrl(n.addr)));
+  return members.filter((m) =>
+    m.name !== "" ? ids.has(m.name) : m.peerURLs.some((u) => urls.has(u)),
+  );
 }
 
 /** What a manager whose etcd member was removed does: come back as a worker, or stop, saying

@@ -148,6 +148,11 @@ export function memberClientUrl(addr: string): string {
   return `https://${joinHostPort(addr, DEFAULT_ETCD_CLIENT_PORT)}`;
 }
 
+/** The peer URL of the managed member of the manager at `addr` (the default peer port). */
+export function memberPeerUrl(addr: string): string {
+  return `https://${joinHostPort(addr, DEFAULT_ETCD_PEER_PORT)}`;
+}
+
 /** The client TLS of a manager for its members (PEM contents of its certificate files). */
 export function readEtcdTls(files: { ca: string; cert: string; key: string }): EtcdTls {
   return {
@@ -619,15 +624,29 @@ export async function removeEtcdMember(
   const members = await listEtcdMembers(client);
   const m = members.find((x) => x.name === name);
   if (!m) return false;
-  if (members.length === 1) {
+  return removeEtcdMemberId(client, m.ID, name, members.length, waitMs);
+}
+
+/**
+ * removeEtcdMember by etcd id (`label` names it in errors; `count` is the number of members):
+ * for a member added and never started, which has no name yet.
+ */
+export async function removeEtcdMemberId(
+  client: Etcd3,
+  id: string,
+  label: string,
+  count: number,
+  waitMs = 20_000,
+): Promise<boolean> {
+  if (count === 1) {
     throw new EtcdMemberError(
       "ERR_ETCD_MEMBER",
-      `${name} is the etcd cluster's last member: it cannot be removed`,
+      `${label} is the etcd cluster's last member: it cannot be removed`,
     );
   }
   try {
-    await reconfigure(`remove member ${name}`, waitMs, () =>
-      client.cluster.memberRemove({ ID: m.ID }),
+    await reconfigure(`remove member ${label}`, waitMs, () =>
+      client.cluster.memberRemove({ ID: id }),
     );
   } catch (err) {
     // Removed by someone else since the list (a demoted manager and the leader both take out

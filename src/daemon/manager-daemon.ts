@@ -92,7 +92,6 @@ import { EtcdTlsSource } from "../store/etcd-tls.js";
 import type { EmbeddedStore } from "../store/embedded.js";
 import { moveStateToEtcd } from "../store/move-to-etcd.js";
 import {
-  DEFAULT_ETCD_PEER_PORT,
   ETCD_INSTALL_HINT,
   EtcdMember,
   EtcdMemberError,
@@ -100,8 +99,10 @@ import {
   findEtcd,
   listEtcdMembers,
   memberClientUrl,
+  memberPeerUrl,
   readEtcdTls,
   removeEtcdMember,
+  removeEtcdMemberId,
   managedStoreLimits,
   type EtcdMemberOptions,
   type EtcdStart,
@@ -1312,13 +1313,16 @@ export class Daemon {
     const { log } = this.opts;
     try {
       const client = (this.store as EtcdStore).client;
-      const names = membersToRemove(
-        await listEtcdMembers(client),
+      const members = await listEtcdMembers(client);
+      const gone = membersToRemove(
+        members,
         this.store.view((tx) => tx.listNodes()),
       );
-      for (const name of names) {
-        if (await removeEtcdMember(client, name)) {
-          log.info(`etcd member ${name} removed: its manager was demoted while down`);
+      for (const m of gone) {
+        const label =
+          m.name !== "" ? m.name : `${m.ID} (never started, at ${m.peerURLs.join(",")})`;
+        if (await removeEtcdMemberId(client, m.ID, label, members.length)) {
+          log.info(`etcd member ${label} removed: its manager was demoted while down`);
         }
       }
     } catch (err) {
@@ -1365,14 +1369,14 @@ export class Daemon {
   private async storeMember(node: Node): Promise<boolean> {
     if (!this.etcdEndpoints) return node.id === this.nodeId;
     if (!this.member) return node.status !== "down";
-    const peerUrl = `https://${joinHostPort(node.addr, DEFAULT_ETCD_PEER_PORT)}`;
+    const peerUrl = memberPeerUrl(node.addr);
     const members = await listEtcdMembers((this.store as EtcdStore).client);
     return members.some((m) => m.name === node.id || m.peerURLs.includes(peerUrl));
   }
 
   /** Adds a joining manager's etcd member, a learner it promotes (through this leader's member). */
   private async addMember(nodeId: string, addr: string): Promise<EtcdJoin> {
-    const peerUrl = `https://${joinHostPort(addr, DEFAULT_ETCD_PEER_PORT)}`;
+    const peerUrl = memberPeerUrl(addr);
     const r = await addEtcdMember((this.store as EtcdStore).client, nodeId, peerUrl);
     this.opts.log.info(`etcd member ${nodeId} (${peerUrl}) added as a learner`);
     return r;

@@ -18,7 +18,11 @@ import type { Node } from "../../src/api/types.js";
 
 type N = Pick<Node, "id" | "role" | "status">;
 
+/** Each node's address in the table: one per id. */
+const addrOf = (id: string) => `10.0.1.${id.charCodeAt(0)}`;
+
 test("membersToRemove: the members of demoted nodes that are down, nothing else", () => {
+  // A member is its name, or "?x" for one added and never started (no name) at node x's peer URL.
   const cases: { name: string; members: string[]; nodes: N[]; want: string[] }[] = [
     {
       name: "a demoted manager that is down",
@@ -51,13 +55,24 @@ test("membersToRemove: the members of demoted nodes that are down, nothing else"
       want: [],
     },
     {
-      name: "a member added but not started (no name), or of no node, is left alone",
-      members: ["a", "b", "", "gone"],
+      name: "a member added but not started (no name) for a manager, or of no node, is left alone",
+      members: ["a", "b", "?c", "?z", "gone"],
       nodes: [
         { id: "a", role: "manager", status: "ready" },
         { id: "b", role: "manager", status: "ready" },
+        { id: "c", role: "manager", status: "down" },
       ],
       want: [],
+    },
+    {
+      name: "a member never started for a node demoted while down goes (its daemon never ran)",
+      members: ["a", "?c", "?d"],
+      nodes: [
+        { id: "a", role: "manager", status: "ready" },
+        { id: "c", role: "worker", status: "down" },
+        { id: "d", role: "worker", status: "ready" },
+      ],
+      want: ["?c"],
     },
     {
       name: "a worker that never was a manager has no member: nothing",
@@ -86,9 +101,13 @@ test("membersToRemove: the members of demoted nodes that are down, nothing else"
   for (const c of cases) {
     assert.deepEqual(
       membersToRemove(
-        c.members.map((name) => ({ name })),
-        c.nodes,
-      ),
+        c.members.map((m) =>
+          m.startsWith("?")
+            ? { name: "", peerURLs: [`https://${addrOf(m.slice(1))}:4380`], label: m }
+            : { name: m, peerURLs: [`https://${addrOf(m)}:4380`], label: m },
+        ),
+        c.nodes.map((n) => ({ ...n, addr: addrOf(n.id) })),
+      ).map((m) => m.label),
       c.want,
       c.name,
     );
