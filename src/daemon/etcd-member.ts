@@ -624,26 +624,26 @@ export async function removeEtcdMember(
   const members = await listEtcdMembers(client);
   const m = members.find((x) => x.name === name);
   if (!m) return false;
-  return removeEtcdMemberId(client, m.ID, name, members.length, waitMs);
+  if (members.length === 1) {
+    throw new EtcdMemberError(
+      "ERR_ETCD_MEMBER",
+      `${name} is the etcd cluster's last member: it cannot be removed`,
+    );
+  }
+  return removeEtcdMemberId(client, m.ID, name, waitMs);
 }
 
 /**
- * removeEtcdMember by etcd id (`label` names it in errors; `count` is the number of members):
- * for a member added and never started, which has no name yet.
+ * Removes the member with etcd id `id` (`label` names it in errors), as removeEtcdMember does by
+ * name: for a member added and never started, which has no name yet. Returns false when it went
+ * meanwhile.
  */
 export async function removeEtcdMemberId(
   client: Etcd3,
   id: string,
   label: string,
-  count: number,
   waitMs = 20_000,
 ): Promise<boolean> {
-  if (count === 1) {
-    throw new EtcdMemberError(
-      "ERR_ETCD_MEMBER",
-      `${label} is the etcd cluster's last member: it cannot be removed`,
-    );
-  }
   try {
     await reconfigure(`remove member ${label}`, waitMs, () =>
       client.cluster.memberRemove({ ID: id }),

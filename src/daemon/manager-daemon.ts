@@ -1313,15 +1313,15 @@ export class Daemon {
     const { log } = this.opts;
     try {
       const client = (this.store as EtcdStore).client;
-      const members = await listEtcdMembers(client);
+      // Never the last member: the leader's own, a manager's, is never among them.
       const gone = membersToRemove(
-        members,
+        await listEtcdMembers(client),
         this.store.view((tx) => tx.listNodes()),
       );
       for (const m of gone) {
         const label =
           m.name !== "" ? m.name : `${m.ID} (never started, at ${m.peerURLs.join(",")})`;
-        if (await removeEtcdMemberId(client, m.ID, label, members.length)) {
+        if (await removeEtcdMemberId(client, m.ID, label)) {
           log.info(`etcd member ${label} removed: its manager was demoted while down`);
         }
       }
